@@ -1,0 +1,77 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { extname, join, relative } from 'node:path';
+import { LineCounter, parseAllDocuments } from 'yaml';
+import type { InputDocument, InputProblem, MeshInputs } from '../compiler/inputs.js';
+
+/**
+ * Reads files or folders of YAML/JSON the way `kubectl apply -f` takes them:
+ * `.yaml`, `.yml` and `.json`, folders recursively, several documents per
+ * file. Each document keeps its origin (file, index, line) for messages.
+ * A file that does not parse becomes a problem, not an exception: the other
+ * files still count.
+ */
+const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+export interface LoadOptions {
+  /** Origins are written relative to this folder (stable golden output). */
+  readonly relativeTo?: string;
+}
+
+export class PathNotFoundError extends Error {}
+
+export async function loadPaths(paths: readonly string[], options: LoadOptions = {}): Promise<MeshInputs> {
+  const files: string[] = [];
+  for (const p of paths) files.push(...(await listFiles(p)));
+  const documents: InputDocument[] = [];
+  const problems: InputProblem[] = [];
+  for (const file of [...new Set(files)].sort()) {
+    const source = options.relativeTo ? relative(options.relativeTo, file) : file;
+    const text = await readFile(file, 'utf8');
+    const parsed = parseText(text, source);
+    documents.push(...parsed.documents);
+    problems.push(...parsed.problems);
+  }
+  return { documents, problems };
+}
+
+async function listFiles(path: string): Promise<string[]> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch {
+    throw new PathNotFoundError(`${path}: no such file or folder`);
+  }
+  if (info.isFile()) return [path];
+  const out: string[] = [];
+  for (const entry of (await readdir(path, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (entry.name.startsWith('.')) continue;
+    const child = join(path, entry.name);
+    if (entry.isDirectory()) out.push(...(await listFiles(child)));
+    else if (entry.isFile() && EXTENSIONS.has(extname(entry.name).toLowerCase())) out.push(child);
+  }
+  return out;
+}
+
+/** Parses one file's text; exported for sources that are not files. */
+export function parseText(text: string, source: string): { documents: InputDocument[]; problems: InputProblem[] } {
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const documents: InputDocument[] = [];
+  const problems: InputProblem[] = [];
+  const list = Array.isArray(docs) ? docs : [docs];
+  list.forEach((doc, index) => {
+    const start = doc.contents?.range?.[0] ?? doc.range[0];
+    const origin = { source, document: index, line: lineCounter.linePos(start).line };
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      const line = e.linePos?.[0]?.line ?? origin.line;
+      problems.push({ origin: { ...origin, line }, message: `YAML syntax error: ${e.message.split('\n')[0]}` });
+      return;
+    }
+    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    // An empty document (a stray `---`) is not an object anyone wrote.
+    if (value === null || value === undefined) return;
+    documents.push({ origin, value });
+  });
+  return { documents, problems };
+}

@@ -1,0 +1,32 @@
+import { decodeDocuments } from './decode/index.js';
+import { compareOrigins, type MeshInputs } from './inputs.js';
+import { buildIR } from './ir/build.js';
+import { compareStrings, type MeshIR } from './ir/types.js';
+import { createStatusCollector, error, type StatusEntry } from './status.js';
+
+export interface CompileResult {
+  readonly ir: MeshIR;
+  /** One entry per input object (and per input problem), sorted by origin. */
+  readonly status: readonly StatusEntry[];
+}
+
+/**
+ * The compiler's front half: MeshInputs -> mesh IR plus status. Pure and
+ * total: no IO, no clock, never throws on user input.
+ */
+export function compileIR(inputs: MeshInputs): CompileResult {
+  const status = createStatusCollector();
+  const { objects, tracked } = decodeDocuments(inputs.documents, status);
+  const ir = buildIR(objects, status);
+  const problemEntries: StatusEntry[] = inputs.problems.map((p) => ({
+    origin: p.origin,
+    object: { apiVersion: '', kind: '', namespace: '', name: '' },
+    state: 'Rejected',
+    messages: [error('', p.message)],
+  }));
+  const entries = [...status.entries(tracked), ...problemEntries].sort(
+    (a, b) => compareOrigins(a.origin, b.origin) || compareStrings(a.object.kind, b.object.kind) || compareStrings(a.object.name, b.object.name),
+  );
+  return { ir, status: entries };
+}
+

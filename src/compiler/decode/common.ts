@@ -1,0 +1,120 @@
+import * as t from 'io-ts';
+import { isRight } from 'fp-ts/lib/Either.js';
+import { reportErrors, type DecodeProblem } from './report.js';
+
+/**
+ * Building blocks shared by every kind's codec. Kubernetes treats a field set
+ * to `null` like an absent one, so every optional field accepts null too.
+ */
+
+export type Decoded<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly problems: DecodeProblem[] };
+
+export function decodeWith<A>(codec: t.Decoder<unknown, A>, value: unknown): Decoded<A> {
+  const result = codec.decode(value);
+  return isRight(result) ? { ok: true, value: result.right } : { ok: false, problems: reportErrors(result.left) };
+}
+
+/** An object with required and optional fields; optional ones may be null. */
+export function struct<R extends t.Props, O extends t.Props>(
+  name: string,
+  required: R,
+  optional: O,
+): t.Type<t.TypeOfProps<R> & { [K in keyof O]?: t.TypeOf<O[K]> | null }, unknown, unknown> {
+  const nullable: t.Props = {};
+  for (const [k, c] of Object.entries(optional)) nullable[k] = t.union([c, t.null], c.name);
+  // The cast only widens optional members to `| null`, which is what `nullable` accepts.
+  return t.intersection([t.type(required), t.partial(nullable)], name) as never;
+}
+
+export const nonEmptyString = new t.Type<string, string, unknown>(
+  'non-empty string',
+  (u): u is string => typeof u === 'string' && u.length > 0,
+  (u, c) => (typeof u === 'string' && u.length > 0 ? t.success(u) : t.failure(u, c)),
+  t.identity,
+);
+
+export const integer = new t.Type<number, number, unknown>(
+  'integer',
+  (u): u is number => typeof u === 'number' && Number.isInteger(u),
+  (u, c) => (typeof u === 'number' && Number.isInteger(u) ? t.success(u) : t.failure(u, c)),
+  t.identity,
+);
+
+export const port = new t.Type<number, number, unknown>(
+  'port number (1-65535)',
+  (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= 65535,
+  (u, c) => (typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= 65535 ? t.success(u) : t.failure(u, c)),
+  t.identity,
+);
+
+/** A port given as a number, or as a string of digits (TrafficTarget v1alpha1 uses a string). */
+export const portLike = new t.Type<number, number, unknown>(
+  'port number (1-65535)',
+  (u): u is number => port.is(u),
+  (u, c) => {
+    const n = typeof u === 'string' && /^\d+$/.test(u) ? Number(u) : u;
+    return port.is(n) ? t.success(n) : t.failure(u, c);
+  },
+  t.identity,
+);
+
+export const stringMap = t.record(t.string, t.string, 'map of string to string');
+
+export const objectMeta = struct(
+  'ObjectMeta',
+  { name: nonEmptyString },
+  {
+    namespace: t.string,
+    labels: stringMap,
+    annotations: stringMap,
+    creationTimestamp: t.string,
+    uid: t.string,
+  },
+);
+
+export const namespacedMeta = objectMeta;
+
+/** Metadata after normalisation: namespace defaulted, labels never absent. */
+export interface Meta {
+  readonly namespace: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** RFC 3339 text as given; compared as text, which orders RFC 3339 UTC times correctly. */
+  readonly creationTimestamp: string;
+}
+
+export function normaliseMeta(meta: t.TypeOf<typeof objectMeta>, clusterScoped = false): Meta {
+  return {
+    namespace: clusterScoped ? '' : meta.namespace || 'default',
+    name: meta.name,
+    labels: meta.labels ?? {},
+    creationTimestamp: meta.creationTimestamp ?? '',
+  };
+}
+
+/** Kubernetes-style IPv4 or IPv6 address text. */
+export function isIpAddress(s: string): boolean {
+  const v4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+  if (v4.test(s)) return true;
+  if (!/^[0-9a-fA-F:.]+$/.test(s) || !s.includes(':')) return false;
+  const parts = s.split('::');
+  if (parts.length > 2) return false;
+  const groups = parts.flatMap((p) => (p === '' ? [] : p.split(':')));
+  const ok = groups.every((g, i) => /^[0-9a-fA-F]{1,4}$/.test(g) || (i === groups.length - 1 && v4.test(g)));
+  return ok && (parts.length === 2 ? groups.length < 8 : groups.length === 8);
+}
+
+export const ipAddress = new t.Type<string, string, unknown>(
+  'IP address',
+  (u): u is string => typeof u === 'string' && isIpAddress(u),
+  (u, c) => (typeof u === 'string' && isIpAddress(u) ? t.success(u) : t.failure(u, c)),
+  t.identity,
+);
+
+export function literalUnion<const V extends readonly [string, string, ...string[]]>(values: V, name?: string) {
+  const [a, b, ...rest] = values;
+  return t.union(
+    [t.literal(a), t.literal(b), ...rest.map((v) => t.literal(v))] as unknown as [t.LiteralC<V[number]>, t.LiteralC<V[number]>],
+    name ?? `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`,
+  );
+}

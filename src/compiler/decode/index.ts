@@ -1,0 +1,374 @@
+import type * as t from 'io-ts';
+import type { InputDocument, Origin } from '../inputs.js';
+import type * as m from '../model.js';
+import type { ObjectRef, StatusCollector } from '../status.js';
+import { error } from '../status.js';
+import { decodeWith, normaliseMeta, type Meta } from './common.js';
+import * as k8s from './kubernetes.js';
+import * as access from './smi-access.js';
+import * as specs from './smi-specs.js';
+import * as split from './smi-split.js';
+import * as smc from './smc.js';
+
+/** One input object as the compiler tracks it for status. */
+export interface TrackedObject {
+  readonly key: string;
+  readonly origin: Origin;
+  readonly ref: ObjectRef;
+}
+
+export interface DecodeResult {
+  readonly objects: m.MeshObject[];
+  readonly tracked: TrackedObject[];
+}
+
+type Normalise = (value: never, base: BaseFields) => { object?: m.MeshObject; problems?: { path: string; message: string }[] };
+interface BaseFields {
+  key: string;
+  origin: Origin;
+  apiVersion: string;
+  meta: Meta;
+}
+interface KindVersion {
+  readonly codec: t.Decoder<unknown, unknown>;
+  readonly normalise: Normalise;
+  readonly clusterScoped?: boolean;
+}
+
+const SUPPORTED: Record<string, Record<string, KindVersion>> = {};
+
+function register(group: string, kind: string, versions: string[], kv: KindVersion) {
+  for (const v of versions) {
+    const gv = group === '' ? v : `${group}/${v}`;
+    (SUPPORTED[kind] ??= {})[gv] = kv;
+  }
+}
+const as = <A>(codec: t.Decoder<unknown, A>, normalise: (value: A, base: BaseFields) => ReturnType<Normalise>, clusterScoped = false): KindVersion => ({
+  codec,
+  normalise: normalise as Normalise,
+  clusterScoped,
+});
+
+const str = (s: string | null | undefined): string => s ?? '';
+
+register('', 'Namespace', ['v1'], as(k8s.namespaceCodec, (_v, b) => ({ object: { ...b, kind: 'Namespace' } }), true));
+
+register('', 'Service', ['v1'], as(k8s.serviceCodec, (v, b) => {
+  const spec = v.spec ?? {};
+  const clusterIPs = spec.clusterIPs ?? (spec.clusterIP ? [spec.clusterIP] : []);
+  return {
+    object: {
+      ...b,
+      kind: 'Service',
+      selector: spec.selector ?? undefined,
+      clusterIPs: clusterIPs.filter((ip) => ip !== 'None' && ip !== ''),
+      ports: (spec.ports ?? []).map((p) => ({
+        name: str(p.name),
+        port: p.port,
+        targetPort: p.targetPort ?? p.port,
+        protocol: p.protocol || 'TCP',
+        appProtocol: str(p.appProtocol),
+      })),
+    },
+  };
+}));
+
+register('', 'ServiceAccount', ['v1'], as(k8s.serviceAccountCodec, (_v, b) => ({ object: { ...b, kind: 'ServiceAccount' } })));
+
+register('', 'Pod', ['v1'], as(k8s.podCodec, (v, b) => {
+  const spec = v.spec ?? {};
+  const ips = v.status?.podIPs?.map((p) => p.ip) ?? (v.status?.podIP ? [v.status.podIP] : []);
+  const mode = v.metadata.annotations?.[k8s.INTERCEPTION_ANNOTATION];
+  const problems: { path: string; message: string }[] = [];
+  if (mode !== undefined && mode !== 'transparent' && mode !== 'explicit') {
+    problems.push({ path: `metadata.annotations["${k8s.INTERCEPTION_ANNOTATION}"]`, message: `expected "transparent" or "explicit", got ${JSON.stringify(mode)}` });
+  }
+  if (problems.length > 0) return { problems };
+  return {
+    object: {
+      ...b,
+      kind: 'Pod',
+      serviceAccountName: spec.serviceAccountName || spec.serviceAccount || 'default',
+      ips: [...new Set(ips)],
+      ports: (spec.containers ?? []).flatMap((c) =>
+        (c.ports ?? []).map((p) => ({ name: str(p.name), port: p.containerPort, protocol: p.protocol || 'TCP' })),
+      ),
+      interceptionMode: mode as m.InterceptionMode | undefined,
+    },
+  };
+}));
+
+register('discovery.k8s.io', 'EndpointSlice', ['v1'], as(k8s.endpointSliceCodec, (v, b) => {
+  const serviceName = v.metadata.labels?.['kubernetes.io/service-name'];
+  if (!serviceName) {
+    return { problems: [{ path: 'metadata.labels["kubernetes.io/service-name"]', message: 'expected the name of the owning Service, got nothing' }] };
+  }
+  if (v.addressType === 'FQDN') {
+    return { problems: [{ path: 'addressType', message: 'FQDN endpoints are not supported; expected IPv4 or IPv6' }] };
+  }
+  return {
+    object: {
+      ...b,
+      kind: 'EndpointSlice',
+      serviceName,
+      ports: (v.ports ?? []).map((p) => ({ name: str(p.name), port: p.port ?? 0, protocol: p.protocol || 'TCP' })),
+      endpoints: (v.endpoints ?? []).map((e) => ({
+        addresses: e.addresses,
+        // Kubernetes: a nil `ready` is to be read as ready.
+        ready: e.conditions?.ready ?? true,
+        targetRef: e.targetRef ? { kind: str(e.targetRef.kind), namespace: e.targetRef.namespace || b.meta.namespace, name: str(e.targetRef.name) } : undefined,
+      })),
+    },
+  };
+}));
+
+register('', 'Endpoints', ['v1'], as(k8s.endpointsCodec, (v, b) => {
+  // Flattened into one set per subset would need several objects; instead one set
+  // whose ports apply to every address, which is what a single-subset Endpoints is.
+  const subsets = v.subsets ?? [];
+  if (subsets.length > 1) {
+    return { problems: [{ path: 'subsets', message: 'only one subset is supported; use an EndpointSlice per port set' }] };
+  }
+  const s = subsets[0];
+  const ref = (a: { targetRef?: { kind?: string | null; namespace?: string | null; name?: string | null } | null }) =>
+    a.targetRef ? { kind: str(a.targetRef.kind), namespace: a.targetRef.namespace || b.meta.namespace, name: str(a.targetRef.name) } : undefined;
+  return {
+    object: {
+      ...b,
+      kind: 'Endpoints',
+      serviceName: b.meta.name,
+      ports: (s?.ports ?? []).map((p) => ({ name: str(p.name), port: p.port, protocol: p.protocol || 'TCP' })),
+      endpoints: [
+        ...(s?.addresses ?? []).map((a) => ({ addresses: [a.ip], ready: true, targetRef: ref(a) })),
+        ...(s?.notReadyAddresses ?? []).map((a) => ({ addresses: [a.ip], ready: false, targetRef: ref(a) })),
+      ],
+    },
+  };
+}));
+
+// --- SMI access ---------------------------------------------------------------
+
+const subjectRef = (s: { name: string; namespace?: string | null }, ns: string): m.SubjectRef => ({
+  namespace: s.namespace || ns,
+  name: s.name,
+});
+const ruleOf = (r: { kind: string; name: string; matches?: string[] | null }): m.TrafficTargetRule => ({
+  kind: r.kind,
+  name: r.name,
+  matches: r.matches ?? undefined,
+});
+
+register('access.smi-spec.io', 'TrafficTarget', ['v1alpha1'], as(access.trafficTargetV1alpha1, (v, b) => ({
+  object: {
+    ...b,
+    kind: 'TrafficTarget',
+    destination: subjectRef(v.destination, b.meta.namespace),
+    destinationPort: v.destination.port ?? undefined,
+    sources: (v.sources ?? []).map((s) => subjectRef(s, b.meta.namespace)),
+    rules: (v.specs ?? []).map(ruleOf),
+    rulesPath: 'specs',
+  },
+})));
+register('access.smi-spec.io', 'TrafficTarget', ['v1alpha2'], as(access.trafficTargetV1alpha2, (v, b) => ({
+  object: {
+    ...b,
+    kind: 'TrafficTarget',
+    destination: subjectRef(v.spec.destination, b.meta.namespace),
+    destinationPort: v.spec.destination.port ?? undefined,
+    sources: (v.spec.sources ?? []).map((s) => subjectRef(s, b.meta.namespace)),
+    rules: (v.spec.rules ?? []).map(ruleOf),
+    rulesPath: 'spec.rules',
+  },
+})));
+register('access.smi-spec.io', 'TrafficTarget', ['v1alpha3'], as(access.trafficTargetV1alpha3, (v, b) => ({
+  object: {
+    ...b,
+    kind: 'TrafficTarget',
+    destination: subjectRef(v.spec.destination, b.meta.namespace),
+    destinationPort: undefined,
+    sources: (v.spec.sources ?? []).map((s) => subjectRef(s, b.meta.namespace)),
+    rules: (v.spec.rules ?? []).map(ruleOf),
+    rulesPath: 'spec.rules',
+  },
+})));
+
+// --- SMI specs ----------------------------------------------------------------
+
+type RawHttpMatch = {
+  name?: string | null;
+  methods?: string[] | null;
+  pathRegex?: string | null;
+  headers?: Record<string, string> | Record<string, string>[] | null;
+};
+
+function httpMatches(list: readonly RawHttpMatch[], basePath: string): { matches: m.HttpMatch[]; problems: { path: string; message: string }[] } {
+  const problems: { path: string; message: string }[] = [];
+  const matches = list.map((raw, i): m.HttpMatch => {
+    const path = `${basePath}[${i}]`;
+    const headers: m.HeaderMatch[] = [];
+    const h = raw.headers;
+    const entries = h == null ? [] : Array.isArray(h) ? h.flatMap((e, j) => {
+      const kv = Object.entries(e);
+      if (kv.length !== 1) problems.push({ path: `${path}.headers[${j}]`, message: `expected a map with exactly one header, got ${kv.length} keys` });
+      return kv;
+    }) : Object.entries(h);
+    for (const [name, regex] of entries) headers.push({ name: name.toLowerCase(), regex });
+    headers.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.regex < b.regex ? -1 : 1));
+    return {
+      name: raw.name ?? '',
+      pathRegex: raw.pathRegex ?? undefined,
+      methods: raw.methods ?? undefined,
+      headers,
+      path,
+    };
+  });
+  return { matches, problems };
+}
+
+function httpGroup(list: readonly RawHttpMatch[], basePath: string, b: BaseFields): ReturnType<Normalise> {
+  const { matches, problems } = httpMatches(list, basePath);
+  return problems.length > 0 ? { problems } : { object: { ...b, kind: 'HTTPRouteGroup', matches } };
+}
+
+register('specs.smi-spec.io', 'HTTPRouteGroup', ['v1alpha1'], as(specs.httpRouteGroupV1alpha1, (v, b) => httpGroup(v.matches ?? [], 'matches', b)));
+register('specs.smi-spec.io', 'HTTPRouteGroup', ['v1alpha2'], as(specs.httpRouteGroupV1alpha2, (v, b) => httpGroup(v.matches ?? [], 'matches', b)));
+register('specs.smi-spec.io', 'HTTPRouteGroup', ['v1alpha3', 'v1alpha4'], as(specs.httpRouteGroupV1alpha3, (v, b) => httpGroup(v.spec?.matches ?? [], 'spec.matches', b)));
+
+register('specs.smi-spec.io', 'TCPRoute', ['v1alpha1', 'v1alpha2', 'v1alpha3'], as(specs.tcpRouteV1alpha1, (_v, b) => ({
+  object: { ...b, kind: 'TCPRoute', matchName: undefined, ports: undefined },
+})));
+for (const kind of ['TCPRoute', 'UDPRoute'] as const) {
+  register('specs.smi-spec.io', kind, ['v1alpha4'], as(specs.portRouteV1alpha4(kind), (v, b) => ({
+    object: {
+      ...b,
+      kind,
+      matchName: v.spec?.matches?.name || undefined,
+      ports: v.spec?.matches?.ports ?? undefined,
+    },
+  })));
+}
+
+// --- SMI split ----------------------------------------------------------------
+
+register('split.smi-spec.io', 'TrafficSplit', ['v1alpha1'], as(split.trafficSplitV1alpha1, (v, b) => {
+  const problems: { path: string; message: string }[] = [];
+  const backends = v.spec.backends.map((be, i) => {
+    const q = split.quantityToMilli(be.weight);
+    if (!q.ok) problems.push({ path: `spec.backends[${i}].weight`, message: q.message });
+    return { service: be.service, weightMilli: q.ok ? q.milli : 0 };
+  });
+  if (problems.length > 0) return { problems };
+  return { object: { ...b, kind: 'TrafficSplit', service: v.spec.service, backends, matches: [] } };
+}));
+register('split.smi-spec.io', 'TrafficSplit', ['v1alpha2'], as(split.trafficSplitV1alpha2, (v, b) => ({
+  object: {
+    ...b,
+    kind: 'TrafficSplit',
+    service: v.spec.service,
+    backends: v.spec.backends.map((be) => ({ service: be.service, weightMilli: be.weight * 1000 })),
+    matches: [],
+  },
+})));
+register('split.smi-spec.io', 'TrafficSplit', ['v1alpha3', 'v1alpha4'], as(split.trafficSplitV1alpha3, (v, b) => ({
+  object: {
+    ...b,
+    kind: 'TrafficSplit',
+    service: v.spec.service,
+    backends: v.spec.backends.map((be) => ({ service: be.service, weightMilli: be.weight * 1000 })),
+    matches: (v.spec.matches ?? []).map((r) => ({ kind: r.kind, name: r.name })),
+  },
+})));
+
+// --- smc's own kinds ------------------------------------------------------------
+
+register('smc.dev', 'MeshConfig', ['v1alpha1'], as(smc.meshConfigCodec, (v, b) => ({
+  object: {
+    ...b,
+    kind: 'MeshConfig',
+    permissive: v.spec?.permissive ?? undefined,
+    trustDomain: v.spec?.trustDomain ?? undefined,
+    defaultInterceptionMode: v.spec?.defaultInterceptionMode ?? undefined,
+  },
+})));
+register('smc.dev', 'VirtualMachine', ['v1alpha1'], as(smc.virtualMachineCodec, (v, b) => ({
+  object: {
+    ...b,
+    kind: 'VirtualMachine',
+    serviceAccount: v.spec.serviceAccount,
+    addresses: [...new Set(v.spec.addresses)],
+    ports: (v.spec.ports ?? []).map((p) => ({ name: str(p.name), port: p.port, protocol: p.protocol || 'TCP' })),
+    workloadLabels: v.spec.labels ?? {},
+    interceptionMode: v.spec.interceptionMode ?? undefined,
+  },
+})));
+
+/** The kinds and apiVersions smc reads, for `--help` and docs. */
+export function supportedKinds(): { kind: string; apiVersions: string[] }[] {
+  return Object.entries(SUPPORTED)
+    .map(([kind, versions]) => ({ kind, apiVersions: Object.keys(versions).sort() }))
+    .sort((a, b) => (a.kind < b.kind ? -1 : 1));
+}
+
+/**
+ * Decodes every document. Never throws: a document that cannot be used gets a
+ * status entry saying why, and every other document still counts.
+ */
+export function decodeDocuments(documents: readonly InputDocument[], status: StatusCollector): DecodeResult {
+  const objects: m.MeshObject[] = [];
+  const tracked: TrackedObject[] = [];
+  const visit = (value: unknown, origin: Origin, key: string, pathPrefix: string) => {
+    const ref = refOf(value);
+    tracked.push({ key, origin, ref });
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      status.reject(key, error(pathPrefix, `expected a Kubernetes object (a map with apiVersion and kind), got ${value === null ? 'an empty document' : Array.isArray(value) ? 'a list' : typeof value}`));
+      return;
+    }
+    if (ref.apiVersion === '' || ref.kind === '') {
+      status.reject(key, error(pathPrefix, `expected apiVersion and kind, got ${ref.apiVersion === '' ? 'no apiVersion' : 'no kind'}`));
+      return;
+    }
+    const items = (value as { items?: unknown }).items;
+    if (ref.kind.endsWith('List') && ref.apiVersion === 'v1' && Array.isArray(items)) {
+      status.add(key, { severity: 'warning', path: '', message: `a list of ${items.length} objects, each with its own status` });
+      items.forEach((item, i) => visit(item, origin, `${key}/items/${i}`, `${pathPrefix}items[${i}].`));
+      return;
+    }
+    const versions = SUPPORTED[ref.kind];
+    if (!versions) {
+      status.ignore(key, { severity: 'warning', path: pathPrefix + 'kind', message: `kind ${ref.kind} (${ref.apiVersion}) is not used by smc; ignored` });
+      return;
+    }
+    const kv = versions[ref.apiVersion];
+    if (!kv) {
+      const group = ref.apiVersion.includes('/') ? ref.apiVersion.split('/')[0] : '';
+      const known = Object.keys(versions);
+      const sameGroup = known.some((gv) => (gv.includes('/') ? gv.split('/')[0] : '') === group);
+      if (!sameGroup) {
+        status.ignore(key, { severity: 'warning', path: pathPrefix + 'apiVersion', message: `${ref.kind} of ${ref.apiVersion} is not a kind smc reads (it reads ${known.join(', ')}); ignored` });
+      } else {
+        status.reject(key, error(pathPrefix + 'apiVersion', `${ref.kind} ${ref.apiVersion} is not supported; expected one of ${known.join(', ')}`));
+      }
+      return;
+    }
+    const decoded = decodeWith(kv.codec, value);
+    if (!decoded.ok) {
+      for (const p of decoded.problems) status.add(key, error(pathPrefix + p.path, p.message));
+      status.reject(key, error('', `${ref.kind} could not be decoded; not applied`));
+      return;
+    }
+    const meta = normaliseMeta((decoded.value as { metadata: Parameters<typeof normaliseMeta>[0] }).metadata, kv.clusterScoped);
+    const result = kv.normalise(decoded.value as never, { key, origin, apiVersion: ref.apiVersion, meta });
+    for (const p of result.problems ?? []) status.add(key, error(pathPrefix + p.path, p.message));
+    if (result.object) objects.push(result.object);
+    else status.reject(key, error('', `${ref.kind} is invalid; not applied`));
+  };
+  for (const doc of documents) visit(doc.value, doc.origin, `${doc.origin.source}#${doc.origin.document}`, '');
+  return { objects, tracked };
+}
+
+function refOf(value: unknown): ObjectRef {
+  const o = (value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
+  const meta = (o.metadata !== null && typeof o.metadata === 'object' ? o.metadata : {}) as Record<string, unknown>;
+  const text = (x: unknown) => (typeof x === 'string' ? x : '');
+  return { apiVersion: text(o.apiVersion), kind: text(o.kind), namespace: text(meta.namespace), name: text(meta.name) };
+}

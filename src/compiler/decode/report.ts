@@ -1,0 +1,51 @@
+import * as t from 'io-ts';
+
+/**
+ * Turns io-ts validation errors into short messages such as
+ * `spec.backends[0].weight: expected integer, got "80"`.
+ *
+ * io-ts reports one error per failing leaf, and for a union one per failing
+ * branch; users want one line per field. So: intersection members are not
+ * path segments, a failing union is reported once at the union's own path
+ * with the union's name as the expectation, and duplicates are dropped.
+ */
+export interface DecodeProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+export function reportErrors(errors: t.Errors): DecodeProblem[] {
+  const out = new Map<string, DecodeProblem>();
+  for (const e of errors) {
+    const { path, expected, actual } = describe(e.context);
+    if (!out.has(path)) out.set(path, { path, message: `expected ${expected}, got ${show(actual)}` });
+  }
+  return [...out.values()];
+}
+
+function describe(context: t.Context): { path: string; expected: string; actual: unknown } {
+  let path = '';
+  for (let i = 1; i < context.length; i++) {
+    const parent = context[i - 1]!.type;
+    const entry = context[i]!;
+    if (parent instanceof t.IntersectionType || parent instanceof t.ExactType || parent instanceof t.RefinementType) {
+      continue;
+    }
+    if (parent instanceof t.UnionType) {
+      // Stop at the union: report it as a whole, with its own name.
+      return { path, expected: parent.name, actual: context[i - 1]!.actual };
+    }
+    path = parent instanceof t.ArrayType ? `${path}[${entry.key}]` : path === '' ? entry.key : `${path}.${entry.key}`;
+  }
+  const last = context[context.length - 1]!;
+  return { path, expected: last.type.name, actual: last.actual };
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}

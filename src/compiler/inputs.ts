@@ -1,0 +1,43 @@
+/**
+ * The one value every adapter produces and the compiler consumes.
+ *
+ * Documents are kept raw (`unknown`): decoding is part of the compiler so that
+ * every document, whatever its source, gets a status entry, and so that the
+ * result never depends on which adapter read it or in what order.
+ */
+
+/** Where a document came from, for error messages: `file.yaml#2 (line 14)`. */
+export interface Origin {
+  /** A file path, or a URI-like name for non-file sources (`kubernetes:…`). */
+  readonly source: string;
+  /** 0-based index of the document inside its source. */
+  readonly document: number;
+  /** 1-based line where the document starts; 0 when unknown. */
+  readonly line: number;
+}
+
+export interface InputDocument {
+  readonly origin: Origin;
+  readonly value: unknown;
+}
+
+/** Something an adapter could not turn into a document (e.g. a YAML syntax error). */
+export interface InputProblem {
+  readonly origin: Origin;
+  readonly message: string;
+}
+
+export interface MeshInputs {
+  readonly documents: readonly InputDocument[];
+  readonly problems: readonly InputProblem[];
+}
+
+export function formatOrigin(origin: Origin): string {
+  const line = origin.line > 0 ? `:${origin.line}` : '';
+  return `${origin.source}${line} (document ${origin.document + 1})`;
+}
+
+export function compareOrigins(a: Origin, b: Origin): number {
+  if (a.source !== b.source) return a.source < b.source ? -1 : 1;
+  return a.document - b.document;
+}

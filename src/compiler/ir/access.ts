@@ -1,0 +1,111 @@
+import type { PortRouteObj, TrafficTargetObj } from '../model.js';
+import { error, warning, type StatusCollector } from '../status.js';
+import type { CheckedRouteGroup } from './routes.js';
+import { compareStrings, identityOf, type DestinationAccess, type Grant, type HttpMatchIR, type MeshSettings } from './types.js';
+
+/**
+ * TrafficTargets become grants, grouped by destination identity. Deny by
+ * default: nothing reaches a destination unless a grant here says so (or the
+ * mesh is permissive, which `query.ts` applies).
+ */
+export function buildAccess(
+  targets: readonly TrafficTargetObj[],
+  routeGroups: ReadonlyMap<string, CheckedRouteGroup>,
+  portRoutes: ReadonlyMap<string, PortRouteObj>,
+  identities: readonly string[],
+  settings: MeshSettings,
+  status: StatusCollector,
+): DestinationAccess[] {
+  const byDestination = new Map<string, Grant[]>();
+  for (const id of identities) byDestination.set(id, []);
+
+  for (const tt of targets) {
+    const ns = tt.meta.namespace;
+    const from = `${ns}/${tt.meta.name}`;
+    const destPath = tt.rulesPath === 'specs' ? 'destination' : 'spec.destination';
+    if (tt.destination.namespace !== ns) {
+      status.reject(tt.key, error(`${destPath}.namespace`, `a TrafficTarget must live in its destination's namespace: expected ${JSON.stringify(ns)}, got ${JSON.stringify(tt.destination.namespace)} (a namespace cannot grant access to another namespace's workloads)`));
+      continue;
+    }
+    const destination = identityOf(settings.trustDomain, ns, tt.destination.name);
+    const sources = [...new Set(tt.sources.map((s) => identityOf(settings.trustDomain, s.namespace, s.name)))];
+    if (sources.length === 0) status.add(tt.key, warning(tt.rulesPath === 'specs' ? 'sources' : 'spec.sources', 'no sources: this TrafficTarget grants nothing'));
+    if (tt.rules.length === 0) status.add(tt.key, warning(tt.rulesPath, 'no rules: this TrafficTarget grants nothing'));
+
+    let errors = 0;
+    const ruleGrants: Omit<Grant, 'source'>[] = [];
+    tt.rules.forEach((rule, i) => {
+      const path = `${tt.rulesPath}[${i}]`;
+      const fail = (p: string, message: string) => {
+        errors++;
+        status.add(tt.key, error(p, message));
+      };
+      const restrict = (ports: readonly number[] | 'all'): readonly number[] | 'all' | undefined => {
+        if (tt.destinationPort === undefined) return ports;
+        if (ports === 'all' || ports.includes(tt.destinationPort)) return [tt.destinationPort];
+        return undefined;
+      };
+      const refName = `${ns}/${rule.name}`;
+      if (rule.kind === 'HTTPRouteGroup') {
+        const group = routeGroups.get(refName);
+        if (!group) return fail(`${path}.name`, `HTTPRouteGroup ${refName} not found (or not valid); this rule grants nothing`);
+        const http: HttpMatchIR[] = [];
+        if (rule.matches === undefined || rule.matches.length === 0) {
+          for (const m of group.matches) if (m.ir) http.push(m.ir);
+          if (group.matches.length === 0) status.add(tt.key, warning(`${path}.name`, `HTTPRouteGroup ${refName} has no matches; this rule grants nothing`));
+        } else {
+          rule.matches.forEach((name, j) => {
+            const m = group.matches.find((x) => x.name === name);
+            if (!m) fail(`${path}.matches[${j}]`, `HTTPRouteGroup ${refName} has no match named ${JSON.stringify(name)}; it grants nothing`);
+            else if (!m.ir) fail(`${path}.matches[${j}]`, `match ${JSON.stringify(name)} of HTTPRouteGroup ${refName} is invalid (see its status); it grants nothing`);
+            else http.push(m.ir);
+          });
+        }
+        const ports = restrict('all')!;
+        if (http.length > 0) ruleGrants.push({ protocol: 'http', ports, http: dedupeMatches(http), grantedBy: from });
+      } else if (rule.kind === 'TCPRoute') {
+        const route = portRoutes.get(`TCPRoute/${refName}`);
+        if (!route) return fail(`${path}.name`, `TCPRoute ${refName} not found (or not valid); this rule grants nothing`);
+        if (rule.matches !== undefined && rule.matches.length > 0 && !rule.matches.includes(route.matchName ?? '')) {
+          return fail(`${path}.matches`, `TCPRoute ${refName} has no match named ${rule.matches.map((x) => JSON.stringify(x)).join(', ')}; this rule grants nothing`);
+        }
+        const routePorts = route.ports === undefined || route.ports.length === 0 ? 'all' : [...new Set(route.ports)].sort((a, b) => a - b);
+        const ports = restrict(routePorts);
+        if (ports === undefined) {
+          status.add(tt.key, warning(`${path}.name`, `TCPRoute ${refName} ports do not include the destination port ${tt.destinationPort}; this rule grants nothing`));
+          return;
+        }
+        ruleGrants.push({ protocol: 'tcp', ports, http: [], grantedBy: from });
+      } else {
+        status.add(tt.key, warning(`${path}.kind`, `${rule.kind} is accepted but UDP is not routed by smc; this rule grants nothing`));
+      }
+    });
+    if (errors > 0 && ruleGrants.length === 0) {
+      status.reject(tt.key, error(tt.rulesPath, 'no rule of this TrafficTarget is usable; it grants nothing'));
+      continue;
+    }
+    const list = byDestination.get(destination) ?? [];
+    for (const source of sources) for (const g of ruleGrants) list.push({ source, ...g });
+    byDestination.set(destination, list);
+  }
+
+  return [...byDestination.entries()]
+    .map(([destination, grants]) => ({ destination, grants: grants.sort(compareGrants) }))
+    .sort((a, b) => compareStrings(a.destination, b.destination));
+}
+
+function dedupeMatches(list: HttpMatchIR[]): HttpMatchIR[] {
+  const seen = new Map<string, HttpMatchIR>();
+  for (const m of list) seen.set(m.from, m);
+  return [...seen.values()].sort((a, b) => compareStrings(a.from, b.from));
+}
+
+function compareGrants(a: Grant, b: Grant): number {
+  return (
+    compareStrings(a.source, b.source) ||
+    compareStrings(a.grantedBy, b.grantedBy) ||
+    compareStrings(a.protocol, b.protocol) ||
+    compareStrings(JSON.stringify(a.ports), JSON.stringify(b.ports)) ||
+    compareStrings(JSON.stringify(a.http), JSON.stringify(b.http))
+  );
+}

@@ -1,0 +1,79 @@
+import type * as m from '../model.js';
+import { compareOrigins, formatOrigin } from '../inputs.js';
+import { error, warning, type StatusCollector } from '../status.js';
+import { buildAccess } from './access.js';
+import { checkRouteGroups } from './routes.js';
+import { buildServices } from './services.js';
+import { meshNamespaces, meshSettings } from './settings.js';
+import { buildSplits } from './splits.js';
+import { compareStrings, type MeshIR } from './types.js';
+import { buildWorkloads } from './workloads.js';
+
+/** Kinds that are namespaced but may live outside mesh namespaces. */
+const ANYWHERE = new Set<m.MeshObject['kind']>(['MeshConfig']);
+
+/**
+ * Decoded objects -> mesh IR. Pure and total: every problem becomes a status
+ * message, and the objects are put in a canonical order first so the input
+ * order never matters.
+ */
+export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollector): MeshIR {
+  const objects = uniqueObjects(decoded, status);
+  const of = <K extends m.MeshObject['kind']>(...kinds: K[]) =>
+    objects.filter((o): o is Extract<m.MeshObject, { kind: K }> => (kinds as string[]).includes(o.kind));
+
+  const settings = meshSettings(of('MeshConfig'), status);
+  const namespaces = meshNamespaces(of('Namespace'), status);
+  const inMesh = objects.filter((o) => {
+    if (o.kind === 'Namespace' || ANYWHERE.has(o.kind) || namespaces.has(o.meta.namespace)) return true;
+    status.ignore(o.key, warning('metadata.namespace', `namespace ${JSON.stringify(o.meta.namespace)} is not in the mesh (it needs a Namespace with label smc.dev/mesh: enabled); ignored`));
+    return false;
+  });
+  const keep = new Set(inMesh.map((o) => o.key));
+  const inMeshOf = <K extends m.MeshObject['kind']>(...kinds: K[]) => of(...kinds).filter((o) => keep.has(o.key));
+
+  const workloads = buildWorkloads(inMeshOf('Pod'), inMeshOf('VirtualMachine'), settings, status);
+  const services = buildServices(inMeshOf('Service'), inMeshOf('EndpointSlice', 'Endpoints'), workloads, status);
+  const routeGroups = checkRouteGroups(inMeshOf('HTTPRouteGroup'), status);
+  const portRoutes = new Map(inMeshOf('TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
+  const identities = [...new Set(workloads.map((w) => w.identity))];
+  const access = buildAccess(inMeshOf('TrafficTarget'), routeGroups, portRoutes, identities, settings, status);
+  const splits = buildSplits(inMeshOf('TrafficSplit'), services, routeGroups, status);
+
+  return {
+    settings,
+    namespaces: [...namespaces].sort(compareStrings),
+    workloads,
+    services,
+    access,
+    splits,
+  };
+}
+
+/**
+ * The same kind/namespace/name twice: the one from the earliest origin is
+ * used, the others are rejected. EndpointSlice and Endpoints share a name
+ * space only with their own kind.
+ */
+function uniqueObjects(objects: readonly m.MeshObject[], status: StatusCollector): m.MeshObject[] {
+  const sorted = [...objects].sort(
+    (a, b) =>
+      compareStrings(a.kind, b.kind) ||
+      compareStrings(a.meta.namespace, b.meta.namespace) ||
+      compareStrings(a.meta.name, b.meta.name) ||
+      compareOrigins(a.origin, b.origin),
+  );
+  const out: m.MeshObject[] = [];
+  const first = new Map<string, m.MeshObject>();
+  for (const o of sorted) {
+    const id = `${o.kind}/${o.meta.namespace}/${o.meta.name}`;
+    const winner = first.get(id);
+    if (winner) {
+      status.reject(o.key, error('metadata.name', `duplicate ${o.kind} ${o.meta.namespace ? `${o.meta.namespace}/` : ''}${o.meta.name}: the one at ${formatOrigin(winner.origin)} is used`));
+      continue;
+    }
+    first.set(id, o);
+    out.push(o);
+  }
+  return out;
+}

@@ -1,0 +1,48 @@
+import { anchoredPathRegex, fullMatch } from '../regex.js';
+import type { Grant, HttpMatchIR, Identity, MeshIR } from './types.js';
+
+/**
+ * The meaning of the access IR as one function: may `source` send this to
+ * `destination` on destination workload port `port`? The Envoy translation
+ * must agree with it; property tests hold them to that.
+ */
+export interface HttpRequest {
+  readonly method: string;
+  /** Path without the query string. */
+  readonly path: string;
+  /** Lower-case names. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export function meshIdentities(ir: MeshIR): Set<Identity> {
+  return new Set(ir.workloads.map((w) => w.identity));
+}
+
+/** Grants that apply to this pair and port (ignoring HTTP details). */
+export function applicableGrants(ir: MeshIR, source: Identity, destination: Identity, port: number): Grant[] {
+  const entry = ir.access.find((a) => a.destination === destination);
+  return (entry?.grants ?? []).filter((g) => g.source === source && (g.ports === 'all' || g.ports.includes(port)));
+}
+
+/**
+ * `request` undefined asks about raw TCP: only a TCP grant (or permissive
+ * mode between mesh identities) allows it.
+ */
+export function isAllowed(ir: MeshIR, source: Identity, destination: Identity, port: number, request?: HttpRequest): boolean {
+  if (ir.settings.permissive) {
+    const ids = meshIdentities(ir);
+    return ids.has(source) && ids.has(destination);
+  }
+  return applicableGrants(ir, source, destination, port).some(
+    (g) => g.protocol === 'tcp' || (request !== undefined && g.http.some((m) => httpMatches(m, request))),
+  );
+}
+
+export function httpMatches(m: HttpMatchIR, r: HttpRequest): boolean {
+  if (m.methods !== undefined && !m.methods.includes(r.method)) return false;
+  if (!fullMatch(anchoredPathRegex(m.pathRegex), r.path)) return false;
+  return m.headers.every((h) => {
+    const v = r.headers[h.name];
+    return v !== undefined && fullMatch(h.regex, v);
+  });
+}

@@ -1,0 +1,75 @@
+import type { HttpMatch, HttpRouteGroupObj } from '../model.js';
+import { re2Error } from '../regex.js';
+import { error, type StatusCollector } from '../status.js';
+import type { HttpMatchIR } from './types.js';
+
+/** RFC 9110 token: what an HTTP method may be made of. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export interface CheckedRouteGroup {
+  readonly key: string;
+  /** Every match in order; `undefined` where the match is invalid. */
+  readonly matches: readonly { readonly name: string; readonly ir: HttpMatchIR | undefined }[];
+}
+
+/**
+ * Validates every match of every HTTPRouteGroup once. An invalid match (a
+ * pattern RE2 rejects, a malformed method) grants nothing and is reported on
+ * the route group; its valid siblings still work.
+ */
+export function checkRouteGroups(groups: readonly HttpRouteGroupObj[], status: StatusCollector): Map<string, CheckedRouteGroup> {
+  const out = new Map<string, CheckedRouteGroup>();
+  for (const g of groups) {
+    const seen = new Set<string>();
+    const matches = g.matches.map((m) => {
+      let valid = checkMatch(m, g.key, status);
+      if (m.name !== '' && seen.has(m.name)) {
+        status.add(g.key, error(`${m.path}.name`, `duplicate match name ${JSON.stringify(m.name)}; references to it would be ambiguous, so this one grants nothing`));
+        valid = false;
+      }
+      seen.add(m.name);
+      const from = `${g.meta.namespace}/${g.meta.name}#${m.name}`;
+      return {
+        name: m.name,
+        ir: valid ? { from, pathRegex: m.pathRegex, methods: normaliseMethods(m.methods), headers: m.headers } : undefined,
+      };
+    });
+    out.set(`${g.meta.namespace}/${g.meta.name}`, { key: g.key, matches });
+  }
+  return out;
+}
+
+function checkMatch(m: HttpMatch, key: string, status: StatusCollector): boolean {
+  let ok = true;
+  if (m.pathRegex !== undefined) {
+    const e = re2Error(m.pathRegex);
+    if (e !== undefined) {
+      status.add(key, error(`${m.path}.pathRegex`, `expected an RE2 pattern: ${e}`));
+      ok = false;
+    }
+  }
+  (m.methods ?? []).forEach((method, i) => {
+    if (method !== '*' && !TOKEN.test(method)) {
+      status.add(key, error(`${m.path}.methods[${i}]`, `expected an HTTP method such as GET or "*", got ${JSON.stringify(method)}`));
+      ok = false;
+    }
+  });
+  for (const h of m.headers) {
+    if (!TOKEN.test(h.name)) {
+      status.add(key, error(`${m.path}.headers`, `expected a header name, got ${JSON.stringify(h.name)}`));
+      ok = false;
+    }
+    const e = re2Error(h.regex);
+    if (e !== undefined) {
+      status.add(key, error(`${m.path}.headers["${h.name}"]`, `expected an RE2 pattern: ${e}`));
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+/** `["*"]` anywhere, or no methods at all, means any method. */
+function normaliseMethods(methods: readonly string[] | undefined): readonly string[] | undefined {
+  if (methods === undefined || methods.length === 0 || methods.includes('*')) return undefined;
+  return [...new Set(methods)].sort();
+}

@@ -1,0 +1,120 @@
+import type { EndpointSetObj, ServiceObj, ServicePort } from '../model.js';
+import { warning, type StatusCollector } from '../status.js';
+import { labelsMatch } from './workloads.js';
+import { compareStrings, type Endpoint, type PortProtocol, type ServiceIR, type ServicePortIR, type Workload } from './types.js';
+
+/**
+ * A port's protocol comes from `appProtocol`, else from the port name's
+ * prefix (`http-web`, `grpc`, the Istio convention), else it is TCP: smc never
+ * parses bytes as HTTP unless told they are HTTP.
+ */
+export function portProtocol(p: ServicePort): { protocol: PortProtocol; unknownAppProtocol?: string } {
+  const app = p.appProtocol.toLowerCase();
+  const byApp: Record<string, PortProtocol> = {
+    http: 'http',
+    'http1.1': 'http',
+    http2: 'http2',
+    h2c: 'http2',
+    'kubernetes.io/h2c': 'http2',
+    grpc: 'grpc',
+    tcp: 'tcp',
+  };
+  if (app !== '') {
+    const known = byApp[app];
+    return known ? { protocol: known } : { protocol: 'tcp', unknownAppProtocol: p.appProtocol };
+  }
+  const prefix = p.name.toLowerCase().split('-')[0] ?? '';
+  const byName: Record<string, PortProtocol> = { http: 'http', http2: 'http2', grpc: 'grpc', tcp: 'tcp' };
+  return { protocol: byName[prefix] ?? 'tcp' };
+}
+
+export function buildServices(
+  services: readonly ServiceObj[],
+  endpointSets: readonly EndpointSetObj[],
+  workloads: readonly Workload[],
+  status: StatusCollector,
+): ServiceIR[] {
+  const setsByService = new Map<string, EndpointSetObj[]>();
+  for (const s of endpointSets) {
+    const k = `${s.meta.namespace}/${s.serviceName}`;
+    setsByService.set(k, [...(setsByService.get(k) ?? []), s]);
+  }
+  const workloadByRef = new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w]));
+  const workloadByAddress = new Map<string, Workload>();
+  for (const w of workloads) for (const a of w.addresses) workloadByAddress.set(`${w.namespace}/${a}`, w);
+
+  const out: ServiceIR[] = [];
+  const serviceKeys = new Set(services.map((s) => `${s.meta.namespace}/${s.meta.name}`));
+  for (const [k, sets] of setsByService) {
+    if (!serviceKeys.has(k)) for (const s of sets) status.add(s.key, warning('', `its Service ${k} is not among the inputs; ignored`));
+  }
+
+  for (const svc of services) {
+    const ns = svc.meta.namespace;
+    const sets = setsByService.get(`${ns}/${svc.meta.name}`) ?? [];
+    const selected = svc.selector ? workloads.filter((w) => w.namespace === ns && labelsMatch(svc.selector!, w.labels)) : [];
+    const ports: ServicePortIR[] = [];
+    svc.ports.forEach((p, i) => {
+      if (p.protocol !== 'TCP') {
+        status.add(svc.key, warning(`spec.ports[${i}].protocol`, `${p.protocol} ports are not part of the mesh; port ${p.port} skipped`));
+        return;
+      }
+      const { protocol, unknownAppProtocol } = portProtocol(p);
+      if (unknownAppProtocol !== undefined) {
+        status.add(svc.key, warning(`spec.ports[${i}].appProtocol`, `unknown appProtocol ${JSON.stringify(unknownAppProtocol)}; treated as tcp (expected http, http2, grpc or tcp)`));
+      }
+      const endpoints = new Map<string, Endpoint>();
+      const add = (w: Workload, address: string, port: number) => {
+        const e: Endpoint = { address, port, workload: `${w.kind} ${w.namespace}/${w.name}`, identity: w.identity };
+        endpoints.set(`${address}:${port}`, e);
+      };
+      if (sets.length > 0) {
+        // Kubernetes' own endpoint controller is the authority for pods.
+        for (const set of sets) {
+          const sp = set.ports.find((x) => x.name === p.name) ?? (set.ports.length === 1 && svc.ports.length === 1 ? set.ports[0] : undefined);
+          if (!sp) continue;
+          set.endpoints.forEach((e, j) => {
+            if (!e.ready) return;
+            for (const address of e.addresses) {
+              const ref = e.targetRef;
+              const w = ref ? workloadByRef.get(`${ref.kind}/${ref.namespace}/${ref.name}`) : workloadByAddress.get(`${ns}/${address}`);
+              if (!w) {
+                status.add(set.key, warning(`endpoints[${j}]`, `${address} is not a workload of the mesh (no such pod or VM in a mesh namespace); skipped`));
+                continue;
+              }
+              add(w, address, sp.port);
+            }
+          });
+        }
+      }
+      for (const w of selected) {
+        if (sets.length > 0 && w.kind === 'Pod') continue;
+        const target = typeof p.targetPort === 'number' ? p.targetPort : w.ports.find((wp) => wp.name === p.targetPort)?.port;
+        if (target === undefined) {
+          status.add(svc.key, warning(`spec.ports[${i}].targetPort`, `${w.kind} ${w.namespace}/${w.name} has no port named ${JSON.stringify(p.targetPort)}; it backs no endpoint on port ${p.port}`));
+          continue;
+        }
+        for (const address of w.addresses) add(w, address, target);
+      }
+      ports.push({
+        name: p.name,
+        port: p.port,
+        targetPort: p.targetPort,
+        protocol,
+        endpoints: [...endpoints.values()].sort((a, b) => compareStrings(a.address, b.address) || a.port - b.port),
+      });
+    });
+    if (!svc.selector && sets.length === 0) {
+      status.add(svc.key, warning('spec.selector', 'no selector and no EndpointSlice: the service has no endpoints'));
+    }
+    const identities = [...new Set(ports.flatMap((p) => p.endpoints.map((e) => e.identity)))].sort(compareStrings);
+    out.push({
+      namespace: ns,
+      name: svc.meta.name,
+      clusterIPs: [...svc.clusterIPs].sort(compareStrings),
+      ports: ports.sort((a, b) => a.port - b.port),
+      identities,
+    });
+  }
+  return out.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name));
+}

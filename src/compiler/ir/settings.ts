@@ -1,0 +1,58 @@
+import type { MeshConfigObj, NamespaceObj } from '../model.js';
+import { error, warning, type StatusCollector } from '../status.js';
+import { MESH_NAMESPACE_LABEL } from '../decode/kubernetes.js';
+import { compareStrings, type MeshSettings } from './types.js';
+
+export const DEFAULT_SETTINGS: MeshSettings = {
+  trustDomain: 'cluster.local',
+  permissive: false,
+  defaultInterceptionMode: 'transparent',
+};
+
+const TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
+/**
+ * At most one MeshConfig applies: the oldest (creation time, then
+ * namespace/name). Others are rejected, so two teams cannot silently fight
+ * over the mesh's settings.
+ */
+export function meshSettings(configs: readonly MeshConfigObj[], status: StatusCollector): MeshSettings {
+  const valid = configs.filter((c) => {
+    if (c.trustDomain !== undefined && !TRUST_DOMAIN.test(c.trustDomain)) {
+      status.reject(c.key, error('spec.trustDomain', `expected a lower-case DNS name such as "cluster.local", got ${JSON.stringify(c.trustDomain)}`));
+      return false;
+    }
+    return true;
+  });
+  const ordered = [...valid].sort(
+    (a, b) =>
+      compareStrings(a.meta.creationTimestamp, b.meta.creationTimestamp) ||
+      compareStrings(a.meta.namespace, b.meta.namespace) ||
+      compareStrings(a.meta.name, b.meta.name),
+  );
+  const [winner, ...losers] = ordered;
+  for (const l of losers) {
+    status.reject(l.key, error('', `another MeshConfig is in force (${winner!.meta.namespace}/${winner!.meta.name}, the oldest); only one applies`));
+  }
+  if (!winner) return DEFAULT_SETTINGS;
+  return {
+    trustDomain: winner.trustDomain ?? DEFAULT_SETTINGS.trustDomain,
+    permissive: winner.permissive ?? DEFAULT_SETTINGS.permissive,
+    defaultInterceptionMode: winner.defaultInterceptionMode ?? DEFAULT_SETTINGS.defaultInterceptionMode,
+  };
+}
+
+/** A namespace is in the mesh when it carries the label `smc.dev/mesh: enabled`. */
+export function meshNamespaces(namespaces: readonly NamespaceObj[], status: StatusCollector): Set<string> {
+  const inMesh = new Set<string>();
+  for (const ns of namespaces) {
+    const value = ns.meta.labels[MESH_NAMESPACE_LABEL];
+    if (value === 'enabled' || value === 'true') inMesh.add(ns.meta.name);
+    else if (value !== undefined) {
+      status.add(ns.key, warning(`metadata.labels["${MESH_NAMESPACE_LABEL}"]`, `expected "enabled" to join the mesh, got ${JSON.stringify(value)}; not in the mesh`));
+    } else {
+      status.add(ns.key, warning('', `not in the mesh (no label ${MESH_NAMESPACE_LABEL}: enabled)`));
+    }
+  }
+  return inMesh;
+}

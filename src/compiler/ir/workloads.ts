@@ -1,0 +1,54 @@
+import type { PodObj, VirtualMachineObj } from '../model.js';
+import { warning, type StatusCollector } from '../status.js';
+import { compareStrings, identityOf, type MeshSettings, type Workload } from './types.js';
+
+/** Pods and VMs become one kind of thing: a workload with an identity. */
+export function buildWorkloads(
+  pods: readonly PodObj[],
+  vms: readonly VirtualMachineObj[],
+  settings: MeshSettings,
+  status: StatusCollector,
+): Workload[] {
+  const out: Workload[] = [];
+  for (const p of pods) {
+    if (p.ips.length === 0) status.add(p.key, warning('status.podIP', 'the pod has no IP yet; it is a proxy of its identity but backs no service endpoints'));
+    out.push({
+      kind: 'Pod',
+      namespace: p.meta.namespace,
+      name: p.meta.name,
+      identity: identityOf(settings.trustDomain, p.meta.namespace, p.serviceAccountName),
+      serviceAccount: p.serviceAccountName,
+      addresses: [...p.ips].sort(compareStrings),
+      ports: uniquePorts(p.ports),
+      labels: p.meta.labels,
+      interceptionMode: p.interceptionMode ?? settings.defaultInterceptionMode,
+    });
+  }
+  for (const v of vms) {
+    out.push({
+      kind: 'VirtualMachine',
+      namespace: v.meta.namespace,
+      name: v.meta.name,
+      identity: identityOf(settings.trustDomain, v.meta.namespace, v.serviceAccount),
+      serviceAccount: v.serviceAccount,
+      addresses: [...v.addresses].sort(compareStrings),
+      ports: uniquePorts(v.ports),
+      labels: v.workloadLabels,
+      interceptionMode: v.interceptionMode ?? settings.defaultInterceptionMode,
+    });
+  }
+  return out.sort(
+    (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name),
+  );
+}
+
+function uniquePorts(ports: readonly { name: string; port: number; protocol: string }[]) {
+  const seen = new Map<number, string>();
+  for (const p of ports) if (p.protocol === 'TCP' && !seen.has(p.port)) seen.set(p.port, p.name);
+  return [...seen.entries()].map(([port, name]) => ({ name, port })).sort((a, b) => a.port - b.port);
+}
+
+export function labelsMatch(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
+  const entries = Object.entries(selector);
+  return entries.length > 0 && entries.every(([k, v]) => labels[k] === v);
+}

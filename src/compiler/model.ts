@@ -1,0 +1,134 @@
+import type { Origin } from './inputs.js';
+import type { Meta } from './decode/common.js';
+
+/**
+ * The normalised form of every input kind: one shape per kind whatever
+ * version it was written in. Produced by `decode/`, consumed by `ir/`.
+ */
+
+export type InterceptionMode = 'transparent' | 'explicit';
+
+interface Base {
+  /** Unique per input object; the status key. */
+  readonly key: string;
+  readonly origin: Origin;
+  readonly apiVersion: string;
+  readonly meta: Meta;
+}
+
+export interface NamespaceObj extends Base { readonly kind: 'Namespace' }
+
+export interface ServicePort {
+  readonly name: string;
+  readonly port: number;
+  readonly targetPort: number | string;
+  readonly protocol: string;
+  readonly appProtocol: string;
+}
+export interface ServiceObj extends Base {
+  readonly kind: 'Service';
+  /** Absent selector: endpoints come only from EndpointSlices/Endpoints. */
+  readonly selector: Readonly<Record<string, string>> | undefined;
+  readonly ports: readonly ServicePort[];
+  readonly clusterIPs: readonly string[];
+}
+
+export interface ServiceAccountObj extends Base { readonly kind: 'ServiceAccount' }
+
+export interface ContainerPort { readonly name: string; readonly port: number; readonly protocol: string }
+export interface PodObj extends Base {
+  readonly kind: 'Pod';
+  readonly serviceAccountName: string;
+  readonly ips: readonly string[];
+  readonly ports: readonly ContainerPort[];
+  readonly interceptionMode: InterceptionMode | undefined;
+}
+
+/** EndpointSlice and core Endpoints (one per subset) normalise to this. */
+export interface EndpointSetObj extends Base {
+  readonly kind: 'EndpointSlice' | 'Endpoints';
+  readonly serviceName: string;
+  readonly ports: readonly { readonly name: string; readonly port: number; readonly protocol: string }[];
+  readonly endpoints: readonly {
+    readonly addresses: readonly string[];
+    readonly ready: boolean;
+    readonly targetRef: { readonly kind: string; readonly namespace: string; readonly name: string } | undefined;
+  }[];
+}
+
+export interface SubjectRef { readonly namespace: string; readonly name: string }
+export interface TrafficTargetRule {
+  readonly kind: string;
+  readonly name: string;
+  /** Undefined: every match of the referenced route. */
+  readonly matches: readonly string[] | undefined;
+}
+export interface TrafficTargetObj extends Base {
+  readonly kind: 'TrafficTarget';
+  readonly destination: SubjectRef;
+  /** v1alpha1/v1alpha2 only: restricts every rule to this destination port. */
+  readonly destinationPort: number | undefined;
+  readonly sources: readonly SubjectRef[];
+  readonly rules: readonly TrafficTargetRule[];
+  /** Field name of the rules list in this version (`specs` or `spec.rules`), for messages. */
+  readonly rulesPath: string;
+}
+
+export interface HeaderMatch { readonly name: string; readonly regex: string }
+export interface HttpMatch {
+  readonly name: string;
+  readonly pathRegex: string | undefined;
+  /** Undefined or containing "*": any method. */
+  readonly methods: readonly string[] | undefined;
+  readonly headers: readonly HeaderMatch[];
+  /** Field path of this match, for messages. */
+  readonly path: string;
+}
+export interface HttpRouteGroupObj extends Base {
+  readonly kind: 'HTTPRouteGroup';
+  readonly matches: readonly HttpMatch[];
+}
+
+export interface PortRouteObj extends Base {
+  readonly kind: 'TCPRoute' | 'UDPRoute';
+  readonly matchName: string | undefined;
+  /** Undefined or empty: every port of the destination. */
+  readonly ports: readonly number[] | undefined;
+}
+
+export interface TrafficSplitObj extends Base {
+  readonly kind: 'TrafficSplit';
+  readonly service: string;
+  /** Weights in milli-units (v1alpha1 quantities exactly; later integers times 1000). */
+  readonly backends: readonly { readonly service: string; readonly weightMilli: number }[];
+  readonly matches: readonly { readonly kind: string; readonly name: string }[];
+}
+
+export interface MeshConfigObj extends Base {
+  readonly kind: 'MeshConfig';
+  readonly permissive: boolean | undefined;
+  readonly trustDomain: string | undefined;
+  readonly defaultInterceptionMode: InterceptionMode | undefined;
+}
+
+export interface VirtualMachineObj extends Base {
+  readonly kind: 'VirtualMachine';
+  readonly serviceAccount: string;
+  readonly addresses: readonly string[];
+  readonly ports: readonly ContainerPort[];
+  readonly workloadLabels: Readonly<Record<string, string>>;
+  readonly interceptionMode: InterceptionMode | undefined;
+}
+
+export type MeshObject =
+  | NamespaceObj
+  | ServiceObj
+  | ServiceAccountObj
+  | PodObj
+  | EndpointSetObj
+  | TrafficTargetObj
+  | HttpRouteGroupObj
+  | PortRouteObj
+  | TrafficSplitObj
+  | MeshConfigObj
+  | VirtualMachineObj;

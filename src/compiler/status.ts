@@ -1,0 +1,92 @@
+import type { Origin } from './inputs.js';
+
+/**
+ * - Accepted: fully applied (may carry warnings).
+ * - PartiallyAccepted: applied, but some parts were dropped (see errors).
+ * - Rejected: not applied at all.
+ * - Ignored: not a kind smc uses, or outside the mesh.
+ */
+export type StatusState = 'Accepted' | 'PartiallyAccepted' | 'Rejected' | 'Ignored';
+
+export interface StatusMessage {
+  readonly severity: 'error' | 'warning';
+  /** Field path inside the object, e.g. `spec.backends[0].weight`; empty for the whole object. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export interface ObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export interface StatusEntry {
+  readonly origin: Origin;
+  readonly object: ObjectRef;
+  readonly state: StatusState;
+  readonly messages: readonly StatusMessage[];
+}
+
+export const error = (path: string, message: string): StatusMessage => ({ severity: 'error', path, message });
+export const warning = (path: string, message: string): StatusMessage => ({ severity: 'warning', path, message });
+
+/**
+ * Collects messages per input object while the compiler works. Only the
+ * compiler's own passes write to it; the result is frozen into `StatusEntry[]`.
+ */
+export interface StatusCollector {
+  add(key: string, message: StatusMessage): void;
+  /** Marks the object as not applied at all. */
+  reject(key: string, message: StatusMessage): void;
+  ignore(key: string, message: StatusMessage): void;
+}
+
+export function createStatusCollector(): StatusCollector & {
+  entries(objects: ReadonlyArray<{ key: string; origin: Origin; ref: ObjectRef }>): StatusEntry[];
+} {
+  const messages = new Map<string, StatusMessage[]>();
+  const forced = new Map<string, StatusState>();
+  const push = (key: string, m: StatusMessage) => {
+    const list = messages.get(key);
+    if (list) list.push(m);
+    else messages.set(key, [m]);
+  };
+  return {
+    add: push,
+    reject(key, m) {
+      push(key, m);
+      forced.set(key, 'Rejected');
+    },
+    ignore(key, m) {
+      push(key, m);
+      if (forced.get(key) !== 'Rejected') forced.set(key, 'Ignored');
+    },
+    entries(objects) {
+      return objects.map(({ key, origin, ref }) => {
+        const list = dedupe(messages.get(key) ?? []);
+        const state: StatusState =
+          forced.get(key) ?? (list.some((m) => m.severity === 'error') ? 'PartiallyAccepted' : 'Accepted');
+        return { origin, object: ref, state, messages: list };
+      });
+    },
+  };
+}
+
+function dedupe(list: StatusMessage[]): StatusMessage[] {
+  const seen = new Set<string>();
+  const out: StatusMessage[] = [];
+  for (const m of list) {
+    const k = `${m.severity}\u0000${m.path}\u0000${m.message}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(m);
+    }
+  }
+  return out;
+}
+
+export function formatMessage(m: StatusMessage): string {
+  return m.path === '' ? m.message : `${m.path}: ${m.message}`;
+}

@@ -1,0 +1,60 @@
+import { stringify } from 'yaml';
+import { formatOrigin } from '../compiler/inputs.js';
+import type { CompileResult } from '../compiler/compile.js';
+import type { StatusEntry } from '../compiler/status.js';
+import { formatMessage } from '../compiler/status.js';
+
+/**
+ * Pure rendering of compiler results into files (path -> text). One function
+ * at the edge writes them (see expected.ts), as cdk8s does.
+ */
+export type OutputFiles = ReadonlyMap<string, string>;
+
+const YAML_OPTIONS = { lineWidth: 0, sortMapEntries: false } as const;
+
+export function renderStatus(status: readonly StatusEntry[]): unknown[] {
+  return status.map((s) => {
+    const o = s.object;
+    const what = o.kind === '' ? '(unreadable document)' : `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name || '(no name)'}`;
+    return {
+      object: what,
+      ...(o.apiVersion ? { apiVersion: o.apiVersion } : {}),
+      origin: formatOrigin(s.origin),
+      state: s.state,
+      ...(s.messages.length > 0 ? { messages: s.messages.map((m) => `${m.severity}: ${formatMessage(m)}`) } : {}),
+    };
+  });
+}
+
+export function toYaml(value: unknown): string {
+  return stringify(stripUndefined(value), YAML_OPTIONS);
+}
+
+export function renderIRFiles(result: CompileResult): Map<string, string> {
+  return new Map([
+    ['ir.yaml', toYaml(result.ir)],
+    ['status.yaml', toYaml(renderStatus(result.status))],
+  ]);
+}
+
+function stripUndefined(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(stripUndefined);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = stripUndefined(v);
+    return out;
+  }
+  return value;
+}
+
+/** One line per problem, as a terminal user wants to read it. */
+export function statusLines(status: readonly StatusEntry[]): string[] {
+  const lines: string[] = [];
+  for (const s of status) {
+    if (s.messages.length === 0) continue;
+    const o = s.object;
+    const what = o.kind === '' ? 'document' : `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`;
+    for (const m of s.messages) lines.push(`${formatOrigin(s.origin)}: ${what}: ${m.severity}: ${formatMessage(m)} [${s.state}]`);
+  }
+  return lines;
+}
