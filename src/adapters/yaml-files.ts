@@ -64,7 +64,7 @@ export function parseText(text: string, source: string): { documents: InputDocum
     const origin = { source, document: index, line: lineCounter.linePos(start).line };
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
-      const line = e.linePos?.[0]?.line ?? origin.line;
+      const line = lineCounter.linePos(e.pos[0]).line;
       problems.push({ origin: { ...origin, line }, message: `YAML syntax error: ${e.message.split('\n')[0]}` });
       return;
     }

@@ -1,7 +1,7 @@
 import { decodeDocuments } from './decode/index.js';
 import { compareOrigins, type MeshInputs } from './inputs.js';
 import { buildIR } from './ir/build.js';
-import { compareStrings, type MeshIR } from './ir/types.js';
+import type { MeshIR } from './ir/types.js';
 import { createStatusCollector, error, type StatusEntry } from './status.js';
 
 export interface CompileResult {
@@ -24,9 +24,8 @@ export function compileIR(inputs: MeshInputs): CompileResult {
     state: 'Rejected',
     messages: [error('', p.message)],
   }));
-  const entries = [...status.entries(tracked), ...problemEntries].sort(
-    (a, b) => compareOrigins(a.origin, b.origin) || compareStrings(a.object.kind, b.object.kind) || compareStrings(a.object.name, b.object.name),
-  );
+  // Stable sort: objects that share an origin (items of one List) keep their order.
+  const entries = [...status.entries(tracked), ...problemEntries].sort((a, b) => compareOrigins(a.origin, b.origin));
   return { ir, status: entries };
 }
 

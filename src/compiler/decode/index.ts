@@ -335,7 +335,7 @@ export function decodeDocuments(documents: readonly InputDocument[], status: Sta
     }
     const versions = SUPPORTED[ref.kind];
     if (!versions) {
-      status.ignore(key, { severity: 'warning', path: pathPrefix + 'kind', message: `kind ${ref.kind} (${ref.apiVersion}) is not used by smc; ignored` });
+      status.ignore(key, { severity: 'warning', path: '', message: `kind ${ref.kind} (${ref.apiVersion}) is not used by smc; ignored` });
       return;
     }
     const kv = versions[ref.apiVersion];

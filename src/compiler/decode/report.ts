@@ -17,18 +17,27 @@ export interface DecodeProblem {
 export function reportErrors(errors: t.Errors): DecodeProblem[] {
   const out = new Map<string, DecodeProblem>();
   for (const e of errors) {
-    const { path, expected, actual } = describe(e.context);
+    const described = describe(e.context);
+    if (!described) continue;
+    const { path, expected, actual } = described;
     if (!out.has(path)) out.set(path, { path, message: `expected ${expected}, got ${show(actual)}` });
   }
   return [...out.values()];
 }
 
-function describe(context: t.Context): { path: string; expected: string; actual: unknown } {
+function describe(context: t.Context): { path: string; expected: string; actual: unknown } | undefined {
   let path = '';
   for (let i = 1; i < context.length; i++) {
     const parent = context[i - 1]!.type;
     const entry = context[i]!;
     if (parent instanceof t.IntersectionType || parent instanceof t.ExactType || parent instanceof t.RefinementType) {
+      continue;
+    }
+    if (parent instanceof t.UnionType && isNullable(parent)) {
+      // `X | null` for an optional field: when the value is not null, the
+      // error of the null branch says nothing; descend into X instead.
+      if (context[i - 1]!.actual === null) return { path, expected: 'nothing (null)', actual: null };
+      if (entry.type instanceof t.NullType) return undefined;
       continue;
     }
     if (parent instanceof t.UnionType) {
@@ -39,6 +48,10 @@ function describe(context: t.Context): { path: string; expected: string; actual:
   }
   const last = context[context.length - 1]!;
   return { path, expected: last.type.name, actual: last.actual };
+}
+
+function isNullable(u: t.UnionType<t.Mixed[]>): boolean {
+  return u.types.length === 2 && u.types.some((m) => m instanceof t.NullType);
 }
 
 function show(value: unknown): string {
