@@ -207,7 +207,7 @@ function httpMatches(list: readonly RawHttpMatch[], basePath: string): { matches
     const path = `${basePath}[${i}]`;
     const headers: m.HeaderMatch[] = [];
     const h = raw.headers;
-    const entries = h == null ? [] : Array.isArray(h) ? h.flatMap((e, j) => {
+    const entries = h === null || h === undefined ? [] : Array.isArray(h) ? h.flatMap((e, j) => {
       const kv = Object.entries(e);
       if (kv.length !== 1) problems.push({ path: `${path}.headers[${j}]`, message: `expected a map with exactly one header, got ${kv.length} keys` });
       return kv;

@@ -1,0 +1,70 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadPaths } from '../src/adapters/yaml-files.js';
+
+const BIN = 'dist/src/cli/main.js';
+const smc = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+
+test('smc compile prints the mesh model and exits 0 when every input is accepted', () => {
+  const r = smc('compile', 'examples/bookstore');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /destination: spiffe:\/\/cluster\.local\/ns\/bookstore\/sa\/bookstore/);
+});
+
+test('smc compile exits 1 and names file, line, object and field when an input is rejected', () => {
+  const r = smc('compile', 'golden/broken-yaml/input');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /wrong-types\.yaml:2 \(document 1\): TrafficSplit app\/string-weight: error: spec\.backends\[0\]\.weight: expected non-negative integer, got "80"/);
+  assert.match(r.stderr, /broken\.yaml:4 \(document 1\): document: error: YAML syntax error/);
+  assert.equal(smc('compile', 'golden/broken-yaml/input', '--allow-rejected').status, 0);
+});
+
+test('smc compile --status json prints machine-readable status', () => {
+  const r = smc('compile', 'golden/split-conflict/input', '--status', 'json', '--allow-rejected');
+  assert.equal(r.status, 0, r.stderr);
+  const status = JSON.parse(r.stdout) as { object: string; state: string }[];
+  assert.equal(status.find((s) => s.object === 'TrafficSplit shop/newer')?.state, 'Rejected');
+  assert.equal(status.find((s) => s.object === 'TrafficSplit shop/older')?.state, 'Accepted');
+});
+
+test('smc compile --check passes on an unchanged mesh and prints a diff after a policy change', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-check-'));
+  cpSync('examples/bookstore', join(dir, 'mesh'), { recursive: true });
+  assert.equal(smc('compile', join(dir, 'mesh'), '--update', join(dir, 'expected')).status, 0);
+  assert.equal(smc('compile', join(dir, 'mesh'), '--check', join(dir, 'expected')).status, 0);
+  const policy = join(dir, 'mesh', '40-policy.yaml');
+  writeFileSync(policy, readFileSync(policy, 'utf8').replace('weight: 90', 'weight: 50'));
+  const r = smc('compile', join(dir, 'mesh'), '--check', join(dir, 'expected'));
+  assert.equal(r.status, 1);
+  assert.match(r.stdout, /^-\s+weight: 9$/m);
+  assert.match(r.stdout, /^\+\s+weight: 5$/m);
+});
+
+test('usage errors exit 2 with help; a missing path is named', () => {
+  assert.equal(smc('compile').status, 2);
+  assert.equal(smc('frobnicate').status, 2);
+  const r = smc('compile', 'no/such/dir');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /no\/such\/dir: no such file or folder/);
+  const help = smc('help', 'compile');
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--check DIR/);
+});
+
+test('the loader reads .yaml, .yml and .json recursively, skips other files, and keeps origins', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-load-'));
+  cpSync('golden/split-matches/input', join(dir, 'nested', 'deeper'), { recursive: true });
+  writeFileSync(join(dir, 'a.json'), JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'j' } }));
+  writeFileSync(join(dir, 'b.yml'), '# comment\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: y}\n---\n---\n');
+  writeFileSync(join(dir, 'notes.txt'), 'not yaml: [');
+  const inputs = await loadPaths([dir], { relativeTo: dir });
+  const sources = [...new Set(inputs.documents.map((d) => d.origin.source))];
+  assert.deepEqual(sources, ['a.json', 'b.yml', 'nested/deeper/base.yaml', 'nested/deeper/split.yaml']);
+  const y = inputs.documents.find((d) => d.origin.source === 'b.yml')!;
+  assert.deepEqual(y.origin, { source: 'b.yml', document: 0, line: 3 });
+  assert.equal(inputs.problems.length, 0);
+});

@@ -1,0 +1,111 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compileIR } from '../src/compiler/compile.js';
+import { quantityToMilli } from '../src/compiler/decode/smi-split.js';
+import { formatMessage } from '../src/compiler/status.js';
+import { objectInputs, yamlInputs } from './helpers/inputs.js';
+
+const ns = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app', labels: { 'smc.dev/mesh': 'enabled' } } };
+
+function messagesFor(inputs: ReturnType<typeof objectInputs>, name: string): string[] {
+  const entry = compileIR(inputs).status.find((s) => s.object.name === name);
+  assert.ok(entry, `no status for ${name}`);
+  return entry.messages.map(formatMessage);
+}
+
+test('a wrongly typed field is reported with its path, the expectation and the value', () => {
+  const msgs = messagesFor(
+    objectInputs(ns, {
+      apiVersion: 'split.smi-spec.io/v1alpha2',
+      kind: 'TrafficSplit',
+      metadata: { name: 's', namespace: 'app' },
+      spec: { service: 'web', backends: [{ service: 'a', weight: '80' }] },
+    }),
+    's',
+  );
+  assert.ok(msgs.includes('spec.backends[0].weight: expected non-negative integer, got "80"'), msgs.join('\n'));
+});
+
+test('a missing required field names the field', () => {
+  const msgs = messagesFor(
+    objectInputs(ns, { apiVersion: 'smc.dev/v1alpha1', kind: 'VirtualMachine', metadata: { name: 'vm', namespace: 'app' }, spec: { addresses: [] } }),
+    'vm',
+  );
+  assert.ok(msgs.includes('spec.serviceAccount: expected non-empty string, got nothing'), msgs.join('\n'));
+});
+
+test('v1alpha1 weights are Kubernetes quantities converted to milli-units exactly', () => {
+  assert.deepEqual(quantityToMilli('1'), { ok: true, milli: 1000 });
+  assert.deepEqual(quantityToMilli(1), { ok: true, milli: 1000 });
+  assert.deepEqual(quantityToMilli('1000m'), { ok: true, milli: 1000 });
+  assert.deepEqual(quantityToMilli('500m'), { ok: true, milli: 500 });
+  assert.deepEqual(quantityToMilli(0.25), { ok: true, milli: 250 });
+  assert.deepEqual(quantityToMilli('2k'), { ok: true, milli: 2_000_000 });
+  assert.deepEqual(quantityToMilli('1Ki'), { ok: true, milli: 1_024_000 });
+  assert.deepEqual(quantityToMilli('15e-1'), { ok: true, milli: 1500 });
+  assert.equal(quantityToMilli('1n').ok, false, 'nano is finer than milli');
+  assert.equal(quantityToMilli('-1').ok, false);
+  assert.equal(quantityToMilli('ten').ok, false);
+});
+
+test('headers as a map and as a list of single-key maps decode to the same matches', () => {
+  const group = (headers: string) => `
+apiVersion: v1
+kind: Namespace
+metadata: {name: app, labels: {smc.dev/mesh: enabled}}
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: g, namespace: app}
+spec:
+  matches:
+    - name: m
+      headers: ${headers}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: t, namespace: app}
+spec:
+  destination: {kind: ServiceAccount, name: b}
+  sources: [{kind: ServiceAccount, name: a}]
+  rules: [{kind: HTTPRouteGroup, name: g}]
+`;
+  const asMap = compileIR(yamlInputs(group('{X-A: "1", x-b: "2"}'))).ir.access;
+  const asList = compileIR(yamlInputs(group('[{x-b: "2"}, {X-A: "1"}]'))).ir.access;
+  assert.deepEqual(asList, asMap);
+  const grant = asMap.find((a) => a.destination.endsWith('/sa/b'))!.grants[0]!;
+  assert.deepEqual(grant.http[0]!.headers, [{ name: 'x-a', regex: '1' }, { name: 'x-b', regex: '2' }]);
+});
+
+test('TrafficTarget v1alpha1 keeps destination.port: conversion never widens access', () => {
+  const ir = compileIR(
+    yamlInputs(`
+apiVersion: v1
+kind: Namespace
+metadata: {name: app, labels: {smc.dev/mesh: enabled}}
+---
+apiVersion: specs.smi-spec.io/v1alpha1
+kind: TCPRoute
+metadata: {name: r, namespace: app}
+---
+apiVersion: access.smi-spec.io/v1alpha1
+kind: TrafficTarget
+metadata: {name: t, namespace: app}
+destination: {kind: ServiceAccount, name: b, port: "8080"}
+sources: [{kind: ServiceAccount, name: a}]
+specs: [{kind: TCPRoute, name: r}]
+`),
+  ).ir;
+  const grants = ir.access.flatMap((a) => a.grants);
+  assert.equal(grants.length, 1);
+  assert.deepEqual(grants[0]!.ports, [8080]);
+});
+
+test('a YAML syntax error names the file and line, and the other documents still count', () => {
+  const result = compileIR(yamlInputs('apiVersion: v1\nkind: Namespace\nmetadata: {name: a', 'apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n'));
+  const rejected = result.status.filter((s) => s.state === 'Rejected');
+  assert.equal(rejected.length, 1);
+  assert.equal(rejected[0]!.origin.source, 'test-0.yaml');
+  assert.match(rejected[0]!.messages[0]!.message, /YAML syntax error/);
+  assert.ok(result.status.some((s) => s.object.name === 'b' && s.state === 'Accepted'));
+});

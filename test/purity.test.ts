@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * src/compiler is a pure function of its inputs: it may not import anything
+ * that does IO, nor read the clock or randomness.
+ */
+const FORBIDDEN_MODULES = [
+  /^(node:)?(fs|fs\/promises|net|http|https|http2|tls|dgram|dns|child_process|cluster|worker_threads|os|process|readline|timers|perf_hooks|v8|vm)$/,
+  /^@grpc\//,
+  /^@kubernetes\//,
+  /^prom-client$/,
+  /^undici$/,
+  /adapters\//,
+  /runtime\//,
+];
+const FORBIDDEN_CALLS = [
+  /\bDate\.now\s*\(/,
+  /\bnew Date\s*\(/,
+  /\bMath\.random\s*\(/,
+  /\bperformance\.now\s*\(/,
+  /\bprocess\./,
+  /\brandom(Bytes|UUID|Int|Fill)\b/,
+  /\bgetRandomValues\b/,
+  /\bset(Timeout|Interval|Immediate)\s*\(/,
+  /\bfetch\s*\(/,
+  /\brequire\s*\(/,
+  /\bimport\s*\(/,
+];
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+export function impurities(path: string, text: string): string[] {
+  const found: string[] = [];
+  for (const m of text.matchAll(/(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\s+['"]([^'"]+)['"]/g)) {
+    const spec = m[1] ?? m[2] ?? '';
+    if (FORBIDDEN_MODULES.some((r) => r.test(spec))) found.push(`${path}: imports ${spec}`);
+  }
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+  for (const r of FORBIDDEN_CALLS) if (r.test(code)) found.push(`${path}: uses ${r.source}`);
+  return found;
+}
+
+test('src/compiler imports no IO and reads neither the clock nor randomness', () => {
+  const list = files('src/compiler');
+  assert.ok(list.length > 10, 'compiler sources not found');
+  const found = list.flatMap((p) => impurities(p, readFileSync(p, 'utf8')));
+  assert.deepEqual(found, []);
+});
+
+test('the purity check catches each kind of impurity', () => {
+  assert.equal(impurities('x.ts', "import { readFile } from 'node:fs/promises';").length, 1);
+  assert.equal(impurities('x.ts', "import * as grpc from '@grpc/grpc-js';").length, 1);
+  assert.equal(impurities('x.ts', "import { x } from '../adapters/yaml-files.js';").length, 1);
+  assert.equal(impurities('x.ts', 'const t = Date.now();').length, 1);
+  assert.equal(impurities('x.ts', 'const r = Math.random();').length, 1);
+  assert.equal(impurities('x.ts', "const k = crypto.randomBytes(4);").length, 1);
+  assert.equal(impurities('x.ts', '// Date.now() in a comment is fine').length, 0);
+});
