@@ -1,0 +1,59 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import protojson from 'protobufjs/ext/protojson.js';
+import type { ProtoCodec } from '../compiler/envoy/codec.js';
+
+/**
+ * Loads Envoy's v3 API protos from the npm package that ships them
+ * (@grpc/grpc-js-xds, under deps/) - never from copies in this repository.
+ * The entry files are listed in protos/envoy-entries.txt.
+ */
+export interface EnvoyProtos extends ProtoCodec {
+  readonly root: protobuf.Root;
+  lookupType(typeName: string): protobuf.Type;
+}
+
+const require = createRequire(import.meta.url);
+const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+let cached: EnvoyProtos | undefined;
+
+export function loadEnvoyProtos(): EnvoyProtos {
+  if (cached) return cached;
+  const xds = dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
+  const pbjs = dirname(require.resolve('protobufjs/package.json'));
+  const searchPath = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(xds, 'deps', d)).concat(pbjs);
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => searchPath.map((dir) => join(dir, target)).find((p) => existsSync(p)) ?? target;
+  const entries = readFileSync(join(PROJECT, 'protos', 'envoy-entries.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  root.loadSync(entries);
+  root.resolveAll();
+  const types = new Map<string, protobuf.Type>();
+  const lookupType = (typeName: string) => {
+    let t = types.get(typeName);
+    if (!t) {
+      t = root.lookupType(typeName);
+      types.set(typeName, t);
+    }
+    return t;
+  };
+  cached = {
+    root,
+    lookupType,
+    encode(typeName, json) {
+      const type = lookupType(typeName);
+      return type.encode(protojson.fromJson(type, json)).finish();
+    },
+    toJson(typeName, bytes) {
+      const type = lookupType(typeName);
+      return protojson.toJson(type, type.decode(bytes));
+    },
+  };
+  return cached;
+}

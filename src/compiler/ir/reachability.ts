@@ -1,0 +1,41 @@
+import { applicableGrants, meshIdentities } from './query.js';
+import type { Endpoint, Identity, MeshIR, ServiceIR, ServicePortIR } from './types.js';
+
+/**
+ * What one proxy identity may call: every service port with at least one
+ * endpoint whose identity grants this proxy access on the endpoint's port
+ * (deny by default), keeping only those endpoints. A proxy never learns of
+ * endpoints it may not reach.
+ */
+export interface Upstream {
+  readonly service: ServiceIR;
+  readonly port: ServicePortIR;
+  readonly endpoints: readonly Endpoint[];
+  /** Identities of `endpoints`: what the proxy verifies in the server's certificate. */
+  readonly identities: readonly Identity[];
+}
+
+export function upstreamsOf(ir: MeshIR, proxy: Identity): Upstream[] {
+  const inMesh = meshIdentities(ir);
+  const out: Upstream[] = [];
+  for (const service of ir.services) {
+    for (const port of service.ports) {
+      const endpoints = port.endpoints.filter((e) =>
+        ir.settings.permissive ? inMesh.has(proxy) && inMesh.has(e.identity) : applicableGrants(ir, proxy, e.identity, e.port).length > 0,
+      );
+      if (endpoints.length === 0) continue;
+      out.push({ service, port, endpoints, identities: [...new Set(endpoints.map((e) => e.identity))].sort() });
+    }
+  }
+  return out;
+}
+
+/** The ports this identity's workloads serve that some service routes to. */
+export function inboundPortsOf(ir: MeshIR, proxy: Identity): { port: number; protocol: ServicePortIR['protocol'] }[] {
+  const ports = new Map<number, ServicePortIR['protocol']>();
+  for (const s of ir.services)
+    for (const p of s.ports)
+      for (const e of p.endpoints)
+        if (e.identity === proxy && !ports.has(e.port)) ports.set(e.port, p.protocol);
+  return [...ports.entries()].map(([port, protocol]) => ({ port, protocol })).sort((a, b) => a.port - b.port);
+}
