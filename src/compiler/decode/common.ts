@@ -72,8 +72,6 @@ export const objectMeta = struct(
   },
 );
 
-export const namespacedMeta = objectMeta;
-
 /** Metadata after normalisation: namespace defaulted, labels never absent. */
 export interface Meta {
   readonly namespace: string;

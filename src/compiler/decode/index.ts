@@ -123,8 +123,8 @@ register('discovery.k8s.io', 'EndpointSlice', ['v1'], as(k8s.endpointSliceCodec,
 }));
 
 register('', 'Endpoints', ['v1'], as(k8s.endpointsCodec, (v, b) => {
-  // Flattened into one set per subset would need several objects; instead one set
-  // whose ports apply to every address, which is what a single-subset Endpoints is.
+  // Several subsets would need several endpoint sets from one object; a single
+  // subset (what the endpoints controller writes for one port set) is supported.
   const subsets = v.subsets ?? [];
   if (subsets.length > 1) {
     return { problems: [{ path: 'subsets', message: 'only one subset is supported; use an EndpointSlice per port set' }] };

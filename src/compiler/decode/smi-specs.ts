@@ -1,5 +1,5 @@
 import * as t from 'io-ts';
-import { nonEmptyString, objectMeta, port, stringMap, struct } from './common.js';
+import { objectMeta, port, stringMap, struct } from './common.js';
 
 /** HTTPRouteGroup, TCPRoute and UDPRoute, specs.smi-spec.io v1alpha1..v1alpha4. */
 
@@ -43,5 +43,3 @@ export const portRouteV1alpha4 = (kind: string) =>
       ),
     },
   );
-
-export const matchName = nonEmptyString;

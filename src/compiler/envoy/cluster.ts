@@ -1,6 +1,6 @@
 import type { Upstream } from '../ir/reachability.js';
 import type { PortProtocol } from '../ir/types.js';
-import { TYPES, TYPE_PREFIX } from './codec.js';
+import { TYPE_PREFIX } from './codec.js';
 import { inboundClusterName, outboundClusterName, serviceHost } from './names.js';
 import { ADS_CONFIG, commonTlsContext } from './sds.js';
 
@@ -50,5 +50,3 @@ export function inboundCluster(port: number, protocol: PortProtocol) {
     ...http2Options(protocol),
   };
 }
-
-export const CLUSTER_TYPE = TYPES.cluster;
