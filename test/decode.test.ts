@@ -6,6 +6,7 @@ import { formatMessage } from '../src/compiler/status.js';
 import { objectInputs, yamlInputs } from './helpers/inputs.js';
 
 const ns = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app', labels: { 'smc.dev/mesh': 'enabled' } } };
+const MESH_NAMESPACE_YAML = 'apiVersion: v1\nkind: Namespace\nmetadata: {name: app, labels: {smc.dev/mesh: enabled}}\n';
 
 function messagesFor(inputs: ReturnType<typeof objectInputs>, name: string): string[] {
   const entry = compileIR(inputs).status.find((s) => s.object.name === name);
@@ -50,10 +51,6 @@ test('v1alpha1 weights are Kubernetes quantities converted to milli-units exactl
 
 test('headers as a map and as a list of single-key maps decode to the same matches', () => {
   const group = (headers: string) => `
-apiVersion: v1
-kind: Namespace
-metadata: {name: app, labels: {smc.dev/mesh: enabled}}
----
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: g, namespace: app}
@@ -70,8 +67,8 @@ spec:
   sources: [{kind: ServiceAccount, name: a}]
   rules: [{kind: HTTPRouteGroup, name: g}]
 `;
-  const asMap = compileIR(yamlInputs(group('{X-A: "1", x-b: "2"}'))).ir.access;
-  const asList = compileIR(yamlInputs(group('[{x-b: "2"}, {X-A: "1"}]'))).ir.access;
+  const asMap = compileIR(yamlInputs(MESH_NAMESPACE_YAML, group('{X-A: "1", x-b: "2"}'))).ir.access;
+  const asList = compileIR(yamlInputs(MESH_NAMESPACE_YAML, group('[{x-b: "2"}, {X-A: "1"}]'))).ir.access;
   assert.deepEqual(asList, asMap);
   const grant = asMap.find((a) => a.destination.endsWith('/sa/b'))!.grants[0]!;
   assert.deepEqual(grant.http[0]!.headers, [{ name: 'x-a', regex: '1' }, { name: 'x-b', regex: '2' }]);
@@ -79,11 +76,9 @@ spec:
 
 test('TrafficTarget v1alpha1 keeps destination.port: conversion never widens access', () => {
   const ir = compileIR(
-    yamlInputs(`
-apiVersion: v1
-kind: Namespace
-metadata: {name: app, labels: {smc.dev/mesh: enabled}}
----
+    yamlInputs(
+      MESH_NAMESPACE_YAML,
+      `
 apiVersion: specs.smi-spec.io/v1alpha1
 kind: TCPRoute
 metadata: {name: r, namespace: app}

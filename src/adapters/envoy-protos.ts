@@ -11,10 +11,7 @@ import type { ProtoCodec } from '../compiler/envoy/codec.js';
  * (@grpc/grpc-js-xds, under deps/) - never from copies in this repository.
  * The entry files are listed in protos/envoy-entries.txt.
  */
-export interface EnvoyProtos extends ProtoCodec {
-  readonly root: protobuf.Root;
-  lookupType(typeName: string): protobuf.Type;
-}
+export type EnvoyProtos = ProtoCodec;
 
 const require = createRequire(import.meta.url);
 const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -44,8 +41,6 @@ export function loadEnvoyProtos(): EnvoyProtos {
     return t;
   };
   cached = {
-    root,
-    lookupType,
     encode(typeName, json) {
       const type = lookupType(typeName);
       return type.encode(protojson.fromJson(type, json)).finish();

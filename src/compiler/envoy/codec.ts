@@ -24,5 +24,3 @@ export type ResourceKind = keyof typeof TYPES;
 
 /** The order a server must push in (make before break). */
 export const PUSH_ORDER: readonly ResourceKind[] = ['cluster', 'endpoint', 'listener', 'route', 'secret'];
-
-export const typeUrl = (kind: ResourceKind): string => `${TYPE_PREFIX}${TYPES[kind]}`;
