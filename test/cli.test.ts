@@ -26,7 +26,7 @@ test('smc compile exits 1 and names file, line, object and field when an input i
 test('smc compile --status json prints machine-readable status', () => {
   const r = smc('compile', 'golden/split-conflict/input', '--status', 'json', '--allow-rejected');
   assert.equal(r.status, 0, r.stderr);
-  const status = JSON.parse(r.stdout) as { object: string; state: string }[];
+  const status = (JSON.parse(r.stdout) as { objects: { object: string; state: string }[] }).objects;
   assert.equal(status.find((s) => s.object === 'TrafficSplit shop/newer')?.state, 'Rejected');
   assert.equal(status.find((s) => s.object === 'TrafficSplit shop/older')?.state, 'Accepted');
 });
@@ -34,7 +34,8 @@ test('smc compile --status json prints machine-readable status', () => {
 test('smc compile --check passes on an unchanged mesh and prints a diff after a policy change', () => {
   const dir = mkdtempSync(join(tmpdir(), 'smc-check-'));
   cpSync('examples/bookstore', join(dir, 'mesh'), { recursive: true });
-  assert.equal(smc('compile', join(dir, 'mesh'), '--update', join(dir, 'expected')).status, 0);
+  // --update writes YAML here; --check then reads the format from the folder.
+  assert.equal(smc('compile', join(dir, 'mesh'), '--update', join(dir, 'expected'), '--format', 'yaml').status, 0);
   assert.equal(smc('compile', join(dir, 'mesh'), '--check', join(dir, 'expected')).status, 0);
   const policy = join(dir, 'mesh', '40-policy.yaml');
   writeFileSync(policy, readFileSync(policy, 'utf8').replace('weight: 90', 'weight: 50'));
@@ -42,6 +43,9 @@ test('smc compile --check passes on an unchanged mesh and prints a diff after a 
   assert.equal(r.status, 1);
   assert.match(r.stdout, /^-\s+weight: 9$/m);
   assert.match(r.stdout, /^\+\s+weight: 5$/m);
+  // The per-proxy diff names the caller whose route table changed.
+  assert.match(r.stdout, /^\+\+\+ actual\/bookbuyer\/bookbuyer\.yaml/m);
+  assert.match(r.stderr, /differ from .*bookbuyer\/bookbuyer\.yaml/);
 });
 
 test('usage errors exit 2 with help; a missing path is named', () => {
@@ -63,7 +67,7 @@ test('the loader reads .yaml, .yml and .json recursively, skips other files, and
   writeFileSync(join(dir, 'notes.txt'), 'not yaml: [');
   const inputs = await loadPaths([dir], { relativeTo: dir });
   const sources = [...new Set(inputs.documents.map((d) => d.origin.source))];
-  assert.deepEqual(sources, ['a.json', 'b.yml', 'nested/deeper/base.yaml', 'nested/deeper/split.yaml']);
+  assert.deepEqual(sources, ['a.json', 'b.yml', 'nested/deeper/base.yaml', 'nested/deeper/client.yaml', 'nested/deeper/split.yaml']);
   const y = inputs.documents.find((d) => d.origin.source === 'b.yml')!;
   assert.deepEqual(y.origin, { source: 'b.yml', document: 0, line: 3 });
   assert.equal(inputs.problems.length, 0);

@@ -1,4 +1,6 @@
 import { decodeDocuments } from './decode/index.js';
+import type { ProtoCodec } from './envoy/codec.js';
+import { buildSnapshots, type Snapshot } from './envoy/snapshot.js';
 import { compareOrigins, type MeshInputs } from './inputs.js';
 import { buildIR } from './ir/build.js';
 import type { MeshIR } from './ir/types.js';
@@ -29,3 +31,14 @@ export function compileIR(inputs: MeshInputs): CompileResult {
   return { ir, status: entries };
 }
 
+
+export interface MeshCompileResult extends CompileResult {
+  /** One per proxy identity, sorted by identity. */
+  readonly snapshots: readonly Snapshot[];
+}
+
+/** The whole compiler: MeshInputs -> mesh IR, status and per-identity Envoy snapshots. */
+export function compile(inputs: MeshInputs, codec: ProtoCodec): MeshCompileResult {
+  const front = compileIR(inputs);
+  return { ...front, snapshots: buildSnapshots(front.ir, codec, inputs.certificates) };
+}

@@ -27,9 +27,27 @@ export interface InputProblem {
   readonly message: string;
 }
 
+/** A certificate issued to one identity: PEM chain (leaf first) and PEM private key. */
+export interface IdentityCertificate {
+  readonly identity: string;
+  readonly certificateChain: string;
+  readonly privateKey: string;
+}
+
+/**
+ * Certificates issued so far, from the certificate issuer adapter. Absent
+ * offline: snapshots then name their secrets (SDS) without carrying them.
+ */
+export interface CertificateInputs {
+  /** PEM roots every proxy trusts. */
+  readonly trustBundle: string;
+  readonly identities: readonly IdentityCertificate[];
+}
+
 export interface MeshInputs {
   readonly documents: readonly InputDocument[];
   readonly problems: readonly InputProblem[];
+  readonly certificates?: CertificateInputs;
 }
 
 export function formatOrigin(origin: Origin): string {

@@ -33,9 +33,12 @@ export async function compareWithFolder(dir: string, actual: OutputFiles): Promi
   return out;
 }
 
-/** Rewrites the folder to hold exactly `files`; outputs nobody produced are deleted. */
-export async function writeFolder(dir: string, files: OutputFiles): Promise<void> {
-  for (const path of await listFolder(dir)) if (!files.has(path)) await rm(join(dir, path));
+/**
+ * Writes `files` into the folder. With `prune` (expected-output folders
+ * only) it holds exactly `files` afterwards: outputs nobody produced are deleted.
+ */
+export async function writeFolder(dir: string, files: OutputFiles, options: { prune: boolean }): Promise<void> {
+  if (options.prune) for (const path of await listFolder(dir)) if (!files.has(path)) await rm(join(dir, path));
   for (const [path, text] of files) {
     await mkdir(dirname(join(dir, path)), { recursive: true });
     await writeFile(join(dir, path), text);

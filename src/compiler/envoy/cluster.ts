@@ -1,7 +1,7 @@
 import type { Upstream } from '../ir/reachability.js';
 import type { PortProtocol } from '../ir/types.js';
 import { TYPE_PREFIX } from './codec.js';
-import { inboundClusterName, outboundClusterName, serviceHost } from './names.js';
+import { inboundClusterName, outboundClusterName, upstreamServerName } from './names.js';
 import { ADS_CONFIG, commonTlsContext } from './sds.js';
 
 /** Clusters: one EDS cluster per reachable upstream service port, one local cluster per inbound port. */
@@ -30,7 +30,7 @@ export function outboundCluster(proxy: string, u: Upstream) {
         '@type': `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
         // The server must prove one of the identities this proxy may reach.
         commonTlsContext: commonTlsContext(proxy, u.identities),
-        sni: serviceHost(u.service),
+        sni: upstreamServerName(u.service, u.port.port),
       },
     },
     ...http2Options(u.port.protocol),

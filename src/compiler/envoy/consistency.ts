@@ -1,18 +1,66 @@
-import { TYPES, type ProtoCodec } from './codec.js';
+import { TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
+import { TRUST_BUNDLE_SECRET, identitySecretName } from './names.js';
 import type { Snapshot } from './snapshot.js';
 
 /**
- * The references inside a snapshot close: every EDS cluster has its
- * ClusterLoadAssignment and every ClusterLoadAssignment belongs to a cluster.
- * (Listener -> route and SDS checks join as those resources are added.)
+ * The references inside a snapshot close (go-control-plane's `Consistent()`,
+ * extended to every type):
+ * - every EDS cluster has its ClusterLoadAssignment, and every assignment a cluster;
+ * - every listener's route configuration (RDS name) exists;
+ * - every cluster named by a route or TCP proxy exists;
+ * - every SDS name is the proxy's own certificate or the trust bundle (never
+ *   another identity's), and is provided when the snapshot carries secrets.
  * A violation is a compiler bug, never a user error.
  */
 export function inconsistencies(snapshot: Snapshot, codec: ProtoCodec): string[] {
   const problems: string[] = [];
-  const clusters = snapshot.types.cluster.resources.map((r) => codec.toJson(TYPES.cluster, r.bytes) as { name: string; type?: string });
+  const say = (m: string) => problems.push(`${snapshot.identity}: ${m}`);
+  const decoded = (kind: ResourceKind) => snapshot.types[kind].resources.map((r) => codec.toJson(TYPES[kind], r.bytes));
+  const clusters = decoded('cluster') as { name: string; type?: string }[];
+  const clusterNames = new Set(clusters.map((c) => c.name));
   const eds = new Set(clusters.filter((c) => c.type === 'EDS').map((c) => c.name));
   const assignments = new Set(snapshot.types.endpoint.resources.map((r) => r.name));
-  for (const name of eds) if (!assignments.has(name)) problems.push(`${snapshot.identity}: EDS cluster ${name} has no ClusterLoadAssignment`);
-  for (const name of assignments) if (!eds.has(name)) problems.push(`${snapshot.identity}: ClusterLoadAssignment ${name} belongs to no EDS cluster`);
+  for (const name of eds) if (!assignments.has(name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
+  for (const name of assignments) if (!eds.has(name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
+
+  const listeners = references(decoded('listener'));
+  const routes = references(decoded('route'));
+  const clusterRefs = references(clusters);
+  const routeNames = new Set(snapshot.types.route.resources.map((r) => r.name));
+  for (const name of listeners.routes) if (!routeNames.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
+  for (const name of [...listeners.clusters, ...routes.clusters]) if (!clusterNames.has(name)) say(`cluster ${name} is routed to but does not exist`);
+
+  const allowed = new Set([identitySecretName(snapshot.identity), TRUST_BUNDLE_SECRET]);
+  const provided = new Set(snapshot.types.secret.resources.map((r) => r.name));
+  for (const name of new Set([...listeners.secrets, ...clusterRefs.secrets])) {
+    if (!allowed.has(name)) say(`SDS secret ${name} is not this proxy's own`);
+    else if (provided.size > 0 && !provided.has(name)) say(`SDS secret ${name} is referenced but not provided`);
+  }
+  for (const name of provided) if (!allowed.has(name)) say(`secret ${name} does not belong to this proxy`);
   return problems;
+}
+
+interface References {
+  routes: string[];
+  clusters: string[];
+  secrets: string[];
+}
+
+/** Walks decoded resources for the fields that name other resources. */
+function references(values: readonly unknown[]): References {
+  const out: References = { routes: [], clusters: [], secrets: [] };
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) return v.forEach(walk);
+    if (v === null || typeof v !== 'object') return;
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'routeConfigName' && typeof x === 'string') out.routes.push(x);
+      else if (k === 'cluster' && typeof x === 'string') out.clusters.push(x);
+      else if (k === 'weightedClusters') for (const c of (x as { clusters: { name: string }[] }).clusters) out.clusters.push(c.name);
+      else if (k === 'tlsCertificateSdsSecretConfigs') for (const s of x as { name: string }[]) out.secrets.push(s.name);
+      else if (k === 'validationContextSdsSecretConfig') out.secrets.push((x as { name: string }).name);
+      walk(x);
+    }
+  };
+  values.forEach(walk);
+  return out;
 }

@@ -1,7 +1,12 @@
 import type { Upstream } from '../ir/reachability.js';
-import { outboundClusterName } from './names.js';
+import { INBOUND_PORT, outboundClusterName } from './names.js';
 
-/** The ClusterLoadAssignment of an outbound cluster: pod and VM endpoints alike. */
+/**
+ * The ClusterLoadAssignment of an outbound cluster: pod and VM endpoints
+ * alike. A transparent-mode workload is dialled on its own port (iptables
+ * hands the connection to its sidecar); an explicit-mode one, which has no
+ * iptables, on its sidecar's inbound port.
+ */
 export function loadAssignment(u: Upstream) {
   return {
     clusterName: outboundClusterName(u.service, u.port.port),
@@ -10,7 +15,7 @@ export function loadAssignment(u: Upstream) {
         // One locality; grpc-js-xds requires a weight on it.
         loadBalancingWeight: 1,
         lbEndpoints: u.endpoints.map((e) => ({
-          endpoint: { address: { socketAddress: { address: e.address, portValue: e.port } } },
+          endpoint: { address: { socketAddress: { address: e.address, portValue: e.interception === 'explicit' ? INBOUND_PORT : e.port } } },
         })),
       },
     ],

@@ -1,11 +1,28 @@
 import type { ServiceIR } from '../ir/types.js';
 
-/** Resource names, in one place so every reference closes by construction. */
+/** Resource names and sidecar ports, in one place so every reference closes by construction. */
+
+/** Sidecar ports (the OSM conventions, see architecture.md). */
+export const ADMIN_PORT = 15000;
+export const OUTBOUND_PORT = 15001;
+export const INBOUND_PORT = 15003;
+export const STATS_PORT = 15010;
 
 export const outboundClusterName = (s: Pick<ServiceIR, 'namespace' | 'name'>, port: number): string =>
   `outbound|${port}|${s.name}.${s.namespace}`;
 
 export const inboundClusterName = (port: number): string => `inbound|${port}|local`;
+
+/** Route configuration shared by every HTTP upstream on one service port; virtual hosts tell services apart. */
+export const outboundRouteName = (port: number): string => `outbound|${port}`;
+
+/** Route configuration of one inbound (local application) port. */
+export const inboundRouteName = (port: number): string => `inbound|${port}`;
+
+export const INBOUND_LISTENER = 'inbound';
+export const OUTBOUND_LISTENER = 'outbound';
+/** Explicit mode: the local listener the application calls for one upstream port. */
+export const explicitListenerName = (port: number): string => `outbound|${port}|explicit`;
 
 /** SDS name of the proxy's own certificate: its SPIFFE ID. */
 export const identitySecretName = (identity: string): string => identity;
@@ -14,3 +31,10 @@ export const identitySecretName = (identity: string): string => identity;
 export const TRUST_BUNDLE_SECRET = 'trust-bundle';
 
 export const serviceHost = (s: Pick<ServiceIR, 'namespace' | 'name'>): string => `${s.name}.${s.namespace}.svc.cluster.local`;
+
+/**
+ * The TLS server name a caller sends for one service port. An explicit-mode
+ * destination (no iptables) is dialled on its inbound port, and this name is
+ * how its inbound listener tells which local port the call is for.
+ */
+export const upstreamServerName = (s: Pick<ServiceIR, 'namespace' | 'name'>, port: number): string => `${port}.${serviceHost(s)}`;

@@ -1,9 +1,14 @@
 import { createHash } from 'node:crypto';
-import { inboundPortsOf, upstreamsOf } from '../ir/reachability.js';
+import type { CertificateInputs } from '../inputs.js';
+import { upstreamsOf } from '../ir/reachability.js';
 import { compareStrings, type Identity, type MeshIR } from '../ir/types.js';
 import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
 import { inboundCluster, outboundCluster } from './cluster.js';
 import { loadAssignment } from './endpoint.js';
+import { explicitListeners, inboundListener, inboundPorts, transparentListener } from './listener.js';
+import { outboundServices } from './outbound.js';
+import { inboundRouteConfig, outboundRouteConfigs } from './route.js';
+import { identitySecret, trustBundleSecret } from './secret.js';
 
 /**
  * A proxy identity's complete Envoy configuration: resources by type, each
@@ -24,6 +29,8 @@ export interface ResourceSet {
 export interface Snapshot {
   readonly identity: Identity;
   readonly types: Readonly<Record<ResourceKind, ResourceSet>>;
+  /** What the translation had to leave out for this proxy, and why (sorted). */
+  readonly warnings: readonly string[];
 }
 
 type Named = { name?: string; clusterName?: string };
@@ -42,18 +49,41 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
   return { version: hash.digest('hex').slice(0, 16), resources };
 }
 
-export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec): Snapshot {
+function namespaceOf(ir: MeshIR, identity: Identity): string {
+  return ir.workloads.find((w) => w.identity === identity)?.namespace ?? '';
+}
+
+export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs): Snapshot {
+  const warnings = new Set<string>();
+  const warn = (m: string) => warnings.add(m);
   const upstreams = upstreamsOf(ir, identity);
-  const inbound = inboundPortsOf(ir, identity);
+  const inbound = inboundPorts(ir, identity);
+  const outbound = outboundServices(ir, upstreams);
+  const modes = new Set(ir.workloads.filter((w) => w.identity === identity).map((w) => w.interceptionMode));
+
   const clusters = [...upstreams.map((u) => outboundCluster(identity, u)), ...inbound.map((p) => inboundCluster(p.port, p.protocol))];
   const endpoints = upstreams.map(loadAssignment);
-  const sets: Record<ResourceKind, readonly Named[]> = { cluster: clusters, endpoint: endpoints, listener: [], route: [], secret: [] };
+  const listeners: Named[] = [];
+  if (inbound.length > 0) listeners.push(inboundListener(ir, identity, inbound));
+  if (modes.has('transparent')) {
+    const l = transparentListener(outbound, warn);
+    if (l.filterChains.length > 0) listeners.push(l);
+  }
+  if (modes.has('explicit')) listeners.push(...(explicitListeners(outbound, warn) as Named[]));
+  const routes = [
+    ...outboundRouteConfigs(outbound, namespaceOf(ir, identity)),
+    ...inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)),
+  ];
+  const own = certificates?.identities.find((c) => c.identity === identity);
+  const secrets = own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : [];
+
+  const sets: Record<ResourceKind, readonly Named[]> = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secrets };
   const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, encodeSet(codec, k, sets[k])])) as Record<ResourceKind, ResourceSet>;
-  return { identity, types };
+  return { identity, types, warnings: [...warnings].sort(compareStrings) };
 }
 
 /** One snapshot per identity that has a workload, sorted by identity. */
-export function buildSnapshots(ir: MeshIR, codec: ProtoCodec): Snapshot[] {
+export function buildSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: CertificateInputs): Snapshot[] {
   const identities = [...new Set(ir.workloads.map((w) => w.identity))].sort(compareStrings);
-  return identities.map((id) => buildSnapshot(ir, id, codec));
+  return identities.map((id) => buildSnapshot(ir, id, codec, certificates));
 }

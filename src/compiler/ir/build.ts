@@ -2,6 +2,7 @@ import type * as m from '../model.js';
 import { compareOrigins, formatOrigin } from '../inputs.js';
 import { error, warning, type StatusCollector } from '../status.js';
 import { buildAccess } from './access.js';
+import { warnHttpOnTcp } from './access-checks.js';
 import { checkRouteGroups } from './routes.js';
 import { buildServices } from './services.js';
 import { meshNamespaces, meshSettings } from './settings.js';
@@ -38,6 +39,7 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
   const portRoutes = new Map(inMeshOf('TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
   const identities = [...new Set(workloads.map((w) => w.identity))];
   const access = buildAccess(inMeshOf('TrafficTarget'), routeGroups, portRoutes, identities, settings, status);
+  warnHttpOnTcp(inMeshOf('TrafficTarget'), access, services, settings, status);
   const splits = buildSplits(inMeshOf('TrafficSplit'), services, routeGroups, status);
 
   return {

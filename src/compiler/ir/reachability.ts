@@ -37,13 +37,3 @@ export function upstreamsOf(ir: MeshIR, proxy: Identity): Upstream[] {
   }
   return out;
 }
-
-/** The ports this identity's workloads serve that some service routes to. */
-export function inboundPortsOf(ir: MeshIR, proxy: Identity): { port: number; protocol: ServicePortIR['protocol'] }[] {
-  const ports = new Map<number, ServicePortIR['protocol']>();
-  for (const s of ir.services)
-    for (const p of s.ports)
-      for (const e of p.endpoints)
-        if (e.identity === proxy && !ports.has(e.port)) ports.set(e.port, p.protocol);
-  return [...ports.entries()].map(([port, protocol]) => ({ port, protocol })).sort((a, b) => a.port - b.port);
-}

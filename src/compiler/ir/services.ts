@@ -65,7 +65,7 @@ export function buildServices(
       }
       const endpoints = new Map<string, Endpoint>();
       const add = (w: Workload, address: string, port: number) => {
-        const e: Endpoint = { address, port, workload: `${w.kind} ${w.namespace}/${w.name}`, identity: w.identity };
+        const e: Endpoint = { address, port, workload: `${w.kind} ${w.namespace}/${w.name}`, identity: w.identity, interception: w.interceptionMode };
         endpoints.set(`${address}:${port}`, e);
       };
       if (sets.length > 0) {

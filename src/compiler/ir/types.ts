@@ -41,6 +41,8 @@ export interface Endpoint {
   /** `Pod ns/name` or `VirtualMachine ns/name`. */
   readonly workload: string;
   readonly identity: Identity;
+  /** How the workload's sidecar receives traffic; decides the port callers dial (see envoy/names.ts). */
+  readonly interception: InterceptionMode;
 }
 
 export interface ServicePortIR {
@@ -126,6 +128,12 @@ export interface MeshIR {
 
 export function identityOf(trustDomain: string, namespace: string, serviceAccount: string): Identity {
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}
+
+/** The namespace and service account of a SPIFFE ID made by `identityOf`; undefined for any other string. */
+export function parseIdentity(id: Identity): { trustDomain: string; namespace: string; serviceAccount: string } | undefined {
+  const m = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id);
+  return m ? { trustDomain: m[1]!, namespace: m[2]!, serviceAccount: m[3]! } : undefined;
 }
 
 export function compareStrings(a: string, b: string): number {

@@ -1,0 +1,84 @@
+import 'reflect-metadata';
+import { webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+
+/**
+ * The X.509 operations smc's certificate authority needs, over WebCrypto:
+ * ECDSA P-256 keys, a self-signed root, and SPIFFE leaf certificates (URI
+ * SAN, client and server auth) signed by it.
+ */
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
+
+export interface KeyPair {
+  readonly publicKey: CryptoKey;
+  readonly privateKey: CryptoKey;
+}
+
+export async function generateKeyPair(): Promise<KeyPair> {
+  return (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as unknown as KeyPair;
+}
+
+export async function privateKeyToPem(key: CryptoKey): Promise<string> {
+  const der = await webcrypto.subtle.exportKey('pkcs8', key as unknown as webcrypto.CryptoKey);
+  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+}
+
+export async function privateKeyFromPem(pem: string): Promise<KeyPair> {
+  const der = x509.PemConverter.decodeFirst(pem);
+  const privateKey = (await webcrypto.subtle.importKey('pkcs8', der, EC, true, ['sign'])) as unknown as CryptoKey;
+  // A PKCS#8 EC key carries its public point; JWK is the portable way to recover it.
+  const jwk = await webcrypto.subtle.exportKey('jwk', privateKey as unknown as webcrypto.CryptoKey);
+  const publicKey = (await webcrypto.subtle.importKey('jwk', { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, EC, true, ['verify'])) as unknown as CryptoKey;
+  return { publicKey, privateKey };
+}
+
+export interface Validity {
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+/** A self-signed root for the trust domain. */
+export async function createRootCertificate(trustDomain: string, keys: KeyPair, validity: Validity): Promise<string> {
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    name: `CN=smc mesh root (${trustDomain}), O=smc`,
+    keys: keys as unknown as CryptoKeyPair,
+    signingAlgorithm: SIGN,
+    ...validity,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 1, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${trustDomain}` }]),
+    ],
+  });
+  return cert.toString('pem');
+}
+
+/** A leaf for one SPIFFE ID, usable as TLS client and server certificate. */
+export async function issueLeafCertificate(
+  issuer: { certificatePem: string; privateKey: CryptoKey },
+  spiffeId: string,
+  publicKey: CryptoKey,
+  validity: Validity,
+): Promise<string> {
+  const ca = new x509.X509Certificate(issuer.certificatePem);
+  const cert = await x509.X509CertificateGenerator.create({
+    subject: `O=smc`,
+    issuer: ca.subject,
+    publicKey,
+    signingKey: issuer.privateKey,
+    signingAlgorithm: SIGN,
+    ...validity,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }], true),
+    ],
+  });
+  return cert.toString('pem');
+}

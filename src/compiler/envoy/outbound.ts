@@ -1,0 +1,69 @@
+import type { Upstream } from '../ir/reachability.js';
+import { compareStrings, type HttpMatchIR, type MeshIR, type PortProtocol, type ServiceIR, type ServicePortIR } from '../ir/types.js';
+import { outboundClusterName } from './names.js';
+
+/**
+ * Where one proxy's calls to a service port go: the Envoy-free plan that
+ * listeners and routes are both built from. Splits are applied here, and a
+ * split never widens access: a backend this proxy may not reach gets no
+ * weight (the remaining backends keep their ratios), and when no backend is
+ * reachable the root service is used as if there were no split.
+ */
+export type Action =
+  | { readonly kind: 'cluster'; readonly cluster: string }
+  | { readonly kind: 'weighted'; readonly clusters: readonly { readonly cluster: string; readonly weight: number }[] };
+
+export interface OutboundService {
+  readonly service: ServiceIR;
+  readonly port: ServicePortIR;
+  readonly protocol: PortProtocol;
+  /** Requests matching one of these go to `action` (first match wins), before the default. */
+  readonly matched: readonly { readonly match: HttpMatchIR; readonly action: Action }[];
+  /** Everything else; undefined when the root service itself is not reachable and no split applies. */
+  readonly fallback: Action | undefined;
+}
+
+export const isHttp = (p: PortProtocol): boolean => p !== 'tcp';
+
+export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[]): OutboundService[] {
+  const reachable = new Set(upstreams.map((u) => outboundClusterName(u.service, u.port.port)));
+  const clusterIfReachable = (s: Pick<ServiceIR, 'namespace' | 'name'>, port: number): string | undefined => {
+    const name = outboundClusterName(s, port);
+    return reachable.has(name) ? name : undefined;
+  };
+  const out: OutboundService[] = [];
+  for (const service of ir.services) {
+    for (const port of service.ports) {
+      const root = clusterIfReachable(service, port.port);
+      const rootAction: Action | undefined = root === undefined ? undefined : { kind: 'cluster', cluster: root };
+      const split = ir.splits.find((s) => s.namespace === service.namespace && s.service === service.name);
+      const weighted: Action | undefined = split && weightedBackends(split.backends, service.namespace, port.port, clusterIfReachable);
+      let matched: OutboundService['matched'] = [];
+      let fallback: Action | undefined = rootAction;
+      if (weighted !== undefined) {
+        if (split!.matches.length === 0) fallback = weighted;
+        // Matches are HTTP: on a TCP port a split with matches leaves traffic on the root service.
+        else if (isHttp(port.protocol)) matched = split!.matches.map((match) => ({ match, action: weighted }));
+      }
+      if (fallback === undefined && matched.length === 0) continue;
+      out.push({ service, port, protocol: port.protocol, matched, fallback });
+    }
+  }
+  return out;
+}
+
+function weightedBackends(
+  backends: readonly { service: string; weight: number }[],
+  namespace: string,
+  port: number,
+  clusterIfReachable: (s: { namespace: string; name: string }, port: number) => string | undefined,
+): Action | undefined {
+  const clusters: { cluster: string; weight: number }[] = [];
+  for (const b of backends) {
+    if (b.weight === 0) continue;
+    const cluster = clusterIfReachable({ namespace, name: b.service }, port);
+    if (cluster !== undefined) clusters.push({ cluster, weight: b.weight });
+  }
+  if (clusters.length === 0) return undefined;
+  return { kind: 'weighted', clusters: clusters.sort((a, b) => compareStrings(a.cluster, b.cluster)) };
+}

@@ -1,0 +1,68 @@
+import type { Grant, HttpMatchIR, PortProtocol } from '../ir/types.js';
+import { compareStrings } from '../ir/types.js';
+import { routeMatch } from './match.js';
+import { inboundClusterName, inboundRouteName, outboundRouteName, serviceHost } from './names.js';
+import { isHttp, type Action, type OutboundService } from './outbound.js';
+
+/** RouteConfigurations: outbound per service port (virtual hosts per service), inbound per local port. */
+
+function routeAction(action: Action, protocol: PortProtocol) {
+  // gRPC streams outlive Envoy's default 15 s route timeout.
+  const timeout = protocol === 'grpc' ? { timeout: '0s' } : {};
+  if (action.kind === 'cluster') return { cluster: action.cluster, ...timeout };
+  return { weightedClusters: { clusters: action.clusters.map((c) => ({ name: c.cluster, weight: c.weight })) }, ...timeout };
+}
+
+/**
+ * The names an application in `callerNamespace` may use for a service:
+ * `name` (same namespace only), `name.ns`, `name.ns.svc`,
+ * `name.ns.svc.cluster.local` and the cluster IPs, each with and without the port.
+ */
+export function serviceDomains(o: OutboundService, callerNamespace: string): string[] {
+  const s = o.service;
+  const hosts = [
+    ...(s.namespace === callerNamespace ? [s.name] : []),
+    `${s.name}.${s.namespace}`,
+    `${s.name}.${s.namespace}.svc`,
+    serviceHost(s),
+    ...s.clusterIPs.map((ip) => (ip.includes(':') ? `[${ip}]` : ip)),
+  ];
+  return hosts.flatMap((h) => [h, `${h}:${o.port.port}`]);
+}
+
+/** One RouteConfiguration per HTTP service port this proxy calls. */
+export function outboundRouteConfigs(services: readonly OutboundService[], callerNamespace: string) {
+  const byPort = new Map<number, OutboundService[]>();
+  for (const o of services) {
+    if (!isHttp(o.protocol)) continue;
+    byPort.set(o.port.port, [...(byPort.get(o.port.port) ?? []), o]);
+  }
+  return [...byPort.entries()].map(([port, list]) => {
+    // Envoy rejects a route table in which two virtual hosts share a domain; the first service (by name) keeps it.
+    const taken = new Set<string>();
+    const virtualHosts = list.map((o) => {
+      const domains = serviceDomains(o, callerNamespace).filter((d) => !taken.has(d));
+      for (const d of domains) taken.add(d);
+      const routes = o.matched.map((m) => ({ name: m.match.from, match: routeMatch(m.match), route: routeAction(m.action, o.protocol) }));
+      if (o.fallback !== undefined) routes.push({ name: 'default', match: { prefix: '/' }, route: routeAction(o.fallback, o.protocol) });
+      return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes };
+    });
+    return { name: outboundRouteName(port), virtualHosts };
+  });
+}
+
+/**
+ * The route table of one local HTTP port: a route per HTTPRouteGroup match
+ * granted on it (RBAC decides who may use which), and a catch-all when some
+ * caller may send anything (a TCP grant, or permissive mode).
+ */
+export function inboundRouteConfig(port: number, protocol: PortProtocol, grants: readonly Grant[], permissive: boolean) {
+  const matches = new Map<string, HttpMatchIR>();
+  for (const g of grants) for (const m of g.http) matches.set(m.from, m);
+  const action = routeAction({ kind: 'cluster', cluster: inboundClusterName(port) }, protocol);
+  const routes: object[] = [...matches.values()]
+    .sort((a, b) => compareStrings(a.from, b.from))
+    .map((m) => ({ name: m.from, match: routeMatch(m), route: action }));
+  if (permissive || grants.some((g) => g.protocol === 'tcp')) routes.push({ name: 'any', match: { prefix: '/' }, route: action });
+  return { name: inboundRouteName(port), virtualHosts: [{ name: inboundRouteName(port), domains: ['*'], routes }] };
+}
