@@ -72,3 +72,42 @@ test('the loader reads .yaml, .yml and .json recursively, skips other files, and
   assert.deepEqual(y.origin, { source: 'b.yml', document: 0, line: 3 });
   assert.equal(inputs.problems.length, 0);
 });
+
+test('smc compile -o writes one config_dump per proxy identity, status.json and ir.json', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-out-'));
+  const r = smc('compile', 'examples/bookstore', '-o', dir);
+  assert.equal(r.status, 0, r.stderr);
+  const status = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as { proxies: { identity: string; config: string }[] };
+  assert.deepEqual(status.proxies.map((p) => p.config), ['bookbuyer/bookbuyer.json', 'bookstore/bookstore.json', 'bookthief/bookthief.json', 'bookwarehouse/bookwarehouse.json', 'bookwarehouse/mysql.json']);
+  const dump = JSON.parse(readFileSync(join(dir, 'bookbuyer', 'bookbuyer.json'), 'utf8')) as { configs: { '@type': string; versionInfo?: string }[] };
+  assert.deepEqual(dump.configs.map((c) => c['@type'].split('.').pop()), ['ClustersConfigDump', 'EndpointsConfigDump', 'ListenersConfigDump', 'RoutesConfigDump', 'SecretsConfigDump']);
+  assert.match(dump.configs[0]!.versionInfo!, /^[0-9a-f]{16}$/);
+  assert.ok(JSON.parse(readFileSync(join(dir, 'ir.json'), 'utf8')).access);
+  // -o never deletes what it did not write.
+  writeFileSync(join(dir, 'mine.txt'), 'keep');
+  assert.equal(smc('compile', 'examples/bookstore', '-o', dir).status, 0);
+  assert.equal(readFileSync(join(dir, 'mine.txt'), 'utf8'), 'keep');
+});
+
+test('smc compile --identity prints one proxy, in YAML with --format yaml, and names the known ones when it is wrong', () => {
+  const r = smc('compile', 'examples/bookstore', '--identity', 'bookstore/bookstore', '--format', 'yaml');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^configs:\n {2}- "@type": type\.googleapis\.com\/envoy\.admin\.v3\.ClustersConfigDump/);
+  assert.match(r.stdout, /name: inbound\|8080\|local/);
+  assert.doesNotMatch(r.stdout, /bookbuyer\/sa\/bookbuyer"?\n\s+sdsConfig/, 'only its own certificate is referenced');
+  const wrong = smc('compile', 'examples/bookstore', '--identity', 'bookstore/nobody');
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, /no proxy identity bookstore\/nobody.*known: bookbuyer\/bookbuyer, bookstore\/bookstore/);
+  assert.equal(smc('compile', 'examples/bookstore', '--identity', 'nonsense').status, 2);
+  assert.equal(smc('compile', 'examples/bookstore', '--format', 'xml').status, 2);
+  assert.equal(smc('compile', 'examples/bookstore', '--bootstrap').status, 2);
+});
+
+test('proxy warnings reach stderr and status.json', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-warn-'));
+  const r = smc('compile', 'golden/explicit-mode/input', '-o', dir);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /proxy spiffe:\/\/cluster\.local\/ns\/legacy\/sa\/billing: warning: legacy\/queue:6379: explicit mode listens once per port/);
+  const status = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as { proxies: { identity: string; warnings?: string[] }[] };
+  assert.equal(status.proxies.find((p) => p.identity.endsWith('/sa/billing'))?.warnings?.length, 1);
+});
