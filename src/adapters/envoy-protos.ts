@@ -11,7 +11,10 @@ import type { ProtoCodec } from '../compiler/envoy/codec.js';
  * (@grpc/grpc-js-xds, under deps/) - never from copies in this repository.
  * The entry files are listed in protos/envoy-entries.txt.
  */
-export type EnvoyProtos = ProtoCodec;
+export interface EnvoyProtos extends ProtoCodec {
+  /** The reflected message type, for the runtime's own wire messages (DiscoveryRequest and friends). */
+  lookupType(typeName: string): protobuf.Type;
+}
 
 const require = createRequire(import.meta.url);
 const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -41,6 +44,7 @@ export function loadEnvoyProtos(): EnvoyProtos {
     return t;
   };
   cached = {
+    lookupType,
     encode(typeName, json) {
       const type = lookupType(typeName);
       return type.encode(protojson.fromJson(type, json)).finish();

@@ -13,6 +13,7 @@ import { compareWithFolder, writeFolder } from '../output/expected.js';
 import { listGoldenCases, runGoldenCase } from '../output/golden.js';
 import { proxyPath, renderCompileFiles, renderProxy, serialize, statusDocument, type Format } from '../output/compile-files.js';
 import { statusLines } from '../output/render.js';
+import { bootstrapCommand, controllerCommand, HELP_BOOTSTRAP, HELP_CONTROLLER, HELP_PROXY_STATUS, proxyStatusCommand, UsageError } from './runtime-commands.js';
 import { staticBootstrap } from '../output/static-bootstrap.js';
 
 /** Exit codes scripts can trust. */
@@ -23,6 +24,10 @@ const EXIT_USAGE = 2;
 const HELP = `smc - a service-mesh control plane for SMI policy and Envoy
 
 Usage:
+  smc controller [options]        Run the control plane (xDS with mutual TLS, admin, mesh CA)
+  smc bootstrap --identity NS/SA --xds-address HOST:PORT
+                                  Write a sidecar's Envoy bootstrap and certificates
+  smc proxy-status                Show which proxies are in sync with the controller
   smc compile PATH... [options]   Compile YAML (files or folders) into each proxy's Envoy configuration
   smc golden [--update] [DIR]     Check (or rewrite) the golden cases under DIR (default: golden)
   smc kinds                       List the kinds and apiVersions smc reads
@@ -95,12 +100,20 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(rest[0] === 'compile' ? HELP_COMPILE : rest[0] === 'golden' ? HELP_GOLDEN : HELP);
+      process.stdout.write(
+        { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS }[rest[0] ?? ''] ?? HELP,
+      );
       return EXIT_OK;
     case 'compile':
       return compileCommand(rest);
     case 'golden':
       return golden(rest);
+    case 'controller':
+      return controllerCommand(rest);
+    case 'bootstrap':
+      return bootstrapCommand(rest);
+    case 'proxy-status':
+      return proxyStatusCommand(rest);
     case 'kinds':
       for (const k of supportedKinds()) process.stdout.write(`${k.kind.padEnd(16)} ${k.apiVersions.join(', ')}\n`);
       return EXIT_OK;
@@ -253,7 +266,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof PathNotFoundError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
+    if (e instanceof PathNotFoundError || e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`smc: ${e.message}\n`);
       process.exitCode = EXIT_USAGE;
       return;

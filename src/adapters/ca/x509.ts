@@ -63,6 +63,8 @@ export async function issueLeafCertificate(
   spiffeId: string,
   publicKey: CryptoKey,
   validity: Validity,
+  /** Extra names for servers that clients reach by host name or address (the xDS port). */
+  extra: { dnsNames?: readonly string[]; ipAddresses?: readonly string[] } = {},
 ): Promise<string> {
   const ca = new x509.X509Certificate(issuer.certificatePem);
   const cert = await x509.X509CertificateGenerator.create({
@@ -77,7 +79,14 @@ export async function issueLeafCertificate(
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
       await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }], true),
+      new x509.SubjectAlternativeNameExtension(
+        [
+          { type: 'url', value: spiffeId },
+          ...(extra.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+          ...(extra.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+        ],
+        true,
+      ),
     ],
   });
   return cert.toString('pem');

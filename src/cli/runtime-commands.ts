@@ -1,0 +1,182 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openInternalCA } from '../adapters/ca/internal-ca.js';
+import { identityOf } from '../compiler/ir/types.js';
+import { adsBootstrap } from '../output/ads-bootstrap.js';
+import { PUSH_ORDER } from '../compiler/envoy/codec.js';
+import { controlPlaneIdentity, startController } from '../runtime/controller.js';
+
+export const HELP_CONTROLLER = `smc controller [options]
+
+Runs the control plane: reads a folder of YAML (the same inputs as 'smc
+compile'), issues every identity's certificates from the mesh CA (root kept in
+the state folder), and serves each proxy its configuration over ADS (gRPC,
+state of the world and delta) with mutual TLS.
+
+Options:
+      --source PATH    File or folder of YAML (repeatable; default examples/bookstore)
+      --state DIR      Where the mesh CA's root is kept (default .smc-state)
+      --xds-address HOST:PORT
+                       xDS listen address (default 127.0.0.1:15128)
+      --admin-address HOST:PORT
+                       Admin HTTP: /healthz /readyz /status/proxies /status/inputs
+                       /metrics (default 127.0.0.1:15129)
+      --insecure-xds   Plaintext xDS that trusts node ids: local experiments only
+  -h, --help           Show this help
+
+Stops cleanly on SIGINT or SIGTERM.
+`;
+
+export const HELP_BOOTSTRAP = `smc bootstrap --identity NS/SA --xds-address HOST:PORT [options]
+
+Writes what a sidecar of identity NS/SA (a pod or a VM) needs to join the mesh:
+bootstrap.json (ADS over gRPC with mutual TLS to the control plane, node id
+NS/SA[/INSTANCE], admin on 127.0.0.1:15000), proxy.crt and proxy.key (its
+bootstrap certificate, signed by the mesh CA in --state) and ca.crt. Start the
+sidecar with 'envoy -c DIR/bootstrap.json'.
+
+Options:
+      --identity NS/SA        Namespace and service account of the workload
+      --xds-address HOST:PORT Where the controller serves xDS
+      --instance NAME         Appended to the node id to tell proxies apart (e.g. the pod name)
+      --state DIR             The controller's state folder (default .smc-state)
+      --trust-domain TD       Trust domain (default cluster.local)
+  -o, --output DIR            Output folder (default smc-bootstrap-NS-SA)
+      --admin-port PORT       Envoy admin port (default 15000)
+      --delta                 Use incremental xDS
+      --insecure-xds          For a controller started with --insecure-xds (no certificates)
+  -h, --help                  Show this help
+`;
+
+export const HELP_PROXY_STATUS = `smc proxy-status [--admin HOST:PORT] [-o json]
+
+Lists the proxies connected to a running controller and, per xDS type, whether
+each has acknowledged what it was sent: SYNCED, STALE (sent, not yet
+acknowledged), NACK (rejected; the proxy keeps its last good config) or NOT SENT.
+Exit status 0 when every proxy is SYNCED on every type it was sent, 1 otherwise.
+`;
+
+function hostPort(value: string, flag: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(value);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag} expects HOST:PORT, got ${JSON.stringify(value)}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
+}
+
+export class UsageError extends Error {}
+
+export async function controllerCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      source: { type: 'string', multiple: true },
+      state: { type: 'string', default: '.smc-state' },
+      'xds-address': { type: 'string', default: '127.0.0.1:15128' },
+      'admin-address': { type: 'string', default: '127.0.0.1:15129' },
+      'insecure-xds': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP_CONTROLLER);
+    return 0;
+  }
+  const xds = hostPort(values['xds-address'], '--xds-address');
+  const admin = hostPort(values['admin-address'], '--admin-address');
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const controller = await startController({
+    source: values.source ?? ['examples/bookstore'],
+    stateDir: values.state,
+    xdsHost: xds.host,
+    xdsPort: xds.port,
+    adminHost: admin.host,
+    adminPort: admin.port,
+    insecureXds: values['insecure-xds'],
+    log,
+  });
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string) => {
+      log(`controller: ${signal}: shutting down`);
+      resolveStop();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await controller.close();
+  return 0;
+}
+
+export async function bootstrapCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      identity: { type: 'string' },
+      'xds-address': { type: 'string' },
+      instance: { type: 'string' },
+      state: { type: 'string', default: '.smc-state' },
+      'trust-domain': { type: 'string', default: 'cluster.local' },
+      output: { type: 'string', short: 'o' },
+      'admin-port': { type: 'string', default: '15000' },
+      delta: { type: 'boolean', default: false },
+      'insecure-xds': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP_BOOTSTRAP);
+    return 0;
+  }
+  const m = /^([a-z0-9][-a-z0-9.]*)\/([a-z0-9][-a-z0-9.]*)$/.exec(values.identity ?? '');
+  if (!m) throw new UsageError(`--identity expects NAMESPACE/SERVICEACCOUNT, got ${JSON.stringify(values.identity ?? '')}`);
+  if (values['xds-address'] === undefined) throw new UsageError('--xds-address HOST:PORT is required');
+  const xds = hostPort(values['xds-address'], '--xds-address');
+  const [ns, sa] = [m[1]!, m[2]!];
+  const dir = resolve(values.output ?? `smc-bootstrap-${ns}-${sa}`);
+  await mkdir(dir, { recursive: true });
+  const nodeId = values.instance ? `${ns}/${sa}/${values.instance}` : `${ns}/${sa}`;
+  let tls;
+  if (!values['insecure-xds']) {
+    const ca = await openInternalCA(values.state, values['trust-domain']);
+    // Long-lived: it only authenticates the proxy to the xDS port; service certificates come over SDS.
+    const cert = await ca.issue(identityOf(values['trust-domain'], ns, sa), { ttlMs: 365 * 24 * 3600_000 });
+    tls = { certificateChain: join(dir, 'proxy.crt'), privateKey: join(dir, 'proxy.key'), trustBundle: join(dir, 'ca.crt'), controlPlaneIdentity: controlPlaneIdentity(values['trust-domain']) };
+    await writeFile(tls.certificateChain, cert.certificateChain);
+    await writeFile(tls.privateKey, cert.privateKey, { mode: 0o600 });
+    await chmod(tls.privateKey, 0o600);
+    await writeFile(tls.trustBundle, ca.trustBundle());
+  }
+  const bootstrap = adsBootstrap({ nodeId, xdsHost: xds.host, xdsPort: xds.port, adminPort: Number(values['admin-port']), delta: values.delta, tls });
+  await writeFile(join(dir, 'bootstrap.json'), `${JSON.stringify(bootstrap, null, 2)}\n`);
+  process.stderr.write(`smc bootstrap: wrote ${join(dir, 'bootstrap.json')}${tls ? ' with proxy.crt, proxy.key (0600) and ca.crt' : ''}; run: envoy -c ${join(dir, 'bootstrap.json')}\n`);
+  return 0;
+}
+
+export async function proxyStatusCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { admin: { type: 'string', default: '127.0.0.1:15129' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h', default: false } },
+  });
+  if (values.help) {
+    process.stdout.write(HELP_PROXY_STATUS);
+    return 0;
+  }
+  const { host, port } = hostPort(values.admin, '--admin');
+  let doc: { proxies: { nodeId: string; identity: string; types: Record<string, { state: string; nack?: { message: string } }> }[] };
+  try {
+    const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}/status/proxies`);
+    doc = (await res.json()) as typeof doc;
+  } catch (e) {
+    process.stderr.write(`smc proxy-status: cannot reach the controller's admin port at ${values.admin}: ${(e as Error).message}\n`);
+    return 3;
+  }
+  if (values.output === 'json') process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  else {
+    const header = ['NAME', 'IDENTITY', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS'];
+    const rows = doc.proxies.map((p) => [p.nodeId, p.identity, ...PUSH_ORDER.map((k) => p.types[k]?.state ?? 'NOT SENT')]);
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const r of [header, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    for (const p of doc.proxies) for (const [k, t] of Object.entries(p.types)) if (t.nack) process.stdout.write(`${p.nodeId} ${k} NACK: ${t.nack.message}\n`);
+  }
+  const synced = doc.proxies.every((p) => Object.values(p.types).every((t) => t.state === 'SYNCED' || t.state === 'NOT SENT'));
+  return synced ? 0 : 1;
+}

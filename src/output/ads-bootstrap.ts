@@ -1,0 +1,76 @@
+import { TYPE_PREFIX } from '../compiler/envoy/codec.js';
+import { ADMIN_PORT } from '../compiler/envoy/names.js';
+
+/**
+ * The Envoy bootstrap of a sidecar managed by smc: everything comes over one
+ * ADS stream to the control plane, over mutual TLS with the proxy's
+ * bootstrap certificate; the control plane must prove its own SPIFFE ID.
+ */
+export interface AdsBootstrapOptions {
+  readonly nodeId: string;
+  readonly xdsHost: string;
+  readonly xdsPort: number;
+  readonly adminPort?: number;
+  /** Incremental xDS instead of state of the world. */
+  readonly delta?: boolean;
+  /** Undefined: plaintext to a control plane started with --insecure-xds. */
+  readonly tls?: { certificateChain: string; privateKey: string; trustBundle: string; controlPlaneIdentity: string };
+}
+
+export const XDS_CLUSTER = 'smc-xds';
+
+export function adsBootstrap(o: AdsBootstrapOptions): object {
+  const isIp = /^[\d.]+$|:/.test(o.xdsHost);
+  const ads = { ads: {}, resourceApiVersion: 'V3' };
+  return {
+    node: { id: o.nodeId, cluster: o.nodeId.split('/')[0] },
+    admin: { address: { socketAddress: { address: '127.0.0.1', portValue: o.adminPort ?? ADMIN_PORT } } },
+    dynamicResources: {
+      adsConfig: {
+        apiType: o.delta ? 'DELTA_GRPC' : 'GRPC',
+        transportApiVersion: 'V3',
+        setNodeOnFirstMessageOnly: true,
+        grpcServices: [{ envoyGrpc: { clusterName: XDS_CLUSTER } }],
+      },
+      cdsConfig: ads,
+      ldsConfig: ads,
+    },
+    staticResources: {
+      clusters: [
+        {
+          name: XDS_CLUSTER,
+          type: isIp ? 'STATIC' : 'STRICT_DNS',
+          connectTimeout: '5s',
+          loadAssignment: {
+            clusterName: XDS_CLUSTER,
+            endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: o.xdsHost, portValue: o.xdsPort } } } }] }],
+          },
+          typedExtensionProtocolOptions: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+              '@type': `${TYPE_PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
+              explicitHttpConfig: { http2ProtocolOptions: {} },
+            },
+          },
+          ...(o.tls
+            ? {
+                transportSocket: {
+                  name: 'envoy.transport_sockets.tls',
+                  typedConfig: {
+                    '@type': `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
+                    commonTlsContext: {
+                      tlsCertificates: [{ certificateChain: { filename: o.tls.certificateChain }, privateKey: { filename: o.tls.privateKey } }],
+                      validationContext: {
+                        trustedCa: { filename: o.tls.trustBundle },
+                        matchTypedSubjectAltNames: [{ sanType: 'URI', matcher: { exact: o.tls.controlPlaneIdentity } }],
+                      },
+                      alpnProtocols: ['h2'],
+                    },
+                  },
+                },
+              }
+            : {}),
+        },
+      ],
+    },
+  };
+}

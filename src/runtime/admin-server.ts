@@ -1,0 +1,67 @@
+import { createServer, type Server } from 'node:http';
+import { PUSH_ORDER } from '../compiler/envoy/codec.js';
+import type { Metrics } from './metrics.js';
+import { syncState, type ProxyRegistry } from './proxy-status.js';
+
+/**
+ * The admin HTTP port: `/healthz` (the process is up), `/readyz` (the first
+ * snapshot is being served), `/status/proxies` (JSON), `/status/inputs`
+ * (JSON, the status of every input object) and `/metrics` (Prometheus).
+ */
+export interface AdminOptions {
+  readonly proxies: ProxyRegistry;
+  readonly metrics: Metrics;
+  readonly ready: () => boolean;
+  readonly inputs: () => unknown;
+}
+
+export function proxyStatusDocument(proxies: ProxyRegistry): unknown {
+  return {
+    proxies: proxies.list().map((p) => ({
+      nodeId: p.nodeId,
+      identity: p.identity,
+      address: p.address,
+      variant: p.variant,
+      connectedSince: p.connectedSince,
+      types: Object.fromEntries(PUSH_ORDER.map((k) => [k, { state: syncState(p.types[k]), ...p.types[k] }])),
+    })),
+  };
+}
+
+export function createAdminServer(o: AdminOptions): { listen(host: string, port: number): Promise<number>; close(): Promise<void> } {
+  const server: Server = createServer((req, res) => {
+    const send = (code: number, type: string, body: string) => {
+      res.writeHead(code, { 'content-type': type });
+      res.end(body);
+    };
+    const json = (value: unknown) => send(200, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
+    if (path === '/readyz') return o.ready() ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', 'not ready: no snapshot yet\n');
+    if (path === '/status/proxies') return json(proxyStatusDocument(o.proxies));
+    if (path === '/status/inputs') return json(o.inputs());
+    if (path === '/metrics') {
+      o.metrics.registry.metrics().then(
+        (text) => send(200, o.metrics.registry.contentType, text),
+        (e: unknown) => send(500, 'text/plain', String(e)),
+      );
+      return;
+    }
+    send(404, 'text/plain', 'not found: try /healthz, /readyz, /status/proxies, /status/inputs, /metrics\n');
+  });
+  return {
+    listen: (host, port) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          const a = server.address();
+          resolve(typeof a === 'object' && a ? a.port : port);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

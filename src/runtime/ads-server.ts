@@ -1,0 +1,241 @@
+import * as grpc from '@grpc/grpc-js';
+import type { EnvoyProtos } from '../adapters/envoy-protos.js';
+import type { ResourceKind } from '../compiler/envoy/codec.js';
+import { identityOf, parseIdentity } from '../compiler/ir/types.js';
+import type { SnapshotCache } from './cache.js';
+import type { Metrics } from './metrics.js';
+import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
+import { DeltaStream } from './stream-delta.js';
+import { SotwStream, type Events } from './stream-sotw.js';
+import { kindOfTypeUrl, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse } from './xds-types.js';
+
+/**
+ * The ADS server: state-of-the-world and delta streams over gRPC. Every
+ * stream has its own queue and writes with backpressure, so a proxy that
+ * stops reading only ever delays itself; snapshot changes coalesce per
+ * stream (the latest wins). With TLS the proxy's identity is the SPIFFE ID of
+ * its client certificate, and its node id must name the same identity.
+ */
+export interface XdsTls {
+  readonly certificateChain: string;
+  readonly privateKey: string;
+  /** PEM roots that sign proxy (bootstrap) certificates. */
+  readonly trustBundle: string;
+}
+
+export interface AdsServerOptions {
+  readonly cache: SnapshotCache;
+  readonly protos: EnvoyProtos;
+  /** Undefined: plaintext (only behind --insecure-xds); identities then come from node ids unchecked. */
+  readonly tls: XdsTls | undefined;
+  readonly trustDomain: () => string;
+  readonly metrics: Metrics;
+  readonly proxies: ProxyRegistry;
+  readonly log: (line: string) => void;
+  /** When the current snapshots were set (for the convergence metric). */
+  readonly changedAt?: () => number;
+}
+
+export interface AdsServer {
+  /** Binds and starts; returns the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+const SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
+
+/** `<namespace>/<serviceaccount>` or `<namespace>/<serviceaccount>/<instance>`. */
+export function nodeIdentity(nodeId: string): { namespace: string; serviceAccount: string } | undefined {
+  const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)(\/[^/]+)?$/.exec(nodeId);
+  return m ? { namespace: m[1]!, serviceAccount: m[3]! } : undefined;
+}
+
+function peerSpiffeIds(call: grpc.ServerDuplexStream<unknown, unknown>): string[] {
+  const san = call.getAuthContext()?.sslPeerCertificate?.subjectaltname ?? '';
+  return san
+    .split(', ')
+    .filter((s) => s.startsWith('URI:spiffe://'))
+    .map((s) => s.slice(4));
+}
+
+export function createAdsServer(o: AdsServerOptions): AdsServer {
+  const codec = (name: string) => {
+    const type = o.protos.lookupType(`envoy.service.discovery.v3.${name}`);
+    return {
+      serialize: (value: unknown) => Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish()),
+      deserialize: (bytes: Buffer) => type.toObject(type.decode(bytes), { defaults: true, arrays: true, objects: true, longs: String }),
+    };
+  };
+  const req = codec('DiscoveryRequest');
+  const res = codec('DiscoveryResponse');
+  const dreq = codec('DeltaDiscoveryRequest');
+  const dres = codec('DeltaDiscoveryResponse');
+  const method = (name: string, rq: ReturnType<typeof codec>, rs: ReturnType<typeof codec>) => ({
+    path: `/${SERVICE}/${name}`,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: rq.serialize,
+    requestDeserialize: rq.deserialize,
+    responseSerialize: rs.serialize,
+    responseDeserialize: rs.deserialize,
+  });
+  const definition: grpc.ServiceDefinition = {
+    StreamAggregatedResources: method('StreamAggregatedResources', req, res),
+    DeltaAggregatedResources: method('DeltaAggregatedResources', dreq, dres),
+  };
+
+  const streams = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
+  const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.keepalive_time_ms': 30_000 });
+
+  function serve(variant: 'sotw' | 'delta', call: grpc.ServerDuplexStream<unknown, unknown>): void {
+    streams.add(call);
+    let record: ProxyRecord | undefined;
+    let machine: SotwStream | DeltaStream | undefined;
+    let unwatch: (() => void) | undefined;
+    let closed = false;
+    let pumping = false;
+    let snapshotDirty = false;
+    const requests: (DiscoveryRequest | DeltaDiscoveryRequest)[] = [];
+    const sentAt = new Map<ResourceKind, number>();
+
+    const fail = (code: grpc.status, details: string) => {
+      o.log(`xds: refused stream from ${call.getPeer()}: ${details}`);
+      call.emit('error', { code, details });
+    };
+    const cleanup = () => {
+      if (closed) return;
+      closed = true;
+      streams.delete(call);
+      unwatch?.();
+      if (record) {
+        o.proxies.remove(record);
+        o.metrics.connected.dec();
+        o.log(`xds: ${record.nodeId} (${record.identity}) disconnected`);
+      }
+    };
+    const write = (msg: DiscoveryResponse | DeltaDiscoveryResponse) =>
+      new Promise<void>((resolve) => {
+        if (closed) return resolve();
+        const kind = msg.typeUrl.split('.').pop()!;
+        o.metrics.pushes.inc({ type: kind });
+        const bytes = msg.resources.reduce((n, r) => n + ('value' in r ? r.value.length : r.resource.value.length), 0);
+        o.metrics.bytesSent.inc({ type: kind }, bytes);
+        if (call.write(msg)) return resolve();
+        const done = () => {
+          call.off('drain', done);
+          call.off('close', done);
+          resolve();
+        };
+        call.on('drain', done);
+        call.on('close', done);
+      });
+    const events: Events = {
+      ack(kind) {
+        // Convergence: from the input change that produced this snapshot to the proxy's ACK.
+        if (sentAt.has(kind) && o.changedAt) o.metrics.convergence.observe((Date.now() - o.changedAt()) / 1000);
+        sentAt.delete(kind);
+      },
+      nack(kind, version, message) {
+        o.metrics.nacks.inc({ type: kind });
+        o.log(`xds: ${record?.nodeId} NACKed ${kind} version ${version}: ${message}`);
+      },
+      stale(kind) {
+        o.metrics.staleRequests.inc({ type: kind });
+      },
+    };
+    const pump = async () => {
+      if (pumping) return;
+      pumping = true;
+      try {
+        while (!closed && (requests.length > 0 || snapshotDirty)) {
+          const started = process.hrtime.bigint();
+          const snapshot = o.cache.get(record!.identity);
+          let out: (DiscoveryResponse | DeltaDiscoveryResponse)[];
+          if (requests.length > 0) {
+            const r = requests.shift()!;
+            out = machine instanceof SotwStream ? machine.onRequest(r as DiscoveryRequest, snapshot) : machine!.onRequest(r as DeltaDiscoveryRequest, snapshot);
+          } else {
+            snapshotDirty = false;
+            out = machine!.onSnapshot(snapshot);
+          }
+          for (const m of out) {
+            const kind = kindOfTypeUrl(m.typeUrl);
+            if (kind) sentAt.set(kind, Date.now());
+            await write(m);
+          }
+          if (out.length > 0) o.metrics.pushDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+        }
+      } finally {
+        pumping = false;
+      }
+    };
+
+    call.on('data', (r: DiscoveryRequest | DeltaDiscoveryRequest) => {
+      if (closed) return;
+      if (!machine) {
+        const nodeId = r.node?.id ?? '';
+        if (nodeId === '') return fail(grpc.status.INVALID_ARGUMENT, 'the first request must carry node.id (NAMESPACE/SERVICEACCOUNT[/INSTANCE])');
+        const fromNode = nodeIdentity(nodeId);
+        if (!fromNode) return fail(grpc.status.INVALID_ARGUMENT, `node.id ${JSON.stringify(nodeId)} is not NAMESPACE/SERVICEACCOUNT[/INSTANCE]`);
+        let identity: string;
+        if (o.tls) {
+          const ids = peerSpiffeIds(call);
+          if (ids.length !== 1) return fail(grpc.status.UNAUTHENTICATED, `the client certificate must carry exactly one SPIFFE URI SAN, found ${ids.length}`);
+          identity = ids[0]!;
+          const fromCert = parseIdentity(identity);
+          if (!fromCert || fromCert.namespace !== fromNode.namespace || fromCert.serviceAccount !== fromNode.serviceAccount) {
+            return fail(grpc.status.PERMISSION_DENIED, `node.id ${JSON.stringify(nodeId)} does not match the certificate's identity ${identity}`);
+          }
+          if (fromCert.trustDomain !== o.trustDomain()) return fail(grpc.status.PERMISSION_DENIED, `certificate identity ${identity} is not in trust domain ${o.trustDomain()}`);
+        } else identity = identityOf(o.trustDomain(), fromNode.namespace, fromNode.serviceAccount);
+        record = o.proxies.add({ variant, identity, nodeId, address: call.getPeer(), connectedSince: new Date().toISOString() });
+        o.metrics.connected.inc();
+        machine = variant === 'sotw' ? new SotwStream(record, events) : new DeltaStream(record, events);
+        unwatch = o.cache.watch(identity, () => {
+          snapshotDirty = true;
+          void pump();
+        });
+        o.log(`xds: ${nodeId} (${identity}) connected over ${variant === 'sotw' ? 'state-of-the-world' : 'delta'} ADS from ${call.getPeer()}`);
+      }
+      requests.push(r);
+      void pump();
+    });
+    call.on('end', () => {
+      cleanup();
+      call.end();
+    });
+    call.on('error', cleanup);
+    call.on('close', cleanup);
+    call.on('cancelled', cleanup);
+  }
+
+  server.addService(definition, {
+    StreamAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => serve('sotw', call),
+    DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => serve('delta', call),
+  });
+
+  return {
+    listen(host, port) {
+      const credentials = o.tls
+        ? grpc.ServerCredentials.createSsl(Buffer.from(o.tls.trustBundle), [{ cert_chain: Buffer.from(o.tls.certificateChain), private_key: Buffer.from(o.tls.privateKey) }], true)
+        : grpc.ServerCredentials.createInsecure();
+      return new Promise((resolve, reject) => {
+        server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
+      });
+    },
+    close() {
+      for (const s of streams) s.emit('error', { code: grpc.status.UNAVAILABLE, details: 'control plane shutting down' });
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+

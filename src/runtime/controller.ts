@@ -1,0 +1,119 @@
+import { openInternalCA, type CertificateIssuer, type IssuedCertificate } from '../adapters/ca/internal-ca.js';
+import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
+import { loadPaths } from '../adapters/yaml-files.js';
+import { compileIR } from '../compiler/compile.js';
+import { inconsistencies } from '../compiler/envoy/consistency.js';
+import { buildSnapshots } from '../compiler/envoy/snapshot.js';
+import type { CertificateInputs } from '../compiler/inputs.js';
+import { identityOf } from '../compiler/ir/types.js';
+import { renderStatus, statusLines } from '../output/render.js';
+import { createAdminServer } from './admin-server.js';
+import { createAdsServer } from './ads-server.js';
+import { createSnapshotCache, type IdentityChange, type SnapshotCache } from './cache.js';
+import { createMetrics } from './metrics.js';
+import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
+
+/**
+ * `smc controller`: the adapters (a folder of YAML, the internal CA), the
+ * compiler and the runtime joined together. Thin on purpose: it loads,
+ * compiles, publishes snapshots, and serves.
+ */
+export interface ControllerOptions {
+  readonly source: readonly string[];
+  readonly stateDir: string;
+  readonly xdsHost: string;
+  readonly xdsPort: number;
+  readonly adminHost: string;
+  readonly adminPort: number;
+  readonly insecureXds: boolean;
+  /** Service (SDS) certificate lifetime; default 24 h. */
+  readonly serviceCertTtlMs?: number;
+  readonly log: (line: string) => void;
+}
+
+export interface Controller {
+  readonly xdsPort: number;
+  readonly adminPort: number;
+  readonly cache: SnapshotCache;
+  readonly proxies: ProxyRegistry;
+  readonly controlPlaneIdentity: string;
+  /** Reloads the source and publishes what changed. On a broken compile the last good snapshots keep serving. */
+  reload(): Promise<IdentityChange[]>;
+  close(): Promise<void>;
+}
+
+export const controlPlaneIdentity = (trustDomain: string): string => identityOf(trustDomain, 'smc-system', 'smc-controller');
+
+const DAY = 24 * 3600_000;
+
+export async function startController(o: ControllerOptions): Promise<Controller> {
+  const protos = loadEnvoyProtos();
+  const cache = createSnapshotCache();
+  const proxies = createProxyRegistry();
+  const metrics = createMetrics();
+  const issued = new Map<string, IssuedCertificate>();
+  let status: unknown = { objects: [] };
+  let changedAt = Date.now();
+  let ready = false;
+
+  const first = compileIR(await loadPaths(o.source));
+  const trustDomain = first.ir.settings.trustDomain;
+  const ca: CertificateIssuer = await openInternalCA(o.stateDir, trustDomain, o.log);
+  const controlPlane = controlPlaneIdentity(trustDomain);
+
+  const reload = async (): Promise<IdentityChange[]> => {
+    const result = compileIR(await loadPaths(o.source));
+    for (const line of statusLines(result.status)) o.log(`input: ${line}`);
+    status = { objects: renderStatus(result.status) };
+    const identities = [...new Set(result.ir.workloads.map((w) => w.identity))].sort();
+    const renewBefore = Date.now() + (o.serviceCertTtlMs ?? DAY) / 3;
+    for (const id of identities) {
+      const have = issued.get(id);
+      if (!have || have.notAfter.getTime() < renewBefore) issued.set(id, await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true }));
+    }
+    // Identities that left the mesh are no longer renewed.
+    for (const id of [...issued.keys()]) if (!identities.includes(id)) issued.delete(id);
+    const certificates: CertificateInputs = {
+      trustBundle: ca.trustBundle(),
+      identities: identities.map((identity) => ({ identity, ...issued.get(identity)! })),
+    };
+    const snapshots = buildSnapshots(result.ir, protos, certificates);
+    const broken = snapshots.flatMap((s) => inconsistencies(s, protos));
+    if (broken.length > 0) {
+      o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`);
+      return [];
+    }
+    changedAt = Date.now();
+    const changes = cache.setSnapshots(snapshots);
+    ready = true;
+    o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`);
+    return changes;
+  };
+  await reload();
+
+  let tls;
+  if (o.insecureXds) {
+    o.log('controller: WARNING: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.');
+  } else {
+    const server = await ca.issue(controlPlane, { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] });
+    tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.trustBundle() };
+  }
+  const ads = createAdsServer({ cache, protos, tls, trustDomain: () => trustDomain, metrics, proxies, log: o.log, changedAt: () => changedAt });
+  const xdsPort = await ads.listen(o.xdsHost, o.xdsPort);
+  const admin = createAdminServer({ proxies, metrics, ready: () => ready, inputs: () => status });
+  const adminPort = await admin.listen(o.adminHost, o.adminPort);
+  o.log(`controller: xDS (ADS, ${o.insecureXds ? 'plaintext' : 'mutual TLS'}) on ${o.xdsHost}:${xdsPort}, admin on http://${o.adminHost}:${adminPort}`);
+
+  return {
+    xdsPort,
+    adminPort,
+    cache,
+    proxies,
+    controlPlaneIdentity: controlPlane,
+    reload,
+    async close() {
+      await ads.close();
+      await admin.close();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import type { ResourceKind } from '../compiler/envoy/codec.js';
+
+/**
+ * What the control plane knows of each connected proxy: who it is, and per
+ * type what was sent, what was acknowledged and the last rejection.
+ */
+export interface Nack {
+  readonly version: string;
+  readonly message: string;
+  readonly at: string;
+}
+
+export interface TypeStatus {
+  sent?: string;
+  acked?: string;
+  nack?: Nack;
+}
+
+export interface ProxyRecord {
+  readonly stream: number;
+  readonly variant: 'sotw' | 'delta';
+  readonly identity: string;
+  readonly nodeId: string;
+  readonly address: string;
+  readonly connectedSince: string;
+  readonly types: Partial<Record<ResourceKind, TypeStatus>>;
+}
+
+/** SYNCED: acknowledged what was sent; NACK: the last response of the type was rejected; STALE: sent, not yet acknowledged. */
+export type SyncState = 'SYNCED' | 'STALE' | 'NACK' | 'NOT SENT';
+
+export function syncState(t: TypeStatus | undefined): SyncState {
+  if (t?.sent === undefined) return 'NOT SENT';
+  if (t.nack !== undefined && t.nack.version === t.sent) return 'NACK';
+  return t.acked === t.sent ? 'SYNCED' : 'STALE';
+}
+
+export interface ProxyRegistry {
+  add(record: Omit<ProxyRecord, 'stream' | 'types'>): ProxyRecord;
+  remove(record: ProxyRecord): void;
+  list(): ProxyRecord[];
+}
+
+export function createProxyRegistry(): ProxyRegistry {
+  let next = 1;
+  const records = new Set<ProxyRecord>();
+  return {
+    add(r) {
+      const record: ProxyRecord = { ...r, stream: next++, types: {} };
+      records.add(record);
+      return record;
+    },
+    remove: (r) => void records.delete(r),
+    list: () => [...records].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : a.stream - b.stream)),
+  };
+}

@@ -1,0 +1,121 @@
+import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
+import type { CachedSnapshot } from './cache.js';
+import type { ProxyRecord } from './proxy-status.js';
+import type { Events } from './stream-sotw.js';
+import { DEPENDENT, TYPE_URL, WILDCARD_KINDS, kindOfTypeUrl, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from './xds-types.js';
+
+/**
+ * One incremental (delta) ADS stream, as a state machine with no IO:
+ * - subscribe/unsubscribe change the subscription, even on a stale nonce, and
+ *   subscribed names are sent even when the client is thought to have them;
+ * - `initial_resource_versions` says what a reconnecting client has: only what
+ *   differs is sent;
+ * - deleted resources go in `removed_resources`;
+ * - ACK/NACK as for state of the world (no resend of a rejected version);
+ * - resources re-sent after their parent type changed (EDS after CDS, RDS after LDS).
+ */
+interface TypeState {
+  started: boolean;
+  nonce: string;
+  wildcard: boolean;
+  subscribed: Set<string>;
+  /** What the client has: name -> version. */
+  has: Map<string, string>;
+  force: Set<string>;
+  forceAll: boolean;
+  sentVersion: string;
+}
+
+export class DeltaStream {
+  private readonly state = new Map<ResourceKind, TypeState>();
+  private nonce = 0;
+
+  constructor(
+    private readonly record: ProxyRecord,
+    private readonly events: Events,
+  ) {}
+
+  onRequest(req: DeltaDiscoveryRequest, snapshot: CachedSnapshot | undefined): DeltaDiscoveryResponse[] {
+    const kind = kindOfTypeUrl(req.typeUrl);
+    if (kind === undefined) return [];
+    let st = this.state.get(kind);
+    if (!st) {
+      st = { started: false, nonce: '', wildcard: false, subscribed: new Set(), has: new Map(), force: new Set(), forceAll: false, sentVersion: '' };
+      this.state.set(kind, st);
+    }
+    if (!st.started) {
+      st.started = true;
+      for (const [name, version] of Object.entries(req.initialResourceVersions ?? {})) st.has.set(name, version);
+      if (WILDCARD_KINDS.has(kind) && req.resourceNamesSubscribe.length === 0) st.wildcard = true;
+    }
+    for (const name of req.resourceNamesSubscribe) {
+      if (name === '*') st.wildcard = true;
+      else {
+        st.subscribed.add(name);
+        st.force.add(name);
+      }
+    }
+    for (const name of req.resourceNamesUnsubscribe) {
+      if (name === '*') st.wildcard = false;
+      else {
+        st.subscribed.delete(name);
+        st.has.delete(name);
+        st.force.delete(name);
+      }
+    }
+    if (req.responseNonce !== '') {
+      if (req.responseNonce !== st.nonce) this.events.stale(kind);
+      else if (req.errorDetail && (req.errorDetail.message || req.errorDetail.code)) {
+        const message = req.errorDetail.message ?? `code ${req.errorDetail.code}`;
+        (this.record.types[kind] ??= {}).nack = { version: st.sentVersion, message, at: new Date().toISOString() };
+        this.events.nack(kind, st.sentVersion, message);
+      } else {
+        (this.record.types[kind] ??= {}).acked = st.sentVersion;
+        this.events.ack(kind, st.sentVersion);
+      }
+    }
+    return this.respond([kind], snapshot);
+  }
+
+  onSnapshot(snapshot: CachedSnapshot | undefined): DeltaDiscoveryResponse[] {
+    return this.respond(PUSH_ORDER, snapshot);
+  }
+
+  private respond(kinds: readonly ResourceKind[], snapshot: CachedSnapshot | undefined): DeltaDiscoveryResponse[] {
+    const out: DeltaDiscoveryResponse[] = [];
+    const pending = new Set(kinds);
+    for (const kind of PUSH_ORDER) {
+      if (!pending.has(kind)) continue;
+      const st = this.state.get(kind);
+      if (!st?.started) continue;
+      const all = snapshot?.types[kind].resources ?? new Map();
+      const wanted = (name: string) => st.wildcard || st.subscribed.has(name);
+      const send = [...all.values()].filter((r) => wanted(r.name) && (st.forceAll || st.force.has(r.name) || st.has.get(r.name) !== r.version));
+      const removed = [...st.has.keys()].filter((name) => !all.has(name));
+      st.force.clear();
+      st.forceAll = false;
+      if (send.length === 0 && removed.length === 0) continue;
+      for (const r of send) st.has.set(r.name, r.version);
+      for (const name of removed) st.has.delete(name);
+      st.nonce = String(++this.nonce);
+      st.sentVersion = snapshot?.types[kind].version ?? '';
+      (this.record.types[kind] ??= {}).sent = st.sentVersion;
+      out.push({
+        systemVersionInfo: st.sentVersion,
+        typeUrl: TYPE_URL[kind],
+        nonce: st.nonce,
+        resources: send.map((r) => ({ name: r.name, version: r.version, resource: { type_url: TYPE_URL[kind], value: r.bytes } })),
+        removedResources: removed.sort(),
+      });
+      const dependent = DEPENDENT[kind];
+      const dep = dependent && this.state.get(dependent);
+      if (dep?.started && send.length > 0) {
+        // Clusters and their assignments share names; a listener's route tables are not known here, so all are re-sent.
+        if (kind === 'cluster') for (const r of send) dep.force.add(r.name);
+        else dep.forceAll = true;
+        pending.add(dependent!);
+      }
+    }
+    return out;
+  }
+}

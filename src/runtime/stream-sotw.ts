@@ -1,0 +1,125 @@
+import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
+import type { CachedResource, CachedSnapshot } from './cache.js';
+import type { ProxyRecord } from './proxy-status.js';
+import { DEPENDENT, TYPE_URL, WILDCARD_KINDS, kindOfTypeUrl, type DiscoveryRequest, type DiscoveryResponse } from './xds-types.js';
+
+/**
+ * One state-of-the-world ADS stream, as a state machine with no IO: requests
+ * go in, responses come out. The rules it keeps are those of xds-rules.md:
+ * - a request whose nonce is not the latest sent for its type is stale and ignored
+ *   (the first request of a type, with no nonce, is always answered);
+ * - an ACK records the version; a NACK records the error and nothing is re-sent
+ *   until the content changes (no resend loop);
+ * - CDS/LDS without names (or `*`) is a wildcard subscription and gets the full set;
+ *   EDS/RDS/SDS get exactly the requested names that exist, and names that appear
+ *   later are sent when they do;
+ * - a push follows make-before-break order and re-sends EDS after CDS and RDS after
+ *   LDS, so warming always completes; only what changed is sent.
+ */
+interface TypeState {
+  nonce: string;
+  names: Set<string>;
+  wildcard: boolean;
+  everNamed: boolean;
+  /** What the last response held (name -> resource version); undefined before the first response. */
+  sent: Map<string, string> | undefined;
+  sentVersion: string;
+  force: boolean;
+}
+
+export interface Events {
+  ack(kind: ResourceKind, version: string): void;
+  nack(kind: ResourceKind, version: string, message: string): void;
+  stale(kind: ResourceKind): void;
+}
+
+export class SotwStream {
+  private readonly state = new Map<ResourceKind, TypeState>();
+  private nonce = 0;
+
+  constructor(
+    private readonly record: ProxyRecord,
+    private readonly events: Events,
+  ) {}
+
+  /** Handles one request; returns the responses it calls for. */
+  onRequest(req: DiscoveryRequest, snapshot: CachedSnapshot | undefined): DiscoveryResponse[] {
+    const kind = kindOfTypeUrl(req.typeUrl);
+    if (kind === undefined) return [];
+    let st = this.state.get(kind);
+    if (!st) {
+      st = { nonce: '', names: new Set(), wildcard: false, everNamed: false, sent: undefined, sentVersion: '', force: false };
+      this.state.set(kind, st);
+    }
+    if (req.responseNonce !== '' && req.responseNonce !== st.nonce) {
+      this.events.stale(kind);
+      return [];
+    }
+    if (req.responseNonce !== '') {
+      if (req.errorDetail && (req.errorDetail.message || req.errorDetail.code)) {
+        const message = req.errorDetail.message ?? `code ${req.errorDetail.code}`;
+        (this.record.types[kind] ??= {}).nack = { version: st.sentVersion, message, at: new Date().toISOString() };
+        this.events.nack(kind, st.sentVersion, message);
+      } else {
+        (this.record.types[kind] ??= {}).acked = st.sentVersion;
+        this.events.ack(kind, st.sentVersion);
+      }
+    }
+    const names = new Set(req.resourceNames);
+    const wildcard = names.has('*') || (WILDCARD_KINDS.has(kind) && names.size === 0 && !st.everNamed);
+    if (names.size > 0 && !names.has('*')) st.everNamed = true;
+    names.delete('*');
+    const changed = wildcard !== st.wildcard || names.size !== st.names.size || [...names].some((n) => !st.names.has(n));
+    st.wildcard = wildcard;
+    st.names = names;
+    if (st.sent === undefined || changed || st.force) return this.respond([kind], snapshot, true);
+    return [];
+  }
+
+  /** After a snapshot change: the responses that bring this proxy up to date. */
+  onSnapshot(snapshot: CachedSnapshot | undefined): DiscoveryResponse[] {
+    return this.respond(PUSH_ORDER, snapshot, false);
+  }
+
+  private respond(kinds: readonly ResourceKind[], snapshot: CachedSnapshot | undefined, always: boolean): DiscoveryResponse[] {
+    const out: DiscoveryResponse[] = [];
+    for (const kind of PUSH_ORDER) {
+      if (!kinds.includes(kind)) continue;
+      const st = this.state.get(kind);
+      if (!st || (st.sent === undefined && !always)) continue;
+      const resources = this.select(kind, st, snapshot);
+      const same = st.sent !== undefined && st.sent.size === resources.length && resources.every((r) => st.sent!.get(r.name) === r.version);
+      if (same && !always && !st.force) continue;
+      st.force = false;
+      st.nonce = String(++this.nonce);
+      st.sent = new Map(resources.map((r) => [r.name, r.version]));
+      st.sentVersion = snapshot?.types[kind].version ?? '';
+      (this.record.types[kind] ??= {}).sent = st.sentVersion;
+      out.push({
+        versionInfo: st.sentVersion,
+        typeUrl: TYPE_URL[kind],
+        nonce: st.nonce,
+        resources: resources.map((r) => ({ type_url: TYPE_URL[kind], value: r.bytes })),
+      });
+      const dependent = DEPENDENT[kind];
+      const dep = dependent && this.state.get(dependent);
+      if (dep && dep.sent !== undefined) dep.force = true;
+    }
+    // A dependent type forced by this pass goes out in the same pass, right after its parent.
+    if (kinds.length === 1) {
+      const dependent = DEPENDENT[kinds[0]!];
+      if (dependent && out.length > 0 && this.state.get(dependent)?.force) out.push(...this.respond([dependent], snapshot, false));
+    }
+    return out;
+  }
+
+  private select(kind: ResourceKind, st: TypeState, snapshot: CachedSnapshot | undefined): CachedResource[] {
+    const all = snapshot?.types[kind].resources;
+    if (!all) return [];
+    if (st.wildcard) return [...all.values()];
+    return [...st.names].sort().flatMap((n) => {
+      const r = all.get(n);
+      return r ? [r] : [];
+    });
+  }
+}
