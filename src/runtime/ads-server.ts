@@ -4,9 +4,9 @@ import type { ResourceKind } from '../compiler/envoy/codec.js';
 import { identityOf, parseIdentity } from '../compiler/ir/types.js';
 import type { SnapshotCache } from './cache.js';
 import type { Metrics } from './metrics.js';
-import type { ProxyRecord, ProxyRegistry } from './proxy-status.js';
+import type { ProxyRecord, ProxyRegistry, ReplyEvents } from './proxy-status.js';
 import { DeltaStream } from './stream-delta.js';
-import { SotwStream, type Events } from './stream-sotw.js';
+import { SotwStream } from './stream-sotw.js';
 import { kindOfTypeUrl, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse } from './xds-types.js';
 
 /**
@@ -129,7 +129,7 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
         call.on('drain', done);
         call.on('close', done);
       });
-    const events: Events = {
+    const events: ReplyEvents = {
       ack(kind) {
         // Convergence: from the input change that produced this snapshot to the proxy's ACK.
         if (sentAt.has(kind) && o.changedAt) o.metrics.convergence.observe((Date.now() - o.changedAt()) / 1000);

@@ -61,8 +61,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const ca: CertificateIssuer = await openInternalCA(o.stateDir, trustDomain, o.log);
   const controlPlane = controlPlaneIdentity(trustDomain);
 
-  const reload = async (): Promise<IdentityChange[]> => {
-    const result = compileIR(await loadPaths(o.source));
+  const reload = async (compiled?: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
+    const result = compiled ?? compileIR(await loadPaths(o.source));
     for (const line of statusLines(result.status)) o.log(`input: ${line}`);
     status = { objects: renderStatus(result.status) };
     const identities = [...new Set(result.ir.workloads.map((w) => w.identity))].sort();
@@ -89,7 +89,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`);
     return changes;
   };
-  await reload();
+  await reload(first);
 
   let tls;
   if (o.insecureXds) {
@@ -110,7 +110,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     cache,
     proxies,
     controlPlaneIdentity: controlPlane,
-    reload,
+    reload: () => reload(),
     async close() {
       await ads.close();
       await admin.close();

@@ -35,6 +35,41 @@ export function syncState(t: TypeStatus | undefined): SyncState {
   return t.acked === t.sent ? 'SYNCED' : 'STALE';
 }
 
+/** What a stream reports about the replies it receives (for logs and metrics). */
+export interface ReplyEvents {
+  ack(kind: ResourceKind, version: string): void;
+  nack(kind: ResourceKind, version: string, message: string): void;
+  stale(kind: ResourceKind): void;
+}
+
+/**
+ * The one place a proxy's reply to the latest response of a type is
+ * recorded, for both protocol variants: an `error_detail` is a NACK of
+ * `version`, anything else acknowledges it.
+ */
+export function recordReply(
+  record: ProxyRecord,
+  events: ReplyEvents,
+  kind: ResourceKind,
+  version: string,
+  errorDetail: { code?: number; message?: string } | null | undefined,
+): void {
+  const t = (record.types[kind] ??= {});
+  if (errorDetail && (errorDetail.message || errorDetail.code)) {
+    const message = errorDetail.message || `code ${errorDetail.code}`;
+    t.nack = { version, message, at: new Date().toISOString() };
+    events.nack(kind, version, message);
+  } else {
+    t.acked = version;
+    events.ack(kind, version);
+  }
+}
+
+/** Records that `version` of a type was sent. */
+export function recordSent(record: ProxyRecord, kind: ResourceKind, version: string): void {
+  (record.types[kind] ??= {}).sent = version;
+}
+
 export interface ProxyRegistry {
   add(record: Omit<ProxyRecord, 'stream' | 'types'>): ProxyRecord;
   remove(record: ProxyRecord): void;

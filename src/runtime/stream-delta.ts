@@ -1,7 +1,6 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
 import type { CachedSnapshot } from './cache.js';
-import type { ProxyRecord } from './proxy-status.js';
-import type { Events } from './stream-sotw.js';
+import { recordReply, recordSent, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
 import { DEPENDENT, TYPE_URL, WILDCARD_KINDS, kindOfTypeUrl, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from './xds-types.js';
 
 /**
@@ -32,7 +31,7 @@ export class DeltaStream {
 
   constructor(
     private readonly record: ProxyRecord,
-    private readonly events: Events,
+    private readonly events: ReplyEvents,
   ) {}
 
   onRequest(req: DeltaDiscoveryRequest, snapshot: CachedSnapshot | undefined): DeltaDiscoveryResponse[] {
@@ -65,14 +64,7 @@ export class DeltaStream {
     }
     if (req.responseNonce !== '') {
       if (req.responseNonce !== st.nonce) this.events.stale(kind);
-      else if (req.errorDetail && (req.errorDetail.message || req.errorDetail.code)) {
-        const message = req.errorDetail.message ?? `code ${req.errorDetail.code}`;
-        (this.record.types[kind] ??= {}).nack = { version: st.sentVersion, message, at: new Date().toISOString() };
-        this.events.nack(kind, st.sentVersion, message);
-      } else {
-        (this.record.types[kind] ??= {}).acked = st.sentVersion;
-        this.events.ack(kind, st.sentVersion);
-      }
+      else recordReply(this.record, this.events, kind, st.sentVersion, req.errorDetail);
     }
     return this.respond([kind], snapshot);
   }
@@ -99,7 +91,7 @@ export class DeltaStream {
       for (const name of removed) st.has.delete(name);
       st.nonce = String(++this.nonce);
       st.sentVersion = snapshot?.types[kind].version ?? '';
-      (this.record.types[kind] ??= {}).sent = st.sentVersion;
+      recordSent(this.record, kind, st.sentVersion);
       out.push({
         systemVersionInfo: st.sentVersion,
         typeUrl: TYPE_URL[kind],

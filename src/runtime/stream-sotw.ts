@@ -1,6 +1,6 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
 import type { CachedResource, CachedSnapshot } from './cache.js';
-import type { ProxyRecord } from './proxy-status.js';
+import { recordReply, recordSent, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
 import { DEPENDENT, TYPE_URL, WILDCARD_KINDS, kindOfTypeUrl, type DiscoveryRequest, type DiscoveryResponse } from './xds-types.js';
 
 /**
@@ -27,19 +27,13 @@ interface TypeState {
   force: boolean;
 }
 
-export interface Events {
-  ack(kind: ResourceKind, version: string): void;
-  nack(kind: ResourceKind, version: string, message: string): void;
-  stale(kind: ResourceKind): void;
-}
-
 export class SotwStream {
   private readonly state = new Map<ResourceKind, TypeState>();
   private nonce = 0;
 
   constructor(
     private readonly record: ProxyRecord,
-    private readonly events: Events,
+    private readonly events: ReplyEvents,
   ) {}
 
   /** Handles one request; returns the responses it calls for. */
@@ -55,16 +49,7 @@ export class SotwStream {
       this.events.stale(kind);
       return [];
     }
-    if (req.responseNonce !== '') {
-      if (req.errorDetail && (req.errorDetail.message || req.errorDetail.code)) {
-        const message = req.errorDetail.message ?? `code ${req.errorDetail.code}`;
-        (this.record.types[kind] ??= {}).nack = { version: st.sentVersion, message, at: new Date().toISOString() };
-        this.events.nack(kind, st.sentVersion, message);
-      } else {
-        (this.record.types[kind] ??= {}).acked = st.sentVersion;
-        this.events.ack(kind, st.sentVersion);
-      }
-    }
+    if (req.responseNonce !== '') recordReply(this.record, this.events, kind, st.sentVersion, req.errorDetail);
     const names = new Set(req.resourceNames);
     const wildcard = names.has('*') || (WILDCARD_KINDS.has(kind) && names.size === 0 && !st.everNamed);
     if (names.size > 0 && !names.has('*')) st.everNamed = true;
@@ -94,7 +79,7 @@ export class SotwStream {
       st.nonce = String(++this.nonce);
       st.sent = new Map(resources.map((r) => [r.name, r.version]));
       st.sentVersion = snapshot?.types[kind].version ?? '';
-      (this.record.types[kind] ??= {}).sent = st.sentVersion;
+      recordSent(this.record, kind, st.sentVersion);
       out.push({
         versionInfo: st.sentVersion,
         typeUrl: TYPE_URL[kind],
