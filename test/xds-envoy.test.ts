@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 import { envoyPath } from './helpers/envoy.js';
 import { testController } from './helpers/controller.js';
+import { waitFor } from './helpers/wait.js';
 
 const BIN = 'dist/src/cli/main.js';
 
@@ -19,7 +20,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Dump = { configs: ({ '@type': string; version_info?: string; dynamic_active_clusters?: { version_info: string }[]; dynamic_listeners?: { active_state?: { version_info: string }; warming_state?: unknown }[]; dynamic_endpoint_configs?: { endpoint_config: { cluster_name: string } }[]; dynamic_route_configs?: { version_info: string }[]; dynamic_active_secrets?: { version_info: string }[] })[] };
 
@@ -37,20 +37,6 @@ function versionsOf(dump: Dump): Record<string, string[]> {
   };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
 
 for (const variant of ['sotw', 'delta'] as const) {
   test(`real Envoy started from smc bootstrap (${variant}) syncs the compiler's versions over mTLS and converges after an input change`, async () => {

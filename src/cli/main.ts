@@ -220,6 +220,8 @@ async function writeBootstraps(dir: string, result: MeshCompileResult, codec: Pr
   const root = resolve(dir);
   await writeFile(join(root, 'ca.crt'), certs.trustBundle);
   for (const s of result.snapshots) {
+    // A proxyless gRPC application has no Envoy to start; it takes its configuration over xDS only.
+    if (s.dataPlane === 'proxyless') continue;
     const base = join(root, proxyPath(s.identity, 'json').replace(/\.json$/, ''));
     const cert = certs.identities.find((c) => c.identity === s.identity)!;
     await mkdir(dirname(base), { recursive: true });
@@ -230,7 +232,8 @@ async function writeBootstraps(dir: string, result: MeshCompileResult, codec: Pr
     const nodeId = relative(root, base);
     await writeFile(`${base}.bootstrap.json`, serialize(staticBootstrap(s, codec, files, nodeId), 'json'));
   }
-  process.stderr.write(`smc compile: wrote ${result.snapshots.length} bootstrap(s) with throwaway certificates under ${dir}\n`);
+  const envoys = result.snapshots.filter((s) => s.dataPlane === 'envoy').length;
+  process.stderr.write(`smc compile: wrote ${envoys} bootstrap(s) with throwaway certificates under ${dir}\n`);
 }
 
 async function golden(args: string[]): Promise<number> {

@@ -6,7 +6,15 @@ import type { Meta } from './decode/common.js';
  * version it was written in. Produced by `decode/`, consumed by `ir/`.
  */
 
-export type InterceptionMode = 'transparent' | 'explicit';
+/**
+ * How a workload's traffic reaches the mesh:
+ * - `transparent`: iptables redirects it to the sidecar (15001 out, 15003 in);
+ * - `explicit`: no iptables, the application calls one local listener per upstream port;
+ * - `proxyless`: no sidecar at all; the application's gRPC library is the xDS
+ *   client (grpc-js-xds, grpc-go, ...). See `envoy/proxyless.ts` for what that gives up.
+ */
+export const INTERCEPTION_MODES = ['transparent', 'explicit', 'proxyless'] as const;
+export type InterceptionMode = (typeof INTERCEPTION_MODES)[number];
 
 interface Base {
   /** Unique per input object; the status key. */

@@ -28,6 +28,7 @@ export function statusDocument(result: MeshCompileResult, format: Format): unkno
     objects: renderStatus(result.status),
     proxies: result.snapshots.map((s) => ({
       identity: s.identity,
+      dataPlane: s.dataPlane,
       config: proxyPath(s.identity, format),
       ...(s.warnings.length > 0 ? { warnings: s.warnings } : {}),
     })),

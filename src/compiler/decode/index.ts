@@ -1,6 +1,7 @@
 import type * as t from 'io-ts';
 import type { InputDocument, Origin } from '../inputs.js';
 import type * as m from '../model.js';
+import { INTERCEPTION_MODES } from '../model.js';
 import type { ObjectRef, StatusCollector } from '../status.js';
 import { error } from '../status.js';
 import { decodeWith, normaliseMeta, type Meta } from './common.js';
@@ -80,8 +81,11 @@ register('', 'Pod', ['v1'], as(k8s.podCodec, (v, b) => {
   const ips = v.status?.podIPs?.map((p) => p.ip) ?? (v.status?.podIP ? [v.status.podIP] : []);
   const mode = v.metadata.annotations?.[k8s.INTERCEPTION_ANNOTATION];
   const problems: { path: string; message: string }[] = [];
-  if (mode !== undefined && mode !== 'transparent' && mode !== 'explicit') {
-    problems.push({ path: `metadata.annotations["${k8s.INTERCEPTION_ANNOTATION}"]`, message: `expected "transparent" or "explicit", got ${JSON.stringify(mode)}` });
+  if (mode !== undefined && !(INTERCEPTION_MODES as readonly string[]).includes(mode)) {
+    problems.push({
+      path: `metadata.annotations["${k8s.INTERCEPTION_ANNOTATION}"]`,
+      message: `expected one of ${INTERCEPTION_MODES.map((x) => JSON.stringify(x)).join(', ')}, got ${JSON.stringify(mode)}`,
+    });
   }
   if (problems.length > 0) return { problems };
   return {

@@ -1,11 +1,12 @@
 import * as t from 'io-ts';
+import { INTERCEPTION_MODES } from '../model.js';
 import { ipAddress, literalUnion, nonEmptyString, objectMeta, port, stringMap, struct } from './common.js';
 
 /** The project's own kinds, API group smc.dev, version v1alpha1. */
 
 export const SMC_API_VERSION = 'smc.dev/v1alpha1';
 
-export const interceptionMode = literalUnion(['transparent', 'explicit']);
+export const interceptionMode = literalUnion(INTERCEPTION_MODES);
 
 export const meshConfigCodec = struct(
   'MeshConfig',

@@ -12,7 +12,8 @@ export function loadAssignment(u: Upstream) {
     clusterName: outboundClusterName(u.service, u.port.port),
     endpoints: [
       {
-        // One locality; grpc-js-xds requires a weight on it.
+        // One locality. gRPC's xDS clients require it to be set and to carry a weight.
+        locality: {},
         loadBalancingWeight: 1,
         lbEndpoints: u.endpoints.map((e) => ({
           endpoint: { address: { socketAddress: { address: e.address, portValue: e.interception === 'explicit' ? INBOUND_PORT : e.port } } },

@@ -17,7 +17,7 @@ import { ADS_CONFIG, commonTlsContext } from './sds.js';
 
 /** Listeners: inbound on 15003 (mTLS + RBAC), outbound on 15001 (transparent) or per upstream port (explicit). */
 
-const typed = (type: string, rest: object = {}) => ({ '@type': `${TYPE_PREFIX}${type}`, ...rest });
+export const typed = (type: string, rest: object = {}) => ({ '@type': `${TYPE_PREFIX}${type}`, ...rest });
 
 const ORIGINAL_DST = {
   name: 'envoy.filters.listener.original_dst',
@@ -27,7 +27,7 @@ const TLS_INSPECTOR = {
   name: 'envoy.filters.listener.tls_inspector',
   typedConfig: typed('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector'),
 };
-const ROUTER = { name: 'envoy.filters.http.router', typedConfig: typed('envoy.extensions.filters.http.router.v3.Router') };
+export const ROUTER = { name: 'envoy.filters.http.router', typedConfig: typed('envoy.extensions.filters.http.router.v3.Router') };
 
 const socketAddress = (address: string, port: number) => ({ socketAddress: { address, portValue: port } });
 

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
-import { upstreamsOf } from '../ir/reachability.js';
+import { upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, type Identity, type MeshIR } from '../ir/types.js';
 import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
 import { inboundCluster, outboundCluster } from './cluster.js';
 import { loadAssignment } from './endpoint.js';
 import { explicitListeners, inboundListener, inboundPorts, transparentListener } from './listener.js';
 import { outboundServices } from './outbound.js';
+import { proxylessCluster, proxylessListeners } from './proxyless.js';
 import { inboundRouteConfig, outboundRouteConfigs } from './route.js';
 import { identitySecret, trustBundleSecret } from './secret.js';
 
@@ -26,8 +27,12 @@ export interface ResourceSet {
   readonly resources: readonly EncodedResource[];
 }
 
+/** Who consumes the snapshot: an Envoy sidecar, or a proxyless gRPC application (see proxyless.ts). */
+export type DataPlane = 'envoy' | 'proxyless';
+
 export interface Snapshot {
   readonly identity: Identity;
+  readonly dataPlane: DataPlane;
   readonly types: Readonly<Record<ResourceKind, ResourceSet>>;
   /** What the translation had to leave out for this proxy, and why (sorted). */
   readonly warnings: readonly string[];
@@ -56,30 +61,60 @@ function namespaceOf(ir: MeshIR, identity: Identity): string {
 export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs): Snapshot {
   const warnings = new Set<string>();
   const warn = (m: string) => warnings.add(m);
-  const upstreams = upstreamsOf(ir, identity);
-  const inbound = inboundPorts(ir, identity);
-  const outbound = outboundServices(ir, upstreams);
-  const modes = new Set(ir.workloads.filter((w) => w.identity === identity).map((w) => w.interceptionMode));
-
-  const clusters = [...upstreams.map((u) => outboundCluster(identity, u)), ...inbound.map((p) => inboundCluster(p.port, p.protocol))];
-  const endpoints = upstreams.map(loadAssignment);
-  const listeners: Named[] = [];
-  if (inbound.length > 0) listeners.push(inboundListener(ir, identity, inbound));
-  if (modes.has('transparent')) {
-    const l = transparentListener(outbound, warn);
-    if (l.filterChains.length > 0) listeners.push(l);
+  const workloads = ir.workloads.filter((w) => w.identity === identity);
+  const modes = new Set(workloads.map((w) => w.interceptionMode));
+  const dataPlane: DataPlane = modes.size === 1 && modes.has('proxyless') ? 'proxyless' : 'envoy';
+  if (dataPlane === 'envoy' && modes.has('proxyless')) {
+    const names = workloads.filter((w) => w.interceptionMode === 'proxyless').map((w) => `${w.kind} ${w.namespace}/${w.name}`);
+    warn(`${names.join(', ')}: proxyless, but shares its identity with sidecar workloads and so receives sidecar configuration, which gRPC clients reject; give it a service account of its own`);
   }
-  if (modes.has('explicit')) listeners.push(...(explicitListeners(outbound, warn) as Named[]));
-  const routes = [
-    ...outboundRouteConfigs(outbound, namespaceOf(ir, identity)),
-    ...inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)),
-  ];
-  const own = certificates?.identities.find((c) => c.identity === identity);
-  const secrets = own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : [];
-
-  const sets: Record<ResourceKind, readonly Named[]> = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secrets };
+  const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, warn);
+  const outbound = outboundServices(ir, upstreams);
+  const routes: object[] = outboundRouteConfigs(outbound, namespaceOf(ir, identity));
+  const endpoints = upstreams.map(loadAssignment);
+  let sets: Record<ResourceKind, readonly Named[]>;
+  if (dataPlane === 'proxyless') {
+    sets = { cluster: upstreams.map(proxylessCluster), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
+  } else {
+    const inbound = inboundPorts(ir, identity);
+    const clusters = [...upstreams.map((u) => outboundCluster(identity, u)), ...inbound.map((p) => inboundCluster(p.port, p.protocol))];
+    const listeners: Named[] = [];
+    if (inbound.length > 0) listeners.push(inboundListener(ir, identity, inbound));
+    if (modes.has('transparent')) {
+      const l = transparentListener(outbound, warn);
+      if (l.filterChains.length > 0) listeners.push(l);
+    }
+    if (modes.has('explicit')) listeners.push(...(explicitListeners(outbound, warn) as Named[]));
+    routes.push(...inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)));
+    const own = certificates?.identities.find((c) => c.identity === identity);
+    const secrets = own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : [];
+    sets = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secrets };
+  }
   const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, encodeSet(codec, k, sets[k])])) as Record<ResourceKind, ResourceSet>;
-  return { identity, types, warnings: [...warnings].sort(compareStrings) };
+  return { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) };
+}
+
+/**
+ * A sidecar speaks mTLS and a proxyless gRPC client plaintext, so each may
+ * only be sent to endpoints of its own kind; the others are left out (never
+ * widened to), with a warning.
+ */
+function sameKindUpstreams(upstreams: readonly Upstream[], dataPlane: DataPlane, warn: (m: string) => void): Upstream[] {
+  const out: Upstream[] = [];
+  for (const u of upstreams) {
+    const endpoints = u.endpoints.filter((e) => (e.interception === 'proxyless') === (dataPlane === 'proxyless'));
+    const left = u.endpoints.length - endpoints.length;
+    if (left > 0) {
+      warn(
+        dataPlane === 'proxyless'
+          ? `${u.service.namespace}/${u.service.name}:${u.port.port}: ${left} endpoint(s) behind sidecars left out: a proxyless client cannot speak the sidecars' mTLS`
+          : `${u.service.namespace}/${u.service.name}:${u.port.port}: ${left} proxyless endpoint(s) left out: they have no sidecar to terminate mTLS`,
+      );
+    }
+    if (endpoints.length === 0) continue;
+    out.push({ ...u, endpoints, identities: [...new Set(endpoints.map((e) => e.identity))].sort(compareStrings) });
+  }
+  return out;
 }
 
 /** One snapshot per identity that has a workload, sorted by identity. */
