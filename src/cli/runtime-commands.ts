@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { openInternalCA } from '../adapters/ca/internal-ca.js';
 import { identityOf } from '../compiler/ir/types.js';
 import { adsBootstrap } from '../output/ads-bootstrap.js';
+import { grpcXdsBootstrap } from '../output/grpc-bootstrap.js';
 import { PUSH_ORDER } from '../compiler/envoy/codec.js';
 import { controlPlaneIdentity, startController } from '../runtime/controller.js';
 
@@ -22,6 +23,12 @@ Options:
       --admin-address HOST:PORT
                        Admin HTTP: /healthz /readyz /status/proxies /status/inputs
                        /metrics (default 127.0.0.1:15129)
+      --xds-port PORT  Shorthand: the port of --xds-address
+      --admin-port PORT
+                       Shorthand: the port of --admin-address
+      --push-window DURATION
+                       Gather input changes this long before pushing to proxies,
+                       so a burst costs one push (default 100ms; 0 = at once)
       --insecure-xds   Plaintext xDS that trusts node ids: local experiments only
   -h, --help           Show this help
 
@@ -36,6 +43,12 @@ NS/SA[/INSTANCE], admin on 127.0.0.1:15000), proxy.crt and proxy.key (its
 bootstrap certificate, signed by the mesh CA in --state) and ca.crt. Start the
 sidecar with 'envoy -c DIR/bootstrap.json'.
 
+With --proxyless, writes grpc-bootstrap.json instead: the xDS bootstrap of a
+gRPC application with no sidecar (a workload annotated or declared with
+interception mode "proxyless"); point GRPC_XDS_BOOTSTRAP at it and dial
+xds:///SERVICE.NAMESPACE:PORT. gRPC's xDS clients cannot present a client
+certificate to the control plane, so this needs --insecure-xds on both sides.
+
 Options:
       --identity NS/SA        Namespace and service account of the workload
       --xds-address HOST:PORT Where the controller serves xDS
@@ -46,7 +59,12 @@ Options:
       --admin-port PORT       Envoy admin port (default 15000)
       --delta                 Use incremental xDS
       --insecure-xds          For a controller started with --insecure-xds (no certificates)
+      --proxyless             A gRPC xDS bootstrap for a proxyless application
   -h, --help                  Show this help
+
+Examples:
+  smc bootstrap --identity bookstore/bookbuyer --xds-address 10.0.0.5:15128 --instance vm-1
+  smc bootstrap --identity shop/checkout --xds-address 127.0.0.1:15128 --proxyless --insecure-xds
 `;
 
 export const HELP_PROXY_STATUS = `smc proxy-status [--admin HOST:PORT] [-o json]
@@ -63,6 +81,18 @@ function hostPort(value: string, flag: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
 }
 
+function portNumber(value: string, flag: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`${flag} expects a port number (0-65535), got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+/** `250ms`, `2s` or a bare number of milliseconds. */
+export function durationMs(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(value.trim());
+  if (!m) throw new UsageError(`${flag} expects a duration such as 100ms or 2s, got ${JSON.stringify(value)}`);
+  return Math.round(Number(m[1]) * (m[2] === 's' ? 1000 : 1));
+}
+
 export class UsageError extends Error {}
 
 export async function controllerCommand(args: string[]): Promise<number> {
@@ -73,6 +103,9 @@ export async function controllerCommand(args: string[]): Promise<number> {
       state: { type: 'string', default: '.smc-state' },
       'xds-address': { type: 'string', default: '127.0.0.1:15128' },
       'admin-address': { type: 'string', default: '127.0.0.1:15129' },
+      'xds-port': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'push-window': { type: 'string', default: '100ms' },
       'insecure-xds': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -83,6 +116,9 @@ export async function controllerCommand(args: string[]): Promise<number> {
   }
   const xds = hostPort(values['xds-address'], '--xds-address');
   const admin = hostPort(values['admin-address'], '--admin-address');
+  if (values['xds-port'] !== undefined) xds.port = portNumber(values['xds-port'], '--xds-port');
+  if (values['admin-port'] !== undefined) admin.port = portNumber(values['admin-port'], '--admin-port');
+  const pushWindowMs = durationMs(values['push-window'], '--push-window');
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const controller = await startController({
     source: values.source ?? ['examples/bookstore'],
@@ -92,6 +128,7 @@ export async function controllerCommand(args: string[]): Promise<number> {
     adminHost: admin.host,
     adminPort: admin.port,
     insecureXds: values['insecure-xds'],
+    pushWindowMs,
     log,
   });
   await new Promise<void>((resolveStop) => {
@@ -119,12 +156,16 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
       'admin-port': { type: 'string', default: '15000' },
       delta: { type: 'boolean', default: false },
       'insecure-xds': { type: 'boolean', default: false },
+      proxyless: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(HELP_BOOTSTRAP);
     return 0;
+  }
+  if (values.proxyless && !values['insecure-xds']) {
+    throw new UsageError('--proxyless needs --insecure-xds: gRPC xDS clients cannot present a client certificate to the control plane, so they can only reach a controller started with --insecure-xds');
   }
   const m = /^([a-z0-9][-a-z0-9.]*)\/([a-z0-9][-a-z0-9.]*)$/.exec(values.identity ?? '');
   if (!m) throw new UsageError(`--identity expects NAMESPACE/SERVICEACCOUNT, got ${JSON.stringify(values.identity ?? '')}`);
@@ -134,6 +175,12 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
   const dir = resolve(values.output ?? `smc-bootstrap-${ns}-${sa}`);
   await mkdir(dir, { recursive: true });
   const nodeId = values.instance ? `${ns}/${sa}/${values.instance}` : `${ns}/${sa}`;
+  if (values.proxyless) {
+    const file = join(dir, 'grpc-bootstrap.json');
+    await writeFile(file, `${JSON.stringify(grpcXdsBootstrap({ nodeId, xdsHost: xds.host, xdsPort: xds.port }), null, 2)}\n`);
+    process.stderr.write(`smc bootstrap: wrote ${file}; run the application with GRPC_XDS_BOOTSTRAP=${file}\n`);
+    return 0;
+  }
   let tls;
   if (!values['insecure-xds']) {
     const ca = await openInternalCA(values.state, values['trust-domain']);

@@ -34,6 +34,12 @@ export interface AdsServerOptions {
   readonly log: (line: string) => void;
   /** When the current snapshots were set (for the convergence metric). */
   readonly changedAt?: () => number;
+  /**
+   * Snapshot changes are gathered for this long before streams are told, so
+   * a burst of input changes costs one push per proxy (default 100 ms; 0
+   * pushes at once). Requests are always answered at once.
+   */
+  readonly pushWindowMs?: number;
 }
 
 export interface AdsServer {
@@ -85,6 +91,20 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
   };
 
   const streams = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
+  // The push window: streams whose snapshot changed, told together when the window closes.
+  const pushWindow = o.pushWindowMs ?? 100;
+  const due = new Set<() => void>();
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = (push: () => void) => {
+    if (pushWindow <= 0) return push();
+    due.add(push);
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      const now = [...due];
+      due.clear();
+      for (const p of now) p();
+    }, pushWindow);
+  };
   const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.keepalive_time_ms': 30_000 });
 
   function serve(variant: 'sotw' | 'delta', call: grpc.ServerDuplexStream<unknown, unknown>): void {
@@ -191,10 +211,15 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
         record = o.proxies.add({ variant, identity, nodeId, address: call.getPeer(), connectedSince: new Date().toISOString() });
         o.metrics.connected.inc();
         machine = variant === 'sotw' ? new SotwStream(record, events) : new DeltaStream(record, events);
-        unwatch = o.cache.watch(identity, () => {
+        const push = () => {
           snapshotDirty = true;
           void pump();
-        });
+        };
+        const unwatchCache = o.cache.watch(identity, () => schedule(push));
+        unwatch = () => {
+          unwatchCache();
+          due.delete(push);
+        };
         o.log(`xds: ${nodeId} (${identity}) connected over ${variant === 'sotw' ? 'state-of-the-world' : 'delta'} ADS from ${call.getPeer()}`);
       }
       requests.push(r);
@@ -224,6 +249,8 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       });
     },
     close() {
+      clearTimeout(timer);
+      due.clear();
       for (const s of streams) s.emit('error', { code: grpc.status.UNAVAILABLE, details: 'control plane shutting down' });
       return new Promise((resolve) => {
         const timer = setTimeout(() => {

@@ -26,6 +26,8 @@ export interface ControllerOptions {
   readonly adminHost: string;
   readonly adminPort: number;
   readonly insecureXds: boolean;
+  /** How long snapshot changes are gathered before proxies are pushed (default 100 ms). */
+  readonly pushWindowMs?: number;
   /** Service (SDS) certificate lifetime; default 24 h. */
   readonly serviceCertTtlMs?: number;
   readonly log: (line: string) => void;
@@ -98,7 +100,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const server = await ca.issue(controlPlane, { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] });
     tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.trustBundle() };
   }
-  const ads = createAdsServer({ cache, protos, tls, trustDomain: () => trustDomain, metrics, proxies, log: o.log, changedAt: () => changedAt });
+  const ads = createAdsServer({ cache, protos, tls, trustDomain: () => trustDomain, metrics, proxies, log: o.log, changedAt: () => changedAt, pushWindowMs: o.pushWindowMs });
   const xdsPort = await ads.listen(o.xdsHost, o.xdsPort);
   const admin = createAdminServer({ proxies, metrics, ready: () => ready, inputs: () => status });
   const adminPort = await admin.listen(o.adminHost, o.adminPort);
