@@ -5,8 +5,12 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
-import { TYPE_URL } from '../src/runtime/xds-types.js';
+import { TYPES } from '../src/compiler/envoy/codec.js';
+import type { Snapshot } from '../src/compiler/envoy/snapshot.js';
+import type { Controller } from '../src/runtime/controller.js';
+import { TYPE_URL, kindOfTypeUrl } from '../src/runtime/xds-types.js';
 import { testController } from './helpers/controller.js';
+import { asSnapshot, withResources } from './helpers/snapshots.js';
 
 /** Scripted raw ADS streams for the rules in xds-rules.md. */
 const protos = loadEnvoyProtos();
@@ -176,6 +180,154 @@ test('mutual TLS: a node id that disagrees with the client certificate is refuse
     ok.send({ node: { id: 'bookthief/bookthief' }, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
     assert.equal((await ok.next()).resources.length, 0, 'bookthief may call nothing');
     ok.call.end();
+  } finally {
+    client.close();
+    await controller.close();
+  }
+});
+
+const BOOKBUYER = 'spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer';
+const EXISTING = 'outbound|14001|bookstore-v1.bookstore';
+const LATE = 'outbound|14001|bookstore-v3.bookstore';
+
+/** The names of the resources in a SotW response (its resources are bare Any messages). */
+function sotwNames(r: Resp): string[] {
+  const kind = kindOfTypeUrl(r.typeUrl)!;
+  return (r.resources as unknown as { value: Uint8Array }[]).map((x) => {
+    const json = protos.toJson(TYPES[kind], x.value) as { name?: string; clusterName?: string };
+    return (json.name ?? json.clusterName)!;
+  });
+}
+
+/** Every snapshot the cache holds, with bookbuyer's replaced by `edit` of it. */
+function editBookbuyer(controller: Controller, edit: (s: Snapshot) => Snapshot): Snapshot[] {
+  return controller.cache.identities().map((id) => {
+    const s = asSnapshot(controller.cache.get(id)!);
+    return id === BOOKBUYER ? edit(s) : s;
+  });
+}
+
+/** A copy of an existing cluster (and of its assignment) under another name. */
+function cloneCluster(controller: Controller, from: string, name: string) {
+  const snap = controller.cache.get(BOOKBUYER)!;
+  const cluster = protos.toJson(TYPES.cluster, snap.types.cluster.resources.get(from)!.bytes) as Record<string, unknown>;
+  const cla = protos.toJson(TYPES.endpoint, snap.types.endpoint.resources.get(from)!.bytes) as Record<string, unknown>;
+  return {
+    cluster: { name, bytes: protos.encode(TYPES.cluster, { ...cluster, name }) },
+    endpoint: { name, bytes: protos.encode(TYPES.endpoint, { ...cla, clusterName: name }) },
+  };
+}
+
+test('SotW: EDS is re-sent after a CDS change even when endpoints did not change, and a name that appears later is sent when it does', async () => {
+  const { controller } = await testController('examples/bookstore', { insecureXds: true, pushWindowMs: 0 });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  try {
+    const s = open(client, 'sotw');
+    s.send({ node, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
+    const cds = await s.next();
+    s.send({ typeUrl: CDS, resourceNames: [], versionInfo: cds.versionInfo, responseNonce: cds.nonce });
+    s.send({ typeUrl: EDS, resourceNames: [EXISTING, LATE], versionInfo: '', responseNonce: '' });
+    const eds = await s.next();
+    assert.deepEqual(sotwNames(eds), [EXISTING], 'the name that does not exist yet is left out');
+    s.send({ typeUrl: EDS, resourceNames: [EXISTING, LATE], versionInfo: eds.versionInfo, responseNonce: eds.nonce });
+    assert.ok(await s.quiet(200));
+
+    // A cluster changes (its timeout), its endpoints do not.
+    const snap = controller.cache.get(BOOKBUYER)!;
+    const changed = { ...(protos.toJson(TYPES.cluster, snap.types.cluster.resources.get(EXISTING)!.bytes) as object), connectTimeout: '7s' };
+    controller.cache.setSnapshots(editBookbuyer(controller, (x) => withResources(x, 'cluster', 'cds-2', [{ name: EXISTING, bytes: protos.encode(TYPES.cluster, changed) }])));
+    const cds2 = await s.next();
+    assert.equal(cds2.typeUrl, CDS);
+    assert.equal(cds2.versionInfo, 'cds-2');
+    const eds2 = await s.next();
+    assert.equal(eds2.typeUrl, EDS, 'EDS follows CDS, so the re-announced cluster does not stay warming');
+    assert.equal(eds2.versionInfo, eds.versionInfo, 'the same endpoints, re-sent');
+    assert.deepEqual(sotwNames(eds2), [EXISTING]);
+    s.send({ typeUrl: CDS, resourceNames: [], versionInfo: cds2.versionInfo, responseNonce: cds2.nonce });
+    s.send({ typeUrl: EDS, resourceNames: [EXISTING, LATE], versionInfo: eds2.versionInfo, responseNonce: eds2.nonce });
+    assert.ok(await s.quiet(200), 'nothing more: only what changed is sent');
+
+    // The late name appears (a new cluster and its assignment): CDS, then EDS with it.
+    const late = cloneCluster(controller, EXISTING, LATE);
+    controller.cache.setSnapshots(editBookbuyer(controller, (x) => withResources(withResources(x, 'cluster', 'cds-3', [late.cluster]), 'endpoint', 'eds-3', [late.endpoint])));
+    const cds3 = await s.next();
+    assert.ok(sotwNames(cds3).includes(LATE));
+    const eds3 = await s.next();
+    assert.equal(eds3.typeUrl, EDS);
+    assert.deepEqual(sotwNames(eds3), [EXISTING, LATE], 'the remembered name is sent once it exists');
+    s.call.end();
+  } finally {
+    client.close();
+    await controller.close();
+  }
+});
+
+test('SotW: a reconnecting proxy that reports its last versions is answered on the new stream, so warming completes', async () => {
+  const { controller } = await testController('examples/bookstore', { insecureXds: true });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  try {
+    const first = open(client, 'sotw');
+    first.send({ node, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
+    const cds = await first.next();
+    first.send({ typeUrl: EDS, resourceNames: [EXISTING], versionInfo: '', responseNonce: '' });
+    const eds = await first.next();
+    first.send({ typeUrl: EDS, resourceNames: [EXISTING], versionInfo: eds.versionInfo, responseNonce: eds.nonce });
+    first.call.cancel();
+    // The new stream opens with the versions the proxy already holds, and no nonce.
+    const again = open(client, 'sotw');
+    again.send({ node, typeUrl: CDS, resourceNames: [], versionInfo: cds.versionInfo, responseNonce: '' });
+    const cdsAgain = await again.next();
+    assert.equal(cdsAgain.versionInfo, cds.versionInfo);
+    assert.equal(cdsAgain.resources.length, cds.resources.length);
+    again.send({ typeUrl: EDS, resourceNames: [EXISTING], versionInfo: eds.versionInfo, responseNonce: '' });
+    const edsAgain = await again.next();
+    assert.deepEqual(sotwNames(edsAgain), [EXISTING]);
+    again.call.end();
+  } finally {
+    client.close();
+    await controller.close();
+  }
+});
+
+test('delta: a subscribed name that does not exist yet is sent when it appears', async () => {
+  const { controller } = await testController('examples/bookstore', { insecureXds: true, pushWindowMs: 0 });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  try {
+    const s = open(client, 'delta');
+    s.send({ node, typeUrl: EDS, resourceNamesSubscribe: [EXISTING, LATE], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: '' });
+    const a = await s.next();
+    assert.deepEqual(a.resources.map((r) => r.name), [EXISTING]);
+    s.send({ typeUrl: EDS, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: a.nonce });
+    const late = cloneCluster(controller, EXISTING, LATE);
+    controller.cache.setSnapshots(editBookbuyer(controller, (x) => withResources(withResources(x, 'cluster', 'cds-2', [late.cluster]), 'endpoint', 'eds-2', [late.endpoint])));
+    const b = await s.next();
+    assert.deepEqual(b.resources.map((r) => r.name), [LATE], 'only the new resource');
+    s.call.end();
+  } finally {
+    client.close();
+    await controller.close();
+  }
+});
+
+test('push window: a burst of snapshot changes inside the window reaches a proxy as one push of the latest', async () => {
+  const { controller } = await testController('examples/bookstore', { insecureXds: true, pushWindowMs: 400 });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  try {
+    const s = open(client, 'sotw');
+    s.send({ node, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
+    const cds = await s.next();
+    s.send({ typeUrl: CDS, resourceNames: [], versionInfo: cds.versionInfo, responseNonce: cds.nonce });
+    assert.ok(await s.quiet(200));
+    const snap = controller.cache.get(BOOKBUYER)!;
+    const json = protos.toJson(TYPES.cluster, snap.types.cluster.resources.get(EXISTING)!.bytes) as object;
+    for (const n of [1, 2, 3]) {
+      const bytes = protos.encode(TYPES.cluster, { ...json, connectTimeout: `${n}s` });
+      controller.cache.setSnapshots(editBookbuyer(controller, (x) => withResources(x, 'cluster', `burst-${n}`, [{ name: EXISTING, bytes }])));
+    }
+    const pushed = await s.next(2000);
+    assert.equal(pushed.versionInfo, 'burst-3', 'the latest version, not the first');
+    assert.ok(await s.quiet(800), 'one push for the whole burst');
+    s.call.end();
   } finally {
     client.close();
     await controller.close();
