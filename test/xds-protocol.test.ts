@@ -130,32 +130,44 @@ test('delta: initial_resource_versions means only what differs is sent; unsubscr
   }
 });
 
-test('a proxy that stops reading does not delay another proxy\'s push', async () => {
-  const { controller, dir } = await testController('examples/bookstore', { insecureXds: true });
+test('a proxy that stops reading fills its HTTP/2 window and waits alone: another proxy still gets every push', async () => {
+  const { controller, dir } = await testController('examples/bookstore', { insecureXds: true, pushWindowMs: 0 });
   const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
   const client2 = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
   try {
     const RDS = TYPE_URL.route;
     const subscribe = (x: ReturnType<typeof open>, id: string) => x.send({ node: { id }, typeUrl: RDS, resourceNames: ['outbound|14001'], versionInfo: '', responseNonce: '' });
     const stuck = open(client, 'sotw');
-    subscribe(stuck, 'bookbuyer/bookbuyer');
+    subscribe(stuck, 'bookbuyer/bookbuyer/stuck');
     await stuck.next();
     stuck.call.pause(); // reads nothing from now on
     const s = open(client2, 'sotw');
-    subscribe(s, 'bookbuyer/bookbuyer/second');
+    subscribe(s, 'bookbuyer/bookbuyer/healthy');
     await s.next();
-    // Many policy changes: each is pushed to both streams; the stuck one's responses pile up unread.
+    const record = (suffix: string) => controller.proxies.list().find((p) => p.nodeId.endsWith(suffix))!;
+    // Policy changes until the stuck stream's writes stop being accepted: its flow-control window is full.
     const policy = join(dir, 'mesh', '40-policy.yaml');
     const text = readFileSync(policy, 'utf8');
-    for (let i = 0; i < 60; i++) {
-      writeFileSync(policy, text.replace('weight: 90', `weight: ${11 + i}`));
+    let changes = 0;
+    while (record('/stuck').sendBlockedSince === undefined && changes < 2000) {
+      writeFileSync(policy, text.replace('weight: 90', `weight: ${11 + (changes % 500)}`).replace('weight: 10', `weight: ${1 + Math.floor(changes / 500)}`));
       await controller.reload();
+      changes++;
     }
+    assert.ok(record('/stuck').sendBlockedSince, `the stuck proxy's writes were still accepted after ${changes} changes`);
+    const metrics = await (await fetch(`http://127.0.0.1:${controller.adminPort}/metrics`)).text();
+    assert.match(metrics, /^smc_xds_blocked_streams 1$/m);
+    // One more change: the healthy proxy receives it while the stuck one is still blocked.
+    writeFileSync(policy, text.replace('weight: 90', 'weight: 3'));
+    await controller.reload();
     const latest = controller.cache.get('spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer')!.types.route.version;
     let last = '';
     while (last !== latest) last = (await s.next(5000)).versionInfo;
     assert.equal(last, latest, 'the healthy proxy received the latest route table');
-    assert.equal(controller.proxies.list().length, 2);
+    assert.ok(record('/stuck').sendBlockedSince, 'the stuck proxy is still blocked');
+    assert.equal(record('/healthy').sendBlockedSince, undefined);
+    const shown = (await (await fetch(`http://127.0.0.1:${controller.adminPort}/status/proxies`)).json()) as { proxies: { nodeId: string; sendBlockedSince?: string }[] };
+    assert.ok(shown.proxies.find((p) => p.nodeId.endsWith('/stuck'))?.sendBlockedSince, '/status/proxies shows which proxy is not reading');
   } finally {
     client.close();
     client2.close();

@@ -23,6 +23,7 @@ export function proxyStatusDocument(proxies: ProxyRegistry): unknown {
       address: p.address,
       variant: p.variant,
       connectedSince: p.connectedSince,
+      ...(p.sendBlockedSince ? { sendBlockedSince: p.sendBlockedSince } : {}),
       types: Object.fromEntries(PUSH_ORDER.map((k) => [k, { state: syncState(p.types[k]), ...p.types[k] }])),
     })),
   };

@@ -141,9 +141,14 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
         const bytes = msg.resources.reduce((n, r) => n + ('value' in r ? r.value.length : r.resource.value.length), 0);
         o.metrics.bytesSent.inc({ type: kind }, bytes);
         if (call.write(msg)) return resolve();
+        // The proxy is not reading: only this stream's pump waits, for its drain.
+        if (record) record.sendBlockedSince = new Date().toISOString();
+        o.metrics.blocked.inc();
         const done = () => {
           call.off('drain', done);
           call.off('close', done);
+          if (record) delete record.sendBlockedSince;
+          o.metrics.blocked.dec();
           resolve();
         };
         call.on('drain', done);

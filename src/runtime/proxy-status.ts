@@ -24,6 +24,12 @@ export interface ProxyRecord {
   readonly address: string;
   readonly connectedSince: string;
   readonly types: Partial<Record<ResourceKind, TypeStatus>>;
+  /**
+   * Set while a write to this proxy waits for it to read (its HTTP/2 flow
+   * control window is full): a proxy that stopped reading shows here, and
+   * only it waits.
+   */
+  sendBlockedSince?: string;
 }
 
 /** SYNCED: acknowledged what was sent; NACK: the last response of the type was rejected; STALE: sent, not yet acknowledged. */
