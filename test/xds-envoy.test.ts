@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 import { envoyPath } from './helpers/envoy.js';
-import { testController } from './helpers/controller.js';
+import { startTestController, testController } from './helpers/controller.js';
 import { waitFor } from './helpers/wait.js';
 
 const BIN = 'dist/src/cli/main.js';
@@ -37,18 +37,23 @@ function versionsOf(dump: Dump): Record<string, string[]> {
   };
 }
 
+/** Envoy started from `smc bootstrap` for bookbuyer, its admin on a free port. */
+async function startEnvoy(xdsPort: number, dir: string, state: string, variant: 'sotw' | 'delta') {
+  const adminPort = await freePort();
+  const out = join(dir, `bootstrap-${variant}`);
+  const b = spawnSync(process.execPath, [BIN, 'bootstrap', '--identity', 'bookbuyer/bookbuyer', '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), ...(variant === 'delta' ? ['--delta'] : [])], { encoding: 'utf8' });
+  assert.equal(b.status, 0, b.stderr);
+  const envoy = spawn(envoyPath(), ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--base-id', String(adminPort), '--drain-time-s', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  envoy.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  envoy.on('exit', (code, signal) => (stderr += `\n[envoy exited: ${code ?? signal}]`));
+  return { envoy, adminPort, stderr: () => stderr };
+}
 
 for (const variant of ['sotw', 'delta'] as const) {
   test(`real Envoy started from smc bootstrap (${variant}) syncs the compiler's versions over mTLS and converges after an input change`, async () => {
     const { controller, dir, state, logs } = await testController('examples/bookstore');
-    const adminPort = await freePort();
-    const out = join(dir, 'bootstrap');
-    const b = spawnSync(process.execPath, [BIN, 'bootstrap', '--identity', 'bookbuyer/bookbuyer', '--xds-address', `127.0.0.1:${controller.xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), ...(variant === 'delta' ? ['--delta'] : [])], { encoding: 'utf8' });
-    assert.equal(b.status, 0, b.stderr);
-    const envoy = spawn(envoyPath(), ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--base-id', String(adminPort), '--drain-time-s', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    envoy.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    envoy.on('exit', (code, signal) => (stderr += `\n[envoy exited: ${code ?? signal}]`));
+    const { envoy, adminPort, stderr } = await startEnvoy(controller.xdsPort, dir, state, variant);
     try {
       const identity = 'spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer';
       const expected = () => {
@@ -71,7 +76,7 @@ for (const variant of ['sotw', 'delta'] as const) {
         return JSON.stringify(got) === JSON.stringify(expected()) ? got : undefined;
       };
       await waitFor('Envoy to report the compiler\'s versions', inSync).catch((e: Error) => {
-        throw new Error(`${e.message}\n${lastSeen}\ncontroller:\n${logs.join('\n')}\nproxies: ${JSON.stringify(controller.proxies.list())}\nenvoy stderr:\n${stderr.slice(-2000)}`);
+        throw new Error(`${e.message}\n${lastSeen}\ncontroller:\n${logs.join('\n')}\nproxies: ${JSON.stringify(controller.proxies.list())}\nenvoy stderr:\n${stderr().slice(-2000)}`);
       });
       const proxies = (await (await fetch(`http://127.0.0.1:${controller.adminPort}/status/proxies`)).json()) as { proxies: { nodeId: string; types: Record<string, { state: string }> }[] };
       assert.deepEqual(proxies.proxies.map((p) => [p.nodeId, ...PUSH_ORDER.map((k) => p.types[k]?.state)]), [['bookbuyer/bookbuyer', 'SYNCED', 'SYNCED', 'SYNCED', 'SYNCED', 'SYNCED']]);
@@ -95,3 +100,44 @@ for (const variant of ['sotw', 'delta'] as const) {
     }
   });
 }
+
+/** Envoy's counters of clusters and listeners replaced by an update: they move only when configuration really changed. */
+async function churn(adminPort: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/stats?filter=(cluster_modified|listener_modified|cluster_added|listener_added)$`)).text();
+  return Object.fromEntries(text.trim().split('\n').map((l) => l.split(': ')).map(([k, v]) => [k!, Number(v)]));
+}
+
+test('restarting the controller: Envoy reconnects and ends on the same versions, with no cluster or listener replaced', async () => {
+  const first = await testController('examples/bookstore');
+  const { dir, state } = first;
+  const xdsPort = first.controller.xdsPort;
+  const { envoy, adminPort, stderr } = await startEnvoy(xdsPort, dir, state, 'sotw');
+  let current = first;
+  const identity = 'spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer';
+  const synced = (c: typeof first) => () => {
+    const p = c.controller.proxies.list().find((x) => x.nodeId === 'bookbuyer/bookbuyer');
+    const s = c.controller.cache.get(identity)!;
+    return p && PUSH_ORDER.every((k) => p.types[k]?.acked === s.types[k].version) ? p : undefined;
+  };
+  try {
+    await waitFor('Envoy to sync with the first controller', synced(first)).catch((e: Error) => {
+      throw new Error(`${e.message}\n${first.logs.join('\n')}\nenvoy:\n${stderr().slice(-2000)}`);
+    });
+    const dump = async () => versionsOf((await (await fetch(`http://127.0.0.1:${adminPort}/config_dump?include_eds`)).json()) as Dump);
+    const before = await dump();
+    const churnBefore = await churn(adminPort);
+    assert.ok(Object.keys(churnBefore).length >= 4, JSON.stringify(churnBefore));
+
+    await first.controller.close();
+    current = await startTestController(dir, { xdsPort });
+    const record = await waitFor('Envoy to reconnect and ACK the restarted controller', synced(current), 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${current.logs.join('\n')}\nenvoy:\n${stderr().slice(-2000)}`);
+    });
+    assert.deepEqual(await dump(), before, 'the same versions as before the restart');
+    assert.deepEqual(Object.fromEntries(PUSH_ORDER.map((k) => [k, record.types[k]?.acked])), Object.fromEntries(PUSH_ORDER.map((k) => [k, first.controller.cache.get(identity)!.types[k].version])));
+    assert.deepEqual(await churn(adminPort), churnBefore, 'no cluster or listener was added or replaced');
+  } finally {
+    envoy.kill('SIGKILL');
+    await current.controller.close();
+  }
+});

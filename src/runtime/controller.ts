@@ -1,4 +1,6 @@
 import { openInternalCA, type CertificateIssuer, type IssuedCertificate } from '../adapters/ca/internal-ca.js';
+import { openCertificateStore } from '../adapters/ca/certificate-store.js';
+import { signedBy } from '../adapters/ca/x509.js';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import { loadPaths } from '../adapters/yaml-files.js';
 import { compileIR } from '../compiler/compile.js';
@@ -53,7 +55,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const cache = createSnapshotCache();
   const proxies = createProxyRegistry();
   const metrics = createMetrics();
-  const issued = new Map<string, IssuedCertificate>();
   let status: unknown = { objects: [] };
   let changedAt = Date.now();
   let ready = false;
@@ -61,6 +62,13 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const first = compileIR(await loadPaths(o.source));
   const trustDomain = first.ir.settings.trustDomain;
   const ca: CertificateIssuer = await openInternalCA(o.stateDir, trustDomain, o.log);
+  // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
+  const store = openCertificateStore(o.stateDir, o.log);
+  const issued = new Map<string, IssuedCertificate>();
+  for (const [id, cert] of await store.load()) {
+    // Only certificates of this CA's root that are still valid; anything else is simply issued anew.
+    if (await signedBy(cert.certificateChain, ca.trustBundle(), new Date())) issued.set(id, cert);
+  }
   const controlPlane = controlPlaneIdentity(trustDomain);
 
   const reload = async (compiled?: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
@@ -71,10 +79,18 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const renewBefore = Date.now() + (o.serviceCertTtlMs ?? DAY) / 3;
     for (const id of identities) {
       const have = issued.get(id);
-      if (!have || have.notAfter.getTime() < renewBefore) issued.set(id, await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true }));
+      if (!have || have.notAfter.getTime() < renewBefore) {
+        const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
+        issued.set(id, cert);
+        await store.save(id, cert);
+      }
     }
     // Identities that left the mesh are no longer renewed.
-    for (const id of [...issued.keys()]) if (!identities.includes(id)) issued.delete(id);
+    for (const id of [...issued.keys()]) {
+      if (identities.includes(id)) continue;
+      issued.delete(id);
+      await store.remove(id);
+    }
     const certificates: CertificateInputs = {
       trustBundle: ca.trustBundle(),
       identities: identities.map((identity) => ({ identity, ...issued.get(identity)! })),

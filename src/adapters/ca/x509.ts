@@ -91,3 +91,14 @@ export async function issueLeafCertificate(
   });
   return cert.toString('pem');
 }
+
+/** Whether the first certificate of `chainPem` is signed by the certificate `issuerPem` (and is within its validity now). */
+export async function signedBy(chainPem: string, issuerPem: string, now: Date): Promise<boolean> {
+  try {
+    const leaf = new x509.X509Certificate(chainPem);
+    const issuer = new x509.X509Certificate(issuerPem);
+    return await leaf.verify({ publicKey: issuer.publicKey, date: now });
+  } catch {
+    return false;
+  }
+}
