@@ -90,10 +90,10 @@ test('a proxy receives only its own certificate and key, and printed output reda
   const certificates = await throwawayCertificates('cluster.local', identities);
   const result = compile({ ...inputs, certificates }, codec);
   for (const s of result.snapshots) {
-    assert.deepEqual(s.types.secret.resources.map((r) => r.name), [s.identity, 'trust-bundle'].sort());
+    assert.deepEqual(s.types.secret.resources.map((r) => r.name), ['identity', 'trust-bundle']);
     const mine = certificates.identities.find((c) => c.identity === s.identity)!;
     const raw = Buffer.concat(s.types.secret.resources.map((r) => Buffer.from(r.bytes))).toString('utf8');
-    assert.ok(raw.includes(mine.privateKey), 'the snapshot carries its own key for SDS');
+    assert.ok(raw.includes(mine.privateKey) && raw.includes(mine.certificateChain), 'the snapshot carries its own certificate and key for SDS');
     for (const other of certificates.identities) if (other.identity !== s.identity) assert.ok(!raw.includes(other.privateKey), `${s.identity} holds ${other.identity}'s key`);
     assert.deepEqual(inconsistencies(s, codec), []);
     const printed = JSON.stringify(configDump(s, codec));

@@ -44,7 +44,7 @@ test('an outbound cluster verifies the destination identity and presents the pro
   type Tls = { tlsCertificateSdsSecretConfigs: { name: string }[]; combinedValidationContext: { defaultValidationContext: { matchTypedSubjectAltNames: unknown[] } } };
   const c = codec.toJson(TYPES.cluster, buyer.types.cluster.resources[2]!.bytes) as { transportSocket: { typedConfig: { commonTlsContext: Tls } } };
   const tls = c.transportSocket.typedConfig.commonTlsContext;
-  assert.equal(tls.tlsCertificateSdsSecretConfigs[0]?.name, id('bookbuyer', 'bookbuyer'));
+  assert.equal(tls.tlsCertificateSdsSecretConfigs[0]?.name, 'identity');
   assert.deepEqual(tls.combinedValidationContext.defaultValidationContext.matchTypedSubjectAltNames, [
     { sanType: 'URI', matcher: { exact: id('bookstore', 'bookstore') } },
   ]);

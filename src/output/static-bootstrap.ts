@@ -1,5 +1,5 @@
 import { TYPES, type ProtoCodec } from '../compiler/envoy/codec.js';
-import { ADMIN_PORT, TRUST_BUNDLE_SECRET, identitySecretName } from '../compiler/envoy/names.js';
+import { ADMIN_PORT, TRUST_BUNDLE_SECRET, IDENTITY_SECRET } from '../compiler/envoy/names.js';
 import type { Snapshot } from '../compiler/envoy/snapshot.js';
 
 /**
@@ -48,7 +48,7 @@ export function staticBootstrap(snapshot: Snapshot, codec: ProtoCodec, files: Ce
       listeners: make(decode('listener')),
       secrets: [
         {
-          name: identitySecretName(snapshot.identity),
+          name: IDENTITY_SECRET,
           tlsCertificate: { certificateChain: { filename: files.certificateChain }, privateKey: { filename: files.privateKey } },
         },
         { name: TRUST_BUNDLE_SECRET, validationContext: { trustedCa: { filename: files.trustBundle } } },

@@ -17,7 +17,7 @@ function http2Options(protocol: PortProtocol) {
   };
 }
 
-export function outboundCluster(proxy: string, u: Upstream) {
+export function outboundCluster(u: Upstream) {
   return {
     name: outboundClusterName(u.service, u.port.port),
     type: 'EDS',
@@ -29,7 +29,7 @@ export function outboundCluster(proxy: string, u: Upstream) {
       typedConfig: {
         '@type': `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
         // The server must prove one of the identities this proxy may reach.
-        commonTlsContext: commonTlsContext(proxy, u.identities),
+        commonTlsContext: commonTlsContext(u.identities),
         sni: upstreamServerName(u.service, u.port.port),
       },
     },

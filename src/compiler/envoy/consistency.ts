@@ -1,5 +1,5 @@
 import { TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
-import { TRUST_BUNDLE_SECRET, identitySecretName } from './names.js';
+import { TRUST_BUNDLE_SECRET, IDENTITY_SECRET } from './names.js';
 import type { Snapshot } from './snapshot.js';
 
 /**
@@ -30,7 +30,7 @@ export function inconsistencies(snapshot: Snapshot, codec: ProtoCodec): string[]
   for (const name of listeners.routes) if (!routeNames.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
   for (const name of [...listeners.clusters, ...routes.clusters]) if (!clusterNames.has(name)) say(`cluster ${name} is routed to but does not exist`);
 
-  const allowed = new Set([identitySecretName(snapshot.identity), TRUST_BUNDLE_SECRET]);
+  const allowed = new Set([IDENTITY_SECRET, TRUST_BUNDLE_SECRET]);
   const provided = new Set(snapshot.types.secret.resources.map((r) => r.name));
   for (const name of new Set([...listeners.secrets, ...clusterRefs.secrets])) {
     if (!allowed.has(name)) say(`SDS secret ${name} is not this proxy's own`);

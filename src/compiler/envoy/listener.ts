@@ -98,14 +98,14 @@ export function inboundPorts(ir: MeshIR, identity: Identity): InboundPort[] {
  * are told apart by original destination port; explicit-mode workloads are
  * dialled on 15003 itself and told apart by TLS server name.
  */
-export function inboundListener(ir: MeshIR, identity: Identity, ports: readonly InboundPort[]) {
+export function inboundListener(ir: MeshIR, ports: readonly InboundPort[]) {
   const { permissive, trustDomain } = ir.settings;
   const tls = {
     name: 'envoy.transport_sockets.tls',
     typedConfig: typed('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {
       requireClientCertificate: true,
       // Any certificate of the mesh CA is accepted here; RBAC decides which identities may call.
-      commonTlsContext: commonTlsContext(identity, []),
+      commonTlsContext: commonTlsContext([]),
     }),
   };
   const filters = (p: InboundPort) =>

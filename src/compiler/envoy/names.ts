@@ -24,8 +24,13 @@ export const OUTBOUND_LISTENER = 'outbound';
 /** Explicit mode: the local listener the application calls for one upstream port. */
 export const explicitListenerName = (port: number): string => `outbound|${port}|explicit`;
 
-/** SDS name of the proxy's own certificate: its SPIFFE ID. */
-export const identitySecretName = (identity: string): string => identity;
+/**
+ * SDS name of the proxy's own certificate. The same name for every identity
+ * (each proxy is only ever sent its own), so resources that refer to it, such
+ * as the cluster of a service many proxies call, are identical across proxies
+ * and the runtime stores them once.
+ */
+export const IDENTITY_SECRET = 'identity';
 
 /** SDS name of the trust bundle (the mesh roots). */
 export const TRUST_BUNDLE_SECRET = 'trust-bundle';

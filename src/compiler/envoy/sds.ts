@@ -1,12 +1,12 @@
-import { TRUST_BUNDLE_SECRET, identitySecretName } from './names.js';
+import { TRUST_BUNDLE_SECRET, IDENTITY_SECRET } from './names.js';
 
 /** TLS contexts that take their certificate and trust bundle from SDS over ADS. */
 
 const ADS = { ads: {}, resourceApiVersion: 'V3' };
 
-export function commonTlsContext(identity: string, peers: readonly string[]) {
+export function commonTlsContext(peers: readonly string[]) {
   return {
-    tlsCertificateSdsSecretConfigs: [{ name: identitySecretName(identity), sdsConfig: ADS }],
+    tlsCertificateSdsSecretConfigs: [{ name: IDENTITY_SECRET, sdsConfig: ADS }],
     combinedValidationContext: {
       defaultValidationContext: {
         matchTypedSubjectAltNames: peers.map((p) => ({ sanType: 'URI', matcher: { exact: p } })),

@@ -1,5 +1,5 @@
 import type { IdentityCertificate } from '../inputs.js';
-import { TRUST_BUNDLE_SECRET, identitySecretName } from './names.js';
+import { TRUST_BUNDLE_SECRET, IDENTITY_SECRET } from './names.js';
 
 /**
  * Secret resources. Only the proxy's own certificate and the trust bundle
@@ -7,7 +7,7 @@ import { TRUST_BUNDLE_SECRET, identitySecretName } from './names.js';
  */
 export function identitySecret(c: IdentityCertificate) {
   return {
-    name: identitySecretName(c.identity),
+    name: IDENTITY_SECRET,
     tlsCertificate: { certificateChain: { inlineString: c.certificateChain }, privateKey: { inlineString: c.privateKey } },
   };
 }

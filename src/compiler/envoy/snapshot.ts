@@ -77,9 +77,9 @@ export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec,
     sets = { cluster: upstreams.map(proxylessCluster), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
   } else {
     const inbound = inboundPorts(ir, identity);
-    const clusters = [...upstreams.map((u) => outboundCluster(identity, u)), ...inbound.map((p) => inboundCluster(p.port, p.protocol))];
+    const clusters = [...upstreams.map(outboundCluster), ...inbound.map((p) => inboundCluster(p.port, p.protocol))];
     const listeners: Named[] = [];
-    if (inbound.length > 0) listeners.push(inboundListener(ir, identity, inbound));
+    if (inbound.length > 0) listeners.push(inboundListener(ir, inbound));
     if (modes.has('transparent')) {
       const l = transparentListener(outbound, warn);
       if (l.filterChains.length > 0) listeners.push(l);
