@@ -9,62 +9,12 @@ import { TYPES } from '../src/compiler/envoy/codec.js';
 import type { Snapshot } from '../src/compiler/envoy/snapshot.js';
 import type { Controller } from '../src/runtime/controller.js';
 import { TYPE_URL, kindOfTypeUrl } from '../src/runtime/xds-types.js';
+import { Client, open, type Resp } from './helpers/ads-client.js';
 import { testController } from './helpers/controller.js';
 import { asSnapshot, withResources } from './helpers/snapshots.js';
 
 /** Scripted raw ADS streams for the rules in xds-rules.md. */
 const protos = loadEnvoyProtos();
-const wire = (name: string) => {
-  const t = protos.lookupType(`envoy.service.discovery.v3.${name}`);
-  return {
-    serialize: (v: unknown) => Buffer.from(t.encode(t.fromObject(v as Record<string, unknown>)).finish()),
-    deserialize: (b: Buffer) => t.toObject(t.decode(b), { defaults: true, arrays: true, longs: String }),
-  };
-};
-const method = (name: string, rq: string, rs: string) => ({
-  path: `/envoy.service.discovery.v3.AggregatedDiscoveryService/${name}`,
-  requestStream: true,
-  responseStream: true,
-  requestSerialize: wire(rq).serialize,
-  requestDeserialize: wire(rq).deserialize,
-  responseSerialize: wire(rs).serialize,
-  responseDeserialize: wire(rs).deserialize,
-});
-const Client = grpc.makeGenericClientConstructor(
-  { sotw: method('StreamAggregatedResources', 'DiscoveryRequest', 'DiscoveryResponse'), delta: method('DeltaAggregatedResources', 'DeltaDiscoveryRequest', 'DeltaDiscoveryResponse') },
-  'ADS',
-);
-
-type Resp = { versionInfo: string; systemVersionInfo: string; nonce: string; typeUrl: string; removedResources: string[]; resources: { name: string; version: string; type_url: string }[] };
-
-/** A stream with a queue of responses and a way to wait for the next one (or prove none comes). */
-function open(client: grpc.Client, kind: 'sotw' | 'delta') {
-  const call = (client as unknown as Record<string, () => grpc.ClientDuplexStream<unknown, Resp>>)[kind]!();
-  const queue: Resp[] = [];
-  const waiters: ((r: Resp) => void)[] = [];
-  let error: grpc.ServiceError | undefined;
-  call.on('data', (r: Resp) => (waiters.length ? waiters.shift()!(r) : queue.push(r)));
-  call.on('error', (e: grpc.ServiceError) => (error = e));
-  return {
-    call,
-    send: (m: object) => call.write(m),
-    next: (ms = 3000) =>
-      new Promise<Resp>((resolve, reject) => {
-        if (queue.length) return resolve(queue.shift()!);
-        const t = setTimeout(() => reject(new Error(`no response within ${ms} ms${error ? ` (stream error: ${error.details})` : ''}`)), ms);
-        waiters.push((r) => {
-          clearTimeout(t);
-          resolve(r);
-        });
-      }),
-    /** Resolves true when nothing arrives for `ms`. */
-    quiet: async (ms = 400) => {
-      await new Promise((r) => setTimeout(r, ms));
-      return queue.length === 0;
-    },
-    error: () => error,
-  };
-}
 
 const CDS = TYPE_URL.cluster;
 const EDS = TYPE_URL.endpoint;

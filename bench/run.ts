@@ -1,0 +1,169 @@
+/**
+ * `npm run bench`: how smc's compiler and runtime scale, printed as a table.
+ * Speed and memory goals live here, never in timed test assertions.
+ *
+ * For meshes of S services (one pod and one identity each, in namespaces of
+ * 50; each service may call the next 5, and every tenth service is split
+ * 90/10 between two versions) it measures:
+ * - compile: inputs -> IR -> per-identity snapshots;
+ * - the snapshot cache: resources referenced by all proxies vs stored once
+ *   (interning), and the heap it takes;
+ * - one policy change: recompile plus cache diff, and how many identities it touched;
+ * - push fan-out: one raw SotW ADS stream (RDS) per identity; the time to
+ *   answer all of them, then from the change until every proxy whose route
+ *   table changed has its new one.
+ */
+import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
+import { compile } from '../src/compiler/compile.js';
+import type { MeshInputs } from '../src/compiler/inputs.js';
+import { createAdsServer } from '../src/runtime/ads-server.js';
+import { createSnapshotCache } from '../src/runtime/cache.js';
+import { createMetrics } from '../src/runtime/metrics.js';
+import { createProxyRegistry } from '../src/runtime/proxy-status.js';
+import { TYPE_URL } from '../src/runtime/xds-types.js';
+import * as grpc from '@grpc/grpc-js';
+import { Client, open } from '../test/helpers/ads-client.js';
+
+const PER_NAMESPACE = 50;
+
+function mesh(services: number, splitWeight = 90): MeshInputs {
+  const docs: unknown[] = [];
+  const ns = (i: number) => `ns-${Math.floor(i / PER_NAMESPACE)}`;
+  for (let n = 0; n * PER_NAMESPACE < services; n++) docs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `ns-${n}`, labels: { 'smc.dev/mesh': 'enabled' } } });
+  for (let i = 0; i < services; i++) {
+    const name = `svc-${i}`;
+    const ip = `10.${Math.floor(i / 250) + 1}.${i % 250}.10`;
+    docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: ns(i), labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name, ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: ip } });
+    docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns(i) }, spec: { selector: { app: name }, clusterIP: `172.16.${Math.floor(i / 250)}.${i % 250}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
+    const callers = [1, 2, 3, 4, 5].map((d) => (i - d + services) % services).filter((c) => ns(c) === ns(i) && c !== i);
+    if (callers.length > 0) {
+      docs.push({
+        apiVersion: 'access.smi-spec.io/v1alpha3',
+        kind: 'TrafficTarget',
+        metadata: { name: `to-${name}`, namespace: ns(i) },
+        spec: { destination: { kind: 'ServiceAccount', name, namespace: ns(i) }, sources: callers.map((c) => ({ kind: 'ServiceAccount', name: `svc-${c}`, namespace: ns(i) })), rules: [{ kind: 'TCPRoute', name: 'all' }] },
+      });
+    }
+    if (i % 10 === 0 && i + 1 < services && ns(i + 1) === ns(i)) {
+      docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: `split-${name}`, namespace: ns(i) }, spec: { service: name, backends: [{ service: name, weight: splitWeight }, { service: `svc-${i + 1}`, weight: 100 - splitWeight }] } });
+    }
+  }
+  for (let n = 0; n * PER_NAMESPACE < services; n++) docs.push({ apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: `ns-${n}` }, spec: {} });
+  return { documents: docs.map((value, document) => ({ origin: { source: 'bench', document, line: 0 }, value })), problems: [] };
+}
+
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+
+interface Row {
+  services: number;
+  compileMs: number;
+  resources: number;
+  uniqueResources: number;
+  referencedMiB: string;
+  storedMiB: string;
+  cacheHeapMiB: string;
+  changeMs: number;
+  changedIdentities: number;
+  connectMs: number;
+  pushMs: number;
+}
+
+async function fanOut(cache: ReturnType<typeof createSnapshotCache>, identities: string[], change: () => Set<string>): Promise<{ connectMs: number; pushMs: number }> {
+  const protos = loadEnvoyProtos();
+  const ads = createAdsServer({ cache, protos, tls: undefined, trustDomain: () => 'cluster.local', metrics: createMetrics(), proxies: createProxyRegistry(), log: () => {}, pushWindowMs: 0 });
+  const port = await ads.listen('127.0.0.1', 0);
+  // Streams spread over channels, as separate proxies would be.
+  const channels = Array.from({ length: Math.min(20, identities.length) }, () => new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()));
+  try {
+    let t0 = process.hrtime.bigint();
+    const streams = identities.map((id, i) => {
+      const m = /ns\/([^/]+)\/sa\/([^/]+)$/.exec(id)!;
+      const s = open(channels[i % channels.length]!, 'sotw');
+      s.send({ node: { id: `${m[1]}/${m[2]}` }, typeUrl: TYPE_URL.route, resourceNames: ['outbound|80'], versionInfo: '', responseNonce: '' });
+      return s;
+    });
+    const first = await Promise.all(streams.map((s) => s.next(60_000)));
+    const connectMs = ms(t0);
+    streams.forEach((s, i) => s.send({ typeUrl: TYPE_URL.route, resourceNames: ['outbound|80'], versionInfo: first[i]!.versionInfo, responseNonce: first[i]!.nonce }));
+    t0 = process.hrtime.bigint();
+    const touched = change();
+    await Promise.all(streams.filter((_, i) => touched.has(identities[i]!)).map((s) => s.next(60_000)));
+    const pushMs = ms(t0);
+    for (const s of streams) s.call.cancel();
+    return { connectMs, pushMs };
+  } finally {
+    for (const c of channels) c.close();
+    await ads.close();
+  }
+}
+
+async function measure(services: number): Promise<Row> {
+  const protos = loadEnvoyProtos();
+  const inputs = mesh(services);
+  let t0 = process.hrtime.bigint();
+  const result = compile(inputs, protos);
+  const compileMs = ms(t0);
+
+  gc();
+  const heapBefore = process.memoryUsage().heapUsed;
+  const cache = createSnapshotCache();
+  cache.setSnapshots(result.snapshots);
+  gc();
+  const cacheHeap = process.memoryUsage().heapUsed - heapBefore;
+  const stats = cache.stats();
+  const referencedBytes = result.snapshots.reduce((n, s) => n + Object.values(s.types).reduce((m, t) => m + t.resources.reduce((k, r) => k + r.bytes.length, 0), 0), 0);
+
+  // One policy change: every split moves from 90/10 to 80/20.
+  t0 = process.hrtime.bigint();
+  const changed = compile(mesh(services, 80), protos);
+  let changes = 0;
+  const changeMs = ms(t0);
+  // Fan-out of that change: every caller of a split service gets a new route table.
+  const identities = cache.identities();
+  const { connectMs, pushMs } = await fanOut(cache, identities, () => {
+    const routeChanges = cache.setSnapshots(changed.snapshots).filter((c) => c.types.route !== undefined);
+    changes = routeChanges.length;
+    return new Set(routeChanges.map((c) => c.identity));
+  });
+  return {
+    services,
+    compileMs: Math.round(compileMs),
+    resources: stats.resourceReferences,
+    uniqueResources: stats.uniqueResources,
+    referencedMiB: mib(referencedBytes),
+    storedMiB: mib(stats.uniqueBytes),
+    cacheHeapMiB: mib(cacheHeap),
+    changeMs: Math.round(changeMs),
+    changedIdentities: changes,
+    connectMs: Math.round(connectMs),
+    pushMs: Math.round(pushMs),
+  };
+}
+
+function table(rows: Row[]): string {
+  const cols: [keyof Row, string][] = [
+    ['services', 'proxies'],
+    ['compileMs', 'compile ms'],
+    ['resources', 'resources (all proxies)'],
+    ['uniqueResources', 'stored once'],
+    ['referencedMiB', 'MiB referenced'],
+    ['storedMiB', 'MiB stored'],
+    ['cacheHeapMiB', 'cache heap MiB'],
+    ['changeMs', 'recompile ms'],
+    ['changedIdentities', 'routes changed'],
+    ['connectMs', 'connect all ms'],
+    ['pushMs', 'push to all ms'],
+  ];
+  const cells = [cols.map(([, h]) => h), ...rows.map((r) => cols.map(([k]) => String(r[k])))];
+  const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
+  const line = (row: string[]) => `| ${row.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
+  return [line(cells[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
+}
+
+const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const rows: Row[] = [];
+for (const n of sizes.length > 0 ? sizes : [100, 1000]) rows.push(await measure(n));
+process.stdout.write(`${table(rows)}\n`);
+process.stdout.write(`node ${process.version}, ${process.arch}; push window 0 (the controller's default is 100 ms); heap figures need --expose-gc to be exact\n`);

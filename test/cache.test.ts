@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
+import { compile } from '../src/compiler/compile.js';
+import type { MeshInputs } from '../src/compiler/inputs.js';
+import { createSnapshotCache } from '../src/runtime/cache.js';
+import { asSnapshot, withResources } from './helpers/snapshots.js';
+
+const codec = loadEnvoyProtos();
+
+/** `clients` pods, each its own identity, all allowed to call one HTTP server. */
+function fanIn(clients: number): MeshInputs {
+  const docs: unknown[] = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'app', labels: { 'smc.dev/mesh': 'enabled' } } },
+    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'server', namespace: 'app', labels: { app: 'server' } }, spec: { serviceAccountName: 'server', containers: [{ name: 's', ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: '198.18.0.2' } },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'server', namespace: 'app' }, spec: { selector: { app: 'server' }, clusterIP: '198.19.0.2', ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+    { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: 'app' }, spec: {} },
+    {
+      apiVersion: 'access.smi-spec.io/v1alpha3',
+      kind: 'TrafficTarget',
+      metadata: { name: 'to-server', namespace: 'app' },
+      spec: { destination: { kind: 'ServiceAccount', name: 'server', namespace: 'app' }, sources: Array.from({ length: clients }, (_, i) => ({ kind: 'ServiceAccount', name: `client-${i}`, namespace: 'app' })), rules: [{ kind: 'TCPRoute', name: 'all' }] },
+    },
+  ];
+  for (let i = 0; i < clients; i++) {
+    docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `client-${i}`, namespace: 'app', labels: { app: 'client' } }, spec: { serviceAccountName: `client-${i}` }, status: { podIP: `198.18.${1 + Math.floor(i / 250)}.${(i % 250) + 1}` } });
+  }
+  return { documents: docs.map((value, document) => ({ origin: { source: 'test', document, line: 0 }, value })), problems: [] };
+}
+
+test('a resource identical for 1,000 proxies is encoded and stored once', () => {
+  const { snapshots } = compile(fanIn(1000), codec);
+  assert.equal(snapshots.length, 1001);
+  const cache = createSnapshotCache();
+  cache.setSnapshots(snapshots);
+  const clients = cache.identities().filter((id) => id.includes('/sa/client-'));
+  assert.equal(clients.length, 1000);
+  const cluster = 'outbound|80|server.app';
+  const first = cache.get(clients[0]!)!.types.cluster.resources.get(cluster)!;
+  for (const id of clients) assert.equal(cache.get(id)!.types.cluster.resources.get(cluster), first, `${id} holds its own copy`);
+  const stats = cache.stats();
+  // Per client: cluster, assignment, listener, route; all four are the same for every client.
+  assert.ok(stats.resourceReferences >= 4000, JSON.stringify(stats));
+  assert.ok(stats.uniqueResources < 20, `stored ${stats.uniqueResources} resources for ${stats.resourceReferences} references`);
+});
+
+test('setSnapshots reports per identity, type and resource what changed, what was removed, and identities that left', () => {
+  const { snapshots } = compile(fanIn(2), codec);
+  const cache = createSnapshotCache();
+  const initial = cache.setSnapshots(snapshots);
+  assert.equal(initial.length, 3, 'every identity is new');
+  assert.deepEqual(cache.setSnapshots(snapshots), [], 'the same snapshots again change nothing');
+
+  const [client0, client1] = snapshots.filter((s) => s.identity.includes('/sa/client-'));
+  const cla = client0!.types.endpoint.resources[0]!;
+  const moved = codec.encode('envoy.config.endpoint.v3.ClusterLoadAssignment', { clusterName: cla.name, endpoints: [] });
+  const edited = withResources(asSnapshot(cache.get(client0!.identity)!), 'endpoint', 'e2', [{ name: cla.name, bytes: moved }]);
+  const noRoute = { ...edited, types: { ...edited.types, route: { version: 'r2', resources: [] } } };
+  const changes = cache.setSnapshots([noRoute, client1!]);
+  const byId = new Map(changes.map((c) => [c.identity, c]));
+  assert.deepEqual(byId.get(client0!.identity)?.types, { endpoint: { changed: [cla.name], removed: [] }, route: { changed: [], removed: ['outbound|80'] } });
+  assert.equal(byId.get(client1!.identity), undefined, 'an identity whose snapshot did not change is not reported');
+  const server = snapshots.find((s) => s.identity.endsWith('/sa/server'))!;
+  assert.equal(byId.get(server.identity)?.gone, true, 'an identity left out of the new set is gone');
+  assert.equal(cache.get(server.identity), undefined);
+});
