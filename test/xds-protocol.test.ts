@@ -295,3 +295,82 @@ test('push window: a burst of snapshot changes inside the window reaches a proxy
     await controller.close();
   }
 });
+
+test('a stream whose first request has no node id is refused with INVALID_ARGUMENT', async () => {
+  const { controller } = await testController('examples/bookstore', { insecureXds: true });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  try {
+    const s = open(client, 'sotw');
+    s.send({ typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
+    await assert.rejects(s.next(2000));
+    assert.equal(s.error()?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(s.error()?.details ?? '', /must carry node\.id/);
+    assert.equal(controller.proxies.list().length, 0);
+  } finally {
+    client.close();
+    await controller.close();
+  }
+});
+
+test('delta: a NACK is recorded and the rejected resources are not re-sent', async () => {
+  const { controller } = await testController('examples/bookstore', { insecureXds: true });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  try {
+    const s = open(client, 'delta');
+    s.send({ node, typeUrl: CDS, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: '' });
+    const first = await s.next();
+    assert.equal(first.resources.length, 3);
+    s.send({ typeUrl: CDS, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: first.nonce, errorDetail: { code: 3, message: 'cluster rejected' } });
+    assert.ok(await s.quiet(), 'no resend loop after a NACK');
+    const t = controller.proxies.list()[0]!.types.cluster!;
+    assert.equal(t.nack?.message, 'cluster rejected');
+    s.call.end();
+  } finally {
+    client.close();
+    await controller.close();
+  }
+});
+
+test('a change of every type is pushed in make-before-break order: CDS, EDS, LDS, RDS, then SDS', async () => {
+  const { controller } = await testController('examples/bookstore', { insecureXds: true, pushWindowMs: 0 });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  try {
+    const snap = controller.cache.get(BOOKBUYER)!;
+    const first = (kind: keyof typeof TYPES) => [...snap.types[kind].resources.values()][0]!;
+    const s = open(client, 'sotw');
+    const subscriptions: [keyof typeof TYPES, string[]][] = [
+      ['cluster', []],
+      ['endpoint', [first('endpoint').name]],
+      ['listener', []],
+      ['route', [first('route').name]],
+      ['secret', ['identity', 'trust-bundle']],
+    ];
+    for (const [kind, names] of subscriptions) {
+      s.send({ node, typeUrl: TYPE_URL[kind], resourceNames: names, versionInfo: '', responseNonce: '' });
+      const r = await s.next();
+      s.send({ typeUrl: TYPE_URL[kind], resourceNames: names, versionInfo: r.versionInfo, responseNonce: r.nonce });
+    }
+    assert.ok(await s.quiet(200));
+    const edit = (kind: keyof typeof TYPES, change: (json: Record<string, unknown>) => object) => {
+      const r = first(kind);
+      return { name: r.name, bytes: protos.encode(TYPES[kind], change(protos.toJson(TYPES[kind], r.bytes) as Record<string, unknown>)) };
+    };
+    const bundle = snap.types.secret.resources.get('trust-bundle')!;
+    const bundleJson = protos.toJson(TYPES.secret, bundle.bytes) as { validationContext: { trustedCa: { inlineString: string } } };
+    const changed = [
+      ['cluster', edit('cluster', (j) => ({ ...j, connectTimeout: '9s' }))],
+      ['endpoint', edit('endpoint', (j) => ({ ...j, policy: { overprovisioningFactor: 150 } }))],
+      ['listener', edit('listener', (j) => ({ ...j, perConnectionBufferLimitBytes: 4096 }))],
+      ['route', edit('route', (j) => ({ ...j, maxDirectResponseBodySizeBytes: 1024 }))],
+      ['secret', { name: 'trust-bundle', bytes: protos.encode(TYPES.secret, { ...bundleJson, validationContext: { trustedCa: { inlineString: `${bundleJson.validationContext.trustedCa.inlineString}\n` } } }) }],
+    ] as const;
+    controller.cache.setSnapshots(editBookbuyer(controller, (x) => changed.reduce((out, [kind, r]) => withResources(out, kind, `${kind}-2`, [r]), x)));
+    const order: string[] = [];
+    for (let i = 0; i < 5; i++) order.push((await s.next()).typeUrl);
+    assert.deepEqual(order, [CDS, EDS, TYPE_URL.listener, TYPE_URL.route, TYPE_URL.secret]);
+    s.call.end();
+  } finally {
+    client.close();
+    await controller.close();
+  }
+});
