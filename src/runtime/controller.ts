@@ -1,4 +1,5 @@
-import { openInternalCA, type CertificateIssuer, type IssuedCertificate } from '../adapters/ca/internal-ca.js';
+import { openInternalCA } from '../adapters/ca/internal-ca.js';
+import type { IssuedCertificate, Signer } from '../adapters/ca/signer.js';
 import { openCertificateStore } from '../adapters/ca/certificate-store.js';
 import { signedBy } from '../adapters/ca/x509.js';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
@@ -61,7 +62,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
 
   const first = compileIR(await loadPaths(o.source));
   const trustDomain = first.ir.settings.trustDomain;
-  const ca: CertificateIssuer = await openInternalCA(o.stateDir, trustDomain, o.log);
+  const ca: Signer = await openInternalCA(o.stateDir, trustDomain, o.log);
   // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
   const store = openCertificateStore(o.stateDir, o.log);
   const issued = new Map<string, IssuedCertificate>();

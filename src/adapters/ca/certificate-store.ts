@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { IssuedCertificate } from './internal-ca.js';
+import type { IssuedCertificate } from './signer.js';
 
 /**
  * The service certificates issued so far, kept in the state folder

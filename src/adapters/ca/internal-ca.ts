@@ -1,47 +1,40 @@
 import { randomInt } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createRootCertificate, generateKeyPair, issueLeafCertificate, privateKeyFromPem, privateKeyToPem } from './x509.js';
+import { lifetimeMs, type Signer } from './signer.js';
+import { certificateFacts, createRootCertificate, generateKeyPair, issueLeafCertificate, keyMatchesCertificate, privateKeyFromPem, privateKeyToPem } from './x509.js';
 
 /**
- * The mesh CA built into smc. Its root key and certificate are persisted in
- * the state folder (key mode 0600) and loaded on every start, so a restart
- * never mints a new root by accident.
+ * The mesh CA built into smc (a Signer, see signer.ts). Its root key and
+ * certificate are persisted in the state folder (key mode 0600) and loaded
+ * on every start, so a restart never mints a new root by accident.
  */
-export interface IssuedCertificate {
-  readonly certificateChain: string;
-  readonly privateKey: string;
-  readonly notAfter: Date;
-}
-
-export interface IssueOptions {
-  /** Nominal lifetime; service certificates are spread by ±10% so renewals do not come all at once. */
-  readonly ttlMs: number;
-  readonly jitter?: boolean;
-  readonly dnsNames?: readonly string[];
-  readonly ipAddresses?: readonly string[];
-}
-
-export interface CertificateIssuer {
-  readonly trustDomain: string;
-  /** PEM roots that proxies and the control plane trust. */
-  trustBundle(): string;
-  issue(spiffeId: string, options: IssueOptions): Promise<IssuedCertificate>;
-}
+const exists = (path: string) => access(path).then(() => true, () => false);
 
 const ROOT_TTL_MS = 10 * 365 * 24 * 3600_000;
 
-export async function openInternalCA(stateDir: string, trustDomain: string, log: (line: string) => void = () => {}): Promise<CertificateIssuer> {
+export async function openInternalCA(stateDir: string, trustDomain: string, log: (line: string) => void = () => {}): Promise<Signer> {
   const dir = join(stateDir, 'ca');
   const certPath = join(dir, 'root.crt');
   const keyPath = join(dir, 'root.key');
   let rootPem: string;
   let rootKey: CryptoKey;
-  try {
-    rootPem = await readFile(certPath, 'utf8');
-    rootKey = (await privateKeyFromPem(await readFile(keyPath, 'utf8'))).privateKey;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot load the mesh CA from ${dir}: ${(e as Error).message}`);
+  const [haveCert, haveKey, haveIssued] = await Promise.all([exists(certPath), exists(keyPath), exists(join(stateDir, 'issued'))]);
+  if (haveCert !== haveKey) {
+    throw new Error(`the mesh CA in ${dir} is incomplete: ${haveCert ? 'root.key' : 'root.crt'} is missing. Restore it from your backup; smc will not mint a new root over an existing one`);
+  }
+  if (haveCert) {
+    try {
+      rootPem = await readFile(certPath, 'utf8');
+      rootKey = (await privateKeyFromPem(await readFile(keyPath, 'utf8'))).privateKey;
+      if (!(await keyMatchesCertificate(rootKey, rootPem))) throw new Error('root.key does not belong to root.crt');
+    } catch (e) {
+      throw new Error(`cannot load the mesh CA from ${dir}: ${(e as Error).message}. Restore it from your backup; smc will not mint a new root over an existing one`);
+    }
+  } else {
+    if (haveIssued) {
+      throw new Error(`the mesh CA root is missing from ${dir}, but ${join(stateDir, 'issued')} holds certificates it issued. Restore root.crt and root.key from your backup (or remove the state folder to start a new mesh CA on purpose)`);
+    }
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const keys = await generateKeyPair();
     const now = Date.now();
@@ -54,15 +47,15 @@ export async function openInternalCA(stateDir: string, trustDomain: string, log:
   }
   const issuer = { certificatePem: rootPem, privateKey: rootKey };
   return {
-    trustDomain,
+    name: 'internal',
     trustBundle: () => rootPem,
     async issue(spiffeId, options) {
       const keys = await generateKeyPair();
-      const spread = options.jitter ? Math.round(options.ttlMs * (randomInt(-100, 101) / 1000)) : 0;
       const now = Date.now();
-      const notAfter = new Date(now + options.ttlMs + spread);
+      const notAfter = new Date(now + lifetimeMs(options, () => randomInt(0, 1_000_001) / 1_000_000));
       const certificateChain = await issueLeafCertificate(issuer, spiffeId, keys.publicKey, { notBefore: new Date(now - 60_000), notAfter }, options);
-      return { certificateChain, privateKey: await privateKeyToPem(keys.privateKey), notAfter };
+      // The certificate's own expiry (X.509 keeps whole seconds).
+      return { certificateChain, privateKey: await privateKeyToPem(keys.privateKey), notAfter: certificateFacts(certificateChain).notAfter };
     },
   };
 }

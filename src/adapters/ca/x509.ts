@@ -57,6 +57,58 @@ export async function createRootCertificate(trustDomain: string, keys: KeyPair, 
   return cert.toString('pem');
 }
 
+const subjectAltNames = (spiffeId: string, extra: { dnsNames?: readonly string[]; ipAddresses?: readonly string[] }) =>
+  new x509.SubjectAlternativeNameExtension(
+    [
+      { type: 'url', value: spiffeId },
+      ...(extra.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+      ...(extra.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+    ],
+    true,
+  );
+
+/** A PEM PKCS#10 request for one SPIFFE ID (for an external CA to sign). */
+export async function certificateRequest(spiffeId: string, keys: KeyPair, extra: { dnsNames?: readonly string[]; ipAddresses?: readonly string[] } = {}): Promise<string> {
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'O=smc',
+    keys: keys as unknown as CryptoKeyPair,
+    signingAlgorithm: SIGN,
+    extensions: [subjectAltNames(spiffeId, extra)],
+  });
+  return csr.toString('pem');
+}
+
+/** What a certificate says, for checks and status (never the key). */
+export interface CertificateFacts {
+  readonly serial: string;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly uris: readonly string[];
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+  readonly extendedKeyUsages: readonly string[];
+}
+
+export function certificateFacts(pem: string): CertificateFacts {
+  const cert = new x509.X509Certificate(pem);
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const names = san?.names.toJSON() ?? [];
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  return {
+    serial: cert.serialNumber,
+    subject: cert.subject,
+    issuer: cert.issuer,
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+    uris: names.filter((n) => n.type === 'url').map((n) => n.value),
+    dnsNames: names.filter((n) => n.type === 'dns').map((n) => n.value),
+    ipAddresses: names.filter((n) => n.type === 'ip').map((n) => n.value),
+    extendedKeyUsages: (eku?.usages ?? []).map(String),
+  };
+}
+
 /** A leaf for one SPIFFE ID, usable as TLS client and server certificate. */
 export async function issueLeafCertificate(
   issuer: { certificatePem: string; privateKey: CryptoKey },
@@ -79,14 +131,7 @@ export async function issueLeafCertificate(
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
       await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey),
-      new x509.SubjectAlternativeNameExtension(
-        [
-          { type: 'url', value: spiffeId },
-          ...(extra.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
-          ...(extra.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
-        ],
-        true,
-      ),
+      subjectAltNames(spiffeId, extra),
     ],
   });
   return cert.toString('pem');
@@ -101,4 +146,12 @@ export async function signedBy(chainPem: string, issuerPem: string, now: Date): 
   } catch {
     return false;
   }
+}
+
+/** Whether `privateKey` is the key of the certificate `pem` (by signing and verifying a probe). */
+export async function keyMatchesCertificate(privateKey: CryptoKey, pem: string): Promise<boolean> {
+  const probe = new TextEncoder().encode('smc key check');
+  const signature = await webcrypto.subtle.sign(SIGN, privateKey as unknown as webcrypto.CryptoKey, probe);
+  const publicKey = await new x509.X509Certificate(pem).publicKey.export(EC, ['verify'], webcrypto as unknown as Crypto);
+  return webcrypto.subtle.verify(SIGN, publicKey as unknown as webcrypto.CryptoKey, signature, probe);
 }

@@ -1,0 +1,43 @@
+/**
+ * The mesh CA's one seam: a Signer issues a certificate for a SPIFFE
+ * identity. smc's internal CA (internal-ca.ts) and an external CA reached
+ * over its API (cfssl.ts) both implement it and pass the same contract
+ * tests (test/ca-contract.test.ts). To plug in another CA, implement this
+ * interface:
+ * - the private key is generated here, on the control plane, and never sent;
+ * - the certificate carries exactly the SPIFFE ID as URI SAN (plus any DNS
+ *   or IP names asked for), is usable for TLS client and server auth, and
+ *   chains to `trustBundle()`;
+ * - `notAfter` is the certificate's real expiry, whatever lifetime was asked
+ *   (an external CA may apply its own policy); renewal follows it.
+ */
+export interface IssuedCertificate {
+  /** PEM, leaf first. */
+  readonly certificateChain: string;
+  /** PEM PKCS#8. Never logged, never printed. */
+  readonly privateKey: string;
+  readonly notAfter: Date;
+}
+
+export interface IssueOptions {
+  /** Requested lifetime. */
+  readonly ttlMs: number;
+  /** Spread the lifetime by up to ±10% so renewals of many identities do not come at once. */
+  readonly jitter?: boolean;
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
+}
+
+export interface Signer {
+  /** For logs and status: `internal` or `cfssl <url>`. */
+  readonly name: string;
+  /** PEM roots that proxies and the control plane trust. */
+  trustBundle(): string;
+  issue(spiffeId: string, options: IssueOptions): Promise<IssuedCertificate>;
+}
+
+/** The requested lifetime, spread by up to ±10% when asked. */
+export function lifetimeMs(options: IssueOptions, random: () => number): number {
+  if (!options.jitter) return options.ttlMs;
+  return Math.round(options.ttlMs * (1 + (random() * 2 - 1) / 10));
+}

@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openCertificateStore } from '../src/adapters/ca/certificate-store.js';
+import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
+import { certificateFacts } from '../src/adapters/ca/x509.js';
+
+const state = () => mkdtempSync(join(tmpdir(), 'smc-state-'));
+const ID = 'spiffe://cluster.local/ns/app/sa/web';
+
+test('the root is created once, key mode 0600, and loaded again on restart', async () => {
+  const dir = state();
+  const logs: string[] = [];
+  const a = await openInternalCA(dir, 'cluster.local', (l) => logs.push(l));
+  assert.equal(statSync(join(dir, 'ca', 'root.key')).mode & 0o777, 0o600);
+  assert.equal(logs.filter((l) => l.includes('created a new mesh root')).length, 1);
+  const b = await openInternalCA(dir, 'cluster.local', (l) => logs.push(l));
+  assert.equal(b.trustBundle(), a.trustBundle(), 'the same root after a restart');
+  assert.equal(logs.filter((l) => l.includes('created a new mesh root')).length, 1, 'no second root');
+});
+
+test('a missing, half-missing or corrupt root is a clear startup error, never a new root', async () => {
+  const dir = state();
+  await openInternalCA(dir, 'cluster.local');
+  const store = openCertificateStore(dir);
+  const ca = await openInternalCA(dir, 'cluster.local');
+  await store.save(ID, await ca.issue(ID, { ttlMs: 3600_000 }));
+  const cert = readFileSync(join(dir, 'ca', 'root.crt'), 'utf8');
+  const key = readFileSync(join(dir, 'ca', 'root.key'), 'utf8');
+
+  rmSync(join(dir, 'ca', 'root.key'));
+  await assert.rejects(openInternalCA(dir, 'cluster.local'), /incomplete: root\.key is missing.*will not mint a new root/);
+
+  writeFileSync(join(dir, 'ca', 'root.key'), 'not a key');
+  await assert.rejects(openInternalCA(dir, 'cluster.local'), /cannot load the mesh CA from .*ca/);
+
+  const other = state();
+  await openInternalCA(other, 'cluster.local');
+  writeFileSync(join(dir, 'ca', 'root.key'), readFileSync(join(other, 'ca', 'root.key')));
+  await assert.rejects(openInternalCA(dir, 'cluster.local'), /root\.key does not belong to root\.crt/);
+
+  rmSync(join(dir, 'ca'), { recursive: true });
+  await assert.rejects(openInternalCA(dir, 'cluster.local'), /root is missing .* holds certificates it issued/);
+
+  // Restored from backup: it works again, with the same root.
+  mkdirSync(join(dir, 'ca'));
+  writeFileSync(join(dir, 'ca', 'root.crt'), cert);
+  writeFileSync(join(dir, 'ca', 'root.key'), key, { mode: 0o600 });
+  assert.equal((await openInternalCA(dir, 'cluster.local')).trustBundle(), cert);
+});
+
+test('service certificate lifetimes are spread by up to ±10% around the requested one', async () => {
+  const ca = await openInternalCA(state(), 'cluster.local');
+  const ttl = 24 * 3600_000;
+  const start = Date.now();
+  const lifetimes: number[] = [];
+  for (let i = 0; i < 40; i++) lifetimes.push(((await ca.issue(ID, { ttlMs: ttl, jitter: true })).notAfter.getTime() - start) / ttl);
+  assert.ok(lifetimes.every((l) => l >= 0.9 - 0.001 && l <= 1.1 + 0.001), JSON.stringify(lifetimes));
+  assert.ok(Math.max(...lifetimes) - Math.min(...lifetimes) > 0.05, 'they really differ');
+  const fixed = await ca.issue(ID, { ttlMs: ttl });
+  assert.ok(Math.abs((fixed.notAfter.getTime() - start) / ttl - 1) < 0.001);
+});
+
+test('the store of issued certificates keeps files at 0600 and skips a damaged one', async () => {
+  const dir = state();
+  const ca = await openInternalCA(dir, 'cluster.local');
+  const store = openCertificateStore(dir);
+  const cert = await ca.issue(ID, { ttlMs: 3600_000 });
+  await store.save(ID, cert);
+  await store.save('spiffe://cluster.local/ns/app/sa/other', cert);
+  const files = readdirSync(join(dir, 'issued'));
+  assert.equal(files.length, 2);
+  for (const f of files) assert.equal(statSync(join(dir, 'issued', f)).mode & 0o777, 0o600);
+  writeFileSync(join(dir, 'issued', files[0]!), '{broken');
+  const logs: string[] = [];
+  const loaded = await openCertificateStore(dir, (l) => logs.push(l)).load();
+  assert.equal(loaded.size, 1);
+  assert.equal(logs.length, 1);
+  assert.ok(!logs[0]!.includes('PRIVATE KEY'));
+  const back = [...loaded.values()][0];
+  assert.equal(certificateFacts(back!.certificateChain).serial, certificateFacts(cert.certificateChain).serial);
+  await store.remove(ID);
+  await store.remove('spiffe://cluster.local/ns/app/sa/other');
+  assert.equal((await store.load()).size, 0);
+});
