@@ -1,25 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
-import { envoyPath } from './helpers/envoy.js';
+import { startEnvoy } from './helpers/envoy.js';
 import { startTestController, testController } from './helpers/controller.js';
 import { waitFor } from './helpers/wait.js';
-
-const BIN = 'dist/src/cli/main.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 
 type Dump = { configs: ({ '@type': string; version_info?: string; dynamic_active_clusters?: { version_info: string }[]; dynamic_listeners?: { active_state?: { version_info: string }; warming_state?: unknown }[]; dynamic_endpoint_configs?: { endpoint_config: { cluster_name: string } }[]; dynamic_route_configs?: { version_info: string }[]; dynamic_active_secrets?: { version_info: string }[] })[] };
 
@@ -37,23 +23,10 @@ function versionsOf(dump: Dump): Record<string, string[]> {
   };
 }
 
-/** Envoy started from `smc bootstrap` for bookbuyer, its admin on a free port. */
-async function startEnvoy(xdsPort: number, dir: string, state: string, variant: 'sotw' | 'delta') {
-  const adminPort = await freePort();
-  const out = join(dir, `bootstrap-${variant}`);
-  const b = spawnSync(process.execPath, [BIN, 'bootstrap', '--identity', 'bookbuyer/bookbuyer', '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), ...(variant === 'delta' ? ['--delta'] : [])], { encoding: 'utf8' });
-  assert.equal(b.status, 0, b.stderr);
-  const envoy = spawn(envoyPath(), ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--base-id', String(adminPort), '--drain-time-s', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  envoy.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  envoy.on('exit', (code, signal) => (stderr += `\n[envoy exited: ${code ?? signal}]`));
-  return { envoy, adminPort, stderr: () => stderr };
-}
-
 for (const variant of ['sotw', 'delta'] as const) {
   test(`real Envoy started from smc bootstrap (${variant}) syncs the compiler's versions over mTLS and converges after an input change`, async () => {
     const { controller, dir, state, logs } = await testController('examples/bookstore');
-    const { envoy, adminPort, stderr } = await startEnvoy(controller.xdsPort, dir, state, variant);
+    const { envoy, adminPort, stderr } = await startEnvoy('bookbuyer/bookbuyer', controller.xdsPort, dir, state, { delta: variant === 'delta' });
     try {
       const identity = 'spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer';
       const expected = () => {
@@ -111,7 +84,7 @@ test('restarting the controller: Envoy reconnects and ends on the same versions,
   const first = await testController('examples/bookstore');
   const { dir, state } = first;
   const xdsPort = first.controller.xdsPort;
-  const { envoy, adminPort, stderr } = await startEnvoy(xdsPort, dir, state, 'sotw');
+  const { envoy, adminPort, stderr } = await startEnvoy('bookbuyer/bookbuyer', xdsPort, dir, state);
   let current = first;
   const identity = 'spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer';
   const synced = (c: typeof first) => () => {

@@ -1,7 +1,7 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openInternalCA } from '../adapters/ca/internal-ca.js';
+import { openSigner, type CaChoice } from '../adapters/ca/open.js';
 import { identityOf } from '../compiler/ir/types.js';
 import { adsBootstrap } from '../output/ads-bootstrap.js';
 import { grpcXdsBootstrap } from '../output/grpc-bootstrap.js';
@@ -29,6 +29,15 @@ Options:
       --push-window DURATION
                        Gather input changes this long before pushing to proxies,
                        so a burst costs one push (default 100ms; 0 = at once)
+      --service-cert-ttl DURATION
+                       Lifetime of service certificates (default 24h, spread by
+                       ±10%); each is renewed when a third of it is left
+      --ca internal|cfssl
+                       Who signs certificates: smc's own CA (default; root kept in
+                       --state) or an external cfssl server
+      --cfssl-url URL  With --ca cfssl: the 'cfssl serve' API (e.g. http://ca:8888)
+      --cfssl-profile NAME
+                       With --ca cfssl: the signing profile (its expiry sets the lifetime)
       --insecure-xds   Plaintext xDS that trusts node ids: local experiments only
   -h, --help           Show this help
 
@@ -60,6 +69,8 @@ Options:
       --delta                 Use incremental xDS
       --insecure-xds          For a controller started with --insecure-xds (no certificates)
       --proxyless             A gRPC xDS bootstrap for a proxyless application
+      --ca, --cfssl-url, --cfssl-profile
+                              The CA that signs the proxy certificate, as for the controller
   -h, --help                  Show this help
 
 Examples:
@@ -86,11 +97,29 @@ function portNumber(value: string, flag: string): number {
   return Number(value);
 }
 
-/** `250ms`, `2s` or a bare number of milliseconds. */
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `250ms`, `2s`, `5m`, `24h` or a bare number of milliseconds. */
 export function durationMs(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(value.trim());
-  if (!m) throw new UsageError(`${flag} expects a duration such as 100ms or 2s, got ${JSON.stringify(value)}`);
-  return Math.round(Number(m[1]) * (m[2] === 's' ? 1000 : 1));
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new UsageError(`${flag} expects a duration such as 100ms, 2s, 5m or 24h, got ${JSON.stringify(value)}`);
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
+}
+
+const CA_OPTIONS = {
+  ca: { type: 'string', default: 'internal' },
+  'cfssl-url': { type: 'string' },
+  'cfssl-profile': { type: 'string' },
+} as const;
+
+function caChoice(values: { ca?: string; 'cfssl-url'?: string; 'cfssl-profile'?: string }): CaChoice {
+  if (values.ca === 'internal' || values.ca === undefined) {
+    if (values['cfssl-url'] !== undefined) throw new UsageError('--cfssl-url needs --ca cfssl');
+    return { kind: 'internal' };
+  }
+  if (values.ca !== 'cfssl') throw new UsageError(`--ca expects "internal" or "cfssl", got ${JSON.stringify(values.ca)}`);
+  if (values['cfssl-url'] === undefined) throw new UsageError('--ca cfssl needs --cfssl-url URL (the cfssl serve API)');
+  return { kind: 'cfssl', url: values['cfssl-url'], ...(values['cfssl-profile'] ? { profile: values['cfssl-profile'] } : {}) };
 }
 
 export class UsageError extends Error {}
@@ -106,6 +135,8 @@ export async function controllerCommand(args: string[]): Promise<number> {
       'xds-port': { type: 'string' },
       'admin-port': { type: 'string' },
       'push-window': { type: 'string', default: '100ms' },
+      'service-cert-ttl': { type: 'string', default: '24h' },
+      ...CA_OPTIONS,
       'insecure-xds': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -119,6 +150,9 @@ export async function controllerCommand(args: string[]): Promise<number> {
   if (values['xds-port'] !== undefined) xds.port = portNumber(values['xds-port'], '--xds-port');
   if (values['admin-port'] !== undefined) admin.port = portNumber(values['admin-port'], '--admin-port');
   const pushWindowMs = durationMs(values['push-window'], '--push-window');
+  const serviceCertTtlMs = durationMs(values['service-cert-ttl'], '--service-cert-ttl');
+  if (serviceCertTtlMs < 60_000) throw new UsageError('--service-cert-ttl must be at least 1m');
+  const ca = caChoice(values);
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const controller = await startController({
     source: values.source ?? ['examples/bookstore'],
@@ -129,6 +163,8 @@ export async function controllerCommand(args: string[]): Promise<number> {
     adminPort: admin.port,
     insecureXds: values['insecure-xds'],
     pushWindowMs,
+    serviceCertTtlMs,
+    ca,
     log,
   });
   await new Promise<void>((resolveStop) => {
@@ -157,6 +193,7 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
       delta: { type: 'boolean', default: false },
       'insecure-xds': { type: 'boolean', default: false },
       proxyless: { type: 'boolean', default: false },
+      ...CA_OPTIONS,
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -183,7 +220,7 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
   }
   let tls;
   if (!values['insecure-xds']) {
-    const ca = await openInternalCA(values.state, values['trust-domain']);
+    const ca = await openSigner(caChoice(values), values.state, values['trust-domain'], () => {});
     // Long-lived: it only authenticates the proxy to the xDS port; service certificates come over SDS.
     const cert = await ca.issue(identityOf(values['trust-domain'], ns, sa), { ttlMs: 365 * 24 * 3600_000 });
     tls = { certificateChain: join(dir, 'proxy.crt'), privateKey: join(dir, 'proxy.key'), trustBundle: join(dir, 'ca.crt'), controlPlaneIdentity: controlPlaneIdentity(values['trust-domain']) };

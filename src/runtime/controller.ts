@@ -1,7 +1,7 @@
-import { openInternalCA } from '../adapters/ca/internal-ca.js';
-import type { IssuedCertificate, Signer } from '../adapters/ca/signer.js';
+import { openSigner, type CaChoice } from '../adapters/ca/open.js';
+import { renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/signer.js';
 import { openCertificateStore } from '../adapters/ca/certificate-store.js';
-import { signedBy } from '../adapters/ca/x509.js';
+import { certificateFacts, signedBy } from '../adapters/ca/x509.js';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import { loadPaths } from '../adapters/yaml-files.js';
 import { compileIR } from '../compiler/compile.js';
@@ -31,8 +31,10 @@ export interface ControllerOptions {
   readonly insecureXds: boolean;
   /** How long snapshot changes are gathered before proxies are pushed (default 100 ms). */
   readonly pushWindowMs?: number;
-  /** Service (SDS) certificate lifetime; default 24 h. */
+  /** Service (SDS) certificate lifetime; default 24 h (an external CA may apply its own). */
   readonly serviceCertTtlMs?: number;
+  /** The mesh CA; default the internal one, its root in `stateDir`. */
+  readonly ca?: CaChoice;
   readonly log: (line: string) => void;
 }
 
@@ -62,7 +64,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
 
   const first = compileIR(await loadPaths(o.source));
   const trustDomain = first.ir.settings.trustDomain;
-  const ca: Signer = await openInternalCA(o.stateDir, trustDomain, o.log);
+  const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
   // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
   const store = openCertificateStore(o.stateDir, o.log);
   const issued = new Map<string, IssuedCertificate>();
@@ -72,19 +74,29 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   }
   const controlPlane = controlPlaneIdentity(trustDomain);
 
-  const reload = async (compiled?: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
-    const result = compiled ?? compileIR(await loadPaths(o.source));
-    for (const line of statusLines(result.status)) o.log(`input: ${line}`);
-    status = { objects: renderStatus(result.status) };
+  // Renewal: a certificate is re-issued once two thirds of its lifetime have passed.
+  const renewAt = renewalDue;
+  let last = first;
+  let closed = false;
+  let renewTimer: NodeJS.Timeout | undefined;
+  // Input reloads and timed renewals take turns.
+  let turn: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(f: () => Promise<T>): Promise<T> => {
+    const next = turn.then(f, f);
+    turn = next.catch(() => undefined);
+    return next;
+  };
+
+  const publish = async (result: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
     const identities = [...new Set(result.ir.workloads.map((w) => w.identity))].sort();
-    const renewBefore = Date.now() + (o.serviceCertTtlMs ?? DAY) / 3;
     for (const id of identities) {
       const have = issued.get(id);
-      if (!have || have.notAfter.getTime() < renewBefore) {
-        const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
-        issued.set(id, cert);
-        await store.save(id, cert);
-      }
+      if (have && renewAt(have) > Date.now()) continue;
+      const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
+      issued.set(id, cert);
+      await store.save(id, cert);
+      const f = certificateFacts(cert.certificateChain);
+      o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${f.serial}, expires ${f.notAfter.toISOString()})`);
     }
     // Identities that left the mesh are no longer renewed.
     for (const id of [...issued.keys()]) {
@@ -102,13 +114,33 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`);
       return [];
     }
+    last = result;
     changedAt = Date.now();
     const changes = cache.setSnapshots(snapshots);
     ready = true;
     o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`);
+    scheduleRenewal();
     return changes;
   };
-  await reload(first);
+  const scheduleRenewal = () => {
+    clearTimeout(renewTimer);
+    if (closed || issued.size === 0) return;
+    const next = Math.min(...[...issued.values()].map(renewAt));
+    renewTimer = setTimeout(() => {
+      void serialized(() => publish(last)).catch((e: Error) => {
+        o.log(`ca: renewal failed, retrying in 10s: ${e.message}`);
+        renewTimer = setTimeout(scheduleRenewal, 10_000);
+      });
+    }, Math.min(Math.max(next - Date.now(), 1000), 2 ** 31 - 1));
+    renewTimer.unref();
+  };
+  const reload = async (compiled?: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
+    const result = compiled ?? compileIR(await loadPaths(o.source));
+    for (const line of statusLines(result.status)) o.log(`input: ${line}`);
+    status = { objects: renderStatus(result.status) };
+    return publish(result);
+  };
+  await serialized(() => reload(first));
 
   let tls;
   if (o.insecureXds) {
@@ -129,8 +161,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     cache,
     proxies,
     controlPlaneIdentity: controlPlane,
-    reload: () => reload(),
+    reload: () => serialized(() => reload()),
     async close() {
+      closed = true;
+      clearTimeout(renewTimer);
       await ads.close();
       await admin.close();
     },

@@ -1,8 +1,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './envoy.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -21,15 +21,6 @@ export function cfsslPath(): string {
     throw new Error(`cfssl is required for this test and could not be installed (scripts/install-cfssl.sh): ${err.stderr ?? err.message}`);
   }
   return cached;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startCfssl(options: { expiry?: string } = {}): Promise<{ url: string; rootPem: string; stop: () => void }> {

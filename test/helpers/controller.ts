@@ -8,6 +8,7 @@ export interface TestControllerOptions {
   readonly pushWindowMs?: number;
   /** Default 0 (an ephemeral port); a restart passes the port it had. */
   readonly xdsPort?: number;
+  readonly serviceCertTtlMs?: number;
 }
 
 export interface TestController {
@@ -29,6 +30,7 @@ export async function startTestController(dir: string, options: TestControllerOp
     adminPort: 0,
     insecureXds: options.insecureXds ?? false,
     pushWindowMs: options.pushWindowMs,
+    serviceCertTtlMs: options.serviceCertTtlMs,
     log: (l) => logs.push(l),
   });
   return { controller, dir, state: join(dir, 'state'), logs };

@@ -1,4 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
 
 /**
  * The real Envoy binary, installed by the project's own script when missing.
@@ -26,4 +29,26 @@ export function validateWithEnvoy(configPath: string): { ok: boolean; output: st
     const err = e as { stdout?: string; stderr?: string };
     return { ok: false, output: `${err.stdout ?? ''}${err.stderr ?? ''}` };
   }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A sidecar for `identity` (NS/SA), started from `smc bootstrap` against a controller, its admin on a free port. */
+export async function startEnvoy(identity: string, xdsPort: number, dir: string, state: string, options: { delta?: boolean } = {}) {
+  const adminPort = await freePort();
+  const out = join(dir, `bootstrap-${identity.replace('/', '-')}-${adminPort}`);
+  const b = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', identity, '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), ...(options.delta ? ['--delta'] : [])], { encoding: 'utf8' });
+  assert.equal(b.status, 0, b.stderr);
+  const envoy = spawn(envoyPath(), ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--base-id', String(adminPort), '--drain-time-s', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  envoy.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
+  envoy.on('exit', (code, signal) => (stderr += `\n[envoy exited: ${code ?? signal}]`));
+  return { envoy, adminPort, stderr: () => stderr };
 }

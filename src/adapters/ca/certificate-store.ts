@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IssuedCertificate } from './signer.js';
+import { certificateFacts } from './x509.js';
 
 /**
  * The service certificates issued so far, kept in the state folder
@@ -21,6 +22,7 @@ interface StoredCertificate {
   certificateChain: string;
   privateKey: string;
   notAfter: string;
+  issuedAt?: string;
 }
 
 const fileName = (identity: string) => `${createHash('sha256').update(identity).digest('hex').slice(0, 32)}.json`;
@@ -43,7 +45,8 @@ export function openCertificateStore(stateDir: string, log: (line: string) => vo
           if (typeof s.identity !== 'string' || typeof s.certificateChain !== 'string' || typeof s.privateKey !== 'string') throw new Error('missing fields');
           const notAfter = new Date(s.notAfter);
           if (Number.isNaN(notAfter.getTime())) throw new Error('notAfter is not a date');
-          out.set(s.identity, { certificateChain: s.certificateChain, privateKey: s.privateKey, notAfter });
+          const issuedAt = new Date(s.issuedAt ?? certificateFacts(s.certificateChain).notBefore);
+          out.set(s.identity, { certificateChain: s.certificateChain, privateKey: s.privateKey, notAfter, issuedAt });
         } catch (e) {
           // A damaged file only costs a re-issue.
           log(`ca: ignoring ${join(dir, name)}: ${(e as Error).message}`);
@@ -54,7 +57,7 @@ export function openCertificateStore(stateDir: string, log: (line: string) => vo
     async save(identity, cert) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const path = join(dir, fileName(identity));
-      const stored: StoredCertificate = { identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey, notAfter: cert.notAfter.toISOString() };
+      const stored: StoredCertificate = { identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey, notAfter: cert.notAfter.toISOString(), issuedAt: cert.issuedAt.toISOString() };
       await writeFile(path, JSON.stringify(stored), { mode: 0o600 });
       await chmod(path, 0o600);
     },

@@ -60,7 +60,7 @@ export async function openCfsslSigner(o: CfsslOptions): Promise<Signer> {
       if (!facts.uris.includes(spiffeId)) {
         throw new Error(`cfssl at ${o.url} signed a certificate without the URI SAN ${spiffeId} (found ${JSON.stringify(facts.uris)}): cfssl 1.4 or later is required`);
       }
-      return { certificateChain: pem.endsWith('\n') ? pem : `${pem}\n`, privateKey: await privateKeyToPem(keys.privateKey), notAfter: facts.notAfter };
+      return { certificateChain: pem.endsWith('\n') ? pem : `${pem}\n`, privateKey: await privateKeyToPem(keys.privateKey), notAfter: facts.notAfter, issuedAt: new Date() };
     },
   };
 }

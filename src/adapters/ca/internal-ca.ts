@@ -55,7 +55,7 @@ export async function openInternalCA(stateDir: string, trustDomain: string, log:
       const notAfter = new Date(now + lifetimeMs(options, () => randomInt(0, 1_000_001) / 1_000_000));
       const certificateChain = await issueLeafCertificate(issuer, spiffeId, keys.publicKey, { notBefore: new Date(now - 60_000), notAfter }, options);
       // The certificate's own expiry (X.509 keeps whole seconds).
-      return { certificateChain, privateKey: await privateKeyToPem(keys.privateKey), notAfter: certificateFacts(certificateChain).notAfter };
+      return { certificateChain, privateKey: await privateKeyToPem(keys.privateKey), notAfter: certificateFacts(certificateChain).notAfter, issuedAt: new Date(now) };
     },
   };
 }

@@ -17,6 +17,13 @@ export interface IssuedCertificate {
   /** PEM PKCS#8. Never logged, never printed. */
   readonly privateKey: string;
   readonly notAfter: Date;
+  /** When smc received it (certificates are backdated, so notBefore is earlier); renewal counts from here. */
+  readonly issuedAt: Date;
+}
+
+/** When a certificate is due for renewal: two thirds of the way from issue to expiry. */
+export function renewalDue(c: IssuedCertificate): number {
+  return c.issuedAt.getTime() + ((c.notAfter.getTime() - c.issuedAt.getTime()) * 2) / 3;
 }
 
 export interface IssueOptions {
