@@ -4,6 +4,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
+import { openProxyCertificates } from '../src/adapters/ca/proxy-certificates.js';
+import { certificateFacts } from '../src/adapters/ca/x509.js';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { TYPES } from '../src/compiler/envoy/codec.js';
 import type { Snapshot } from '../src/compiler/envoy/snapshot.js';
@@ -129,6 +131,7 @@ test('mutual TLS: a node id that disagrees with the client certificate is refuse
   const { controller, state } = await testController('examples/bookstore');
   const ca = await openInternalCA(state, 'cluster.local');
   const cert = await ca.issue('spiffe://cluster.local/ns/bookthief/sa/bookthief', { ttlMs: 3600_000 });
+  await openProxyCertificates(state).recordIssued({ serial: certificateFacts(cert.certificateChain).serial, identity: 'spiffe://cluster.local/ns/bookthief/sa/bookthief', issuedAt: cert.issuedAt, notAfter: cert.notAfter });
   const creds = grpc.credentials.createSsl(Buffer.from(ca.trustBundle()), Buffer.from(cert.privateKey), Buffer.from(cert.certificateChain));
   const client = new Client(`localhost:${controller.xdsPort}`, creds);
   try {

@@ -2,6 +2,8 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSigner, type CaChoice } from '../adapters/ca/open.js';
+import { openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
+import { certificateFacts } from '../adapters/ca/x509.js';
 import { identityOf } from '../compiler/ir/types.js';
 import { adsBootstrap } from '../output/ads-bootstrap.js';
 import { grpcXdsBootstrap } from '../output/grpc-bootstrap.js';
@@ -228,6 +230,9 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
     await writeFile(tls.privateKey, cert.privateKey, { mode: 0o600 });
     await chmod(tls.privateKey, 0o600);
     await writeFile(tls.trustBundle, ca.trustBundle());
+    // Recorded as unclaimed until a proxy first connects with it; `smc certs revoke` shuts it out.
+    const serial = certificateFacts(cert.certificateChain).serial;
+    await openProxyCertificates(values.state).recordIssued({ serial, identity: identityOf(values['trust-domain'], ns, sa), issuedAt: cert.issuedAt, notAfter: cert.notAfter });
   }
   const bootstrap = adsBootstrap({ nodeId, xdsHost: xds.host, xdsPort: xds.port, adminPort: Number(values['admin-port']), delta: values.delta, tls });
   await writeFile(join(dir, 'bootstrap.json'), `${JSON.stringify(bootstrap, null, 2)}\n`);

@@ -32,6 +32,11 @@ export interface AdsServerOptions {
   readonly metrics: Metrics;
   readonly proxies: ProxyRegistry;
   readonly log: (line: string) => void;
+  /**
+   * With TLS: whether the client certificate (by serial) may open a stream
+   * for this identity; an error message refuses it (PERMISSION_DENIED).
+   */
+  readonly authorizeCertificate?: (c: { serial: string; identity: string; nodeId: string }) => Promise<string | undefined>;
   /** When the current snapshots were set (for the convergence metric). */
   readonly changedAt?: () => number;
   /**
@@ -195,40 +200,53 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       }
     };
 
+    let admitting = false;
+    const admit = async (r: DiscoveryRequest | DeltaDiscoveryRequest) => {
+      const nodeId = r.node?.id ?? '';
+      if (nodeId === '') return fail(grpc.status.INVALID_ARGUMENT, 'the first request must carry node.id (NAMESPACE/SERVICEACCOUNT[/INSTANCE])');
+      const fromNode = nodeIdentity(nodeId);
+      if (!fromNode) return fail(grpc.status.INVALID_ARGUMENT, `node.id ${JSON.stringify(nodeId)} is not NAMESPACE/SERVICEACCOUNT[/INSTANCE]`);
+      let identity: string;
+      if (o.tls) {
+        const ids = peerSpiffeIds(call);
+        if (ids.length !== 1) return fail(grpc.status.UNAUTHENTICATED, `the client certificate must carry exactly one SPIFFE URI SAN, found ${ids.length}`);
+        identity = ids[0]!;
+        const fromCert = parseIdentity(identity);
+        if (!fromCert || fromCert.namespace !== fromNode.namespace || fromCert.serviceAccount !== fromNode.serviceAccount) {
+          return fail(grpc.status.PERMISSION_DENIED, `node.id ${JSON.stringify(nodeId)} does not match the certificate's identity ${identity}`);
+        }
+        if (fromCert.trustDomain !== o.trustDomain()) return fail(grpc.status.PERMISSION_DENIED, `certificate identity ${identity} is not in trust domain ${o.trustDomain()}`);
+        if (o.authorizeCertificate) {
+          const serial = call.getAuthContext()?.sslPeerCertificate?.serialNumber ?? '';
+          const refusal = await o.authorizeCertificate({ serial, identity, nodeId }).catch((e: Error) => `cannot check the certificate: ${e.message}`);
+          if (refusal !== undefined) return fail(grpc.status.PERMISSION_DENIED, refusal);
+        }
+      } else identity = identityOf(o.trustDomain(), fromNode.namespace, fromNode.serviceAccount);
+      if (closed) return;
+      record = o.proxies.add({ variant, identity, nodeId, address: call.getPeer(), connectedSince: new Date().toISOString() });
+      o.metrics.connected.inc();
+      machine = variant === 'sotw' ? new SotwStream(record, events) : new DeltaStream(record, events);
+      const push = () => {
+        snapshotDirty = true;
+        void pump();
+      };
+      const unwatchCache = o.cache.watch(identity, () => schedule(push));
+      unwatch = () => {
+        unwatchCache();
+        due.delete(push);
+      };
+      o.log(`xds: ${nodeId} (${identity}) connected over ${variant === 'sotw' ? 'state-of-the-world' : 'delta'} ADS from ${call.getPeer()}`);
+      void pump();
+    };
+
     call.on('data', (r: DiscoveryRequest | DeltaDiscoveryRequest) => {
       if (closed) return;
-      if (!machine) {
-        const nodeId = r.node?.id ?? '';
-        if (nodeId === '') return fail(grpc.status.INVALID_ARGUMENT, 'the first request must carry node.id (NAMESPACE/SERVICEACCOUNT[/INSTANCE])');
-        const fromNode = nodeIdentity(nodeId);
-        if (!fromNode) return fail(grpc.status.INVALID_ARGUMENT, `node.id ${JSON.stringify(nodeId)} is not NAMESPACE/SERVICEACCOUNT[/INSTANCE]`);
-        let identity: string;
-        if (o.tls) {
-          const ids = peerSpiffeIds(call);
-          if (ids.length !== 1) return fail(grpc.status.UNAUTHENTICATED, `the client certificate must carry exactly one SPIFFE URI SAN, found ${ids.length}`);
-          identity = ids[0]!;
-          const fromCert = parseIdentity(identity);
-          if (!fromCert || fromCert.namespace !== fromNode.namespace || fromCert.serviceAccount !== fromNode.serviceAccount) {
-            return fail(grpc.status.PERMISSION_DENIED, `node.id ${JSON.stringify(nodeId)} does not match the certificate's identity ${identity}`);
-          }
-          if (fromCert.trustDomain !== o.trustDomain()) return fail(grpc.status.PERMISSION_DENIED, `certificate identity ${identity} is not in trust domain ${o.trustDomain()}`);
-        } else identity = identityOf(o.trustDomain(), fromNode.namespace, fromNode.serviceAccount);
-        record = o.proxies.add({ variant, identity, nodeId, address: call.getPeer(), connectedSince: new Date().toISOString() });
-        o.metrics.connected.inc();
-        machine = variant === 'sotw' ? new SotwStream(record, events) : new DeltaStream(record, events);
-        const push = () => {
-          snapshotDirty = true;
-          void pump();
-        };
-        const unwatchCache = o.cache.watch(identity, () => schedule(push));
-        unwatch = () => {
-          unwatchCache();
-          due.delete(push);
-        };
-        o.log(`xds: ${nodeId} (${identity}) connected over ${variant === 'sotw' ? 'state-of-the-world' : 'delta'} ADS from ${call.getPeer()}`);
-      }
       requests.push(r);
-      void pump();
+      if (machine) return void pump();
+      // The first request decides who the proxy is; later ones wait in the queue meanwhile.
+      if (admitting) return;
+      admitting = true;
+      void admit(r);
     });
     call.on('end', () => {
       cleanup();

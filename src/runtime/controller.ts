@@ -1,4 +1,5 @@
 import { openSigner, type CaChoice } from '../adapters/ca/open.js';
+import { normalizeSerial, openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/signer.js';
 import { openCertificateStore } from '../adapters/ca/certificate-store.js';
 import { certificateFacts, signedBy } from '../adapters/ca/x509.js';
@@ -149,7 +150,20 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const server = await ca.issue(controlPlane, { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] });
     tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.trustBundle() };
   }
-  const ads = createAdsServer({ cache, protos, tls, trustDomain: () => trustDomain, metrics, proxies, log: o.log, changedAt: () => changedAt, pushWindowMs: o.pushWindowMs });
+  const proxyCertificates = openProxyCertificates(o.stateDir);
+  // Only proxy certificates smc issued (smc bootstrap) and did not revoke open streams; the first use claims one.
+  const authorizeCertificate = async (c: { serial: string; identity: string; nodeId: string }) => {
+    const r = await proxyCertificates.get(c.serial);
+    if (!r) return `certificate serial ${normalizeSerial(c.serial)} was not issued as a proxy certificate (smc bootstrap issues them)`;
+    if (r.identity !== c.identity) return `certificate serial ${r.serial} was issued to ${r.identity}, not ${c.identity}`;
+    if (r.state === 'revoked') return `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}`;
+    if (r.state === 'unclaimed') {
+      await proxyCertificates.claim(c.serial, c.nodeId, new Date());
+      o.log(`ca: proxy certificate ${r.serial} of ${r.identity} claimed by ${c.nodeId}`);
+    }
+    return undefined;
+  };
+  const ads = createAdsServer({ cache, protos, tls, authorizeCertificate, trustDomain: () => trustDomain, metrics, proxies, log: o.log, changedAt: () => changedAt, pushWindowMs: o.pushWindowMs });
   const xdsPort = await ads.listen(o.xdsHost, o.xdsPort);
   const admin = createAdminServer({ proxies, metrics, ready: () => ready, inputs: () => status });
   const adminPort = await admin.listen(o.adminHost, o.adminPort);

@@ -1,0 +1,75 @@
+import { parseArgs } from 'node:util';
+import { openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
+import { identityOf } from '../compiler/ir/types.js';
+import { UsageError } from './runtime-commands.js';
+
+export const HELP_CERTS = `smc certs list [--state DIR] [-o json]
+smc certs revoke (--serial SERIAL | --identity NS/SA) [--state DIR] [--trust-domain TD]
+
+Proxy certificates are the long-lived certificates 'smc bootstrap' writes for a
+sidecar to authenticate to the xDS port. Each is UNCLAIMED until a proxy first
+connects with it, then CLAIMED (by that node id). A REVOKED one can no longer
+open a stream; proxies already connected keep their stream until they reconnect.
+Service certificates (SDS) are not listed here: they are short-lived and renewed
+by the controller.
+
+Options:
+      --state DIR          The controller's state folder (default .smc-state)
+  -o, --output json        Machine-readable list
+      --serial SERIAL      Revoke one certificate (as 'smc certs list' prints it)
+      --identity NS/SA     Revoke every proxy certificate of that identity
+      --trust-domain TD    Trust domain of --identity (default cluster.local)
+
+Exit status: 0 done; 1 nothing matched --serial/--identity; 2 usage error.
+`;
+
+export async function certsCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      state: { type: 'string', default: '.smc-state' },
+      output: { type: 'string', short: 'o' },
+      serial: { type: 'string' },
+      identity: { type: 'string' },
+      'trust-domain': { type: 'string', default: 'cluster.local' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help || sub === undefined || sub === 'help') {
+    process.stdout.write(HELP_CERTS);
+    return sub === undefined ? 2 : 0;
+  }
+  const store = openProxyCertificates(values.state);
+  if (sub === 'list') {
+    const records = await store.list();
+    if (values.output === 'json') {
+      process.stdout.write(`${JSON.stringify({ proxyCertificates: records }, null, 2)}\n`);
+      return 0;
+    }
+    if (values.output !== undefined) throw new UsageError(`-o expects json, got ${JSON.stringify(values.output)}`);
+    const header = ['SERIAL', 'IDENTITY', 'STATE', 'ISSUED', 'EXPIRES', 'CLAIMED BY'];
+    const rows = records.map((r) => [r.serial, r.identity, r.state.toUpperCase(), r.issuedAt, r.notAfter, r.claimedBy ?? '']);
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+    for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    return 0;
+  }
+  if (sub === 'revoke') {
+    if ((values.serial === undefined) === (values.identity === undefined)) throw new UsageError('smc certs revoke needs exactly one of --serial SERIAL or --identity NS/SA');
+    let which: { serial: string } | { identity: string };
+    if (values.serial !== undefined) which = { serial: values.serial };
+    else {
+      const m = /^([a-z0-9][-a-z0-9.]*)\/([a-z0-9][-a-z0-9.]*)$/.exec(values.identity!);
+      if (!m) throw new UsageError(`--identity expects NAMESPACE/SERVICEACCOUNT, got ${JSON.stringify(values.identity)}`);
+      which = { identity: identityOf(values['trust-domain'], m[1]!, m[2]!) };
+    }
+    const revoked = await store.revoke(which, new Date());
+    for (const r of revoked) process.stdout.write(`revoked ${r.serial} (${r.identity})\n`);
+    if (revoked.length === 0) {
+      process.stderr.write(`smc certs revoke: no unrevoked proxy certificate matches ${JSON.stringify(which)} in ${values.state}\n`);
+      return 1;
+    }
+    return 0;
+  }
+  throw new UsageError(`smc certs: unknown subcommand ${JSON.stringify(sub)} (list or revoke)`);
+}
