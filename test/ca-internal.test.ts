@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCertificateStore } from '../src/adapters/ca/certificate-store.js';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
-import { certificateFacts } from '../src/adapters/ca/x509.js';
+import { certificateFacts, signedBy } from '../src/adapters/ca/x509.js';
 
 const state = () => mkdtempSync(join(tmpdir(), 'smc-state-'));
 const ID = 'spiffe://cluster.local/ns/app/sa/web';
@@ -84,4 +84,35 @@ test('the store of issued certificates keeps files at 0600 and skips a damaged o
   await store.remove(ID);
   await store.remove('spiffe://cluster.local/ns/app/sa/other');
   assert.equal((await store.load()).size, 0);
+});
+
+test('root rotation: overlap, switch, finish; each step survives a restart; retired roots stay for the xDS port', async () => {
+  const dir = state();
+  const count = (pem: string) => (pem.match(/BEGIN CERTIFICATE/g) ?? []).length;
+  const ca = await openInternalCA(dir, 'cluster.local');
+  const oldRoot = ca.trustBundle();
+  assert.equal(ca.rotation?.phase(), 'idle');
+  await ca.rotation!.begin();
+  assert.equal(count(ca.trustBundle()), 2, 'both roots trusted');
+  assert.ok(await signedBy((await ca.issue(ID, { ttlMs: 3600_000 })).certificateChain, oldRoot, new Date()), 'the old root still signs');
+  const reopened = await openInternalCA(dir, 'cluster.local');
+  assert.equal(reopened.rotation?.phase(), 'overlap');
+  await assert.rejects(reopened.rotation!.begin(), /already in progress/);
+
+  await reopened.rotation!.switchSigner();
+  const newRoot = readFileSync(join(dir, 'ca', 'root.crt'), 'utf8');
+  assert.notEqual(newRoot, oldRoot);
+  const leaf = await reopened.issue(ID, { ttlMs: 3600_000 });
+  assert.ok(await signedBy(leaf.certificateChain, newRoot, new Date()) && !(await signedBy(leaf.certificateChain, oldRoot, new Date())), 'the new root signs');
+  assert.equal((await openInternalCA(dir, 'cluster.local')).rotation?.phase(), 'switched');
+  assert.equal(count(reopened.trustBundle()), 2);
+
+  await reopened.rotation!.finish();
+  assert.equal(reopened.trustBundle(), newRoot, 'the old root left the bundle');
+  const after = await openInternalCA(dir, 'cluster.local');
+  assert.equal(after.rotation?.phase(), 'idle');
+  assert.equal(after.trustBundle(), newRoot);
+  assert.equal(count(after.xdsTrust!()), 2, 'the xDS port still accepts proxy certificates of the retired root');
+  const server = await after.issueXdsServer!('spiffe://cluster.local/ns/smc-system/sa/smc-controller', { ttlMs: 3600_000 });
+  assert.ok(await signedBy(server.certificateChain, oldRoot, new Date()), 'the xDS server certificate comes from the oldest root, which old bootstraps trust');
 });

@@ -1,11 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request, createServer, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
+import { execFile } from 'node:child_process';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
+import { normalizeSerial } from '../src/adapters/ca/proxy-certificates.js';
+import { certificateFacts } from '../src/adapters/ca/x509.js';
 import { freePort, startEnvoy } from './helpers/envoy.js';
 import { startTestController } from './helpers/controller.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -66,7 +69,7 @@ async function presentedSerial(adminPort: number): Promise<string | undefined> {
   return certs.certificates.flatMap((c) => c.cert_chain.map((x) => x.serial_number))[0];
 }
 
-test('two Envoys exchange HTTP over mTLS with SDS certificates from smc; a certificate of another CA is refused; rotation under load fails no request', async () => {
+test('two Envoys exchange HTTP over mTLS with SDS certificates from smc; a certificate of another CA is refused; rotation under load fails no request; after a controller restart traffic still flows; a root rotation with overlap fails no request', async () => {
   const appPort = await freePort();
   const servicePort = await freePort();
   const seen: IncomingHttpHeaders[] = [];
@@ -78,7 +81,9 @@ test('two Envoys exchange HTTP over mTLS with SDS certificates from smc; a certi
   mkdirSync(join(dir, 'mesh'));
   writeFileSync(join(dir, 'mesh', 'mesh.yaml'), mesh(appPort, servicePort));
   // Service certificates live 6 s, so they are renewed about every 4 s.
-  const { controller, state, logs } = await startTestController(dir, { serviceCertTtlMs: 6000 });
+  const started = await startTestController(dir, { serviceCertTtlMs: 6000 });
+  const { controller, state, logs } = started;
+  let current = started;
   const web = await startEnvoy('demo/web', controller.xdsPort, dir, state);
   const client = await startEnvoy('demo/client', controller.xdsPort, dir, state);
   const diagnose = () => `\ncontroller:\n${logs.slice(-30).join('\n')}\nweb envoy:\n${web.stderr().slice(-1500)}\nclient envoy:\n${client.stderr().slice(-1500)}`;
@@ -137,10 +142,60 @@ test('two Envoys exchange HTTP over mTLS with SDS certificates from smc; a certi
     assert.ok(ok > 100, `only ${ok} requests`);
     assert.ok(serials.size >= 3, `the client's certificate was rotated at least twice during the load (saw ${serials.size} serials)`);
     assert.ok(logs.filter((l) => l.includes('ca: renewed the certificate of spiffe://cluster.local/ns/demo/sa/client')).length >= 2);
+
+    // 4. Restart: the controller comes back with the same root; the proxies reconnect and traffic keeps flowing.
+    const root = readFileSync(join(state, 'ca', 'root.crt'), 'utf8');
+    await controller.close();
+    current = await startTestController(dir, { serviceCertTtlMs: 6000, xdsPort: controller.xdsPort });
+    assert.equal(readFileSync(join(state, 'ca', 'root.crt'), 'utf8'), root);
+    assert.ok(!current.logs.some((l) => l.includes('created a new mesh root')));
+    await waitFor('both proxies to reconnect', () => (current.controller.proxies.list().length === 2 ? true : undefined)).catch((e: Error) => {
+      throw new Error(`${e.message}${diagnose()}\nrestarted controller:\n${current.logs.join('\n')}`);
+    });
+    const after: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const r = await call(servicePort);
+      if (!('status' in r) || r.status !== 200) after.push(JSON.stringify(r));
+    }
+    assert.deepEqual(after, [], 'calls after the restart');
+
+    // 5. Root rotation with overlap, through the CLI, while requests flow without pause.
+    const rotationFailures: string[] = [];
+    let rotationOk = 0;
+    let rotating = true;
+    const load = (async () => {
+      while (rotating) {
+        const r = await call(servicePort);
+        if ('status' in r && r.status === 200) rotationOk++;
+        else rotationFailures.push(JSON.stringify(r));
+      }
+    })();
+    const rotated = await new Promise<{ code: number; out: string }>((resolve) =>
+      execFile(process.execPath, ['dist/src/cli/main.js', 'ca', 'rotate-root', '--admin', `127.0.0.1:${current.controller.adminPort}`], (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr })),
+    );
+    // Keep the load on a little after the old root left the bundle.
+    await sleep(2000);
+    rotating = false;
+    await load;
+    assert.equal(rotated.code, 0, `${rotated.out}${diagnose()}\n${current.logs.slice(-20).join('\n')}`);
+    assert.deepEqual(rotationFailures, [], `${rotationFailures.length} failed of ${rotationOk + rotationFailures.length} during the root rotation`);
+    assert.ok(rotationOk > 20, `only ${rotationOk} requests during the rotation`);
+    const newRoot = readFileSync(join(state, 'ca', 'root.crt'), 'utf8');
+    assert.notEqual(newRoot, root, 'a new root signs');
+    assert.equal(current.logs.filter((l) => /ca: root rotation [123]\/3/.test(l)).length, 3);
+    // Both sidecars now hold a mesh trust bundle of the new root only.
+    const newSerial = normalizeSerial(certificateFacts(newRoot).serial);
+    for (const envoy of [client, web]) {
+      const dump = (await (await fetch(`http://127.0.0.1:${envoy.adminPort}/config_dump?resource=dynamic_active_secrets`)).json()) as { configs: { name: string; secret: { validation_context?: { trusted_ca?: { inline_string?: string } } } }[] };
+      const bundle = dump.configs.find((c) => c.name === 'trust-bundle')?.secret.validation_context?.trusted_ca?.inline_string ?? '';
+      const serials = [...bundle.matchAll(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)].map((m) => normalizeSerial(certificateFacts(m[0]).serial));
+      assert.deepEqual(serials, [newSerial], 'the old root left the trust bundle');
+      assert.ok(serials.length === 1);
+    }
   } finally {
     web.envoy.kill('SIGKILL');
     client.envoy.kill('SIGKILL');
-    await controller.close();
+    await current.controller.close();
     app.close();
   }
 });

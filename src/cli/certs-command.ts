@@ -73,3 +73,38 @@ export async function certsCommand(args: string[]): Promise<number> {
   }
   throw new UsageError(`smc certs: unknown subcommand ${JSON.stringify(sub)} (list or revoke)`);
 }
+
+export const HELP_CA = `smc ca rotate-root [--admin HOST:PORT]
+
+Asks a running controller (internal CA) to rotate the mesh root without
+breaking traffic: (1) a new root joins every proxy's trust bundle; (2) once all
+have acknowledged it, the new root signs and every service certificate is
+re-issued; (3) once all have acknowledged those, the old root leaves the
+bundle. It is kept in <state>/ca/retired/ so proxy bootstrap certificates and
+older bootstraps keep working on the xDS port. If a proxy does not acknowledge
+in time the rotation pauses (exit 1, naming it); run the command again to
+resume. Back up <state>/ca afterwards.
+`;
+
+export async function caCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values } = parseArgs({ args: rest, options: { admin: { type: 'string', default: '127.0.0.1:15129' }, help: { type: 'boolean', short: 'h', default: false } } });
+  if (values.help || sub !== 'rotate-root') {
+    process.stdout.write(HELP_CA);
+    return values.help ? 0 : 2;
+  }
+  let res: Response;
+  try {
+    res = await fetch(`http://${values.admin}/ca/rotate-root`, { method: 'POST' });
+  } catch (e) {
+    process.stderr.write(`smc ca: cannot reach the controller's admin port at ${values.admin}: ${(e as Error).message}\n`);
+    return 3;
+  }
+  const body = (await res.json().catch(() => ({}))) as { rotated?: boolean; error?: string };
+  if (body.rotated) {
+    process.stdout.write('the mesh root was rotated; back up the state folder\'s ca/ now\n');
+    return 0;
+  }
+  process.stderr.write(`smc ca rotate-root: ${body.error ?? `HTTP ${res.status}`}\n`);
+  return 1;
+}

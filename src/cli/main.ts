@@ -15,7 +15,7 @@ import { proxyPath, renderCompileFiles, renderProxy, serialize, statusDocument, 
 import { statusLines } from '../output/render.js';
 import { bootstrapCommand, controllerCommand, HELP_BOOTSTRAP, HELP_CONTROLLER, HELP_PROXY_STATUS, proxyStatusCommand, UsageError } from './runtime-commands.js';
 import { staticBootstrap } from '../output/static-bootstrap.js';
-import { certsCommand, HELP_CERTS } from './certs-command.js';
+import { caCommand, certsCommand, HELP_CA, HELP_CERTS } from './certs-command.js';
 
 /** Exit codes scripts can trust. */
 const EXIT_OK = 0;
@@ -30,6 +30,7 @@ Usage:
                                   Write a sidecar's Envoy bootstrap and certificates
   smc proxy-status                Show which proxies are in sync with the controller
   smc certs list|revoke           List or revoke proxy (bootstrap) certificates
+  smc ca rotate-root              Rotate the mesh root of a running controller, with overlap
   smc compile PATH... [options]   Compile YAML (files or folders) into each proxy's Envoy configuration
   smc golden [--update] [DIR]     Check (or rewrite) the golden cases under DIR (default: golden)
   smc kinds                       List the kinds and apiVersions smc reads
@@ -103,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
     case '--help':
     case '-h':
       process.stdout.write(
-        { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS }[rest[0] ?? ''] ?? HELP,
+        { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA }[rest[0] ?? ''] ?? HELP,
       );
       return EXIT_OK;
     case 'compile':
@@ -118,6 +119,8 @@ async function main(argv: string[]): Promise<number> {
       return proxyStatusCommand(rest);
     case 'certs':
       return certsCommand(rest);
+    case 'ca':
+      return caCommand(rest);
     case 'kinds':
       for (const k of supportedKinds()) process.stdout.write(`${k.kind.padEnd(16)} ${k.apiVersions.join(', ')}\n`);
       return EXIT_OK;

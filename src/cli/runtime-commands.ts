@@ -229,7 +229,8 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
     await writeFile(tls.certificateChain, cert.certificateChain);
     await writeFile(tls.privateKey, cert.privateKey, { mode: 0o600 });
     await chmod(tls.privateKey, 0o600);
-    await writeFile(tls.trustBundle, ca.trustBundle());
+    // Every root the xDS port may present or accept (after a root rotation, more than one).
+    await writeFile(tls.trustBundle, ca.xdsTrust?.() ?? ca.trustBundle());
     // Recorded as unclaimed until a proxy first connects with it; `smc certs revoke` shuts it out.
     const serial = certificateFacts(cert.certificateChain).serial;
     await openProxyCertificates(values.state).recordIssued({ serial, identity: identityOf(values['trust-domain'], ns, sa), issuedAt: cert.issuedAt, notAfter: cert.notAfter });

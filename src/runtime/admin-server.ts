@@ -13,6 +13,8 @@ export interface AdminOptions {
   readonly metrics: Metrics;
   readonly ready: () => boolean;
   readonly inputs: () => unknown;
+  /** POST /ca/rotate-root: rotates the mesh root; answers when done (or why it paused). */
+  readonly rotateRoot?: () => Promise<void>;
 }
 
 export function proxyStatusDocument(proxies: ProxyRegistry): unknown {
@@ -41,6 +43,15 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     if (path === '/readyz') return o.ready() ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', 'not ready: no snapshot yet\n');
     if (path === '/status/proxies') return json(proxyStatusDocument(o.proxies));
     if (path === '/status/inputs') return json(o.inputs());
+    if (path === '/ca/rotate-root') {
+      if (req.method !== 'POST') return send(405, 'text/plain', 'POST to rotate the mesh root\n');
+      if (!o.rotateRoot) return send(404, 'text/plain', 'root rotation is not available\n');
+      o.rotateRoot().then(
+        () => json({ rotated: true }),
+        (e: Error) => send(409, 'application/json', `${JSON.stringify({ rotated: false, error: e.message })}\n`),
+      );
+      return;
+    }
     if (path === '/metrics') {
       o.metrics.registry.metrics().then(
         (text) => send(200, o.metrics.registry.contentType, text),

@@ -47,6 +47,13 @@ export interface Controller {
   readonly controlPlaneIdentity: string;
   /** Reloads the source and publishes what changed. On a broken compile the last good snapshots keep serving. */
   reload(): Promise<IdentityChange[]>;
+  /**
+   * Rotates the mesh root with overlap (see RootRotation), waiting after each
+   * step until every connected proxy has acknowledged its new secrets. A
+   * rotation interrupted (a proxy that does not acknowledge in time) resumes
+   * where it stopped on the next call.
+   */
+  rotateRoot(options?: { ackTimeoutMs?: number }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -147,8 +154,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   if (o.insecureXds) {
     o.log('controller: WARNING: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.');
   } else {
-    const server = await ca.issue(controlPlane, { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] });
-    tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.trustBundle() };
+    const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] };
+    const server = await (ca.issueXdsServer ?? ca.issue)(controlPlane, serverOptions);
+    tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.xdsTrust?.() ?? ca.trustBundle() };
   }
   const proxyCertificates = openProxyCertificates(o.stateDir);
   // Only proxy certificates smc issued (smc bootstrap) and did not revoke open streams; the first use claims one.
@@ -165,13 +173,53 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   };
   const ads = createAdsServer({ cache, protos, tls, authorizeCertificate, trustDomain: () => trustDomain, metrics, proxies, log: o.log, changedAt: () => changedAt, pushWindowMs: o.pushWindowMs });
   const xdsPort = await ads.listen(o.xdsHost, o.xdsPort);
-  const admin = createAdminServer({ proxies, metrics, ready: () => ready, inputs: () => status });
+  const admin = createAdminServer({ proxies, metrics, ready: () => ready, inputs: () => status, rotateRoot: () => rotateRoot() });
   const adminPort = await admin.listen(o.adminHost, o.adminPort);
   o.log(`controller: xDS (ADS, ${o.insecureXds ? 'plaintext' : 'mutual TLS'}) on ${o.xdsHost}:${xdsPort}, admin on http://${o.adminHost}:${adminPort}`);
+
+  const allAcknowledged = async (what: string, timeoutMs: number) => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const behind = proxies.list().filter((p) => {
+        const t = p.types.secret;
+        if (t?.sent === undefined) return false; // no SDS (proxyless)
+        return t.acked !== cache.get(p.identity)?.types.secret.version;
+      });
+      if (behind.length === 0) return;
+      if (Date.now() > end) throw new Error(`root rotation paused: ${behind.map((p) => p.nodeId).join(', ')} did not acknowledge ${what} within ${timeoutMs} ms; run it again to resume`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const rotateRoot = async (options: { ackTimeoutMs?: number } = {}) => {
+    const rotation = ca.rotation;
+    if (!rotation) throw new Error(`the CA ${ca.name} is not rotated by smc: rotate its root at the CA`);
+    const timeout = options.ackTimeoutMs ?? 60_000;
+    if (rotation.phase() === 'idle') {
+      await serialized(async () => {
+        await rotation.begin();
+        await publish(last);
+      });
+    }
+    await allAcknowledged('the trust bundle with both roots', timeout);
+    if (rotation.phase() === 'overlap') {
+      await serialized(async () => {
+        await rotation.switchSigner();
+        // Every leaf is re-issued by the new root.
+        issued.clear();
+        await publish(last);
+      });
+    }
+    await allAcknowledged('certificates from the new root', timeout);
+    await serialized(async () => {
+      await rotation.finish();
+      await publish(last);
+    });
+  };
 
   return {
     xdsPort,
     adminPort,
+    rotateRoot,
     cache,
     proxies,
     controlPlaneIdentity: controlPlane,

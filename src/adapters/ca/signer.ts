@@ -41,6 +41,33 @@ export interface Signer {
   /** PEM roots that proxies and the control plane trust. */
   trustBundle(): string;
   issue(spiffeId: string, options: IssueOptions): Promise<IssuedCertificate>;
+  /**
+   * The xDS port: roots whose proxy certificates it accepts (the trust bundle
+   * plus roots retired by a rotation, which proxy bootstrap certificates may
+   * still chain to), and its own certificate, from the oldest of them, so that
+   * proxies bootstrapped before a rotation still recognise it. Signers without
+   * rotation use the trust bundle and `issue`.
+   */
+  xdsTrust?(): string;
+  issueXdsServer?(spiffeId: string, options: IssueOptions): Promise<IssuedCertificate>;
+  /** Root rotation with overlap, when the CA supports it. */
+  readonly rotation?: RootRotation;
+}
+
+/**
+ * Rotating the root without breaking traffic, in three steps the controller
+ * takes once every proxy has acknowledged the previous one:
+ * 1. `begin`: a new root joins the trust bundle; the current one still signs.
+ * 2. `switchSigner`: the new root signs from now on (every leaf is re-issued);
+ *    the old one stays in the bundle, so leaves of both kinds are trusted.
+ * 3. `finish`: the old root leaves the bundle (it is kept, retired, for the
+ *    xDS port's proxy certificates).
+ */
+export interface RootRotation {
+  phase(): 'idle' | 'overlap' | 'switched';
+  begin(): Promise<void>;
+  switchSigner(): Promise<void>;
+  finish(): Promise<void>;
 }
 
 /** The requested lifetime, spread by up to ±10% when asked. */

@@ -137,12 +137,14 @@ export async function issueLeafCertificate(
   return cert.toString('pem');
 }
 
-/** Whether the first certificate of `chainPem` is signed by the certificate `issuerPem` (and is within its validity now). */
-export async function signedBy(chainPem: string, issuerPem: string, now: Date): Promise<boolean> {
+/** Whether the first certificate of `chainPem` is signed by one of the certificates in `bundlePem` (and is valid now). */
+export async function signedBy(chainPem: string, bundlePem: string, now: Date): Promise<boolean> {
   try {
     const leaf = new x509.X509Certificate(chainPem);
-    const issuer = new x509.X509Certificate(issuerPem);
-    return await leaf.verify({ publicKey: issuer.publicKey, date: now });
+    for (const der of x509.PemConverter.decode(bundlePem)) {
+      if (await leaf.verify({ publicKey: new x509.X509Certificate(der).publicKey, date: now })) return true;
+    }
+    return false;
   } catch {
     return false;
   }
