@@ -37,6 +37,12 @@ Options:
       --ca internal|cfssl
                        Who signs certificates: smc's own CA (default; root kept in
                        --state) or an external cfssl server
+      --ca-root-secret NAMESPACE/NAME
+                       With --ca internal: keep the root in this Kubernetes Secret
+                       instead of --state (kubeconfig, or in-cluster credentials)
+      --kubeconfig FILE
+                       For --ca-root-secret (default $KUBECONFIG, ~/.kube/config,
+                       or the pod's service account)
       --cfssl-url URL  With --ca cfssl: the 'cfssl serve' API (e.g. http://ca:8888)
       --cfssl-profile NAME
                        With --ca cfssl: the signing profile (its expiry sets the lifetime)
@@ -71,7 +77,7 @@ Options:
       --delta                 Use incremental xDS
       --insecure-xds          For a controller started with --insecure-xds (no certificates)
       --proxyless             A gRPC xDS bootstrap for a proxyless application
-      --ca, --cfssl-url, --cfssl-profile
+      --ca, --ca-root-secret, --kubeconfig, --cfssl-url, --cfssl-profile
                               The CA that signs the proxy certificate, as for the controller
   -h, --help                  Show this help
 
@@ -110,15 +116,22 @@ export function durationMs(value: string, flag: string): number {
 
 const CA_OPTIONS = {
   ca: { type: 'string', default: 'internal' },
+  'ca-root-secret': { type: 'string' },
+  kubeconfig: { type: 'string' },
   'cfssl-url': { type: 'string' },
   'cfssl-profile': { type: 'string' },
 } as const;
 
-function caChoice(values: { ca?: string; 'cfssl-url'?: string; 'cfssl-profile'?: string }): CaChoice {
+function caChoice(values: { ca?: string; 'cfssl-url'?: string; 'cfssl-profile'?: string; 'ca-root-secret'?: string; kubeconfig?: string }): CaChoice {
   if (values.ca === 'internal' || values.ca === undefined) {
     if (values['cfssl-url'] !== undefined) throw new UsageError('--cfssl-url needs --ca cfssl');
-    return { kind: 'internal' };
+    const secret = values['ca-root-secret'];
+    if (secret === undefined) return { kind: 'internal' };
+    const m = /^([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9.]*)$/.exec(secret);
+    if (!m) throw new UsageError(`--ca-root-secret expects NAMESPACE/NAME, got ${JSON.stringify(secret)}`);
+    return { kind: 'internal', rootSecret: { namespace: m[1]!, name: m[2]!, ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}) } };
   }
+  if (values['ca-root-secret'] !== undefined) throw new UsageError('--ca-root-secret is for the internal CA; cfssl keeps its own key');
   if (values.ca !== 'cfssl') throw new UsageError(`--ca expects "internal" or "cfssl", got ${JSON.stringify(values.ca)}`);
   if (values['cfssl-url'] === undefined) throw new UsageError('--ca cfssl needs --cfssl-url URL (the cfssl serve API)');
   return { kind: 'cfssl', url: values['cfssl-url'], ...(values['cfssl-profile'] ? { profile: values['cfssl-profile'] } : {}) };

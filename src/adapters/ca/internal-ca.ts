@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
-import { access, chmod, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
+import { folderStorage, type CaStorage } from './ca-storage.js';
 import { lifetimeMs, type IssueOptions, type Signer } from './signer.js';
 import { certificateFacts, createRootCertificate, generateKeyPair, issueLeafCertificate, keyMatchesCertificate, privateKeyFromPem, privateKeyToPem } from './x509.js';
 
@@ -20,67 +21,55 @@ interface Root {
   readonly key: CryptoKey;
 }
 
-/** Loads `<name>.crt` and `<name>.key` from `dir`: undefined when neither exists, an error when only one does or they disagree. */
-async function loadRoot(dir: string, name: string): Promise<Root | undefined> {
-  const certPath = join(dir, `${name}.crt`);
-  const keyPath = join(dir, `${name}.key`);
-  const [haveCert, haveKey] = await Promise.all([exists(certPath), exists(keyPath)]);
-  if (!haveCert && !haveKey) return undefined;
-  if (haveCert !== haveKey) {
-    throw new Error(`the mesh CA in ${dir} is incomplete: ${haveCert ? `${name}.key` : `${name}.crt`} is missing. Restore it from your backup; smc will not mint a new root over an existing one`);
+/** Loads `<name>.crt` and `<name>.key`: undefined when neither exists, an error when only one does or they disagree. */
+async function loadRoot(store: CaStorage, name: string): Promise<Root | undefined> {
+  const [cert, key] = await Promise.all([store.read(`${name}.crt`), store.read(`${name}.key`)]);
+  if (cert === undefined && key === undefined) return undefined;
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new Error(`the mesh CA in ${store.where} is incomplete: ${cert === undefined ? `${name}.crt` : `${name}.key`} is missing. Restore it from your backup; smc will not mint a new root over an existing one`);
   }
   try {
-    const pem = ending(await readFile(certPath, 'utf8'));
-    const key = (await privateKeyFromPem(await readFile(keyPath, 'utf8'))).privateKey;
-    if (!(await keyMatchesCertificate(key, pem))) throw new Error(`${name}.key does not belong to ${name}.crt`);
-    return { pem, key };
+    const pem = ending(cert!);
+    const privateKey = (await privateKeyFromPem(key!)).privateKey;
+    if (!(await keyMatchesCertificate(privateKey, pem))) throw new Error(`${name}.key does not belong to ${name}.crt`);
+    return { pem, key: privateKey };
   } catch (e) {
-    throw new Error(`cannot load the mesh CA from ${dir}: ${(e as Error).message}. Restore it from your backup; smc will not mint a new root over an existing one`);
+    throw new Error(`cannot load the mesh CA from ${store.where}: ${(e as Error).message}. Restore it from your backup; smc will not mint a new root over an existing one`);
   }
 }
 
-async function newRoot(dir: string, name: string, trustDomain: string): Promise<Root> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+async function newRoot(store: CaStorage, name: string, trustDomain: string): Promise<Root> {
   const keys = await generateKeyPair();
   const now = Date.now();
   const pem = ending(await createRootCertificate(trustDomain, keys, { notBefore: new Date(now - 60_000), notAfter: new Date(now + ROOT_TTL_MS) }));
-  const keyPath = join(dir, `${name}.key`);
-  await writeFile(keyPath, await privateKeyToPem(keys.privateKey), { mode: 0o600, flag: 'wx' });
-  await chmod(keyPath, 0o600);
-  await writeFile(join(dir, `${name}.crt`), pem, { flag: 'wx' });
+  await store.create({ [`${name}.key`]: await privateKeyToPem(keys.privateKey), [`${name}.crt`]: pem });
   return { pem, key: keys.privateKey };
 }
 
-const moveRoot = async (dir: string, from: string, to: string) => {
-  await rename(join(dir, `${from}.key`), join(dir, `${to}.key`));
-  await rename(join(dir, `${from}.crt`), join(dir, `${to}.crt`));
-};
-
+const pairMoves = (from: string, to: string) => [[`${from}.key`, `${to}.key`], [`${from}.crt`, `${to}.crt`]] as const;
 
 /**
- * State folder layout (`<state>/ca/`): `root.*` signs; during a rotation
- * `next-root.*` (trusted, not yet signing) or `previous-root.*` (trusted, no
- * longer signing); `retired/` keeps roots that left the bundle, for the xDS port.
+ * Layout (a folder, `<state>/ca/` by default, or a Kubernetes Secret):
+ * `root.*` signs; during a rotation `next-root.*` (trusted, not yet signing)
+ * or `previous-root.*` (trusted, no longer signing); `retired-*` keeps roots
+ * that left the bundle, for the xDS port.
  */
-export async function openInternalCA(stateDir: string, trustDomain: string, log: (line: string) => void = () => {}): Promise<Signer> {
-  const dir = join(stateDir, 'ca');
-  let signing = await loadRoot(dir, 'root');
+export async function openInternalCA(stateDir: string, trustDomain: string, log: (line: string) => void = () => {}, storage?: CaStorage): Promise<Signer> {
+  const store = storage ?? folderStorage(join(stateDir, 'ca'));
+  let signing = await loadRoot(store, 'root');
   if (!signing) {
     if (await exists(join(stateDir, 'issued'))) {
-      throw new Error(`the mesh CA root is missing from ${dir}, but ${join(stateDir, 'issued')} holds certificates it issued. Restore root.crt and root.key from your backup (or remove the state folder to start a new mesh CA on purpose)`);
+      throw new Error(`the mesh CA root is missing from ${store.where}, but ${join(stateDir, 'issued')} holds certificates it issued. Restore root.crt and root.key from your backup (or remove the state folder to start a new mesh CA on purpose)`);
     }
-    signing = await newRoot(dir, 'root', trustDomain);
-    log(`ca: created a new mesh root for trust domain ${trustDomain} in ${dir}`);
+    signing = await newRoot(store, 'root', trustDomain);
+    log(`ca: created a new mesh root for trust domain ${trustDomain} in ${store.where}`);
   }
-  let next = await loadRoot(dir, 'next-root');
-  let previous = await loadRoot(dir, 'previous-root');
-  const retiredDir = join(dir, 'retired');
+  let next = await loadRoot(store, 'next-root');
+  let previous = await loadRoot(store, 'previous-root');
   const retired: Root[] = [];
-  if (await exists(retiredDir)) {
-    for (const n of (await readdir(retiredDir)).filter((x) => x.endsWith('.crt')).sort()) {
-      const r = await loadRoot(retiredDir, n.slice(0, -4));
-      if (r) retired.push(r);
-    }
+  for (const n of (await store.list()).filter((x) => x.startsWith('retired-') && x.endsWith('.crt'))) {
+    const r = await loadRoot(store, n.slice(0, -4));
+    if (r) retired.push(r);
   }
   const issueFrom = async (root: Root, spiffeId: string, options: IssueOptions) => {
     const keys = await generateKeyPair();
@@ -102,25 +91,21 @@ export async function openInternalCA(stateDir: string, trustDomain: string, log:
       phase: () => (next ? 'overlap' : previous ? 'switched' : 'idle'),
       async begin() {
         if (next || previous) throw new Error('a root rotation is already in progress');
-        next = await newRoot(dir, 'next-root', trustDomain);
+        next = await newRoot(store, 'next-root', trustDomain);
         log(`ca: root rotation 1/3: a new root (serial ${certificateFacts(next.pem).serial}) joins the trust bundle`);
       },
       async switchSigner() {
         if (!next) throw new Error('no root rotation has begun');
-        await moveRoot(dir, 'root', 'previous-root');
-        await moveRoot(dir, 'next-root', 'root');
+        await store.move([...pairMoves('root', 'previous-root'), ...pairMoves('next-root', 'root')]);
         [previous, signing, next] = [signing, next, undefined];
         log(`ca: root rotation 2/3: the new root signs; the old one (serial ${certificateFacts(previous!.pem).serial}) stays trusted`);
       },
       async finish() {
         if (!previous) throw new Error('the new root does not sign yet');
-        await mkdir(retiredDir, { recursive: true, mode: 0o700 });
-        const name = `${Date.now()}-${certificateFacts(previous.pem).serial}`;
-        await rename(join(dir, 'previous-root.key'), join(retiredDir, `${name}.key`));
-        await rename(join(dir, 'previous-root.crt'), join(retiredDir, `${name}.crt`));
+        await store.move(pairMoves('previous-root', `retired-${Date.now()}-${certificateFacts(previous.pem).serial}`));
         retired.push(previous);
         previous = undefined;
-        log('ca: root rotation 3/3: the old root left the trust bundle (kept in ca/retired/ for proxy bootstrap certificates)');
+        log('ca: root rotation 3/3: the old root left the trust bundle (kept as retired-* for proxy bootstrap certificates)');
       },
     },
   };
