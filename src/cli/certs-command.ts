@@ -80,7 +80,7 @@ Asks a running controller (internal CA) to rotate the mesh root without
 breaking traffic: (1) a new root joins every proxy's trust bundle; (2) once all
 have acknowledged it, the new root signs and every service certificate is
 re-issued; (3) once all have acknowledged those, the old root leaves the
-bundle. It is kept in <state>/ca/retired/ so proxy bootstrap certificates and
+bundle. It is kept (ca/retired-*, or in the root Secret) so proxy bootstrap certificates and
 older bootstraps keep working on the xDS port. If a proxy does not acknowledge
 in time the rotation pauses (exit 1, naming it); run the command again to
 resume. Back up <state>/ca afterwards.
