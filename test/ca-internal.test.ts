@@ -116,7 +116,7 @@ test('root rotation: overlap, switch, finish; each step survives a restart; reti
   assert.equal(after.rotation?.phase(), 'idle');
   assert.equal(after.trustBundle(), newRoot);
   assert.equal(count(after.xdsTrust!()), 2, 'the xDS port still accepts proxy certificates of the retired root');
-  const server = await after.issueXdsServer!('spiffe://cluster.local/ns/smc-system/sa/smc-controller', { ttlMs: 3600_000 });
+  const server = await after.issueForXds!('spiffe://cluster.local/ns/smc-system/sa/smc-controller', { ttlMs: 3600_000 });
   assert.ok(await signedBy(server.certificateChain, oldRoot, new Date()), 'the xDS server certificate comes from the oldest root, which old bootstraps trust');
 });
 

@@ -237,7 +237,10 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
   if (!values['insecure-xds']) {
     const ca = await openSigner(caChoice(values), values.state, values['trust-domain'], () => {});
     // Long-lived: it only authenticates the proxy to the xDS port; service certificates come over SDS.
-    const cert = await ca.issue(identityOf(values['trust-domain'], ns, sa), { ttlMs: 365 * 24 * 3600_000 });
+    const proxyIdentity = identityOf(values['trust-domain'], ns, sa);
+    const proxyOptions = { ttlMs: 365 * 24 * 3600_000 };
+    // Signed for the xDS port's own trust anchor, which a mesh root rotation leaves in place.
+    const cert = ca.issueForXds ? await ca.issueForXds(proxyIdentity, proxyOptions) : await ca.issue(proxyIdentity, proxyOptions);
     tls = { certificateChain: join(dir, 'proxy.crt'), privateKey: join(dir, 'proxy.key'), trustBundle: join(dir, 'ca.crt'), controlPlaneIdentity: controlPlaneIdentity(values['trust-domain']) };
     await writeFile(tls.certificateChain, cert.certificateChain);
     await writeFile(tls.privateKey, cert.privateKey, { mode: 0o600 });

@@ -83,7 +83,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const controlPlane = controlPlaneIdentity(trustDomain);
 
   // Renewal: a certificate is re-issued once two thirds of its lifetime have passed.
-  const renewAt = renewalDue;
   let last = first;
   let closed = false;
   let renewTimer: NodeJS.Timeout | undefined;
@@ -99,7 +98,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const identities = [...new Set(result.ir.workloads.map((w) => w.identity))].sort();
     for (const id of identities) {
       const have = issued.get(id);
-      if (have && renewAt(have) > Date.now()) continue;
+      if (have && renewalDue(have) > Date.now()) continue;
       const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
       issued.set(id, cert);
       await store.save(id, cert);
@@ -133,7 +132,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const scheduleRenewal = () => {
     clearTimeout(renewTimer);
     if (closed || issued.size === 0) return;
-    const next = Math.min(...[...issued.values()].map(renewAt));
+    const next = Math.min(...[...issued.values()].map(renewalDue));
     renewTimer = setTimeout(() => {
       void serialized(() => publish(last)).catch((e: Error) => {
         o.log(`ca: renewal failed, retrying in 10s: ${e.message}`);
@@ -155,7 +154,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     o.log('controller: WARNING: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.');
   } else {
     const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] };
-    const server = await (ca.issueXdsServer ?? ca.issue)(controlPlane, serverOptions);
+    const server = ca.issueForXds ? await ca.issueForXds(controlPlane, serverOptions) : await ca.issue(controlPlane, serverOptions);
     tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.xdsTrust?.() ?? ca.trustBundle() };
   }
   const proxyCertificates = openProxyCertificates(o.stateDir);

@@ -86,7 +86,7 @@ export async function openInternalCA(stateDir: string, trustDomain: string, log:
     issue: (spiffeId, options) => issueFrom(signing!, spiffeId, options),
     xdsTrust: () => bundle() + retired.map((r) => r.pem).join(''),
     // The oldest root still kept: proxies bootstrapped before any rotation trust it.
-    issueXdsServer: (spiffeId, options) => issueFrom(retired[0] ?? previous ?? signing!, spiffeId, options),
+    issueForXds: (spiffeId, options) => issueFrom(retired[0] ?? previous ?? signing!, spiffeId, options),
     rotation: {
       phase: () => (next ? 'overlap' : previous ? 'switched' : 'idle'),
       async begin() {

@@ -42,14 +42,16 @@ export interface Signer {
   trustBundle(): string;
   issue(spiffeId: string, options: IssueOptions): Promise<IssuedCertificate>;
   /**
-   * The xDS port: roots whose proxy certificates it accepts (the trust bundle
-   * plus roots retired by a rotation, which proxy bootstrap certificates may
-   * still chain to), and its own certificate, from the oldest of them, so that
-   * proxies bootstrapped before a rotation still recognise it. Signers without
-   * rotation use the trust bundle and `issue`.
+   * The xDS port has a trust anchor of its own that a mesh root rotation does
+   * not move: `xdsTrust` is every root it accepts proxy certificates from (the
+   * bundle plus roots a rotation retired), and `issueForXds` signs the
+   * certificates used on that port (the controller's server certificate and
+   * proxy bootstrap certificates) with the oldest root still kept, which
+   * every proxy's bootstrap trusts and the running port accepts. Signers
+   * without rotation use the trust bundle and `issue`.
    */
   xdsTrust?(): string;
-  issueXdsServer?(spiffeId: string, options: IssueOptions): Promise<IssuedCertificate>;
+  issueForXds?(spiffeId: string, options: IssueOptions): Promise<IssuedCertificate>;
   /** Root rotation with overlap, when the CA supports it. */
   readonly rotation?: RootRotation;
 }
