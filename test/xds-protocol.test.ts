@@ -23,9 +23,7 @@ const EDS = TYPE_URL.endpoint;
 const node = { id: 'bookbuyer/bookbuyer' };
 
 test('SotW: wildcard CDS gets the full set, EDS exactly the named ones, a stale nonce is ignored, a NACK is recorded and not answered with a resend', async () => {
-  const { controller } = await testController('examples/bookstore', { insecureXds: true });
-  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
-  try {
+  await withPlaintextAds({}, async ({ controller, client }) => {
     const s = open(client, 'sotw');
     s.send({ node, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
     const cds = await s.next();
@@ -46,16 +44,11 @@ test('SotW: wildcard CDS gets the full set, EDS exactly the named ones, a stale 
     assert.ok(await s.quiet());
     assert.equal(controller.proxies.list()[0]!.types.endpoint?.acked, eds.versionInfo);
     s.call.end();
-  } finally {
-    client.close();
-    await controller.close();
-  }
+  });
 });
 
 test('delta: initial_resource_versions means only what differs is sent; unsubscribe and resubscribe resends; removed resources are named', async () => {
-  const { controller } = await testController('examples/bookstore', { insecureXds: true });
-  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
-  try {
+  await withPlaintextAds({}, async ({ controller, client }) => {
     const snapshot = controller.cache.get('spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer')!;
     const clusters = [...snapshot.types.cluster.resources.values()];
     const s = open(client, 'delta');
@@ -76,10 +69,7 @@ test('delta: initial_resource_versions means only what differs is sent; unsubscr
     const b = await s.next();
     assert.deepEqual(b.resources.map((r) => r.name), [name], 'resubscribe is honoured even on a stale nonce');
     s.call.end();
-  } finally {
-    client.close();
-    await controller.close();
-  }
+  });
 });
 
 test('a proxy that stops reading fills its HTTP/2 window and waits alone: another proxy still gets every push', async () => {
@@ -164,6 +154,18 @@ function sotwNames(r: Resp): string[] {
   });
 }
 
+/** A controller with plaintext xDS over the bookstore mesh and a raw ADS client to it, both closed afterwards. */
+async function withPlaintextAds(options: { pushWindowMs?: number }, body: (x: { controller: Controller; dir: string; client: grpc.Client }) => Promise<void>) {
+  const { controller, dir } = await testController('examples/bookstore', { insecureXds: true, ...options });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  try {
+    await body({ controller, dir, client });
+  } finally {
+    client.close();
+    await controller.close();
+  }
+}
+
 /** Every snapshot the cache holds, with bookbuyer's replaced by `edit` of it. */
 function editBookbuyer(controller: Controller, edit: (s: Snapshot) => Snapshot): Snapshot[] {
   return controller.cache.identities().map((id) => {
@@ -184,9 +186,7 @@ function cloneCluster(controller: Controller, from: string, name: string) {
 }
 
 test('SotW: EDS is re-sent after a CDS change even when endpoints did not change, and a name that appears later is sent when it does', async () => {
-  const { controller } = await testController('examples/bookstore', { insecureXds: true, pushWindowMs: 0 });
-  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
-  try {
+  await withPlaintextAds({ pushWindowMs: 0 }, async ({ controller, client }) => {
     const s = open(client, 'sotw');
     s.send({ node, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
     const cds = await s.next();
@@ -221,16 +221,11 @@ test('SotW: EDS is re-sent after a CDS change even when endpoints did not change
     assert.equal(eds3.typeUrl, EDS);
     assert.deepEqual(sotwNames(eds3), [EXISTING, LATE], 'the remembered name is sent once it exists');
     s.call.end();
-  } finally {
-    client.close();
-    await controller.close();
-  }
+  });
 });
 
 test('SotW: a reconnecting proxy that reports its last versions is answered on the new stream, so warming completes', async () => {
-  const { controller } = await testController('examples/bookstore', { insecureXds: true });
-  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
-  try {
+  await withPlaintextAds({}, async ({ client }) => {
     const first = open(client, 'sotw');
     first.send({ node, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
     const cds = await first.next();
@@ -248,16 +243,11 @@ test('SotW: a reconnecting proxy that reports its last versions is answered on t
     const edsAgain = await again.next();
     assert.deepEqual(sotwNames(edsAgain), [EXISTING]);
     again.call.end();
-  } finally {
-    client.close();
-    await controller.close();
-  }
+  });
 });
 
 test('delta: a subscribed name that does not exist yet is sent when it appears', async () => {
-  const { controller } = await testController('examples/bookstore', { insecureXds: true, pushWindowMs: 0 });
-  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
-  try {
+  await withPlaintextAds({ pushWindowMs: 0 }, async ({ controller, client }) => {
     const s = open(client, 'delta');
     s.send({ node, typeUrl: EDS, resourceNamesSubscribe: [EXISTING, LATE], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: '' });
     const a = await s.next();
@@ -268,16 +258,11 @@ test('delta: a subscribed name that does not exist yet is sent when it appears',
     const b = await s.next();
     assert.deepEqual(b.resources.map((r) => r.name), [LATE], 'only the new resource');
     s.call.end();
-  } finally {
-    client.close();
-    await controller.close();
-  }
+  });
 });
 
 test('push window: a burst of snapshot changes inside the window reaches a proxy as one push of the latest', async () => {
-  const { controller } = await testController('examples/bookstore', { insecureXds: true, pushWindowMs: 400 });
-  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
-  try {
+  await withPlaintextAds({ pushWindowMs: 400 }, async ({ controller, client }) => {
     const s = open(client, 'sotw');
     s.send({ node, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
     const cds = await s.next();
@@ -293,32 +278,22 @@ test('push window: a burst of snapshot changes inside the window reaches a proxy
     assert.equal(pushed.versionInfo, 'burst-3', 'the latest version, not the first');
     assert.ok(await s.quiet(800), 'one push for the whole burst');
     s.call.end();
-  } finally {
-    client.close();
-    await controller.close();
-  }
+  });
 });
 
 test('a stream whose first request has no node id is refused with INVALID_ARGUMENT', async () => {
-  const { controller } = await testController('examples/bookstore', { insecureXds: true });
-  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
-  try {
+  await withPlaintextAds({}, async ({ controller, client }) => {
     const s = open(client, 'sotw');
     s.send({ typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
     await assert.rejects(s.next(2000));
     assert.equal(s.error()?.code, grpc.status.INVALID_ARGUMENT);
     assert.match(s.error()?.details ?? '', /must carry node\.id/);
     assert.equal(controller.proxies.list().length, 0);
-  } finally {
-    client.close();
-    await controller.close();
-  }
+  });
 });
 
 test('delta: a NACK is recorded and the rejected resources are not re-sent', async () => {
-  const { controller } = await testController('examples/bookstore', { insecureXds: true });
-  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
-  try {
+  await withPlaintextAds({}, async ({ controller, client }) => {
     const s = open(client, 'delta');
     s.send({ node, typeUrl: CDS, resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: '' });
     const first = await s.next();
@@ -328,16 +303,11 @@ test('delta: a NACK is recorded and the rejected resources are not re-sent', asy
     const t = controller.proxies.list()[0]!.types.cluster!;
     assert.equal(t.nack?.message, 'cluster rejected');
     s.call.end();
-  } finally {
-    client.close();
-    await controller.close();
-  }
+  });
 });
 
 test('a change of every type is pushed in make-before-break order: CDS, EDS, LDS, RDS, then SDS', async () => {
-  const { controller } = await testController('examples/bookstore', { insecureXds: true, pushWindowMs: 0 });
-  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
-  try {
+  await withPlaintextAds({ pushWindowMs: 0 }, async ({ controller, client }) => {
     const snap = controller.cache.get(BOOKBUYER)!;
     const first = (kind: keyof typeof TYPES) => [...snap.types[kind].resources.values()][0]!;
     const s = open(client, 'sotw');
@@ -372,8 +342,5 @@ test('a change of every type is pushed in make-before-break order: CDS, EDS, LDS
     for (let i = 0; i < 5; i++) order.push((await s.next()).typeUrl);
     assert.deepEqual(order, [CDS, EDS, TYPE_URL.listener, TYPE_URL.route, TYPE_URL.secret]);
     s.call.end();
-  } finally {
-    client.close();
-    await controller.close();
-  }
+  });
 });

@@ -17,13 +17,20 @@ function http2Options(protocol: PortProtocol) {
   };
 }
 
-export function outboundCluster(u: Upstream) {
+/** An EDS cluster for one upstream service port, endpoints over ADS: all a proxyless gRPC client gets. */
+export function edsCluster(u: Upstream) {
   return {
     name: outboundClusterName(u.service, u.port.port),
     type: 'EDS',
     edsClusterConfig: { edsConfig: ADS_CONFIG },
     connectTimeout: '5s',
     lbPolicy: 'ROUND_ROBIN',
+  };
+}
+
+export function outboundCluster(u: Upstream) {
+  return {
+    ...edsCluster(u),
     transportSocket: {
       name: 'envoy.transport_sockets.tls',
       typedConfig: {

@@ -1,7 +1,6 @@
-import type { Upstream } from '../ir/reachability.js';
 import { ADS_CONFIG } from './sds.js';
 import { ROUTER, typed } from './listener.js';
-import { outboundClusterName, outboundRouteName, serviceHost } from './names.js';
+import { outboundRouteName, serviceHost } from './names.js';
 import { isHttp, type OutboundService } from './outbound.js';
 
 /**
@@ -47,14 +46,4 @@ export function proxylessListeners(services: readonly OutboundService[], warn: (
     }
   }
   return listeners;
-}
-
-export function proxylessCluster(u: Upstream) {
-  return {
-    name: outboundClusterName(u.service, u.port.port),
-    type: 'EDS',
-    edsClusterConfig: { edsConfig: ADS_CONFIG },
-    connectTimeout: '5s',
-    lbPolicy: 'ROUND_ROBIN',
-  };
 }

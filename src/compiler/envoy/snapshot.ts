@@ -3,11 +3,11 @@ import type { CertificateInputs } from '../inputs.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, type Identity, type MeshIR } from '../ir/types.js';
 import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
-import { inboundCluster, outboundCluster } from './cluster.js';
+import { edsCluster, inboundCluster, outboundCluster } from './cluster.js';
 import { loadAssignment } from './endpoint.js';
 import { explicitListeners, inboundListener, inboundPorts, transparentListener } from './listener.js';
 import { outboundServices } from './outbound.js';
-import { proxylessCluster, proxylessListeners } from './proxyless.js';
+import { proxylessListeners } from './proxyless.js';
 import { inboundRouteConfig, outboundRouteConfigs } from './route.js';
 import { identitySecret, trustBundleSecret } from './secret.js';
 
@@ -74,7 +74,7 @@ export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec,
   const endpoints = upstreams.map(loadAssignment);
   let sets: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
-    sets = { cluster: upstreams.map(proxylessCluster), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
+    sets = { cluster: upstreams.map(edsCluster), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
   } else {
     const inbound = inboundPorts(ir, identity);
     const clusters = [...upstreams.map(outboundCluster), ...inbound.map((p) => inboundCluster(p.port, p.protocol))];
