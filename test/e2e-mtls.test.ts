@@ -9,7 +9,8 @@ import { execFile } from 'node:child_process';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
 import { normalizeSerial } from '../src/adapters/ca/proxy-certificates.js';
 import { certificateFacts } from '../src/adapters/ca/x509.js';
-import { freePort, startEnvoy } from './helpers/envoy.js';
+import { startEnvoy } from './helpers/envoy.js';
+import { freePort } from './helpers/tools.js';
 import { startTestController } from './helpers/controller.js';
 import { sleep, waitFor } from './helpers/wait.js';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { TYPE_URL } from '../src/runtime/xds-types.js';
 import { Client, open } from './helpers/ads-client.js';
-import { freePort } from './helpers/envoy.js';
+import { freePort } from './helpers/tools.js';
 import { waitFor } from './helpers/wait.js';
 
 /**

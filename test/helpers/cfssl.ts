@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './envoy.js';
+import { freePort, installedTool } from './tools.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -10,18 +10,7 @@ import { waitFor } from './wait.js';
  * `cfssl gencert -initca`, on a free loopback port. cfssl is installed by the
  * project's script when missing; the test fails, never skips, without it.
  */
-let cached: string | undefined;
-
-export function cfsslPath(): string {
-  if (cached) return cached;
-  try {
-    cached = execFileSync('bash', ['scripts/install-cfssl.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`cfssl is required for this test and could not be installed (scripts/install-cfssl.sh): ${err.stderr ?? err.message}`);
-  }
-  return cached;
-}
+export const cfsslPath = (): string => installedTool('cfssl', 'scripts/install-cfssl.sh');
 
 export async function startCfssl(options: { expiry?: string } = {}): Promise<{ url: string; rootPem: string; stop: () => void }> {
   const bin = cfsslPath();

