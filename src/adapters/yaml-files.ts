@@ -12,6 +12,13 @@ import type { InputDocument, InputProblem, MeshInputs } from '../compiler/inputs
  */
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
+/**
+ * The yaml library's `maxAliasCount` bounds (uses of aliases) x (aliases
+ * nested inside the anchored node): plain reuse of an anchor hundreds of times
+ * stays far below it, while nested alias bombs exceed it at once.
+ */
+const MAX_ALIAS_EXPANSION = 10_000;
+
 export interface LoadOptions {
   /** Origins are written relative to this folder (stable golden output). */
   readonly relativeTo?: string;
@@ -68,7 +75,15 @@ export function parseText(text: string, source: string): { documents: InputDocum
       problems.push({ origin: { ...origin, line }, message: `YAML syntax error: ${e.message.split('\n')[0]}` });
       return;
     }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSION });
+    } catch (e) {
+      // The yaml library refuses alias expansion past the bound ("billion laughs"); that is this document's problem only.
+      const reason = e instanceof ReferenceError ? `its aliases expand past ${MAX_ALIAS_EXPANSION} nodes (a "billion laughs" document?)` : (e as Error).message;
+      problems.push({ origin, message: `YAML document not read: ${reason}` });
+      return;
+    }
     // An empty document (a stray `---`) is not an object anyone wrote.
     if (value === null || value === undefined) return;
     documents.push({ origin, value });

@@ -1,5 +1,23 @@
 import { TYPE_PREFIX } from '../compiler/envoy/codec.js';
 import { ADMIN_PORT } from '../compiler/envoy/names.js';
+import { RE2_MAX_PROGRAM_SIZE } from '../compiler/regex.js';
+
+/**
+ * Envoy's runtime as every bootstrap smc writes sets it: the RE2 program-size
+ * limit the compiler checks patterns against (Envoy's default, 100, refuses
+ * ordinary patterns such as `/x/[a-z0-9]{1,64}/[a-z]{1,64}`).
+ */
+export const LAYERED_RUNTIME = {
+  layers: [
+    {
+      name: 'smc',
+      staticLayer: {
+        're2.max_program_size.error_level': RE2_MAX_PROGRAM_SIZE,
+        're2.max_program_size.warn_level': RE2_MAX_PROGRAM_SIZE,
+      },
+    },
+  ],
+};
 
 /**
  * The Envoy bootstrap of a sidecar managed by smc: everything comes over one
@@ -25,6 +43,7 @@ export function adsBootstrap(o: AdsBootstrapOptions): object {
   return {
     node: { id: o.nodeId, cluster: o.nodeId.split('/')[0] },
     admin: { address: { socketAddress: { address: '127.0.0.1', portValue: o.adminPort ?? ADMIN_PORT } } },
+    layeredRuntime: LAYERED_RUNTIME,
     dynamicResources: {
       adsConfig: {
         apiType: o.delta ? 'DELTA_GRPC' : 'GRPC',

@@ -1,6 +1,7 @@
 import { TYPES, type ProtoCodec } from '../compiler/envoy/codec.js';
 import { ADMIN_PORT, TRUST_BUNDLE_SECRET, IDENTITY_SECRET } from '../compiler/envoy/names.js';
 import type { Snapshot } from '../compiler/envoy/snapshot.js';
+import { LAYERED_RUNTIME } from './ads-bootstrap.js';
 
 /**
  * A snapshot turned into a self-contained Envoy bootstrap: every resource
@@ -43,6 +44,7 @@ export function staticBootstrap(snapshot: Snapshot, codec: ProtoCodec, files: Ce
   const bootstrap = {
     node: { id: nodeId, cluster: nodeId.split('/')[0] ?? nodeId },
     admin: { address: { socketAddress: { address: '127.0.0.1', portValue: ADMIN_PORT } } },
+    layeredRuntime: LAYERED_RUNTIME,
     staticResources: {
       clusters: make(clusters),
       listeners: make(decode('listener')),

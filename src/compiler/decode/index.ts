@@ -10,6 +10,7 @@ import * as access from './smi-access.js';
 import * as specs from './smi-specs.js';
 import * as split from './smi-split.js';
 import * as smc from './smc.js';
+import { didYouMean, unknownFields } from './strict.js';
 
 /** One input object as the compiler tracks it for status. */
 export interface TrackedObject {
@@ -34,16 +35,27 @@ interface KindVersion {
   readonly codec: t.Decoder<unknown, unknown>;
   readonly normalise: Normalise;
   readonly clusterScoped?: boolean;
+  /** Unknown fields reject the object (policy kinds); Kubernetes core kinds tolerate fields smc does not model. */
+  readonly strict?: boolean;
 }
 
 const SUPPORTED: Record<string, Record<string, KindVersion>> = {};
+/** API group -> the kinds smc reads in it. */
+const KINDS_OF_GROUP = new Map<string, Set<string>>();
+
+/** Policy groups: SMI's and smc's own. Their objects are validated strictly. */
+const isPolicyGroup = (group: string) => group.endsWith('.smi-spec.io') || group === 'smc.dev';
 
 function register(group: string, kind: string, versions: string[], kv: KindVersion) {
   for (const v of versions) {
     const gv = group === '' ? v : `${group}/${v}`;
-    (SUPPORTED[kind] ??= {})[gv] = kv;
+    (SUPPORTED[kind] ??= {})[gv] = { ...kv, strict: isPolicyGroup(group) };
   }
+  if (!KINDS_OF_GROUP.has(group)) KINDS_OF_GROUP.set(group, new Set());
+  KINDS_OF_GROUP.get(group)!.add(kind);
 }
+
+const groupOf = (apiVersion: string) => (apiVersion.includes('/') ? apiVersion.split('/')[0]! : '');
 const as = <A>(codec: t.Decoder<unknown, A>, normalise: (value: A, base: BaseFields) => ReturnType<Normalise>, clusterScoped = false): KindVersion => ({
   codec,
   normalise: normalise as Normalise,
@@ -338,15 +350,23 @@ export function decodeDocuments(documents: readonly InputDocument[], status: Sta
       return;
     }
     const versions = SUPPORTED[ref.kind];
+    const groupKinds = KINDS_OF_GROUP.get(groupOf(ref.apiVersion));
+    if (!versions && groupKinds && isPolicyGroup(groupOf(ref.apiVersion))) {
+      // A typo in the kind of a policy group would otherwise drop the policy without a word.
+      const kinds = [...groupKinds].sort();
+      const close = didYouMean(ref.kind, kinds);
+      status.reject(key, error(pathPrefix + 'kind', `${groupOf(ref.apiVersion)} has no kind ${JSON.stringify(ref.kind)}${close ? `; did you mean ${JSON.stringify(close)}?` : ''} (its kinds: ${kinds.join(', ')})`));
+      return;
+    }
     if (!versions) {
       status.ignore(key, { severity: 'warning', path: '', message: `kind ${ref.kind} (${ref.apiVersion}) is not used by smc; ignored` });
       return;
     }
     const kv = versions[ref.apiVersion];
     if (!kv) {
-      const group = ref.apiVersion.includes('/') ? ref.apiVersion.split('/')[0] : '';
+      const group = groupOf(ref.apiVersion);
       const known = Object.keys(versions);
-      const sameGroup = known.some((gv) => (gv.includes('/') ? gv.split('/')[0] : '') === group);
+      const sameGroup = known.some((gv) => groupOf(gv) === group);
       if (!sameGroup) {
         status.ignore(key, { severity: 'warning', path: pathPrefix + 'apiVersion', message: `${ref.kind} of ${ref.apiVersion} is not a kind smc reads (it reads ${known.join(', ')}); ignored` });
       } else {
@@ -354,9 +374,10 @@ export function decodeDocuments(documents: readonly InputDocument[], status: Sta
       }
       return;
     }
+    const unknown = kv.strict ? unknownFields(kv.codec, value) : [];
     const decoded = decodeWith(kv.codec, value);
-    if (!decoded.ok) {
-      for (const p of decoded.problems) status.add(key, error(pathPrefix + p.path, p.message));
+    if (!decoded.ok || unknown.length > 0) {
+      for (const p of [...unknown, ...(decoded.ok ? [] : decoded.problems)]) status.add(key, error(pathPrefix + p.path, p.message));
       status.reject(key, error('', `${ref.kind} could not be decoded; not applied`));
       return;
     }

@@ -28,7 +28,7 @@ export const httpRouteGroupV1alpha3 = struct(
 );
 
 /** v1alpha1..v1alpha3: a TCPRoute names no ports; it grants every port. */
-export const tcpRouteV1alpha1 = struct('TCPRoute', { metadata: objectMeta }, {});
+export const tcpRouteV1alpha1 = struct('TCPRoute', { metadata: objectMeta }, { spec: struct('TCPRouteSpec', {}, {}) });
 
 /** v1alpha4: `spec.matches` is one object `{name?, ports?}`, not a list. */
 export const portRouteV1alpha4 = (kind: string) =>

@@ -1,5 +1,5 @@
 import type { HttpMatchIR } from '../ir/types.js';
-import { anchoredPathRegex } from '../regex.js';
+import { anchoredPathRegex, methodsRegex } from '../regex.js';
 
 /**
  * One SMI HTTP match (path AND methods AND headers) in the two places Envoy
@@ -9,14 +9,9 @@ import { anchoredPathRegex } from '../regex.js';
 
 const regex = (r: string) => ({ safeRegex: { regex: r } });
 
-/** RE2-escapes a literal (method names are tokens, but a token may hold `.` or `+`). */
-function escapeRe2(s: string): string {
-  return s.replace(/[\\^$.|?*+()[\]{}]/g, (c) => `\\${c}`);
-}
-
 function headerMatchers(m: HttpMatchIR) {
   const list = m.headers.map((h) => ({ name: h.name, stringMatch: regex(h.regex) }));
-  if (m.methods !== undefined) list.unshift({ name: ':method', stringMatch: regex(m.methods.map(escapeRe2).join('|')) });
+  if (m.methods !== undefined) list.unshift({ name: ':method', stringMatch: regex(methodsRegex(m.methods)) });
   return list;
 }
 

@@ -15,7 +15,10 @@ export function buildAccess(
   identities: readonly string[],
   settings: MeshSettings,
   status: StatusCollector,
+  /** Identities of ServiceAccount objects: with the workloads', the identities that exist. */
+  accounts: readonly string[] = [],
 ): DestinationAccess[] {
+  const known = new Set([...identities, ...accounts]);
   const byDestination = new Map<string, Grant[]>();
   for (const id of identities) byDestination.set(id, []);
 
@@ -29,6 +32,14 @@ export function buildAccess(
     }
     const destination = identityOf(settings.trustDomain, ns, tt.destination.name);
     const sources = [...new Set(tt.sources.map((s) => identityOf(settings.trustDomain, s.namespace, s.name)))];
+    // References to nothing are warnings, not errors: the account may come later (as with istioctl analyze).
+    const absent = (id: string) => !known.has(id);
+    if (absent(destination)) status.add(tt.key, warning(`${destPath}.name`, `no Pod, VirtualMachine or ServiceAccount of the mesh is service account ${ns}/${tt.destination.name}; this TrafficTarget applies once one exists`));
+    tt.sources.forEach((s, i) => {
+      if (absent(identityOf(settings.trustDomain, s.namespace, s.name))) {
+        status.add(tt.key, warning(`${tt.rulesPath === 'specs' ? 'sources' : 'spec.sources'}[${i}].name`, `no Pod, VirtualMachine or ServiceAccount of the mesh is service account ${s.namespace}/${s.name}; this source is granted access once one exists`));
+      }
+    });
     if (sources.length === 0) status.add(tt.key, warning(tt.rulesPath === 'specs' ? 'sources' : 'spec.sources', 'no sources: this TrafficTarget grants nothing'));
     if (tt.rules.length === 0) status.add(tt.key, warning(tt.rulesPath, 'no rules: this TrafficTarget grants nothing'));
 
@@ -40,6 +51,8 @@ export function buildAccess(
         errors++;
         status.add(tt.key, error(p, message));
       };
+      // A route that does not exist (yet): the rule grants nothing until it does.
+      const missing = (p: string, message: string) => void status.add(tt.key, warning(p, message));
       const restrict = (ports: readonly number[] | 'all'): readonly number[] | 'all' | undefined => {
         if (tt.destinationPort === undefined) return ports;
         if (ports === 'all' || ports.includes(tt.destinationPort)) return [tt.destinationPort];
@@ -48,7 +61,7 @@ export function buildAccess(
       const refName = `${ns}/${rule.name}`;
       if (rule.kind === 'HTTPRouteGroup') {
         const group = routeGroups.get(refName);
-        if (!group) return fail(`${path}.name`, `HTTPRouteGroup ${refName} not found (or not valid); this rule grants nothing`);
+        if (!group) return missing(`${path}.name`, `HTTPRouteGroup ${refName} not found (or rejected: see its status); this rule grants nothing until it exists`);
         const http: HttpMatchIR[] = [];
         if (rule.matches === undefined || rule.matches.length === 0) {
           for (const m of group.matches) if (m.ir) http.push(m.ir);
@@ -56,7 +69,7 @@ export function buildAccess(
         } else {
           rule.matches.forEach((name, j) => {
             const m = group.matches.find((x) => x.name === name);
-            if (!m) fail(`${path}.matches[${j}]`, `HTTPRouteGroup ${refName} has no match named ${JSON.stringify(name)}; it grants nothing`);
+            if (!m) missing(`${path}.matches[${j}]`, `HTTPRouteGroup ${refName} has no match named ${JSON.stringify(name)}; it grants nothing`);
             else if (!m.ir) fail(`${path}.matches[${j}]`, `match ${JSON.stringify(name)} of HTTPRouteGroup ${refName} is invalid (see its status); it grants nothing`);
             else http.push(m.ir);
           });
@@ -65,9 +78,9 @@ export function buildAccess(
         if (http.length > 0) ruleGrants.push({ protocol: 'http', ports, http: dedupeMatches(http), grantedBy: from });
       } else if (rule.kind === 'TCPRoute') {
         const route = portRoutes.get(`TCPRoute/${refName}`);
-        if (!route) return fail(`${path}.name`, `TCPRoute ${refName} not found (or not valid); this rule grants nothing`);
+        if (!route) return missing(`${path}.name`, `TCPRoute ${refName} not found (or rejected: see its status); this rule grants nothing until it exists`);
         if (rule.matches !== undefined && rule.matches.length > 0 && !rule.matches.includes(route.matchName ?? '')) {
-          return fail(`${path}.matches`, `TCPRoute ${refName} has no match named ${rule.matches.map((x) => JSON.stringify(x)).join(', ')}; this rule grants nothing`);
+          return missing(`${path}.matches`, `TCPRoute ${refName} has no match named ${rule.matches.map((x) => JSON.stringify(x)).join(', ')}; this rule grants nothing`);
         }
         const routePorts = route.ports === undefined || route.ports.length === 0 ? 'all' : [...new Set(route.ports)].sort((a, b) => a - b);
         const ports = restrict(routePorts);

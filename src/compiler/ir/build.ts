@@ -7,7 +7,7 @@ import { checkRouteGroups } from './routes.js';
 import { buildServices } from './services.js';
 import { meshNamespaces, meshSettings } from './settings.js';
 import { buildSplits } from './splits.js';
-import { compareStrings, type MeshIR } from './types.js';
+import { compareStrings, identityOf, type MeshIR } from './types.js';
 import { buildWorkloads } from './workloads.js';
 
 /** Kinds that are namespaced but may live outside mesh namespaces. */
@@ -38,7 +38,8 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
   const routeGroups = checkRouteGroups(inMeshOf('HTTPRouteGroup'), status);
   const portRoutes = new Map(inMeshOf('TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
   const identities = [...new Set(workloads.map((w) => w.identity))];
-  const access = buildAccess(inMeshOf('TrafficTarget'), routeGroups, portRoutes, identities, settings, status);
+  const accounts = inMeshOf('ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
+  const access = buildAccess(inMeshOf('TrafficTarget'), routeGroups, portRoutes, identities, settings, status, accounts);
   warnHttpOnTcp(inMeshOf('TrafficTarget'), access, services, settings, status);
   const splits = buildSplits(inMeshOf('TrafficSplit'), services, routeGroups, status);
 

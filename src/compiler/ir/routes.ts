@@ -1,5 +1,5 @@
 import type { HttpMatch, HttpRouteGroupObj } from '../model.js';
-import { re2Error } from '../regex.js';
+import { anchoredPathRegex, methodsRegex, re2Error, re2ProgramSizeBound, RE2_MAX_PROGRAM_SIZE } from '../regex.js';
 import { error, type StatusCollector } from '../status.js';
 import type { HttpMatchIR } from './types.js';
 
@@ -42,7 +42,7 @@ export function checkRouteGroups(groups: readonly HttpRouteGroupObj[], status: S
 function checkMatch(m: HttpMatch, key: string, status: StatusCollector): boolean {
   let ok = true;
   if (m.pathRegex !== undefined) {
-    const e = re2Error(m.pathRegex);
+    const e = re2Error(m.pathRegex) ?? tooLarge(anchoredPathRegex(m.pathRegex));
     if (e !== undefined) {
       status.add(key, error(`${m.path}.pathRegex`, `expected an RE2 pattern: ${e}`));
       ok = false;
@@ -59,13 +59,26 @@ function checkMatch(m: HttpMatch, key: string, status: StatusCollector): boolean
       status.add(key, error(`${m.path}.headers`, `expected a header name, got ${JSON.stringify(h.name)}`));
       ok = false;
     }
-    const e = re2Error(h.regex);
+    const e = re2Error(h.regex) ?? tooLarge(h.regex);
     if (e !== undefined) {
       status.add(key, error(`${m.path}.headers["${h.name}"]`, `expected an RE2 pattern: ${e}`));
       ok = false;
     }
   }
+  const methods = normaliseMethods(m.methods);
+  const e = methods && tooLarge(methodsRegex(methods));
+  if (e !== undefined) {
+    status.add(key, error(`${m.path}.methods`, `too many methods: ${e}`));
+    ok = false;
+  }
   return ok;
+}
+
+/** Why Envoy would refuse `envoyPattern` (the regex as the proxy gets it) for its size, if it would. */
+function tooLarge(envoyPattern: string): string | undefined {
+  const size = re2ProgramSizeBound(envoyPattern);
+  if (size === undefined || size <= RE2_MAX_PROGRAM_SIZE) return undefined;
+  return `its RE2 program may take up to ${size} instructions, more than the ${RE2_MAX_PROGRAM_SIZE} Envoy is allowed (smaller or fewer {n,m} repetitions and narrower classes make it smaller)`;
 }
 
 /** `["*"]` anywhere, or no methods at all, means any method. */
