@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCertificateStore } from '../src/adapters/ca/certificate-store.js';
@@ -22,6 +22,44 @@ test('the root is created once, key mode 0600, and loaded again on restart', asy
   const b = await openInternalCA(dir, 'cluster.local', (l) => logs.push(l));
   assert.equal(b.trustBundle(), a.trustBundle(), 'the same root after a restart');
   assert.equal(logs.filter((l) => l.includes('created a new mesh root')).length, 1, 'no second root');
+});
+
+test('any trace of an earlier mesh (proxy certificates, retired roots) refuses a new root: the state folder says restore', async () => {
+  const withProxyRecord = state();
+  mkdirSync(join(withProxyRecord, 'proxy-certificates'));
+  writeFileSync(join(withProxyRecord, 'proxy-certificates', 'ab12.json'), '{}');
+  await assert.rejects(openInternalCA(withProxyRecord, 'cluster.local'), /is missing .* a mesh existed: .*proxy-certificates \(proxy certificates it issued\).*Restore the root from your backup/);
+  const withRetired = state();
+  mkdirSync(join(withRetired, 'ca'));
+  writeFileSync(join(withRetired, 'ca', 'retired-1-ab.crt'), 'x');
+  await assert.rejects(openInternalCA(withRetired, 'cluster.local'), /a mesh existed: retired-1-ab\.crt in /);
+  for (const d of [withProxyRecord, withRetired]) assert.equal(existsSync(join(d, 'ca', 'root.key')), false, 'no root was minted');
+});
+
+test('a root write that fails half way (a full disk) leaves no half root behind, and the next start makes a whole one', async () => {
+  // A real full disk: a 64 KiB tmpfs, filled up but for a few hundred bytes.
+  const dir = state();
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
+  try {
+    let filler = 0;
+    try {
+      for (;;) writeFileSync(join(dir, `fill-${filler++}`), Buffer.alloc(4096));
+    } catch {
+      // full
+    }
+    rmSync(join(dir, `fill-0`));
+    writeFileSync(join(dir, 'fill-0'), Buffer.alloc(3600)); // room for the key file, not for both
+    await assert.rejects(openInternalCA(dir, 'cluster.local'), /ENOSPC/);
+    const ca = existsSync(join(dir, 'ca')) ? readdirSync(join(dir, 'ca')) : [];
+    assert.deepEqual(ca, [], 'neither root.key nor root.crt is left behind');
+    for (let i = 0; i < filler; i++) rmSync(join(dir, `fill-${i}`), { force: true });
+    const logs: string[] = [];
+    await openInternalCA(dir, 'cluster.local', (l) => logs.push(l));
+    assert.ok(logs.some((l) => l.includes('created a new mesh root')));
+    assert.ok(readFileSync(join(dir, 'ca', 'root.crt'), 'utf8').includes('BEGIN CERTIFICATE'));
+  } finally {
+    execFileSync('umount', [dir]);
+  }
 });
 
 test('a missing, half-missing or corrupt root is a clear startup error, never a new root', async () => {
@@ -45,7 +83,7 @@ test('a missing, half-missing or corrupt root is a clear startup error, never a 
   await assert.rejects(openInternalCA(dir, 'cluster.local'), /root\.key does not belong to root\.crt/);
 
   rmSync(join(dir, 'ca'), { recursive: true });
-  await assert.rejects(openInternalCA(dir, 'cluster.local'), /root is missing .* holds certificates it issued/);
+  await assert.rejects(openInternalCA(dir, 'cluster.local'), /root \(root\.crt, root\.key\) is missing .* a mesh existed: .*issued \(service certificates it issued\)/);
 
   // Restored from backup: it works again, with the same root.
   mkdirSync(join(dir, 'ca'));

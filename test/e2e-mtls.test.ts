@@ -172,7 +172,7 @@ test('two Envoys exchange HTTP over mTLS with SDS certificates from smc; a certi
       }
     })();
     const rotated = await new Promise<{ code: number; out: string }>((resolve) =>
-      execFile(process.execPath, ['dist/src/cli/main.js', 'ca', 'rotate-root', '--admin', `127.0.0.1:${current.controller.adminPort}`], (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr })),
+      execFile(process.execPath, ['dist/src/cli/main.js', 'ca', 'rotate-root', '--admin', `127.0.0.1:${current.controller.adminPort}`, '--state', current.state], (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr })),
     );
     // Keep the load on a little after the old root left the bundle.
     await sleep(2000);

@@ -2,14 +2,15 @@ import { parseArgs } from 'node:util';
 import { openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { identityOf } from '../compiler/ir/types.js';
 import { UsageError } from './runtime-commands.js';
+import { ADMIN_TOKEN_FILE, readAdminToken } from '../runtime/admin-auth.js';
 
 export const HELP_CERTS = `smc certs list [--state DIR] [-o json]
 smc certs revoke (--serial SERIAL | --identity NS/SA) [--state DIR] [--trust-domain TD]
 
 Proxy certificates are the long-lived certificates 'smc bootstrap' writes for a
 sidecar to authenticate to the xDS port. Each is UNCLAIMED until a proxy first
-connects with it, then CLAIMED (by that node id). A REVOKED one can no longer
-open a stream; proxies already connected keep their stream until they reconnect.
+connects with it, then CLAIMED by that node id: one certificate, one node (a
+second node presenting it is refused). A REVOKED one can no longer open a stream.
 Service certificates (SDS) are not listed here: they are short-lived and renewed
 by the controller.
 
@@ -20,7 +21,12 @@ Options:
       --identity NS/SA     Revoke every proxy certificate of that identity
       --trust-domain TD    Trust domain of --identity (default cluster.local)
 
-Exit status: 0 done; 1 nothing matched --serial/--identity; 2 usage error.
+A revocation closes the streams open with that certificate within a second
+(the running controller watches the state folder). A damaged record file is
+reported by name and the others keep working.
+
+Exit status: 0 done; 1 nothing matched --serial/--identity, or a record could
+not be read; 2 usage error.
 `;
 
 export async function certsCommand(args: string[]): Promise<number> {
@@ -42,17 +48,20 @@ export async function certsCommand(args: string[]): Promise<number> {
   }
   const store = openProxyCertificates(values.state);
   if (sub === 'list') {
-    const records = await store.list();
+    const { records, problems } = await store.list();
+    // A damaged record is reported on its own; every other record is still listed.
+    for (const p of problems) process.stderr.write(`smc certs: ${p}\n`);
+    const code = problems.length > 0 ? 1 : 0;
     if (values.output === 'json') {
-      process.stdout.write(`${JSON.stringify({ proxyCertificates: records }, null, 2)}\n`);
-      return 0;
+      process.stdout.write(`${JSON.stringify({ proxyCertificates: records, problems }, null, 2)}\n`);
+      return code;
     }
     if (values.output !== undefined) throw new UsageError(`-o expects json, got ${JSON.stringify(values.output)}`);
     const header = ['SERIAL', 'IDENTITY', 'STATE', 'ISSUED', 'EXPIRES', 'CLAIMED BY'];
     const rows = records.map((r) => [r.serial, r.identity, r.state.toUpperCase(), r.issuedAt, r.notAfter, r.claimedBy ?? '']);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
     for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
-    return 0;
+    return code;
   }
   if (sub === 'revoke') {
     if ((values.serial === undefined) === (values.identity === undefined)) throw new UsageError('smc certs revoke needs exactly one of --serial SERIAL or --identity NS/SA');
@@ -63,18 +72,19 @@ export async function certsCommand(args: string[]): Promise<number> {
       if (!m) throw new UsageError(`--identity expects NAMESPACE/SERVICEACCOUNT, got ${JSON.stringify(values.identity)}`);
       which = { identity: identityOf(values['trust-domain'], m[1]!, m[2]!) };
     }
-    const revoked = await store.revoke(which, new Date());
+    const { revoked, problems } = await store.revoke(which, new Date());
     for (const r of revoked) process.stdout.write(`revoked ${r.serial} (${r.identity})\n`);
+    for (const p of problems) process.stderr.write(`smc certs revoke: ${p}; if it is a certificate of ${'identity' in which ? which.identity : 'this identity'}, it is NOT revoked\n`);
     if (revoked.length === 0) {
       process.stderr.write(`smc certs revoke: no unrevoked proxy certificate matches ${JSON.stringify(which)} in ${values.state}\n`);
       return 1;
     }
-    return 0;
+    return problems.length > 0 ? 1 : 0;
   }
   throw new UsageError(`smc certs: unknown subcommand ${JSON.stringify(sub)} (list or revoke)`);
 }
 
-export const HELP_CA = `smc ca rotate-root [--admin HOST:PORT]
+export const HELP_CA = `smc ca rotate-root [--admin HOST:PORT] [--state DIR]
 
 Asks a running controller (internal CA) to rotate the mesh root without
 breaking traffic: (1) a new root joins every proxy's trust bundle; (2) once all
@@ -84,18 +94,29 @@ bundle. It is kept (ca/retired-*, or in the root Secret) so proxy bootstrap cert
 older bootstraps keep working on the xDS port. If a proxy does not acknowledge
 in time the rotation pauses (exit 1, naming it); run the command again to
 resume. Back up <state>/ca afterwards.
+
+The admin port takes this only with the token in <state>/admin-token: --state
+names the controller's state folder (default .smc-state).
 `;
 
 export async function caCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  const { values } = parseArgs({ args: rest, options: { admin: { type: 'string', default: '127.0.0.1:15129' }, help: { type: 'boolean', short: 'h', default: false } } });
+  const { values } = parseArgs({
+    args: rest,
+    options: { admin: { type: 'string', default: '127.0.0.1:15129' }, state: { type: 'string', default: '.smc-state' }, help: { type: 'boolean', short: 'h', default: false } },
+  });
   if (values.help || sub !== 'rotate-root') {
     process.stdout.write(HELP_CA);
     return values.help ? 0 : 2;
   }
+  const token = await readAdminToken(values.state);
+  if (token === undefined) {
+    process.stderr.write(`smc ca rotate-root: no admin token in ${values.state} (${ADMIN_TOKEN_FILE}): give the running controller's --state\n`);
+    return 2;
+  }
   let res: Response;
   try {
-    res = await fetch(`http://${values.admin}/ca/rotate-root`, { method: 'POST' });
+    res = await fetch(`http://${values.admin}/ca/rotate-root`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
   } catch (e) {
     process.stderr.write(`smc ca: cannot reach the controller's admin port at ${values.admin}: ${(e as Error).message}\n`);
     return 3;

@@ -16,6 +16,7 @@ import { statusLines } from '../output/render.js';
 import { bootstrapCommand, controllerCommand, HELP_BOOTSTRAP, HELP_CONTROLLER, HELP_PROXY_STATUS, proxyStatusCommand, UsageError } from './runtime-commands.js';
 import { staticBootstrap } from '../output/static-bootstrap.js';
 import { caCommand, certsCommand, HELP_CA, HELP_CERTS } from './certs-command.js';
+import { StartupError } from '../adapters/startup-error.js';
 
 /** Exit codes scripts can trust. */
 const EXIT_OK = 0;
@@ -279,6 +280,11 @@ main(process.argv.slice(2)).then(
     if (e instanceof PathNotFoundError || e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`smc: ${e.message}\n`);
       process.exitCode = EXIT_USAGE;
+      return;
+    }
+    if (e instanceof StartupError) {
+      process.stderr.write(`smc: ${e.message}\n`);
+      process.exitCode = EXIT_REJECTED;
       return;
     }
     process.stderr.write(`smc: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -9,6 +9,7 @@ import { adsBootstrap } from '../output/ads-bootstrap.js';
 import { grpcXdsBootstrap } from '../output/grpc-bootstrap.js';
 import { PUSH_ORDER } from '../compiler/envoy/codec.js';
 import { controlPlaneIdentity, startController } from '../runtime/controller.js';
+import { clientText } from '../runtime/client-text.js';
 
 export const HELP_CONTROLLER = `smc controller [options]
 
@@ -46,8 +47,19 @@ Options:
       --cfssl-url URL  With --ca cfssl: the 'cfssl serve' API (e.g. http://ca:8888)
       --cfssl-profile NAME
                        With --ca cfssl: the signing profile (its expiry sets the lifetime)
+      --admin-allowed-host NAME
+                       A host name the admin port answers to (repeatable); IP
+                       addresses and localhost always work, other names are
+                       refused (a defence against DNS rebinding)
       --insecure-xds   Plaintext xDS that trusts node ids: local experiments only
   -h, --help           Show this help
+
+Security: the admin port changes the mesh only for requests that present the
+token in <state>/admin-token (0600, made at first start; 'smc ca rotate-root
+--state DIR' reads it). One controller per state folder: a second one started
+on the same --state exits, naming the first (<state>/controller.lock).
+Exit status: 0 after SIGINT/SIGTERM; 1 when it cannot start (a port in use, the
+state folder locked, the mesh CA root missing); 2 usage error.
 
 Stops cleanly on SIGINT or SIGTERM.
 `;
@@ -153,6 +165,7 @@ export async function controllerCommand(args: string[]): Promise<number> {
       'service-cert-ttl': { type: 'string', default: '24h' },
       ...CA_OPTIONS,
       'insecure-xds': { type: 'boolean', default: false },
+      'admin-allowed-host': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -180,6 +193,7 @@ export async function controllerCommand(args: string[]): Promise<number> {
     pushWindowMs,
     serviceCertTtlMs,
     ca,
+    adminAllowedHosts: values['admin-allowed-host'] ?? [],
     log,
   });
   await new Promise<void>((resolveStop) => {
@@ -278,10 +292,11 @@ export async function proxyStatusCommand(args: string[]): Promise<number> {
   if (values.output === 'json') process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
   else {
     const header = ['NAME', 'IDENTITY', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS'];
-    const rows = doc.proxies.map((p) => [p.nodeId, p.identity, ...PUSH_ORDER.map((k) => p.types[k]?.state ?? 'NOT SENT')]);
+    const rows = doc.proxies.map((p) => [clientText(p.nodeId, 128), p.identity, ...PUSH_ORDER.map((k) => p.types[k]?.state ?? 'NOT SENT')]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const r of [header, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
-    for (const p of doc.proxies) for (const [k, t] of Object.entries(p.types)) if (t.nack) process.stdout.write(`${p.nodeId} ${k} NACK: ${t.nack.message}\n`);
+    // What a proxy sent is printed escaped, even from a controller that did not escape it.
+    for (const p of doc.proxies) for (const [k, t] of Object.entries(p.types)) if (t.nack) process.stdout.write(`${clientText(p.nodeId)} ${k} NACK: ${clientText(t.nack.message)}\n`);
   }
   const synced = doc.proxies.every((p) => Object.values(p.types).every((t) => t.state === 'SYNCED' || t.state === 'NOT SENT'));
   return synced ? 0 : 1;

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { PUSH_ORDER } from '../compiler/envoy/codec.js';
+import { hostAllowed, tokenMatches } from './admin-auth.js';
 import type { Metrics } from './metrics.js';
 import { syncState, type ProxyRegistry } from './proxy-status.js';
 
@@ -15,6 +16,10 @@ export interface AdminOptions {
   readonly inputs: () => unknown;
   /** POST /ca/rotate-root: rotates the mesh root; answers when done (or why it paused). */
   readonly rotateRoot?: () => Promise<void>;
+  /** Mutating requests must present it as `Authorization: Bearer TOKEN` (see admin-auth.ts). */
+  readonly token: string;
+  /** Host names (besides IP literals and localhost) requests may name in Host. */
+  readonly allowedHosts?: readonly string[];
 }
 
 export function proxyStatusDocument(proxies: ProxyRegistry): unknown {
@@ -39,6 +44,12 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     };
     const json = (value: unknown) => send(200, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
     const path = (req.url ?? '/').split('?')[0];
+    if (!hostAllowed(req.headers.host, o.allowedHosts ?? [])) {
+      return send(421, 'text/plain', 'misdirected request: the Host header must be an IP address, localhost, or a name given with --admin-allowed-host\n');
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !tokenMatches(req.headers.authorization, o.token)) {
+      return send(401, 'text/plain', 'this admin call changes the mesh: present the token of the state folder (Authorization: Bearer $(cat STATE/admin-token)); the smc CLI does this given --state\n');
+    }
     if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
     if (path === '/readyz') return o.ready() ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', 'not ready: no snapshot yet\n');
     if (path === '/status/proxies') return json(proxyStatusDocument(o.proxies));

@@ -5,6 +5,8 @@ import { identityOf, parseIdentity } from '../compiler/ir/types.js';
 import type { SnapshotCache } from './cache.js';
 import type { Metrics } from './metrics.js';
 import type { ProxyRecord, ProxyRegistry, ReplyEvents } from './proxy-status.js';
+import { normalizeSerial } from '../adapters/ca/proxy-certificates.js';
+import { clientText } from './client-text.js';
 import { DeltaStream } from './stream-delta.js';
 import { SotwStream } from './stream-sotw.js';
 import { kindOfTypeUrl, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse } from './xds-types.js';
@@ -50,14 +52,31 @@ export interface AdsServerOptions {
 export interface AdsServer {
   /** Binds and starts; returns the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number>;
+  /** Closes every open stream authenticated by this client certificate serial (a revocation); returns how many. */
+  closeCertificate(serial: string, reason: string): number;
   close(): Promise<void>;
 }
 
+/**
+ * What one stream may hold. Requests wait only while the stream's pump is
+ * busy (usually a write the proxy does not read); they coalesce per type, so
+ * a well-behaved proxy never has more than one per type waiting. A client
+ * that keeps sending while not reading, or subscribes without bound, is cut
+ * off with RESOURCE_EXHAUSTED instead of growing the controller's memory.
+ */
+export const STREAM_LIMITS = {
+  /** Requests received while one write waits for the proxy to read. */
+  requestsWhileBlocked: 1000,
+  /** Resource names one stream may subscribe to, over all types. */
+  subscribedNames: 200_000,
+};
+
 const SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 
-/** `<namespace>/<serviceaccount>` or `<namespace>/<serviceaccount>/<instance>`. */
+/** `<namespace>/<serviceaccount>` or `<namespace>/<serviceaccount>/<instance>`; an instance is a pod or host name. */
 export function nodeIdentity(nodeId: string): { namespace: string; serviceAccount: string } | undefined {
-  const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)(\/[^/]+)?$/.exec(nodeId);
+  if (nodeId.length > 512) return undefined;
+  const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)(\/[A-Za-z0-9][-A-Za-z0-9._:]*)?$/.exec(nodeId);
   return m ? { namespace: m[1]!, serviceAccount: m[3]! } : undefined;
 }
 
@@ -96,6 +115,8 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
   };
 
   const streams = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
+  // Open streams by the serial of the client certificate that opened them (for revocation).
+  const bySerial = new Map<string, Set<(reason: string) => void>>();
   // The push window: streams whose snapshot changed, told together when the window closes.
   const pushWindow = o.pushWindowMs ?? 100;
   const due = new Set<() => void>();
@@ -122,15 +143,32 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
     let snapshotDirty = false;
     const requests: (DiscoveryRequest | DeltaDiscoveryRequest)[] = [];
     const sentAt = new Map<ResourceKind, number>();
+    let blocked = false;
+    let sentWhileBlocked = 0;
+    let serial: string | undefined;
 
     const fail = (code: grpc.status, details: string) => {
       o.log(`xds: refused stream from ${call.getPeer()}: ${details}`);
       call.emit('error', { code, details });
     };
+    /** Ends an admitted stream from the server side. */
+    const cut = (code: grpc.status, details: string) => {
+      if (closed) return;
+      o.log(`xds: closing the stream of ${record ? `${record.nodeId} (${record.identity})` : call.getPeer()}: ${details}`);
+      call.emit('error', { code, details });
+      cleanup();
+    };
+    const revoke = (reason: string) => cut(grpc.status.PERMISSION_DENIED, reason);
     const cleanup = () => {
       if (closed) return;
       closed = true;
       streams.delete(call);
+      requests.length = 0;
+      if (serial !== undefined) {
+        const set = bySerial.get(serial);
+        set?.delete(revoke);
+        if (set?.size === 0) bySerial.delete(serial);
+      }
       unwatch?.();
       if (record) {
         o.proxies.remove(record);
@@ -148,10 +186,13 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
         if (call.write(msg)) return resolve();
         // The proxy is not reading: only this stream's pump waits, for its drain.
         if (record) record.sendBlockedSince = new Date().toISOString();
+        blocked = true;
         o.metrics.blocked.inc();
         const done = () => {
           call.off('drain', done);
           call.off('close', done);
+          blocked = false;
+          sentWhileBlocked = 0;
           if (record) delete record.sendBlockedSince;
           o.metrics.blocked.dec();
           resolve();
@@ -167,6 +208,7 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       },
       nack(kind, version, message) {
         o.metrics.nacks.inc({ type: kind });
+        // `message` is already escaped and bounded (recordReply).
         o.log(`xds: ${record?.nodeId} NACKed ${kind} version ${version}: ${message}`);
       },
       stale(kind) {
@@ -184,6 +226,9 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
           if (requests.length > 0) {
             const r = requests.shift()!;
             out = machine instanceof SotwStream ? machine.onRequest(r as DiscoveryRequest, snapshot) : machine!.onRequest(r as DeltaDiscoveryRequest, snapshot);
+            if (machine!.subscribedNames() > STREAM_LIMITS.subscribedNames) {
+              return cut(grpc.status.RESOURCE_EXHAUSTED, `subscribed to more than ${STREAM_LIMITS.subscribedNames} resource names`);
+            }
           } else {
             snapshotDirty = false;
             out = machine!.onSnapshot(snapshot);
@@ -205,7 +250,7 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       const nodeId = r.node?.id ?? '';
       if (nodeId === '') return fail(grpc.status.INVALID_ARGUMENT, 'the first request must carry node.id (NAMESPACE/SERVICEACCOUNT[/INSTANCE])');
       const fromNode = nodeIdentity(nodeId);
-      if (!fromNode) return fail(grpc.status.INVALID_ARGUMENT, `node.id ${JSON.stringify(nodeId)} is not NAMESPACE/SERVICEACCOUNT[/INSTANCE]`);
+      if (!fromNode) return fail(grpc.status.INVALID_ARGUMENT, `node.id "${clientText(nodeId, 128)}" is not NAMESPACE/SERVICEACCOUNT[/INSTANCE] (lower-case DNS labels; an instance of letters, digits and .-_:)`);
       let identity: string;
       if (o.tls) {
         const ids = peerSpiffeIds(call);
@@ -216,11 +261,15 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
           return fail(grpc.status.PERMISSION_DENIED, `node.id ${JSON.stringify(nodeId)} does not match the certificate's identity ${identity}`);
         }
         if (fromCert.trustDomain !== o.trustDomain()) return fail(grpc.status.PERMISSION_DENIED, `certificate identity ${identity} is not in trust domain ${o.trustDomain()}`);
+        const presented = call.getAuthContext()?.sslPeerCertificate?.serialNumber ?? '';
         if (o.authorizeCertificate) {
-          const serial = call.getAuthContext()?.sslPeerCertificate?.serialNumber ?? '';
-          const refusal = await o.authorizeCertificate({ serial, identity, nodeId }).catch((e: Error) => `cannot check the certificate: ${e.message}`);
+          const refusal = await o.authorizeCertificate({ serial: presented, identity, nodeId }).catch((e: Error) => `cannot check the certificate: ${e.message}`);
           if (refusal !== undefined) return fail(grpc.status.PERMISSION_DENIED, refusal);
         }
+        if (closed) return;
+        serial = normalizeSerial(presented);
+        if (!bySerial.has(serial)) bySerial.set(serial, new Set());
+        bySerial.get(serial)!.add(revoke);
       } else identity = identityOf(o.trustDomain(), fromNode.namespace, fromNode.serviceAccount);
       if (closed) return;
       record = o.proxies.add({ variant, identity, nodeId, address: call.getPeer(), connectedSince: new Date().toISOString() });
@@ -241,7 +290,12 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
 
     call.on('data', (r: DiscoveryRequest | DeltaDiscoveryRequest) => {
       if (closed) return;
-      requests.push(r);
+      if (blocked && ++sentWhileBlocked > STREAM_LIMITS.requestsWhileBlocked) {
+        return cut(grpc.status.RESOURCE_EXHAUSTED, `sent more than ${STREAM_LIMITS.requestsWhileBlocked} requests without reading the responses`);
+      }
+      // A type smc does not serve: nothing to answer (the first request is still read for its node).
+      if ((machine || admitting) && kindOfTypeUrl(r.typeUrl) === undefined) return;
+      enqueue(requests, r, variant, machine !== undefined);
       if (machine) return void pump();
       // The first request decides who the proxy is; later ones wait in the queue meanwhile.
       if (admitting) return;
@@ -263,6 +317,11 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
   });
 
   return {
+    closeCertificate(serial, reason) {
+      const closers = [...(bySerial.get(normalizeSerial(serial)) ?? [])];
+      for (const close of closers) close(reason);
+      return closers.length;
+    },
     listen(host, port) {
       const credentials = o.tls
         ? grpc.ServerCredentials.createSsl(Buffer.from(o.tls.trustBundle), [{ cert_chain: Buffer.from(o.tls.certificateChain), private_key: Buffer.from(o.tls.privateKey) }], true)
@@ -289,3 +348,40 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
   };
 }
 
+
+/**
+ * Queues a request, keeping at most one per type: in state of the world only
+ * the latest request of a type matters (it carries the whole subscription and
+ * the latest nonce); in delta, subscription changes merge in order.
+ */
+function enqueue(queue: (DiscoveryRequest | DeltaDiscoveryRequest)[], r: DiscoveryRequest | DeltaDiscoveryRequest, variant: 'sotw' | 'delta', admitted: boolean): void {
+  // Before admission the first request (it carries the node) stays as it is.
+  const i = queue.findIndex((q, j) => q.typeUrl === r.typeUrl && (admitted || j > 0));
+  if (i < 0) return void queue.push(r);
+  const before = queue[i]!;
+  // A NACK is not lost to a later request that answers the same response.
+  const errorDetail = r.errorDetail ?? (r.responseNonce === before.responseNonce ? before.errorDetail : undefined);
+  if (variant === 'sotw') {
+    queue[i] = { ...r, errorDetail };
+    return;
+  }
+  const a = before as DeltaDiscoveryRequest;
+  const b = r as DeltaDiscoveryRequest;
+  const subscribe = new Set(a.resourceNamesSubscribe);
+  const unsubscribe = new Set(a.resourceNamesUnsubscribe);
+  for (const n of b.resourceNamesUnsubscribe) {
+    subscribe.delete(n);
+    unsubscribe.add(n);
+  }
+  for (const n of b.resourceNamesSubscribe) {
+    unsubscribe.delete(n);
+    subscribe.add(n);
+  }
+  queue[i] = {
+    ...b,
+    initialResourceVersions: { ...a.initialResourceVersions, ...b.initialResourceVersions },
+    resourceNamesSubscribe: [...subscribe],
+    resourceNamesUnsubscribe: [...unsubscribe],
+    errorDetail,
+  };
+}

@@ -16,6 +16,10 @@ import { createAdsServer } from './ads-server.js';
 import { createSnapshotCache, type IdentityChange, type SnapshotCache } from './cache.js';
 import { createMetrics } from './metrics.js';
 import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
+import { createServer } from 'node:net';
+import { adminToken } from './admin-auth.js';
+import { lockStateFolder } from './state-lock.js';
+import { StartupError } from '../adapters/startup-error.js';
 
 /**
  * `smc controller`: the adapters (a folder of YAML, the internal CA), the
@@ -36,6 +40,8 @@ export interface ControllerOptions {
   readonly serviceCertTtlMs?: number;
   /** The mesh CA; default the internal one, its root in `stateDir`. */
   readonly ca?: CaChoice;
+  /** Host names the admin port answers to besides IP addresses and localhost. */
+  readonly adminAllowedHosts?: readonly string[];
   readonly log: (line: string) => void;
 }
 
@@ -70,164 +76,229 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let changedAt = Date.now();
   let ready = false;
 
-  const first = compileIR(await loadPaths(o.source));
-  const trustDomain = first.ir.settings.trustDomain;
-  const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
-  // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
-  const store = openCertificateStore(o.stateDir, o.log);
-  const issued = new Map<string, IssuedCertificate>();
-  for (const [id, cert] of await store.load()) {
-    // Only certificates of this CA's root that are still valid; anything else is simply issued anew.
-    if (await signedBy(cert.certificateChain, ca.trustBundle(), new Date())) issued.set(id, cert);
-  }
-  const controlPlane = controlPlaneIdentity(trustDomain);
-
-  // Renewal: a certificate is re-issued once two thirds of its lifetime have passed.
-  let last = first;
-  let closed = false;
-  let renewTimer: NodeJS.Timeout | undefined;
-  // Input reloads and timed renewals take turns.
-  let turn: Promise<unknown> = Promise.resolve();
-  const serialized = <T>(f: () => Promise<T>): Promise<T> => {
-    const next = turn.then(f, f);
-    turn = next.catch(() => undefined);
-    return next;
+  // Nothing in the state folder is touched before it is ours and both ports are free.
+  const where = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const lock = await lockStateFolder(o.stateDir, { xds: where(o.xdsHost, o.xdsPort), admin: where(o.adminHost, o.adminPort) }, o.log);
+  const cleanups: (() => Promise<void>)[] = [() => lock.release()];
+  const unwind = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
   };
-
-  const publish = async (result: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
-    const identities = [...new Set(result.ir.workloads.map((w) => w.identity))].sort();
-    for (const id of identities) {
-      const have = issued.get(id);
-      if (have && renewalDue(have) > Date.now()) continue;
-      const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
-      issued.set(id, cert);
-      await store.save(id, cert);
-      const f = certificateFacts(cert.certificateChain);
-      o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${f.serial}, expires ${f.notAfter.toISOString()})`);
-    }
-    // Identities that left the mesh are no longer renewed.
-    for (const id of [...issued.keys()]) {
-      if (identities.includes(id)) continue;
-      issued.delete(id);
-      await store.remove(id);
-    }
-    const certificates: CertificateInputs = {
-      trustBundle: ca.trustBundle(),
-      identities: identities.map((identity) => ({ identity, ...issued.get(identity)! })),
-    };
-    const snapshots = buildSnapshots(result.ir, protos, certificates);
-    const broken = snapshots.flatMap((s) => inconsistencies(s, protos));
-    if (broken.length > 0) {
-      o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`);
-      return [];
-    }
-    last = result;
-    changedAt = Date.now();
-    const changes = cache.setSnapshots(snapshots);
-    ready = true;
-    o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`);
-    scheduleRenewal();
-    return changes;
-  };
-  const scheduleRenewal = () => {
-    clearTimeout(renewTimer);
-    if (closed || issued.size === 0) return;
-    const next = Math.min(...[...issued.values()].map(renewalDue));
-    renewTimer = setTimeout(() => {
-      void serialized(() => publish(last)).catch((e: Error) => {
-        o.log(`ca: renewal failed, retrying in 10s: ${e.message}`);
-        renewTimer = setTimeout(scheduleRenewal, 10_000);
-      });
-    }, Math.min(Math.max(next - Date.now(), 1000), 2 ** 31 - 1));
-    renewTimer.unref();
-  };
-  const reload = async (compiled?: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
-    const result = compiled ?? compileIR(await loadPaths(o.source));
-    for (const line of statusLines(result.status)) o.log(`input: ${line}`);
-    status = { objects: renderStatus(result.status) };
-    return publish(result);
-  };
-  await serialized(() => reload(first));
-
-  let tls;
-  if (o.insecureXds) {
-    o.log('controller: WARNING: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.');
-  } else {
-    const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] };
-    const server = ca.issueForXds ? await ca.issueForXds(controlPlane, serverOptions) : await ca.issue(controlPlane, serverOptions);
-    tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.xdsTrust?.() ?? ca.trustBundle() };
-  }
-  const proxyCertificates = openProxyCertificates(o.stateDir);
-  // Only proxy certificates smc issued (smc bootstrap) and did not revoke open streams; the first use claims one.
-  const authorizeCertificate = async (c: { serial: string; identity: string; nodeId: string }) => {
-    const r = await proxyCertificates.get(c.serial);
-    if (!r) return `certificate serial ${normalizeSerial(c.serial)} was not issued as a proxy certificate (smc bootstrap issues them)`;
-    if (r.identity !== c.identity) return `certificate serial ${r.serial} was issued to ${r.identity}, not ${c.identity}`;
-    if (r.state === 'revoked') return `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}`;
-    if (r.state === 'unclaimed') {
-      await proxyCertificates.claim(c.serial, c.nodeId, new Date());
-      o.log(`ca: proxy certificate ${r.serial} of ${r.identity} claimed by ${c.nodeId}`);
-    }
-    return undefined;
-  };
-  const ads = createAdsServer({ cache, protos, tls, authorizeCertificate, trustDomain: () => trustDomain, metrics, proxies, log: o.log, changedAt: () => changedAt, pushWindowMs: o.pushWindowMs });
-  const xdsPort = await ads.listen(o.xdsHost, o.xdsPort);
-  const admin = createAdminServer({ proxies, metrics, ready: () => ready, inputs: () => status, rotateRoot: () => rotateRoot() });
-  const adminPort = await admin.listen(o.adminHost, o.adminPort);
-  o.log(`controller: xDS (ADS, ${o.insecureXds ? 'plaintext' : 'mutual TLS'}) on ${o.xdsHost}:${xdsPort}, admin on http://${o.adminHost}:${adminPort}`);
-
-  const allAcknowledged = async (what: string, timeoutMs: number) => {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const behind = proxies.list().filter((p) => {
-        const t = p.types.secret;
-        if (t?.sent === undefined) return false; // no SDS (proxyless)
-        return t.acked !== cache.get(p.identity)?.types.secret.version;
-      });
-      if (behind.length === 0) return;
-      if (Date.now() > end) throw new Error(`root rotation paused: ${behind.map((p) => p.nodeId).join(', ')} did not acknowledge ${what} within ${timeoutMs} ms; run it again to resume`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const rotateRoot = async (options: { ackTimeoutMs?: number } = {}) => {
-    const rotation = ca.rotation;
-    if (!rotation) throw new Error(`the CA ${ca.name} is not rotated by smc: rotate its root at the CA`);
-    const timeout = options.ackTimeoutMs ?? 60_000;
-    if (rotation.phase() === 'idle') {
-      await serialized(async () => {
-        await rotation.begin();
-        await publish(last);
-      });
-    }
-    await allAcknowledged('the trust bundle with both roots', timeout);
-    if (rotation.phase() === 'overlap') {
-      await serialized(async () => {
-        await rotation.switchSigner();
-        // Every leaf is re-issued by the new root.
-        issued.clear();
-        await publish(last);
-      });
-    }
-    await allAcknowledged('certificates from the new root', timeout);
-    await serialized(async () => {
-      await rotation.finish();
-      await publish(last);
+  let rotateRootNow: () => Promise<void> = () => Promise.reject(new Error('the controller is still starting'));
+  let admin: ReturnType<typeof createAdminServer>;
+  let adminPort: number;
+  try {
+    await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
+    admin = createAdminServer({ proxies, metrics, ready: () => ready, inputs: () => status, rotateRoot: () => rotateRootNow(), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
+    adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
+      throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
-  };
+    cleanups.push(() => admin.close());
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
+  try {
+    return await startServing();
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
 
-  return {
-    xdsPort,
-    adminPort,
-    rotateRoot,
-    cache,
-    proxies,
-    controlPlaneIdentity: controlPlane,
-    reload: () => serialized(() => reload()),
-    async close() {
-      closed = true;
+  async function startServing(): Promise<Controller> {
+    const first = compileIR(await loadPaths(o.source));
+    const trustDomain = first.ir.settings.trustDomain;
+    const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
+    // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
+    const store = openCertificateStore(o.stateDir, o.log);
+    const issued = new Map<string, IssuedCertificate>();
+    for (const [id, cert] of await store.load()) {
+      // Only certificates of this CA's root that are still valid; anything else is simply issued anew.
+      if (await signedBy(cert.certificateChain, ca.trustBundle(), new Date())) issued.set(id, cert);
+    }
+    const controlPlane = controlPlaneIdentity(trustDomain);
+
+    // Renewal: a certificate is re-issued once two thirds of its lifetime have passed.
+    let last = first;
+    let closed = false;
+    let renewTimer: NodeJS.Timeout | undefined;
+    // Input reloads and timed renewals take turns.
+    let turn: Promise<unknown> = Promise.resolve();
+    const serialized = <T>(f: () => Promise<T>): Promise<T> => {
+      const next = turn.then(f, f);
+      turn = next.catch(() => undefined);
+      return next;
+    };
+
+    const publish = async (result: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
+      const identities = [...new Set(result.ir.workloads.map((w) => w.identity))].sort();
+      for (const id of identities) {
+        const have = issued.get(id);
+        if (have && renewalDue(have) > Date.now()) continue;
+        const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
+        issued.set(id, cert);
+        await store.save(id, cert);
+        const f = certificateFacts(cert.certificateChain);
+        o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${f.serial}, expires ${f.notAfter.toISOString()})`);
+      }
+      // Identities that left the mesh are no longer renewed.
+      for (const id of [...issued.keys()]) {
+        if (identities.includes(id)) continue;
+        issued.delete(id);
+        await store.remove(id);
+      }
+      const certificates: CertificateInputs = {
+        trustBundle: ca.trustBundle(),
+        identities: identities.map((identity) => ({ identity, ...issued.get(identity)! })),
+      };
+      const snapshots = buildSnapshots(result.ir, protos, certificates);
+      const broken = snapshots.flatMap((s) => inconsistencies(s, protos));
+      if (broken.length > 0) {
+        o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`);
+        return [];
+      }
+      last = result;
+      changedAt = Date.now();
+      const changes = cache.setSnapshots(snapshots);
+      ready = true;
+      o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`);
+      scheduleRenewal();
+      return changes;
+    };
+    const scheduleRenewal = () => {
       clearTimeout(renewTimer);
-      await ads.close();
-      await admin.close();
-    },
-  };
+      if (closed || issued.size === 0) return;
+      const next = Math.min(...[...issued.values()].map(renewalDue));
+      renewTimer = setTimeout(() => {
+        void serialized(() => publish(last)).catch((e: Error) => {
+          o.log(`ca: renewal failed, retrying in 10s: ${e.message}`);
+          renewTimer = setTimeout(scheduleRenewal, 10_000);
+        });
+      }, Math.min(Math.max(next - Date.now(), 1000), 2 ** 31 - 1));
+      renewTimer.unref();
+    };
+    const reload = async (compiled?: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
+      const result = compiled ?? compileIR(await loadPaths(o.source));
+      for (const line of statusLines(result.status)) o.log(`input: ${line}`);
+      status = { objects: renderStatus(result.status) };
+      return publish(result);
+    };
+    await serialized(() => reload(first));
+
+    let tls;
+    if (o.insecureXds) {
+      o.log('controller: WARNING: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.');
+    } else {
+      const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] };
+      const server = ca.issueForXds ? await ca.issueForXds(controlPlane, serverOptions) : await ca.issue(controlPlane, serverOptions);
+      tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.xdsTrust?.() ?? ca.trustBundle() };
+    }
+    const proxyCertificates = openProxyCertificates(o.stateDir);
+    // Claims of one certificate take turns, so two nodes racing for an unclaimed one cannot both win.
+    const claiming = new Map<string, Promise<unknown>>();
+    /**
+     * Only proxy certificates smc issued (smc bootstrap) and did not revoke open
+     * streams. One certificate, one node: the first stream claims it for its
+     * node id, and another node presenting it is refused.
+     */
+    const authorizeCertificate = async (c: { serial: string; identity: string; nodeId: string }): Promise<string | undefined> => {
+      const key = normalizeSerial(c.serial);
+      const turn = (claiming.get(key) ?? Promise.resolve()).then(async () => {
+        const r = await proxyCertificates.get(c.serial);
+        if (!r) return `certificate serial ${key} was not issued as a proxy certificate (smc bootstrap issues them)`;
+        if (r.identity !== c.identity) return `certificate serial ${r.serial} was issued to ${r.identity}, not ${c.identity}`;
+        if (r.state === 'revoked') return `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}`;
+        if (r.state === 'claimed' && r.claimedBy !== c.nodeId) {
+          return `proxy certificate ${r.serial} of ${r.identity} belongs to node ${r.claimedBy}; node ${c.nodeId} may not use it (one certificate, one node: give each proxy its own with smc bootstrap --instance)`;
+        }
+        if (r.state === 'unclaimed') {
+          await proxyCertificates.claim(c.serial, c.nodeId, new Date());
+          o.log(`ca: proxy certificate ${r.serial} of ${r.identity} claimed by ${c.nodeId}`);
+        }
+        return undefined;
+      });
+      claiming.set(key, turn.catch(() => undefined));
+      return turn;
+    };
+    const ads = createAdsServer({ cache, protos, tls, authorizeCertificate, trustDomain: () => trustDomain, metrics, proxies, log: o.log, changedAt: () => changedAt, pushWindowMs: o.pushWindowMs });
+    const xdsPort = await ads.listen(o.xdsHost, o.xdsPort).catch((e: Error) => {
+      throw new StartupError(`cannot serve xDS on ${where(o.xdsHost, o.xdsPort)} (--xds-address): ${e.message}`);
+    });
+    cleanups.push(() => ads.close());
+    // A revoked proxy certificate loses its open streams at once, not at its next reconnect.
+    const stopWatching = proxyCertificates.watchRevoked((r) => {
+      const n = ads.closeCertificate(r.serial, `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}`);
+      if (n > 0) o.log(`ca: closed ${n} stream(s) of revoked proxy certificate ${r.serial} (${r.identity})`);
+    }, o.log);
+    cleanups.push(async () => stopWatching());
+    o.log(`controller: xDS (ADS, ${o.insecureXds ? 'plaintext' : 'mutual TLS'}) on ${o.xdsHost}:${xdsPort}, admin on http://${o.adminHost}:${adminPort}`);
+
+    const allAcknowledged = async (what: string, timeoutMs: number) => {
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        const behind = proxies.list().filter((p) => {
+          const t = p.types.secret;
+          if (t?.sent === undefined) return false; // no SDS (proxyless)
+          return t.acked !== cache.get(p.identity)?.types.secret.version;
+        });
+        if (behind.length === 0) return;
+        if (Date.now() > end) throw new Error(`root rotation paused: ${behind.map((p) => p.nodeId).join(', ')} did not acknowledge ${what} within ${timeoutMs} ms; run it again to resume`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const rotateRoot = async (options: { ackTimeoutMs?: number } = {}): Promise<void> => {
+      const rotation = ca.rotation;
+      if (!rotation) throw new Error(`the CA ${ca.name} is not rotated by smc: rotate its root at the CA`);
+      const timeout = options.ackTimeoutMs ?? 60_000;
+      if (rotation.phase() === 'idle') {
+        await serialized(async () => {
+          await rotation.begin();
+          await publish(last);
+        });
+      }
+      await allAcknowledged('the trust bundle with both roots', timeout);
+      if (rotation.phase() === 'overlap') {
+        await serialized(async () => {
+          await rotation.switchSigner();
+          // Every leaf is re-issued by the new root.
+          issued.clear();
+          await publish(last);
+        });
+      }
+      await allAcknowledged('certificates from the new root', timeout);
+      await serialized(async () => {
+        await rotation.finish();
+        await publish(last);
+      });
+    };
+
+    rotateRootNow = () => rotateRoot();
+
+    return {
+      xdsPort,
+      adminPort,
+      rotateRoot,
+      cache,
+      proxies,
+      controlPlaneIdentity: controlPlane,
+      reload: () => serialized(() => reload()),
+      async close() {
+        closed = true;
+        clearTimeout(renewTimer);
+        await unwind();
+      },
+    };
+  }
+}
+
+/** Fails with a clear message when host:port cannot be bound (checked before any state is touched). */
+async function assertFree(host: string, port: number, flag: string): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (e: NodeJS.ErrnoException) => {
+      const at = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+      reject(new StartupError(e.code === 'EADDRINUSE' ? `${at} is in use (${flag}): another controller, or another program, listens there` : `cannot listen on ${at} (${flag}): ${e.message}`));
+    });
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }

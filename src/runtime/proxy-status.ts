@@ -1,4 +1,5 @@
 import type { ResourceKind } from '../compiler/envoy/codec.js';
+import { clientText } from './client-text.js';
 
 /**
  * What the control plane knows of each connected proxy: who it is, and per
@@ -62,13 +63,19 @@ export function recordReply(
 ): void {
   const t = (record.types[kind] ??= {});
   if (errorDetail && (errorDetail.message || errorDetail.code)) {
-    const message = errorDetail.message || `code ${errorDetail.code}`;
+    // The proxy's own words: escaped and bounded before anyone logs or prints them.
+    const message = clientText(errorDetail.message || `code ${errorDetail.code}`);
     t.nack = { version, message, at: new Date().toISOString() };
     events.nack(kind, version, message);
   } else {
     t.acked = version;
     events.ack(kind, version);
   }
+}
+
+/** The proxy no longer subscribes to a type: nothing is outstanding for it. */
+export function recordUnsubscribed(record: ProxyRecord, kind: ResourceKind): void {
+  delete record.types[kind];
 }
 
 /** Records that `version` of a type was sent. */

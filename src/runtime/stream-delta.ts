@@ -1,6 +1,6 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
 import type { CachedSnapshot } from './cache.js';
-import { recordReply, recordSent, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
+import { recordReply, recordSent, recordUnsubscribed, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
 import { DEPENDENT, TYPE_URL, WILDCARD_KINDS, kindOfTypeUrl, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from './xds-types.js';
 
 /**
@@ -66,7 +66,16 @@ export class DeltaStream {
       if (req.responseNonce !== st.nonce) this.events.stale(kind);
       else recordReply(this.record, this.events, kind, st.sentVersion, req.errorDetail);
     }
+    // Nothing subscribed any more: nothing is outstanding either.
+    if (!st.wildcard && st.subscribed.size === 0 && st.has.size === 0) recordUnsubscribed(this.record, kind);
     return this.respond([kind], snapshot);
+  }
+
+  /** How many resource names this stream subscribes to or says it has (the server bounds it). */
+  subscribedNames(): number {
+    let n = 0;
+    for (const st of this.state.values()) n += st.subscribed.size + st.has.size;
+    return n;
   }
 
   onSnapshot(snapshot: CachedSnapshot | undefined): DeltaDiscoveryResponse[] {

@@ -1,6 +1,6 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
 import type { CachedResource, CachedSnapshot } from './cache.js';
-import { recordReply, recordSent, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
+import { recordReply, recordSent, recordUnsubscribed, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
 import { DEPENDENT, TYPE_URL, WILDCARD_KINDS, kindOfTypeUrl, type DiscoveryRequest, type DiscoveryResponse } from './xds-types.js';
 
 /**
@@ -57,8 +57,22 @@ export class SotwStream {
     const changed = wildcard !== st.wildcard || names.size !== st.names.size || [...names].some((n) => !st.names.has(n));
     st.wildcard = wildcard;
     st.names = names;
+    if (!wildcard && names.size === 0) {
+      // An empty list for a named type unsubscribes from it: a response would never be acknowledged.
+      st.sent = undefined;
+      st.force = false;
+      recordUnsubscribed(this.record, kind);
+      return [];
+    }
     if (st.sent === undefined || changed || st.force) return this.respond([kind], snapshot, true);
     return [];
+  }
+
+  /** How many resource names this stream subscribes to (the server bounds it). */
+  subscribedNames(): number {
+    let n = 0;
+    for (const st of this.state.values()) n += st.names.size;
+    return n;
   }
 
   /** After a snapshot change: the responses that bring this proxy up to date. */

@@ -1,4 +1,4 @@
-import { access, chmod, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { access, link, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 
@@ -32,11 +32,37 @@ export function folderStorage(dir: string): CaStorage {
       }
     },
     async create(entries) {
+      // All or nothing: every entry is written to a temporary file and flushed
+      // first (a full disk fails here, leaving nothing behind), then linked into
+      // place, which fails rather than overwrite an existing root.
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      for (const [name, text] of Object.entries(entries)) {
-        const secret = name.endsWith('.key');
-        await writeFile(join(dir, name), text, { mode: secret ? 0o600 : 0o644, flag: 'wx' });
-        if (secret) await chmod(join(dir, name), 0o600);
+      const staged: [string, string][] = [];
+      try {
+        for (const [name, text] of Object.entries(entries)) {
+          const tmp = join(dir, `.${name}.${process.pid}.tmp`);
+          staged.push([tmp, join(dir, name)]);
+          const file = await open(tmp, 'w', name.endsWith('.key') ? 0o600 : 0o644);
+          try {
+            await file.writeFile(text);
+            await file.sync();
+          } finally {
+            await file.close();
+          }
+        }
+        const placed: string[] = [];
+        try {
+          for (const [tmp, final] of staged) {
+            await link(tmp, final);
+            placed.push(final);
+          }
+        } catch (e) {
+          for (const f of placed) await rm(f, { force: true });
+          throw (e as NodeJS.ErrnoException).code === 'EEXIST' ? new Error(`${dir} already holds ${Object.keys(entries).join(', ')}; refusing to overwrite a root`) : e;
+        }
+        const d = await open(dir, 'r');
+        await d.sync().finally(() => d.close());
+      } finally {
+        for (const [tmp] of staged) await rm(tmp, { force: true });
       }
     },
     async move(pairs) {
@@ -48,7 +74,7 @@ export function folderStorage(dir: string): CaStorage {
     },
     async list() {
       try {
-        return (await readdir(dir)).sort();
+        return (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw e;

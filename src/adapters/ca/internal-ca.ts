@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { access } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
+import { StartupError } from '../startup-error.js';
 import { join } from 'node:path';
 import { folderStorage, type CaStorage } from './ca-storage.js';
 import { lifetimeMs, type IssueOptions, type Signer } from './signer.js';
@@ -11,6 +12,7 @@ import { certificateFacts, createRootCertificate, generateKeyPair, issueLeafCert
  * on every start, so a restart never mints a new root by accident.
  */
 const exists = (path: string) => access(path).then(() => true, () => false);
+const nonEmpty = (path: string) => readdir(path).then((names) => names.length > 0, () => false);
 
 const ROOT_TTL_MS = 10 * 365 * 24 * 3600_000;
 
@@ -26,7 +28,7 @@ async function loadRoot(store: CaStorage, name: string): Promise<Root | undefine
   const [cert, key] = await Promise.all([store.read(`${name}.crt`), store.read(`${name}.key`)]);
   if (cert === undefined && key === undefined) return undefined;
   if ((cert === undefined) !== (key === undefined)) {
-    throw new Error(`the mesh CA in ${store.where} is incomplete: ${cert === undefined ? `${name}.crt` : `${name}.key`} is missing. Restore it from your backup; smc will not mint a new root over an existing one`);
+    throw new StartupError(`the mesh CA in ${store.where} is incomplete: ${cert === undefined ? `${name}.crt` : `${name}.key`} is missing. Restore it from your backup; smc will not mint a new root over an existing one`);
   }
   try {
     const pem = ending(cert!);
@@ -34,7 +36,7 @@ async function loadRoot(store: CaStorage, name: string): Promise<Root | undefine
     if (!(await keyMatchesCertificate(privateKey, pem))) throw new Error(`${name}.key does not belong to ${name}.crt`);
     return { pem, key: privateKey };
   } catch (e) {
-    throw new Error(`cannot load the mesh CA from ${store.where}: ${(e as Error).message}. Restore it from your backup; smc will not mint a new root over an existing one`);
+    throw new StartupError(`cannot load the mesh CA from ${store.where}: ${(e as Error).message}. Restore it from your backup; smc will not mint a new root over an existing one`);
   }
 }
 
@@ -58,8 +60,14 @@ export async function openInternalCA(stateDir: string, trustDomain: string, log:
   const store = storage ?? folderStorage(join(stateDir, 'ca'));
   let signing = await loadRoot(store, 'root');
   if (!signing) {
-    if (await exists(join(stateDir, 'issued'))) {
-      throw new Error(`the mesh CA root is missing from ${store.where}, but ${join(stateDir, 'issued')} holds certificates it issued. Restore root.crt and root.key from your backup (or remove the state folder to start a new mesh CA on purpose)`);
+    // Any sign that a mesh existed means its root is lost, not that this is a new mesh.
+    const traces = [
+      ...((await exists(join(stateDir, 'issued'))) ? [`${join(stateDir, 'issued')} (service certificates it issued)`] : []),
+      ...((await nonEmpty(join(stateDir, 'proxy-certificates'))) ? [`${join(stateDir, 'proxy-certificates')} (proxy certificates it issued)`] : []),
+      ...(await store.list()).map((n) => `${n} in ${store.where}`),
+    ];
+    if (traces.length > 0) {
+      throw new StartupError(`the mesh CA root (root.crt, root.key) is missing from ${store.where}, but a mesh existed: ${traces.join('; ')}. Restore the root from your backup (or remove the state folder to start a new mesh CA on purpose)`);
     }
     signing = await newRoot(store, 'root', trustDomain);
     log(`ca: created a new mesh root for trust domain ${trustDomain} in ${store.where}`);

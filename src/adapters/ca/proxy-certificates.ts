@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdirSync, watch } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -30,44 +31,79 @@ export const normalizeSerial = (serial: string): string => serial.replace(/:/g, 
 export interface ProxyCertificates {
   recordIssued(r: { serial: string; identity: string; issuedAt: Date; notAfter: Date }): Promise<void>;
   get(serial: string): Promise<ProxyCertificateRecord | undefined>;
-  list(): Promise<ProxyCertificateRecord[]>;
+  /** Every readable record; a record that cannot be read is a problem of its own and never hides the others. */
+  list(): Promise<{ records: ProxyCertificateRecord[]; problems: string[] }>;
+  /**
+   * Calls `onRevoked` for each record that is revoked while watching (by
+   * `smc certs revoke` in another process, too). Returns a function that stops.
+   */
+  watchRevoked(onRevoked: (r: ProxyCertificateRecord) => void, onProblem: (message: string) => void): () => void;
   /** Marks an unclaimed certificate claimed by `nodeId`; returns the record as it now is. */
   claim(serial: string, nodeId: string, at: Date): Promise<ProxyCertificateRecord | undefined>;
-  /** Revokes by serial, or every certificate of an identity; returns what was revoked. */
-  revoke(which: { serial: string } | { identity: string }, at: Date): Promise<ProxyCertificateRecord[]>;
+  /**
+   * Revokes by serial, or every certificate of an identity; returns what was
+   * revoked, and the records that could not be read (one of them might be
+   * of that identity).
+   */
+  revoke(which: { serial: string } | { identity: string }, at: Date): Promise<{ revoked: ProxyCertificateRecord[]; problems: string[] }>;
 }
 
 export function openProxyCertificates(stateDir: string): ProxyCertificates {
   const dir = join(stateDir, 'proxy-certificates');
   const path = (serial: string) => join(dir, `${normalizeSerial(serial)}.json`);
+  // Written whole or not at all: a temporary file, flushed, then renamed over the record.
   const write = async (r: ProxyCertificateRecord) => {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const tmp = `${path(r.serial)}.${process.pid}.tmp`;
-    await writeFile(tmp, `${JSON.stringify(r, null, 2)}\n`);
+    const file = await open(tmp, 'w', 0o644);
+    try {
+      await file.writeFile(`${JSON.stringify(r, null, 2)}\n`);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
     await rename(tmp, path(r.serial));
   };
   const get = async (serial: string) => {
+    let text: string;
     try {
-      return JSON.parse(await readFile(path(serial), 'utf8')) as ProxyCertificateRecord;
+      text = await readFile(path(serial), 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new Error(`cannot read the record of proxy certificate ${serial} in ${dir}: ${(e as Error).message}`);
     }
+    let r: Partial<ProxyCertificateRecord> | undefined;
+    try {
+      r = JSON.parse(text) as Partial<ProxyCertificateRecord>;
+    } catch (e) {
+      throw new Error(`the record ${path(serial)} is damaged (${(e as Error).message}); restore it from your backup, or remove it to forget that certificate`);
+    }
+    const states: readonly string[] = ['unclaimed', 'claimed', 'revoked'];
+    if (typeof r?.serial !== 'string' || typeof r.identity !== 'string' || typeof r.state !== 'string' || !states.includes(r.state)) {
+      throw new Error(`the record ${path(serial)} is damaged (expected serial, identity and state); restore it from your backup, or remove it to forget that certificate`);
+    }
+    return r as ProxyCertificateRecord;
   };
   const list = async () => {
     let names: string[];
     try {
       names = await readdir(dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], problems: [] };
       throw e;
     }
-    const out: ProxyCertificateRecord[] = [];
-    for (const n of names.filter((x) => x.endsWith('.json'))) {
-      const r = await get(n.slice(0, -'.json'.length));
-      if (r) out.push(r);
+    const records: ProxyCertificateRecord[] = [];
+    const problems: string[] = [];
+    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
+      try {
+        const r = await get(n.slice(0, -'.json'.length));
+        if (r) records.push(r);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
     }
-    return out.sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : a.issuedAt < b.issuedAt ? -1 : 1));
+    records.sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : a.issuedAt < b.issuedAt ? -1 : 1));
+    return { records, problems };
   };
   return {
     async recordIssued(r) {
@@ -82,8 +118,27 @@ export function openProxyCertificates(stateDir: string): ProxyCertificates {
       await write(claimed);
       return claimed;
     },
+    watchRevoked(onRevoked, onProblem) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const watcher = watch(dir, (_event, name) => {
+        if (typeof name !== 'string' || !name.endsWith('.json')) return;
+        get(name.slice(0, -'.json'.length)).then(
+          (r) => r?.state === 'revoked' && onRevoked(r),
+          (e: Error) => onProblem(e.message),
+        );
+      });
+      watcher.on('error', (e) => onProblem(`watching ${dir} for revocations failed: ${e.message}`));
+      return () => watcher.close();
+    },
     async revoke(which, at) {
-      const targets = 'serial' in which ? [await get(which.serial)].filter((r): r is ProxyCertificateRecord => r !== undefined) : (await list()).filter((r) => r.identity === which.identity);
+      let targets: ProxyCertificateRecord[];
+      let problems: string[] = [];
+      if ('serial' in which) targets = [await get(which.serial)].filter((r): r is ProxyCertificateRecord => r !== undefined);
+      else {
+        const all = await list();
+        targets = all.records.filter((r) => r.identity === which.identity);
+        problems = all.problems;
+      }
       const out: ProxyCertificateRecord[] = [];
       for (const r of targets) {
         if (r.state === 'revoked') continue;
@@ -91,7 +146,7 @@ export function openProxyCertificates(stateDir: string): ProxyCertificates {
         await write(revoked);
         out.push(revoked);
       }
-      return out;
+      return { revoked: out, problems };
     },
   };
 }
