@@ -1,3 +1,4 @@
+import { constants as http2constants } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { EnvoyProtos } from '../adapters/envoy-protos.js';
 import type { ResourceKind } from '../compiler/envoy/codec.js';
@@ -155,8 +156,11 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
     const cut = (code: grpc.status, details: string) => {
       if (closed) return;
       o.log(`xds: closing the stream of ${record ? `${record.nodeId} (${record.identity})` : call.getPeer()}: ${details}`);
+      const stuck = blocked;
       call.emit('error', { code, details });
       cleanup();
+      // The status goes out as trailers, behind responses the client never reads: reset the stream instead.
+      if (stuck) resetStream(call);
     };
     const revoke = (reason: string) => cut(grpc.status.PERMISSION_DENIED, reason);
     const cleanup = () => {
@@ -348,6 +352,25 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
   };
 }
 
+
+/**
+ * Resets the HTTP/2 stream under a gRPC call (ENHANCE_YOUR_CALM), for a
+ * client whose flow-control window never opens: such a client would never
+ * receive the status trailers, and the stream would stay open. grpc-js has no
+ * public call for this, so its call chain is walked to the http2 stream; if
+ * its shape changes, nothing happens beyond the status already sent.
+ */
+function resetStream(call: grpc.ServerDuplexStream<unknown, unknown>): void {
+  let link: unknown = (call as unknown as { call?: unknown }).call;
+  for (let depth = 0; depth < 8 && link !== null && typeof link === 'object'; depth++) {
+    const stream = (link as { stream?: { closed?: unknown; rstCode?: unknown; close?: unknown } }).stream;
+    if (stream && typeof stream.close === 'function' && 'rstCode' in stream) {
+      if (stream.closed === false) (stream.close as (code: number) => void).call(stream, http2constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      return;
+    }
+    link = (link as { nextCall?: unknown }).nextCall;
+  }
+}
 
 /**
  * Queues a request, keeping at most one per type: in state of the world only

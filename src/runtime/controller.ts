@@ -75,6 +75,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let status: unknown = { objects: [] };
   let changedAt = Date.now();
   let ready = false;
+  // The admin port opens first; /readyz says ready only once proxies can be served.
+  let serving = false;
 
   // Nothing in the state folder is touched before it is ours and both ports are free.
   const where = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -88,7 +90,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let adminPort: number;
   try {
     await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
-    admin = createAdminServer({ proxies, metrics, ready: () => ready, inputs: () => status, rotateRoot: () => rotateRootNow(), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
@@ -224,11 +226,12 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       throw new StartupError(`cannot serve xDS on ${where(o.xdsHost, o.xdsPort)} (--xds-address): ${e.message}`);
     });
     cleanups.push(() => ads.close());
+    serving = true;
     // A revoked proxy certificate loses its open streams at once, not at its next reconnect.
     const stopWatching = proxyCertificates.watchRevoked((r) => {
       const n = ads.closeCertificate(r.serial, `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}`);
       if (n > 0) o.log(`ca: closed ${n} stream(s) of revoked proxy certificate ${r.serial} (${r.identity})`);
-    }, o.log);
+    }, (message) => o.log(`ca: ${message}`));
     cleanups.push(async () => stopWatching());
     o.log(`controller: xDS (ADS, ${o.insecureXds ? 'plaintext' : 'mutual TLS'}) on ${o.xdsHost}:${xdsPort}, admin on http://${o.adminHost}:${adminPort}`);
 

@@ -10,6 +10,8 @@ import { DEPENDENT, TYPE_URL, WILDCARD_KINDS, kindOfTypeUrl, type DiscoveryReque
  *   (the first request of a type, with no nonce, is always answered);
  * - an ACK records the version; a NACK records the error and nothing is re-sent
  *   until the content changes (no resend loop);
+ * - an empty list for EDS/RDS/SDS unsubscribes from the type, even on a stale nonce:
+ *   nothing is sent for it, and nothing is awaited;
  * - CDS/LDS without names (or `*`) is a wildcard subscription and gets the full set;
  *   EDS/RDS/SDS get exactly the requested names that exist, and names that appear
  *   later are sent when they do;
@@ -46,6 +48,10 @@ export class SotwStream {
       this.state.set(kind, st);
     }
     if (req.responseNonce !== '' && req.responseNonce !== st.nonce) {
+      // Stale, except for a named type's unsubscribe: a proxy that dropped its
+      // last cluster un-watches EDS before it sees our latest (empty) response,
+      // and never acknowledges a response for a type it no longer watches.
+      if (!WILDCARD_KINDS.has(kind) && req.resourceNames.length === 0 && st.sent !== undefined) return this.unsubscribe(kind, st);
       this.events.stale(kind);
       return [];
     }
@@ -57,14 +63,18 @@ export class SotwStream {
     const changed = wildcard !== st.wildcard || names.size !== st.names.size || [...names].some((n) => !st.names.has(n));
     st.wildcard = wildcard;
     st.names = names;
-    if (!wildcard && names.size === 0) {
-      // An empty list for a named type unsubscribes from it: a response would never be acknowledged.
-      st.sent = undefined;
-      st.force = false;
-      recordUnsubscribed(this.record, kind);
-      return [];
-    }
+    // An empty list for a named type unsubscribes from it: a response would never be acknowledged.
+    if (!wildcard && names.size === 0) return this.unsubscribe(kind, st);
     if (st.sent === undefined || changed || st.force) return this.respond([kind], snapshot, true);
+    return [];
+  }
+
+  private unsubscribe(kind: ResourceKind, st: TypeState): DiscoveryResponse[] {
+    st.names = new Set();
+    st.wildcard = false;
+    st.sent = undefined;
+    st.force = false;
+    recordUnsubscribed(this.record, kind);
     return [];
   }
 
