@@ -1,3 +1,4 @@
+import { meshIndex } from '../ir/index.js';
 import type { Grant, Identity, MeshIR, PortProtocol } from '../ir/types.js';
 import { TYPE_PREFIX } from './codec.js';
 import {
@@ -69,20 +70,18 @@ export interface InboundPort {
 export function inboundPorts(ir: MeshIR, identity: Identity): InboundPort[] {
   const ports = new Map<number, { protocol: PortProtocol; serverNames: Set<string> }>();
   const named = new Set<string>();
-  for (const s of ir.services)
-    for (const p of s.ports)
-      for (const e of p.endpoints) {
-        if (e.identity !== identity) continue;
-        const entry = ports.get(e.port) ?? { protocol: p.protocol, serverNames: new Set<string>() };
-        const sni = upstreamServerName(s, p.port);
-        // A server name leads to one local port; should workloads disagree, the first port found keeps it.
-        if (e.interception === 'explicit' && !named.has(sni)) {
-          named.add(sni);
-          entry.serverNames.add(sni);
-        }
-        ports.set(e.port, entry);
-      }
-  const grants = ir.access.find((a) => a.destination === identity)?.grants ?? [];
+  const index = meshIndex(ir);
+  for (const { service: s, port: p, endpoint: e } of index.endpointsOf.get(identity) ?? []) {
+    const entry = ports.get(e.port) ?? { protocol: p.protocol, serverNames: new Set<string>() };
+    const sni = upstreamServerName(s, p.port);
+    // A server name leads to one local port; should workloads disagree, the first port found keeps it.
+    if (e.interception === 'explicit' && !named.has(sni)) {
+      named.add(sni);
+      entry.serverNames.add(sni);
+    }
+    ports.set(e.port, entry);
+  }
+  const grants = index.grantsTo.get(identity) ?? [];
   return [...ports.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([port, { protocol, serverNames }]) => ({

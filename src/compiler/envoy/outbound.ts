@@ -1,5 +1,6 @@
 import type { Upstream } from '../ir/reachability.js';
 import { compareStrings, type HttpMatchIR, type MeshIR, type PortProtocol, type ServiceIR, type ServicePortIR } from '../ir/types.js';
+import { meshIndex, serviceKey } from '../ir/index.js';
 import { outboundClusterName } from './names.js';
 
 /**
@@ -25,33 +26,24 @@ export interface OutboundService {
 
 export const isHttp = (p: PortProtocol): boolean => p !== 'tcp';
 
-const serviceKey = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
-
-/** The split of each root service (the first one, as the IR orders them), indexed once per mesh rather than searched per proxy. */
-const splitIndex = new WeakMap<MeshIR, Map<string, MeshIR['splits'][number]>>();
-function splitsByService(ir: MeshIR): Map<string, MeshIR['splits'][number]> {
-  let index = splitIndex.get(ir);
-  if (!index) {
-    index = new Map();
-    for (const s of ir.splits) if (!index.has(`${s.namespace}/${s.service}`)) index.set(`${s.namespace}/${s.service}`, s);
-    splitIndex.set(ir, index);
-  }
-  return index;
-}
-
 export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[]): OutboundService[] {
   const reachable = new Set(upstreams.map((u) => outboundClusterName(u.service, u.port.port)));
   const clusterIfReachable = (s: Pick<ServiceIR, 'namespace' | 'name'>, port: number): string | undefined => {
     const name = outboundClusterName(s, port);
     return reachable.has(name) ? name : undefined;
   };
-  const splits = splitsByService(ir);
-  // Only services this proxy reaches, or whose split might send it to ones it reaches, can matter.
-  const candidates = new Set([...upstreams.map((u) => serviceKey(u.service)), ...splits.keys()]);
+  const index = meshIndex(ir);
+  // Only services this proxy reaches, or whose split may send it to one it reaches, can matter.
+  const candidates = new Set<string>();
+  for (const u of upstreams) {
+    candidates.add(serviceKey(u.service));
+    for (const root of index.splitRootsOf.get(serviceKey(u.service)) ?? []) candidates.add(root);
+  }
+  const ordered = [...candidates].filter((k) => index.service.has(k)).sort((a, b) => index.serviceOrder.get(a)! - index.serviceOrder.get(b)!);
   const out: OutboundService[] = [];
-  for (const service of ir.services) {
-    if (!candidates.has(serviceKey(service))) continue;
-    const split = splits.get(serviceKey(service));
+  for (const key of ordered) {
+    const service = index.service.get(key)!;
+    const split = index.splitOf.get(key);
     for (const port of service.ports) {
       const root = clusterIfReachable(service, port.port);
       const rootAction: Action | undefined = root === undefined ? undefined : { kind: 'cluster', cluster: root };

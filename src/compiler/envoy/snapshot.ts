@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
+import { meshIndex } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, type Identity, type MeshIR } from '../ir/types.js';
 import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
@@ -40,9 +41,22 @@ export interface Snapshot {
 
 type Named = { name?: string; clusterName?: string };
 
-function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[]): ResourceSet {
+/**
+ * Encoded bytes by resource content, for one compile: a resource many
+ * proxies receive (an outbound cluster and its endpoints, say) is encoded
+ * once, and every snapshot holding it shares the same bytes.
+ */
+export type EncodeMemo = Map<string, Uint8Array>;
+
+function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[], memo: EncodeMemo): ResourceSet {
+  const encode = (json: Named) => {
+    const key = `${kind}\u0000${JSON.stringify(json)}`;
+    let bytes = memo.get(key);
+    if (!bytes) memo.set(key, (bytes = codec.encode(TYPES[kind], json)));
+    return bytes;
+  };
   const resources = items
-    .map((json) => ({ name: (json.name ?? json.clusterName)!, bytes: codec.encode(TYPES[kind], json) }))
+    .map((json) => ({ name: (json.name ?? json.clusterName)!, bytes: encode(json) }))
     .sort((a, b) => compareStrings(a.name, b.name));
   const hash = createHash('sha256');
   for (const r of resources) {
@@ -54,14 +68,10 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
   return { version: hash.digest('hex').slice(0, 16), resources };
 }
 
-function namespaceOf(ir: MeshIR, identity: Identity): string {
-  return ir.workloads.find((w) => w.identity === identity)?.namespace ?? '';
-}
-
-export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs): Snapshot {
+export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map()): Snapshot {
   const warnings = new Set<string>();
   const warn = (m: string) => warnings.add(m);
-  const workloads = ir.workloads.filter((w) => w.identity === identity);
+  const workloads = meshIndex(ir).workloadsOf.get(identity) ?? [];
   const modes = new Set(workloads.map((w) => w.interceptionMode));
   const dataPlane: DataPlane = modes.size === 1 && modes.has('proxyless') ? 'proxyless' : 'envoy';
   if (dataPlane === 'envoy' && modes.has('proxyless')) {
@@ -70,7 +80,7 @@ export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec,
   }
   const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, warn);
   const outbound = outboundServices(ir, upstreams);
-  const routes: object[] = outboundRouteConfigs(outbound, namespaceOf(ir, identity));
+  const routes: object[] = outboundRouteConfigs(outbound, workloads[0]?.namespace ?? '');
   const endpoints = upstreams.map(loadAssignment);
   let sets: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
@@ -86,11 +96,11 @@ export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec,
     }
     if (modes.has('explicit')) listeners.push(...(explicitListeners(outbound, warn) as Named[]));
     routes.push(...inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)));
-    const own = certificates?.identities.find((c) => c.identity === identity);
+    const own = certificateOf(certificates, identity);
     const secrets = own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : [];
     sets = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secrets };
   }
-  const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, encodeSet(codec, k, sets[k])])) as Record<ResourceKind, ResourceSet>;
+  const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, encodeSet(codec, k, sets[k], memo)])) as Record<ResourceKind, ResourceSet>;
   return { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) };
 }
 
@@ -119,6 +129,15 @@ function sameKindUpstreams(upstreams: readonly Upstream[], dataPlane: DataPlane,
 
 /** One snapshot per identity that has a workload, sorted by identity. */
 export function buildSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: CertificateInputs): Snapshot[] {
-  const identities = [...new Set(ir.workloads.map((w) => w.identity))].sort(compareStrings);
-  return identities.map((id) => buildSnapshot(ir, id, codec, certificates));
+  const memo: EncodeMemo = new Map();
+  return meshIndex(ir).identities.map((id) => buildSnapshot(ir, id, codec, certificates, memo));
+}
+
+/** Certificates by identity, indexed once per input value. */
+const certificateIndex = new WeakMap<CertificateInputs, Map<Identity, CertificateInputs['identities'][number]>>();
+function certificateOf(certificates: CertificateInputs | undefined, identity: Identity) {
+  if (!certificates) return undefined;
+  let index = certificateIndex.get(certificates);
+  if (!index) certificateIndex.set(certificates, (index = new Map(certificates.identities.map((c) => [c.identity, c]))));
+  return index.get(identity);
 }

@@ -1,4 +1,5 @@
 import { anchoredPathRegex, fullMatch } from '../regex.js';
+import { meshIndex } from './index.js';
 import type { Grant, HttpMatchIR, Identity, MeshIR } from './types.js';
 
 /**
@@ -14,14 +15,13 @@ export interface HttpRequest {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-export function meshIdentities(ir: MeshIR): Set<Identity> {
-  return new Set(ir.workloads.map((w) => w.identity));
+export function meshIdentities(ir: MeshIR): ReadonlySet<Identity> {
+  return meshIndex(ir).identitySet;
 }
 
 /** Grants that apply to this pair and port (ignoring HTTP details). */
 export function applicableGrants(ir: MeshIR, source: Identity, destination: Identity, port: number): Grant[] {
-  const entry = ir.access.find((a) => a.destination === destination);
-  return (entry?.grants ?? []).filter((g) => g.source === source && (g.ports === 'all' || g.ports.includes(port)));
+  return (meshIndex(ir).grantsTo.get(destination) ?? []).filter((g) => g.source === source && (g.ports === 'all' || g.ports.includes(port)));
 }
 
 /**

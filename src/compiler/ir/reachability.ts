@@ -1,5 +1,5 @@
-import { meshIdentities } from './query.js';
-import type { Endpoint, Grant, Identity, MeshIR, ServiceIR, ServicePortIR } from './types.js';
+import { meshIndex, type IndexedEndpoint } from './index.js';
+import type { Endpoint, Identity, MeshIR, ServiceIR, ServicePortIR } from './types.js';
 
 /**
  * What one proxy identity may call: every service port with at least one
@@ -16,24 +16,32 @@ export interface Upstream {
 }
 
 export function upstreamsOf(ir: MeshIR, proxy: Identity): Upstream[] {
-  const inMesh = meshIdentities(ir);
-  // This proxy's grants, indexed by destination once, rather than searched per endpoint.
-  const mine = new Map<Identity, Grant[]>();
-  for (const a of ir.access) {
-    const grants = a.grants.filter((g) => g.source === proxy);
-    if (grants.length > 0) mine.set(a.destination, grants);
+  const index = meshIndex(ir);
+  // Permissive: every in-mesh endpoint, so the whole mesh is this proxy's neighbourhood.
+  if (ir.settings.permissive) {
+    if (!index.identitySet.has(proxy)) return [];
+    const out: Upstream[] = [];
+    for (const service of ir.services) {
+      for (const port of service.ports) {
+        const endpoints = port.endpoints.filter((e) => index.identitySet.has(e.identity));
+        if (endpoints.length > 0) out.push({ service, port, endpoints, identities: [...new Set(endpoints.map((e) => e.identity))].sort() });
+      }
+    }
+    return out;
   }
-  const reachable = (e: Endpoint) =>
-    ir.settings.permissive
-      ? inMesh.has(proxy) && inMesh.has(e.identity)
-      : (mine.get(e.identity) ?? []).some((g) => g.ports === 'all' || g.ports.includes(e.port));
-  const out: Upstream[] = [];
-  for (const service of ir.services) {
-    for (const port of service.ports) {
-      const endpoints = port.endpoints.filter(reachable);
-      if (endpoints.length === 0) continue;
-      out.push({ service, port, endpoints, identities: [...new Set(endpoints.map((e) => e.identity))].sort() });
+  // Deny by default: only the endpoints of identities that grant this proxy something, on a granted port.
+  const granted: IndexedEndpoint[] = [];
+  for (const [destination, grants] of index.grantsFrom.get(proxy) ?? []) {
+    for (const e of index.endpointsOf.get(destination) ?? []) {
+      if (grants.some((g) => g.ports === 'all' || g.ports.includes(e.endpoint.port))) granted.push(e);
     }
   }
-  return out;
+  granted.sort((a, b) => a.order - b.order);
+  const out: Upstream[] = [];
+  for (const e of granted) {
+    const last = out[out.length - 1];
+    if (last && last.port === e.port) (last.endpoints as Endpoint[]).push(e.endpoint);
+    else out.push({ service: e.service, port: e.port, endpoints: [e.endpoint], identities: [] });
+  }
+  return out.map((u) => ({ ...u, identities: [...new Set(u.endpoints.map((e) => e.identity))].sort() }));
 }
