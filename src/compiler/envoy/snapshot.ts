@@ -48,8 +48,12 @@ type Named = { name?: string; clusterName?: string };
  */
 export type EncodeMemo = Map<string, Uint8Array>;
 
+/** Listeners are specific to their proxy (its inbound RBAC, its outbound chains): keying them by content costs more than it saves. */
+const SHARED_KINDS: ReadonlySet<ResourceKind> = new Set(['cluster', 'endpoint', 'route', 'secret']);
+
 function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[], memo: EncodeMemo): ResourceSet {
   const encode = (json: Named) => {
+    if (!SHARED_KINDS.has(kind)) return codec.encode(TYPES[kind], json);
     const key = `${kind}\u0000${JSON.stringify(json)}`;
     let bytes = memo.get(key);
     if (!bytes) memo.set(key, (bytes = codec.encode(TYPES[kind], json)));

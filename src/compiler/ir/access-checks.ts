@@ -14,16 +14,22 @@ export function warnHttpOnTcp(
   settings: MeshSettings,
   status: StatusCollector,
 ): void {
+  const grantsTo = new Map(access.map((a) => [a.destination, a.grants]));
+  // Each identity's ports (first service found wins), gathered in one pass over the mesh.
+  const portsOf = new Map<string, Map<number, { protocol: PortProtocol; service: string }>>();
+  for (const s of services)
+    for (const p of s.ports)
+      for (const e of p.endpoints) {
+        let ports = portsOf.get(e.identity);
+        if (!ports) portsOf.set(e.identity, (ports = new Map()));
+        if (!ports.has(e.port)) ports.set(e.port, { protocol: p.protocol, service: `${s.namespace}/${s.name}` });
+      }
   for (const tt of targets) {
     const from = `${tt.meta.namespace}/${tt.meta.name}`;
     const destination = identityOf(settings.trustDomain, tt.meta.namespace, tt.destination.name);
-    const grants = (access.find((a) => a.destination === destination)?.grants ?? []).filter((g) => g.grantedBy === from);
+    const grants = (grantsTo.get(destination) ?? []).filter((g) => g.grantedBy === from);
     if (grants.length === 0 || grants.some((g) => g.protocol !== 'http')) continue;
-    const ports = new Map<number, { protocol: PortProtocol; service: string }>();
-    for (const s of services)
-      for (const p of s.ports)
-        for (const e of p.endpoints)
-          if (e.identity === destination && !ports.has(e.port)) ports.set(e.port, { protocol: p.protocol, service: `${s.namespace}/${s.name}` });
+    const ports = portsOf.get(destination) ?? new Map<number, { protocol: PortProtocol; service: string }>();
     const relevant = tt.destinationPort !== undefined ? [...ports.entries()].filter(([port]) => port === tt.destinationPort) : [...ports.entries()];
     const tcp = relevant.filter(([, p]) => p.protocol === 'tcp');
     if (tcp.length === 0 || tcp.length < relevant.length) continue;

@@ -40,6 +40,8 @@ export function buildServices(
     setsByService.set(k, [...(setsByService.get(k) ?? []), s]);
   }
   const workloadByRef = new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w]));
+  const workloadsIn = new Map<string, Workload[]>();
+  for (const w of workloads) workloadsIn.set(w.namespace, [...(workloadsIn.get(w.namespace) ?? []), w]);
   const workloadByAddress = new Map<string, Workload>();
   for (const w of workloads) for (const a of w.addresses) workloadByAddress.set(`${w.namespace}/${a}`, w);
 
@@ -52,7 +54,7 @@ export function buildServices(
   for (const svc of services) {
     const ns = svc.meta.namespace;
     const sets = setsByService.get(`${ns}/${svc.meta.name}`) ?? [];
-    const selected = svc.selector ? workloads.filter((w) => w.namespace === ns && labelsMatch(svc.selector!, w.labels)) : [];
+    const selected = svc.selector ? (workloadsIn.get(ns) ?? []).filter((w) => labelsMatch(svc.selector!, w.labels)) : [];
     const ports: ServicePortIR[] = [];
     svc.ports.forEach((p, i) => {
       if (p.protocol !== 'TCP') {
