@@ -41,7 +41,8 @@ export async function loadPaths(paths: readonly string[], options: LoadOptions =
   return { documents, problems };
 }
 
-async function listFiles(path: string): Promise<string[]> {
+/** The files `kubectl apply -f` would read under `path` (a file, or a folder recursively), sorted. */
+export async function listFiles(path: string): Promise<string[]> {
   let info;
   try {
     info = await stat(path);

@@ -4,7 +4,8 @@ import { renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/
 import { openCertificateStore } from '../adapters/ca/certificate-store.js';
 import { certificateFacts, signedBy } from '../adapters/ca/x509.js';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
-import { loadPaths } from '../adapters/yaml-files.js';
+import { createFolderSource } from '../adapters/folder-source.js';
+import { createInputStore, type Source } from '../adapters/source.js';
 import { compileIR } from '../compiler/compile.js';
 import { inconsistencies } from '../compiler/envoy/consistency.js';
 import { buildSnapshots } from '../compiler/envoy/snapshot.js';
@@ -27,7 +28,14 @@ import { StartupError } from '../adapters/startup-error.js';
  * compiles, publishes snapshots, and serves.
  */
 export interface ControllerOptions {
+  /** Files and folders of YAML, watched (the embedded default source). */
   readonly source: readonly string[];
+  /** Sources instead of the folder of `source` (Kubernetes informers, tests). */
+  readonly sources?: readonly Source[];
+  /** Input changes are gathered this long after the last one before a compile (default 50 ms)... */
+  readonly gatherMs?: number;
+  /** ...but never longer than this after the first (default 1 s). */
+  readonly gatherMaxMs?: number;
   readonly stateDir: string;
   readonly xdsHost: string;
   readonly xdsPort: number;
@@ -51,7 +59,7 @@ export interface Controller {
   readonly cache: SnapshotCache;
   readonly proxies: ProxyRegistry;
   readonly controlPlaneIdentity: string;
-  /** Reloads the source and publishes what changed. On a broken compile the last good snapshots keep serving. */
+  /** Reads every source again (SIGHUP) and publishes what changed. Broken input keeps its last good objects. */
   reload(): Promise<IdentityChange[]>;
   /**
    * Rotates the mesh root with overlap (see RootRotation), waiting after each
@@ -107,7 +115,14 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   }
 
   async function startServing(): Promise<Controller> {
-    const first = compileIR(await loadPaths(o.source));
+    // Sources deliver their initial sets before the first compile; changes then flow through the store.
+    const sources = o.sources ?? [createFolderSource({ paths: o.source, log: o.log })];
+    const inputs = createInputStore(sources);
+    for (const source of sources) {
+      cleanups.push(() => source.close());
+      await source.start(inputs.events(source));
+    }
+    const first = compileIR(inputs.inputs());
     const trustDomain = first.ir.settings.trustDomain;
     const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
@@ -178,13 +193,33 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       }, Math.min(Math.max(next - Date.now(), 1000), 2 ** 31 - 1));
       renewTimer.unref();
     };
+    let logged = new Set<string>();
     const reload = async (compiled?: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
-      const result = compiled ?? compileIR(await loadPaths(o.source));
-      for (const line of statusLines(result.status)) o.log(`input: ${line}`);
+      const result = compiled ?? compileIR(inputs.inputs());
+      // Each status line is logged when it first appears, not again on every compile.
+      const lines = new Set(statusLines(result.status));
+      for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`);
+      logged = lines;
       status = { objects: renderStatus(result.status) };
       return publish(result);
     };
     await serialized(() => reload(first));
+    // Changes gathered: a compile after `gatherMs` of quiet, or `gatherMaxMs` after the first change at most.
+    let gatherTimer: NodeJS.Timeout | undefined;
+    let firstChangeAt: number | undefined;
+    const compileSoon = () => {
+      if (closed) return;
+      const now = Date.now();
+      firstChangeAt ??= now;
+      clearTimeout(gatherTimer);
+      const wait = Math.max(0, Math.min(o.gatherMs ?? 50, firstChangeAt + (o.gatherMaxMs ?? 1000) - now));
+      gatherTimer = setTimeout(() => {
+        firstChangeAt = undefined;
+        void serialized(() => reload()).catch((e: Error) => o.log(`controller: compile failed (a bug in smc); the last good snapshots keep serving: ${e.stack ?? e.message}`));
+      }, wait);
+    };
+    inputs.onChange(compileSoon);
+    cleanups.push(async () => clearTimeout(gatherTimer));
 
     let tls;
     if (o.insecureXds) {
@@ -283,7 +318,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       cache,
       proxies,
       controlPlaneIdentity: controlPlane,
-      reload: () => serialized(() => reload()),
+      async reload() {
+      for (const source of sources) await source.resync();
+      return serialized(() => reload());
+    },
       async close() {
         closed = true;
         clearTimeout(renewTimer);

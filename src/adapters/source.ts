@@ -1,0 +1,81 @@
+import type { InputDocument, InputProblem, MeshInputs } from '../compiler/inputs.js';
+
+/**
+ * One source of mesh inputs (a watched folder, Kubernetes informers, a VM
+ * registry). Every source speaks in units: a unit is what it reads as a
+ * whole (a file; an object), and the source tells the whole content of a
+ * unit each time it changes. It delivers its initial set, says `synced`, and
+ * then follows change until it is closed.
+ */
+export interface SourceUnit {
+  readonly documents: readonly InputDocument[];
+  readonly problems: readonly InputProblem[];
+}
+
+export interface SourceEvents {
+  /** The whole content of `unit` as it now is (new or changed). */
+  set(unit: string, content: SourceUnit): void;
+  /** `unit` is gone, and its objects with it. */
+  delete(unit: string): void;
+  /** Everything there was at start has been delivered. */
+  synced(): void;
+}
+
+export interface Source {
+  /** For messages: `folder examples/bookstore`. */
+  readonly name: string;
+  start(events: SourceEvents): Promise<void>;
+  /** Reads everything again (SIGHUP); changes come through the events as usual. */
+  resync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * What every source has delivered, as one MeshInputs value. Units of all
+ * sources are kept by `source name + unit`, and inputs list them in that
+ * order, so the result does not depend on the order events arrived in.
+ */
+export interface InputStore {
+  readonly events: (source: Source) => SourceEvents;
+  /** Whether every source has delivered its initial set. */
+  synced(): boolean;
+  inputs(): MeshInputs;
+  /** Called after every change (and when the last source syncs). */
+  onChange(listener: () => void): void;
+}
+
+export function createInputStore(sources: readonly Source[]): InputStore {
+  const units = new Map<string, SourceUnit>();
+  const pending = new Set(sources.map((s) => s.name));
+  const listeners: (() => void)[] = [];
+  let cached: MeshInputs | undefined;
+  const changed = () => {
+    cached = undefined;
+    for (const l of listeners) l();
+  };
+  return {
+    events: (source) => ({
+      set(unit, content) {
+        units.set(`${source.name}\u0000${unit}`, content);
+        changed();
+      },
+      delete(unit) {
+        if (units.delete(`${source.name}\u0000${unit}`)) changed();
+      },
+      synced() {
+        if (pending.delete(source.name)) changed();
+      },
+    }),
+    synced: () => pending.size === 0,
+    inputs() {
+      if (cached) return cached;
+      const keys = [...units.keys()].sort();
+      cached = {
+        documents: keys.flatMap((k) => units.get(k)!.documents),
+        problems: keys.flatMap((k) => units.get(k)!.problems),
+      };
+      return cached;
+    },
+    onChange: (l) => void listeners.push(l),
+  };
+}
