@@ -39,6 +39,8 @@ export interface ServiceObj extends Base {
   readonly selector: Readonly<Record<string, string>> | undefined;
   readonly ports: readonly ServicePort[];
   readonly clusterIPs: readonly string[];
+  /** `clusterIP: None`: no virtual IP, callers use endpoint addresses. */
+  readonly headless: boolean;
 }
 
 export interface ServiceAccountObj extends Base { readonly kind: 'ServiceAccount' }
@@ -117,6 +119,7 @@ export interface MeshConfigObj extends Base {
   readonly permissive: boolean | undefined;
   readonly trustDomain: string | undefined;
   readonly defaultInterceptionMode: InterceptionMode | undefined;
+  readonly virtualIPRange: string | undefined;
 }
 
 export interface VirtualMachineObj extends Base {

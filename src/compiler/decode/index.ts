@@ -75,6 +75,7 @@ register('', 'Service', ['v1'], as(k8s.serviceCodec, (v, b) => {
       kind: 'Service',
       selector: spec.selector ?? undefined,
       clusterIPs: clusterIPs.filter((ip) => ip !== 'None' && ip !== ''),
+      headless: clusterIPs.includes('None'),
       ports: (spec.ports ?? []).map((p) => ({
         name: str(p.name),
         port: p.port,
@@ -304,6 +305,7 @@ register('smc.dev', 'MeshConfig', ['v1alpha1'], as(smc.meshConfigCodec, (v, b) =
     permissive: v.spec?.permissive ?? undefined,
     trustDomain: v.spec?.trustDomain ?? undefined,
     defaultInterceptionMode: v.spec?.defaultInterceptionMode ?? undefined,
+    virtualIPRange: v.spec?.virtualIPRange ?? undefined,
   },
 })));
 register('smc.dev', 'VirtualMachine', ['v1alpha1'], as(smc.virtualMachineCodec, (v, b) => ({

@@ -19,6 +19,7 @@ export const meshConfigCodec = struct(
         permissive: t.boolean,
         trustDomain: nonEmptyString,
         defaultInterceptionMode: interceptionMode,
+        virtualIPRange: t.string,
       },
     ),
   },

@@ -4,7 +4,7 @@ import { error, warning, type StatusCollector } from '../status.js';
 import { buildAccess } from './access.js';
 import { warnHttpOnTcp } from './access-checks.js';
 import { checkRouteGroups } from './routes.js';
-import { buildServices } from './services.js';
+import { assignVirtualIPs, buildServices } from './services.js';
 import { meshNamespaces, meshSettings } from './settings.js';
 import { buildSplits } from './splits.js';
 import { compareStrings, identityOf, type MeshIR } from './types.js';
@@ -34,7 +34,7 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
   const inMeshOf = <K extends m.MeshObject['kind']>(...kinds: K[]) => of(...kinds).filter((o) => keep.has(o.key));
 
   const workloads = buildWorkloads(inMeshOf('Pod'), inMeshOf('VirtualMachine'), settings, status);
-  const services = buildServices(inMeshOf('Service'), inMeshOf('EndpointSlice', 'Endpoints'), workloads, status);
+  const services = assignVirtualIPs(buildServices(inMeshOf('Service'), inMeshOf('EndpointSlice', 'Endpoints'), workloads, status), inMeshOf('Service'), settings, status);
   const routeGroups = checkRouteGroups(inMeshOf('HTTPRouteGroup'), status);
   const portRoutes = new Map(inMeshOf('TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
   const identities = [...new Set(workloads.map((w) => w.identity))];

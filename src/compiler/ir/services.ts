@@ -1,7 +1,8 @@
 import type { EndpointSetObj, ServiceObj, ServicePort } from '../model.js';
 import { warning, type StatusCollector } from '../status.js';
+import { parseIPv4Range } from './settings.js';
 import { labelsMatch } from './workloads.js';
-import { compareStrings, type Endpoint, type PortProtocol, type ServiceIR, type ServicePortIR, type Workload } from './types.js';
+import { compareStrings, type Endpoint, type MeshSettings, type PortProtocol, type ServiceIR, type ServicePortIR, type Workload } from './types.js';
 
 /**
  * A port's protocol comes from `appProtocol`, else from the port name's
@@ -119,4 +120,54 @@ export function buildServices(
     });
   }
   return out.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name));
+}
+
+/**
+ * A Service with no cluster IP that is not headless (a folder of YAML written
+ * by hand, or a VM-only service) gets a virtual IP, so the transparent
+ * outbound listener can tell its traffic apart. The address is derived from
+ * the service's name (FNV-1a over `namespace/name`) in the mesh's range, so
+ * it survives restarts and input order; two services that land on the same
+ * address are resolved by name order, the later one taking the next free
+ * address. Real cluster IPs in the range are never reused.
+ */
+export function assignVirtualIPs(services: ServiceIR[], objects: readonly ServiceObj[], settings: MeshSettings, status: StatusCollector): ServiceIR[] {
+  const range = parseIPv4Range(settings.virtualIPRange)!;
+  const headless = new Set(objects.filter((o) => o.headless).map((o) => `${o.meta.namespace}/${o.meta.name}`));
+  const keyOf = new Map(objects.map((o) => [`${o.meta.namespace}/${o.meta.name}`, o.key]));
+  const taken = new Set(services.flatMap((s) => s.clusterIPs));
+  const toText = (n: number) => [24, 16, 8, 0].map((b) => (n >>> b) & 255).join('.');
+  const out = new Map<ServiceIR, ServiceIR>();
+  // Services arrive sorted by namespace and name, which decides collisions.
+  for (const s of services) {
+    const key = `${s.namespace}/${s.name}`;
+    if (s.clusterIPs.length > 0 || headless.has(key)) continue;
+    let slot = fnv1a(key) % range.size;
+    let ip = '';
+    for (let tries = 0; tries < range.size; tries++, slot = (slot + 1) % range.size) {
+      // The first and last address of the range are left alone (network and broadcast, out of habit).
+      if (slot === 0 || slot === range.size - 1) continue;
+      const candidate = toText(range.base + slot);
+      if (!taken.has(candidate)) {
+        ip = candidate;
+        break;
+      }
+    }
+    if (ip === '') {
+      status.add(keyOf.get(key)!, warning('spec.clusterIP', `no cluster IP, and the virtual IP range ${settings.virtualIPRange} is full: not reachable through the transparent outbound listener`));
+      continue;
+    }
+    taken.add(ip);
+    out.set(s, { ...s, clusterIPs: [ip] });
+  }
+  return services.map((s) => out.get(s) ?? s);
+}
+
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
 }

@@ -7,7 +7,21 @@ export const DEFAULT_SETTINGS: MeshSettings = {
   trustDomain: 'cluster.local',
   permissive: false,
   defaultInterceptionMode: 'transparent',
+  // Class E, never routed: Istio allocates from the same range for the same purpose.
+  virtualIPRange: '240.240.0.0/16',
 };
+
+/** An IPv4 CIDR with a prefix from /8 to /28: base address and size. */
+export function parseIPv4Range(cidr: string): { base: number; size: number } | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+  if (!m) return undefined;
+  const octets = m.slice(1, 5).map(Number);
+  const prefix = Number(m[5]);
+  if (octets.some((o) => o > 255) || prefix < 8 || prefix > 28) return undefined;
+  const size = 2 ** (32 - prefix);
+  const address = octets.reduce((n, o) => n * 256 + o, 0);
+  return { base: address - (address % size), size };
+}
 
 const TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 
@@ -20,6 +34,10 @@ export function meshSettings(configs: readonly MeshConfigObj[], status: StatusCo
   const valid = configs.filter((c) => {
     if (c.trustDomain !== undefined && !TRUST_DOMAIN.test(c.trustDomain)) {
       status.reject(c.key, error('spec.trustDomain', `expected a lower-case DNS name such as "cluster.local", got ${JSON.stringify(c.trustDomain)}`));
+      return false;
+    }
+    if (c.virtualIPRange !== undefined && !parseIPv4Range(c.virtualIPRange)) {
+      status.reject(c.key, error('spec.virtualIPRange', `expected an IPv4 range from /8 to /28 such as "240.240.0.0/16", got ${JSON.stringify(c.virtualIPRange)}`));
       return false;
     }
     return true;
@@ -39,6 +57,7 @@ export function meshSettings(configs: readonly MeshConfigObj[], status: StatusCo
     trustDomain: winner.trustDomain ?? DEFAULT_SETTINGS.trustDomain,
     permissive: winner.permissive ?? DEFAULT_SETTINGS.permissive,
     defaultInterceptionMode: winner.defaultInterceptionMode ?? DEFAULT_SETTINGS.defaultInterceptionMode,
+    virtualIPRange: winner.virtualIPRange ?? DEFAULT_SETTINGS.virtualIPRange,
   };
 }
 

@@ -13,6 +13,8 @@ export interface MeshSettings {
   readonly trustDomain: string;
   readonly permissive: boolean;
   readonly defaultInterceptionMode: InterceptionMode;
+  /** IPv4 CIDR from which services without a cluster IP get a stable virtual IP. */
+  readonly virtualIPRange: string;
 }
 
 export interface WorkloadPort {
