@@ -19,7 +19,9 @@ the state folder), and serves each proxy its configuration over ADS (gRPC,
 state of the world and delta) with mutual TLS.
 
 Options:
-      --source PATH    File or folder of YAML (repeatable; default examples/bookstore)
+      --source PATH    File or folder of YAML, watched (repeatable; default
+                       examples/bookstore); or 'kubernetes': informers on the
+                       cluster of --kubeconfig (or the pod's service account)
       --state DIR      Where the mesh CA's root is kept (default .smc-state)
       --xds-address HOST:PORT
                        xDS listen address (default 127.0.0.1:15128)
@@ -42,8 +44,8 @@ Options:
                        With --ca internal: keep the root in this Kubernetes Secret
                        instead of --state (kubeconfig, or in-cluster credentials)
       --kubeconfig FILE
-                       For --ca-root-secret (default $KUBECONFIG, ~/.kube/config,
-                       or the pod's service account)
+                       For --source kubernetes and --ca-root-secret (default
+                       $KUBECONFIG, ~/.kube/config, or the pod's service account)
       --cfssl-url URL  With --ca cfssl: the 'cfssl serve' API (e.g. http://ca:8888)
       --cfssl-profile NAME
                        With --ca cfssl: the signing profile (its expiry sets the lifetime)
@@ -188,8 +190,17 @@ export async function controllerCommand(args: string[]): Promise<number> {
   if (serviceCertTtlMs < 60_000) throw new UsageError('--service-cert-ttl must be at least 1m');
   const ca = caChoice(values);
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const paths = values.source ?? ['examples/bookstore'];
+  let sources;
+  if (paths.includes('kubernetes')) {
+    if (paths.length > 1) throw new UsageError('--source kubernetes reads the cluster; it does not combine with folders');
+    // Loaded only here: the Kubernetes client is large, and other commands never need it.
+    const { createKubernetesSource } = await import('../adapters/kubernetes-source.js');
+    sources = [createKubernetesSource({ kubeconfig: values.kubeconfig, log })];
+  }
   const controller = await startController({
-    source: values.source ?? ['examples/bookstore'],
+    source: paths,
+    sources,
     stateDir: values.state,
     xdsHost: xds.host,
     xdsPort: xds.port,

@@ -45,8 +45,15 @@ export type CacheListener = (snapshot: CachedSnapshot | undefined) => void;
 export interface SnapshotCache {
   /** Replaces every snapshot at once; identities not in `snapshots` are removed. */
   setSnapshots(snapshots: readonly Snapshot[]): IdentityChange[];
+  /**
+   * Sets the snapshots of some identities and removes others, leaving every
+   * other identity as it is: a change costs what it touches.
+   */
+  update(changed: readonly Snapshot[], removed?: readonly string[]): IdentityChange[];
   get(identity: string): CachedSnapshot | undefined;
   identities(): string[];
+  /** Whether `snapshot` would change what is cached for its identity (compared by type versions). */
+  differs(snapshot: Snapshot): boolean;
   /** Called with the new snapshot (or undefined when removed) after each change of this identity. */
   watch(identity: string, listener: CacheListener): () => void;
   stats(): { identities: number; resourceReferences: number; uniqueResources: number; uniqueBytes: number };
@@ -55,50 +62,82 @@ export interface SnapshotCache {
 const hashBytes = (b: Uint8Array) => createHash('sha256').update(b).digest('hex').slice(0, 16);
 
 export function createSnapshotCache(): SnapshotCache {
-  let snapshots = new Map<string, CachedSnapshot>();
-  // kind + name + content hash -> the one shared resource object.
-  let interned = new Map<string, CachedResource>();
+  const snapshots = new Map<string, CachedSnapshot>();
+  // kind + name + content hash -> the one shared resource object, and how many snapshots hold it.
+  const interned = new Map<string, { resource: CachedResource; holders: number }>();
   const watchers = new Map<string, Set<CacheListener>>();
+  const keyOf = (kind: ResourceKind, name: string, version: string) => `${kind}\0${name}\0${version}`;
 
-  const intern = (kind: ResourceKind, name: string, bytes: Uint8Array, next: Map<string, CachedResource>): CachedResource => {
+  const acquire = (kind: ResourceKind, name: string, bytes: Uint8Array): CachedResource => {
     const version = hashBytes(bytes);
-    const key = `${kind}\0${name}\0${version}`;
-    const r = next.get(key) ?? interned.get(key) ?? { name, version, bytes };
-    next.set(key, r);
-    return r;
+    const key = keyOf(kind, name, version);
+    const held = interned.get(key);
+    if (held) {
+      held.holders++;
+      return held.resource;
+    }
+    const resource = { name, version, bytes };
+    interned.set(key, { resource, holders: 1 });
+    return resource;
+  };
+  const release = (s: CachedSnapshot) => {
+    for (const kind of PUSH_ORDER) {
+      for (const r of s.types[kind].resources.values()) {
+        const key = keyOf(kind, r.name, r.version);
+        const held = interned.get(key)!;
+        if (--held.holders === 0) interned.delete(key);
+      }
+    }
+  };
+  const same = (a: CachedSnapshot | undefined, s: Snapshot) => a !== undefined && PUSH_ORDER.every((k) => a.types[k].version === s.types[k].version);
+  const diff = (identity: string, before: CachedSnapshot | undefined, after: CachedSnapshot | undefined): IdentityChange | undefined => {
+    const types: Partial<Record<ResourceKind, TypeChange>> = {};
+    for (const kind of PUSH_ORDER) {
+      const a = before?.types[kind].resources ?? new Map<string, CachedResource>();
+      const b = after?.types[kind].resources ?? new Map<string, CachedResource>();
+      const changed = [...b.values()].filter((r) => a.get(r.name)?.version !== r.version).map((r) => r.name);
+      const removed = [...a.keys()].filter((n) => !b.has(n));
+      if (changed.length > 0 || removed.length > 0) types[kind] = { changed, removed };
+    }
+    if (Object.keys(types).length > 0 || (before === undefined) !== (after === undefined)) return { identity, types, gone: after === undefined };
+    return undefined;
+  };
+
+  const update = (changed: readonly Snapshot[], removed: readonly string[] = []): IdentityChange[] => {
+    const changes: IdentityChange[] = [];
+    for (const s of changed) {
+      const before = snapshots.get(s.identity);
+      // Same versions, same bytes: nothing to hash, intern or tell.
+      if (same(before, s)) continue;
+      const types = {} as Record<ResourceKind, CachedType>;
+      for (const kind of PUSH_ORDER) {
+        const set = s.types[kind];
+        types[kind] = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r.name, r.bytes)])) };
+      }
+      const after: CachedSnapshot = { identity: s.identity, types };
+      if (before) release(before);
+      snapshots.set(s.identity, after);
+      const c = diff(s.identity, before, after);
+      if (c) changes.push(c);
+    }
+    for (const identity of removed) {
+      const before = snapshots.get(identity);
+      if (!before) continue;
+      release(before);
+      snapshots.delete(identity);
+      changes.push({ identity, types: diff(identity, before, undefined)?.types ?? {}, gone: true });
+    }
+    for (const c of changes) for (const w of watchers.get(c.identity) ?? []) w(snapshots.get(c.identity));
+    return changes.sort((x, y) => (x.identity < y.identity ? -1 : 1));
   };
 
   return {
     setSnapshots(list) {
-      const nextInterned = new Map<string, CachedResource>();
-      const next = new Map<string, CachedSnapshot>();
-      for (const s of list) {
-        const types = {} as Record<ResourceKind, CachedType>;
-        for (const kind of PUSH_ORDER) {
-          const set = s.types[kind];
-          types[kind] = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, intern(kind, r.name, r.bytes, nextInterned)])) };
-        }
-        next.set(s.identity, { identity: s.identity, types });
-      }
-      const changes: IdentityChange[] = [];
-      for (const identity of new Set([...snapshots.keys(), ...next.keys()])) {
-        const before = snapshots.get(identity);
-        const after = next.get(identity);
-        const types: Partial<Record<ResourceKind, TypeChange>> = {};
-        for (const kind of PUSH_ORDER) {
-          const a = before?.types[kind].resources ?? new Map<string, CachedResource>();
-          const b = after?.types[kind].resources ?? new Map<string, CachedResource>();
-          const changed = [...b.values()].filter((r) => a.get(r.name)?.version !== r.version).map((r) => r.name);
-          const removed = [...a.keys()].filter((n) => !b.has(n));
-          if (changed.length > 0 || removed.length > 0) types[kind] = { changed, removed };
-        }
-        if (Object.keys(types).length > 0 || (before === undefined) !== (after === undefined)) changes.push({ identity, types, gone: after === undefined });
-      }
-      snapshots = next;
-      interned = nextInterned;
-      for (const c of changes) for (const w of watchers.get(c.identity) ?? []) w(next.get(c.identity));
-      return changes.sort((x, y) => (x.identity < y.identity ? -1 : 1));
+      const keep = new Set(list.map((s) => s.identity));
+      return update(list, [...snapshots.keys()].filter((id) => !keep.has(id)));
     },
+    update,
+    differs: (s) => !same(snapshots.get(s.identity), s),
     get: (identity) => snapshots.get(identity),
     identities: () => [...snapshots.keys()].sort(),
     watch(identity, listener) {
@@ -114,7 +153,7 @@ export function createSnapshotCache(): SnapshotCache {
       let refs = 0;
       for (const s of snapshots.values()) for (const kind of PUSH_ORDER) refs += s.types[kind].resources.size;
       let bytes = 0;
-      for (const r of interned.values()) bytes += r.bytes.length;
+      for (const { resource } of interned.values()) bytes += resource.bytes.length;
       return { identities: snapshots.size, resourceReferences: refs, uniqueResources: interned.size, uniqueBytes: bytes };
     },
   };

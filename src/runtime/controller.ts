@@ -8,7 +8,8 @@ import { createFolderSource } from '../adapters/folder-source.js';
 import { createInputStore, type Source } from '../adapters/source.js';
 import { compileIR } from '../compiler/compile.js';
 import { inconsistencies } from '../compiler/envoy/consistency.js';
-import { buildSnapshots } from '../compiler/envoy/snapshot.js';
+import { buildSnapshot, type EncodeMemo } from '../compiler/envoy/snapshot.js';
+import { meshIndex } from '../compiler/ir/index.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { identityOf } from '../compiler/ir/types.js';
 import { renderStatus, statusLines } from '../output/render.js';
@@ -146,38 +147,56 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       return next;
     };
 
-    const publish = async (result: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
-      const identities = [...new Set(result.ir.workloads.map((w) => w.identity))].sort();
-      for (const id of identities) {
+    /** Issues (or renews) the certificates of `identities` that are due, several at a time; returns those issued. */
+    const issueDue = async (identities: readonly string[]): Promise<string[]> => {
+      const due = identities.filter((id) => {
         const have = issued.get(id);
-        if (have && renewalDue(have) > Date.now()) continue;
+        return !have || renewalDue(have) <= Date.now();
+      });
+      await inParallel(due, 16, async (id) => {
+        const have = issued.get(id);
         const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
         issued.set(id, cert);
         await store.save(id, cert);
         const f = certificateFacts(cert.certificateChain);
         o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${f.serial}, expires ${f.notAfter.toISOString()})`);
-      }
-      // Identities that left the mesh are no longer renewed.
-      for (const id of [...issued.keys()]) {
-        if (identities.includes(id)) continue;
-        issued.delete(id);
-        await store.remove(id);
+      });
+      return due;
+    };
+    /**
+     * Publishes `result`: every identity's snapshot, or with `renewals` only
+     * the snapshots of identities whose certificate is due (a renewal
+     * rebuilds that identity alone, never the mesh). Only snapshots that
+     * differ from the cached ones are checked for consistency and pushed.
+     */
+    const publish = async (result: ReturnType<typeof compileIR>, renewals = false): Promise<IdentityChange[]> => {
+      const index = meshIndex(result.ir);
+      const identities = index.identities;
+      const renewed = await issueDue(identities);
+      if (!renewals) {
+        // Identities that left the mesh are no longer renewed.
+        for (const id of [...issued.keys()]) {
+          if (index.identitySet.has(id)) continue;
+          issued.delete(id);
+          await store.remove(id);
+        }
       }
       const certificates: CertificateInputs = {
         trustBundle: ca.trustBundle(),
         identities: identities.map((identity) => ({ identity, ...issued.get(identity)! })),
       };
-      const snapshots = buildSnapshots(result.ir, protos, certificates);
-      const broken = snapshots.flatMap((s) => inconsistencies(s, protos));
+      const memo: EncodeMemo = new Map();
+      const snapshots = (renewals ? renewed : identities).map((id) => buildSnapshot(result.ir, id, protos, certificates, memo));
+      const broken = snapshots.filter((s) => cache.differs(s)).flatMap((s) => inconsistencies(s, protos));
       if (broken.length > 0) {
         o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`);
         return [];
       }
       last = result;
       changedAt = Date.now();
-      const changes = cache.setSnapshots(snapshots);
+      const changes = renewals ? cache.update(snapshots) : cache.setSnapshots(snapshots);
       ready = true;
-      o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`);
+      if (!renewals || changes.length > 0) o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`);
       scheduleRenewal();
       return changes;
     };
@@ -186,7 +205,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       if (closed || issued.size === 0) return;
       const next = Math.min(...[...issued.values()].map(renewalDue));
       renewTimer = setTimeout(() => {
-        void serialized(() => publish(last)).catch((e: Error) => {
+        void serialized(() => publish(last, true)).catch((e: Error) => {
           o.log(`ca: renewal failed, retrying in 10s: ${e.message}`);
           renewTimer = setTimeout(scheduleRenewal, 10_000);
         });
@@ -342,4 +361,13 @@ async function assertFree(host: string, port: number, flag: string): Promise<voi
     });
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
+}
+
+/** Runs `work` on every item, at most `width` at a time. */
+async function inParallel<T>(items: readonly T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
 }

@@ -1,0 +1,121 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './tools.js';
+import { waitFor } from './wait.js';
+
+/**
+ * A real Kubernetes API server and etcd on loopback, for the tests: built
+ * once into .tools/ by scripts/install-kube.sh (the first build takes 10-20
+ * minutes), started per test with their own data, stopped afterwards. Only
+ * the API server runs: no scheduler, kubelet or controller manager, so tests
+ * create what those would (pod IPs through the status subresource).
+ */
+export interface KubeApi {
+  readonly url: string;
+  readonly kubeconfig: string;
+  readonly dir: string;
+  kubectl(args: readonly string[], input?: string): string;
+  /** SIGKILL the API server (etcd stays) and start it again on the same port. */
+  restartApiServer(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+let binaries: { apiserver: string; etcd: string } | undefined;
+function installed() {
+  if (binaries) return binaries;
+  try {
+    const [apiserver, etcd] = execFileSync('bash', ['scripts/install-kube.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 45 * 60_000 }).trim().split('\n');
+    binaries = { apiserver: apiserver!, etcd: etcd! };
+    return binaries;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`kube-apiserver and etcd are required for this test and could not be installed (scripts/install-kube.sh): ${(err.stderr ?? err.message).slice(-3000)}`);
+  }
+}
+
+export async function startKubeApi(options: { serviceRange?: string } = {}): Promise<KubeApi> {
+  const bin = installed();
+  const dir = mkdtempSync(join(tmpdir(), 'smc-kube-'));
+  const [etcdClient, etcdPeer, port] = [await freePort(), await freePort(), await freePort()];
+  const etcd = spawn(bin.etcd, ['--data-dir', join(dir, 'etcd'), '--listen-client-urls', `http://127.0.0.1:${etcdClient}`, '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`, '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`], { stdio: 'ignore' });
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+  writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  writeFileSync(join(dir, 'tokens.csv'), 'smc-test-admin-token,admin,admin,system:masters\n');
+  mkdirSync(join(dir, 'certs'));
+  let apiserver: ChildProcess | undefined;
+  let log = '';
+  const startApi = async () => {
+    apiserver = spawn(bin.apiserver, [
+      `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${port}`,
+      `--cert-dir=${join(dir, 'certs')}`,
+      `--token-auth-file=${join(dir, 'tokens.csv')}`,
+      '--authorization-mode=RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc',
+      `--service-account-key-file=${join(dir, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+      `--service-cluster-ip-range=${options.serviceRange ?? '198.18.100.0/24'}`,
+      '--endpoint-reconciler-type=none',
+      // No controller manager makes the default service accounts a pod would need.
+      '--disable-admission-plugins=ServiceAccount',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    apiserver.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
+    const url = `https://127.0.0.1:${port}`;
+    await waitFor('the API server to be ready', async () => {
+      if (apiserver!.exitCode !== null) throw new Error(`kube-apiserver exited: ${log.slice(-2000)}`);
+      const r = await fetchInsecure(`${url}/readyz`);
+      return r === 200 ? true : undefined;
+    }, 90_000);
+  };
+  await startApi();
+  const url = `https://127.0.0.1:${port}`;
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, [
+    'apiVersion: v1', 'kind: Config', 'current-context: test',
+    'clusters:', `- name: test`, `  cluster: {server: "${url}", certificate-authority: "${join(dir, 'certs', 'apiserver.crt')}"}`,
+    'users:', '- name: admin', '  user: {token: smc-test-admin-token}',
+    'contexts:', '- name: test', '  context: {cluster: test, user: admin}', '',
+  ].join('\n'));
+  const kill = (p: ChildProcess | undefined) =>
+    new Promise<void>((resolve) => {
+      if (!p || p.exitCode !== null || p.signalCode !== null) return resolve();
+      p.once('exit', () => resolve());
+      p.kill('SIGKILL');
+    });
+  return {
+    url,
+    kubeconfig,
+    dir,
+    kubectl: (args, input) => execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] }),
+    async restartApiServer() {
+      await kill(apiserver);
+      await startApi();
+    },
+    async stop() {
+      await kill(apiserver);
+      await kill(etcd);
+    },
+  };
+}
+
+/** The API server's own certificate is self-signed: readiness is probed without checking it. */
+async function fetchInsecure(url: string): Promise<number | undefined> {
+  const { request } = await import('node:https');
+  return new Promise((resolve) => {
+    const req = request(url, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('error', () => resolve(undefined));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** Reads the kubeconfig's CA, for clients that want it directly. */
+export const apiServerCa = (api: KubeApi): string => readFileSync(join(api.dir, 'certs', 'apiserver.crt'), 'utf8');

@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { createKubernetesSource } from '../src/adapters/kubernetes-source.js';
+import { startController, type Controller } from '../src/runtime/controller.js';
+import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
+import { testController } from './helpers/controller.js';
+import { startKubeApi, type KubeApi } from './helpers/kube.js';
+import { waitFor } from './helpers/wait.js';
+
+/** The Kubernetes source against a real kube-apiserver and etcd on loopback (live controller). */
+const BOOKBUYER = 'spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer';
+const BOOKSTORE_CLUSTER = 'outbound|14001|bookstore-v1.bookstore';
+
+/** Applies the bookstore example as a cluster would hold it: CRDs first, then the objects, then pod IPs through the status subresource. */
+function applyBookstore(api: KubeApi) {
+  api.kubectl(['create', 'namespace', 'smc-system']);
+  api.kubectl(['apply', '-f', 'deploy/crds']);
+  api.kubectl(['wait', '--for', 'condition=established', '--timeout', '60s', 'crd', '--all']);
+  api.kubectl(['apply', '-f', 'examples/bookstore']);
+  for (const file of readdirSync('examples/bookstore')) {
+    for (const doc of parseAllDocuments(readFileSync(join('examples/bookstore', file), 'utf8'))) {
+      const o = doc.toJS() as { kind?: string; metadata?: { name: string; namespace: string }; status?: { podIP?: string } } | null;
+      if (o?.kind !== 'Pod' || !o.status?.podIP) continue;
+      const status = { status: { podIP: o.status.podIP, podIPs: [{ ip: o.status.podIP }] } };
+      api.kubectl(['patch', 'pod', o.metadata!.name, '-n', o.metadata!.namespace, '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
+    }
+  }
+}
+
+const meshVersions = (c: Controller) =>
+  Object.fromEntries(c.cache.identities().map((id) => [id, PUSH_ORDER.filter((k) => k !== 'secret').map((k) => `${k}=${c.cache.get(id)!.types[k].version}`).join(' ')]));
+
+test('the same objects through a real API server and in a folder give identical snapshots; changes, deletions and an API server killed and restarted are followed', async () => {
+  const api = await startKubeApi();
+  let kube: Controller | undefined;
+  const folder = await testController('examples/bookstore');
+  try {
+    applyBookstore(api);
+    const logs: string[] = [];
+    kube = await startController({
+      source: [],
+      sources: [createKubernetesSource({ kubeconfig: api.kubeconfig, log: (l) => logs.push(l), retryMs: 200 })],
+      stateDir: join(mkdtempSync(join(tmpdir(), 'smc-kube-state-')), 'state'),
+      xdsHost: '127.0.0.1',
+      xdsPort: 0,
+      adminHost: '127.0.0.1',
+      adminPort: 0,
+      insecureXds: true,
+      log: (l) => logs.push(l),
+    });
+    // Every proxy's configuration (secrets aside: each controller has its own CA) is the same, version for version.
+    assert.deepEqual(meshVersions(kube), meshVersions(folder.controller));
+    assert.ok(kube.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER));
+
+    // A deletion through the API reaches the snapshots.
+    api.kubectl(['delete', 'traffictarget.access.smi-spec.io', 'bookbuyer-access-bookstore', '-n', 'bookstore']);
+    await waitFor('the deleted TrafficTarget to take its grant along', () => (kube!.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER) ? undefined : true), 10_000);
+
+    // The API server dies (SIGKILL) and comes back: the informers start again and follow the next change.
+    await api.restartApiServer();
+    api.kubectl(['apply', '-f', 'examples/bookstore/40-policy.yaml']);
+    await waitFor('the re-created TrafficTarget after the API server restart', () => (kube!.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER) ? true : undefined), 60_000);
+    assert.ok(logs.some((l) => /kubernetes: watching .* stopped/.test(l)), 'the informers noticed the API server going away');
+
+    // A new workload: a pod labelled for bookstore v1 joins as an endpoint.
+    api.kubectl(['run', 'bookstore-v1-2', '-n', 'bookstore', '--image', 'bookstore:v1', '--labels', 'app=bookstore,version=v1', '--overrides', JSON.stringify({ spec: { serviceAccountName: 'bookstore', containers: [{ name: 'bookstore', image: 'bookstore:v1', ports: [{ name: 'web', containerPort: 8080 }] }] } })]);
+    api.kubectl(['patch', 'pod', 'bookstore-v1-2', '-n', 'bookstore', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { podIP: '198.18.2.11', podIPs: [{ ip: '198.18.2.11' }] } })]);
+    await waitFor('the new pod as an endpoint', () => {
+      const cla = kube!.cache.get(BOOKBUYER)!.types.endpoint.resources.get(BOOKSTORE_CLUSTER);
+      return cla && Buffer.from(cla.bytes).includes('198.18.2.11') ? true : undefined;
+    }, 10_000);
+  } finally {
+    await kube?.close();
+    await folder.controller.close();
+    await api.stop();
+  }
+});
