@@ -1,13 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCertificateStore } from '../src/adapters/ca/certificate-store.js';
-import { secretStorage } from '../src/adapters/ca/ca-storage.js';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
-import { fakeKubeApi } from './helpers/fake-kube-api.js';
 import { certificateFacts, signedBy } from '../src/adapters/ca/x509.js';
 
 const state = () => mkdtempSync(join(tmpdir(), 'smc-state-'));
@@ -158,54 +156,4 @@ test('root rotation: overlap, switch, finish; each step survives a restart; reti
   assert.ok(await signedBy(server.certificateChain, oldRoot, new Date()), 'the xDS server certificate comes from the oldest root, which old bootstraps trust');
 });
 
-test('on Kubernetes the root lives in a Secret: created once, loaded again, never overwritten, rotated, with conflicts retried', async () => {
-  const api = await fakeKubeApi();
-  try {
-    const storage = () => secretStorage({ namespace: 'smc-system', name: 'smc-ca', kubeconfig: api.kubeconfig });
-    const logs: string[] = [];
-    const a = await openInternalCA(state(), 'cluster.local', (l) => logs.push(l), storage());
-    assert.ok(logs.some((l) => l.includes('created a new mesh root') && l.includes('Secret smc-system/smc-ca')));
-    const stored = api.secrets.get('smc-system/smc-ca')!;
-    assert.deepEqual(Object.keys(stored.data!).sort(), ['root.crt', 'root.key']);
-    assert.equal(stored.type, 'Opaque');
-    // Another controller (another state folder, same Secret) uses the same root.
-    const b = await openInternalCA(state(), 'cluster.local', () => {}, storage());
-    assert.equal(b.trustBundle(), a.trustBundle());
-    // A rotation step whose first write meets a conflict is retried on the fresh Secret.
-    api.conflictNextReplaces(1);
-    await b.rotation!.begin();
-    assert.equal(api.requests.filter((r) => r.startsWith('PUT')).length, 2, 'one conflict, one retry');
-    await b.rotation!.switchSigner();
-    await b.rotation!.finish();
-    const keys = Object.keys(api.secrets.get('smc-system/smc-ca')!.data!).sort();
-    assert.equal(keys.filter((k) => k.startsWith('retired-')).length, 2);
-    assert.deepEqual(keys.filter((k) => !k.startsWith('retired-')), ['root.crt', 'root.key']);
-    const c = await openInternalCA(state(), 'cluster.local', () => {}, storage());
-    assert.equal(c.trustBundle(), b.trustBundle());
-    assert.notEqual(c.trustBundle(), a.trustBundle());
-    // A half-deleted Secret is an error, not a new root.
-    delete api.secrets.get('smc-system/smc-ca')!.data!['root.key'];
-    await assert.rejects(openInternalCA(state(), 'cluster.local', () => {}, storage()), /Secret smc-system\/smc-ca is incomplete: root\.key is missing/);
-  } finally {
-    await api.close();
-  }
-});
 
-test('smc bootstrap --ca-root-secret signs with the root kept in the Secret', async () => {
-  const api = await fakeKubeApi();
-  try {
-    const dir = state();
-    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', 'shop/web', '--xds-address', '127.0.0.1:15128', '--state', dir, '--ca-root-secret', 'smc-system/smc-ca', '--kubeconfig', api.kubeconfig, '-o', join(dir, 'out')], (err, _o, stderr) =>
-        resolve({ code: err ? Number(err.code) : 0, stderr }),
-      ),
-    );
-    assert.equal(r.code, 0, r.stderr);
-    const root = Buffer.from(api.secrets.get('smc-system/smc-ca')!.data!['root.crt']!, 'base64').toString('utf8');
-    assert.equal(readFileSync(join(dir, 'out', 'ca.crt'), 'utf8'), root);
-    assert.ok(await signedBy(readFileSync(join(dir, 'out', 'proxy.crt'), 'utf8'), root, new Date()));
-    assert.ok(!existsSync(join(dir, 'ca')), 'nothing of the root in the state folder');
-  } finally {
-    await api.close();
-  }
-});

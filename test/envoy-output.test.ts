@@ -192,10 +192,10 @@ test('property: deny by default - no identity gets a cluster, route or inbound p
         for (const cla of decoded(s, 'endpoint')) {
           const [, port, host] = /^outbound\|(\d+)\|(.+)$/.exec(String(cla['clusterName']))!;
           const service = ir.services.find((x) => `${x.name}.${x.namespace}` === host)!;
-          const endpoints = service.ports.find((p) => p.port === Number(port))!.endpoints;
+          const servicePort = service.ports.find((p) => p.port === Number(port))!;
           for (const addr of collect(cla, 'socketAddress') as { address: string }[]) {
-            const e = endpoints.find((x) => x.address === addr.address)!;
-            const allowed = ir.settings.permissive ? ids.has(s.identity) && ids.has(e.identity) : applicableGrants(ir, s.identity, e.identity, e.port).length > 0;
+            const e = servicePort.endpoints.find((x) => x.address === addr.address)!;
+            const allowed = ir.settings.permissive ? ids.has(s.identity) && ids.has(e.identity) : applicableGrants(ir, s.identity, e.identity, e.port, servicePort.protocol).length > 0;
             assert.ok(allowed, `${s.identity} may not reach ${e.workload}:${e.port}`);
           }
         }

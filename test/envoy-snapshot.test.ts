@@ -72,8 +72,8 @@ function deniedEndpointsReached(ir: MeshIR, s: Snapshot): string[] {
     const cla = codec.toJson(TYPES.endpoint, r.bytes) as { endpoints?: { lbEndpoints?: { endpoint: { address: { socketAddress: { address: string; portValue: number } } } }[] }[] };
     for (const lb of cla.endpoints?.[0]?.lbEndpoints ?? []) {
       const a = lb.endpoint.address.socketAddress;
-      const ep = ir.services.flatMap((x) => x.ports.flatMap((p) => p.endpoints)).find((e) => e.address === a.address && e.port === a.portValue)!;
-      if (!ir.settings.permissive && applicableGrants(ir, s.identity, ep.identity, ep.port).length === 0) leaks.push(`${s.identity} -> ${a.address}:${a.portValue}`);
+      const [port, ep] = ir.services.flatMap((x) => x.ports.flatMap((p) => p.endpoints.map((e) => [p, e] as const))).find(([, e]) => e.address === a.address && e.port === a.portValue)!;
+      if (!ir.settings.permissive && applicableGrants(ir, s.identity, ep.identity, ep.port, port.protocol).length === 0) leaks.push(`${s.identity} -> ${a.address}:${a.portValue}`);
     }
   }
   return leaks;

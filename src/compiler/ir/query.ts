@@ -1,6 +1,6 @@
 import { anchoredPathRegex, fullMatch } from '../regex.js';
 import { meshIndex } from './index.js';
-import type { Grant, HttpMatchIR, Identity, MeshIR } from './types.js';
+import type { Grant, HttpMatchIR, Identity, MeshIR, PortProtocol } from './types.js';
 
 /**
  * The meaning of the access IR as one function: may `source` send this to
@@ -19,9 +19,20 @@ export function meshIdentities(ir: MeshIR): ReadonlySet<Identity> {
   return meshIndex(ir).identitySet;
 }
 
-/** Grants that apply to this pair and port (ignoring HTTP details). */
-export function applicableGrants(ir: MeshIR, source: Identity, destination: Identity, port: number): Grant[] {
-  return (meshIndex(ir).grantsTo.get(destination) ?? []).filter((g) => g.source === source && (g.ports === 'all' || g.ports.includes(port)));
+/**
+ * Whether a grant opens a destination port that carries `protocol`: its
+ * ports include it, and an HTTP grant opens only ports that carry HTTP (an
+ * HTTP rule never opens a TCP port). Reachability, the inbound RBAC and the
+ * tests' oracle all decide with this one function.
+ */
+export function grantOpens(g: Grant, port: number, protocol: PortProtocol | undefined): boolean {
+  if (g.ports !== 'all' && !g.ports.includes(port)) return false;
+  return g.protocol === 'tcp' || protocol === undefined || protocol !== 'tcp';
+}
+
+/** Grants that apply to this pair and port (with `protocol`, only those that open a port carrying it; HTTP details aside). */
+export function applicableGrants(ir: MeshIR, source: Identity, destination: Identity, port: number, protocol?: PortProtocol): Grant[] {
+  return (meshIndex(ir).grantsTo.get(destination) ?? []).filter((g) => g.source === source && grantOpens(g, port, protocol));
 }
 
 /**

@@ -1,4 +1,5 @@
 import { meshIndex, type IndexedEndpoint } from './index.js';
+import { grantOpens } from './query.js';
 import type { Endpoint, Identity, MeshIR, ServiceIR, ServicePortIR } from './types.js';
 
 /**
@@ -33,7 +34,8 @@ export function upstreamsOf(ir: MeshIR, proxy: Identity): Upstream[] {
   const granted: IndexedEndpoint[] = [];
   for (const [destination, grants] of index.grantsFrom.get(proxy) ?? []) {
     for (const e of index.endpointsOf.get(destination) ?? []) {
-      if (grants.some((g) => g.ports === 'all' || g.ports.includes(e.endpoint.port))) granted.push(e);
+      // A proxy learns only of what it may reach: an HTTP-only grant does not make a TCP port reachable.
+      if (grants.some((g) => grantOpens(g, e.endpoint.port, e.port.protocol))) granted.push(e);
     }
   }
   granted.sort((a, b) => a.order - b.order);
