@@ -59,7 +59,7 @@ export async function startKubeApi(options: { serviceRange?: string } = {}): Pro
       '--service-account-issuer=https://kubernetes.default.svc',
       `--service-account-key-file=${join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-      `--service-cluster-ip-range=${options.serviceRange ?? '198.18.100.0/24'}`,
+      `--service-cluster-ip-range=${options.serviceRange ?? '198.18.0.0/16'}`,
       '--endpoint-reconciler-type=none',
       // No controller manager makes the default service accounts a pod would need.
       '--disable-admission-plugins=ServiceAccount',
@@ -91,7 +91,13 @@ export async function startKubeApi(options: { serviceRange?: string } = {}): Pro
     url,
     kubeconfig,
     dir,
-    kubectl: (args, input) => execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] }),
+    kubectl(args, input) {
+      try {
+        return execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+      } catch (e) {
+        throw new Error(`kubectl ${args.join(' ')} failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
+      }
+    },
     async restartApiServer() {
       await kill(apiserver);
       await startApi();
