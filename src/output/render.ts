@@ -12,18 +12,29 @@ export type OutputFiles = ReadonlyMap<string, string>;
 
 const YAML_OPTIONS = { lineWidth: 0, sortMapEntries: false } as const;
 
-export function renderStatus(status: readonly StatusEntry[]): unknown[] {
-  return status.map((s) => {
+/**
+ * Status entries as data. By default in the meaning-only form that output
+ * files use: no origins (file, line) and sorted by object, so moving or
+ * reformatting a file leaves status.json as it was and `compile --check`
+ * fails only when what the mesh means changed. With `origins` (the admin
+ * port, where an operator looks for the line to fix) each entry says where
+ * it was read. A document that could not be read names its file either way.
+ */
+export function renderStatus(status: readonly StatusEntry[], options: { origins?: boolean } = {}): unknown[] {
+  const rows = status.map((s) => {
     const o = s.object;
     const what = o.kind === '' ? '(unreadable document)' : `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name || '(no name)'}`;
     return {
       object: what,
       ...(o.apiVersion ? { apiVersion: o.apiVersion } : {}),
-      origin: formatOrigin(s.origin),
+      ...(options.origins ? { origin: formatOrigin(s.origin) } : o.kind === '' ? { source: s.origin.source } : {}),
       state: s.state,
       ...(s.messages.length > 0 ? { messages: s.messages.map((m) => `${m.severity}: ${formatMessage(m)}`) } : {}),
     };
   });
+  if (options.origins) return rows;
+  const key = (r: (typeof rows)[number]) => JSON.stringify([r.object, r.apiVersion ?? '', 'source' in r ? r.source : '', r.state, r.messages ?? []]);
+  return rows.map((r) => [key(r), r] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
 }
 
 export function toYaml(value: unknown): string {

@@ -219,7 +219,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const lines = new Set(statusLines(result.status));
       for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`);
       logged = lines;
-      status = { objects: renderStatus(result.status) };
+      status = { objects: renderStatus(result.status, { origins: true }) };
       return publish(result);
     };
     await serialized(() => reload(first));
