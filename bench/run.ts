@@ -9,6 +9,8 @@
  * - the snapshot cache: resources referenced by all proxies vs stored once
  *   (interning), and the heap it takes;
  * - one policy change: recompile plus cache diff, and how many identities it touched;
+ * - one endpoint change (a pod moves): recompile plus cache update, and how
+ *   many identities it touched (its callers), with the heap in use then;
  * - push fan-out: one raw SotW ADS stream (RDS) per identity; the time to
  *   answer all of them, then from the change until every proxy whose route
  *   table changed has its new one.
@@ -26,13 +28,14 @@ import { Client, open } from '../test/helpers/ads-client.js';
 
 const PER_NAMESPACE = 50;
 
-function mesh(services: number, splitWeight = 90): MeshInputs {
+/** `movedPod`: that service's pod gets another IP (one endpoint change). */
+function mesh(services: number, splitWeight = 90, movedPod = -1): MeshInputs {
   const docs: unknown[] = [];
   const ns = (i: number) => `ns-${Math.floor(i / PER_NAMESPACE)}`;
   for (let n = 0; n * PER_NAMESPACE < services; n++) docs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `ns-${n}`, labels: { 'smc.dev/mesh': 'enabled' } } });
   for (let i = 0; i < services; i++) {
     const name = `svc-${i}`;
-    const ip = `10.${Math.floor(i / 250) + 1}.${i % 250}.10`;
+    const ip = `10.${Math.floor(i / 250) + 1}.${i % 250}.${i === movedPod ? 11 : 10}`;
     docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: ns(i), labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name, ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: ip } });
     docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns(i) }, spec: { selector: { app: name }, clusterIP: `172.16.${Math.floor(i / 250)}.${i % 250}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
     const callers = [1, 2, 3, 4, 5].map((d) => (i - d + services) % services).filter((c) => ns(c) === ns(i) && c !== i);
@@ -66,6 +69,9 @@ interface Row {
   cacheHeapMiB: string;
   changeMs: number;
   changedIdentities: number;
+  endpointMs: number;
+  endpointIdentities: number;
+  heapMiB: string;
   connectMs: number;
   pushMs: number;
 }
@@ -115,6 +121,18 @@ async function measure(services: number): Promise<Row> {
   const stats = cache.stats();
   const referencedBytes = result.snapshots.reduce((n, s) => n + Object.values(s.types).reduce((m, t) => m + t.resources.reduce((k, r) => k + r.bytes.length, 0), 0), 0);
 
+  // One endpoint change: one pod (one with five callers) moves; the compile and cache update until the cache knows who must be pushed.
+  t0 = process.hrtime.bigint();
+  const moved = compile(mesh(services, 90, Math.floor(services / 2) + 10), protos);
+  const endpointCache = createSnapshotCache();
+  endpointCache.setSnapshots(result.snapshots);
+  const t1 = process.hrtime.bigint();
+  const endpointChanges = endpointCache.setSnapshots(moved.snapshots);
+  const endpointMs = ms(t0);
+  const cacheUpdateMs = ms(t1);
+  void cacheUpdateMs;
+  const heap = process.memoryUsage().heapUsed;
+
   // One policy change: every split moves from 90/10 to 80/20.
   t0 = process.hrtime.bigint();
   const changed = compile(mesh(services, 80), protos);
@@ -137,6 +155,9 @@ async function measure(services: number): Promise<Row> {
     cacheHeapMiB: mib(cacheHeap),
     changeMs: Math.round(changeMs),
     changedIdentities: changes,
+    endpointMs: Math.round(endpointMs),
+    endpointIdentities: endpointChanges.length,
+    heapMiB: mib(heap),
     connectMs: Math.round(connectMs),
     pushMs: Math.round(pushMs),
   };
@@ -153,6 +174,9 @@ function table(rows: Row[]): string {
     ['cacheHeapMiB', 'cache heap MiB'],
     ['changeMs', 'recompile ms'],
     ['changedIdentities', 'routes changed'],
+    ['endpointMs', 'endpoint change ms'],
+    ['endpointIdentities', 'identities changed'],
+    ['heapMiB', 'heap MiB'],
     ['connectMs', 'connect all ms'],
     ['pushMs', 'push to all ms'],
   ];
