@@ -56,6 +56,19 @@ test('the same objects through a real API server and in a folder give identical 
     assert.deepEqual(meshVersions(kube), meshVersions(folder.controller));
     assert.ok(kube.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER));
 
+    // Status goes back to the objects (the status subresource): accepted ones, and a rejected one with smc's reason.
+    const conditionOf = (kind: string, ns: string, name: string) => {
+      const o = JSON.parse(api.kubectl(['get', kind, name, '-n', ns, '-o', 'json'])) as { metadata: { resourceVersion: string }; status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
+      return { rv: o.metadata.resourceVersion, accepted: o.status?.conditions?.find((c) => c.type === 'Accepted') };
+    };
+    const accepted = await waitFor('status on the TrafficTarget', () => conditionOf('traffictarget.access.smi-spec.io', 'bookwarehouse', 'bookstore-access-bookwarehouse').accepted);
+    assert.deepEqual([accepted.status, accepted.reason], ['True', 'Accepted']);
+    api.kubectl(['apply', '-f', '-'], 'apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: typo, namespace: bookstore}\nspec: {service: bookstore, backends: [{service: bookstore-v1, weight: 1}], extra: true}\n');
+    const rejected = await waitFor('status on the rejected TrafficSplit', () => conditionOf('trafficsplit.split.smi-spec.io', 'bookstore', 'typo').accepted);
+    assert.deepEqual([rejected.status, rejected.reason], ['False', 'Rejected']);
+    assert.match(rejected.message, /unknown field "spec\.extra"/);
+    const written = conditionOf('traffictarget.access.smi-spec.io', 'bookwarehouse', 'bookstore-access-bookwarehouse').rv;
+
     // A deletion through the API reaches the snapshots.
     api.kubectl(['delete', 'traffictarget.access.smi-spec.io', 'bookbuyer-access-bookstore', '-n', 'bookstore']);
     await waitFor('the deleted TrafficTarget to take its grant along', () => (kube!.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER) ? undefined : true), 10_000);
@@ -73,6 +86,8 @@ test('the same objects through a real API server and in a folder give identical 
       const cla = kube!.cache.get(BOOKBUYER)!.types.endpoint.resources.get(BOOKSTORE_CLUSTER);
       return cla && Buffer.from(cla.bytes).includes('198.18.2.11') ? true : undefined;
     }, 10_000);
+    // Status is written only when it changes: many compiles later, an untouched object was not written again.
+    assert.equal(conditionOf('traffictarget.access.smi-spec.io', 'bookwarehouse', 'bookstore-access-bookwarehouse').rv, written);
   } finally {
     await kube?.close();
     await folder.controller.close();

@@ -1,5 +1,6 @@
 import * as k8s from '@kubernetes/client-node';
 import type { InputDocument } from '../compiler/inputs.js';
+import { formatMessage } from '../compiler/status.js';
 import type { Source, SourceEvents } from './source.js';
 
 /**
@@ -58,6 +59,11 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
   let events: SourceEvents | undefined;
   // Units delivered so far, by kind: a resync removes those the API server no longer lists.
   const units = new Map<WatchedKind, Set<string>>(WATCHED_KINDS.map((w) => [w, new Set()]));
+  // What was delivered per unit (a status write or a resync that changes nothing is not a change),
+  // and, for policy objects, what status.conditions holds now.
+  const delivered = new Map<string, string>();
+  const owned = new Map<string, { kind: WatchedKind; namespace: string; name: string; generation: number; condition: string }>();
+  const customObjects = kc.makeApiClient(k8s.CustomObjectsApi);
 
   const unitOf = (w: WatchedKind, obj: k8s.KubernetesObject) => `${w.apiVersion}/${w.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
   /** A plain object, as the API server sends it (typed client models hold Dates), with its apiVersion and kind (list items lack them). */
@@ -65,22 +71,39 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
     const value = JSON.parse(JSON.stringify(obj)) as Record<string, unknown>;
     value.apiVersion = w.apiVersion;
     value.kind = w.kind;
+    // Bookkeeping the compiler does not read: a status write would otherwise look like a change.
+    const meta = value.metadata as Record<string, unknown>;
+    delete meta.resourceVersion;
+    delete meta.managedFields;
+    if (isPolicy(w)) delete value.status;
     return { origin: { source: `kubernetes:${unitOf(w, obj)}`, document: 0, line: 0 }, value };
+  };
+  const deliver = (w: WatchedKind, obj: k8s.KubernetesObject) => {
+    const unit = unitOf(w, obj);
+    units.get(w)!.add(unit);
+    if (isPolicy(w)) {
+      const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions ?? [];
+      owned.set(unit, { kind: w, namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '', generation: obj.metadata?.generation ?? 0, condition: conditionKey(conditions.find((c) => c.type === 'Accepted')) });
+    }
+    const document = documentOf(w, obj);
+    const text = JSON.stringify(document.value);
+    if (delivered.get(unit) === text) return;
+    delivered.set(unit, text);
+    events?.set(unit, { documents: [document], problems: [] });
+  };
+  const forget = (w: WatchedKind, unit: string) => {
+    units.get(w)!.delete(unit);
+    delivered.delete(unit);
+    owned.delete(unit);
+    events?.delete(unit);
   };
 
   const watch = async (w: WatchedKind): Promise<void> => {
     const list = () => api.list(w.apiVersion, w.kind) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
     const informer = k8s.makeInformer(kc, pathOf(w), list);
-    const set = (obj: k8s.KubernetesObject) => {
-      units.get(w)!.add(unitOf(w, obj));
-      events?.set(unitOf(w, obj), { documents: [documentOf(w, obj)], problems: [] });
-    };
-    informer.on('add', set);
-    informer.on('update', set);
-    informer.on('delete', (obj) => {
-      units.get(w)!.delete(unitOf(w, obj));
-      events?.delete(unitOf(w, obj));
-    });
+    informer.on('add', (obj) => deliver(w, obj));
+    informer.on('update', (obj) => deliver(w, obj));
+    informer.on('delete', (obj) => forget(w, unitOf(w, obj)));
     let delay = o.retryMs ?? 500;
     const restart = (why: string) => {
       if (closed) return;
@@ -121,12 +144,42 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
         try {
           const list = (await api.list(w.apiVersion, w.kind)) as k8s.KubernetesListObject<k8s.KubernetesObject>;
           const seen = new Set(list.items.map((obj) => unitOf(w, obj)));
-          for (const obj of list.items) events?.set(unitOf(w, obj), { documents: [documentOf(w, obj)], problems: [] });
-          for (const unit of units.get(w)!) if (!seen.has(unit)) events?.delete(unit);
-          units.set(w, seen);
+          for (const obj of list.items) deliver(w, obj);
+          for (const unit of [...units.get(w)!]) if (!seen.has(unit)) forget(w, unit);
         } catch (err) {
           o.log(`kubernetes: cannot list ${w.kind} (${w.apiVersion}): ${(err as Error).message}`);
         }
+      }
+    },
+    reportStatus(status) {
+      for (const entry of status) {
+        if (!entry.origin.source.startsWith('kubernetes:')) continue;
+        const unit = entry.origin.source.slice('kubernetes:'.length);
+        const target = owned.get(unit);
+        if (!target) continue;
+        const accepted = entry.state === 'Accepted' || entry.state === 'PartiallyAccepted';
+        const condition: Condition = {
+          type: 'Accepted',
+          status: accepted ? 'True' : 'False',
+          reason: entry.state,
+          message: entry.messages.map((m) => `${m.severity}: ${formatMessage(m)}`).join('; ').slice(0, 2048) || 'accepted by smc',
+          observedGeneration: target.generation,
+          lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        };
+        // Written only when it changed: the same status again is not another write.
+        const key = conditionKey(condition);
+        if (key === target.condition) continue;
+        target.condition = key;
+        const [group, version] = target.kind.apiVersion.split('/') as [string, string];
+        customObjects
+          .patchNamespacedCustomObjectStatus({ group, version, plural: target.kind.plural, namespace: target.namespace, name: target.name, body: [{ op: 'add', path: '/status', value: { conditions: [condition] } }] })
+          .then(
+            () => undefined,
+            (e: Error) => {
+              target.condition = '';
+              o.log(`kubernetes: cannot write the status of ${target.kind.kind} ${target.namespace}/${target.name}: ${e.message}`);
+            },
+          );
       }
     },
     async close() {
@@ -136,3 +189,17 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
     },
   };
 }
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
+}
+
+const isPolicy = (w: WatchedKind) => w.apiVersion.includes('.smi-spec.io/') || w.apiVersion.startsWith('smc.dev/');
+
+/** A condition as far as a change matters (the transition time aside). */
+const conditionKey = (c: Condition | undefined) => (c ? JSON.stringify([c.status, c.reason, c.message, c.observedGeneration ?? 0]) : '');

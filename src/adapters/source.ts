@@ -1,4 +1,5 @@
 import type { InputDocument, InputProblem, MeshInputs } from '../compiler/inputs.js';
+import type { StatusEntry } from '../compiler/status.js';
 
 /**
  * One source of mesh inputs (a watched folder, Kubernetes informers, a VM
@@ -27,6 +28,11 @@ export interface Source {
   start(events: SourceEvents): Promise<void>;
   /** Reads everything again (SIGHUP); changes come through the events as usual. */
   resync(): Promise<void>;
+  /**
+   * The compiler's status of every input, after each compile: a source that
+   * can hold status (Kubernetes) writes it back to the objects it owns.
+   */
+  reportStatus?(status: readonly StatusEntry[]): void;
   close(): Promise<void>;
 }
 

@@ -220,6 +220,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`);
       logged = lines;
       status = { objects: renderStatus(result.status, { origins: true }) };
+      for (const source of sources) source.reportStatus?.(result.status);
       return publish(result);
     };
     await serialized(() => reload(first));
