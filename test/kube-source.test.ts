@@ -1,35 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { createKubernetesSource } from '../src/adapters/kubernetes-source.js';
 import { startController, type Controller } from '../src/runtime/controller.js';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 import { testController } from './helpers/controller.js';
-import { startKubeApi, type KubeApi } from './helpers/kube.js';
+import { applyBookstore, startKubeApi } from './helpers/kube.js';
 import { waitFor } from './helpers/wait.js';
 
 /** The Kubernetes source against a real kube-apiserver and etcd on loopback (live controller). */
 const BOOKBUYER = 'spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer';
 const BOOKSTORE_CLUSTER = 'outbound|14001|bookstore-v1.bookstore';
-
-/** Applies the bookstore example as a cluster would hold it: CRDs first, then the objects, then pod IPs through the status subresource. */
-function applyBookstore(api: KubeApi) {
-  api.kubectl(['create', 'namespace', 'smc-system']);
-  api.kubectl(['apply', '-f', 'deploy/crds']);
-  api.kubectl(['wait', '--for', 'condition=established', '--timeout', '60s', 'crd', '--all']);
-  api.kubectl(['apply', '-f', 'examples/bookstore']);
-  for (const file of readdirSync('examples/bookstore')) {
-    for (const doc of parseAllDocuments(readFileSync(join('examples/bookstore', file), 'utf8'))) {
-      const o = doc.toJS() as { kind?: string; metadata?: { name: string; namespace: string }; status?: { podIP?: string } } | null;
-      if (o?.kind !== 'Pod' || !o.status?.podIP) continue;
-      const status = { status: { podIP: o.status.podIP, podIPs: [{ ip: o.status.podIP }] } };
-      api.kubectl(['patch', 'pod', o.metadata!.name, '-n', o.metadata!.namespace, '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
-    }
-  }
-}
 
 const meshVersions = (c: Controller) =>
   Object.fromEntries(c.cache.identities().map((id) => [id, PUSH_ORDER.filter((k) => k !== 'secret').map((k) => `${k}=${c.cache.get(id)!.types[k].version}`).join(' ')]));
@@ -39,6 +22,7 @@ test('the same objects through a real API server and in a folder give identical 
   let kube: Controller | undefined;
   const folder = await testController('examples/bookstore');
   try {
+    api.kubectl(['create', 'namespace', 'smc-system']);
     applyBookstore(api);
     const logs: string[] = [];
     kube = await startController({

@@ -115,19 +115,19 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
             delay = o.retryMs ?? 500;
             o.log(`kubernetes: watching ${w.kind} (${w.apiVersion}) again`);
           },
-          (e: Error) => restart(e.message),
+          (e: unknown) => restart(apiError(e)),
         );
       }, delay);
       timers.add(t);
       delay = Math.min(delay * 2, 30_000);
     };
-    informer.on('error', (e: unknown) => restart(e instanceof Error ? e.message : String(e)));
+    informer.on('error', (e: unknown) => restart(apiError(e)));
     informers.push(informer);
     try {
       await informer.start();
     } catch (e) {
       // Most often a CRD that is not installed (404): the kind is retried until it is.
-      restart((e as Error).message);
+      restart(apiError(e));
     }
   };
 
@@ -147,7 +147,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
           for (const obj of list.items) deliver(w, obj);
           for (const unit of [...units.get(w)!]) if (!seen.has(unit)) forget(w, unit);
         } catch (err) {
-          o.log(`kubernetes: cannot list ${w.kind} (${w.apiVersion}): ${(err as Error).message}`);
+          o.log(`kubernetes: cannot list ${w.kind} (${w.apiVersion}): ${apiError(err)}`);
         }
       }
     },
@@ -175,9 +175,9 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
           .patchNamespacedCustomObjectStatus({ group, version, plural: target.kind.plural, namespace: target.namespace, name: target.name, body: [{ op: 'add', path: '/status', value: { conditions: [condition] } }] })
           .then(
             () => undefined,
-            (e: Error) => {
+            (e: unknown) => {
               target.condition = '';
-              o.log(`kubernetes: cannot write the status of ${target.kind.kind} ${target.namespace}/${target.name}: ${e.message}`);
+              o.log(`kubernetes: cannot write the status of ${target.kind.kind} ${target.namespace}/${target.name}: ${apiError(e)}`);
             },
           );
       }
@@ -203,3 +203,17 @@ const isPolicy = (w: WatchedKind) => w.apiVersion.includes('.smi-spec.io/') || w
 
 /** A condition as far as a change matters (the transition time aside). */
 const conditionKey = (c: Condition | undefined) => (c ? JSON.stringify([c.status, c.reason, c.message, c.observedGeneration ?? 0]) : '');
+
+/** One line for an API error: the HTTP code and the API server's own message (the client's text spans headers and body). */
+export function apiError(e: unknown): string {
+  const err = e as { code?: number; body?: unknown; message?: string };
+  let message: string | undefined;
+  try {
+    const body = typeof err.body === 'string' ? (JSON.parse(err.body) as { message?: string }) : (err.body as { message?: string } | undefined);
+    message = body?.message;
+  } catch {
+    message = undefined;
+  }
+  const text = message ?? err.message ?? String(e);
+  return `${err.code ? `HTTP ${err.code}: ` : ''}${text.split('\n')[0]!.slice(0, 500)}`;
+}

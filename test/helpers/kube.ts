@@ -1,6 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './tools.js';
@@ -125,3 +126,25 @@ async function fetchInsecure(url: string): Promise<number | undefined> {
 
 /** Reads the kubeconfig's CA, for clients that want it directly. */
 export const apiServerCa = (api: KubeApi): string => readFileSync(join(api.dir, 'certs', 'apiserver.crt'), 'utf8');
+
+/** Applies the bookstore example as a cluster would hold it: CRDs first, then the objects, then pod IPs through the status subresource (no kubelet here). */
+export function applyBookstore(api: KubeApi): void {
+  api.kubectl(['apply', '-f', 'deploy/crds']);
+  api.kubectl(['wait', '--for', 'condition=established', '--timeout', '60s', 'crd', '--all']);
+  api.kubectl(['apply', '-f', 'examples/bookstore']);
+  for (const file of readdirSync('examples/bookstore')) {
+    for (const doc of parseAllDocuments(readFileSync(join('examples/bookstore', file), 'utf8'))) {
+      const o = doc.toJS() as { kind?: string; metadata?: { name: string; namespace: string }; status?: { podIP?: string } } | null;
+      if (o?.kind !== 'Pod' || !o.status?.podIP) continue;
+      const status = { status: { podIP: o.status.podIP, podIPs: [{ ip: o.status.podIP }] } };
+      api.kubectl(['patch', 'pod', o.metadata!.name, '-n', o.metadata!.namespace, '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
+    }
+  }
+}
+
+/** A kubeconfig for the same API server that authenticates with `token` (a service account's). */
+export function kubeconfigWithToken(api: KubeApi, token: string, name: string): string {
+  const path = join(api.dir, `kubeconfig-${name}`);
+  writeFileSync(path, readFileSync(api.kubeconfig, 'utf8').replace('token: smc-test-admin-token', `token: ${token}`));
+  return path;
+}

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createKubernetesSource } from '../src/adapters/kubernetes-source.js';
+import { startController, type Controller } from '../src/runtime/controller.js';
+import { applyBookstore, kubeconfigWithToken, startKubeApi } from './helpers/kube.js';
+import { waitFor } from './helpers/wait.js';
+
+/** deploy/controller.yaml's roles are exactly what the controller needs: run it with a token bound to them, on a real API server. */
+const SA = 'system:serviceaccount:smc-system:smc-controller';
+
+async function controllerAs(kubeconfig: string, logs: string[]): Promise<Controller> {
+  return startController({
+    source: [],
+    sources: [createKubernetesSource({ kubeconfig, log: (l) => logs.push(l), retryMs: 200 })],
+    stateDir: join(mkdtempSync(join(tmpdir(), 'smc-deploy-')), 'state'),
+    ca: { kind: 'internal', rootSecret: { namespace: 'smc-system', name: 'smc-ca', kubeconfig } },
+    xdsHost: '127.0.0.1',
+    xdsPort: 0,
+    adminHost: '127.0.0.1',
+    adminPort: 0,
+    insecureXds: true,
+    log: (l) => logs.push(l),
+  });
+}
+
+test('the controller runs with a token bound to exactly the deployed roles: it reads, writes status and keeps its CA root; nothing more is allowed, and a missing permission shows', async () => {
+  const api = await startKubeApi();
+  let controller: Controller | undefined;
+  let limited: Controller | undefined;
+  try {
+    api.kubectl(['apply', '-f', 'deploy/controller.yaml']);
+    applyBookstore(api);
+    const token = api.kubectl(['create', 'token', 'smc-controller', '-n', 'smc-system']).trim();
+    const logs: string[] = [];
+    controller = await controllerAs(kubeconfigWithToken(api, token, 'smc-controller'), logs);
+    assert.deepEqual(controller.cache.identities().length, 5, 'every identity of the bookstore mesh');
+    await waitFor('status written with the deployed role', () => {
+      const o = JSON.parse(api.kubectl(['get', 'traffictarget.access.smi-spec.io', 'bookbuyer-access-bookstore', '-n', 'bookstore', '-o', 'json'])) as { status?: { conditions?: { status: string }[] } };
+      return o.status?.conditions?.[0]?.status === 'True' ? true : undefined;
+    });
+    assert.ok(JSON.parse(api.kubectl(['get', 'secret', 'smc-ca', '-n', 'smc-system', '-o', 'json'])).data['root.crt'], 'the CA root is in its Secret');
+    assert.deepEqual(logs.filter((l) => /forbidden/i.test(l)), [], 'no request was forbidden');
+
+    // Nothing beyond what it uses.
+    const can = (...args: string[]) => api.kubectl(['auth', 'can-i', ...args, '--as', SA]).trim() === 'yes' ? 'yes' : 'no';
+    const canNot = (...args: string[]) => {
+      try {
+        return can(...args);
+      } catch {
+        return 'no'; // kubectl auth can-i exits 1 on "no"
+      }
+    };
+    assert.equal(canNot('watch', 'pods', '-A'), 'yes');
+    for (const denied of [['list', 'secrets', '-A'], ['get', 'secret', 'other', '-n', 'smc-system'], ['create', 'pods', '-n', 'bookstore'], ['patch', 'traffictargets.access.smi-spec.io', '-n', 'bookstore'], ['delete', 'trafficsplits.split.smi-spec.io', '-n', 'bookstore'], ['create', 'leases.coordination.k8s.io', '-n', 'smc-system']]) {
+      assert.equal(canNot(...denied), 'no', `the controller may not ${denied.join(' ')}`);
+    }
+
+    // A role missing one permission (pods) shows at once in the log.
+    api.kubectl(['create', 'serviceaccount', 'limited', '-n', 'smc-system']);
+    api.kubectl(['create', 'clusterrole', 'limited', '--verb=get,list,watch', '--resource=namespaces,services,serviceaccounts,endpointslices.discovery.k8s.io,traffictargets.access.smi-spec.io,httproutegroups.specs.smi-spec.io,tcproutes.specs.smi-spec.io,udproutes.specs.smi-spec.io,trafficsplits.split.smi-spec.io,meshconfigs.smc.dev,virtualmachines.smc.dev']);
+    api.kubectl(['create', 'clusterrolebinding', 'limited', '--clusterrole=limited', '--serviceaccount=smc-system:limited']);
+    api.kubectl(['create', 'rolebinding', 'limited-ca', '--role=smc-controller', '--serviceaccount=smc-system:limited', '-n', 'smc-system']);
+    const limitedLogs: string[] = [];
+    limited = await controllerAs(kubeconfigWithToken(api, api.kubectl(['create', 'token', 'limited', '-n', 'smc-system']).trim(), 'limited'), limitedLogs);
+    assert.ok(limitedLogs.some((l) => /watching Pod \(v1\) stopped .*forbidden/i.test(l)), limitedLogs.join('\n'));
+  } finally {
+    await limited?.close();
+    await controller?.close();
+    await api.stop();
+  }
+});
