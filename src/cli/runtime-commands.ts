@@ -1,4 +1,5 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSigner, type CaChoice } from '../adapters/ca/open.js';
@@ -53,6 +54,15 @@ Options:
                        A host name the admin port answers to (repeatable); IP
                        addresses and localhost always work, other names are
                        refused (a defence against DNS rebinding)
+      --leader-elect   With --source kubernetes, for several replicas: they
+                       elect a leader with the Lease smc-controller-leader;
+                       all serve xDS, only the leader writes status and rotates
+                       the root
+      --leader-lease DURATION
+                       How long a leader holds the Lease without renewing it
+                       (default 15s; renewed every third of it)
+      --leader-election-namespace NS
+                       Where the Lease lives (default smc-system)
       --insecure-xds   Plaintext xDS that trusts node ids: local experiments only
   -h, --help           Show this help
 
@@ -174,6 +184,9 @@ export async function controllerCommand(args: string[]): Promise<number> {
       ...CA_OPTIONS,
       'insecure-xds': { type: 'boolean', default: false },
       'admin-allowed-host': { type: 'string', multiple: true },
+      'leader-elect': { type: 'boolean', default: false },
+      'leader-lease': { type: 'string', default: '15s' },
+      'leader-election-namespace': { type: 'string', default: 'smc-system' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -198,6 +211,15 @@ export async function controllerCommand(args: string[]): Promise<number> {
     const { createKubernetesSource } = await import('../adapters/kubernetes-source.js');
     sources = [createKubernetesSource({ kubeconfig: values.kubeconfig, log })];
   }
+  let leader;
+  if (values['leader-elect']) {
+    if (sources === undefined) throw new UsageError('--leader-elect needs --source kubernetes (the Lease lives in the cluster)');
+    const leaseMs = durationMs(values['leader-lease'], '--leader-lease');
+    if (leaseMs < 2000) throw new UsageError('--leader-lease must be at least 2s');
+    const { startLeaderElection } = await import('../adapters/leader.js');
+    const identity = process.env['POD_NAME'] ?? `${hostname()}-${process.pid}`;
+    leader = await startLeaderElection({ kubeconfig: values.kubeconfig, namespace: values['leader-election-namespace'], name: 'smc-controller-leader', identity, leaseMs, renewMs: Math.max(500, Math.floor(leaseMs / 3)), log });
+  }
   const controller = await startController({
     source: paths,
     sources,
@@ -211,6 +233,7 @@ export async function controllerCommand(args: string[]): Promise<number> {
     serviceCertTtlMs,
     ca,
     adminAllowedHosts: values['admin-allowed-host'] ?? [],
+    leader,
     log,
   });
   await new Promise<void>((resolveStop) => {

@@ -18,6 +18,8 @@ export interface AdminOptions {
   readonly rotateRoot?: () => Promise<void>;
   /** Mutating requests must present it as `Authorization: Bearer TOKEN` (see admin-auth.ts). */
   readonly token: string;
+  /** GET /status/leader: this replica's part in leader election. */
+  readonly leader?: () => unknown;
   /** Host names (besides IP literals and localhost) requests may name in Host. */
   readonly allowedHosts?: readonly string[];
 }
@@ -54,6 +56,7 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     if (path === '/readyz') return o.ready() ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', 'not ready: no snapshot yet\n');
     if (path === '/status/proxies') return json(proxyStatusDocument(o.proxies));
     if (path === '/status/inputs') return json(o.inputs());
+    if (path === '/status/leader' && o.leader) return json(o.leader());
     if (path === '/ca/rotate-root') {
       if (req.method !== 'POST') return send(405, 'text/plain', 'POST to rotate the mesh root\n');
       if (!o.rotateRoot) return send(404, 'text/plain', 'root rotation is not available\n');

@@ -6,6 +6,7 @@ import { certificateFacts, signedBy } from '../adapters/ca/x509.js';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import { createFolderSource } from '../adapters/folder-source.js';
 import { createInputStore, type Source } from '../adapters/source.js';
+import type { LeaderElection } from '../adapters/leader.js';
 import { compileIR } from '../compiler/compile.js';
 import { inconsistencies } from '../compiler/envoy/consistency.js';
 import { buildSnapshot, type EncodeMemo } from '../compiler/envoy/snapshot.js';
@@ -51,6 +52,12 @@ export interface ControllerOptions {
   readonly ca?: CaChoice;
   /** Host names the admin port answers to besides IP addresses and localhost. */
   readonly adminAllowedHosts?: readonly string[];
+  /**
+   * With several replicas: only the leader writes status back to the sources
+   * and rotates the root; every replica serves xDS. The controller stops it
+   * (releasing the Lease) when it closes. Absent: this replica leads.
+   */
+  readonly leader?: LeaderElection;
   readonly log: (line: string) => void;
 }
 
@@ -95,11 +102,13 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   };
   let rotateRootNow: () => Promise<void> = () => Promise.reject(new Error('the controller is still starting'));
+  const leads = () => o.leader?.isLeader() ?? true;
+  if (o.leader) cleanups.push(() => o.leader!.stop({ release: true }));
   let admin: ReturnType<typeof createAdminServer>;
   let adminPort: number;
   try {
     await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
@@ -213,6 +222,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       renewTimer.unref();
     };
     let logged = new Set<string>();
+    let lastStatus: ReturnType<typeof compileIR>['status'] = [];
+    o.leader?.onChange((now) => {
+      if (now) for (const source of sources) source.reportStatus?.(lastStatus);
+    });
     const reload = async (compiled?: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
       const result = compiled ?? compileIR(inputs.inputs());
       // Each status line is logged when it first appears, not again on every compile.
@@ -220,7 +233,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`);
       logged = lines;
       status = { objects: renderStatus(result.status, { origins: true }) };
-      for (const source of sources) source.reportStatus?.(result.status);
+      lastStatus = result.status;
+      // Only the leader writes status back; a new leader writes what differs at once.
+      if (leads()) for (const source of sources) source.reportStatus?.(result.status);
       return publish(result);
     };
     await serialized(() => reload(first));
@@ -304,6 +319,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       }
     };
     const rotateRoot = async (options: { ackTimeoutMs?: number } = {}): Promise<void> => {
+      if (!leads()) throw new Error(`this replica (${o.leader?.identity}) is not the leader; the leader (${o.leader?.holder() ?? 'unknown'}) rotates the root`);
       const rotation = ca.rotation;
       if (!rotation) throw new Error(`the CA ${ca.name} is not rotated by smc: rotate its root at the CA`);
       const timeout = options.ackTimeoutMs ?? 60_000;

@@ -69,8 +69,15 @@ export async function openInternalCA(stateDir: string, trustDomain: string, log:
     if (traces.length > 0) {
       throw new StartupError(`the mesh CA root (root.crt, root.key) is missing from ${store.where}, but a mesh existed: ${traces.join('; ')}. Restore the root from your backup (or remove the state folder to start a new mesh CA on purpose)`);
     }
-    signing = await newRoot(store, 'root', trustDomain);
-    log(`ca: created a new mesh root for trust domain ${trustDomain} in ${store.where}`);
+    try {
+      signing = await newRoot(store, 'root', trustDomain);
+      log(`ca: created a new mesh root for trust domain ${trustDomain} in ${store.where}`);
+    } catch (e) {
+      // Two replicas starting together on one Secret: the one that lost the race uses the winner's root.
+      signing = await loadRoot(store, 'root');
+      if (!signing) throw e;
+      log(`ca: another controller created the mesh root in ${store.where} first; using it`);
+    }
   }
   let next = await loadRoot(store, 'next-root');
   let previous = await loadRoot(store, 'previous-root');
