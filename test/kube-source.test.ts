@@ -70,6 +70,14 @@ test('the same objects through a real API server and in a folder give identical 
       const cla = kube!.cache.get(BOOKBUYER)!.types.endpoint.resources.get(BOOKSTORE_CLUSTER);
       return cla && Buffer.from(cla.bytes).includes('198.18.2.11') ? true : undefined;
     }, 10_000);
+    // Declarative membership: a VirtualMachine backs bookstore-v1 beside its pods (hybrid), and leaves when deleted.
+    const endpointsOfV1 = () => Buffer.from(kube!.cache.get(BOOKBUYER)!.types.endpoint.resources.get(BOOKSTORE_CLUSTER)?.bytes ?? new Uint8Array()).toString('latin1');
+    api.kubectl(['apply', '-f', '-'], 'apiVersion: smc.dev/v1alpha1\nkind: VirtualMachine\nmetadata: {name: store-vm, namespace: bookstore}\nspec: {serviceAccount: bookstore, addresses: [198.18.3.10], ports: [{name: web, port: 8080}], labels: {app: bookstore, version: v1}, interceptionMode: explicit}\n');
+    await waitFor('the VM as an endpoint beside the pods', () => (endpointsOfV1().includes('198.18.3.10') && endpointsOfV1().includes('198.18.2.10') ? true : undefined), 10_000);
+    api.kubectl(['delete', 'virtualmachine.smc.dev', 'store-vm', '-n', 'bookstore']);
+    await waitFor('the VM to leave', () => (endpointsOfV1().includes('198.18.3.10') ? undefined : true), 10_000);
+    assert.ok(endpointsOfV1().includes('198.18.2.10'), 'the pods keep serving');
+
     // Status is written only when it changes: many compiles later, an untouched object was not written again.
     assert.equal(conditionOf('traffictarget.access.smi-spec.io', 'bookwarehouse', 'bookstore-access-bookwarehouse').rv, written);
   } finally {
