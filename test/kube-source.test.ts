@@ -86,3 +86,39 @@ test('the same objects through a real API server and in a folder give identical 
     await api.stop();
   }
 });
+
+test('an informer that comes back after etcd compacted its history (410 Gone) lists again and loses no change', async () => {
+  const api = await startKubeApi();
+  let kube: Controller | undefined;
+  try {
+    api.kubectl(['create', 'namespace', 'smc-system']);
+    applyBookstore(api);
+    const logs: string[] = [];
+    kube = await startController({
+      source: [],
+      // A long first retry: the API server is back before the informers are, so changes and a compaction happen in between.
+      sources: [createKubernetesSource({ kubeconfig: api.kubeconfig, log: (l) => logs.push(l), retryMs: 10_000 })],
+      stateDir: join(mkdtempSync(join(tmpdir(), 'smc-kube-state-')), 'state'),
+      xdsHost: '127.0.0.1',
+      xdsPort: 0,
+      adminHost: '127.0.0.1',
+      adminPort: 0,
+      insecureXds: true,
+      log: (l) => logs.push(l),
+    });
+    assert.ok(kube.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER));
+    const down = Date.now();
+    await api.restartApiServer();
+    assert.ok(Date.now() - down < 9000, 'the API server came back before the informers retried');
+    api.kubectl(['delete', 'traffictarget.access.smi-spec.io', 'bookbuyer-access-bookstore', '-n', 'bookstore']);
+    // Compact etcd's history up to now: a watch resuming from before the deletion gets 410 Gone.
+    const range = (await (await fetch(`${api.etcd}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) })).json()) as { header: { revision: string } };
+    const compact = await fetch(`${api.etcd}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision: range.header.revision, physical: true }) });
+    assert.equal(compact.status, 200, await compact.text());
+    await waitFor('the deletion made while no informer watched', () => (kube!.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER) ? undefined : true), 40_000);
+    assert.ok(logs.some((l) => /watching TrafficTarget .* again/.test(l)), 'the TrafficTarget informer started again');
+  } finally {
+    await kube?.close();
+    await api.stop();
+  }
+});

@@ -16,11 +16,13 @@ import { waitFor } from './wait.js';
  */
 export interface KubeApi {
   readonly url: string;
+  /** etcd's client URL (its JSON gateway serves /v3/...). */
+  readonly etcd: string;
   readonly kubeconfig: string;
   readonly dir: string;
   kubectl(args: readonly string[], input?: string): string;
-  /** SIGKILL the API server (etcd stays) and start it again on the same port. */
-  restartApiServer(): Promise<void>;
+  /** SIGKILL the API server (etcd stays) and start it again on the same port; `whileDown` runs in between. */
+  restartApiServer(whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -90,6 +92,7 @@ export async function startKubeApi(options: { serviceRange?: string } = {}): Pro
     });
   return {
     url,
+    etcd: `http://127.0.0.1:${etcdClient}`,
     kubeconfig,
     dir,
     kubectl(args, input) {
@@ -99,8 +102,9 @@ export async function startKubeApi(options: { serviceRange?: string } = {}): Pro
         throw new Error(`kubectl ${args.join(' ')} failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
       }
     },
-    async restartApiServer() {
+    async restartApiServer(whileDown) {
       await kill(apiserver);
+      await whileDown?.();
       await startApi();
     },
     async stop() {
