@@ -72,10 +72,10 @@ test('the same objects through a real API server and in a folder give identical 
     }, 10_000);
     // Declarative membership: a VirtualMachine backs bookstore-v1 beside its pods (hybrid), and leaves when deleted.
     const endpointsOfV1 = () => Buffer.from(kube!.cache.get(BOOKBUYER)!.types.endpoint.resources.get(BOOKSTORE_CLUSTER)?.bytes ?? new Uint8Array()).toString('latin1');
-    api.kubectl(['apply', '-f', '-'], 'apiVersion: smc.dev/v1alpha1\nkind: VirtualMachine\nmetadata: {name: store-vm, namespace: bookstore}\nspec: {serviceAccount: bookstore, addresses: [198.18.3.10], ports: [{name: web, port: 8080}], labels: {app: bookstore, version: v1}, interceptionMode: explicit}\n');
-    await waitFor('the VM as an endpoint beside the pods', () => (endpointsOfV1().includes('198.18.3.10') && endpointsOfV1().includes('198.18.2.10') ? true : undefined), 10_000);
+    api.kubectl(['apply', '-f', '-'], 'apiVersion: smc.dev/v1alpha1\nkind: VirtualMachine\nmetadata: {name: store-vm, namespace: bookstore}\nspec: {serviceAccount: bookstore, addresses: [198.18.4.10], ports: [{name: web, port: 8080}], labels: {app: bookstore, version: v1}, interceptionMode: explicit}\n');
+    await waitFor('the VM as an endpoint beside the pods', () => (endpointsOfV1().includes('198.18.4.10') && endpointsOfV1().includes('198.18.2.10') ? true : undefined), 10_000);
     api.kubectl(['delete', 'virtualmachine.smc.dev', 'store-vm', '-n', 'bookstore']);
-    await waitFor('the VM to leave', () => (endpointsOfV1().includes('198.18.3.10') ? undefined : true), 10_000);
+    await waitFor('the VM to leave', () => (endpointsOfV1().includes('198.18.4.10') ? undefined : true), 10_000);
     assert.ok(endpointsOfV1().includes('198.18.2.10'), 'the pods keep serving');
 
     // Status is written only when it changes: many compiles later, an untouched object was not written again.
@@ -117,6 +117,61 @@ test('an informer that comes back after etcd compacted its history (410 Gone) li
     assert.equal(compact.status, 200, await compact.text());
     await waitFor('the deletion made while no informer watched', () => (kube!.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER) ? undefined : true), 40_000);
     assert.ok(logs.some((l) => /watching TrafficTarget .* again/.test(l)), 'the TrafficTarget informer started again');
+  } finally {
+    await kube?.close();
+    await api.stop();
+  }
+});
+
+test('every kind, changed through the API server, changes what the proxies it concerns receive', async () => {
+  const api = await startKubeApi();
+  let kube: Controller | undefined;
+  try {
+    api.kubectl(['create', 'namespace', 'smc-system']);
+    applyBookstore(api);
+    kube = await startController({
+      source: [],
+      sources: [createKubernetesSource({ kubeconfig: api.kubeconfig, log: () => {}, retryMs: 200 })],
+      stateDir: join(mkdtempSync(join(tmpdir(), 'smc-kube-state-')), 'state'),
+      xdsHost: '127.0.0.1',
+      xdsPort: 0,
+      adminHost: '127.0.0.1',
+      adminPort: 0,
+      insecureXds: true,
+      log: () => {},
+    });
+    const id = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
+    const versions = (identity: string) => {
+      const s = kube!.cache.get(identity);
+      return s ? PUSH_ORDER.filter((k) => k !== 'secret').map((k) => s.types[k].version).join(' ') : 'absent';
+    };
+    const changes = async (what: string, identity: string, act: () => void) => {
+      const before = versions(identity);
+      act();
+      await waitFor(`${what} to change ${identity}`, () => (versions(identity) !== before ? true : undefined), 10_000);
+    };
+    const patch = (kind: string, ns: string, name: string, p: object) => api.kubectl(['patch', kind, name, '-n', ns, '--type=merge', '-p', JSON.stringify(p)]);
+    await changes('an HTTPRouteGroup update', id('bookstore', 'bookstore'), () =>
+      patch('httproutegroup.specs.smi-spec.io', 'bookstore', 'bookstore-service-routes', { spec: { matches: [{ name: 'buy-a-book', pathRegex: '/buy', methods: ['GET'] }, { name: 'books-bought', pathRegex: '/books-bought', methods: ['GET'] }] } }),
+    );
+    await changes('a TCPRoute update', id('bookwarehouse', 'mysql'), () => patch('tcproute.specs.smi-spec.io', 'bookwarehouse', 'mysql', { spec: { matches: { ports: [3307] } } }));
+    await changes('a TrafficSplit update', id('bookbuyer', 'bookbuyer'), () =>
+      patch('trafficsplit.split.smi-spec.io', 'bookstore', 'bookstore-split', { spec: { backends: [{ service: 'bookstore-v1', weight: 50 }, { service: 'bookstore-v2', weight: 50 }] } }),
+    );
+    await changes('a Service deletion', id('bookbuyer', 'bookbuyer'), () => api.kubectl(['delete', 'service', 'bookstore-v2', '-n', 'bookstore']));
+    // An EndpointSlice is the authority for pods: one that says the pod is not ready takes its endpoint away.
+    await changes('an EndpointSlice', id('bookstore', 'bookstore'), () =>
+      api.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'bookwarehouse-1', namespace: 'bookwarehouse', labels: { 'kubernetes.io/service-name': 'bookwarehouse' } }, addressType: 'IPv4', ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['198.18.3.10'], conditions: { ready: false }, targetRef: { kind: 'Pod', name: 'bookwarehouse-1', namespace: 'bookwarehouse' } }] })),
+    );
+    await changes('a MeshConfig update (permissive)', id('bookthief', 'bookthief'), () => patch('meshconfig.smc.dev', 'smc-system', 'smc', { spec: { permissive: true } }));
+    await changes('a Namespace losing its mesh label', id('bookthief', 'bookthief'), () => api.kubectl(['label', 'namespace', 'bookthief', 'smc.dev/mesh-']));
+    assert.equal(versions(id('bookthief', 'bookthief')), 'absent', 'bookthief left the mesh');
+    // A ServiceAccount: a TrafficTarget naming an account that does not exist warns until it does.
+    api.kubectl(['apply', '-f', '-'], 'apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: auditor-reads, namespace: bookstore}\nspec:\n  destination: {kind: ServiceAccount, name: bookstore, namespace: bookstore}\n  rules: [{kind: HTTPRouteGroup, name: bookstore-service-routes}]\n  sources: [{kind: ServiceAccount, name: auditor, namespace: bookstore}]\n');
+    const message = () => (JSON.parse(api.kubectl(['get', 'traffictarget.access.smi-spec.io', 'auditor-reads', '-n', 'bookstore', '-o', 'json'])) as { status?: { conditions?: { message: string }[] } }).status?.conditions?.[0]?.message;
+    await waitFor('the warning about the missing account', () => (/service account bookstore\/auditor/.test(message() ?? '') ? true : undefined), 10_000);
+    api.kubectl(['create', 'serviceaccount', 'auditor', '-n', 'bookstore']);
+    await waitFor('the warning to go once the account exists', () => (message() !== undefined && !/service account bookstore\/auditor/.test(message()!) ? true : undefined), 10_000);
   } finally {
     await kube?.close();
     await api.stop();
