@@ -7,9 +7,9 @@ import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import { createFolderSource } from '../adapters/folder-source.js';
 import { createInputStore, type Source } from '../adapters/source.js';
 import type { LeaderElection } from '../adapters/leader.js';
-import { compileIR } from '../compiler/compile.js';
+import type { CompileResult } from '../compiler/compile.js';
 import { inconsistencies } from '../compiler/envoy/consistency.js';
-import { buildSnapshot, type EncodeMemo } from '../compiler/envoy/snapshot.js';
+
 import { meshIndex } from '../compiler/ir/index.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { identityOf } from '../compiler/ir/types.js';
@@ -19,6 +19,7 @@ import { createAdsServer } from './ads-server.js';
 import { createSnapshotCache, type IdentityChange, type SnapshotCache } from './cache.js';
 import { createMetrics } from './metrics.js';
 import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
+import { startCompilerThread } from './compiler-thread.js';
 import { createServer } from 'node:net';
 import { adminToken } from './admin-auth.js';
 import { lockStateFolder } from './state-lock.js';
@@ -132,7 +133,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       cleanups.push(() => source.close());
       await source.start(inputs.events(source));
     }
-    const first = compileIR(inputs.inputs());
+    // The compiler runs in a worker thread: ADS keeps answering while a large mesh compiles.
+    const compiler = startCompilerThread();
+    cleanups.push(() => compiler.close());
+    const first = await compiler.compile(inputs.inputs());
     const trustDomain = first.ir.settings.trustDomain;
     const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
@@ -178,7 +182,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
      * rebuilds that identity alone, never the mesh). Only snapshots that
      * differ from the cached ones are checked for consistency and pushed.
      */
-    const publish = async (result: ReturnType<typeof compileIR>, renewals = false): Promise<IdentityChange[]> => {
+    const publish = async (result: CompileResult, renewals = false): Promise<IdentityChange[]> => {
       const index = meshIndex(result.ir);
       const identities = index.identities;
       const renewed = await issueDue(identities);
@@ -194,8 +198,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         trustBundle: ca.trustBundle(),
         identities: identities.map((identity) => ({ identity, ...issued.get(identity)! })),
       };
-      const memo: EncodeMemo = new Map();
-      const snapshots = (renewals ? renewed : identities).map((id) => buildSnapshot(result.ir, id, protos, certificates, memo));
+      // Built by the worker from the IR of its latest compile (the one being published).
+      const snapshots = await compiler.snapshots(certificates, renewals ? renewed : undefined);
       const broken = snapshots.filter((s) => cache.differs(s)).flatMap((s) => inconsistencies(s, protos));
       if (broken.length > 0) {
         o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`);
@@ -222,12 +226,12 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       renewTimer.unref();
     };
     let logged = new Set<string>();
-    let lastStatus: ReturnType<typeof compileIR>['status'] = [];
+    let lastStatus: CompileResult['status'] = [];
     o.leader?.onChange((now) => {
       if (now) for (const source of sources) source.reportStatus?.(lastStatus);
     });
-    const reload = async (compiled?: ReturnType<typeof compileIR>): Promise<IdentityChange[]> => {
-      const result = compiled ?? compileIR(inputs.inputs());
+    const reload = async (compiled?: CompileResult): Promise<IdentityChange[]> => {
+      const result = compiled ?? (await compiler.compile(inputs.inputs()));
       // Each status line is logged when it first appears, not again on every compile.
       const lines = new Set(statusLines(result.status));
       for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`);

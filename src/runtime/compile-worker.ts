@@ -1,0 +1,40 @@
+import { parentPort } from 'node:worker_threads';
+import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
+import { compileIR, type CompileResult } from '../compiler/compile.js';
+import { buildSnapshot, type EncodeMemo, type Snapshot } from '../compiler/envoy/snapshot.js';
+import type { CertificateInputs, MeshInputs } from '../compiler/inputs.js';
+import { meshIndex } from '../compiler/ir/index.js';
+
+/**
+ * The compiler, in a worker thread: a compile of a large mesh never holds the
+ * event loop that serves ADS. It keeps the IR of its latest compile, so
+ * building snapshots (once certificates are known) sends only certificates.
+ */
+export type WorkerRequest =
+  | { readonly id: number; readonly type: 'compile'; readonly inputs: MeshInputs }
+  | { readonly id: number; readonly type: 'snapshots'; readonly certificates: CertificateInputs; readonly identities?: readonly string[] };
+
+export type WorkerReply =
+  | { readonly id: number; readonly compiled: CompileResult }
+  | { readonly id: number; readonly snapshots: Snapshot[] }
+  | { readonly id: number; readonly error: string };
+
+const protos = loadEnvoyProtos();
+let current: CompileResult | undefined;
+
+parentPort?.on('message', (m: WorkerRequest) => {
+  try {
+    if (m.type === 'compile') {
+      current = compileIR(m.inputs);
+      parentPort!.postMessage({ id: m.id, compiled: current } satisfies WorkerReply);
+      return;
+    }
+    if (!current) throw new Error('snapshots asked for before any compile');
+    const ir = current.ir;
+    const memo: EncodeMemo = new Map();
+    const snapshots = (m.identities ?? meshIndex(ir).identities).map((identity) => buildSnapshot(ir, identity, protos, m.certificates, memo));
+    parentPort!.postMessage({ id: m.id, snapshots } satisfies WorkerReply);
+  } catch (e) {
+    parentPort!.postMessage({ id: m.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies WorkerReply);
+  }
+});
