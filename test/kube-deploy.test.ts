@@ -1,30 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createKubernetesSource } from '../src/adapters/kubernetes-source.js';
-import { startController, type Controller } from '../src/runtime/controller.js';
-import { applyBookstore, kubeconfigWithToken, startKubeApi } from './helpers/kube.js';
+import type { Controller } from '../src/runtime/controller.js';
+import { applyBookstore, controllerOnKubernetes, kubeconfigWithToken, startKubeApi } from './helpers/kube.js';
 import { waitFor } from './helpers/wait.js';
 
 /** deploy/controller.yaml's roles are exactly what the controller needs: run it with a token bound to them, on a real API server. */
 const SA = 'system:serviceaccount:smc-system:smc-controller';
 
-async function controllerAs(kubeconfig: string, logs: string[]): Promise<Controller> {
-  return startController({
-    source: [],
-    sources: [createKubernetesSource({ kubeconfig, log: (l) => logs.push(l), retryMs: 200 })],
-    stateDir: join(mkdtempSync(join(tmpdir(), 'smc-deploy-')), 'state'),
-    ca: { kind: 'internal', rootSecret: { namespace: 'smc-system', name: 'smc-ca', kubeconfig } },
-    xdsHost: '127.0.0.1',
-    xdsPort: 0,
-    adminHost: '127.0.0.1',
-    adminPort: 0,
-    insecureXds: true,
-    log: (l) => logs.push(l),
-  });
-}
+const controllerAs = (kubeconfig: string, logs: string[]) =>
+  controllerOnKubernetes(kubeconfig, { log: (l) => logs.push(l), ca: { kind: 'internal', rootSecret: { namespace: 'smc-system', name: 'smc-ca', kubeconfig } } });
 
 test('the controller runs with a token bound to exactly the deployed roles: it reads, writes status and keeps its CA root; nothing more is allowed, and a missing permission shows', async () => {
   const api = await startKubeApi();

@@ -1,13 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createKubernetesSource } from '../src/adapters/kubernetes-source.js';
-import { startController, type Controller } from '../src/runtime/controller.js';
+import type { Controller } from '../src/runtime/controller.js';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 import { testController } from './helpers/controller.js';
-import { applyBookstore, startKubeApi } from './helpers/kube.js';
+import { applyBookstore, controllerOnKubernetes, startKubeApi } from './helpers/kube.js';
 import { waitFor } from './helpers/wait.js';
 
 /** The Kubernetes source against a real kube-apiserver and etcd on loopback (live controller). */
@@ -25,17 +21,7 @@ test('the same objects through a real API server and in a folder give identical 
     api.kubectl(['create', 'namespace', 'smc-system']);
     applyBookstore(api);
     const logs: string[] = [];
-    kube = await startController({
-      source: [],
-      sources: [createKubernetesSource({ kubeconfig: api.kubeconfig, log: (l) => logs.push(l), retryMs: 200 })],
-      stateDir: join(mkdtempSync(join(tmpdir(), 'smc-kube-state-')), 'state'),
-      xdsHost: '127.0.0.1',
-      xdsPort: 0,
-      adminHost: '127.0.0.1',
-      adminPort: 0,
-      insecureXds: true,
-      log: (l) => logs.push(l),
-    });
+    kube = await controllerOnKubernetes(api.kubeconfig, { log: (l) => logs.push(l) });
     // Every proxy's configuration (secrets aside: each controller has its own CA) is the same, version for version.
     assert.deepEqual(meshVersions(kube), meshVersions(folder.controller));
     assert.ok(kube.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER));
@@ -94,18 +80,8 @@ test('an informer that comes back after etcd compacted its history (410 Gone) li
     api.kubectl(['create', 'namespace', 'smc-system']);
     applyBookstore(api);
     const logs: string[] = [];
-    kube = await startController({
-      source: [],
-      // A long first retry: the API server is back before the informers are, so changes and a compaction happen in between.
-      sources: [createKubernetesSource({ kubeconfig: api.kubeconfig, log: (l) => logs.push(l), retryMs: 10_000 })],
-      stateDir: join(mkdtempSync(join(tmpdir(), 'smc-kube-state-')), 'state'),
-      xdsHost: '127.0.0.1',
-      xdsPort: 0,
-      adminHost: '127.0.0.1',
-      adminPort: 0,
-      insecureXds: true,
-      log: (l) => logs.push(l),
-    });
+    // A long first retry: the API server is back before the informers are, so changes and a compaction happen in between.
+    kube = await controllerOnKubernetes(api.kubeconfig, { log: (l) => logs.push(l), retryMs: 10_000 });
     assert.ok(kube.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER));
     const down = Date.now();
     await api.restartApiServer();
@@ -129,17 +105,7 @@ test('every kind, changed through the API server, changes what the proxies it co
   try {
     api.kubectl(['create', 'namespace', 'smc-system']);
     applyBookstore(api);
-    kube = await startController({
-      source: [],
-      sources: [createKubernetesSource({ kubeconfig: api.kubeconfig, log: () => {}, retryMs: 200 })],
-      stateDir: join(mkdtempSync(join(tmpdir(), 'smc-kube-state-')), 'state'),
-      xdsHost: '127.0.0.1',
-      xdsPort: 0,
-      adminHost: '127.0.0.1',
-      adminPort: 0,
-      insecureXds: true,
-      log: () => {},
-    });
+    kube = await controllerOnKubernetes(api.kubeconfig);
     const id = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
     const versions = (identity: string) => {
       const s = kube!.cache.get(identity);

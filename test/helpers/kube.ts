@@ -4,6 +4,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { parseAllDocuments } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createKubernetesSource } from '../../src/adapters/kubernetes-source.js';
+import type { CaChoice } from '../../src/adapters/ca/open.js';
+import { startController, type Controller } from '../../src/runtime/controller.js';
 import { freePort } from './tools.js';
 import { waitFor } from './wait.js';
 
@@ -151,4 +154,21 @@ export function kubeconfigWithToken(api: KubeApi, token: string, name: string): 
   const path = join(api.dir, `kubeconfig-${name}`);
   writeFileSync(path, readFileSync(api.kubeconfig, 'utf8').replace('token: smc-test-admin-token', `token: ${token}`));
   return path;
+}
+
+/** A controller (plaintext xDS, ephemeral ports, a fresh state folder) whose source is the API server of `kubeconfig`. */
+export function controllerOnKubernetes(kubeconfig: string, o: { log?: (line: string) => void; retryMs?: number; ca?: CaChoice } = {}): Promise<Controller> {
+  const log = o.log ?? (() => {});
+  return startController({
+    source: [],
+    sources: [createKubernetesSource({ kubeconfig, log, retryMs: o.retryMs ?? 200 })],
+    stateDir: join(mkdtempSync(join(tmpdir(), 'smc-kube-state-')), 'state'),
+    ...(o.ca ? { ca: o.ca } : {}),
+    xdsHost: '127.0.0.1',
+    xdsPort: 0,
+    adminHost: '127.0.0.1',
+    adminPort: 0,
+    insecureXds: true,
+    log,
+  });
 }
