@@ -1,5 +1,5 @@
 import type * as m from '../model.js';
-import { compareOrigins, formatOrigin } from '../inputs.js';
+import { compareOrigins } from '../inputs.js';
 import { error, warning, type StatusCollector } from '../status.js';
 import { buildAccess } from './access.js';
 import { warnHttpOnTcp } from './access-checks.js';
@@ -54,25 +54,27 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
 }
 
 /**
- * The same kind/namespace/name twice: the one from the earliest origin is
- * used, the others are rejected. EndpointSlice and Endpoints share a name
+ * The same kind/namespace/name twice: one is used, the others are rejected.
+ * Which one does not depend on where they were read (file names, order):
+ * the one whose content sorts first. EndpointSlice and Endpoints share a name
  * space only with their own kind.
  */
 function uniqueObjects(objects: readonly m.MeshObject[], status: StatusCollector): m.MeshObject[] {
+  const content = new Map(objects.map((o) => [o, JSON.stringify({ ...o, key: undefined, origin: undefined })]));
   const sorted = [...objects].sort(
     (a, b) =>
       compareStrings(a.kind, b.kind) ||
       compareStrings(a.meta.namespace, b.meta.namespace) ||
       compareStrings(a.meta.name, b.meta.name) ||
+      compareStrings(content.get(a)!, content.get(b)!) ||
       compareOrigins(a.origin, b.origin),
   );
   const out: m.MeshObject[] = [];
   const first = new Map<string, m.MeshObject>();
   for (const o of sorted) {
     const id = `${o.kind}/${o.meta.namespace}/${o.meta.name}`;
-    const winner = first.get(id);
-    if (winner) {
-      status.reject(o.key, error('metadata.name', `duplicate ${o.kind} ${o.meta.namespace ? `${o.meta.namespace}/` : ''}${o.meta.name}: the one at ${formatOrigin(winner.origin)} is used`));
+    if (first.has(id)) {
+      status.reject(o.key, error('metadata.name', `duplicate ${o.kind} ${o.meta.namespace ? `${o.meta.namespace}/` : ''}${o.meta.name}: another object of that kind and name is used (each name may be defined once)`));
       continue;
     }
     first.set(id, o);
