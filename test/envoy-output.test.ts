@@ -39,10 +39,16 @@ function inboundPrincipals(s: Snapshot): Map<number, string[]> {
   const out = new Map<number, string[]>();
   const inbound = decoded(s, 'listener').find((l) => l['name'] === 'inbound');
   for (const chain of (inbound?.['filterChains'] ?? []) as { filterChainMatch: { destinationPort?: number } }[]) {
-    const port = chain.filterChainMatch.destinationPort;
-    if (port === undefined) continue;
+    // A transparent caller's chain names its port; an explicit caller's (by TLS server name) leads to
+    // the local port named by its route table or TCP cluster (inbound|PORT...).
+    const local = [...collect(chain, 'routeConfigName'), ...collect(chain, 'cluster')].map((x) => /^inbound\|(\d+)/.exec(String(x))?.[1]).find((x) => x !== undefined);
+    const port = chain.filterChainMatch.destinationPort ?? (local === undefined ? undefined : Number(local));
+    assert.ok(port !== undefined, 'every inbound chain leads to a local port');
     const policies = (collect(chain, 'policies')[0] ?? {}) as Policies;
-    out.set(port, Object.values(policies).flatMap((p) => p.principals.map((x) => x.authenticated.principalName.exact ?? `prefix:${x.authenticated.principalName.prefix}`)).sort());
+    const principals = Object.values(policies).flatMap((p) => p.principals.map((x) => x.authenticated.principalName.exact ?? `prefix:${x.authenticated.principalName.prefix}`)).sort();
+    // Chains of one port (by destination port and by server name) must agree.
+    if (out.has(port)) assert.deepEqual(principals, out.get(port), `inbound chains of port ${port} disagree`);
+    out.set(port, principals);
   }
   return out;
 }
@@ -227,6 +233,13 @@ test('property: split weights appear as the same ratios, and a zero-weight backe
           for (const c of w.clusters) {
             const backend = /\|([^|.]+)\.a$/.exec(c.name)![1]!;
             assert.ok((ir.get(backend) ?? 0) > 0, `zero-weight backend ${backend} got weight ${c.weight}`);
+          }
+          // Every backend with weight that this proxy may reach (it has its cluster) is in the split.
+          const port = /^outbound\|(\d+)\|/.exec(w.clusters[0]!.name)![1]!;
+          const reachable = new Set(decoded(s, 'cluster').map((c) => String(c['name'])));
+          for (const [backend, weight] of ir) {
+            const cluster = `outbound|${port}|${backend}.a`;
+            if (weight > 0 && reachable.has(cluster)) assert.ok(w.clusters.some((c) => c.name === cluster), `${s.identity}: reachable backend ${backend} is missing from the split`);
           }
           for (const a of w.clusters)
             for (const b of w.clusters) {
