@@ -47,20 +47,28 @@ test('every identity gets its own certificate in its own snapshot only; one that
 test('a certificate renewal rebuilds that identity\'s snapshot alone: only its secrets change, every other snapshot is left untouched', async () => {
   const { controller, logs } = await testController('examples/bookstore', { serviceCertTtlMs: 6000 });
   try {
-    const before = new Map(controller.cache.identities().map((id) => [id, controller.cache.get(id)!]));
-    const renewed = await waitFor('a renewal', () => {
-      const line = logs.find((l) => l.startsWith('ca: renewed the certificate of '));
-      return line ? /of (\S+) /.exec(line)![1]! : undefined;
-    }, 10_000);
-    await waitFor('the renewed snapshot', () => (controller.cache.get(renewed) !== before.get(renewed) ? true : undefined), 5000);
-    const after = controller.cache.get(renewed)!;
-    for (const kind of ['cluster', 'endpoint', 'listener', 'route'] as const) assert.equal(after.types[kind].version, before.get(renewed)!.types[kind].version, `${kind} unchanged`);
-    assert.notEqual(after.types.secret.version, before.get(renewed)!.types.secret.version, 'its secrets changed');
-    // Identities not renewed by now still hold the very same cached snapshot object.
-    const stillOld = logs.filter((l) => l.startsWith('ca: renewed')).map((l) => /of (\S+) /.exec(l)![1]!);
-    const untouched = [...before.keys()].filter((id) => !stillOld.includes(id));
-    assert.ok(untouched.length > 0, 'some identity was not renewed yet');
-    for (const id of untouched) assert.equal(controller.cache.get(id), before.get(id), `${id} was not rebuilt`);
+    const ids = controller.cache.identities();
+    const before = new Map(ids.map((id) => [id, controller.cache.get(id)!]));
+    // The moment the first renewal reaches the cache, look at every identity at once.
+    const firstChange = new Promise<{ changed: string[]; renewed: string[] }>((resolve) => {
+      const stops = ids.map((id) =>
+        controller.cache.watch(id, () => {
+          for (const stop of stops) stop();
+          const renewed = logs.filter((l) => l.startsWith('ca: renewed the certificate of ')).map((l) => /of (\S+) /.exec(l)![1]!);
+          resolve({ changed: ids.filter((x) => controller.cache.get(x) !== before.get(x)), renewed });
+        }),
+      );
+    });
+    const { changed, renewed } = await firstChange;
+    assert.ok(changed.length > 0);
+    for (const id of changed) {
+      assert.ok(renewed.includes(id), `${id} changed but was not renewed`);
+      for (const kind of ['cluster', 'endpoint', 'listener', 'route'] as const) assert.equal(controller.cache.get(id)!.types[kind].version, before.get(id)!.types[kind].version, `${id}: ${kind} unchanged`);
+      assert.notEqual(controller.cache.get(id)!.types.secret.version, before.get(id)!.types.secret.version, `${id}: its secrets changed`);
+    }
+    // Every identity not renewed is the very same cached snapshot object: nothing else was rebuilt.
+    for (const id of ids.filter((x) => !renewed.includes(x))) assert.equal(controller.cache.get(id), before.get(id), `${id} was not rebuilt`);
+    await waitFor('a moment after the renewal', () => (logs.some((l) => /published \d+ proxy snapshot\(s\); \d+ identity\(ies\) changed/.test(l)) ? true : undefined));
     const firstRenewal = logs.findIndex((l) => l.startsWith('ca: renewed'));
     assert.ok(!logs.slice(firstRenewal).some((l) => /published 5 proxy snapshot\(s\)/.test(l)), 'no whole-mesh publish after a renewal');
   } finally {
