@@ -111,3 +111,22 @@ test('proxy warnings reach stderr and status.json', () => {
   const status = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as { proxies: { identity: string; warnings?: string[] }[] };
   assert.equal(status.proxies.find((p) => p.identity.endsWith('/sa/billing'))?.warnings?.length, 1);
 });
+
+test('CLI hygiene: smc version and --version, help for no such command, one line for an unknown option, -o values checked', () => {
+  const version = JSON.parse(readFileSync('package.json', 'utf8')).version as string;
+  for (const flag of ['version', '--version']) {
+    const r = smc(flag);
+    assert.equal(r.status, 0);
+    assert.equal(r.stdout, `smc ${version} (node ${process.version})\n`);
+  }
+  const help = smc('help', 'nosuch');
+  assert.equal(help.status, 2);
+  assert.match(help.stderr, /^smc: no help for "nosuch": there is no such command \(compile, /);
+  const unknown = smc('compile', 'examples/bookstore', '--nosuch');
+  assert.equal(unknown.status, 2);
+  assert.equal(unknown.stderr, "smc compile: unknown option --nosuch (see 'smc help compile')\n");
+  const output = smc('proxy-status', '-o', 'yaml');
+  assert.equal(output.status, 2);
+  assert.match(output.stderr, /-o expects json/);
+  assert.equal(smc('help', 'controller').status, 0);
+});

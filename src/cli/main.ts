@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadPaths, PathNotFoundError } from '../adapters/yaml-files.js';
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
@@ -18,6 +19,9 @@ import { staticBootstrap } from '../output/static-bootstrap.js';
 import { caCommand, certsCommand, HELP_CA, HELP_CERTS } from './certs-command.js';
 import { StartupError } from '../adapters/startup-error.js';
 
+/** This build's version, from package.json (read once, at start). */
+const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 /** Exit codes scripts can trust. */
 const EXIT_OK = 0;
 const EXIT_REJECTED = 1; // some input was rejected, or --check found a difference
@@ -35,6 +39,7 @@ Usage:
   smc compile PATH... [options]   Compile YAML (files or folders) into each proxy's Envoy configuration
   smc golden [--update] [DIR]     Check (or rewrite) the golden cases under DIR (default: golden)
   smc kinds                       List the kinds and apiVersions smc reads
+  smc version                     Print smc's version (also --version)
   smc help [COMMAND]              Show help
 
 Run 'smc help compile' for the options of a command.
@@ -103,10 +108,20 @@ async function main(argv: string[]): Promise<number> {
     case undefined:
     case 'help':
     case '--help':
-    case '-h':
-      process.stdout.write(
-        { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA }[rest[0] ?? ''] ?? HELP,
-      );
+    case '-h': {
+      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA };
+      const topic = rest[0];
+      if (topic !== undefined && !(topic in helps) && topic !== 'kinds' && topic !== 'version') {
+        process.stderr.write(`smc: no help for ${JSON.stringify(topic)}: there is no such command (${Object.keys(helps).join(', ')}, kinds, version)\n`);
+        return EXIT_USAGE;
+      }
+      process.stdout.write(helps[topic ?? ''] ?? HELP);
+      return EXIT_OK;
+    }
+    case 'version':
+    case '--version':
+    case '-v':
+      process.stdout.write(`smc ${VERSION} (node ${process.version})\n`);
       return EXIT_OK;
     case 'compile':
       return compileCommand(rest);
@@ -278,7 +293,10 @@ main(process.argv.slice(2)).then(
   },
   (e: unknown) => {
     if (e instanceof PathNotFoundError || e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
-      process.stderr.write(`smc: ${e.message}\n`);
+      // Node's parser explains unknown options at length; one line says it.
+      const unknown = /^Unknown option '([^']+)'/.exec(e.message);
+      const command = process.argv[2] ?? '';
+      process.stderr.write(unknown ? `smc ${command}: unknown option ${unknown[1]} (see 'smc help ${command}')\n` : `smc: ${e.message}\n`);
       process.exitCode = EXIT_USAGE;
       return;
     }

@@ -328,6 +328,7 @@ export async function proxyStatusCommand(args: string[]): Promise<number> {
     process.stdout.write(HELP_PROXY_STATUS);
     return 0;
   }
+  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`-o expects json (or nothing, for a table), got ${JSON.stringify(values.output)}`);
   const { host, port } = hostPort(values.admin, '--admin');
   let doc: { proxies: { nodeId: string; identity: string; types: Record<string, { state: string; nack?: { message: string } }> }[] };
   try {

@@ -1,6 +1,6 @@
 import { access, link, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 
 /**
  * Where the internal CA keeps its roots: a folder (default, `<state>/ca`,
@@ -100,14 +100,19 @@ const status = (e: unknown) => (e as { code?: number }).code;
  * controllers never overwrite each other's root.
  */
 export function secretStorage(o: SecretStorageOptions): CaStorage {
-  const kc = new k8s.KubeConfig();
-  if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
-  else kc.loadFromDefault();
-  const api = kc.makeApiClient(k8s.CoreV1Api);
+  // The Kubernetes client is large: loaded on first use, so commands that never need it start fast.
+  let client: Promise<k8s.CoreV1Api> | undefined;
+  const coreApi = () =>
+    (client ??= import('@kubernetes/client-node').then((lib) => {
+      const kc = new lib.KubeConfig();
+      if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
+      else kc.loadFromDefault();
+      return kc.makeApiClient(lib.CoreV1Api);
+    }));
   const where = `Secret ${o.namespace}/${o.name}`;
   const get = async (): Promise<k8s.V1Secret | undefined> => {
     try {
-      return await api.readNamespacedSecret({ name: o.name, namespace: o.namespace });
+      return await (await coreApi()).readNamespacedSecret({ name: o.name, namespace: o.namespace });
     } catch (e) {
       if (status(e) === 404) return undefined;
       throw new Error(`cannot read ${where}: ${(e as Error).message}`);
@@ -120,9 +125,9 @@ export function secretStorage(o: SecretStorageOptions): CaStorage {
       const data = change({ ...(current?.data ?? {}) });
       try {
         if (!current) {
-          await api.createNamespacedSecret({ namespace: o.namespace, body: { metadata: { name: o.name, namespace: o.namespace, labels: { 'app.kubernetes.io/managed-by': 'smc' } }, type: 'Opaque', data } });
+          await (await coreApi()).createNamespacedSecret({ namespace: o.namespace, body: { metadata: { name: o.name, namespace: o.namespace, labels: { 'app.kubernetes.io/managed-by': 'smc' } }, type: 'Opaque', data } });
         } else {
-          await api.replaceNamespacedSecret({ name: o.name, namespace: o.namespace, body: { ...current, data } });
+          await (await coreApi()).replaceNamespacedSecret({ name: o.name, namespace: o.namespace, body: { ...current, data } });
         }
         return;
       } catch (e) {
