@@ -209,3 +209,8 @@ test('YAML aliases within sane bounds work; a billion-laughs document is that fi
   assert.equal(state('ServiceAccount bookstore/reuse'), 'Accepted', 'the anchored file is read');
   assert.equal(state('TrafficTarget bookstore/bookbuyer-access-bookstore'), 'Accepted', 'the rest of the mesh compiles');
 });
+
+test('a namespace labelled for OSM is told what smc looks for instead', () => {
+  const r = compileIR(yamlInputs('apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {openservicemesh.io/monitored-by: osm}}\n'));
+  assert.match(text(entryOf(r.status, 'Namespace', 'shop')), /openservicemesh\.io\/monitored-by, which smc does not read: add smc\.dev\/mesh: enabled/);
+});

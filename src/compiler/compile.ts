@@ -1,6 +1,6 @@
 import { decodeDocuments } from './decode/index.js';
 import type { ProtoCodec } from './envoy/codec.js';
-import { buildSnapshots, type Snapshot } from './envoy/snapshot.js';
+import { planSnapshots, type Snapshot, type SnapshotPlans } from './envoy/snapshot.js';
 import { compareOrigins, type MeshInputs } from './inputs.js';
 import { buildIR } from './ir/build.js';
 import type { MeshIR } from './ir/types.js';
@@ -35,10 +35,18 @@ export function compileIR(inputs: MeshInputs): CompileResult {
 export interface MeshCompileResult extends CompileResult {
   /** One per proxy identity, sorted by identity. */
   readonly snapshots: readonly Snapshot[];
+  /** Each identity's plan fingerprint and snapshot, for the next compile. */
+  readonly plans: SnapshotPlans;
 }
 
-/** The whole compiler: MeshInputs -> mesh IR, status and per-identity Envoy snapshots. */
-export function compile(inputs: MeshInputs, codec: ProtoCodec): MeshCompileResult {
+/**
+ * The whole compiler: MeshInputs -> mesh IR, status and per-identity Envoy
+ * snapshots. Given the previous result, identities whose plan did not change
+ * keep their snapshots without being translated again; the result is the
+ * same, byte for byte, as a compile from scratch.
+ */
+export function compile(inputs: MeshInputs, codec: ProtoCodec, previous?: MeshCompileResult): MeshCompileResult {
   const front = compileIR(inputs);
-  return { ...front, snapshots: buildSnapshots(front.ir, codec, inputs.certificates) };
+  const plans = planSnapshots(front.ir, codec, inputs.certificates, previous?.plans);
+  return { ...front, snapshots: [...plans.values()].map((p) => p.snapshot), plans };
 }

@@ -1,9 +1,8 @@
 import { parentPort } from 'node:worker_threads';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import { compileIR, type CompileResult } from '../compiler/compile.js';
-import { buildSnapshot, type EncodeMemo, type Snapshot } from '../compiler/envoy/snapshot.js';
+import { planSnapshots, type PlannedSnapshot, type Snapshot } from '../compiler/envoy/snapshot.js';
 import type { CertificateInputs, MeshInputs } from '../compiler/inputs.js';
-import { meshIndex } from '../compiler/ir/index.js';
 
 /**
  * The compiler, in a worker thread: a compile of a large mesh never holds the
@@ -21,6 +20,8 @@ export type WorkerReply =
 
 const protos = loadEnvoyProtos();
 let current: CompileResult | undefined;
+// The latest plan of every identity: an identity whose plan did not change keeps its snapshot, untranslated.
+let plans = new Map<string, PlannedSnapshot>();
 
 parentPort?.on('message', (m: WorkerRequest) => {
   try {
@@ -30,10 +31,10 @@ parentPort?.on('message', (m: WorkerRequest) => {
       return;
     }
     if (!current) throw new Error('snapshots asked for before any compile');
-    const ir = current.ir;
-    const memo: EncodeMemo = new Map();
-    const snapshots = (m.identities ?? meshIndex(ir).identities).map((identity) => buildSnapshot(ir, identity, protos, m.certificates, memo));
-    parentPort!.postMessage({ id: m.id, snapshots } satisfies WorkerReply);
+    const next = planSnapshots(current.ir, protos, m.certificates, plans, m.identities);
+    if (m.identities) for (const [id, p] of next) plans.set(id, p);
+    else plans = next;
+    parentPort!.postMessage({ id: m.id, snapshots: [...next.values()].map((p) => p.snapshot) } satisfies WorkerReply);
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies WorkerReply);
   }

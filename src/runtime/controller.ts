@@ -21,6 +21,8 @@ import { createMetrics } from './metrics.js';
 import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
 import { startCompilerThread } from './compiler-thread.js';
 import { createServer } from 'node:net';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { adminToken } from './admin-auth.js';
 import { lockStateFolder } from './state-lock.js';
 import { StartupError } from '../adapters/startup-error.js';
@@ -97,6 +99,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
 
   // Nothing in the state folder is touched before it is ours and both ports are free.
   const where = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  // The state folder holds the mesh CA: say which one is used, and when it is new (a relative --state starts elsewhere).
+  const stateIsNew = !existsSync(join(o.stateDir, 'ca')) && !existsSync(join(o.stateDir, 'issued'));
+  o.log(`controller: state folder ${resolve(o.stateDir)}${stateIsNew ? ' (new: nothing of an earlier mesh is there; a new mesh CA is made unless --ca-root-secret or --ca cfssl is used)' : ''}`);
   const lock = await lockStateFolder(o.stateDir, { xds: where(o.xdsHost, o.xdsPort), admin: where(o.adminHost, o.adminPort) }, o.log);
   const cleanups: (() => Promise<void>)[] = [() => lock.release()];
   const unwind = async () => {

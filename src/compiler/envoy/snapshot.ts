@@ -72,7 +72,34 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
   return { version: hash.digest('hex').slice(0, 16), resources };
 }
 
-export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map()): Snapshot {
+/**
+ * A snapshot with the fingerprint of the plan it was built from: everything
+ * the translation reads for this identity (what it may reach and how, what it
+ * serves and to whom, the mesh settings it uses, its certificate), Envoy-free.
+ * Given the previous compile's plans, an identity whose plan did not change
+ * keeps its snapshot as it was: nothing is translated or encoded again. The
+ * result is byte-identical to a compile from scratch (a property test holds
+ * chained compiles to fresh ones).
+ */
+export interface PlannedSnapshot {
+  /** What the translation read for this identity (plain data; compared as JSON text with the next compile's). */
+  readonly plan: readonly unknown[];
+  readonly snapshot: Snapshot;
+}
+
+export type SnapshotPlans = ReadonlyMap<Identity, PlannedSnapshot>;
+
+const digest = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** A plan's JSON text, made once per plan (a plan is compared again at every later compile until it changes). */
+const planTexts = new WeakMap<readonly unknown[], string>();
+function planText(plan: readonly unknown[]): string {
+  let text = planTexts.get(plan);
+  if (text === undefined) planTexts.set(plan, (text = JSON.stringify(plan)));
+  return text;
+}
+
+export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot): PlannedSnapshot {
   const warnings = new Set<string>();
   const warn = (m: string) => warnings.add(m);
   const workloads = meshIndex(ir).workloadsOf.get(identity) ?? [];
@@ -84,13 +111,31 @@ export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec,
   }
   const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, warn);
   const outbound = outboundServices(ir, upstreams);
-  const routes: object[] = outboundRouteConfigs(outbound, workloads[0]?.namespace ?? '');
+  const inbound = dataPlane === 'envoy' ? inboundPorts(ir, identity) : [];
+  const own = certificateOf(certificates, identity);
+  const namespace = workloads[0]?.namespace ?? '';
+  const plan = [
+    dataPlane,
+    [...modes].sort(),
+    namespace,
+    ir.settings.permissive,
+    ir.settings.trustDomain,
+    upstreams.map((u) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.endpoints, u.identities]),
+    outbound.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback]),
+    inbound,
+    own ? digest(`${own.certificateChain}\u0000${own.privateKey}`) : '',
+    own && certificates ? digest(certificates.trustBundle) : '',
+    [...warnings],
+  ];
+  // Compared only when there is a previous plan: a cold compile pays nothing for it.
+  if (previous && planText(previous.plan) === planText(plan)) return previous;
+
+  const routes: object[] = outboundRouteConfigs(outbound, namespace);
   const endpoints = upstreams.map(loadAssignment);
   let sets: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
     sets = { cluster: upstreams.map(edsCluster), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
   } else {
-    const inbound = inboundPorts(ir, identity);
     const clusters = [...upstreams.map(outboundCluster), ...inbound.map((p) => inboundCluster(p.port, p.protocol))];
     const listeners: Named[] = [];
     if (inbound.length > 0) listeners.push(inboundListener(ir, inbound));
@@ -100,12 +145,26 @@ export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec,
     }
     if (modes.has('explicit')) listeners.push(...(explicitListeners(outbound, warn) as Named[]));
     routes.push(...inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)));
-    const own = certificateOf(certificates, identity);
     const secrets = own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : [];
     sets = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secrets };
   }
   const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, encodeSet(codec, k, sets[k], memo)])) as Record<ResourceKind, ResourceSet>;
-  return { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) };
+  return { plan, snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) } };
+}
+
+export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map()): Snapshot {
+  return planSnapshot(ir, identity, codec, certificates, memo).snapshot;
+}
+
+/**
+ * Every identity's planned snapshot (or the ones named), reusing `previous`
+ * where a plan did not change. Returns the plans to hand to the next compile.
+ */
+export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: CertificateInputs, previous?: SnapshotPlans, identities?: readonly Identity[]): Map<Identity, PlannedSnapshot> {
+  const memo: EncodeMemo = new Map();
+  const out = new Map<Identity, PlannedSnapshot>();
+  for (const id of identities ?? meshIndex(ir).identities) out.set(id, planSnapshot(ir, id, codec, certificates, memo, previous?.get(id)));
+  return out;
 }
 
 /**

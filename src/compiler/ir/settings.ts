@@ -70,7 +70,9 @@ export function meshNamespaces(namespaces: readonly NamespaceObj[], status: Stat
     else if (value !== undefined) {
       status.add(ns.key, warning(`metadata.labels["${MESH_NAMESPACE_LABEL}"]`, `expected "enabled" to join the mesh, got ${JSON.stringify(value)}; not in the mesh`));
     } else {
-      status.add(ns.key, warning('', `not in the mesh (no label ${MESH_NAMESPACE_LABEL}: enabled)`));
+      // A namespace labelled for OSM was meant to be in a mesh: say what smc looks for instead.
+      const osm = ns.meta.labels['openservicemesh.io/monitored-by'] !== undefined;
+      status.add(ns.key, warning('', `not in the mesh (no label ${MESH_NAMESPACE_LABEL}: enabled)${osm ? '; it carries OSM\'s openservicemesh.io/monitored-by, which smc does not read: add smc.dev/mesh: enabled' : ''}`));
     }
   }
   return inMesh;
