@@ -99,9 +99,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
 
   // Nothing in the state folder is touched before it is ours and both ports are free.
   const where = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  // The state folder holds the mesh CA: say which one is used, and when it is new (a relative --state starts elsewhere).
+  // The state folder holds the mesh CA: which one is used, and whether it is new (a relative --state starts elsewhere), is said once the ports are known to be free.
   const stateIsNew = !existsSync(join(o.stateDir, 'ca')) && !existsSync(join(o.stateDir, 'issued'));
-  o.log(`controller: state folder ${resolve(o.stateDir)}${stateIsNew ? ' (new: nothing of an earlier mesh is there; a new mesh CA is made unless --ca-root-secret or --ca cfssl is used)' : ''}`);
   const lock = await lockStateFolder(o.stateDir, { xds: where(o.xdsHost, o.xdsPort), admin: where(o.adminHost, o.adminPort) }, o.log);
   const cleanups: (() => Promise<void>)[] = [() => lock.release()];
   const unwind = async () => {
@@ -119,6 +118,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
     cleanups.push(() => admin.close());
+    o.log(`controller: state folder ${resolve(o.stateDir)}${stateIsNew ? ' (new: nothing of an earlier mesh is there; a new mesh CA is made unless --ca-root-secret or --ca cfssl is used)' : ''}`);
   } catch (e) {
     await unwind();
     throw e;
