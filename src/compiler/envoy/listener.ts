@@ -15,6 +15,7 @@ import {
 import { isHttp, type Action, type OutboundService } from './outbound.js';
 import { httpRbacFilter, networkRbacFilter } from './rbac.js';
 import { ADS_CONFIG, commonTlsContext } from './sds.js';
+import { groupBy } from '../group.js';
 
 /** Listeners: inbound on 15003 (mTLS + RBAC), outbound on 15001 (transparent) or per upstream port (explicit). */
 
@@ -178,8 +179,7 @@ export function transparentListener(services: readonly OutboundService[], warn: 
  * service); a TCP port can carry only one service, so the first by name wins.
  */
 export function explicitListeners(services: readonly OutboundService[], warn: (message: string) => void) {
-  const byPort = new Map<number, OutboundService[]>();
-  for (const o of services) byPort.set(o.port.port, [...(byPort.get(o.port.port) ?? []), o]);
+  const byPort = groupBy(services, (o) => o.port.port);
   const listeners: object[] = [];
   for (const [port, list] of [...byPort.entries()].sort((a, b) => a[0] - b[0])) {
     const http = list.filter((o) => isHttp(o.protocol));

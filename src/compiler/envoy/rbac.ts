@@ -2,6 +2,7 @@ import type { Grant } from '../ir/types.js';
 import { compareStrings } from '../ir/types.js';
 import { TYPE_PREFIX } from './codec.js';
 import { permission } from './match.js';
+import { groupBy } from '../group.js';
 
 /**
  * RBAC for one inbound port, from the grants that apply to it. Callers are
@@ -23,8 +24,7 @@ function policies(grants: readonly Grant[], http: boolean, permissive: boolean, 
     out['permissive'] = { permissions: [{ any: true }], principals: [{ authenticated: { principalName: { prefix: `spiffe://${trustDomain}/` } } }] };
     return out;
   }
-  const bySource = new Map<string, Grant[]>();
-  for (const g of grants) bySource.set(g.source, [...(bySource.get(g.source) ?? []), g]);
+  const bySource = groupBy(grants, (g) => g.source);
   for (const source of [...bySource.keys()].sort(compareStrings)) {
     const mine = bySource.get(source)!;
     let permissions: object[];

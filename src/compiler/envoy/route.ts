@@ -3,6 +3,7 @@ import { compareStrings } from '../ir/types.js';
 import { routeMatch } from './match.js';
 import { inboundClusterName, inboundRouteName, outboundRouteName, serviceHost } from './names.js';
 import { isHttp, type Action, type OutboundService } from './outbound.js';
+import { groupBy } from '../group.js';
 
 /** RouteConfigurations: outbound per service port (virtual hosts per service), inbound per local port. */
 
@@ -32,11 +33,7 @@ export function serviceDomains(o: OutboundService, callerNamespace: string): str
 
 /** One RouteConfiguration per HTTP service port this proxy calls. */
 export function outboundRouteConfigs(services: readonly OutboundService[], callerNamespace: string) {
-  const byPort = new Map<number, OutboundService[]>();
-  for (const o of services) {
-    if (!isHttp(o.protocol)) continue;
-    byPort.set(o.port.port, [...(byPort.get(o.port.port) ?? []), o]);
-  }
+  const byPort = groupBy(services.filter((o) => isHttp(o.protocol)), (o) => o.port.port);
   return [...byPort.entries()].map(([port, list]) => {
     // Envoy rejects a route table in which two virtual hosts share a domain; the first service (by name) keeps it.
     const taken = new Set<string>();

@@ -192,8 +192,7 @@ function sameKindUpstreams(upstreams: readonly Upstream[], dataPlane: DataPlane,
 
 /** One snapshot per identity that has a workload, sorted by identity. */
 export function buildSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: CertificateInputs): Snapshot[] {
-  const memo: EncodeMemo = new Map();
-  return meshIndex(ir).identities.map((id) => buildSnapshot(ir, id, codec, certificates, memo));
+  return [...planSnapshots(ir, codec, certificates).values()].map((p) => p.snapshot);
 }
 
 /** Certificates by identity, indexed once per input value. */

@@ -3,6 +3,7 @@ import { warning, type StatusCollector } from '../status.js';
 import { parseIPv4Range } from './settings.js';
 import { labelsMatch } from './workloads.js';
 import { compareStrings, type Endpoint, type MeshSettings, type PortProtocol, type ServiceIR, type ServicePortIR, type Workload } from './types.js';
+import { groupBy } from '../group.js';
 
 /**
  * A port's protocol comes from `appProtocol`, else from the port name's
@@ -35,14 +36,9 @@ export function buildServices(
   workloads: readonly Workload[],
   status: StatusCollector,
 ): ServiceIR[] {
-  const setsByService = new Map<string, EndpointSetObj[]>();
-  for (const s of endpointSets) {
-    const k = `${s.meta.namespace}/${s.serviceName}`;
-    setsByService.set(k, [...(setsByService.get(k) ?? []), s]);
-  }
+  const setsByService = groupBy(endpointSets, (s) => `${s.meta.namespace}/${s.serviceName}`);
   const workloadByRef = new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w]));
-  const workloadsIn = new Map<string, Workload[]>();
-  for (const w of workloads) workloadsIn.set(w.namespace, [...(workloadsIn.get(w.namespace) ?? []), w]);
+  const workloadsIn = groupBy(workloads, (w) => w.namespace);
   const workloadByAddress = new Map<string, Workload>();
   for (const w of workloads) for (const a of w.addresses) workloadByAddress.set(`${w.namespace}/${a}`, w);
 
