@@ -18,6 +18,7 @@ import { bootstrapCommand, controllerCommand, HELP_BOOTSTRAP, HELP_CONTROLLER, H
 import { staticBootstrap } from '../output/static-bootstrap.js';
 import { caCommand, certsCommand, HELP_CA, HELP_CERTS } from './certs-command.js';
 import { StartupError } from '../adapters/startup-error.js';
+import { captureCommand, HELP_CAPTURE } from './capture-command.js';
 
 /** This build's version, from package.json (read once, at start). */
 const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -36,6 +37,7 @@ Usage:
   smc proxy-status                Show which proxies are in sync with the controller
   smc certs list|revoke           List or revoke proxy (bootstrap) certificates
   smc ca rotate-root              Rotate the mesh root of a running controller, with overlap
+  smc capture [--apply]           Print or apply a transparent sidecar's iptables rules
   smc compile PATH... [options]   Compile YAML (files or folders) into each proxy's Envoy configuration
   smc golden [--update] [DIR]     Check (or rewrite) the golden cases under DIR (default: golden)
   smc kinds                       List the kinds and apiVersions smc reads
@@ -109,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h': {
-      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA };
+      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA, capture: HELP_CAPTURE };
       const topic = rest[0];
       if (topic !== undefined && !(topic in helps) && topic !== 'kinds' && topic !== 'version') {
         process.stderr.write(`smc: no help for ${JSON.stringify(topic)}: there is no such command (${Object.keys(helps).join(', ')}, kinds, version)\n`);
@@ -137,6 +139,8 @@ async function main(argv: string[]): Promise<number> {
       return certsCommand(rest);
     case 'ca':
       return caCommand(rest);
+    case 'capture':
+      return captureCommand(rest);
     case 'kinds':
       for (const k of supportedKinds()) process.stdout.write(`${k.kind.padEnd(16)} ${k.apiVersions.join(', ')}\n`);
       return EXIT_OK;

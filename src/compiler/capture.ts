@@ -1,0 +1,147 @@
+import { ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, STATS_PORT } from './envoy/names.js';
+
+/**
+ * Traffic capture for `transparent` workloads: the iptables rules that send
+ * an application's TCP traffic through its sidecar. One pure function, used
+ * by the injected init container (`smc capture --apply`), by the VM bundle's
+ * `capture.sh`, and by the tests, which apply its output in a network
+ * namespace.
+ *
+ * What the rules do (IPv4, nat table, TCP only; UDP such as DNS is left alone):
+ * - inbound: every TCP connection to the host goes to the inbound listener
+ *   (15003), except the sidecar's admin (15000) and stats (15010) ports, the
+ *   probe port, and the excluded inbound ports;
+ * - outbound: every TCP connection the host opens goes to the outbound
+ *   listener (15001), except the sidecar's own (its uid), connections to
+ *   loopback or to the host's own addresses, the excluded outbound ports and
+ *   the excluded outbound ranges.
+ * The rules live in chains of their own (SMC_*), so applying them twice
+ * fails instead of doubling them, and `iptables -t nat -F SMC_...` undoes them.
+ */
+export interface CaptureSettings {
+  /** The uid Envoy runs as: its own connections are never captured. */
+  readonly proxyUid: number;
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  /** Inbound ports that reach the application directly (no mTLS, no policy). */
+  readonly excludeInboundPorts: readonly number[];
+  /** Destination ports the application reaches directly, without the sidecar. */
+  readonly excludeOutboundPorts: readonly number[];
+  /** Destination ranges (IPv4 CIDR) the application reaches directly. */
+  readonly excludeOutboundRanges: readonly string[];
+  /** Further inbound ports of the sidecar itself (the probe port). */
+  readonly sidecarPorts: readonly number[];
+}
+
+/** Envoy's uid in injected pods and VM bundles (OSM's choice, as are the ports). */
+export const PROXY_UID = 1500;
+
+/** The port kubelet's rewritten probes reach the sidecar on (see inject). */
+export const PROBE_PORT = 15904;
+
+export const DEFAULT_CAPTURE: CaptureSettings = {
+  proxyUid: PROXY_UID,
+  inboundPort: INBOUND_PORT,
+  outboundPort: OUTBOUND_PORT,
+  excludeInboundPorts: [],
+  excludeOutboundPorts: [],
+  excludeOutboundRanges: [],
+  sidecarPorts: [PROBE_PORT],
+};
+
+/** The chains smc owns in the nat table. */
+export const CAPTURE_CHAINS = ['SMC_INBOUND', 'SMC_INBOUND_REDIRECT', 'SMC_OUTBOUND', 'SMC_OUTBOUND_REDIRECT'] as const;
+
+/** The rules in `iptables-restore --noflush` input format. */
+export function captureRules(s: CaptureSettings): string {
+  const inboundBypass = unique([ADMIN_PORT, STATS_PORT, ...s.sidecarPorts, ...s.excludeInboundPorts]);
+  const outboundBypassPorts = unique(s.excludeOutboundPorts);
+  const lines = [
+    '*nat',
+    ...CAPTURE_CHAINS.map((c) => `:${c} - [0:0]`),
+    // Inbound: whatever arrives for the host over TCP, once the bypasses are out of the way.
+    `-A SMC_INBOUND_REDIRECT -p tcp -j REDIRECT --to-ports ${s.inboundPort}`,
+    '-A PREROUTING -p tcp -j SMC_INBOUND',
+    ...inboundBypass.map((p) => `-A SMC_INBOUND -p tcp --dport ${p} -j RETURN`),
+    '-A SMC_INBOUND -p tcp -j SMC_INBOUND_REDIRECT',
+    // Outbound: the application's connections; the sidecar's own leave as they are.
+    `-A SMC_OUTBOUND_REDIRECT -p tcp -j REDIRECT --to-ports ${s.outboundPort}`,
+    '-A OUTPUT -p tcp -j SMC_OUTBOUND',
+    `-A SMC_OUTBOUND -m owner --uid-owner ${s.proxyUid} -j RETURN`,
+    '-A SMC_OUTBOUND -d 127.0.0.0/8 -j RETURN',
+    // Connections to the host's own addresses leave through lo.
+    '-A SMC_OUTBOUND -o lo -j RETURN',
+    ...outboundBypassPorts.map((p) => `-A SMC_OUTBOUND -p tcp --dport ${p} -j RETURN`),
+    ...unique(s.excludeOutboundRanges).map((r) => `-A SMC_OUTBOUND -d ${r} -j RETURN`),
+    '-A SMC_OUTBOUND -p tcp -j SMC_OUTBOUND_REDIRECT',
+    'COMMIT',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** A POSIX shell script that applies the rules (the VM bundle's capture.sh). */
+export function captureScript(s: CaptureSettings): string {
+  return [
+    '#!/bin/sh',
+    '# Sends this host\'s TCP traffic through its smc sidecar (written by smc; see captureRules).',
+    `# Envoy must run as uid ${s.proxyUid}. Undo: for c in ${CAPTURE_CHAINS.join(' ')}; do iptables -t nat -F $c; done, then delete the jumps from PREROUTING and OUTPUT.`,
+    'set -eu',
+    "iptables-restore --noflush <<'EOF'",
+    captureRules(s).trimEnd(),
+    'EOF',
+    '',
+  ].join('\n');
+}
+
+/** Annotations that tune capture, on a pod (or a VirtualMachine's metadata). */
+export const CAPTURE_ANNOTATIONS = {
+  excludeInboundPorts: 'traffic.smc.dev/exclude-inbound-ports',
+  excludeOutboundPorts: 'traffic.smc.dev/exclude-outbound-ports',
+  excludeOutboundRanges: 'traffic.smc.dev/exclude-outbound-ip-ranges',
+} as const;
+
+export type CaptureProblem = { readonly field: string; readonly message: string };
+
+/**
+ * Capture settings from annotations. Malformed values are problems that name
+ * the annotation: a typo must not silently capture (or bypass) a port.
+ */
+export function captureFromAnnotations(annotations: Readonly<Record<string, string>>): { settings: CaptureSettings; problems: CaptureProblem[] } {
+  const problems: CaptureProblem[] = [];
+  const field = (key: string) => `metadata.annotations["${key}"]`;
+  const ports = (key: string): number[] => {
+    const v = annotations[key];
+    if (v === undefined || v.trim() === '') return [];
+    const out: number[] = [];
+    for (const part of v.split(',').map((x) => x.trim())) {
+      const n = /^\d{1,5}$/.test(part) ? Number(part) : NaN;
+      if (n >= 1 && n <= 65535) out.push(n);
+      else problems.push({ field: field(key), message: `expected a comma-separated list of ports (1-65535), got ${JSON.stringify(part)}` });
+    }
+    return out;
+  };
+  const ranges = (key: string): string[] => {
+    const v = annotations[key];
+    if (v === undefined || v.trim() === '') return [];
+    const out: string[] = [];
+    for (const part of v.split(',').map((x) => x.trim())) {
+      if (isIPv4Cidr(part)) out.push(part);
+      else problems.push({ field: field(key), message: `expected a comma-separated list of IPv4 ranges such as 10.0.0.0/8, got ${JSON.stringify(part)}` });
+    }
+    return out;
+  };
+  const settings: CaptureSettings = {
+    ...DEFAULT_CAPTURE,
+    excludeInboundPorts: ports(CAPTURE_ANNOTATIONS.excludeInboundPorts),
+    excludeOutboundPorts: ports(CAPTURE_ANNOTATIONS.excludeOutboundPorts),
+    excludeOutboundRanges: ranges(CAPTURE_ANNOTATIONS.excludeOutboundRanges),
+  };
+  return { settings, problems };
+}
+
+export function isIPv4Cidr(s: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(s);
+  return m !== null && m.slice(1, 5).every((o) => Number(o) <= 255) && (m[5] === undefined || Number(m[5]) <= 32);
+}
+
+const unique = <T extends number | string>(xs: readonly T[]): T[] => [...new Set(xs)];

@@ -1,0 +1,39 @@
+import { connect, createServer } from 'node:net';
+
+/**
+ * A tiny application for test hosts, run as its own process inside a network
+ * namespace: `banner NAME PORT...` answers every TCP connection with
+ * `NAME:PORT` and closes; `call HOST PORT` prints what the other side says
+ * (or `ERROR <code>`).
+ */
+const [mode, ...args] = process.argv.slice(2);
+
+if (mode === 'banner') {
+  const [name, ...ports] = args;
+  let listening = 0;
+  for (const port of ports) {
+    createServer((socket) => socket.end(`${name}:${port}\n`)).listen(Number(port), '0.0.0.0', () => {
+      if (++listening === ports.length) process.stdout.write('ready\n');
+    });
+  }
+} else if (mode === 'call') {
+  const [host, port] = args;
+  const socket = connect({ host: host!, port: Number(port), timeout: 3000 });
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString()));
+  socket.on('end', () => {
+    process.stdout.write(text.trim());
+    process.exit(0);
+  });
+  socket.on('timeout', () => {
+    process.stdout.write('ERROR ETIMEDOUT');
+    process.exit(0);
+  });
+  socket.on('error', (e: NodeJS.ErrnoException) => {
+    process.stdout.write(`ERROR ${e.code ?? e.message}`);
+    process.exit(0);
+  });
+} else {
+  process.stderr.write('usage: test-app banner NAME PORT... | call HOST PORT\n');
+  process.exit(2);
+}
