@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadPaths, PathNotFoundError } from '../adapters/yaml-files.js';
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
@@ -19,9 +18,9 @@ import { staticBootstrap } from '../output/static-bootstrap.js';
 import { caCommand, certsCommand, HELP_CA, HELP_CERTS } from './certs-command.js';
 import { StartupError } from '../adapters/startup-error.js';
 import { captureCommand, HELP_CAPTURE } from './capture-command.js';
+import { HELP_SIDECAR, sidecarCommand } from './sidecar-command.js';
 
-/** This build's version, from package.json (read once, at start). */
-const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+import { SMC_VERSION as VERSION } from './version.js';
 
 /** Exit codes scripts can trust. */
 const EXIT_OK = 0;
@@ -37,6 +36,7 @@ Usage:
   smc proxy-status                Show which proxies are in sync with the controller
   smc certs list|revoke           List or revoke proxy (bootstrap) certificates
   smc ca rotate-root              Rotate the mesh root of a running controller, with overlap
+  smc sidecar                     Run an injected pod's sidecar (fetch its certificate, run Envoy)
   smc capture [--apply]           Print or apply a transparent sidecar's iptables rules
   smc compile PATH... [options]   Compile YAML (files or folders) into each proxy's Envoy configuration
   smc golden [--update] [DIR]     Check (or rewrite) the golden cases under DIR (default: golden)
@@ -111,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h': {
-      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA, capture: HELP_CAPTURE };
+      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA, capture: HELP_CAPTURE, sidecar: HELP_SIDECAR };
       const topic = rest[0];
       if (topic !== undefined && !(topic in helps) && topic !== 'kinds' && topic !== 'version') {
         process.stderr.write(`smc: no help for ${JSON.stringify(topic)}: there is no such command (${Object.keys(helps).join(', ')}, kinds, version)\n`);
@@ -139,6 +139,8 @@ async function main(argv: string[]): Promise<number> {
       return certsCommand(rest);
     case 'ca':
       return caCommand(rest);
+    case 'sidecar':
+      return sidecarCommand(rest);
     case 'capture':
       return captureCommand(rest);
     case 'kinds':

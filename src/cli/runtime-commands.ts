@@ -9,8 +9,9 @@ import { identityOf } from '../compiler/ir/types.js';
 import { adsBootstrap } from '../output/ads-bootstrap.js';
 import { grpcXdsBootstrap } from '../output/grpc-bootstrap.js';
 import { PUSH_ORDER } from '../compiler/envoy/codec.js';
-import { controlPlaneIdentity, startController } from '../runtime/controller.js';
+import { controlPlaneIdentity, startController, type WebhookSettings } from '../runtime/controller.js';
 import { clientText } from '../runtime/client-text.js';
+import { SMC_VERSION } from './version.js';
 
 export const HELP_CONTROLLER = `smc controller [options]
 
@@ -63,6 +64,23 @@ Options:
                        (default 15s; renewed every third of it)
       --leader-election-namespace NS
                        Where the Lease lives (default smc-system)
+      --webhook-address HOST:PORT
+                       With --source kubernetes: serve the sidecar injector
+                       (POST /inject) and pods' proxy certificates (POST
+                       /v1/proxy-certificate) over HTTPS here, e.g. 0.0.0.0:15130
+                       (off by default); the leader keeps the caBundle of the
+                       MutatingWebhookConfiguration smc-sidecar-injector current
+      --sidecar-image IMAGE
+                       The image injected sidecars run (default smc:VERSION)
+      --sidecar-xds-address HOST:PORT
+                       Where injected sidecars reach xDS (default
+                       smc-controller.smc-system.svc:15128)
+      --sidecar-certificate-url URL
+                       Where injected sidecars fetch their proxy certificate
+                       (default https://smc-controller.smc-system.svc:15130)
+      --sidecar-mode native|container
+                       Envoy as a native sidecar (default; Kubernetes 1.29+) or,
+                       on older clusters, as the pod's first container
       --insecure-xds   Plaintext xDS that trusts node ids: local experiments only
   -h, --help           Show this help
 
@@ -187,6 +205,11 @@ export async function controllerCommand(args: string[]): Promise<number> {
       'leader-elect': { type: 'boolean', default: false },
       'leader-lease': { type: 'string', default: '15s' },
       'leader-election-namespace': { type: 'string', default: 'smc-system' },
+      'webhook-address': { type: 'string' },
+      'sidecar-image': { type: 'string', default: `smc:${SMC_VERSION}` },
+      'sidecar-xds-address': { type: 'string', default: 'smc-controller.smc-system.svc:15128' },
+      'sidecar-certificate-url': { type: 'string', default: 'https://smc-controller.smc-system.svc:15130' },
+      'sidecar-mode': { type: 'string', default: 'native' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -220,7 +243,26 @@ export async function controllerCommand(args: string[]): Promise<number> {
     const identity = process.env['POD_NAME'] ?? `${hostname()}-${process.pid}`;
     leader = await startLeaderElection({ kubeconfig: values.kubeconfig, namespace: values['leader-election-namespace'], name: 'smc-controller-leader', identity, leaseMs, renewMs: Math.max(500, Math.floor(leaseMs / 3)), log });
   }
+  let webhook: WebhookSettings | undefined;
+  if (values['webhook-address'] !== undefined) {
+    if (sources === undefined) throw new UsageError('--webhook-address needs --source kubernetes (it injects pods and asks the API server whose tokens sidecars present)');
+    const at = hostPort(values['webhook-address'], '--webhook-address');
+    if (values['sidecar-mode'] !== 'native' && values['sidecar-mode'] !== 'container') throw new UsageError(`--sidecar-mode expects native or container, got ${JSON.stringify(values['sidecar-mode'])}`);
+    hostPort(values['sidecar-xds-address'], '--sidecar-xds-address');
+    if (!/^https:\/\/[^/\s]+$/.test(values['sidecar-certificate-url'])) throw new UsageError(`--sidecar-certificate-url expects https://HOST:PORT, got ${JSON.stringify(values['sidecar-certificate-url'])}`);
+    const { kubernetesIdentity } = await import('../adapters/kubernetes-identity.js');
+    webhook = {
+      host: at.host,
+      port: at.port,
+      image: values['sidecar-image'],
+      sidecarXdsAddress: values['sidecar-xds-address'],
+      certificateUrl: values['sidecar-certificate-url'],
+      nativeSidecar: values['sidecar-mode'] === 'native',
+      kubernetes: kubernetesIdentity({ kubeconfig: values.kubeconfig }),
+    };
+  }
   const controller = await startController({
+    webhook,
     source: paths,
     sources,
     stateDir: values.state,

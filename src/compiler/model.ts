@@ -52,6 +52,9 @@ export interface PodObj extends Base {
   readonly ips: readonly string[];
   readonly ports: readonly ContainerPort[];
   readonly interceptionMode: InterceptionMode | undefined;
+  /** Set by smc's injector: the pod runs an injected sidecar (smc.dev/injected) with these probes (smc.dev/probes, unparsed). */
+  readonly injected: boolean;
+  readonly probesAnnotation: string | undefined;
 }
 
 /** EndpointSlice and core Endpoints (one per subset) normalise to this. */

@@ -26,6 +26,10 @@ import { join, resolve } from 'node:path';
 import { adminToken } from './admin-auth.js';
 import { lockStateFolder } from './state-lock.js';
 import { StartupError } from '../adapters/startup-error.js';
+import type { KubernetesIdentity } from '../adapters/kubernetes-identity.js';
+import { createWebhookServer } from './webhook-server.js';
+import { podIdentityService } from './pod-identity.js';
+import { TOKEN_AUDIENCE } from '../output/inject.js';
 
 /**
  * `smc controller`: the adapters (a folder of YAML, the internal CA), the
@@ -61,7 +65,24 @@ export interface ControllerOptions {
    * (releasing the Lease) when it closes. Absent: this replica leads.
    */
   readonly leader?: LeaderElection;
+  /** The sidecar injector and the pods' proxy certificates, on an HTTPS port of their own (Kubernetes). */
+  readonly webhook?: WebhookSettings;
   readonly log: (line: string) => void;
+}
+
+export interface WebhookSettings {
+  readonly host: string;
+  readonly port: number;
+  /** The image injected sidecars run (smc and Envoy). */
+  readonly image: string;
+  /** Where injected sidecars reach the xDS port and this port. */
+  readonly sidecarXdsAddress: string;
+  readonly certificateUrl: string;
+  readonly nativeSidecar: boolean;
+  /** TokenReview and the webhook configuration's caBundle. */
+  readonly kubernetes: KubernetesIdentity;
+  /** The MutatingWebhookConfiguration whose caBundle the leader keeps equal to the xDS trust (default smc-sidecar-injector). */
+  readonly configurationName?: string;
 }
 
 export interface Controller {
@@ -70,6 +91,8 @@ export interface Controller {
   readonly cache: SnapshotCache;
   readonly proxies: ProxyRegistry;
   readonly controlPlaneIdentity: string;
+  /** The webhook port, when serving one. */
+  readonly webhookPort?: number;
   /** Reads every source again (SIGHUP) and publishes what changed. Broken input keeps its last good objects. */
   reload(): Promise<IdentityChange[]>;
   /**
@@ -245,8 +268,11 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       lastStatus = result.status;
       // Only the leader writes status back; a new leader writes what differs at once.
       if (leads()) for (const source of sources) source.reportStatus?.(result.status);
-      return publish(result);
+      const changes = await publish(result);
+      await podCertificates?.podsGone().catch((e: Error) => o.log(`ca: revoking the certificates of deleted pods failed: ${e.message}`));
+      return changes;
     };
+    let podCertificates: ReturnType<typeof podIdentityService> | undefined;
     await serialized(() => reload(first));
     // Changes gathered: a compile after `gatherMs` of quiet, or `gatherMaxMs` after the first change at most.
     let gatherTimer: NodeJS.Timeout | undefined;
@@ -266,11 +292,12 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     cleanups.push(async () => clearTimeout(gatherTimer));
 
     let tls;
+    const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] };
+    const serverCertificate = o.insecureXds && !o.webhook ? undefined : ca.issueForXds ? await ca.issueForXds(controlPlane, serverOptions) : await ca.issue(controlPlane, serverOptions);
     if (o.insecureXds) {
       o.log('controller: WARNING: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.');
     } else {
-      const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] };
-      const server = ca.issueForXds ? await ca.issueForXds(controlPlane, serverOptions) : await ca.issue(controlPlane, serverOptions);
+      const server = serverCertificate!;
       tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.xdsTrust?.() ?? ca.trustBundle() };
     }
     const proxyCertificates = openProxyCertificates(o.stateDir);
@@ -313,6 +340,46 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     }, (message) => o.log(`ca: ${message}`));
     cleanups.push(async () => stopWatching());
     o.log(`controller: xDS (ADS, ${o.insecureXds ? 'plaintext' : 'mutual TLS'}) on ${o.xdsHost}:${xdsPort}, admin on http://${o.adminHost}:${adminPort}`);
+
+    let webhookPort: number | undefined;
+    if (o.webhook) {
+      const w = o.webhook;
+      const xdsTrust = () => ca.xdsTrust?.() ?? ca.trustBundle();
+      const namespaces = () => new Set(last.ir.namespaces);
+      podCertificates = podIdentityService({
+        review: (token) => w.kubernetes.reviewToken(token, TOKEN_AUDIENCE),
+        inMesh: (ns) => namespaces().has(ns),
+        trustDomain: () => trustDomain,
+        issue: (identity) => (ca.issueForXds ? ca.issueForXds(identity, { ttlMs: 365 * DAY }) : ca.issue(identity, { ttlMs: 365 * DAY })),
+        xdsTrust,
+        controlPlaneIdentity: controlPlane,
+        records: proxyCertificates,
+        presentPods: () => new Set(last.ir.workloads.filter((x) => x.kind === 'Pod').map((x) => `${x.namespace}/${x.name}`)),
+        log: o.log,
+      });
+      cleanups.push(async () => podCertificates?.close());
+      const server = createWebhookServer({
+        tls: serverCertificate!,
+        inject: () => ({ image: w.image, xdsAddress: w.sidecarXdsAddress, certificateUrl: w.certificateUrl, trustBundle: xdsTrust(), defaultInterceptionMode: last.ir.settings.defaultInterceptionMode, nativeSidecar: w.nativeSidecar }),
+        inMesh: (ns) => namespaces().has(ns),
+        proxyCertificate: (body) => podCertificates!.handle(body),
+        log: o.log,
+      });
+      webhookPort = await server.listen(w.host, w.port).catch((e: Error) => {
+        throw new StartupError(`cannot serve the webhook on ${where(w.host, w.port)} (--webhook-address): ${e.message}`);
+      });
+      cleanups.push(() => server.close());
+      o.log(`controller: sidecar injector and proxy certificates on https://${where(w.host, webhookPort)}`);
+      // The leader keeps the injector's configuration trusting this CA (a new root, after a rotation, too).
+      const name = w.configurationName ?? 'smc-sidecar-injector';
+      const syncCaBundle = async () => {
+        if (!leads()) return;
+        const found = await w.kubernetes.setWebhookCaBundle(name, xdsTrust()).catch((e: Error) => (o.log(`webhook: ${e.message}`), true));
+        if (!found) o.log(`webhook: MutatingWebhookConfiguration ${name} not found: pods are not injected until it is applied (deploy/injector.yaml)`);
+      };
+      await syncCaBundle();
+      o.leader?.onChange((now) => void (now && syncCaBundle()));
+    }
 
     const allAcknowledged = async (what: string, timeoutMs: number) => {
       const end = Date.now() + timeoutMs;
@@ -363,6 +430,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       cache,
       proxies,
       controlPlaneIdentity: controlPlane,
+      ...(webhookPort !== undefined ? { webhookPort } : {}),
       async reload() {
       for (const source of sources) await source.resync();
       return serialized(() => reload());

@@ -23,6 +23,8 @@ export interface ProxyCertificateRecord {
   /** The node id that claimed it. */
   readonly claimedBy?: string;
   readonly revokedAt?: string;
+  /** Issued to a pod (NS/NAME/UID) in exchange for its token: revoked when the pod goes away. */
+  readonly pod?: string;
 }
 
 /** Serials compare as lowercase hex without leading zeros (Node and @peculiar/x509 print them differently). */
@@ -30,6 +32,8 @@ export const normalizeSerial = (serial: string): string => serial.replace(/:/g, 
 
 export interface ProxyCertificates {
   recordIssued(r: { serial: string; identity: string; issuedAt: Date; notAfter: Date }): Promise<void>;
+  /** Records a certificate issued to a pod, claimed at once by the pod's node id (no other node may use it). */
+  recordIssuedToPod(r: { serial: string; identity: string; issuedAt: Date; notAfter: Date; nodeId: string; pod: string }): Promise<void>;
   get(serial: string): Promise<ProxyCertificateRecord | undefined>;
   /** Every readable record; a record that cannot be read is a problem of its own and never hides the others. */
   list(): Promise<{ records: ProxyCertificateRecord[]; problems: string[] }>;
@@ -108,6 +112,10 @@ export function openProxyCertificates(stateDir: string): ProxyCertificates {
   return {
     async recordIssued(r) {
       await write({ serial: normalizeSerial(r.serial), identity: r.identity, issuedAt: r.issuedAt.toISOString(), notAfter: r.notAfter.toISOString(), state: 'unclaimed' });
+    },
+    async recordIssuedToPod(r) {
+      const issuedAt = r.issuedAt.toISOString();
+      await write({ serial: normalizeSerial(r.serial), identity: r.identity, issuedAt, notAfter: r.notAfter.toISOString(), state: 'claimed', claimedAt: issuedAt, claimedBy: r.nodeId, pod: r.pod });
     },
     get,
     list,

@@ -6,6 +6,7 @@ import type { ObjectRef, StatusCollector } from '../status.js';
 import { error } from '../status.js';
 import { decodeWith, normaliseMeta, type Meta } from './common.js';
 import * as k8s from './kubernetes.js';
+import { PROBES_ANNOTATION } from '../probes.js';
 import * as access from './smi-access.js';
 import * as specs from './smi-specs.js';
 import * as split from './smi-split.js';
@@ -111,6 +112,8 @@ register('', 'Pod', ['v1'], as(k8s.podCodec, (v, b) => {
         (c.ports ?? []).map((p) => ({ name: str(p.name), port: p.containerPort, protocol: p.protocol || 'TCP' })),
       ),
       interceptionMode: mode as m.InterceptionMode | undefined,
+      injected: v.metadata.annotations?.[k8s.INJECTED_ANNOTATION] !== undefined,
+      probesAnnotation: v.metadata.annotations?.[PROBES_ANNOTATION],
     },
   };
 }));

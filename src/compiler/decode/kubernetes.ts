@@ -6,6 +6,8 @@ import { integer, ipAddress, literalUnion, nonEmptyString, objectMeta, port, str
 export const MESH_NAMESPACE_LABEL = 'smc.dev/mesh';
 /** Pod annotation that chooses the interception mode of one workload. */
 export const INTERCEPTION_ANNOTATION = 'smc.dev/interception';
+/** Written by smc's injector on every pod it injected (injecting again changes nothing). */
+export const INJECTED_ANNOTATION = 'smc.dev/injected';
 
 export const namespaceCodec = struct('Namespace', { metadata: objectMeta }, {});
 

@@ -9,6 +9,7 @@ import { loadAssignment } from './endpoint.js';
 import { explicitListeners, inboundListener, inboundPorts, transparentListener } from './listener.js';
 import { outboundServices } from './outbound.js';
 import { proxylessListeners } from './proxyless.js';
+import { probeClusters, probeListener } from './probes.js';
 import { inboundRouteConfig, outboundRouteConfigs } from './route.js';
 import { identitySecret, trustBundleSecret } from './secret.js';
 
@@ -114,6 +115,9 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
   const inbound = dataPlane === 'envoy' ? inboundPorts(ir, identity) : [];
   const own = certificateOf(certificates, identity);
   const namespace = workloads[0]?.namespace ?? '';
+  // Injected pods' sidecars answer their probes (and their own readiness) on the probe port: the union over the identity's pods, by key.
+  const injected = dataPlane === 'envoy' && workloads.some((w) => w.injected !== undefined);
+  const probes = injected ? [...new Map(workloads.flatMap((w) => w.injected?.probes ?? []).map((p) => [p.key, p])).values()].sort((a, b) => compareStrings(a.key, b.key)) : [];
   const plan = [
     dataPlane,
     [...modes].sort(),
@@ -123,6 +127,8 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     upstreams.map((u) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.endpoints, u.identities]),
     outbound.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback]),
     inbound,
+    injected,
+    probes,
     own ? digest(`${own.certificateChain}\u0000${own.privateKey}`) : '',
     own && certificates ? digest(certificates.trustBundle) : '',
     [...warnings],
@@ -136,8 +142,8 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
   if (dataPlane === 'proxyless') {
     sets = { cluster: upstreams.map(edsCluster), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
   } else {
-    const clusters = [...upstreams.map(outboundCluster), ...inbound.map((p) => inboundCluster(p.port, p.protocol))];
-    const listeners: Named[] = [];
+    const clusters = [...upstreams.map(outboundCluster), ...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])];
+    const listeners: Named[] = injected ? [probeListener(probes)] : [];
     if (inbound.length > 0) listeners.push(inboundListener(ir, inbound));
     if (modes.has('transparent')) {
       const l = transparentListener(outbound, warn);

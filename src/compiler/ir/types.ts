@@ -1,4 +1,5 @@
 import type { InterceptionMode } from '../model.js';
+import type { NamedProbe } from '../probes.js';
 
 /**
  * The mesh IR: what the mesh means, with no Envoy types. SMI semantics live
@@ -32,6 +33,8 @@ export interface Workload {
   readonly ports: readonly WorkloadPort[];
   readonly labels: Readonly<Record<string, string>>;
   readonly interceptionMode: InterceptionMode;
+  /** Only on pods injected by smc: their sidecar serves the probe port (its readiness and the pod's probes). */
+  readonly injected?: { readonly probes: readonly NamedProbe[] };
 }
 
 /** How the destination port's bytes are understood. */

@@ -1,5 +1,6 @@
 import type { PodObj, VirtualMachineObj } from '../model.js';
 import { warning, type StatusCollector } from '../status.js';
+import { parseProbes, PROBES_ANNOTATION, type NamedProbe } from '../probes.js';
 import { compareStrings, identityOf, type MeshSettings, type Workload } from './types.js';
 
 /** Pods and VMs become one kind of thing: a workload with an identity. */
@@ -22,6 +23,7 @@ export function buildWorkloads(
       ports: uniquePorts(p.ports),
       labels: p.meta.labels,
       interceptionMode: p.interceptionMode ?? settings.defaultInterceptionMode,
+      ...(p.injected ? { injected: { probes: probesOf(p, status) } } : {}),
     });
   }
   for (const v of vms) {
@@ -40,6 +42,13 @@ export function buildWorkloads(
   return out.sort(
     (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name),
   );
+}
+
+function probesOf(p: PodObj, status: StatusCollector): readonly NamedProbe[] {
+  if (p.probesAnnotation === undefined) return [];
+  const { probes, problem } = parseProbes(p.probesAnnotation);
+  if (problem) status.add(p.key, warning(`metadata.annotations["${PROBES_ANNOTATION}"]`, `${problem}; the pod's probes through the sidecar fail until it is fixed (remove the annotation and re-create the pod to inject it again)`));
+  return probes;
 }
 
 function uniquePorts(ports: readonly { name: string; port: number; protocol: string }[]) {

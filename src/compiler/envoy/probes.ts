@@ -1,0 +1,82 @@
+import { PROBE_PORT } from '../capture.js';
+import { probePath, READY_PATH, type NamedProbe } from '../probes.js';
+import { TYPE_PREFIX } from './codec.js';
+import { ROUTER, typed } from './listener.js';
+import { ADMIN_PORT } from './names.js';
+
+/** The probe listener of an injected sidecar (see compiler/probes.ts) and the loopback clusters it uses. */
+
+export const PROBE_LISTENER = 'probes';
+export const ADMIN_READY_CLUSTER = 'probe|ready';
+export const probeClusterName = (key: string): string => `probe|${key}`;
+
+const loopback = (name: string, port: number) => ({
+  name,
+  type: 'STATIC',
+  connectTimeout: '1s',
+  loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: port } } } }] }] },
+});
+
+const HTTP_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+// Checked often enough for kubelet's default period (10 s) to see a change within one probe.
+const ACTIVE_CHECK = { timeout: '1s', interval: '2s', unhealthyThreshold: 1, healthyThreshold: 1 };
+
+export function probeClusters(probes: readonly NamedProbe[]): object[] {
+  return [
+    // Only /ready of the admin port is reachable through the probe listener: the route rewrites to it exactly.
+    loopback(ADMIN_READY_CLUSTER, ADMIN_PORT),
+    ...probes.map(({ key, target }) => {
+      const base = loopback(probeClusterName(key), target.port);
+      if (target.kind === 'http') {
+        // kubelet does not verify an HTTPS probe's certificate; neither does this hop on loopback.
+        return target.tls ? { ...base, transportSocket: { name: 'envoy.transport_sockets.tls', typedConfig: typed('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext') } } : base;
+      }
+      if (target.kind === 'tcp') return { ...base, healthChecks: [{ ...ACTIVE_CHECK, tcpHealthCheck: {} }] };
+      return {
+        ...base,
+        healthChecks: [{ ...ACTIVE_CHECK, grpcHealthCheck: target.service ? { serviceName: target.service } : {} }],
+        typedExtensionProtocolOptions: { [HTTP_OPTIONS]: { '@type': `${TYPE_PREFIX}${HTTP_OPTIONS}`, explicitHttpConfig: { http2ProtocolOptions: {} } } },
+      };
+    }),
+  ];
+}
+
+export function probeListener(probes: readonly NamedProbe[]) {
+  const exact = (path: string) => ({ path });
+  const routes = [
+    { name: 'ready', match: exact(READY_PATH), route: { cluster: ADMIN_READY_CLUSTER, prefixRewrite: '/ready', timeout: '1s' } },
+    ...probes.flatMap(({ key, target }) => (target.kind === 'http' ? [{ name: key, match: exact(probePath(key)), route: { cluster: probeClusterName(key), prefixRewrite: target.path, timeout: '0s' } }] : [])),
+    { name: 'unknown', match: { prefix: '/' }, directResponse: { status: 404 } },
+  ];
+  // A TCP or gRPC probe is answered from the active health check of its port: healthy, 200; not (yet), 503.
+  const checks = probes.flatMap(({ key, target }) =>
+    target.kind === 'http'
+      ? []
+      : [{
+          name: 'envoy.filters.http.health_check',
+          typedConfig: typed('envoy.extensions.filters.http.health_check.v3.HealthCheck', {
+            passThroughMode: false,
+            headers: [{ name: ':path', stringMatch: { exact: probePath(key) } }],
+            clusterMinHealthyPercentages: { [probeClusterName(key)]: { value: 100 } },
+          }),
+        }],
+  );
+  return {
+    name: PROBE_LISTENER,
+    address: { socketAddress: { address: '0.0.0.0', portValue: PROBE_PORT } },
+    filterChains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typedConfig: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+              statPrefix: 'probes',
+              routeConfig: { name: PROBE_LISTENER, virtualHosts: [{ name: PROBE_LISTENER, domains: ['*'], routes }] },
+              httpFilters: [...checks, ROUTER],
+            }),
+          },
+        ],
+      },
+    ],
+  };
+}

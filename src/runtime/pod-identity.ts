@@ -1,0 +1,140 @@
+import type { IssuedCertificate } from '../adapters/ca/signer.js';
+import type { ProxyCertificates } from '../adapters/ca/proxy-certificates.js';
+import { certificateFacts } from '../adapters/ca/x509.js';
+import type { PodToken } from '../adapters/kubernetes-identity.js';
+import { identityOf } from '../compiler/ir/types.js';
+import { clientText } from './client-text.js';
+
+/**
+ * How an injected sidecar gets its proxy certificate, with no credential
+ * that another pod could reuse:
+ * 1. the kubelet gives the pod a projected service-account token of audience
+ *    `smc`, bound to the pod (it names the pod and its uid, expires within the
+ *    hour, and stops being valid when the pod is deleted);
+ * 2. the sidecar (`smc sidecar`) posts it to the controller over TLS, checking
+ *    the controller's SPIFFE ID;
+ * 3. the controller asks the API server whose token it is (TokenReview) and
+ *    issues a proxy certificate for that pod's service account, already
+ *    claimed by the node id `NS/SA/POD`: no other node id can open a stream
+ *    with it;
+ * 4. when the pod is gone from the mesh, its certificates are revoked and
+ *    their streams closed.
+ * The identity comes from the API server's answer only: nothing in the
+ * request can ask for another service account or pod.
+ */
+export interface PodIdentityOptions {
+  readonly review: (token: string) => Promise<{ pod: PodToken } | { refused: string }>;
+  readonly inMesh: (namespace: string) => boolean | undefined;
+  readonly trustDomain: () => string;
+  /** Signs a proxy certificate for the xDS port (its own trust anchor). */
+  readonly issue: (identity: string) => Promise<IssuedCertificate>;
+  /** Roots the sidecar must trust the xDS port with. */
+  readonly xdsTrust: () => string;
+  readonly controlPlaneIdentity: string;
+  readonly records: ProxyCertificates;
+  /** NS/NAME of every pod in the mesh now (undefined before the first compile). */
+  readonly presentPods: () => ReadonlySet<string> | undefined;
+  readonly log: (line: string) => void;
+}
+
+/** A pod the API server vouched for may not have reached the controller's informer yet: its certificate is not revoked for want of it this soon. */
+const GRACE_MS = 30_000;
+
+export interface ProxyCertificateAnswer {
+  readonly nodeId: string;
+  readonly identity: string;
+  readonly certificateChain: string;
+  readonly privateKey: string;
+  readonly trustBundle: string;
+  readonly controlPlaneIdentity: string;
+}
+
+const MAX_IN_FLIGHT = 8;
+const MAX_TOKEN = 16 * 1024;
+
+export function podIdentityService(o: PodIdentityOptions) {
+  let inFlight = 0;
+  // Serials issued to each pod (NS/NAME), with the pod's uid; read from the records once.
+  let byPod: Promise<Map<string, { serial: string; uid: string; at: number }[]>> | undefined;
+  let recheck: NodeJS.Timeout | undefined;
+  const issuedToPods = () =>
+    (byPod ??= o.records.list().then(({ records }) => {
+      const m = new Map<string, { serial: string; uid: string; at: number }[]>();
+      for (const r of records) {
+        if (!r.pod || r.state === 'revoked') continue;
+        const [ns, name, uid] = r.pod.split('/');
+        const key = `${ns}/${name}`;
+        m.set(key, [...(m.get(key) ?? []), { serial: r.serial, uid: uid ?? '', at: Date.parse(r.issuedAt) }]);
+      }
+      return m;
+    }));
+
+  const revoke = async (serials: readonly string[], why: string) => {
+    for (const serial of serials) {
+      const { revoked } = await o.records.revoke({ serial }, new Date());
+      for (const r of revoked) o.log(`ca: revoked proxy certificate ${r.serial} of ${r.identity} (${why})`);
+    }
+  };
+
+  return {
+    /** POST /v1/proxy-certificate: `{ "token": "<the pod's projected token>" }`. */
+    async handle(body: unknown): Promise<{ status: number; body: unknown }> {
+      const token = (body as { token?: unknown } | null)?.token;
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN) {
+        return { status: 400, body: { error: `expected {"token": "<the pod's service-account token of audience smc>"} (at most ${MAX_TOKEN} characters)` } };
+      }
+      if (inFlight >= MAX_IN_FLIGHT) return { status: 429, body: { error: 'too many certificate requests at once; retry shortly' } };
+      inFlight++;
+      try {
+        const reviewed = await o.review(token);
+        if ('refused' in reviewed) {
+          o.log(`ca: refused a proxy certificate request: ${reviewed.refused}`);
+          return { status: 403, body: { error: reviewed.refused } };
+        }
+        const p = reviewed.pod;
+        if (o.inMesh(p.namespace) !== true) {
+          return { status: 403, body: { error: `namespace ${p.namespace} is not in the mesh (label smc.dev/mesh: enabled)` } };
+        }
+        const identity = identityOf(o.trustDomain(), p.namespace, p.serviceAccount);
+        const nodeId = `${p.namespace}/${p.serviceAccount}/${p.podName}`;
+        const cert = await o.issue(identity);
+        const serial = certificateFacts(cert.certificateChain).serial;
+        await o.records.recordIssuedToPod({ serial, identity, issuedAt: cert.issuedAt, notAfter: cert.notAfter, nodeId, pod: `${p.namespace}/${p.podName}/${p.podUid}` });
+        // A restarted sidecar asks again: what its pod had before goes.
+        const pods = await issuedToPods();
+        const key = `${p.namespace}/${p.podName}`;
+        await revoke((pods.get(key) ?? []).map((x) => x.serial), `pod ${key} was given a new one`);
+        pods.set(key, [{ serial, uid: p.podUid, at: Date.now() }]);
+        o.log(`ca: issued proxy certificate ${serial} of ${identity} to pod ${clientText(key, 128)} (node ${clientText(nodeId, 200)})`);
+        const answer: ProxyCertificateAnswer = { nodeId, identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: o.xdsTrust(), controlPlaneIdentity: o.controlPlaneIdentity };
+        return { status: 200, body: answer };
+      } finally {
+        inFlight--;
+      }
+    },
+    /** Revokes the certificates of pods that are no longer in the mesh; called after every compile. */
+    async podsGone(): Promise<void> {
+      const present = o.presentPods();
+      if (!present) return;
+      const pods = await issuedToPods();
+      let waiting = false;
+      for (const [key, serials] of [...pods]) {
+        if (present.has(key)) continue;
+        if (serials.some((s) => Date.now() - s.at < GRACE_MS)) {
+          waiting = true;
+          continue;
+        }
+        pods.delete(key);
+        await revoke(serials.map((s) => s.serial), `pod ${key} is gone`);
+      }
+      clearTimeout(recheck);
+      if (waiting) {
+        recheck = setTimeout(() => void this.podsGone().catch((e: Error) => o.log(`ca: ${e.message}`)), GRACE_MS);
+        recheck.unref();
+      }
+    },
+    close(): void {
+      clearTimeout(recheck);
+    },
+  };
+}

@@ -1,0 +1,146 @@
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { injectPod, type InjectOptions } from '../output/inject.js';
+import { clientText } from './client-text.js';
+
+/**
+ * The controller's HTTPS port for the Kubernetes API server and for sidecars:
+ * - `POST /inject`: the sidecar injector (a mutating admission webhook,
+ *   `admission.k8s.io/v1` AdmissionReview in and out);
+ * - `POST /v1/proxy-certificate`: a starting sidecar trades its pod-bound
+ *   service-account token for its proxy certificate (see pod-identity.ts).
+ * Its serving certificate comes from the mesh CA (the xDS port's trust).
+ * Bodies are bounded and every malformed request gets a 400 that says what
+ * was expected; nothing a client sends can take the server down.
+ */
+export interface WebhookOptions {
+  readonly tls: { certificateChain: string; privateKey: string };
+  /** The injector's settings as they are now (the mesh's default mode follows MeshConfig). */
+  readonly inject: () => InjectOptions;
+  /** Whether a namespace is in the mesh now; undefined while the mesh is not known yet. */
+  readonly inMesh: (namespace: string) => boolean | undefined;
+  /** Answers a proxy certificate request; `undefined` when the controller does not issue them. */
+  readonly proxyCertificate?: (body: unknown) => Promise<{ status: number; body: unknown }>;
+  readonly log: (line: string) => void;
+}
+
+/** A pod is at most about 1.5 MiB in etcd; the review wraps it (and its old version on UPDATE). */
+export const MAX_REVIEW_BYTES = 4 * 1024 * 1024;
+const MAX_CERTIFICATE_REQUEST_BYTES = 64 * 1024;
+
+export function createWebhookServer(o: WebhookOptions): { listen(host: string, port: number): Promise<number>; close(): Promise<void> } {
+  const server: Server = createServer({ cert: o.tls.certificateChain, key: o.tls.privateKey }, (req, res) => {
+    void handle(req, res).catch((e: Error) => {
+      o.log(`webhook: ${req.method} ${clientText(req.url ?? '', 200)} failed (a bug in smc): ${e.stack ?? e.message}`);
+      if (!res.headersSent) send(res, 500, { error: 'internal error; see the controller log' });
+      else res.destroy();
+    });
+  });
+  // A slow or silent client cannot hold a connection open.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
+    if (path === '/inject') {
+      if (req.method !== 'POST') return send(res, 405, { error: 'POST an admission.k8s.io/v1 AdmissionReview' });
+      const body = await readJson(req, MAX_REVIEW_BYTES);
+      if ('error' in body) return send(res, body.status, { error: body.error });
+      return admit(body.value, res);
+    }
+    if (path === '/v1/proxy-certificate' && o.proxyCertificate) {
+      if (req.method !== 'POST') return send(res, 405, { error: 'POST a proxy certificate request' });
+      const body = await readJson(req, MAX_CERTIFICATE_REQUEST_BYTES);
+      if ('error' in body) return send(res, body.status, { error: body.error });
+      const answer = await o.proxyCertificate(body.value);
+      return send(res, answer.status, answer.body);
+    }
+    return send(res, 404, { error: 'not found: this port serves POST /inject and POST /v1/proxy-certificate' });
+  }
+
+  function admit(review: unknown, res: ServerResponse): void {
+    const r = review as { apiVersion?: unknown; kind?: unknown; request?: Record<string, unknown> } | null;
+    if (typeof r !== 'object' || r === null || r.apiVersion !== 'admission.k8s.io/v1' || r.kind !== 'AdmissionReview') {
+      return send(res, 400, { error: 'expected an AdmissionReview of apiVersion admission.k8s.io/v1 (set admissionReviewVersions: [v1] in the webhook configuration)' });
+    }
+    const request = r.request;
+    if (typeof request !== 'object' || request === null || typeof request.uid !== 'string' || request.uid === '' || request.uid.length > 256) {
+      return send(res, 400, { error: 'expected request.uid (a non-empty string) in the AdmissionReview' });
+    }
+    const uid = request.uid;
+    const answer = (response: Record<string, unknown>) => send(res, 200, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, ...response } });
+    const kind = request.kind as { group?: unknown; kind?: unknown } | undefined;
+    const namespace = typeof request.namespace === 'string' ? request.namespace : '';
+    const what = `pod ${clientText(namespace, 64)}/${clientText(podName(request.object), 64)}`;
+    // Only pods being created are injected; anything else the configuration sends here passes untouched.
+    if (kind?.group !== '' || kind.kind !== 'Pod' || request.operation !== 'CREATE' || request.subResource !== undefined) {
+      return answer({ allowed: true });
+    }
+    if (o.inMesh(namespace) === false) {
+      return answer({ allowed: true, warnings: [`smc: namespace ${namespace} is not in the mesh (label smc.dev/mesh: enabled); ${what} gets no sidecar`] });
+    }
+    const decision = injectPod(request.object, o.inject());
+    if (decision.action === 'reject') {
+      o.log(`webhook: refused ${what}: ${decision.message}`);
+      return answer({ allowed: false, status: { code: 400, reason: 'BadRequest', message: `smc sidecar injector: ${decision.message}` } });
+    }
+    if (decision.action === 'skip') return answer({ allowed: true });
+    o.log(`webhook: injected ${what}: ${decision.summary}`);
+    return answer({ allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(decision.patch)).toString('base64') });
+  }
+
+  return {
+    listen: (host, port) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve((server.address() as { port: number }).port);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function podName(object: unknown): string {
+  const meta = (object as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
+  if (typeof meta?.name === 'string' && meta.name) return meta.name;
+  if (typeof meta?.generateName === 'string') return `${meta.generateName}*`;
+  return '?';
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** The request body as JSON, at most `limit` bytes; a larger or unparsable one is refused (and the rest is not read). */
+async function readJson(req: IncomingMessage, limit: number): Promise<{ value: unknown } | { status: number; error: string }> {
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return { status: 415, error: 'expected Content-Type: application/json' };
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > limit) {
+    req.resume();
+    return { status: 413, error: `the body is larger than ${limit} bytes` };
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      req.destroy();
+      return { status: 413, error: `the body is larger than ${limit} bytes` };
+    }
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return { value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
+  } catch (e) {
+    return { status: 400, error: `the body is not JSON: ${(e as Error).message.slice(0, 200)}` };
+  }
+}
