@@ -40,7 +40,7 @@ export function parseProbes(text: string): { probes: NamedProbe[]; problem?: str
     const o = t as Record<string, unknown> | null;
     const bad = () => ({ probes: [], problem: `probe ${JSON.stringify(key)}: expected {kind: http|tcp|grpc, port, ...} as the injector writes it` });
     if (!KEY.test(key) || typeof o !== 'object' || o === null || !isPort(o.port)) return bad();
-    if (o.kind === 'http' && typeof o.path === 'string' && o.path.startsWith('/') && !/[\s\x00-\x1f]/.test(o.path) && typeof o.tls === 'boolean') {
+    if (o.kind === 'http' && typeof o.path === 'string' && o.path.startsWith('/') && !/\s/.test(o.path) && ![...o.path].some((c) => c.charCodeAt(0) < 32) && typeof o.tls === 'boolean') {
       probes.push({ key, target: { kind: 'http', port: o.port, path: o.path, tls: o.tls } });
     } else if (o.kind === 'tcp') probes.push({ key, target: { kind: 'tcp', port: o.port } });
     else if (o.kind === 'grpc' && typeof o.service === 'string') probes.push({ key, target: { kind: 'grpc', port: o.port, service: o.service } });
