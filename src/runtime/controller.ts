@@ -20,7 +20,7 @@ import { createSnapshotCache, type IdentityChange, type SnapshotCache } from './
 import { createMetrics } from './metrics.js';
 import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
 import { startCompilerThread } from './compiler-thread.js';
-import { createServer } from 'node:net';
+import { createServer, isIP } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { adminToken } from './admin-auth.js';
@@ -83,6 +83,8 @@ export interface WebhookSettings {
   readonly kubernetes: KubernetesIdentity;
   /** The MutatingWebhookConfiguration whose caBundle the leader keeps equal to the xDS trust (default smc-sidecar-injector). */
   readonly configurationName?: string;
+  /** How long a pod the API server vouched for may be unknown to the informers before its certificate is revoked (default 10 s). */
+  readonly podGraceMs?: number;
 }
 
 export interface Controller {
@@ -292,7 +294,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     cleanups.push(async () => clearTimeout(gatherTimer));
 
     let tls;
-    const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1'] };
+    // The addresses it serves on are in its certificate too (the API server checks the webhook's by address).
+    const served = [o.xdsHost, o.webhook?.host].filter((h): h is string => h !== undefined && isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::' && h !== '127.0.0.1');
+    const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1', ...new Set(served)] };
     const serverCertificate = o.insecureXds && !o.webhook ? undefined : ca.issueForXds ? await ca.issueForXds(controlPlane, serverOptions) : await ca.issue(controlPlane, serverOptions);
     if (o.insecureXds) {
       o.log('controller: WARNING: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.');
@@ -354,6 +358,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         xdsTrust,
         controlPlaneIdentity: controlPlane,
         records: proxyCertificates,
+        ...(w.podGraceMs !== undefined ? { graceMs: w.podGraceMs } : {}),
         presentPods: () => new Set(last.ir.workloads.filter((x) => x.kind === 'Pod').map((x) => `${x.namespace}/${x.name}`)),
         log: o.log,
       });
@@ -379,6 +384,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       };
       await syncCaBundle();
       o.leader?.onChange((now) => void (now && syncCaBundle()));
+      // Applied after the controller started, or its roots rotated: checked again every 30 s (a read, and a patch only when it differs).
+      const resync = setInterval(() => void syncCaBundle(), 30_000);
+      resync.unref();
+      cleanups.push(async () => clearInterval(resync));
     }
 
     const allAcknowledged = async (what: string, timeoutMs: number) => {

@@ -34,11 +34,12 @@ export interface PodIdentityOptions {
   readonly records: ProxyCertificates;
   /** NS/NAME of every pod in the mesh now (undefined before the first compile). */
   readonly presentPods: () => ReadonlySet<string> | undefined;
+  readonly graceMs?: number;
   readonly log: (line: string) => void;
 }
 
 /** A pod the API server vouched for may not have reached the controller's informer yet: its certificate is not revoked for want of it this soon. */
-const GRACE_MS = 30_000;
+const GRACE_MS = 10_000;
 
 export interface ProxyCertificateAnswer {
   readonly nodeId: string;
@@ -54,6 +55,7 @@ const MAX_TOKEN = 16 * 1024;
 
 export function podIdentityService(o: PodIdentityOptions) {
   let inFlight = 0;
+  const grace = o.graceMs ?? GRACE_MS;
   // Serials issued to each pod (NS/NAME), with the pod's uid; read from the records once.
   let byPod: Promise<Map<string, { serial: string; uid: string; at: number }[]>> | undefined;
   let recheck: NodeJS.Timeout | undefined;
@@ -120,7 +122,7 @@ export function podIdentityService(o: PodIdentityOptions) {
       let waiting = false;
       for (const [key, serials] of [...pods]) {
         if (present.has(key)) continue;
-        if (serials.some((s) => Date.now() - s.at < GRACE_MS)) {
+        if (serials.some((s) => Date.now() - s.at < grace)) {
           waiting = true;
           continue;
         }
@@ -129,7 +131,7 @@ export function podIdentityService(o: PodIdentityOptions) {
       }
       clearTimeout(recheck);
       if (waiting) {
-        recheck = setTimeout(() => void this.podsGone().catch((e: Error) => o.log(`ca: ${e.message}`)), GRACE_MS);
+        recheck = setTimeout(() => void this.podsGone().catch((e: Error) => o.log(`ca: ${e.message}`)), grace);
         recheck.unref();
       }
     },

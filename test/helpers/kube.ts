@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createKubernetesSource } from '../../src/adapters/kubernetes-source.js';
 import type { CaChoice } from '../../src/adapters/ca/open.js';
-import { startController, type Controller } from '../../src/runtime/controller.js';
+import { startController, type Controller, type WebhookSettings } from '../../src/runtime/controller.js';
 import { freePort } from './tools.js';
 import { waitFor } from './wait.js';
 
@@ -24,6 +24,8 @@ export interface KubeApi {
   readonly kubeconfig: string;
   readonly dir: string;
   kubectl(args: readonly string[], input?: string): string;
+  /** kubectl without blocking the event loop: for calls the API server answers only after asking a webhook served by this process. */
+  kubectlAsync(args: readonly string[], input?: string): Promise<string>;
   /** SIGKILL the API server (etcd stays) and start it again on the same port; `whileDown` runs in between. */
   restartApiServer(whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
@@ -105,6 +107,15 @@ export async function startKubeApi(options: { serviceRange?: string } = {}): Pro
         throw new Error(`kubectl ${args.join(' ')} failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
       }
     },
+    kubectlAsync(args, input) {
+      return new Promise((resolve, reject) => {
+        const child = execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' }, (e, stdout, stderr) => {
+          if (e) reject(new Error(`kubectl ${args.join(' ')} failed: ${stderr || e.message}`));
+          else resolve(stdout);
+        });
+        child.stdin!.end(input ?? '');
+      });
+    },
     async restartApiServer(whileDown) {
       await kill(apiserver);
       await whileDown?.();
@@ -157,18 +168,19 @@ export function kubeconfigWithToken(api: KubeApi, token: string, name: string): 
 }
 
 /** A controller (plaintext xDS, ephemeral ports, a fresh state folder) whose source is the API server of `kubeconfig`. */
-export function controllerOnKubernetes(kubeconfig: string, o: { log?: (line: string) => void; retryMs?: number; ca?: CaChoice } = {}): Promise<Controller> {
+export function controllerOnKubernetes(kubeconfig: string, o: { log?: (line: string) => void; retryMs?: number; ca?: CaChoice; webhook?: WebhookSettings; xdsHost?: string; insecureXds?: boolean } = {}): Promise<Controller> {
   const log = o.log ?? (() => {});
   return startController({
     source: [],
     sources: [createKubernetesSource({ kubeconfig, log, retryMs: o.retryMs ?? 200 })],
     stateDir: join(mkdtempSync(join(tmpdir(), 'smc-kube-state-')), 'state'),
     ...(o.ca ? { ca: o.ca } : {}),
-    xdsHost: '127.0.0.1',
+    xdsHost: o.xdsHost ?? '127.0.0.1',
     xdsPort: 0,
     adminHost: '127.0.0.1',
     adminPort: 0,
-    insecureXds: true,
+    insecureXds: o.insecureXds ?? true,
+    ...(o.webhook ? { webhook: o.webhook } : {}),
     log,
   });
 }

@@ -1,3 +1,4 @@
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer } from 'node:net';
 
 /**
@@ -16,6 +17,13 @@ if (mode === 'banner') {
       if (++listening === ports.length) process.stdout.write('ready\n');
     });
   }
+} else if (mode === 'http') {
+  // `http NAME PORT`: answers NAME to every request; /healthz is 200 "ok".
+  const [name, port] = args;
+  createHttpServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(req.url === '/healthz' ? 'ok' : `${name}`);
+  }).listen(Number(port), '0.0.0.0', () => process.stdout.write('ready\n'));
 } else if (mode === 'call') {
   const [host, port] = args;
   const socket = connect({ host: host!, port: Number(port), timeout: 3000 });
