@@ -1,6 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PROXY_UID } from '../src/compiler/capture.js';
+import { Client, open } from './helpers/ads-client.js';
+import { envoyForAnyUser } from './helpers/envoy.js';
+import { createTestNetwork } from './helpers/netns.js';
+import { waitFor } from './helpers/wait.js';
+
+const SMC = resolve('dist/src/cli/main.js');
+const APP = resolve('dist/test/helpers/test-app.js');
 import { request } from 'node:https';
 import { parse, stringify } from 'yaml';
 import type { Controller, WebhookSettings } from '../src/runtime/controller.js';
@@ -142,3 +153,99 @@ test('the injector, registered from deploy/injector.yaml with the real API serve
     await api.stop();
   }
 });
+
+test('an injected pod\'s sidecar trades its pod-bound token for its proxy certificate, runs real Envoy behind the capture rules, answers its probes, and loses its certificate with the pod', { timeout: 240_000 }, async () => {
+  const api = await startKubeApi();
+  const net = await createTestNetwork();
+  let controller: Controller | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'smc-sidecar-'));
+  try {
+    const host = await net.addHost('web');
+    chmodSync(dir, 0o755);
+    api.kubectl(['apply', '-f', 'deploy/crds']);
+    meshNamespace(api, 'shop', 'web');
+    const logs: string[] = [];
+    const started = await injectingController(api, { host: net.gateway, insecureXds: false, logs });
+    controller = started.controller;
+    const c = controller;
+    const stored = JSON.parse(await api.kubectlAsync(['create', '-o', 'json', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' } },
+      spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'app', ports: [{ containerPort: 8080 }], livenessProbe: { httpGet: { path: '/healthz', port: 8080 } }, readinessProbe: { tcpSocket: { port: 8080 } } }] },
+    }))) as Pod;
+    api.kubectl(['patch', 'pod', 'web-1', '-n', 'shop', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { podIP: host.address, podIPs: [{ ip: host.address }] } })]);
+    const [capture, proxy] = stored.spec.initContainers!;
+    const probePath = (p: Record<string, unknown> | undefined) => (p as { httpGet: { path: string } }).httpGet.path;
+
+    // What the kubelet would do: the capture init container, the projected token, the sidecar as uid 1500, the app.
+    await host.run(process.execPath, [SMC, ...capture!.args!]);
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, api.kubectl(['create', 'token', 'web', '-n', 'shop', '--audience', 'smc', '--bound-object-kind', 'Pod', '--bound-object-name', 'web-1', '--duration', '10m']).trim());
+    const proxyDir = join(dir, 'proxy');
+    mkdirSync(proxyDir);
+    chownSync(proxyDir, PROXY_UID, PROXY_UID);
+    chmodSync(tokenFile, 0o644);
+    const appProcess = host.start(process.execPath, [APP, 'http', 'web', '8080'], { uid: 1000 });
+    const sidecar = host.start(process.execPath, [SMC, 'sidecar', '--xds-address', `${net.gateway}:${c.xdsPort}`, '--certificate-url', started.url, '--token-file', tokenFile, '--dir', proxyDir, '--envoy', envoyForAnyUser()], { uid: PROXY_UID, env: { ...process.env, SMC_TRUST_BUNDLE: proxy!.env!.find((e) => e.name === 'SMC_TRUST_BUNDLE')!.value! } });
+    let sidecarLog = '';
+    sidecar.stderr!.on('data', (d: Buffer) => (sidecarLog += d.toString()));
+    await waitFor('the sidecar to connect and acknowledge its configuration', () => {
+      const p = c.proxies.list().find((x) => x.nodeId === 'shop/web/web-1');
+      return p && p.types.listener?.acked !== undefined && p.types.listener.acked === p.types.listener.sent ? p : undefined;
+    }, 30_000).catch((e: Error) => assert.fail(`${e.message}\n${JSON.stringify(c.proxies.list(), null, 1)}\n${sidecarLog}`));
+    assert.match(sidecarLog, /node shop\/web\/web-1 \(spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web\)/);
+
+    // kubelet's view: the probe port answers from outside the pod (the capture leaves it alone).
+    const probe = async (path: string) => (await fetch(`http://${host.address}:15904${path}`).catch(() => undefined))?.status;
+    assert.equal(await probe('/smc/ready'), 200, 'the sidecar is ready: the app would start now');
+    assert.equal(await probe(probePath(stored.spec.containers[0]!.livenessProbe)), 200, 'the HTTP probe reaches the app\'s /healthz through the sidecar');
+    await waitFor('the TCP probe to pass', async () => ((await probe(probePath(stored.spec.containers[0]!.readinessProbe))) === 200 ? true : undefined), 15_000);
+    assert.equal(await probe('/stats'), 404, 'nothing else of the admin port is reachable');
+    appProcess.kill('SIGKILL');
+    let seen: unknown[] = [];
+    await waitFor('both probes to fail once the app is gone', async () => {
+      seen = [await probe(probePath(stored.spec.containers[0]!.livenessProbe)), await probe(probePath(stored.spec.containers[0]!.readinessProbe))];
+      return seen[0] === 503 && seen[1] === 503 ? true : undefined;
+    }, 15_000).catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(seen)}`));
+
+    // No other credential works: a token not bound to a pod, or for another audience, is refused.
+    const post = (token: string) => postCertificateRequest(started.url, token, readFileSync(join(proxyDir, 'ca.crt'), 'utf8'));
+    const unbound = await post(api.kubectl(['create', 'token', 'web', '-n', 'shop', '--audience', 'smc']).trim());
+    assert.equal(unbound.status, 403);
+    assert.match(unbound.text, /not bound to a pod/);
+    const otherAudience = await post(api.kubectl(['create', 'token', 'web', '-n', 'shop', '--bound-object-kind', 'Pod', '--bound-object-name', 'web-1']).trim());
+    assert.equal(otherAudience.status, 403);
+    // The certificate the pod was given is claimed by its node id: another node presenting it is refused.
+    const client = new Client(`${net.gateway}:${c.xdsPort}`, grpc.credentials.createSsl(readFileSync(join(proxyDir, 'ca.crt')), readFileSync(join(proxyDir, 'proxy.key')), readFileSync(join(proxyDir, 'proxy.crt'))), { 'grpc.ssl_target_name_override': 'localhost' });
+    try {
+      const s = open(client, 'sotw');
+      s.send({ node: { id: 'shop/web/web-2' }, typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', resourceNames: [], versionInfo: '', responseNonce: '' });
+      await assert.rejects(s.next(3000));
+      assert.match(s.error()?.details ?? '', /belongs to node shop\/web\/web-1; node shop\/web\/web-2 may not use it/);
+    } finally {
+      client.close();
+    }
+
+    // The pod goes: its certificate is revoked and the sidecar's stream closed.
+    await api.kubectlAsync(['delete', 'pod', 'web-1', '-n', 'shop', '--grace-period=0', '--force']);
+    await waitFor('the certificate of the deleted pod to be revoked', () => (logs.some((l) => /revoked proxy certificate .* \(pod shop\/web-1 is gone\)/.test(l)) && !c.proxies.list().some((p) => p.nodeId === 'shop/web/web-1') ? true : undefined), 30_000);
+    const gone = await post(readFileSync(tokenFile, 'utf8'));
+    assert.equal(gone.status, 403, 'the pod\'s own token dies with the pod');
+  } finally {
+    await controller?.close();
+    await net.close();
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function postCertificateRequest(url: string, token: string, ca: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/v1/proxy-certificate`, { method: 'POST', ca, headers: { 'content-type': 'application/json' }, checkServerIdentity: () => undefined }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ token }));
+  });
+}

@@ -1,5 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, installedTool } from './tools.js';
 
@@ -28,4 +30,20 @@ export async function startEnvoy(identity: string, xdsPort: number, dir: string,
   envoy.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   envoy.on('exit', (code, signal) => (stderr += `\n[envoy exited: ${code ?? signal}]`));
   return { envoy, adminPort, stderr: () => stderr };
+}
+
+/**
+ * Envoy where any uid may run it (the PyPI package lives under root's home):
+ * copied once per test process, for sidecars run as the proxy uid.
+ */
+let shared: string | undefined;
+export function envoyForAnyUser(): string {
+  if (shared) return shared;
+  const dir = mkdtempSync(join(tmpdir(), 'smc-envoy-'));
+  chmodSync(dir, 0o755);
+  const path = join(dir, 'envoy');
+  copyFileSync(envoyPath(), path);
+  chmodSync(path, 0o755);
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return (shared = path);
 }

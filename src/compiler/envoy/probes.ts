@@ -19,7 +19,8 @@ const loopback = (name: string, port: number) => ({
 
 const HTTP_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 // Checked often enough for kubelet's default period (10 s) to see a change within one probe.
-const ACTIVE_CHECK = { timeout: '1s', interval: '2s', unhealthyThreshold: 1, healthyThreshold: 1 };
+// These clusters never carry traffic: without noTrafficInterval Envoy would check them only once a minute.
+const ACTIVE_CHECK = { timeout: '1s', interval: '2s', noTrafficInterval: '2s', unhealthyThreshold: 1, healthyThreshold: 1 };
 
 export function probeClusters(probes: readonly NamedProbe[]): object[] {
   return [
