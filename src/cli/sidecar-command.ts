@@ -97,7 +97,7 @@ export async function sidecarCommand(args: string[]): Promise<number> {
       process.stderr.write(`smc sidecar: cannot run ${values.envoy}: ${e.message}\n`);
       resolve(1);
     });
-    envoy.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 15 : 1)));
+    envoy.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (signal === 'SIGINT' ? 2 : signal === 'SIGKILL' ? 9 : 15) : 1)));
   });
 }
 

@@ -99,11 +99,12 @@ export function podIdentityService(o: PodIdentityOptions) {
         }
         const identity = identityOf(o.trustDomain(), p.namespace, p.serviceAccount);
         const nodeId = `${p.namespace}/${p.serviceAccount}/${p.podName}`;
+        // Read before this certificate is recorded, so that only what the pod had before is revoked below.
+        const pods = await issuedToPods();
         const cert = await o.issue(identity);
         const serial = certificateFacts(cert.certificateChain).serial;
         await o.records.recordIssuedToPod({ serial, identity, issuedAt: cert.issuedAt, notAfter: cert.notAfter, nodeId, pod: `${p.namespace}/${p.podName}/${p.podUid}` });
         // A restarted sidecar asks again: what its pod had before goes.
-        const pods = await issuedToPods();
         const key = `${p.namespace}/${p.podName}`;
         await revoke((pods.get(key) ?? []).map((x) => x.serial), `pod ${key} was given a new one`);
         pods.set(key, [{ serial, uid: p.podUid, at: Date.now() }]);
