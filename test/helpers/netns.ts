@@ -114,8 +114,9 @@ export async function createTestNetwork(options: { subnet?: number } = {}): Prom
     close();
     throw e;
   }
+  // Another uid keeps the right to read files (a checkout under a private temporary folder, as in CI); nothing else.
   const asUser = (uid: number | undefined, cmd: string, args: readonly string[]) =>
-    uid === undefined ? [cmd, ...args] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', cmd, ...args];
+    uid === undefined ? [cmd, ...args] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search', '--', cmd, ...args];
   return {
     gateway: `${prefix}.1`,
     async addHost(name) {
