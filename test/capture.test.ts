@@ -74,11 +74,19 @@ test('capture rules applied in network namespaces: outbound reaches 15001, inbou
     await other.run('sh', ['-c', captureScript(DEFAULT_CAPTURE)]);
     assert.equal(await call(other, peer.address, 80, APP_UID), 'other:15001');
     assert.equal(await call(peer, other.address, 80), 'other:15003');
-    // Applied twice: the chains are replaced, not doubled, and capture still works.
+    // Applied again, both ways: the rules and the jumps into them are replaced, not doubled, and capture still works.
     await other.run('sh', ['-c', captureScript(DEFAULT_CAPTURE)]);
-    const nat = await other.run('iptables', ['-t', 'nat', '-S', 'SMC_OUTBOUND']);
-    assert.equal(nat.split('\n').filter((l) => l.includes('--uid-owner')).length, 1, nat);
+    await app.run(process.execPath, [SMC, 'capture', '--apply', '--exclude-inbound-ports', '9090', '--exclude-outbound-ports', '7070', '--exclude-outbound-ip-ranges', `${other.address}/32`]);
+    for (const host of [other, app]) {
+      const nat = await host.run('iptables', ['-t', 'nat', '-S']);
+      const count = (rule: string) => nat.split('\n').filter((l) => l === rule).length;
+      assert.equal(count('-A PREROUTING -p tcp -j SMC_INBOUND'), 1, nat);
+      assert.equal(count('-A OUTPUT -p tcp -j SMC_OUTBOUND'), 1, nat);
+      assert.equal(count(`-A SMC_OUTBOUND -m owner --uid-owner ${PROXY_UID} -j RETURN`), 1, nat);
+    }
     assert.equal(await call(other, peer.address, 80, APP_UID), 'other:15001');
+    assert.equal(await call(app, peer.address, 80, APP_UID), 'sidecar:15001');
+    assert.equal(await call(app, peer.address, 7070, APP_UID), 'peer:7070');
   } finally {
     await net.close();
   }

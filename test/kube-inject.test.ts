@@ -29,7 +29,7 @@ function registerInjector(api: KubeApi, url: string): void {
   api.kubectl(['apply', '-f', '-'], stringify(config));
 }
 
-export async function injectingController(api: KubeApi, o: { host?: string; logs?: string[]; insecureXds?: boolean } = {}): Promise<{ controller: Controller; url: string }> {
+async function injectingController(api: KubeApi, o: { host?: string; logs?: string[]; insecureXds?: boolean } = {}): Promise<{ controller: Controller; url: string }> {
   const host = o.host ?? '127.0.0.1';
   const port = await freePort();
   const url = `https://${host}:${port}`;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { CAPTURE_ANNOTATIONS, captureFromAnnotations, captureRules, captureScript, DEFAULT_CAPTURE } from '../compiler/capture.js';
+import { CAPTURE_ANNOTATIONS, CAPTURE_JUMPS, captureFromAnnotations, captureRules, captureScript, DEFAULT_CAPTURE } from '../compiler/capture.js';
 import { UsageError } from './runtime-commands.js';
 
 export const HELP_CAPTURE = `smc capture [options]
@@ -72,19 +72,26 @@ export async function captureCommand(args: string[]): Promise<number> {
     process.stdout.write(values.format === 'script' ? captureScript(s) : captureRules(s));
     return 0;
   }
-  const rules = captureRules(s);
-  const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn('iptables-restore', ['--noflush'], { stdio: ['pipe', 'inherit', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', (e) => resolve({ code: null, stderr: e.message }));
-    child.on('close', (c) => resolve({ code: c, stderr: err }));
-    child.stdin.end(rules);
-  });
+  // Applied again (a restarted init container), the rules replace themselves: the jumps into smc's chains go first.
+  for (const jump of CAPTURE_JUMPS) await run('iptables', ['-t', 'nat', '-D', ...jump]);
+  const { code, stderr } = await run('iptables-restore', ['--noflush'], captureRules(s));
   if (code !== 0) {
     process.stderr.write(`smc capture: iptables-restore failed${code === null ? '' : ` (exit ${code})`}: ${stderr.trim() || 'no message'}\n`);
     return 1;
   }
   process.stderr.write(`smc capture: applied: inbound TCP to ${s.inboundPort}, outbound TCP to ${s.outboundPort}, uid ${s.proxyUid} passes${s.excludeInboundPorts.length ? `, inbound ports ${s.excludeInboundPorts.join(',')} pass` : ''}${s.excludeOutboundPorts.length ? `, outbound ports ${s.excludeOutboundPorts.join(',')} pass` : ''}${s.excludeOutboundRanges.length ? `, ${s.excludeOutboundRanges.join(',')} pass` : ''}\n`);
   return 0;
+}
+
+/** Runs a program to its end; a jump that is not there yet makes `iptables -D` fail, which is fine. */
+function run(cmd: string, args: readonly string[], input?: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (e) => resolve({ code: null, stderr: e.message }));
+    child.on('close', (code) => resolve({ code, stderr }));
+    child.stdin?.on('error', () => undefined); // it exited first: its exit code says why
+    child.stdin?.end(input);
+  });
 }

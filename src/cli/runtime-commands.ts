@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSigner, type CaChoice } from '../adapters/ca/open.js';
+import { issueForXdsPort, PROXY_CERTIFICATE_TTL_MS } from '../adapters/ca/signer.js';
 import { openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { certificateFacts } from '../adapters/ca/x509.js';
 import { identityOf } from '../compiler/ir/types.js';
@@ -340,11 +341,9 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
   let tls;
   if (!values['insecure-xds']) {
     const ca = await openSigner(caChoice(values), values.state, values['trust-domain'], () => {});
-    // Long-lived: it only authenticates the proxy to the xDS port; service certificates come over SDS.
-    const proxyIdentity = identityOf(values['trust-domain'], ns, sa);
-    const proxyOptions = { ttlMs: 365 * 24 * 3600_000 };
     // Signed for the xDS port's own trust anchor, which a mesh root rotation leaves in place.
-    const cert = ca.issueForXds ? await ca.issueForXds(proxyIdentity, proxyOptions) : await ca.issue(proxyIdentity, proxyOptions);
+    const identity = identityOf(values['trust-domain'], ns, sa);
+    const cert = await issueForXdsPort(ca, identity, { ttlMs: PROXY_CERTIFICATE_TTL_MS });
     tls = { certificateChain: join(dir, 'proxy.crt'), privateKey: join(dir, 'proxy.key'), trustBundle: join(dir, 'ca.crt'), controlPlaneIdentity: controlPlaneIdentity(values['trust-domain']) };
     await writeFile(tls.certificateChain, cert.certificateChain);
     await writeFile(tls.privateKey, cert.privateKey, { mode: 0o600 });
@@ -353,7 +352,7 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
     await writeFile(tls.trustBundle, ca.xdsTrust?.() ?? ca.trustBundle());
     // Recorded as unclaimed until a proxy first connects with it; `smc certs revoke` shuts it out.
     const serial = certificateFacts(cert.certificateChain).serial;
-    await openProxyCertificates(values.state).recordIssued({ serial, identity: identityOf(values['trust-domain'], ns, sa), issuedAt: cert.issuedAt, notAfter: cert.notAfter });
+    await openProxyCertificates(values.state).recordIssued({ serial, identity, issuedAt: cert.issuedAt, notAfter: cert.notAfter });
   }
   const bootstrap = adsBootstrap({ nodeId, xdsHost: xds.host, xdsPort: xds.port, adminPort: Number(values['admin-port']), delta: values.delta, tls });
   await writeFile(join(dir, 'bootstrap.json'), `${JSON.stringify(bootstrap, null, 2)}\n`);

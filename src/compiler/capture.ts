@@ -1,3 +1,4 @@
+import { isIpAddress } from './decode/common.js';
 import { ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, STATS_PORT } from './envoy/names.js';
 
 /**
@@ -15,8 +16,10 @@ import { ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, STATS_PORT } from './envoy/nam
  *   listener (15001), except the sidecar's own (its uid), connections to
  *   loopback or to the host's own addresses, the excluded outbound ports and
  *   the excluded outbound ranges.
- * The rules live in chains of their own (SMC_*), so applying them twice
- * fails instead of doubling them, and `iptables -t nat -F SMC_...` undoes them.
+ * The rules live in chains of their own (SMC_*), entered by one jump each
+ * from PREROUTING and OUTPUT. Applying them again replaces them: the chains
+ * are flushed by iptables-restore, and the jumps are deleted first
+ * (`CAPTURE_JUMPS`), so nothing is doubled.
  */
 export interface CaptureSettings {
   /** The uid Envoy runs as: its own connections are never captured. */
@@ -52,6 +55,12 @@ export const DEFAULT_CAPTURE: CaptureSettings = {
 /** The chains smc owns in the nat table. */
 export const CAPTURE_CHAINS = ['SMC_INBOUND', 'SMC_INBOUND_REDIRECT', 'SMC_OUTBOUND', 'SMC_OUTBOUND_REDIRECT'] as const;
 
+/** The jumps into smc's chains, as `iptables -t nat -D` takes them: deleted before the rules are applied again. */
+export const CAPTURE_JUMPS: readonly (readonly string[])[] = [
+  ['PREROUTING', '-p', 'tcp', '-j', 'SMC_INBOUND'],
+  ['OUTPUT', '-p', 'tcp', '-j', 'SMC_OUTBOUND'],
+];
+
 /** The rules in `iptables-restore --noflush` input format. */
 export function captureRules(s: CaptureSettings): string {
   const inboundBypass = unique([ADMIN_PORT, STATS_PORT, ...s.sidecarPorts, ...s.excludeInboundPorts]);
@@ -61,12 +70,12 @@ export function captureRules(s: CaptureSettings): string {
     ...CAPTURE_CHAINS.map((c) => `:${c} - [0:0]`),
     // Inbound: whatever arrives for the host over TCP, once the bypasses are out of the way.
     `-A SMC_INBOUND_REDIRECT -p tcp -j REDIRECT --to-ports ${s.inboundPort}`,
-    '-A PREROUTING -p tcp -j SMC_INBOUND',
+    `-A ${CAPTURE_JUMPS[0]!.join(' ')}`,
     ...inboundBypass.map((p) => `-A SMC_INBOUND -p tcp --dport ${p} -j RETURN`),
     '-A SMC_INBOUND -p tcp -j SMC_INBOUND_REDIRECT',
     // Outbound: the application's connections; the sidecar's own leave as they are.
     `-A SMC_OUTBOUND_REDIRECT -p tcp -j REDIRECT --to-ports ${s.outboundPort}`,
-    '-A OUTPUT -p tcp -j SMC_OUTBOUND',
+    `-A ${CAPTURE_JUMPS[1]!.join(' ')}`,
     `-A SMC_OUTBOUND -m owner --uid-owner ${s.proxyUid} -j RETURN`,
     '-A SMC_OUTBOUND -d 127.0.0.0/8 -j RETURN',
     // Connections to the host's own addresses leave through lo.
@@ -84,8 +93,9 @@ export function captureScript(s: CaptureSettings): string {
   return [
     '#!/bin/sh',
     '# Sends this host\'s TCP traffic through its smc sidecar (written by smc; see captureRules).',
-    `# Envoy must run as uid ${s.proxyUid}. Undo: for c in ${CAPTURE_CHAINS.join(' ')}; do iptables -t nat -F $c; done, then delete the jumps from PREROUTING and OUTPUT.`,
+    `# Envoy must run as uid ${s.proxyUid}. Running it again replaces the rules.`,
     'set -eu',
+    ...CAPTURE_JUMPS.map((j) => `iptables -t nat -D ${j.join(' ')} 2>/dev/null || true`),
     "iptables-restore --noflush <<'EOF'",
     captureRules(s).trimEnd(),
     'EOF',
@@ -140,8 +150,8 @@ export function captureFromAnnotations(annotations: Readonly<Record<string, stri
 }
 
 export function isIPv4Cidr(s: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(s);
-  return m !== null && m.slice(1, 5).every((o) => Number(o) <= 255) && (m[5] === undefined || Number(m[5]) <= 32);
+  const [address = '', prefix, ...rest] = s.split('/');
+  return rest.length === 0 && !address.includes(':') && isIpAddress(address) && (prefix === undefined || (/^\d{1,2}$/.test(prefix) && Number(prefix) <= 32));
 }
 
 const unique = <T extends number | string>(xs: readonly T[]): T[] => [...new Set(xs)];

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CAPTURE_ANNOTATIONS, captureFromAnnotations, PROBE_PORT, PROXY_UID } from '../compiler/capture.js';
+import { captureFromAnnotations, PROBE_PORT, PROXY_UID } from '../compiler/capture.js';
 import { INJECTED_ANNOTATION, INTERCEPTION_ANNOTATION } from '../compiler/decode/kubernetes.js';
 import { STATS_PORT } from '../compiler/envoy/names.js';
 import { PROBES_ANNOTATION, READY_PATH, probePath, type ProbeTarget } from '../compiler/probes.js';
@@ -182,36 +182,28 @@ function rewriteProbe(probe: Obj, container: Obj): { key: string; target: ProbeT
     const named = ports.find((x) => x.name === p);
     return typeof named?.containerPort === 'number' ? named.containerPort : undefined;
   };
-  let target: ProbeTarget;
-  const rest = { ...probe };
-  if (isObj(probe.httpGet)) {
-    const port = resolvePort(probe.httpGet.port);
-    if (port === undefined) return undefined;
-    const path = typeof probe.httpGet.path === 'string' && probe.httpGet.path.startsWith('/') ? probe.httpGet.path : '/';
-    target = { kind: 'http', port, path, tls: probe.httpGet.scheme === 'HTTPS' };
-    delete rest.httpGet;
-    const headers = Array.isArray(probe.httpGet.httpHeaders) ? probe.httpGet.httpHeaders : undefined;
-    const key = probeKey(target);
-    return { key, target, probe: { ...rest, httpGet: { path: probePath(key), port: PROBE_PORT, scheme: 'HTTP', ...(headers ? { httpHeaders: headers } : {}) } } };
-  }
-  if (isObj(probe.tcpSocket)) {
-    const port = resolvePort(probe.tcpSocket.port);
-    if (port === undefined) return undefined;
-    target = { kind: 'tcp', port };
-    delete rest.tcpSocket;
-  } else if (isObj(probe.grpc)) {
-    const port = resolvePort(probe.grpc.port);
-    if (port === undefined) return undefined;
-    target = { kind: 'grpc', port, service: typeof probe.grpc.service === 'string' ? probe.grpc.service : '' };
-    delete rest.grpc;
-  } else return undefined; // exec probes run inside the container: nothing to rewrite
+  // Exec probes run inside the container: nothing to rewrite.
+  const handler = PROBE_HANDLERS.find((h) => isObj(probe[h]));
+  if (!handler) return undefined;
+  const spec = probe[handler] as Obj;
+  const port = resolvePort(spec.port);
+  if (port === undefined) return undefined;
+  const target: ProbeTarget =
+    handler === 'httpGet'
+      ? { kind: 'http', port, path: typeof spec.path === 'string' && spec.path.startsWith('/') ? spec.path : '/', tls: spec.scheme === 'HTTPS' }
+      : handler === 'tcpSocket'
+        ? { kind: 'tcp', port }
+        : { kind: 'grpc', port, service: typeof spec.service === 'string' ? spec.service : '' };
   const key = probeKey(target);
-  return { key, target, probe: { ...rest, httpGet: { path: probePath(key), port: PROBE_PORT, scheme: 'HTTP' } } };
+  // kubelet reaches the sidecar over plain HTTP whatever the probe was; an HTTP probe keeps its headers.
+  const headers = handler === 'httpGet' && Array.isArray(spec.httpHeaders) ? { httpHeaders: spec.httpHeaders } : {};
+  const { [handler]: _replaced, ...rest } = probe;
+  return { key, target, probe: { ...rest, httpGet: { path: probePath(key), port: PROBE_PORT, scheme: 'HTTP', ...headers } } };
 }
+
+const PROBE_HANDLERS = ['httpGet', 'tcpSocket', 'grpc'] as const;
 
 /** Named by what it checks: the same probe on every pod of an identity is one route, and two different ones never collide. */
 export function probeKey(t: ProbeTarget): string {
   return `${t.kind}-${t.port}-${createHash('sha256').update(JSON.stringify(t)).digest('hex').slice(0, 10)}`;
 }
-
-export { CAPTURE_ANNOTATIONS };

@@ -1,6 +1,6 @@
 import { openSigner, type CaChoice } from '../adapters/ca/open.js';
 import { normalizeSerial, openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
-import { renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/signer.js';
+import { issueForXdsPort, PROXY_CERTIFICATE_TTL_MS, renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/signer.js';
 import { openCertificateStore } from '../adapters/ca/certificate-store.js';
 import { certificateFacts, signedBy } from '../adapters/ca/x509.js';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
@@ -297,7 +297,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // The addresses it serves on are in its certificate too (the API server checks the webhook's by address).
     const served = [o.xdsHost, o.webhook?.host].filter((h): h is string => h !== undefined && isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::' && h !== '127.0.0.1');
     const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1', ...new Set(served)] };
-    const serverCertificate = o.insecureXds && !o.webhook ? undefined : ca.issueForXds ? await ca.issueForXds(controlPlane, serverOptions) : await ca.issue(controlPlane, serverOptions);
+    const serverCertificate = o.insecureXds && !o.webhook ? undefined : await issueForXdsPort(ca, controlPlane, serverOptions);
     if (o.insecureXds) {
       o.log('controller: WARNING: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.');
     } else {
@@ -349,25 +349,27 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     if (o.webhook) {
       const w = o.webhook;
       const xdsTrust = () => ca.xdsTrust?.() ?? ca.trustBundle();
-      const namespaces = () => new Set(last.ir.namespaces);
-      podCertificates = podIdentityService({
+      // Both read the index of the latest published mesh, built once per compile.
+      const inMesh = (ns: string) => meshIndex(last.ir).namespaceSet.has(ns);
+      const pods = podIdentityService({
         review: (token) => w.kubernetes.reviewToken(token, TOKEN_AUDIENCE),
-        inMesh: (ns) => namespaces().has(ns),
+        inMesh,
         trustDomain: () => trustDomain,
-        issue: (identity) => (ca.issueForXds ? ca.issueForXds(identity, { ttlMs: 365 * DAY }) : ca.issue(identity, { ttlMs: 365 * DAY })),
+        issue: (identity) => issueForXdsPort(ca, identity, { ttlMs: PROXY_CERTIFICATE_TTL_MS }),
         xdsTrust,
         controlPlaneIdentity: controlPlane,
         records: proxyCertificates,
         ...(w.podGraceMs !== undefined ? { graceMs: w.podGraceMs } : {}),
-        presentPods: () => new Set(last.ir.workloads.filter((x) => x.kind === 'Pod').map((x) => `${x.namespace}/${x.name}`)),
+        presentPods: () => meshIndex(last.ir).podSet,
         log: o.log,
       });
-      cleanups.push(async () => podCertificates?.close());
+      podCertificates = pods;
+      cleanups.push(async () => pods.close());
       const server = createWebhookServer({
         tls: serverCertificate!,
         inject: () => ({ image: w.image, xdsAddress: w.sidecarXdsAddress, certificateUrl: w.certificateUrl, trustBundle: xdsTrust(), defaultInterceptionMode: last.ir.settings.defaultInterceptionMode, nativeSidecar: w.nativeSidecar }),
-        inMesh: (ns) => namespaces().has(ns),
-        proxyCertificate: (body) => podCertificates!.handle(body),
+        inMesh,
+        proxyCertificate: (body) => pods.handle(body),
         log: o.log,
       });
       webhookPort = await server.listen(w.host, w.port).catch((e: Error) => {

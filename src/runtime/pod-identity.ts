@@ -56,17 +56,17 @@ const MAX_TOKEN = 16 * 1024;
 export function podIdentityService(o: PodIdentityOptions) {
   let inFlight = 0;
   const grace = o.graceMs ?? GRACE_MS;
-  // Serials issued to each pod (NS/NAME), with the pod's uid; read from the records once.
-  let byPod: Promise<Map<string, { serial: string; uid: string; at: number }[]>> | undefined;
+  // Serials issued to each pod (NS/NAME), with when; read from the records once.
+  let byPod: Promise<Map<string, { serial: string; at: number }[]>> | undefined;
   let recheck: NodeJS.Timeout | undefined;
   const issuedToPods = () =>
     (byPod ??= o.records.list().then(({ records }) => {
-      const m = new Map<string, { serial: string; uid: string; at: number }[]>();
+      const m = new Map<string, { serial: string; at: number }[]>();
       for (const r of records) {
         if (!r.pod || r.state === 'revoked') continue;
-        const [ns, name, uid] = r.pod.split('/');
+        const [ns, name] = r.pod.split('/');
         const key = `${ns}/${name}`;
-        m.set(key, [...(m.get(key) ?? []), { serial: r.serial, uid: uid ?? '', at: Date.parse(r.issuedAt) }]);
+        m.set(key, [...(m.get(key) ?? []), { serial: r.serial, at: Date.parse(r.issuedAt) }]);
       }
       return m;
     }));
@@ -107,7 +107,7 @@ export function podIdentityService(o: PodIdentityOptions) {
         // A restarted sidecar asks again: what its pod had before goes.
         const key = `${p.namespace}/${p.podName}`;
         await revoke((pods.get(key) ?? []).map((x) => x.serial), `pod ${key} was given a new one`);
-        pods.set(key, [{ serial, uid: p.podUid, at: Date.now() }]);
+        pods.set(key, [{ serial, at: Date.now() }]);
         o.log(`ca: issued proxy certificate ${serial} of ${identity} to pod ${clientText(key, 128)} (node ${clientText(nodeId, 200)})`);
         const answer: ProxyCertificateAnswer = { nodeId, identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: o.xdsTrust(), controlPlaneIdentity: o.controlPlaneIdentity };
         return { status: 200, body: answer };

@@ -19,8 +19,8 @@ export interface WebhookOptions {
   readonly inject: () => InjectOptions;
   /** Whether a namespace is in the mesh now; undefined while the mesh is not known yet. */
   readonly inMesh: (namespace: string) => boolean | undefined;
-  /** Answers a proxy certificate request; `undefined` when the controller does not issue them. */
-  readonly proxyCertificate?: (body: unknown) => Promise<{ status: number; body: unknown }>;
+  /** Answers a proxy certificate request (see pod-identity.ts). */
+  readonly proxyCertificate: (body: unknown) => Promise<{ status: number; body: unknown }>;
   readonly log: (line: string) => void;
 }
 
@@ -49,7 +49,7 @@ export function createWebhookServer(o: WebhookOptions): { listen(host: string, p
       if ('error' in body) return send(res, body.status, { error: body.error });
       return admit(body.value, res);
     }
-    if (path === '/v1/proxy-certificate' && o.proxyCertificate) {
+    if (path === '/v1/proxy-certificate') {
       if (req.method !== 'POST') return send(res, 405, { error: 'POST a proxy certificate request' });
       const body = await readJson(req, MAX_CERTIFICATE_REQUEST_BYTES);
       if ('error' in body) return send(res, body.status, { error: body.error });

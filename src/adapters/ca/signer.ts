@@ -72,6 +72,14 @@ export interface RootRotation {
   finish(): Promise<void>;
 }
 
+/** Signs a certificate for the xDS port: with its own trust anchor when the signer keeps one (see `issueForXds`). */
+export function issueForXdsPort(ca: Signer, spiffeId: string, options: IssueOptions): Promise<IssuedCertificate> {
+  return ca.issueForXds ? ca.issueForXds(spiffeId, options) : ca.issue(spiffeId, options);
+}
+
+/** Proxy (bootstrap) certificates are long-lived: they only authenticate a proxy to the xDS port; service certificates come over SDS. */
+export const PROXY_CERTIFICATE_TTL_MS = 365 * 24 * 3600_000;
+
 /** The requested lifetime, spread by up to ±10% when asked. */
 export function lifetimeMs(options: IssueOptions, random: () => number): number {
   if (!options.jitter) return options.ttlMs;

@@ -25,6 +25,10 @@ export interface MeshIndex {
   readonly splitOf: ReadonlyMap<string, SplitIR>;
   /** `ns/name` of a backend -> the roots whose split names it. */
   readonly splitRootsOf: ReadonlyMap<string, readonly string[]>;
+  /** Namespaces in the mesh. */
+  readonly namespaceSet: ReadonlySet<string>;
+  /** `ns/name` of every pod in the mesh. */
+  readonly podSet: ReadonlySet<string>;
 }
 
 export interface IndexedEndpoint {
@@ -77,7 +81,8 @@ export function meshIndex(ir: MeshIR): MeshIndex {
     for (const b of s.backends) push(splitRootsOf, `${s.namespace}/${b.service}`, root);
   }
   const identities = [...workloadsOf.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const index: MeshIndex = { identities, identitySet: new Set(identities), workloadsOf, grantsTo, grantsFrom, endpointsOf, service, serviceOrder, splitOf, splitRootsOf };
+  const podSet = new Set(ir.workloads.filter((w) => w.kind === 'Pod').map((w) => `${w.namespace}/${w.name}`));
+  const index: MeshIndex = { identities, identitySet: new Set(identities), workloadsOf, grantsTo, grantsFrom, endpointsOf, service, serviceOrder, splitOf, splitRootsOf, namespaceSet: new Set(ir.namespaces), podSet };
   cache.set(ir, index);
   return index;
 }
