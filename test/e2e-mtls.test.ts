@@ -85,8 +85,9 @@ test('two Envoys exchange HTTP over mTLS with SDS certificates from smc; a certi
   const started = await startTestController(dir, { serviceCertTtlMs: 6000 });
   const { controller, state, logs } = started;
   let current = started;
-  const web = await startEnvoy('demo/web', controller.xdsPort, dir, state);
-  const client = await startEnvoy('demo/client', controller.xdsPort, dir, state);
+  // Each is the proxy of its VirtualMachine (node NS/SA/vm:NAME): the VM's endpoints are served while it is connected.
+  const web = await startEnvoy('demo/web', controller.xdsPort, dir, state, { instance: 'vm:web-vm' });
+  const client = await startEnvoy('demo/client', controller.xdsPort, dir, state, { instance: 'vm:client-vm' });
   const diagnose = () => `\ncontroller:\n${logs.slice(-30).join('\n')}\nweb envoy:\n${web.stderr().slice(-1500)}\nclient envoy:\n${client.stderr().slice(-1500)}`;
   try {
     // 1. A call through both sidecars: the app sees the caller's verified SPIFFE ID.
@@ -193,7 +194,7 @@ test('two Envoys exchange HTTP over mTLS with SDS certificates from smc; a certi
       assert.deepEqual(serials, [newSerial], 'the old root left the trust bundle');
     }
     // A proxy bootstrapped after the rotation can still open a stream on the running controller.
-    const late = await startEnvoy('demo/client', current.controller.xdsPort, dir, state);
+    const late = await startEnvoy('demo/client', current.controller.xdsPort, dir, state, { instance: 'vm:client-vm' });
     try {
       await waitFor('a sidecar bootstrapped after the rotation to connect', () => (current.controller.proxies.list().length === 3 ? true : undefined)).catch((e: Error) => {
         throw new Error(`${e.message}\n${current.logs.slice(-10).join('\n')}\n${late.stderr().slice(-1500)}`);

@@ -19,6 +19,7 @@ import { caCommand, certsCommand, HELP_CA, HELP_CERTS } from './certs-command.js
 import { StartupError } from '../adapters/startup-error.js';
 import { captureCommand, HELP_CAPTURE } from './capture-command.js';
 import { HELP_SIDECAR, sidecarCommand } from './sidecar-command.js';
+import { HELP_VM, vmCommand } from './vm-command.js';
 
 import { SMC_VERSION as VERSION } from './version.js';
 
@@ -36,6 +37,8 @@ Usage:
   smc proxy-status                Show which proxies are in sync with the controller
   smc certs list|revoke           List or revoke proxy (bootstrap) certificates
   smc ca rotate-root              Rotate the mesh root of a running controller, with overlap
+  smc vm bundle --name N --namespace NS --source PATH --xds-address HOST:PORT
+                                  Write what a virtual machine needs to join the mesh
   smc sidecar                     Run an injected pod's sidecar (fetch its certificate, run Envoy)
   smc capture [--apply]           Print or apply a transparent sidecar's iptables rules
   smc compile PATH... [options]   Compile YAML (files or folders) into each proxy's Envoy configuration
@@ -111,7 +114,7 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h': {
-      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA, capture: HELP_CAPTURE, sidecar: HELP_SIDECAR };
+      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA, capture: HELP_CAPTURE, sidecar: HELP_SIDECAR, vm: HELP_VM };
       const topic = rest[0];
       if (topic !== undefined && !(topic in helps) && topic !== 'kinds' && topic !== 'version') {
         process.stderr.write(`smc: no help for ${JSON.stringify(topic)}: there is no such command (${Object.keys(helps).join(', ')}, kinds, version)\n`);
@@ -139,6 +142,8 @@ async function main(argv: string[]): Promise<number> {
       return certsCommand(rest);
     case 'ca':
       return caCommand(rest);
+    case 'vm':
+      return vmCommand(rest);
     case 'sidecar':
       return sidecarCommand(rest);
     case 'capture':

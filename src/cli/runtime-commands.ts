@@ -82,6 +82,10 @@ Options:
       --sidecar-mode native|container
                        Envoy as a native sidecar (default; Kubernetes 1.29+) or,
                        on older clusters, as the pod's first container
+      --vm-grace DURATION
+                       A VirtualMachine's endpoints are sent only while its proxy
+                       (node NS/SA/vm:NAME) is connected, and this long after it
+                       disconnects (default 30s)
       --insecure-xds   Plaintext xDS that trusts node ids: local experiments only
   -h, --help           Show this help
 
@@ -143,7 +147,7 @@ acknowledged), NACK (rejected; the proxy keeps its last good config) or NOT SENT
 Exit status 0 when every proxy is SYNCED on every type it was sent, 1 otherwise.
 `;
 
-function hostPort(value: string, flag: string): { host: string; port: number } {
+export function hostPort(value: string, flag: string): { host: string; port: number } {
   const m = /^(.*):(\d+)$/.exec(value);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag} expects HOST:PORT, got ${JSON.stringify(value)}`);
   return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
@@ -163,7 +167,7 @@ export function durationMs(value: string, flag: string): number {
   return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
 }
 
-const CA_OPTIONS = {
+export const CA_OPTIONS = {
   ca: { type: 'string', default: 'internal' },
   'ca-root-secret': { type: 'string' },
   kubeconfig: { type: 'string' },
@@ -171,7 +175,9 @@ const CA_OPTIONS = {
   'cfssl-profile': { type: 'string' },
 } as const;
 
-function caChoice(values: { ca?: string; 'cfssl-url'?: string; 'cfssl-profile'?: string; 'ca-root-secret'?: string; kubeconfig?: string }): CaChoice {
+type CaValues = { ca?: string; 'cfssl-url'?: string; 'cfssl-profile'?: string; 'ca-root-secret'?: string; kubeconfig?: string };
+
+function caChoice(values: CaValues): CaChoice {
   if (values.ca === 'internal' || values.ca === undefined) {
     if (values['cfssl-url'] !== undefined) throw new UsageError('--cfssl-url needs --ca cfssl');
     const secret = values['ca-root-secret'];
@@ -207,6 +213,7 @@ export async function controllerCommand(args: string[]): Promise<number> {
       'leader-lease': { type: 'string', default: '15s' },
       'leader-election-namespace': { type: 'string', default: 'smc-system' },
       'webhook-address': { type: 'string' },
+      'vm-grace': { type: 'string', default: '30s' },
       'sidecar-image': { type: 'string', default: `smc:${SMC_VERSION}` },
       'sidecar-xds-address': { type: 'string', default: 'smc-controller.smc-system.svc:15128' },
       'sidecar-certificate-url': { type: 'string', default: 'https://smc-controller.smc-system.svc:15130' },
@@ -262,8 +269,10 @@ export async function controllerCommand(args: string[]): Promise<number> {
       kubernetes: kubernetesIdentity({ kubeconfig: values.kubeconfig }),
     };
   }
+  const vmGraceMs = durationMs(values['vm-grace'], '--vm-grace');
   const controller = await startController({
     webhook,
+    vmGraceMs,
     source: paths,
     sources,
     stateDir: values.state,
@@ -338,26 +347,35 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
     process.stderr.write(`smc bootstrap: wrote ${file}; run the application with GRPC_XDS_BOOTSTRAP=${file}\n`);
     return 0;
   }
-  let tls;
-  if (!values['insecure-xds']) {
-    const ca = await openSigner(caChoice(values), values.state, values['trust-domain'], () => {});
-    // Signed for the xDS port's own trust anchor, which a mesh root rotation leaves in place.
-    const identity = identityOf(values['trust-domain'], ns, sa);
-    const cert = await issueForXdsPort(ca, identity, { ttlMs: PROXY_CERTIFICATE_TTL_MS });
-    tls = { certificateChain: join(dir, 'proxy.crt'), privateKey: join(dir, 'proxy.key'), trustBundle: join(dir, 'ca.crt'), controlPlaneIdentity: controlPlaneIdentity(values['trust-domain']) };
-    await writeFile(tls.certificateChain, cert.certificateChain);
-    await writeFile(tls.privateKey, cert.privateKey, { mode: 0o600 });
-    await chmod(tls.privateKey, 0o600);
-    // Every root the xDS port may present or accept (after a root rotation, more than one).
-    await writeFile(tls.trustBundle, ca.xdsTrust?.() ?? ca.trustBundle());
-    // Recorded as unclaimed until a proxy first connects with it; `smc certs revoke` shuts it out.
-    const serial = certificateFacts(cert.certificateChain).serial;
-    await openProxyCertificates(values.state).recordIssued({ serial, identity, issuedAt: cert.issuedAt, notAfter: cert.notAfter });
-  }
+  const tls = values['insecure-xds'] ? undefined : await writeProxyCredentials(values, ns, sa, dir);
   const bootstrap = adsBootstrap({ nodeId, xdsHost: xds.host, xdsPort: xds.port, adminPort: Number(values['admin-port']), delta: values.delta, tls });
   await writeFile(join(dir, 'bootstrap.json'), `${JSON.stringify(bootstrap, null, 2)}\n`);
   process.stderr.write(`smc bootstrap: wrote ${join(dir, 'bootstrap.json')}${tls ? ' with proxy.crt, proxy.key (0600) and ca.crt' : ''}; run: envoy -c ${join(dir, 'bootstrap.json')}\n`);
   return 0;
+}
+
+/** Files of a proxy's credentials, as its bootstrap names them. */
+export const proxyCredentialFiles = (dir: string, trustDomain: string) => ({ certificateChain: join(dir, 'proxy.crt'), privateKey: join(dir, 'proxy.key'), trustBundle: join(dir, 'ca.crt'), controlPlaneIdentity: controlPlaneIdentity(trustDomain) });
+
+/**
+ * Issues a proxy (bootstrap) certificate for NS/SA and writes proxy.crt,
+ * proxy.key (0600) and ca.crt into `dir`; recorded as unclaimed in the state
+ * folder until a proxy first connects with it (`smc certs revoke` shuts it out).
+ */
+export async function writeProxyCredentials(values: CaValues & { state: string; 'trust-domain': string }, ns: string, sa: string, dir: string) {
+  const ca = await openSigner(caChoice(values), values.state, values['trust-domain'], () => {});
+  const identity = identityOf(values['trust-domain'], ns, sa);
+  // Signed for the xDS port's own trust anchor, which a mesh root rotation leaves in place.
+  const cert = await issueForXdsPort(ca, identity, { ttlMs: PROXY_CERTIFICATE_TTL_MS });
+  const files = proxyCredentialFiles(dir, values['trust-domain']);
+  await writeFile(files.certificateChain, cert.certificateChain);
+  await writeFile(files.privateKey, cert.privateKey, { mode: 0o600 });
+  await chmod(files.privateKey, 0o600);
+  // Every root the xDS port may present or accept (after a root rotation, more than one).
+  await writeFile(files.trustBundle, ca.xdsTrust?.() ?? ca.trustBundle());
+  const serial = certificateFacts(cert.certificateChain).serial;
+  await openProxyCertificates(values.state).recordIssued({ serial, identity, issuedAt: cert.issuedAt, notAfter: cert.notAfter });
+  return files;
 }
 
 export async function proxyStatusCommand(args: string[]): Promise<number> {

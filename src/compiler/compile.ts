@@ -19,7 +19,7 @@ export interface CompileResult {
 export function compileIR(inputs: MeshInputs): CompileResult {
   const status = createStatusCollector();
   const { objects, tracked } = decodeDocuments(inputs.documents, status);
-  const ir = buildIR(objects, status);
+  const ir = buildIR(objects, status, inputs.connectedVirtualMachines);
   const problemEntries: StatusEntry[] = inputs.problems.map((p) => ({
     origin: p.origin,
     object: { apiVersion: '', kind: '', namespace: '', name: '' },

@@ -48,6 +48,12 @@ export interface MeshInputs {
   readonly documents: readonly InputDocument[];
   readonly problems: readonly InputProblem[];
   readonly certificates?: CertificateInputs;
+  /**
+   * Live only: node ids of the VM proxies connected now (`NS/SA/vm:NAME`).
+   * A VM's endpoints are served only while its proxy is connected; absent (an
+   * offline compile) means every VM's endpoints are served.
+   */
+  readonly connectedVirtualMachines?: readonly string[];
 }
 
 export function formatOrigin(origin: Origin): string {

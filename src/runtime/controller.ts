@@ -28,6 +28,7 @@ import { lockStateFolder } from './state-lock.js';
 import { StartupError } from '../adapters/startup-error.js';
 import type { KubernetesIdentity } from '../adapters/kubernetes-identity.js';
 import { createWebhookServer } from './webhook-server.js';
+import { trackVirtualMachines } from './vm-presence.js';
 import { podIdentityService } from './pod-identity.js';
 import { TOKEN_AUDIENCE } from '../output/inject.js';
 
@@ -65,6 +66,8 @@ export interface ControllerOptions {
    * (releasing the Lease) when it closes. Absent: this replica leads.
    */
   readonly leader?: LeaderElection;
+  /** How long a VM's endpoints stay after its proxy's last stream closed (default 30 s). */
+  readonly vmGraceMs?: number;
   /** The sidecar injector and the pods' proxy certificates, on an HTTPS port of their own (Kubernetes). */
   readonly webhook?: WebhookSettings;
   readonly log: (line: string) => void;
@@ -166,7 +169,14 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // The compiler runs in a worker thread: ADS keeps answering while a large mesh compiles.
     const compiler = startCompilerThread();
     cleanups.push(() => compiler.close());
-    const first = await compiler.compile(inputs.inputs());
+    // VM endpoints follow their proxies' connections (after a start-up grace, see vm-presence.ts).
+    // The tracker starts once compiles can be scheduled (below); until then no stream is open.
+    const vms: { tracker?: ReturnType<typeof trackVirtualMachines> } = {};
+    const liveInputs = () => {
+      const connected = vms.tracker?.connected();
+      return connected ? { ...inputs.inputs(), connectedVirtualMachines: connected } : inputs.inputs();
+    };
+    const first = await compiler.compile(liveInputs());
     const trustDomain = first.ir.settings.trustDomain;
     const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
@@ -261,7 +271,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       if (now) for (const source of sources) source.reportStatus?.(lastStatus);
     });
     const reload = async (compiled?: CompileResult): Promise<IdentityChange[]> => {
-      const result = compiled ?? (await compiler.compile(inputs.inputs()));
+      const result = compiled ?? (await compiler.compile(liveInputs()));
       // Each status line is logged when it first appears, not again on every compile.
       const lines = new Set(statusLines(result.status));
       for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`);
@@ -291,6 +301,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       }, wait);
     };
     inputs.onChange(compileSoon);
+    const tracker = (vms.tracker = trackVirtualMachines(proxies, o.vmGraceMs ?? 30_000, compileSoon));
+    cleanups.push(async () => tracker.close());
     cleanups.push(async () => clearTimeout(gatherTimer));
 
     let tls;

@@ -87,18 +87,26 @@ export interface ProxyRegistry {
   add(record: Omit<ProxyRecord, 'stream' | 'types'>): ProxyRecord;
   remove(record: ProxyRecord): void;
   list(): ProxyRecord[];
+  /** Tells `listener` of every stream that opens (true) or closes (false) from now on. */
+  onStream(listener: (record: ProxyRecord, open: boolean) => void): void;
 }
 
 export function createProxyRegistry(): ProxyRegistry {
   let next = 1;
   const records = new Set<ProxyRecord>();
+  const listeners: ((record: ProxyRecord, open: boolean) => void)[] = [];
   return {
     add(r) {
       const record: ProxyRecord = { ...r, stream: next++, types: {} };
       records.add(record);
+      for (const l of listeners) l(record, true);
       return record;
     },
-    remove: (r) => void records.delete(r),
+    remove(r) {
+      if (!records.delete(r)) return;
+      for (const l of listeners) l(r, false);
+    },
+    onStream: (listener) => void listeners.push(listener),
     list: () => [...records].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : a.stream - b.stream)),
   };
 }

@@ -20,10 +20,10 @@ export function validateWithEnvoy(configPath: string): { ok: boolean; output: st
 }
 
 /** A sidecar for `identity` (NS/SA), started from `smc bootstrap` against a controller, its admin on a free port. */
-export async function startEnvoy(identity: string, xdsPort: number, dir: string, state: string, options: { delta?: boolean } = {}) {
+export async function startEnvoy(identity: string, xdsPort: number, dir: string, state: string, options: { delta?: boolean; instance?: string } = {}) {
   const adminPort = await freePort();
   const out = join(dir, `bootstrap-${identity.replace('/', '-')}-${adminPort}`);
-  const b = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', identity, '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), ...(options.delta ? ['--delta'] : [])], { encoding: 'utf8' });
+  const b = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', identity, '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), ...(options.delta ? ['--delta'] : []), ...(options.instance ? ['--instance', options.instance] : [])], { encoding: 'utf8' });
   assert.equal(b.status, 0, b.stderr);
   const envoy = spawn(envoyPath(), ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--base-id', String(adminPort), '--drain-time-s', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -1,11 +1,11 @@
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { connect, createServer } from 'node:net';
 
 /**
  * A tiny application for test hosts, run as its own process inside a network
  * namespace: `banner NAME PORT...` answers every TCP connection with
  * `NAME:PORT` and closes; `call HOST PORT` prints what the other side says
- * (or `ERROR <code>`).
+ * (or `ERROR <code>`); `http NAME PORT` and `get URL [HOST]` do the same over HTTP.
  */
 const [mode, ...args] = process.argv.slice(2);
 
@@ -24,6 +24,16 @@ if (mode === 'banner') {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(req.url === '/healthz' ? 'ok' : `${name}`);
   }).listen(Number(port), '0.0.0.0', () => process.stdout.write('ready\n'));
+} else if (mode === 'get') {
+  // `get URL [HOST]`: prints "STATUS BODY", or "ERROR <what>"; HOST is the Host header (a mesh service's name).
+  const req = httpRequest(args[0]!, { timeout: 5000, headers: args[1] ? { host: args[1] } : {} }, (res) => {
+    let body = '';
+    res.on('data', (d: Buffer) => (body += d.toString()));
+    res.on('end', () => process.stdout.write(`${res.statusCode} ${body.trim()}`));
+  });
+  req.on('timeout', () => req.destroy(new Error('timed out')));
+  req.on('error', (e: NodeJS.ErrnoException) => process.stdout.write(`ERROR ${e.code ?? e.message}`));
+  req.end();
 } else if (mode === 'call') {
   const [host, port] = args;
   const socket = connect({ host: host!, port: Number(port), timeout: 3000 });
@@ -42,6 +52,6 @@ if (mode === 'banner') {
     process.exit(0);
   });
 } else {
-  process.stderr.write('usage: test-app banner NAME PORT... | call HOST PORT\n');
+  process.stderr.write('usage: test-app banner NAME PORT... | call HOST PORT | http NAME PORT | get URL [HOST]\n');
   process.exit(2);
 }

@@ -18,7 +18,7 @@ const ANYWHERE = new Set<m.MeshObject['kind']>(['MeshConfig']);
  * message, and the objects are put in a canonical order first so the input
  * order never matters.
  */
-export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollector): MeshIR {
+export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollector, connectedVirtualMachines?: readonly string[]): MeshIR {
   const objects = uniqueObjects(decoded, status);
   const of = <K extends m.MeshObject['kind']>(...kinds: K[]) =>
     objects.filter((o): o is Extract<m.MeshObject, { kind: K }> => (kinds as string[]).includes(o.kind));
@@ -33,7 +33,7 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
   const keep = new Set(inMesh.map((o) => o.key));
   const inMeshOf = <K extends m.MeshObject['kind']>(...kinds: K[]) => of(...kinds).filter((o) => keep.has(o.key));
 
-  const workloads = buildWorkloads(inMeshOf('Pod'), inMeshOf('VirtualMachine'), settings, status);
+  const workloads = buildWorkloads(inMeshOf('Pod'), inMeshOf('VirtualMachine'), settings, status, connectedVirtualMachines && new Set(connectedVirtualMachines));
   const services = assignVirtualIPs(buildServices(inMeshOf('Service'), inMeshOf('EndpointSlice', 'Endpoints'), workloads, status), inMeshOf('Service'), settings, status);
   const routeGroups = checkRouteGroups(inMeshOf('HTTPRouteGroup'), status);
   const portRoutes = new Map(inMeshOf('TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));

@@ -9,6 +9,7 @@ export function buildWorkloads(
   vms: readonly VirtualMachineObj[],
   settings: MeshSettings,
   status: StatusCollector,
+  connectedVirtualMachines?: ReadonlySet<string>,
 ): Workload[] {
   const out: Workload[] = [];
   for (const p of pods) {
@@ -27,16 +28,24 @@ export function buildWorkloads(
     });
   }
   for (const v of vms) {
+    const mode = v.interceptionMode ?? settings.defaultInterceptionMode;
+    // Mesh participants = issued proxy certificates ∩ connected proxies ∩ declared endpoints. A
+    // proxyless VM has no proxy of its own to connect, and an offline compile knows no connections.
+    const node = vmNodeId(v.meta.namespace, v.serviceAccount, v.meta.name);
+    const withheld = connectedVirtualMachines !== undefined && mode !== 'proxyless' && !connectedVirtualMachines.has(node);
+    if (withheld && v.addresses.length > 0) {
+      status.add(v.key, warning('spec.addresses', `endpoints withheld: no proxy is connected as node ${node} (smc vm bundle writes its bootstrap); callers are sent them once it connects`));
+    }
     out.push({
       kind: 'VirtualMachine',
       namespace: v.meta.namespace,
       name: v.meta.name,
       identity: identityOf(settings.trustDomain, v.meta.namespace, v.serviceAccount),
       serviceAccount: v.serviceAccount,
-      addresses: [...v.addresses].sort(compareStrings),
+      addresses: withheld ? [] : [...v.addresses].sort(compareStrings),
       ports: uniquePorts(v.ports),
       labels: v.workloadLabels,
-      interceptionMode: v.interceptionMode ?? settings.defaultInterceptionMode,
+      interceptionMode: mode,
     });
   }
   return out.sort(
@@ -56,6 +65,9 @@ function uniquePorts(ports: readonly { name: string; port: number; protocol: str
   for (const p of ports) if (p.protocol === 'TCP' && !seen.has(p.port)) seen.set(p.port, p.name);
   return [...seen.entries()].map(([port, name]) => ({ name, port })).sort((a, b) => a.port - b.port);
 }
+
+/** The node id of a VM's proxy: its service account, and its name as the instance (`vm:` tells it from a pod). */
+export const vmNodeId = (namespace: string, serviceAccount: string, name: string): string => `${namespace}/${serviceAccount}/vm:${name}`;
 
 export function labelsMatch(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
   const entries = Object.entries(selector);
