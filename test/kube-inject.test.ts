@@ -170,7 +170,7 @@ test('an injected pod\'s sidecar trades its pod-bound token for its proxy certif
     const c = controller;
     const stored = JSON.parse(await api.kubectlAsync(['create', '-o', 'json', '-f', '-'], JSON.stringify({
       apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' } },
-      spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'app', ports: [{ containerPort: 8080 }], livenessProbe: { httpGet: { path: '/healthz', port: 8080 } }, readinessProbe: { tcpSocket: { port: 8080 } } }] },
+      spec: { serviceAccountName: 'web', containers: [{ name: 'web', image: 'app', ports: [{ containerPort: 8080 }], livenessProbe: { httpGet: { path: '/healthz', port: 8080 } }, readinessProbe: { tcpSocket: { port: 8080 } }, startupProbe: { grpc: { port: 9090 } } }] },
     }))) as Pod;
     api.kubectl(['patch', 'pod', 'web-1', '-n', 'shop', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { podIP: host.address, podIPs: [{ ip: host.address }] } })]);
     const [capture, proxy] = stored.spec.initContainers!;
@@ -185,6 +185,7 @@ test('an injected pod\'s sidecar trades its pod-bound token for its proxy certif
     chownSync(proxyDir, PROXY_UID, PROXY_UID);
     chmodSync(tokenFile, 0o644);
     const appProcess = host.start(process.execPath, [APP, 'http', 'web', '8080'], { uid: 1000 });
+    const grpcHealth = host.start(process.execPath, [APP, 'grpc-health', '9090'], { uid: 1000 });
     const sidecar = host.start(process.execPath, [SMC, 'sidecar', '--xds-address', `${net.gateway}:${c.xdsPort}`, '--certificate-url', started.url, '--token-file', tokenFile, '--dir', proxyDir, '--envoy', envoyForAnyUser()], { uid: PROXY_UID, env: { ...process.env, SMC_TRUST_BUNDLE: proxy!.env!.find((e) => e.name === 'SMC_TRUST_BUNDLE')!.value! } });
     let sidecarLog = '';
     sidecar.stderr!.on('data', (d: Buffer) => (sidecarLog += d.toString()));
@@ -199,12 +200,14 @@ test('an injected pod\'s sidecar trades its pod-bound token for its proxy certif
     assert.equal(await probe('/smc/ready'), 200, 'the sidecar is ready: the app would start now');
     assert.equal(await probe(probePath(stored.spec.containers[0]!.livenessProbe)), 200, 'the HTTP probe reaches the app\'s /healthz through the sidecar');
     await waitFor('the TCP probe to pass', async () => ((await probe(probePath(stored.spec.containers[0]!.readinessProbe))) === 200 ? true : undefined), 15_000);
+    await waitFor('the gRPC probe to pass (Envoy\'s gRPC health check of the app says SERVING)', async () => ((await probe(probePath(stored.spec.containers[0]!.startupProbe))) === 200 ? true : undefined), 15_000);
     assert.equal(await probe('/stats'), 404, 'nothing else of the admin port is reachable');
     appProcess.kill('SIGKILL');
+    grpcHealth.kill('SIGKILL');
     let seen: unknown[] = [];
-    await waitFor('both probes to fail once the app is gone', async () => {
-      seen = [await probe(probePath(stored.spec.containers[0]!.livenessProbe)), await probe(probePath(stored.spec.containers[0]!.readinessProbe))];
-      return seen[0] === 503 && seen[1] === 503 ? true : undefined;
+    await waitFor('every probe to fail once the app is gone', async () => {
+      seen = [await probe(probePath(stored.spec.containers[0]!.livenessProbe)), await probe(probePath(stored.spec.containers[0]!.readinessProbe)), await probe(probePath(stored.spec.containers[0]!.startupProbe))];
+      return seen.every((s) => s === 503) ? true : undefined;
     }, 15_000).catch((e: Error) => assert.fail(`${e.message}: ${JSON.stringify(seen)}`));
 
     // No other credential works: a token not bound to a pod, or for another audience, is refused.

@@ -1,11 +1,13 @@
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { connect, createServer } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
 
 /**
  * A tiny application for test hosts, run as its own process inside a network
  * namespace: `banner NAME PORT...` answers every TCP connection with
  * `NAME:PORT` and closes; `call HOST PORT` prints what the other side says
- * (or `ERROR <code>`); `http NAME PORT` and `get URL [HOST]` do the same over HTTP.
+ * (or `ERROR <code>`); `http NAME PORT` and `get URL [HOST]` do the same over HTTP;
+ * `grpc-health PORT` is a gRPC health service that says SERVING.
  */
 const [mode, ...args] = process.argv.slice(2);
 
@@ -24,6 +26,18 @@ if (mode === 'banner') {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(req.url === '/healthz' ? 'ok' : `${name}`);
   }).listen(Number(port), '0.0.0.0', () => process.stdout.write('ready\n'));
+} else if (mode === 'grpc-health') {
+  // `grpc-health PORT`: a gRPC server whose grpc.health.v1.Health/Check answers SERVING (status 1) for every service.
+  const server = new grpc.Server();
+  const raw = (b: Buffer) => b;
+  server.addService(
+    { Check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
+    { Check: (_call: unknown, reply: (e: null, b: Buffer) => void) => reply(null, Buffer.from([0x08, 0x01])) },
+  );
+  server.bindAsync(`0.0.0.0:${args[0]}`, grpc.ServerCredentials.createInsecure(), (e) => {
+    if (e) throw e;
+    process.stdout.write('ready\n');
+  });
 } else if (mode === 'get') {
   // `get URL [HOST]`: prints "STATUS BODY", or "ERROR <what>"; HOST is the Host header (a mesh service's name).
   const req = httpRequest(args[0]!, { timeout: 5000, headers: args[1] ? { host: args[1] } : {} }, (res) => {
@@ -52,6 +66,6 @@ if (mode === 'banner') {
     process.exit(0);
   });
 } else {
-  process.stderr.write('usage: test-app banner NAME PORT... | call HOST PORT | http NAME PORT | get URL [HOST]\n');
+  process.stderr.write('usage: test-app banner NAME PORT... | call HOST PORT | http NAME PORT | get URL [HOST] | grpc-health PORT\n');
   process.exit(2);
 }

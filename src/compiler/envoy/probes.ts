@@ -35,7 +35,8 @@ export function probeClusters(probes: readonly NamedProbe[]): object[] {
       if (target.kind === 'tcp') return { ...base, healthChecks: [{ ...ACTIVE_CHECK, tcpHealthCheck: {} }] };
       return {
         ...base,
-        healthChecks: [{ ...ACTIVE_CHECK, grpcHealthCheck: target.service ? { serviceName: target.service } : {} }],
+        // The authority defaults to the cluster's name, which holds "|": gRPC servers refuse it as the :authority of a request.
+        healthChecks: [{ ...ACTIVE_CHECK, grpcHealthCheck: { ...(target.service ? { serviceName: target.service } : {}), authority: `127.0.0.1:${target.port}` } }],
         typedExtensionProtocolOptions: { [HTTP_OPTIONS]: { '@type': `${TYPE_PREFIX}${HTTP_OPTIONS}`, explicitHttpConfig: { http2ProtocolOptions: {} } } },
       };
     }),
