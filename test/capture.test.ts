@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { captureFromAnnotations, captureRules, captureScript, DEFAULT_CAPTURE, PROXY_UID } from '../src/compiler/capture.js';
-import { createTestNetwork, type TestHost } from './helpers/netns.js';
+import { createTestNetwork, type TestHost } from '../lab/netns.js';
 import { waitFor } from './helpers/wait.js';
 
-const APP = resolve('dist/test/helpers/test-app.js');
+const APP = resolve('dist/lab/app.js');
 const SMC = resolve('dist/src/cli/main.js');
 const APP_UID = 1000;
 

@@ -7,11 +7,11 @@ import { join, resolve } from 'node:path';
 import { PROXY_UID } from '../src/compiler/capture.js';
 import { Client, open } from './helpers/ads-client.js';
 import { envoyForAnyUser } from './helpers/envoy.js';
-import { createTestNetwork } from './helpers/netns.js';
+import { createTestNetwork } from '../lab/netns.js';
 import { waitFor } from './helpers/wait.js';
 
 const SMC = resolve('dist/src/cli/main.js');
-const APP = resolve('dist/test/helpers/test-app.js');
+const APP = resolve('dist/lab/app.js');
 import { request } from 'node:https';
 import { parse, stringify } from 'yaml';
 import type { Controller, WebhookSettings } from '../src/runtime/controller.js';

@@ -7,11 +7,11 @@ import { join, resolve } from 'node:path';
 import { PROXY_UID } from '../src/compiler/capture.js';
 import { startController, type Controller } from '../src/runtime/controller.js';
 import { envoyForAnyUser } from './helpers/envoy.js';
-import { createTestNetwork, type TestHost } from './helpers/netns.js';
+import { createTestNetwork, type TestHost } from '../lab/netns.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const SMC = resolve('dist/src/cli/main.js');
-const APP = resolve('dist/test/helpers/test-app.js');
+const APP = resolve('dist/lab/app.js');
 const smc = (...args: string[]) => spawnSync(process.execPath, [SMC, ...args], { encoding: 'utf8' });
 
 /** Two VMs: web (transparent, serves HTTP on 8080) and caller (explicit, calls web through its local port). */

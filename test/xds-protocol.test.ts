@@ -344,3 +344,50 @@ test('a change of every type is pushed in make-before-break order: CDS, EDS, LDS
     s.call.end();
   });
 });
+
+test('make before break: a cluster the new snapshot drops is removed last, after the listeners and routes that used it (SotW and delta)', async () => {
+  await withPlaintextAds({ pushWindowMs: 0 }, async ({ controller, client }) => {
+    const without = (s: Snapshot): Snapshot => {
+      const listener = [...controller.cache.get(BOOKBUYER)!.types.listener.resources.values()][0]!;
+      const json = protos.toJson(TYPES.listener, listener.bytes) as Record<string, unknown>;
+      const changed = withResources(s, 'listener', 'listener-2', [{ name: listener.name, bytes: protos.encode(TYPES.listener, { ...json, perConnectionBufferLimitBytes: 4096 }) }]);
+      return { ...changed, types: { ...changed.types, cluster: { version: 'cluster-2', resources: changed.types.cluster.resources.filter((r) => r.name !== EXISTING) } } };
+    };
+    // SotW: the first CDS keeps it, LDS follows, the last CDS drops it.
+    const s = open(client, 'sotw');
+    for (const kind of ['cluster', 'listener'] as const) {
+      s.send({ node, typeUrl: TYPE_URL[kind], resourceNames: [], versionInfo: '', responseNonce: '' });
+      const r = await s.next();
+      s.send({ typeUrl: TYPE_URL[kind], resourceNames: [], versionInfo: r.versionInfo, responseNonce: r.nonce });
+    }
+    assert.ok(await s.quiet(200));
+    // Delta, on a second stream of the same proxy.
+    const d = open(client, 'delta');
+    for (const kind of ['cluster', 'listener'] as const) {
+      d.send({ node, typeUrl: TYPE_URL[kind], resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: '' });
+      const r = await d.next();
+      d.send({ typeUrl: TYPE_URL[kind], resourceNamesSubscribe: [], resourceNamesUnsubscribe: [], initialResourceVersions: {}, responseNonce: r.nonce });
+    }
+    assert.ok(await d.quiet(200));
+
+    controller.cache.setSnapshots(editBookbuyer(controller, without));
+    // Whatever else is sent, no CDS response drops the cluster before the listener change, and the last one does.
+    const drain = async (x: { next(ms?: number): Promise<unknown> }) => {
+      const out: { typeUrl: string; removedResources?: string[] }[] = [];
+      for (;;) {
+        const r = (await x.next(1000).catch(() => undefined)) as { typeUrl: string; removedResources?: string[] } | undefined;
+        if (!r) return out;
+        out.push(r);
+      }
+    };
+    const sotw = (await drain(s)).map((r) => ({ type: r.typeUrl, hasIt: r.typeUrl === CDS ? sotwNames(r as unknown as Resp).includes(EXISTING) : undefined }));
+    assert.deepEqual(sotw.at(-1), { type: CDS, hasIt: false }, JSON.stringify(sotw));
+    const lds = sotw.findIndex((x) => x.type === TYPE_URL.listener);
+    assert.ok(lds >= 0 && sotw.slice(0, lds).every((x) => x.hasIt !== false), `the cluster stays until after LDS: ${JSON.stringify(sotw)}`);
+    const delta = (await drain(d)).map((r) => ({ type: r.typeUrl, removed: r.removedResources ?? [] }));
+    assert.deepEqual(delta.at(-1), { type: CDS, removed: [EXISTING] }, JSON.stringify(delta));
+    assert.ok(delta.slice(0, -1).some((x) => x.type === TYPE_URL.listener) && delta.slice(0, -1).every((x) => x.removed.length === 0), `the removal comes after LDS: ${JSON.stringify(delta)}`);
+    s.call.end();
+    d.call.end();
+  });
+});

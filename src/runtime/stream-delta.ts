@@ -84,6 +84,8 @@ export class DeltaStream {
 
   private respond(kinds: readonly ResourceKind[], snapshot: CachedSnapshot | undefined): DeltaDiscoveryResponse[] {
     const out: DeltaDiscoveryResponse[] = [];
+    // Make before break: clusters are removed last, once the routes and listeners that used them have moved on.
+    let removedClusters: string[] = [];
     const pending = new Set(kinds);
     for (const kind of PUSH_ORDER) {
       if (!pending.has(kind)) continue;
@@ -92,7 +94,8 @@ export class DeltaStream {
       const all = snapshot?.types[kind].resources ?? new Map();
       const wanted = (name: string) => st.wildcard || st.subscribed.has(name);
       const send = [...all.values()].filter((r) => wanted(r.name) && (st.forceAll || st.force.has(r.name) || st.has.get(r.name) !== r.version));
-      const removed = [...st.has.keys()].filter((name) => !all.has(name));
+      let removed = [...st.has.keys()].filter((name) => !all.has(name));
+      if (kind === 'cluster' && kinds.length > 1) [removedClusters, removed] = [removed, []];
       st.force.clear();
       st.forceAll = false;
       if (send.length === 0 && removed.length === 0) continue;
@@ -116,6 +119,14 @@ export class DeltaStream {
         else dep.forceAll = true;
         pending.add(dependent!);
       }
+    }
+    const cds = this.state.get('cluster');
+    if (cds && removedClusters.length > 0) {
+      for (const name of removedClusters) cds.has.delete(name);
+      cds.nonce = String(++this.nonce);
+      cds.sentVersion = snapshot?.types.cluster.version ?? '';
+      recordSent(this.record, 'cluster', cds.sentVersion);
+      out.push({ systemVersionInfo: cds.sentVersion, typeUrl: TYPE_URL.cluster, nonce: cds.nonce, resources: [], removedResources: removedClusters.sort() });
     }
     return out;
   }

@@ -85,10 +85,24 @@ export class SotwStream {
     return n;
   }
 
-  /** After a snapshot change: the responses that bring this proxy up to date. */
+  /**
+   * After a snapshot change: the responses that bring this proxy up to date.
+   * Make before break: clusters the new snapshot drops are first sent along
+   * with the new ones, and removed by a last CDS response once the listeners
+   * and routes that used them have moved on (a request routed to a cluster
+   * being removed would be reset).
+   */
   onSnapshot(snapshot: CachedSnapshot | undefined): DiscoveryResponse[] {
-    return this.respond(PUSH_ORDER, snapshot, false);
+    const kept = new Map<string, CachedResource>();
+    if (snapshot) for (const [name, r] of this.sentClusters) if (!snapshot.types.cluster.resources.has(name)) kept.set(name, r);
+    if (kept.size === 0) return this.respond(PUSH_ORDER, snapshot, false);
+    const cluster = snapshot!.types.cluster;
+    const interim: CachedSnapshot = { ...snapshot!, types: { ...snapshot!.types, cluster: { ...cluster, version: `${cluster.version}+draining`, resources: new Map([...cluster.resources, ...kept]) } } };
+    return [...this.respond(PUSH_ORDER, interim, false), ...this.respond(['cluster'], snapshot, false)];
   }
+
+  /** The clusters last sent (the interim set of a removal included). */
+  private sentClusters: ReadonlyMap<string, CachedResource> = new Map();
 
   private respond(kinds: readonly ResourceKind[], snapshot: CachedSnapshot | undefined, always: boolean): DiscoveryResponse[] {
     const out: DiscoveryResponse[] = [];
@@ -102,6 +116,7 @@ export class SotwStream {
       st.force = false;
       st.nonce = String(++this.nonce);
       st.sent = new Map(resources.map((r) => [r.name, r.version]));
+      if (kind === 'cluster') this.sentClusters = new Map(resources.map((r) => [r.name, r]));
       st.sentVersion = snapshot?.types[kind].version ?? '';
       recordSent(this.record, kind, st.sentVersion);
       out.push({

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { installedTool } from './tools.js';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { installedTool } from '../test/helpers/tools.js';
 
 /**
  * Test hosts as network namespaces joined by a bridge in the root namespace,
@@ -17,13 +18,18 @@ export interface TestHost {
   /** Runs a command in the host to completion (as root, or as `uid`); rejects on a non-zero exit. */
   run(cmd: string, args: readonly string[], options?: { uid?: number; input?: string }): Promise<string>;
   /** Starts a long-running process in the host; it is killed when the network closes. */
-  start(cmd: string, args: readonly string[], options?: { uid?: number; env?: NodeJS.ProcessEnv }): ChildProcess;
+  start(cmd: string, args: readonly string[], options?: { uid?: number; env?: NodeJS.ProcessEnv; stdin?: boolean }): ChildProcess;
 }
 
 export interface TestNetwork {
   /** The root namespace's address on the bridge (a controller listens there for the hosts). */
   readonly gateway: string;
-  addHost(name: string): Promise<TestHost>;
+  /**
+   * A host with the next free address, or `address` (inside the network).
+   * `hosts` becomes the host's /etc/hosts (ip netns exec mounts
+   * /etc/netns/NS/hosts there): how test applications call services by name.
+   */
+  addHost(name: string, options?: { address?: string; hosts?: string }): Promise<TestHost>;
   close(): Promise<void>;
 }
 
@@ -66,7 +72,10 @@ function removeNamespace(ns: string): void {
 function sweep(): void {
   for (const line of ip('netns', 'list').split('\n')) {
     const m = /^(smc(\d+)-\S+)/.exec(line);
-    if (m && !alive(Number(m[2]))) removeNamespace(m[1]!);
+    if (m && !alive(Number(m[2]))) {
+      removeNamespace(m[1]!);
+      rmSync(`/etc/netns/${m[1]}`, { recursive: true, force: true });
+    }
   }
   for (const line of ip('-o', 'link', 'show', 'type', 'bridge').split('\n')) {
     const m = /^\d+: (smc(\d+)br)[:@]/.exec(line);
@@ -76,7 +85,7 @@ function sweep(): void {
 
 let networks = 0;
 
-export async function createTestNetwork(options: { subnet?: number } = {}): Promise<TestNetwork> {
+export async function createTestNetwork(options: { subnet?: number; gateway?: { address: string; prefix: number } } = {}): Promise<TestNetwork> {
   installedTool('iproute2 and iptables', 'scripts/install-netns-tools.sh');
   sweep();
   const id = `smc${process.pid}`;
@@ -85,6 +94,7 @@ export async function createTestNetwork(options: { subnet?: number } = {}): Prom
   // A /24 of 198.19.0.0/16 per process; hosts from .2, the root namespace is .1.
   const third = options.subnet ?? (process.pid % 250) + 1;
   const prefix = `198.19.${third}`;
+  const gateway = options.gateway ?? { address: `${prefix}.1`, prefix: 24 };
   const bridge = `${id}br`;
   const namespaces: string[] = [];
   const children = new Set<ChildProcess>();
@@ -93,7 +103,10 @@ export async function createTestNetwork(options: { subnet?: number } = {}): Prom
     if (closed) return;
     closed = true;
     for (const c of children) c.kill('SIGKILL');
-    for (const ns of namespaces) removeNamespace(ns);
+    for (const ns of namespaces) {
+      removeNamespace(ns);
+      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    }
     tryIp('link', 'del', bridge);
     process.off('exit', close);
     process.off('SIGINT', onSignal);
@@ -108,7 +121,7 @@ export async function createTestNetwork(options: { subnet?: number } = {}): Prom
   process.once('SIGTERM', onSignal);
   try {
     ip('link', 'add', bridge, 'type', 'bridge');
-    ip('addr', 'add', `${prefix}.1/24`, 'dev', bridge);
+    ip('addr', 'add', `${gateway.address}/${gateway.prefix}`, 'dev', bridge);
     ip('link', 'set', bridge, 'up');
   } catch (e) {
     close();
@@ -118,21 +131,25 @@ export async function createTestNetwork(options: { subnet?: number } = {}): Prom
   const asUser = (uid: number | undefined, cmd: string, args: readonly string[]) =>
     uid === undefined ? [cmd, ...args] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=+dac_read_search', '--ambient-caps=+dac_read_search', '--', cmd, ...args];
   return {
-    gateway: `${prefix}.1`,
-    async addHost(name) {
+    gateway: gateway.address,
+    async addHost(name, o = {}) {
       const n = namespaces.length;
       const ns = `${id}-${name}`;
-      const address = `${prefix}.${n + 2}`;
+      const address = o.address ?? `${prefix}.${n + 2}`;
+      if (o.hosts !== undefined) {
+        mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+        writeFileSync(`/etc/netns/${ns}/hosts`, o.hosts);
+      }
       const outside = `${id}v${n}`;
       namespaces.push(ns);
       ip('netns', 'add', ns);
       ip('link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
       ip('link', 'set', outside, 'master', bridge);
       ip('link', 'set', outside, 'up');
-      ip('-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0');
+      ip('-n', ns, 'addr', 'add', `${address}/${gateway.prefix}`, 'dev', 'eth0');
       ip('-n', ns, 'link', 'set', 'eth0', 'up');
       ip('-n', ns, 'link', 'set', 'lo', 'up');
-      ip('-n', ns, 'route', 'add', 'default', 'via', `${prefix}.1`);
+      ip('-n', ns, 'route', 'add', 'default', 'via', gateway.address);
       return {
         name,
         ns,
@@ -150,7 +167,7 @@ export async function createTestNetwork(options: { subnet?: number } = {}): Prom
           });
         },
         start(cmd, args, o = {}) {
-          const child = spawn('ip', ['netns', 'exec', ns, ...asUser(o.uid, cmd, args)], { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
+          const child = spawn('ip', ['netns', 'exec', ns, ...asUser(o.uid, cmd, args)], { stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
           children.add(child);
           child.on('exit', () => children.delete(child));
           return child;

@@ -1,0 +1,130 @@
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { connect, createServer } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+
+/**
+ * A tiny application for test hosts, run as its own process inside a network
+ * namespace: `banner NAME PORT...` answers every TCP connection with
+ * `NAME:PORT` and closes; `call HOST PORT` prints what the other side says
+ * (or `ERROR <code>`); `http NAME PORT` and `get URL [HOST]` do the same over HTTP;
+ * `grpc-health PORT` is a gRPC health service that says SERVING.
+ */
+const [mode, ...args] = process.argv.slice(2);
+
+if (mode === 'banner') {
+  const [name, ...ports] = args;
+  let listening = 0;
+  for (const port of ports) {
+    createServer((socket) => socket.end(`${name}:${port}\n`)).listen(Number(port), '0.0.0.0', () => {
+      if (++listening === ports.length) process.stdout.write('ready\n');
+    });
+  }
+} else if (mode === 'http') {
+  // `http NAME PORT`: answers NAME to every request; /healthz is 200 "ok".
+  const [name, port] = args;
+  createHttpServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(req.url === '/healthz' ? 'ok' : `${name}`);
+  }).listen(Number(port), '0.0.0.0', () => process.stdout.write('ready\n'));
+} else if (mode === 'grpc-health') {
+  // `grpc-health PORT`: a gRPC server whose grpc.health.v1.Health/Check answers SERVING (status 1) for every service.
+  const server = new grpc.Server();
+  const raw = (b: Buffer) => b;
+  server.addService(
+    { Check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
+    { Check: (_call: unknown, reply: (e: null, b: Buffer) => void) => reply(null, Buffer.from([0x08, 0x01])) },
+  );
+  server.bindAsync(`0.0.0.0:${args[0]}`, grpc.ServerCredentials.createInsecure(), (e) => {
+    if (e) throw e;
+    process.stdout.write('ready\n');
+  });
+} else if (mode === 'echo') {
+  // `echo PORT`: a TCP echo server (the bookstore's database), answering `echo:` and what it was sent.
+  createServer((socket) => socket.once('data', (d: Buffer) => socket.end(`echo:${d.toString()}`))).listen(Number(args[0]), '0.0.0.0', () => process.stdout.write('ready\n'));
+} else if (mode === 'agent') {
+  // `agent`: a caller driven over stdin, one JSON command per line, one JSON answer per line:
+  //   {"id":1,"kind":"http","url":"http://bookstore.bookstore:14001/buy-a-book","method":"GET","headers":{},"count":100}
+  //     -> {"id":1,"results":{"200 bookstore-v1":90,"200 bookstore-v2":10}}
+  //   {"id":2,"kind":"tcp","host":"mysql.bookwarehouse","port":3306,"payload":"ping"} -> {"id":2,"results":{"echo:ping":1}}
+  // Each request opens its own connection, so a proxy's configuration change is seen by the next one.
+  let buffered = '';
+  process.stdin.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (line.trim()) void runCommand(JSON.parse(line) as AgentCommand).then((a) => process.stdout.write(`${JSON.stringify(a)}\n`));
+    }
+  });
+  process.stdout.write('ready\n');
+} else if (mode === 'get') {
+  // `get URL [HOST]`: prints "STATUS BODY", or "ERROR <what>"; HOST is the Host header (a mesh service's name).
+  const req = httpRequest(args[0]!, { timeout: 5000, headers: args[1] ? { host: args[1] } : {} }, (res) => {
+    let body = '';
+    res.on('data', (d: Buffer) => (body += d.toString()));
+    res.on('end', () => process.stdout.write(`${res.statusCode} ${body.trim()}`));
+  });
+  req.on('timeout', () => req.destroy(new Error('timed out')));
+  req.on('error', (e: NodeJS.ErrnoException) => process.stdout.write(`ERROR ${e.code ?? e.message}`));
+  req.end();
+} else if (mode === 'call') {
+  const [host, port] = args;
+  const socket = connect({ host: host!, port: Number(port), timeout: 3000 });
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString()));
+  socket.on('end', () => {
+    process.stdout.write(text.trim());
+    process.exit(0);
+  });
+  socket.on('timeout', () => {
+    process.stdout.write('ERROR ETIMEDOUT');
+    process.exit(0);
+  });
+  socket.on('error', (e: NodeJS.ErrnoException) => {
+    process.stdout.write(`ERROR ${e.code ?? e.message}`);
+    process.exit(0);
+  });
+} else {
+  process.stderr.write('usage: test-app banner NAME PORT... | call HOST PORT | http NAME PORT | get URL [HOST] | grpc-health PORT\n');
+  process.exit(2);
+}
+
+type AgentCommand =
+  | { id: number; kind: 'http'; url: string; method?: string; headers?: Record<string, string>; count?: number }
+  | { id: number; kind: 'tcp'; host: string; port: number; payload: string; count?: number };
+
+async function runCommand(c: AgentCommand): Promise<{ id: number; results: Record<string, number> }> {
+  const results: Record<string, number> = {};
+  for (let i = 0; i < (c.count ?? 1); i++) {
+    const r = c.kind === 'http' ? await httpOnce(c.url, c.method ?? 'GET', c.headers ?? {}) : await tcpOnce(c.host, c.port, c.payload);
+    results[r] = (results[r] ?? 0) + 1;
+  }
+  return { id: c.id, results };
+}
+
+function httpOnce(url: string, method: string, headers: Record<string, string>): Promise<string> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, { method, headers: { connection: 'close', ...headers }, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(`${res.statusCode} ${body.trim().slice(0, 120)}`));
+      res.on('error', (e: NodeJS.ErrnoException) => resolve(`ERROR ${e.code ?? e.message}`));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(`ERROR ${e.code ?? e.message}`));
+    req.end();
+  });
+}
+
+function tcpOnce(host: string, port: number, payload: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 5000 });
+    let text = '';
+    socket.on('connect', () => socket.write(payload));
+    socket.on('data', (d: Buffer) => (text += d.toString()));
+    socket.on('end', () => resolve(text.trim() || 'ERROR closed without an answer'));
+    socket.on('timeout', () => socket.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    socket.on('error', (e: NodeJS.ErrnoException) => resolve(`ERROR ${e.code ?? e.message}`));
+  });
+}

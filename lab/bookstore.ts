@@ -1,0 +1,174 @@
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { startController, type Controller } from '../src/runtime/controller.js';
+import { envoyForAnyUser } from '../test/helpers/envoy.js';
+import { createTestNetwork, type TestHost, type TestNetwork } from './netns.js';
+
+/**
+ * The bookstore mesh of examples/bookstore, running for real: every pod is a
+ * host (a network namespace with the pod's own IP, 198.18.x.y), running its
+ * application as uid 1000 behind a real Envoy sidecar (uid 1500) in
+ * transparent mode with smc's capture rules, and a controller on the bridge
+ * (198.18.0.1) programs every sidecar over mutual TLS from a watched copy of
+ * the policy folder. Applications call services the way a pod would: by name
+ * (each host's /etc/hosts maps `NAME.NAMESPACE` to the cluster IP) and port.
+ * bookbuyer and bookthief run a driven caller (lab/app.ts agent).
+ */
+const SMC = resolve('dist/src/cli/main.js');
+const APP = resolve('dist/lab/app.js');
+const APP_UID = 1000;
+const PROXY_UID = 1500;
+
+export type Results = Record<string, number>;
+export type Command =
+  | { kind: 'http'; url: string; method?: string; headers?: Record<string, string>; count?: number }
+  | { kind: 'tcp'; host: string; port: number; payload: string; count?: number };
+
+export interface BookstoreLab {
+  readonly controller: Controller;
+  /** The watched policy folder (a copy of examples/bookstore): edit it to change the mesh. */
+  readonly meshDir: string;
+  readonly state: string;
+  readonly logs: string[];
+  /** Hosts by pod name. */
+  readonly hosts: ReadonlyMap<string, TestHost>;
+  /** Runs a command on a caller (bookbuyer-1, bookthief-1) and counts the outcomes. */
+  call(from: string, command: Command): Promise<Results>;
+  /** Restarts the controller on the same state folder and port (sidecars reconnect by themselves). */
+  restartController(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface PodInfo { name: string; namespace: string; serviceAccount: string; ip: string; ports: number[] }
+
+function readMesh(dir: string): { pods: PodInfo[]; services: { name: string; namespace: string; clusterIP: string }[] } {
+  const pods: PodInfo[] = [];
+  const services: { name: string; namespace: string; clusterIP: string }[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
+      const o = doc.toJS() as { kind?: string; metadata?: { name: string; namespace: string }; spec?: Record<string, unknown>; status?: { podIP?: string } } | null;
+      if (o?.kind === 'Pod' && o.status?.podIP) {
+        const containers = (o.spec?.containers ?? []) as { ports?: { containerPort: number }[] }[];
+        pods.push({ name: o.metadata!.name, namespace: o.metadata!.namespace, serviceAccount: String(o.spec?.serviceAccountName ?? 'default'), ip: o.status.podIP, ports: containers.flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)) });
+      }
+      if (o?.kind === 'Service' && typeof o.spec?.clusterIP === 'string') services.push({ name: o.metadata!.name, namespace: o.metadata!.namespace, clusterIP: o.spec.clusterIP });
+    }
+  }
+  return { pods, services };
+}
+
+/** What each pod of the example runs: its server, and a driven caller where the scenarios call from it. */
+function applications(pod: PodInfo): string[][] {
+  if (pod.name.startsWith('bookbuyer') || pod.name.startsWith('bookthief')) return [['agent']];
+  if (pod.name.startsWith('mysql')) return [['echo', String(pod.ports[0] ?? 3306)]];
+  const server = ['http', pod.name.replace(/-\d+$/, ''), String(pod.ports[0] ?? 8080)];
+  return pod.name.startsWith('bookwarehouse') ? [server, ['agent']] : [server];
+}
+
+const waitUntil = async (what: string, probe: () => boolean, timeoutMs: number) => {
+  const end = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+export async function startBookstoreLab(o: { log?: (line: string) => void; serviceCertTtlMs?: number; source?: string } = {}): Promise<BookstoreLab> {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-lab-'));
+  const meshDir = join(dir, 'mesh');
+  cpSync(o.source ?? 'examples/bookstore', meshDir, { recursive: true });
+  const state = join(dir, 'state');
+  const logs: string[] = [];
+  const log = (l: string) => {
+    logs.push(l);
+    o.log?.(l);
+  };
+  let net: TestNetwork | undefined;
+  let controller: Controller | undefined;
+  const envoys: ChildProcess[] = [];
+  try {
+    net = await createTestNetwork({ gateway: { address: '198.18.0.1', prefix: 16 } });
+    const gateway = net.gateway;
+    const { pods, services } = readMesh(meshDir);
+    const start = (xdsPort: number) => startController({ source: [meshDir], stateDir: state, xdsHost: gateway, xdsPort, adminHost: '127.0.0.1', adminPort: 0, insecureXds: false, serviceCertTtlMs: o.serviceCertTtlMs, log });
+    controller = await start(0);
+    const xdsPort = controller.xdsPort;
+    const hostsFile = ['127.0.0.1 localhost', ...services.map((s) => `${s.clusterIP} ${s.name}.${s.namespace} ${s.name}.${s.namespace}.svc ${s.name}.${s.namespace}.svc.cluster.local`)].join('\n') + '\n';
+    const hosts = new Map<string, TestHost>();
+    const agents = new Map<string, { child: ChildProcess; pending: Map<number, (r: Results) => void> }>();
+    const envoy = envoyForAnyUser();
+    for (const pod of pods) {
+      const host = await net.addHost(pod.name, { address: pod.ip, hosts: hostsFile });
+      hosts.set(pod.name, host);
+      // The pod's init container: capture; then its sidecar, from smc bootstrap; then its application.
+      await host.run(process.execPath, [SMC, 'capture', '--apply']);
+      const out = join(dir, 'proxies', pod.name);
+      const b = spawnSync(process.execPath, [SMC, 'bootstrap', '--identity', `${pod.namespace}/${pod.serviceAccount}`, '--instance', pod.name, '--xds-address', `${gateway}:${xdsPort}`, '--state', state, '-o', out], { encoding: 'utf8' });
+      if (b.status !== 0) throw new Error(`smc bootstrap for ${pod.name} failed: ${b.stderr}`);
+      const e = host.start(envoy, ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--disable-hot-restart', '--drain-time-s', '1'], { uid: PROXY_UID });
+      e.stderr!.on('data', (d: Buffer) => log(`envoy ${pod.name}: ${d.toString().trim()}`));
+      envoys.push(e);
+      for (const app of applications(pod)) {
+        const child = host.start(process.execPath, [APP, ...app], { uid: APP_UID, stdin: app[0] === 'agent' });
+        if (app[0] === 'agent') {
+          const pending = new Map<number, (r: Results) => void>();
+          let buffered = '';
+          child.stdout!.on('data', (d: Buffer) => {
+            buffered += d.toString();
+            let nl: number;
+            while ((nl = buffered.indexOf('\n')) >= 0) {
+              const line = buffered.slice(0, nl);
+              buffered = buffered.slice(nl + 1);
+              if (!line.startsWith('{')) continue;
+              const a = JSON.parse(line) as { id: number; results: Results };
+              pending.get(a.id)?.(a.results);
+              pending.delete(a.id);
+            }
+          });
+          agents.set(pod.name, { child, pending });
+        }
+      }
+    }
+    const c = () => controller!;
+    await waitUntil('every sidecar to connect and acknowledge its listeners', () => {
+      const list = c().proxies.list();
+      return pods.every((p) => list.some((x) => x.nodeId.endsWith(`/${p.name}`) && x.types.listener?.acked !== undefined && x.types.listener.acked === x.types.listener.sent));
+    }, 60_000);
+    let next = 1;
+    return {
+      get controller() {
+        return controller!;
+      },
+      meshDir,
+      state,
+      logs,
+      hosts,
+      call(from, command) {
+        const agent = agents.get(from);
+        if (!agent) throw new Error(`${from} runs no caller (callers: ${[...agents.keys()].join(', ')})`);
+        const id = next++;
+        return new Promise((resolveCall) => {
+          agent.pending.set(id, resolveCall);
+          agent.child.stdin!.write(`${JSON.stringify({ id, ...command })}\n`);
+        });
+      },
+      async restartController() {
+        await controller!.close();
+        controller = await start(xdsPort);
+      },
+      async close() {
+        await controller?.close();
+        await net?.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    await controller?.close();
+    await net?.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
