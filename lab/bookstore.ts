@@ -65,7 +65,8 @@ function applications(pod: PodInfo): string[][] {
   if (pod.name.startsWith('bookbuyer') || pod.name.startsWith('bookthief')) return [['agent']];
   if (pod.name.startsWith('mysql')) return [['echo', String(pod.ports[0] ?? 3306)]];
   const server = ['http', pod.name.replace(/-\d+$/, ''), String(pod.ports[0] ?? 8080)];
-  return pod.name.startsWith('bookwarehouse') ? [server, ['agent']] : [server];
+  // bookstore calls bookwarehouse, and bookwarehouse its database: both call as well as serve.
+  return [server, ['agent']];
 }
 
 const waitUntil = async (what: string, probe: () => boolean, timeoutMs: number) => {
@@ -76,10 +77,14 @@ const waitUntil = async (what: string, probe: () => boolean, timeoutMs: number) 
   }
 };
 
-export async function startBookstoreLab(o: { log?: (line: string) => void; serviceCertTtlMs?: number; source?: string } = {}): Promise<BookstoreLab> {
+/**
+ * `source`: the policy folder (default examples/bookstore), copied unless
+ * `inPlace` (the demo watches the folder its user edits).
+ */
+export async function startBookstoreLab(o: { log?: (line: string) => void; serviceCertTtlMs?: number; source?: string; inPlace?: boolean } = {}): Promise<BookstoreLab> {
   const dir = mkdtempSync(join(tmpdir(), 'smc-lab-'));
-  const meshDir = join(dir, 'mesh');
-  cpSync(o.source ?? 'examples/bookstore', meshDir, { recursive: true });
+  const meshDir = o.inPlace ? resolve(o.source ?? 'examples/bookstore') : join(dir, 'mesh');
+  if (!o.inPlace) cpSync(o.source ?? 'examples/bookstore', meshDir, { recursive: true });
   const state = join(dir, 'state');
   const logs: string[] = [];
   const log = (l: string) => {
