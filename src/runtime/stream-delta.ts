@@ -84,8 +84,8 @@ export class DeltaStream {
 
   private respond(kinds: readonly ResourceKind[], snapshot: CachedSnapshot | undefined): DeltaDiscoveryResponse[] {
     const out: DeltaDiscoveryResponse[] = [];
-    // Make before break: clusters are removed last, once the routes and listeners that used them have moved on.
-    let removedClusters: string[] = [];
+    // Make before break: clusters (and their assignments) are removed last, once the routes and listeners that used them have moved on.
+    const deferred: Partial<Record<'cluster' | 'endpoint', string[]>> = {};
     const pending = new Set(kinds);
     for (const kind of PUSH_ORDER) {
       if (!pending.has(kind)) continue;
@@ -95,7 +95,7 @@ export class DeltaStream {
       const wanted = (name: string) => st.wildcard || st.subscribed.has(name);
       const send = [...all.values()].filter((r) => wanted(r.name) && (st.forceAll || st.force.has(r.name) || st.has.get(r.name) !== r.version));
       let removed = [...st.has.keys()].filter((name) => !all.has(name));
-      if (kind === 'cluster' && kinds.length > 1) [removedClusters, removed] = [removed, []];
+      if ((kind === 'cluster' || kind === 'endpoint') && kinds.length > 1 && removed.length > 0) [deferred[kind], removed] = [removed, []];
       st.force.clear();
       st.forceAll = false;
       if (send.length === 0 && removed.length === 0) continue;
@@ -120,13 +120,15 @@ export class DeltaStream {
         pending.add(dependent!);
       }
     }
-    const cds = this.state.get('cluster');
-    if (cds && removedClusters.length > 0) {
-      for (const name of removedClusters) cds.has.delete(name);
-      cds.nonce = String(++this.nonce);
-      cds.sentVersion = snapshot?.types.cluster.version ?? '';
-      recordSent(this.record, 'cluster', cds.sentVersion);
-      out.push({ systemVersionInfo: cds.sentVersion, typeUrl: TYPE_URL.cluster, nonce: cds.nonce, resources: [], removedResources: removedClusters.sort() });
+    for (const kind of ['cluster', 'endpoint'] as const) {
+      const st = this.state.get(kind);
+      const names = deferred[kind];
+      if (!st || !names) continue;
+      for (const name of names) st.has.delete(name);
+      st.nonce = String(++this.nonce);
+      st.sentVersion = snapshot?.types[kind].version ?? '';
+      recordSent(this.record, kind, st.sentVersion);
+      out.push({ systemVersionInfo: st.sentVersion, typeUrl: TYPE_URL[kind], nonce: st.nonce, resources: [], removedResources: names.sort() });
     }
     return out;
   }

@@ -96,13 +96,26 @@ export class SotwStream {
     const kept = new Map<string, CachedResource>();
     if (snapshot) for (const [name, r] of this.sentClusters) if (!snapshot.types.cluster.resources.has(name)) kept.set(name, r);
     if (kept.size === 0) return this.respond(PUSH_ORDER, snapshot, false);
-    const cluster = snapshot!.types.cluster;
-    const interim: CachedSnapshot = { ...snapshot!, types: { ...snapshot!.types, cluster: { ...cluster, version: `${cluster.version}+draining`, resources: new Map([...cluster.resources, ...kept]) } } };
+    // Until then they keep their endpoints too (cluster and assignment share a name).
+    const keptEndpoints = [...kept.keys()].flatMap((name) => {
+      const r = this.sentEndpoints.get(name);
+      return r && !snapshot!.types.endpoint.resources.has(name) ? [[name, r] as const] : [];
+    });
+    const { cluster, endpoint } = snapshot!.types;
+    const interim: CachedSnapshot = {
+      ...snapshot!,
+      types: {
+        ...snapshot!.types,
+        cluster: { version: `${cluster.version}+draining`, resources: new Map([...cluster.resources, ...kept]) },
+        endpoint: keptEndpoints.length > 0 ? { version: `${endpoint.version}+draining`, resources: new Map([...endpoint.resources, ...keptEndpoints]) } : endpoint,
+      },
+    };
     return [...this.respond(PUSH_ORDER, interim, false), ...this.respond(['cluster'], snapshot, false)];
   }
 
-  /** The clusters last sent (the interim set of a removal included). */
+  /** The clusters and assignments last sent (the interim sets of a removal included). */
   private sentClusters: ReadonlyMap<string, CachedResource> = new Map();
+  private sentEndpoints: ReadonlyMap<string, CachedResource> = new Map();
 
   private respond(kinds: readonly ResourceKind[], snapshot: CachedSnapshot | undefined, always: boolean): DiscoveryResponse[] {
     const out: DiscoveryResponse[] = [];
@@ -117,6 +130,7 @@ export class SotwStream {
       st.nonce = String(++this.nonce);
       st.sent = new Map(resources.map((r) => [r.name, r.version]));
       if (kind === 'cluster') this.sentClusters = new Map(resources.map((r) => [r.name, r]));
+      if (kind === 'endpoint') this.sentEndpoints = new Map(resources.map((r) => [r.name, r]));
       st.sentVersion = snapshot?.types[kind].version ?? '';
       recordSent(this.record, kind, st.sentVersion);
       out.push({

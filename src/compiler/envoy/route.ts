@@ -15,6 +15,19 @@ function routeAction(action: Action, protocol: PortProtocol) {
 }
 
 /**
+ * A connection to another sidecar can close under a request that had not been
+ * answered: its listener finished draining after a policy change, or it went
+ * away. Such a request got no answer, so an idempotent one (by method) is
+ * sent again, on another connection or to another endpoint; a POST is never
+ * repeated (the condition on the method applies to every retry).
+ */
+export const OUTBOUND_RETRY = {
+  retryOn: 'reset,connect-failure,refused-stream',
+  numRetries: 2,
+  retriableRequestHeaders: [{ name: ':method', stringMatch: { safeRegex: { regex: 'GET|HEAD|OPTIONS|PUT|DELETE' } } }],
+};
+
+/**
  * The names an application in `callerNamespace` may use for a service:
  * `name` (same namespace only), `name.ns`, `name.ns.svc`,
  * `name.ns.svc.cluster.local` and the cluster IPs, each with and without the port.
@@ -42,7 +55,7 @@ export function outboundRouteConfigs(services: readonly OutboundService[], calle
       for (const d of domains) taken.add(d);
       const routes = o.matched.map((m) => ({ name: m.match.from, match: routeMatch(m.match), route: routeAction(m.action, o.protocol) }));
       if (o.fallback !== undefined) routes.push({ name: 'default', match: { prefix: '/' }, route: routeAction(o.fallback, o.protocol) });
-      return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes };
+      return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes, retryPolicy: OUTBOUND_RETRY };
     });
     return { name: outboundRouteName(port), virtualHosts };
   });
