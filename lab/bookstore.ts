@@ -1,5 +1,5 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -39,6 +39,10 @@ export interface BookstoreLab {
   call(from: string, command: Command): Promise<Results>;
   /** Restarts the controller on the same state folder and port (sidecars reconnect by themselves). */
   restartController(): Promise<void>;
+  /** A new pod: its host, sidecar and application started, then (once its sidecar is configured, as readiness would have it) its YAML written to the policy folder. */
+  addPod(pod: { name: string; namespace: string; serviceAccount: string; ip: string; labels: Record<string, string>; port: number }): Promise<void>;
+  /** Takes a pod added by `addPod` out: its YAML first (callers stop sending to it), then its processes. */
+  removePod(name: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -105,8 +109,9 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
     const hosts = new Map<string, TestHost>();
     const agents = new Map<string, { child: ChildProcess; pending: Map<number, (r: Results) => void> }>();
     const envoy = envoyForAnyUser();
-    for (const pod of pods) {
-      const host = await net.addHost(pod.name, { address: pod.ip, hosts: hostsFile });
+    const network = net;
+    const startPod = async (pod: PodInfo) => {
+      const host = await network.addHost(pod.name, { address: pod.ip, hosts: hostsFile });
       hosts.set(pod.name, host);
       // The pod's init container: capture; then its sidecar, from smc bootstrap; then its application.
       await host.run(process.execPath, [SMC, 'capture', '--apply']);
@@ -136,7 +141,8 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
           agents.set(pod.name, { child, pending });
         }
       }
-    }
+    };
+    for (const pod of pods) await startPod(pod);
     const c = () => controller!;
     await waitUntil('every sidecar to connect and acknowledge its listeners', () => {
       const list = c().proxies.list();
@@ -159,6 +165,22 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
           agent.pending.set(id, resolveCall);
           agent.child.stdin!.write(`${JSON.stringify({ id, ...command })}\n`);
         });
+      },
+      async addPod(p) {
+        const yaml = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${p.name}\n  namespace: ${p.namespace}\n  labels: ${JSON.stringify(p.labels)}\nspec:\n  serviceAccountName: ${p.serviceAccount}\n  containers: [{name: app, ports: [{name: web, containerPort: ${p.port}}]}]\nstatus:\n  podIP: ${p.ip}\n`;
+        // As on Kubernetes, where a pod is an endpoint once it is ready (its sidecar answers /smc/ready): it runs first, then it is listed.
+        await startPod({ name: p.name, namespace: p.namespace, serviceAccount: p.serviceAccount, ip: p.ip, ports: [p.port] });
+        await waitUntil(`${p.name}'s sidecar to be configured`, () => controller!.proxies.list().some((x) => x.nodeId.endsWith(`/${p.name}`) && x.types.listener?.acked !== undefined && x.types.secret?.acked !== undefined), 30_000);
+        writeFileSync(join(meshDir, `90-${p.name}.yaml`), yaml);
+      },
+      async removePod(name) {
+        const versions = () => controller!.cache.identities().map((id) => controller!.cache.get(id)!.types.endpoint.version).join();
+        const before = versions();
+        rmSync(join(meshDir, `90-${name}.yaml`));
+        // Callers are sent the endpoint set without it before it stops.
+        await waitUntil(`${name}'s removal to be compiled`, () => versions() !== before, 10_000);
+        await waitUntil(`every proxy to acknowledge ${name}'s removal`, () => controller!.proxies.list().every((x) => x.nodeId.endsWith(`/${name}`) || Object.entries(x.types).every(([k, t]) => t.acked === controller!.cache.get(x.identity)?.types[k as 'cluster'].version)), 15_000);
+        await hosts.get(name)!.stop();
       },
       async restartController() {
         await controller!.close();

@@ -17,6 +17,8 @@ export interface TestHost {
   readonly address: string;
   /** Runs a command in the host to completion (as root, or as `uid`); rejects on a non-zero exit. */
   run(cmd: string, args: readonly string[], options?: { uid?: number; input?: string }): Promise<string>;
+  /** Kills every process in the host (the namespace stays until the network closes). */
+  stop(): Promise<void>;
   /** Starts a long-running process in the host; it is killed when the network closes. */
   start(cmd: string, args: readonly string[], options?: { uid?: number; env?: NodeJS.ProcessEnv; stdin?: boolean }): ChildProcess;
 }
@@ -165,6 +167,21 @@ export async function createTestNetwork(options: { subnet?: number; gateway?: { 
             child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} in ${name} exited ${code}: ${err.trim()}`))));
             child.stdin.end(o.input ?? '');
           });
+        },
+        async stop() {
+          let pids: string[] = [];
+          try {
+            pids = ip('netns', 'pids', ns).split('\n').filter(Boolean);
+          } catch {
+            /* gone */
+          }
+          for (const pid of pids) {
+            try {
+              process.kill(Number(pid), 'SIGTERM');
+            } catch {
+              /* exited */
+            }
+          }
         },
         start(cmd, args, o = {}) {
           const child = spawn('ip', ['netns', 'exec', ns, ...asUser(o.uid, cmd, args)], { stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: o.env ?? process.env });

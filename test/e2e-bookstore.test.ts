@@ -118,7 +118,7 @@ test('the bookstore mesh in network namespaces: policy, splits, TCP routes and m
       }
     });
 
-    await t.test('live operations under continuous traffic fail no allowed request: shifting the split, rotating certificates, restarting the controller', async () => {
+    await t.test('live operations under continuous traffic fail no allowed request: shifting the split, renewing certificates, adding and removing an endpoint, rotating the root, restarting the controller', async () => {
       let running = true;
       const seen: Results = {};
       const renewedBefore = lab.logs.filter((l) => l.startsWith('ca: renewed')).length;
@@ -133,6 +133,15 @@ test('the bookstore mesh in network namespaces: policy, splits, TCP routes and m
         const t2 = await edit(lab, '40-policy.yaml', splitTo(90, 10));
         process.stdout.write(`convergence: policy file written to every proxy acknowledging it: ${t1} ms, ${t2} ms\n`);
         await waitFor('a certificate renewal under the traffic', () => (lab.logs.filter((l) => l.startsWith('ca: renewed')).length > renewedBefore ? true : undefined), 10_000);
+        // An endpoint joins (a second bookstore-v1 pod) and leaves again.
+        await lab.addPod({ name: 'bookstore-v1-2', namespace: 'bookstore', serviceAccount: 'bookstore', ip: '198.18.2.11', labels: { app: 'bookstore', version: 'v1' }, port: 8080 });
+        const endpointsOfV1 = () => Buffer.from(lab.controller.cache.get('spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer')!.types.endpoint.resources.get('outbound|14001|bookstore-v1.bookstore')!.bytes).toString('latin1');
+        await waitFor('the new endpoint to be sent to callers', () => (endpointsOfV1().includes('198.18.2.11') ? true : undefined), 10_000);
+        await new Promise((r) => setTimeout(r, 1000));
+        await lab.removePod('bookstore-v1-2');
+        assert.ok(!endpointsOfV1().includes('198.18.2.11'));
+        // The mesh root rotates with overlap, every proxy acknowledging each step.
+        await lab.controller.rotateRoot({ ackTimeoutMs: 30_000 });
         await lab.restartController();
         await waitFor('every sidecar to reconnect', () => (lab.controller.proxies.list().length === 6 ? true : undefined), 30_000);
         await new Promise((r) => setTimeout(r, 1000));
