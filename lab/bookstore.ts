@@ -41,6 +41,13 @@ export interface BookstoreLab {
   restartController(): Promise<void>;
   /** A new pod: its host, sidecar and application started, then (once its sidecar is configured, as readiness would have it) its YAML written to the policy folder. */
   addPod(pod: { name: string; namespace: string; serviceAccount: string; ip: string; labels: Record<string, string>; port: number }): Promise<void>;
+  /**
+   * A virtual machine joins as its operator would: a VirtualMachine object in
+   * the policy folder, `smc vm bundle`, then the bundle's systemd unit's
+   * command (Envoy as uid 1500; explicit mode, so no capture). Its application
+   * answers `answer`.
+   */
+  addVirtualMachine(vm: { name: string; namespace: string; serviceAccount: string; ip: string; labels: Record<string, string>; port: number; answer: string }): Promise<void>;
   /** Takes a pod added by `addPod` out: its YAML first (callers stop sending to it), then its processes. */
   removePod(name: string): Promise<void>;
   close(): Promise<void>;
@@ -172,6 +179,20 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
         await startPod({ name: p.name, namespace: p.namespace, serviceAccount: p.serviceAccount, ip: p.ip, ports: [p.port] });
         await waitUntil(`${p.name}'s sidecar to be configured`, () => controller!.proxies.list().some((x) => x.nodeId.endsWith(`/${p.name}`) && x.types.listener?.acked !== undefined && x.types.secret?.acked !== undefined), 30_000);
         writeFileSync(join(meshDir, `90-${p.name}.yaml`), yaml);
+      },
+      async addVirtualMachine(vm) {
+        writeFileSync(join(meshDir, `91-${vm.name}.yaml`), `apiVersion: smc.dev/v1alpha1\nkind: VirtualMachine\nmetadata: {name: ${vm.name}, namespace: ${vm.namespace}}\nspec:\n  serviceAccount: ${vm.serviceAccount}\n  addresses: [${vm.ip}]\n  ports: [{name: web, port: ${vm.port}}]\n  labels: ${JSON.stringify(vm.labels)}\n  interceptionMode: explicit\n`);
+        const bundle = join(dir, 'vm', vm.name);
+        const b = spawnSync(process.execPath, [SMC, 'vm', 'bundle', '--name', vm.name, '--namespace', vm.namespace, '--source', meshDir, '--xds-address', `${gateway}:${xdsPort}`, '--state', state, '-o', bundle, '--install-dir', bundle, '--envoy-path', envoy], { encoding: 'utf8' });
+        if (b.status !== 0) throw new Error(`smc vm bundle for ${vm.name} failed: ${b.stderr}`);
+        const unit = readFileSync(join(bundle, 'smc-envoy.service'), 'utf8');
+        const [cmd, ...args] = unit.split('\n').find((l) => l.startsWith('ExecStart='))!.slice('ExecStart='.length).split(' ');
+        const host = await network.addHost(vm.name, { address: vm.ip, hosts: hostsFile });
+        hosts.set(vm.name, host);
+        host.start(process.execPath, [APP, 'http', vm.answer, String(vm.port)], { uid: APP_UID });
+        const e = host.start(cmd!, args, { uid: PROXY_UID });
+        e.stderr!.on('data', (d: Buffer) => log(`envoy ${vm.name}: ${d.toString().trim()}`));
+        await waitUntil(`${vm.name}'s proxy to connect`, () => controller!.proxies.list().some((x) => x.nodeId.endsWith(`/vm:${vm.name}`) && x.types.listener?.acked !== undefined), 30_000);
       },
       async removePod(name) {
         const versions = () => controller!.cache.identities().map((id) => controller!.cache.get(id)!.types.endpoint.version).join();
