@@ -4,6 +4,7 @@ import { routeMatch } from './match.js';
 import { inboundClusterName, inboundRouteName, outboundRouteName, serviceHost } from './names.js';
 import { isHttp, type Action, type OutboundService } from './outbound.js';
 import { groupBy } from '../group.js';
+import { TYPE_PREFIX } from './codec.js';
 
 /** RouteConfigurations: outbound per service port (virtual hosts per service), inbound per local port. */
 
@@ -17,13 +18,16 @@ function routeAction(action: Action, protocol: PortProtocol) {
 /**
  * A connection to another sidecar can close under a request that had not been
  * answered: its listener finished draining after a policy change, or it went
- * away. Such a request got no answer, so an idempotent one (by method) is
- * sent again, on another connection or to another endpoint; a POST is never
- * repeated (the condition on the method applies to every retry).
+ * away; or an endpoint just listed refused the connection because its proxy
+ * was still starting. Such a request got no answer, so an idempotent one (by
+ * method) is sent again, to another endpoint where there is one; a POST is
+ * never repeated (the condition on the method applies to every retry).
  */
 export const OUTBOUND_RETRY = {
   retryOn: 'reset,connect-failure,refused-stream',
   numRetries: 2,
+  retryHostPredicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typedConfig: { '@type': `${TYPE_PREFIX}envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate` } }],
+  hostSelectionRetryMaxAttempts: '5',
   retriableRequestHeaders: [{ name: ':method', stringMatch: { safeRegex: { regex: 'GET|HEAD|OPTIONS|PUT|DELETE' } } }],
 };
 
