@@ -20,11 +20,12 @@ if (mode === 'banner') {
     });
   }
 } else if (mode === 'http') {
-  // `http NAME PORT`: answers NAME to every request; /healthz is 200 "ok".
+  // `http NAME PORT`: answers NAME to every request; /healthz is 200 "ok"; /whoami answers the caller's
+  // identity as the sidecar vouches for it (x-forwarded-client-cert).
   const [name, port] = args;
   createHttpServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
-    res.end(req.url === '/healthz' ? 'ok' : `${name}`);
+    res.end(req.url === '/healthz' ? 'ok' : req.url === '/whoami' ? String(req.headers['x-forwarded-client-cert'] ?? 'no client certificate') : `${name}`);
   }).listen(Number(port), '0.0.0.0', () => process.stdout.write('ready\n'));
 } else if (mode === 'grpc-health') {
   // `grpc-health PORT`: a gRPC server whose grpc.health.v1.Health/Check answers SERVING (status 1) for every service.
@@ -108,7 +109,7 @@ function httpOnce(url: string, method: string, headers: Record<string, string>):
     const req = httpRequest(url, { method, headers: { connection: 'close', ...headers }, agent: false, timeout: 5000 }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(`${res.statusCode} ${body.trim().slice(0, 120)}`));
+      res.on('end', () => resolve(`${res.statusCode} ${body.trim().slice(0, 300)}`));
       res.on('error', (e: NodeJS.ErrnoException) => resolve(`ERROR ${e.code ?? e.message}`));
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));

@@ -56,6 +56,9 @@ test('the bookstore mesh in network namespaces: policy, splits, TCP routes and m
       await edit(lab, '00-mesh.yaml', (s) => s.replace('permissive: false', 'permissive: true'));
       const let_in = await lab.call('bookthief-1', { kind: 'http', url: `${BOOKSTORE}/buy-a-book`, count: 20 });
       assert.equal(ok(let_in), 20, `permissive: ${JSON.stringify(let_in)}`);
+      // mTLS both ways: the destination's sidecar vouches for the caller's SPIFFE ID, and names its own.
+      const whoami = Object.keys(await lab.call('bookthief-1', { kind: 'http', url: `${BOOKSTORE}/whoami`, count: 1 }))[0]!;
+      assert.match(whoami, /^200 By=spiffe:\/\/cluster\.local\/ns\/bookstore\/sa\/bookstore;Hash=[0-9a-f]+;URI=spiffe:\/\/cluster\.local\/ns\/bookthief\/sa\/bookthief$/);
       await edit(lab, '00-mesh.yaml', (s) => s.replace('permissive: true', 'permissive: false'));
       const out = await lab.call('bookthief-1', { kind: 'http', url: `${BOOKSTORE}/buy-a-book`, count: 20 });
       assert.equal(ok(out), 0, `permissive off again: ${JSON.stringify(out)}`);
