@@ -80,6 +80,22 @@ function applications(pod: PodInfo): string[][] {
   return [server, ['agent']];
 }
 
+/** Resolves once a test application says it listens (its first line is "ready"). */
+function listening(child: ChildProcess, what: string): Promise<void> {
+  return new Promise((resolveReady, reject) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready\n')) {
+        child.stdout!.off('data', onData);
+        resolveReady();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it listened`)));
+  });
+}
+
 const waitUntil = async (what: string, probe: () => boolean, timeoutMs: number) => {
   const end = Date.now() + timeoutMs;
   while (!probe()) {
@@ -130,6 +146,7 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
       envoys.push(e);
       for (const app of applications(pod)) {
         const child = host.start(process.execPath, [APP, ...app], { uid: APP_UID, stdin: app[0] === 'agent' });
+        const up = listening(child, `${pod.name}'s ${app[0]}`);
         if (app[0] === 'agent') {
           const pending = new Map<number, (r: Results) => void>();
           let buffered = '';
@@ -147,6 +164,7 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
           });
           agents.set(pod.name, { child, pending });
         }
+        await up;
       }
     };
     for (const pod of pods) await startPod(pod);
@@ -189,7 +207,8 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
         const [cmd, ...args] = unit.split('\n').find((l) => l.startsWith('ExecStart='))!.slice('ExecStart='.length).split(' ');
         const host = await network.addHost(vm.name, { address: vm.ip, hosts: hostsFile });
         hosts.set(vm.name, host);
-        host.start(process.execPath, [APP, 'http', vm.answer, String(vm.port)], { uid: APP_UID });
+        // Its application listens before its proxy joins: callers are sent the VM once the proxy connects.
+        await listening(host.start(process.execPath, [APP, 'http', vm.answer, String(vm.port)], { uid: APP_UID }), `${vm.name}'s application`);
         const e = host.start(cmd!, args, { uid: PROXY_UID });
         e.stderr!.on('data', (d: Buffer) => log(`envoy ${vm.name}: ${d.toString().trim()}`));
         await waitUntil(`${vm.name}'s proxy to connect`, () => controller!.proxies.list().some((x) => x.nodeId.endsWith(`/vm:${vm.name}`) && x.types.listener?.acked !== undefined), 30_000);
