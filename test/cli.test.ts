@@ -130,3 +130,14 @@ test('CLI hygiene: smc version and --version, help for no such command, one line
   assert.match(output.stderr, /-o expects json/);
   assert.equal(smc('help', 'controller').status, 0);
 });
+
+test('smc compile --status text prints every object\'s state, with its problems under it (not the mesh model)', () => {
+  const r = smc('compile', 'golden/split-conflict/input', '--status', 'text', '--allow-rejected');
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n');
+  assert.match(lines[0]!, /^Accepted {10}Namespace shop {2}\(golden\/split-conflict\/input\/base\.yaml:1 \(document 1\)\)$/);
+  const rejected = lines.findIndex((l) => l.startsWith('Rejected          TrafficSplit shop/newer'));
+  assert.ok(rejected > 0, r.stdout);
+  assert.match(lines[rejected + 1]!, /^ {20}error: spec\.service: TrafficSplit shop\/older \(older\) already splits shop\/web/);
+  assert.doesNotMatch(r.stdout, /trustDomain:/, 'not the mesh model');
+});

@@ -12,7 +12,7 @@ import { supportedKinds } from '../compiler/decode/index.js';
 import { compareWithFolder, writeFolder } from '../output/expected.js';
 import { listGoldenCases, runGoldenCase } from '../output/golden.js';
 import { proxyPath, renderCompileFiles, renderProxy, serialize, statusDocument, type Format } from '../output/compile-files.js';
-import { statusLines } from '../output/render.js';
+import { statusLines, statusTable } from '../output/render.js';
 import { bootstrapCommand, controllerCommand, HELP_BOOTSTRAP, HELP_CONTROLLER, HELP_PROXY_STATUS, proxyStatusCommand, UsageError } from './runtime-commands.js';
 import { staticBootstrap } from '../output/static-bootstrap.js';
 import { caCommand, certsCommand, HELP_CA, HELP_CERTS } from './certs-command.js';
@@ -233,6 +233,8 @@ async function compileCommand(args: string[]): Promise<number> {
     for (const s of result.snapshots) process.stdout.write(renderProxy(s, codec, format));
   } else if (values.status === 'json' || values.status === 'yaml') {
     process.stdout.write(serialize(statusDocument(result, values.status), values.status));
+  } else if (values.status === 'text') {
+    for (const line of statusTable(result.status)) process.stdout.write(`${line}\n`);
   } else {
     process.stdout.write(serialize(result.ir, (values.format as Format | undefined) ?? 'yaml'));
   }

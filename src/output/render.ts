@@ -58,6 +58,18 @@ function stripUndefined(value: unknown): unknown {
   return value;
 }
 
+/** Every input object's state, one line each (with its problems, if any, one line each below it): `compile --status text`. */
+export function statusTable(status: readonly StatusEntry[]): string[] {
+  const lines: string[] = [];
+  for (const s of status) {
+    const o = s.object;
+    const what = o.kind === '' ? 'document' : `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`;
+    lines.push(`${s.state.padEnd(17)} ${what}  (${formatOrigin(s.origin)})`);
+    for (const m of s.messages) lines.push(`${''.padEnd(17)}   ${m.severity}: ${formatMessage(m)}`);
+  }
+  return lines;
+}
+
 /** One line per problem, as a terminal user wants to read it. */
 export function statusLines(status: readonly StatusEntry[]): string[] {
   const lines: string[] = [];
