@@ -45,7 +45,7 @@ function inboundPrincipals(s: Snapshot): Map<number, string[]> {
     const port = chain.filterChainMatch.destinationPort ?? (local === undefined ? undefined : Number(local));
     assert.ok(port !== undefined, 'every inbound chain leads to a local port');
     const policies = (collect(chain, 'policies')[0] ?? {}) as Policies;
-    const principals = Object.values(policies).flatMap((p) => p.principals.map((x) => x.authenticated.principalName.exact ?? `prefix:${x.authenticated.principalName.prefix}`)).sort();
+    const principals = [...new Set(Object.values(policies).flatMap((p) => p.principals.map((x) => x.authenticated.principalName.exact ?? `prefix:${x.authenticated.principalName.prefix}`)))].sort();
     // Chains of one port (by destination port and by server name) must agree.
     if (out.has(port)) assert.deepEqual(principals, out.get(port), `inbound chains of port ${port} disagree`);
     out.set(port, principals);

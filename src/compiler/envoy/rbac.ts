@@ -1,5 +1,5 @@
 import type { Grant } from '../ir/types.js';
-import { compareStrings } from '../ir/types.js';
+import { compareStrings, policyName } from '../ir/types.js';
 import { TYPE_PREFIX } from './codec.js';
 import { permission } from './match.js';
 import { groupBy } from '../group.js';
@@ -18,15 +18,21 @@ interface Policy {
 
 const principal = (id: string) => ({ authenticated: { principalName: { exact: id } } });
 
+/**
+ * One policy per TrafficTarget rule, named after it (`policyName`), so
+ * Envoy's RBAC stats, access logs and `rbac_access_denied_matched_policy[…]`
+ * response details name the object that allowed a request. Its principals are
+ * the rule's sources; its permissions the rule's matches (any, for TCP).
+ */
 function policies(grants: readonly Grant[], http: boolean, permissive: boolean, trustDomain: string): Record<string, Policy> {
   const out: Record<string, Policy> = {};
   if (permissive) {
     out['permissive'] = { permissions: [{ any: true }], principals: [{ authenticated: { principalName: { prefix: `spiffe://${trustDomain}/` } } }] };
     return out;
   }
-  const bySource = groupBy(grants, (g) => g.source);
-  for (const source of [...bySource.keys()].sort(compareStrings)) {
-    const mine = bySource.get(source)!;
+  const byRule = groupBy(grants, policyName);
+  for (const name of [...byRule.keys()].sort(compareStrings)) {
+    const mine = byRule.get(name)!;
     let permissions: object[];
     if (mine.some((g) => g.protocol === 'tcp')) permissions = [{ any: true }];
     else if (!http) continue; // HTTP rules do not open a TCP port.
@@ -35,7 +41,8 @@ function policies(grants: readonly Grant[], http: boolean, permissive: boolean, 
       for (const g of mine) for (const m of g.http) seen.set(m.from, permission(m));
       permissions = [...seen.entries()].sort((a, b) => compareStrings(a[0], b[0])).map(([, p]) => p);
     }
-    out[source] = { permissions, principals: [principal(source)] };
+    const sources = [...new Set(mine.map((g) => g.source))].sort(compareStrings);
+    out[name] = { permissions, principals: sources.map(principal) };
   }
   return out;
 }

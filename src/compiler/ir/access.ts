@@ -75,7 +75,7 @@ export function buildAccess(
           });
         }
         const ports = restrict('all')!;
-        if (http.length > 0) ruleGrants.push({ protocol: 'http', ports, http: dedupeMatches(http), grantedBy: from });
+        if (http.length > 0) ruleGrants.push({ protocol: 'http', ports, http: dedupeMatches(http), grantedBy: from, rule: path });
       } else if (rule.kind === 'TCPRoute') {
         const route = portRoutes.get(`TCPRoute/${refName}`);
         if (!route) return missing(`${path}.name`, `TCPRoute ${refName} not found (or rejected: see its status); this rule grants nothing until it exists`);
@@ -88,7 +88,7 @@ export function buildAccess(
           status.add(tt.key, warning(`${path}.name`, `TCPRoute ${refName} ports do not include the destination port ${tt.destinationPort}; this rule grants nothing`));
           return;
         }
-        ruleGrants.push({ protocol: 'tcp', ports, http: [], grantedBy: from });
+        ruleGrants.push({ protocol: 'tcp', ports, http: [], grantedBy: from, rule: path });
       } else {
         status.add(tt.key, warning(`${path}.kind`, `${rule.kind} is accepted but UDP is not routed by smc; this rule grants nothing`));
       }
@@ -117,6 +117,7 @@ function compareGrants(a: Grant, b: Grant): number {
   return (
     compareStrings(a.source, b.source) ||
     compareStrings(a.grantedBy, b.grantedBy) ||
+    compareStrings(a.rule, b.rule) ||
     compareStrings(a.protocol, b.protocol) ||
     compareStrings(JSON.stringify(a.ports), JSON.stringify(b.ports)) ||
     compareStrings(JSON.stringify(a.http), JSON.stringify(b.http))

@@ -96,7 +96,12 @@ export interface Grant {
   readonly http: readonly HttpMatchIR[];
   /** `namespace/name` of the TrafficTarget. */
   readonly grantedBy: string;
+  /** The rule of that TrafficTarget, as a field path: `spec.rules[0]` (`specs[0]` in v1alpha1). */
+  readonly rule: string;
 }
+
+/** The name of the Envoy RBAC policy of one TrafficTarget rule: `TrafficTarget ns/name spec.rules[0]`. */
+export const policyName = (g: Pick<Grant, 'grantedBy' | 'rule'>): string => `TrafficTarget ${g.grantedBy} ${g.rule}`;
 
 export interface DestinationAccess {
   readonly destination: Identity;
