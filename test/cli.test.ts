@@ -79,9 +79,9 @@ test('smc compile -o writes one config_dump per proxy identity, status.json and 
   assert.equal(r.status, 0, r.stderr);
   const status = JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as { proxies: { identity: string; config: string }[] };
   assert.deepEqual(status.proxies.map((p) => p.config), ['bookbuyer/bookbuyer.json', 'bookstore/bookstore.json', 'bookthief/bookthief.json', 'bookwarehouse/bookwarehouse.json', 'bookwarehouse/mysql.json']);
-  const dump = JSON.parse(readFileSync(join(dir, 'bookbuyer', 'bookbuyer.json'), 'utf8')) as { configs: { '@type': string; versionInfo?: string }[] };
+  const dump = JSON.parse(readFileSync(join(dir, 'bookbuyer', 'bookbuyer.json'), 'utf8')) as { configs: { '@type': string; version_info?: string }[] };
   assert.deepEqual(dump.configs.map((c) => c['@type'].split('.').pop()), ['ClustersConfigDump', 'EndpointsConfigDump', 'ListenersConfigDump', 'RoutesConfigDump', 'SecretsConfigDump']);
-  assert.match(dump.configs[0]!.versionInfo!, /^[0-9a-f]{16}$/);
+  assert.match(dump.configs[0]!.version_info!, /^[0-9a-f]{16}$/);
   assert.ok(JSON.parse(readFileSync(join(dir, 'ir.json'), 'utf8')).access);
   // -o never deletes what it did not write.
   writeFileSync(join(dir, 'mine.txt'), 'keep');
@@ -94,7 +94,7 @@ test('smc compile --identity prints one proxy, in YAML with --format yaml, and n
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^configs:\n {2}- "@type": type\.googleapis\.com\/envoy\.admin\.v3\.ClustersConfigDump/);
   assert.match(r.stdout, /name: inbound\|8080\|local/);
-  assert.doesNotMatch(r.stdout, /bookbuyer\/sa\/bookbuyer"?\n\s+sdsConfig/, 'only its own certificate is referenced');
+  assert.doesNotMatch(r.stdout, /bookbuyer\/sa\/bookbuyer"?\n\s+sds_config/, 'only its own certificate is referenced');
   const wrong = smc('compile', 'examples/bookstore', '--identity', 'bookstore/nobody');
   assert.equal(wrong.status, 1);
   assert.match(wrong.stderr, /no proxy identity bookstore\/nobody.*known: bookbuyer\/bookbuyer, bookstore\/bookstore/);

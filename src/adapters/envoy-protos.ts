@@ -54,6 +54,7 @@ export function loadEnvoyProtos(): EnvoyProtos {
       const type = lookupType(typeName);
       return protojson.toJson(type, type.decode(bytes));
     },
+    withProtoNames: (typeName, json) => protoNames(lookupType(typeName), json, lookupType),
   };
   return cached;
 }
@@ -64,6 +65,40 @@ export function loadEnvoyProtos(): EnvoyProtos {
  * compile). The tree is complete and never changes after resolveAll, so each
  * object's full name is fixed once as a plain property.
  */
+/**
+ * Renames the fields of canonical proto3 JSON of `type` (lowerCamelCase) to
+ * their .proto names, through the type's reflection: a map's keys and the
+ * contents of well-known types (Struct, Duration, wrappers) are data and stay
+ * as they are; an Any is followed into the type its `@type` names.
+ */
+function protoNames(type: protobuf.Type, json: unknown, lookup: (name: string) => protobuf.Type): unknown {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return json;
+  const full = type.fullName.replace(/^\./, '');
+  if (full === 'google.protobuf.Any') {
+    const { '@type': url, ...rest } = json as Record<string, unknown>;
+    const inner = typeof url === 'string' ? lookup(url.slice(url.lastIndexOf('/') + 1)) : undefined;
+    if (!inner || inner.fullName.startsWith('.google.protobuf.')) return json;
+    return { '@type': url, ...(protoNames(inner, rest, lookup) as object) };
+  }
+  if (full.startsWith('google.protobuf.')) return json;
+  const byJson = new Map(type.fieldsArray.map((f) => [f.resolve().jsonName ?? f.name, f]));
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+    const field = byJson.get(key);
+    if (!field) {
+      out[key] = value;
+      continue;
+    }
+    const inner = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
+    const one = (v: unknown) => (inner ? protoNames(inner, v, lookup) : v);
+    const name = field.protoName ?? field.name;
+    if (field.map) out[name] = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, one(v)]));
+    else if (field.repeated && Array.isArray(value)) out[name] = value.map(one);
+    else out[name] = one(value);
+  }
+  return out;
+}
+
 function freezeFullNames(root: protobuf.Root): void {
   const walk = (o: protobuf.ReflectionObject) => {
     Object.defineProperty(o, 'fullName', { value: o.fullName, enumerable: false });

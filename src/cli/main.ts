@@ -20,6 +20,8 @@ import { StartupError } from '../adapters/startup-error.js';
 import { captureCommand, HELP_CAPTURE } from './capture-command.js';
 import { HELP_SIDECAR, sidecarCommand } from './sidecar-command.js';
 import { HELP_VM, vmCommand } from './vm-command.js';
+import { explainCommand, HELP_EXPLAIN } from './explain-command.js';
+import { HELP_PROXY_CONFIG, proxyConfigCommand } from './proxy-config-command.js';
 
 import { SMC_VERSION as VERSION } from './version.js';
 
@@ -35,6 +37,9 @@ Usage:
   smc bootstrap --identity NS/SA --xds-address HOST:PORT
                                   Write a sidecar's Envoy bootstrap and certificates
   smc proxy-status                Show which proxies are in sync with the controller
+  smc proxy-config NODE [TYPE]    Show what the controller serves one proxy (config_dump shape)
+  smc explain --from NS/SA --to SERVICE[.NS]:PORT [SOURCE...]
+                                  Say whether a request would be allowed, and why
   smc certs list|revoke           List or revoke proxy (bootstrap) certificates
   smc ca rotate-root              Rotate the mesh root of a running controller, with overlap
   smc vm bundle --name N --namespace NS --source PATH --xds-address HOST:PORT
@@ -114,7 +119,7 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h': {
-      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA, capture: HELP_CAPTURE, sidecar: HELP_SIDECAR, vm: HELP_VM };
+      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA, capture: HELP_CAPTURE, sidecar: HELP_SIDECAR, vm: HELP_VM, explain: HELP_EXPLAIN, 'proxy-config': HELP_PROXY_CONFIG };
       const topic = rest[0];
       if (topic !== undefined && !(topic in helps) && topic !== 'kinds' && topic !== 'version') {
         process.stderr.write(`smc: no help for ${JSON.stringify(topic)}: there is no such command (${Object.keys(helps).join(', ')}, kinds, version)\n`);
@@ -144,6 +149,10 @@ async function main(argv: string[]): Promise<number> {
       return caCommand(rest);
     case 'vm':
       return vmCommand(rest);
+    case 'proxy-config':
+      return proxyConfigCommand(rest);
+    case 'explain':
+      return explainCommand(rest);
     case 'sidecar':
       return sidecarCommand(rest);
     case 'capture':

@@ -153,6 +153,9 @@ export function hostPort(value: string, flag: string): { host: string; port: num
   return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
 }
 
+/** The base URL of an admin port (IPv6 literals bracketed). */
+export const adminUrl = (host: string, port: number): string => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
 function portNumber(value: string, flag: string): number {
   if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`${flag} expects a port number (0-65535), got ${JSON.stringify(value)}`);
   return Number(value);
@@ -391,7 +394,7 @@ export async function proxyStatusCommand(args: string[]): Promise<number> {
   const { host, port } = hostPort(values.admin, '--admin');
   let doc: { proxies: { nodeId: string; identity: string; types: Record<string, { state: string; nack?: { message: string } }> }[] };
   try {
-    const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}/status/proxies`);
+    const res = await fetch(`${adminUrl(host, port)}/status/proxies`);
     doc = (await res.json()) as typeof doc;
   } catch (e) {
     process.stderr.write(`smc proxy-status: cannot reach the controller's admin port at ${values.admin}: ${(e as Error).message}\n`);

@@ -2,9 +2,9 @@ import { TYPES, TYPE_PREFIX, type ProtoCodec, type ResourceKind } from '../compi
 import type { Snapshot } from '../compiler/envoy/snapshot.js';
 
 /**
- * A snapshot in the shape of Envoy's admin `/config_dump` (canonical proto3
- * JSON of envoy.admin.v3.ConfigDump), so what `smc compile` prints can be
- * compared with what a running Envoy reports. Private keys are redacted the
+ * A snapshot in the shape of Envoy's admin `/config_dump` (proto3 JSON of
+ * envoy.admin.v3.ConfigDump with the .proto field names, as Envoy prints
+ * it), so what `smc compile` prints can be diffed with a running Envoy's. Private keys are redacted the
  * way Envoy's own dump redacts them.
  */
 export const REDACTED = '[redacted]';
@@ -41,8 +41,10 @@ export function configDump(snapshot: Snapshot, codec: ProtoCodec): unknown {
       },
     ],
   };
-  // Through Envoy's own admin protos: the output is exactly what they define.
-  return codec.toJson('envoy.admin.v3.ConfigDump', codec.encode('envoy.admin.v3.ConfigDump', dump));
+  // Through Envoy's own admin protos: the output is exactly what they define, with the
+  // field names Envoy's /config_dump prints (snake_case), so the two can be diffed.
+  const canonical = codec.toJson('envoy.admin.v3.ConfigDump', codec.encode('envoy.admin.v3.ConfigDump', dump));
+  return codec.withProtoNames('envoy.admin.v3.ConfigDump', canonical);
 }
 
 /** A Secret as JSON with every private key replaced by `[redacted]`. */

@@ -20,6 +20,10 @@ export interface AdminOptions {
   readonly token: string;
   /** GET /status/leader: this replica's part in leader election. */
   readonly leader?: () => unknown;
+  /** GET /status/proxy-config?node=NODE: what one connected proxy is served. */
+  readonly proxyConfig?: (node: string | null) => { readonly code: number; readonly body: unknown };
+  /** GET /explain?from=&to=&method=&path=&header=: `smc explain` against the mesh being served. */
+  readonly explain?: (query: URLSearchParams) => { readonly code: number; readonly body: unknown };
   /** Host names (besides IP literals and localhost) requests may name in Host. */
   readonly allowedHosts?: readonly string[];
 }
@@ -57,6 +61,14 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     if (path === '/status/proxies') return json(proxyStatusDocument(o.proxies));
     if (path === '/status/inputs') return json(o.inputs());
     if (path === '/status/leader' && o.leader) return json(o.leader());
+    if (path === '/status/proxy-config' && o.proxyConfig) {
+      const { code, body } = o.proxyConfig(new URL(req.url ?? '/', 'http://admin').searchParams.get('node'));
+      return send(code, 'application/json', `${JSON.stringify(body, null, 2)}\n`);
+    }
+    if (path === '/explain' && o.explain) {
+      const { code, body } = o.explain(new URL(req.url ?? '/', 'http://admin').searchParams);
+      return send(code, 'application/json', `${JSON.stringify(body, null, 2)}\n`);
+    }
     if (path === '/ca/rotate-root') {
       if (req.method !== 'POST') return send(405, 'text/plain', 'POST to rotate the mesh root\n');
       if (!o.rotateRoot) return send(404, 'text/plain', 'root rotation is not available\n');
@@ -73,7 +85,7 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       );
       return;
     }
-    send(404, 'text/plain', 'not found: try /healthz, /readyz, /status/proxies, /status/inputs, /metrics\n');
+    send(404, 'text/plain', 'not found: try /healthz, /readyz, /status/proxies, /status/proxy-config?node=NODE, /status/inputs, /explain, /metrics\n');
   });
   return {
     listen: (host, port) =>

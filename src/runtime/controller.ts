@@ -12,7 +12,10 @@ import { inconsistencies } from '../compiler/envoy/consistency.js';
 
 import { meshIndex } from '../compiler/ir/index.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
-import { identityOf } from '../compiler/ir/types.js';
+import { identityOf, type MeshIR } from '../compiler/ir/types.js';
+import { explain } from '../compiler/explain.js';
+import { proxyConfigDocument } from './proxy-config.js';
+import { parseExplainQuery } from '../output/explain.js';
 import { renderStatus, statusLines } from '../output/render.js';
 import { createAdminServer } from './admin-server.js';
 import { createAdsServer } from './ads-server.js';
@@ -114,12 +117,23 @@ export const controlPlaneIdentity = (trustDomain: string): string => identityOf(
 
 const DAY = 24 * 3600_000;
 
+/** GET /explain on the admin port: `smc explain` against the mesh as it is served. */
+function explainQuery(ir: MeshIR | undefined, q: URLSearchParams): { code: number; body: unknown } {
+  if (!ir) return { code: 503, body: { errors: ['the controller has not compiled the mesh yet'] } };
+  const one = (k: string) => q.get(k) ?? undefined;
+  const parsed = parseExplainQuery({ from: one('from'), to: one('to'), method: one('method'), path: one('path'), headers: q.getAll('header') }, ir.settings.trustDomain);
+  if ('errors' in parsed) return { code: 400, body: parsed };
+  return { code: 200, body: explain(ir, parsed.query) };
+}
+
 export async function startController(o: ControllerOptions): Promise<Controller> {
   const protos = loadEnvoyProtos();
   const cache = createSnapshotCache();
   const proxies = createProxyRegistry();
   const metrics = createMetrics();
   let status: unknown = { objects: [] };
+  /** The mesh model being served (for /explain); undefined until the first compile. */
+  let servedIR: MeshIR | undefined;
   let changedAt = Date.now();
   let ready = false;
   // The admin port opens first; /readyz says ready only once proxies can be served.
@@ -141,7 +155,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let adminPort: number;
   try {
     await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: (q) => explainQuery(servedIR, q), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
@@ -190,6 +204,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
 
     // Renewal: a certificate is re-issued once two thirds of its lifetime have passed.
     let last = first;
+    servedIR = first.ir;
     let closed = false;
     let renewTimer: NodeJS.Timeout | undefined;
     // Input reloads and timed renewals take turns.
@@ -246,6 +261,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         return [];
       }
       last = result;
+      servedIR = result.ir;
       changedAt = Date.now();
       const changes = renewals ? cache.update(snapshots) : cache.setSnapshots(snapshots);
       ready = true;

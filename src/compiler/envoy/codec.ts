@@ -8,6 +8,12 @@ export interface ProtoCodec {
   encode(typeName: string, json: unknown): Uint8Array;
   /** Decodes bytes of `typeName` to canonical proto3 JSON. */
   toJson(typeName: string, bytes: Uint8Array): unknown;
+  /**
+   * The same JSON with the field names of the .proto files (snake_case), the
+   * way Envoy's admin /config_dump prints: keys of maps and of Struct values
+   * are left as they are.
+   */
+  withProtoNames(typeName: string, json: unknown): unknown;
 }
 
 export const TYPE_PREFIX = 'type.googleapis.com/';

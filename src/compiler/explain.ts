@@ -1,0 +1,215 @@
+import { outboundServices, isHttp, type Action } from './envoy/outbound.js';
+import { outboundClusterName } from './envoy/names.js';
+import { meshIndex, serviceKey } from './ir/index.js';
+import { applicableGrants, grantOpens, httpMatches, type HttpRequest } from './ir/query.js';
+import { upstreamsOf } from './ir/reachability.js';
+import { anchoredPathRegex, fullMatch } from './regex.js';
+import { compareStrings, parseIdentity, policyName, type Grant, type HttpMatchIR, type Identity, type MeshIR, type PortProtocol, type ServiceIR, type ServicePortIR } from './ir/types.js';
+
+/**
+ * `smc explain`: would this request from `from` to a service port be
+ * allowed, and why. It reads the same mesh IR the proxies are built from and
+ * follows the same steps: the caller's outbound plan (which services and
+ * endpoints it may reach, which split applies) and then each destination's
+ * inbound policy (the grants its RBAC is made of), so the answer cannot drift
+ * from what Envoy enforces. Pure, like the rest of the compiler.
+ */
+export interface ExplainQuery {
+  readonly from: Identity;
+  readonly service: { readonly namespace: string; readonly name: string };
+  /** The service port the caller dials. */
+  readonly port: number;
+  /** For an HTTP port; absent means `GET /` with no headers. Ignored on a TCP port. */
+  readonly request?: HttpRequest;
+}
+
+export interface DestinationVerdict {
+  /** The destination's SPIFFE ID. */
+  readonly identity: Identity;
+  /** `Pod ns/name` or `VirtualMachine ns/name` behind it. */
+  readonly workloads: readonly string[];
+  /** The workload port the request arrives on. */
+  readonly port: number;
+  /** Whether the caller's proxy knows this endpoint at all (it learns only of what some rule lets it reach on this port). */
+  readonly reached: boolean;
+  /** Whether the destination's sidecar (its RBAC) admits this request from the caller. */
+  readonly allowed: boolean;
+  /** The RBAC policy that admits it (a TrafficTarget rule, or `permissive`) and the HTTP match, if any. */
+  readonly allowedBy?: { readonly policy: string; readonly match?: string };
+  /** Why not, when it is not allowed. */
+  readonly reasons: readonly string[];
+}
+
+export interface BackendVerdict {
+  /** `ns/name` of the service the request is sent to (the root, or a split backend). */
+  readonly service: string;
+  /** Relative weight (1 when there is no split). */
+  readonly weight: number;
+  readonly destinations: readonly DestinationVerdict[];
+}
+
+export type Verdict = 'allowed' | 'denied' | 'partly allowed';
+
+export interface Explanation {
+  readonly verdict: Verdict;
+  readonly from: Identity;
+  /** `ns/name:port` */
+  readonly to: string;
+  readonly protocol?: PortProtocol;
+  readonly request?: HttpRequest;
+  /** The TrafficSplit of the service, and whether it applies to this request. */
+  readonly split?: { readonly name: string; readonly applies: boolean; readonly note?: string };
+  /** Where the caller's proxy sends the request; empty when it has nowhere to send it. */
+  readonly backends: readonly BackendVerdict[];
+  /** When it goes nowhere: each destination of the service as its own sidecar would judge it. */
+  readonly unreached: readonly BackendVerdict[];
+  /** Reasons that concern the request as a whole. */
+  readonly reasons: readonly string[];
+}
+
+const DEFAULT_REQUEST: HttpRequest = { method: 'GET', path: '/', headers: {} };
+
+const account = (id: Identity): string => {
+  const p = parseIdentity(id);
+  return p ? `${p.namespace}/${p.serviceAccount}` : id;
+};
+
+export function explain(ir: MeshIR, q: ExplainQuery): Explanation {
+  const index = meshIndex(ir);
+  const to = `${serviceKey(q.service)}:${q.port}`;
+  const denied = (reasons: string[], extra: Partial<Explanation> = {}): Explanation => ({ verdict: 'denied', from: q.from, to, backends: [], unreached: [], reasons, ...extra });
+
+  const service = index.service.get(serviceKey(q.service));
+  if (!service) {
+    const hint = index.namespaceSet.has(q.service.namespace) ? '' : ` (namespace ${q.service.namespace} is not in the mesh)`;
+    return denied([`no Service ${serviceKey(q.service)} in the mesh${hint}`]);
+  }
+  const port = service.ports.find((p) => p.port === q.port);
+  if (!port) return denied([`Service ${serviceKey(service)} has no port ${q.port}; its ports are ${service.ports.map((p) => p.port).join(', ') || 'none'}`]);
+  const http = isHttp(port.protocol);
+  const request = http ? (q.request ?? DEFAULT_REQUEST) : undefined;
+  const base = { protocol: port.protocol, ...(request ? { request } : {}) };
+  const reasons: string[] = [];
+  if (!http && q.request) reasons.push(`port ${q.port} of ${serviceKey(service)} carries TCP: method, path and headers play no part`);
+  const member = index.identitySet.has(q.from);
+  if (!member) reasons.push(`no Pod or VirtualMachine of the mesh runs as ${account(q.from)}: no proxy of that identity is given any configuration`);
+
+  // The caller's side: what its proxy was given for this service port.
+  const upstreams = member ? upstreamsOf(ir, q.from) : [];
+  const reachedEndpoints = new Set<string>();
+  for (const u of upstreams) for (const e of u.endpoints) reachedEndpoints.add(`${outboundClusterName(u.service, u.port.port)} ${e.address}:${e.port}`);
+  const plan = outboundServices(ir, upstreams).find((o) => o.service === service && o.port.port === q.port);
+
+  const split = index.splitOf.get(serviceKey(service));
+  let splitInfo: Explanation['split'];
+  let action: Action | undefined;
+  if (plan) {
+    const hit = request ? plan.matched.find((m) => httpMatches(m.match, request)) : undefined;
+    action = hit ? hit.action : plan.fallback;
+    if (split) {
+      const weighted = action?.kind === 'weighted';
+      const note = weighted
+        ? undefined
+        : split.matches.length > 0 && !hit
+          ? 'the request matches none of its HTTPRouteGroup matches, so it goes to the root service'
+          : `no backend of it is reachable from ${account(q.from)}, so the root service is used`;
+      splitInfo = { name: split.from, applies: weighted, ...(note ? { note } : {}) };
+    }
+  } else if (split) {
+    splitInfo = { name: split.from, applies: false, note: `no backend of it is reachable from ${account(q.from)}` };
+  }
+
+  const judge = (s: ServiceIR, p: ServicePortIR): DestinationVerdict[] => destinations(ir, q.from, s, p, request, reachedEndpoints);
+  if (!action) {
+    const targets = [service, ...(split?.backends.filter((b) => b.weight > 0).map((b) => index.service.get(`${service.namespace}/${b.service}`)) ?? [])];
+    const unreached: BackendVerdict[] = [];
+    for (const s of targets) {
+      const p = s?.ports.find((x) => x.port === q.port);
+      if (s && p) unreached.push({ service: serviceKey(s), weight: 1, destinations: judge(s, p) });
+    }
+    const none = unreached.every((b) => b.destinations.length === 0);
+    const why = plan
+      ? `the request matches no route of ${account(q.from)}'s proxy for ${to} (its TrafficSplit's matches do not match and the root service is not reachable)`
+      : none
+        ? `${to} has no endpoints`
+        : `${account(q.from)}'s proxy has no route to ${to}: no endpoint behind it lets ${account(q.from)} in on its port`;
+    return denied([...reasons, why], { ...base, ...(splitInfo ? { split: splitInfo } : {}), unreached });
+  }
+
+  const byCluster = new Map<string, { service: ServiceIR; port: ServicePortIR }>();
+  for (const s of [service, ...(split?.backends.map((b) => index.service.get(`${service.namespace}/${b.service}`)) ?? [])]) {
+    const p = s?.ports.find((x) => x.port === q.port);
+    if (s && p) byCluster.set(outboundClusterName(s, q.port), { service: s, port: p });
+  }
+  const clusters = action.kind === 'cluster' ? [{ cluster: action.cluster, weight: 1 }] : action.clusters;
+  const backends: BackendVerdict[] = clusters.map((c) => {
+    const target = byCluster.get(c.cluster)!;
+    return { service: serviceKey(target.service), weight: c.weight, destinations: judge(target.service, target.port).filter((d) => d.reached) };
+  });
+  const reached = backends.flatMap((b) => b.destinations);
+  const allowed = reached.filter((d) => d.allowed).length;
+  const verdict: Verdict = allowed === 0 ? 'denied' : allowed === reached.length ? 'allowed' : 'partly allowed';
+  return { verdict, from: q.from, to, ...base, ...(splitInfo ? { split: splitInfo } : {}), backends, unreached: [], reasons };
+}
+
+/** Each identity behind one service port, as its sidecar would judge the request. */
+function destinations(ir: MeshIR, from: Identity, service: ServiceIR, port: ServicePortIR, request: HttpRequest | undefined, reachedEndpoints: ReadonlySet<string>): DestinationVerdict[] {
+  const groups = new Map<string, { identity: Identity; port: number; workloads: Set<string>; reached: boolean }>();
+  const cluster = outboundClusterName(service, port.port);
+  for (const e of port.endpoints) {
+    const key = `${e.identity} ${e.port}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { identity: e.identity, port: e.port, workloads: new Set(), reached: false }));
+    g.workloads.add(e.workload);
+    if (reachedEndpoints.has(`${cluster} ${e.address}:${e.port}`)) g.reached = true;
+  }
+  return [...groups.values()]
+    .sort((a, b) => compareStrings(a.identity, b.identity) || a.port - b.port)
+    .map((g) => ({ identity: g.identity, workloads: [...g.workloads].sort(compareStrings), port: g.port, reached: g.reached, ...inbound(ir, from, g.identity, g.port, port.protocol, request) }));
+}
+
+/** The destination's inbound decision: the grants its RBAC for this port is built from, applied to the request. */
+function inbound(ir: MeshIR, from: Identity, destination: Identity, port: number, protocol: PortProtocol, request: HttpRequest | undefined): Pick<DestinationVerdict, 'allowed' | 'allowedBy' | 'reasons'> {
+  const index = meshIndex(ir);
+  if (ir.settings.permissive) {
+    // The sidecar admits any certificate of the trust domain; whether the caller's proxy sends anything is `reached`.
+    if (from.startsWith(`spiffe://${ir.settings.trustDomain}/`)) return { allowed: true, allowedBy: { policy: 'permissive' }, reasons: [] };
+    return { allowed: false, reasons: [`the mesh is permissive, but only for identities of trust domain ${ir.settings.trustDomain}`] };
+  }
+  const open = applicableGrants(ir, from, destination, port, protocol);
+  for (const g of open) {
+    if (g.protocol === 'tcp') return { allowed: true, allowedBy: { policy: policyName(g) }, reasons: [] };
+    const m = request && g.http.find((x) => httpMatches(x, request));
+    if (m) return { allowed: true, allowedBy: { policy: policyName(g), match: m.from }, reasons: [] };
+  }
+  const toMe = index.grantsTo.get(destination) ?? [];
+  const mine = toMe.filter((g) => g.source === from);
+  if (toMe.length === 0) return { allowed: false, reasons: [`no TrafficTarget has destination ${account(destination)} (deny by default)`] };
+  if (mine.length === 0) {
+    const names = [...new Set(toMe.map((g) => `TrafficTarget ${g.grantedBy}`))].sort(compareStrings);
+    return { allowed: false, reasons: [`${names.join(', ')} ${names.length > 1 ? 'have' : 'has'} destination ${account(destination)}, but none lists ${account(from)} among its sources`] };
+  }
+  const reasons: string[] = [];
+  for (const g of mine) {
+    if (!grantOpens(g, port, protocol)) reasons.push(`${policyName(g)} ${portsText(g, port, protocol)}`);
+    else if (g.protocol === 'http') for (const m of g.http) reasons.push(`${policyName(g)}: ${m.from} ${mismatch(m, request ?? DEFAULT_REQUEST)}`);
+  }
+  return { allowed: false, reasons };
+}
+
+function portsText(g: Grant, port: number, protocol: PortProtocol): string {
+  if (g.ports !== 'all' && !g.ports.includes(port)) return `grants port${g.ports.length > 1 ? 's' : ''} ${g.ports.join(', ')}, not ${port}`;
+  return `is an HTTP rule: it does not open port ${port}, which carries ${protocol.toUpperCase()} (a TCPRoute rule would)`;
+}
+
+/** Why one HTTP match does not match the request (the first part that fails). */
+function mismatch(m: HttpMatchIR, r: HttpRequest): string {
+  if (m.methods !== undefined && !m.methods.includes(r.method)) return `allows method${m.methods.length > 1 ? 's' : ''} ${m.methods.join(', ')}, not ${r.method}`;
+  if (!fullMatch(anchoredPathRegex(m.pathRegex), r.path)) return `wants a path matching ${JSON.stringify(m.pathRegex)} (from the start), not ${JSON.stringify(r.path)}`;
+  for (const h of m.headers) {
+    const v = r.headers[h.name];
+    if (v === undefined) return `wants header ${h.name} matching ${JSON.stringify(h.regex)}; the request has none`;
+    if (!fullMatch(h.regex, v)) return `wants header ${h.name} matching ${JSON.stringify(h.regex)}, not ${JSON.stringify(v)}`;
+  }
+  return 'matches'; // unreachable when called for a match that failed
+}
