@@ -1,0 +1,137 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEnvoy } from './helpers/envoy.js';
+import { testController } from './helpers/controller.js';
+import { waitFor } from './helpers/wait.js';
+
+/**
+ * The operator's view of a running mesh, against real Envoy: `smc
+ * proxy-config` shows exactly what Envoy holds (its own /config_dump, less
+ * what Envoy adds itself), `smc compile` prints the same shape and the same
+ * content, and `smc explain` asks the controller about the mesh it serves.
+ */
+
+type Json = Record<string, unknown>;
+
+/** Envoy's dump without what Envoy adds itself: its bootstrap, static resources and timestamps. */
+function dynamicPart(dump: { configs: Json[] }): Json[] {
+  const drop = new Set(['last_updated', 'static_clusters', 'static_listeners', 'static_route_configs', 'static_secrets', 'static_endpoint_configs']);
+  const clean = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(clean);
+    if (v === null || typeof v !== 'object') return v;
+    return Object.fromEntries(Object.entries(v as Json).filter(([k]) => !drop.has(k)).map(([k, x]) => [k, clean(x)]));
+  };
+  const kept = ['ClustersConfigDump', 'EndpointsConfigDump', 'ListenersConfigDump', 'RoutesConfigDump', 'SecretsConfigDump'];
+  const sections = kept.map((t) => clean(dump.configs.find((c) => String(c['@type']).endsWith(`.${t}`)) ?? {}) as Json);
+  // Envoy dumps endpoints as the host set it built, not as received: it keeps no EDS version, fills in
+  // defaults (health status, overprovisioning factor, weight 1) and lists the assignments of clusters
+  // that carry their own (inline) too. Those are left out on both sides; every address, port and
+  // cluster of EDS is compared.
+  const inline = new Set(
+    ((sections[0]!['dynamic_active_clusters'] ?? []) as { cluster: Json }[]).filter((c) => c.cluster['load_assignment'] !== undefined).map((c) => c.cluster['name']),
+  );
+  const endpoints = ((sections[1]!['dynamic_endpoint_configs'] ?? []) as { endpoint_config: Json }[])
+    .filter((e) => !inline.has(e.endpoint_config['cluster_name']))
+    .map((e) => ({ endpoint_config: envoyDefaultsOut(e.endpoint_config) }));
+  sections[1] = { ...sections[1], dynamic_endpoint_configs: endpoints };
+  return sections;
+}
+
+function envoyDefaultsOut(cla: Json): Json {
+  const { policy, ...rest } = cla as { policy?: Json } & Json;
+  if (policy !== undefined && JSON.stringify(policy) !== '{"overprovisioning_factor":140}') (rest as Json)['policy'] = policy;
+  const endpoints = ((rest['endpoints'] ?? []) as Json[]).map((l) => ({
+    ...l,
+    lb_endpoints: ((l['lb_endpoints'] ?? []) as Json[]).map((e) => {
+      const { health_status: h, load_balancing_weight: w, endpoint, ...more } = e as { health_status?: string; load_balancing_weight?: number; endpoint: Json } & Json;
+      const { health_check_config: hc, ...ep } = endpoint as { health_check_config?: Json } & Json;
+      return { ...more, endpoint: hc && Object.keys(hc).length > 0 ? endpoint : ep, ...(h && h !== 'HEALTHY' ? { health_status: h } : {}), ...(w !== undefined && w !== 1 ? { load_balancing_weight: w } : {}) };
+    }),
+  }));
+  return { ...rest, endpoints };
+}
+
+/** Object keys in one order, and the resource lists (dynamic_*) by content: the order each side keeps them in does not matter; every other list's does. */
+function sorted(v: unknown, key = ''): unknown {
+  if (Array.isArray(v)) {
+    const items = v.map((x) => sorted(x));
+    if (!key.startsWith('dynamic_')) return items;
+    const text = (x: unknown) => JSON.stringify(x);
+    return [...items].sort((a, b) => (text(a) < text(b) ? -1 : text(a) > text(b) ? 1 : 0));
+  }
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.keys(v as Json).sort().map((k) => [k, sorted((v as Json)[k], k)]));
+}
+
+// Only for commands that do not call the controller, which runs in this process (spawnSync would block it).
+const smc = (args: string[]) => spawnSync(process.execPath, ['dist/src/cli/main.js', ...args], { encoding: 'utf8' });
+const smcAsync = (args: string[]) =>
+  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, ['dist/src/cli/main.js', ...args]);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+
+test('smc proxy-config shows what real Envoy holds (its /config_dump, field for field); smc compile prints the same; explain asks the controller', async () => {
+  const { controller, dir, state } = await testController('examples/bookstore');
+  const { envoy, adminPort, stderr } = await startEnvoy('bookstore/bookstore', controller.xdsPort, dir, state);
+  const admin = `127.0.0.1:${controller.adminPort}`;
+  try {
+    const envoyDump = async () => (await (await fetch(`http://127.0.0.1:${adminPort}/config_dump?include_eds`)).json()) as { configs: Json[] };
+    let served: { status: number | null; stdout: string; stderr: string } = { status: null, stdout: '', stderr: '' };
+    await waitFor('the proxy to be in sync on every type', async () => {
+      served = await smcAsync(['proxy-config', 'bookstore/bookstore', '--admin', admin, '-o', 'json']);
+      return served.status === 0;
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}\n${served.stderr}\nenvoy:\n${stderr().slice(-2000)}`);
+    });
+    const ours = JSON.parse(served.stdout) as { configs: Json[] };
+    assert.deepEqual(sorted(dynamicPart(await envoyDump())), sorted(dynamicPart(ours)), 'smc proxy-config -o json equals Envoy\'s own config_dump');
+    assert.ok(!served.stdout.includes('PRIVATE KEY'), 'no private key');
+    assert.match(served.stdout, /"private_key": \{\s*"inline_string": "\[redacted\]"/);
+
+    // smc compile of the same folder: the same configuration, secrets aside (its certificates are throwaway ones).
+    const out = mkdtempSync(join(tmpdir(), 'smc-compile-'));
+    assert.equal(smc(['compile', join(dir, 'mesh'), '-o', out]).status, 0);
+    const compiled = JSON.parse(readFileSync(join(out, 'bookstore', 'bookstore.json'), 'utf8')) as { configs: Json[] };
+    const withoutSecrets = (d: { configs: Json[] }) => dynamicPart(d).slice(0, 4);
+    assert.deepEqual(sorted(withoutSecrets(compiled)), sorted(withoutSecrets(await envoyDump())), 'smc compile output equals what Envoy holds, secrets aside');
+
+    // The summary: one row per resource, its version and sync state; one type; errors.
+    const summary = await smcAsync(['proxy-config', 'bookstore/bookstore', 'listeners', '--admin', admin]);
+    assert.equal(summary.status, 0, summary.stderr);
+    assert.match(summary.stdout, /^NODE bookstore\/bookstore {2}IDENTITY spiffe:\/\/cluster\.local\/ns\/bookstore\/sa\/bookstore\n/);
+    assert.match(summary.stdout, /^listener +inbound +[0-9a-f]{16} +SYNCED$/m);
+    assert.doesNotMatch(summary.stdout, /^cluster/m);
+    const unknown = await smcAsync(['proxy-config', 'nobody/here', '--admin', admin]);
+    assert.equal(unknown.status, 3);
+    assert.match(unknown.stderr, /nobody\/here: no proxy with this node id is connected/);
+    assert.equal((await smcAsync(['proxy-config', 'bookstore/bookstore', 'pods', '--admin', admin])).status, 2);
+
+    // explain against the controller follows a live policy change.
+    const ask = () => smcAsync(['explain', '--from', 'bookbuyer/bookbuyer', '--to', 'bookstore.bookstore:14001', '--path', '/books-bought', '--admin', admin, '-o', 'json']);
+    const before = await ask();
+    assert.equal(before.status, 0, before.stderr);
+    assert.equal((JSON.parse(before.stdout) as { verdict: string }).verdict, 'allowed');
+    const policy = join(dir, 'mesh', '40-policy.yaml');
+    writeFileSync(policy, readFileSync(policy, 'utf8').replace('matches: [buy-a-book, books-bought]', 'matches: [buy-a-book]'));
+    await controller.reload();
+    const after = await ask();
+    assert.equal(after.status, 1);
+    const denied = JSON.parse(after.stdout) as { verdict: string; backends: { destinations: { reasons: string[] }[] }[] };
+    assert.equal(denied.verdict, 'denied');
+    assert.match(denied.backends[0]!.destinations[0]!.reasons.join('\n'), /#buy-a-book wants a path matching "\/buy-a-book" \(from the start\), not "\/books-bought"/);
+    const bad = await smcAsync(['explain', '--from', 'bookbuyer/bookbuyer', '--to', 'bookstore.bookstore:99999', '--admin', admin]);
+    assert.equal(bad.status, 2);
+  } finally {
+    envoy.kill('SIGKILL');
+    await controller.close();
+  }
+});
