@@ -121,7 +121,7 @@ test('CLI hygiene: smc version and --version, help for no such command, one line
   }
   const help = smc('help', 'nosuch');
   assert.equal(help.status, 2);
-  assert.match(help.stderr, /^smc: no help for "nosuch": there is no such command \(compile, /);
+  assert.match(help.stderr, /^smc: no help for "nosuch": there is no such command \(controller, bootstrap, .*compile, /);
   const unknown = smc('compile', 'examples/bookstore', '--nosuch');
   assert.equal(unknown.status, 2);
   assert.equal(unknown.stderr, "smc compile: unknown option --nosuch (see 'smc help compile')\n");
@@ -129,6 +129,25 @@ test('CLI hygiene: smc version and --version, help for no such command, one line
   assert.equal(output.status, 2);
   assert.match(output.stderr, /-o expects json/);
   assert.equal(smc('help', 'controller').status, 0);
+  assert.deepEqual(JSON.parse(smc('version', '-o', 'json').stdout), { version, node: process.version });
+});
+
+test('every command has help with its options and an example, by "smc help CMD" and "smc CMD --help" alike', () => {
+  const commands = [...smc('--help').stdout.matchAll(/^ {2}smc ([a-z-]+)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+  assert.ok(commands.length >= 14, commands.join(' '));
+  for (const c of new Set(commands)) {
+    const byHelp = smc('help', c);
+    assert.equal(byHelp.status, 0, c);
+    assert.match(byHelp.stdout, new RegExp(`^smc ${c}`), `${c}: the help starts with its usage`);
+    assert.match(byHelp.stdout, /^Examples?\b/m, `${c}: an example`);
+    assert.match(byHelp.stdout, /(-h, --help|--help)/, `${c}: its options`);
+    const byFlag = smc(c, '--help');
+    assert.equal(byFlag.status, 0, `${c} --help: ${byFlag.stderr}`);
+    assert.equal(byFlag.stdout, byHelp.stdout, `${c} --help prints the same help`);
+  }
+  // Output cut short by a reader that stops early is no error.
+  const piped = spawnSync('sh', ['-c', 'node dist/src/cli/main.js kinds | head -1'], { encoding: 'utf8' });
+  assert.equal(piped.stderr, '');
 });
 
 test('smc compile --status text prints every object\'s state, with its problems under it (not the mesh model)', () => {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { CAPTURE_ANNOTATIONS, CAPTURE_JUMPS, captureFromAnnotations, captureRules, captureScript, DEFAULT_CAPTURE } from '../compiler/capture.js';
-import { UsageError } from './runtime-commands.js';
+import { UsageError } from './usage.js';
 
 export const HELP_CAPTURE = `smc capture [options]
 

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { identityOf } from '../compiler/ir/types.js';
-import { UsageError } from './runtime-commands.js';
+import { UsageError } from './usage.js';
 import { ADMIN_TOKEN_FILE, readAdminToken } from '../runtime/admin-auth.js';
 
 export const HELP_CERTS = `smc certs list [--state DIR] [-o json]
@@ -20,6 +20,7 @@ Options:
       --serial SERIAL      Revoke one certificate (as 'smc certs list' prints it)
       --identity NS/SA     Revoke every proxy certificate of that identity
       --trust-domain TD    Trust domain of --identity (default cluster.local)
+  -h, --help               Show this help
 
 A revocation closes the streams open with that certificate within a second
 (the running controller watches the state folder). A damaged record file is
@@ -27,10 +28,18 @@ reported by name and the others keep working.
 
 Exit status: 0 done; 1 nothing matched --serial/--identity, or a record could
 not be read; 2 usage error.
+
+Examples:
+  smc certs list --state /var/lib/smc
+  smc certs revoke --identity bookthief/bookthief --state /var/lib/smc
 `;
 
 export async function certsCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === '-h' || sub === '--help') {
+    process.stdout.write(HELP_CERTS);
+    return 0;
+  }
   const { values } = parseArgs({
     args: rest,
     options: {
@@ -97,10 +106,26 @@ resume. Back up <state>/ca afterwards.
 
 The admin port takes this only with the token in <state>/admin-token: --state
 names the controller's state folder (default .smc-state).
+
+Options:
+      --admin HOST:PORT   The controller's admin port (default 127.0.0.1:15129)
+      --state DIR         The controller's state folder, for the admin token
+                          (default .smc-state)
+  -h, --help              Show this help
+
+Exit status: 0 rotated; 1 paused (a proxy did not acknowledge; run again to
+resume) or refused; 2 usage error.
+
+Example:
+  smc ca rotate-root --state /var/lib/smc && smc proxy-status
 `;
 
 export async function caCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === '-h' || sub === '--help') {
+    process.stdout.write(HELP_CA);
+    return 0;
+  }
   const { values } = parseArgs({
     args: rest,
     options: { admin: { type: 'string', default: '127.0.0.1:15129' }, state: { type: 'string', default: '.smc-state' }, help: { type: 'boolean', short: 'h', default: false } },

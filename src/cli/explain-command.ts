@@ -3,7 +3,7 @@ import { loadPaths } from '../adapters/yaml-files.js';
 import { compileIR } from '../compiler/compile.js';
 import { explain, type Explanation } from '../compiler/explain.js';
 import { explanationText, parseExplainQuery, type ExplainArgs } from '../output/explain.js';
-import { adminUrl, hostPort, UsageError } from './runtime-commands.js';
+import { adminUrl, hostPort, UsageError } from './usage.js';
 
 export const HELP_EXPLAIN = `smc explain --from NS/SA --to SERVICE[.NS]:PORT [request] [SOURCE...]
 

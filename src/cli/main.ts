@@ -1,34 +1,6 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import { loadPaths, PathNotFoundError } from '../adapters/yaml-files.js';
-import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
-import { throwawayCertificates } from '../adapters/ca/throwaway.js';
-import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
-import { compile, type MeshCompileResult } from '../compiler/compile.js';
-import type { ProtoCodec } from '../compiler/envoy/codec.js';
-import { inconsistencies } from '../compiler/envoy/consistency.js';
-import { supportedKinds } from '../compiler/decode/index.js';
-import { compareWithFolder, writeFolder } from '../output/expected.js';
-import { listGoldenCases, runGoldenCase } from '../output/golden.js';
-import { proxyPath, renderCompileFiles, renderProxy, serialize, statusDocument, type Format } from '../output/compile-files.js';
-import { statusLines, statusTable } from '../output/render.js';
-import { bootstrapCommand, controllerCommand, HELP_BOOTSTRAP, HELP_CONTROLLER, HELP_PROXY_STATUS, proxyStatusCommand, UsageError } from './runtime-commands.js';
-import { staticBootstrap } from '../output/static-bootstrap.js';
-import { caCommand, certsCommand, HELP_CA, HELP_CERTS } from './certs-command.js';
-import { StartupError } from '../adapters/startup-error.js';
-import { captureCommand, HELP_CAPTURE } from './capture-command.js';
-import { HELP_SIDECAR, sidecarCommand } from './sidecar-command.js';
-import { HELP_VM, vmCommand } from './vm-command.js';
-import { explainCommand, HELP_EXPLAIN } from './explain-command.js';
-import { HELP_PROXY_CONFIG, proxyConfigCommand } from './proxy-config-command.js';
-
+import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError } from './usage.js';
 import { SMC_VERSION as VERSION } from './version.js';
-
-/** Exit codes scripts can trust. */
-const EXIT_OK = 0;
-const EXIT_REJECTED = 1; // some input was rejected, or --check found a difference
-const EXIT_USAGE = 2;
 
 const HELP = `smc - a service-mesh control plane for SMI policy and Envoy
 
@@ -54,276 +26,105 @@ Usage:
 
 Run 'smc help compile' for the options of a command.
 `;
+/**
+ * Each command's module, loaded only when that command runs (or its help is
+ * asked for): \`smc --help\` or \`smc proxy-status\` never load the compiler,
+ * the Kubernetes client or Envoy's protos.
+ */
+interface Command {
+  run(args: string[]): Promise<number> | number;
+  help: string;
+}
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  controller: async () => import('./runtime-commands.js').then((m) => ({ run: m.controllerCommand, help: m.HELP_CONTROLLER })),
+  bootstrap: async () => import('./runtime-commands.js').then((m) => ({ run: m.bootstrapCommand, help: m.HELP_BOOTSTRAP })),
+  'proxy-status': async () => import('./runtime-commands.js').then((m) => ({ run: m.proxyStatusCommand, help: m.HELP_PROXY_STATUS })),
+  'proxy-config': async () => import('./proxy-config-command.js').then((m) => ({ run: m.proxyConfigCommand, help: m.HELP_PROXY_CONFIG })),
+  explain: async () => import('./explain-command.js').then((m) => ({ run: m.explainCommand, help: m.HELP_EXPLAIN })),
+  certs: async () => import('./certs-command.js').then((m) => ({ run: m.certsCommand, help: m.HELP_CERTS })),
+  ca: async () => import('./certs-command.js').then((m) => ({ run: m.caCommand, help: m.HELP_CA })),
+  vm: async () => import('./vm-command.js').then((m) => ({ run: m.vmCommand, help: m.HELP_VM })),
+  sidecar: async () => import('./sidecar-command.js').then((m) => ({ run: m.sidecarCommand, help: m.HELP_SIDECAR })),
+  capture: async () => import('./capture-command.js').then((m) => ({ run: m.captureCommand, help: m.HELP_CAPTURE })),
+  compile: async () => import('./compile-command.js').then((m) => ({ run: m.compileCommand, help: m.HELP_COMPILE })),
+  golden: async () => import('./compile-command.js').then((m) => ({ run: m.goldenCommand, help: m.HELP_GOLDEN })),
+  kinds: async () => import('./compile-command.js').then((m) => ({ run: m.kindsCommand, help: m.HELP_KINDS })),
+  version: async () => ({ run: versionCommand, help: HELP_VERSION }),
+};
 
-const HELP_COMPILE = `smc compile PATH... [options]
+const HELP_VERSION = `smc version [-o json]
 
-Reads files or folders of YAML/JSON the way 'kubectl apply -f' takes them
-(.yaml, .yml, .json; folders recursively; several documents per file) and
-compiles them into the exact Envoy configuration every proxy identity would
-receive from the controller: clusters, endpoints, listeners, routes and
-secrets (by SDS name), in the shape of Envoy's admin /config_dump. Every input
-object gets a status: Accepted, PartiallyAccepted, Rejected or Ignored, with
-the file, line, field path and reason of each problem (printed on stderr).
+Prints smc's version and the Node.js it runs on (also: smc --version).
 
-Output:
-  -o, --output DIR     Write DIR/<namespace>/<serviceaccount>.json per proxy,
-                       DIR/status.json (inputs and proxies) and DIR/ir.json
-                       (the mesh model: who may call whom, split how)
-      --identity NS/SA Only this proxy identity; without -o, print its
-                       configuration on stdout
-      --format json|yaml
-                       Output format (default json; --check and --update use
-                       the format already in DIR)
-      --bootstrap      With -o: also write, per proxy, a static Envoy bootstrap
-                       holding its configuration (<sa>.bootstrap.json) and
-                       throwaway test certificates next to it (<sa>.crt,
-                       <sa>.key mode 0600, ca.crt). Check one with
-                       'envoy --mode validate -c DIR/NS/SA.bootstrap.json'
-      --status json|yaml|text
-                       With no DIR and no --identity: print the status on
-                       stdout instead of the mesh model
+Options:
+  -o, --output json   Machine-readable
+  -h, --help          Show this help
 
-Regression tests for your mesh:
-      --check DIR      Compare with the expected output in DIR; print a
-                       per-proxy diff and exit 1 on any difference
-      --update DIR     Rewrite the expected output in DIR (files nobody
-                       produces any more are deleted)
-
-      --allow-rejected Exit 0 even when some input was rejected
-  -h, --help           Show this help
-
-Private keys never appear in the output: secrets print as [redacted].
-
-Exit status: 0 when every input was accepted (or --allow-rejected), 1 when some
-input was rejected or --check found a difference, 2 on a usage error, 3 on an
-internal error.
-
-Examples:
-  smc compile policy/ -o out/                 # review out/ like code
-  smc compile policy/ --identity bookstore/bookstore --format yaml
-  smc compile policy/ --update expected/      # accept a change
-  smc compile policy/ --check expected/       # in CI: fail on drift
+Example:
+  smc version -o json
 `;
 
-const HELP_GOLDEN = `smc golden [--update] [DIR]
-
-Each folder DIR/<case>/ holds input/ (YAML) and expected/ (what smc makes of
-it). Without --update, prints a diff for every case whose output changed and
-exits 1; with --update, rewrites expected/ (review the diff like code).
-`;
+async function versionCommand(args: string[]): Promise<number> {
+  const { parseArgs } = await import('node:util');
+  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h', default: false } } });
+  if (values.help) {
+    process.stdout.write(HELP_VERSION);
+    return EXIT_OK;
+  }
+  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`-o expects json (or nothing), got ${JSON.stringify(values.output)}`);
+  process.stdout.write(values.output === 'json' ? `${JSON.stringify({ version: VERSION, node: process.version })}\n` : `smc ${VERSION} (node ${process.version})\n`);
+  return EXIT_OK;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  switch (command) {
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h': {
-      const helps: Record<string, string> = { compile: HELP_COMPILE, golden: HELP_GOLDEN, controller: HELP_CONTROLLER, bootstrap: HELP_BOOTSTRAP, 'proxy-status': HELP_PROXY_STATUS, certs: HELP_CERTS, ca: HELP_CA, capture: HELP_CAPTURE, sidecar: HELP_SIDECAR, vm: HELP_VM, explain: HELP_EXPLAIN, 'proxy-config': HELP_PROXY_CONFIG };
-      const topic = rest[0];
-      if (topic !== undefined && !(topic in helps) && topic !== 'kinds' && topic !== 'version') {
-        process.stderr.write(`smc: no help for ${JSON.stringify(topic)}: there is no such command (${Object.keys(helps).join(', ')}, kinds, version)\n`);
-        return EXIT_USAGE;
-      }
-      process.stdout.write(helps[topic ?? ''] ?? HELP);
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    const topic = rest[0];
+    if (topic === undefined) {
+      process.stdout.write(HELP);
       return EXIT_OK;
     }
-    case 'version':
-    case '--version':
-    case '-v':
-      process.stdout.write(`smc ${VERSION} (node ${process.version})\n`);
-      return EXIT_OK;
-    case 'compile':
-      return compileCommand(rest);
-    case 'golden':
-      return golden(rest);
-    case 'controller':
-      return controllerCommand(rest);
-    case 'bootstrap':
-      return bootstrapCommand(rest);
-    case 'proxy-status':
-      return proxyStatusCommand(rest);
-    case 'certs':
-      return certsCommand(rest);
-    case 'ca':
-      return caCommand(rest);
-    case 'vm':
-      return vmCommand(rest);
-    case 'proxy-config':
-      return proxyConfigCommand(rest);
-    case 'explain':
-      return explainCommand(rest);
-    case 'sidecar':
-      return sidecarCommand(rest);
-    case 'capture':
-      return captureCommand(rest);
-    case 'kinds':
-      for (const k of supportedKinds()) process.stdout.write(`${k.kind.padEnd(16)} ${k.apiVersions.join(', ')}\n`);
-      return EXIT_OK;
-    default:
-      process.stderr.write(`smc: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
+    const load = COMMANDS[topic];
+    if (!load) {
+      process.stderr.write(`smc: no help for ${JSON.stringify(topic)}: there is no such command (${Object.keys(COMMANDS).join(', ')})\n`);
       return EXIT_USAGE;
-  }
-}
-
-async function compileCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      output: { type: 'string', short: 'o' },
-      check: { type: 'string' },
-      update: { type: 'string' },
-      format: { type: 'string' },
-      identity: { type: 'string' },
-      bootstrap: { type: 'boolean', default: false },
-      status: { type: 'string' },
-      'allow-rejected': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(HELP_COMPILE);
+    }
+    process.stdout.write((await load()).help);
     return EXIT_OK;
   }
-  if (positionals.length === 0) return usage('smc compile: expected at least one PATH', HELP_COMPILE);
-  const modes = [values.output, values.check, values.update].filter((x) => x !== undefined).length;
-  if (modes > 1) return usage('smc compile: use only one of --output, --check, --update', HELP_COMPILE);
-  if (values.status !== undefined && !['json', 'yaml', 'text'].includes(values.status)) {
-    return usage(`smc compile: --status expects json, yaml or text, got ${JSON.stringify(values.status)}`, HELP_COMPILE);
+  if (command === '--version' || command === '-v') return versionCommand(rest);
+  const load = COMMANDS[command];
+  if (!load) {
+    process.stderr.write(`smc: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
+    return EXIT_USAGE;
   }
-  if (values.format !== undefined && values.format !== 'json' && values.format !== 'yaml') {
-    return usage(`smc compile: --format expects json or yaml, got ${JSON.stringify(values.format)}`, HELP_COMPILE);
-  }
-  if (values.bootstrap && values.output === undefined) return usage('smc compile: --bootstrap needs -o DIR (it writes certificate files)', HELP_COMPILE);
-  let only: string | undefined;
-  if (values.identity !== undefined) {
-    const m = /^([^/]+)\/([^/]+)$/.exec(values.identity);
-    if (!m) return usage(`smc compile: --identity expects NAMESPACE/SERVICEACCOUNT, got ${JSON.stringify(values.identity)}`, HELP_COMPILE);
-    only = `${m[1]}/${m[2]}`;
-  }
-
-  const inputs = await loadPaths(positionals);
-  const codec = loadEnvoyProtos();
-  let result = compile(inputs, codec);
-  const broken = result.snapshots.flatMap((s) => inconsistencies(s, codec));
-  if (broken.length > 0) throw new Error(`inconsistent snapshot (a bug in smc):\n${broken.join('\n')}`);
-  const rejected = result.status.some((s) => s.state === 'Rejected' || s.state === 'PartiallyAccepted');
-  for (const line of statusLines(result.status)) process.stderr.write(`${line}\n`);
-  for (const s of result.snapshots) for (const w of s.warnings) process.stderr.write(`proxy ${s.identity}: warning: ${w}\n`);
-  let code = rejected && !values['allow-rejected'] ? EXIT_REJECTED : EXIT_OK;
-
-  if (only !== undefined) {
-    const wanted = only;
-    const snapshots = result.snapshots.filter((s) => proxyPath(s.identity, 'json') === `${wanted}.json`);
-    if (snapshots.length === 0) {
-      const known = result.snapshots.map((s) => proxyPath(s.identity, 'json').replace(/\.json$/, ''));
-      process.stderr.write(`smc compile: no proxy identity ${wanted} (no workload runs as service account ${wanted}); known: ${known.join(', ') || 'none'}\n`);
-      return EXIT_REJECTED;
-    }
-    result = { ...result, snapshots };
-  }
-
-  const folder = values.check ?? values.update;
-  const format: Format = (values.format as Format | undefined) ?? (folder !== undefined ? await formatIn(folder) : 'json');
-  if (values.check !== undefined) {
-    const diffs = await compareWithFolder(values.check, renderCompileFiles(result, codec, format));
-    for (const d of diffs) process.stdout.write(d.diff);
-    if (diffs.length > 0) {
-      process.stderr.write(`smc compile: ${diffs.length} file(s) differ from ${values.check}: ${diffs.map((d) => d.path).join(', ')} (run with --update ${values.check} to accept)\n`);
-      code = EXIT_REJECTED;
-    }
-  } else if (values.update !== undefined) {
-    await writeFolder(values.update, renderCompileFiles(result, codec, format), { prune: true });
-  } else if (values.output !== undefined) {
-    await writeFolder(values.output, renderCompileFiles(result, codec, format), { prune: false });
-    if (values.bootstrap) await writeBootstraps(values.output, result, codec);
-  } else if (only !== undefined) {
-    for (const s of result.snapshots) process.stdout.write(renderProxy(s, codec, format));
-  } else if (values.status === 'json' || values.status === 'yaml') {
-    process.stdout.write(serialize(statusDocument(result, values.status), values.status));
-  } else if (values.status === 'text') {
-    for (const line of statusTable(result.status)) process.stdout.write(`${line}\n`);
-  } else {
-    process.stdout.write(serialize(result.ir, (values.format as Format | undefined) ?? 'yaml'));
-  }
-  return code;
+  return (await load()).run(rest);
 }
 
-/** The format of an existing expected-output folder (json when it holds none yet). */
-async function formatIn(dir: string): Promise<Format> {
-  try {
-    const names = await readdir(dir);
-    return names.includes('status.yaml') ? 'yaml' : 'json';
-  } catch {
-    return 'json';
-  }
-}
-
-async function writeBootstraps(dir: string, result: MeshCompileResult, codec: ProtoCodec): Promise<void> {
-  const certs = await throwawayCertificates(result.ir.settings.trustDomain, result.snapshots.map((s) => s.identity));
-  const root = resolve(dir);
-  await writeFile(join(root, 'ca.crt'), certs.trustBundle);
-  for (const s of result.snapshots) {
-    // A proxyless gRPC application has no Envoy to start; it takes its configuration over xDS only.
-    if (s.dataPlane === 'proxyless') continue;
-    const base = join(root, proxyPath(s.identity, 'json').replace(/\.json$/, ''));
-    const cert = certs.identities.find((c) => c.identity === s.identity)!;
-    await mkdir(dirname(base), { recursive: true });
-    await writeFile(`${base}.crt`, cert.certificateChain);
-    await writeFile(`${base}.key`, cert.privateKey, { mode: 0o600 });
-    await chmod(`${base}.key`, 0o600);
-    const files = { certificateChain: `${base}.crt`, privateKey: `${base}.key`, trustBundle: join(root, 'ca.crt') };
-    const nodeId = relative(root, base);
-    await writeFile(`${base}.bootstrap.json`, serialize(staticBootstrap(s, codec, files, nodeId), 'json'));
-  }
-  const envoys = result.snapshots.filter((s) => s.dataPlane === 'envoy').length;
-  process.stderr.write(`smc compile: wrote ${envoys} bootstrap(s) with throwaway certificates under ${dir}\n`);
-}
-
-async function golden(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { update: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
-  });
-  if (values.help) {
-    process.stdout.write(HELP_GOLDEN);
-    return EXIT_OK;
-  }
-  const root = positionals[0] ?? 'golden';
-  let failed = 0;
-  for (const name of await listGoldenCases(root)) {
-    const r = await runGoldenCase(root, name, values.update);
-    if (r.differences.length > 0) {
-      failed++;
-      process.stdout.write(`--- ${name}: ${r.differences.length} file(s) differ\n`);
-      for (const d of r.differences) process.stdout.write(d.diff);
-    } else process.stdout.write(`${values.update ? 'updated' : 'ok'}      ${name}\n`);
-  }
-  return failed > 0 ? EXIT_REJECTED : EXIT_OK;
-}
-
-function usage(message: string, help: string): number {
-  process.stderr.write(`${message}\n\n${help}`);
-  return EXIT_USAGE;
-}
+// Output piped into a reader that stops early (smc kinds | head) ends the command quietly.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? EXIT_OK);
+  throw e;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof PathNotFoundError || e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
+    // Errors the user can act on are named, not imported: their modules load only with their commands.
+    const named = e instanceof Error ? e.constructor.name : '';
+    const message = e instanceof Error ? e.message : String(e);
+    if (named === 'PathNotFoundError' || e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
       // Node's parser explains unknown options at length; one line says it.
-      const unknown = /^Unknown option '([^']+)'/.exec(e.message);
+      const unknown = /^Unknown option '([^']+)'/.exec(message);
       const command = process.argv[2] ?? '';
-      process.stderr.write(unknown ? `smc ${command}: unknown option ${unknown[1]} (see 'smc help ${command}')\n` : `smc: ${e.message}\n`);
+      process.stderr.write(unknown ? `smc ${command}: unknown option ${unknown[1]} (see 'smc help ${command}')\n` : `smc: ${message}\n`);
       process.exitCode = EXIT_USAGE;
       return;
     }
-    if (e instanceof StartupError) {
-      process.stderr.write(`smc: ${e.message}\n`);
+    if (named === 'StartupError') {
+      process.stderr.write(`smc: ${message}\n`);
       process.exitCode = EXIT_REJECTED;
       return;
     }

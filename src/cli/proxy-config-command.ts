@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
 import { clientText } from '../runtime/client-text.js';
-import { adminUrl, hostPort, UsageError } from './runtime-commands.js';
+import { adminUrl, hostPort, UsageError } from './usage.js';
 
 export const HELP_PROXY_CONFIG = `smc proxy-config NODE [clusters|endpoints|listeners|routes|secrets] [options]
 

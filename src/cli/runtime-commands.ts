@@ -1,3 +1,4 @@
+import { adminUrl, hostPort, UsageError } from './usage.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -103,6 +104,10 @@ its objects with it. SIGHUP reads everything again. /readyz answers 200 once
 every source is read, the first snapshots exist and xDS is being served.
 
 Stops cleanly on SIGINT or SIGTERM.
+
+Examples:
+  smc controller --source examples/bookstore              # the bundled mesh, on loopback
+  smc controller --source kubernetes --leader-elect --xds-address 0.0.0.0:15128
 `;
 
 export const HELP_BOOTSTRAP = `smc bootstrap --identity NS/SA --xds-address HOST:PORT [options]
@@ -144,17 +149,22 @@ export const HELP_PROXY_STATUS = `smc proxy-status [--admin HOST:PORT] [-o json]
 Lists the proxies connected to a running controller and, per xDS type, whether
 each has acknowledged what it was sent: SYNCED, STALE (sent, not yet
 acknowledged), NACK (rejected; the proxy keeps its last good config) or NOT SENT.
-Exit status 0 when every proxy is SYNCED on every type it was sent, 1 otherwise.
+
+Options:
+      --admin HOST:PORT   The controller's admin port (default 127.0.0.1:15129)
+  -o, --output json       Machine-readable (with each proxy's versions and NACK text)
+  -h, --help              Show this help
+
+Exit status 0 when every proxy is SYNCED on every type it was sent, 1 otherwise,
+2 usage error, 3 the controller could not be asked.
+
+Examples:
+  smc proxy-status
+  smc proxy-status -o json | jq '.proxies[] | select(.types.route.state != "SYNCED")'
+  smc proxy-config bookbuyer/bookbuyer routes   # then: what one proxy holds
 `;
 
-export function hostPort(value: string, flag: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(value);
-  if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag} expects HOST:PORT, got ${JSON.stringify(value)}`);
-  return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port: Number(m[2]) };
-}
 
-/** The base URL of an admin port (IPv6 literals bracketed). */
-export const adminUrl = (host: string, port: number): string => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
 function portNumber(value: string, flag: string): number {
   if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`${flag} expects a port number (0-65535), got ${JSON.stringify(value)}`);
@@ -195,7 +205,6 @@ function caChoice(values: CaValues): CaChoice {
   return { kind: 'cfssl', url: values['cfssl-url'], ...(values['cfssl-profile'] ? { profile: values['cfssl-profile'] } : {}) };
 }
 
-export class UsageError extends Error {}
 
 export async function controllerCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -412,3 +421,5 @@ export async function proxyStatusCommand(args: string[]): Promise<number> {
   const synced = doc.proxies.every((p) => Object.values(p.types).every((t) => t.state === 'SYNCED' || t.state === 'NOT SENT'));
   return synced ? 0 : 1;
 }
+
+export { adminUrl, hostPort, UsageError };

@@ -7,7 +7,7 @@ import { PROBE_PORT } from '../compiler/capture.js';
 import { READY_PATH } from '../compiler/probes.js';
 import { adsBootstrap } from '../output/ads-bootstrap.js';
 import type { ProxyCertificateAnswer } from '../runtime/pod-identity.js';
-import { UsageError } from './runtime-commands.js';
+import { UsageError } from './usage.js';
 
 export const HELP_SIDECAR = `smc sidecar [options]
 
@@ -31,6 +31,10 @@ Options:
   -h, --help                      Show this help
 
 Exit status: Envoy's; 1 when the certificate cannot be had; 2 on a usage error.
+
+Example (what the injector writes into the pod; by hand, to inspect the files):
+  smc sidecar --xds-address smc-controller.smc-system.svc:15128 \\
+    --certificate-url https://smc-controller.smc-system.svc:15443 --no-envoy --dir /tmp/proxy
 `;
 
 const CONTROLLER_ID = /^URI:spiffe:\/\/[^/]+\/ns\/smc-system\/sa\/smc-controller$/;
