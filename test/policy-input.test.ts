@@ -203,7 +203,9 @@ test('YAML aliases within sane bounds work; a billion-laughs document is that fi
   const r = spawnSync(process.execPath, [BIN, 'compile', dir, '--status', 'json'], { encoding: 'utf8' });
   assert.equal(r.status, 1, 'the bomb is an input error (exit 1), not an internal one (exit 3)');
   assert.doesNotMatch(r.stderr, /internal error|at .*\.js:\d+/);
-  assert.match(r.stderr, /60-bomb\.yaml.*aliases expand past/);
+  // With --status the status is on stdout (and not repeated on stderr).
+  assert.match(r.stdout, /60-bomb\.yaml[^}]*aliases expand past/);
+  assert.doesNotMatch(r.stderr, /aliases expand past/);
   const status = JSON.parse(r.stdout) as { objects: { object: string; state: string }[] };
   const state = (object: string) => status.objects.find((o) => o.object === object)?.state;
   assert.equal(state('ServiceAccount bookstore/reuse'), 'Accepted', 'the anchored file is read');
@@ -213,4 +215,34 @@ test('YAML aliases within sane bounds work; a billion-laughs document is that fi
 test('a namespace labelled for OSM is told what smc looks for instead', () => {
   const r = compileIR(yamlInputs('apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {openservicemesh.io/monitored-by: osm}}\n'));
   assert.match(text(entryOf(r.status, 'Namespace', 'shop')), /openservicemesh\.io\/monitored-by, which smc does not read: add smc\.dev\/mesh: enabled/);
+});
+
+test('items of a kind: List are named by their own line; expectations read as words; a rejected object gets one line per problem', () => {
+  const list = [
+    'apiVersion: v1',
+    'kind: List',
+    'items:',
+    '- apiVersion: v1',
+    '  kind: Namespace',
+    '  metadata: {name: shop, labels: {smc.dev/mesh: enabled}}',
+    '- apiVersion: specs.smi-spec.io/v1alpha4',
+    '  kind: HTTPRouteGroup',
+    '  metadata: {name: r, namespace: shop}',
+    '  spec:',
+    '    matches:',
+    '    - {name: m, methods: GET}',
+    '- apiVersion: split.smi-spec.io/v1alpha4',
+    '  kind: TrafficSplit',
+    '  metadata: {name: s, namespace: shop}',
+    '  spec: {service: a, backends: [3]}',
+  ].join('\n');
+  const r = compileIR(yamlInputs(`${list}\n`));
+  assert.equal(entryOf(r.status, 'Namespace', 'shop').origin.line, 4);
+  const routes = entryOf(r.status, 'HTTPRouteGroup', 'r');
+  assert.equal(routes.origin.line, 7);
+  assert.equal(routes.state, 'Rejected');
+  assert.equal(text(routes), 'error: items[1].spec.matches[0].methods: expected a list of HTTP methods, got "GET"', 'one line, in words');
+  const split = entryOf(r.status, 'TrafficSplit', 's');
+  assert.equal(split.origin.line, 13);
+  assert.equal(text(split), 'error: items[2].spec.backends[0]: expected a TrafficSplitBackend object, got 3');
 });

@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join, relative } from 'node:path';
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { isMap, isNode, isSeq, LineCounter, parseAllDocuments } from 'yaml';
 import type { InputDocument, InputProblem, MeshInputs } from '../compiler/inputs.js';
 
 /**
@@ -87,7 +87,10 @@ export function parseText(text: string, source: string): { documents: InputDocum
     }
     // An empty document (a stray `---`) is not an object anyone wrote.
     if (value === null || value === undefined) return;
-    documents.push({ origin, value });
+    // The items of a List (what `kubectl get -o yaml` writes) are named by their own lines.
+    const items = isMap(doc.contents) ? doc.contents.get('items', true) : undefined;
+    const itemLines = isSeq(items) ? items.items.map((n) => (isNode(n) && n.range ? lineCounter.linePos(n.range[0]).line : origin.line)) : undefined;
+    documents.push({ origin, value, ...(itemLines ? { itemLines } : {}) });
   });
   return { documents, problems };
 }

@@ -127,7 +127,8 @@ export async function compileCommand(args: string[]): Promise<number> {
   const broken = result.snapshots.flatMap((s) => inconsistencies(s, codec));
   if (broken.length > 0) throw new Error(`inconsistent snapshot (a bug in smc):\n${broken.join('\n')}`);
   const rejected = result.status.some((s) => s.state === 'Rejected' || s.state === 'PartiallyAccepted');
-  for (const line of statusLines(result.status)) process.stderr.write(`${line}\n`);
+  // With --status the status goes to stdout; stderr does not say it twice.
+  if (values.status === undefined) for (const line of statusLines(result.status)) process.stderr.write(`${line}\n`);
   for (const s of result.snapshots) for (const w of s.warnings) process.stderr.write(`proxy ${s.identity}: warning: ${w}\n`);
   let code = rejected && !values['allow-rejected'] ? EXIT_REJECTED : EXIT_OK;
 

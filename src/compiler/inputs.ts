@@ -19,6 +19,8 @@ export interface Origin {
 export interface InputDocument {
   readonly origin: Origin;
   readonly value: unknown;
+  /** For a `kind: List`, the 1-based line where each of its items starts (when the adapter knows). */
+  readonly itemLines?: readonly number[];
 }
 
 /** Something an adapter could not turn into a document (e.g. a YAML syntax error). */

@@ -337,7 +337,7 @@ export function supportedKinds(): { kind: string; apiVersions: string[] }[] {
 export function decodeDocuments(documents: readonly InputDocument[], status: StatusCollector): DecodeResult {
   const objects: m.MeshObject[] = [];
   const tracked: TrackedObject[] = [];
-  const visit = (value: unknown, origin: Origin, key: string, pathPrefix: string) => {
+  const visit = (value: unknown, origin: Origin, key: string, pathPrefix: string, itemLines?: readonly number[]) => {
     const ref = refOf(value);
     tracked.push({ key, origin, ref });
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -351,7 +351,7 @@ export function decodeDocuments(documents: readonly InputDocument[], status: Sta
     const items = (value as { items?: unknown }).items;
     if (ref.kind.endsWith('List') && ref.apiVersion === 'v1' && Array.isArray(items)) {
       status.add(key, { severity: 'warning', path: '', message: `a list of ${items.length} objects, each with its own status` });
-      items.forEach((item, i) => visit(item, origin, `${key}/items/${i}`, `${pathPrefix}items[${i}].`));
+      items.forEach((item, i) => visit(item, { ...origin, line: itemLines?.[i] ?? origin.line }, `${key}/items/${i}`, `${pathPrefix}items[${i}].`));
       return;
     }
     const versions = SUPPORTED[ref.kind];
@@ -382,8 +382,9 @@ export function decodeDocuments(documents: readonly InputDocument[], status: Sta
     const unknown = kv.strict ? unknownFields(kv.codec, value) : [];
     const decoded = decodeWith(kv.codec, value);
     if (!decoded.ok || unknown.length > 0) {
-      for (const p of [...unknown, ...(decoded.ok ? [] : decoded.problems)]) status.add(key, error(pathPrefix + p.path, p.message));
-      status.reject(key, error('', `${ref.kind} could not be decoded; not applied`));
+      // One line per problem; the state (Rejected: not applied) says the rest.
+      const problems = [...unknown, ...(decoded.ok ? [] : decoded.problems)];
+      problems.forEach((p, i) => (i === problems.length - 1 ? status.reject : status.add)(key, error(pathPrefix + p.path, p.message)));
       return;
     }
     const meta = normaliseMeta((decoded.value as { metadata: Parameters<typeof normaliseMeta>[0] }).metadata, kv.clusterScoped);
@@ -392,7 +393,7 @@ export function decodeDocuments(documents: readonly InputDocument[], status: Sta
     if (result.object) objects.push(result.object);
     else status.reject(key, error('', `${ref.kind} is invalid; not applied`));
   };
-  for (const doc of documents) visit(doc.value, doc.origin, `${doc.origin.source}#${doc.origin.document}`, '');
+  for (const doc of documents) visit(doc.value, doc.origin, `${doc.origin.source}#${doc.origin.document}`, '', doc.itemLines);
   return { objects, tracked };
 }
 

@@ -20,12 +20,39 @@ export function reportErrors(errors: t.Errors): DecodeProblem[] {
     const described = describe(e.context);
     if (!described) continue;
     const { path, expected, actual } = described;
-    if (!out.has(path)) out.set(path, { path, message: `expected ${expected}, got ${show(actual)}` });
+    if (!out.has(path)) out.set(path, { path, message: `expected ${words(expected)}, got ${show(actual)}` });
   }
   return [...out.values()];
 }
 
-function describe(context: t.Context): { path: string; expected: string; actual: unknown } | undefined {
+/**
+ * What a codec expects, in words rather than io-ts's type syntax
+ * (`Array<string>` is "a list of strings"). A codec given a name of its own
+ * (`t.array(t.string, 'a list of HTTP methods')`) is called by that name.
+ */
+export function words(type: t.Decoder<unknown, unknown>): string {
+  const name = type.name;
+  if (type instanceof t.ArrayType) return /[<>{}|]/.test(name) ? `a list of ${plural(words(type.type as t.Decoder<unknown, unknown>))}` : name;
+  if (type instanceof t.StringType) return 'a string';
+  if (type instanceof t.NumberType) return 'a number';
+  if (type instanceof t.BooleanType) return 'true or false';
+  if (type instanceof t.NullType) return 'nothing (null)';
+  if (type instanceof t.UnionType && /[<>{}|]/.test(name)) return (type.types as t.Decoder<unknown, unknown>[]).map(words).join(' or ');
+  if (type instanceof t.DictionaryType && /[<>{}|]/.test(name)) return `a map of ${plural(words(type.codomain as t.Decoder<unknown, unknown>))}`;
+  if (/[<>{}|]/.test(name)) return 'an object';
+  // A struct is named after its Kubernetes type (TrafficTargetSpec); other named codecs read as words already.
+  return /^[A-Z][A-Za-z0-9]*$/.test(name) ? `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name} object` : name;
+}
+
+function plural(phrase: string): string {
+  const m = /^an? (.*)$/.exec(phrase);
+  if (!m) return phrase;
+  const rest = m[1]!;
+  // "a string" -> "strings"; "an HTTPMatch object" -> "HTTPMatch objects"
+  return /^\S+$/.test(rest) || / object$/.test(rest) ? `${rest}s` : rest;
+}
+
+function describe(context: t.Context): { path: string; expected: t.Decoder<unknown, unknown>; actual: unknown } | undefined {
   let path = '';
   for (let i = 1; i < context.length; i++) {
     const parent = context[i - 1]!.type;
@@ -36,18 +63,21 @@ function describe(context: t.Context): { path: string; expected: string; actual:
     if (parent instanceof t.UnionType && isNullable(parent)) {
       // `X | null` for an optional field: when the value is not null, the
       // error of the null branch says nothing; descend into X instead.
-      if (context[i - 1]!.actual === null) return { path, expected: 'nothing (null)', actual: null };
+      if (context[i - 1]!.actual === null) return { path, expected: t.null, actual: null };
       if (entry.type instanceof t.NullType) return undefined;
       continue;
     }
     if (parent instanceof t.UnionType) {
       // Stop at the union: report it as a whole, with its own name.
-      return { path, expected: parent.name, actual: context[i - 1]!.actual };
+      return { path, expected: parent, actual: context[i - 1]!.actual };
     }
     path = parent instanceof t.ArrayType ? `${path}[${entry.key}]` : path === '' ? entry.key : `${path}.${entry.key}`;
   }
   const last = context[context.length - 1]!;
-  return { path, expected: last.type.name, actual: last.actual };
+  // An object's own codec is anonymous; the struct around it carries the Kubernetes type's name.
+  const around = context[context.length - 2]?.type;
+  const named = around instanceof t.IntersectionType && /[<>{}|]/.test(last.type.name) ? around : last.type;
+  return { path, expected: named, actual: last.actual };
 }
 
 function isNullable(u: t.UnionType<t.Mixed[]>): boolean {

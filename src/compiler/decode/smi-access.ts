@@ -10,7 +10,7 @@ const subject = struct('IdentityBindingSubject', { kind: subjectKind, name: nonE
 const rule = struct(
   'TrafficTargetRule',
   { kind: literalUnion(['HTTPRouteGroup', 'TCPRoute', 'UDPRoute']), name: nonEmptyString },
-  { matches: t.array(t.string) },
+  { matches: t.array(t.string, 'a list of match names') },
 );
 
 /** v1alpha1: no `spec`; `destination.port` is a string; rules are `specs`. */

@@ -9,11 +9,11 @@ export const headersCodec = t.union(
   'map of header name to pattern, or list of single-key maps',
 );
 
-const httpMatchV1 = struct('HTTPMatch', {}, { name: t.string, methods: t.array(t.string), pathRegex: t.string });
+const httpMatchV1 = struct('HTTPMatch', {}, { name: t.string, methods: t.array(t.string, 'a list of HTTP methods'), pathRegex: t.string });
 const httpMatch = struct(
   'HTTPMatch',
   {},
-  { name: t.string, methods: t.array(t.string), pathRegex: t.string, headers: headersCodec },
+  { name: t.string, methods: t.array(t.string, 'a list of HTTP methods'), pathRegex: t.string, headers: headersCodec },
 );
 
 /** v1alpha1: top-level `matches`, no headers. */
