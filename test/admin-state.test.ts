@@ -110,7 +110,7 @@ test('two controllers on one state folder: the second names the first and exits;
   const dir = mkdtempSync(join(tmpdir(), 'smc-lock-'));
   cpSync('examples/bookstore', join(dir, 'mesh'), { recursive: true });
   const state = join(dir, 'state');
-  const args = async () => ['controller', '--source', join(dir, 'mesh'), '--state', state, '--xds-address', `127.0.0.1:${await freePort()}`, '--admin-address', `127.0.0.1:${await freePort()}`];
+  const args = async () => ['controller', '--log-format', 'text', '--source', join(dir, 'mesh'), '--state', state, '--xds-address', `127.0.0.1:${await freePort()}`, '--admin-address', `127.0.0.1:${await freePort()}`];
   const first = spawn(process.execPath, [BIN, ...(await args())], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   first.stderr.on('data', (d: Buffer) => (log += d.toString()));

@@ -21,7 +21,7 @@ interface Replica {
 
 async function replica(kubeconfig: string, dir: string, name: string): Promise<Replica> {
   const [xds, admin] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'controller', '--source', 'kubernetes', '--kubeconfig', kubeconfig, '--state', join(dir, name), '--ca-root-secret', 'smc-system/smc-ca', '--leader-elect', '--leader-lease', '3s', '--insecure-xds', '--xds-address', `127.0.0.1:${xds}`, '--admin-address', `127.0.0.1:${admin}`], {
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'controller', '--log-format', 'text', '--source', 'kubernetes', '--kubeconfig', kubeconfig, '--state', join(dir, name), '--ca-root-secret', 'smc-system/smc-ca', '--leader-elect', '--leader-lease', '3s', '--insecure-xds', '--xds-address', `127.0.0.1:${xds}`, '--admin-address', `127.0.0.1:${admin}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, POD_NAME: name },
   });

@@ -81,7 +81,7 @@ const smcAsync = (args: string[]) =>
 
 test('smc proxy-config shows what real Envoy holds (its /config_dump, field for field); smc compile prints the same; explain asks the controller', async () => {
   const { controller, dir, state } = await testController('examples/bookstore');
-  const { envoy, adminPort, stderr } = await startEnvoy('bookstore/bookstore', controller.xdsPort, dir, state);
+  const { envoy, adminPort, statsPort, stderr } = await startEnvoy('bookstore/bookstore', controller.xdsPort, dir, state);
   const admin = `127.0.0.1:${controller.adminPort}`;
   try {
     const envoyDump = async () => (await (await fetch(`http://127.0.0.1:${adminPort}/config_dump?include_eds`)).json()) as { configs: Json[] };
@@ -96,6 +96,23 @@ test('smc proxy-config shows what real Envoy holds (its /config_dump, field for 
     assert.deepEqual(sorted(dynamicPart(await envoyDump())), sorted(dynamicPart(ours)), 'smc proxy-config -o json equals Envoy\'s own config_dump');
     assert.ok(!served.stdout.includes('PRIVATE KEY'), 'no private key');
     assert.match(served.stdout, /"private_key": \{\s*"inline_string": "\[redacted\]"/);
+
+    // Every bootstrap serves the sidecar's Prometheus stats (and nothing else of the admin) on the stats port.
+    const scraped = await fetch(`http://127.0.0.1:${statsPort}/stats/prometheus`);
+    assert.equal(scraped.status, 200);
+    assert.match(await scraped.text(), /^envoy_server_live\{?.*\}? 1$/m);
+    assert.equal((await fetch(`http://127.0.0.1:${statsPort}/config_dump`)).status, 404, 'the admin stays on loopback');
+
+    // The controller's metrics: process and runtime, build, certificate expiry, inputs by state, convergence by type.
+    const metrics = await (await fetch(`http://${admin}/metrics`)).text();
+    for (const m of [/^process_cpu_user_seconds_total \d/m, /^nodejs_eventloop_lag_seconds \d/m, /^nodejs_heap_size_used_bytes \d/m]) assert.match(metrics, m);
+    const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+    assert.match(metrics, new RegExp(`^smc_build_info\\{version="${version.replace(/\./g, '\\.')}",node="${process.version}"\\} 1$`, 'm'));
+    const expiry = /^smc_certificate_expiry_seconds\{identity="spiffe:\/\/cluster\.local\/ns\/bookstore\/sa\/bookstore"\} (\d+)$/m.exec(metrics);
+    assert.ok(expiry && Number(expiry[1]) > 3000 && Number(expiry[1]) <= 24 * 3600, `a service certificate expires within its lifetime: ${expiry?.[0]}`);
+    assert.match(metrics, /^smc_inputs\{kind="TrafficTarget",state="Accepted"\} 3$/m);
+    assert.match(metrics, /^smc_xds_convergence_seconds_count\{type="listener"\} [1-9]/m);
+    assert.match(metrics, /^smc_xds_pushes_total\{type="secret"\} [1-9]/m);
 
     // smc compile of the same folder: the same configuration, secrets aside (its certificates are throwaway ones).
     const out = mkdtempSync(join(tmpdir(), 'smc-compile-'));

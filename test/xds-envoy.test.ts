@@ -66,7 +66,7 @@ for (const variant of ['sotw', 'delta'] as const) {
       await waitFor('Envoy to converge to the new route version', inSync);
       const metrics = await (await fetch(`http://127.0.0.1:${controller.adminPort}/metrics`)).text();
       assert.match(metrics, /^smc_xds_connected_proxies 1$/m);
-      assert.match(metrics, /^smc_xds_convergence_seconds_count [1-9]/m);
+      assert.match(metrics, /^smc_xds_convergence_seconds_count\{type="route"\} [1-9]/m);
     } finally {
       envoy.kill('SIGKILL');
       await controller.close();

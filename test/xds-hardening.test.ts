@@ -40,7 +40,7 @@ const serialOf = async (state: string) => {
 /** A controller in its own process (so a heap cap applies to it alone), with its log collected. */
 async function controllerProcess(dir: string, nodeArgs: string[] = []) {
   const [xds, admin] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [...nodeArgs, BIN, 'controller', '--source', join(dir, 'mesh'), '--state', join(dir, 'state'), '--xds-address', `127.0.0.1:${xds}`, '--admin-address', `127.0.0.1:${admin}`, '--push-window', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, BIN, 'controller', '--log-format', 'text', '--source', join(dir, 'mesh'), '--state', join(dir, 'state'), '--xds-address', `127.0.0.1:${xds}`, '--admin-address', `127.0.0.1:${admin}`, '--push-window', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   let exited: string | undefined;

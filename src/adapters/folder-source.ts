@@ -1,3 +1,4 @@
+import type { Log } from '../runtime/log.js';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -16,7 +17,7 @@ import { listFiles, parseText } from './yaml-files.js';
  */
 export interface FolderSourceOptions {
   readonly paths: readonly string[];
-  readonly log: (line: string) => void;
+  readonly log: Log;
   /** How long events settle before the folder is read again (default 50 ms). */
   readonly settleMs?: number;
 }
@@ -41,7 +42,7 @@ export function createFolderSource(o: FolderSourceOptions): Source {
       try {
         for (const f of await listFiles(p)) files.add(f);
       } catch (e) {
-        o.log(`source: cannot read ${p}: ${(e as Error).message}`);
+        o.log(`source: cannot read ${p}: ${(e as Error).message}`, { level: 'warn' });
       }
     }
     for (const file of [...files].sort()) {
@@ -67,7 +68,7 @@ export function createFolderSource(o: FolderSourceOptions): Source {
       const problems = parsed.problems.map((p) => ({ ...p, message: `${p.message}${note}` }));
       known.set(file, { hash, good: kept });
       events?.set(file, kept ? { documents: kept.documents, problems } : { documents: parsed.documents, problems });
-      for (const p of problems) o.log(`source: ${file}:${p.origin.line}: ${p.message}`);
+      for (const p of problems) o.log(`source: ${file}:${p.origin.line}: ${p.message}`, { level: 'warn', file });
     }
     for (const file of [...known.keys()]) {
       if (files.has(file)) continue;
@@ -97,10 +98,10 @@ export function createFolderSource(o: FolderSourceOptions): Source {
         const dir = (await stat(p).catch(() => undefined))?.isDirectory() ? p : dirname(p);
         try {
           const w = watch(dir, { recursive: true }, schedule);
-          w.on('error', (err) => o.log(`source: watching ${dir} failed (${err.message}); send SIGHUP to read it again`));
+          w.on('error', (err) => o.log(`source: watching ${dir} failed (${err.message}); send SIGHUP to read it again`, { level: 'error' }));
           watchers.push(w);
         } catch (err) {
-          o.log(`source: cannot watch ${dir} (${(err as Error).message}); send SIGHUP to read it again`);
+          o.log(`source: cannot watch ${dir} (${(err as Error).message}); send SIGHUP to read it again`, { level: 'error' });
         }
       }
     },

@@ -1,3 +1,4 @@
+import type { Log } from '../runtime/log.js';
 import * as k8s from '@kubernetes/client-node';
 import type { InputDocument } from '../compiler/inputs.js';
 import { formatMessage } from '../compiler/status.js';
@@ -14,7 +15,7 @@ import type { Source, SourceEvents } from './source.js';
 export interface KubernetesSourceOptions {
   /** A kubeconfig file; default $KUBECONFIG, ~/.kube/config, or the pod's service account. */
   readonly kubeconfig?: string;
-  readonly log: (line: string) => void;
+  readonly log: Log;
   /** First retry delay after an informer stops (default 500 ms, doubling to 30 s). */
   readonly retryMs?: number;
 }
@@ -107,7 +108,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
     let delay = o.retryMs ?? 500;
     const restart = (why: string) => {
       if (closed) return;
-      o.log(`kubernetes: watching ${w.kind} (${w.apiVersion}) stopped (${why}); starting again in ${delay} ms`);
+      o.log(`kubernetes: watching ${w.kind} (${w.apiVersion}) stopped (${why}); starting again in ${delay} ms`, { level: 'warn', kind: w.kind });
       const t = setTimeout(() => {
         timers.delete(t);
         informer.start().then(
@@ -147,7 +148,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
           for (const obj of list.items) deliver(w, obj);
           for (const unit of [...units.get(w)!]) if (!seen.has(unit)) forget(w, unit);
         } catch (err) {
-          o.log(`kubernetes: cannot list ${w.kind} (${w.apiVersion}): ${apiError(err)}`);
+          o.log(`kubernetes: cannot list ${w.kind} (${w.apiVersion}): ${apiError(err)}`, { level: 'error', kind: w.kind });
         }
       }
     },
@@ -177,7 +178,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
             () => undefined,
             (e: unknown) => {
               target.condition = '';
-              o.log(`kubernetes: cannot write the status of ${target.kind.kind} ${target.namespace}/${target.name}: ${apiError(e)}`);
+              o.log(`kubernetes: cannot write the status of ${target.kind.kind} ${target.namespace}/${target.name}: ${apiError(e)}`, { level: 'warn' });
             },
           );
       }

@@ -1,3 +1,4 @@
+import type { Log } from '../runtime/log.js';
 import * as k8s from '@kubernetes/client-node';
 import { apiError } from './kubernetes-source.js';
 
@@ -27,7 +28,7 @@ export interface LeaderElectionOptions {
   /** Lease duration (default 15 s) and renew interval (default 5 s). */
   readonly leaseMs?: number;
   readonly renewMs?: number;
-  readonly log: (line: string) => void;
+  readonly log: Log;
 }
 
 export async function startLeaderElection(o: LeaderElectionOptions): Promise<LeaderElection> {

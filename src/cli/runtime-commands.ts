@@ -1,3 +1,4 @@
+import { createLogger, LOG_LEVELS, type LogLevel } from '../runtime/log.js';
 import { adminUrl, hostPort, UsageError } from './usage.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -88,6 +89,13 @@ Options:
                        (node NS/SA/vm:NAME) is connected, and this long after it
                        disconnects (default 30s)
       --insecure-xds   Plaintext xDS that trusts node ids: local experiments only
+      --log-level debug|info|warn|error
+                       The least severe events logged (default info)
+      --log-format auto|json|text
+                       JSON lines (one event per line, with fields such as
+                       component, identity, nodeId, type, version) or lines
+                       for people; auto (default): JSON unless stderr is a
+                       terminal
   -h, --help           Show this help
 
 Security: the admin port changes the mesh only for requests that present the
@@ -131,7 +139,9 @@ Options:
       --state DIR             The controller's state folder (default .smc-state)
       --trust-domain TD       Trust domain (default cluster.local)
   -o, --output DIR            Output folder (default smc-bootstrap-NS-SA)
-      --admin-port PORT       Envoy admin port (default 15000)
+      --admin-port PORT       Envoy admin port, on loopback (default 15000)
+      --stats-port PORT       Where Prometheus scrapes the sidecar: /stats/prometheus
+                              only, on every address (default 15010; 0: none)
       --delta                 Use incremental xDS
       --insecure-xds          For a controller started with --insecure-xds (no certificates)
       --proxyless             A gRPC xDS bootstrap for a proxyless application
@@ -226,6 +236,8 @@ export async function controllerCommand(args: string[]): Promise<number> {
       'leader-election-namespace': { type: 'string', default: 'smc-system' },
       'webhook-address': { type: 'string' },
       'vm-grace': { type: 'string', default: '30s' },
+      'log-level': { type: 'string', default: 'info' },
+      'log-format': { type: 'string', default: 'auto' },
       'sidecar-image': { type: 'string', default: `smc:${SMC_VERSION}` },
       'sidecar-xds-address': { type: 'string', default: 'smc-controller.smc-system.svc:15128' },
       'sidecar-certificate-url': { type: 'string', default: 'https://smc-controller.smc-system.svc:15130' },
@@ -245,7 +257,11 @@ export async function controllerCommand(args: string[]): Promise<number> {
   const serviceCertTtlMs = durationMs(values['service-cert-ttl'], '--service-cert-ttl');
   if (serviceCertTtlMs < 60_000) throw new UsageError('--service-cert-ttl must be at least 1m');
   const ca = caChoice(values);
-  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const level = values['log-level'] as LogLevel;
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level expects ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(values['log-level'])}`);
+  const format = values['log-format'];
+  if (format !== 'auto' && format !== 'json' && format !== 'text') throw new UsageError(`--log-format expects auto, json or text, got ${JSON.stringify(format)}`);
+  const log = createLogger({ level, json: format === 'json' || (format === 'auto' && !process.stderr.isTTY) });
   const paths = values.source ?? ['examples/bookstore'];
   let sources;
   if (paths.includes('kubernetes')) {
@@ -312,7 +328,7 @@ export async function controllerCommand(args: string[]): Promise<number> {
       log('controller: SIGHUP: reading every source again');
       controller.reload().then(
         (changes) => log(`controller: SIGHUP: ${changes.length} identity(ies) changed`),
-        (e: Error) => log(`controller: SIGHUP: reading again failed: ${e.message}`),
+        (e: Error) => log(`controller: SIGHUP: reading again failed: ${e.message}`, { level: 'error' }),
       );
     });
   });
@@ -331,6 +347,7 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
       'trust-domain': { type: 'string', default: 'cluster.local' },
       output: { type: 'string', short: 'o' },
       'admin-port': { type: 'string', default: '15000' },
+      'stats-port': { type: 'string', default: '15010' },
       delta: { type: 'boolean', default: false },
       'insecure-xds': { type: 'boolean', default: false },
       proxyless: { type: 'boolean', default: false },
@@ -360,7 +377,7 @@ export async function bootstrapCommand(args: string[]): Promise<number> {
     return 0;
   }
   const tls = values['insecure-xds'] ? undefined : await writeProxyCredentials(values, ns, sa, dir);
-  const bootstrap = adsBootstrap({ nodeId, xdsHost: xds.host, xdsPort: xds.port, adminPort: Number(values['admin-port']), delta: values.delta, tls });
+  const bootstrap = adsBootstrap({ nodeId, xdsHost: xds.host, xdsPort: xds.port, adminPort: portNumber(values['admin-port'], '--admin-port'), statsPort: portNumber(values['stats-port'], '--stats-port'), delta: values.delta, tls });
   await writeFile(join(dir, 'bootstrap.json'), `${JSON.stringify(bootstrap, null, 2)}\n`);
   process.stderr.write(`smc bootstrap: wrote ${join(dir, 'bootstrap.json')}${tls ? ' with proxy.crt, proxy.key (0600) and ca.crt' : ''}; run: envoy -c ${join(dir, 'bootstrap.json')}\n`);
   return 0;

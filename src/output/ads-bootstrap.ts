@@ -1,5 +1,5 @@
 import { TYPE_PREFIX } from '../compiler/envoy/codec.js';
-import { ADMIN_PORT } from '../compiler/envoy/names.js';
+import { ADMIN_PORT, STATS_PORT } from '../compiler/envoy/names.js';
 import { RE2_MAX_PROGRAM_SIZE } from '../compiler/regex.js';
 
 /**
@@ -29,6 +29,8 @@ export interface AdsBootstrapOptions {
   readonly xdsHost: string;
   readonly xdsPort: number;
   readonly adminPort?: number;
+  /** Where Prometheus scrapes the sidecar's own stats (default 15010; 0: none). */
+  readonly statsPort?: number;
   /** Incremental xDS instead of state of the world. */
   readonly delta?: boolean;
   /** Undefined: plaintext to a control plane started with --insecure-xds. */
@@ -37,9 +39,59 @@ export interface AdsBootstrapOptions {
 
 export const XDS_CLUSTER = 'smc-xds';
 
+export const STATS_LISTENER = 'smc-stats';
+const ADMIN_CLUSTER = 'smc-admin';
+
+/**
+ * The sidecar's Prometheus endpoint: a listener on every address that serves
+ * the admin's /stats/prometheus and nothing else of the admin port (which
+ * stays on loopback: it can change the proxy).
+ */
+function statsResources(statsPort: number, adminPort: number): { listener: object; cluster: object } {
+  return {
+    listener: {
+      name: STATS_LISTENER,
+      address: { socketAddress: { address: '0.0.0.0', portValue: statsPort } },
+      filterChains: [
+        {
+          filters: [
+            {
+              name: 'envoy.filters.network.http_connection_manager',
+              typedConfig: {
+                '@type': `${TYPE_PREFIX}envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
+                statPrefix: STATS_LISTENER,
+                routeConfig: {
+                  virtualHosts: [
+                    {
+                      name: STATS_LISTENER,
+                      domains: ['*'],
+                      routes: [
+                        { match: { path: '/stats/prometheus' }, route: { cluster: ADMIN_CLUSTER } },
+                        { match: { prefix: '/' }, directResponse: { status: 404, body: { inlineString: 'only /stats/prometheus is served here\n' } } },
+                      ],
+                    },
+                  ],
+                },
+                httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': `${TYPE_PREFIX}envoy.extensions.filters.http.router.v3.Router` } }],
+              },
+            },
+          ],
+        },
+      ],
+    },
+    cluster: {
+      name: ADMIN_CLUSTER,
+      type: 'STATIC',
+      connectTimeout: '1s',
+      loadAssignment: { clusterName: ADMIN_CLUSTER, endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: adminPort } } } }] }] },
+    },
+  };
+}
+
 export function adsBootstrap(o: AdsBootstrapOptions): object {
   const isIp = /^[\d.]+$|:/.test(o.xdsHost);
   const ads = { ads: {}, resourceApiVersion: 'V3' };
+  const stats = (o.statsPort ?? STATS_PORT) === 0 ? undefined : statsResources(o.statsPort ?? STATS_PORT, o.adminPort ?? ADMIN_PORT);
   return {
     node: { id: o.nodeId, cluster: o.nodeId.split('/')[0] },
     admin: { address: { socketAddress: { address: '127.0.0.1', portValue: o.adminPort ?? ADMIN_PORT } } },
@@ -55,7 +107,9 @@ export function adsBootstrap(o: AdsBootstrapOptions): object {
       ldsConfig: ads,
     },
     staticResources: {
+      ...(stats ? { listeners: [stats.listener] } : {}),
       clusters: [
+        ...(stats ? [stats.cluster] : []),
         {
           name: XDS_CLUSTER,
           type: isIp ? 'STATIC' : 'STRICT_DNS',

@@ -1,3 +1,4 @@
+import type { Log } from './log.js';
 import { constants as http2constants } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { EnvoyProtos } from '../adapters/envoy-protos.js';
@@ -34,7 +35,7 @@ export interface AdsServerOptions {
   readonly trustDomain: () => string;
   readonly metrics: Metrics;
   readonly proxies: ProxyRegistry;
-  readonly log: (line: string) => void;
+  readonly log: Log;
   /**
    * With TLS: whether the client certificate (by serial) may open a stream
    * for this identity; an error message refuses it (PERMISSION_DENIED).
@@ -149,13 +150,13 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
     let serial: string | undefined;
 
     const fail = (code: grpc.status, details: string) => {
-      o.log(`xds: refused stream from ${call.getPeer()}: ${details}`);
+      o.log(`xds: refused stream from ${call.getPeer()}: ${details}`, { level: 'warn', peer: call.getPeer() });
       call.emit('error', { code, details });
     };
     /** Ends an admitted stream from the server side. */
     const cut = (code: grpc.status, details: string) => {
       if (closed) return;
-      o.log(`xds: closing the stream of ${record ? `${record.nodeId} (${record.identity})` : call.getPeer()}: ${details}`);
+      o.log(`xds: closing the stream of ${record ? `${record.nodeId} (${record.identity})` : call.getPeer()}: ${details}`, { level: 'warn', nodeId: record?.nodeId, identity: record?.identity });
       const stuck = blocked;
       call.emit('error', { code, details });
       cleanup();
@@ -177,13 +178,14 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       if (record) {
         o.proxies.remove(record);
         o.metrics.connected.dec();
-        o.log(`xds: ${record.nodeId} (${record.identity}) disconnected`);
+        o.log(`xds: ${record.nodeId} (${record.identity}) disconnected`, { nodeId: record.nodeId, identity: record.identity });
       }
     };
     const write = (msg: DiscoveryResponse | DeltaDiscoveryResponse) =>
       new Promise<void>((resolve) => {
         if (closed) return resolve();
-        const kind = msg.typeUrl.split('.').pop()!;
+        // One label scheme: the xDS type as smc names it (cluster, endpoint, ...), as every metric uses.
+        const kind = kindOfTypeUrl(msg.typeUrl) ?? 'other';
         o.metrics.pushes.inc({ type: kind });
         const bytes = msg.resources.reduce((n, r) => n + ('value' in r ? r.value.length : r.resource.value.length), 0);
         o.metrics.bytesSent.inc({ type: kind }, bytes);
@@ -206,14 +208,16 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       });
     const events: ReplyEvents = {
       ack(kind) {
-        // Convergence: from the input change that produced this snapshot to the proxy's ACK.
-        if (sentAt.has(kind) && o.changedAt) o.metrics.convergence.observe((Date.now() - o.changedAt()) / 1000);
+        // Convergence: from the push to the proxy's ACK (not from the input change: a proxy that connects
+        // later would count the time it was not there).
+        const sent = sentAt.get(kind);
+        if (sent !== undefined) o.metrics.convergence.observe({ type: kind }, (Date.now() - sent) / 1000);
         sentAt.delete(kind);
       },
       nack(kind, version, message) {
         o.metrics.nacks.inc({ type: kind });
         // `message` is already escaped and bounded (recordReply).
-        o.log(`xds: ${record?.nodeId} NACKed ${kind} version ${version}: ${message}`);
+        o.log(`xds: ${record?.nodeId} NACKed ${kind} version ${version}: ${message}`, { level: 'warn', nodeId: record?.nodeId, identity: record?.identity, type: kind, version });
       },
       stale(kind) {
         o.metrics.staleRequests.inc({ type: kind });
@@ -239,7 +243,11 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
           }
           for (const m of out) {
             const kind = kindOfTypeUrl(m.typeUrl);
-            if (kind) sentAt.set(kind, Date.now());
+            if (kind) {
+              sentAt.set(kind, Date.now());
+              const version = 'versionInfo' in m ? m.versionInfo : m.systemVersionInfo;
+              o.log(`xds: sent ${kind} version ${version} to ${record!.nodeId}`, { level: 'debug', nodeId: record!.nodeId, identity: record!.identity, type: kind, version, resources: m.resources.length });
+            }
             await write(m);
           }
           if (out.length > 0) o.metrics.pushDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -288,7 +296,7 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
         unwatchCache();
         due.delete(push);
       };
-      o.log(`xds: ${nodeId} (${identity}) connected over ${variant === 'sotw' ? 'state-of-the-world' : 'delta'} ADS from ${call.getPeer()}`);
+      o.log(`xds: ${nodeId} (${identity}) connected over ${variant === 'sotw' ? 'state-of-the-world' : 'delta'} ADS from ${call.getPeer()}`, { nodeId, identity, variant, peer: call.getPeer() });
       void pump();
     };
 

@@ -1,3 +1,4 @@
+import type { Log } from './log.js';
 import { openSigner, type CaChoice } from '../adapters/ca/open.js';
 import { normalizeSerial, openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { issueForXdsPort, PROXY_CERTIFICATE_TTL_MS, renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/signer.js';
@@ -20,7 +21,7 @@ import { renderStatus, statusLines } from '../output/render.js';
 import { createAdminServer } from './admin-server.js';
 import { createAdsServer } from './ads-server.js';
 import { createSnapshotCache, type IdentityChange, type SnapshotCache } from './cache.js';
-import { createMetrics } from './metrics.js';
+import { countInputs, createMetrics } from './metrics.js';
 import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
 import { startCompilerThread } from './compiler-thread.js';
 import { createServer, isIP } from 'node:net';
@@ -73,7 +74,7 @@ export interface ControllerOptions {
   readonly vmGraceMs?: number;
   /** The sidecar injector and the pods' proxy certificates, on an HTTPS port of their own (Kubernetes). */
   readonly webhook?: WebhookSettings;
-  readonly log: (line: string) => void;
+  readonly log: Log;
 }
 
 export interface WebhookSettings {
@@ -196,6 +197,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
     const store = openCertificateStore(o.stateDir, o.log);
     const issued = new Map<string, IssuedCertificate>();
+    metrics.certificateExpiry = () => new Map([...issued].map(([id, c]) => [id, c.notAfter]));
     for (const [id, cert] of await store.load()) {
       // Only certificates of this CA's root that are still valid; anything else is simply issued anew.
       if (await signedBy(cert.certificateChain, ca.trustBundle(), new Date())) issued.set(id, cert);
@@ -227,7 +229,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         issued.set(id, cert);
         await store.save(id, cert);
         const f = certificateFacts(cert.certificateChain);
-        o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${f.serial}, expires ${f.notAfter.toISOString()})`);
+        o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${f.serial}, expires ${f.notAfter.toISOString()})`, { identity: id, serial: f.serial });
       });
       return due;
     };
@@ -257,7 +259,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const snapshots = await compiler.snapshots(certificates, renewals ? renewed : undefined);
       const broken = snapshots.filter((s) => cache.differs(s)).flatMap((s) => inconsistencies(s, protos));
       if (broken.length > 0) {
-        o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`);
+        o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`, { level: 'error' });
         return [];
       }
       last = result;
@@ -265,7 +267,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       changedAt = Date.now();
       const changes = renewals ? cache.update(snapshots) : cache.setSnapshots(snapshots);
       ready = true;
-      if (!renewals || changes.length > 0) o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`);
+      if (!renewals || changes.length > 0) o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`, { snapshots: snapshots.length, changed: changes.length });
       scheduleRenewal();
       return changes;
     };
@@ -275,7 +277,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const next = Math.min(...[...issued.values()].map(renewalDue));
       renewTimer = setTimeout(() => {
         void serialized(() => publish(last, true)).catch((e: Error) => {
-          o.log(`ca: renewal failed, retrying in 10s: ${e.message}`);
+          o.log(`ca: renewal failed, retrying in 10s: ${e.message}`, { level: 'error' });
           renewTimer = setTimeout(scheduleRenewal, 10_000);
         });
       }, Math.min(Math.max(next - Date.now(), 1000), 2 ** 31 - 1));
@@ -290,14 +292,15 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const result = compiled ?? (await compiler.compile(liveInputs()));
       // Each status line is logged when it first appears, not again on every compile.
       const lines = new Set(statusLines(result.status));
-      for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`);
+      for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`, { level: / error: /.test(line) ? 'warn' : 'info' });
       logged = lines;
       status = { objects: renderStatus(result.status, { origins: true }) };
       lastStatus = result.status;
+      countInputs(metrics, result.status);
       // Only the leader writes status back; a new leader writes what differs at once.
       if (leads()) for (const source of sources) source.reportStatus?.(result.status);
       const changes = await publish(result);
-      await podCertificates?.podsGone().catch((e: Error) => o.log(`ca: revoking the certificates of deleted pods failed: ${e.message}`));
+      await podCertificates?.podsGone().catch((e: Error) => o.log(`ca: revoking the certificates of deleted pods failed: ${e.message}`, { level: 'error' }));
       return changes;
     };
     let podCertificates: ReturnType<typeof podIdentityService> | undefined;
@@ -313,7 +316,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const wait = Math.max(0, Math.min(o.gatherMs ?? 50, firstChangeAt + (o.gatherMaxMs ?? 1000) - now));
       gatherTimer = setTimeout(() => {
         firstChangeAt = undefined;
-        void serialized(() => reload()).catch((e: Error) => o.log(`controller: compile failed (a bug in smc); the last good snapshots keep serving: ${e.stack ?? e.message}`));
+        void serialized(() => reload()).catch((e: Error) => o.log(`controller: compile failed (a bug in smc); the last good snapshots keep serving: ${e.stack ?? e.message}`, { level: 'error' }));
       }, wait);
     };
     inputs.onChange(compileSoon);
@@ -327,7 +330,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1', ...new Set(served)] };
     const serverCertificate = o.insecureXds && !o.webhook ? undefined : await issueForXdsPort(ca, controlPlane, serverOptions);
     if (o.insecureXds) {
-      o.log('controller: WARNING: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.');
+      o.log('controller: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.', { level: 'warn' });
     } else {
       const server = serverCertificate!;
       tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.xdsTrust?.() ?? ca.trustBundle() };

@@ -1,3 +1,4 @@
+import type { Log } from './log.js';
 import type { IssuedCertificate } from '../adapters/ca/signer.js';
 import type { ProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { certificateFacts } from '../adapters/ca/x509.js';
@@ -35,7 +36,7 @@ export interface PodIdentityOptions {
   /** NS/NAME of every pod in the mesh now (undefined before the first compile). */
   readonly presentPods: () => ReadonlySet<string> | undefined;
   readonly graceMs?: number;
-  readonly log: (line: string) => void;
+  readonly log: Log;
 }
 
 /** A pod the API server vouched for may not have reached the controller's informer yet: its certificate is not revoked for want of it this soon. */
@@ -90,7 +91,7 @@ export function podIdentityService(o: PodIdentityOptions) {
       try {
         const reviewed = await o.review(token);
         if ('refused' in reviewed) {
-          o.log(`ca: refused a proxy certificate request: ${reviewed.refused}`);
+          o.log(`ca: refused a proxy certificate request: ${reviewed.refused}`, { level: 'warn' });
           return { status: 403, body: { error: reviewed.refused } };
         }
         const p = reviewed.pod;
@@ -108,7 +109,7 @@ export function podIdentityService(o: PodIdentityOptions) {
         const key = `${p.namespace}/${p.podName}`;
         await revoke((pods.get(key) ?? []).map((x) => x.serial), `pod ${key} was given a new one`);
         pods.set(key, [{ serial, at: Date.now() }]);
-        o.log(`ca: issued proxy certificate ${serial} of ${identity} to pod ${clientText(key, 128)} (node ${clientText(nodeId, 200)})`);
+        o.log(`ca: issued proxy certificate ${serial} of ${identity} to pod ${clientText(key, 128)} (node ${clientText(nodeId, 200)})`, { identity, nodeId: clientText(nodeId, 200), serial });
         const answer: ProxyCertificateAnswer = { nodeId, identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: o.xdsTrust(), controlPlaneIdentity: o.controlPlaneIdentity };
         return { status: 200, body: answer };
       } finally {

@@ -1,3 +1,4 @@
+import type { Log } from './log.js';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { injectPod, type InjectOptions } from '../output/inject.js';
@@ -21,7 +22,7 @@ export interface WebhookOptions {
   readonly inMesh: (namespace: string) => boolean | undefined;
   /** Answers a proxy certificate request (see pod-identity.ts). */
   readonly proxyCertificate: (body: unknown) => Promise<{ status: number; body: unknown }>;
-  readonly log: (line: string) => void;
+  readonly log: Log;
 }
 
 /** A pod is at most about 1.5 MiB in etcd; the review wraps it (and its old version on UPDATE). */
@@ -31,7 +32,7 @@ const MAX_CERTIFICATE_REQUEST_BYTES = 64 * 1024;
 export function createWebhookServer(o: WebhookOptions): { listen(host: string, port: number): Promise<number>; close(): Promise<void> } {
   const server: Server = createServer({ cert: o.tls.certificateChain, key: o.tls.privateKey }, (req, res) => {
     void handle(req, res).catch((e: Error) => {
-      o.log(`webhook: ${req.method} ${clientText(req.url ?? '', 200)} failed (a bug in smc): ${e.stack ?? e.message}`);
+      o.log(`webhook: ${req.method} ${clientText(req.url ?? '', 200)} failed (a bug in smc): ${e.stack ?? e.message}`, { level: 'error' });
       if (!res.headersSent) send(res, 500, { error: 'internal error; see the controller log' });
       else res.destroy();
     });
@@ -82,7 +83,7 @@ export function createWebhookServer(o: WebhookOptions): { listen(host: string, p
     }
     const decision = injectPod(request.object, o.inject());
     if (decision.action === 'reject') {
-      o.log(`webhook: refused ${what}: ${decision.message}`);
+      o.log(`webhook: refused ${what}: ${decision.message}`, { level: 'warn' });
       return answer({ allowed: false, status: { code: 400, reason: 'BadRequest', message: `smc sidecar injector: ${decision.message}` } });
     }
     if (decision.action === 'skip') return answer({ allowed: true });

@@ -22,14 +22,15 @@ export function validateWithEnvoy(configPath: string): { ok: boolean; output: st
 /** A sidecar for `identity` (NS/SA), started from `smc bootstrap` against a controller, its admin on a free port. */
 export async function startEnvoy(identity: string, xdsPort: number, dir: string, state: string, options: { delta?: boolean; instance?: string } = {}) {
   const adminPort = await freePort();
+  const statsPort = await freePort();
   const out = join(dir, `bootstrap-${identity.replace('/', '-')}-${adminPort}`);
-  const b = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', identity, '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), ...(options.delta ? ['--delta'] : []), ...(options.instance ? ['--instance', options.instance] : [])], { encoding: 'utf8' });
+  const b = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', identity, '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), '--stats-port', String(statsPort), ...(options.delta ? ['--delta'] : []), ...(options.instance ? ['--instance', options.instance] : [])], { encoding: 'utf8' });
   assert.equal(b.status, 0, b.stderr);
   const envoy = spawn(envoyPath(), ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--base-id', String(adminPort), '--drain-time-s', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   envoy.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
   envoy.on('exit', (code, signal) => (stderr += `\n[envoy exited: ${code ?? signal}]`));
-  return { envoy, adminPort, stderr: () => stderr };
+  return { envoy, adminPort, statsPort, stderr: () => stderr };
 }
 
 /**
