@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { MESH_PAGE } from '../output/mesh-page.js';
 import { PUSH_ORDER } from '../compiler/envoy/codec.js';
 import { hostAllowed, tokenMatches } from './admin-auth.js';
 import type { Metrics } from './metrics.js';
@@ -22,6 +23,8 @@ export interface AdminOptions {
   readonly leader?: () => unknown;
   /** GET /status/proxy-config?node=NODE: what one connected proxy is served. */
   readonly proxyConfig?: (node: string | null) => { readonly code: number; readonly body: unknown };
+  /** GET /mesh (a page), /mesh/graph (JSON) and /mesh/events (server-sent events): the mesh as a graph; undefined before the first compile. */
+  readonly meshGraph?: () => unknown;
   /** GET /explain?from=&to=&method=&path=&header=: `smc explain` against the mesh being served. */
   readonly explain?: (query: URLSearchParams) => { readonly code: number; readonly body: unknown };
   /** Host names (besides IP literals and localhost) requests may name in Host. */
@@ -42,7 +45,39 @@ export function proxyStatusDocument(proxies: ProxyRegistry): unknown {
   };
 }
 
+/** At most this many pages follow /mesh/events at once (each costs a graph per change). */
+const MAX_VIEWERS = 16;
+
 export function createAdminServer(o: AdminOptions): { listen(host: string, port: number): Promise<number>; close(): Promise<void> } {
+  // /mesh/events: the graph is built at most once a second while someone watches, and sent when it changed.
+  const viewers = new Set<ServerResponse>();
+  let lastGraph = '';
+  let ticker: NodeJS.Timeout | undefined;
+  const graphText = () => JSON.stringify(o.meshGraph?.() ?? null);
+  const tick = () => {
+    const text = graphText();
+    if (text === lastGraph) return;
+    lastGraph = text;
+    for (const v of viewers) v.write(`data: ${text}\n\n`);
+  };
+  const follow = (res: ServerResponse) => {
+    if (viewers.size >= MAX_VIEWERS) {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      return res.end(`at most ${MAX_VIEWERS} pages follow the mesh at once\n`);
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+    lastGraph = graphText();
+    res.write(`retry: 2000\ndata: ${lastGraph}\n\n`);
+    viewers.add(res);
+    ticker ??= setInterval(tick, 1000);
+    res.on('close', () => {
+      viewers.delete(res);
+      if (viewers.size === 0 && ticker) {
+        clearInterval(ticker);
+        ticker = undefined;
+      }
+    });
+  };
   const server: Server = createServer((req, res) => {
     const send = (code: number, type: string, body: string) => {
       res.writeHead(code, { 'content-type': type });
@@ -65,6 +100,16 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       const { code, body } = o.proxyConfig(new URL(req.url ?? '/', 'http://admin').searchParams.get('node'));
       return send(code, 'application/json', `${JSON.stringify(body, null, 2)}\n`);
     }
+    if (path === '/mesh' && o.meshGraph) {
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        // Nothing from elsewhere; data is text, never markup (see mesh-page.ts).
+        'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+      });
+      return res.end(MESH_PAGE);
+    }
+    if (path === '/mesh/graph' && o.meshGraph) return json(o.meshGraph() ?? null);
+    if (path === '/mesh/events' && o.meshGraph) return follow(res);
     if (path === '/explain' && o.explain) {
       const { code, body } = o.explain(new URL(req.url ?? '/', 'http://admin').searchParams);
       return send(code, 'application/json', `${JSON.stringify(body, null, 2)}\n`);
@@ -85,7 +130,7 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       );
       return;
     }
-    send(404, 'text/plain', 'not found: try /healthz, /readyz, /status/proxies, /status/proxy-config?node=NODE, /status/inputs, /explain, /metrics\n');
+    send(404, 'text/plain', 'not found: try /healthz, /readyz, /mesh, /status/proxies, /status/proxy-config?node=NODE, /status/inputs, /explain, /metrics\n');
   });
   return {
     listen: (host, port) =>
@@ -98,6 +143,9 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       }),
     close: () =>
       new Promise((resolve) => {
+        if (ticker) clearInterval(ticker);
+        for (const v of viewers) v.end();
+        viewers.clear();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

@@ -16,6 +16,8 @@ import type { CertificateInputs } from '../compiler/inputs.js';
 import { identityOf, type MeshIR } from '../compiler/ir/types.js';
 import { explain } from '../compiler/explain.js';
 import { proxyConfigDocument } from './proxy-config.js';
+import { meshGraph } from '../output/mesh-graph.js';
+import { proxyStates } from './proxy-status.js';
 import { parseExplainQuery } from '../output/explain.js';
 import { renderStatus, statusLines } from '../output/render.js';
 import { createAdminServer } from './admin-server.js';
@@ -156,7 +158,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let adminPort: number;
   try {
     await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: (q) => explainQuery(servedIR, q), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: (q) => explainQuery(servedIR, q), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: () => (servedIR ? meshGraph(servedIR, proxyStates(proxies)) : undefined), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });

@@ -110,3 +110,18 @@ export function createProxyRegistry(): ProxyRegistry {
     list: () => [...records].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : a.stream - b.stream)),
   };
 }
+
+/** Each connected proxy's state over all its types (the worst one) and its last NACK message, for the mesh graph. */
+export function proxyStates(proxies: ProxyRegistry): { identity: string; nodeId: string; state: SyncState; nack?: string }[] {
+  const rank: Record<SyncState, number> = { SYNCED: 0, 'NOT SENT': 1, STALE: 2, NACK: 3 };
+  return proxies.list().map((p) => {
+    let state: SyncState = Object.keys(p.types).length === 0 ? 'NOT SENT' : 'SYNCED';
+    let nack: string | undefined;
+    for (const t of Object.values(p.types)) {
+      const s = syncState(t);
+      if (s === 'NACK') nack = t?.nack?.message;
+      if (rank[s] > rank[state]) state = s;
+    }
+    return { identity: p.identity, nodeId: clientText(p.nodeId, 128), state, ...(nack ? { nack } : {}) };
+  });
+}

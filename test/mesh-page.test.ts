@@ -1,0 +1,88 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import puppeteer from 'puppeteer-core';
+import { Client, open } from './helpers/ads-client.js';
+import { testController } from './helpers/controller.js';
+import { installedTool } from './helpers/tools.js';
+import { TYPE_URL } from '../src/runtime/xds-types.js';
+
+/**
+ * The admin port's picture of the mesh, in real headless Chromium (Debian's
+ * package, installed by scripts/install-chromium.sh): it draws the bookstore
+ * mesh with its proxies' sync state, and a policy change appears in the page
+ * without a reload.
+ */
+
+test('the /mesh page draws identities, who may call whom, splits and proxy state, and follows a policy change without a reload', async () => {
+  const chromium = installedTool('Chromium', 'scripts/install-chromium.sh');
+  const { controller, dir } = await testController('examples/bookstore', { insecureXds: true });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  const browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  try {
+    // Two proxies: one in sync, one that rejects what it was sent (with markup in its message).
+    const buyer = open(client, 'sotw');
+    buyer.send({ node: { id: 'bookbuyer/bookbuyer' }, typeUrl: TYPE_URL.cluster, resourceNames: [], versionInfo: '', responseNonce: '' });
+    const b = await buyer.next(5000);
+    buyer.send({ typeUrl: TYPE_URL.cluster, resourceNames: [], versionInfo: b.versionInfo, responseNonce: b.nonce });
+    const store = open(client, 'sotw');
+    store.send({ node: { id: 'bookstore/bookstore' }, typeUrl: TYPE_URL.cluster, resourceNames: [], versionInfo: '', responseNonce: '' });
+    const s = await store.next(5000);
+    store.send({ typeUrl: TYPE_URL.cluster, resourceNames: [], versionInfo: s.versionInfo, responseNonce: s.nonce, errorDetail: { code: 3, message: '<img src=x onerror=alert(1)> rejected' } });
+
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`http://127.0.0.1:${controller.adminPort}/mesh`);
+    await page.waitForSelector('.node[data-id="bookwarehouse/mysql"]', { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector('.proxy[data-node="bookstore/bookstore"]')?.getAttribute('data-state') === 'NACK', { timeout: 10_000 });
+
+    const picture = await page.evaluate(() => ({
+      nodes: [...document.querySelectorAll('.node')].map((n) => [n.getAttribute('data-id'), n.getAttribute('data-state')]),
+      edges: [...document.querySelectorAll('.edge')].map((e) => `${e.getAttribute('data-from')} -> ${e.getAttribute('data-to')}: ${e.querySelector('text')?.textContent}`),
+      splits: [...document.querySelectorAll('.split')].map((e) => e.textContent),
+      proxies: [...document.querySelectorAll('.proxy')].map((e) => e.textContent),
+      images: document.querySelectorAll('img').length,
+      circles: document.querySelectorAll('svg circle').length,
+    }));
+    assert.deepEqual(new Map(picture.nodes as [string, string][]), new Map([
+      ['bookbuyer/bookbuyer', 'SYNCED'],
+      ['bookstore/bookstore', 'NACK'],
+      ['bookthief/bookthief', 'NONE'],
+      ['bookwarehouse/bookwarehouse', 'NONE'],
+      ['bookwarehouse/mysql', 'NONE'],
+    ]));
+    assert.equal(picture.circles, 5, 'every identity is drawn');
+    assert.ok(picture.edges.some((e) => e.startsWith('bookbuyer/bookbuyer -> bookstore/bookstore: every port: bookstore/bookstore-service-routes#books-bought')), picture.edges.join('\n'));
+    assert.ok(picture.edges.some((e) => e.startsWith('bookwarehouse/bookwarehouse -> bookwarehouse/mysql: port 3306: TCP')), picture.edges.join('\n'));
+    assert.ok(!picture.edges.some((e) => e.startsWith('bookthief/')), 'bookthief may call nobody');
+    assert.deepEqual(picture.splits, ['bookstore/bookstore (bookstore/bookstore-split): bookstore/bookstore-v1 90%, bookstore/bookstore-v2 10%']);
+    assert.ok(picture.proxies.includes('bookbuyer/bookbuyer: SYNCED'));
+    assert.ok(picture.proxies.includes('bookstore/bookstore: NACK — <img src=x onerror=alert(1)> rejected'), 'a NACK message is shown as text');
+    assert.equal(picture.images, 0, 'never as markup');
+
+    // A policy change: bookthief is granted, and the split moves to 50/50. The same document redraws.
+    await page.evaluate(() => Object.assign(window, { sameDocument: true }));
+    const policy = join(dir, 'mesh', '40-policy.yaml');
+    writeFileSync(
+      policy,
+      readFileSync(policy, 'utf8')
+        .replace('weight: 90', 'weight: 50')
+        .replace('weight: 10', 'weight: 50')
+        .replace('- {kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}', '- {kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}\n    - {kind: ServiceAccount, name: bookthief, namespace: bookthief}'),
+    );
+    await controller.reload();
+    await page.waitForSelector('.edge[data-from="bookthief/bookthief"][data-to="bookstore/bookstore"]', { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector('.split')?.textContent?.includes('bookstore/bookstore-v1 50%, bookstore/bookstore-v2 50%'), { timeout: 10_000 });
+    assert.equal(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument), true, 'no reload');
+    assert.deepEqual(errors, []);
+    buyer.call.end();
+    store.call.end();
+  } finally {
+    await browser.close();
+    client.close();
+    await controller.close();
+  }
+});
