@@ -123,6 +123,7 @@ export interface MeshConfigObj extends Base {
   readonly trustDomain: string | undefined;
   readonly defaultInterceptionMode: InterceptionMode | undefined;
   readonly virtualIPRange: string | undefined;
+  readonly accessLog: boolean | undefined;
 }
 
 export interface VirtualMachineObj extends Base {

@@ -309,6 +309,7 @@ register('smc.dev', 'MeshConfig', ['v1alpha1'], as(smc.meshConfigCodec, (v, b) =
     trustDomain: v.spec?.trustDomain ?? undefined,
     defaultInterceptionMode: v.spec?.defaultInterceptionMode ?? undefined,
     virtualIPRange: v.spec?.virtualIPRange ?? undefined,
+    accessLog: v.spec?.accessLog ?? undefined,
   },
 })));
 register('smc.dev', 'VirtualMachine', ['v1alpha1'], as(smc.virtualMachineCodec, (v, b) => ({

@@ -20,6 +20,7 @@ export const meshConfigCodec = struct(
         trustDomain: nonEmptyString,
         defaultInterceptionMode: interceptionMode,
         virtualIPRange: t.string,
+        accessLog: t.boolean,
       },
     ),
   },

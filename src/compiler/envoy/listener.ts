@@ -33,7 +33,39 @@ export const ROUTER = { name: 'envoy.filters.http.router', typedConfig: typed('e
 
 const socketAddress = (address: string, port: number) => ({ socketAddress: { address, portValue: port } });
 
-function httpConnectionManager(statPrefix: string, routeName: string, httpFilters: readonly object[], inbound: boolean) {
+/**
+ * MeshConfig `accessLog: true`: every inbound request (and TCP connection)
+ * is one JSON line on Envoy's stdout, naming the caller's SPIFFE ID, the
+ * route (named after its HTTPRouteGroup match) and, for a denied one, the
+ * RBAC's verdict (`rbac_access_denied_matched_policy[none]`).
+ */
+const INBOUND_HTTP_LOG = {
+  time: '%START_TIME%',
+  direction: 'inbound',
+  caller: '%DOWNSTREAM_PEER_URI_SAN%',
+  method: '%REQ(:METHOD)%',
+  path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
+  status: '%RESPONSE_CODE%',
+  details: '%RESPONSE_CODE_DETAILS%',
+  route: '%ROUTE_NAME%',
+  upstream: '%UPSTREAM_HOST%',
+  duration_ms: '%DURATION%',
+};
+const INBOUND_TCP_LOG = {
+  time: '%START_TIME%',
+  direction: 'inbound',
+  caller: '%DOWNSTREAM_PEER_URI_SAN%',
+  details: '%CONNECTION_TERMINATION_DETAILS%',
+  upstream: '%UPSTREAM_HOST%',
+  bytes_received: '%BYTES_RECEIVED%',
+  bytes_sent: '%BYTES_SENT%',
+  duration_ms: '%DURATION%',
+};
+const accessLog = (format: object) => [
+  { name: 'envoy.access_loggers.stdout', typedConfig: typed('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', { logFormat: { jsonFormat: format } }) },
+];
+
+function httpConnectionManager(statPrefix: string, routeName: string, httpFilters: readonly object[], inbound: boolean, log = false) {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typedConfig: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
@@ -43,19 +75,19 @@ function httpConnectionManager(statPrefix: string, routeName: string, httpFilter
       httpFilters: [...httpFilters, ROUTER],
       // The application learns the caller's verified SPIFFE ID from x-forwarded-client-cert.
       ...(inbound ? { forwardClientCertDetails: 'SANITIZE_SET', setCurrentClientCertDetails: { uri: true } } : {}),
+      ...(log ? { accessLog: accessLog(INBOUND_HTTP_LOG) } : {}),
     }),
   };
 }
 
-function tcpProxy(statPrefix: string, action: Action) {
+function tcpProxy(statPrefix: string, action: Action, log = false) {
   return {
     name: 'envoy.filters.network.tcp_proxy',
-    typedConfig: typed(
-      'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
-      action.kind === 'cluster'
-        ? { statPrefix, cluster: action.cluster }
-        : { statPrefix, weightedClusters: { clusters: action.clusters.map((c) => ({ name: c.cluster, weight: c.weight })) } },
-    ),
+    typedConfig: typed('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', {
+      statPrefix,
+      ...(action.kind === 'cluster' ? { cluster: action.cluster } : { weightedClusters: { clusters: action.clusters.map((c) => ({ name: c.cluster, weight: c.weight })) } }),
+      ...(log ? { accessLog: accessLog(INBOUND_TCP_LOG) } : {}),
+    }),
   };
 }
 
@@ -99,7 +131,7 @@ export function inboundPorts(ir: MeshIR, identity: Identity): InboundPort[] {
  * dialled on 15003 itself and told apart by TLS server name.
  */
 export function inboundListener(ir: MeshIR, ports: readonly InboundPort[]) {
-  const { permissive, trustDomain } = ir.settings;
+  const { permissive, trustDomain, accessLog: log } = ir.settings;
   const tls = {
     name: 'envoy.transport_sockets.tls',
     typedConfig: typed('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {
@@ -110,8 +142,8 @@ export function inboundListener(ir: MeshIR, ports: readonly InboundPort[]) {
   };
   const filters = (p: InboundPort) =>
     isHttp(p.protocol)
-      ? [httpConnectionManager(`inbound_${p.port}`, inboundRouteName(p.port), [httpRbacFilter(p.grants, permissive, trustDomain)], true)]
-      : [networkRbacFilter(`inbound_${p.port}`, p.grants, permissive, trustDomain), tcpProxy(`inbound_${p.port}`, { kind: 'cluster', cluster: inboundClusterName(p.port) })];
+      ? [httpConnectionManager(`inbound_${p.port}`, inboundRouteName(p.port), [httpRbacFilter(p.grants, permissive, trustDomain)], true, log)]
+      : [networkRbacFilter(`inbound_${p.port}`, p.grants, permissive, trustDomain), tcpProxy(`inbound_${p.port}`, { kind: 'cluster', cluster: inboundClusterName(p.port) }, log)];
   const chains: object[] = ports.map((p) => ({
     name: `inbound|${p.port}`,
     filterChainMatch: { destinationPort: p.port },

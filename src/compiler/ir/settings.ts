@@ -9,6 +9,7 @@ export const DEFAULT_SETTINGS: MeshSettings = {
   defaultInterceptionMode: 'transparent',
   // Class E, never routed: Istio allocates from the same range for the same purpose.
   virtualIPRange: '240.240.0.0/16',
+  accessLog: false,
 };
 
 /** An IPv4 CIDR with a prefix from /8 to /28: base address and size. */
@@ -58,6 +59,7 @@ export function meshSettings(configs: readonly MeshConfigObj[], status: StatusCo
     permissive: winner.permissive ?? DEFAULT_SETTINGS.permissive,
     defaultInterceptionMode: winner.defaultInterceptionMode ?? DEFAULT_SETTINGS.defaultInterceptionMode,
     virtualIPRange: winner.virtualIPRange ?? DEFAULT_SETTINGS.virtualIPRange,
+    accessLog: winner.accessLog ?? DEFAULT_SETTINGS.accessLog,
   };
 }
 

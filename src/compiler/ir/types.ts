@@ -16,6 +16,8 @@ export interface MeshSettings {
   readonly defaultInterceptionMode: InterceptionMode;
   /** IPv4 CIDR from which services without a cluster IP get a stable virtual IP. */
   readonly virtualIPRange: string;
+  /** Sidecars log every inbound request and connection (JSON lines on Envoy's stdout). */
+  readonly accessLog: boolean;
 }
 
 export interface WorkloadPort {
