@@ -163,7 +163,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
     cleanups.push(() => admin.close());
-    o.log(`controller: state folder ${resolve(o.stateDir)}${stateIsNew ? ' (new: nothing of an earlier mesh is there; a new mesh CA is made unless --ca-root-secret or --ca cfssl is used)' : ''}`);
+    o.log(`controller: state folder ${resolve(o.stateDir)}${stateIsNew ? ' (new: nothing of an earlier mesh is there; a new mesh CA is made unless --ca-root-secret or --ca cfssl is used)' : ''}`, { level: stateIsNew ? 'warn' : 'info', state: resolve(o.stateDir) });
   } catch (e) {
     await unwind();
     throw e;
