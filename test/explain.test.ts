@@ -164,18 +164,19 @@ function principalIs(p: Json, source: string): boolean {
   const name = find(p, 'principalName')[0] as { exact?: string; prefix?: string };
   return name.exact !== undefined ? name.exact === source : source.startsWith(name.prefix!);
 }
-function rbacAllows(destination: Snapshot, port: number, source: string, request: HttpRequest | undefined): boolean {
+/** The names of the RBAC policies that admit the request (empty: denied). */
+function rbacAllows(destination: Snapshot, port: number, source: string, request: HttpRequest | undefined): string[] {
   const inbound = decoded(destination, 'listener').find((l) => l['name'] === 'inbound');
   const chain = ((inbound?.['filterChains'] ?? []) as Json[]).find((c) => (c['filterChainMatch'] as Json | undefined)?.['destinationPort'] === port);
-  if (!chain) return false;
+  if (!chain) return [];
   const rbac = (find(chain, 'typedConfig') as Json[]).find((x) => String(x['@type']).endsWith('.rbac.v3.RBAC'));
   assert.ok(rbac, `the inbound chain of port ${port} has an RBAC filter`);
   const rules = rbac['rules'] as Json;
   // ALLOW is the enum's zero value, which proto3 JSON leaves out.
   assert.ok(rules && (rules['action'] ?? 'ALLOW') === 'ALLOW', 'an ALLOW policy set');
-  return Object.values((rules['policies'] ?? {}) as Record<string, Json>).some(
-    (p) => (p['principals'] as Json[]).some((x) => principalIs(x, source)) && (p['permissions'] as Json[]).some((x) => permits(x, request)),
-  );
+  return Object.entries((rules['policies'] ?? {}) as Record<string, Json>)
+    .filter(([, p]) => (p['principals'] as Json[]).some((x) => principalIs(x, source)) && (p['permissions'] as Json[]).some((x) => permits(x, request)))
+    .map(([name]) => name);
 }
 function endpointsOf(caller: Snapshot | undefined): Set<string> {
   const out = new Set<string>();
@@ -209,8 +210,11 @@ test("explain's verdict for every destination is the destination's compiled RBAC
         const judge = (service: string, d: DestinationVerdict) => {
           const dest = snapshots.get(d.identity);
           assert.ok(dest, `a snapshot for ${d.identity}`);
-          const envoy = rbacAllows(dest, d.port, from, http ? request : undefined);
+          const admitting = rbacAllows(dest, d.port, from, http ? request : undefined);
+          const envoy = admitting.length > 0;
           assert.equal(d.allowed, envoy, `${from} -> ${d.identity}:${d.port} ${JSON.stringify(request)}: explain says ${d.allowed}, the RBAC says ${envoy}\n${JSON.stringify(e, null, 1)}`);
+          // The rule explain names is a policy of the destination's RBAC, by that name, and it admits the request.
+          if (d.allowed) assert.ok(admitting.includes(d.allowedBy!.policy), `explain names ${d.allowedBy!.policy}; the RBAC policies admitting it are ${admitting.join(', ')}`);
           const [ns, name] = service.split('/');
           const cluster = `outbound|${q.to.port}|${name}.${ns}`;
           const inEds = [...reachable].some((k) => k.startsWith(`${cluster} `) && d.workloads.some((w) => k.endsWith(` 198.18.0.${Number(w.split('pod-')[1]) + 1}`)));

@@ -22,6 +22,8 @@ export interface OutboundService {
   readonly matched: readonly { readonly match: HttpMatchIR; readonly action: Action }[];
   /** Everything else; undefined when the root service itself is not reachable and no split applies. */
   readonly fallback: Action | undefined;
+  /** `ns/name` of the TrafficSplit in force on this port, when it sends this proxy anywhere (routes are named after it). */
+  readonly split?: string;
 }
 
 export const isHttp = (p: PortProtocol): boolean => p !== 'tcp';
@@ -56,7 +58,7 @@ export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[]): Ou
         else if (isHttp(port.protocol)) matched = split!.matches.map((match) => ({ match, action: weighted }));
       }
       if (fallback === undefined && matched.length === 0) continue;
-      out.push({ service, port, protocol: port.protocol, matched, fallback });
+      out.push({ service, port, protocol: port.protocol, matched, fallback, ...(weighted !== undefined ? { split: split!.from } : {}) });
     }
   }
   return out;

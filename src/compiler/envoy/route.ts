@@ -1,5 +1,5 @@
 import type { Grant, HttpMatchIR, PortProtocol } from '../ir/types.js';
-import { compareStrings } from '../ir/types.js';
+import { compareStrings, policyName } from '../ir/types.js';
 import { routeMatch } from './match.js';
 import { inboundClusterName, inboundRouteName, outboundRouteName, serviceHost } from './names.js';
 import { isHttp, type Action, type OutboundService } from './outbound.js';
@@ -57,8 +57,12 @@ export function outboundRouteConfigs(services: readonly OutboundService[], calle
     const virtualHosts = list.map((o) => {
       const domains = serviceDomains(o, callerNamespace).filter((d) => !taken.has(d));
       for (const d of domains) taken.add(d);
-      const routes = o.matched.map((m) => ({ name: m.match.from, match: routeMatch(m.match), route: routeAction(m.action, o.protocol) }));
-      if (o.fallback !== undefined) routes.push({ name: 'default', match: { prefix: '/' }, route: routeAction(o.fallback, o.protocol) });
+      // Routes are named after what they come from: the TrafficSplit (and its match), or the service itself.
+      const routes = o.matched.map((m) => ({ name: `TrafficSplit ${o.split} ${m.match.from}`, match: routeMatch(m.match), route: routeAction(m.action, o.protocol) }));
+      if (o.fallback !== undefined) {
+        const from = o.fallback.kind === 'weighted' ? `TrafficSplit ${o.split}` : `Service ${o.service.namespace}/${o.service.name}`;
+        routes.push({ name: from, match: { prefix: '/' }, route: routeAction(o.fallback, o.protocol) });
+      }
       return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes, retryPolicy: OUTBOUND_RETRY };
     });
     return { name: outboundRouteName(port), virtualHosts };
@@ -77,6 +81,8 @@ export function inboundRouteConfig(port: number, protocol: PortProtocol, grants:
   const routes: object[] = [...matches.values()]
     .sort((a, b) => compareStrings(a.from, b.from))
     .map((m) => ({ name: m.from, match: routeMatch(m), route: action }));
-  if (permissive || grants.some((g) => g.protocol === 'tcp')) routes.push({ name: 'any', match: { prefix: '/' }, route: action });
+  // Every request may pass: named after the TCP rule (or the permissive mesh) that lets it.
+  const tcp = grants.filter((g) => g.protocol === 'tcp').map(policyName).sort(compareStrings)[0];
+  if (permissive || tcp !== undefined) routes.push({ name: permissive ? 'permissive' : tcp!, match: { prefix: '/' }, route: action });
   return { name: inboundRouteName(port), virtualHosts: [{ name: inboundRouteName(port), domains: ['*'], routes }] };
 }
