@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { compileIR } from '../src/compiler/compile.js';
@@ -263,6 +266,16 @@ test('smc explain names the rule that allows a request, and says what is missing
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--from expects NAMESPACE\/SERVICEACCOUNT.*--to expects SERVICE\[\.NAMESPACE\]:PORT/);
   assert.equal(bad.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+test('a denial names the rejected TrafficTargets of the namespaces involved: the one written in the caller\'s namespace by mistake', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-explain-'));
+  cpSync('golden/bookstore/input', dir, { recursive: true });
+  const policy = join(dir, '40-policy.yaml');
+  writeFileSync(policy, readFileSync(policy, 'utf8').replace('metadata: {name: bookbuyer-access-bookstore, namespace: bookstore}', 'metadata: {name: bookbuyer-access-bookstore, namespace: bookbuyer}'));
+  const r = smc(['explain', '--from', 'bookbuyer/bookbuyer', '--to', 'bookstore.bookstore:14001', '--path', '/books-bought', dir]);
+  assert.equal(r.status, 1);
+  assert.match(r.stdout, /^ {2}note: TrafficTarget bookbuyer\/bookbuyer-access-bookstore is rejected: spec\.destination\.namespace: a TrafficTarget must live in its destination's namespace/m);
 });
 
 test('smc explain without SOURCE and no controller says so and exits 3', () => {

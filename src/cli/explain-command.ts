@@ -64,10 +64,10 @@ export async function explainCommand(args: string[]): Promise<number> {
   const asked: ExplainArgs = { from: values.from, to: values.to, method: values.method, path: values.path, headers: values.header ?? [] };
   let answer: Explanation;
   if (positionals.length > 0) {
-    const { ir } = compileIR(await loadPaths(positionals));
+    const { ir, status } = compileIR(await loadPaths(positionals));
     const parsed = parseExplainQuery(asked, ir.settings.trustDomain);
     if ('errors' in parsed) throw new UsageError(parsed.errors.join('; '));
-    answer = explain(ir, parsed.query);
+    answer = explain(ir, parsed.query, status);
   } else {
     // Checked here too, so a typo is a usage error whether or not a controller runs.
     const parsed = parseExplainQuery(asked, 'cluster.local');

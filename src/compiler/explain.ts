@@ -4,6 +4,7 @@ import { meshIndex, serviceKey } from './ir/index.js';
 import { applicableGrants, grantOpens, httpMatches, type HttpRequest } from './ir/query.js';
 import { upstreamsOf } from './ir/reachability.js';
 import { anchoredPathRegex, fullMatch } from './regex.js';
+import { formatMessage, type StatusEntry } from './status.js';
 import { compareStrings, parseIdentity, policyName, type Grant, type HttpMatchIR, type Identity, type MeshIR, type PortProtocol, type ServiceIR, type ServicePortIR } from './ir/types.js';
 
 /**
@@ -65,6 +66,8 @@ export interface Explanation {
   readonly unreached: readonly BackendVerdict[];
   /** Reasons that concern the request as a whole. */
   readonly reasons: readonly string[];
+  /** When it is denied: TrafficTargets in a destination's or the caller's namespace that smc rejected (they grant nothing), a common cause. */
+  readonly rejected?: readonly string[];
 }
 
 const DEFAULT_REQUEST: HttpRequest = { method: 'GET', path: '/', headers: {} };
@@ -74,7 +77,29 @@ const account = (id: Identity): string => {
   return p ? `${p.namespace}/${p.serviceAccount}` : id;
 };
 
-export function explain(ir: MeshIR, q: ExplainQuery): Explanation {
+/**
+ * `status` (the compile's, optional) adds to a denial the TrafficTargets of
+ * the destinations' and the caller's namespaces that were rejected, with
+ * their first error.
+ */
+export function explain(ir: MeshIR, q: ExplainQuery, status: readonly StatusEntry[] = []): Explanation {
+  const e = explainRequest(ir, q);
+  if (e.verdict === 'allowed') return e;
+  const namespaces = new Set([...e.backends, ...e.unreached].flatMap((b) => b.destinations.map((d) => parseIdentity(d.identity)?.namespace ?? '')));
+  // A TrafficTarget written in the caller's namespace is a common mistake (it must live in the destination's).
+  namespaces.add(q.service.namespace);
+  const caller = parseIdentity(q.from)?.namespace;
+  if (caller) namespaces.add(caller);
+  const rejected = status
+    .filter((s) => s.object.kind === 'TrafficTarget' && s.state === 'Rejected' && namespaces.has(s.object.namespace))
+    .map((s) => {
+      const first = s.messages.find((m) => m.severity === 'error');
+      return `TrafficTarget ${s.object.namespace}/${s.object.name} is rejected${first ? `: ${formatMessage(first)}` : ''}`;
+    });
+  return rejected.length > 0 ? { ...e, rejected } : e;
+}
+
+function explainRequest(ir: MeshIR, q: ExplainQuery): Explanation {
   const index = meshIndex(ir);
   const to = `${serviceKey(q.service)}:${q.port}`;
   const denied = (reasons: string[], extra: Partial<Explanation> = {}): Explanation => ({ verdict: 'denied', from: q.from, to, backends: [], unreached: [], reasons, ...extra });

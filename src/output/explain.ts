@@ -88,6 +88,7 @@ export function explanationText(e: Explanation): string {
     lines.push(`  ->${share} ${b.service}`);
     for (const d of b.destinations) lines.push(...destinationLines(d, '     '));
   }
+  for (const r of e.rejected ?? []) lines.push(`  note: ${r}`);
   if (e.unreached.length > 0) {
     lines.push('  what each destination would say:');
     for (const b of e.unreached) {

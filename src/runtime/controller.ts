@@ -15,6 +15,7 @@ import { meshIndex } from '../compiler/ir/index.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { identityOf, type MeshIR } from '../compiler/ir/types.js';
 import { explain } from '../compiler/explain.js';
+import type { StatusEntry } from '../compiler/status.js';
 import { proxyConfigDocument } from './proxy-config.js';
 import { meshGraph } from '../output/mesh-graph.js';
 import { proxyStates } from './proxy-status.js';
@@ -121,12 +122,12 @@ export const controlPlaneIdentity = (trustDomain: string): string => identityOf(
 const DAY = 24 * 3600_000;
 
 /** GET /explain on the admin port: `smc explain` against the mesh as it is served. */
-function explainQuery(ir: MeshIR | undefined, q: URLSearchParams): { code: number; body: unknown } {
+function explainQuery(ir: MeshIR | undefined, q: URLSearchParams, status: readonly StatusEntry[] = []): { code: number; body: unknown } {
   if (!ir) return { code: 503, body: { errors: ['the controller has not compiled the mesh yet'] } };
   const one = (k: string) => q.get(k) ?? undefined;
   const parsed = parseExplainQuery({ from: one('from'), to: one('to'), method: one('method'), path: one('path'), headers: q.getAll('header') }, ir.settings.trustDomain);
   if ('errors' in parsed) return { code: 400, body: parsed };
-  return { code: 200, body: explain(ir, parsed.query) };
+  return { code: 200, body: explain(ir, parsed.query, status) };
 }
 
 export async function startController(o: ControllerOptions): Promise<Controller> {
@@ -137,6 +138,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let status: unknown = { objects: [] };
   /** The mesh model being served (for /explain); undefined until the first compile. */
   let servedIR: MeshIR | undefined;
+  let servedStatus: readonly StatusEntry[] = [];
   let changedAt = Date.now();
   let ready = false;
   // The admin port opens first; /readyz says ready only once proxies can be served.
@@ -158,7 +160,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let adminPort: number;
   try {
     await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: (q) => explainQuery(servedIR, q), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: () => (servedIR ? meshGraph(servedIR, proxyStates(proxies)) : undefined), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: (q) => explainQuery(servedIR, q, servedStatus), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: () => (servedIR ? meshGraph(servedIR, proxyStates(proxies)) : undefined), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
@@ -298,6 +300,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       logged = lines;
       status = { objects: renderStatus(result.status, { origins: true }) };
       lastStatus = result.status;
+      servedStatus = result.status;
       countInputs(metrics, result.status);
       // Only the leader writes status back; a new leader writes what differs at once.
       if (leads()) for (const source of sources) source.reportStatus?.(result.status);
