@@ -26,3 +26,18 @@ test('no sidecar for proxyless pods, host-network pods, or when told so; the mes
   assert.equal(injectPod(pod(), { ...options, defaultInterceptionMode: 'proxyless' }).action, 'skip');
   assert.deepEqual(injectPod({ metadata: {} }, options), { action: 'reject', message: 'expected a Pod with metadata and spec' });
 });
+
+test('an injected pod tells Prometheus where the sidecar\'s stats are, unless it already names its own metrics', () => {
+  const annotationsOf = (d: ReturnType<typeof injectPod>) => {
+    assert.equal(d.action, 'inject');
+    const op = (d as { patch: { path: string; value: Record<string, string> }[] }).patch.find((o) => o.path === '/metadata/annotations')!;
+    return op.value;
+  };
+  const plain = annotationsOf(injectPod(pod(), options));
+  assert.equal(plain['prometheus.io/scrape'], 'true');
+  assert.equal(plain['prometheus.io/port'], '15010');
+  assert.equal(plain['prometheus.io/path'], '/stats/prometheus');
+  const own = annotationsOf(injectPod(pod({ annotations: { 'prometheus.io/port': '9102' } }), options));
+  assert.equal(own['prometheus.io/port'], '9102');
+  assert.equal(own['prometheus.io/path'], undefined);
+});

@@ -153,7 +153,12 @@ export function injectPod(pod: unknown, o: InjectOptions): InjectDecision {
     { name: PROXY_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '8Mi' } },
     { name: TOKEN_VOLUME, projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: 3600, path: 'token' } }] } },
   ];
+  // Prometheus finds the sidecar's stats by the usual annotations, unless the pod already says where its own metrics are.
+  const scrape: Record<string, string> = Object.keys(annotations).some((k) => k.startsWith('prometheus.io/'))
+    ? {}
+    : { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(STATS_PORT), 'prometheus.io/path': '/stats/prometheus' };
   const newAnnotations: Record<string, string> = {
+    ...scrape,
     ...annotations,
     [INJECTED_ANNOTATION]: JSON.stringify({ mode, nativeSidecar: o.nativeSidecar }),
     [PROBES_ANNOTATION]: JSON.stringify(Object.fromEntries(Object.entries(probes).sort(([a], [b]) => (a < b ? -1 : 1)))),
