@@ -245,8 +245,10 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
             const kind = kindOfTypeUrl(m.typeUrl);
             if (kind) {
               sentAt.set(kind, Date.now());
-              const version = 'versionInfo' in m ? m.versionInfo : m.systemVersionInfo;
-              o.log(`xds: sent ${kind} version ${version} to ${record!.nodeId}`, { level: 'debug', nodeId: record!.nodeId, identity: record!.identity, type: kind, version, resources: m.resources.length });
+              if (o.log.debugEnabled) {
+                const version = 'versionInfo' in m ? m.versionInfo : m.systemVersionInfo;
+                o.log(`xds: sent ${kind} version ${version} to ${record!.nodeId}`, { level: 'debug', nodeId: record!.nodeId, identity: record!.identity, type: kind, version, resources: m.resources.length });
+              }
             }
             await write(m);
           }

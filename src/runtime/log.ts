@@ -21,7 +21,10 @@ export interface LogFields {
   readonly [field: string]: unknown;
 }
 
-export type Log = (message: string, fields?: LogFields) => void;
+export type Log = ((message: string, fields?: LogFields) => void) & {
+  /** True when debug events are written: callers on hot paths (every push) check it before building one. */
+  readonly debugEnabled?: boolean;
+};
 
 /** `component: message` -> both parts (the component is a lower-case word). */
 export function splitComponent(message: string): { component?: string; msg: string } {
@@ -49,14 +52,15 @@ export function createLogger(o: LoggerOptions): Log {
       },
       pino.destination({ dest: o.fd ?? 2, sync: true }),
     );
-    return (message, fields = {}) => {
+    const log = (message: string, fields: LogFields = {}) => {
       const { level = 'info', ...rest } = fields;
       const { component, msg } = splitComponent(message);
       logger[level]({ ...(component ? { component } : {}), ...rest }, msg);
     };
+    return Object.assign(log, { debugEnabled: o.level === 'debug' });
   }
   const out = pino.destination({ dest: o.fd ?? 2, sync: true });
-  return (message, fields = {}) => {
+  const log = (message: string, fields: LogFields = {}) => {
     const { level = 'info', ...rest } = fields;
     if (LOG_LEVELS.indexOf(level) < rank) return;
     const extra = Object.entries(rest)
@@ -65,4 +69,5 @@ export function createLogger(o: LoggerOptions): Log {
       .join('');
     out.write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${message}${extra}\n`);
   };
+  return Object.assign(log, { debugEnabled: o.level === 'debug' });
 }
