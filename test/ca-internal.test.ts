@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { openCertificateStore } from '../src/adapters/ca/certificate-store.js';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
 import { certificateFacts, signedBy } from '../src/adapters/ca/x509.js';
+import { X509Certificate } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 
 const state = () => mkdtempSync(join(tmpdir(), 'smc-state-'));
 const ID = 'spiffe://cluster.local/ns/app/sa/web';
@@ -157,3 +159,30 @@ test('root rotation: overlap, switch, finish; each step survives a restart; reti
 });
 
 
+
+test('a service certificate is a well-formed SPIFFE leaf: critical SAN, CA:false, key usages, both EKUs, the root\'s key id, signed by the root', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-leaf-'));
+  const ca = await openInternalCA(dir, 'cluster.local');
+  const issued = await ca.issueForXds!('spiffe://cluster.local/ns/smc-system/sa/smc-controller', { ttlMs: 3600_000, dnsNames: ['localhost', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1', 'fd00::1'] });
+  const leaf = new X509Certificate(issued.certificateChain);
+  const root = new X509Certificate(ca.trustBundle());
+  assert.ok(leaf.verify(root.publicKey) && leaf.checkIssued(root), 'signed by the mesh root');
+  assert.equal(leaf.subjectAltName, 'URI:spiffe://cluster.local/ns/smc-system/sa/smc-controller, DNS:localhost, DNS:smc-controller.smc-system.svc, IP Address:127.0.0.1, IP Address:FD00:0:0:0:0:0:0:1');
+  assert.deepEqual(leaf.keyUsage, ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
+  assert.equal(leaf.ca, false);
+  assert.match(leaf.serialNumber, /^[0-9A-F]{32}$/);
+  assert.ok(Math.abs(new Date(leaf.validTo).getTime() - issued.notAfter.getTime()) < 1000);
+  const parsed = new x509.X509Certificate(issued.certificateChain);
+  const ext = <T extends x509.Extension>(type: new (raw: ArrayBuffer) => T) => parsed.getExtension(type as never) as T | null;
+  assert.equal(ext(x509.BasicConstraintsExtension)?.critical, true);
+  assert.equal(ext(x509.BasicConstraintsExtension)?.ca, false);
+  assert.equal(ext(x509.KeyUsagesExtension)?.critical, true);
+  assert.equal(ext(x509.KeyUsagesExtension)?.usages, x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment);
+  assert.equal(ext(x509.SubjectAlternativeNameExtension)?.critical, true);
+  const rootKeyId = new x509.X509Certificate(ca.trustBundle()).getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  assert.ok(rootKeyId);
+  assert.equal(ext(x509.AuthorityKeyIdentifierExtension)?.keyId, rootKeyId);
+  assert.equal(parsed.subject, 'O=smc');
+  // Serials are random: two leaves never share one.
+  assert.notEqual((await ca.issue('spiffe://cluster.local/ns/a/sa/b', { ttlMs: 3600_000 })).certificateChain, issued.certificateChain);
+});

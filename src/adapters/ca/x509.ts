@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { KeyObject, randomBytes, sign, webcrypto } from 'node:crypto';
+import * as der from './der.js';
 import * as x509 from '@peculiar/x509';
 
 /**
@@ -109,7 +110,55 @@ export function certificateFacts(pem: string): CertificateFacts {
   };
 }
 
-/** A leaf for one SPIFFE ID, usable as TLS client and server certificate. */
+/**
+ * What a leaf copies from its issuer (its subject Name, as DER, and the
+ * authority key identifier extension naming its key), read once per issuer:
+ * a mesh issues thousands of leaves from the same root. Few roots ever exist
+ * (signing, next, previous); the cache is cleared past a handful anyway.
+ */
+interface IssuerFacts {
+  readonly subjectName: Buffer;
+  readonly authorityKeyIdentifier: Buffer;
+  readonly signingKey: KeyObject;
+}
+const issuers = new Map<string, Promise<IssuerFacts>>();
+function issuerFacts(pem: string, privateKey: CryptoKey): Promise<IssuerFacts> {
+  let known = issuers.get(pem);
+  if (!known) {
+    if (issuers.size >= 8) issuers.clear();
+    known = (async () => {
+      const ca = new x509.X509Certificate(pem);
+      const tbs = der.children(der.read(Buffer.from(ca.rawData)))[0]!;
+      const fields = der.children(tbs);
+      // version [0] is present in a v3 certificate: serial, signature, issuer, validity, subject follow.
+      const subject = fields[fields[0]!.tag === 0xa0 ? 5 : 4]!;
+      const aki = await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey);
+      return { subjectName: Buffer.from(subject.whole), authorityKeyIdentifier: Buffer.from(aki.rawData), signingKey: KeyObject.from(privateKey as unknown as webcrypto.CryptoKey) };
+    })();
+    issuers.set(pem, known);
+  }
+  return known;
+}
+
+const OID = {
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  organization: '2.5.4.10',
+  basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
+  extendedKeyUsage: '2.5.29.37',
+  subjectAltName: '2.5.29.17',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+};
+
+/**
+ * A leaf for one SPIFFE ID, usable as TLS client and server certificate:
+ * subject O=smc, the SPIFFE ID (and any extra names) in a critical
+ * SubjectAltName, basicConstraints CA:false and keyUsage digitalSignature,
+ * keyEncipherment (both critical), extendedKeyUsage serverAuth and
+ * clientAuth, the issuer's key identifier; ECDSA P-256 with SHA-256, a random
+ * 128-bit serial. Written as DER directly (see der.ts).
+ */
 export async function issueLeafCertificate(
   issuer: { certificatePem: string; privateKey: CryptoKey },
   spiffeId: string,
@@ -118,23 +167,36 @@ export async function issueLeafCertificate(
   /** Extra names for servers that clients reach by host name or address (the xDS port). */
   extra: { dnsNames?: readonly string[]; ipAddresses?: readonly string[] } = {},
 ): Promise<string> {
-  const ca = new x509.X509Certificate(issuer.certificatePem);
-  const cert = await x509.X509CertificateGenerator.create({
-    subject: `O=smc`,
-    issuer: ca.subject,
-    publicKey,
-    signingKey: issuer.privateKey,
-    signingAlgorithm: SIGN,
-    ...validity,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey),
-      subjectAltNames(spiffeId, extra),
-    ],
-  });
-  return cert.toString('pem');
+  const ca = await issuerFacts(issuer.certificatePem, issuer.privateKey);
+  const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', publicKey as unknown as webcrypto.CryptoKey));
+  const serial = randomBytes(16);
+  serial[0] = (serial[0]! & 0x7f) | 0x01;
+  const algorithm = der.sequence(der.oid(OID.ecdsaWithSha256));
+  const extension = (id: string, critical: boolean, value: Buffer) => der.sequence(der.oid(id), ...(critical ? [der.boolean(true)] : []), der.octetString(value));
+  const tbs = der.sequence(
+    der.explicit(0, der.unsignedInteger(Buffer.from([2]))),
+    der.unsignedInteger(serial),
+    algorithm,
+    ca.subjectName,
+    der.sequence(der.time(validity.notBefore), der.time(validity.notAfter)),
+    der.sequence(der.set(der.sequence(der.oid(OID.organization), der.utf8String('smc')))),
+    spki,
+    der.explicit(
+      3,
+      der.sequence(
+        extension(OID.basicConstraints, true, der.sequence()),
+        // digitalSignature (bit 0) and keyEncipherment (bit 2): 1010 0000, five unused bits.
+        extension(OID.keyUsage, true, der.bitString(Buffer.from([0xa0]), 5)),
+        extension(OID.extendedKeyUsage, false, der.sequence(der.oid(OID.serverAuth), der.oid(OID.clientAuth))),
+        ca.authorityKeyIdentifier,
+        extension(OID.subjectAltName, true, der.generalNames({ uris: [spiffeId], dnsNames: extra.dnsNames, ipAddresses: extra.ipAddresses })),
+      ),
+    ),
+  );
+  const signature = sign('sha256', tbs, { key: ca.signingKey, dsaEncoding: 'der' });
+  const cert = der.sequence(tbs, algorithm, der.bitString(signature));
+  const base64 = cert.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
+  return `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----`;
 }
 
 /** Whether the first certificate of `chainPem` is signed by one of the certificates in `bundlePem` (and is valid now). */
