@@ -3,7 +3,8 @@ import { openSigner, type CaChoice } from '../adapters/ca/open.js';
 import { normalizeSerial, openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { issueForXdsPort, PROXY_CERTIFICATE_TTL_MS, renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/signer.js';
 import { openCertificateStore } from '../adapters/ca/certificate-store.js';
-import { certificateFacts, signedBy } from '../adapters/ca/x509.js';
+import { signedBy } from '../adapters/ca/x509.js';
+import { X509Certificate } from 'node:crypto';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import { createFolderSource } from '../adapters/folder-source.js';
 import { createInputStore, type Source } from '../adapters/source.js';
@@ -232,8 +233,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
         issued.set(id, cert);
         await store.save(id, cert);
-        const f = certificateFacts(cert.certificateChain);
-        o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${f.serial}, expires ${f.notAfter.toISOString()})`, { identity: id, serial: f.serial });
+        // Node's native parser: a general ASN.1 parse would cost more than issuing the certificate did.
+        const serial = new X509Certificate(cert.certificateChain).serialNumber.toLowerCase();
+        o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${serial}, expires ${cert.notAfter.toISOString()})`, { identity: id, serial });
       });
       return due;
     };
@@ -271,7 +273,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       changedAt = Date.now();
       const changes = renewals ? cache.update(snapshots) : cache.setSnapshots(snapshots);
       ready = true;
-      if (!renewals || changes.length > 0) o.log(`controller: published ${snapshots.length} proxy snapshot(s); ${changes.length} identity(ies) changed`, { snapshots: snapshots.length, changed: changes.length });
+      if (!renewals || changes.length > 0) {
+        // A renewal rebuilds only the renewed identities' snapshots; the log says which kind of publish it was.
+        o.log(`controller: published ${snapshots.length} ${renewals ? 'renewed' : 'proxy'} snapshot(s); ${changes.length} identity(ies) changed`, { snapshots: snapshots.length, changed: changes.length, renewal: renewals });
+      }
       scheduleRenewal();
       return changes;
     };

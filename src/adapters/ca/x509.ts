@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { KeyObject, randomBytes, sign, webcrypto } from 'node:crypto';
+import { KeyObject, randomBytes, sign, webcrypto, X509Certificate } from 'node:crypto';
 import * as der from './der.js';
 import * as x509 from '@peculiar/x509';
 
@@ -199,14 +199,17 @@ export async function issueLeafCertificate(
   return `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----`;
 }
 
-/** Whether the first certificate of `chainPem` is signed by one of the certificates in `bundlePem` (and is valid now). */
+/**
+ * Whether the first certificate of `chainPem` is signed by one of the
+ * certificates in `bundlePem` (and is valid now). Node's native X.509 parser:
+ * a restart checks every certificate it kept, thousands in a big mesh.
+ */
 export async function signedBy(chainPem: string, bundlePem: string, now: Date): Promise<boolean> {
   try {
-    const leaf = new x509.X509Certificate(chainPem);
-    for (const der of x509.PemConverter.decode(bundlePem)) {
-      if (await leaf.verify({ publicKey: new x509.X509Certificate(der).publicKey, date: now })) return true;
-    }
-    return false;
+    const leaf = new X509Certificate(chainPem);
+    if (now.getTime() < Date.parse(leaf.validFrom) || now.getTime() > Date.parse(leaf.validTo)) return false;
+    const roots = bundlePem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    return roots.some((pem) => leaf.verify(new X509Certificate(pem).publicKey));
   } catch {
     return false;
   }
