@@ -234,7 +234,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         issued.set(id, cert);
         await store.save(id, cert);
         // Node's native parser: a general ASN.1 parse would cost more than issuing the certificate did.
-        const serial = new X509Certificate(cert.certificateChain).serialNumber.toLowerCase();
+        const serial = cert.serial ?? new X509Certificate(cert.certificateChain).serialNumber.toLowerCase();
         o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${serial}, expires ${cert.notAfter.toISOString()})`, { identity: id, serial });
       });
       return due;

@@ -1,10 +1,10 @@
-import { randomInt, X509Certificate } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { access, readdir } from 'node:fs/promises';
 import { StartupError } from '../startup-error.js';
 import { join } from 'node:path';
 import { folderStorage, type CaStorage } from './ca-storage.js';
 import { lifetimeMs, type IssueOptions, type Signer } from './signer.js';
-import { certificateFacts, createRootCertificate, generateKeyPair, issueLeafCertificate, keyMatchesCertificate, privateKeyFromPem, privateKeyToPem } from './x509.js';
+import { certificateFacts, createRootCertificate, generateKeyPair, issueLeaf, keyMatchesCertificate, privateKeyFromPem, privateKeyToPem } from './x509.js';
 
 /**
  * The mesh CA built into smc (a Signer, see signer.ts). Its root key and
@@ -90,9 +90,9 @@ export async function openInternalCA(stateDir: string, trustDomain: string, log:
     const keys = await generateKeyPair();
     const now = Date.now();
     const notAfter = new Date(now + lifetimeMs(options, () => randomInt(0, 1_000_001) / 1_000_000));
-    const certificateChain = await issueLeafCertificate({ certificatePem: root.pem, privateKey: root.key }, spiffeId, keys.publicKey, { notBefore: new Date(now - 60_000), notAfter }, options);
-    // The certificate's own expiry (X.509 keeps whole seconds), read by Node's native parser (a fraction of a millisecond).
-    return { certificateChain, privateKey: await privateKeyToPem(keys.privateKey), notAfter: new Date(new X509Certificate(certificateChain).validTo), issuedAt: new Date(now) };
+    const leaf = await issueLeaf({ certificatePem: root.pem, privateKey: root.key }, spiffeId, keys.publicKey, { notBefore: new Date(now - 60_000), notAfter }, options);
+    // The certificate's own expiry (X.509 keeps whole seconds) and serial, known without parsing it again.
+    return { certificateChain: leaf.pem, privateKey: await privateKeyToPem(keys.privateKey), notAfter: leaf.notAfter, serial: leaf.serial, issuedAt: new Date(now) };
   };
   const bundle = () => [signing!, next, previous].filter((r): r is Root => r !== undefined).map((r) => r.pem).join('');
   return {

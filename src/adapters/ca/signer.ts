@@ -17,6 +17,8 @@ export interface IssuedCertificate {
   /** PEM PKCS#8. Never logged, never printed. */
   readonly privateKey: string;
   readonly notAfter: Date;
+  /** Lower-case hex, when the signer says it without a parse (the internal CA does). */
+  readonly serial?: string;
   /** When smc received it (certificates are backdated, so notBefore is earlier); renewal counts from here. */
   readonly issuedAt: Date;
 }

@@ -167,6 +167,17 @@ export async function issueLeafCertificate(
   /** Extra names for servers that clients reach by host name or address (the xDS port). */
   extra: { dnsNames?: readonly string[]; ipAddresses?: readonly string[] } = {},
 ): Promise<string> {
+  return (await issueLeaf(issuer, spiffeId, publicKey, validity, extra)).pem;
+}
+
+/** `issueLeafCertificate` with what the issuer knows of it without parsing it again: serial (lower-case hex) and expiry (whole seconds). */
+export async function issueLeaf(
+  issuer: { certificatePem: string; privateKey: CryptoKey },
+  spiffeId: string,
+  publicKey: CryptoKey,
+  validity: Validity,
+  extra: { dnsNames?: readonly string[]; ipAddresses?: readonly string[] } = {},
+): Promise<{ pem: string; serial: string; notAfter: Date }> {
   const ca = await issuerFacts(issuer.certificatePem, issuer.privateKey);
   const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', publicKey as unknown as webcrypto.CryptoKey));
   const serial = randomBytes(16);
@@ -196,7 +207,21 @@ export async function issueLeafCertificate(
   const signature = sign('sha256', tbs, { key: ca.signingKey, dsaEncoding: 'der' });
   const cert = der.sequence(tbs, algorithm, der.bitString(signature));
   const base64 = cert.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
-  return `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----`;
+  return {
+    pem: `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----`,
+    serial: serial.toString('hex'),
+    notAfter: new Date(Math.floor(validity.notAfter.getTime() / 1000) * 1000),
+  };
+}
+
+/** The public keys of a trust bundle, parsed once per bundle (a restart checks thousands of leaves against one). */
+let bundleKeys: { bundle: string; keys: KeyObject[] } | undefined;
+function rootKeys(bundlePem: string): KeyObject[] {
+  if (bundleKeys?.bundle !== bundlePem) {
+    const roots = bundlePem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    bundleKeys = { bundle: bundlePem, keys: roots.map((pem) => new X509Certificate(pem).publicKey) };
+  }
+  return bundleKeys.keys;
 }
 
 /**
@@ -208,8 +233,7 @@ export async function signedBy(chainPem: string, bundlePem: string, now: Date): 
   try {
     const leaf = new X509Certificate(chainPem);
     if (now.getTime() < Date.parse(leaf.validFrom) || now.getTime() > Date.parse(leaf.validTo)) return false;
-    const roots = bundlePem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-    return roots.some((pem) => leaf.verify(new X509Certificate(pem).publicKey));
+    return rootKeys(bundlePem).some((key) => leaf.verify(key));
   } catch {
     return false;
   }
