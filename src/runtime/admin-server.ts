@@ -66,8 +66,10 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       return res.end(`at most ${MAX_VIEWERS} pages follow the mesh at once\n`);
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
-    lastGraph = graphText();
-    res.write(`retry: 2000\ndata: ${lastGraph}\n\n`);
+    // The newcomer gets the graph now; the others keep getting what changed since they last did.
+    const text = graphText();
+    if (viewers.size === 0) lastGraph = text;
+    res.write(`retry: 2000\ndata: ${text}\n\n`);
     viewers.add(res);
     ticker ??= setInterval(tick, 1000);
     res.on('close', () => {
@@ -85,6 +87,14 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     };
     const json = (value: unknown) => send(200, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
     const path = (req.url ?? '/').split('?')[0];
+    // The query of a request line a client made up: a URL that does not parse is its error, never the server's.
+    const query = (): URLSearchParams | undefined => {
+      try {
+        return new URL(req.url ?? '/', 'http://admin').searchParams;
+      } catch {
+        return undefined;
+      }
+    };
     if (!hostAllowed(req.headers.host, o.allowedHosts ?? [])) {
       return send(421, 'text/plain', 'misdirected request: the Host header must be an IP address, localhost, or a name given with --admin-allowed-host\n');
     }
@@ -97,7 +107,9 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     if (path === '/status/inputs') return json(o.inputs());
     if (path === '/status/leader' && o.leader) return json(o.leader());
     if (path === '/status/proxy-config' && o.proxyConfig) {
-      const { code, body } = o.proxyConfig(new URL(req.url ?? '/', 'http://admin').searchParams.get('node'));
+      const q = query();
+      if (!q) return send(400, 'text/plain', 'the request URL does not parse\n');
+      const { code, body } = o.proxyConfig(q.get('node'));
       return send(code, 'application/json', `${JSON.stringify(body, null, 2)}\n`);
     }
     if (path === '/mesh' && o.meshGraph) {
@@ -111,7 +123,9 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     if (path === '/mesh/graph' && o.meshGraph) return json(o.meshGraph() ?? null);
     if (path === '/mesh/events' && o.meshGraph) return follow(res);
     if (path === '/explain' && o.explain) {
-      const { code, body } = o.explain(new URL(req.url ?? '/', 'http://admin').searchParams);
+      const q = query();
+      if (!q) return send(400, 'text/plain', 'the request URL does not parse\n');
+      const { code, body } = o.explain(q);
       return send(code, 'application/json', `${JSON.stringify(body, null, 2)}\n`);
     }
     if (path === '/ca/rotate-root') {
