@@ -18,6 +18,8 @@ interface State {
   grants: { from: string; to: string; http: boolean }[];
   split: [number, number] | undefined; // weights of c and d behind b
   explicit: boolean;
+  /** Inputs smc rejects or ignores (a bad TrafficSplit, a ConfigMap): their status must be the same when replayed from the previous compile. */
+  broken: boolean;
 }
 
 type Edit =
@@ -27,7 +29,8 @@ type Edit =
   | { kind: 'split'; weights: [number, number] | undefined }
   | { kind: 'label'; inMesh: boolean }
   | { kind: 'meshconfig'; permissive: boolean }
-  | { kind: 'mode'; explicit: boolean };
+  | { kind: 'mode'; explicit: boolean }
+  | { kind: 'broken'; broken: boolean };
 
 const app = fc.constantFrom(...APPS);
 const edit: fc.Arbitrary<Edit> = fc.oneof(
@@ -38,6 +41,7 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('label' as const), inMesh: fc.boolean() }),
   fc.record({ kind: fc.constant('meshconfig' as const), permissive: fc.boolean() }),
   fc.record({ kind: fc.constant('mode' as const), explicit: fc.boolean() }),
+  fc.record({ kind: fc.constant('broken' as const), broken: fc.boolean() }),
 );
 
 function apply(s: State, e: Edit): State {
@@ -56,12 +60,20 @@ function apply(s: State, e: Edit): State {
       return { ...s, permissive: e.permissive };
     case 'mode':
       return { ...s, explicit: e.explicit };
+    case 'broken':
+      return { ...s, broken: e.broken };
   }
 }
 
 function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs {
   const ns = 'shop';
   const docs: unknown[] = [
+    ...(s.broken
+      ? [
+          { apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: 'bad', namespace: 'shop' }, spec: { service: 'b', backends: [{ service: 'c', weight: 'x' }], extra: 1 } },
+          { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm', namespace: 'shop' } },
+        ]
+      : []),
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: s.inMesh ? { 'smc.dev/mesh': 'enabled' } : {} } },
     { apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'smc', namespace: 'smc-system' }, spec: { permissive: s.permissive } },
     { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'HTTPRouteGroup', metadata: { name: 'api', namespace: ns }, spec: { matches: [{ name: 'get', pathRegex: '/api', methods: ['GET'] }] } },
@@ -90,7 +102,7 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
 const serialised = (r: MeshCompileResult) =>
   r.snapshots.map((s) => ({ identity: s.identity, dataPlane: s.dataPlane, warnings: s.warnings, types: PUSH_ORDER.map((k) => [s.types[k].version, s.types[k].resources.map((x) => `${x.name}=${Buffer.from(x.bytes).toString('base64')}`)]) }));
 
-const start: State = { permissive: false, inMesh: true, ips: {}, grants: [{ from: 'a', to: 'b', http: true }], split: undefined, explicit: false };
+const start: State = { permissive: false, inMesh: true, ips: {}, grants: [{ from: 'a', to: 'b', http: true }], split: undefined, explicit: false, broken: false };
 
 test('property: a chain of compiles, each given the previous result, equals compiling each state from scratch', () => {
   fc.assert(

@@ -1,4 +1,4 @@
-import { decodeDocuments } from './decode/index.js';
+import { decodeDocuments, type DecodedDocuments } from './decode/index.js';
 import type { ProtoCodec } from './envoy/codec.js';
 import { planSnapshots, type Snapshot, type SnapshotPlans } from './envoy/snapshot.js';
 import { compareOrigins, type MeshInputs } from './inputs.js';
@@ -10,15 +10,17 @@ export interface CompileResult {
   readonly ir: MeshIR;
   /** One entry per input object (and per input problem), sorted by origin. */
   readonly status: readonly StatusEntry[];
+  /** Decoded documents, for the next compile: unchanged documents are not decoded again. */
+  readonly decoded?: DecodedDocuments;
 }
 
 /**
  * The compiler's front half: MeshInputs -> mesh IR plus status. Pure and
  * total: no IO, no clock, never throws on user input.
  */
-export function compileIR(inputs: MeshInputs): CompileResult {
+export function compileIR(inputs: MeshInputs, previous?: DecodedDocuments): CompileResult {
   const status = createStatusCollector();
-  const { objects, tracked } = decodeDocuments(inputs.documents, status);
+  const { objects, tracked, decoded } = decodeDocuments(inputs.documents, status, previous);
   const ir = buildIR(objects, status, inputs.connectedVirtualMachines);
   const problemEntries: StatusEntry[] = inputs.problems.map((p) => ({
     origin: p.origin,
@@ -28,7 +30,7 @@ export function compileIR(inputs: MeshInputs): CompileResult {
   }));
   // Stable sort: objects that share an origin (items of one List) keep their order.
   const entries = [...status.entries(tracked), ...problemEntries].sort((a, b) => compareOrigins(a.origin, b.origin));
-  return { ir, status: entries };
+  return { ir, status: entries, decoded };
 }
 
 
@@ -46,7 +48,7 @@ export interface MeshCompileResult extends CompileResult {
  * same, byte for byte, as a compile from scratch.
  */
 export function compile(inputs: MeshInputs, codec: ProtoCodec, previous?: MeshCompileResult): MeshCompileResult {
-  const front = compileIR(inputs);
+  const front = compileIR(inputs, previous?.decoded);
   const plans = planSnapshots(front.ir, codec, inputs.certificates, previous?.plans);
   return { ...front, snapshots: [...plans.values()].map((p) => p.snapshot), plans };
 }

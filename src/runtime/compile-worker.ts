@@ -26,8 +26,9 @@ let plans = new Map<string, PlannedSnapshot>();
 parentPort?.on('message', (m: WorkerRequest) => {
   try {
     if (m.type === 'compile') {
-      current = compileIR(m.inputs);
-      parentPort!.postMessage({ id: m.id, compiled: current } satisfies WorkerReply);
+      current = compileIR(m.inputs, current?.decoded);
+      // The decoded documents stay here, for the next compile; the controller needs the IR and status.
+      parentPort!.postMessage({ id: m.id, compiled: { ir: current.ir, status: current.status } } satisfies WorkerReply);
       return;
     }
     if (!current) throw new Error('snapshots asked for before any compile');

@@ -2,7 +2,7 @@ import type * as t from 'io-ts';
 import type { InputDocument, Origin } from '../inputs.js';
 import type * as m from '../model.js';
 import { INTERCEPTION_MODES } from '../model.js';
-import type { ObjectRef, StatusCollector } from '../status.js';
+import type { ObjectRef, StatusCollector, StatusMessage } from '../status.js';
 import { error } from '../status.js';
 import { decodeWith, normaliseMeta, type Meta } from './common.js';
 import * as k8s from './kubernetes.js';
@@ -23,6 +23,25 @@ export interface TrackedObject {
 export interface DecodeResult {
   readonly objects: m.MeshObject[];
   readonly tracked: TrackedObject[];
+  /** What each document decoded to, for the next compile (see `DecodedDocuments`). */
+  readonly decoded: DecodedDocuments;
+}
+
+/**
+ * Decoded documents kept from one compile for the next, as plain data: per
+ * document (by source and index), its text (JSON), where it started, and what
+ * decoding it produced (objects, tracked entries, status messages). A
+ * document whose text and position are unchanged is not decoded again; its
+ * results are replayed, so the outcome is the same as decoding it.
+ */
+export type DecodedDocuments = ReadonlyMap<string, DecodedDocument>;
+
+interface DecodedDocument {
+  readonly text: string;
+  readonly position: string;
+  readonly objects: readonly m.MeshObject[];
+  readonly tracked: readonly TrackedObject[];
+  readonly calls: readonly (readonly ['add' | 'reject' | 'ignore', string, StatusMessage])[];
 }
 
 type Normalise = (value: never, base: BaseFields) => { object?: m.MeshObject; problems?: { path: string; message: string }[] };
@@ -335,9 +354,16 @@ export function supportedKinds(): { kind: string; apiVersions: string[] }[] {
  * Decodes every document. Never throws: a document that cannot be used gets a
  * status entry saying why, and every other document still counts.
  */
-export function decodeDocuments(documents: readonly InputDocument[], status: StatusCollector): DecodeResult {
-  const objects: m.MeshObject[] = [];
-  const tracked: TrackedObject[] = [];
+export function decodeDocuments(documents: readonly InputDocument[], collector: StatusCollector, previous?: DecodedDocuments): DecodeResult {
+  let objects: m.MeshObject[] = [];
+  let tracked: TrackedObject[] = [];
+  let calls: ['add' | 'reject' | 'ignore', string, StatusMessage][] = [];
+  // What decoding one document says about it is recorded, so it can be replayed when the document comes again unchanged.
+  const status: StatusCollector = {
+    add: (k, msg) => void calls.push(['add', k, msg]),
+    reject: (k, msg) => void calls.push(['reject', k, msg]),
+    ignore: (k, msg) => void calls.push(['ignore', k, msg]),
+  };
   const visit = (value: unknown, origin: Origin, key: string, pathPrefix: string, itemLines?: readonly number[]) => {
     const ref = refOf(value);
     tracked.push({ key, origin, ref });
@@ -394,8 +420,32 @@ export function decodeDocuments(documents: readonly InputDocument[], status: Sta
     if (result.object) objects.push(result.object);
     else status.reject(key, error('', `${ref.kind} is invalid; not applied`));
   };
-  for (const doc of documents) visit(doc.value, doc.origin, `${doc.origin.source}#${doc.origin.document}`, '', doc.itemLines);
-  return { objects, tracked };
+  const allObjects: m.MeshObject[] = [];
+  const allTracked: TrackedObject[] = [];
+  const decoded = new Map<string, DecodedDocument>();
+  for (const doc of documents) {
+    const key = `${doc.origin.source}#${doc.origin.document}`;
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(doc.value) ?? 'undefined';
+    } catch {
+      text = undefined; // not JSON (a self-referencing alias, say): decoded every time, never kept
+    }
+    const position = `${doc.origin.line} ${doc.itemLines?.join(',') ?? ''}`;
+    let entry = text === undefined ? undefined : previous?.get(key);
+    if (!entry || entry.text !== text || entry.position !== position) {
+      objects = [];
+      tracked = [];
+      calls = [];
+      visit(doc.value, doc.origin, key, '', doc.itemLines);
+      entry = { text: text ?? '', position, objects, tracked, calls };
+      if (text !== undefined) decoded.set(key, entry);
+    } else decoded.set(key, entry);
+    allObjects.push(...entry.objects);
+    allTracked.push(...entry.tracked);
+    for (const [method, k, msg] of entry.calls) collector[method](k, msg);
+  }
+  return { objects: allObjects, tracked: allTracked, decoded };
 }
 
 function refOf(value: unknown): ObjectRef {
