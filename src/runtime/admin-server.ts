@@ -53,7 +53,13 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
   const viewers = new Set<ServerResponse>();
   let lastGraph = '';
   let ticker: NodeJS.Timeout | undefined;
-  const graphText = () => JSON.stringify(o.meshGraph?.() ?? null);
+  // The graph costs the whole mesh to build: it is built at most once a second, however many ask (the admin port may face the cluster).
+  let built: { at: number; text: string } | undefined;
+  const graphText = () => {
+    const now = Date.now();
+    if (!built || now - built.at >= 1000) built = { at: now, text: JSON.stringify(o.meshGraph?.() ?? null) };
+    return built.text;
+  };
   const tick = () => {
     const text = graphText();
     if (text === lastGraph) return;
@@ -120,7 +126,7 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       });
       return res.end(MESH_PAGE);
     }
-    if (path === '/mesh/graph' && o.meshGraph) return json(o.meshGraph() ?? null);
+    if (path === '/mesh/graph' && o.meshGraph) return send(200, 'application/json', `${graphText()}\n`);
     if (path === '/mesh/events' && o.meshGraph) return follow(res);
     if (path === '/explain' && o.explain) {
       const q = query();
