@@ -71,6 +71,14 @@ export function loadEnvoyProtos(): EnvoyProtos {
  * contents of well-known types (Struct, Duration, wrappers) are data and stay
  * as they are; an Any is followed into the type its `@type` names.
  */
+/** A message type's fields by their JSON name, built once per type (a dump holds thousands of messages of few types). */
+const fieldsByJson = new WeakMap<protobuf.Type, Map<string, protobuf.Field>>();
+function fieldsByJsonName(type: protobuf.Type): Map<string, protobuf.Field> {
+  let known = fieldsByJson.get(type);
+  if (!known) fieldsByJson.set(type, (known = new Map(type.fieldsArray.map((f) => [f.resolve().jsonName ?? f.name, f]))));
+  return known;
+}
+
 function protoNames(type: protobuf.Type, json: unknown, lookup: (name: string) => protobuf.Type): unknown {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return json;
   const full = type.fullName.replace(/^\./, '');
@@ -81,7 +89,7 @@ function protoNames(type: protobuf.Type, json: unknown, lookup: (name: string) =
     return { '@type': url, ...(protoNames(inner, rest, lookup) as object) };
   }
   if (full.startsWith('google.protobuf.')) return json;
-  const byJson = new Map(type.fieldsArray.map((f) => [f.resolve().jsonName ?? f.name, f]));
+  const byJson = fieldsByJsonName(type);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
     const field = byJson.get(key);

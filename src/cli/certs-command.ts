@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { identityOf } from '../compiler/ir/types.js';
 import { UsageError } from './usage.js';
+import { columns } from '../output/render.js';
 import { ADMIN_TOKEN_FILE, readAdminToken } from '../runtime/admin-auth.js';
 
 export const HELP_CERTS = `smc certs list [--state DIR] [-o json]
@@ -68,8 +69,7 @@ export async function certsCommand(args: string[]): Promise<number> {
     if (values.output !== undefined) throw new UsageError(`-o expects json, got ${JSON.stringify(values.output)}`);
     const header = ['SERIAL', 'IDENTITY', 'STATE', 'ISSUED', 'EXPIRES', 'CLAIMED BY'];
     const rows = records.map((r) => [r.serial, r.identity, r.state.toUpperCase(), r.issuedAt, r.notAfter, r.claimedBy ?? '']);
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-    for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    process.stdout.write(columns([header, ...rows]));
     return code;
   }
   if (sub === 'revoke') {

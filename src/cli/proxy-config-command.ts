@@ -3,6 +3,7 @@ import { stringify } from 'yaml';
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
 import { clientText } from '../runtime/client-text.js';
 import { adminUrl, hostPort, UsageError } from './usage.js';
+import { columns } from '../output/render.js';
 
 export const HELP_PROXY_CONFIG = `smc proxy-config NODE [clusters|endpoints|listeners|routes|secrets] [options]
 
@@ -119,8 +120,7 @@ export async function proxyConfigCommand(args: string[]): Promise<number> {
       const state = [...new Set(states)].join(',') || 'NOT SENT';
       for (const name of names(sectionOf(k))) rows.push([k, name, doc.types[k].version, state]);
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    process.stdout.write(columns(rows));
     for (const k of kinds) for (const s of Object.values(doc.types[k].streams)) if (s.nack) process.stdout.write(`${k} NACK: ${clientText(s.nack.message)}\n`);
   }
   const synced = kinds.every((k) => Object.values(doc.types[k].streams).every((s) => s.state === 'SYNCED' || s.state === 'NOT SENT'));

@@ -1,5 +1,6 @@
 import { createLogger, LOG_LEVELS, type LogLevel } from '../runtime/log.js';
 import { adminUrl, hostPort, UsageError } from './usage.js';
+import { columns } from '../output/render.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -430,13 +431,10 @@ export async function proxyStatusCommand(args: string[]): Promise<number> {
   else {
     const header = ['NAME', 'IDENTITY', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS'];
     const rows = doc.proxies.map((p) => [clientText(p.nodeId, 128), p.identity, ...PUSH_ORDER.map((k) => p.types[k]?.state ?? 'NOT SENT')]);
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const r of [header, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    process.stdout.write(columns([header, ...rows]));
     // What a proxy sent is printed escaped, even from a controller that did not escape it.
     for (const p of doc.proxies) for (const [k, t] of Object.entries(p.types)) if (t.nack) process.stdout.write(`${clientText(p.nodeId)} ${k} NACK: ${clientText(t.nack.message)}\n`);
   }
   const synced = doc.proxies.every((p) => Object.values(p.types).every((t) => t.state === 'SYNCED' || t.state === 'NOT SENT'));
   return synced ? 0 : 1;
 }
-
-export { adminUrl, hostPort, UsageError };

@@ -5,7 +5,7 @@ import { applicableGrants, grantOpens, httpMatches, type HttpRequest } from './i
 import { upstreamsOf } from './ir/reachability.js';
 import { anchoredPathRegex, fullMatch } from './regex.js';
 import { formatMessage, type StatusEntry } from './status.js';
-import { compareStrings, parseIdentity, policyName, type Grant, type HttpMatchIR, type Identity, type MeshIR, type PortProtocol, type ServiceIR, type ServicePortIR } from './ir/types.js';
+import { accountOf, compareStrings, parseIdentity, policyName, type Grant, type HttpMatchIR, type Identity, type MeshIR, type PortProtocol, type ServiceIR, type ServicePortIR } from './ir/types.js';
 
 /**
  * `smc explain`: would this request from `from` to a service port be
@@ -72,11 +72,6 @@ export interface Explanation {
 
 const DEFAULT_REQUEST: HttpRequest = { method: 'GET', path: '/', headers: {} };
 
-const account = (id: Identity): string => {
-  const p = parseIdentity(id);
-  return p ? `${p.namespace}/${p.serviceAccount}` : id;
-};
-
 /**
  * `status` (the compile's, optional) adds to a denial the TrafficTargets of
  * the destinations' and the caller's namespaces that were rejected, with
@@ -117,7 +112,7 @@ function explainRequest(ir: MeshIR, q: ExplainQuery): Explanation {
   const reasons: string[] = [];
   if (!http && q.request) reasons.push(`port ${q.port} of ${serviceKey(service)} carries TCP: method, path and headers play no part`);
   const member = index.identitySet.has(q.from);
-  if (!member) reasons.push(`no Pod or VirtualMachine of the mesh runs as ${account(q.from)}: no proxy of that identity is given any configuration`);
+  if (!member) reasons.push(`no Pod or VirtualMachine of the mesh runs as ${accountOf(q.from)}: no proxy of that identity is given any configuration`);
 
   // The caller's side: what its proxy was given for this service port.
   const upstreams = member ? upstreamsOf(ir, q.from) : [];
@@ -137,11 +132,11 @@ function explainRequest(ir: MeshIR, q: ExplainQuery): Explanation {
         ? undefined
         : split.matches.length > 0 && !hit
           ? 'the request matches none of its HTTPRouteGroup matches, so it goes to the root service'
-          : `no backend of it is reachable from ${account(q.from)}, so the root service is used`;
+          : `no backend of it is reachable from ${accountOf(q.from)}, so the root service is used`;
       splitInfo = { name: split.from, applies: weighted, ...(note ? { note } : {}) };
     }
   } else if (split) {
-    splitInfo = { name: split.from, applies: false, note: `no backend of it is reachable from ${account(q.from)}` };
+    splitInfo = { name: split.from, applies: false, note: `no backend of it is reachable from ${accountOf(q.from)}` };
   }
 
   const judge = (s: ServiceIR, p: ServicePortIR): DestinationVerdict[] => destinations(ir, q.from, s, p, request, reachedEndpoints);
@@ -154,10 +149,10 @@ function explainRequest(ir: MeshIR, q: ExplainQuery): Explanation {
     }
     const none = unreached.every((b) => b.destinations.length === 0);
     const why = plan
-      ? `the request matches no route of ${account(q.from)}'s proxy for ${to} (its TrafficSplit's matches do not match and the root service is not reachable)`
+      ? `the request matches no route of ${accountOf(q.from)}'s proxy for ${to} (its TrafficSplit's matches do not match and the root service is not reachable)`
       : none
         ? `${to} has no endpoints`
-        : `${account(q.from)}'s proxy has no route to ${to}: no endpoint behind it lets ${account(q.from)} in on its port`;
+        : `${accountOf(q.from)}'s proxy has no route to ${to}: no endpoint behind it lets ${accountOf(q.from)} in on its port`;
     return denied([...reasons, why], { ...base, ...(splitInfo ? { split: splitInfo } : {}), unreached });
   }
 
@@ -209,10 +204,10 @@ function inbound(ir: MeshIR, from: Identity, destination: Identity, port: number
   }
   const toMe = index.grantsTo.get(destination) ?? [];
   const mine = toMe.filter((g) => g.source === from);
-  if (toMe.length === 0) return { allowed: false, reasons: [`no TrafficTarget has destination ${account(destination)} (deny by default)`] };
+  if (toMe.length === 0) return { allowed: false, reasons: [`no TrafficTarget has destination ${accountOf(destination)} (deny by default)`] };
   if (mine.length === 0) {
     const names = [...new Set(toMe.map((g) => `TrafficTarget ${g.grantedBy}`))].sort(compareStrings);
-    return { allowed: false, reasons: [`${names.join(', ')} ${names.length > 1 ? 'have' : 'has'} destination ${account(destination)}, but none lists ${account(from)} among its sources`] };
+    return { allowed: false, reasons: [`${names.join(', ')} ${names.length > 1 ? 'have' : 'has'} destination ${accountOf(destination)}, but none lists ${accountOf(from)} among its sources`] };
   }
   const reasons: string[] = [];
   for (const g of mine) {

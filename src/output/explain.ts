@@ -1,5 +1,5 @@
 import type { ExplainQuery, Explanation, DestinationVerdict } from '../compiler/explain.js';
-import { identityOf, parseIdentity } from '../compiler/ir/types.js';
+import { accountOf, identityOf, parseIdentity } from '../compiler/ir/types.js';
 
 /**
  * The user's side of `smc explain`: the query as typed (on the command line,
@@ -65,13 +65,8 @@ export function parseExplainQuery(a: ExplainArgs, trustDomain: string): { query:
   return { query: { from, service, port, ...(http ? { request: { method: a.method ?? 'GET', path, headers } } : {}) } };
 }
 
-const account = (id: string) => {
-  const p = parseIdentity(id);
-  return p ? `${p.namespace}/${p.serviceAccount}` : id;
-};
-
 function destinationLines(d: DestinationVerdict, indent: string): string[] {
-  const head = `${indent}${account(d.identity)} port ${d.port} (${d.workloads.join(', ')}): `;
+  const head = `${indent}${accountOf(d.identity)} port ${d.port} (${d.workloads.join(', ')}): `;
   if (d.allowed) return [`${head}allowed by ${d.allowedBy!.policy}${d.allowedBy!.match ? ` (${d.allowedBy!.match})` : ''}`];
   return [`${head}denied`, ...d.reasons.map((r) => `${indent}  - ${r}`)];
 }
@@ -79,7 +74,7 @@ function destinationLines(d: DestinationVerdict, indent: string): string[] {
 /** The answer as people read it: the verdict first, then where the request goes and why. */
 export function explanationText(e: Explanation): string {
   const request = e.request ? ` ${e.request.method} ${e.request.path}${Object.entries(e.request.headers).map(([k, v]) => ` ${k}=${v}`).join('')}` : '';
-  const lines = [`${e.verdict.toUpperCase()}: ${account(e.from)} -> ${e.to}${e.protocol ? ` (${e.protocol.toUpperCase()})` : ''}${request}`];
+  const lines = [`${e.verdict.toUpperCase()}: ${accountOf(e.from)} -> ${e.to}${e.protocol ? ` (${e.protocol.toUpperCase()})` : ''}${request}`];
   for (const r of e.reasons) lines.push(`  - ${r}`);
   if (e.split) lines.push(`  TrafficSplit ${e.split.name}: ${e.split.applies ? 'applies' : 'does not apply'}${e.split.note ? ` (${e.split.note})` : ''}`);
   const total = e.backends.reduce((n, b) => n + b.weight, 0);

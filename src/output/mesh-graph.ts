@@ -1,5 +1,5 @@
 import { meshIndex } from '../compiler/ir/index.js';
-import { compareStrings, parseIdentity, policyName, type MeshIR } from '../compiler/ir/types.js';
+import { accountOf, compareStrings, policyName, type MeshIR } from '../compiler/ir/types.js';
 
 /**
  * The mesh as a graph for people: identities (with their workloads and the
@@ -51,11 +51,6 @@ export interface MeshGraph {
   readonly splits: readonly GraphSplit[];
 }
 
-const account = (id: string) => {
-  const p = parseIdentity(id);
-  return p ? `${p.namespace}/${p.serviceAccount}` : id;
-};
-
 export function meshGraph(ir: MeshIR, proxies: readonly { identity: string; nodeId: string; state: ProxyState; nack?: string }[]): MeshGraph {
   const index = meshIndex(ir);
   const ids = new Set<string>(index.identities);
@@ -70,7 +65,7 @@ export function meshGraph(ir: MeshIR, proxies: readonly { identity: string; node
     proxiesOf.set(p.identity, list);
   }
   const identities = [...ids].sort(compareStrings).map((id) => ({
-    id: account(id),
+    id: accountOf(id),
     workloads: (index.workloadsOf.get(id) ?? []).map((w) => `${w.kind} ${w.namespace}/${w.name}`).sort(compareStrings),
     proxies: (proxiesOf.get(id) ?? []).sort((a, b) => compareStrings(a.nodeId, b.nodeId)),
   }));
@@ -82,7 +77,7 @@ export function meshGraph(ir: MeshIR, proxies: readonly { identity: string; node
       list.push({ policy: policyName(g), protocol: g.protocol, ports: g.ports, routes: g.http.map((m) => m.from) });
       bySource.set(g.source, list);
     }
-    for (const [source, grants] of bySource) edges.push({ from: account(source), to: account(a.destination), grants });
+    for (const [source, grants] of bySource) edges.push({ from: accountOf(source), to: accountOf(a.destination), grants });
   }
   edges.sort((x, y) => compareStrings(x.from, y.from) || compareStrings(x.to, y.to));
   const splits = [...index.splitOf.values()].map((s) => {

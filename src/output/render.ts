@@ -70,6 +70,12 @@ export function statusTable(status: readonly StatusEntry[]): string[] {
   return lines;
 }
 
+/** Rows as aligned columns (the first row is the header), for terminals. */
+export function columns(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => `${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join('');
+}
+
 /** One line per problem, as a terminal user wants to read it. */
 export function statusLines(status: readonly StatusEntry[]): string[] {
   const lines: string[] = [];

@@ -41,8 +41,6 @@ export interface AdsServerOptions {
    * for this identity; an error message refuses it (PERMISSION_DENIED).
    */
   readonly authorizeCertificate?: (c: { serial: string; identity: string; nodeId: string }) => Promise<string | undefined>;
-  /** When the current snapshots were set (for the convergence metric). */
-  readonly changedAt?: () => number;
   /**
    * Snapshot changes are gathered for this long before streams are told, so
    * a burst of input changes costs one push per proxy (default 100 ms; 0

@@ -139,8 +139,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let status: unknown = { objects: [] };
   /** The mesh model being served (for /explain); undefined until the first compile. */
   let servedIR: MeshIR | undefined;
-  let servedStatus: readonly StatusEntry[] = [];
-  let changedAt = Date.now();
+  /** The status of the latest compile (written back by the leader, and named by /explain). */
+  let lastStatus: readonly StatusEntry[] = [];
   let ready = false;
   // The admin port opens first; /readyz says ready only once proxies can be served.
   let serving = false;
@@ -161,7 +161,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let adminPort: number;
   try {
     await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: (q) => explainQuery(servedIR, q, servedStatus), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: () => (servedIR ? meshGraph(servedIR, proxyStates(proxies)) : undefined), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: (q) => explainQuery(servedIR, q, lastStatus), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: () => (servedIR ? meshGraph(servedIR, proxyStates(proxies)) : undefined), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
@@ -270,7 +270,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       }
       last = result;
       servedIR = result.ir;
-      changedAt = Date.now();
       const changes = renewals ? cache.update(snapshots) : cache.setSnapshots(snapshots);
       ready = true;
       if (!renewals || changes.length > 0) {
@@ -293,7 +292,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       renewTimer.unref();
     };
     let logged = new Set<string>();
-    let lastStatus: CompileResult['status'] = [];
     o.leader?.onChange((now) => {
       if (now) for (const source of sources) source.reportStatus?.(lastStatus);
     });
@@ -305,7 +303,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       logged = lines;
       status = { objects: renderStatus(result.status, { origins: true }) };
       lastStatus = result.status;
-      servedStatus = result.status;
       countInputs(metrics, result.status);
       // Only the leader writes status back; a new leader writes what differs at once.
       if (leads()) for (const source of sources) source.reportStatus?.(result.status);
@@ -372,7 +369,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       claiming.set(key, turn.catch(() => undefined));
       return turn;
     };
-    const ads = createAdsServer({ cache, protos, tls, authorizeCertificate, trustDomain: () => trustDomain, metrics, proxies, log: o.log, changedAt: () => changedAt, pushWindowMs: o.pushWindowMs });
+    const ads = createAdsServer({ cache, protos, tls, authorizeCertificate, trustDomain: () => trustDomain, metrics, proxies, log: o.log, pushWindowMs: o.pushWindowMs });
     const xdsPort = await ads.listen(o.xdsHost, o.xdsPort).catch((e: Error) => {
       throw new StartupError(`cannot serve xDS on ${where(o.xdsHost, o.xdsPort)} (--xds-address): ${e.message}`);
     });

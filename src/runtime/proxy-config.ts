@@ -1,5 +1,6 @@
 import { PUSH_ORDER, type ProtoCodec, type ResourceKind } from '../compiler/envoy/codec.js';
 import type { Snapshot } from '../compiler/envoy/snapshot.js';
+import { compareStrings } from '../compiler/ir/types.js';
 import { configDump } from '../output/config-dump.js';
 import type { SnapshotCache } from './cache.js';
 import { syncState, type ProxyRegistry } from './proxy-status.js';
@@ -17,7 +18,7 @@ export function proxyConfigDocument(node: string | null, proxies: ProxyRegistry,
   const identity = streams[0]!.identity;
   const cached = cache.get(identity);
   if (!cached) return { code: 404, body: { error: 'nothing is served to this proxy identity (it has no workload in the mesh)' } };
-  const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, { version: cached.types[k].version, resources: [...cached.types[k].resources.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) }])) as unknown as Snapshot['types'];
+  const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, { version: cached.types[k].version, resources: [...cached.types[k].resources.values()].sort((a, b) => compareStrings(a.name, b.name)) }])) as unknown as Snapshot['types'];
   const snapshot: Snapshot = { identity, dataPlane: 'envoy', types, warnings: [] };
   const status = (k: ResourceKind) => Object.fromEntries(streams.map((p) => [`${p.variant} stream ${p.stream}`, { state: syncState(p.types[k]), ...p.types[k] }]));
   return {

@@ -1,5 +1,5 @@
 import type { CertificateInputs } from '../../compiler/inputs.js';
-import { createRootCertificate, generateKeyPair, issueLeafCertificate, privateKeyToPem } from './x509.js';
+import { createRootCertificate, generateKeyPair, issueLeaf, privateKeyToPem } from './x509.js';
 
 /**
  * A one-off root and a leaf per identity, valid for a day: enough for
@@ -16,7 +16,7 @@ export async function throwawayCertificates(trustDomain: string, identities: rea
     const keys = await generateKeyPair();
     leaves.push({
       identity,
-      certificateChain: await issueLeafCertificate(issuer, identity, keys.publicKey, validity),
+      certificateChain: (await issueLeaf(issuer, identity, keys.publicKey, validity)).pem,
       privateKey: await privateKeyToPem(keys.privateKey),
     });
   }

@@ -157,25 +157,16 @@ const OID = {
  * SubjectAltName, basicConstraints CA:false and keyUsage digitalSignature,
  * keyEncipherment (both critical), extendedKeyUsage serverAuth and
  * clientAuth, the issuer's key identifier; ECDSA P-256 with SHA-256, a random
- * 128-bit serial. Written as DER directly (see der.ts).
+ * 128-bit serial. Written as DER directly (see der.ts). Returned with what
+ * the issuer knows of it without parsing it again: its serial (lower-case hex)
+ * and expiry (whole seconds).
  */
-export async function issueLeafCertificate(
-  issuer: { certificatePem: string; privateKey: CryptoKey },
-  spiffeId: string,
-  publicKey: CryptoKey,
-  validity: Validity,
-  /** Extra names for servers that clients reach by host name or address (the xDS port). */
-  extra: { dnsNames?: readonly string[]; ipAddresses?: readonly string[] } = {},
-): Promise<string> {
-  return (await issueLeaf(issuer, spiffeId, publicKey, validity, extra)).pem;
-}
-
-/** `issueLeafCertificate` with what the issuer knows of it without parsing it again: serial (lower-case hex) and expiry (whole seconds). */
 export async function issueLeaf(
   issuer: { certificatePem: string; privateKey: CryptoKey },
   spiffeId: string,
   publicKey: CryptoKey,
   validity: Validity,
+  /** Extra names for servers that clients reach by host name or address (the xDS port). */
   extra: { dnsNames?: readonly string[]; ipAddresses?: readonly string[] } = {},
 ): Promise<{ pem: string; serial: string; notAfter: Date }> {
   const ca = await issuerFacts(issuer.certificatePem, issuer.privateKey);
@@ -206,9 +197,8 @@ export async function issueLeaf(
   );
   const signature = sign('sha256', tbs, { key: ca.signingKey, dsaEncoding: 'der' });
   const cert = der.sequence(tbs, algorithm, der.bitString(signature));
-  const base64 = cert.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
   return {
-    pem: `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----`,
+    pem: x509.PemConverter.encode(new Uint8Array(cert), 'CERTIFICATE'),
     serial: serial.toString('hex'),
     notAfter: new Date(Math.floor(validity.notAfter.getTime() / 1000) * 1000),
   };

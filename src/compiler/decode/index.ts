@@ -439,8 +439,8 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
       calls = [];
       visit(doc.value, doc.origin, key, '', doc.itemLines);
       entry = { text: text ?? '', position, objects, tracked, calls };
-      if (text !== undefined) decoded.set(key, entry);
-    } else decoded.set(key, entry);
+    }
+    if (text !== undefined) decoded.set(key, entry);
     allObjects.push(...entry.objects);
     allTracked.push(...entry.tracked);
     for (const [method, k, msg] of entry.calls) collector[method](k, msg);

@@ -32,14 +32,16 @@ export function reportErrors(errors: t.Errors): DecodeProblem[] {
  */
 export function words(type: t.Decoder<unknown, unknown>): string {
   const name = type.name;
-  if (type instanceof t.ArrayType) return /[<>{}|]/.test(name) ? `a list of ${plural(words(type.type as t.Decoder<unknown, unknown>))}` : name;
+  // io-ts's own names are type syntax; a name given on purpose has none of it.
+  const generated = /[<>{}|]/.test(name);
+  if (type instanceof t.ArrayType) return generated ? `a list of ${plural(words(type.type as t.Decoder<unknown, unknown>))}` : name;
   if (type instanceof t.StringType) return 'a string';
   if (type instanceof t.NumberType) return 'a number';
   if (type instanceof t.BooleanType) return 'true or false';
   if (type instanceof t.NullType) return 'nothing (null)';
-  if (type instanceof t.UnionType && /[<>{}|]/.test(name)) return (type.types as t.Decoder<unknown, unknown>[]).map(words).join(' or ');
-  if (type instanceof t.DictionaryType && /[<>{}|]/.test(name)) return `a map of ${plural(words(type.codomain as t.Decoder<unknown, unknown>))}`;
-  if (/[<>{}|]/.test(name)) return 'an object';
+  if (type instanceof t.UnionType && generated) return (type.types as t.Decoder<unknown, unknown>[]).map(words).join(' or ');
+  if (type instanceof t.DictionaryType && generated) return `a map of ${plural(words(type.codomain as t.Decoder<unknown, unknown>))}`;
+  if (generated) return 'an object';
   // A struct is named after its Kubernetes type (TrafficTargetSpec); other named codecs read as words already.
   return /^[A-Z][A-Za-z0-9]*$/.test(name) ? `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name} object` : name;
 }

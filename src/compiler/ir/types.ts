@@ -148,6 +148,12 @@ export function parseIdentity(id: Identity): { trustDomain: string; namespace: s
   return m ? { trustDomain: m[1]!, namespace: m[2]!, serviceAccount: m[3]! } : undefined;
 }
 
+/** `ns/sa` of a SPIFFE ID made by `identityOf` (any other string as it is): how people name an identity. */
+export function accountOf(id: Identity): string {
+  const p = parseIdentity(id);
+  return p ? `${p.namespace}/${p.serviceAccount}` : id;
+}
+
 export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
