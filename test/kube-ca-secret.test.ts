@@ -41,14 +41,26 @@ test('on Kubernetes the root lives in a Secret: created once, loaded again, neve
     assert.equal(c.trustBundle(), b.trustBundle());
     assert.notEqual(c.trustBundle(), a.trustBundle());
 
-    // smc bootstrap signs the proxy certificate with the root in the Secret and keeps nothing of it locally.
+    // smc bootstrap signs the proxy certificate with the root in the Secret, records it in the cluster
+    // (where every replica reads it) and keeps nothing of either locally.
     const dir = state();
-    const r = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', 'shop/web', '--xds-address', '127.0.0.1:15128', '--state', dir, '--ca-root-secret', 'smc-system/smc-ca', '--kubeconfig', api.kubeconfig, '-o', join(dir, 'out')], (err, _o, stderr) =>
-        resolve({ code: err ? Number(err.code) : 0, stderr }),
-      ),
-    );
+    const bootstrap = () =>
+      new Promise<{ code: number; stderr: string }>((resolve) =>
+        execFile(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', 'shop/web', '--xds-address', '127.0.0.1:15128', '--state', dir, '--ca-root-secret', 'smc-system/smc-ca', '--kubeconfig', api.kubeconfig, '-o', join(dir, 'out')], (err, _o, stderr) =>
+          resolve({ code: err ? Number(err.code) : 0, stderr }),
+        ),
+      );
+    const noCrd = await bootstrap();
+    assert.equal(noCrd.code, 1, 'a missing CRD is the operator\'s to fix, not a crash');
+    assert.match(noCrd.stderr, /^smc: cannot record proxy certificate \w+ \(ProxyCertificate objects in namespace smc-system\): the ProxyCertificate CRD is not installed \(kubectl apply -f deploy\/crds\/smc-proxycertificate\.yaml\)\n$/);
+    assert.ok(!existsSync(join(dir, 'out', 'proxy.key')), 'no credentials the controller would refuse are left behind');
+    api.kubectl(['apply', '-f', 'deploy/crds/smc-proxycertificate.yaml']);
+    api.kubectl(['wait', '--for', 'condition=established', '--timeout', '60s', 'crd/proxycertificates.smc.dev']);
+    const r = await bootstrap();
     assert.equal(r.code, 0, r.stderr);
+    const recorded = JSON.parse(api.kubectl(['get', 'proxycertificates', '-n', 'smc-system', '-o', 'json'])) as { items: { metadata: { name: string }; spec: { identity: string; state: string; serial: string } }[] };
+    assert.deepEqual(recorded.items.map((i) => [i.spec.identity, i.spec.state, i.metadata.name === i.spec.serial]), [['spiffe://cluster.local/ns/shop/sa/web', 'unclaimed', true]]);
+    assert.ok(!existsSync(join(dir, 'proxy-certificates')), 'no record in the state folder');
     const bundle = readFileSync(join(dir, 'out', 'ca.crt'), 'utf8');
     const root = Buffer.from(secretData(api).data['root.crt']!, 'base64').toString('utf8');
     assert.ok(bundle.includes(root.trim()), 'the bundle holds the root of the Secret');

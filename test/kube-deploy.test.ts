@@ -38,7 +38,8 @@ test('the controller runs with a token bound to exactly the deployed roles: it r
       }
     };
     assert.equal(canNot('watch', 'pods', '-A'), 'yes');
-    for (const denied of [['list', 'secrets', '-A'], ['get', 'secret', 'other', '-n', 'smc-system'], ['create', 'pods', '-n', 'bookstore'], ['patch', 'traffictargets.access.smi-spec.io', '-n', 'bookstore'], ['delete', 'trafficsplits.split.smi-spec.io', '-n', 'bookstore'], ['create', 'leases.coordination.k8s.io', '-n', 'bookstore'], ['update', 'leases.coordination.k8s.io/other', '-n', 'smc-system']]) {
+    assert.equal(canNot('update', 'proxycertificates.smc.dev', '-n', 'smc-system'), 'yes', 'replicas share proxy-certificate records');
+    for (const denied of [['list', 'secrets', '-A'], ['get', 'secret', 'other', '-n', 'smc-system'], ['create', 'pods', '-n', 'bookstore'], ['patch', 'traffictargets.access.smi-spec.io', '-n', 'bookstore'], ['delete', 'trafficsplits.split.smi-spec.io', '-n', 'bookstore'], ['create', 'leases.coordination.k8s.io', '-n', 'bookstore'], ['update', 'leases.coordination.k8s.io/other', '-n', 'smc-system'], ['delete', 'proxycertificates.smc.dev', '-n', 'smc-system'], ['create', 'proxycertificates.smc.dev', '-n', 'bookstore']]) {
       assert.equal(canNot(...denied), 'no', `the controller may not ${denied.join(' ')}`);
     }
 

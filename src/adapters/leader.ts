@@ -73,7 +73,7 @@ export async function startLeaderElection(o: LeaderElectionOptions): Promise<Lea
     const mine = spec.holderIdentity === o.identity;
     if (!mine && !expired && spec.holderIdentity) return become(false);
     const next: k8s.V1LeaseSpec = mine
-      ? { ...spec, renewTime: now as never }
+      ? { ...spec, acquireTime: micro(spec.acquireTime ? new Date(spec.acquireTime as unknown as string) : now), renewTime: micro(now) }
       : { holderIdentity: o.identity, leaseDurationSeconds: Math.ceil(leaseMs / 1000), acquireTime: micro(now), renewTime: micro(now), leaseTransitions: (spec.leaseTransitions ?? 0) + 1 };
     // Replace carries the resourceVersion read above: of two replicas taking over at once, one gets 409.
     await api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body: { ...lease, spec: next } });

@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
-import { openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
+import { openProxyCertificateRecords } from '../adapters/ca/open.js';
 import { identityOf } from '../compiler/ir/types.js';
 import { UsageError } from './usage.js';
+import { caChoice } from './ca-options.js';
 import { columns } from '../output/render.js';
 import { ADMIN_TOKEN_FILE, readAdminToken } from '../runtime/admin-auth.js';
 
-export const HELP_CERTS = `smc certs list [--state DIR] [-o json]
-smc certs revoke (--serial SERIAL | --identity NS/SA) [--state DIR] [--trust-domain TD]
+export const HELP_CERTS = `smc certs list [--state DIR | --ca-root-secret NS/NAME] [-o json]
+smc certs revoke (--serial SERIAL | --identity NS/SA) [--state DIR | --ca-root-secret NS/NAME]
 
 Proxy certificates are the long-lived certificates 'smc bootstrap' writes for a
 sidecar to authenticate to the xDS port. Each is UNCLAIMED until a proxy first
@@ -17,6 +18,12 @@ by the controller.
 
 Options:
       --state DIR          The controller's state folder (default .smc-state)
+      --ca-root-secret NS/NAME
+                           The root is in that Secret (as the controller's
+                           --ca-root-secret): the records are ProxyCertificate
+                           objects in its namespace, shared by every replica
+      --kubeconfig FILE    With --ca-root-secret (default $KUBECONFIG,
+                           ~/.kube/config or in-cluster)
   -o, --output json        Machine-readable list
       --serial SERIAL      Revoke one certificate (as 'smc certs list' prints it)
       --identity NS/SA     Revoke every proxy certificate of that identity
@@ -24,7 +31,8 @@ Options:
   -h, --help               Show this help
 
 A revocation closes the streams open with that certificate within a second
-(the running controller watches the state folder). A damaged record file is
+(the running controller watches the state folder; on Kubernetes every replica
+watches the ProxyCertificate objects). A damaged record file is
 reported by name and the others keep working.
 
 Exit status: 0 done; 1 nothing matched --serial/--identity, or a record could
@@ -33,6 +41,7 @@ not be read; 2 usage error.
 Examples:
   smc certs list --state /var/lib/smc
   smc certs revoke --identity bookthief/bookthief --state /var/lib/smc
+  smc certs list --ca-root-secret smc-system/smc-ca
 `;
 
 export async function certsCommand(args: string[]): Promise<number> {
@@ -49,6 +58,8 @@ export async function certsCommand(args: string[]): Promise<number> {
       serial: { type: 'string' },
       identity: { type: 'string' },
       'trust-domain': { type: 'string', default: 'cluster.local' },
+      'ca-root-secret': { type: 'string' },
+      kubeconfig: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -56,7 +67,7 @@ export async function certsCommand(args: string[]): Promise<number> {
     process.stdout.write(HELP_CERTS);
     return sub === undefined ? 2 : 0;
   }
-  const store = openProxyCertificates(values.state);
+  const store = await openProxyCertificateRecords(caChoice(values), values.state);
   if (sub === 'list') {
     const { records, problems } = await store.list();
     // A damaged record is reported on its own; every other record is still listed.

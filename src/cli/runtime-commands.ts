@@ -5,9 +5,10 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openSigner, type CaChoice } from '../adapters/ca/open.js';
+import { openProxyCertificateRecords, openSigner } from '../adapters/ca/open.js';
+import { caChoice, type CaValues } from './ca-options.js';
+import { CA_OPTIONS } from './ca-options.js';
 import { issueForXdsPort, PROXY_CERTIFICATE_TTL_MS } from '../adapters/ca/signer.js';
-import { openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { certificateFacts } from '../adapters/ca/x509.js';
 import { identityOf } from '../compiler/ir/types.js';
 import { adsBootstrap } from '../output/ads-bootstrap.js';
@@ -191,32 +192,6 @@ export function durationMs(value: string, flag: string): number {
   return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
 }
 
-export const CA_OPTIONS = {
-  ca: { type: 'string', default: 'internal' },
-  'ca-root-secret': { type: 'string' },
-  kubeconfig: { type: 'string' },
-  'cfssl-url': { type: 'string' },
-  'cfssl-profile': { type: 'string' },
-} as const;
-
-type CaValues = { ca?: string; 'cfssl-url'?: string; 'cfssl-profile'?: string; 'ca-root-secret'?: string; kubeconfig?: string };
-
-function caChoice(values: CaValues): CaChoice {
-  if (values.ca === 'internal' || values.ca === undefined) {
-    if (values['cfssl-url'] !== undefined) throw new UsageError('--cfssl-url needs --ca cfssl');
-    const secret = values['ca-root-secret'];
-    if (secret === undefined) return { kind: 'internal' };
-    const m = /^([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9.]*)$/.exec(secret);
-    if (!m) throw new UsageError(`--ca-root-secret expects NAMESPACE/NAME, got ${JSON.stringify(secret)}`);
-    return { kind: 'internal', rootSecret: { namespace: m[1]!, name: m[2]!, ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}) } };
-  }
-  if (values['ca-root-secret'] !== undefined) throw new UsageError('--ca-root-secret is for the internal CA; cfssl keeps its own key');
-  if (values.ca !== 'cfssl') throw new UsageError(`--ca expects "internal" or "cfssl", got ${JSON.stringify(values.ca)}`);
-  if (values['cfssl-url'] === undefined) throw new UsageError('--ca cfssl needs --cfssl-url URL (the cfssl serve API)');
-  return { kind: 'cfssl', url: values['cfssl-url'], ...(values['cfssl-profile'] ? { profile: values['cfssl-profile'] } : {}) };
-}
-
-
 export async function controllerCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -397,14 +372,16 @@ export async function writeProxyCredentials(values: CaValues & { state: string; 
   const identity = identityOf(values['trust-domain'], ns, sa);
   // Signed for the xDS port's own trust anchor, which a mesh root rotation leaves in place.
   const cert = await issueForXdsPort(ca, identity, { ttlMs: PROXY_CERTIFICATE_TTL_MS });
+  // Recorded where the controller reads it, beside the root (in Kubernetes with --ca-root-secret), before
+  // anything is written: credentials the controller would refuse are never left behind.
+  const serial = certificateFacts(cert.certificateChain).serial;
+  await (await openProxyCertificateRecords(caChoice(values), values.state)).recordIssued({ serial, identity, issuedAt: cert.issuedAt, notAfter: cert.notAfter });
   const files = proxyCredentialFiles(dir, values['trust-domain']);
   await writeFile(files.certificateChain, cert.certificateChain);
   await writeFile(files.privateKey, cert.privateKey, { mode: 0o600 });
   await chmod(files.privateKey, 0o600);
   // Every root the xDS port may present or accept (after a root rotation, more than one).
   await writeFile(files.trustBundle, ca.xdsTrust?.() ?? ca.trustBundle());
-  const serial = certificateFacts(cert.certificateChain).serial;
-  await openProxyCertificates(values.state).recordIssued({ serial, identity, issuedAt: cert.issuedAt, notAfter: cert.notAfter });
   return files;
 }
 

@@ -9,7 +9,8 @@ import { explicitListenerName } from '../compiler/envoy/names.js';
 import { adsBootstrap } from '../output/ads-bootstrap.js';
 import { vmNodeId } from '../compiler/ir/workloads.js';
 import { bundleReadme, localPortsText, systemdUnit, type VmBundleFacts } from '../output/vm-bundle.js';
-import { CA_OPTIONS, proxyCredentialFiles, writeProxyCredentials } from './runtime-commands.js';
+import { CA_OPTIONS } from './ca-options.js';
+import { proxyCredentialFiles, writeProxyCredentials } from './runtime-commands.js';
 import { hostPort, UsageError } from './usage.js';
 
 export const HELP_VM = `smc vm bundle --name NAME --namespace NS --source PATH... --xds-address HOST:PORT [options]

@@ -1,6 +1,6 @@
 import type { Log } from './log.js';
-import { openSigner, type CaChoice } from '../adapters/ca/open.js';
-import { normalizeSerial, openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
+import { openProxyCertificateRecords, openSigner, type CaChoice } from '../adapters/ca/open.js';
+import { normalizeSerial } from '../adapters/ca/proxy-certificates.js';
 import { issueForXdsPort, PROXY_CERTIFICATE_TTL_MS, renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/signer.js';
 import { openCertificateStore } from '../adapters/ca/certificate-store.js';
 import { signedBy } from '../adapters/ca/x509.js';
@@ -307,7 +307,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       // Only the leader writes status back; a new leader writes what differs at once.
       if (leads()) for (const source of sources) source.reportStatus?.(result.status);
       const changes = await publish(result);
-      await podCertificates?.podsGone().catch((e: Error) => o.log(`ca: revoking the certificates of deleted pods failed: ${e.message}`, { level: 'error' }));
+      // Only the leader revokes (every replica would otherwise revoke the same certificates).
+      if (leads()) await podCertificates?.podsGone().catch((e: Error) => o.log(`ca: revoking the certificates of deleted pods failed: ${e.message}`, { level: 'error' }));
       return changes;
     };
     let podCertificates: ReturnType<typeof podIdentityService> | undefined;
@@ -342,7 +343,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const server = serverCertificate!;
       tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.xdsTrust?.() ?? ca.trustBundle() };
     }
-    const proxyCertificates = openProxyCertificates(o.stateDir);
+    const proxyCertificates = await openProxyCertificateRecords(o.ca, o.stateDir);
     // Claims of one certificate take turns, so two nodes racing for an unclaimed one cannot both win.
     const claiming = new Map<string, Promise<unknown>>();
     /**
@@ -361,7 +362,11 @@ export async function startController(o: ControllerOptions): Promise<Controller>
           return `proxy certificate ${r.serial} of ${r.identity} belongs to node ${r.claimedBy}; node ${c.nodeId} may not use it (one certificate, one node: give each proxy its own with smc bootstrap --instance)`;
         }
         if (r.state === 'unclaimed') {
-          await proxyCertificates.claim(c.serial, c.nodeId, new Date());
+          // Another replica may claim it at the same moment: the record as written decides.
+          const now = await proxyCertificates.claim(c.serial, c.nodeId, new Date());
+          if (now?.state !== 'claimed' || now.claimedBy !== c.nodeId) {
+            return `proxy certificate ${r.serial} of ${r.identity} ${now?.state === 'claimed' ? `was just claimed by node ${now.claimedBy}` : `is ${now?.state ?? 'no longer recorded'}`}; node ${c.nodeId} may not use it`;
+          }
           o.log(`ca: proxy certificate ${r.serial} of ${r.identity} claimed by ${c.nodeId}`);
         }
         return undefined;
@@ -376,7 +381,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     cleanups.push(() => ads.close());
     serving = true;
     // A revoked proxy certificate loses its open streams at once, not at its next reconnect.
-    const stopWatching = proxyCertificates.watchRevoked((r) => {
+    const stopWatching = proxyCertificates.watch((r) => {
+      if (r.state !== 'revoked') return;
       const n = ads.closeCertificate(r.serial, `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}`);
       if (n > 0) o.log(`ca: closed ${n} stream(s) of revoked proxy certificate ${r.serial} (${r.identity})`);
     }, (message) => o.log(`ca: ${message}`));

@@ -1,6 +1,6 @@
 import type { Log } from './log.js';
 import type { IssuedCertificate } from '../adapters/ca/signer.js';
-import type { ProxyCertificates } from '../adapters/ca/proxy-certificates.js';
+import type { ProxyCertificateRecord, ProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { certificateFacts } from '../adapters/ca/x509.js';
 import type { PodToken } from '../adapters/kubernetes-identity.js';
 import { identityOf } from '../compiler/ir/types.js';
@@ -72,6 +72,20 @@ export function podIdentityService(o: PodIdentityOptions) {
       return m;
     }));
 
+  // What other replicas issue and revoke (they share the records) reaches this one's view too.
+  const byRecord = (r: ProxyCertificateRecord) => {
+    if (!r.pod || !byPod) return;
+    void byPod.then((m) => {
+      const [ns, name] = r.pod!.split('/');
+      const key = `${ns}/${name}`;
+      const serials = (m.get(key) ?? []).filter((x) => x.serial !== r.serial);
+      if (r.state !== 'revoked') serials.push({ serial: r.serial, at: Date.parse(r.issuedAt) });
+      if (serials.length > 0) m.set(key, serials);
+      else m.delete(key);
+    });
+  };
+  const stopWatching = o.records.watch(byRecord, (message) => o.log(`ca: ${message}`, { level: 'warn' }));
+
   const revoke = async (serials: readonly string[], why: string) => {
     for (const serial of serials) {
       const { revoked } = await o.records.revoke({ serial }, new Date());
@@ -102,12 +116,13 @@ export function podIdentityService(o: PodIdentityOptions) {
         const nodeId = `${p.namespace}/${p.serviceAccount}/${p.podName}`;
         // Read before this certificate is recorded, so that only what the pod had before is revoked below.
         const pods = await issuedToPods();
+        const key = `${p.namespace}/${p.podName}`;
+        const before = (pods.get(key) ?? []).map((x) => x.serial);
         const cert = await o.issue(identity);
         const serial = certificateFacts(cert.certificateChain).serial;
         await o.records.recordIssuedToPod({ serial, identity, issuedAt: cert.issuedAt, notAfter: cert.notAfter, nodeId, pod: `${p.namespace}/${p.podName}/${p.podUid}` });
         // A restarted sidecar asks again: what its pod had before goes.
-        const key = `${p.namespace}/${p.podName}`;
-        await revoke((pods.get(key) ?? []).map((x) => x.serial), `pod ${key} was given a new one`);
+        await revoke(before.filter((x) => x !== serial), `pod ${key} was given a new one`);
         pods.set(key, [{ serial, at: Date.now() }]);
         o.log(`ca: issued proxy certificate ${serial} of ${identity} to pod ${clientText(key, 128)} (node ${clientText(nodeId, 200)})`, { identity, nodeId: clientText(nodeId, 200), serial });
         const answer: ProxyCertificateAnswer = { nodeId, identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: o.xdsTrust(), controlPlaneIdentity: o.controlPlaneIdentity };
@@ -139,6 +154,7 @@ export function podIdentityService(o: PodIdentityOptions) {
     },
     close(): void {
       clearTimeout(recheck);
+      stopWatching();
     },
   };
 }

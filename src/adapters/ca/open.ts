@@ -1,3 +1,4 @@
+import { openProxyCertificates, type ProxyCertificates } from './proxy-certificates.js';
 import { secretStorage, type SecretStorageOptions } from './ca-storage.js';
 import { openCfsslSigner } from './cfssl.js';
 import { openInternalCA } from './internal-ca.js';
@@ -16,4 +17,19 @@ export async function openSigner(choice: CaChoice, stateDir: string, trustDomain
   }
   // On Kubernetes the root can live in a Secret instead of the state folder.
   return openInternalCA(stateDir, trustDomain, log, choice.rootSecret ? secretStorage(choice.rootSecret) : undefined);
+}
+
+/**
+ * Where proxy-certificate records live: beside the root. With the root in a
+ * Secret, as ProxyCertificate objects in the Secret's namespace, shared by
+ * every replica and by `smc bootstrap`/`smc certs` run elsewhere; otherwise
+ * in the state folder.
+ */
+export async function openProxyCertificateRecords(choice: CaChoice | undefined, stateDir: string): Promise<ProxyCertificates> {
+  if (choice?.kind === 'internal' && choice.rootSecret) {
+    // Loaded only here: the Kubernetes client is large.
+    const { kubernetesProxyCertificates } = await import('./proxy-certificates-kubernetes.js');
+    return kubernetesProxyCertificates({ namespace: choice.rootSecret.namespace, ...(choice.rootSecret.kubeconfig ? { kubeconfig: choice.rootSecret.kubeconfig } : {}) });
+  }
+  return openProxyCertificates(stateDir);
 }

@@ -37,11 +37,14 @@ export interface ProxyCertificates {
   get(serial: string): Promise<ProxyCertificateRecord | undefined>;
   /** Every readable record; a record that cannot be read is a problem of its own and never hides the others. */
   list(): Promise<{ records: ProxyCertificateRecord[]; problems: string[] }>;
+  /** For messages: a folder, or where in Kubernetes. */
+  readonly where: string;
   /**
-   * Calls `onRevoked` for each record that is revoked while watching (by
-   * `smc certs revoke` in another process, too). Returns a function that stops.
+   * Calls `onRecord` with each record written while watching (issued,
+   * claimed or revoked, by another process or replica too). Returns a
+   * function that stops.
    */
-  watchRevoked(onRevoked: (r: ProxyCertificateRecord) => void, onProblem: (message: string) => void): () => void;
+  watch(onRecord: (r: ProxyCertificateRecord) => void, onProblem: (message: string) => void): () => void;
   /** Marks an unclaimed certificate claimed by `nodeId`; returns the record as it now is. */
   claim(serial: string, nodeId: string, at: Date): Promise<ProxyCertificateRecord | undefined>;
   /**
@@ -50,6 +53,16 @@ export interface ProxyCertificates {
    * of that identity).
    */
   revoke(which: { serial: string } | { identity: string }, at: Date): Promise<{ revoked: ProxyCertificateRecord[]; problems: string[] }>;
+}
+
+/** A record as read back, checked: what a store reads is data, not trusted to be well-formed. */
+export function checkedRecord(r: unknown, where: string): ProxyCertificateRecord {
+  const x = r as Partial<ProxyCertificateRecord> | null | undefined;
+  const states: readonly string[] = ['unclaimed', 'claimed', 'revoked'];
+  if (typeof x?.serial !== 'string' || typeof x.identity !== 'string' || typeof x.state !== 'string' || !states.includes(x.state)) {
+    throw new Error(`${where} is damaged (expected serial, identity and state); restore it from your backup, or remove it to forget that certificate`);
+  }
+  return x as ProxyCertificateRecord;
 }
 
 export function openProxyCertificates(stateDir: string): ProxyCertificates {
@@ -82,11 +95,7 @@ export function openProxyCertificates(stateDir: string): ProxyCertificates {
     } catch (e) {
       throw new Error(`the record ${path(serial)} is damaged (${(e as Error).message}); restore it from your backup, or remove it to forget that certificate`);
     }
-    const states: readonly string[] = ['unclaimed', 'claimed', 'revoked'];
-    if (typeof r?.serial !== 'string' || typeof r.identity !== 'string' || typeof r.state !== 'string' || !states.includes(r.state)) {
-      throw new Error(`the record ${path(serial)} is damaged (expected serial, identity and state); restore it from your backup, or remove it to forget that certificate`);
-    }
-    return r as ProxyCertificateRecord;
+    return checkedRecord(r, `the record ${path(serial)}`);
   };
   const list = async () => {
     let names: string[];
@@ -110,6 +119,7 @@ export function openProxyCertificates(stateDir: string): ProxyCertificates {
     return { records, problems };
   };
   return {
+    where: dir,
     async recordIssued(r) {
       await write({ serial: normalizeSerial(r.serial), identity: r.identity, issuedAt: r.issuedAt.toISOString(), notAfter: r.notAfter.toISOString(), state: 'unclaimed' });
     },
@@ -126,16 +136,16 @@ export function openProxyCertificates(stateDir: string): ProxyCertificates {
       await write(claimed);
       return claimed;
     },
-    watchRevoked(onRevoked, onProblem) {
+    watch(onRecord, onProblem) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const watcher = watch(dir, (_event, name) => {
         if (typeof name !== 'string' || !name.endsWith('.json')) return;
         get(name.slice(0, -'.json'.length)).then(
-          (r) => r?.state === 'revoked' && onRevoked(r),
+          (r) => r && onRecord(r),
           (e: Error) => onProblem(e.message),
         );
       });
-      watcher.on('error', (e) => onProblem(`watching ${dir} for revocations failed: ${e.message}`));
+      watcher.on('error', (e) => onProblem(`watching ${dir} failed: ${e.message}`));
       return () => watcher.close();
     },
     async revoke(which, at) {
