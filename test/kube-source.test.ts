@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Controller } from '../src/runtime/controller.js';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 import { testController } from './helpers/controller.js';
 import { applyBookstore, controllerOnKubernetes, startKubeApi } from './helpers/kube.js';
@@ -66,6 +69,35 @@ test('the same objects through a real API server and in a folder give identical 
 
     // Status is written only when it changes: many compiles later, an untouched object was not written again.
     assert.equal(conditionOf('traffictarget.access.smi-spec.io', 'bookwarehouse', 'bookstore-access-bookwarehouse').rv, written);
+  } finally {
+    await kube?.close();
+    await folder.controller.close();
+    await api.stop();
+  }
+});
+
+test('objects written in older SMI versions are decoded in the version they were written in: the same snapshots as those files in a folder', async () => {
+  const OLD = 'test/fixtures/bookstore-policy-old-versions.yaml';
+  const api = await startKubeApi();
+  let kube: Controller | undefined;
+  const mesh = mkdtempSync(join(tmpdir(), 'smc-old-'));
+  cpSync('examples/bookstore', mesh, { recursive: true });
+  rmSync(join(mesh, '40-policy.yaml'));
+  cpSync(OLD, join(mesh, '40-policy.yaml'));
+  const folder = await testController(mesh);
+  try {
+    api.kubectl(['create', 'namespace', 'smc-system']);
+    applyBookstore(api);
+    api.kubectl(['delete', '-f', 'examples/bookstore/40-policy.yaml']);
+    api.kubectl(['create', '-f', OLD]);
+    kube = await controllerOnKubernetes(api.kubeconfig);
+    const problems = async (c: Controller) =>
+      ((await (await fetch(`http://127.0.0.1:${c.adminPort}/status/inputs`)).json()) as { objects: { object: string; state: string; messages?: string[] }[] }).objects.filter((o) => o.state !== 'Accepted');
+    assert.deepEqual(await problems(folder.controller), [], 'every old-version object is accepted from the folder');
+    await waitFor('the same snapshots as the folder', () => (JSON.stringify(meshVersions(kube!)) === JSON.stringify(meshVersions(folder.controller)) ? true : undefined), 10_000).catch(async () =>
+      assert.fail(JSON.stringify(await problems(kube!), null, 1)),
+    );
+    assert.ok(kube.cache.get(BOOKBUYER)!.types.cluster.resources.has(BOOKSTORE_CLUSTER), 'the v1alpha1 TrafficTarget grants bookbuyer');
   } finally {
     await kube?.close();
     await folder.controller.close();

@@ -30,7 +30,8 @@ export interface WatchedKind {
  * What is watched. Of an SMI kind, one version: a CRD without a conversion
  * webhook serves every object under each version it lists, unchanged, so
  * watching several versions would see each object several times. The
- * newest version is watched (it is the one `deploy/crds/` stores).
+ * newest version is watched (it is the one `deploy/crds/` stores); each
+ * object is decoded as the version it was written in (`writtenVersion`).
  */
 export const WATCHED_KINDS: readonly WatchedKind[] = [
   { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces' },
@@ -70,10 +71,10 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
   /** A plain object, as the API server sends it (typed client models hold Dates), with its apiVersion and kind (list items lack them). */
   const documentOf = (w: WatchedKind, obj: k8s.KubernetesObject): InputDocument => {
     const value = JSON.parse(JSON.stringify(obj)) as Record<string, unknown>;
-    value.apiVersion = w.apiVersion;
+    const meta = value.metadata as Record<string, unknown>;
+    value.apiVersion = isPolicy(w) ? writtenVersion(w, meta.managedFields) : w.apiVersion;
     value.kind = w.kind;
     // Bookkeeping the compiler does not read: a status write would otherwise look like a change.
-    const meta = value.metadata as Record<string, unknown>;
     delete meta.resourceVersion;
     delete meta.managedFields;
     if (isPolicy(w)) delete value.status;
@@ -198,6 +199,26 @@ interface Condition {
   message: string;
   observedGeneration?: number;
   lastTransitionTime?: string;
+}
+
+/**
+ * The version an SMI or smc object was last written in. The CRDs have no
+ * conversion webhook, so the API server serves every object unchanged under
+ * whichever version is asked for: an object written as TrafficTarget
+ * v1alpha1 comes back labelled v1alpha3 with its v1alpha1 shape. The
+ * version its writer used is in its managedFields (the latest write of the
+ * object itself, not of its status); it is decoded by that version's codec,
+ * as the same object in a folder would be.
+ */
+export function writtenVersion(w: WatchedKind, managedFields: unknown): string {
+  const group = w.apiVersion.split('/')[0]!;
+  let latest: { apiVersion: string; time: string } | undefined;
+  for (const f of Array.isArray(managedFields) ? (managedFields as { apiVersion?: unknown; time?: unknown; subresource?: unknown }[]) : []) {
+    if (typeof f.apiVersion !== 'string' || !f.apiVersion.startsWith(`${group}/`) || (f.subresource !== undefined && f.subresource !== '')) continue;
+    const time = typeof f.time === 'string' ? f.time : '';
+    if (!latest || time >= latest.time) latest = { apiVersion: f.apiVersion, time };
+  }
+  return latest?.apiVersion ?? w.apiVersion;
 }
 
 const isPolicy = (w: WatchedKind) => w.apiVersion.includes('.smi-spec.io/') || w.apiVersion.startsWith('smc.dev/');
