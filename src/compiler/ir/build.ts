@@ -20,8 +20,15 @@ const ANYWHERE = new Set<m.MeshObject['kind']>(['MeshConfig']);
  */
 export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollector, connectedVirtualMachines?: readonly string[]): MeshIR {
   const objects = uniqueObjects(decoded, status);
+  // Objects by kind, in canonical order (sorted by kind first, so kinds taken in sorted order keep it).
+  const byKind = new Map<string, m.MeshObject[]>();
+  for (const o of objects) {
+    const list = byKind.get(o.kind);
+    if (list) list.push(o);
+    else byKind.set(o.kind, [o]);
+  }
   const of = <K extends m.MeshObject['kind']>(...kinds: K[]) =>
-    objects.filter((o): o is Extract<m.MeshObject, { kind: K }> => (kinds as string[]).includes(o.kind));
+    [...kinds].sort(compareStrings).flatMap((k) => byKind.get(k) ?? []) as Extract<m.MeshObject, { kind: K }>[];
 
   const settings = meshSettings(of('MeshConfig'), status);
   const namespaces = meshNamespaces(of('Namespace'), status);
@@ -60,13 +67,19 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
  * space only with their own kind.
  */
 function uniqueObjects(objects: readonly m.MeshObject[], status: StatusCollector): m.MeshObject[] {
-  const content = new Map(objects.map((o) => [o, JSON.stringify({ ...o, key: undefined, origin: undefined })]));
+  // Content is compared only between objects of the same kind and name (rare): made when first needed.
+  const content = new Map<m.MeshObject, string>();
+  const contentOf = (o: m.MeshObject) => {
+    let text = content.get(o);
+    if (text === undefined) content.set(o, (text = JSON.stringify({ ...o, key: undefined, origin: undefined })));
+    return text;
+  };
   const sorted = [...objects].sort(
     (a, b) =>
       compareStrings(a.kind, b.kind) ||
       compareStrings(a.meta.namespace, b.meta.namespace) ||
       compareStrings(a.meta.name, b.meta.name) ||
-      compareStrings(content.get(a)!, content.get(b)!) ||
+      compareStrings(contentOf(a), contentOf(b)) ||
       compareOrigins(a.origin, b.origin),
   );
   const out: m.MeshObject[] = [];
