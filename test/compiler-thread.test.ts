@@ -1,48 +1,109 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
+import type { SourceUnit } from '../src/adapters/source.js';
 import { compile } from '../src/compiler/compile.js';
-import type { MeshInputs } from '../src/compiler/inputs.js';
+import type { Snapshot } from '../src/compiler/envoy/snapshot.js';
+import type { CertificateInputs, MeshInputs } from '../src/compiler/inputs.js';
 import { startCompilerThread } from '../src/runtime/compiler-thread.js';
 
-/** The controller compiles in a worker thread: the event loop that serves ADS keeps running, and the result is the compiler's, byte for byte. */
-function mesh(services: number): MeshInputs {
-  const docs: unknown[] = [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'big', labels: { 'smc.dev/mesh': 'enabled' } } }];
+/**
+ * The controller compiles in a worker thread: the event loop that serves ADS
+ * keeps running, the result is the compiler's, byte for byte, and a change
+ * crosses the thread boundary as what changed (units in, snapshots out).
+ */
+function mesh(services: number, o: { permissive?: boolean; moved?: number; without?: number } = {}): Map<string, SourceUnit> {
+  const units = new Map<string, SourceUnit>();
+  const unit = (name: string, value: unknown) => units.set(`gen\u0000${name}`, { documents: [{ origin: { source: name, document: 0, line: 0 }, value }], problems: [] });
+  unit('ns', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'big', labels: { 'smc.dev/mesh': 'enabled' } } });
   for (let i = 0; i < services; i++) {
-    docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, namespace: 'big', labels: { app: `s${i}` } }, spec: { serviceAccountName: `s${i}`, containers: [{ name: 'c', ports: [{ containerPort: 8080 }] }] }, status: { podIP: `10.${Math.floor(i / 250)}.${i % 250}.1` } });
-    docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'big' }, spec: { selector: { app: `s${i}` }, ports: [{ port: 80, targetPort: 8080 }] } });
+    if (i === o.without) continue;
+    unit(`p${i}`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, namespace: 'big', labels: { app: `s${i}` } }, spec: { serviceAccountName: `s${i}`, containers: [{ name: 'c', ports: [{ containerPort: 8080 }] }] }, status: { podIP: `10.${Math.floor(i / 250)}.${i % 250}.${i === o.moved ? 2 : 1}` } });
+    unit(`s${i}`, { apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'big' }, spec: { selector: { app: `s${i}` }, ports: [{ port: 80, targetPort: 8080 }] } });
+    // Without permissive mode, each service may be called by the next one.
+    if (!o.permissive && i + 1 < services) {
+      unit(`t${i}`, { apiVersion: 'access.smi-spec.io/v1alpha3', kind: 'TrafficTarget', metadata: { name: `t${i}`, namespace: 'big' }, spec: { destination: { kind: 'ServiceAccount', name: `s${i}`, namespace: 'big' }, sources: [{ kind: 'ServiceAccount', name: `s${i + 1}`, namespace: 'big' }], rules: [{ kind: 'TCPRoute', name: 'all' }] } });
+    }
   }
-  docs.push({ apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'm', namespace: 'big' }, spec: { permissive: true } });
-  return { documents: docs.map((value, document) => ({ origin: { source: 'gen', document, line: 0 }, value })), problems: [] };
+  unit('all', { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: 'big' }, spec: {} });
+  if (o.permissive) unit('mc', { apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'm', namespace: 'big' }, spec: { permissive: true } });
+  return units;
 }
+const inputsOf = (units: ReadonlyMap<string, SourceUnit>): MeshInputs => {
+  const keys = [...units.keys()].sort();
+  return { documents: keys.flatMap((k) => units.get(k)!.documents), problems: [] };
+};
+const certificatesOf = (services: number, renewed = -1): CertificateInputs => ({
+  trustBundle: 'bundle',
+  identities: Array.from({ length: services }, (_, i) => ({ identity: `spiffe://cluster.local/ns/big/sa/s${i}`, certificateChain: `chain-${i}${i === renewed ? '-renewed' : ''}`, privateKey: `key-${i}` })),
+});
+const bytesOf = (s: Snapshot) => Object.fromEntries(Object.entries(s.types).map(([k, t]) => [k, [t.version, t.resources.map((r) => `${r.name}=${Buffer.from(r.bytes).toString('base64')}`)]]));
+const versionsOf = (snapshots: readonly Snapshot[]) => new Map(snapshots.map((s) => [s.identity, JSON.stringify(Object.values(s.types).map((t) => t.version))]));
 
 test('a large compile runs off the event loop, and gives exactly what the compiler gives in-process', async () => {
-  const inputs = mesh(150);
+  const units = mesh(150, { permissive: true });
   const thread = startCompilerThread();
   try {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
-    const compiled = await thread.compile(inputs);
-    const snapshots = await thread.snapshots({ trustBundle: '', identities: [] });
+    const compiled = await thread.compile(units);
+    const { changed: snapshots, removed } = await thread.snapshots({ trustBundle: '', identities: [] });
     clearInterval(timer);
     // Permissive, 150 identities that each reach every service: a second of work or more, during which timers kept firing.
     assert.ok(ticks >= 5, `the event loop ran ${ticks} timer ticks while the worker compiled`);
-    const local = compile(inputs, loadEnvoyProtos());
+    const local = compile(inputsOf(units), loadEnvoyProtos());
     assert.deepEqual(compiled.status, local.status);
     assert.deepEqual(compiled.ir, local.ir);
-    assert.equal(snapshots.length, local.snapshots.length);
-    snapshots.forEach((s, i) => {
-      const l = local.snapshots[i]!;
-      assert.equal(s.identity, l.identity);
-      for (const kind of ['cluster', 'endpoint', 'listener', 'route', 'secret'] as const) {
-        assert.equal(s.types[kind].version, l.types[kind].version);
-        assert.deepEqual(s.types[kind].resources.map((r) => Buffer.from(r.bytes).toString('base64')), l.types[kind].resources.map((r) => Buffer.from(r.bytes).toString('base64')));
-      }
-    });
+    assert.deepEqual(removed, []);
+    assert.deepEqual(snapshots.map(bytesOf), local.snapshots.map(bytesOf));
     // A failure in the worker is an error of the call, not a crash.
     const fresh = startCompilerThread();
     await assert.rejects(fresh.snapshots({ trustBundle: '', identities: [] }), /before any compile/);
     await fresh.close();
+  } finally {
+    await thread.close();
+  }
+});
+
+test('a change crosses to the worker and back as what changed: the snapshots that differ come back, merged they equal a fresh compile', async () => {
+  const protos = loadEnvoyProtos();
+  const thread = startCompilerThread();
+  try {
+    const N = 60;
+    const cached = new Map<string, Snapshot>();
+    const apply = (r: { changed: Snapshot[]; removed: string[] }) => {
+      for (const s of r.changed) cached.set(s.identity, s);
+      for (const id of r.removed) cached.delete(id);
+      return r;
+    };
+    const step = async (units: Map<string, SourceUnit>, certificates: CertificateInputs) => {
+      await thread.compile(units);
+      const before = versionsOf([...cached.values()]);
+      const r = apply(await thread.snapshots(certificates));
+      const fresh = compile({ ...inputsOf(units), certificates }, protos);
+      // Merged into what the controller had, the worker's answer is the fresh compile, byte for byte.
+      assert.deepEqual([...cached.values()].sort((a, b) => (a.identity < b.identity ? -1 : 1)).map(bytesOf), fresh.snapshots.map(bytesOf));
+      // And it sent no more than what changed.
+      const after = versionsOf(fresh.snapshots);
+      const differing = [...after].filter(([id, v]) => before.get(id) !== v).map(([id]) => id);
+      assert.deepEqual(r.changed.map((s) => s.identity).sort(), differing.sort());
+      return r;
+    };
+    const all = await step(mesh(N), certificatesOf(N));
+    assert.equal(all.changed.length, N, 'everything, the first time');
+    // One pod moves: its own snapshot and its one caller's change, nothing else.
+    const moved = await step(mesh(N, { moved: 20 }), certificatesOf(N));
+    assert.deepEqual(moved.changed.map((s) => s.identity).sort(), ['spiffe://cluster.local/ns/big/sa/s21']);
+    // One certificate renewed: that identity alone.
+    const renewed = await step(mesh(N, { moved: 20 }), certificatesOf(N, 7));
+    assert.deepEqual(renewed.changed.map((s) => s.identity), ['spiffe://cluster.local/ns/big/sa/s7']);
+    // A workload leaves: its identity is removed, its caller changes.
+    const gone = await step(mesh(N, { moved: 20, without: 40 }), certificatesOf(N, 7));
+    assert.deepEqual(gone.removed, ['spiffe://cluster.local/ns/big/sa/s40']);
+    // After a reset, every snapshot comes again.
+    await thread.reset();
+    await thread.compile(mesh(N, { moved: 20, without: 40 }));
+    assert.equal((await thread.snapshots(certificatesOf(N, 7))).changed.length, N - 1);
   } finally {
     await thread.close();
   }

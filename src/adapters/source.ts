@@ -46,6 +46,8 @@ export interface InputStore {
   /** Whether every source has delivered its initial set. */
   synced(): boolean;
   inputs(): MeshInputs;
+  /** The units themselves, by source and unit (each an immutable value, replaced whole when it changes). */
+  units(): ReadonlyMap<string, SourceUnit>;
   /** Called after every change (and when the last source syncs). */
   onChange(listener: () => void): void;
 }
@@ -82,6 +84,7 @@ export function createInputStore(sources: readonly Source[]): InputStore {
       };
       return cached;
     },
+    units: () => units,
     onChange: (l) => void listeners.push(l),
   };
 }

@@ -1,41 +1,104 @@
 import { parentPort } from 'node:worker_threads';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
+import type { SourceUnit } from '../adapters/source.js';
 import { compileIR, type CompileResult } from '../compiler/compile.js';
 import { planSnapshots, type PlannedSnapshot, type Snapshot } from '../compiler/envoy/snapshot.js';
 import type { CertificateInputs, MeshInputs } from '../compiler/inputs.js';
 
 /**
  * The compiler, in a worker thread: a compile of a large mesh never holds the
- * event loop that serves ADS. It keeps the IR of its latest compile, so
- * building snapshots (once certificates are known) sends only certificates.
+ * event loop that serves ADS. The worker keeps what it was last sent (input
+ * units, certificates) and the plan of every identity, so a change costs
+ * what it touches at both ends: the controller sends the units and
+ * certificates that changed, and receives the snapshots that changed.
  */
+export interface InputDelta {
+  /** Every unit is in `set` (the worker forgets the others). */
+  readonly replace: boolean;
+  /** Units (by source and unit name) that are new or changed. */
+  readonly set: readonly (readonly [string, SourceUnit])[];
+  readonly deleted: readonly string[];
+  readonly connectedVirtualMachines?: readonly string[];
+}
+
+export interface CertificateDelta {
+  readonly replace: boolean;
+  readonly trustBundle: string;
+  readonly set: CertificateInputs['identities'];
+  readonly deleted: readonly string[];
+}
+
+export interface SnapshotChanges {
+  /** Snapshots whose plan changed since the worker's last answer (all of them the first time, or after a reset). */
+  readonly changed: Snapshot[];
+  /** Identities that are no longer in the mesh. */
+  readonly removed: string[];
+}
+
 export type WorkerRequest =
-  | { readonly id: number; readonly type: 'compile'; readonly inputs: MeshInputs }
-  | { readonly id: number; readonly type: 'snapshots'; readonly certificates: CertificateInputs; readonly identities?: readonly string[] };
+  | { readonly id: number; readonly type: 'compile'; readonly delta: InputDelta }
+  | { readonly id: number; readonly type: 'snapshots'; readonly certificates: CertificateDelta; readonly identities?: readonly string[] }
+  | { readonly id: number; readonly type: 'reset' };
 
 export type WorkerReply =
   | { readonly id: number; readonly compiled: CompileResult }
-  | { readonly id: number; readonly snapshots: Snapshot[] }
+  | { readonly id: number; readonly snapshots: SnapshotChanges }
+  | { readonly id: number; readonly reset: true }
   | { readonly id: number; readonly error: string };
 
 const protos = loadEnvoyProtos();
 let current: CompileResult | undefined;
-// The latest plan of every identity: an identity whose plan did not change keeps its snapshot, untranslated.
+const units = new Map<string, SourceUnit>();
+let connectedVirtualMachines: readonly string[] | undefined;
+const certificates = new Map<string, CertificateInputs['identities'][number]>();
+let trustBundle = '';
+// The latest plan of every identity: an identity whose plan did not change keeps its snapshot, untranslated and unsent.
 let plans = new Map<string, PlannedSnapshot>();
+
+/** The inputs the units make, in the order of their keys (as the controller's input store lists them). */
+function meshInputs(): MeshInputs {
+  const keys = [...units.keys()].sort();
+  return {
+    documents: keys.flatMap((k) => units.get(k)!.documents),
+    problems: keys.flatMap((k) => units.get(k)!.problems),
+    ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}),
+  };
+}
 
 parentPort?.on('message', (m: WorkerRequest) => {
   try {
+    if (m.type === 'reset') {
+      plans = new Map();
+      parentPort!.postMessage({ id: m.id, reset: true } satisfies WorkerReply);
+      return;
+    }
     if (m.type === 'compile') {
-      current = compileIR(m.inputs, current?.decoded);
+      if (m.delta.replace) units.clear();
+      for (const k of m.delta.deleted) units.delete(k);
+      for (const [k, u] of m.delta.set) units.set(k, u);
+      connectedVirtualMachines = m.delta.connectedVirtualMachines;
+      // Documents of unchanged units are the very values decoded last time: they are not decoded again.
+      current = compileIR(meshInputs(), current?.decoded);
       // The decoded documents stay here, for the next compile; the controller needs the IR and status.
       parentPort!.postMessage({ id: m.id, compiled: { ir: current.ir, status: current.status } } satisfies WorkerReply);
       return;
     }
     if (!current) throw new Error('snapshots asked for before any compile');
-    const next = planSnapshots(current.ir, protos, m.certificates, plans, m.identities);
+    const c = m.certificates;
+    if (c.replace) certificates.clear();
+    for (const id of c.deleted) certificates.delete(id);
+    for (const cert of c.set) certificates.set(cert.identity, cert);
+    trustBundle = c.trustBundle;
+    const next = planSnapshots(current.ir, protos, { trustBundle, identities: [...certificates.values()] }, plans, m.identities);
+    const changed: Snapshot[] = [];
+    for (const [id, p] of next) if (plans.get(id) !== p) changed.push(p.snapshot);
+    const removed: string[] = [];
     if (m.identities) for (const [id, p] of next) plans.set(id, p);
-    else plans = next;
-    parentPort!.postMessage({ id: m.id, snapshots: [...next.values()].map((p) => p.snapshot) } satisfies WorkerReply);
+    else {
+      for (const id of plans.keys()) if (!next.has(id)) removed.push(id);
+      plans = next;
+    }
+    parentPort!.postMessage({ id: m.id, snapshots: { changed, removed } } satisfies WorkerReply);
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies WorkerReply);
   }

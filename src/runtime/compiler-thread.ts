@@ -1,18 +1,29 @@
 import { Worker } from 'node:worker_threads';
+import type { SourceUnit } from '../adapters/source.js';
 import type { CompileResult } from '../compiler/compile.js';
-import type { Snapshot } from '../compiler/envoy/snapshot.js';
-import type { CertificateInputs, MeshInputs } from '../compiler/inputs.js';
-import type { WorkerReply, WorkerRequest } from './compile-worker.js';
+import type { CertificateInputs } from '../compiler/inputs.js';
+import type { CertificateDelta, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-worker.js';
 
-/** The controller's side of the compile worker (compile-worker.ts): requests answered in order, as promises. */
+/**
+ * The controller's side of the compile worker (compile-worker.ts): requests
+ * answered in order, as promises. It remembers what the worker was sent
+ * (units and certificates, by reference: they are immutable values) and
+ * sends only what differs; after a failed call it sends everything again.
+ */
 export interface CompilerThread {
-  compile(inputs: MeshInputs): Promise<CompileResult>;
-  /** Snapshots of the latest compile's IR, for every identity or the ones named. */
-  snapshots(certificates: CertificateInputs, identities?: readonly string[]): Promise<Snapshot[]>;
+  compile(units: ReadonlyMap<string, SourceUnit>, connectedVirtualMachines?: readonly string[]): Promise<CompileResult>;
+  /**
+   * Snapshots of the latest compile's IR that changed since the last answer,
+   * for every identity or the ones named, and the identities gone.
+   */
+  snapshots(certificates: CertificateInputs, identities?: readonly string[]): Promise<SnapshotChanges>;
+  /** Forgets the snapshots sent: the next answer holds every one (after the controller could not use an answer). */
+  reset(): Promise<void>;
   close(): Promise<void>;
 }
 
 type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
+type Certificate = CertificateInputs['identities'][number];
 
 export function startCompilerThread(): CompilerThread {
   const worker = new Worker(new URL('./compile-worker.js', import.meta.url));
@@ -37,9 +48,42 @@ export function startCompilerThread(): CompilerThread {
       waiting.set(id, { resolve, reject });
       worker.postMessage({ ...body, id });
     });
+
+  // What the worker holds, as far as this side knows (undefined: nothing known, send everything).
+  let sentUnits: Map<string, SourceUnit> | undefined;
+  let sentCertificates: Map<string, Certificate> | undefined;
+  const changes = <V>(now: ReadonlyMap<string, V>, sent: Map<string, V> | undefined, same: (a: V, b: V) => boolean = (a, b) => a === b) => {
+    const set: [string, V][] = [];
+    const deleted: string[] = [];
+    for (const [k, v] of now) {
+      const was = sent?.get(k);
+      if (was === undefined || !same(was, v)) set.push([k, v]);
+    }
+    if (sent) for (const k of sent.keys()) if (!now.has(k)) deleted.push(k);
+    return { replace: sent === undefined, set, deleted };
+  };
   return {
-    compile: async (inputs) => ((await ask({ type: 'compile', inputs })) as { compiled: CompileResult }).compiled,
-    snapshots: async (certificates, identities) => ((await ask({ type: 'snapshots', certificates, identities })) as { snapshots: Snapshot[] }).snapshots,
+    async compile(units, connectedVirtualMachines) {
+      // The units as they are now: the store may change while the worker compiles.
+      const now = new Map(units);
+      const delta: InputDelta = { ...changes(now, sentUnits), ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}) };
+      sentUnits = undefined;
+      const reply = (await ask({ type: 'compile', delta })) as { compiled: CompileResult };
+      sentUnits = now;
+      return reply.compiled;
+    },
+    async snapshots(certificates, identities) {
+      const now = new Map(certificates.identities.map((c) => [c.identity, c]));
+      const d = changes(now, sentCertificates, (a, b) => a.certificateChain === b.certificateChain && a.privateKey === b.privateKey);
+      const delta: CertificateDelta = { replace: d.replace, trustBundle: certificates.trustBundle, set: d.set.map(([, c]) => c), deleted: d.deleted };
+      sentCertificates = undefined;
+      const reply = (await ask({ type: 'snapshots', certificates: delta, ...(identities ? { identities } : {}) })) as { snapshots: SnapshotChanges };
+      sentCertificates = now;
+      return reply.snapshots;
+    },
+    async reset() {
+      await ask({ type: 'reset' });
+    },
     async close() {
       await worker.terminate();
     },

@@ -192,11 +192,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // VM endpoints follow their proxies' connections (after a start-up grace, see vm-presence.ts).
     // The tracker starts once compiles can be scheduled (below); until then no stream is open.
     const vms: { tracker?: ReturnType<typeof trackVirtualMachines> } = {};
-    const liveInputs = () => {
-      const connected = vms.tracker?.connected();
-      return connected ? { ...inputs.inputs(), connectedVirtualMachines: connected } : inputs.inputs();
-    };
-    const first = await compiler.compile(liveInputs());
+    // The worker is sent the units that changed since its last compile, and the VMs connected now.
+    const compileNow = () => compiler.compile(inputs.units(), vms.tracker?.connected());
+    const first = await compileNow();
     const trustDomain = first.ir.settings.trustDomain;
     const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
@@ -261,20 +259,23 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         trustBundle: ca.trustBundle(),
         identities: identities.map((identity) => ({ identity, ...issued.get(identity)! })),
       };
-      // Built by the worker from the IR of its latest compile (the one being published).
-      const snapshots = await compiler.snapshots(certificates, renewals ? renewed : undefined);
-      const broken = snapshots.filter((s) => cache.differs(s)).flatMap((s) => inconsistencies(s, protos));
+      // Built by the worker from the IR of its latest compile (the one being published): only the snapshots whose plan changed come back.
+      const { changed, removed } = await compiler.snapshots(certificates, renewals ? renewed : undefined);
+      const broken = changed.filter((s) => cache.differs(s)).flatMap((s) => inconsistencies(s, protos));
       if (broken.length > 0) {
         o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`, { level: 'error' });
+        // The worker counts them as sent: it sends every snapshot next time.
+        await compiler.reset();
         return [];
       }
       last = result;
       servedIR = result.ir;
-      const changes = renewals ? cache.update(snapshots) : cache.setSnapshots(snapshots);
+      const changes = cache.update(changed, removed);
       ready = true;
       if (!renewals || changes.length > 0) {
         // A renewal rebuilds only the renewed identities' snapshots; the log says which kind of publish it was.
-        o.log(`controller: published ${snapshots.length} ${renewals ? 'renewed' : 'proxy'} snapshot(s); ${changes.length} identity(ies) changed`, { snapshots: snapshots.length, changed: changes.length, renewal: renewals });
+        const count = renewals ? renewed.length : identities.length;
+        o.log(`controller: published ${count} ${renewals ? 'renewed' : 'proxy'} snapshot(s); ${changes.length} identity(ies) changed`, { snapshots: count, changed: changes.length, renewal: renewals });
       }
       scheduleRenewal();
       return changes;
@@ -296,7 +297,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       if (now) for (const source of sources) source.reportStatus?.(lastStatus);
     });
     const reload = async (compiled?: CompileResult): Promise<IdentityChange[]> => {
-      const result = compiled ?? (await compiler.compile(liveInputs()));
+      const result = compiled ?? (await compileNow());
       // Each status line is logged when it first appears, not again on every compile.
       const lines = new Set(statusLines(result.status));
       for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`, { level: / error: /.test(line) ? 'warn' : 'info' });

@@ -37,6 +37,8 @@ export interface DecodeResult {
 export type DecodedDocuments = ReadonlyMap<string, DecodedDocument>;
 
 interface DecodedDocument {
+  /** The document's value itself: the same (immutable) value again is unchanged without serialising it. */
+  readonly value: unknown;
   readonly text: string;
   readonly position: string;
   readonly objects: readonly m.MeshObject[];
@@ -425,21 +427,25 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
   const decoded = new Map<string, DecodedDocument>();
   for (const doc of documents) {
     const key = `${doc.origin.source}#${doc.origin.document}`;
-    let text: string | undefined;
-    try {
-      text = JSON.stringify(doc.value) ?? 'undefined';
-    } catch {
-      text = undefined; // not JSON (a self-referencing alias, say): decoded every time, never kept
-    }
     const position = `${doc.origin.line} ${doc.itemLines?.join(',') ?? ''}`;
-    let entry = text === undefined ? undefined : previous?.get(key);
-    if (!entry || entry.text !== text || entry.position !== position) {
+    let entry = previous?.get(key);
+    // Inputs are immutable values: the very value decoded last time (a unit the controller's worker kept) is unchanged.
+    const same = entry !== undefined && entry.value === doc.value && entry.position === position;
+    let text: string | undefined = same ? entry!.text : undefined;
+    if (!same) {
+      try {
+        text = JSON.stringify(doc.value) ?? 'undefined';
+      } catch {
+        text = undefined; // not JSON (a self-referencing alias, say): decoded every time, never kept
+      }
+    }
+    if (text === undefined || !entry || entry.text !== text || entry.position !== position) {
       objects = [];
       tracked = [];
       calls = [];
       visit(doc.value, doc.origin, key, '', doc.itemLines);
-      entry = { text: text ?? '', position, objects, tracked, calls };
-    }
+      entry = { value: doc.value, text: text ?? '', position, objects, tracked, calls };
+    } else if (!same) entry = { ...entry, value: doc.value };
     if (text !== undefined) decoded.set(key, entry);
     allObjects.push(...entry.objects);
     allTracked.push(...entry.tracked);
