@@ -25,6 +25,7 @@ import { createProxyRegistry } from '../src/runtime/proxy-status.js';
 import { TYPE_URL } from '../src/runtime/xds-types.js';
 import * as grpc from '@grpc/grpc-js';
 import { Client, open } from '../test/helpers/ads-client.js';
+import { measureController, type ControllerRow } from './controller.js';
 
 const PER_NAMESPACE = 50;
 
@@ -164,31 +165,83 @@ async function measure(services: number): Promise<Row> {
   };
 }
 
-function table(rows: Row[]): string {
-  const cols: [keyof Row, string][] = [
-    ['services', 'proxies'],
-    ['compileMs', 'compile ms'],
-    ['resources', 'resources (all proxies)'],
-    ['uniqueResources', 'stored once'],
-    ['referencedMiB', 'MiB referenced'],
-    ['storedMiB', 'MiB stored'],
-    ['cacheHeapMiB', 'cache heap MiB'],
-    ['changeMs', 'recompile ms'],
-    ['changedIdentities', 'routes changed'],
-    ['endpointMs', 'endpoint change ms'],
-    ['endpointIdentities', 'identities changed'],
-    ['heapMiB', 'heap MiB'],
-    ['connectMs', 'connect all ms'],
-    ['pushMs', 'push to all ms'],
-  ];
+function table<R>(rows: R[], cols: [keyof R, string][]): string {
   const cells = [cols.map(([, h]) => h), ...rows.map((r) => cols.map(([k]) => String(r[k])))];
   const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   const line = (row: string[]) => `| ${row.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
   return [line(cells[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
 }
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const COMPILER_COLUMNS: [keyof Row, string][] = [
+  ['services', 'proxies'],
+  ['compileMs', 'compile ms'],
+  ['resources', 'resources (all proxies)'],
+  ['uniqueResources', 'stored once'],
+  ['referencedMiB', 'MiB referenced'],
+  ['storedMiB', 'MiB stored'],
+  ['cacheHeapMiB', 'cache heap MiB'],
+  ['changeMs', 'recompile ms'],
+  ['changedIdentities', 'routes changed'],
+  ['endpointMs', 'endpoint change ms'],
+  ['endpointIdentities', 'identities changed'],
+  ['heapMiB', 'heap MiB'],
+  ['connectMs', 'connect all ms'],
+  ['pushMs', 'push to all ms'],
+];
+const CONTROLLER_COLUMNS: [keyof ControllerRow, string][] = [
+  ['services', 'services'],
+  ['perIdentity', 'proxies per identity'],
+  ['proxies', 'proxies'],
+  ['startMs', 'start to ready ms'],
+  ['peakRssMiB', 'peak RSS MiB'],
+  ['connectMs', 'connect all ms'],
+  ['perProxyKiB', 'KiB per proxy'],
+  ['endpointMs', 'endpoint change ms'],
+  ['endpointStreams', 'streams pushed'],
+  ['splitMs', 'split change ms'],
+  ['splitStreams', 'streams pushed '],
+  ['policyMs', 'policy change ms'],
+  ['policyStreams', 'streams pushed  '],
+];
+
+// node dist/bench/run.js [SIZES...] [--proxies 1,10] [--only compiler|controller]
+const args = process.argv.slice(2);
+const option = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args.splice(i, 2)[1] : undefined;
+};
+const only = option('--only');
+const perIdentity = (option('--proxies') ?? '1,10').split(',').map(Number).filter((n) => n > 0);
+const sizes = args.map(Number).filter((n) => n > 0);
+const chosen = sizes.length > 0 ? sizes : [1000, 2000, 5000, 10000];
 const rows: Row[] = [];
-for (const n of sizes.length > 0 ? sizes : [100, 1000]) rows.push(await measure(n));
-process.stdout.write(`${table(rows)}\n`);
-process.stdout.write(`node ${process.version}, ${process.arch}; push window 0 (the controller's default is 100 ms); heap figures need --expose-gc to be exact\n`);
+if (only !== 'controller') {
+  for (const n of chosen) rows.push(await measure(n));
+  process.stdout.write(`Compiler (in-process; "endpoint change" is the compile given the previous result plus the cache update)\n\n${table(rows, COMPILER_COLUMNS)}\n\n`);
+}
+const controllerRows: ControllerRow[] = [];
+if (only !== 'compiler') {
+  for (const n of chosen) {
+    // At most 20,000 streams: one process of proxies on this machine.
+    for (const p of perIdentity) if (n * p <= 20_000) controllerRows.push(await measureController(n, p));
+    // The endpoint target's case: 5,000 services with 10,000 connected proxies.
+    if (n === 5000 && !perIdentity.includes(2)) controllerRows.push(await measureController(n, 2));
+  }
+  process.stdout.write(`Controller (real controller, push window 0; proxies in another process; times from the change entering the input store to the last affected stream receiving its push)\n\n${table(controllerRows, CONTROLLER_COLUMNS)}\n\n`);
+}
+
+// Against the issue's targets.
+const compilerAt = (n: number) => rows.find((r) => r.services === n);
+const targets: { target: string; result: string; verdict: string }[] = [];
+const c10 = compilerAt(10000);
+if (c10) targets.push({ target: 'cold compile of 10,000 services <= 10 s, heap <= 1 GiB', result: `${(c10.compileMs / 1000).toFixed(1)} s, heap ${c10.heapMiB} MiB`, verdict: c10.compileMs <= 10_000 && Number(c10.heapMiB) <= 1024 ? 'pass' : 'miss' });
+const c2 = compilerAt(2000);
+if (c2 && c10) targets.push({ target: 'compile grows linearly: 10,000 <= 5 x 2,000', result: `${(c10.compileMs / c2.compileMs).toFixed(1)} x`, verdict: c10.compileMs <= 5 * c2.compileMs ? 'pass' : 'miss' });
+const e = controllerRows.find((r) => r.services === 5000 && r.proxies >= 10_000);
+if (e) targets.push({ target: 'one endpoint change, 5,000 services / 10,000 proxies: <= 100 ms to the last push', result: `${e.endpointMs} ms`, verdict: e.endpointMs <= 100 ? 'pass' : 'miss' });
+if (controllerRows.length > 0) {
+  const worst = Math.max(...controllerRows.map((r) => r.perProxyKiB));
+  targets.push({ target: 'memory per connected proxy <= 25 KiB', result: `${worst} KiB (the largest of the rows)`, verdict: worst <= 25 ? 'pass' : 'miss' });
+}
+if (targets.length > 0) process.stdout.write(`Targets\n\n${table(targets, [['target', 'target'], ['result', 'result'], ['verdict', 'pass/miss']])}\n\n`);
+process.stdout.write(`node ${process.version}, ${process.arch}; heap figures need --expose-gc to be exact\n`);

@@ -1,0 +1,189 @@
+/**
+ * The controller as it runs: the generated mesh delivered by a source (one
+ * unit per service, as a folder holds one file per service), the real
+ * controller (compile worker, CA, snapshot cache, ADS server, push window 0),
+ * and its proxies in a separate process (bench/load-client.ts), each an ADS
+ * stream that subscribes as Envoy does and acknowledges what it gets.
+ * Measured: start to ready and peak memory; memory per connected proxy; and
+ * for one endpoint, one split and one policy change, the time from the
+ * change entering the controller's input store to the last affected proxy
+ * receiving its push. BENCH_DEBUG=1 prints progress; BENCH_DEBUG=3 the controller's log.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Source, SourceEvents, SourceUnit } from '../src/adapters/source.js';
+import { startController } from '../src/runtime/controller.js';
+import { TYPE_URL } from '../src/runtime/xds-types.js';
+
+const PER_NAMESPACE = 50;
+const ns = (i: number) => `ns-${Math.floor(i / PER_NAMESPACE)}`;
+const now = () => performance.timeOrigin + performance.now();
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+const unit = (documents: unknown[], name: string): SourceUnit => ({ documents: documents.map((value, document) => ({ origin: { source: name, document, line: 0 }, value })), problems: [] });
+
+interface Variant {
+  splitWeight?: number;
+  movedPod?: number;
+  /** An extra caller for this service (a policy change). */
+  extraCaller?: [number, number];
+}
+
+/** The service `i`'s file: its pod, Service, the TrafficTarget letting the previous five call it, and every tenth a split. */
+function serviceUnit(services: number, i: number, v: Variant = {}): SourceUnit {
+  const name = `svc-${i}`;
+  const docs: unknown[] = [];
+  const ip = `10.${Math.floor(i / 250) + 1}.${i % 250}.${i === v.movedPod ? 11 : 10}`;
+  docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: ns(i), labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name, ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: ip } });
+  docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns(i) }, spec: { selector: { app: name }, clusterIP: `172.16.${Math.floor(i / 250)}.${i % 250}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
+  const callers = [1, 2, 3, 4, 5].map((d) => (i - d + services) % services).filter((c) => ns(c) === ns(i) && c !== i);
+  if (v.extraCaller?.[0] === i) callers.push(v.extraCaller[1]);
+  if (callers.length > 0) {
+    docs.push({
+      apiVersion: 'access.smi-spec.io/v1alpha3',
+      kind: 'TrafficTarget',
+      metadata: { name: `to-${name}`, namespace: ns(i) },
+      spec: { destination: { kind: 'ServiceAccount', name, namespace: ns(i) }, sources: callers.map((c) => ({ kind: 'ServiceAccount', name: `svc-${c}`, namespace: ns(c) })), rules: [{ kind: 'TCPRoute', name: 'all' }] },
+    });
+  }
+  if (i % 10 === 0 && i + 1 < services && ns(i + 1) === ns(i)) {
+    const w = v.splitWeight ?? 90;
+    docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: `split-${name}`, namespace: ns(i) }, spec: { service: name, backends: [{ service: name, weight: w }, { service: `svc-${i + 1}`, weight: 100 - w }] } });
+  }
+  return unit(docs, `${name}.yaml`);
+}
+
+function meshUnits(services: number): Map<string, SourceUnit> {
+  const units = new Map<string, SourceUnit>();
+  const namespaces: unknown[] = [];
+  for (let n = 0; n * PER_NAMESPACE < services; n++) {
+    namespaces.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `ns-${n}`, labels: { 'smc.dev/mesh': 'enabled' } } });
+    namespaces.push({ apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: `ns-${n}` }, spec: {} });
+  }
+  units.set('namespaces.yaml', unit(namespaces, 'namespaces.yaml'));
+  for (let i = 0; i < services; i++) units.set(`svc-${i}.yaml`, serviceUnit(services, i));
+  return units;
+}
+
+/** A source the bench drives directly: the controller's own input path, without a file system in between. */
+function benchSource(initial: Map<string, SourceUnit>): Source & { set(name: string, u: SourceUnit): void } {
+  let events: SourceEvents | undefined;
+  return {
+    name: 'bench',
+    async start(e) {
+      events = e;
+      for (const [k, u] of initial) e.set(k, u);
+      e.synced();
+    },
+    async resync() {},
+    async close() {},
+    set: (name, u) => events!.set(name, u),
+  };
+}
+
+export interface ControllerRow {
+  services: number;
+  perIdentity: number;
+  proxies: number;
+  startMs: number;
+  peakRssMiB: number;
+  connectMs: number;
+  perProxyKiB: number;
+  endpointMs: number;
+  endpointStreams: number;
+  splitMs: number;
+  splitStreams: number;
+  policyMs: number;
+  policyStreams: number;
+}
+
+const identity = (i: number) => `${ns(i)}/svc-${i}`;
+
+export async function measureController(services: number, perIdentity: number): Promise<ControllerRow> {
+  const units = meshUnits(services);
+  const source = benchSource(units);
+  const state = mkdtempSync(join(tmpdir(), 'smc-bench-'));
+  let child: ChildProcess | undefined;
+  const t0 = now();
+  const controller = await startController({ source: [], sources: [source], stateDir: state, xdsHost: '127.0.0.1', xdsPort: 0, adminHost: '127.0.0.1', adminPort: 0, insecureXds: true, gatherMs: 0, gatherMaxMs: 0, pushWindowMs: 0, log: process.env.BENCH_DEBUG === '3' ? (l) => process.stderr.write(`${l}\n`) : () => {} });
+  const startMs = now() - t0;
+  if (process.env.BENCH_DEBUG) process.stderr.write(`bench: controller ready in ${Math.round(startMs)} ms\n`);
+  try {
+    child = fork(new URL('./load-client.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=8192'] });
+    const messages: Record<string, unknown>[] = [];
+    const waiters: ((m: Record<string, unknown>) => void)[] = [];
+    child.on('message', (m: Record<string, unknown>) => (waiters.length ? waiters.shift()!(m) : messages.push(m)));
+    const next = (ms: number) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        if (messages.length) return resolve(messages.shift()!);
+        const t = setTimeout(() => reject(new Error(`the load client did not answer within ${ms} ms`)), ms);
+        waiters.push((m) => {
+          clearTimeout(t);
+          resolve(m);
+        });
+      });
+
+    gc();
+    const before = process.memoryUsage();
+    const nodes: string[] = [];
+    for (let i = 0; i < services; i++) for (let p = 0; p < perIdentity; p++) nodes.push(`${identity(i)}/p${p}`);
+    child.send({ connect: { port: controller.xdsPort, nodes } });
+    const connectMs = (await next(600_000)).connected as number;
+    if (process.env.BENCH_DEBUG) process.stderr.write(`bench: ${nodes.length} proxies connected in ${Math.round(connectMs)} ms\n`);
+    // Every acknowledgement processed before the heap is read.
+    await new Promise((r) => setTimeout(r, 2000));
+    gc();
+    const after = process.memoryUsage();
+    const perProxyKiB = (after.heapUsed + after.external - before.heapUsed - before.external) / nodes.length / 1024;
+
+    /** Applies `change` and waits until each (node, type) expected got a response after it: the time to the last. */
+    const timed = async (expect: [string, string][], change: () => void): Promise<number> => {
+      child!.send({ expect });
+      await next(10_000); // expecting
+      const at = now();
+      change();
+      const arrived = (await next(120_000)).arrived as [string, string, number][];
+      if (process.env.BENCH_DEBUG) process.stderr.write(`bench: ${arrived.length} pushes arrived\n`);
+      return Math.max(...arrived.map(([, , t]) => t)) - at;
+    };
+    const streamsOf = (ids: number[], types: string[]) => ids.flatMap((i) => Array.from({ length: perIdentity }, (_, p) => types.map((t): [string, string] => [`${identity(i)}/p${p}`, t])).flat());
+    // The TrafficTarget of service i lets the five before it in its namespace call it.
+    const callersOf = (i: number) => [1, 2, 3, 4, 5].map((d) => i - d).filter((c) => c >= 0 && ns(c) === ns(i));
+
+    // One endpoint change: a pod of a service with five callers moves; its callers' EDS changes.
+    const moved = Math.floor(services / 2) + 10;
+    const endpointExpect = streamsOf(callersOf(moved), [TYPE_URL.endpoint]);
+    const endpointMs = await timed(endpointExpect, () => source.set(`svc-${moved}.yaml`, serviceUnit(services, moved, { movedPod: moved })));
+    // One split change: 90/10 -> 80/20 of one split; the root's callers get new routes.
+    const root = Math.floor(services / 2) - (Math.floor(services / 2) % 10) + 20;
+    const splitExpect = streamsOf(callersOf(root), [TYPE_URL.route]);
+    const splitMs = await timed(splitExpect, () => source.set(`svc-${root}.yaml`, serviceUnit(services, root, { splitWeight: 80 })));
+    // One policy change: a service gets a new caller (one further back in its namespace): the caller's clusters change.
+    const callee = Math.floor(services / 2) + 30;
+    const caller = callee + 7;
+    const policyExpect = streamsOf([caller], [TYPE_URL.cluster]);
+    const policyMs = await timed(policyExpect, () => source.set(`svc-${callee}.yaml`, serviceUnit(services, callee, { extraCaller: [callee, caller] })));
+
+    const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+    return {
+      services,
+      perIdentity,
+      proxies: nodes.length,
+      startMs: Math.round(startMs),
+      peakRssMiB: Math.round(peakRssMiB),
+      connectMs: Math.round(connectMs),
+      perProxyKiB: Math.round(perProxyKiB * 10) / 10,
+      endpointMs: Math.round(endpointMs),
+      endpointStreams: endpointExpect.length,
+      splitMs: Math.round(splitMs),
+      splitStreams: splitExpect.length,
+      policyMs: Math.round(policyMs),
+      policyStreams: policyExpect.length,
+    };
+  } finally {
+    child?.send({ stop: true });
+    await controller.close();
+    rmSync(state, { recursive: true, force: true });
+  }
+}
