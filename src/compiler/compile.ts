@@ -49,6 +49,6 @@ export interface MeshCompileResult extends CompileResult {
  */
 export function compile(inputs: MeshInputs, codec: ProtoCodec, previous?: MeshCompileResult): MeshCompileResult {
   const front = compileIR(inputs, previous?.decoded);
-  const plans = planSnapshots(front.ir, codec, inputs.certificates, previous?.plans);
+  const plans = planSnapshots(front.ir, codec, inputs.certificates, previous?.plans, undefined, previous?.ir);
   return { ...front, snapshots: [...plans.values()].map((p) => p.snapshot), plans };
 }

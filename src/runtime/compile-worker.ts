@@ -4,6 +4,7 @@ import type { SourceUnit } from '../adapters/source.js';
 import { compileIR, type CompileResult } from '../compiler/compile.js';
 import { planSnapshots, type PlannedSnapshot, type Snapshot } from '../compiler/envoy/snapshot.js';
 import type { CertificateInputs, MeshInputs } from '../compiler/inputs.js';
+import type { MeshIR } from '../compiler/ir/types.js';
 
 /**
  * The compiler, in a worker thread: a compile of a large mesh never holds the
@@ -54,6 +55,8 @@ const certificates = new Map<string, CertificateInputs['identities'][number]>();
 let trustBundle = '';
 // The latest plan of every identity: an identity whose plan did not change keeps its snapshot, untranslated and unsent.
 let plans = new Map<string, PlannedSnapshot>();
+// The IR those plans were made from: the next compile's IR is compared with it to find the identities to plan again.
+let plannedIR: MeshIR | undefined;
 
 /** The inputs the units make, in the order of their keys (as the controller's input store lists them). */
 function meshInputs(): MeshInputs {
@@ -69,6 +72,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
   try {
     if (m.type === 'reset') {
       plans = new Map();
+      plannedIR = undefined;
       parentPort!.postMessage({ id: m.id, reset: true } satisfies WorkerReply);
       return;
     }
@@ -89,7 +93,12 @@ parentPort?.on('message', (m: WorkerRequest) => {
     for (const id of c.deleted) certificates.delete(id);
     for (const cert of c.set) certificates.set(cert.identity, cert);
     trustBundle = c.trustBundle;
-    const next = planSnapshots(current.ir, protos, { trustBundle, identities: [...certificates.values()] }, plans, m.identities);
+    // Some identities only (renewals) are planned from the latest IR; should the other plans be of an older one, they are forgotten.
+    if (m.identities && plannedIR !== current.ir) {
+      plans = new Map();
+      plannedIR = undefined;
+    }
+    const next = planSnapshots(current.ir, protos, { trustBundle, identities: [...certificates.values()] }, plans, m.identities, m.identities ? current.ir : plannedIR);
     const changed: Snapshot[] = [];
     for (const [id, p] of next) if (plans.get(id) !== p) changed.push(p.snapshot);
     const removed: string[] = [];
@@ -97,6 +106,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
     else {
       for (const id of plans.keys()) if (!next.has(id)) removed.push(id);
       plans = next;
+      plannedIR = current.ir;
     }
     parentPort!.postMessage({ id: m.id, snapshots: { changed, removed } } satisfies WorkerReply);
   } catch (e) {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
+import { changedIdentities } from '../ir/changes.js';
 import { meshIndex } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, type Identity, type MeshIR } from '../ir/types.js';
@@ -163,14 +164,32 @@ export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec,
   return planSnapshot(ir, identity, codec, certificates, memo).snapshot;
 }
 
+/** The certificate and trust bundle each plan was made with (kept beside the plan, not in it: plans are data, keys are not). */
+const plannedWith = new WeakMap<PlannedSnapshot, { certificate: CertificateInputs['identities'][number] | undefined; trustBundle: string | undefined }>();
+
 /**
  * Every identity's planned snapshot (or the ones named), reusing `previous`
- * where a plan did not change. Returns the plans to hand to the next compile.
+ * where a plan did not change. Given the IR the previous plans were made
+ * from, only the identities a change can touch (`changedIdentities`), or
+ * whose certificate changed, are planned again; the others keep their plans
+ * without being looked at. Returns the plans to hand to the next compile.
  */
-export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: CertificateInputs, previous?: SnapshotPlans, identities?: readonly Identity[]): Map<Identity, PlannedSnapshot> {
+export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: CertificateInputs, previous?: SnapshotPlans, identities?: readonly Identity[], previousIR?: MeshIR): Map<Identity, PlannedSnapshot> {
   const memo: EncodeMemo = new Map();
   const out = new Map<Identity, PlannedSnapshot>();
-  for (const id of identities ?? meshIndex(ir).identities) out.set(id, planSnapshot(ir, id, codec, certificates, memo, previous?.get(id)));
+  const dirty = previous && previousIR ? changedIdentities(previousIR, ir) : 'all';
+  for (const id of identities ?? meshIndex(ir).identities) {
+    const before = previous?.get(id);
+    const own = certificateOf(certificates, id);
+    const made = before && plannedWith.get(before);
+    if (before && made && dirty !== 'all' && !dirty.has(id) && made.certificate === own && made.trustBundle === certificates?.trustBundle) {
+      out.set(id, before);
+      continue;
+    }
+    const planned = planSnapshot(ir, id, codec, certificates, memo, before);
+    plannedWith.set(planned, { certificate: own, trustBundle: certificates?.trustBundle });
+    out.set(id, planned);
+  }
   return out;
 }
 
