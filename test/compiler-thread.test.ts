@@ -53,7 +53,8 @@ test('a large compile runs off the event loop, and gives exactly what the compil
     assert.ok(ticks >= 5, `the event loop ran ${ticks} timer ticks while the worker compiled`);
     const local = compile(inputsOf(units), loadEnvoyProtos());
     assert.deepEqual(compiled.status, local.status);
-    assert.deepEqual(compiled.ir, local.ir);
+    assert.deepEqual(await thread.ir(compiled.compile), local.ir, 'the IR stays in the worker, and is sent when asked for');
+    assert.deepEqual([compiled.identities, compiled.namespaces, compiled.settings], [local.snapshots.map((x) => x.identity), local.ir.namespaces, local.ir.settings]);
     assert.deepEqual(removed, []);
     assert.deepEqual(snapshots.map(bytesOf), local.snapshots.map(bytesOf));
     // A failure in the worker is an error of the call, not a crash.

@@ -26,7 +26,7 @@ export interface AdminOptions {
   /** GET /mesh (a page), /mesh/graph (JSON) and /mesh/events (server-sent events): the mesh as a graph; undefined before the first compile. */
   readonly meshGraph?: () => unknown;
   /** GET /explain?from=&to=&method=&path=&header=: `smc explain` against the mesh being served. */
-  readonly explain?: (query: URLSearchParams) => { readonly code: number; readonly body: unknown };
+  readonly explain?: (query: URLSearchParams) => Promise<{ readonly code: number; readonly body: unknown }> | { readonly code: number; readonly body: unknown };
   /** Host names (besides IP literals and localhost) requests may name in Host. */
   readonly allowedHosts?: readonly string[];
 }
@@ -54,14 +54,14 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
   let lastGraph = '';
   let ticker: NodeJS.Timeout | undefined;
   // The graph costs the whole mesh to build: it is built at most once a second, however many ask (the admin port may face the cluster).
-  let built: { at: number; text: string } | undefined;
-  const graphText = () => {
+  let built: { at: number; text: Promise<string> } | undefined;
+  const graphText = (): Promise<string> => {
     const now = Date.now();
-    if (!built || now - built.at >= 1000) built = { at: now, text: JSON.stringify(o.meshGraph?.() ?? null) };
+    if (!built || now - built.at >= 1000) built = { at: now, text: Promise.resolve(o.meshGraph?.()).then((g) => JSON.stringify(g ?? null)) };
     return built.text;
   };
-  const tick = () => {
-    const text = graphText();
+  const tick = async () => {
+    const text = await graphText();
     if (text === lastGraph) return;
     lastGraph = text;
     for (const v of viewers) v.write(`data: ${text}\n\n`);
@@ -72,12 +72,13 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       return res.end(`at most ${MAX_VIEWERS} pages follow the mesh at once\n`);
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
-    // The newcomer gets the graph now; the others keep getting what changed since they last did.
-    const text = graphText();
-    if (viewers.size === 0) lastGraph = text;
-    res.write(`retry: 2000\ndata: ${text}\n\n`);
     viewers.add(res);
-    ticker ??= setInterval(tick, 1000);
+    // The newcomer gets the graph now; the others keep getting what changed since they last did.
+    void graphText().then((text) => {
+      if (viewers.size === 1) lastGraph = text;
+      res.write(`retry: 2000\ndata: ${text}\n\n`);
+    }, () => res.end());
+    ticker ??= setInterval(() => void tick().catch(() => undefined), 1000);
     res.on('close', () => {
       viewers.delete(res);
       if (viewers.size === 0 && ticker) {
@@ -126,13 +127,20 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       });
       return res.end(MESH_PAGE);
     }
-    if (path === '/mesh/graph' && o.meshGraph) return send(200, 'application/json', `${graphText()}\n`);
+    if (path === '/mesh/graph' && o.meshGraph) {
+      return void graphText().then(
+        (text) => send(200, 'application/json', `${text}\n`),
+        (e: Error) => send(500, 'text/plain', `the mesh graph could not be built: ${e.message}\n`),
+      );
+    }
     if (path === '/mesh/events' && o.meshGraph) return follow(res);
     if (path === '/explain' && o.explain) {
       const q = query();
       if (!q) return send(400, 'text/plain', 'the request URL does not parse\n');
-      const { code, body } = o.explain(q);
-      return send(code, 'application/json', `${JSON.stringify(body, null, 2)}\n`);
+      return void Promise.resolve(o.explain(q)).then(
+        ({ code, body }) => send(code, 'application/json', `${JSON.stringify(body, null, 2)}\n`),
+        (e: Error) => send(500, 'text/plain', `explain failed: ${e.message}\n`),
+      );
     }
     if (path === '/ca/rotate-root') {
       if (req.method !== 'POST') return send(405, 'text/plain', 'POST to rotate the mesh root\n');

@@ -4,7 +4,9 @@ import type { SourceUnit } from '../adapters/source.js';
 import { compileIR, type CompileResult } from '../compiler/compile.js';
 import { planSnapshots, type PlannedSnapshot, type Snapshot } from '../compiler/envoy/snapshot.js';
 import type { CertificateInputs, MeshInputs } from '../compiler/inputs.js';
-import type { MeshIR } from '../compiler/ir/types.js';
+import { meshIndex } from '../compiler/ir/index.js';
+import type { MeshIR, MeshSettings } from '../compiler/ir/types.js';
+import type { StatusEntry } from '../compiler/status.js';
 
 /**
  * The compiler, in a worker thread: a compile of a large mesh never holds the
@@ -36,19 +38,45 @@ export interface SnapshotChanges {
   readonly removed: string[];
 }
 
+/**
+ * What the controller needs of a compile on its own thread: the status (only
+ * when it differs from the last one sent), and the few facts it serves from
+ * (identities, namespaces, pods, settings). The IR itself stays in the
+ * worker; the admin port asks for it (`ir`) when someone wants to see it.
+ */
+export interface CompiledMesh {
+  /** Which compile this is (the IR of the latest few can be asked for by it). */
+  readonly compile: number;
+  /** Undefined: the same as the previous compile's. */
+  readonly status: readonly StatusEntry[] | undefined;
+  /** Identities that have a workload, sorted. */
+  readonly identities: readonly string[];
+  readonly namespaces: readonly string[];
+  /** `ns/name` of every pod in the mesh. */
+  readonly pods: readonly string[];
+  readonly settings: MeshSettings;
+}
+
 export type WorkerRequest =
   | { readonly id: number; readonly type: 'compile'; readonly delta: InputDelta }
   | { readonly id: number; readonly type: 'snapshots'; readonly certificates: CertificateDelta; readonly identities?: readonly string[] }
-  | { readonly id: number; readonly type: 'reset' };
+  | { readonly id: number; readonly type: 'reset' }
+  | { readonly id: number; readonly type: 'ir'; readonly compile: number };
 
 export type WorkerReply =
-  | { readonly id: number; readonly compiled: CompileResult }
+  | { readonly id: number; readonly compiled: CompiledMesh }
+  | { readonly id: number; readonly ir: MeshIR }
   | { readonly id: number; readonly snapshots: SnapshotChanges }
   | { readonly id: number; readonly reset: true }
   | { readonly id: number; readonly error: string };
 
 const protos = loadEnvoyProtos();
 let current: CompileResult | undefined;
+let compiles = 0;
+// The IR of the latest compiles, by number: the one being served may be a compile or two behind the latest.
+const irs = new Map<number, MeshIR>();
+const KEPT_IRS = 4;
+let statusText = '';
 const units = new Map<string, SourceUnit>();
 let connectedVirtualMachines: readonly string[] | undefined;
 const certificates = new Map<string, CertificateInputs['identities'][number]>();
@@ -83,8 +111,22 @@ parentPort?.on('message', (m: WorkerRequest) => {
       connectedVirtualMachines = m.delta.connectedVirtualMachines;
       // Documents of unchanged units are the very values decoded last time: they are not decoded again.
       current = compileIR(meshInputs(), current?.decoded);
-      // The decoded documents stay here, for the next compile; the controller needs the IR and status.
-      parentPort!.postMessage({ id: m.id, compiled: { ir: current.ir, status: current.status } } satisfies WorkerReply);
+      const compile = ++compiles;
+      irs.set(compile, current.ir);
+      irs.delete(compile - KEPT_IRS);
+      // The decoded documents and the IR stay here; the controller gets the status when it changed, and what it serves from.
+      const text = JSON.stringify(current.status);
+      const status = text === statusText ? undefined : current.status;
+      statusText = text;
+      const index = meshIndex(current.ir);
+      const compiled: CompiledMesh = { compile, status, identities: index.identities, namespaces: current.ir.namespaces, pods: [...index.podSet], settings: current.ir.settings };
+      parentPort!.postMessage({ id: m.id, compiled } satisfies WorkerReply);
+      return;
+    }
+    if (m.type === 'ir') {
+      const ir = irs.get(m.compile) ?? current?.ir;
+      if (!ir) throw new Error('no compile yet');
+      parentPort!.postMessage({ id: m.id, ir } satisfies WorkerReply);
       return;
     }
     if (!current) throw new Error('snapshots asked for before any compile');

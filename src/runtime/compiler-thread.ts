@@ -1,8 +1,10 @@
 import { Worker } from 'node:worker_threads';
 import type { SourceUnit } from '../adapters/source.js';
-import type { CompileResult } from '../compiler/compile.js';
+import type { MeshIR } from '../compiler/ir/types.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
-import type { CertificateDelta, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-worker.js';
+import type { CertificateDelta, CompiledMesh, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-worker.js';
+
+export type { CompiledMesh };
 
 /**
  * The controller's side of the compile worker (compile-worker.ts): requests
@@ -11,7 +13,9 @@ import type { CertificateDelta, InputDelta, SnapshotChanges, WorkerReply, Worker
  * sends only what differs; after a failed call it sends everything again.
  */
 export interface CompilerThread {
-  compile(units: ReadonlyMap<string, SourceUnit>, connectedVirtualMachines?: readonly string[]): Promise<CompileResult>;
+  compile(units: ReadonlyMap<string, SourceUnit>, connectedVirtualMachines?: readonly string[]): Promise<CompiledMesh>;
+  /** The mesh IR of that compile (of the latest, should it be too old to be kept). */
+  ir(compile: number): Promise<MeshIR>;
   /**
    * Snapshots of the latest compile's IR that changed since the last answer,
    * for every identity or the ones named, and the identities gone.
@@ -68,7 +72,7 @@ export function startCompilerThread(): CompilerThread {
       const now = new Map(units);
       const delta: InputDelta = { ...changes(now, sentUnits), ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}) };
       sentUnits = undefined;
-      const reply = (await ask({ type: 'compile', delta })) as { compiled: CompileResult };
+      const reply = (await ask({ type: 'compile', delta })) as { compiled: CompiledMesh };
       sentUnits = now;
       return reply.compiled;
     },
@@ -81,6 +85,7 @@ export function startCompilerThread(): CompilerThread {
       sentCertificates = now;
       return reply.snapshots;
     },
+    ir: async (compile) => ((await ask({ type: 'ir', compile })) as { ir: MeshIR }).ir,
     async reset() {
       await ask({ type: 'reset' });
     },

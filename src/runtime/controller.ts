@@ -9,10 +9,8 @@ import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import { createFolderSource } from '../adapters/folder-source.js';
 import { createInputStore, type Source } from '../adapters/source.js';
 import type { LeaderElection } from '../adapters/leader.js';
-import type { CompileResult } from '../compiler/compile.js';
 import { inconsistencies } from '../compiler/envoy/consistency.js';
 
-import { meshIndex } from '../compiler/ir/index.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { identityOf, type MeshIR } from '../compiler/ir/types.js';
 import { explain } from '../compiler/explain.js';
@@ -27,7 +25,7 @@ import { createAdsServer } from './ads-server.js';
 import { createSnapshotCache, type IdentityChange, type SnapshotCache } from './cache.js';
 import { countInputs, createMetrics } from './metrics.js';
 import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
-import { startCompilerThread } from './compiler-thread.js';
+import { startCompilerThread, type CompiledMesh } from './compiler-thread.js';
 import { createServer, isIP } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -118,6 +116,20 @@ export interface Controller {
   close(): Promise<void>;
 }
 
+/** The namespaces and pods of a compile as sets, built once per compile (the webhook asks for every pod). */
+const namespaceSets = new WeakMap<CompiledMesh, ReadonlySet<string>>();
+const podSets = new WeakMap<CompiledMesh, ReadonlySet<string>>();
+function namespacesOf(c: CompiledMesh): ReadonlySet<string> {
+  let set = namespaceSets.get(c);
+  if (!set) namespaceSets.set(c, (set = new Set(c.namespaces)));
+  return set;
+}
+function podsOf(c: CompiledMesh): ReadonlySet<string> {
+  let set = podSets.get(c);
+  if (!set) podSets.set(c, (set = new Set(c.pods)));
+  return set;
+}
+
 export const controlPlaneIdentity = (trustDomain: string): string => identityOf(trustDomain, 'smc-system', 'smc-controller');
 
 const DAY = 24 * 3600_000;
@@ -137,8 +149,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const proxies = createProxyRegistry();
   const metrics = createMetrics();
   let status: unknown = { objects: [] };
-  /** The mesh model being served (for /explain); undefined until the first compile. */
-  let servedIR: MeshIR | undefined;
+  /** Which compile is being served (its IR, kept by the compile worker, answers /explain and /mesh); undefined until the first. */
+  let servedCompile: number | undefined;
+  let irOf: ((compile: number) => Promise<MeshIR>) | undefined;
+  const servedIR = async () => (servedCompile === undefined || !irOf ? undefined : irOf(servedCompile));
   /** The status of the latest compile (written back by the leader, and named by /explain). */
   let lastStatus: readonly StatusEntry[] = [];
   let ready = false;
@@ -161,7 +175,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let adminPort: number;
   try {
     await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: (q) => explainQuery(servedIR, q, lastStatus), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: () => (servedIR ? meshGraph(servedIR, proxyStates(proxies)) : undefined), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: async (q) => explainQuery(await servedIR(), q, lastStatus), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: async () => {
+      const ir = await servedIR();
+      return ir ? meshGraph(ir, proxyStates(proxies)) : undefined;
+    }, leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
@@ -195,7 +212,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // The worker is sent the units that changed since its last compile, and the VMs connected now.
     const compileNow = () => compiler.compile(inputs.units(), vms.tracker?.connected());
     const first = await compileNow();
-    const trustDomain = first.ir.settings.trustDomain;
+    irOf = (n) => compiler.ir(n);
+    const trustDomain = first.settings.trustDomain;
     const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
     const store = openCertificateStore(o.stateDir, o.log);
@@ -209,7 +227,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
 
     // Renewal: a certificate is re-issued once two thirds of its lifetime have passed.
     let last = first;
-    servedIR = first.ir;
+    servedCompile = first.compile;
     let closed = false;
     let renewTimer: NodeJS.Timeout | undefined;
     // Input reloads and timed renewals take turns.
@@ -243,14 +261,14 @@ export async function startController(o: ControllerOptions): Promise<Controller>
      * rebuilds that identity alone, never the mesh). Only snapshots that
      * differ from the cached ones are checked for consistency and pushed.
      */
-    const publish = async (result: CompileResult, renewals = false): Promise<IdentityChange[]> => {
-      const index = meshIndex(result.ir);
-      const identities = index.identities;
+    const publish = async (result: CompiledMesh, renewals = false): Promise<IdentityChange[]> => {
+      const identities = result.identities;
+      const identitySet = new Set(identities);
       const renewed = await issueDue(identities);
       if (!renewals) {
         // Identities that left the mesh are no longer renewed.
         for (const id of [...issued.keys()]) {
-          if (index.identitySet.has(id)) continue;
+          if (identitySet.has(id)) continue;
           issued.delete(id);
           await store.remove(id);
         }
@@ -269,7 +287,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         return [];
       }
       last = result;
-      servedIR = result.ir;
+      servedCompile = result.compile;
       const changes = cache.update(changed, removed);
       ready = true;
       if (!renewals || changes.length > 0) {
@@ -296,17 +314,20 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     o.leader?.onChange((now) => {
       if (now) for (const source of sources) source.reportStatus?.(lastStatus);
     });
-    const reload = async (compiled?: CompileResult): Promise<IdentityChange[]> => {
+    const reload = async (compiled?: CompiledMesh): Promise<IdentityChange[]> => {
       const result = compiled ?? (await compileNow());
-      // Each status line is logged when it first appears, not again on every compile.
-      const lines = new Set(statusLines(result.status));
-      for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`, { level: / error: /.test(line) ? 'warn' : 'info' });
-      logged = lines;
-      status = { objects: renderStatus(result.status, { origins: true }) };
-      lastStatus = result.status;
-      countInputs(metrics, result.status);
-      // Only the leader writes status back; a new leader writes what differs at once.
-      if (leads()) for (const source of sources) source.reportStatus?.(result.status);
+      // The worker sends the status only when it changed (an endpoint change usually leaves it as it was).
+      if (result.status) {
+        // Each status line is logged when it first appears, not again on every compile.
+        const lines = new Set(statusLines(result.status));
+        for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`, { level: / error: /.test(line) ? 'warn' : 'info' });
+        logged = lines;
+        status = { objects: renderStatus(result.status, { origins: true }) };
+        lastStatus = result.status;
+        countInputs(metrics, result.status);
+      }
+      // Only the leader writes status back (what differs from what the objects hold: a re-created object gets it again).
+      if (leads()) for (const source of sources) source.reportStatus?.(lastStatus);
       const changes = await publish(result);
       // Only the leader revokes (every replica would otherwise revoke the same certificates).
       if (leads()) await podCertificates?.podsGone().catch((e: Error) => o.log(`ca: revoking the certificates of deleted pods failed: ${e.message}`, { level: 'error' }));
@@ -395,7 +416,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const w = o.webhook;
       const xdsTrust = () => ca.xdsTrust?.() ?? ca.trustBundle();
       // Both read the index of the latest published mesh, built once per compile.
-      const inMesh = (ns: string) => meshIndex(last.ir).namespaceSet.has(ns);
+      const inMesh = (ns: string) => namespacesOf(last).has(ns);
       const pods = podIdentityService({
         review: (token) => w.kubernetes.reviewToken(token, TOKEN_AUDIENCE),
         inMesh,
@@ -405,14 +426,14 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         controlPlaneIdentity: controlPlane,
         records: proxyCertificates,
         ...(w.podGraceMs !== undefined ? { graceMs: w.podGraceMs } : {}),
-        presentPods: () => meshIndex(last.ir).podSet,
+        presentPods: () => podsOf(last),
         log: o.log,
       });
       podCertificates = pods;
       cleanups.push(async () => pods.close());
       const server = createWebhookServer({
         tls: serverCertificate!,
-        inject: () => ({ image: w.image, xdsAddress: w.sidecarXdsAddress, certificateUrl: w.certificateUrl, trustBundle: xdsTrust(), defaultInterceptionMode: last.ir.settings.defaultInterceptionMode, nativeSidecar: w.nativeSidecar }),
+        inject: () => ({ image: w.image, xdsAddress: w.sidecarXdsAddress, certificateUrl: w.certificateUrl, trustBundle: xdsTrust(), defaultInterceptionMode: last.settings.defaultInterceptionMode, nativeSidecar: w.nativeSidecar }),
         inMesh,
         proxyCertificate: (body) => pods.handle(body),
         log: o.log,
