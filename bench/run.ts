@@ -196,7 +196,8 @@ const CONTROLLER_COLUMNS: [keyof ControllerRow, string][] = [
   ['peakRssMiB', 'peak RSS MiB'],
   ['connectMs', 'connect all ms'],
   ['perProxyKiB', 'KiB per proxy'],
-  ['endpointMs', 'endpoint change ms'],
+  ['endpointFirstMs', 'first endpoint change ms'],
+  ['endpointMs', 'endpoint change ms (median of 5)'],
   ['endpointStreams', 'streams pushed'],
   ['splitMs', 'split change ms'],
   ['splitStreams', 'streams pushed '],
@@ -238,7 +239,7 @@ if (c10) targets.push({ target: 'cold compile of 10,000 services <= 10 s, heap <
 const c2 = compilerAt(2000);
 if (c2 && c10) targets.push({ target: 'compile grows linearly: 10,000 <= 5 x 2,000', result: `${(c10.compileMs / c2.compileMs).toFixed(1)} x`, verdict: c10.compileMs <= 5 * c2.compileMs ? 'pass' : 'miss' });
 const e = controllerRows.find((r) => r.services === 5000 && r.proxies >= 10_000);
-if (e) targets.push({ target: 'one endpoint change, 5,000 services / 10,000 proxies: <= 100 ms to the last push', result: `${e.endpointMs} ms`, verdict: e.endpointMs <= 100 ? 'pass' : 'miss' });
+if (e) targets.push({ target: 'one endpoint change, 5,000 services / 10,000 proxies: <= 100 ms to the last push', result: `${e.endpointMs} ms (median of 5; the first after start ${e.endpointFirstMs} ms)`, verdict: e.endpointMs <= 100 ? 'pass' : 'miss' });
 if (controllerRows.length > 0) {
   const worst = Math.max(...controllerRows.map((r) => r.perProxyKiB));
   targets.push({ target: 'memory per connected proxy <= 25 KiB', result: `${worst} KiB (the largest of the rows)`, verdict: worst <= 25 ? 'pass' : 'miss' });

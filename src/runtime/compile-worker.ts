@@ -36,6 +36,8 @@ export interface SnapshotChanges {
   readonly changed: Snapshot[];
   /** Identities that are no longer in the mesh. */
   readonly removed: string[];
+  /** What does not close in the changed snapshots (a compiler bug): the controller then publishes none of them. */
+  readonly inconsistencies: string[];
 }
 
 /**
@@ -142,7 +144,12 @@ parentPort?.on('message', (m: WorkerRequest) => {
     }
     const next = planSnapshots(current.ir, protos, { trustBundle, identities: [...certificates.values()] }, plans, m.identities, m.identities ? current.ir : plannedIR);
     const changed: Snapshot[] = [];
-    for (const [id, p] of next) if (plans.get(id) !== p) changed.push(p.snapshot);
+    const inconsistencies: string[] = [];
+    for (const [id, p] of next) {
+      if (plans.get(id) === p) continue;
+      changed.push(p.snapshot);
+      inconsistencies.push(...p.inconsistencies);
+    }
     const removed: string[] = [];
     if (m.identities) for (const [id, p] of next) plans.set(id, p);
     else {
@@ -150,7 +157,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       plans = next;
       plannedIR = current.ir;
     }
-    parentPort!.postMessage({ id: m.id, snapshots: { changed, removed } } satisfies WorkerReply);
+    parentPort!.postMessage({ id: m.id, snapshots: { changed, removed, inconsistencies } } satisfies WorkerReply);
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies WorkerReply);
   }

@@ -9,7 +9,6 @@ import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import { createFolderSource } from '../adapters/folder-source.js';
 import { createInputStore, type Source } from '../adapters/source.js';
 import type { LeaderElection } from '../adapters/leader.js';
-import { inconsistencies } from '../compiler/envoy/consistency.js';
 
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { identityOf, type MeshIR } from '../compiler/ir/types.js';
@@ -278,8 +277,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         identities: identities.map((identity) => ({ identity, ...issued.get(identity)! })),
       };
       // Built by the worker from the IR of its latest compile (the one being published): only the snapshots whose plan changed come back.
-      const { changed, removed } = await compiler.snapshots(certificates, renewals ? renewed : undefined);
-      const broken = changed.filter((s) => cache.differs(s)).flatMap((s) => inconsistencies(s, protos));
+      // The worker checked that references close in each snapshot it built (on the resources, before encoding them).
+      const { changed, removed, inconsistencies: broken } = await compiler.snapshots(certificates, renewals ? renewed : undefined);
       if (broken.length > 0) {
         o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`, { level: 'error' });
         // The worker counts them as sent: it sends every snapshot next time.

@@ -13,25 +13,35 @@ import type { Snapshot } from './snapshot.js';
  * A violation is a compiler bug, never a user error.
  */
 export function inconsistencies(snapshot: Snapshot, codec: ProtoCodec): string[] {
+  const decoded = (kind: ResourceKind) => snapshot.types[kind].resources.map((r) => codec.toJson(TYPES[kind], r.bytes) as object);
+  return resourceInconsistencies(snapshot.identity, { cluster: decoded('cluster'), endpoint: decoded('endpoint'), listener: decoded('listener'), route: decoded('route'), secret: decoded('secret') });
+}
+
+/**
+ * The same check on the resources as the translation built them, before
+ * they are encoded: the compiler runs it on every snapshot it translates
+ * (and only those), with nothing to decode.
+ */
+export function resourceInconsistencies(identity: string, sets: Readonly<Record<ResourceKind, readonly object[]>>): string[] {
   const problems: string[] = [];
-  const say = (m: string) => problems.push(`${snapshot.identity}: ${m}`);
-  const decoded = (kind: ResourceKind) => snapshot.types[kind].resources.map((r) => codec.toJson(TYPES[kind], r.bytes));
-  const clusters = decoded('cluster') as { name: string; type?: string }[];
+  const say = (m: string) => problems.push(`${identity}: ${m}`);
+  const nameOf = (r: object) => (r as { name?: string; clusterName?: string }).name ?? (r as { clusterName?: string }).clusterName ?? '';
+  const clusters = sets.cluster as { name: string; type?: string }[];
   const clusterNames = new Set(clusters.map((c) => c.name));
   const eds = new Set(clusters.filter((c) => c.type === 'EDS').map((c) => c.name));
-  const assignments = new Set(snapshot.types.endpoint.resources.map((r) => r.name));
+  const assignments = new Set(sets.endpoint.map(nameOf));
   for (const name of eds) if (!assignments.has(name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
   for (const name of assignments) if (!eds.has(name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
 
-  const listeners = references(decoded('listener'));
-  const routes = references(decoded('route'));
+  const listeners = references(sets.listener);
+  const routes = references(sets.route);
   const clusterRefs = references(clusters);
-  const routeNames = new Set(snapshot.types.route.resources.map((r) => r.name));
+  const routeNames = new Set(sets.route.map(nameOf));
   for (const name of listeners.routes) if (!routeNames.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
   for (const name of [...listeners.clusters, ...routes.clusters]) if (!clusterNames.has(name)) say(`cluster ${name} is routed to but does not exist`);
 
   const allowed = new Set([IDENTITY_SECRET, TRUST_BUNDLE_SECRET]);
-  const provided = new Set(snapshot.types.secret.resources.map((r) => r.name));
+  const provided = new Set(sets.secret.map(nameOf));
   for (const name of new Set([...listeners.secrets, ...clusterRefs.secrets])) {
     if (!allowed.has(name)) say(`SDS secret ${name} is not this proxy's own`);
     else if (provided.size > 0 && !provided.has(name)) say(`SDS secret ${name} is referenced but not provided`);
