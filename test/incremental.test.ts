@@ -121,7 +121,7 @@ test('property: a chain of compiles, each given the previous result, equals comp
   );
 });
 
-test('an endpoint change re-translates only the identities that reach it; a renewed certificate only its own identity', async () => {
+test('an endpoint change re-translates only the identities that reach it; a renewed certificate only its own identity\'s secrets', async () => {
   const ids = APPS.map((a) => `spiffe://cluster.local/ns/shop/sa/${a}`);
   const certs = await throwawayCertificates('cluster.local', ids);
   const state: State = { ...start, grants: [{ from: 'a', to: 'b', http: true }, { from: 'c', to: 'd', http: false }] };
@@ -135,4 +135,8 @@ test('an endpoint change re-translates only the identities that reach it; a rene
   const withRenewal = { ...certs, identities: certs.identities.map((c) => (c.identity === ids[3] ? renewed.identities[0]! : c)) };
   const afterRenewal = compile(inputs(state, withRenewal), codec, first);
   assert.deepEqual(rebuilt(afterRenewal), [ids[3]]);
+  // And of d's snapshot, only the secrets: every other type is the very set encoded before.
+  const [before, after] = [first, afterRenewal].map((r) => r.snapshots.find((s) => s.identity === ids[3])!);
+  for (const kind of ['cluster', 'endpoint', 'listener', 'route'] as const) assert.equal(after!.types[kind], before!.types[kind], `${kind} was not built again`);
+  assert.notEqual(after!.types.secret.version, before!.types.secret.version);
 });

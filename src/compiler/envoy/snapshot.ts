@@ -94,7 +94,6 @@ export interface PlannedSnapshot {
 
 export type SnapshotPlans = ReadonlyMap<Identity, PlannedSnapshot>;
 
-const digest = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** A plan's JSON text, made once per plan (a plan is compared again at every later compile until it changes). */
 const planTexts = new WeakMap<readonly unknown[], string>();
@@ -134,12 +133,19 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     inbound,
     injected,
     probes,
-    own ? digest(`${own.certificateChain}\u0000${own.privateKey}`) : '',
-    own && certificates ? digest(certificates.trustBundle) : '',
     [...warnings],
   ];
+  // Secrets depend on the certificate alone: they are not part of the plan, and a new certificate re-encodes them and nothing else.
+  const secretsOf = (): Named[] => (own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : []);
+  const madeWith: SecretSource = { certificate: own, trustBundle: certificates?.trustBundle };
   // Compared only when there is a previous plan: a cold compile pays nothing for it.
-  if (previous && planText(previous.plan) === planText(plan)) return previous;
+  if (previous && planText(previous.plan) === planText(plan)) {
+    if (sameSecrets(secretSources.get(previous), madeWith)) return previous;
+    const types = { ...previous.snapshot.types, secret: encodeSet(codec, 'secret', secretsOf(), memo) };
+    const renewed: PlannedSnapshot = { plan, snapshot: { ...previous.snapshot, types }, inconsistencies: previous.inconsistencies };
+    secretSources.set(renewed, madeWith);
+    return renewed;
+  }
 
   const routes: object[] = outboundRouteConfigs(outbound, namespace);
   const endpoints = upstreams.map(loadAssignment);
@@ -156,20 +162,30 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     }
     if (modes.has('explicit')) listeners.push(...(explicitListeners(outbound, warn) as Named[]));
     routes.push(...inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)));
-    const secrets = own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : [];
-    sets = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secrets };
+    sets = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secretsOf() };
   }
   const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, encodeSet(codec, k, sets[k], memo)])) as Record<ResourceKind, ResourceSet>;
   // References close within the snapshot: checked on what was just built, not by decoding it again.
-  return { plan, snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, sets) };
+  const planned: PlannedSnapshot = { plan, snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, sets) };
+  secretSources.set(planned, madeWith);
+  return planned;
 }
+
+/** The certificate and trust bundle a planned snapshot's secrets were made from (kept beside the plan, not in it: plans are data, keys are not). */
+interface SecretSource {
+  readonly certificate: CertificateInputs['identities'][number] | undefined;
+  readonly trustBundle: string | undefined;
+}
+const secretSources = new WeakMap<PlannedSnapshot, SecretSource>();
+const sameSecrets = (a: SecretSource | undefined, b: SecretSource) =>
+  a !== undefined &&
+  a.trustBundle === b.trustBundle &&
+  a.certificate?.certificateChain === b.certificate?.certificateChain &&
+  a.certificate?.privateKey === b.certificate?.privateKey;
 
 export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map()): Snapshot {
   return planSnapshot(ir, identity, codec, certificates, memo).snapshot;
 }
-
-/** The certificate and trust bundle each plan was made with (kept beside the plan, not in it: plans are data, keys are not). */
-const plannedWith = new WeakMap<PlannedSnapshot, { certificate: CertificateInputs['identities'][number] | undefined; trustBundle: string | undefined }>();
 
 /**
  * Every identity's planned snapshot (or the ones named), reusing `previous`
@@ -184,15 +200,11 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
   const dirty = previous && previousIR ? changedIdentities(previousIR, ir) : 'all';
   for (const id of identities ?? meshIndex(ir).identities) {
     const before = previous?.get(id);
-    const own = certificateOf(certificates, id);
-    const made = before && plannedWith.get(before);
-    if (before && made && dirty !== 'all' && !dirty.has(id) && made.certificate === own && made.trustBundle === certificates?.trustBundle) {
+    if (before && dirty !== 'all' && !dirty.has(id) && sameSecrets(secretSources.get(before), { certificate: certificateOf(certificates, id), trustBundle: certificates?.trustBundle })) {
       out.set(id, before);
       continue;
     }
-    const planned = planSnapshot(ir, id, codec, certificates, memo, before);
-    plannedWith.set(planned, { certificate: own, trustBundle: certificates?.trustBundle });
-    out.set(id, planned);
+    out.set(id, planSnapshot(ir, id, codec, certificates, memo, before));
   }
   return out;
 }
