@@ -101,6 +101,11 @@ test('a change crosses to the worker and back as what changed: the snapshots tha
     // A workload leaves: its identity is removed, its caller changes.
     const gone = await step(mesh(N, { moved: 20, without: 40 }), certificatesOf(N, 7));
     assert.deepEqual(gone.removed, ['spiffe://cluster.local/ns/big/sa/s40']);
+    // Prepared while certificates are issued (a first start): what the answer then holds is still exactly what changed.
+    await thread.prepare(certificatesOf(N, 9));
+    const prepared = await step(mesh(N, { moved: 20, without: 40 }), certificatesOf(N, 9));
+    // (s7 goes back to its first certificate, s9 gets a new one.)
+    assert.deepEqual(prepared.changed.map((s) => s.identity).sort(), ['spiffe://cluster.local/ns/big/sa/s7', 'spiffe://cluster.local/ns/big/sa/s9']);
     // After a reset, every snapshot comes again.
     await thread.reset();
     await thread.compile(mesh(N, { moved: 20, without: 40 }));

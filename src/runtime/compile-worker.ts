@@ -62,6 +62,7 @@ export interface CompiledMesh {
 export type WorkerRequest =
   | { readonly id: number; readonly type: 'compile'; readonly delta: InputDelta }
   | { readonly id: number; readonly type: 'snapshots'; readonly certificates: CertificateDelta; readonly identities?: readonly string[] }
+  | { readonly id: number; readonly type: 'prepare'; readonly certificates: CertificateDelta }
   | { readonly id: number; readonly type: 'reset' }
   | { readonly id: number; readonly type: 'ir'; readonly compile: number };
 
@@ -70,6 +71,7 @@ export type WorkerReply =
   | { readonly id: number; readonly ir: MeshIR }
   | { readonly id: number; readonly snapshots: SnapshotChanges }
   | { readonly id: number; readonly reset: true }
+  | { readonly id: number; readonly prepared: true }
   | { readonly id: number; readonly error: string };
 
 const protos = loadEnvoyProtos();
@@ -85,6 +87,8 @@ const certificates = new Map<string, CertificateInputs['identities'][number]>();
 let trustBundle = '';
 // The latest plan of every identity: an identity whose plan did not change keeps its snapshot, untranslated and unsent.
 let plans = new Map<string, PlannedSnapshot>();
+// What the controller was last sent, by identity: it is sent what differs from this.
+let sent = new Map<string, PlannedSnapshot>();
 // The IR those plans were made from: the next compile's IR is compared with it to find the identities to plan again.
 let plannedIR: MeshIR | undefined;
 
@@ -102,6 +106,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
   try {
     if (m.type === 'reset') {
       plans = new Map();
+      sent = new Map();
       plannedIR = undefined;
       parentPort!.postMessage({ id: m.id, reset: true } satisfies WorkerReply);
       return;
@@ -137,25 +142,35 @@ parentPort?.on('message', (m: WorkerRequest) => {
     for (const id of c.deleted) certificates.delete(id);
     for (const cert of c.set) certificates.set(cert.identity, cert);
     trustBundle = c.trustBundle;
+    const subset = m.type === 'snapshots' ? m.identities : undefined;
     // Some identities only (renewals) are planned from the latest IR; should the other plans be of an older one, they are forgotten.
-    if (m.identities && plannedIR !== current.ir) {
+    if (subset && plannedIR !== current.ir) {
       plans = new Map();
       plannedIR = undefined;
     }
-    const next = planSnapshots(current.ir, protos, { trustBundle, identities: [...certificates.values()] }, plans, m.identities, m.identities ? current.ir : plannedIR);
+    const next = planSnapshots(current.ir, protos, { trustBundle, identities: [...certificates.values()] }, plans, subset, subset ? current.ir : plannedIR);
+    if (subset) for (const [id, p] of next) plans.set(id, p);
+    else {
+      plans = next;
+      plannedIR = current.ir;
+    }
+    if (m.type === 'prepare') {
+      parentPort!.postMessage({ id: m.id, prepared: true } satisfies WorkerReply);
+      return;
+    }
+    // What changed since the controller was last sent snapshots (a prepared plan is sent once it is asked for).
     const changed: Snapshot[] = [];
     const inconsistencies: string[] = [];
     for (const [id, p] of next) {
-      if (plans.get(id) === p) continue;
+      if (sent.get(id) === p) continue;
       changed.push(p.snapshot);
       inconsistencies.push(...p.inconsistencies);
+      sent.set(id, p);
     }
     const removed: string[] = [];
-    if (m.identities) for (const [id, p] of next) plans.set(id, p);
-    else {
-      for (const id of plans.keys()) if (!next.has(id)) removed.push(id);
-      plans = next;
-      plannedIR = current.ir;
+    if (!subset) {
+      for (const id of sent.keys()) if (!next.has(id)) removed.push(id);
+      for (const id of removed) sent.delete(id);
     }
     parentPort!.postMessage({ id: m.id, snapshots: { changed, removed, inconsistencies } } satisfies WorkerReply);
   } catch (e) {

@@ -21,6 +21,12 @@ export interface CompilerThread {
    * for every identity or the ones named, and the identities gone.
    */
   snapshots(certificates: CertificateInputs, identities?: readonly string[]): Promise<SnapshotChanges>;
+  /**
+   * Plans and translates the latest compile with the certificates known so
+   * far, sending nothing back: while the controller issues the certificates
+   * a first start needs, the worker translates everything but the secrets.
+   */
+  prepare(certificates: CertificateInputs): Promise<void>;
   /** Forgets the snapshots sent: the next answer holds every one (after the controller could not use an answer). */
   reset(): Promise<void>;
   close(): Promise<void>;
@@ -66,6 +72,12 @@ export function startCompilerThread(): CompilerThread {
     if (sent) for (const k of sent.keys()) if (!now.has(k)) deleted.push(k);
     return { replace: sent === undefined, set, deleted };
   };
+  const certificateDelta = (certificates: CertificateInputs) => {
+    const now = new Map(certificates.identities.map((c) => [c.identity, c]));
+    const d = changes(now, sentCertificates, (a, b) => a.certificateChain === b.certificateChain && a.privateKey === b.privateKey);
+    const delta: CertificateDelta = { replace: d.replace, trustBundle: certificates.trustBundle, set: d.set.map(([, c]) => c), deleted: d.deleted };
+    return { now, delta };
+  };
   return {
     async compile(units, connectedVirtualMachines) {
       // The units as they are now: the store may change while the worker compiles.
@@ -77,13 +89,17 @@ export function startCompilerThread(): CompilerThread {
       return reply.compiled;
     },
     async snapshots(certificates, identities) {
-      const now = new Map(certificates.identities.map((c) => [c.identity, c]));
-      const d = changes(now, sentCertificates, (a, b) => a.certificateChain === b.certificateChain && a.privateKey === b.privateKey);
-      const delta: CertificateDelta = { replace: d.replace, trustBundle: certificates.trustBundle, set: d.set.map(([, c]) => c), deleted: d.deleted };
+      const { now, delta } = certificateDelta(certificates);
       sentCertificates = undefined;
       const reply = (await ask({ type: 'snapshots', certificates: delta, ...(identities ? { identities } : {}) })) as { snapshots: SnapshotChanges };
       sentCertificates = now;
       return reply.snapshots;
+    },
+    async prepare(certificates) {
+      const { now, delta } = certificateDelta(certificates);
+      sentCertificates = undefined;
+      await ask({ type: 'prepare', certificates: delta });
+      sentCertificates = now;
     },
     ir: async (compile) => ((await ask({ type: 'ir', compile })) as { ir: MeshIR }).ir,
     async reset() {

@@ -238,11 +238,20 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     };
 
     /** Issues (or renews) the certificates of `identities` that are due, several at a time; returns those issued. */
-    const issueDue = async (identities: readonly string[]): Promise<string[]> => {
-      const due = identities.filter((id) => {
+    const dueOf = (identities: readonly string[]) =>
+      identities.filter((id) => {
         const have = issued.get(id);
         return !have || renewalDue(have) <= Date.now();
       });
+    const certificateInputs = (identities: readonly string[]): CertificateInputs => ({
+      trustBundle: ca.trustBundle(),
+      identities: identities.flatMap((identity) => {
+        const cert = issued.get(identity);
+        return cert ? [{ identity, ...cert }] : [];
+      }),
+    });
+    const issueDue = async (identities: readonly string[]): Promise<string[]> => {
+      const due = dueOf(identities);
       await inParallel(due, 16, async (id) => {
         const have = issued.get(id);
         const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
@@ -263,7 +272,11 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const publish = async (result: CompiledMesh, renewals = false): Promise<IdentityChange[]> => {
       const identities = result.identities;
       const identitySet = new Set(identities);
+      // Many certificates to issue (a first start): the worker translates everything but the secrets meanwhile.
+      // (Should that fail, the snapshots below do the work.)
+      const prepared = !renewals && dueOf(identities).length > 1 ? compiler.prepare(certificateInputs(identities)).catch(() => undefined) : undefined;
       const renewed = await issueDue(identities);
+      await prepared;
       if (!renewals) {
         // Identities that left the mesh are no longer renewed.
         for (const id of [...issued.keys()]) {
@@ -272,10 +285,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
           await store.remove(id);
         }
       }
-      const certificates: CertificateInputs = {
-        trustBundle: ca.trustBundle(),
-        identities: identities.map((identity) => ({ identity, ...issued.get(identity)! })),
-      };
+      const certificates = certificateInputs(identities);
       // Built by the worker from the IR of its latest compile (the one being published): only the snapshots whose plan changed come back.
       // The worker checked that references close in each snapshot it built (on the resources, before encoding them).
       const { changed, removed, inconsistencies: broken } = await compiler.snapshots(certificates, renewals ? renewed : undefined);
