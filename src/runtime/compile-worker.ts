@@ -38,6 +38,8 @@ export interface SnapshotChanges {
   readonly removed: string[];
   /** What does not close in the changed snapshots (a compiler bug): the controller then publishes none of them. */
   readonly inconsistencies: string[];
+  /** `changed` holds every identity's snapshot (nothing had been sent, or the worker was reset). */
+  readonly complete: boolean;
 }
 
 /**
@@ -159,6 +161,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       return;
     }
     // What changed since the controller was last sent snapshots (a prepared plan is sent once it is asked for).
+    const complete = !subset && sent.size === 0;
     const changed: Snapshot[] = [];
     const inconsistencies: string[] = [];
     for (const [id, p] of next) {
@@ -172,7 +175,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       for (const id of sent.keys()) if (!next.has(id)) removed.push(id);
       for (const id of removed) sent.delete(id);
     }
-    parentPort!.postMessage({ id: m.id, snapshots: { changed, removed, inconsistencies } } satisfies WorkerReply);
+    parentPort!.postMessage({ id: m.id, snapshots: { changed, removed, inconsistencies, complete } } satisfies WorkerReply);
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies WorkerReply);
   }
