@@ -1,5 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { secretStorage } from '../src/adapters/ca/ca-storage.js';
+import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
 import type { Controller } from '../src/runtime/controller.js';
 import { applyBookstore, controllerOnKubernetes, kubeconfigWithToken, startKubeApi } from './helpers/kube.js';
 import { waitFor } from './helpers/wait.js';
@@ -7,8 +12,8 @@ import { waitFor } from './helpers/wait.js';
 /** deploy/controller.yaml's roles are exactly what the controller needs: run it with a token bound to them, on a real API server. */
 const SA = 'system:serviceaccount:smc-system:smc-controller';
 
-const controllerAs = (kubeconfig: string, logs: string[]) =>
-  controllerOnKubernetes(kubeconfig, { log: (l) => logs.push(l), ca: { kind: 'internal', rootSecret: { namespace: 'smc-system', name: 'smc-ca', kubeconfig } } });
+const controllerAs = (kubeconfig: string, logs: string[], stateDir?: string) =>
+  controllerOnKubernetes(kubeconfig, { log: (l) => logs.push(l), ca: { kind: 'internal', rootSecret: { namespace: 'smc-system', name: 'smc-ca', kubeconfig } }, ...(stateDir ? { stateDir } : {}) });
 
 test('the controller runs with a token bound to exactly the deployed roles: it reads, writes status and keeps its CA root; nothing more is allowed, and a missing permission shows', async () => {
   const api = await startKubeApi();
@@ -19,7 +24,16 @@ test('the controller runs with a token bound to exactly the deployed roles: it r
     applyBookstore(api);
     const token = api.kubectl(['create', 'token', 'smc-controller', '-n', 'smc-system']).trim();
     const logs: string[] = [];
-    controller = await controllerAs(kubeconfigWithToken(api, token, 'smc-controller'), logs);
+    // A mesh from an earlier version: its root in the Secret, a proxy-certificate record in its state folder. The record moves to the cluster.
+    await openInternalCA(mkdtempSync(join(tmpdir(), 'smc-deploy-root-')), 'cluster.local', () => {}, secretStorage({ namespace: 'smc-system', name: 'smc-ca', kubeconfig: api.kubeconfig }));
+    const state = join(mkdtempSync(join(tmpdir(), 'smc-deploy-')), 'state');
+    mkdirSync(join(state, 'proxy-certificates'), { recursive: true });
+    const old = { serial: 'abc123', identity: 'spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer', issuedAt: '2026-01-01T00:00:00.000Z', notAfter: '2027-01-01T00:00:00.000Z', state: 'claimed', claimedAt: '2026-01-02T00:00:00.000Z', claimedBy: 'bookbuyer/bookbuyer/vm-1' };
+    writeFileSync(join(state, 'proxy-certificates', 'abc123.json'), JSON.stringify(old));
+    controller = await controllerAs(kubeconfigWithToken(api, token, 'smc-controller'), logs, state);
+    const moved = JSON.parse(api.kubectl(['get', 'proxycertificate.smc.dev', 'abc123', '-n', 'smc-system', '-o', 'json'])) as { spec: unknown };
+    assert.deepEqual(moved.spec, old, 'the record moved as it was, its claim included');
+    assert.ok(existsSync(join(state, 'proxy-certificates.moved', 'abc123.json')) && !existsSync(join(state, 'proxy-certificates')), 'the folder is kept, renamed');
     assert.deepEqual(controller.cache.identities().length, 5, 'every identity of the bookstore mesh');
     await waitFor('status written with the deployed role', () => {
       const o = JSON.parse(api.kubectl(['get', 'traffictarget.access.smi-spec.io', 'bookbuyer-access-bookstore', '-n', 'bookstore', '-o', 'json'])) as { status?: { conditions?: { status: string }[] } };

@@ -1,6 +1,6 @@
 import type { Log } from './log.js';
 import { openProxyCertificateRecords, openSigner, type CaChoice } from '../adapters/ca/open.js';
-import { normalizeSerial } from '../adapters/ca/proxy-certificates.js';
+import { normalizeSerial, openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
 import { issueForXdsPort, PROXY_CERTIFICATE_TTL_MS, renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/signer.js';
 import { openCertificateStore } from '../adapters/ca/certificate-store.js';
 import { signedBy } from '../adapters/ca/x509.js';
@@ -27,6 +27,7 @@ import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
 import { startCompilerThread, type CompiledMesh } from './compiler-thread.js';
 import { createServer, isIP } from 'node:net';
 import { existsSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { adminToken } from './admin-auth.js';
 import { lockStateFolder } from './state-lock.js';
@@ -266,8 +267,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     /**
      * Publishes `result`: every identity's snapshot, or with `renewals` only
      * the snapshots of identities whose certificate is due (a renewal
-     * rebuilds that identity alone, never the mesh). Only snapshots that
-     * differ from the cached ones are checked for consistency and pushed.
+     * rebuilds that identity alone, never the mesh). The worker sends the
+     * snapshots that changed, checked for consistency as it built them.
      */
     const publish = async (result: CompiledMesh, renewals = false): Promise<IdentityChange[]> => {
       const identities = result.identities;
@@ -376,6 +377,17 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.xdsTrust?.() ?? ca.trustBundle() };
     }
     const proxyCertificates = await openProxyCertificateRecords(o.ca, o.stateDir);
+    // Records kept in the state folder by an earlier version (before they moved beside the root's Secret) move with it.
+    if (proxyCertificates.adopt && existsSync(join(o.stateDir, 'proxy-certificates'))) {
+      const folder = openProxyCertificates(o.stateDir);
+      const { records, problems } = await folder.list();
+      for (const r of records) {
+        if (await proxyCertificates.adopt(r)) o.log(`ca: proxy certificate ${r.serial} of ${r.identity} (${r.state}) moved from ${folder.where} to ${proxyCertificates.where}`, { level: 'warn', serial: r.serial });
+      }
+      for (const p of problems) o.log(`ca: ${p} (not moved to ${proxyCertificates.where})`, { level: 'warn' });
+      // Kept, renamed, for the record: the cluster's objects are the ones in force from now on.
+      if (problems.length === 0) await rename(folder.where, `${folder.where}.moved`).catch((e: Error) => o.log(`ca: cannot rename ${folder.where}: ${e.message}`, { level: 'warn' }));
+    }
     // Claims of one certificate take turns, so two nodes racing for an unclaimed one cannot both win.
     const claiming = new Map<string, Promise<unknown>>();
     /**

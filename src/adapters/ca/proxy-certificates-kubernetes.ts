@@ -58,11 +58,12 @@ export function kubernetesProxyCertificates(o: KubernetesRecordsOptions): ProxyC
       throw kubeProblem(`read ProxyCertificate ${o.namespace}/${nameOf(serial)}`, e);
     }
   };
-  const create = async (r: ProxyCertificateRecord) => {
+  const create = async (r: ProxyCertificateRecord, exists?: () => void) => {
     const body = { apiVersion: `${GROUP}/${VERSION}`, kind: 'ProxyCertificate', metadata: { name: nameOf(r.serial), namespace: o.namespace, labels: { 'app.kubernetes.io/managed-by': 'smc' } }, spec: r };
     try {
       await api.createNamespacedCustomObject({ ...at, body });
     } catch (e) {
+      if (exists && conflict(e)) return exists();
       throw kubeProblem(`record proxy certificate ${r.serial} (${where})`, e);
     }
   };
@@ -142,6 +143,11 @@ export function kubernetesProxyCertificates(o: KubernetesRecordsOptions): ProxyC
         if (after && changed) revoked.push(after);
       }
       return { revoked, problems };
+    },
+    async adopt(r) {
+      let taken = true;
+      await create({ ...r, serial: normalizeSerial(r.serial) }, () => (taken = false));
+      return taken;
     },
     watch(onRecord, onProblem) {
       const path = `/apis/${GROUP}/${VERSION}/namespaces/${o.namespace}/${PLURAL}`;

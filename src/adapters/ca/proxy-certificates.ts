@@ -53,6 +53,8 @@ export interface ProxyCertificates {
    * of that identity).
    */
   revoke(which: { serial: string } | { identity: string }, at: Date): Promise<{ revoked: ProxyCertificateRecord[]; problems: string[] }>;
+  /** Takes over a record kept elsewhere as it is (claims and revocations included), unless one of that serial exists; true when taken. */
+  adopt?(r: ProxyCertificateRecord): Promise<boolean>;
 }
 
 /** A record as read back, checked: what a store reads is data, not trusted to be well-formed. */
