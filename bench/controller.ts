@@ -4,7 +4,7 @@
  * controller (compile worker, CA, snapshot cache, ADS server, push window 0),
  * and its proxies in a separate process (bench/load-client.ts), each an ADS
  * stream that subscribes as Envoy does and acknowledges what it gets.
- * Measured: start to ready and peak memory; memory per connected proxy; and
+ * Measured: start to ready and the process's memory then; memory per connected proxy; and
  * for one endpoint, one split and one policy change, the time from the
  * change entering the controller's input store to the last affected proxy
  * receiving its push. BENCH_DEBUG=1 prints progress; BENCH_DEBUG=3 the controller's log.
@@ -23,7 +23,7 @@ const now = () => performance.timeOrigin + performance.now();
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const unit = (documents: unknown[], name: string): SourceUnit => ({ documents: documents.map((value, document) => ({ origin: { source: name, document, line: 0 }, value })), problems: [] });
 
-interface Variant {
+export interface Variant {
   splitWeight?: number;
   movedPod?: number;
   /** An extra caller for this service (a policy change). */
@@ -54,7 +54,8 @@ function serviceUnit(services: number, i: number, v: Variant = {}): SourceUnit {
   return unit(docs, `${name}.yaml`);
 }
 
-function meshUnits(services: number): Map<string, SourceUnit> {
+/** The generated mesh, one unit per service (and one for the namespaces); `v` applies to every service. */
+export function meshUnits(services: number, v: Variant = {}): Map<string, SourceUnit> {
   const units = new Map<string, SourceUnit>();
   const namespaces: unknown[] = [];
   for (let n = 0; n * PER_NAMESPACE < services; n++) {
@@ -62,7 +63,7 @@ function meshUnits(services: number): Map<string, SourceUnit> {
     namespaces.push({ apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: `ns-${n}` }, spec: {} });
   }
   units.set('namespaces.yaml', unit(namespaces, 'namespaces.yaml'));
-  for (let i = 0; i < services; i++) units.set(`svc-${i}.yaml`, serviceUnit(services, i));
+  for (let i = 0; i < services; i++) units.set(`svc-${i}.yaml`, serviceUnit(services, i, v));
   return units;
 }
 
@@ -87,7 +88,7 @@ export interface ControllerRow {
   perIdentity: number;
   proxies: number;
   startMs: number;
-  peakRssMiB: number;
+  rssMiB: number;
   connectMs: number;
   perProxyKiB: number;
   endpointFirstMs: number;
@@ -109,6 +110,9 @@ export async function measureController(services: number, perIdentity: number): 
   const t0 = now();
   const controller = await startController({ source: [], sources: [source], stateDir: state, xdsHost: '127.0.0.1', xdsPort: 0, adminHost: '127.0.0.1', adminPort: 0, insecureXds: true, gatherMs: 0, gatherMaxMs: 0, pushWindowMs: 0, log: process.env.BENCH_DEBUG === '3' ? (l) => process.stderr.write(`${l}\n`) : () => {} });
   const startMs = now() - t0;
+  gc();
+  // The whole process (controller, its compile worker and what earlier rows left behind), once ready.
+  const rssAtStart = process.memoryUsage().rss;
   if (process.env.BENCH_DEBUG) process.stderr.write(`bench: controller ready in ${Math.round(startMs)} ms\n`);
   try {
     child = fork(new URL('./load-client.js', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=8192'] });
@@ -173,13 +177,12 @@ export async function measureController(services: number, perIdentity: number): 
     const policyExpect = streamsOf([caller], [TYPE_URL.cluster]);
     const policyMs = await timed(policyExpect, () => source.set(`svc-${callee}.yaml`, serviceUnit(services, callee, { extraCaller: [callee, caller] })));
 
-    const peakRssMiB = process.resourceUsage().maxRSS / 1024;
     return {
       services,
       perIdentity,
       proxies: nodes.length,
       startMs: Math.round(startMs),
-      peakRssMiB: Math.round(peakRssMiB),
+      rssMiB: Math.round(rssAtStart / 1024 / 1024),
       connectMs: Math.round(connectMs),
       perProxyKiB: Math.round(perProxyKiB * 10) / 10,
       endpointFirstMs: Math.round(endpointFirstMs),

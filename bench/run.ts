@@ -25,35 +25,11 @@ import { createProxyRegistry } from '../src/runtime/proxy-status.js';
 import { TYPE_URL } from '../src/runtime/xds-types.js';
 import * as grpc from '@grpc/grpc-js';
 import { Client, open } from '../test/helpers/ads-client.js';
-import { measureController, type ControllerRow } from './controller.js';
+import { measureController, meshUnits, type ControllerRow } from './controller.js';
 
-const PER_NAMESPACE = 50;
-
-/** `movedPod`: that service's pod gets another IP (one endpoint change). */
+/** The bench mesh (bench/controller.ts) as one MeshInputs value; `movedPod`: that service's pod gets another IP (one endpoint change). */
 function mesh(services: number, splitWeight = 90, movedPod = -1): MeshInputs {
-  const docs: unknown[] = [];
-  const ns = (i: number) => `ns-${Math.floor(i / PER_NAMESPACE)}`;
-  for (let n = 0; n * PER_NAMESPACE < services; n++) docs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `ns-${n}`, labels: { 'smc.dev/mesh': 'enabled' } } });
-  for (let i = 0; i < services; i++) {
-    const name = `svc-${i}`;
-    const ip = `10.${Math.floor(i / 250) + 1}.${i % 250}.${i === movedPod ? 11 : 10}`;
-    docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: ns(i), labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name, ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: ip } });
-    docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns(i) }, spec: { selector: { app: name }, clusterIP: `172.16.${Math.floor(i / 250)}.${i % 250}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
-    const callers = [1, 2, 3, 4, 5].map((d) => (i - d + services) % services).filter((c) => ns(c) === ns(i) && c !== i);
-    if (callers.length > 0) {
-      docs.push({
-        apiVersion: 'access.smi-spec.io/v1alpha3',
-        kind: 'TrafficTarget',
-        metadata: { name: `to-${name}`, namespace: ns(i) },
-        spec: { destination: { kind: 'ServiceAccount', name, namespace: ns(i) }, sources: callers.map((c) => ({ kind: 'ServiceAccount', name: `svc-${c}`, namespace: ns(i) })), rules: [{ kind: 'TCPRoute', name: 'all' }] },
-      });
-    }
-    if (i % 10 === 0 && i + 1 < services && ns(i + 1) === ns(i)) {
-      docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: `split-${name}`, namespace: ns(i) }, spec: { service: name, backends: [{ service: name, weight: splitWeight }, { service: `svc-${i + 1}`, weight: 100 - splitWeight }] } });
-    }
-  }
-  for (let n = 0; n * PER_NAMESPACE < services; n++) docs.push({ apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: `ns-${n}` }, spec: {} });
-  return { documents: docs.map((value, document) => ({ origin: { source: 'bench', document, line: 0 }, value })), problems: [] };
+  return { documents: [...meshUnits(services, { splitWeight, movedPod }).values()].flatMap((u) => u.documents), problems: [] };
 }
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -193,7 +169,7 @@ const CONTROLLER_COLUMNS: [keyof ControllerRow, string][] = [
   ['perIdentity', 'proxies per identity'],
   ['proxies', 'proxies'],
   ['startMs', 'start to ready ms'],
-  ['peakRssMiB', 'peak RSS MiB'],
+  ['rssMiB', 'RSS when ready MiB'],
   ['connectMs', 'connect all ms'],
   ['perProxyKiB', 'KiB per proxy'],
   ['endpointFirstMs', 'first endpoint change ms'],
