@@ -425,7 +425,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     cleanups.push(() => ads.close());
     serving = true;
     // A revoked proxy certificate loses its open streams at once, not at its next reconnect.
+    // One watch of the records per controller: revocations close streams here, and the pod certificates' view follows every record.
     const stopWatching = proxyCertificates.watch((r) => {
+      podCertificates?.record(r);
       if (r.state !== 'revoked') return;
       const n = ads.closeCertificate(r.serial, `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}`);
       if (n > 0) o.log(`ca: closed ${n} stream(s) of revoked proxy certificate ${r.serial} (${r.identity})`);

@@ -60,31 +60,18 @@ export function podIdentityService(o: PodIdentityOptions) {
   // Serials issued to each pod (NS/NAME), with when; read from the records once.
   let byPod: Promise<Map<string, { serial: string; at: number }[]>> | undefined;
   let recheck: NodeJS.Timeout | undefined;
+  /** NS/NAME of the pod a record was issued to (records name NS/NAME/UID). */
+  const podOf = (pod: string) => pod.split('/').slice(0, 2).join('/');
   const issuedToPods = () =>
     (byPod ??= o.records.list().then(({ records }) => {
       const m = new Map<string, { serial: string; at: number }[]>();
       for (const r of records) {
         if (!r.pod || r.state === 'revoked') continue;
-        const [ns, name] = r.pod.split('/');
-        const key = `${ns}/${name}`;
+        const key = podOf(r.pod);
         m.set(key, [...(m.get(key) ?? []), { serial: r.serial, at: Date.parse(r.issuedAt) }]);
       }
       return m;
     }));
-
-  // What other replicas issue and revoke (they share the records) reaches this one's view too.
-  const byRecord = (r: ProxyCertificateRecord) => {
-    if (!r.pod || !byPod) return;
-    void byPod.then((m) => {
-      const [ns, name] = r.pod!.split('/');
-      const key = `${ns}/${name}`;
-      const serials = (m.get(key) ?? []).filter((x) => x.serial !== r.serial);
-      if (r.state !== 'revoked') serials.push({ serial: r.serial, at: Date.parse(r.issuedAt) });
-      if (serials.length > 0) m.set(key, serials);
-      else m.delete(key);
-    });
-  };
-  const stopWatching = o.records.watch(byRecord, (message) => o.log(`ca: ${message}`, { level: 'warn' }));
 
   const revoke = async (serials: readonly string[], why: string) => {
     for (const serial of serials) {
@@ -131,6 +118,22 @@ export function podIdentityService(o: PodIdentityOptions) {
         inFlight--;
       }
     },
+    /**
+     * A record written by any replica (the controller's one watch of the
+     * records passes each on): what other replicas issue and revoke reaches
+     * this one's view of which pod holds which certificate.
+     */
+    record(r: ProxyCertificateRecord): void {
+      const pod = r.pod;
+      if (!pod || !byPod) return;
+      void byPod.then((m) => {
+        const key = podOf(pod);
+        const serials = (m.get(key) ?? []).filter((x) => x.serial !== r.serial);
+        if (r.state !== 'revoked') serials.push({ serial: r.serial, at: Date.parse(r.issuedAt) });
+        if (serials.length > 0) m.set(key, serials);
+        else m.delete(key);
+      });
+    },
     /** Revokes the certificates of pods that are no longer in the mesh; called after every compile. */
     async podsGone(): Promise<void> {
       const present = o.presentPods();
@@ -154,7 +157,6 @@ export function podIdentityService(o: PodIdentityOptions) {
     },
     close(): void {
       clearTimeout(recheck);
-      stopWatching();
     },
   };
 }
