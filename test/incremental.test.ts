@@ -10,6 +10,8 @@ import type { MeshInputs } from '../src/compiler/inputs.js';
 /** compile(inputs, previous) gives exactly what a compile from scratch gives, and reuses what did not change. */
 const codec = loadEnvoyProtos();
 const APPS = ['a', 'b', 'c', 'd'] as const;
+/** A second namespace whose workload `x` other namespaces' objects refer to (grants, an EndpointSlice's targetRef). */
+const BACK = 'back';
 
 interface State {
   permissive: boolean;
@@ -20,6 +22,17 @@ interface State {
   explicit: boolean;
   /** Inputs smc rejects or ignores (a bad TrafficSplit, a ConfigMap): their status must be the same when replayed from the previous compile. */
   broken: boolean;
+  backInMesh: boolean;
+  /** x's pod in `back` (0: none). */
+  xOctet: number;
+  /** Whether `back` has a Service for x (else only shop's EndpointSlice makes x an endpoint). */
+  xService: boolean;
+  /** shop's service `ext` has an EndpointSlice naming x's pod in `back`. */
+  extSlice: boolean;
+  /** `back` declares ServiceAccount y, a source of a grant in shop. */
+  account: boolean;
+  /** Services without a cluster IP in `back` (they share a small virtual IP range with shop's `ext`). */
+  vips: number;
 }
 
 type Edit =
@@ -30,9 +43,15 @@ type Edit =
   | { kind: 'label'; inMesh: boolean }
   | { kind: 'meshconfig'; permissive: boolean }
   | { kind: 'mode'; explicit: boolean }
-  | { kind: 'broken'; broken: boolean };
+  | { kind: 'broken'; broken: boolean }
+  | { kind: 'back'; inMesh: boolean }
+  | { kind: 'x'; octet: number }
+  | { kind: 'xService'; on: boolean }
+  | { kind: 'extSlice'; on: boolean }
+  | { kind: 'account'; on: boolean }
+  | { kind: 'vips'; count: number };
 
-const app = fc.constantFrom(...APPS);
+const app = fc.constantFrom(...APPS, 'x');
 const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('endpoint' as const), app, octet: fc.integer({ min: 0, max: 3 }) }),
   fc.record({ kind: fc.constant('grant' as const), from: app, to: app, http: fc.boolean() }),
@@ -42,6 +61,12 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('meshconfig' as const), permissive: fc.boolean() }),
   fc.record({ kind: fc.constant('mode' as const), explicit: fc.boolean() }),
   fc.record({ kind: fc.constant('broken' as const), broken: fc.boolean() }),
+  fc.record({ kind: fc.constant('back' as const), inMesh: fc.boolean() }),
+  fc.record({ kind: fc.constant('x' as const), octet: fc.integer({ min: 0, max: 3 }) }),
+  fc.record({ kind: fc.constant('xService' as const), on: fc.boolean() }),
+  fc.record({ kind: fc.constant('extSlice' as const), on: fc.boolean() }),
+  fc.record({ kind: fc.constant('account' as const), on: fc.boolean() }),
+  fc.record({ kind: fc.constant('vips' as const), count: fc.integer({ min: 0, max: 4 }) }),
 );
 
 function apply(s: State, e: Edit): State {
@@ -62,6 +87,18 @@ function apply(s: State, e: Edit): State {
       return { ...s, explicit: e.explicit };
     case 'broken':
       return { ...s, broken: e.broken };
+    case 'back':
+      return { ...s, backInMesh: e.inMesh };
+    case 'x':
+      return { ...s, xOctet: e.octet };
+    case 'xService':
+      return { ...s, xService: e.on };
+    case 'extSlice':
+      return { ...s, extSlice: e.on };
+    case 'account':
+      return { ...s, account: e.on };
+    case 'vips':
+      return { ...s, vips: e.count };
   }
 }
 
@@ -75,7 +112,21 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
         ]
       : []),
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: s.inMesh ? { 'smc.dev/mesh': 'enabled' } : {} } },
-    { apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'smc', namespace: 'smc-system' }, spec: { permissive: s.permissive } },
+    { apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'smc', namespace: 'smc-system' }, spec: { permissive: s.permissive, virtualIPRange: '198.19.255.0/28' } },
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: BACK, labels: s.backInMesh ? { 'smc.dev/mesh': 'enabled' } : {} } },
+    { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'HTTPRouteGroup', metadata: { name: 'api', namespace: BACK }, spec: { matches: [{ name: 'get', pathRegex: '/api', methods: ['GET'] }] } },
+    { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: BACK }, spec: {} },
+    // y of back may call a; it exists only while back declares its ServiceAccount.
+    { apiVersion: 'access.smi-spec.io/v1alpha3', kind: 'TrafficTarget', metadata: { name: 'from-y', namespace: ns }, spec: { destination: { kind: 'ServiceAccount', name: 'a' }, sources: [{ kind: 'ServiceAccount', name: 'y', namespace: BACK }], rules: [{ kind: 'TCPRoute', name: 'all' }] } },
+    ...(s.account ? [{ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'y', namespace: BACK } }] : []),
+    // ext has no cluster IP (a virtual one is allocated) and no selector: its endpoints are x's pod in back, through an EndpointSlice.
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'ext', namespace: ns }, spec: { ports: [{ name: 'tcp-db', port: 9090, targetPort: 9090 }] } },
+    ...(s.extSlice
+      ? [{ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'ext-1', namespace: ns, labels: { 'kubernetes.io/service-name': 'ext' } }, addressType: 'IPv4', ports: [{ name: 'tcp-db', port: 9090, protocol: 'TCP' }], endpoints: [{ addresses: [`198.18.30.${s.xOctet || 1}`], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'x-1', namespace: BACK } }] }]
+      : []),
+    ...(s.xOctet > 0 ? [{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x-1', namespace: BACK, labels: { app: 'x' } }, spec: { serviceAccountName: 'x', containers: [{ name: 'x', ports: [{ containerPort: 8080 }, { containerPort: 9090 }] }] }, status: { podIP: `198.18.30.${s.xOctet}` } }] : []),
+    ...(s.xService ? [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'x', namespace: BACK }, spec: { selector: { app: 'x' }, clusterIP: '198.18.201.1', ports: [{ name: 'http', port: 80, targetPort: 8080 }] } }] : []),
+    ...Array.from({ length: s.vips }, (_, i) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: `v${i}`, namespace: BACK }, spec: { selector: { app: 'nothing' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } })),
     { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'HTTPRouteGroup', metadata: { name: 'api', namespace: ns }, spec: { matches: [{ name: 'get', pathRegex: '/api', methods: ['GET'] }] } },
     { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: ns }, spec: {} },
   ];
@@ -87,22 +138,50 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
       docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${a}-1`, namespace: ns, labels: { app: a }, annotations }, spec: { serviceAccountName: a, containers: [{ name: a, ports: [{ containerPort: 8080 }] }] }, status: { podIP: `198.18.${10 + i}.${octet}` } });
     }
   });
+  // A grant lives in its destination's namespace; x is of back, the others of shop.
+  const home = (a: string) => (a === 'x' ? BACK : ns);
   s.grants.forEach((g, i) =>
     docs.push({
       apiVersion: 'access.smi-spec.io/v1alpha3',
       kind: 'TrafficTarget',
-      metadata: { name: `g${i}`, namespace: ns },
-      spec: { destination: { kind: 'ServiceAccount', name: g.to }, sources: [{ kind: 'ServiceAccount', name: g.from }], rules: [g.http ? { kind: 'HTTPRouteGroup', name: 'api' } : { kind: 'TCPRoute', name: 'all' }] },
+      metadata: { name: `g${i}`, namespace: home(g.to) },
+      spec: { destination: { kind: 'ServiceAccount', name: g.to }, sources: [{ kind: 'ServiceAccount', name: g.from, namespace: home(g.from) }], rules: [g.http ? { kind: 'HTTPRouteGroup', name: 'api' } : { kind: 'TCPRoute', name: 'all' }] },
     }),
   );
   if (s.split) docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: 's', namespace: ns }, spec: { service: 'b', backends: [{ service: 'c', weight: s.split[0] }, { service: 'd', weight: s.split[1] }] } });
-  return { documents: docs.map((value, document) => ({ origin: { source: 'gen.yaml', document, line: 0 }, value })), problems: [], ...(certificates ? { certificates } : {}) };
+  // One file per namespace (and one for what is mesh-wide), as a folder or the cluster would give them: an edit in one namespace moves no other namespace's documents.
+  const fileOf = (d: unknown) => {
+    const { kind, metadata } = d as { kind: string; metadata: { namespace?: string } };
+    return kind === 'Namespace' || kind === 'MeshConfig' ? 'mesh.yaml' : `${metadata.namespace}.yaml`;
+  };
+  const counts = new Map<string, number>();
+  const documents = docs.map((value) => {
+    const source = fileOf(value);
+    const document = counts.get(source) ?? 0;
+    counts.set(source, document + 1);
+    return { origin: { source, document, line: 0 }, value };
+  });
+  return { documents, problems: [], ...(certificates ? { certificates } : {}) };
 }
 
 const serialised = (r: MeshCompileResult) =>
   r.snapshots.map((s) => ({ identity: s.identity, dataPlane: s.dataPlane, warnings: s.warnings, types: PUSH_ORDER.map((k) => [s.types[k].version, s.types[k].resources.map((x) => `${x.name}=${Buffer.from(x.bytes).toString('base64')}`)]) }));
 
-const start: State = { permissive: false, inMesh: true, ips: {}, grants: [{ from: 'a', to: 'b', http: true }], split: undefined, explicit: false, broken: false };
+const start: State = {
+  permissive: false,
+  inMesh: true,
+  ips: {},
+  grants: [{ from: 'a', to: 'b', http: true }, { from: 'a', to: 'x', http: true }],
+  split: undefined,
+  explicit: false,
+  broken: false,
+  backInMesh: true,
+  xOctet: 1,
+  xService: true,
+  extSlice: true,
+  account: false,
+  vips: 2,
+};
 
 test('property: a chain of compiles, each given the previous result, equals compiling each state from scratch', () => {
   fc.assert(
@@ -115,9 +194,20 @@ test('property: a chain of compiles, each given the previous result, equals comp
         const fresh = compile(inputs(state), codec);
         assert.deepEqual(serialised(chained), serialised(fresh), `after ${JSON.stringify(e)}`);
         assert.deepEqual(chained.status, fresh.status);
+        assert.deepEqual(chained.ir, fresh.ir);
       }
     }),
-    { numRuns: 120 },
+    {
+      numRuns: 200,
+      // Reads across namespaces, each made to matter at least once (with no EndpointSlice tying shop to back, shop's parts are kept while back changes): x's ports come only from shop's EndpointSlice (a check on back's grant reads them); y is declared in back (shop's grant from it warns until then); back's services without a cluster IP take virtual IPs before shop's ext.
+      examples: [
+        [[{ kind: 'xService', on: false }, { kind: 'extSlice', on: false }, { kind: 'extSlice', on: true }]],
+        [[{ kind: 'extSlice', on: false }, { kind: 'account', on: true }, { kind: 'account', on: false }]],
+        // back/v0 and shop/ext hash to the same address of the range: ext takes the next one while v0 exists.
+        [[{ kind: 'extSlice', on: false }, { kind: 'vips', count: 0 }, { kind: 'vips', count: 3 }, { kind: 'meshconfig', permissive: true }, { kind: 'vips', count: 0 }]],
+        [[{ kind: 'x', octet: 2 }, { kind: 'back', inMesh: false }, { kind: 'back', inMesh: true }]],
+      ],
+    },
   );
 });
 

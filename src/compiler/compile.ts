@@ -2,7 +2,7 @@ import { decodeDocuments, type DecodedDocuments } from './decode/index.js';
 import type { ProtoCodec } from './envoy/codec.js';
 import { planSnapshots, type Snapshot, type SnapshotPlans } from './envoy/snapshot.js';
 import { compareOrigins, type MeshInputs } from './inputs.js';
-import { buildIR } from './ir/build.js';
+import { buildIR, type IRMemo } from './ir/build.js';
 import type { MeshIR } from './ir/types.js';
 import { createStatusCollector, error, type StatusEntry } from './status.js';
 
@@ -12,16 +12,18 @@ export interface CompileResult {
   readonly status: readonly StatusEntry[];
   /** Decoded documents, for the next compile: unchanged documents are not decoded again. */
   readonly decoded?: DecodedDocuments;
+  /** The IR's parts, for the next compile: namespaces whose objects did not change are not built again. */
+  readonly memo?: IRMemo;
 }
 
 /**
  * The compiler's front half: MeshInputs -> mesh IR plus status. Pure and
  * total: no IO, no clock, never throws on user input.
  */
-export function compileIR(inputs: MeshInputs, previous?: DecodedDocuments): CompileResult {
+export function compileIR(inputs: MeshInputs, previous?: Pick<CompileResult, 'decoded' | 'memo'>): CompileResult {
   const status = createStatusCollector();
-  const { objects, tracked, decoded } = decodeDocuments(inputs.documents, status, previous);
-  const ir = buildIR(objects, status, inputs.connectedVirtualMachines);
+  const { objects, tracked, decoded } = decodeDocuments(inputs.documents, status, previous?.decoded);
+  const { ir, memo } = buildIR(objects, status, inputs.connectedVirtualMachines, previous?.memo);
   const problemEntries: StatusEntry[] = inputs.problems.map((p) => ({
     origin: p.origin,
     object: { apiVersion: '', kind: '', namespace: '', name: '' },
@@ -30,7 +32,7 @@ export function compileIR(inputs: MeshInputs, previous?: DecodedDocuments): Comp
   }));
   // Stable sort: objects that share an origin (items of one List) keep their order.
   const entries = [...status.entries(tracked), ...problemEntries].sort((a, b) => compareOrigins(a.origin, b.origin));
-  return { ir, status: entries, decoded };
+  return { ir, status: entries, decoded, memo };
 }
 
 
@@ -48,7 +50,7 @@ export interface MeshCompileResult extends CompileResult {
  * same, byte for byte, as a compile from scratch.
  */
 export function compile(inputs: MeshInputs, codec: ProtoCodec, previous?: MeshCompileResult): MeshCompileResult {
-  const front = compileIR(inputs, previous?.decoded);
+  const front = compileIR(inputs, previous);
   const plans = planSnapshots(front.ir, codec, inputs.certificates, previous?.plans, undefined, previous?.ir);
   return { ...front, snapshots: [...plans.values()].map((p) => p.snapshot), plans };
 }

@@ -119,7 +119,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       for (const [k, u] of m.delta.set) units.set(k, u);
       connectedVirtualMachines = m.delta.connectedVirtualMachines;
       // Documents of unchanged units are the very values decoded last time: they are not decoded again.
-      current = compileIR(meshInputs(), current?.decoded);
+      current = compileIR(meshInputs(), current);
       const compile = ++compiles;
       irs.set(compile, current.ir);
       irs.delete(compile - KEPT_IRS);

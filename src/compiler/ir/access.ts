@@ -17,6 +17,8 @@ export function buildAccess(
   status: StatusCollector,
   /** Identities of ServiceAccount objects: with the workloads', the identities that exist. */
   accounts: readonly string[] = [],
+  /** Whether an identity that is neither of those exists in its namespace (when the mesh is built a namespace at a time). */
+  knownElsewhere: (namespace: string, id: string) => boolean = () => false,
 ): DestinationAccess[] {
   const known = new Set([...identities, ...accounts]);
   const byDestination = new Map<string, Grant[]>();
@@ -33,10 +35,10 @@ export function buildAccess(
     const destination = identityOf(settings.trustDomain, ns, tt.destination.name);
     const sources = [...new Set(tt.sources.map((s) => identityOf(settings.trustDomain, s.namespace, s.name)))];
     // References to nothing are warnings, not errors: the account may come later (as with istioctl analyze).
-    const absent = (id: string) => !known.has(id);
-    if (absent(destination)) status.add(tt.key, warning(`${destPath}.name`, `no Pod, VirtualMachine or ServiceAccount of the mesh is service account ${ns}/${tt.destination.name}; this TrafficTarget applies once one exists`));
+    const absent = (namespace: string, id: string) => !known.has(id) && !knownElsewhere(namespace, id);
+    if (absent(ns, destination)) status.add(tt.key, warning(`${destPath}.name`, `no Pod, VirtualMachine or ServiceAccount of the mesh is service account ${ns}/${tt.destination.name}; this TrafficTarget applies once one exists`));
     tt.sources.forEach((s, i) => {
-      if (absent(identityOf(settings.trustDomain, s.namespace, s.name))) {
+      if (absent(s.namespace, identityOf(settings.trustDomain, s.namespace, s.name))) {
         status.add(tt.key, warning(`${tt.rulesPath === 'specs' ? 'sources' : 'spec.sources'}[${i}].name`, `no Pod, VirtualMachine or ServiceAccount of the mesh is service account ${s.namespace}/${s.name}; this source is granted access once one exists`));
       }
     });

@@ -1,63 +1,307 @@
 import type * as m from '../model.js';
 import { compareOrigins } from '../inputs.js';
-import { error, warning, type StatusCollector } from '../status.js';
+import { error, warning, type StatusCollector, type StatusMessage } from '../status.js';
 import { buildAccess } from './access.js';
 import { warnHttpOnTcp } from './access-checks.js';
 import { checkRouteGroups } from './routes.js';
 import { assignVirtualIPs, buildServices } from './services.js';
 import { meshNamespaces, meshSettings } from './settings.js';
 import { buildSplits } from './splits.js';
-import { compareStrings, identityOf, type MeshIR } from './types.js';
+import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type SplitIR, type Workload } from './types.js';
 import { buildWorkloads } from './workloads.js';
+import { groupBy } from '../group.js';
 
-/** Kinds that are namespaced but may live outside mesh namespaces. */
-const ANYWHERE = new Set<m.MeshObject['kind']>(['MeshConfig']);
+/** Kinds the mesh as a whole reads (its namespaces, its settings), wherever they live. */
+const MESH_WIDE = new Set<m.MeshObject['kind']>(['Namespace', 'MeshConfig']);
+
+/**
+ * What one build of the IR keeps for the next, as plain data: each
+ * namespace's part, in three stages, with what each stage read from other
+ * namespaces and the status messages it gave. A stage whose inputs are the
+ * same values as last time (objects are compared by reference: the decoder
+ * hands back the very objects of unchanged documents) is not run again; its
+ * result and its messages are reused, so the IR and the status are what a
+ * build from scratch gives.
+ */
+export interface IRMemo {
+  /** The mesh settings and namespaces (JSON): when they change, nothing is kept. */
+  readonly mesh: string;
+  readonly parts: ReadonlyMap<string, NamespacePart>;
+  /** Services that were given a virtual IP: the service as built -> with its address. */
+  readonly assigned: ReadonlyMap<ServiceIR, ServiceIR>;
+}
+
+type Calls = readonly (readonly ['add' | 'reject' | 'ignore', string, StatusMessage])[];
+
+interface NamespacePart {
+  readonly front: Front;
+  /** Only for a namespace of the mesh. */
+  services?: ServicesStage;
+  policy?: PolicyStage;
+}
+
+/** Objects -> the namespace's unique objects, its workloads and the identities it has. */
+interface Front {
+  readonly namespace: string;
+  /** The namespace's objects as given (the stage's input). */
+  readonly objects: readonly m.MeshObject[];
+  readonly inMesh: boolean;
+  /** Node ids of the namespace's connected VM proxies (`offline` when the compile knows no connections). */
+  readonly connected: string;
+  readonly calls: Calls;
+  /** Unique objects of a mesh namespace, by kind, in canonical order. */
+  readonly byKind: ReadonlyMap<string, readonly m.MeshObject[]>;
+  readonly workloads: readonly Workload[];
+  readonly workloadByRef: ReadonlyMap<string, Workload>;
+  /** Identities of the workloads, in workload order. */
+  readonly identities: readonly Identity[];
+  /** Identities that exist here: of a workload or of a ServiceAccount. */
+  readonly known: ReadonlySet<Identity>;
+}
+
+/** Services and endpoints (before virtual IPs). */
+interface ServicesStage {
+  readonly front: Front;
+  readonly calls: Calls;
+  readonly services: readonly ServiceIR[];
+  /** Workloads of other namespaces an endpoint named (`Kind/ns/name`), as they were found. */
+  readonly foreign: ReadonlyMap<string, Workload | undefined>;
+  readonly headless: ReadonlySet<string>;
+  readonly objectKey: ReadonlyMap<string, string>;
+}
+
+/** Route groups, grants, splits and the checks between them. */
+interface PolicyStage {
+  readonly front: Front;
+  readonly services: ServicesStage;
+  /** Other namespaces' services with endpoints of this namespace's workloads. */
+  readonly contributors: readonly ServicesStage[];
+  /** Identities of other namespaces a TrafficTarget named: their namespace, and whether they existed. */
+  readonly foreign: ReadonlyMap<Identity, { readonly namespace: string; readonly known: boolean }>;
+  readonly calls: Calls;
+  readonly access: readonly DestinationAccess[];
+  readonly splits: readonly SplitIR[];
+}
+
+export interface BuiltIR {
+  readonly ir: MeshIR;
+  readonly memo: IRMemo;
+}
 
 /**
  * Decoded objects -> mesh IR. Pure and total: every problem becomes a status
  * message, and the objects are put in a canonical order first so the input
- * order never matters.
+ * order never matters. The IR is built a namespace at a time; given the
+ * previous build's memo, namespaces whose objects (and what they read of
+ * other namespaces) did not change are not built again.
  */
-export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollector, connectedVirtualMachines?: readonly string[]): MeshIR {
-  const objects = uniqueObjects(decoded, status);
-  // Objects by kind, in canonical order (sorted by kind first, so kinds taken in sorted order keep it).
-  const byKind = new Map<string, m.MeshObject[]>();
-  for (const o of objects) {
-    const list = byKind.get(o.kind);
+export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollector, connectedVirtualMachines?: readonly string[], previous?: IRMemo): BuiltIR {
+  const meshWide: m.MeshObject[] = [];
+  const byNamespace = new Map<string, m.MeshObject[]>();
+  for (const o of decoded) {
+    if (MESH_WIDE.has(o.kind)) {
+      meshWide.push(o);
+      continue;
+    }
+    const list = byNamespace.get(o.meta.namespace);
     if (list) list.push(o);
-    else byKind.set(o.kind, [o]);
+    else byNamespace.set(o.meta.namespace, [o]);
   }
-  const of = <K extends m.MeshObject['kind']>(...kinds: K[]) =>
-    [...kinds].sort(compareStrings).flatMap((k) => byKind.get(k) ?? []) as Extract<m.MeshObject, { kind: K }>[];
+  const global = byKind(uniqueObjects(meshWide, status));
+  const settings = meshSettings(of(global, 'MeshConfig'), status);
+  const namespaces = meshNamespaces(of(global, 'Namespace'), status);
+  const meshNames = [...namespaces].sort(compareStrings);
+  const meshText = JSON.stringify([settings, meshNames]);
+  const kept = previous?.mesh === meshText ? previous.parts : undefined;
 
-  const settings = meshSettings(of('MeshConfig'), status);
-  const namespaces = meshNamespaces(of('Namespace'), status);
-  const inMesh = objects.filter((o) => {
-    if (o.kind === 'Namespace' || ANYWHERE.has(o.kind) || namespaces.has(o.meta.namespace)) return true;
-    status.ignore(o.key, warning('metadata.namespace', `namespace ${JSON.stringify(o.meta.namespace)} is not in the mesh (it needs a Namespace with label smc.dev/mesh: enabled); ignored`));
-    return false;
-  });
-  const keep = new Set(inMesh.map((o) => o.key));
-  const inMeshOf = <K extends m.MeshObject['kind']>(...kinds: K[]) => of(...kinds).filter((o) => keep.has(o.key));
+  const connected = connectedVirtualMachines && groupBy(connectedVirtualMachines, (node) => node.slice(0, node.indexOf('/')));
+  const names = [...byNamespace.keys()].sort(compareStrings);
+  const parts = new Map<string, NamespacePart>();
 
-  const workloads = buildWorkloads(inMeshOf('Pod'), inMeshOf('VirtualMachine'), settings, status, connectedVirtualMachines && new Set(connectedVirtualMachines));
-  const services = assignVirtualIPs(buildServices(inMeshOf('Service'), inMeshOf('EndpointSlice', 'Endpoints'), workloads, status), inMeshOf('Service'), settings, status);
-  const routeGroups = checkRouteGroups(inMeshOf('HTTPRouteGroup'), status);
-  const portRoutes = new Map(inMeshOf('TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
-  const identities = [...new Set(workloads.map((w) => w.identity))];
-  const accounts = inMeshOf('ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
-  const access = buildAccess(inMeshOf('TrafficTarget'), routeGroups, portRoutes, identities, settings, status, accounts);
-  warnHttpOnTcp(inMeshOf('TrafficTarget'), access, services, settings, status);
-  const splits = buildSplits(inMeshOf('TrafficSplit'), services, routeGroups, status);
+  // Stage 1: each namespace's objects and workloads.
+  for (const ns of names) {
+    const objects = byNamespace.get(ns)!;
+    const nodes = connected ? (connected.get(ns) ?? []).join(' ') : 'offline';
+    const before = kept?.get(ns)?.front;
+    const front =
+      before && before.inMesh === namespaces.has(ns) && before.connected === nodes && sameItems(before.objects, objects)
+        ? before
+        : buildFront(ns, objects, namespaces.has(ns), nodes, settings);
+    parts.set(ns, { front });
+  }
+  const workloadOf = (kind: string, namespace: string, name: string) => parts.get(namespace)?.front.workloadByRef.get(`${kind}/${namespace}/${name}`);
 
-  return {
-    settings,
-    namespaces: [...namespaces].sort(compareStrings),
-    workloads,
-    services,
-    access,
-    splits,
+  // Stage 2: services and their endpoints (a targetRef may name a workload of another namespace).
+  for (const ns of names) {
+    const part = parts.get(ns)!;
+    if (!part.front.inMesh) continue;
+    const before = kept?.get(ns)?.services;
+    part.services =
+      before && before.front === part.front && [...before.foreign].every(([ref, w]) => workloadOf(...splitRef(ref)) === w)
+        ? before
+        : buildServicesStage(part.front, workloadOf);
+  }
+  // Virtual IPs are allocated across the whole mesh, in the order of namespaces and names.
+  const built = names.flatMap((ns) => parts.get(ns)!.services?.services ?? []);
+  const replay = (calls: Calls) => {
+    for (const [method, key, message] of calls) status[method](key, message);
   };
+  for (const ns of names) {
+    const part = parts.get(ns)!;
+    replay(part.front.calls);
+    if (part.services) replay(part.services.calls);
+  }
+  const headless = new Set<string>();
+  for (const ns of names) for (const h of parts.get(ns)!.services?.headless ?? []) headless.add(h);
+  const objectKey = (service: string) => parts.get(service.slice(0, service.indexOf('/')))!.services!.objectKey.get(service)!;
+  const { services, assigned } = assignVirtualIPs(built, headless, objectKey, settings, status, previous?.assigned);
+
+  // Stage 3: route groups, grants and splits. Which namespaces' services hold endpoints of another namespace's workloads:
+  const contributorsOf = new Map<string, ServicesStage[]>();
+  for (const ns of names) {
+    const stage = parts.get(ns)!.services;
+    if (!stage) continue;
+    const to = new Set([...stage.foreign.values()].flatMap((w) => (w && w.namespace !== ns ? [w.namespace] : [])));
+    for (const other of to) {
+      const list = contributorsOf.get(other);
+      if (list) list.push(stage);
+      else contributorsOf.set(other, [stage]);
+    }
+  }
+  const knownIn = (namespace: string, id: Identity) => parts.get(namespace)?.front.known.has(id) ?? false;
+  for (const ns of names) {
+    const part = parts.get(ns)!;
+    if (!part.services) continue;
+    const contributors = contributorsOf.get(ns) ?? [];
+    const before = kept?.get(ns)?.policy;
+    part.policy =
+      before &&
+      before.front === part.front &&
+      before.services === part.services &&
+      sameItems(before.contributors, contributors) &&
+      [...before.foreign].every(([id, was]) => knownIn(was.namespace, id) === was.known)
+        ? before
+        : buildPolicyStage(part.front, part.services, contributors, knownIn, settings);
+    replay(part.policy.calls);
+  }
+
+  // Identities sort by namespace then account: namespaces compared with the `/` that follows them in an identity.
+  const byIdentityOrder = [...names].sort((a, b) => compareStrings(`${a}/`, `${b}/`));
+  const ir: MeshIR = {
+    settings,
+    namespaces: meshNames,
+    workloads: names.flatMap((ns) => parts.get(ns)!.front.workloads),
+    services,
+    access: byIdentityOrder.flatMap((ns) => parts.get(ns)!.policy?.access ?? []),
+    splits: names.flatMap((ns) => parts.get(ns)!.policy?.splits ?? []),
+  };
+  return { ir, memo: { mesh: meshText, parts, assigned } };
+}
+
+function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, connected: string, settings: MeshSettings): Front {
+  const { status, calls } = recorder();
+  const unique = uniqueObjects(objects, status);
+  const none = { byKind: new Map(), workloads: [], workloadByRef: new Map(), identities: [], known: new Set<Identity>() };
+  if (!inMesh) {
+    for (const o of unique) status.ignore(o.key, warning('metadata.namespace', `namespace ${JSON.stringify(o.meta.namespace)} is not in the mesh (it needs a Namespace with label smc.dev/mesh: enabled); ignored`));
+    return { namespace, objects, inMesh, connected, calls, ...none };
+  }
+  const kinds = byKind(unique);
+  const vms = connected === 'offline' ? undefined : new Set(connected === '' ? [] : connected.split(' '));
+  const workloads = buildWorkloads(of(kinds, 'Pod'), of(kinds, 'VirtualMachine'), settings, status, vms);
+  const identities = [...new Set(workloads.map((w) => w.identity))];
+  const accounts = of(kinds, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
+  return {
+    namespace,
+    objects,
+    inMesh,
+    connected,
+    calls,
+    byKind: kinds,
+    workloads,
+    workloadByRef: new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w])),
+    identities,
+    known: new Set([...identities, ...accounts]),
+  };
+}
+
+function buildServicesStage(front: Front, workloadOf: (kind: string, namespace: string, name: string) => Workload | undefined): ServicesStage {
+  const { status, calls } = recorder();
+  const foreign = new Map<string, Workload | undefined>();
+  const lookup = (kind: string, namespace: string, name: string) => {
+    if (namespace === front.namespace) return front.workloadByRef.get(`${kind}/${namespace}/${name}`);
+    const w = workloadOf(kind, namespace, name);
+    foreign.set(JSON.stringify([kind, namespace, name]), w);
+    return w;
+  };
+  const objects = of(front.byKind, 'Service');
+  const services = buildServices(objects, of(front.byKind, 'EndpointSlice', 'Endpoints'), front.workloads, status, lookup);
+  return {
+    front,
+    calls,
+    services,
+    foreign,
+    headless: new Set(objects.filter((o) => o.headless).map((o) => `${o.meta.namespace}/${o.meta.name}`)),
+    objectKey: new Map(objects.map((o) => [`${o.meta.namespace}/${o.meta.name}`, o.key])),
+  };
+}
+
+const splitRef = (ref: string) => JSON.parse(ref) as [string, string, string];
+
+function buildPolicyStage(
+  front: Front,
+  services: ServicesStage,
+  contributors: readonly ServicesStage[],
+  knownIn: (namespace: string, id: Identity) => boolean,
+  settings: MeshSettings,
+): PolicyStage {
+  const { status, calls } = recorder();
+  const foreign = new Map<Identity, { namespace: string; known: boolean }>();
+  const knownElsewhere = (namespace: string, id: Identity) => {
+    if (namespace === front.namespace) return false;
+    const known = knownIn(namespace, id);
+    foreign.set(id, { namespace, known });
+    return known;
+  };
+  const routeGroups = checkRouteGroups(of(front.byKind, 'HTTPRouteGroup'), status);
+  const portRoutes = new Map(of(front.byKind, 'TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
+  const accounts = of(front.byKind, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
+  const targets = of(front.byKind, 'TrafficTarget');
+  const access = buildAccess(targets, routeGroups, portRoutes, front.identities, settings, status, accounts, knownElsewhere);
+  // The services whose endpoints are this namespace's workloads, in mesh order.
+  const related = [services, ...contributors].sort((a, b) => compareStrings(a.front.namespace, b.front.namespace)).flatMap((s) => s.services);
+  warnHttpOnTcp(targets, access, related, settings, status);
+  const splits = buildSplits(of(front.byKind, 'TrafficSplit'), services.services, routeGroups, status);
+  return { front, services, contributors, foreign, calls, access, splits };
+}
+
+/** A status collector that records what it is told, to be replayed into the compile's own. */
+function recorder(): { status: StatusCollector; calls: ['add' | 'reject' | 'ignore', string, StatusMessage][] } {
+  const calls: ['add' | 'reject' | 'ignore', string, StatusMessage][] = [];
+  return {
+    calls,
+    status: {
+      add: (k, msg) => void calls.push(['add', k, msg]),
+      reject: (k, msg) => void calls.push(['reject', k, msg]),
+      ignore: (k, msg) => void calls.push(['ignore', k, msg]),
+    },
+  };
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Objects by kind, in canonical order (objects arrive sorted by kind first, so each kind's list keeps it). */
+function byKind(objects: readonly m.MeshObject[]): Map<string, m.MeshObject[]> {
+  return groupBy(objects, (o) => o.kind);
+}
+
+/** The objects of some kinds, in canonical order (kinds in sorted order, then each kind's own). */
+function of<K extends m.MeshObject['kind']>(kinds: ReadonlyMap<string, readonly m.MeshObject[]>, ...wanted: K[]): Extract<m.MeshObject, { kind: K }>[] {
+  return [...wanted].sort(compareStrings).flatMap((k) => kinds.get(k) ?? []) as Extract<m.MeshObject, { kind: K }>[];
 }
 
 /**

@@ -16,7 +16,9 @@ import type { Identity, MeshIR } from './types.js';
  * - a service, or a split (its root and backends): every identity backing
  *   one of those services, or a service split with them, before or after,
  *   and every source of grants to those identities, before and after.
- * Everything is compared as JSON text, each IR part serialised once.
+ * Parts are compared by reference first (an IR built from the previous one
+ * reuses the parts of what did not change), else as JSON text, each IR part
+ * serialised once.
  */
 export function changedIdentities(before: MeshIR, after: MeshIR): ReadonlySet<Identity> | 'all' {
   if (before === after) return new Set();
@@ -27,24 +29,24 @@ export function changedIdentities(before: MeshIR, after: MeshIR): ReadonlySet<Id
 
   // Workloads, by identity.
   for (const id of new Set([...was.workloadsOf.keys(), ...now.workloadsOf.keys()])) {
-    if (textOf(was.workloadsOf.get(id)) !== textOf(now.workloadsOf.get(id))) dirty.add(id);
+    if (!same(was.workloadsOf.get(id), now.workloadsOf.get(id))) dirty.add(id);
   }
   // Grants, by destination.
   const callers = (id: Identity) => {
     for (const index of [was, now]) for (const g of index.grantsTo.get(id) ?? []) dirty.add(g.source);
   };
   for (const id of new Set([...was.grantsTo.keys(), ...now.grantsTo.keys()])) {
-    if (textOf(was.grantsTo.get(id)) === textOf(now.grantsTo.get(id))) continue;
+    if (same(was.grantsTo.get(id), now.grantsTo.get(id))) continue;
     dirty.add(id);
     callers(id);
   }
   // Services and splits, by `ns/name`.
   const touched = new Set<string>();
   for (const key of new Set([...was.service.keys(), ...now.service.keys()])) {
-    if (textOf(was.service.get(key)) !== textOf(now.service.get(key))) touched.add(key);
+    if (!same(was.service.get(key), now.service.get(key))) touched.add(key);
   }
   for (const key of new Set([...was.splitOf.keys(), ...now.splitOf.keys()])) {
-    if (textOf(was.splitOf.get(key)) !== textOf(now.splitOf.get(key))) touched.add(key);
+    if (!same(was.splitOf.get(key), now.splitOf.get(key))) touched.add(key);
   }
   const permissive = before.settings.permissive || after.settings.permissive;
   if (permissive && (dirty.size > 0 || touched.size > 0)) return 'all';
@@ -79,4 +81,11 @@ function text(value: object): string {
   return t;
 }
 const textOf = (value: object | undefined) => (value === undefined ? '' : text(value));
+
+/** The same part: the same value, a list of the same values, or else the same JSON text. */
+function same(a: object | undefined, b: object | undefined): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i])) return true;
+  return textOf(a) === textOf(b);
+}
 

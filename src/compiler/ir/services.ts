@@ -35,9 +35,12 @@ export function buildServices(
   endpointSets: readonly EndpointSetObj[],
   workloads: readonly Workload[],
   status: StatusCollector,
+  /** The workload an endpoint's targetRef names (it may be of another namespace than the service's); by default, one of `workloads`. */
+  workloadOf?: (kind: string, namespace: string, name: string) => Workload | undefined,
 ): ServiceIR[] {
   const setsByService = groupBy(endpointSets, (s) => `${s.meta.namespace}/${s.serviceName}`);
-  const workloadByRef = new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w]));
+  const workloadByRef = workloadOf ? undefined : new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w]));
+  const byRef = workloadOf ?? ((kind: string, namespace: string, name: string) => workloadByRef!.get(`${kind}/${namespace}/${name}`));
   const workloadsIn = groupBy(workloads, (w) => w.namespace);
   const workloadByAddress = new Map<string, Workload>();
   for (const w of workloads) for (const a of w.addresses) workloadByAddress.set(`${w.namespace}/${a}`, w);
@@ -76,7 +79,7 @@ export function buildServices(
             if (!e.ready) return;
             for (const address of e.addresses) {
               const ref = e.targetRef;
-              const w = ref ? workloadByRef.get(`${ref.kind}/${ref.namespace}/${ref.name}`) : workloadByAddress.get(`${ns}/${address}`);
+              const w = ref ? byRef(ref.kind, ref.namespace, ref.name) : workloadByAddress.get(`${ns}/${address}`);
               if (!w) {
                 status.add(set.key, warning(`endpoints[${j}]`, `${address} is not a workload of the mesh (no such pod or VM in a mesh namespace); skipped`));
                 continue;
@@ -127,17 +130,27 @@ export function buildServices(
  * address are resolved by name order, the later one taking the next free
  * address. Real cluster IPs in the range are never reused.
  */
-export function assignVirtualIPs(services: ServiceIR[], objects: readonly ServiceObj[], settings: MeshSettings, status: StatusCollector): ServiceIR[] {
+export function assignVirtualIPs(
+  services: readonly ServiceIR[],
+  /** Headless services (`clusterIP: None`), by `ns/name`: they get no address. */
+  headless: ReadonlySet<string>,
+  /** The status key of the Service object of `ns/name`. */
+  keyOf: (service: string) => string,
+  settings: MeshSettings,
+  status: StatusCollector,
+  /** The previous compile's `assigned`: a service given the same address again is the same value as then. */
+  previous?: ReadonlyMap<ServiceIR, ServiceIR>,
+): { services: ServiceIR[]; assigned: Map<ServiceIR, ServiceIR> } {
   const range = parseIPv4Range(settings.virtualIPRange)!;
-  const headless = new Set(objects.filter((o) => o.headless).map((o) => `${o.meta.namespace}/${o.meta.name}`));
-  const keyOf = new Map(objects.map((o) => [`${o.meta.namespace}/${o.meta.name}`, o.key]));
-  const taken = new Set(services.flatMap((s) => s.clusterIPs));
+  const taken = new Set<string>();
+  for (const s of services) for (const ip of s.clusterIPs) taken.add(ip);
   const toText = (n: number) => [24, 16, 8, 0].map((b) => (n >>> b) & 255).join('.');
-  const out = new Map<ServiceIR, ServiceIR>();
+  const assigned = new Map<ServiceIR, ServiceIR>();
   // Services arrive sorted by namespace and name, which decides collisions.
   for (const s of services) {
+    if (s.clusterIPs.length > 0) continue;
     const key = `${s.namespace}/${s.name}`;
-    if (s.clusterIPs.length > 0 || headless.has(key)) continue;
+    if (headless.has(key)) continue;
     let slot = fnv1a(key) % range.size;
     let ip = '';
     for (let tries = 0; tries < range.size; tries++, slot = (slot + 1) % range.size) {
@@ -150,13 +163,14 @@ export function assignVirtualIPs(services: ServiceIR[], objects: readonly Servic
       }
     }
     if (ip === '') {
-      status.add(keyOf.get(key)!, warning('spec.clusterIP', `no cluster IP, and the virtual IP range ${settings.virtualIPRange} is full: not reachable through the transparent outbound listener`));
+      status.add(keyOf(key), warning('spec.clusterIP', `no cluster IP, and the virtual IP range ${settings.virtualIPRange} is full: not reachable through the transparent outbound listener`));
       continue;
     }
     taken.add(ip);
-    out.set(s, { ...s, clusterIPs: [ip] });
+    const before = previous?.get(s);
+    assigned.set(s, before !== undefined && before.clusterIPs[0] === ip ? before : { ...s, clusterIPs: [ip] });
   }
-  return services.map((s) => out.get(s) ?? s);
+  return { services: services.map((s) => assigned.get(s) ?? s), assigned };
 }
 
 function fnv1a(text: string): number {
