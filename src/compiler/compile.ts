@@ -1,4 +1,4 @@
-import { decodeDocuments, type DecodedDocuments } from './decode/index.js';
+import { decodeDocuments, type DecodedDocuments, type TrackedObject } from './decode/index.js';
 import type { ProtoCodec } from './envoy/codec.js';
 import { planSnapshots, type Snapshot, type SnapshotPlans } from './envoy/snapshot.js';
 import { compareOrigins, type MeshInputs } from './inputs.js';
@@ -14,13 +14,15 @@ export interface CompileResult {
   readonly decoded?: DecodedDocuments;
   /** The IR's parts, for the next compile: namespaces whose objects did not change are not built again. */
   readonly memo?: IRMemo;
+  /** Each object's status entry, for the next compile: an unchanged entry is the same value again. */
+  readonly entries?: ReadonlyMap<TrackedObject, StatusEntry>;
 }
 
 /**
  * The compiler's front half: MeshInputs -> mesh IR plus status. Pure and
  * total: no IO, no clock, never throws on user input.
  */
-export function compileIR(inputs: MeshInputs, previous?: Pick<CompileResult, 'decoded' | 'memo'>): CompileResult {
+export function compileIR(inputs: MeshInputs, previous?: Pick<CompileResult, 'decoded' | 'memo' | 'entries'>): CompileResult {
   const status = createStatusCollector();
   const { objects, tracked, decoded } = decodeDocuments(inputs.documents, status, previous?.decoded);
   const { ir, memo } = buildIR(objects, status, inputs.connectedVirtualMachines, previous?.memo);
@@ -30,9 +32,10 @@ export function compileIR(inputs: MeshInputs, previous?: Pick<CompileResult, 'de
     state: 'Rejected',
     messages: [error('', p.message)],
   }));
+  const byObject = status.entries(tracked, previous?.entries);
   // Stable sort: objects that share an origin (items of one List) keep their order.
-  const entries = [...status.entries(tracked), ...problemEntries].sort((a, b) => compareOrigins(a.origin, b.origin));
-  return { ir, status: entries, decoded, memo };
+  const entries = [...byObject.values(), ...problemEntries].sort((a, b) => compareOrigins(a.origin, b.origin));
+  return { ir, status: entries, decoded, memo, entries: byObject };
 }
 
 

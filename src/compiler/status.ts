@@ -44,7 +44,13 @@ export interface StatusCollector {
 }
 
 export function createStatusCollector(): StatusCollector & {
-  entries(objects: ReadonlyArray<{ key: string; origin: Origin; ref: ObjectRef }>): StatusEntry[];
+  /**
+   * One entry per object. Given the previous compile's entries by object, an
+   * object whose state and messages are the very same values as then keeps
+   * its entry (so an unchanged status is the same entries again, and is
+   * recognised without being serialised).
+   */
+  entries<O extends { key: string; origin: Origin; ref: ObjectRef }>(objects: ReadonlyArray<O>, previous?: ReadonlyMap<O, StatusEntry>): Map<O, StatusEntry>;
 } {
   const messages = new Map<string, StatusMessage[]>();
   const forced = new Map<string, StatusState>();
@@ -63,13 +69,18 @@ export function createStatusCollector(): StatusCollector & {
       push(key, m);
       if (forced.get(key) !== 'Rejected') forced.set(key, 'Ignored');
     },
-    entries(objects) {
-      return objects.map(({ key, origin, ref }) => {
+    entries(objects, previous) {
+      const out = new Map<(typeof objects)[number], StatusEntry>();
+      for (const o of objects) {
+        const { key, origin, ref } = o;
         const list = dedupe(messages.get(key) ?? []);
         const state: StatusState =
           forced.get(key) ?? (list.some((m) => m.severity === 'error') ? 'PartiallyAccepted' : 'Accepted');
-        return { origin, object: ref, state, messages: list };
-      });
+        const before = previous?.get(o);
+        const same = before !== undefined && before.state === state && before.origin === origin && before.messages.length === list.length && list.every((m, i) => m === before.messages[i]);
+        out.set(o, same ? before : { origin, object: ref, state, messages: list });
+      }
+      return out;
     },
   };
 }

@@ -68,8 +68,11 @@ export type WorkerRequest =
   | { readonly id: number; readonly type: 'reset' }
   | { readonly id: number; readonly type: 'ir'; readonly compile: number };
 
+/** A compile's answer as it crosses the thread boundary: a list the same as in the previous answer is left out. */
+export type CompiledReply = Omit<CompiledMesh, 'identities' | 'namespaces' | 'pods'> & Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>>;
+
 export type WorkerReply =
-  | { readonly id: number; readonly compiled: CompiledMesh }
+  | { readonly id: number; readonly compiled: CompiledReply }
   | { readonly id: number; readonly ir: MeshIR }
   | { readonly id: number; readonly snapshots: SnapshotChanges }
   | { readonly id: number; readonly reset: true }
@@ -82,7 +85,9 @@ let compiles = 0;
 // The IR of the latest compiles, by number: the one being served may be a compile or two behind the latest.
 const irs = new Map<number, MeshIR>();
 const KEPT_IRS = 4;
-let statusText = '';
+let answeredStatus: readonly StatusEntry[] | undefined;
+const sameStatus = (a: readonly StatusEntry[], b: readonly StatusEntry[] | undefined) =>
+  b !== undefined && a.length === b.length && a.every((e, i) => e === b[i] || JSON.stringify(e) === JSON.stringify(b[i]));
 const units = new Map<string, SourceUnit>();
 let connectedVirtualMachines: readonly string[] | undefined;
 const certificates = new Map<string, CertificateInputs['identities'][number]>();
@@ -93,6 +98,10 @@ let plans = new Map<string, PlannedSnapshot>();
 let sent = new Map<string, PlannedSnapshot>();
 // The IR those plans were made from: the next compile's IR is compared with it to find the identities to plan again.
 let plannedIR: MeshIR | undefined;
+
+// The lists the controller was last answered (it keeps them: a compile sends only those that changed).
+let answered: Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>> = {};
+const sameList = (a: readonly string[], b: readonly string[] | undefined) => b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** The inputs the units make, in the order of their keys (as the controller's input store lists them). */
 function meshInputs(): MeshInputs {
@@ -124,11 +133,14 @@ parentPort?.on('message', (m: WorkerRequest) => {
       irs.set(compile, current.ir);
       irs.delete(compile - KEPT_IRS);
       // The decoded documents and the IR stay here; the controller gets the status when it changed, and what it serves from.
-      const text = JSON.stringify(current.status);
-      const status = text === statusText ? undefined : current.status;
-      statusText = text;
+      // Unchanged entries are the previous compile's very values (see compileIR); the others are compared as text.
+      const status = sameStatus(current.status, answeredStatus) ? undefined : current.status;
+      answeredStatus = current.status;
       const index = meshIndex(current.ir);
-      const compiled: CompiledMesh = { compile, status, identities: index.identities, namespaces: current.ir.namespaces, pods: [...index.podSet], settings: current.ir.settings };
+      const lists = { identities: index.identities, namespaces: current.ir.namespaces, pods: [...index.podSet] };
+      const changedLists = Object.fromEntries((['identities', 'namespaces', 'pods'] as const).filter((k) => !sameList(lists[k], answered[k])).map((k) => [k, lists[k]]));
+      const compiled: CompiledReply = { compile, status, settings: current.ir.settings, ...changedLists };
+      answered = lists;
       parentPort!.postMessage({ id: m.id, compiled } satisfies WorkerReply);
       return;
     }

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { SourceUnit } from '../adapters/source.js';
 import type { MeshIR } from '../compiler/ir/types.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
-import type { CertificateDelta, CompiledMesh, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-worker.js';
+import type { CertificateDelta, CompiledMesh, CompiledReply, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-worker.js';
 
 export type { CompiledMesh };
 
@@ -62,6 +62,7 @@ export function startCompilerThread(): CompilerThread {
   // What the worker holds, as far as this side knows (undefined: nothing known, send everything).
   let sentUnits: Map<string, SourceUnit> | undefined;
   let sentCertificates: Map<string, Certificate> | undefined;
+  let lists: Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'> = { identities: [], namespaces: [], pods: [] };
   const changes = <V>(now: ReadonlyMap<string, V>, sent: Map<string, V> | undefined, same: (a: V, b: V) => boolean = (a, b) => a === b) => {
     const set: [string, V][] = [];
     const deleted: string[] = [];
@@ -74,7 +75,7 @@ export function startCompilerThread(): CompilerThread {
   };
   const certificateDelta = (certificates: CertificateInputs) => {
     const now = new Map(certificates.identities.map((c) => [c.identity, c]));
-    const d = changes(now, sentCertificates, (a, b) => a.certificateChain === b.certificateChain && a.privateKey === b.privateKey);
+    const d = changes(now, sentCertificates, (a, b) => a === b || (a.certificateChain === b.certificateChain && a.privateKey === b.privateKey));
     const delta: CertificateDelta = { replace: d.replace, trustBundle: certificates.trustBundle, set: d.set.map(([, c]) => c), deleted: d.deleted };
     return { now, delta };
   };
@@ -84,9 +85,12 @@ export function startCompilerThread(): CompilerThread {
       const now = new Map(units);
       const delta: InputDelta = { ...changes(now, sentUnits), ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}) };
       sentUnits = undefined;
-      const reply = (await ask({ type: 'compile', delta })) as { compiled: CompiledMesh };
+      const { compiled } = (await ask({ type: 'compile', delta })) as { compiled: CompiledReply };
       sentUnits = now;
-      return reply.compiled;
+      // Lists the worker left out are the previous answer's (the very arrays: the controller can tell they did not change).
+      const full: CompiledMesh = { ...compiled, identities: compiled.identities ?? lists.identities, namespaces: compiled.namespaces ?? lists.namespaces, pods: compiled.pods ?? lists.pods };
+      lists = full;
+      return full;
     },
     async snapshots(certificates, identities) {
       const { now, delta } = certificateDelta(certificates);

@@ -10,7 +10,7 @@ import { createFolderSource } from '../adapters/folder-source.js';
 import { createInputStore, type Source } from '../adapters/source.js';
 import type { LeaderElection } from '../adapters/leader.js';
 
-import type { CertificateInputs } from '../compiler/inputs.js';
+import type { CertificateInputs, IdentityCertificate } from '../compiler/inputs.js';
 import { identityOf, type MeshIR } from '../compiler/ir/types.js';
 import { explain } from '../compiler/explain.js';
 import type { StatusEntry } from '../compiler/status.js';
@@ -238,21 +238,28 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       return next;
     };
 
-    /** Issues (or renews) the certificates of `identities` that are due, several at a time; returns those issued. */
-    const dueOf = (identities: readonly string[]) =>
-      identities.filter((id) => {
+    /** The identities among `identities` whose certificate is missing or due for renewal. */
+    const dueOf = (identities: readonly string[]) => {
+      const now = Date.now();
+      return identities.filter((id) => {
         const have = issued.get(id);
-        return !have || renewalDue(have) <= Date.now();
+        return !have || renewalDue(have) <= now;
       });
+    };
+    // One input per certificate, made once: the worker is sent only the certificates that are not the ones it has.
+    const inputOf = new WeakMap<IssuedCertificate, IdentityCertificate>();
     const certificateInputs = (identities: readonly string[]): CertificateInputs => ({
       trustBundle: ca.trustBundle(),
       identities: identities.flatMap((identity) => {
         const cert = issued.get(identity);
-        return cert ? [{ identity, ...cert }] : [];
+        if (!cert) return [];
+        let input = inputOf.get(cert);
+        if (!input) inputOf.set(cert, (input = { identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey }));
+        return [input];
       }),
     });
-    const issueDue = async (identities: readonly string[]): Promise<string[]> => {
-      const due = dueOf(identities);
+    /** Issues (or renews) the certificates of `due`, several at a time. */
+    const issue = async (due: readonly string[]): Promise<void> => {
       await inParallel(due, 16, async (id) => {
         const have = issued.get(id);
         const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
@@ -262,8 +269,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         const serial = cert.serial ?? new X509Certificate(cert.certificateChain).serialNumber.toLowerCase();
         o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${serial}, expires ${cert.notAfter.toISOString()})`, { identity: id, serial });
       });
-      return due;
     };
+    // The identities of the last publish (the worker sends the same array while they do not change).
+    let published: readonly string[] = [];
     /**
      * Publishes `result`: every identity's snapshot, or with `renewals` only
      * the snapshots of identities whose certificate is due (a renewal
@@ -272,19 +280,21 @@ export async function startController(o: ControllerOptions): Promise<Controller>
      */
     const publish = async (result: CompiledMesh, renewals = false): Promise<IdentityChange[]> => {
       const identities = result.identities;
-      const identitySet = new Set(identities);
+      const renewed = dueOf(identities);
       // Many certificates to issue (a first start): the worker translates everything but the secrets meanwhile.
       // (Should that fail, the snapshots below do the work.)
-      const prepared = !renewals && dueOf(identities).length > 1 ? compiler.prepare(certificateInputs(identities)).catch(() => undefined) : undefined;
-      const renewed = await issueDue(identities);
+      const prepared = !renewals && renewed.length > 1 ? compiler.prepare(certificateInputs(identities)).catch(() => undefined) : undefined;
+      await issue(renewed);
       await prepared;
-      if (!renewals) {
+      if (!renewals && identities !== published) {
         // Identities that left the mesh are no longer renewed.
+        const identitySet = new Set(identities);
         for (const id of [...issued.keys()]) {
           if (identitySet.has(id)) continue;
           issued.delete(id);
           await store.remove(id);
         }
+        published = identities;
       }
       const certificates = certificateInputs(identities);
       // Built by the worker from the IR of its latest compile (the one being published): only the snapshots whose plan changed come back.

@@ -32,11 +32,17 @@ export interface DecodeResult {
  * document (by source and index), its text (JSON), where it started, and what
  * decoding it produced (objects, tracked entries, status messages). A
  * document whose text and position are unchanged is not decoded again; its
- * results are replayed, so the outcome is the same as decoding it.
+ * results are replayed, so the outcome is the same as decoding it. The very
+ * document value given again (an input unit the controller's worker kept) is
+ * found without even naming it.
  */
-export type DecodedDocuments = ReadonlyMap<string, DecodedDocument>;
+export interface DecodedDocuments {
+  readonly byKey: ReadonlyMap<string, DecodedDocument>;
+  readonly byDocument: ReadonlyMap<InputDocument, DecodedDocument>;
+}
 
 interface DecodedDocument {
+  readonly key: string;
   /** The document's value itself: the same (immutable) value again is unchanged without serialising it. */
   readonly value: unknown;
   readonly text: string;
@@ -424,12 +430,27 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
   };
   const allObjects: m.MeshObject[] = [];
   const allTracked: TrackedObject[] = [];
-  const decoded = new Map<string, DecodedDocument>();
+  const byKey = new Map<string, DecodedDocument>();
+  const byDocument = new Map<InputDocument, DecodedDocument>();
+  const use = (entry: DecodedDocument, doc: InputDocument, keep = true) => {
+    if (keep) {
+      byKey.set(entry.key, entry);
+      byDocument.set(doc, entry);
+    }
+    for (const o of entry.objects) allObjects.push(o);
+    for (const t of entry.tracked) allTracked.push(t);
+    for (const [method, k, msg] of entry.calls) collector[method](k, msg);
+  };
   for (const doc of documents) {
+    const kept = previous?.byDocument.get(doc);
+    if (kept) {
+      use(kept, doc);
+      continue;
+    }
     const key = `${doc.origin.source}#${doc.origin.document}`;
     const position = `${doc.origin.line} ${doc.itemLines?.join(',') ?? ''}`;
-    let entry = previous?.get(key);
-    // Inputs are immutable values: the very value decoded last time (a unit the controller's worker kept) is unchanged.
+    let entry = previous?.byKey.get(key);
+    // Inputs are immutable values: the very value decoded last time is unchanged.
     const same = entry !== undefined && entry.value === doc.value && entry.position === position;
     let text: string | undefined = same ? entry!.text : undefined;
     if (!same) {
@@ -444,13 +465,11 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
       tracked = [];
       calls = [];
       visit(doc.value, doc.origin, key, '', doc.itemLines);
-      entry = { value: doc.value, text: text ?? '', position, objects, tracked, calls };
+      entry = { key, value: doc.value, text: text ?? '', position, objects, tracked, calls };
     } else if (!same) entry = { ...entry, value: doc.value };
-    if (text !== undefined) decoded.set(key, entry);
-    allObjects.push(...entry.objects);
-    allTracked.push(...entry.tracked);
-    for (const [method, k, msg] of entry.calls) collector[method](k, msg);
+    use(entry, doc, text !== undefined);
   }
+  const decoded: DecodedDocuments = { byKey, byDocument };
   return { objects: allObjects, tracked: allTracked, decoded };
 }
 
