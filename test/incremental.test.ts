@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { throwawayCertificates } from '../src/adapters/ca/throwaway.js';
-import { compile, type MeshCompileResult } from '../src/compiler/compile.js';
+import { compile, compileIR, type MeshCompileResult } from '../src/compiler/compile.js';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 import type { MeshInputs } from '../src/compiler/inputs.js';
+import { compileUnits, type InputUnit, type UnitsCompileResult } from '../src/compiler/units.js';
+import { groupBy } from '../src/compiler/group.js';
 
 /** compile(inputs, previous) gives exactly what a compile from scratch gives, and reuses what did not change. */
 const codec = loadEnvoyProtos();
@@ -31,8 +33,12 @@ interface State {
   extSlice: boolean;
   /** `back` declares ServiceAccount y, a source of a grant in shop. */
   account: boolean;
-  /** Services without a cluster IP in `back` (they share a small virtual IP range with shop's `ext`). */
+  /** Services without a cluster IP in `back` (they share a small virtual IP range with shop's `ext`; 14 fill it). */
   vips: number;
+  /** A file that does not parse. */
+  unparsable: boolean;
+  /** An older MeshConfig in a file of its own: it is in force, and the other one is rejected. */
+  rival: boolean;
 }
 
 type Edit =
@@ -49,7 +55,9 @@ type Edit =
   | { kind: 'xService'; on: boolean }
   | { kind: 'extSlice'; on: boolean }
   | { kind: 'account'; on: boolean }
-  | { kind: 'vips'; count: number };
+  | { kind: 'vips'; count: number }
+  | { kind: 'unparsable'; on: boolean }
+  | { kind: 'rival'; on: boolean };
 
 const app = fc.constantFrom(...APPS, 'x');
 const edit: fc.Arbitrary<Edit> = fc.oneof(
@@ -66,7 +74,9 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('xService' as const), on: fc.boolean() }),
   fc.record({ kind: fc.constant('extSlice' as const), on: fc.boolean() }),
   fc.record({ kind: fc.constant('account' as const), on: fc.boolean() }),
-  fc.record({ kind: fc.constant('vips' as const), count: fc.integer({ min: 0, max: 4 }) }),
+  fc.record({ kind: fc.constant('vips' as const), count: fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constant(15)) }),
+  fc.record({ kind: fc.constant('unparsable' as const), on: fc.boolean() }),
+  fc.record({ kind: fc.constant('rival' as const), on: fc.boolean() }),
 );
 
 function apply(s: State, e: Edit): State {
@@ -99,6 +109,10 @@ function apply(s: State, e: Edit): State {
       return { ...s, account: e.on };
     case 'vips':
       return { ...s, vips: e.count };
+    case 'unparsable':
+      return { ...s, unparsable: e.on };
+    case 'rival':
+      return { ...s, rival: e.on };
   }
 }
 
@@ -112,8 +126,9 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
         ]
       : []),
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: s.inMesh ? { 'smc.dev/mesh': 'enabled' } : {} } },
-    { apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'smc', namespace: 'smc-system' }, spec: { permissive: s.permissive, virtualIPRange: '198.19.255.0/28' } },
+    { apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'smc', namespace: 'smc-system', creationTimestamp: '2024-01-01T00:00:00Z' }, spec: { permissive: s.permissive, virtualIPRange: '198.19.255.0/28' } },
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: BACK, labels: s.backInMesh ? { 'smc.dev/mesh': 'enabled' } : {} } },
+    ...(s.rival ? [{ apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'rival', namespace: 'smc-system', creationTimestamp: '2020-01-01T00:00:00Z' }, spec: { permissive: s.permissive, virtualIPRange: '198.19.255.0/28' } }] : []),
     { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'HTTPRouteGroup', metadata: { name: 'api', namespace: BACK }, spec: { matches: [{ name: 'get', pathRegex: '/api', methods: ['GET'] }] } },
     { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: BACK }, spec: {} },
     // y of back may call a; it exists only while back declares its ServiceAccount.
@@ -152,7 +167,8 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
   // One file per namespace (and one for what is mesh-wide), as a folder or the cluster would give them: an edit in one namespace moves no other namespace's documents.
   const fileOf = (d: unknown) => {
     const { kind, metadata } = d as { kind: string; metadata: { namespace?: string } };
-    return kind === 'Namespace' || kind === 'MeshConfig' ? 'mesh.yaml' : `${metadata.namespace}.yaml`;
+    if (kind === 'MeshConfig') return (metadata as { name: string }).name === 'rival' ? 'rival.yaml' : 'mesh.yaml';
+    return kind === 'Namespace' ? 'mesh.yaml' : `${metadata.namespace}.yaml`;
   };
   const counts = new Map<string, number>();
   const documents = docs.map((value) => {
@@ -161,7 +177,23 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
     counts.set(source, document + 1);
     return { origin: { source, document, line: 0 }, value };
   });
-  return { documents, problems: [], ...(certificates ? { certificates } : {}) };
+  const problems = s.unparsable ? [{ origin: { source: 'broken.yaml', document: 0, line: 3 }, message: 'mapping values are not allowed here' }] : [];
+  return { documents, problems, ...(certificates ? { certificates } : {}) };
+}
+
+/** The inputs as a controller's input store holds them: one unit per file; a file whose content did not change is the same unit value. */
+function unitsOf(i: MeshInputs, kept: Map<string, { text: string; unit: InputUnit }>): Map<string, InputUnit> {
+  const documents = groupBy(i.documents, (d) => d.origin.source);
+  const problems = groupBy(i.problems, (p) => p.origin.source);
+  const out = new Map<string, InputUnit>();
+  for (const source of new Set([...documents.keys(), ...problems.keys()])) {
+    const unit = { documents: documents.get(source) ?? [], problems: problems.get(source) ?? [] };
+    const text = JSON.stringify(unit);
+    let k = kept.get(source);
+    if (k?.text !== text) kept.set(source, (k = { text, unit }));
+    out.set(`unit:${source}`, k.unit);
+  }
+  return out;
 }
 
 const serialised = (r: MeshCompileResult) =>
@@ -181,6 +213,8 @@ const start: State = {
   extSlice: true,
   account: false,
   vips: 2,
+  unparsable: false,
+  rival: false,
 };
 
 test('property: a chain of compiles, each given the previous result, equals compiling each state from scratch', () => {
@@ -188,6 +222,9 @@ test('property: a chain of compiles, each given the previous result, equals comp
     fc.property(fc.array(edit, { minLength: 1, maxLength: 8 }), (edits) => {
       let state = start;
       let chained = compile(inputs(state), codec);
+      // The controller's way: the inputs as units (one per file), each compile given the previous one.
+      const kept = new Map<string, { text: string; unit: InputUnit }>();
+      let units: UnitsCompileResult = compileUnits(unitsOf(inputs(state), kept));
       for (const e of edits) {
         state = apply(state, e);
         chained = compile(inputs(state), codec, chained);
@@ -195,6 +232,9 @@ test('property: a chain of compiles, each given the previous result, equals comp
         assert.deepEqual(serialised(chained), serialised(fresh), `after ${JSON.stringify(e)}`);
         assert.deepEqual(chained.status, fresh.status);
         assert.deepEqual(chained.ir, fresh.ir);
+        units = compileUnits(unitsOf(inputs(state), kept), undefined, units);
+        assert.deepEqual(units.ir, fresh.ir, `units, after ${JSON.stringify(e)}`);
+        assert.deepEqual(units.status, fresh.status, `units, after ${JSON.stringify(e)}`);
       }
     }),
     {
@@ -206,6 +246,10 @@ test('property: a chain of compiles, each given the previous result, equals comp
         // back/v0 and shop/ext hash to the same address of the range: ext takes the next one while v0 exists.
         [[{ kind: 'extSlice', on: false }, { kind: 'vips', count: 0 }, { kind: 'vips', count: 3 }, { kind: 'meshconfig', permissive: true }, { kind: 'vips', count: 0 }]],
         [[{ kind: 'x', octet: 2 }, { kind: 'back', inMesh: false }, { kind: 'back', inMesh: true }]],
+        // The range full: shop's ext gets no address, and a warning that goes once back's services leave.
+        [[{ kind: 'extSlice', on: false }, { kind: 'vips', count: 15 }, { kind: 'vips', count: 0 }]],
+        // Messages that depend on other files: a MeshConfig rejected while an older one exists; a file that does not parse, then removed.
+        [[{ kind: 'rival', on: true }, { kind: 'rival', on: false }, { kind: 'unparsable', on: true }, { kind: 'unparsable', on: false }]],
       ],
     },
   );
@@ -229,4 +273,17 @@ test('an endpoint change re-translates only the identities that reach it; a rene
   const [before, after] = [first, afterRenewal].map((r) => r.snapshots.find((s) => s.identity === ids[3])!);
   for (const kind of ['cluster', 'endpoint', 'listener', 'route'] as const) assert.equal(after!.types[kind], before!.types[kind], `${kind} was not built again`);
   assert.notEqual(after!.types.secret.version, before!.types.secret.version);
+});
+
+test('units that name the same source are compiled as one whole: their messages mix as they would in one list of documents', () => {
+  const doc = (kind: string) => ({ origin: { source: 'same.yaml', document: 0, line: 1 }, value: { apiVersion: 'v1', kind, metadata: { name: 'x', namespace: 'shop' } } });
+  const a: InputUnit = { documents: [doc('ConfigMap')], problems: [] };
+  const b: InputUnit = { documents: [doc('Secret')], problems: [] };
+  const units = new Map([['a', a], ['b', b]]);
+  const fresh = compileIR({ documents: [...a.documents, ...b.documents], problems: [] });
+  const first = compileUnits(units);
+  assert.deepEqual(first.status, fresh.status);
+  // Both documents are `same.yaml#0`: each entry carries both messages, as when they come in one list.
+  assert.equal(first.status[0]!.messages.length, 2);
+  assert.deepEqual(compileUnits(units, undefined, first).status, fresh.status);
 });

@@ -1,9 +1,9 @@
 import { parentPort } from 'node:worker_threads';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import type { SourceUnit } from '../adapters/source.js';
-import { compileIR, type CompileResult } from '../compiler/compile.js';
+import { compileUnits, type UnitsCompileResult } from '../compiler/units.js';
 import { planSnapshots, type PlannedSnapshot, type Snapshot } from '../compiler/envoy/snapshot.js';
-import type { CertificateInputs, MeshInputs } from '../compiler/inputs.js';
+import type { CertificateInputs } from '../compiler/inputs.js';
 import { meshIndex } from '../compiler/ir/index.js';
 import type { MeshIR, MeshSettings } from '../compiler/ir/types.js';
 import type { StatusEntry } from '../compiler/status.js';
@@ -80,14 +80,12 @@ export type WorkerReply =
   | { readonly id: number; readonly error: string };
 
 const protos = loadEnvoyProtos();
-let current: CompileResult | undefined;
+let current: UnitsCompileResult | undefined;
 let compiles = 0;
 // The IR of the latest compiles, by number: the one being served may be a compile or two behind the latest.
 const irs = new Map<number, MeshIR>();
 const KEPT_IRS = 4;
 let answeredStatus: readonly StatusEntry[] | undefined;
-const sameStatus = (a: readonly StatusEntry[], b: readonly StatusEntry[] | undefined) =>
-  b !== undefined && a.length === b.length && a.every((e, i) => e === b[i] || JSON.stringify(e) === JSON.stringify(b[i]));
 const units = new Map<string, SourceUnit>();
 let connectedVirtualMachines: readonly string[] | undefined;
 const certificates = new Map<string, CertificateInputs['identities'][number]>();
@@ -103,16 +101,6 @@ let plannedIR: MeshIR | undefined;
 let answered: Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>> = {};
 const sameList = (a: readonly string[], b: readonly string[] | undefined) => b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 
-/** The inputs the units make, in the order of their keys (as the controller's input store lists them). */
-function meshInputs(): MeshInputs {
-  const keys = [...units.keys()].sort();
-  return {
-    documents: keys.flatMap((k) => units.get(k)!.documents),
-    problems: keys.flatMap((k) => units.get(k)!.problems),
-    ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}),
-  };
-}
-
 parentPort?.on('message', (m: WorkerRequest) => {
   try {
     if (m.type === 'reset') {
@@ -127,14 +115,14 @@ parentPort?.on('message', (m: WorkerRequest) => {
       for (const k of m.delta.deleted) units.delete(k);
       for (const [k, u] of m.delta.set) units.set(k, u);
       connectedVirtualMachines = m.delta.connectedVirtualMachines;
-      // Documents of unchanged units are the very values decoded last time: they are not decoded again.
-      current = compileIR(meshInputs(), current);
+      // Units that are the very values as last time are not looked into again (see compiler/units.ts).
+      current = compileUnits(units, connectedVirtualMachines, current);
       const compile = ++compiles;
       irs.set(compile, current.ir);
       irs.delete(compile - KEPT_IRS);
       // The decoded documents and the IR stay here; the controller gets the status when it changed, and what it serves from.
-      // Unchanged entries are the previous compile's very values (see compileIR); the others are compared as text.
-      const status = sameStatus(current.status, answeredStatus) ? undefined : current.status;
+      // An unchanged status is the previous compile's very array.
+      const status = current.status === answeredStatus ? undefined : current.status;
       answeredStatus = current.status;
       const index = meshIndex(current.ir);
       const lists = { identities: index.identities, namespaces: current.ir.namespaces, pods: [...index.podSet] };

@@ -86,7 +86,14 @@ interface PolicyStage {
 export interface BuiltIR {
   readonly ir: MeshIR;
   readonly memo: IRMemo;
+  /** Namespaces whose part is not the previous build's (built again, new or gone): their objects' messages may differ. */
+  readonly rebuilt: ReadonlySet<string>;
+  /** Namespaces given messages outside their part (a virtual IP that could not be allocated). */
+  readonly direct: ReadonlySet<string>;
 }
+
+/** Whether an object is read by the mesh as a whole (its namespaces, its settings) rather than as part of its namespace. */
+export const isMeshWide = (o: m.MeshObject): boolean => MESH_WIDE.has(o.kind);
 
 /**
  * Decoded objects -> mesh IR. Pure and total: every problem becomes a status
@@ -99,7 +106,7 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
   const meshWide: m.MeshObject[] = [];
   const byNamespace = new Map<string, m.MeshObject[]>();
   for (const o of decoded) {
-    if (MESH_WIDE.has(o.kind)) {
+    if (isMeshWide(o)) {
       meshWide.push(o);
       continue;
     }
@@ -107,6 +114,21 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
     if (list) list.push(o);
     else byNamespace.set(o.meta.namespace, [o]);
   }
+  return buildGroupedIR(meshWide, byNamespace, status, connectedVirtualMachines, previous);
+}
+
+/**
+ * `buildIR` of objects already grouped: the mesh-wide ones, and the others
+ * by namespace (in any order within a namespace). A namespace given the very
+ * list of objects as in the previous build costs nothing to compare.
+ */
+export function buildGroupedIR(
+  meshWide: readonly m.MeshObject[],
+  byNamespace: ReadonlyMap<string, readonly m.MeshObject[]>,
+  status: StatusCollector,
+  connectedVirtualMachines?: readonly string[],
+  previous?: IRMemo,
+): BuiltIR {
   const global = byKind(uniqueObjects(meshWide, status));
   const settings = meshSettings(of(global, 'MeshConfig'), status);
   const namespaces = meshNamespaces(of(global, 'Namespace'), status);
@@ -153,7 +175,12 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
   }
   const headless = new Set<string>();
   for (const ns of names) for (const h of parts.get(ns)!.services?.headless ?? []) headless.add(h);
-  const objectKey = (service: string) => parts.get(service.slice(0, service.indexOf('/')))!.services!.objectKey.get(service)!;
+  const direct = new Set<string>();
+  const objectKey = (service: string) => {
+    const ns = service.slice(0, service.indexOf('/'));
+    direct.add(ns);
+    return parts.get(ns)!.services!.objectKey.get(service)!;
+  };
   const { services, assigned } = assignVirtualIPs(built, headless, objectKey, settings, status, previous?.assigned);
 
   // Stage 3: route groups, grants and splits. Which namespaces' services hold endpoints of another namespace's workloads:
@@ -195,7 +222,13 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
     access: byIdentityOrder.flatMap((ns) => parts.get(ns)!.policy?.access ?? []),
     splits: names.flatMap((ns) => parts.get(ns)!.policy?.splits ?? []),
   };
-  return { ir, memo: { mesh: meshText, parts, assigned } };
+  const rebuilt = new Set<string>();
+  for (const [ns, part] of parts) {
+    const before = kept?.get(ns);
+    if (before?.front !== part.front || before.services !== part.services || before.policy !== part.policy) rebuilt.add(ns);
+  }
+  for (const ns of previous?.parts.keys() ?? []) if (!parts.has(ns) || !kept) rebuilt.add(ns);
+  return { ir, memo: { mesh: meshText, parts, assigned }, rebuilt, direct };
 }
 
 function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, connected: string, settings: MeshSettings): Front {
@@ -289,6 +322,7 @@ function recorder(): { status: StatusCollector; calls: ['add' | 'reject' | 'igno
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

@@ -1,0 +1,215 @@
+import { compileIR } from './compile.js';
+import { decodeDocuments, type DecodedDocuments, type TrackedObject } from './decode/index.js';
+import { compareOrigins, type InputDocument, type InputProblem, type Origin } from './inputs.js';
+import { buildGroupedIR, isMeshWide, type IRMemo } from './ir/build.js';
+import type { MeshIR } from './ir/types.js';
+import type * as m from './model.js';
+import { createStatusCollector, error, type StatusCollector, type StatusEntry, type StatusMessage } from './status.js';
+
+/**
+ * The compiler's front half over input units (a file, a Kubernetes object:
+ * what a source delivers as one), for a controller that keeps compiling as
+ * units change. `compileUnits(units)` is `compileIR` of the units'
+ * documents and problems in the order of their keys: the same IR, the same
+ * status. Given the previous result, it costs what changed: units that are
+ * the very values as before are not looked into, namespaces none of whose
+ * units changed keep their objects list and their IR parts (see ir/build.ts),
+ * and only the status entries of objects whose messages may have changed are
+ * made again (the status is the previous array itself when none did).
+ */
+export interface InputUnit {
+  readonly documents: readonly InputDocument[];
+  readonly problems: readonly InputProblem[];
+}
+
+export interface UnitsCompileResult {
+  readonly ir: MeshIR;
+  /** One entry per input object and per input problem, sorted by origin (the previous array when unchanged). */
+  readonly status: readonly StatusEntry[];
+  readonly memo: UnitsMemo;
+}
+
+/** What a compile keeps for the next, as plain data. */
+export interface UnitsMemo {
+  readonly units: ReadonlyMap<string, UnitPart>;
+  /** Objects by group (a namespace, or MESH for the mesh-wide kinds), gathered from the units. */
+  readonly groups: ReadonlyMap<string, readonly m.MeshObject[]>;
+  /** The units with objects in each group. */
+  readonly members: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Which unit each source (of a document or problem) belongs to. */
+  readonly owners: ReadonlyMap<string, string>;
+  readonly ir: IRMemo | undefined;
+  /** Groups given messages outside their IR parts in that compile. */
+  readonly direct: ReadonlySet<string>;
+  readonly status: readonly StatusEntry[];
+}
+
+type Call = readonly ['add' | 'reject' | 'ignore', string, StatusMessage];
+
+interface UnitPart {
+  readonly unit: InputUnit;
+  readonly decoded: DecodedDocuments;
+  readonly tracked: readonly TrackedObject[];
+  /** What decoding said, in order. */
+  readonly calls: readonly Call[];
+  readonly groups: ReadonlyMap<string, readonly m.MeshObject[]>;
+  readonly sources: ReadonlySet<string>;
+  /** One per tracked object, then one per input problem. */
+  readonly entries: readonly StatusEntry[];
+}
+
+/** The group of the mesh-wide objects: no namespace is named so. */
+const MESH = '/mesh';
+
+export function compileUnits(units: ReadonlyMap<string, InputUnit>, connectedVirtualMachines?: readonly string[], previous?: UnitsCompileResult): UnitsCompileResult {
+  const before = previous?.memo;
+  const parts = new Map<string, UnitPart>();
+  const changed: string[] = [];
+  for (const [key, unit] of units) {
+    const was = before?.units.get(key);
+    if (was?.unit === unit) {
+      parts.set(key, was);
+      continue;
+    }
+    parts.set(key, decodeUnit(unit, was?.decoded));
+    changed.push(key);
+  }
+  for (const key of before?.units.keys() ?? []) if (!units.has(key)) changed.push(key);
+
+  // Each source belongs to one unit; should two units name the same source, their messages would mix: compiled as one whole then.
+  const owners = new Map(before?.owners);
+  let shared = false;
+  for (const key of changed) {
+    for (const source of before?.units.get(key)?.sources ?? []) if (owners.get(source) === key) owners.delete(source);
+  }
+  for (const key of changed) {
+    for (const source of parts.get(key)?.sources ?? []) {
+      const owner = owners.get(source);
+      if (owner !== undefined && owner !== key) shared = true;
+      else owners.set(source, key);
+    }
+  }
+  if (shared) return whole(units, connectedVirtualMachines);
+
+  // The groups the changed units had objects in, before or now, are gathered again (in the order of unit keys).
+  const dirty = new Set<string>();
+  for (const key of changed) {
+    for (const g of before?.units.get(key)?.groups.keys() ?? []) dirty.add(g);
+    for (const g of parts.get(key)?.groups.keys() ?? []) dirty.add(g);
+  }
+  const members = new Map(before?.members);
+  const groups = new Map(before?.groups);
+  for (const g of dirty) {
+    const set = new Set(members.get(g));
+    for (const key of changed) {
+      if (parts.get(key)?.groups.has(g)) set.add(key);
+      else set.delete(key);
+    }
+    if (set.size === 0) {
+      members.delete(g);
+      groups.delete(g);
+      continue;
+    }
+    members.set(g, set);
+    groups.set(g, [...set].sort().flatMap((key) => parts.get(key)!.groups.get(g)!));
+  }
+
+  // The IR: namespaces whose objects are the same list as before keep their parts.
+  const byNamespace = new Map(groups);
+  byNamespace.delete(MESH);
+  const irCalls: Call[] = [];
+  const built = buildGroupedIR(groups.get(MESH) ?? [], byNamespace, recorder(irCalls), connectedVirtualMachines, before?.ir);
+
+  // Status: made again for the changed units, and for the units of every group whose messages may differ.
+  const redo = new Set(changed.filter((key) => parts.has(key)));
+  for (const g of [MESH, ...built.rebuilt, ...built.direct, ...(before?.direct ?? [])]) for (const key of members.get(g) ?? []) redo.add(key);
+  const callsOf = new Map<string, Call[]>();
+  for (const call of irCalls) {
+    const list = callsOf.get(call[1]);
+    if (list) list.push(call);
+    else callsOf.set(call[1], [call]);
+  }
+  // A unit gone takes its entries with it.
+  let statusChanged = before === undefined || changed.some((key) => !parts.has(key));
+  for (const key of redo) {
+    const part = parts.get(key)!;
+    const entries = entriesOf(part, callsOf, before?.units.get(key)?.entries);
+    if (!sameItems(entries, before?.units.get(key)?.entries)) statusChanged = true;
+    parts.set(key, { ...part, entries });
+  }
+  let status = before?.status ?? [];
+  if (statusChanged) {
+    // As compileIR orders them: units in key order, each one's objects then its problems; sorted (stably) by origin.
+    status = [...parts.keys()].sort().flatMap((key) => parts.get(key)!.entries).sort((a, b) => compareOrigins(a.origin, b.origin));
+  }
+  return { ir: built.ir, status, memo: { units: parts, groups, members, owners, ir: built.memo, direct: built.direct, status } };
+}
+
+/** The units compiled as one whole (no memo of parts is kept: the next compile starts afresh). */
+function whole(units: ReadonlyMap<string, InputUnit>, connectedVirtualMachines?: readonly string[]): UnitsCompileResult {
+  const keys = [...units.keys()].sort();
+  const r = compileIR({
+    documents: keys.flatMap((k) => units.get(k)!.documents),
+    problems: keys.flatMap((k) => units.get(k)!.problems),
+    ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}),
+  });
+  return { ir: r.ir, status: r.status, memo: { units: new Map(), groups: new Map(), members: new Map(), owners: new Map(), ir: undefined, direct: new Set(), status: r.status } };
+}
+
+function decodeUnit(unit: InputUnit, previous?: DecodedDocuments): UnitPart {
+  const calls: Call[] = [];
+  const { objects, tracked, decoded } = decodeDocuments(unit.documents, recorder(calls), previous);
+  const groups = new Map<string, m.MeshObject[]>();
+  for (const o of objects) {
+    const g = isMeshWide(o) ? MESH : o.meta.namespace;
+    const list = groups.get(g);
+    if (list) list.push(o);
+    else groups.set(g, [o]);
+  }
+  const sources = new Set([...unit.documents.map((d) => d.origin.source), ...unit.problems.map((p) => p.origin.source)]);
+  return { unit, decoded, tracked, calls, groups, sources, entries: [] };
+}
+
+/** A unit's status entries: what decoding said of each object, then what building the IR said; then one per input problem. */
+function entriesOf(part: UnitPart, irCalls: ReadonlyMap<string, readonly Call[]>, previous: readonly StatusEntry[] | undefined): StatusEntry[] {
+  const status = createStatusCollector();
+  for (const [method, key, message] of part.calls) status[method](key, message);
+  for (const t of part.tracked) for (const [method, key, message] of irCalls.get(t.key) ?? []) status[method](key, message);
+  const made: StatusEntry[] = [...status.entries(part.tracked).values()];
+  for (const p of part.unit.problems) made.push({ origin: p.origin, object: { apiVersion: '', kind: '', namespace: '', name: '' }, state: 'Rejected', messages: [error('', p.message)] });
+  // An entry equal to the previous one is that value itself: the status is recognised as unchanged by reference.
+  return made.map((e, i) => {
+    const was = previous?.[i];
+    return was !== undefined && sameEntry(was, e) ? was : e;
+  });
+}
+
+function sameEntry(a: StatusEntry, b: StatusEntry): boolean {
+  return (
+    a.state === b.state &&
+    sameOrigin(a.origin, b.origin) &&
+    a.object.apiVersion === b.object.apiVersion &&
+    a.object.kind === b.object.kind &&
+    a.object.namespace === b.object.namespace &&
+    a.object.name === b.object.name &&
+    a.messages.length === b.messages.length &&
+    a.messages.every((m, i) => {
+      const n = b.messages[i]!;
+      return m === n || (m.severity === n.severity && m.path === n.path && m.message === n.message);
+    })
+  );
+}
+
+const sameOrigin = (a: Origin, b: Origin) => a === b || (a.source === b.source && a.document === b.document && a.line === b.line);
+
+function sameItems<T>(a: readonly T[], b: readonly T[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function recorder(calls: Call[]): StatusCollector {
+  return {
+    add: (k, msg) => void calls.push(['add', k, msg]),
+    reject: (k, msg) => void calls.push(['reject', k, msg]),
+    ignore: (k, msg) => void calls.push(['ignore', k, msg]),
+  };
+}
