@@ -8,6 +8,7 @@ import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 import type { MeshInputs } from '../src/compiler/inputs.js';
 import { compileUnits, type InputUnit, type UnitsCompileResult } from '../src/compiler/units.js';
 import { groupBy } from '../src/compiler/group.js';
+import { meshIndex } from '../src/compiler/ir/index.js';
 
 /** compile(inputs, previous) gives exactly what a compile from scratch gives, and reuses what did not change. */
 const codec = loadEnvoyProtos();
@@ -225,6 +226,7 @@ test('property: a chain of compiles, each given the previous result, equals comp
       // The controller's way: the inputs as units (one per file), each compile given the previous one.
       const kept = new Map<string, { text: string; unit: InputUnit }>();
       let units: UnitsCompileResult = compileUnits(unitsOf(inputs(state), kept));
+      meshIndex(units.ir);
       for (const e of edits) {
         state = apply(state, e);
         chained = compile(inputs(state), codec, chained);
@@ -232,9 +234,13 @@ test('property: a chain of compiles, each given the previous result, equals comp
         assert.deepEqual(serialised(chained), serialised(fresh), `after ${JSON.stringify(e)}`);
         assert.deepEqual(chained.status, fresh.status);
         assert.deepEqual(chained.ir, fresh.ir);
+        const previousIR = units.ir;
         units = compileUnits(unitsOf(inputs(state), kept), undefined, units);
         assert.deepEqual(units.ir, fresh.ir, `units, after ${JSON.stringify(e)}`);
         assert.deepEqual(units.status, fresh.status, `units, after ${JSON.stringify(e)}`);
+        // The index patched from the previous IR's is the one built from scratch.
+        assert.deepEqual(meshIndex(units.ir, previousIR), meshIndex(structuredClone(fresh.ir)), `index, after ${JSON.stringify(e)}`);
+        assert.deepEqual(meshIndex(chained.ir), meshIndex(structuredClone(fresh.ir)));
       }
     }),
     {

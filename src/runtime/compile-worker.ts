@@ -116,7 +116,8 @@ parentPort?.on('message', (m: WorkerRequest) => {
       for (const [k, u] of m.delta.set) units.set(k, u);
       connectedVirtualMachines = m.delta.connectedVirtualMachines;
       // Units that are the very values as last time are not looked into again (see compiler/units.ts).
-      current = compileUnits(units, connectedVirtualMachines, current);
+      const before = current;
+      current = compileUnits(units, connectedVirtualMachines, before);
       const compile = ++compiles;
       irs.set(compile, current.ir);
       irs.delete(compile - KEPT_IRS);
@@ -124,7 +125,8 @@ parentPort?.on('message', (m: WorkerRequest) => {
       // An unchanged status is the previous compile's very array.
       const status = current.status === answeredStatus ? undefined : current.status;
       answeredStatus = current.status;
-      const index = meshIndex(current.ir);
+      // The index of this IR is the previous one's with what changed patched in.
+      const index = meshIndex(current.ir, before?.ir);
       const lists = { identities: index.identities, namespaces: current.ir.namespaces, pods: [...index.podSet] };
       const changedLists = Object.fromEntries((['identities', 'namespaces', 'pods'] as const).filter((k) => !sameList(lists[k], answered[k])).map((k) => [k, lists[k]]));
       const compiled: CompiledReply = { compile, status, settings: current.ir.settings, ...changedLists };

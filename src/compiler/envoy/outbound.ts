@@ -1,6 +1,6 @@
 import type { Upstream } from '../ir/reachability.js';
 import { compareStrings, type HttpMatchIR, type MeshIR, type PortProtocol, type ServiceIR, type ServicePortIR } from '../ir/types.js';
-import { meshIndex, serviceKey } from '../ir/index.js';
+import { compareServices, meshIndex, serviceKey } from '../ir/index.js';
 import { outboundClusterName } from './names.js';
 
 /**
@@ -41,7 +41,7 @@ export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[]): Ou
     candidates.add(serviceKey(u.service));
     for (const root of index.splitRootsOf.get(serviceKey(u.service)) ?? []) candidates.add(root);
   }
-  const ordered = [...candidates].filter((k) => index.service.has(k)).sort((a, b) => index.serviceOrder.get(a)! - index.serviceOrder.get(b)!);
+  const ordered = [...candidates].filter((k) => index.service.has(k)).sort((a, b) => compareServices(index.service.get(a)!, index.service.get(b)!));
   const out: OutboundService[] = [];
   for (const key of ordered) {
     const service = index.service.get(key)!;

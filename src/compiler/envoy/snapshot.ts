@@ -198,7 +198,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
   const memo: EncodeMemo = new Map();
   const out = new Map<Identity, PlannedSnapshot>();
   const dirty = previous && previousIR ? changedIdentities(previousIR, ir) : 'all';
-  for (const id of identities ?? meshIndex(ir).identities) {
+  for (const id of identities ?? meshIndex(ir, previousIR).identities) {
     const before = previous?.get(id);
     if (before && dirty !== 'all' && !dirty.has(id) && sameSecrets(secretSources.get(before), { certificate: certificateOf(certificates, id), trustBundle: certificates?.trustBundle })) {
       out.set(id, before);

@@ -1,3 +1,4 @@
+import { diffIR } from './diff.js';
 import { meshIndex } from './index.js';
 import type { Identity, MeshIR } from './types.js';
 
@@ -16,38 +17,30 @@ import type { Identity, MeshIR } from './types.js';
  * - a service, or a split (its root and backends): every identity backing
  *   one of those services, or a service split with them, before or after,
  *   and every source of grants to those identities, before and after.
- * Parts are compared by reference first (an IR built from the previous one
- * reuses the parts of what did not change), else as JSON text, each IR part
- * serialised once.
+ * The two IRs are compared list by list (ir/diff.ts): what costs is what changed.
  */
 export function changedIdentities(before: MeshIR, after: MeshIR): ReadonlySet<Identity> | 'all' {
   if (before === after) return new Set();
-  if (text(before.settings) !== text(after.settings) || text(before.namespaces) !== text(after.namespaces)) return 'all';
+  const diff = diffIR(before, after);
+  if (!diff) return 'all';
   const dirty = new Set<Identity>();
   const was = meshIndex(before);
-  const now = meshIndex(after);
+  const now = meshIndex(after, before);
 
   // Workloads, by identity.
-  for (const id of new Set([...was.workloadsOf.keys(), ...now.workloadsOf.keys()])) {
-    if (!same(was.workloadsOf.get(id), now.workloadsOf.get(id))) dirty.add(id);
-  }
+  for (const w of [...diff.workloads.removed, ...diff.workloads.added]) dirty.add(w.identity);
   // Grants, by destination.
   const callers = (id: Identity) => {
     for (const index of [was, now]) for (const g of index.grantsTo.get(id) ?? []) dirty.add(g.source);
   };
-  for (const id of new Set([...was.grantsTo.keys(), ...now.grantsTo.keys()])) {
-    if (same(was.grantsTo.get(id), now.grantsTo.get(id))) continue;
-    dirty.add(id);
-    callers(id);
+  for (const a of [...diff.access.removed, ...diff.access.added]) {
+    dirty.add(a.destination);
+    callers(a.destination);
   }
   // Services and splits, by `ns/name`.
   const touched = new Set<string>();
-  for (const key of new Set([...was.service.keys(), ...now.service.keys()])) {
-    if (!same(was.service.get(key), now.service.get(key))) touched.add(key);
-  }
-  for (const key of new Set([...was.splitOf.keys(), ...now.splitOf.keys()])) {
-    if (!same(was.splitOf.get(key), now.splitOf.get(key))) touched.add(key);
-  }
+  for (const s of [...diff.services.removed, ...diff.services.added]) touched.add(`${s.namespace}/${s.name}`);
+  for (const s of [...diff.splits.removed, ...diff.splits.added]) touched.add(`${s.namespace}/${s.service}`);
   const permissive = before.settings.permissive || after.settings.permissive;
   if (permissive && (dirty.size > 0 || touched.size > 0)) return 'all';
   // A split root comes with its backends, and a backend with its roots: a caller of any of them has routes for the root.
@@ -71,21 +64,5 @@ export function changedIdentities(before: MeshIR, after: MeshIR): ReadonlySet<Id
     callers(id);
   }
   return dirty;
-}
-
-/** JSON text of an IR part, made once per part (an IR is immutable, and each one is compared with the next one too). */
-const texts = new WeakMap<object, string>();
-function text(value: object): string {
-  let t = texts.get(value);
-  if (t === undefined) texts.set(value, (t = JSON.stringify(value)));
-  return t;
-}
-const textOf = (value: object | undefined) => (value === undefined ? '' : text(value));
-
-/** The same part: the same value, a list of the same values, or else the same JSON text. */
-function same(a: object | undefined, b: object | undefined): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i])) return true;
-  return textOf(a) === textOf(b);
 }
 

@@ -1,4 +1,4 @@
-import { meshIndex, type IndexedEndpoint } from './index.js';
+import { compareIndexed, meshIndex, type IndexedEndpoint } from './index.js';
 import { grantOpens } from './query.js';
 import type { Endpoint, Identity, MeshIR, ServiceIR, ServicePortIR } from './types.js';
 
@@ -38,7 +38,7 @@ export function upstreamsOf(ir: MeshIR, proxy: Identity): Upstream[] {
       if (grants.some((g) => grantOpens(g, e.endpoint.port, e.port.protocol))) granted.push(e);
     }
   }
-  granted.sort((a, b) => a.order - b.order);
+  granted.sort(compareIndexed);
   const out: Upstream[] = [];
   for (const e of granted) {
     const last = out[out.length - 1];
