@@ -65,31 +65,40 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, connectedVir
   const before = previous?.memo;
   const parts = new Map<string, UnitPart>();
   const changed: string[] = [];
-  for (const [key, unit] of units) {
+  let added = 0;
+  units.forEach((unit, key) => {
     const was = before?.units.get(key);
     if (was?.unit === unit) {
       parts.set(key, was);
-      continue;
+      return;
     }
+    if (!was) added++;
     parts.set(key, decodeUnit(unit, was?.decoded));
     changed.push(key);
-  }
-  for (const key of before?.units.keys() ?? []) if (!units.has(key)) changed.push(key);
+  });
+  // Units gone (only looked for when some are).
+  if (before && before.units.size > parts.size - added) before.units.forEach((_, key) => void (units.has(key) || changed.push(key)));
 
   // Each source belongs to one unit; should two units name the same source, their messages would mix: compiled as one whole then.
-  const owners = new Map(before?.owners);
-  let shared = false;
-  for (const key of changed) {
-    for (const source of before?.units.get(key)?.sources ?? []) if (owners.get(source) === key) owners.delete(source);
-  }
-  for (const key of changed) {
-    for (const source of parts.get(key)?.sources ?? []) {
-      const owner = owners.get(source);
-      if (owner !== undefined && owner !== key) shared = true;
-      else owners.set(source, key);
+  // (A unit that names the same sources as before changes no ownership: the map is kept as it was.)
+  const sameSources = before !== undefined && changed.every((key) => sameSet(before.units.get(key)?.sources, parts.get(key)?.sources));
+  let owners = before?.owners ?? new Map<string, string>();
+  if (!sameSources) {
+    const next = new Map(owners);
+    let shared = false;
+    for (const key of changed) {
+      for (const source of before?.units.get(key)?.sources ?? []) if (next.get(source) === key) next.delete(source);
     }
+    for (const key of changed) {
+      for (const source of parts.get(key)?.sources ?? []) {
+        const owner = next.get(source);
+        if (owner !== undefined && owner !== key) shared = true;
+        else next.set(source, key);
+      }
+    }
+    if (shared) return whole(units, connectedVirtualMachines);
+    owners = next;
   }
-  if (shared) return whole(units, connectedVirtualMachines);
 
   // The groups the changed units had objects in, before or now, are gathered again (in the order of unit keys).
   const dirty = new Set<string>();
@@ -201,6 +210,10 @@ function sameEntry(a: StatusEntry, b: StatusEntry): boolean {
 }
 
 const sameOrigin = (a: Origin, b: Origin) => a === b || (a.source === b.source && a.document === b.document && a.line === b.line);
+
+function sameSet<T>(a: ReadonlySet<T> | undefined, b: ReadonlySet<T> | undefined): boolean {
+  return a !== undefined && b !== undefined && a.size === b.size && [...a].every((x) => b.has(x));
+}
 
 function sameItems<T>(a: readonly T[], b: readonly T[] | undefined): boolean {
   return b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);

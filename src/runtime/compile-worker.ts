@@ -2,7 +2,7 @@ import { parentPort } from 'node:worker_threads';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import type { SourceUnit } from '../adapters/source.js';
 import { compileUnits, type UnitsCompileResult } from '../compiler/units.js';
-import { planSnapshots, type PlannedSnapshot, type Snapshot } from '../compiler/envoy/snapshot.js';
+import { planSnapshots, replannedOf, type PlannedSnapshot, type Snapshot } from '../compiler/envoy/snapshot.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { meshIndex } from '../compiler/ir/index.js';
 import type { MeshIR, MeshSettings } from '../compiler/ir/types.js';
@@ -89,7 +89,13 @@ let answeredStatus: readonly StatusEntry[] | undefined;
 const units = new Map<string, SourceUnit>();
 let connectedVirtualMachines: readonly string[] | undefined;
 const certificates = new Map<string, CertificateInputs['identities'][number]>();
-let trustBundle = '';
+// What plans are made with: a new value only when a certificate or the trust bundle changed.
+let certificateInputs: CertificateInputs = { trustBundle: '', identities: [] };
+const unsent = new Set<string>();
+// The identities of the latest answer: when a compile's are the same array, none can be gone.
+let sentIdentities: readonly string[] | undefined;
+let podSet: ReadonlySet<string> | undefined;
+let pods: readonly string[] = [];
 // The latest plan of every identity: an identity whose plan did not change keeps its snapshot, untranslated and unsent.
 let plans = new Map<string, PlannedSnapshot>();
 // What the controller was last sent, by identity: it is sent what differs from this.
@@ -107,6 +113,8 @@ parentPort?.on('message', (m: WorkerRequest) => {
       plans = new Map();
       sent = new Map();
       plannedIR = undefined;
+      unsent.clear();
+      sentIdentities = undefined;
       parentPort!.postMessage({ id: m.id, reset: true } satisfies WorkerReply);
       return;
     }
@@ -127,7 +135,12 @@ parentPort?.on('message', (m: WorkerRequest) => {
       answeredStatus = current.status;
       // The index of this IR is the previous one's with what changed patched in.
       const index = meshIndex(current.ir, before?.ir);
-      const lists = { identities: index.identities, namespaces: current.ir.namespaces, pods: [...index.podSet] };
+      // The pods' list is made again only when the set is a new one (an index patched without pod changes keeps it).
+      if (index.podSet !== podSet) {
+        podSet = index.podSet;
+        pods = [...podSet];
+      }
+      const lists = { identities: index.identities, namespaces: current.ir.namespaces, pods };
       const changedLists = Object.fromEntries((['identities', 'namespaces', 'pods'] as const).filter((k) => !sameList(lists[k], answered[k])).map((k) => [k, lists[k]]));
       const compiled: CompiledReply = { compile, status, settings: current.ir.settings, ...changedLists };
       answered = lists;
@@ -145,14 +158,19 @@ parentPort?.on('message', (m: WorkerRequest) => {
     if (c.replace) certificates.clear();
     for (const id of c.deleted) certificates.delete(id);
     for (const cert of c.set) certificates.set(cert.identity, cert);
-    trustBundle = c.trustBundle;
+    // The same certificates are the same value: the plans can tell that none changed without comparing them.
+    if (c.replace || c.deleted.length > 0 || c.set.length > 0 || c.trustBundle !== certificateInputs.trustBundle) {
+      certificateInputs = { trustBundle: c.trustBundle, identities: [...certificates.values()] };
+    }
     const subset = m.type === 'snapshots' ? m.identities : undefined;
     // Some identities only (renewals) are planned from the latest IR; should the other plans be of an older one, they are forgotten.
     if (subset && plannedIR !== current.ir) {
       plans = new Map();
       plannedIR = undefined;
     }
-    const next = planSnapshots(current.ir, protos, { trustBundle, identities: [...certificates.values()] }, plans, subset, subset ? current.ir : plannedIR);
+    const next = planSnapshots(current.ir, protos, certificateInputs, plans, subset, subset ? current.ir : plannedIR);
+    // Which identities may hold a plan the controller has not been sent: those planned now, and those prepared before.
+    for (const id of replannedOf(next) ?? next.keys()) unsent.add(id);
     if (subset) for (const [id, p] of next) plans.set(id, p);
     else {
       plans = next;
@@ -166,16 +184,20 @@ parentPort?.on('message', (m: WorkerRequest) => {
     const complete = !subset && sent.size === 0;
     const changed: Snapshot[] = [];
     const inconsistencies: string[] = [];
-    for (const [id, p] of next) {
-      if (sent.get(id) === p) continue;
+    for (const id of [...unsent].sort()) {
+      const p = next.get(id);
+      if (p === undefined || sent.get(id) === p) continue;
       changed.push(p.snapshot);
       inconsistencies.push(...p.inconsistencies);
       sent.set(id, p);
     }
+    unsent.clear();
     const removed: string[] = [];
-    if (!subset) {
+    const identities = meshIndex(current.ir).identities;
+    if (!subset && identities !== sentIdentities) {
       for (const id of sent.keys()) if (!next.has(id)) removed.push(id);
       for (const id of removed) sent.delete(id);
+      sentIdentities = identities;
     }
     parentPort!.postMessage({ id: m.id, snapshots: { changed, removed, inconsistencies, complete } } satisfies WorkerReply);
   } catch (e) {

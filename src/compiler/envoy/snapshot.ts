@@ -140,7 +140,7 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
   const madeWith: SecretSource = { certificate: own, trustBundle: certificates?.trustBundle };
   // Compared only when there is a previous plan: a cold compile pays nothing for it.
   if (previous && planText(previous.plan) === planText(plan)) {
-    if (sameSecrets(secretSources.get(previous), madeWith)) return previous;
+    if (sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle)) return previous;
     const types = { ...previous.snapshot.types, secret: encodeSet(codec, 'secret', secretsOf(), memo) };
     const renewed: PlannedSnapshot = { plan, snapshot: { ...previous.snapshot, types }, inconsistencies: previous.inconsistencies };
     secretSources.set(renewed, madeWith);
@@ -177,11 +177,11 @@ interface SecretSource {
   readonly trustBundle: string | undefined;
 }
 const secretSources = new WeakMap<PlannedSnapshot, SecretSource>();
-const sameSecrets = (a: SecretSource | undefined, b: SecretSource) =>
+const sameSecrets = (a: SecretSource | undefined, certificate: SecretSource['certificate'], trustBundle: string | undefined) =>
   a !== undefined &&
-  a.trustBundle === b.trustBundle &&
-  a.certificate?.certificateChain === b.certificate?.certificateChain &&
-  a.certificate?.privateKey === b.certificate?.privateKey;
+  a.trustBundle === trustBundle &&
+  a.certificate?.certificateChain === certificate?.certificateChain &&
+  a.certificate?.privateKey === certificate?.privateKey;
 
 export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map()): Snapshot {
   return planSnapshot(ir, identity, codec, certificates, memo).snapshot;
@@ -196,17 +196,42 @@ export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec,
  */
 export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: CertificateInputs, previous?: SnapshotPlans, identities?: readonly Identity[], previousIR?: MeshIR): Map<Identity, PlannedSnapshot> {
   const memo: EncodeMemo = new Map();
-  const out = new Map<Identity, PlannedSnapshot>();
   const dirty = previous && previousIR ? changedIdentities(previousIR, ir) : 'all';
-  for (const id of identities ?? meshIndex(ir, previousIR).identities) {
+  const all = meshIndex(ir, previousIR).identities;
+  const trustBundle = certificates?.trustBundle;
+  const plan = (id: Identity, before: PlannedSnapshot | undefined) => planSnapshot(ir, id, codec, certificates, memo, before);
+  // The same identities and certificates as the previous plans were made with: only the identities the change touches are looked at.
+  const made = previous && plannedWith.get(previous);
+  if (!identities && dirty !== 'all' && made !== undefined && made.certificates === certificates && made.identities === all) {
+    const out = new Map(previous);
+    for (const id of dirty) {
+      if (!out.has(id)) continue;
+      out.set(id, plan(id, previous!.get(id)));
+    }
+    plannedWith.set(out, { certificates, identities: all, replanned: [...dirty].filter((id) => out.has(id)) });
+    return out;
+  }
+  const out = new Map<Identity, PlannedSnapshot>();
+  const replanned: Identity[] = [];
+  for (const id of identities ?? all) {
     const before = previous?.get(id);
-    if (before && dirty !== 'all' && !dirty.has(id) && sameSecrets(secretSources.get(before), { certificate: certificateOf(certificates, id), trustBundle: certificates?.trustBundle })) {
+    if (before && dirty !== 'all' && !dirty.has(id) && sameSecrets(secretSources.get(before), certificateOf(certificates, id), trustBundle)) {
       out.set(id, before);
       continue;
     }
-    out.set(id, planSnapshot(ir, id, codec, certificates, memo, before));
+    out.set(id, plan(id, before));
+    replanned.push(id);
   }
+  if (!identities) plannedWith.set(out, { certificates, identities: all, replanned });
   return out;
+}
+
+/** What a whole set of plans was made with: the certificates (the very value), the identities, and which were planned anew. */
+const plannedWith = new WeakMap<SnapshotPlans, { certificates: CertificateInputs | undefined; identities: readonly Identity[]; replanned: readonly Identity[] }>();
+
+/** The identities `planSnapshots` planned anew for these plans (every other one kept its previous plan); undefined when not known. */
+export function replannedOf(plans: SnapshotPlans): readonly Identity[] | undefined {
+  return plannedWith.get(plans)?.replanned;
 }
 
 /**
