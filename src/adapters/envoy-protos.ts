@@ -35,6 +35,15 @@ export function loadEnvoyProtos(): EnvoyProtos {
   root.loadSync(entries);
   root.resolveAll();
   freezeFullNames(root);
+  // protojson looks up the type of every Any it converts by name, walking the tree each time: the tree is fixed, so each name is looked up once.
+  const rootLookupType = root.lookupType.bind(root);
+  const byName = new Map<string, protobuf.Type>();
+  root.lookupType = (path: string | string[]) => {
+    if (typeof path !== 'string') return rootLookupType(path);
+    let t = byName.get(path);
+    if (!t) byName.set(path, (t = rootLookupType(path)));
+    return t;
+  };
   const types = new Map<string, protobuf.Type>();
   const lookupType = (typeName: string) => {
     let t = types.get(typeName);

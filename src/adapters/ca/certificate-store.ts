@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IssuedCertificate } from './signer.js';
 import { certificateFacts } from './x509.js';
@@ -29,6 +29,8 @@ const fileName = (identity: string) => `${createHash('sha256').update(identity).
 
 export function openCertificateStore(stateDir: string, log: (line: string) => void = () => {}): CertificateStore {
   const dir = join(stateDir, 'issued');
+  // Made once (a first start saves thousands of certificates).
+  let made: Promise<unknown> | undefined;
   return {
     async load() {
       const out = new Map<string, IssuedCertificate>();
@@ -55,11 +57,20 @@ export function openCertificateStore(stateDir: string, log: (line: string) => vo
       return out;
     },
     async save(identity, cert) {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await (made ??= mkdir(dir, { recursive: true, mode: 0o700 }).catch((e: Error) => {
+        made = undefined;
+        throw e;
+      }));
       const path = join(dir, fileName(identity));
       const stored: StoredCertificate = { identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey, notAfter: cert.notAfter.toISOString(), issuedAt: cert.issuedAt.toISOString() };
-      await writeFile(path, JSON.stringify(stored), { mode: 0o600 });
-      await chmod(path, 0o600);
+      // A new file (created 0600: the key is never readable by others, not even for a moment), then renamed over the old one:
+      // a crash mid-write leaves the previous certificate, not half of one.
+      const fresh = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+      await writeFile(fresh, JSON.stringify(stored), { mode: 0o600, flag: 'wx' });
+      await rename(fresh, path).catch(async (e: Error) => {
+        await rm(fresh, { force: true });
+        throw e;
+      });
     },
     async remove(identity) {
       await rm(join(dir, fileName(identity)), { force: true });
