@@ -79,7 +79,7 @@ export type WorkerReply =
   | { readonly id: number; readonly prepared: true }
   | { readonly id: number; readonly error: string };
 
-const protos = loadEnvoyProtos();
+// Loaded when first needed: the first compile (what the controller waits for to start issuing certificates) does not wait for them.
 let current: UnitsCompileResult | undefined;
 let compiles = 0;
 // The IR of the latest compiles, by number: the one being served may be a compile or two behind the latest.
@@ -168,7 +168,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       plans = new Map();
       plannedIR = undefined;
     }
-    const next = planSnapshots(current.ir, protos, certificateInputs, plans, subset, subset ? current.ir : plannedIR);
+    const next = planSnapshots(current.ir, loadEnvoyProtos(), certificateInputs, plans, subset, subset ? current.ir : plannedIR);
     // Which identities may hold a plan the controller has not been sent: those planned now, and those prepared before.
     for (const id of replannedOf(next) ?? next.keys()) unsent.add(id);
     if (subset) for (const [id, p] of next) plans.set(id, p);
