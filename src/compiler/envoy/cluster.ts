@@ -28,6 +28,15 @@ export function edsCluster(u: Upstream) {
   };
 }
 
+/**
+ * Everything `outboundCluster` (and `edsCluster`) read of an upstream, as
+ * text: equal keys make equal clusters, so the encode memo finds a cluster
+ * many callers share without serialising it (see envoy/snapshot.ts).
+ */
+export function outboundClusterKey(u: Upstream, dataPlane: 'envoy' | 'proxyless'): string {
+  return JSON.stringify([dataPlane, u.service.namespace, u.service.name, u.port.port, u.port.protocol, u.identities]);
+}
+
 export function outboundCluster(u: Upstream) {
   return {
     ...edsCluster(u),

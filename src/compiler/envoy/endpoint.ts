@@ -7,6 +7,11 @@ import { INBOUND_PORT, outboundClusterName } from './names.js';
  * hands the connection to its sidecar); an explicit-mode one, which has no
  * iptables, on its sidecar's inbound port.
  */
+/** Everything `loadAssignment` reads of an upstream, as text (see `outboundClusterKey`). */
+export function loadAssignmentKey(u: Upstream): string {
+  return JSON.stringify([u.service.namespace, u.service.name, u.port.port, u.endpoints.map((e) => [e.address, e.port, e.interception])]);
+}
+
 export function loadAssignment(u: Upstream) {
   return {
     clusterName: outboundClusterName(u.service, u.port.port),

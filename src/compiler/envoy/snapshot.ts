@@ -5,9 +5,9 @@ import { meshIndex } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, type Identity, type MeshIR } from '../ir/types.js';
 import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
-import { edsCluster, inboundCluster, outboundCluster } from './cluster.js';
+import { edsCluster, inboundCluster, outboundCluster, outboundClusterKey } from './cluster.js';
 import { resourceInconsistencies } from './consistency.js';
-import { loadAssignment } from './endpoint.js';
+import { loadAssignment, loadAssignmentKey } from './endpoint.js';
 import { explicitListeners, inboundListener, inboundPorts, transparentListener } from './listener.js';
 import { outboundServices } from './outbound.js';
 import { proxylessListeners } from './proxyless.js';
@@ -59,10 +59,22 @@ export type EncodeMemo = Map<string, Uint8Array>;
  */
 const SHARED_KINDS: ReadonlySet<ResourceKind> = new Set(['cluster', 'endpoint', 'secret']);
 
+/**
+ * Resources made from a few inputs carry those inputs as their memo key
+ * (`#` and the key their translator gives): found in the memo without being
+ * serialised. Any other shared resource is keyed by its JSON text.
+ */
+const inputKeys = new WeakMap<object, string>();
+function keyed<T extends object>(json: T, key: string): T {
+  inputKeys.set(json, key);
+  return json;
+}
+
 function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[], memo: EncodeMemo): ResourceSet {
   const encode = (json: Named) => {
     if (!SHARED_KINDS.has(kind)) return codec.encode(TYPES[kind], json);
-    const key = `${kind}\u0000${JSON.stringify(json)}`;
+    const input = inputKeys.get(json);
+    const key = `${kind}\u0000${input === undefined ? JSON.stringify(json) : `#${input}`}`;
     let bytes = memo.get(key);
     if (!bytes) memo.set(key, (bytes = codec.encode(TYPES[kind], json)));
     return bytes;
@@ -153,12 +165,12 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
   }
 
   const routes: object[] = outboundRouteConfigs(outbound, namespace);
-  const endpoints = upstreams.map(loadAssignment);
+  const endpoints = upstreams.map((u) => keyed(loadAssignment(u), loadAssignmentKey(u)));
   let sets: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
-    sets = { cluster: upstreams.map(edsCluster), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
+    sets = { cluster: upstreams.map((u) => keyed(edsCluster(u), outboundClusterKey(u, dataPlane))), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
   } else {
-    const clusters = [...upstreams.map(outboundCluster), ...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])];
+    const clusters = [...upstreams.map((u) => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))), ...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])];
     const listeners: Named[] = injected ? [probeListener(probes)] : [];
     if (inbound.length > 0) listeners.push(inboundListener(ir, inbound));
     if (modes.has('transparent')) {
