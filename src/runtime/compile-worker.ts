@@ -171,7 +171,8 @@ parentPort?.on('message', (m: WorkerRequest) => {
     const next = planSnapshots(current.ir, loadEnvoyProtos(), certificateInputs, plans, subset, subset ? current.ir : plannedIR);
     // Which identities may hold a plan the controller has not been sent: those planned now, and those prepared before.
     for (const id of replannedOf(next) ?? next.keys()) unsent.add(id);
-    if (subset) for (const [id, p] of next) plans.set(id, p);
+    // A copy: the plans of a whole planning remember what they were made with (planSnapshots), and these no longer are.
+    if (subset) plans = new Map([...plans, ...next]);
     else {
       plans = next;
       plannedIR = current.ir;
