@@ -102,6 +102,17 @@ export interface ControllerRow {
 
 const identity = (i: number) => `${ns(i)}/svc-${i}`;
 
+/** `measureController` in a fresh process (bench/controller-row.ts): a row's memory and pauses owe nothing to the rows before it. */
+export function measureControllerIsolated(services: number, perIdentity: number): Promise<ControllerRow> {
+  return new Promise((resolve, reject) => {
+    const child = fork(new URL('./controller-row.js', import.meta.url), [String(services), String(perIdentity)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
+    let row: ControllerRow | undefined;
+    child.on('message', (m: ControllerRow) => (row = m));
+    child.on('error', reject);
+    child.on('exit', (code) => (row ? resolve(row) : reject(new Error(`the controller bench of ${services} services x ${perIdentity} exited (${code}) without a result`))));
+  });
+}
+
 export async function measureController(services: number, perIdentity: number): Promise<ControllerRow> {
   const units = meshUnits(services);
   const source = benchSource(units);
@@ -164,6 +175,7 @@ export async function measureController(services: number, perIdentity: number): 
       const moved = Math.floor(services / 2) + 10 + k;
       endpointExpect = streamsOf(callersOf(moved), [TYPE_URL.endpoint]);
       endpointTimes.push(await timed(endpointExpect, () => source.set(`svc-${moved}.yaml`, serviceUnit(services, moved, { movedPod: moved }))));
+      if (process.env.BENCH_DEBUG) process.stderr.write(`bench: endpoint change ${k + 1}: ${Math.round(endpointTimes[k]!)} ms\n`);
     }
     const endpointFirstMs = endpointTimes[0]!;
     const endpointMs = [...endpointTimes].sort((a, b) => a - b)[2]!;

@@ -18,6 +18,7 @@
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { compile } from '../src/compiler/compile.js';
 import type { MeshInputs } from '../src/compiler/inputs.js';
+import type { SourceUnit } from '../src/adapters/source.js';
 import { createAdsServer } from '../src/runtime/ads-server.js';
 import { createSnapshotCache } from '../src/runtime/cache.js';
 import { createMetrics } from '../src/runtime/metrics.js';
@@ -25,11 +26,19 @@ import { createProxyRegistry } from '../src/runtime/proxy-status.js';
 import { TYPE_URL } from '../src/runtime/xds-types.js';
 import * as grpc from '@grpc/grpc-js';
 import { Client, open } from '../test/helpers/ads-client.js';
-import { measureController, meshUnits, type ControllerRow } from './controller.js';
+import { measureControllerIsolated, meshUnits, type ControllerRow, type Variant } from './controller.js';
 
-/** The bench mesh (bench/controller.ts) as one MeshInputs value; `movedPod`: that service's pod gets another IP (one endpoint change). */
-function mesh(services: number, splitWeight = 90, movedPod = -1): MeshInputs {
-  return { documents: [...meshUnits(services, { splitWeight, movedPod }).values()].flatMap((u) => u.documents), problems: [] };
+/** The bench mesh (bench/controller.ts, one unit per service) as one MeshInputs value, its units in key order (as the controller's store lists them). */
+function inputsOf(units: ReadonlyMap<string, SourceUnit>): MeshInputs {
+  const keys = [...units.keys()].sort();
+  return { documents: keys.flatMap((k) => units.get(k)!.documents), problems: [] };
+}
+
+/** The mesh of `units` with `variant` applied: the units it changes are new values, the others the same ones (as a folder source keeps unchanged files). */
+function edited(units: ReadonlyMap<string, SourceUnit>, services: number, variant: Variant): Map<string, SourceUnit> {
+  const out = new Map(units);
+  for (const [k, u] of meshUnits(services, variant)) if (JSON.stringify(u) !== JSON.stringify(units.get(k))) out.set(k, u);
+  return out;
 }
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -84,7 +93,8 @@ async function fanOut(cache: ReturnType<typeof createSnapshotCache>, identities:
 
 async function measure(services: number): Promise<Row> {
   const protos = loadEnvoyProtos();
-  const inputs = mesh(services);
+  const units = meshUnits(services);
+  const inputs = inputsOf(units);
   let t0 = process.hrtime.bigint();
   const result = compile(inputs, protos);
   const compileMs = ms(t0);
@@ -99,21 +109,20 @@ async function measure(services: number): Promise<Row> {
   const referencedBytes = result.snapshots.reduce((n, s) => n + Object.values(s.types).reduce((m, t) => m + t.resources.reduce((k, r) => k + r.bytes.length, 0), 0), 0);
 
   // One endpoint change: one pod (one with five callers) moves; the compile and cache update until the cache knows who must be pushed.
-  t0 = process.hrtime.bigint();
-  // Given the previous result, only identities whose plan changed are translated again.
-  const moved = compile(mesh(services, 90, Math.floor(services / 2) + 10), protos, result);
   const endpointCache = createSnapshotCache();
   endpointCache.setSnapshots(result.snapshots);
-  const t1 = process.hrtime.bigint();
+  const movedInputs = inputsOf(edited(units, services, { movedPod: Math.floor(services / 2) + 10 }));
+  t0 = process.hrtime.bigint();
+  // Given the previous result, only identities whose plan changed are translated again.
+  const moved = compile(movedInputs, protos, result);
   const endpointChanges = endpointCache.setSnapshots(moved.snapshots);
   const endpointMs = ms(t0);
-  const cacheUpdateMs = ms(t1);
-  void cacheUpdateMs;
   const heap = process.memoryUsage().heapUsed;
 
   // One policy change: every split moves from 90/10 to 80/20 (also given the previous result).
+  const splitInputs = inputsOf(edited(units, services, { splitWeight: 80 }));
   t0 = process.hrtime.bigint();
-  const changed = compile(mesh(services, 80), protos, result);
+  const changed = compile(splitInputs, protos, result);
   let changes = 0;
   const changeMs = ms(t0);
   // Fan-out of that change: every caller of a split service gets a new route table.
@@ -200,9 +209,9 @@ const controllerRows: ControllerRow[] = [];
 if (only !== 'compiler') {
   for (const n of chosen) {
     // At most 20,000 streams: one process of proxies on this machine.
-    for (const p of perIdentity) if (n * p <= 20_000) controllerRows.push(await measureController(n, p));
+    for (const p of perIdentity) if (n * p <= 20_000) controllerRows.push(await measureControllerIsolated(n, p));
     // The endpoint target's case: 5,000 services with 10,000 connected proxies.
-    if (n === 5000 && !perIdentity.includes(2)) controllerRows.push(await measureController(n, 2));
+    if (n === 5000 && !perIdentity.includes(2)) controllerRows.push(await measureControllerIsolated(n, 2));
   }
   process.stdout.write(`Controller (real controller, push window 0; proxies in another process; times from the change entering the input store to the last affected stream receiving its push)\n\n${table(controllerRows, CONTROLLER_COLUMNS)}\n\n`);
 }

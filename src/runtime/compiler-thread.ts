@@ -73,7 +73,13 @@ export function startCompilerThread(): CompilerThread {
     if (sent) for (const k of sent.keys()) if (!now.has(k)) deleted.push(k);
     return { replace: sent === undefined, set, deleted };
   };
+  // The certificates value last sent: the same value again is the same certificates (nothing to compare or send).
+  let sentValue: CertificateInputs | undefined;
   const certificateDelta = (certificates: CertificateInputs) => {
+    if (certificates === sentValue && sentCertificates) {
+      const delta: CertificateDelta = { replace: false, trustBundle: certificates.trustBundle, set: [], deleted: [] };
+      return { now: sentCertificates, delta };
+    }
     const now = new Map(certificates.identities.map((c) => [c.identity, c]));
     const d = changes(now, sentCertificates, (a, b) => a === b || (a.certificateChain === b.certificateChain && a.privateKey === b.privateKey));
     const delta: CertificateDelta = { replace: d.replace, trustBundle: certificates.trustBundle, set: d.set.map(([, c]) => c), deleted: d.deleted };
@@ -97,6 +103,7 @@ export function startCompilerThread(): CompilerThread {
       sentCertificates = undefined;
       const reply = (await ask({ type: 'snapshots', certificates: delta, ...(identities ? { identities } : {}) })) as { snapshots: SnapshotChanges };
       sentCertificates = now;
+      sentValue = certificates;
       return reply.snapshots;
     },
     async prepare(certificates) {
@@ -104,6 +111,7 @@ export function startCompilerThread(): CompilerThread {
       sentCertificates = undefined;
       await ask({ type: 'prepare', certificates: delta });
       sentCertificates = now;
+      sentValue = certificates;
     },
     ir: async (compile) => ((await ask({ type: 'ir', compile })) as { ir: MeshIR }).ir,
     async reset() {

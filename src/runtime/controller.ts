@@ -248,22 +248,33 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     };
     // One input per certificate, made once: the worker is sent only the certificates that are not the ones it has.
     const inputOf = new WeakMap<IssuedCertificate, IdentityCertificate>();
-    const certificateInputs = (identities: readonly string[]): CertificateInputs => ({
-      trustBundle: ca.trustBundle(),
-      identities: identities.flatMap((identity) => {
-        const cert = issued.get(identity);
-        if (!cert) return [];
-        let input = inputOf.get(cert);
-        if (!input) inputOf.set(cert, (input = { identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey }));
-        return [input];
-      }),
-    });
+    // The certificates of an identity list, made again only when the list, a certificate or the trust bundle changed
+    // (the compiler thread then sees the very value it sent last, and sends nothing).
+    let issuedChanges = 0;
+    let lastInputs: { identities: readonly string[]; changes: number; value: CertificateInputs } | undefined;
+    const certificateInputs = (identities: readonly string[]): CertificateInputs => {
+      const trustBundle = ca.trustBundle();
+      if (lastInputs?.identities === identities && lastInputs.changes === issuedChanges && lastInputs.value.trustBundle === trustBundle) return lastInputs.value;
+      const value = {
+        trustBundle,
+        identities: identities.flatMap((identity) => {
+          const cert = issued.get(identity);
+          if (!cert) return [];
+          let input = inputOf.get(cert);
+          if (!input) inputOf.set(cert, (input = { identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey }));
+          return [input];
+        }),
+      };
+      lastInputs = { identities, changes: issuedChanges, value };
+      return value;
+    };
     /** Issues (or renews) the certificates of `due`, several at a time. */
     const issue = async (due: readonly string[]): Promise<void> => {
       await inParallel(due, 16, async (id) => {
         const have = issued.get(id);
         const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
         issued.set(id, cert);
+        issuedChanges++;
         await store.save(id, cert);
         // Node's native parser: a general ASN.1 parse would cost more than issuing the certificate did.
         const serial = cert.serial ?? new X509Certificate(cert.certificateChain).serialNumber.toLowerCase();
@@ -272,6 +283,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     };
     // The identities of the last publish (the worker sends the same array while they do not change).
     let published: readonly string[] = [];
+    // An identity list all of whose certificates were issued and not yet due when it was last published, and the
+    // certificates as they were then: published again with neither changed, it needs none (renewals come from their timer).
+    let certified: { identities: readonly string[]; changes: number } | undefined;
     /**
      * Publishes `result`: every identity's snapshot, or with `renewals` only
      * the snapshots of identities whose certificate is due (a renewal
@@ -280,7 +294,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
      */
     const publish = async (result: CompiledMesh, renewals = false): Promise<IdentityChange[]> => {
       const identities = result.identities;
-      const renewed = dueOf(identities);
+      const renewed = !renewals && certified?.identities === identities && certified.changes === issuedChanges ? [] : dueOf(identities);
       // Many certificates to issue (a first start): the worker translates everything but the secrets meanwhile.
       // (Should that fail, the snapshots below do the work.)
       const prepared = !renewals && renewed.length > 1 ? compiler.prepare(certificateInputs(identities)).catch(() => undefined) : undefined;
@@ -292,10 +306,12 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         for (const id of [...issued.keys()]) {
           if (identitySet.has(id)) continue;
           issued.delete(id);
+          issuedChanges++;
           await store.remove(id);
         }
         published = identities;
       }
+      if (!renewals) certified = { identities, changes: issuedChanges };
       const certificates = certificateInputs(identities);
       // Built by the worker from the IR of its latest compile (the one being published): only the snapshots whose plan changed come back.
       // The worker checked that references close in each snapshot it built (on the resources, before encoding them).
@@ -522,6 +538,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
           await rotation.switchSigner();
           // Every leaf is re-issued by the new root.
           issued.clear();
+          issuedChanges++;
           await publish(last);
         });
       }
