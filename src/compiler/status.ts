@@ -43,6 +43,23 @@ export interface StatusCollector {
   ignore(key: string, message: StatusMessage): void;
 }
 
+/** One thing said to a status collector, as data: recorded once, replayed into the collector of each compile that reuses it. */
+export type StatusCall = readonly ['add' | 'reject' | 'ignore', string, StatusMessage];
+
+/** A collector that appends what it is told to `calls`. */
+export function recordInto(calls: StatusCall[]): StatusCollector {
+  return {
+    add: (k, msg) => void calls.push(['add', k, msg]),
+    reject: (k, msg) => void calls.push(['reject', k, msg]),
+    ignore: (k, msg) => void calls.push(['ignore', k, msg]),
+  };
+}
+
+/** Tells `into` what `calls` recorded, in order. */
+export function replay(calls: Iterable<StatusCall>, into: StatusCollector): void {
+  for (const [method, key, message] of calls) into[method](key, message);
+}
+
 export function createStatusCollector(): StatusCollector & {
   /**
    * One entry per object. Given the previous compile's entries by object, an

@@ -4,7 +4,8 @@ import { compareOrigins, type InputDocument, type InputProblem, type Origin } fr
 import { buildGroupedIR, isMeshWide, type IRMemo } from './ir/build.js';
 import type { MeshIR } from './ir/types.js';
 import type * as m from './model.js';
-import { createStatusCollector, error, type StatusCollector, type StatusEntry, type StatusMessage } from './status.js';
+import { sameItems } from './group.js';
+import { createStatusCollector, error, recordInto, replay, type StatusCall, type StatusEntry } from './status.js';
 
 /**
  * The compiler's front half over input units (a file, a Kubernetes object:
@@ -44,14 +45,12 @@ export interface UnitsMemo {
   readonly status: readonly StatusEntry[];
 }
 
-type Call = readonly ['add' | 'reject' | 'ignore', string, StatusMessage];
-
 interface UnitPart {
   readonly unit: InputUnit;
   readonly decoded: DecodedDocuments;
   readonly tracked: readonly TrackedObject[];
   /** What decoding said, in order. */
-  readonly calls: readonly Call[];
+  readonly calls: readonly StatusCall[];
   readonly groups: ReadonlyMap<string, readonly m.MeshObject[]>;
   readonly sources: ReadonlySet<string>;
   /** One per tracked object, then one per input problem. */
@@ -126,13 +125,13 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, connectedVir
   // The IR: namespaces whose objects are the same list as before keep their parts.
   const byNamespace = new Map(groups);
   byNamespace.delete(MESH);
-  const irCalls: Call[] = [];
-  const built = buildGroupedIR(groups.get(MESH) ?? [], byNamespace, recorder(irCalls), connectedVirtualMachines, before?.ir);
+  const irCalls: StatusCall[] = [];
+  const built = buildGroupedIR(groups.get(MESH) ?? [], byNamespace, recordInto(irCalls), connectedVirtualMachines, before?.ir);
 
   // Status: made again for the changed units, and for the units of every group whose messages may differ.
   const redo = new Set(changed.filter((key) => parts.has(key)));
   for (const g of [MESH, ...built.rebuilt, ...built.direct, ...(before?.direct ?? [])]) for (const key of members.get(g) ?? []) redo.add(key);
-  const callsOf = new Map<string, Call[]>();
+  const callsOf = new Map<string, StatusCall[]>();
   for (const call of irCalls) {
     const list = callsOf.get(call[1]);
     if (list) list.push(call);
@@ -166,8 +165,8 @@ function whole(units: ReadonlyMap<string, InputUnit>, connectedVirtualMachines?:
 }
 
 function decodeUnit(unit: InputUnit, previous?: DecodedDocuments): UnitPart {
-  const calls: Call[] = [];
-  const { objects, tracked, decoded } = decodeDocuments(unit.documents, recorder(calls), previous);
+  const calls: StatusCall[] = [];
+  const { objects, tracked, decoded } = decodeDocuments(unit.documents, recordInto(calls), previous);
   const groups = new Map<string, m.MeshObject[]>();
   for (const o of objects) {
     const g = isMeshWide(o) ? MESH : o.meta.namespace;
@@ -180,10 +179,10 @@ function decodeUnit(unit: InputUnit, previous?: DecodedDocuments): UnitPart {
 }
 
 /** A unit's status entries: what decoding said of each object, then what building the IR said; then one per input problem. */
-function entriesOf(part: UnitPart, irCalls: ReadonlyMap<string, readonly Call[]>, previous: readonly StatusEntry[] | undefined): StatusEntry[] {
+function entriesOf(part: UnitPart, irCalls: ReadonlyMap<string, readonly StatusCall[]>, previous: readonly StatusEntry[] | undefined): StatusEntry[] {
   const status = createStatusCollector();
-  for (const [method, key, message] of part.calls) status[method](key, message);
-  for (const t of part.tracked) for (const [method, key, message] of irCalls.get(t.key) ?? []) status[method](key, message);
+  replay(part.calls, status);
+  for (const t of part.tracked) replay(irCalls.get(t.key) ?? [], status);
   const made: StatusEntry[] = [...status.entries(part.tracked).values()];
   for (const p of part.unit.problems) made.push({ origin: p.origin, object: { apiVersion: '', kind: '', namespace: '', name: '' }, state: 'Rejected', messages: [error('', p.message)] });
   // An entry equal to the previous one is that value itself: the status is recognised as unchanged by reference.
@@ -213,16 +212,4 @@ const sameOrigin = (a: Origin, b: Origin) => a === b || (a.source === b.source &
 
 function sameSet<T>(a: ReadonlySet<T> | undefined, b: ReadonlySet<T> | undefined): boolean {
   return a !== undefined && b !== undefined && a.size === b.size && [...a].every((x) => b.has(x));
-}
-
-function sameItems<T>(a: readonly T[], b: readonly T[] | undefined): boolean {
-  return b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function recorder(calls: Call[]): StatusCollector {
-  return {
-    add: (k, msg) => void calls.push(['add', k, msg]),
-    reject: (k, msg) => void calls.push(['reject', k, msg]),
-    ignore: (k, msg) => void calls.push(['ignore', k, msg]),
-  };
 }

@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import type { SourceUnit } from '../adapters/source.js';
+import { sameItems } from '../compiler/group.js';
 import { compileUnits, type UnitsCompileResult } from '../compiler/units.js';
 import { planSnapshots, replannedOf, type PlannedSnapshot, type Snapshot } from '../compiler/envoy/snapshot.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
@@ -105,7 +106,6 @@ let plannedIR: MeshIR | undefined;
 
 // The lists the controller was last answered (it keeps them: a compile sends only those that changed).
 let answered: Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>> = {};
-const sameList = (a: readonly string[], b: readonly string[] | undefined) => b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 
 parentPort?.on('message', (m: WorkerRequest) => {
   try {
@@ -141,7 +141,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
         pods = [...podSet];
       }
       const lists = { identities: index.identities, namespaces: current.ir.namespaces, pods };
-      const changedLists = Object.fromEntries((['identities', 'namespaces', 'pods'] as const).filter((k) => !sameList(lists[k], answered[k])).map((k) => [k, lists[k]]));
+      const changedLists = Object.fromEntries((['identities', 'namespaces', 'pods'] as const).filter((k) => !sameItems(lists[k], answered[k])).map((k) => [k, lists[k]]));
       const compiled: CompiledReply = { compile, status, settings: current.ir.settings, ...changedLists };
       answered = lists;
       parentPort!.postMessage({ id: m.id, compiled } satisfies WorkerReply);

@@ -85,6 +85,15 @@ export function startCompilerThread(): CompilerThread {
     const delta: CertificateDelta = { replace: d.replace, trustBundle: certificates.trustBundle, set: d.set.map(([, c]) => c), deleted: d.deleted };
     return { now, delta };
   };
+  /** A request carrying the certificates that differ from what the worker holds (all of them again should it fail). */
+  const withCertificates = async (certificates: CertificateInputs, send: (delta: CertificateDelta) => Promise<WorkerReply>) => {
+    const { now, delta } = certificateDelta(certificates);
+    sentCertificates = undefined;
+    const reply = await send(delta);
+    sentCertificates = now;
+    sentValue = certificates;
+    return reply;
+  };
   return {
     async compile(units, connectedVirtualMachines) {
       // The units as they are now: the store may change while the worker compiles.
@@ -99,19 +108,11 @@ export function startCompilerThread(): CompilerThread {
       return full;
     },
     async snapshots(certificates, identities) {
-      const { now, delta } = certificateDelta(certificates);
-      sentCertificates = undefined;
-      const reply = (await ask({ type: 'snapshots', certificates: delta, ...(identities ? { identities } : {}) })) as { snapshots: SnapshotChanges };
-      sentCertificates = now;
-      sentValue = certificates;
+      const reply = (await withCertificates(certificates, (delta) => ask({ type: 'snapshots', certificates: delta, ...(identities ? { identities } : {}) }))) as { snapshots: SnapshotChanges };
       return reply.snapshots;
     },
     async prepare(certificates) {
-      const { now, delta } = certificateDelta(certificates);
-      sentCertificates = undefined;
-      await ask({ type: 'prepare', certificates: delta });
-      sentCertificates = now;
-      sentValue = certificates;
+      await withCertificates(certificates, (delta) => ask({ type: 'prepare', certificates: delta }));
     },
     ir: async (compile) => ((await ask({ type: 'ir', compile })) as { ir: MeshIR }).ir,
     async reset() {

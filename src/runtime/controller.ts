@@ -130,6 +130,23 @@ function podsOf(c: CompiledMesh): ReadonlySet<string> {
   return set;
 }
 
+/** A map that counts its changes (what is built from it can tell it is unchanged without comparing). */
+class CountedMap<K, V> extends Map<K, V> {
+  changes = 0;
+  override set(key: K, value: V): this {
+    this.changes++;
+    return super.set(key, value);
+  }
+  override delete(key: K): boolean {
+    this.changes++;
+    return super.delete(key);
+  }
+  override clear(): void {
+    this.changes++;
+    super.clear();
+  }
+}
+
 export const controlPlaneIdentity = (trustDomain: string): string => identityOf(trustDomain, 'smc-system', 'smc-controller');
 
 const DAY = 24 * 3600_000;
@@ -217,7 +234,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
     const store = openCertificateStore(o.stateDir, o.log);
-    const issued = new Map<string, IssuedCertificate>();
+    // Counts its changes: the certificate inputs built from it are made again only after one.
+    const issued = new CountedMap<string, IssuedCertificate>();
     metrics.certificateExpiry = () => new Map([...issued].map(([id, c]) => [id, c.notAfter]));
     for (const [id, cert] of await store.load()) {
       // Only certificates of this CA's root that are still valid; anything else is simply issued anew.
@@ -250,11 +268,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const inputOf = new WeakMap<IssuedCertificate, IdentityCertificate>();
     // The certificates of an identity list, made again only when the list, a certificate or the trust bundle changed
     // (the compiler thread then sees the very value it sent last, and sends nothing).
-    let issuedChanges = 0;
     let lastInputs: { identities: readonly string[]; changes: number; value: CertificateInputs } | undefined;
     const certificateInputs = (identities: readonly string[]): CertificateInputs => {
       const trustBundle = ca.trustBundle();
-      if (lastInputs?.identities === identities && lastInputs.changes === issuedChanges && lastInputs.value.trustBundle === trustBundle) return lastInputs.value;
+      if (lastInputs?.identities === identities && lastInputs.changes === issued.changes && lastInputs.value.trustBundle === trustBundle) return lastInputs.value;
       const value = {
         trustBundle,
         identities: identities.flatMap((identity) => {
@@ -265,7 +282,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
           return [input];
         }),
       };
-      lastInputs = { identities, changes: issuedChanges, value };
+      lastInputs = { identities, changes: issued.changes, value };
       return value;
     };
     /** Issues (or renews) the certificates of `due`, several at a time. */
@@ -274,7 +291,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         const have = issued.get(id);
         const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
         issued.set(id, cert);
-        issuedChanges++;
         await store.save(id, cert);
         // Node's native parser: a general ASN.1 parse would cost more than issuing the certificate did.
         const serial = cert.serial ?? new X509Certificate(cert.certificateChain).serialNumber.toLowerCase();
@@ -294,7 +310,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
      */
     const publish = async (result: CompiledMesh, renewals = false): Promise<IdentityChange[]> => {
       const identities = result.identities;
-      const renewed = !renewals && certified?.identities === identities && certified.changes === issuedChanges ? [] : dueOf(identities);
+      const renewed = !renewals && certified?.identities === identities && certified.changes === issued.changes ? [] : dueOf(identities);
       // Many certificates to issue (a first start): the worker translates everything but the secrets meanwhile.
       // (Should that fail, the snapshots below do the work.)
       const prepared = !renewals && renewed.length > 1 ? compiler.prepare(certificateInputs(identities)).catch(() => undefined) : undefined;
@@ -306,12 +322,11 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         for (const id of [...issued.keys()]) {
           if (identitySet.has(id)) continue;
           issued.delete(id);
-          issuedChanges++;
-          await store.remove(id);
+            await store.remove(id);
         }
         published = identities;
       }
-      if (!renewals) certified = { identities, changes: issuedChanges };
+      if (!renewals) certified = { identities, changes: issued.changes };
       const certificates = certificateInputs(identities);
       // Built by the worker from the IR of its latest compile (the one being published): only the snapshots whose plan changed come back.
       // The worker checked that references close in each snapshot it built (on the resources, before encoding them).
@@ -538,8 +553,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
           await rotation.switchSigner();
           // Every leaf is re-issued by the new root.
           issued.clear();
-          issuedChanges++;
-          await publish(last);
+            await publish(last);
         });
       }
       await allAcknowledged('certificates from the new root', timeout);

@@ -2,8 +2,8 @@ import type * as t from 'io-ts';
 import type { InputDocument, Origin } from '../inputs.js';
 import type * as m from '../model.js';
 import { INTERCEPTION_MODES } from '../model.js';
-import type { ObjectRef, StatusCollector, StatusMessage } from '../status.js';
-import { error } from '../status.js';
+import type { ObjectRef, StatusCall, StatusCollector } from '../status.js';
+import { error, recordInto, replay } from '../status.js';
 import { decodeWith, normaliseMeta, type Meta } from './common.js';
 import * as k8s from './kubernetes.js';
 import { PROBES_ANNOTATION } from '../probes.js';
@@ -49,7 +49,7 @@ interface DecodedDocument {
   readonly position: string;
   readonly objects: readonly m.MeshObject[];
   readonly tracked: readonly TrackedObject[];
-  readonly calls: readonly (readonly ['add' | 'reject' | 'ignore', string, StatusMessage])[];
+  readonly calls: readonly StatusCall[];
 }
 
 type Normalise = (value: never, base: BaseFields) => { object?: m.MeshObject; problems?: { path: string; message: string }[] };
@@ -365,13 +365,9 @@ export function supportedKinds(): { kind: string; apiVersions: string[] }[] {
 export function decodeDocuments(documents: readonly InputDocument[], collector: StatusCollector, previous?: DecodedDocuments): DecodeResult {
   let objects: m.MeshObject[] = [];
   let tracked: TrackedObject[] = [];
-  let calls: ['add' | 'reject' | 'ignore', string, StatusMessage][] = [];
+  let calls: StatusCall[] = [];
   // What decoding one document says about it is recorded, so it can be replayed when the document comes again unchanged.
-  const status: StatusCollector = {
-    add: (k, msg) => void calls.push(['add', k, msg]),
-    reject: (k, msg) => void calls.push(['reject', k, msg]),
-    ignore: (k, msg) => void calls.push(['ignore', k, msg]),
-  };
+  let status = recordInto(calls);
   const visit = (value: unknown, origin: Origin, key: string, pathPrefix: string, itemLines?: readonly number[]) => {
     const ref = refOf(value);
     tracked.push({ key, origin, ref });
@@ -439,7 +435,7 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
     }
     for (const o of entry.objects) allObjects.push(o);
     for (const t of entry.tracked) allTracked.push(t);
-    for (const [method, k, msg] of entry.calls) collector[method](k, msg);
+    replay(entry.calls, collector);
   };
   for (const doc of documents) {
     const kept = previous?.byDocument.get(doc);
@@ -464,6 +460,7 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
       objects = [];
       tracked = [];
       calls = [];
+      status = recordInto(calls);
       visit(doc.value, doc.origin, key, '', doc.itemLines);
       entry = { key, value: doc.value, text: text ?? '', position, objects, tracked, calls };
     } else if (!same) entry = { ...entry, value: doc.value };

@@ -111,7 +111,6 @@ export interface PlannedSnapshot {
 
 export type SnapshotPlans = ReadonlyMap<Identity, PlannedSnapshot>;
 
-
 /** A plan's JSON text, made once per plan (a plan is compared again at every later compile until it changes). */
 const planTexts = new WeakMap<readonly unknown[], string>();
 function planText(plan: readonly unknown[]): string {
@@ -221,11 +220,9 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
   const made = previous && plannedWith.get(previous);
   if (!identities && dirty !== 'all' && made !== undefined && made.certificates === certificates && made.identities === all) {
     const out = new Map(previous);
-    for (const id of dirty) {
-      if (!out.has(id)) continue;
-      out.set(id, plan(id, previous!.get(id)));
-    }
-    plannedWith.set(out, { certificates, identities: all, replanned: [...dirty].filter((id) => out.has(id)) });
+    const replanned = [...dirty].filter((id) => out.has(id));
+    for (const id of replanned) out.set(id, plan(id, previous!.get(id)));
+    plannedWith.set(out, { certificates, identities: all, replanned });
     return out;
   }
   const out = new Map<Identity, PlannedSnapshot>();

@@ -1,6 +1,6 @@
 import type * as m from '../model.js';
 import { compareOrigins } from '../inputs.js';
-import { error, warning, type StatusCollector, type StatusMessage } from '../status.js';
+import { error, recordInto, replay, warning, type StatusCall, type StatusCollector } from '../status.js';
 import { buildAccess } from './access.js';
 import { warnHttpOnTcp } from './access-checks.js';
 import { checkRouteGroups } from './routes.js';
@@ -9,7 +9,7 @@ import { meshNamespaces, meshSettings } from './settings.js';
 import { buildSplits } from './splits.js';
 import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type SplitIR, type Workload } from './types.js';
 import { buildWorkloads } from './workloads.js';
-import { groupBy } from '../group.js';
+import { groupBy, sameItems } from '../group.js';
 
 /** Kinds the mesh as a whole reads (its namespaces, its settings), wherever they live. */
 const MESH_WIDE = new Set<m.MeshObject['kind']>(['Namespace', 'MeshConfig']);
@@ -31,7 +31,7 @@ export interface IRMemo {
   readonly assigned: ReadonlyMap<ServiceIR, ServiceIR>;
 }
 
-type Calls = readonly (readonly ['add' | 'reject' | 'ignore', string, StatusMessage])[];
+type Calls = readonly StatusCall[];
 
 interface NamespacePart {
   readonly front: Front;
@@ -165,13 +165,10 @@ export function buildGroupedIR(
   }
   // Virtual IPs are allocated across the whole mesh, in the order of namespaces and names.
   const built = names.flatMap((ns) => parts.get(ns)!.services?.services ?? []);
-  const replay = (calls: Calls) => {
-    for (const [method, key, message] of calls) status[method](key, message);
-  };
   for (const ns of names) {
     const part = parts.get(ns)!;
-    replay(part.front.calls);
-    if (part.services) replay(part.services.calls);
+    replay(part.front.calls, status);
+    if (part.services) replay(part.services.calls, status);
   }
   const headless = new Set<string>();
   for (const ns of names) for (const h of parts.get(ns)!.services?.headless ?? []) headless.add(h);
@@ -209,7 +206,7 @@ export function buildGroupedIR(
       [...before.foreign].every(([id, was]) => knownIn(was.namespace, id) === was.known)
         ? before
         : buildPolicyStage(part.front, part.services, contributors, knownIn, settings);
-    replay(part.policy.calls);
+    replay(part.policy.calls, status);
   }
 
   // Identities sort by namespace then account: namespaces compared with the `/` that follows them in an identity.
@@ -232,7 +229,8 @@ export function buildGroupedIR(
 }
 
 function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, connected: string, settings: MeshSettings): Front {
-  const { status, calls } = recorder();
+  const calls: StatusCall[] = [];
+  const status = recordInto(calls);
   const unique = uniqueObjects(objects, status);
   const none = { byKind: new Map(), workloads: [], workloadByRef: new Map(), identities: [], known: new Set<Identity>() };
   if (!inMesh) {
@@ -259,7 +257,8 @@ function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh:
 }
 
 function buildServicesStage(front: Front, workloadOf: (kind: string, namespace: string, name: string) => Workload | undefined): ServicesStage {
-  const { status, calls } = recorder();
+  const calls: StatusCall[] = [];
+  const status = recordInto(calls);
   const foreign = new Map<string, Workload | undefined>();
   const lookup = (kind: string, namespace: string, name: string) => {
     if (namespace === front.namespace) return front.workloadByRef.get(`${kind}/${namespace}/${name}`);
@@ -288,7 +287,8 @@ function buildPolicyStage(
   knownIn: (namespace: string, id: Identity) => boolean,
   settings: MeshSettings,
 ): PolicyStage {
-  const { status, calls } = recorder();
+  const calls: StatusCall[] = [];
+  const status = recordInto(calls);
   const foreign = new Map<Identity, { namespace: string; known: boolean }>();
   const knownElsewhere = (namespace: string, id: Identity) => {
     if (namespace === front.namespace) return false;
@@ -306,26 +306,6 @@ function buildPolicyStage(
   warnHttpOnTcp(targets, access, related, settings, status);
   const splits = buildSplits(of(front.byKind, 'TrafficSplit'), services.services, routeGroups, status);
   return { front, services, contributors, foreign, calls, access, splits };
-}
-
-/** A status collector that records what it is told, to be replayed into the compile's own. */
-function recorder(): { status: StatusCollector; calls: ['add' | 'reject' | 'ignore', string, StatusMessage][] } {
-  const calls: ['add' | 'reject' | 'ignore', string, StatusMessage][] = [];
-  return {
-    calls,
-    status: {
-      add: (k, msg) => void calls.push(['add', k, msg]),
-      reject: (k, msg) => void calls.push(['reject', k, msg]),
-      ignore: (k, msg) => void calls.push(['ignore', k, msg]),
-    },
-  };
-}
-
-function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Objects by kind, in canonical order (objects arrive sorted by kind first, so each kind's list keeps it). */

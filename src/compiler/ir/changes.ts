@@ -1,5 +1,5 @@
 import { diffIR } from './diff.js';
-import { meshIndex } from './index.js';
+import { meshIndex, serviceKey } from './index.js';
 import type { Identity, MeshIR } from './types.js';
 
 /**
@@ -39,7 +39,7 @@ export function changedIdentities(before: MeshIR, after: MeshIR): ReadonlySet<Id
   }
   // Services and splits, by `ns/name`.
   const touched = new Set<string>();
-  for (const s of [...diff.services.removed, ...diff.services.added]) touched.add(`${s.namespace}/${s.name}`);
+  for (const s of [...diff.services.removed, ...diff.services.added]) touched.add(serviceKey(s));
   for (const s of [...diff.splits.removed, ...diff.splits.added]) touched.add(`${s.namespace}/${s.service}`);
   const permissive = before.settings.permissive || after.settings.permissive;
   if (permissive && (dirty.size > 0 || touched.size > 0)) return 'all';

@@ -1,3 +1,4 @@
+import { sameItems } from '../group.js';
 import { compareStrings, type DestinationAccess, type MeshIR, type ServiceIR, type SplitIR, type Workload } from './types.js';
 
 /**
@@ -25,7 +26,7 @@ const cache = new WeakMap<MeshIR, { before: MeshIR; diff: IRDiff }>();
 
 /** Undefined when the settings or namespaces differ (everything may then differ). */
 export function diffIR(before: MeshIR, after: MeshIR): IRDiff | undefined {
-  if (JSON.stringify(before.settings) !== JSON.stringify(after.settings) || !sameStrings(before.namespaces, after.namespaces)) return undefined;
+  if (JSON.stringify(before.settings) !== JSON.stringify(after.settings) || !sameItems(before.namespaces, after.namespaces)) return undefined;
   const known = cache.get(after);
   if (known?.before === before) return known.diff;
   const diff: IRDiff = {
@@ -66,8 +67,4 @@ function walk<T>(before: readonly T[], after: readonly T[], order: (a: T, b: T) 
     }
   }
   return { removed, added };
-}
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 }

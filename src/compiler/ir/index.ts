@@ -107,10 +107,10 @@ function built(ir: MeshIR): MeshIndex {
   return { identities, identitySet: new Set(identities), workloadsOf, grantsTo, grantsFrom, endpointsOf, service, splitOf, splitRootsOf, namespaceSet: new Set(ir.namespaces), podSet };
 }
 
-function addEndpoints(endpointsOf: Map<Identity, IndexedEndpoint[]>, s: ServiceIR, only?: ReadonlySet<Identity>): void {
+function addEndpoints(endpointsOf: Map<Identity, IndexedEndpoint[]>, s: ServiceIR): void {
   s.ports.forEach((port, portIndex) =>
     port.endpoints.forEach((endpoint, endpointIndex) => {
-      if (!only || only.has(endpoint.identity)) push(endpointsOf, endpoint.identity, { service: s, port, endpoint, portIndex, endpointIndex });
+      push(endpointsOf, endpoint.identity, { service: s, port, endpoint, portIndex, endpointIndex });
     }),
   );
 }
@@ -180,7 +180,7 @@ function patched(base: MeshIndex, diff: IRDiff): MeshIndex {
     const gone = new Set(diff.services.removed.map(serviceKey));
     const touched = new Set([...diff.services.removed, ...diff.services.added].flatMap((s) => s.ports.flatMap((p) => p.endpoints.map((e) => e.identity))));
     const fresh = new Map<Identity, IndexedEndpoint[]>();
-    for (const s of diff.services.added) addEndpoints(fresh, s, touched);
+    for (const s of diff.services.added) addEndpoints(fresh, s);
     const map = new Map(base.endpointsOf);
     for (const id of touched) {
       const list = [...(map.get(id) ?? []).filter((e) => !gone.has(serviceKey(e.service))), ...(fresh.get(id) ?? [])].sort(compareIndexed);
