@@ -1,120 +1,262 @@
 import type { Log } from '../runtime/log.js';
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { dirname } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, normalize, relative, sep } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import { StartupError } from './startup-error.js';
+import { createLastAccepted } from './last-accepted.js';
+import { startFolderReader, type FileChange, type ScanResult } from './folder-reader.js';
 import type { Source, SourceEvents, SourceUnit } from './source.js';
-import { listFiles, parseText } from './yaml-files.js';
+import { isYamlFile } from './yaml-files.js';
 
 /**
  * The embedded default source: files and folders of YAML, read the way
- * `smc compile` reads them, and watched. A change is noticed through the
- * file system's events and confirmed by content (an editor's temporary
- * files and renames settle into one change per file):
- * - a new or changed file sets its unit; a deleted one removes it;
- * - a file that stops parsing keeps its last good objects in force, and its
- *   status and the log say so, until it parses again.
+ * `smc compile` reads them, and followed while the controller runs.
+ *
+ * - Changes are seen through file-system events (chokidar: renames over a
+ *   file, in-place writes, new folders) that name the paths they concern;
+ *   only those paths are read again. Events settle for `settleMs`, and a
+ *   change is read `maxWaitMs` after the first event at the latest, however
+ *   often the file is written.
+ * - Every `reconcileMs` the folder is compared with what was read (by each
+ *   file's stat, then its bytes): a change found this way had no event, and is
+ *   applied, logged at warn and counted (`drifted`), so a watch that misses
+ *   events is seen and converges anyway.
+ * - What stays in force: a file that stops parsing, or cannot be read, keeps
+ *   its last good objects; a policy object whose new version is rejected keeps
+ *   its last accepted version (last-accepted.ts); a root that disappears or
+ *   cannot be read keeps everything that was read from it. The status of the
+ *   file and the log say so until it is fixed. Deleting a file takes its
+ *   objects out of the mesh.
+ * - A root that does not exist at start is an error: a mistyped path must not
+ *   start a controller that serves an empty mesh.
+ * - Reading and parsing run in a thread of their own (folder-reader.ts).
  */
 export interface FolderSourceOptions {
   readonly paths: readonly string[];
   readonly log: Log;
-  /** How long events settle before the folder is read again (default 50 ms). */
+  /** How long events settle before the paths they name are read (default 50 ms)... */
   readonly settleMs?: number;
+  /** ...but never longer than this after the first event (default 1 s). */
+  readonly maxWaitMs?: number;
+  /** How often the folder is compared with what was read (default 5 s). */
+  readonly reconcileMs?: number;
+  /** Events for which this returns true are dropped, as a watch that misses events would (tests of the reconcile). */
+  readonly dropEvent?: (path: string) => boolean;
 }
 
 interface Known {
-  readonly hash: string;
-  /** The last content that parsed without a problem, if any. */
+  /** The last content that parsed without a problem, if any (as delivered). */
   readonly good: SourceUnit | undefined;
+  /** Why the file is not in force as it is on disk, if it is not. */
+  readonly problem?: string;
 }
 
 export function createFolderSource(o: FolderSourceOptions): Source {
+  // As chokidar names them: `./mesh/` is `mesh`.
+  const roots = o.paths.map((p) => normalize(p).replace(/(.)\/+$/, '$1'));
   const known = new Map<string, Known>();
-  const watchers: FSWatcher[] = [];
+  const lastAccepted = createLastAccepted();
+  const watchers = new Map<string, FSWatcher>();
+  /** Roots that could not be read at the last look, and why. */
+  const unreadable = new Map<string, string>();
+  const pending = new Set<string>();
   let events: SourceEvents | undefined;
   let timer: NodeJS.Timeout | undefined;
-  let scanning: Promise<void> = Promise.resolve();
+  let firstEventAt: number | undefined;
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  let chain: Promise<unknown> = Promise.resolve();
   let closed = false;
+  const reader = startFolderReader(roots);
+  const serially = (f: () => Promise<void>): Promise<void> => {
+    const next = chain.then(f, f);
+    chain = next.catch((e: Error) => o.log(`source: reading ${roots.join(', ')} failed: ${e.message}`, { level: 'error' }));
+    return next;
+  };
 
-  const readAll = async (): Promise<void> => {
-    const files = new Set<string>();
-    for (const p of o.paths) {
-      try {
-        for (const f of await listFiles(p)) files.add(f);
-      } catch (e) {
-        o.log(`source: cannot read ${p}: ${(e as Error).message}`, { level: 'warn' });
-      }
-    }
-    for (const file of [...files].sort()) {
-      let text: string;
-      try {
-        text = await readFile(file, 'utf8');
-      } catch {
-        continue; // gone between listing and reading: the next scan removes it
-      }
-      const hash = createHash('sha256').update(text).digest('hex');
-      const before = known.get(file);
-      if (before?.hash === hash) continue;
-      const parsed = parseText(text, file);
-      if (parsed.problems.length === 0) {
-        known.set(file, { hash, good: parsed });
-        events?.set(file, parsed);
-        if (before && !before.good) o.log(`source: ${file} parses again`);
-        continue;
-      }
-      // Broken: what was in force stays in force, and the problems say so.
-      const kept = before?.good;
-      const note = kept ? '; its last good objects stay in force until it is fixed' : '';
-      const problems = parsed.problems.map((p) => ({ ...p, message: `${p.message}${note}` }));
-      known.set(file, { hash, good: kept });
-      events?.set(file, kept ? { documents: kept.documents, problems } : { documents: parsed.documents, problems });
-      for (const p of problems) o.log(`source: ${file}:${p.origin.line}: ${p.message}`, { level: 'warn', file });
-    }
-    for (const file of [...known.keys()]) {
-      if (files.has(file)) continue;
+  /** The unit of a root that cannot be read: its status entry says what stays in force. */
+  const rootUnit = (root: string) => `${root}\u0000unreadable`;
+
+  const apply = (change: FileChange) => {
+    const file = change.file;
+    const before = known.get(file);
+    if (change.kind === 'gone') {
       known.delete(file);
+      lastAccepted.forget(file);
       events?.delete(file);
       o.log(`source: ${file} was removed; its objects leave the mesh`);
+      return;
+    }
+    const keep = (message: string) => {
+      const kept = before?.good;
+      const note = kept ? '; its last good objects stay in force until it is fixed' : '';
+      return { kept, note, message: `${message}${note}` };
+    };
+    if (change.kind === 'unreadable') {
+      const { kept, message } = keep(`${file} ${change.reason}`);
+      if (before?.problem !== message) o.log(`source: ${message}`, { level: 'warn', file });
+      known.set(file, { good: kept, problem: message });
+      events?.set(file, { documents: kept?.documents ?? [], problems: [{ origin: { source: file, document: 0, line: 0 }, message }] });
+      return;
+    }
+    if (change.problems.length === 0) {
+      const unit = lastAccepted.hold(file, { documents: change.documents, problems: [] }, change.checks);
+      known.set(file, { good: unit });
+      events?.set(file, unit);
+      if (before?.problem) o.log(`source: ${file} is read again`);
+      return;
+    }
+    // Broken: what was in force stays in force, and the problems say so.
+    const { kept, note } = keep('');
+    const problems = change.problems.map((p) => ({ ...p, message: `${p.message}${note}` }));
+    known.set(file, { good: kept, problem: problems.map((p) => p.message).join('; ') });
+    events?.set(file, kept ? { documents: kept.documents, problems } : { documents: change.documents, problems });
+    for (const p of problems) o.log(`source: ${file}:${p.origin.line}: ${p.message}`, { level: 'warn', file });
+  };
+
+  const applyScan = (result: ScanResult) => {
+    for (const change of result.changes) apply(change);
+    for (const root of roots) {
+      const failure = result.failed.find((f) => f.path === root);
+      const was = unreadable.get(root);
+      if (failure) {
+        if (was === failure.reason) continue;
+        unreadable.set(root, failure.reason);
+        const count = [...known.keys()].filter((f) => f === root || f.startsWith(root.endsWith(sep) ? root : root + sep)).length;
+        const message = `${root}: ${failure.reason}; the ${count} file(s) read from it before stay in force until it can be read again`;
+        o.log(`source: ${message}`, { level: 'warn', path: root });
+        events?.set(rootUnit(root), { documents: [], problems: [{ origin: { source: root, document: 0, line: 0 }, message }] });
+      } else if (was !== undefined) {
+        unreadable.delete(root);
+        events?.delete(rootUnit(root));
+        o.log(`source: ${root} can be read again`);
+        // A folder made again is a new inode: its watch is made again too.
+        void restartWatch(root);
+      }
     }
   };
-  const rescan = () => {
-    scanning = scanning.then(readAll, readAll);
-    return scanning;
-  };
-  const schedule = () => {
-    if (closed) return;
+
+  const flush = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => void rescan(), o.settleMs ?? 50);
+    timer = undefined;
+    firstEventAt = undefined;
+    const paths = [...pending];
+    pending.clear();
+    if (paths.length === 0 || closed) return;
+    void serially(async () => applyScan(await reader.scan(paths)));
+  };
+  const onEvent = (path: string) => {
+    if (closed || o.dropEvent?.(path)) return;
+    clearTimeout(suspects.get(path));
+    suspects.delete(path);
+    pending.add(path);
+    const now = Date.now();
+    firstEventAt ??= now;
+    clearTimeout(timer);
+    timer = setTimeout(flush, Math.max(0, Math.min(o.settleMs ?? 50, firstEventAt + (o.maxWaitMs ?? 1000) - now)));
+  };
+
+  /**
+   * Changes the reconcile found that are younger than an event's longest way here: their event may
+   * still come. They are applied at once, and count as missed only if no event names them by the deadline.
+   */
+  const suspects = new Map<string, NodeJS.Timeout>();
+  const lateness = (o.maxWaitMs ?? 1000) + 1000;
+  const missed = (file: string, kind: FileChange['kind']) => {
+    o.log(`source: ${file} ${kind === 'gone' ? 'was removed' : 'changed'} without a file-system event; the reconcile applied it`, { level: 'warn', file });
+    events?.drifted(file);
+  };
+  const reconcile = () =>
+    serially(async () => {
+      if (closed) return;
+      const started = Date.now();
+      const result = await reader.scan(roots);
+      for (const c of result.changes) {
+        if (pending.has(c.file) || suspects.has(c.file)) continue;
+        if (c.kind === 'content' && started - c.changedAt < lateness) {
+          const t = setTimeout(() => {
+            suspects.delete(c.file);
+            missed(c.file, c.kind);
+          }, lateness);
+          t.unref();
+          suspects.set(c.file, t);
+        } else missed(c.file, c.kind);
+      }
+      applyScan(result);
+    });
+
+  const watchRoot = async (root: string) => {
+    let isDir = false;
+    try {
+      isDir = statSync(root).isDirectory();
+    } catch {
+      return; // not there now: the reconcile notices when it is back
+    }
+    const dir = isDir ? root : dirname(root);
+    const w = watch(dir, {
+      ignoreInitial: true,
+      followSymlinks: false,
+      // A file given as a root is watched through its folder (editors replace files), and only it counts.
+      ...(isDir ? {} : { depth: 0 }),
+      ignored: (path: string, stats?: { isFile(): boolean }) => {
+        if (path === dir) return false;
+        if (!isDir) return path !== root;
+        // Hidden folders (.git) are not read; a hidden name at the end may be a ConfigMap's `..data` link, which counts.
+        const parts = relative(dir, path).split(sep);
+        if (parts.slice(0, -1).some((p) => p.startsWith('.'))) return true;
+        return stats?.isFile() === true && !isYamlFile(path) && !parts.at(-1)!.startsWith('.');
+      },
+    });
+    w.on('all', (_event, path) => onEvent(path));
+    w.on('error', (e: unknown) => o.log(`source: watching ${dir}: ${(e as Error).message}; changes are still found by the reconcile (every ${(o.reconcileMs ?? 5000) / 1000} s)`, { level: 'warn', path: dir }));
+    watchers.set(root, w);
+    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+  };
+  const restartWatch = async (root: string) => {
+    await watchers.get(root)?.close();
+    watchers.delete(root);
+    if (!closed) await watchRoot(root);
   };
 
   return {
-    name: `folder ${o.paths.join(', ')}`,
+    name: `folder ${roots.join(', ')}`,
     async start(e) {
       events = e;
-      await rescan();
-      e.synced();
-      for (const p of o.paths) {
-        // A file is watched through its folder: editors replace files rather than write them in place.
-        const dir = (await stat(p).catch(() => undefined))?.isDirectory() ? p : dirname(p);
+      for (const root of roots) {
         try {
-          const w = watch(dir, { recursive: true }, schedule);
-          w.on('error', (err) => o.log(`source: watching ${dir} failed (${err.message}); send SIGHUP to read it again`, { level: 'error' }));
-          watchers.push(w);
+          statSync(root);
         } catch (err) {
-          o.log(`source: cannot watch ${dir} (${(err as Error).message}); send SIGHUP to read it again`, { level: 'error' });
+          await reader.close();
+          const code = (err as NodeJS.ErrnoException).code;
+          throw new StartupError(`--source ${root}: ${code === 'ENOENT' ? 'no such file or folder' : `cannot be read (${code ?? (err as Error).message})`}`);
         }
       }
+      // Watching starts before the first read: nothing written in between is missed.
+      for (const root of roots) await watchRoot(root);
+      const first = await reader.scan(roots);
+      const failed = first.failed[0];
+      if (failed) {
+        await this.close();
+        throw new StartupError(`--source ${failed.path}: ${failed.reason}`);
+      }
+      applyScan(first);
+      e.synced();
+      const every = o.reconcileMs ?? 5000;
+      const tick = () => {
+        reconcileTimer = setTimeout(() => void reconcile().finally(() => closed || tick()), every);
+        reconcileTimer.unref();
+      };
+      tick();
     },
-    resync: () => {
-      // Everything is read again; a broken file still keeps its last good objects.
-      for (const [file, k] of known) known.set(file, { hash: '', good: k.good });
-      return rescan();
-    },
+    // Every file is read again (whatever its stat says); a broken file still keeps its last good objects.
+    resync: () => serially(async () => applyScan(await reader.scan(roots, true))),
     async close() {
       closed = true;
       clearTimeout(timer);
-      for (const w of watchers) w.close();
-      await scanning;
+      clearTimeout(reconcileTimer);
+      for (const t of suspects.values()) clearTimeout(t);
+      await Promise.all([...watchers.values()].map((w) => w.close()));
+      await chain.catch(() => undefined);
+      await reader.close();
     },
   };
 }

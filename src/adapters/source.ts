@@ -20,12 +20,20 @@ export interface SourceEvents {
   delete(unit: string): void;
   /** Everything there was at start has been delivered. */
   synced(): void;
+  /** `unit` was found changed by a reconcile, not by the source's watch (an event was missed): counted. */
+  drifted(unit: string): void;
 }
 
 export interface Source {
   /** For messages: `folder examples/bookstore`. */
   readonly name: string;
+  /**
+   * Delivers the initial set, then `synced`; resolves once synced. Throws
+   * (StartupError) when the source cannot be used at all. Until it resolves,
+   * `waitingFor` says what it waits for (a kind that cannot be listed).
+   */
   start(events: SourceEvents): Promise<void>;
+  waitingFor?(): string | undefined;
   /** Reads everything again (SIGHUP); changes come through the events as usual. */
   resync(): Promise<void>;
   /**
@@ -50,12 +58,15 @@ export interface InputStore {
   units(): ReadonlyMap<string, SourceUnit>;
   /** Called after every change (and when the last source syncs). */
   onChange(listener: () => void): void;
+  /** Called for every unit a source found changed without an event. */
+  onDrift(listener: (source: string, unit: string) => void): void;
 }
 
 export function createInputStore(sources: readonly Source[]): InputStore {
   const units = new Map<string, SourceUnit>();
   const pending = new Set(sources.map((s) => s.name));
   const listeners: (() => void)[] = [];
+  const drift: ((source: string, unit: string) => void)[] = [];
   let cached: MeshInputs | undefined;
   const changed = () => {
     cached = undefined;
@@ -73,6 +84,9 @@ export function createInputStore(sources: readonly Source[]): InputStore {
       synced() {
         if (pending.delete(source.name)) changed();
       },
+      drifted(unit) {
+        for (const l of drift) l(source.name, unit);
+      },
     }),
     synced: () => pending.size === 0,
     inputs() {
@@ -86,5 +100,6 @@ export function createInputStore(sources: readonly Source[]): InputStore {
     },
     units: () => units,
     onChange: (l) => void listeners.push(l),
+    onDrift: (l) => void drift.push(l),
   };
 }

@@ -1,6 +1,7 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { extname, join, relative } from 'node:path';
-import { isMap, isNode, isSeq, LineCounter, parseAllDocuments } from 'yaml';
+import { isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import type { InputDocument, InputProblem, MeshInputs } from '../compiler/inputs.js';
 
 /**
@@ -19,6 +20,13 @@ const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
  */
 const MAX_ALIAS_EXPANSION = 10_000;
 
+/**
+ * Keys one YAML map may hold. No Kubernetes object comes near it; a map past
+ * it is refused before it is turned into an object (its document is a
+ * problem), so a hostile or broken file costs a bounded amount of work.
+ */
+export const MAX_KEYS_PER_MAP = 10_000;
+
 export interface LoadOptions {
   /** Origins are written relative to this folder (stable golden output). */
   readonly relativeTo?: string;
@@ -28,11 +36,16 @@ export class PathNotFoundError extends Error {}
 
 export async function loadPaths(paths: readonly string[], options: LoadOptions = {}): Promise<MeshInputs> {
   const files: string[] = [];
-  for (const p of paths) files.push(...(await listFiles(p)));
+  for (const p of paths) files.push(...listFiles(p));
   const documents: InputDocument[] = [];
   const problems: InputProblem[] = [];
   for (const file of [...new Set(files)].sort()) {
     const source = options.relativeTo ? relative(options.relativeTo, file) : file;
+    const size = (await stat(file)).size;
+    if (size > MAX_FILE_BYTES) {
+      problems.push({ origin: { source, document: 0, line: 0 }, message: `not read: ${size} bytes; a file may hold at most ${MAX_FILE_BYTES}` });
+      continue;
+    }
     const text = await readFile(file, 'utf8');
     const parsed = parseText(text, source);
     documents.push(...parsed.documents);
@@ -41,29 +54,66 @@ export async function loadPaths(paths: readonly string[], options: LoadOptions =
   return { documents, problems };
 }
 
-/** The files `kubectl apply -f` would read under `path` (a file, or a folder recursively), sorted. */
-export async function listFiles(path: string): Promise<string[]> {
+/** The largest file read (8 MiB: etcd keeps a Kubernetes object under 1.5 MiB; a file may hold many). */
+export const MAX_FILE_BYTES = 8 * 1024 * 1024;
+
+export const isYamlFile = (name: string) => EXTENSIONS.has(extname(name).toLowerCase());
+
+/**
+ * The files `kubectl apply -f` would read under `path` (a file, or a folder
+ * recursively), sorted: `.yaml`, `.yml` and `.json`, names starting with `.`
+ * skipped. A symbolic link to a file is read (a ConfigMap volume is made of
+ * them); one to a folder is not followed, so no link makes a loop.
+ */
+export function listFiles(path: string): string[] {
   let info;
   try {
-    info = await stat(path);
+    info = statSync(path);
   } catch {
     throw new PathNotFoundError(`${path}: no such file or folder`);
   }
-  if (info.isFile()) return [path];
+  if (!info.isDirectory()) return [path];
   const out: string[] = [];
-  for (const entry of (await readdir(path, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (entry.name.startsWith('.')) continue;
-    const child = join(path, entry.name);
-    if (entry.isDirectory()) out.push(...(await listFiles(child)));
-    else if (entry.isFile() && EXTENSIONS.has(extname(entry.name).toLowerCase())) out.push(child);
-  }
+  listUnder(path, out);
   return out;
+}
+
+/** Appends the YAML files under folder `dir` to `out`, sorted (see listFiles). */
+export function listUnder(dir: string, out: string[]): void {
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) continue;
+    const child = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      try {
+        listUnder(child, out);
+      } catch {
+        // A folder that vanished or cannot be read while listing: its files count when they can be read.
+      }
+    } else if (isYamlFile(entry.name) && (entry.isFile() || (entry.isSymbolicLink() && isFileBehindLink(child)))) out.push(child);
+  }
+}
+
+function isFileBehindLink(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false; // dangling, or a loop (ELOOP)
+  }
 }
 
 /** Parses one file's text; exported for sources that are not files. */
 export function parseText(text: string, source: string): { documents: InputDocument[]; problems: InputProblem[] } {
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // The yaml library's own duplicate-key check compares every key with every other (40,000 keys: 13 s);
+  // duplicates are found here instead, in one pass with a set per map.
+  let docs: Document.Parsed[];
+  try {
+    docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: false }) as Document.Parsed[];
+  } catch (e) {
+    // Nesting deep enough to exhaust the parser's stack, say: the file is one problem.
+    return { documents: [], problems: [{ origin: { source, document: 0, line: 0 }, message: `YAML not read: ${(e as Error).message.split('\n')[0]}` }] };
+  }
   const documents: InputDocument[] = [];
   const problems: InputProblem[] = [];
   const list = Array.isArray(docs) ? docs : [docs];
@@ -74,6 +124,11 @@ export function parseText(text: string, source: string): { documents: InputDocum
       const e = doc.errors[0]!;
       const line = lineCounter.linePos(e.pos[0]).line;
       problems.push({ origin: { ...origin, line }, message: `YAML syntax error: ${e.message.split('\n')[0]}` });
+      return;
+    }
+    const keys = keyProblem(doc.contents);
+    if (keys) {
+      problems.push({ origin: { ...origin, line: keys.at === undefined ? origin.line : lineCounter.linePos(keys.at).line }, message: keys.message });
       return;
     }
     let value: unknown;
@@ -93,4 +148,40 @@ export function parseText(text: string, source: string): { documents: InputDocum
     documents.push({ origin, value, ...(itemLines ? { itemLines } : {}) });
   });
   return { documents, problems };
+}
+
+/**
+ * The first map of `root` that repeats a key (as the object it becomes would
+ * see it: `1` and `"1"` are the same key) or holds more than
+ * MAX_KEYS_PER_MAP keys. One pass over the nodes, without recursion.
+ */
+function keyProblem(root: unknown): { message: string; at?: number } | undefined {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (!isCollection(node)) continue;
+    if (isMap(node)) {
+      if (node.items.length > MAX_KEYS_PER_MAP) return { message: `YAML document not read: a map of ${node.items.length} keys (at most ${MAX_KEYS_PER_MAP})`, at: node.range?.[0] };
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = keyText(pair.key);
+        if (seen.has(key)) return { message: `YAML syntax error: Map keys must be unique; ${JSON.stringify(key)} is repeated`, at: (pair.key as YamlNode | null)?.range?.[0] };
+        seen.add(key);
+        stack.push(pair.key, pair.value);
+      }
+    } else for (const item of node.items) stack.push(item);
+  }
+  return undefined;
+}
+
+function keyText(key: unknown): string {
+  if (key === null || key === undefined) return '';
+  if (isScalar(key)) return String(key.value);
+  if (isAlias(key)) return `*${key.source}`;
+  try {
+    return JSON.stringify((key as YamlNode).toJSON());
+  } catch {
+    return String(key);
+  }
 }

@@ -21,6 +21,21 @@ export interface InputDocument {
   readonly value: unknown;
   /** For a `kind: List`, the 1-based line where each of its items starts (when the adapter knows). */
   readonly itemLines?: readonly number[];
+  /**
+   * Live only: objects of this document whose newest version was rejected
+   * while an earlier version of theirs had been accepted. The document holds
+   * that earlier version (it stays in force); this says why, keyed by the
+   * object's place in the document (`""`, or `items[3].` in a List).
+   */
+  readonly held?: Readonly<Record<string, HeldVersion>>;
+}
+
+/** A rejected version of an object, and when the version kept in force was accepted. */
+export interface HeldVersion {
+  /** ISO 8601: when the version in force was first delivered valid. */
+  readonly acceptedAt: string;
+  /** What was wrong with the newest version (paths as in the document). */
+  readonly problems: readonly { readonly path: string; readonly message: string }[];
 }
 
 /** Something an adapter could not turn into a document (e.g. a YAML syntax error). */

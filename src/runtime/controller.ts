@@ -216,6 +216,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // Sources deliver their initial sets before the first compile; changes then flow through the store.
     const sources = o.sources ?? [createFolderSource({ paths: o.source, log: o.log })];
     const inputs = createInputStore(sources);
+    inputs.onDrift((source) => metrics.sourceDrift.inc({ source }));
     for (const source of sources) {
       cleanups.push(() => source.close());
       await source.start(inputs.events(source));

@@ -1,5 +1,5 @@
 import type * as t from 'io-ts';
-import type { InputDocument, Origin } from '../inputs.js';
+import type { HeldVersion, InputDocument, Origin } from '../inputs.js';
 import type * as m from '../model.js';
 import { INTERCEPTION_MODES } from '../model.js';
 import type { ObjectRef, StatusCall, StatusCollector } from '../status.js';
@@ -368,9 +368,15 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
   let calls: StatusCall[] = [];
   // What decoding one document says about it is recorded, so it can be replayed when the document comes again unchanged.
   let status = recordInto(calls);
-  const visit = (value: unknown, origin: Origin, key: string, pathPrefix: string, itemLines?: readonly number[]) => {
+  const visit = (value: unknown, origin: Origin, key: string, pathPrefix: string, itemLines?: readonly number[], held?: Readonly<Record<string, HeldVersion>>) => {
     const ref = refOf(value);
     tracked.push({ key, origin, ref });
+    // A rejected newest version: this value is the one accepted before it, in force; the status names both.
+    const hold = held?.[pathPrefix];
+    if (hold) {
+      for (const p of hold.problems) status.add(key, error(p.path, p.message));
+      status.reject(key, error('', `this version is not applied; the version accepted at ${hold.acceptedAt} stays in force`));
+    }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       status.reject(key, error(pathPrefix, `expected a Kubernetes object (a map with apiVersion and kind), got ${value === null ? 'an empty document' : Array.isArray(value) ? 'a list' : typeof value}`));
       return;
@@ -382,7 +388,7 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
     const items = (value as { items?: unknown }).items;
     if (ref.kind.endsWith('List') && ref.apiVersion === 'v1' && Array.isArray(items)) {
       status.add(key, { severity: 'warning', path: '', message: `a list of ${items.length} objects, each with its own status` });
-      items.forEach((item, i) => visit(item, { ...origin, line: itemLines?.[i] ?? origin.line }, `${key}/items/${i}`, `${pathPrefix}items[${i}].`));
+      items.forEach((item, i) => visit(item, { ...origin, line: itemLines?.[i] ?? origin.line }, `${key}/items/${i}`, `${pathPrefix}items[${i}].`, undefined, held));
       return;
     }
     const versions = SUPPORTED[ref.kind];
@@ -444,7 +450,7 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
       continue;
     }
     const key = `${doc.origin.source}#${doc.origin.document}`;
-    const position = `${doc.origin.line} ${doc.itemLines?.join(',') ?? ''}`;
+    const position = `${doc.origin.line} ${doc.itemLines?.join(',') ?? ''}${doc.held ? ` ${JSON.stringify(doc.held)}` : ''}`;
     let entry = previous?.byKey.get(key);
     // Inputs are immutable values: the very value decoded last time is unchanged.
     const same = entry !== undefined && entry.value === doc.value && entry.position === position;
@@ -461,7 +467,7 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
       tracked = [];
       calls = [];
       status = recordInto(calls);
-      visit(doc.value, doc.origin, key, '', doc.itemLines);
+      visit(doc.value, doc.origin, key, '', doc.itemLines, doc.held);
       entry = { key, value: doc.value, text: text ?? '', position, objects, tracked, calls };
     } else if (!same) entry = { ...entry, value: doc.value };
     use(entry, doc, text !== undefined);
@@ -475,4 +481,41 @@ function refOf(value: unknown): ObjectRef {
   const meta = (o.metadata !== null && typeof o.metadata === 'object' ? o.metadata : {}) as Record<string, unknown>;
   const text = (x: unknown) => (typeof x === 'string' ? x : '');
   return { apiVersion: text(o.apiVersion), kind: text(o.kind), namespace: text(meta.namespace), name: text(meta.name) };
+}
+
+/** One object of a document, judged on its own (see `checkDocument`). */
+export interface ObjectCheck {
+  /** Its place in the document: `""`, or `items[3].` in a List. */
+  readonly path: string;
+  /** `group/kind/namespace/name` as written: two versions of one object share it. */
+  readonly identity: string;
+  /** Its messages when it is rejected; undefined when decoding accepts it. */
+  readonly problems?: readonly { readonly path: string; readonly message: string }[];
+}
+
+/**
+ * What decoding alone says of each policy object (SMI, smc) in `document`:
+ * accepted, or rejected and why. Decoding reads nothing but the object, so
+ * this is what any compile would say of it; a live source uses it to keep an
+ * object's last accepted version in force when a new one is rejected.
+ */
+export function checkDocument(document: InputDocument): ObjectCheck[] {
+  const calls: StatusCall[] = [];
+  const base = `${document.origin.source}#${document.origin.document}`;
+  const { tracked } = decodeDocuments([{ origin: document.origin, value: document.value }], recordInto(calls));
+  const out: ObjectCheck[] = [];
+  for (const t of tracked) {
+    const group = groupOf(t.ref.apiVersion);
+    if (!isPolicyGroup(group) || t.ref.kind === '' || t.ref.name === '') continue;
+    const mine = calls.filter((c) => c[1] === t.key);
+    const rejected = mine.some((c) => c[0] === 'reject');
+    const suffix = t.key.slice(base.length);
+    const path = suffix.replace(/\/items\/(\d+)/g, 'items[$1].');
+    out.push({
+      path,
+      identity: `${group}/${t.ref.kind}/${t.ref.namespace}/${t.ref.name}`,
+      ...(rejected ? { problems: mine.filter((c) => c[2].severity === 'error').map((c) => ({ path: c[2].path, message: c[2].message })) } : {}),
+    });
+  }
+  return out;
 }

@@ -1,0 +1,209 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testController } from './helpers/controller.js';
+import { waitFor } from './helpers/wait.js';
+import { createFolderSource } from '../src/adapters/folder-source.js';
+import { createInputStore } from '../src/adapters/source.js';
+
+/** The watched folder, written every way editors and tools write files, while the controller runs. */
+
+/**
+ * The split's weight for bookstore-v2 (bookstore-v1 has 90) as the running controller serves it: its
+ * /explain answers from the served mesh, with the weights divided by their greatest common divisor.
+ */
+async function servedWeight(adminPort: number): Promise<number | undefined> {
+  const r = await fetch(`http://127.0.0.1:${adminPort}/explain?from=bookbuyer/bookbuyer&to=bookstore.bookstore:14001`);
+  const body = (await r.json()) as { backends?: { service: string; weight: number }[] };
+  const weight = (name: string) => body.backends?.find((b) => b.service === `bookstore/${name}`)?.weight;
+  const v1 = weight('bookstore-v1');
+  const v2 = weight('bookstore-v2');
+  return v1 === undefined || v2 === undefined ? undefined : (v2 * 90) / v1;
+}
+
+const withWeight = (text: string, w: number) => text.replace(/\{service: bookstore-v2, weight: \d+\}/, `{service: bookstore-v2, weight: ${w}}`);
+
+test('a running controller follows every way of writing a file: in place, truncate and append, sed -i, cp onto it, rename over it, delete and recreate, in a folder made later', async () => {
+  const { controller, dir } = await testController('examples/bookstore', { pushWindowMs: 0 });
+  const mesh = join(dir, 'mesh');
+  const policy = join(mesh, '40-policy.yaml');
+  const original = readFileSync(policy, 'utf8');
+  const latencies: string[] = [];
+  const expect = async (style: string, weight: number, write: () => void) => {
+    const t0 = Date.now();
+    write();
+    await waitFor(`${style} (weight ${weight}) to be served`, async () => ((await servedWeight(controller.adminPort)) === weight ? true : undefined), 10_000);
+    latencies.push(`${style} ${Date.now() - t0} ms`);
+  };
+  const styles: [string, (text: string) => void][] = [
+    ['in place', (t) => {
+      // Same length, written over the old bytes without truncating (what some editors and `dd conv=notrunc` do).
+      const fd = openSync(policy, 'r+');
+      writeSync(fd, t, 0);
+      closeSync(fd);
+    }],
+    ['truncate and append', (t) => {
+      truncateSync(policy, 0);
+      appendFileSync(policy, t);
+    }],
+    ['sed -i', (t) => {
+      const w = /bookstore-v2, weight: (\d+)/.exec(t)![1];
+      execFileSync('sed', ['-i', `s/bookstore-v2, weight: [0-9]*/bookstore-v2, weight: ${w}/`, policy]);
+    }],
+    ['cp onto it', (t) => {
+      const other = join(dir, 'copy.yaml');
+      writeFileSync(other, t);
+      execFileSync('cp', [other, policy]);
+    }],
+    ['rename over it (safe write)', (t) => {
+      writeFileSync(`${policy}.tmp~`, t);
+      renameSync(`${policy}.tmp~`, policy);
+    }],
+    ['delete and recreate', (t) => {
+      rmSync(policy);
+      writeFileSync(policy, t);
+    }],
+  ];
+  try {
+    await waitFor('the first compile', async () => ((await servedWeight(controller.adminPort)) === 10 ? true : undefined));
+    // Weights 11..99 keep the text's length: an in-place write covers the old bytes exactly.
+    let weight = 11;
+    for (let round = 0; round < 3; round++) {
+      for (const [style, write] of styles) {
+        const w = weight++;
+        await expect(style, w, () => write(withWeight(original, w)));
+      }
+    }
+    // A folder made after the start, and a file in it edited in every way as well.
+    rmSync(policy);
+    const later = join(mesh, 'later', 'deeper');
+    mkdirSync(later, { recursive: true });
+    const moved = join(later, '40-policy.yaml');
+    await expect('a new folder', 50, () => writeFileSync(moved, withWeight(original, 50)));
+    await expect('sed -i in the new folder', 51, () => execFileSync('sed', ['-i', 's/bookstore-v2, weight: 50/bookstore-v2, weight: 51/', moved]));
+    await expect('rename over it in the new folder', 52, () => {
+      writeFileSync(`${moved}.swp`, withWeight(original, 52));
+      renameSync(`${moved}.swp`, moved);
+    });
+    await expect('in place in the new folder', 53, () => writeFileSync(moved, withWeight(original, 53)));
+    process.stdout.write(`folder edits, write to served: ${latencies.join(', ')}\n`);
+  } finally {
+    await controller.close();
+  }
+});
+
+/** A folder source on its own, feeding an input store, with what it logs. */
+async function watchedFolder(files: Record<string, string>, options: { reconcileMs?: number; dropEvent?: (path: string) => boolean } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-folder-'));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  const logs: string[] = [];
+  const source = createFolderSource({ paths: [dir], log: (l) => logs.push(l), ...options });
+  const store = createInputStore([source]);
+  const drifted: string[] = [];
+  store.onDrift((_s, unit) => drifted.push(unit));
+  await source.start(store.events(source));
+  const text = (file: string) => JSON.stringify(store.units().get(`${source.name}\u0000${join(dir, file)}`)?.documents.map((d) => d.value));
+  return { dir, source, store, logs, drifted, text };
+}
+
+const configMap = (name: string, value: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}, namespace: default}\ndata: {value: "${value}"}\n`;
+
+test('the reconcile applies an edit whose file-system event was lost, logs it at warn and counts it', async () => {
+  let drop = false;
+  const f = await watchedFolder({ 'a.yaml': configMap('a', 'one') }, { reconcileMs: 300, dropEvent: () => drop });
+  try {
+    assert.match(f.text('a.yaml'), /one/);
+    drop = true;
+    writeFileSync(join(f.dir, 'a.yaml'), configMap('a', 'two'));
+    await waitFor('the reconcile to find the edit', () => (/two/.test(f.text('a.yaml')) ? true : undefined), 10_000);
+    // Counted once no event for it came in time (a young change may still have its event on the way).
+    await waitFor('the edit to count as missed', () => (f.drifted.length === 1 ? true : undefined), 10_000);
+    assert.deepEqual(f.drifted, [join(f.dir, 'a.yaml')]);
+    assert.ok(f.logs.some((l) => l.includes('a.yaml changed without a file-system event')), f.logs.join('\n'));
+    // A file added and one removed without events are found too.
+    writeFileSync(join(f.dir, 'b.yaml'), configMap('b', 'three'));
+    await waitFor('the added file', () => (/three/.test(f.text('b.yaml')) ? true : undefined), 10_000);
+    rmSync(join(f.dir, 'a.yaml'));
+    await waitFor('the removed file', () => (f.text('a.yaml') === undefined ? true : undefined), 10_000);
+    await waitFor('three missed events counted', () => (f.drifted.length === 3 ? true : undefined), 10_000);
+    // With events, nothing counts as drift.
+    drop = false;
+    writeFileSync(join(f.dir, 'b.yaml'), configMap('b', 'four'));
+    await waitFor('the watched edit', () => (/four/.test(f.text('b.yaml')) ? true : undefined), 5000);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(f.drifted.length, 3, 'an edit seen by the watch is not counted as drift');
+  } finally {
+    await f.source.close();
+  }
+});
+
+test('a file rewritten 50 times a second is read at least once a second while the writes go on', async () => {
+  const f = await watchedFolder({ 'a.yaml': configMap('a', '0') }, { reconcileMs: 60_000 });
+  try {
+    const seen = new Set<string>();
+    let i = 0;
+    const writer = setInterval(() => writeFileSync(join(f.dir, 'a.yaml'), configMap('a', String(++i))), 20);
+    const end = Date.now() + 4000;
+    while (Date.now() < end) {
+      seen.add(f.text('a.yaml') ?? '');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    clearInterval(writer);
+    // The settle time restarts with every write; its maximum makes the file read anyway.
+    assert.ok(seen.size >= 3, `the content changed ${seen.size - 1} time(s) in 4 s of writes every 20 ms`);
+  } finally {
+    await f.source.close();
+  }
+});
+
+test('links: a symlink loop is harmless, links to files are read, and a ConfigMap-style swap of ..data is followed', async () => {
+  const f = await watchedFolder({ 'sub/a.yaml': configMap('a', 'one'), '..v1/cm.yaml': configMap('cm', 'first') }, { reconcileMs: 60_000 });
+  try {
+    symlinkSync(f.dir, join(f.dir, 'sub', 'loop'));
+    symlinkSync('..v1', join(f.dir, '..data'));
+    symlinkSync('..data/cm.yaml', join(f.dir, 'cm.yaml'));
+    await waitFor('the linked file', () => (/first/.test(f.text('cm.yaml')) ? true : undefined), 5000);
+    writeFileSync(join(f.dir, 'sub', 'a.yaml'), configMap('a', 'two'));
+    await waitFor('the edit beside the loop', () => (/two/.test(f.text('sub/a.yaml')) ? true : undefined), 5000);
+    // What the kubelet does to a ConfigMap volume: a new folder, then ..data switched to it by rename.
+    mkdirSync(join(f.dir, '..v2'));
+    writeFileSync(join(f.dir, '..v2', 'cm.yaml'), configMap('cm', 'second'));
+    symlinkSync('..v2', join(f.dir, '..data_tmp'));
+    renameSync(join(f.dir, '..data_tmp'), join(f.dir, '..data'));
+    await waitFor('the switched ConfigMap', () => (/second/.test(f.text('cm.yaml')) ? true : undefined), 5000);
+    assert.deepEqual(f.logs.filter((l) => /ELOOP|SIGHUP|failed/.test(l)), []);
+    assert.deepEqual(f.drifted, []);
+  } finally {
+    await f.source.close();
+  }
+});
+
+test('a source that does not exist at start is an error; a root that disappears while running keeps what was read, and says so', async () => {
+  const missing = join(tmpdir(), 'smc-no-such-folder-' + process.pid);
+  await assert.rejects(createFolderSource({ paths: [missing], log: () => undefined }).start(createInputStore([]).events({ name: 'x' } as never)), /no such file or folder/);
+  const f = await watchedFolder({ 'a.yaml': configMap('a', 'one') }, { reconcileMs: 200 });
+  try {
+    const moved = `${f.dir}.away`;
+    renameSync(f.dir, moved);
+    const problem = await waitFor('the status to say the folder is gone', () => {
+      const unit = f.store.units().get(`${f.source.name}\u0000${f.dir}\u0000unreadable`);
+      return unit?.problems[0]?.message;
+    }, 5000);
+    assert.match(problem, /no such file or folder; the 1 file\(s\) read from it before stay in force/);
+    assert.match(f.text('a.yaml'), /one/, 'what was read stays');
+    assert.ok(f.logs.some((l) => l.includes('stay in force until it can be read again')));
+    // Back again (a restore): it is read and watched again.
+    renameSync(moved, f.dir);
+    await waitFor('the problem to clear', () => (f.store.units().has(`${f.source.name}\u0000${f.dir}\u0000unreadable`) ? undefined : true), 5000);
+    writeFileSync(join(f.dir, 'a.yaml'), configMap('a', 'two'));
+    await waitFor('an edit after the restore', () => (/two/.test(f.text('a.yaml')) ? true : undefined), 5000);
+  } finally {
+    await f.source.close();
+  }
+});
