@@ -25,7 +25,8 @@ export interface CompileResult {
 export function compileIR(inputs: MeshInputs, previous?: Pick<CompileResult, 'decoded' | 'memo' | 'entries'>): CompileResult {
   const status = createStatusCollector();
   const { objects, tracked, decoded } = decodeDocuments(inputs.documents, status, previous?.decoded);
-  const { ir, memo } = buildIR(objects, status, inputs.connectedVirtualMachines, previous?.memo);
+  const live = { ...(inputs.connectedVirtualMachines ? { connectedVirtualMachines: inputs.connectedVirtualMachines } : {}), ...(inputs.runningTrustDomain ? { runningTrustDomain: inputs.runningTrustDomain } : {}) };
+  const { ir, memo } = buildIR(objects, status, live, previous?.memo);
   const problemEntries: StatusEntry[] = inputs.problems.map((p) => ({
     origin: p.origin,
     object: { apiVersion: '', kind: '', namespace: '', name: '' },

@@ -66,35 +66,87 @@ export interface Explanation {
   readonly unreached: readonly BackendVerdict[];
   /** Reasons that concern the request as a whole. */
   readonly reasons: readonly string[];
-  /** When it is denied: TrafficTargets in a destination's or the caller's namespace that smc rejected (they grant nothing), a common cause. */
+  /**
+   * When it is denied: policy objects of a destination's, the service's or the caller's namespace that smc
+   * rejected (a TrafficTarget, a route group a TrafficTarget names, a TrafficSplit), with their first
+   * problem: a common cause.
+   */
   readonly rejected?: readonly string[];
 }
 
 const DEFAULT_REQUEST: HttpRequest = { method: 'GET', path: '/', headers: {} };
 
 /**
- * `status` (the compile's, optional) adds to a denial the TrafficTargets of
- * the destinations' and the caller's namespaces that were rejected, with
- * their first error.
+ * `status` (the compile's, optional) adds to a denial the policy objects of
+ * the namespaces involved that were rejected, and names them where they make
+ * the difference: a destination no TrafficTarget in force reaches because
+ * the one written for it, or the route group it names, is rejected.
  */
 export function explain(ir: MeshIR, q: ExplainQuery, status: readonly StatusEntry[] = []): Explanation {
-  const e = explainRequest(ir, q);
-  if (e.verdict === 'allowed') return e;
+  const { byNamespace: withheld, held } = withheldObjects(status);
+  const e = explainRequest(ir, q, (ns) => withheld.get(ns) ?? []);
+  if (e.verdict === 'allowed') {
+    // Allowed by an object whose newest version was rejected: what allows it is the version kept in force.
+    const used = new Set<string>();
+    for (const d of e.backends.flatMap((b) => b.destinations)) {
+      const tt = d.allowedBy && /^(TrafficTarget \S+)/.exec(d.allowedBy.policy);
+      if (tt) used.add(tt[1]!);
+      const group = d.allowedBy?.match && /^([^#]+)#/.exec(d.allowedBy.match);
+      if (group) used.add(`HTTPRouteGroup ${group[1]}`);
+    }
+    const notes = [...used].sort(compareStrings).flatMap((name) => held.get(name) ?? []);
+    return notes.length > 0 ? { ...e, rejected: notes } : e;
+  }
   const namespaces = new Set([...e.backends, ...e.unreached].flatMap((b) => b.destinations.map((d) => parseIdentity(d.identity)?.namespace ?? '')));
   // A TrafficTarget written in the caller's namespace is a common mistake (it must live in the destination's).
   namespaces.add(q.service.namespace);
   const caller = parseIdentity(q.from)?.namespace;
   if (caller) namespaces.add(caller);
-  const rejected = status
-    .filter((s) => s.object.kind === 'TrafficTarget' && s.state === 'Rejected' && namespaces.has(s.object.namespace))
-    .map((s) => {
-      const first = s.messages.find((m) => m.severity === 'error');
-      return `TrafficTarget ${s.object.namespace}/${s.object.name} is rejected${first ? `: ${formatMessage(first)}` : ''}`;
-    });
+  const rejected = [...namespaces].sort(compareStrings).flatMap((ns) => withheld.get(ns) ?? []);
   return rejected.length > 0 ? { ...e, rejected } : e;
 }
 
-function explainRequest(ir: MeshIR, q: ExplainQuery): Explanation {
+const POLICY_KINDS = new Set(['TrafficTarget', 'HTTPRouteGroup', 'TCPRoute', 'UDPRoute', 'TrafficSplit']);
+
+/**
+ * Per namespace, one line for each policy object that is rejected (its first
+ * error; for one whose earlier version stays in force, that too) and for each
+ * TrafficTarget rule that names a rejected route.
+ */
+function withheldObjects(status: readonly StatusEntry[]): { byNamespace: Map<string, string[]>; held: Map<string, string> } {
+  const out = new Map<string, string[]>();
+  const held = new Map<string, string>();
+  const add = (ns: string, line: string) => {
+    const list = out.get(ns);
+    if (list) list.push(line);
+    else out.set(ns, [line]);
+  };
+  const rejected = new Map<string, string>();
+  for (const s of status) {
+    if (s.state !== 'Rejected' || !POLICY_KINDS.has(s.object.kind)) continue;
+    const name = `${s.object.kind} ${s.object.namespace}/${s.object.name}`;
+    const first = s.messages.find((m) => m.severity === 'error');
+    const kept = s.messages.find((m) => m.path === '' && m.message.includes('stays in force'))?.message.replace(/^this version is not applied; /, '');
+    const problem = first && !first.message.startsWith('this version is not applied') ? formatMessage(first) : undefined;
+    rejected.set(name, problem ?? '');
+    const line = `${name} is rejected${problem ? `: ${problem}` : ''}${kept ? ` (${kept})` : ''}`;
+    add(s.object.namespace, line);
+    if (kept) held.set(name, line);
+  }
+  if (rejected.size === 0) return { byNamespace: out, held };
+  for (const s of status) {
+    if (s.object.kind !== 'TrafficTarget') continue;
+    for (const m of s.messages) {
+      const ref = /^(HTTPRouteGroup|TCPRoute) (\S+\/\S+) not found/.exec(m.message);
+      const why = ref && rejected.get(`${ref[1]} ${ref[2]}`);
+      if (why === undefined || !ref) continue;
+      add(s.object.namespace, `TrafficTarget ${s.object.namespace}/${s.object.name} ${m.path.replace(/\.name$/, '')} grants nothing: it names ${ref[1]} ${ref[2]}, which is rejected${why ? ` (${why})` : ''}`);
+    }
+  }
+  return { byNamespace: out, held };
+}
+
+function explainRequest(ir: MeshIR, q: ExplainQuery, withheld: (namespace: string) => readonly string[]): Explanation {
   const index = meshIndex(ir);
   const to = `${serviceKey(q.service)}:${q.port}`;
   const denied = (reasons: string[], extra: Partial<Explanation> = {}): Explanation => ({ verdict: 'denied', from: q.from, to, backends: [], unreached: [], reasons, ...extra });
@@ -139,7 +191,7 @@ function explainRequest(ir: MeshIR, q: ExplainQuery): Explanation {
     splitInfo = { name: split.from, applies: false, note: `no backend of it is reachable from ${accountOf(q.from)}` };
   }
 
-  const judge = (s: ServiceIR, p: ServicePortIR): DestinationVerdict[] => destinations(ir, q.from, s, p, request, reachedEndpoints);
+  const judge = (s: ServiceIR, p: ServicePortIR): DestinationVerdict[] => destinations(ir, q.from, s, p, request, reachedEndpoints, withheld);
   if (!action) {
     const targets = [service, ...(split?.backends.filter((b) => b.weight > 0).map((b) => index.service.get(`${service.namespace}/${b.service}`)) ?? [])];
     const unreached: BackendVerdict[] = [];
@@ -173,7 +225,7 @@ function explainRequest(ir: MeshIR, q: ExplainQuery): Explanation {
 }
 
 /** Each identity behind one service port, as its sidecar would judge the request. */
-function destinations(ir: MeshIR, from: Identity, service: ServiceIR, port: ServicePortIR, request: HttpRequest | undefined, reachedEndpoints: ReadonlySet<string>): DestinationVerdict[] {
+function destinations(ir: MeshIR, from: Identity, service: ServiceIR, port: ServicePortIR, request: HttpRequest | undefined, reachedEndpoints: ReadonlySet<string>, withheld: (namespace: string) => readonly string[]): DestinationVerdict[] {
   const groups = new Map<string, { identity: Identity; port: number; workloads: Set<string>; reached: boolean }>();
   const cluster = outboundClusterName(service, port.port);
   for (const e of port.endpoints) {
@@ -185,11 +237,11 @@ function destinations(ir: MeshIR, from: Identity, service: ServiceIR, port: Serv
   }
   return [...groups.values()]
     .sort((a, b) => compareStrings(a.identity, b.identity) || a.port - b.port)
-    .map((g) => ({ identity: g.identity, workloads: [...g.workloads].sort(compareStrings), port: g.port, reached: g.reached, ...inbound(ir, from, g.identity, g.port, port.protocol, request) }));
+    .map((g) => ({ identity: g.identity, workloads: [...g.workloads].sort(compareStrings), port: g.port, reached: g.reached, ...inbound(ir, from, g.identity, g.port, port.protocol, request, withheld) }));
 }
 
 /** The destination's inbound decision: the grants its RBAC for this port is built from, applied to the request. */
-function inbound(ir: MeshIR, from: Identity, destination: Identity, port: number, protocol: PortProtocol, request: HttpRequest | undefined): Pick<DestinationVerdict, 'allowed' | 'allowedBy' | 'reasons'> {
+function inbound(ir: MeshIR, from: Identity, destination: Identity, port: number, protocol: PortProtocol, request: HttpRequest | undefined, withheld: (namespace: string) => readonly string[]): Pick<DestinationVerdict, 'allowed' | 'allowedBy' | 'reasons'> {
   const index = meshIndex(ir);
   if (ir.settings.permissive) {
     // The sidecar admits any certificate of the trust domain; whether the caller's proxy sends anything is `reached`.
@@ -204,7 +256,12 @@ function inbound(ir: MeshIR, from: Identity, destination: Identity, port: number
   }
   const toMe = index.grantsTo.get(destination) ?? [];
   const mine = toMe.filter((g) => g.source === from);
-  if (toMe.length === 0) return { allowed: false, reasons: [`no TrafficTarget has destination ${accountOf(destination)} (deny by default)`] };
+  if (toMe.length === 0) {
+    // A TrafficTarget may be there and grant nothing: rejected, or naming a rejected route group.
+    const why = withheld(parseIdentity(destination)?.namespace ?? '').filter((l) => l.startsWith('TrafficTarget '));
+    if (why.length > 0) return { allowed: false, reasons: [`no TrafficTarget in force grants access to ${accountOf(destination)}`, ...why] };
+    return { allowed: false, reasons: [`no TrafficTarget has destination ${accountOf(destination)} (deny by default)`] };
+  }
   if (mine.length === 0) {
     const names = [...new Set(toMe.map((g) => `TrafficTarget ${g.grantedBy}`))].sort(compareStrings);
     return { allowed: false, reasons: [`${names.join(', ')} ${names.length > 1 ? 'have' : 'has'} destination ${accountOf(destination)}, but none lists ${accountOf(from)} among its sources`] };

@@ -61,16 +61,26 @@ export interface CertificateInputs {
   readonly identities: readonly IdentityCertificate[];
 }
 
-export interface MeshInputs {
-  readonly documents: readonly InputDocument[];
-  readonly problems: readonly InputProblem[];
-  readonly certificates?: CertificateInputs;
+/** What only a running controller knows; absent offline. */
+export interface LiveInputs {
   /**
-   * Live only: node ids of the VM proxies connected now (`NS/SA/vm:NAME`).
-   * A VM's endpoints are served only while its proxy is connected; absent (an
+   * Node ids of the VM proxies connected now (`NS/SA/vm:NAME`). A VM's
+   * endpoints are served only while its proxy is connected; absent (an
    * offline compile) means every VM's endpoints are served.
    */
   readonly connectedVirtualMachines?: readonly string[];
+  /**
+   * The trust domain the running controller serves (its xDS port admits
+   * only proxies of it): a MeshConfig naming another is refused until a
+   * restart, so a running mesh is never cut off from its proxies.
+   */
+  readonly runningTrustDomain?: string;
+}
+
+export interface MeshInputs extends LiveInputs {
+  readonly documents: readonly InputDocument[];
+  readonly problems: readonly InputProblem[];
+  readonly certificates?: CertificateInputs;
 }
 
 export function formatOrigin(origin: Origin): string {

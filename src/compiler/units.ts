@@ -1,6 +1,6 @@
 import { compileIR } from './compile.js';
 import { decodeDocuments, type DecodedDocuments, type TrackedObject } from './decode/index.js';
-import { compareOrigins, type InputDocument, type InputProblem, type Origin } from './inputs.js';
+import { compareOrigins, type InputDocument, type InputProblem, type LiveInputs, type Origin } from './inputs.js';
 import { buildGroupedIR, isMeshWide, type IRMemo } from './ir/build.js';
 import type { MeshIR } from './ir/types.js';
 import type * as m from './model.js';
@@ -60,7 +60,7 @@ interface UnitPart {
 /** The group of the mesh-wide objects: no namespace is named so. */
 const MESH = '/mesh';
 
-export function compileUnits(units: ReadonlyMap<string, InputUnit>, connectedVirtualMachines?: readonly string[], previous?: UnitsCompileResult): UnitsCompileResult {
+export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveInputs = {}, previous?: UnitsCompileResult): UnitsCompileResult {
   const before = previous?.memo;
   const parts = new Map<string, UnitPart>();
   const changed: string[] = [];
@@ -95,7 +95,7 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, connectedVir
         else next.set(source, key);
       }
     }
-    if (shared) return whole(units, connectedVirtualMachines);
+    if (shared) return whole(units, live);
     owners = next;
   }
 
@@ -126,7 +126,7 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, connectedVir
   const byNamespace = new Map(groups);
   byNamespace.delete(MESH);
   const irCalls: StatusCall[] = [];
-  const built = buildGroupedIR(groups.get(MESH) ?? [], byNamespace, recordInto(irCalls), connectedVirtualMachines, before?.ir);
+  const built = buildGroupedIR(groups.get(MESH) ?? [], byNamespace, recordInto(irCalls), live, before?.ir);
 
   // Status: made again for the changed units, and for the units of every group whose messages may differ.
   const redo = new Set(changed.filter((key) => parts.has(key)));
@@ -154,12 +154,12 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, connectedVir
 }
 
 /** The units compiled as one whole (no memo of parts is kept: the next compile starts afresh). */
-function whole(units: ReadonlyMap<string, InputUnit>, connectedVirtualMachines?: readonly string[]): UnitsCompileResult {
+function whole(units: ReadonlyMap<string, InputUnit>, live: LiveInputs): UnitsCompileResult {
   const keys = [...units.keys()].sort();
   const r = compileIR({
     documents: keys.flatMap((k) => units.get(k)!.documents),
     problems: keys.flatMap((k) => units.get(k)!.problems),
-    ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}),
+    ...live,
   });
   return { ir: r.ir, status: r.status, memo: { units: new Map(), groups: new Map(), members: new Map(), owners: new Map(), ir: undefined, direct: new Set(), status: r.status } };
 }

@@ -23,6 +23,7 @@ export interface InputDelta {
   readonly set: readonly (readonly [string, SourceUnit])[];
   readonly deleted: readonly string[];
   readonly connectedVirtualMachines?: readonly string[];
+  readonly runningTrustDomain?: string;
 }
 
 export interface CertificateDelta {
@@ -125,7 +126,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       connectedVirtualMachines = m.delta.connectedVirtualMachines;
       // Units that are the very values as last time are not looked into again (see compiler/units.ts).
       const before = current;
-      current = compileUnits(units, connectedVirtualMachines, before);
+      current = compileUnits(units, { ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}), ...(m.delta.runningTrustDomain ? { runningTrustDomain: m.delta.runningTrustDomain } : {}) }, before);
       const compile = ++compiles;
       irs.set(compile, current.ir);
       irs.delete(compile - KEPT_IRS);

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { SourceUnit } from '../adapters/source.js';
 import type { MeshIR } from '../compiler/ir/types.js';
-import type { CertificateInputs } from '../compiler/inputs.js';
+import type { CertificateInputs, LiveInputs } from '../compiler/inputs.js';
 import type { CertificateDelta, CompiledMesh, CompiledReply, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-worker.js';
 
 export type { CompiledMesh };
@@ -13,7 +13,7 @@ export type { CompiledMesh };
  * sends only what differs; after a failed call it sends everything again.
  */
 export interface CompilerThread {
-  compile(units: ReadonlyMap<string, SourceUnit>, connectedVirtualMachines?: readonly string[]): Promise<CompiledMesh>;
+  compile(units: ReadonlyMap<string, SourceUnit>, live?: LiveInputs): Promise<CompiledMesh>;
   /** The mesh IR of that compile (of the latest, should it be too old to be kept). */
   ir(compile: number): Promise<MeshIR>;
   /**
@@ -95,10 +95,10 @@ export function startCompilerThread(): CompilerThread {
     return reply;
   };
   return {
-    async compile(units, connectedVirtualMachines) {
+    async compile(units, live = {}) {
       // The units as they are now: the store may change while the worker compiles.
       const now = new Map(units);
-      const delta: InputDelta = { ...changes(now, sentUnits), ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}) };
+      const delta: InputDelta = { ...changes(now, sentUnits), ...live };
       sentUnits = undefined;
       const { compiled } = (await ask({ type: 'compile', delta })) as { compiled: CompiledReply };
       sentUnits = now;

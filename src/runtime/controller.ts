@@ -228,10 +228,15 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // The tracker starts once compiles can be scheduled (below); until then no stream is open.
     const vms: { tracker?: ReturnType<typeof trackVirtualMachines> } = {};
     // The worker is sent the units that changed since its last compile, and the VMs connected now.
-    const compileNow = () => compiler.compile(inputs.units(), vms.tracker?.connected());
+    // The first compile settles the trust domain; later ones keep it (a change takes effect at a restart).
+    let running: string | undefined;
+    const compileNow = () => {
+      const connectedVirtualMachines = vms.tracker?.connected();
+      return compiler.compile(inputs.units(), { ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}), ...(running ? { runningTrustDomain: running } : {}) });
+    };
     const first = await compileNow();
     irOf = (n) => compiler.ir(n);
-    const trustDomain = first.settings.trustDomain;
+    const trustDomain = (running = first.settings.trustDomain);
     const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
     const store = openCertificateStore(o.stateDir, o.log);

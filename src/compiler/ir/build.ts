@@ -1,5 +1,5 @@
 import type * as m from '../model.js';
-import { compareOrigins } from '../inputs.js';
+import { compareOrigins, type LiveInputs } from '../inputs.js';
 import { error, recordInto, replay, warning, type StatusCall, type StatusCollector } from '../status.js';
 import { buildAccess } from './access.js';
 import { warnHttpOnTcp } from './access-checks.js';
@@ -102,7 +102,7 @@ export const isMeshWide = (o: m.MeshObject): boolean => MESH_WIDE.has(o.kind);
  * previous build's memo, namespaces whose objects (and what they read of
  * other namespaces) did not change are not built again.
  */
-export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollector, connectedVirtualMachines?: readonly string[], previous?: IRMemo): BuiltIR {
+export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollector, live: LiveInputs = {}, previous?: IRMemo): BuiltIR {
   const meshWide: m.MeshObject[] = [];
   const byNamespace = new Map<string, m.MeshObject[]>();
   for (const o of decoded) {
@@ -114,7 +114,7 @@ export function buildIR(decoded: readonly m.MeshObject[], status: StatusCollecto
     if (list) list.push(o);
     else byNamespace.set(o.meta.namespace, [o]);
   }
-  return buildGroupedIR(meshWide, byNamespace, status, connectedVirtualMachines, previous);
+  return buildGroupedIR(meshWide, byNamespace, status, live, previous);
 }
 
 /**
@@ -126,11 +126,12 @@ export function buildGroupedIR(
   meshWide: readonly m.MeshObject[],
   byNamespace: ReadonlyMap<string, readonly m.MeshObject[]>,
   status: StatusCollector,
-  connectedVirtualMachines?: readonly string[],
+  live: LiveInputs = {},
   previous?: IRMemo,
 ): BuiltIR {
+  const { connectedVirtualMachines, runningTrustDomain } = live;
   const global = byKind(uniqueObjects(meshWide, status));
-  const settings = meshSettings(of(global, 'MeshConfig'), status);
+  const settings = meshSettings(of(global, 'MeshConfig'), status, runningTrustDomain);
   const namespaces = meshNamespaces(of(global, 'Namespace'), status);
   const meshNames = [...namespaces].sort(compareStrings);
   const meshText = JSON.stringify([settings, meshNames]);

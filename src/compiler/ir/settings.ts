@@ -31,7 +31,7 @@ const TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-
  * namespace/name). Others are rejected, so two teams cannot silently fight
  * over the mesh's settings.
  */
-export function meshSettings(configs: readonly MeshConfigObj[], status: StatusCollector): MeshSettings {
+export function meshSettings(configs: readonly MeshConfigObj[], status: StatusCollector, runningTrustDomain?: string): MeshSettings {
   const valid = configs.filter((c) => {
     if (c.trustDomain !== undefined && !TRUST_DOMAIN.test(c.trustDomain)) {
       status.reject(c.key, error('spec.trustDomain', `expected a lower-case DNS name such as "cluster.local", got ${JSON.stringify(c.trustDomain)}`));
@@ -53,9 +53,15 @@ export function meshSettings(configs: readonly MeshConfigObj[], status: StatusCo
   for (const l of losers) {
     status.reject(l.key, error('', `another MeshConfig is in force (${winner!.meta.namespace}/${winner!.meta.name}, the oldest); only one applies`));
   }
+  const trustDomain = winner?.trustDomain ?? DEFAULT_SETTINGS.trustDomain;
+  if (runningTrustDomain !== undefined && trustDomain !== runningTrustDomain) {
+    // Proxies hold certificates of the running domain and the xDS port admits only those: a switch is a restart.
+    if (winner) status.add(winner.key, error('spec.trustDomain', `the running controller serves trust domain ${JSON.stringify(runningTrustDomain)}; ${JSON.stringify(trustDomain)} takes effect when the controller restarts (every proxy then needs a certificate of the new domain); the rest of this MeshConfig applies`));
+    if (!winner) return { ...DEFAULT_SETTINGS, trustDomain: runningTrustDomain };
+  }
   if (!winner) return DEFAULT_SETTINGS;
   return {
-    trustDomain: winner.trustDomain ?? DEFAULT_SETTINGS.trustDomain,
+    trustDomain: runningTrustDomain ?? trustDomain,
     permissive: winner.permissive ?? DEFAULT_SETTINGS.permissive,
     defaultInterceptionMode: winner.defaultInterceptionMode ?? DEFAULT_SETTINGS.defaultInterceptionMode,
     virtualIPRange: winner.virtualIPRange ?? DEFAULT_SETTINGS.virtualIPRange,
