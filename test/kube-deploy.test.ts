@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { secretStorage } from '../src/adapters/ca/ca-storage.js';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
 import type { Controller } from '../src/runtime/controller.js';
-import { applyBookstore, controllerOnKubernetes, kubeconfigWithToken, startKubeApi } from './helpers/kube.js';
+import { applyBookstore, controllerOnKubernetes, kubeconfigWithToken, startingOnKubernetes, startKubeApi } from './helpers/kube.js';
 import { waitFor } from './helpers/wait.js';
 
 /** deploy/controller.yaml's roles are exactly what the controller needs: run it with a token bound to them, on a real API server. */
@@ -18,7 +18,7 @@ const controllerAs = (kubeconfig: string, logs: string[], stateDir?: string) =>
 test('the controller runs with a token bound to exactly the deployed roles: it reads, writes status and keeps its CA root; nothing more is allowed, and a missing permission shows', async () => {
   const api = await startKubeApi();
   let controller: Controller | undefined;
-  let limited: Controller | undefined;
+  let stopLimited = () => {};
   try {
     api.kubectl(['apply', '-f', 'deploy/controller.yaml']);
     applyBookstore(api);
@@ -62,11 +62,18 @@ test('the controller runs with a token bound to exactly the deployed roles: it r
     api.kubectl(['create', 'clusterrole', 'limited', '--verb=get,list,watch', '--resource=namespaces,services,serviceaccounts,endpointslices.discovery.k8s.io,traffictargets.access.smi-spec.io,httproutegroups.specs.smi-spec.io,tcproutes.specs.smi-spec.io,udproutes.specs.smi-spec.io,trafficsplits.split.smi-spec.io,meshconfigs.smc.dev,virtualmachines.smc.dev']);
     api.kubectl(['create', 'clusterrolebinding', 'limited', '--clusterrole=limited', '--serviceaccount=smc-system:limited']);
     api.kubectl(['create', 'rolebinding', 'limited-ca', '--role=smc-controller', '--serviceaccount=smc-system:limited', '-n', 'smc-system']);
-    const limitedLogs: string[] = [];
-    limited = await controllerAs(kubeconfigWithToken(api, api.kubectl(['create', 'token', 'limited', '-n', 'smc-system']).trim(), 'limited'), limitedLogs);
-    assert.ok(limitedLogs.some((l) => /watching Pod \(v1\) stopped .*forbidden/i.test(l)), limitedLogs.join('\n'));
+    // It does not start serving without the pods: /readyz says which kind it cannot list, and why.
+    const limitedKubeconfig = kubeconfigWithToken(api, api.kubectl(['create', 'token', 'limited', '-n', 'smc-system']).trim(), 'limited');
+    const limited = await startingOnKubernetes(limitedKubeconfig, { ca: { kind: 'internal', rootSecret: { namespace: 'smc-system', name: 'smc-ca', kubeconfig: limitedKubeconfig } } });
+    stopLimited = () => limited.abort.abort();
+    const waiting = await waitFor('/readyz to name the forbidden kind', async () => {
+      const r = await limited.readyz();
+      return r.status === 503 && /HTTP 403/.test(r.body) ? r.body : undefined;
+    });
+    assert.match(waiting, /Pod \(v1\): cannot be listed: HTTP 403: pods is forbidden/);
+    assert.ok(limited.logs.some((l) => /watching Pod \(v1\) stopped .*forbidden/i.test(l)), limited.logs.join('\n'));
   } finally {
-    await limited?.close();
+    stopLimited();
     await controller?.close();
     await api.stop();
   }

@@ -2,6 +2,8 @@ import type { Log } from '../runtime/log.js';
 import * as k8s from '@kubernetes/client-node';
 import type { InputDocument } from '../compiler/inputs.js';
 import { formatMessage } from '../compiler/status.js';
+import { checkDocument } from '../compiler/decode/index.js';
+import { createLastAccepted } from './last-accepted.js';
 import type { Source, SourceEvents } from './source.js';
 
 /**
@@ -10,7 +12,16 @@ import type { Source, SourceEvents } from './source.js';
  * An informer that stops (the client library's informer stops itself on a
  * watch error, or when the API server goes away) is started again with a
  * back-off; it resumes from its last resourceVersion, and a `410 Gone` makes
- * it list again. A kind whose CRD is not installed is logged and retried.
+ * it list again.
+ *
+ * A failed list is never taken as "nothing there": the source is synced only
+ * once every kind has listed (until then `waitingFor` names the kinds that
+ * have not, and why: a 403, an API server that does not answer). One case
+ * counts as listed without a list: a kind whose CRD is not installed, which
+ * the API server's discovery shows (no version of its group serves it), so
+ * no object of it can exist. It is watched for, and its objects count once
+ * the CRD is applied. A CRD that serves the kind in other versions only is
+ * not that case: its objects may exist, and the source waits.
  */
 export interface KubernetesSourceOptions {
   /** A kubeconfig file; default $KUBECONFIG, ~/.kube/config, or the pod's service account. */
@@ -66,6 +77,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
   const delivered = new Map<string, string>();
   const owned = new Map<string, { kind: WatchedKind; namespace: string; name: string; generation: number; condition: string }>();
   const customObjects = kc.makeApiClient(k8s.CustomObjectsApi);
+  const lastAccepted = createLastAccepted();
 
   const unitOf = (w: WatchedKind, obj: k8s.KubernetesObject) => `${w.apiVersion}/${w.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
   /** A plain object, as the API server sends it (typed client models hold Dates), with its apiVersion and kind (list items lack them). */
@@ -91,54 +103,111 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
     const text = JSON.stringify(document.value);
     if (delivered.get(unit) === text) return;
     delivered.set(unit, text);
-    events?.set(unit, { documents: [document], problems: [] });
+    const content = { documents: [document], problems: [] };
+    // A policy object whose new version is rejected keeps its accepted version in force.
+    events?.set(unit, isPolicy(w) ? lastAccepted.hold(unit, content, [checkDocument(document)]) : content);
   };
   const forget = (w: WatchedKind, unit: string) => {
     units.get(w)!.delete(unit);
     delivered.delete(unit);
     owned.delete(unit);
+    lastAccepted.forget(unit);
     events?.delete(unit);
   };
 
-  const watch = async (w: WatchedKind): Promise<void> => {
-    const list = () => api.list(w.apiVersion, w.kind) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>;
+  /** Kinds not yet listed, and why (until the first failure: "listing"). */
+  const unlisted = new Map<WatchedKind, string>(WATCHED_KINDS.map((w) => [w, 'listing']));
+  /** Kinds whose CRD is not installed: no object of them can exist. */
+  const absent = new Set<WatchedKind>();
+  let onListed: (() => void) | undefined;
+  const listed = (w: WatchedKind) => {
+    if (!unlisted.delete(w) && !absent.delete(w)) return;
+    if (absent.size === 0 && unlisted.size === 0) o.log('kubernetes: every kind listed');
+    onListed?.();
+  };
+
+  /** Whether the API server serves `w` in no version at all (its CRD is not installed); else which versions serve it. */
+  const served = async (w: WatchedKind): Promise<string[]> => {
+    const group = w.apiVersion.split('/')[0]!;
+    const groups = await kc.makeApiClient(k8s.ApisApi).getAPIVersions();
+    const found = groups.groups.find((g) => g.name === group);
+    const discovery = kc.makeApiClient(Discovery);
+    const versions: string[] = [];
+    for (const v of found?.versions ?? []) if (await discovery.serves(v.groupVersion, w.kind)) versions.push(v.groupVersion);
+    return versions;
+  };
+
+  const watch = (w: WatchedKind): void => {
+    // The informer's own start resolves even when its list failed (the failure goes to 'error'): a list counts when it answers.
+    let delay = o.retryMs ?? 500;
+    let lastWhy = '';
+    const list = () =>
+      (api.list(w.apiVersion, w.kind) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>).then((r) => {
+        delay = o.retryMs ?? 500;
+        if (lastWhy !== '') o.log(`kubernetes: watching ${w.kind} (${w.apiVersion}) again`);
+        lastWhy = '';
+        // After the informer has delivered the items (it does so right after this resolves).
+        setImmediate(() => listed(w));
+        return r;
+      });
     const informer = k8s.makeInformer(kc, pathOf(w), list);
     informer.on('add', (obj) => deliver(w, obj));
     informer.on('update', (obj) => deliver(w, obj));
     informer.on('delete', (obj) => forget(w, unitOf(w, obj)));
-    let delay = o.retryMs ?? 500;
     const restart = (why: string) => {
       if (closed) return;
-      o.log(`kubernetes: watching ${w.kind} (${w.apiVersion}) stopped (${why}); starting again in ${delay} ms`, { level: 'warn', kind: w.kind });
+      // The same failure again is not news: said once at warn, then at debug (the retries back off to 30 s).
+      o.log(`kubernetes: watching ${w.kind} (${w.apiVersion}) stopped (${why}); starting again in ${delay} ms`, { level: why === lastWhy ? 'debug' : 'warn', kind: w.kind });
+      lastWhy = why;
       const t = setTimeout(() => {
         timers.delete(t);
-        informer.start().then(
-          () => {
-            delay = o.retryMs ?? 500;
-            o.log(`kubernetes: watching ${w.kind} (${w.apiVersion}) again`);
-          },
-          (e: unknown) => restart(apiError(e)),
-        );
+        informer.start().catch((e: unknown) => restart(apiError(e)));
       }, delay);
       timers.add(t);
       delay = Math.min(delay * 2, 30_000);
     };
-    informer.on('error', (e: unknown) => restart(apiError(e)));
+    const failed = async (e: unknown) => {
+      const why = apiError(e);
+      if (unlisted.has(w)) {
+        unlisted.set(w, why);
+        // A kind the API server does not serve fails its list with a 404, or in the client's discovery before any list.
+        if (isPolicy(w) && ((e as { code?: unknown }).code === 404 || /Unrecognized API version and kind/.test(why))) {
+          const versions = await served(w).catch(() => undefined);
+          if (versions && versions.length === 0 && unlisted.has(w)) {
+            unlisted.delete(w);
+            absent.add(w);
+            o.log(`kubernetes: ${w.kind} is not served by the API server (its CRD is not installed: kubectl apply -f deploy/crds/); no ${w.kind} can exist, so the mesh goes on without them and ${w.kind} is watched for`, { level: 'warn', kind: w.kind });
+            onListed?.();
+          } else if (versions && versions.length > 0) {
+            unlisted.set(w, `the API server serves ${w.kind} as ${versions.join(', ')} but not ${w.apiVersion}: apply smc's CRDs (deploy/crds/)`);
+          }
+        }
+      }
+      restart(why);
+    };
+    informer.on('error', (e: unknown) => void failed(e));
     informers.push(informer);
-    try {
-      await informer.start();
-    } catch (e) {
-      // Most often a CRD that is not installed (404): the kind is retried until it is.
-      restart(apiError(e));
-    }
+    informer.start().catch((e: unknown) => void failed(e));
   };
 
   return {
     name: 'kubernetes',
     async start(e) {
       events = e;
-      await Promise.all(WATCHED_KINDS.map(watch));
+      // Nothing is published before every kind has listed once (or is known not to exist).
+      const all = new Promise<void>((resolve) => {
+        onListed = () => {
+          if (unlisted.size === 0 || closed) resolve();
+        };
+      });
+      for (const w of WATCHED_KINDS) watch(w);
+      await all;
+      if (closed) return;
       e.synced();
+    },
+    waitingFor() {
+      if (unlisted.size === 0) return undefined;
+      return [...unlisted].map(([w, why]) => `${w.kind} (${w.apiVersion}): ${why === 'listing' ? 'not listed yet' : `cannot be listed: ${why}`}`).join('; ');
     },
     async resync() {
       // Informers hold the API server's current state; a resync lists every kind again.
@@ -186,10 +255,22 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
     },
     async close() {
       closed = true;
+      onListed?.();
       for (const t of timers) clearTimeout(t);
       await Promise.all(informers.map((i) => i.stop().catch(() => undefined)));
     },
   };
+}
+
+/** The API server's discovery of one group version: does it serve a kind. */
+class Discovery extends k8s.KubernetesObjectApi {
+  async serves(apiVersion: string, kind: string): Promise<boolean> {
+    const found = await this.resource(apiVersion, kind).catch((e: { code?: number }) => {
+      if (e.code === 404) return undefined; // the group version is not served
+      throw e;
+    });
+    return found !== undefined;
+  }
 }
 
 interface Condition {
@@ -228,7 +309,7 @@ const conditionKey = (c: Condition | undefined) => (c ? JSON.stringify([c.status
 
 /** One line for an API error: the HTTP code and the API server's own message (the client's text spans headers and body). */
 export function apiError(e: unknown): string {
-  const err = e as { code?: number; body?: unknown; message?: string };
+  const err = e as { code?: unknown; body?: unknown; message?: string };
   let message: string | undefined;
   try {
     const body = typeof err.body === 'string' ? (JSON.parse(err.body) as { message?: string }) : (err.body as { message?: string } | undefined);
@@ -237,5 +318,6 @@ export function apiError(e: unknown): string {
     message = undefined;
   }
   const text = message ?? err.message ?? String(e);
-  return `${err.code ? `HTTP ${err.code}: ` : ''}${text.split('\n')[0]!.slice(0, 500)}`;
+  const code = typeof err.code === 'number' ? `HTTP ${err.code}: ` : '';
+  return `${code}${text.split('\n')[0]!.slice(0, 500)}`;
 }

@@ -273,7 +273,20 @@ export async function controllerCommand(args: string[]): Promise<number> {
     };
   }
   const vmGraceMs = durationMs(values['vm-grace'], '--vm-grace');
+  // A stop while starting (a source still waiting for its lists) ends the start; after it, the controller closes.
+  let stopped: string | undefined;
+  let resolveStop: () => void = () => undefined;
+  const starting = new AbortController();
+  const stop = (signal: string) => {
+    log(`controller: ${signal}: shutting down`);
+    stopped = signal;
+    starting.abort();
+    resolveStop();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
   const controller = await startController({
+    signal: starting.signal,
     webhook,
     vmGraceMs,
     source: paths,
@@ -290,14 +303,14 @@ export async function controllerCommand(args: string[]): Promise<number> {
     adminAllowedHosts: values['admin-allowed-host'] ?? [],
     leader,
     log,
+  }).catch((e: Error) => {
+    if (stopped) return undefined;
+    throw e;
   });
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: string) => {
-      log(`controller: ${signal}: shutting down`);
-      resolveStop();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+  if (!controller) return 0;
+  await new Promise<void>((resolve) => {
+    resolveStop = resolve;
+    if (stopped) resolve();
     // SIGHUP re-reads every source (the folder is watched anyway; this is for file systems that do not tell).
     process.on('SIGHUP', () => {
       log('controller: SIGHUP: reading every source again');

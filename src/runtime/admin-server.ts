@@ -14,6 +14,8 @@ export interface AdminOptions {
   readonly proxies: ProxyRegistry;
   readonly metrics: Metrics;
   readonly ready: () => boolean;
+  /** What readiness waits for, when it is known (a source that has not listed everything). */
+  readonly waitingFor?: () => string | undefined;
   readonly inputs: () => unknown;
   /** POST /ca/rotate-root: rotates the mesh root; answers when done (or why it paused). */
   readonly rotateRoot?: () => Promise<void>;
@@ -109,7 +111,10 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       return send(401, 'text/plain', 'this admin call changes the mesh: present the token of the state folder (Authorization: Bearer $(cat STATE/admin-token)); the smc CLI does this given --state\n');
     }
     if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
-    if (path === '/readyz') return o.ready() ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', 'not ready: no snapshot yet\n');
+    if (path === '/readyz') {
+      if (o.ready()) return send(200, 'text/plain', 'ready\n');
+      return send(503, 'text/plain', `not ready: ${o.waitingFor?.() ?? 'no snapshot yet'}\n`);
+    }
     if (path === '/status/proxies') return json(proxyStatusDocument(o.proxies));
     if (path === '/status/inputs') return json(o.inputs());
     if (path === '/status/leader' && o.leader) return json(o.leader());

@@ -76,6 +76,8 @@ export interface ControllerOptions {
   readonly vmGraceMs?: number;
   /** The sidecar injector and the pods' proxy certificates, on an HTTPS port of their own (Kubernetes). */
   readonly webhook?: WebhookSettings;
+  /** Aborting it while the controller starts (a source still listing) stops it: the start then fails with a StartupError. */
+  readonly signal?: AbortSignal;
   readonly log: Log;
 }
 
@@ -173,6 +175,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   /** The status of the latest compile (written back by the leader, and named by /explain). */
   let lastStatus: readonly StatusEntry[] = [];
   let ready = false;
+  // What readiness waits for, named by the sources until they have delivered everything.
+  let waitingFor: () => string | undefined = () => undefined;
   // The admin port opens first; /readyz says ready only once proxies can be served.
   let serving = false;
 
@@ -192,7 +196,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let adminPort: number;
   try {
     await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, inputs: () => status, rotateRoot: () => rotateRootNow(), explain: async (q) => explainQuery(await servedIR(), q, lastStatus), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: async () => {
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, waitingFor: () => waitingFor(), inputs: () => status, rotateRoot: () => rotateRootNow(), explain: async (q) => explainQuery(await servedIR(), q, lastStatus), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: async () => {
       const ir = await servedIR();
       return ir ? meshGraph(ir, proxyStates(proxies)) : undefined;
     }, leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
@@ -216,11 +220,24 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // Sources deliver their initial sets before the first compile; changes then flow through the store.
     const sources = o.sources ?? [createFolderSource({ paths: o.source, log: o.log })];
     const inputs = createInputStore(sources);
+    waitingFor = () => {
+      const waits = sources.flatMap((s) => {
+        const w = s.waitingFor?.();
+        return w ? [`waiting for ${s.name}: ${w}`] : [];
+      });
+      return waits.length > 0 ? waits.join('; ') : undefined;
+    };
     inputs.onDrift((source) => metrics.sourceDrift.inc({ source }));
+    // A source may wait long (a kind the API server will not list): a stop asked for meanwhile closes it.
+    const stopStarting = () => void Promise.all(sources.map((s) => s.close())).catch(() => undefined);
+    o.signal?.addEventListener('abort', stopStarting, { once: true });
     for (const source of sources) {
       cleanups.push(() => source.close());
+      if (o.signal?.aborted) break;
       await source.start(inputs.events(source));
     }
+    o.signal?.removeEventListener('abort', stopStarting);
+    if (o.signal?.aborted) throw new StartupError('stopped before it was ready');
     // The compiler runs in a worker thread: ADS keeps answering while a large mesh compiles.
     const compiler = startCompilerThread();
     cleanups.push(() => compiler.close());

@@ -142,6 +142,24 @@ async function fetchInsecure(url: string): Promise<number | undefined> {
   });
 }
 
+/**
+ * A controller on the API server of `kubeconfig` that may wait for its sources: its admin port is known
+ * before it is ready (/readyz says what it waits for), and `abort` stops it while it starts.
+ */
+export async function startingOnKubernetes(kubeconfig: string, o: { ca?: CaChoice } = {}) {
+  const adminPort = await freePort();
+  const abort = new AbortController();
+  const logs: string[] = [];
+  const controller = controllerOnKubernetes(kubeconfig, { log: (l) => void logs.push(l), adminPort, signal: abort.signal, ...o });
+  // A start stopped by the test fails on purpose; whoever awaits `controller` still sees any failure.
+  controller.catch(() => undefined);
+  const readyz = async () => {
+    const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+    return { status: r.status, body: await r.text() };
+  };
+  return { controller, abort, logs, readyz };
+}
+
 /** Reads the kubeconfig's CA, for clients that want it directly. */
 export const apiServerCa = (api: KubeApi): string => readFileSync(join(api.dir, 'certs', 'apiserver.crt'), 'utf8');
 
@@ -168,7 +186,7 @@ export function kubeconfigWithToken(api: KubeApi, token: string, name: string): 
 }
 
 /** A controller (plaintext xDS, ephemeral ports, a fresh state folder) whose source is the API server of `kubeconfig`. */
-export function controllerOnKubernetes(kubeconfig: string, o: { log?: (line: string) => void; retryMs?: number; ca?: CaChoice; webhook?: WebhookSettings; xdsHost?: string; insecureXds?: boolean; stateDir?: string } = {}): Promise<Controller> {
+export function controllerOnKubernetes(kubeconfig: string, o: { log?: (line: string) => void; retryMs?: number; ca?: CaChoice; webhook?: WebhookSettings; xdsHost?: string; insecureXds?: boolean; stateDir?: string; adminPort?: number; signal?: AbortSignal } = {}): Promise<Controller> {
   const log = o.log ?? (() => {});
   return startController({
     source: [],
@@ -178,9 +196,10 @@ export function controllerOnKubernetes(kubeconfig: string, o: { log?: (line: str
     xdsHost: o.xdsHost ?? '127.0.0.1',
     xdsPort: 0,
     adminHost: '127.0.0.1',
-    adminPort: 0,
+    adminPort: o.adminPort ?? 0,
     insecureXds: o.insecureXds ?? true,
     ...(o.webhook ? { webhook: o.webhook } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
     log,
   });
 }
