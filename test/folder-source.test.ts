@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -206,4 +206,11 @@ test('a source that does not exist at start is an error; a root that disappears 
   } finally {
     await f.source.close();
   }
+});
+
+test('smc controller with a mistyped --source exits 1 at once, naming it (no empty mesh is served)', () => {
+  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'controller', '--source', 'examples/bookstre', '--state', mkdtempSync(join(tmpdir(), 'smc-state-')), '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /smc: --source examples\/bookstre: no such file or folder/);
+  assert.doesNotMatch(r.stderr, /published/);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PROXY_UID } from '../src/compiler/capture.js';
@@ -12,6 +12,8 @@ import { waitFor } from './helpers/wait.js';
 
 const SMC = resolve('dist/src/cli/main.js');
 const APP = resolve('dist/lab/app.js');
+/** The shared memory region Envoy's hot restart makes with the default base id. */
+const LEFTOVER_SHM = '/dev/shm/envoy_shared_memory_0';
 import { request } from 'node:https';
 import { parse, stringify } from 'yaml';
 import type { Controller, WebhookSettings } from '../src/runtime/controller.js';
@@ -159,6 +161,7 @@ test('an injected pod\'s sidecar trades its pod-bound token for its proxy certif
   const net = await createTestNetwork();
   let controller: Controller | undefined;
   const dir = mkdtempSync(join(tmpdir(), 'smc-sidecar-'));
+  let leftover = false;
   try {
     const host = await net.addHost('web');
     chmodSync(dir, 0o755);
@@ -184,6 +187,11 @@ test('an injected pod\'s sidecar trades its pod-bound token for its proxy certif
     mkdirSync(proxyDir);
     chownSync(proxyDir, PROXY_UID, PROXY_UID);
     chmodSync(tokenFile, 0o644);
+    // What an Envoy killed outright leaves behind (its hot-restart region): the sidecar must start anyway.
+    if (!existsSync(LEFTOVER_SHM)) {
+      writeFileSync(LEFTOVER_SHM, '');
+      leftover = true;
+    }
     const appProcess = host.start(process.execPath, [APP, 'http', 'web', '8080'], { uid: 1000 });
     const grpcHealth = host.start(process.execPath, [APP, 'grpc-health', '9090'], { uid: 1000 });
     const sidecar = host.start(process.execPath, [SMC, 'sidecar', '--xds-address', `${net.gateway}:${c.xdsPort}`, '--certificate-url', started.url, '--token-file', tokenFile, '--dir', proxyDir, '--envoy', envoyForAnyUser()], { uid: PROXY_UID, env: { ...process.env, SMC_TRUST_BUNDLE: proxy!.env!.find((e) => e.name === 'SMC_TRUST_BUNDLE')!.value! } });
@@ -234,6 +242,7 @@ test('an injected pod\'s sidecar trades its pod-bound token for its proxy certif
     const gone = await post(readFileSync(tokenFile, 'utf8'));
     assert.equal(gone.status, 403, 'the pod\'s own token dies with the pod');
   } finally {
+    if (leftover) rmSync(LEFTOVER_SHM, { force: true });
     await controller?.close();
     await net.close();
     await api.stop();

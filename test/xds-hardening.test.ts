@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
+import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
 import { syncState } from '../src/runtime/proxy-status.js';
 import { TYPE_URL } from '../src/runtime/xds-types.js';
 import { Client, open } from './helpers/ads-client.js';
@@ -65,6 +66,8 @@ const meshDir = () => {
 
 test('a client that floods requests and never reads is cut off under a 384 MiB heap cap; the controller lives and serves other proxies', async () => {
   const dir = meshDir();
+  // The mesh CA first (what the controller's first start would make): smc bootstrap signs only for an existing one.
+  await openInternalCA(join(dir, 'state'), 'cluster.local');
   const attackerCert = bootstrap('bookbuyer/bookbuyer', join(dir, 'state'), join(dir, 'attacker'), 1);
   const goodCert = bootstrap('bookbuyer/bookbuyer', join(dir, 'state'), join(dir, 'good'), 1);
   const ctl = await controllerProcess(dir, ['--max-old-space-size=384']);

@@ -380,7 +380,7 @@ export const proxyCredentialFiles = (dir: string, trustDomain: string) => ({ cer
  * folder until a proxy first connects with it (`smc certs revoke` shuts it out).
  */
 export async function writeProxyCredentials(values: CaValues & { state: string; 'trust-domain': string }, ns: string, sa: string, dir: string) {
-  const ca = await openSigner(caChoice(values), values.state, values['trust-domain'], () => {});
+  const ca = await openSigner(caChoice(values), values.state, values['trust-domain'], () => {}, { create: false });
   const identity = identityOf(values['trust-domain'], ns, sa);
   // Signed for the xDS port's own trust anchor, which a mesh root rotation leaves in place.
   const cert = await issueForXdsPort(ca, identity, { ttlMs: PROXY_CERTIFICATE_TTL_MS });

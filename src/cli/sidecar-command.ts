@@ -94,7 +94,9 @@ export async function sidecarCommand(args: string[]): Promise<number> {
   await writeFile(bootstrap, `${JSON.stringify(adsBootstrap({ nodeId: answer.nodeId, xdsHost: xds[1]!, xdsPort: Number(xds[2]), tls }), null, 2)}\n`);
   process.stderr.write(`smc sidecar: node ${answer.nodeId} (${answer.identity}); wrote ${bootstrap}\n`);
   if (values['no-envoy']) return 0;
-  const envoy = spawn(values.envoy, ['-c', bootstrap, '--log-level', 'warn'], { stdio: 'inherit' });
+  // No hot restart: its shared memory (/dev/shm/envoy_shared_memory_*) outlives an Envoy killed outright, and the
+  // next Envoy in the same IPC namespace (a restarted sidecar of the same pod) would then refuse to start.
+  const envoy = spawn(values.envoy, ['-c', bootstrap, '--log-level', 'warn', '--disable-hot-restart'], { stdio: 'inherit' });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => envoy.kill(signal));
   return new Promise((resolve) => {
     envoy.on('error', (e) => {

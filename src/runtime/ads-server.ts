@@ -9,6 +9,7 @@ import type { Metrics } from './metrics.js';
 import type { ProxyRecord, ProxyRegistry, ReplyEvents } from './proxy-status.js';
 import { normalizeSerial } from '../adapters/ca/proxy-certificates.js';
 import { clientText } from './client-text.js';
+import { createMtlsListener, type MtlsListener } from './mtls-listener.js';
 import { DeltaStream } from './stream-delta.js';
 import { SotwStream } from './stream-sotw.js';
 import { kindOfTypeUrl, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse } from './xds-types.js';
@@ -132,6 +133,7 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
     }, pushWindow);
   };
   const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.keepalive_time_ms': 30_000 });
+  let mtls: MtlsListener | undefined;
 
   function serve(variant: 'sotw' | 'delta', call: grpc.ServerDuplexStream<unknown, unknown>): void {
     streams.add(call);
@@ -335,18 +337,21 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       return closers.length;
     },
     listen(host, port) {
-      const credentials = o.tls
-        ? grpc.ServerCredentials.createSsl(Buffer.from(o.tls.trustBundle), [{ cert_chain: Buffer.from(o.tls.certificateChain), private_key: Buffer.from(o.tls.privateKey) }], true)
-        : grpc.ServerCredentials.createInsecure();
+      if (o.tls) {
+        // Mutual TLS is ours (failed handshakes are logged and counted); gRPC gets the connections that passed.
+        const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+        mtls = createMtlsListener({ ...o.tls, log: o.log, failed: (reason) => o.metrics.handshakeFailures.inc({ reason }) });
+        return mtls.listen(host, port, (socket) => injector.injectConnection(socket));
+      }
       return new Promise((resolve, reject) => {
-        server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
+        server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
       });
     },
-    close() {
+    async close() {
       clearTimeout(timer);
       due.clear();
       for (const s of streams) s.emit('error', { code: grpc.status.UNAVAILABLE, details: 'control plane shutting down' });
-      return new Promise((resolve) => {
+      await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();
@@ -356,6 +361,8 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
           resolve();
         });
       });
+      // Connections of proxies that reconnect while it shuts down end with the listener.
+      await mtls?.close();
     },
   };
 }

@@ -22,6 +22,8 @@ export interface Metrics {
   readonly nacks: client.Counter<'type'>;
   readonly staleRequests: client.Counter<'type'>;
   readonly bytesSent: client.Counter<'type'>;
+  /** Connections to the xDS port whose TLS handshake failed, by reason (an OpenSSL or Node error code). */
+  readonly handshakeFailures: client.Counter<'reason'>;
   /** Changes a source found by reconciling, without an event of its watch. */
   readonly sourceDrift: client.Counter<'source'>;
 }
@@ -42,6 +44,7 @@ export function createMetrics(): Metrics {
     convergence: new client.Histogram({ name: 'smc_xds_convergence_seconds', help: 'Time from sending a response to its acknowledgement by the proxy, by type', labelNames: ['type'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], ...opts }),
     nacks: new client.Counter({ name: 'smc_xds_nacks_total', help: 'Responses rejected by proxies, by type', labelNames: ['type'], ...opts }),
     staleRequests: new client.Counter({ name: 'smc_xds_stale_requests_total', help: 'Requests ignored because their nonce was not the latest', labelNames: ['type'], ...opts }),
+    handshakeFailures: new client.Counter({ name: 'smc_xds_handshake_failures_total', help: 'Connections to the xDS port whose mutual-TLS handshake failed, by reason (no certificate, unknown CA, expired, not TLS...)', labelNames: ['reason'], ...opts }),
     sourceDrift: new client.Counter({ name: 'smc_source_drift_total', help: 'Changes a source found by its periodic reconcile rather than by its watch (a watch that misses events shows here)', labelNames: ['source'], ...opts }),
     bytesSent: new client.Counter({ name: 'smc_xds_bytes_sent_total', help: 'Encoded resource bytes sent, by type', labelNames: ['type'], ...opts }),
   };

@@ -26,7 +26,7 @@ export async function startEnvoy(identity: string, xdsPort: number, dir: string,
   const out = join(dir, `bootstrap-${identity.replace('/', '-')}-${adminPort}`);
   const b = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', identity, '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), '--stats-port', String(statsPort), ...(options.delta ? ['--delta'] : []), ...(options.instance ? ['--instance', options.instance] : [])], { encoding: 'utf8' });
   assert.equal(b.status, 0, b.stderr);
-  const envoy = spawn(envoyPath(), ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--base-id', String(adminPort), '--drain-time-s', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const envoy = spawn(envoyPath(), ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--disable-hot-restart', '--drain-time-s', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   // stdout carries access logs (MeshConfig accessLog); the last part of each stream is kept.
   let stdout = '';
   envoy.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(-200_000)));

@@ -56,9 +56,13 @@ const pairMoves = (from: string, to: string) => [[`${from}.key`, `${to}.key`], [
  * or `previous-root.*` (trusted, no longer signing); `retired-*` keeps roots
  * that left the bundle, for the xDS port.
  */
-export async function openInternalCA(stateDir: string, trustDomain: string, log: (line: string) => void = () => {}, storage?: CaStorage): Promise<Signer> {
+export async function openInternalCA(stateDir: string, trustDomain: string, log: (line: string) => void = () => {}, storage?: CaStorage, options: { create?: boolean } = {}): Promise<Signer> {
   const store = storage ?? folderStorage(join(stateDir, 'ca'));
   let signing = await loadRoot(store, 'root');
+  if (!signing && options.create === false) {
+    // Signing for an existing mesh: a new root here would give credentials that mesh does not trust.
+    throw new StartupError(`no mesh CA in ${store.where}: this command signs for an existing mesh, and that is not its CA. Give the controller's state folder with --state (its controller --state, default .smc-state relative to where it runs), or --ca-root-secret NS/NAME when the root is in a Kubernetes Secret`);
+  }
   if (!signing) {
     // Any sign that a mesh existed means its root is lost, not that this is a new mesh.
     const traces = [

@@ -9,14 +9,15 @@ export type CaChoice =
   | { readonly kind: 'internal'; readonly rootSecret?: SecretStorageOptions }
   | { readonly kind: 'cfssl'; readonly url: string; readonly profile?: string };
 
-export async function openSigner(choice: CaChoice, stateDir: string, trustDomain: string, log: (line: string) => void): Promise<Signer> {
+/** `create: false`: the CA must exist already (commands that sign for a running mesh); otherwise a first start makes it. */
+export async function openSigner(choice: CaChoice, stateDir: string, trustDomain: string, log: (line: string) => void, options: { create?: boolean } = {}): Promise<Signer> {
   if (choice.kind === 'cfssl') {
     const signer = await openCfsslSigner(choice);
     log(`ca: certificates are signed by ${signer.name}${choice.profile ? ` (profile ${choice.profile})` : ''}`);
     return signer;
   }
   // On Kubernetes the root can live in a Secret instead of the state folder.
-  return openInternalCA(stateDir, trustDomain, log, choice.rootSecret ? secretStorage(choice.rootSecret) : undefined);
+  return openInternalCA(stateDir, trustDomain, log, choice.rootSecret ? secretStorage(choice.rootSecret) : undefined, options);
 }
 
 /**
