@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
 import type { Log } from './log.js';
 import { createLimitedLog } from './log-limit.js';
@@ -82,7 +83,7 @@ export function createMtlsListener(o: MtlsOptions): MtlsListener {
     handshakeTimeout: o.handshakeTimeoutMs ?? 10_000,
   });
   server.on('tlsClientError', (e: NodeJS.ErrnoException, socket) => failed(socket.remoteAddress, e.code, e.message));
-  const open = new Set<import('node:net').Socket>();
+  const open = new Set<Socket>();
   server.on('connection', (socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
