@@ -14,8 +14,8 @@ export interface PodToken {
 }
 
 export interface KubernetesIdentity {
-  /** The pod a token was issued to, or why it is not accepted. */
-  reviewToken(token: string, audience: string): Promise<{ pod: PodToken } | { refused: string }>;
+  /** The pod a token was issued to, why it is not accepted, or why it could not be asked (the API server did not answer: retry). */
+  reviewToken(token: string, audience: string): Promise<{ pod: PodToken } | { refused: string } | { unavailable: string }>;
   /** Sets `caBundle` of every webhook of the named configuration; returns false when it does not exist. */
   setWebhookCaBundle(name: string, caBundle: string): Promise<boolean>;
 }
@@ -32,7 +32,7 @@ export function kubernetesIdentity(o: { kubeconfig?: string }): KubernetesIdenti
       try {
         review = await auth.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [audience] } } });
       } catch (e) {
-        throw new Error(`TokenReview failed: ${apiError(e)}`);
+        return { unavailable: `TokenReview failed: ${apiError(e)}` };
       }
       const s = review.status;
       if (!s?.authenticated) return { refused: `the API server did not accept the token${s?.error ? ` (${s.error})` : ''}: it must be the pod's own, of audience "${audience}", and the pod must still exist` };

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import { clientText } from '../runtime/client-text.js';
+import { clientText } from '../compiler/client-text.js';
 import { adminUrl, hostPort, UsageError } from './usage.js';
 import { columns } from '../output/render.js';
 

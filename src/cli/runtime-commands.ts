@@ -14,7 +14,7 @@ import { adsBootstrap } from '../output/ads-bootstrap.js';
 import { grpcXdsBootstrap } from '../output/grpc-bootstrap.js';
 import { PUSH_ORDER } from '../compiler/envoy/codec.js';
 import { controlPlaneIdentity, startController, type WebhookSettings } from '../runtime/controller.js';
-import { clientText } from '../runtime/client-text.js';
+import { clientText } from '../compiler/client-text.js';
 import { SMC_VERSION } from './version.js';
 
 export const HELP_CONTROLLER = `smc controller [options]

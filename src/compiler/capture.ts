@@ -1,3 +1,4 @@
+import { clientText } from './client-text.js';
 import { isIpAddress } from './decode/common.js';
 import { ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, STATS_PORT } from './envoy/names.js';
 
@@ -41,6 +42,9 @@ export const PROXY_UID = 1500;
 
 /** The port kubelet's rewritten probes reach the sidecar on (see inject). */
 export const PROBE_PORT = 15904;
+
+/** The ports the sidecar itself listens on in the pod: no probe may target them (it would reach Envoy, not the application). */
+export const SIDECAR_PORTS: readonly number[] = [ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, STATS_PORT, PROBE_PORT];
 
 export const DEFAULT_CAPTURE: CaptureSettings = {
   proxyUid: PROXY_UID,
@@ -116,30 +120,44 @@ export type CaptureProblem = { readonly field: string; readonly message: string 
  * Capture settings from annotations. Malformed values are problems that name
  * the annotation: a typo must not silently capture (or bypass) a port.
  */
+/** An annotation of ports or ranges longer than this is refused whole (65,535 ports written out fit). */
+const MAX_ANNOTATION_LENGTH = 400_000;
+/** Bad parts named in a message; the rest are counted. */
+const REPORTED_PARTS = 3;
+
 export function captureFromAnnotations(annotations: Readonly<Record<string, string>>): { settings: CaptureSettings; problems: CaptureProblem[] } {
   const problems: CaptureProblem[] = [];
   const field = (key: string) => `metadata.annotations["${key}"]`;
-  const ports = (key: string): number[] => {
+  /**
+   * The parts of a comma-separated annotation, each kept or refused. What a pod says is untrusted (a webhook
+   * request need not come through the API server): one problem per annotation names the first few bad parts,
+   * escaped and cut, and counts the rest; the good parts are kept once each.
+   */
+  const list = <T>(key: string, expected: string, parse: (part: string) => T | undefined): T[] => {
     const v = annotations[key];
     if (v === undefined || v.trim() === '') return [];
-    const out: number[] = [];
-    for (const part of v.split(',').map((x) => x.trim())) {
+    if (v.length > MAX_ANNOTATION_LENGTH) {
+      problems.push({ field: field(key), message: `expected ${expected}, got ${v.length} characters (at most ${MAX_ANNOTATION_LENGTH})` });
+      return [];
+    }
+    const out = new Set<T>();
+    const bad: string[] = [];
+    let badCount = 0;
+    for (const raw of v.split(',')) {
+      const part = raw.trim();
+      const parsed = parse(part);
+      if (parsed !== undefined) out.add(parsed);
+      else if (++badCount <= REPORTED_PARTS) bad.push(clientText(JSON.stringify(part.length > 32 ? `${part.slice(0, 32)}…` : part)));
+    }
+    if (badCount > 0) problems.push({ field: field(key), message: `expected ${expected}, got ${bad.join(', ')}${badCount > bad.length ? ` and ${badCount - bad.length} more` : ''}` });
+    return [...out];
+  };
+  const ports = (key: string): number[] =>
+    list(key, 'a comma-separated list of ports (1-65535)', (part) => {
       const n = /^\d{1,5}$/.test(part) ? Number(part) : NaN;
-      if (n >= 1 && n <= 65535) out.push(n);
-      else problems.push({ field: field(key), message: `expected a comma-separated list of ports (1-65535), got ${JSON.stringify(part)}` });
-    }
-    return out;
-  };
-  const ranges = (key: string): string[] => {
-    const v = annotations[key];
-    if (v === undefined || v.trim() === '') return [];
-    const out: string[] = [];
-    for (const part of v.split(',').map((x) => x.trim())) {
-      if (isIPv4Cidr(part)) out.push(part);
-      else problems.push({ field: field(key), message: `expected a comma-separated list of IPv4 ranges such as 10.0.0.0/8, got ${JSON.stringify(part)}` });
-    }
-    return out;
-  };
+      return n >= 1 && n <= 65535 ? n : undefined;
+    });
+  const ranges = (key: string): string[] => list(key, 'a comma-separated list of IPv4 ranges such as 10.0.0.0/8', (part) => (isIPv4Cidr(part) ? part : undefined));
   const settings: CaptureSettings = {
     ...DEFAULT_CAPTURE,
     excludeInboundPorts: ports(CAPTURE_ANNOTATIONS.excludeInboundPorts),

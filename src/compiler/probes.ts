@@ -1,3 +1,5 @@
+import { SIDECAR_PORTS } from './capture.js';
+
 /**
  * Health probes through the sidecar. In transparent mode kubelet's probes to
  * an application port would be captured and refused (they carry no mesh
@@ -40,6 +42,7 @@ export function parseProbes(text: string): { probes: NamedProbe[]; problem?: str
     const o = t as Record<string, unknown> | null;
     const bad = () => ({ probes: [], problem: `probe ${JSON.stringify(key)}: expected {kind: http|tcp|grpc, port, ...} as the injector writes it` });
     if (!KEY.test(key) || typeof o !== 'object' || o === null || !isPort(o.port)) return bad();
+    if (SIDECAR_PORTS.includes(o.port)) return { probes: [], problem: `probe ${JSON.stringify(key)}: port ${o.port} is one of the sidecar's own ports (${SIDECAR_PORTS.join(', ')}); a probe there would reach Envoy, not the application` };
     if (o.kind === 'http' && typeof o.path === 'string' && o.path.startsWith('/') && !/\s/.test(o.path) && ![...o.path].some((c) => c.charCodeAt(0) < 32) && typeof o.tls === 'boolean') {
       probes.push({ key, target: { kind: 'http', port: o.port, path: o.path, tls: o.tls } });
     } else if (o.kind === 'tcp') probes.push({ key, target: { kind: 'tcp', port: o.port } });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { captureFromAnnotations, PROBE_PORT, PROXY_UID } from '../compiler/capture.js';
+import { captureFromAnnotations, PROBE_PORT, PROXY_UID, SIDECAR_PORTS } from '../compiler/capture.js';
 import { INJECTED_ANNOTATION, INTERCEPTION_ANNOTATION } from '../compiler/decode/kubernetes.js';
 import { STATS_PORT } from '../compiler/envoy/names.js';
 import { PROBES_ANNOTATION, READY_PATH, probePath, type ProbeTarget } from '../compiler/probes.js';
@@ -70,6 +70,15 @@ export function injectPod(pod: unknown, o: InjectOptions): InjectDecision {
     return { action: 'skip', reason: 'already injected' };
   }
   if (spec.hostNetwork === true) return { action: 'skip', reason: 'the pod uses the host network: a sidecar would capture the node\'s traffic' };
+  // The names the injector adds: a pod that uses them already would get a patch with two of each.
+  const volumesIn = Array.isArray(spec.volumes) ? spec.volumes.filter(isObj) : [];
+  const taken = [
+    ...[...containers, ...initContainers].filter((c) => c.name === CAPTURE_NAME).map(() => `container ${CAPTURE_NAME}`),
+    ...volumesIn.filter((v) => v.name === PROXY_VOLUME || v.name === TOKEN_VOLUME).map((v) => `volume ${String(v.name)}`),
+  ];
+  if (taken.length > 0) {
+    return { action: 'reject', message: `${taken.join(', ')}: the names ${CAPTURE_NAME} and ${SIDECAR_NAME} (containers), ${PROXY_VOLUME} and ${TOKEN_VOLUME} (volumes) are reserved for the sidecar injector; rename yours, or set ${INJECT_ANNOTATION}: disabled` };
+  }
 
   const modeText = annotations[INTERCEPTION_ANNOTATION];
   if (modeText !== undefined && modeText !== 'transparent' && modeText !== 'explicit' && modeText !== 'proxyless') {
@@ -83,7 +92,8 @@ export function injectPod(pod: unknown, o: InjectOptions): InjectDecision {
 
   // Probes pass through the sidecar only when the sidecar captures the app's ports.
   const probes: Record<string, ProbeTarget> = {};
-  const rewritten = containers.map((c) => {
+  const refused: string[] = [];
+  const rewritten = containers.map((c, i) => {
     if (mode !== 'transparent') return c;
     const out: Obj = { ...c };
     for (const kind of ['livenessProbe', 'readinessProbe', 'startupProbe'] as const) {
@@ -91,11 +101,16 @@ export function injectPod(pod: unknown, o: InjectOptions): InjectDecision {
       if (!isObj(probe)) continue;
       const r = rewriteProbe(probe, c);
       if (r === undefined) continue;
+      if (SIDECAR_PORTS.includes(r.target.port)) {
+        refused.push(`spec.containers[${i}].${kind}: port ${r.target.port} is one of the sidecar's own ports (${SIDECAR_PORTS.join(', ')}); a probe there would reach Envoy, not the application`);
+        continue;
+      }
       probes[r.key] = r.target;
       out[kind] = r.probe;
     }
     return out;
   });
+  if (refused.length > 0) return { action: 'reject', message: refused.join('; ') };
 
   const args = ['sidecar', '--xds-address', o.xdsAddress, '--certificate-url', o.certificateUrl, '--token-file', `${TOKEN_DIR}/token`, '--dir', PROXY_DIR];
   const ready = { httpGet: { path: READY_PATH, port: PROBE_PORT } };

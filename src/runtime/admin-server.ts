@@ -4,6 +4,8 @@ import { PUSH_ORDER } from '../compiler/envoy/codec.js';
 import { hostAllowed, tokenMatches } from './admin-auth.js';
 import type { Metrics } from './metrics.js';
 import { syncState, type ProxyRegistry } from './proxy-status.js';
+import { guardConnections, type ConnectionLimits } from './connection-guard.js';
+import type { Log } from './log.js';
 
 /**
  * The admin HTTP port: `/healthz` (the process is up), `/readyz` (the first
@@ -28,9 +30,10 @@ export interface AdminOptions {
   /** GET /mesh (a page), /mesh/graph (JSON) and /mesh/events (server-sent events): the mesh as a graph; undefined before the first compile. */
   readonly meshGraph?: () => unknown;
   /** GET /explain?from=&to=&method=&path=&header=: `smc explain` against the mesh being served. */
-  readonly explain?: (query: URLSearchParams) => Promise<{ readonly code: number; readonly body: unknown }> | { readonly code: number; readonly body: unknown };
+  readonly explain?: (query: URLSearchParams, peer: string) => Promise<{ readonly code: number; readonly body: unknown }> | { readonly code: number; readonly body: unknown };
   /** Host names (besides IP literals and localhost) requests may name in Host. */
   readonly allowedHosts?: readonly string[];
+  readonly log: Log;
 }
 
 export function proxyStatusDocument(proxies: ProxyRegistry): unknown {
@@ -49,10 +52,15 @@ export function proxyStatusDocument(proxies: ProxyRegistry): unknown {
 
 /** At most this many pages follow /mesh/events at once (each costs a graph per change). */
 const MAX_VIEWERS = 16;
+/** A viewer that has not read for this long is dropped (it holds at most one graph meanwhile). */
+const VIEWER_STALL_MS = 30_000;
+
+/** What the admin port holds for its clients (kubelet probes, Prometheus, the CLI, a few pages). */
+export const ADMIN_CONNECTION_LIMITS: ConnectionLimits = { maxConnections: 256, maxPerPeer: 64, firstRequestMs: 10_000, idleMs: 60_000 };
 
 export function createAdminServer(o: AdminOptions): { listen(host: string, port: number): Promise<number>; close(): Promise<void> } {
   // /mesh/events: the graph is built at most once a second while someone watches, and sent when it changed.
-  const viewers = new Set<ServerResponse>();
+  const viewers = new Map<ServerResponse, { blockedSince?: number; pending?: string; lastWrite: number }>();
   let lastGraph = '';
   let ticker: NodeJS.Timeout | undefined;
   // The graph costs the whole mesh to build: it is built at most once a second, however many ask (the admin port may face the cluster).
@@ -62,11 +70,40 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     if (!built || now - built.at >= 1000) built = { at: now, text: Promise.resolve(o.meshGraph?.()).then((g) => JSON.stringify(g ?? null)) };
     return built.text;
   };
+  /**
+   * Sends `text` to a viewer that is reading; one that is not (its last write is still queued) gets only the
+   * latest graph once it drains, so a stalled page holds at most one graph, and one stalled for
+   * VIEWER_STALL_MS is dropped.
+   */
+  const deliver = (v: ServerResponse, text: string) => {
+    const state = viewers.get(v);
+    if (!state) return;
+    if (state.blockedSince !== undefined) {
+      state.pending = text;
+      if (Date.now() - state.blockedSince > VIEWER_STALL_MS) v.destroy();
+      return;
+    }
+    if (v.write(`data: ${text}\n\n`)) return;
+    state.blockedSince = Date.now();
+    v.once('drain', () => {
+      state.blockedSince = undefined;
+      const latest = state.pending;
+      state.pending = undefined;
+      if (latest !== undefined) deliver(v, latest);
+    });
+  };
   const tick = async () => {
     const text = await graphText();
-    if (text === lastGraph) return;
+    if (text === lastGraph) {
+      // Silence would close the connection (the port's idle timeout): a comment line keeps it open.
+      for (const [v, s] of viewers) if (s.blockedSince === undefined && Date.now() - s.lastWrite > 15_000 && v.write(':\n\n')) s.lastWrite = Date.now();
+      return;
+    }
     lastGraph = text;
-    for (const v of viewers) v.write(`data: ${text}\n\n`);
+    for (const [v, s] of viewers) {
+      s.lastWrite = Date.now();
+      deliver(v, text);
+    }
   };
   const follow = (res: ServerResponse) => {
     if (viewers.size >= MAX_VIEWERS) {
@@ -74,11 +111,11 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
       return res.end(`at most ${MAX_VIEWERS} pages follow the mesh at once\n`);
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
-    viewers.add(res);
+    viewers.set(res, { lastWrite: Date.now() });
     // The newcomer gets the graph now; the others keep getting what changed since they last did.
     void graphText().then((text) => {
       if (viewers.size === 1) lastGraph = text;
-      res.write(`retry: 2000\ndata: ${text}\n\n`);
+      if (res.write('retry: 2000\n\n')) deliver(res, text);
     }, () => res.end());
     ticker ??= setInterval(() => void tick().catch(() => undefined), 1000);
     res.on('close', () => {
@@ -142,7 +179,7 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     if (path === '/explain' && o.explain) {
       const q = query();
       if (!q) return send(400, 'text/plain', 'the request URL does not parse\n');
-      return void Promise.resolve(o.explain(q)).then(
+      return void Promise.resolve(o.explain(q, req.socket.remoteAddress ?? '')).then(
         ({ code, body }) => send(code, 'application/json', `${JSON.stringify(body, null, 2)}\n`),
         (e: Error) => send(500, 'text/plain', `explain failed: ${e.message}\n`),
       );
@@ -165,6 +202,7 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     }
     send(404, 'text/plain', 'not found: try /healthz, /readyz, /mesh, /status/proxies, /status/proxy-config?node=NODE, /status/inputs, /explain, /metrics\n');
   });
+  guardConnections(server, 'admin', ADMIN_CONNECTION_LIMITS, o.log);
   return {
     listen: (host, port) =>
       new Promise((resolve, reject) => {
@@ -177,7 +215,7 @@ export function createAdminServer(o: AdminOptions): { listen(host: string, port:
     close: () =>
       new Promise((resolve) => {
         if (ticker) clearInterval(ticker);
-        for (const v of viewers) v.end();
+        for (const v of viewers.keys()) v.end();
         viewers.clear();
         server.closeAllConnections();
         server.close(() => resolve());

@@ -8,7 +8,7 @@ import type { SnapshotCache } from './cache.js';
 import type { Metrics } from './metrics.js';
 import type { ProxyRecord, ProxyRegistry, ReplyEvents } from './proxy-status.js';
 import { normalizeSerial } from '../adapters/ca/proxy-certificates.js';
-import { clientText } from './client-text.js';
+import { clientText } from '../compiler/client-text.js';
 import { createMtlsListener, type MtlsListener } from './mtls-listener.js';
 import { DeltaStream } from './stream-delta.js';
 import { SotwStream } from './stream-sotw.js';

@@ -8,6 +8,9 @@ import type { CertificateInputs } from '../compiler/inputs.js';
 import { meshIndex } from '../compiler/ir/index.js';
 import type { MeshIR, MeshSettings } from '../compiler/ir/types.js';
 import type { StatusEntry } from '../compiler/status.js';
+import { explain } from '../compiler/explain.js';
+import { meshGraph, type MeshGraph } from '../output/mesh-graph.js';
+import { parseExplainQuery, type ExplainArgs } from '../output/explain.js';
 
 /**
  * The compiler, in a worker thread: a compile of a large mesh never holds the
@@ -68,7 +71,9 @@ export type WorkerRequest =
   | { readonly id: number; readonly type: 'snapshots'; readonly certificates: CertificateDelta; readonly identities?: readonly string[] }
   | { readonly id: number; readonly type: 'prepare'; readonly certificates: CertificateDelta }
   | { readonly id: number; readonly type: 'reset' }
-  | { readonly id: number; readonly type: 'ir'; readonly compile: number };
+  | { readonly id: number; readonly type: 'ir'; readonly compile: number }
+  | { readonly id: number; readonly type: 'explain'; readonly compile: number; readonly query: ExplainArgs }
+  | { readonly id: number; readonly type: 'graph'; readonly compile: number; readonly proxies: Parameters<typeof meshGraph>[1] };
 
 /** A compile's answer as it crosses the thread boundary: a list the same as in the previous answer is left out. */
 export type CompiledReply = Omit<CompiledMesh, 'identities' | 'namespaces' | 'pods'> & Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>>;
@@ -76,6 +81,8 @@ export type CompiledReply = Omit<CompiledMesh, 'identities' | 'namespaces' | 'po
 export type WorkerReply =
   | { readonly id: number; readonly compiled: CompiledReply }
   | { readonly id: number; readonly ir: MeshIR }
+  | { readonly id: number; readonly answer: { readonly code: number; readonly body: unknown } }
+  | { readonly id: number; readonly graph: MeshGraph }
   | { readonly id: number; readonly snapshots: SnapshotChanges }
   | { readonly id: number; readonly reset: true }
   | { readonly id: number; readonly prepared: true }
@@ -84,8 +91,8 @@ export type WorkerReply =
 // Loaded when first needed: the first compile (what the controller waits for to start issuing certificates) does not wait for them.
 let current: UnitsCompileResult | undefined;
 let compiles = 0;
-// The IR of the latest compiles, by number: the one being served may be a compile or two behind the latest.
-const irs = new Map<number, MeshIR>();
+// The IR and status of the latest compiles, by number: the one being served may be a compile or two behind the latest.
+const irs = new Map<number, { ir: MeshIR; status: readonly StatusEntry[] }>();
 const KEPT_IRS = 4;
 let answeredStatus: readonly StatusEntry[] | undefined;
 const units = new Map<string, SourceUnit>();
@@ -128,7 +135,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       const before = current;
       current = compileUnits(units, { ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}), ...(m.delta.runningTrustDomain ? { runningTrustDomain: m.delta.runningTrustDomain } : {}) }, before);
       const compile = ++compiles;
-      irs.set(compile, current.ir);
+      irs.set(compile, { ir: current.ir, status: current.status });
       irs.delete(compile - KEPT_IRS);
       // The decoded documents and the IR stay here; the controller gets the status when it changed, and what it serves from.
       // An unchanged status is the previous compile's very array.
@@ -148,10 +155,13 @@ parentPort?.on('message', (m: WorkerRequest) => {
       parentPort!.postMessage({ id: m.id, compiled } satisfies WorkerReply);
       return;
     }
-    if (m.type === 'ir') {
-      const ir = irs.get(m.compile) ?? current?.ir;
-      if (!ir) throw new Error('no compile yet');
-      parentPort!.postMessage({ id: m.id, ir } satisfies WorkerReply);
+    if (m.type === 'ir' || m.type === 'explain' || m.type === 'graph') {
+      // Answered here, where the IR is: only the answer crosses the thread (a whole mesh model would block the controller's loop).
+      const served = irs.get(m.compile) ?? (current ? { ir: current.ir, status: current.status } : undefined);
+      if (!served) throw new Error('no compile yet');
+      if (m.type === 'ir') parentPort!.postMessage({ id: m.id, ir: served.ir } satisfies WorkerReply);
+      else if (m.type === 'graph') parentPort!.postMessage({ id: m.id, graph: meshGraph(served.ir, m.proxies) } satisfies WorkerReply);
+      else parentPort!.postMessage({ id: m.id, answer: explainQuery(served.ir, m.query, served.status) } satisfies WorkerReply);
       return;
     }
     if (!current) throw new Error('snapshots asked for before any compile');
@@ -206,3 +216,10 @@ parentPort?.on('message', (m: WorkerRequest) => {
     parentPort!.postMessage({ id: m.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) } satisfies WorkerReply);
   }
 });
+
+/** GET /explain on the admin port: `smc explain` against the mesh as it is served. */
+function explainQuery(ir: MeshIR, q: ExplainArgs, status: readonly StatusEntry[]): { code: number; body: unknown } {
+  const parsed = parseExplainQuery(q, ir.settings.trustDomain);
+  if ('errors' in parsed) return { code: 400, body: parsed };
+  return { code: 200, body: explain(ir, parsed.query, status) };
+}

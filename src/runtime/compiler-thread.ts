@@ -2,6 +2,8 @@ import { Worker } from 'node:worker_threads';
 import type { SourceUnit } from '../adapters/source.js';
 import type { MeshIR } from '../compiler/ir/types.js';
 import type { CertificateInputs, LiveInputs } from '../compiler/inputs.js';
+import type { ExplainArgs } from '../output/explain.js';
+import type { meshGraph, MeshGraph } from '../output/mesh-graph.js';
 import type { CertificateDelta, CompiledMesh, CompiledReply, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-worker.js';
 
 export type { CompiledMesh };
@@ -16,6 +18,10 @@ export interface CompilerThread {
   compile(units: ReadonlyMap<string, SourceUnit>, live?: LiveInputs): Promise<CompiledMesh>;
   /** The mesh IR of that compile (of the latest, should it be too old to be kept). */
   ir(compile: number): Promise<MeshIR>;
+  /** `smc explain` against that compile, answered in the worker (an HTTP code and body). */
+  explain(compile: number, query: ExplainArgs): Promise<{ code: number; body: unknown }>;
+  /** The mesh graph of that compile with these proxies, built in the worker. */
+  graph(compile: number, proxies: Parameters<typeof meshGraph>[1]): Promise<MeshGraph>;
   /**
    * Snapshots of the latest compile's IR that changed since the last answer,
    * for every identity or the ones named, and the identities gone.
@@ -115,6 +121,8 @@ export function startCompilerThread(): CompilerThread {
       await withCertificates(certificates, (delta) => ask({ type: 'prepare', certificates: delta }));
     },
     ir: async (compile) => ((await ask({ type: 'ir', compile })) as { ir: MeshIR }).ir,
+    explain: async (compile, query) => ((await ask({ type: 'explain', compile, query })) as { answer: { code: number; body: unknown } }).answer,
+    graph: async (compile, proxies) => ((await ask({ type: 'graph', compile, proxies })) as { graph: MeshGraph }).graph,
     async reset() {
       await ask({ type: 'reset' });
     },

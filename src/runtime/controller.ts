@@ -11,20 +11,18 @@ import { createInputStore, type Source } from '../adapters/source.js';
 import type { LeaderElection } from '../adapters/leader.js';
 
 import type { CertificateInputs, IdentityCertificate } from '../compiler/inputs.js';
-import { identityOf, type MeshIR } from '../compiler/ir/types.js';
-import { explain } from '../compiler/explain.js';
+import { identityOf } from '../compiler/ir/types.js';
 import type { StatusEntry } from '../compiler/status.js';
 import { proxyConfigDocument } from './proxy-config.js';
-import { meshGraph } from '../output/mesh-graph.js';
 import { proxyStates } from './proxy-status.js';
-import { parseExplainQuery } from '../output/explain.js';
 import { renderStatus, statusLines } from '../output/render.js';
 import { createAdminServer } from './admin-server.js';
 import { createAdsServer } from './ads-server.js';
 import { createSnapshotCache, type IdentityChange, type SnapshotCache } from './cache.js';
 import { countInputs, createMetrics } from './metrics.js';
 import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
-import { startCompilerThread, type CompiledMesh } from './compiler-thread.js';
+import { startCompilerThread, type CompiledMesh, type CompilerThread } from './compiler-thread.js';
+import { createFairGate } from './fair-gate.js';
 import { createServer, isIP } from 'node:net';
 import { existsSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
@@ -153,26 +151,18 @@ export const controlPlaneIdentity = (trustDomain: string): string => identityOf(
 
 const DAY = 24 * 3600_000;
 
-/** GET /explain on the admin port: `smc explain` against the mesh as it is served. */
-function explainQuery(ir: MeshIR | undefined, q: URLSearchParams, status: readonly StatusEntry[] = []): { code: number; body: unknown } {
-  if (!ir) return { code: 503, body: { errors: ['the controller has not compiled the mesh yet'] } };
-  const one = (k: string) => q.get(k) ?? undefined;
-  const parsed = parseExplainQuery({ from: one('from'), to: one('to'), method: one('method'), path: one('path'), headers: q.getAll('header') }, ir.settings.trustDomain);
-  if ('errors' in parsed) return { code: 400, body: parsed };
-  return { code: 200, body: explain(ir, parsed.query, status) };
-}
-
 export async function startController(o: ControllerOptions): Promise<Controller> {
   const protos = loadEnvoyProtos();
   const cache = createSnapshotCache();
   const proxies = createProxyRegistry();
   const metrics = createMetrics();
   let status: unknown = { objects: [] };
-  /** Which compile is being served (its IR, kept by the compile worker, answers /explain and /mesh); undefined until the first. */
+  /** Which compile is being served (the compile worker keeps its IR and answers /explain and /mesh there); undefined until the first. */
   let servedCompile: number | undefined;
-  let irOf: ((compile: number) => Promise<MeshIR>) | undefined;
-  const servedIR = async () => (servedCompile === undefined || !irOf ? undefined : irOf(servedCompile));
-  /** The status of the latest compile (written back by the leader, and named by /explain). */
+  let worker: CompilerThread | undefined;
+  // /explain costs a walk of the mesh model, in the worker: a few at a time, the rest wait briefly or are told to retry.
+  const explaining = createFairGate({ slots: 2, maxWaiting: 16, maxWaitMs: 5000 });
+  /** The status of the latest compile (written back by the leader). */
   let lastStatus: readonly StatusEntry[] = [];
   let ready = false;
   // What readiness waits for, named by the sources until they have delivered everything.
@@ -196,10 +186,18 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let adminPort: number;
   try {
     await assertFree(o.xdsHost, o.xdsPort, '--xds-address');
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, waitingFor: () => waitingFor(), inputs: () => status, rotateRoot: () => rotateRootNow(), explain: async (q) => explainQuery(await servedIR(), q, lastStatus), proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: async () => {
-      const ir = await servedIR();
-      return ir ? meshGraph(ir, proxyStates(proxies)) : undefined;
-    }, leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts });
+    const explainServed = async (q: URLSearchParams, peer: string) => {
+      if (servedCompile === undefined || !worker) return { code: 503, body: { errors: ['the controller has not compiled the mesh yet'] } };
+      const turn = await explaining.enter(peer);
+      if ('refused' in turn) return { code: 503, body: { errors: [`explain is ${turn.refused}; retry shortly`] } };
+      try {
+        const one = (k: string) => q.get(k) ?? undefined;
+        return await worker.explain(servedCompile, { from: one('from'), to: one('to'), method: one('method'), path: one('path'), headers: q.getAll('header') });
+      } finally {
+        turn();
+      }
+    };
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, waitingFor: () => waitingFor(), inputs: () => status, rotateRoot: () => rotateRootNow(), explain: explainServed, proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: async () => (servedCompile === undefined || !worker ? undefined : worker.graph(servedCompile, proxyStates(proxies))), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts, log: o.log });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
@@ -252,7 +250,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       return compiler.compile(inputs.units(), { ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}), ...(running ? { runningTrustDomain: running } : {}) });
     };
     const first = await compileNow();
-    irOf = (n) => compiler.ir(n);
+    worker = compiler;
     const trustDomain = (running = first.settings.trustDomain);
     const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
@@ -523,7 +521,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         tls: serverCertificate!,
         inject: () => ({ image: w.image, xdsAddress: w.sidecarXdsAddress, certificateUrl: w.certificateUrl, trustBundle: xdsTrust(), defaultInterceptionMode: last.settings.defaultInterceptionMode, nativeSidecar: w.nativeSidecar }),
         inMesh,
-        proxyCertificate: (body) => pods.handle(body),
+        proxyCertificate: (body, peer) => pods.handle(body, peer),
         log: o.log,
       });
       webhookPort = await server.listen(w.host, w.port).catch((e: Error) => {

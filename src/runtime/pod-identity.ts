@@ -4,7 +4,10 @@ import type { ProxyCertificateRecord, ProxyCertificates } from '../adapters/ca/p
 import { certificateFacts } from '../adapters/ca/x509.js';
 import type { PodToken } from '../adapters/kubernetes-identity.js';
 import { identityOf } from '../compiler/ir/types.js';
-import { clientText } from './client-text.js';
+import { clientText } from '../compiler/client-text.js';
+import { TOKEN_AUDIENCE } from '../output/inject.js';
+import { createFairGate } from './fair-gate.js';
+import { createLimitedLog } from './log-limit.js';
 
 /**
  * How an injected sidecar gets its proxy certificate, with no credential
@@ -24,7 +27,7 @@ import { clientText } from './client-text.js';
  * request can ask for another service account or pod.
  */
 export interface PodIdentityOptions {
-  readonly review: (token: string) => Promise<{ pod: PodToken } | { refused: string }>;
+  readonly review: (token: string) => Promise<{ pod: PodToken } | { refused: string } | { unavailable: string }>;
   readonly inMesh: (namespace: string) => boolean | undefined;
   readonly trustDomain: () => string;
   /** Signs a proxy certificate for the xDS port (its own trust anchor). */
@@ -51,11 +54,45 @@ export interface ProxyCertificateAnswer {
   readonly controlPlaneIdentity: string;
 }
 
-const MAX_IN_FLIGHT = 8;
 const MAX_TOKEN = 16 * 1024;
+/**
+ * TokenReviews at once, and per peer (a pod asks from its own address); a request waits its turn
+ * (the peers take turns) for at most CERTIFICATE_WAIT_MS before it is told to retry.
+ */
+export const CERTIFICATE_REVIEWS = { slots: 8, perPeer: 1, maxWaiting: 256, maxWaitingPerPeer: 2, maxWaitMs: 10_000 };
+
+/**
+ * Why a token cannot be one the API server would accept for a pod's sidecar, read from the token
+ * itself (no signature is checked here: the TokenReview does that): a TokenReview is spent only on a
+ * JWT for audience `audience`, in its validity period, bound to a pod.
+ */
+export function tokenShapeProblem(token: string, audience: string, now: number): string | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) return 'the token is not a JWT (the pod\'s projected service-account token is one)';
+  let claims: { aud?: unknown; exp?: unknown; nbf?: unknown; 'kubernetes.io'?: { pod?: { name?: unknown; uid?: unknown } } };
+  try {
+    claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as typeof claims;
+  } catch {
+    return 'the token\'s claims are not JSON';
+  }
+  if (typeof claims !== 'object' || claims === null) return 'the token\'s claims are not an object';
+  const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (!aud.includes(audience)) return `the token is not for audience "${audience}"`;
+  if (typeof claims.exp !== 'number' || claims.exp * 1000 <= now) return 'the token has expired (the kubelet renews the projected token; read it again)';
+  if (typeof claims.nbf === 'number' && claims.nbf * 1000 > now + 60_000) return 'the token is not valid yet';
+  const pod = claims['kubernetes.io']?.pod;
+  if (typeof pod?.name !== 'string' || typeof pod.uid !== 'string') return 'the token is not bound to a pod (a sidecar presents the projected token the kubelet gives its pod, which dies with the pod)';
+  return undefined;
+}
 
 export function podIdentityService(o: PodIdentityOptions) {
-  let inFlight = 0;
+  const gate = createFairGate(CERTIFICATE_REVIEWS);
+  // A flood of refusals is one line a minute per peer and reason.
+  const refusals = createLimitedLog({ everyMs: 60_000 });
+  const refuse = (peer: string, status: number, reason: string, headers?: Record<string, string>) => {
+    refusals.event(`${peer} ${reason}`, (n) => o.log(`ca: refused a proxy certificate request from ${peer}: ${reason}${n > 0 ? ` (${n} more like it in the last minute)` : ''}`, { level: status === 503 ? 'error' : 'warn', peer }));
+    return { status, body: { error: reason }, ...(headers ? { headers } : {}) };
+  };
   const grace = o.graceMs ?? GRACE_MS;
   // Serials issued to each pod (NS/NAME), with when; read from the records once.
   let byPod: Promise<Map<string, { serial: string; at: number }[]>> | undefined;
@@ -81,20 +118,20 @@ export function podIdentityService(o: PodIdentityOptions) {
   };
 
   return {
-    /** POST /v1/proxy-certificate: `{ "token": "<the pod's projected token>" }`. */
-    async handle(body: unknown): Promise<{ status: number; body: unknown }> {
+    /** POST /v1/proxy-certificate from `peer`: `{ "token": "<the pod's projected token>" }`. */
+    async handle(body: unknown, peer = ''): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> {
       const token = (body as { token?: unknown } | null)?.token;
       if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN) {
         return { status: 400, body: { error: `expected {"token": "<the pod's service-account token of audience smc>"} (at most ${MAX_TOKEN} characters)` } };
       }
-      if (inFlight >= MAX_IN_FLIGHT) return { status: 429, body: { error: 'too many certificate requests at once; retry shortly' } };
-      inFlight++;
+      const shape = tokenShapeProblem(token, TOKEN_AUDIENCE, Date.now());
+      if (shape) return refuse(peer, 403, shape);
+      const turn = await gate.enter(peer);
+      if ('refused' in turn) return { status: 429, body: { error: `certificate requests are ${turn.refused}; retry shortly` }, headers: { 'retry-after': '2' } };
       try {
         const reviewed = await o.review(token);
-        if ('refused' in reviewed) {
-          o.log(`ca: refused a proxy certificate request: ${reviewed.refused}`, { level: 'warn' });
-          return { status: 403, body: { error: reviewed.refused } };
-        }
+        if ('unavailable' in reviewed) return refuse(peer, 503, `${reviewed.unavailable}; the API server must vouch for the token: retry`, { 'retry-after': '5' });
+        if ('refused' in reviewed) return refuse(peer, 403, reviewed.refused);
         const p = reviewed.pod;
         if (o.inMesh(p.namespace) !== true) {
           return { status: 403, body: { error: `namespace ${p.namespace} is not in the mesh (label smc.dev/mesh: enabled)` } };
@@ -115,7 +152,7 @@ export function podIdentityService(o: PodIdentityOptions) {
         const answer: ProxyCertificateAnswer = { nodeId, identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: o.xdsTrust(), controlPlaneIdentity: o.controlPlaneIdentity };
         return { status: 200, body: answer };
       } finally {
-        inFlight--;
+        turn();
       }
     },
     /**

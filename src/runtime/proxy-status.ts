@@ -1,5 +1,5 @@
 import type { ResourceKind } from '../compiler/envoy/codec.js';
-import { clientText } from './client-text.js';
+import { clientText } from '../compiler/client-text.js';
 
 /**
  * What the control plane knows of each connected proxy: who it is, and per

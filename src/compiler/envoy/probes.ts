@@ -43,42 +43,61 @@ export function probeClusters(probes: readonly NamedProbe[]): object[] {
   ];
 }
 
-export function probeListener(probes: readonly NamedProbe[]) {
-  const exact = (path: string) => ({ path });
-  const routes = [
-    { name: 'ready', match: exact(READY_PATH), route: { cluster: ADMIN_READY_CLUSTER, prefixRewrite: '/ready', timeout: '1s' } },
-    ...probes.flatMap(({ key, target }) => (target.kind === 'http' ? [{ name: key, match: exact(probePath(key)), route: { cluster: probeClusterName(key), prefixRewrite: target.path, timeout: '0s' } }] : [])),
-    { name: 'unknown', match: { prefix: '/' }, directResponse: { status: 404 } },
-  ];
-  // A TCP or gRPC probe is answered from the active health check of its port: healthy, 200; not (yet), 503.
-  const checks = probes.flatMap(({ key, target }) =>
-    target.kind === 'http'
-      ? []
-      : [{
-          name: 'envoy.filters.http.health_check',
-          typedConfig: typed('envoy.extensions.filters.http.health_check.v3.HealthCheck', {
-            passThroughMode: false,
-            headers: [{ name: ':path', stringMatch: { exact: probePath(key) } }],
-            clusterMinHealthyPercentages: { [probeClusterName(key)]: { value: 100 } },
+/** Pods of one identity that declared the same probes, by their addresses. */
+export interface ProbeChain {
+  readonly addresses: readonly string[];
+  readonly probes: readonly NamedProbe[];
+}
+
+/**
+ * The probe listener. kubelet probes a pod at the pod's own address, so each
+ * pod's probes are reachable only there: one filter chain per set of probes,
+ * matched by the destination addresses of the pods that declared it (a pod's
+ * annotation opens nothing on the other pods of its identity). Every address
+ * answers the sidecar's own readiness; only GET and HEAD are forwarded.
+ */
+export function probeListener(chains: readonly ProbeChain[]) {
+  const get = [{ name: ':method', stringMatch: { safeRegex: { regex: 'GET|HEAD' } } }];
+  const ready = { name: 'ready', match: { path: READY_PATH, headers: get }, route: { cluster: ADMIN_READY_CLUSTER, prefixRewrite: '/ready', timeout: '1s' } };
+  const unknown = { name: 'unknown', match: { prefix: '/' }, directResponse: { status: 404 } };
+  const chain = (probes: readonly NamedProbe[], addresses?: readonly string[]) => {
+    const routes = [
+      ready,
+      ...probes.flatMap(({ key, target }) => (target.kind === 'http' ? [{ name: key, match: { path: probePath(key), headers: get }, route: { cluster: probeClusterName(key), prefixRewrite: target.path, timeout: '0s' } }] : [])),
+      unknown,
+    ];
+    // A TCP or gRPC probe is answered from the active health check of its port: healthy, 200; not (yet), 503.
+    const checks = probes.flatMap(({ key, target }) =>
+      target.kind === 'http'
+        ? []
+        : [{
+            name: 'envoy.filters.http.health_check',
+            typedConfig: typed('envoy.extensions.filters.http.health_check.v3.HealthCheck', {
+              passThroughMode: false,
+              headers: [{ name: ':path', stringMatch: { exact: probePath(key) } }, ...get],
+              clusterMinHealthyPercentages: { [probeClusterName(key)]: { value: 100 } },
+            }),
+          }],
+    );
+    return {
+      ...(addresses ? { filterChainMatch: { prefixRanges: addresses.map((a) => ({ addressPrefix: a, prefixLen: a.includes(':') ? 128 : 32 })) } } : {}),
+      filters: [
+        {
+          name: 'envoy.filters.network.http_connection_manager',
+          typedConfig: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+            statPrefix: 'probes',
+            routeConfig: { name: PROBE_LISTENER, virtualHosts: [{ name: PROBE_LISTENER, domains: ['*'], routes }] },
+            httpFilters: [...checks, ROUTER],
           }),
-        }],
-  );
+        },
+      ],
+    };
+  };
   return {
     name: PROBE_LISTENER,
     address: { socketAddress: { address: '0.0.0.0', portValue: PROBE_PORT } },
-    filterChains: [
-      {
-        filters: [
-          {
-            name: 'envoy.filters.network.http_connection_manager',
-            typedConfig: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
-              statPrefix: 'probes',
-              routeConfig: { name: PROBE_LISTENER, virtualHosts: [{ name: PROBE_LISTENER, domains: ['*'], routes }] },
-              httpFilters: [...checks, ROUTER],
-            }),
-          },
-        ],
-      },
-    ],
+    filterChains: chains.filter((c) => c.probes.length > 0 && c.addresses.length > 0).map((c) => chain(c.probes, c.addresses)),
+    // Any other address (a pod whose address is not known yet): the sidecar's readiness only.
+    defaultFilterChain: chain([]),
   };
 }

@@ -3,7 +3,8 @@ import type { CertificateInputs } from '../inputs.js';
 import { changedIdentities } from '../ir/changes.js';
 import { meshIndex } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
-import { compareStrings, type Identity, type MeshIR } from '../ir/types.js';
+import { compareStrings, type Identity, type MeshIR, type Workload } from '../ir/types.js';
+import type { NamedProbe } from '../probes.js';
 import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
 import { edsCluster, inboundCluster, outboundCluster, outboundClusterKey } from './cluster.js';
 import { resourceInconsistencies } from './consistency.js';
@@ -11,7 +12,7 @@ import { loadAssignment, loadAssignmentKey } from './endpoint.js';
 import { explicitListeners, inboundListener, inboundPorts, transparentListener } from './listener.js';
 import { outboundServices } from './outbound.js';
 import { proxylessListeners } from './proxyless.js';
-import { probeClusters, probeListener } from './probes.js';
+import { probeClusters, probeListener, type ProbeChain } from './probes.js';
 import { inboundRouteConfig, outboundRouteConfigs } from './route.js';
 import { identitySecret, trustBundleSecret } from './secret.js';
 
@@ -137,6 +138,7 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
   // Injected pods' sidecars answer their probes (and their own readiness) on the probe port: the union over the identity's pods, by key.
   const injected = dataPlane === 'envoy' && workloads.some((w) => w.injected !== undefined);
   const probes = injected ? [...new Map(workloads.flatMap((w) => w.injected?.probes ?? []).map((p) => [p.key, p])).values()].sort((a, b) => compareStrings(a.key, b.key)) : [];
+  const probeChains = injected ? probeChainsOf(workloads) : [];
   const plan = [
     dataPlane,
     [...modes].sort(),
@@ -149,6 +151,7 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     inbound,
     injected,
     probes,
+    probeChains,
     [...warnings],
   ];
   // Secrets depend on the certificate alone: they are not part of the plan, and a new certificate re-encodes them and nothing else.
@@ -170,7 +173,7 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     sets = { cluster: upstreams.map((u) => keyed(edsCluster(u), outboundClusterKey(u, dataPlane))), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
   } else {
     const clusters = [...upstreams.map((u) => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))), ...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])];
-    const listeners: Named[] = injected ? [probeListener(probes)] : [];
+    const listeners: Named[] = injected ? [probeListener(probeChains)] : [];
     if (inbound.length > 0) listeners.push(inboundListener(ir, inbound));
     if (modes.has('transparent')) {
       const l = transparentListener(outbound, warn);
@@ -283,4 +286,20 @@ function certificateOf(certificates: CertificateInputs | undefined, identity: Id
   let index = certificateIndex.get(certificates);
   if (!index) certificateIndex.set(certificates, (index = new Map(certificates.identities.map((c) => [c.identity, c]))));
   return index.get(identity);
+}
+
+/** The injected pods' probes, grouped: pods that declared the same probes share a chain, named by their addresses (sorted). */
+function probeChainsOf(workloads: readonly Workload[]): ProbeChain[] {
+  const byKeys = new Map<string, { addresses: string[]; probes: readonly NamedProbe[] }>();
+  for (const w of workloads) {
+    const probes = w.injected?.probes;
+    if (!probes || probes.length === 0) continue;
+    const keys = probes.map((p) => p.key).join(' ');
+    const chain = byKeys.get(keys);
+    if (chain) chain.addresses.push(...w.addresses);
+    else byKeys.set(keys, { addresses: [...w.addresses], probes });
+  }
+  return [...byKeys.values()]
+    .map((c) => ({ addresses: [...new Set(c.addresses)].sort(compareStrings), probes: c.probes }))
+    .sort((a, b) => compareStrings(a.probes.map((p) => p.key).join(' '), b.probes.map((p) => p.key).join(' ')));
 }
