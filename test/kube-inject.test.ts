@@ -204,12 +204,15 @@ test('an injected pod\'s sidecar trades its pod-bound token for its proxy certif
     assert.match(sidecarLog, /node shop\/web\/web-1 \(spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web\)/);
 
     // kubelet's view: the probe port answers from outside the pod (the capture leaves it alone).
-    const probe = async (path: string) => (await fetch(`http://${host.address}:15904${path}`).catch(() => undefined))?.status;
+    const probe = async (path: string, method = 'GET') => (await fetch(`http://${host.address}:15904${path}`, { method }).catch(() => undefined))?.status;
     assert.equal(await probe('/smc/ready'), 200, 'the sidecar is ready: the app would start now');
     assert.equal(await probe(probePath(stored.spec.containers[0]!.livenessProbe)), 200, 'the HTTP probe reaches the app\'s /healthz through the sidecar');
     await waitFor('the TCP probe to pass', async () => ((await probe(probePath(stored.spec.containers[0]!.readinessProbe))) === 200 ? true : undefined), 15_000);
     await waitFor('the gRPC probe to pass (Envoy\'s gRPC health check of the app says SERVING)', async () => ((await probe(probePath(stored.spec.containers[0]!.startupProbe))) === 200 ? true : undefined), 15_000);
     assert.equal(await probe('/stats'), 404, 'nothing else of the admin port is reachable');
+    assert.equal(await probe(probePath(stored.spec.containers[0]!.livenessProbe), 'POST'), 404, 'only GET and HEAD are forwarded');
+    assert.equal(await probe('/smc/ready', 'POST'), 404);
+    assert.equal(await probe(probePath(stored.spec.containers[0]!.livenessProbe), 'HEAD'), 200);
     appProcess.kill('SIGKILL');
     grpcHealth.kill('SIGKILL');
     let seen: unknown[] = [];
