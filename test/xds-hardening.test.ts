@@ -251,3 +251,60 @@ test('SotW: a proxy whose last upstream goes away un-watches EDS; it is not left
     await controller.close();
   }
 });
+
+test('caps per client certificate: streams beyond 8 are refused, and its streams together subscribe to at most 200,000 names; the controller stays small under a 384 MiB heap', async () => {
+  const dir = meshDir();
+  await openInternalCA(join(dir, 'state'), 'cluster.local');
+  const cert = bootstrap('bookbuyer/bookbuyer', join(dir, 'state'), join(dir, 'bb'), 1);
+  const ctl = await controllerProcess(dir, ['--max-old-space-size=384']);
+  const client = tlsClient(ctl.xds, cert);
+  const hello = { node: { id: 'bookbuyer/bookbuyer/pod-1' }, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' };
+  try {
+    // 40 streams of one certificate: 8 are served, the rest refused.
+    const streams = Array.from({ length: 40 }, () => open(client, 'sotw'));
+    for (const s of streams) s.send(hello);
+    await waitFor('every stream to be answered or refused', () => (streams.every((s) => s.error() !== undefined || s.call.readable) ? true : undefined));
+    await sleep(1500);
+    const refused = streams.filter((s) => s.error()?.code === grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(refused.length, 32, `${refused.length} of 40 streams refused`);
+    assert.match(refused[0]!.error()!.details, /this client certificate holds 8 streams open already \(at most 8\)/);
+    // Names: one stream may subscribe 150,000; a second of the same certificate adding 100,000 is cut off.
+    const names = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+    const served = streams.filter((s) => s.error() === undefined);
+    served[0]!.send({ typeUrl: EDS, resourceNames: names(150_000, 'a'), versionInfo: '', responseNonce: '' });
+    await sleep(1500);
+    assert.equal(served[0]!.error(), undefined, 'within its bound');
+    served[1]!.send({ typeUrl: EDS, resourceNames: names(100_000, 'b'), versionInfo: '', responseNonce: '' });
+    await waitFor('the second stream to be cut off', () => served[1]!.error(), 10_000);
+    assert.equal(served[1]!.error()!.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(served[1]!.error()!.details, /the streams of this client certificate subscribe to more than 200000 resource names/);
+    const rss = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${ctl.child.pid}/status`, 'utf8'))![1]) / 1024;
+    process.stdout.write(`caps per certificate: 32 of 40 streams refused; peak RSS ${Math.round(rss)} MiB\n`);
+    assert.ok(rss < 700, `peak RSS ${Math.round(rss)} MiB`);
+    assert.equal(ctl.exited(), undefined);
+  } finally {
+    client.close();
+    await stop(ctl.child);
+  }
+});
+
+test('a NACK repeated thousands of times is logged once; the metric counts NACKs', async () => {
+  const { controller, logs } = await testController('examples/bookstore', { insecureXds: true });
+  const client = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
+  try {
+    const s = open(client, 'sotw');
+    s.send({ node: { id: 'bookbuyer/bookbuyer' }, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' });
+    const cds = await s.next();
+    for (let i = 0; i < 3000; i++) s.send({ typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: cds.nonce, errorDetail: { code: 3, message: 'rejected' } });
+    await waitFor('every NACK to be counted', async () => {
+      const m = await (await fetch(`http://127.0.0.1:${controller.adminPort}/metrics`)).text();
+      const n = Number(/smc_xds_nacks_total\{type="cluster"\} (\d+)/.exec(m)?.[1] ?? 0);
+      return n >= 1 ? n : undefined;
+    });
+    await sleep(500);
+    assert.equal(logs.filter((l) => l.includes('NACKed cluster')).length, 1, 'one line for the storm');
+  } finally {
+    client.close();
+    await controller.close();
+  }
+});

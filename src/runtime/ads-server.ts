@@ -10,6 +10,7 @@ import type { ProxyRecord, ProxyRegistry, ReplyEvents } from './proxy-status.js'
 import { normalizeSerial } from '../adapters/ca/proxy-certificates.js';
 import { clientText } from '../compiler/client-text.js';
 import { createMtlsListener, type MtlsListener } from './mtls-listener.js';
+import { createLimitedLog } from './log-limit.js';
 import { DeltaStream } from './stream-delta.js';
 import { SotwStream } from './stream-sotw.js';
 import { kindOfTypeUrl, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse } from './xds-types.js';
@@ -70,6 +71,14 @@ export const STREAM_LIMITS = {
   requestsWhileBlocked: 1000,
   /** Resource names one stream may subscribe to, over all types. */
   subscribedNames: 200_000,
+  /** Resource names all the streams of one client certificate (one node id, without TLS) may subscribe to. */
+  subscribedNamesPerCertificate: 200_000,
+  /** Resource names all streams together may subscribe to (about 80 MiB of names and sets). */
+  subscribedNamesPerProcess: 2_000_000,
+  /** Streams one client certificate may hold open (a proxy holds one; a restart may overlap). */
+  streamsPerCertificate: 8,
+  /** Concurrent streams on one HTTP/2 connection. */
+  streamsPerConnection: 16,
 };
 
 const SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
@@ -132,7 +141,12 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       for (const p of now) p();
     }, pushWindow);
   };
-  const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.keepalive_time_ms': 30_000 });
+  const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.keepalive_time_ms': 30_000, 'grpc.max_concurrent_streams': STREAM_LIMITS.streamsPerConnection });
+  // Subscribed names, per client (certificate serial, or node id without TLS) and in all: what streams may hold together.
+  const namesByClient = new Map<string, number>();
+  let namesInAll = 0;
+  // A NACK is logged once per identity, type and version; every NACK is counted (smc_xds_nacks_total).
+  const nackLog = createLimitedLog({ everyMs: 10 * 60_000 });
   let mtls: MtlsListener | undefined;
 
   function serve(variant: 'sotw' | 'delta', call: grpc.ServerDuplexStream<unknown, unknown>): void {
@@ -164,11 +178,28 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       if (stuck) resetStream(call);
     };
     const revoke = (reason: string) => cut(grpc.status.PERMISSION_DENIED, reason);
+    /** Who the stream's names count against: its certificate (its node id without TLS). */
+    let client = '';
+    let names = 0;
+    /** Records this stream's subscribed names; what is over a bound, if anything. */
+    const countNames = (now: number): string | undefined => {
+      const mine = namesByClient.get(client) ?? 0;
+      const delta = now - names;
+      if (now > STREAM_LIMITS.subscribedNames) return `subscribed to more than ${STREAM_LIMITS.subscribedNames} resource names`;
+      if (delta > 0 && mine + delta > STREAM_LIMITS.subscribedNamesPerCertificate) return `the streams of this client certificate subscribe to more than ${STREAM_LIMITS.subscribedNamesPerCertificate} resource names`;
+      if (delta > 0 && namesInAll + delta > STREAM_LIMITS.subscribedNamesPerProcess) return `the control plane holds ${STREAM_LIMITS.subscribedNamesPerProcess} subscribed resource names, its bound; retry later`;
+      names = now;
+      namesInAll += delta;
+      if (mine + delta === 0) namesByClient.delete(client);
+      else namesByClient.set(client, mine + delta);
+      return undefined;
+    };
     const cleanup = () => {
       if (closed) return;
       closed = true;
       streams.delete(call);
       requests.length = 0;
+      countNames(0);
       if (serial !== undefined) {
         const set = bySerial.get(serial);
         set?.delete(revoke);
@@ -217,7 +248,9 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
       nack(kind, version, message) {
         o.metrics.nacks.inc({ type: kind });
         // `message` is already escaped and bounded (recordReply).
-        o.log(`xds: ${record?.nodeId} NACKed ${kind} version ${version}: ${message}`, { level: 'warn', nodeId: record?.nodeId, identity: record?.identity, type: kind, version });
+        nackLog.event(`${record?.identity} ${kind} ${version}`, (suppressed) =>
+          o.log(`xds: ${record?.nodeId} NACKed ${kind} version ${version}: ${message}${suppressed > 0 ? ` (${suppressed} more NACKs of it since it was last logged)` : ''}`, { level: 'warn', nodeId: record?.nodeId, identity: record?.identity, type: kind, version }),
+        );
       },
       stale(kind) {
         o.metrics.staleRequests.inc({ type: kind });
@@ -234,9 +267,8 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
           if (requests.length > 0) {
             const r = requests.shift()!;
             out = machine instanceof SotwStream ? machine.onRequest(r as DiscoveryRequest, snapshot) : machine!.onRequest(r as DeltaDiscoveryRequest, snapshot);
-            if (machine!.subscribedNames() > STREAM_LIMITS.subscribedNames) {
-              return cut(grpc.status.RESOURCE_EXHAUSTED, `subscribed to more than ${STREAM_LIMITS.subscribedNames} resource names`);
-            }
+            const over = countNames(machine!.subscribedNames());
+            if (over) return cut(grpc.status.RESOURCE_EXHAUSTED, over);
           } else {
             snapshotDirty = false;
             out = machine!.onSnapshot(snapshot);
@@ -282,9 +314,15 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
         }
         if (closed) return;
         serial = normalizeSerial(presented);
+        const open = bySerial.get(serial)?.size ?? 0;
+        if (open >= STREAM_LIMITS.streamsPerCertificate) return fail(grpc.status.RESOURCE_EXHAUSTED, `this client certificate holds ${open} streams open already (at most ${STREAM_LIMITS.streamsPerCertificate})`);
         if (!bySerial.has(serial)) bySerial.set(serial, new Set());
         bySerial.get(serial)!.add(revoke);
-      } else identity = identityOf(o.trustDomain(), fromNode.namespace, fromNode.serviceAccount);
+        client = `serial ${serial}`;
+      } else {
+        identity = identityOf(o.trustDomain(), fromNode.namespace, fromNode.serviceAccount);
+        client = `node ${nodeId}`;
+      }
       if (closed) return;
       record = o.proxies.add({ variant, identity, nodeId, address: call.getPeer(), connectedSince: new Date().toISOString() });
       o.metrics.connected.inc();
