@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:http2';
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -305,6 +305,45 @@ test('a NACK repeated thousands of times is logged once; the metric counts NACKs
     assert.equal(logs.filter((l) => l.includes('NACKed cluster')).length, 1, 'one line for the storm');
   } finally {
     client.close();
+    await controller.close();
+  }
+});
+
+test('a restored proxy-certificates folder is followed: revocations in it, and made after, close open streams; a record deleted by hand closes its streams at the next periodic check', async () => {
+  const { controller, dir, state, logs } = await testController('examples/bookstore', { recheckStreamsMs: 1000 });
+  const records = join(state, 'proxy-certificates');
+  const stream = (cert: ReturnType<typeof bootstrap>, node: string) => {
+    const client = tlsClient(controller.xdsPort, cert);
+    const s = open(client, 'sotw');
+    s.send({ node: { id: node }, typeUrl: TYPE_URL.secret, resourceNames: ['identity'], versionInfo: '', responseNonce: '' });
+    return { client, s };
+  };
+  const a = stream(bootstrap('bookbuyer/bookbuyer', state, join(dir, 'a'), controller.xdsPort), 'bookbuyer/bookbuyer/a');
+  const b = stream(bootstrap('bookbuyer/bookbuyer', state, join(dir, 'b'), controller.xdsPort), 'bookbuyer/bookbuyer/b');
+  const c = stream(bootstrap('bookbuyer/bookbuyer', state, join(dir, 'c'), controller.xdsPort), 'bookbuyer/bookbuyer/c');
+  try {
+    for (const x of [a, b, c]) assert.equal((await x.s.next()).resources.length, 1);
+    const serialOfNode = async (node: string) => (await serialOf(state)).find((r) => r.claimedBy === node)!.serial;
+    const [serialA, serialB, serialC] = [await serialOfNode('bookbuyer/bookbuyer/a'), await serialOfNode('bookbuyer/bookbuyer/b'), await serialOfNode('bookbuyer/bookbuyer/c')];
+    // A backup in which a's certificate is revoked, restored over the folder (rm, then copy back).
+    const backup = join(dir, 'backup');
+    cpSync(records, backup, { recursive: true });
+    const file = join(backup, `${serialA}.json`);
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), state: 'revoked', revokedAt: new Date().toISOString() }));
+    rmSync(records, { recursive: true });
+    cpSync(backup, records, { recursive: true });
+    await waitFor('the revocation in the restored folder to close a\'s stream', () => a.s.error(), 5000);
+    // A revocation made after the restore reaches the controller too.
+    assert.equal((await smc(['certs', 'revoke', '--serial', serialB, '--state', state])).code, 0);
+    await waitFor('b\'s stream to close', () => b.s.error(), 5000);
+    assert.match(b.s.error()!.details, /was revoked/);
+    // A record removed by hand (no revocation event): the periodic check closes c's stream.
+    rmSync(join(records, `${serialC}.json`));
+    await waitFor('c\'s stream to close', () => c.s.error(), 5000);
+    assert.match(c.s.error()!.details, /is no longer recorded/);
+    assert.ok(logs.some((l) => l.includes('found open by the periodic check')));
+  } finally {
+    for (const x of [a, b, c]) x.client.close();
     await controller.close();
   }
 });

@@ -56,6 +56,8 @@ export interface AdsServer {
   listen(host: string, port: number): Promise<number>;
   /** Closes every open stream authenticated by this client certificate serial (a revocation); returns how many. */
   closeCertificate(serial: string, reason: string): number;
+  /** The serials of the client certificates of the open streams (normalised). */
+  openSerials(): string[];
   close(): Promise<void>;
 }
 
@@ -369,6 +371,7 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
   });
 
   return {
+    openSerials: () => [...bySerial.keys()],
     closeCertificate(serial, reason) {
       const closers = [...(bySerial.get(normalizeSerial(serial)) ?? [])];
       for (const close of closers) close(reason);

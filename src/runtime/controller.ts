@@ -70,6 +70,8 @@ export interface ControllerOptions {
    * (releasing the Lease) when it closes. Absent: this replica leads.
    */
   readonly leader?: LeaderElection;
+  /** How often open streams are checked against the proxy-certificate records (default 30 s; the records' watch acts at once). */
+  readonly recheckStreamsMs?: number;
   /** How long a VM's endpoints stay after its proxy's last stream closed (default 30 s). */
   readonly vmGraceMs?: number;
   /** The sidecar injector and the pods' proxy certificates, on an HTTPS port of their own (Kubernetes). */
@@ -495,6 +497,24 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       if (n > 0) o.log(`ca: closed ${n} stream(s) of revoked proxy certificate ${r.serial} (${r.identity})`);
     }, (message) => o.log(`ca: ${message}`));
     cleanups.push(async () => stopWatching());
+    // And, should a watch miss a change, every open stream is checked against the records now and then.
+    const recheck = setInterval(() => void recheckStreams().catch((e: Error) => o.log(`ca: checking open streams against the proxy-certificate records failed: ${e.message}`, { level: 'warn' })), o.recheckStreamsMs ?? 30_000);
+    recheck.unref();
+    cleanups.push(async () => clearInterval(recheck));
+    const recheckStreams = async () => {
+      const open = ads.openSerials();
+      if (open.length === 0) return;
+      const { records, problems } = await proxyCertificates.list();
+      const bySerial = new Map(records.map((r) => [normalizeSerial(r.serial), r]));
+      for (const serial of open) {
+        const r = bySerial.get(serial);
+        // A record missing from a list that read every record is gone (deleted): its certificate opens nothing any more.
+        const why = r?.state === 'revoked' ? `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}` : !r && problems.length === 0 ? `proxy certificate ${serial} is no longer recorded in ${proxyCertificates.where}` : undefined;
+        if (!why) continue;
+        const n = ads.closeCertificate(serial, why);
+        if (n > 0) o.log(`ca: closed ${n} stream(s) found open by the periodic check: ${why}`, { level: 'warn', serial });
+      }
+    };
     o.log(`controller: xDS (ADS, ${o.insecureXds ? 'plaintext' : 'mutual TLS'}) on ${o.xdsHost}:${xdsPort}, admin on http://${o.adminHost}:${adminPort}`);
 
     let webhookPort: number | undefined;

@@ -9,6 +9,7 @@ export interface TestControllerOptions {
   /** Default 0 (an ephemeral port); a restart passes the port it had. */
   readonly xdsPort?: number;
   readonly serviceCertTtlMs?: number;
+  readonly recheckStreamsMs?: number;
 }
 
 export interface TestController {
@@ -31,6 +32,7 @@ export async function startTestController(dir: string, options: TestControllerOp
     insecureXds: options.insecureXds ?? false,
     pushWindowMs: options.pushWindowMs,
     serviceCertTtlMs: options.serviceCertTtlMs,
+    ...(options.recheckStreamsMs ? { recheckStreamsMs: options.recheckStreamsMs } : {}),
     log: (l) => logs.push(l),
   });
   return { controller, dir, state: join(dir, 'state'), logs };

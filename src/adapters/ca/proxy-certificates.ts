@@ -1,6 +1,6 @@
-import { mkdirSync, watch } from 'node:fs';
+import { mkdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 /**
  * Proxy (bootstrap) certificates: long-lived, used only to authenticate to
@@ -140,15 +140,57 @@ export function openProxyCertificates(stateDir: string): ProxyCertificates {
     },
     watch(onRecord, onProblem) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const watcher = watch(dir, (_event, name) => {
-        if (typeof name !== 'string' || !name.endsWith('.json')) return;
-        get(name.slice(0, -'.json'.length)).then(
-          (r) => r && onRecord(r),
+      // The folder is watched, and so is its parent: a folder replaced whole (a backup restored) is watched
+      // anew and every record in it read again (its revocations among them).
+      let inner: FSWatcher | undefined;
+      let inode: number | undefined;
+      let stopped = false;
+      const attach = () => {
+        inner?.close();
+        inner = undefined;
+        try {
+          inode = statSync(dir).ino;
+          inner = watch(dir, (_event, name) => {
+            if (typeof name !== 'string' || !name.endsWith('.json')) return;
+            get(name.slice(0, -'.json'.length)).then(
+              (r) => r && onRecord(r),
+              (e: Error) => onProblem(e.message),
+            );
+          });
+          inner.on('error', (e) => onProblem(`watching ${dir} failed: ${e.message}`));
+        } catch {
+          inode = undefined; // gone for now: the parent's watch says when it is back
+        }
+      };
+      const follow = () => {
+        if (stopped) return;
+        let now: number | undefined;
+        try {
+          now = statSync(dir).ino;
+        } catch {
+          now = undefined;
+        }
+        if (now === inode) return;
+        attach();
+        if (inode === undefined) return;
+        void list().then(
+          ({ records, problems }) => {
+            for (const r of records) onRecord(r);
+            for (const p of problems) onProblem(p);
+          },
           (e: Error) => onProblem(e.message),
         );
+      };
+      attach();
+      const parent = watch(dirname(dir), (_event, name) => {
+        if (name === basename(dir)) follow();
       });
-      watcher.on('error', (e) => onProblem(`watching ${dir} failed: ${e.message}`));
-      return () => watcher.close();
+      parent.on('error', (e) => onProblem(`watching ${dirname(dir)} failed: ${e.message}`));
+      return () => {
+        stopped = true;
+        inner?.close();
+        parent.close();
+      };
     },
     async revoke(which, at) {
       let targets: ProxyCertificateRecord[];
