@@ -1,15 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testController } from './helpers/controller.js';
-import { waitFor } from './helpers/wait.js';
+import { freePort } from './helpers/tools.js';
+import { sleep, waitFor } from './helpers/wait.js';
 import { createFolderSource } from '../src/adapters/folder-source.js';
 import { createInputStore } from '../src/adapters/source.js';
 
 /** The watched folder, written every way editors and tools write files, while the controller runs. */
+const BIN = 'dist/src/cli/main.js';
 
 /**
  * The split's weight for bookstore-v2 (bookstore-v1 has 90) as the running controller serves it: its
@@ -209,8 +211,45 @@ test('a source that does not exist at start is an error; a root that disappears 
 });
 
 test('smc controller with a mistyped --source exits 1 at once, naming it (no empty mesh is served)', () => {
-  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'controller', '--source', 'examples/bookstre', '--state', mkdtempSync(join(tmpdir(), 'smc-state-')), '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [BIN, 'controller', '--source', 'examples/bookstre', '--state', mkdtempSync(join(tmpdir(), 'smc-state-')), '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0'], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /smc: --source examples\/bookstre: no such file or folder/);
   assert.doesNotMatch(r.stderr, /published/);
+});
+
+test('a file of 40,000 keys, growing, does not hold the controller: /healthz answers, the file is refused by its bound, SIGTERM stops it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-keys-'));
+  mkdirSync(join(dir, 'mesh'));
+  writeFileSync(join(dir, 'mesh', 'a.yaml'), configMap('a', 'one'));
+  const admin = await freePort();
+  const child = spawn(process.execPath, [BIN, 'controller', '--log-format', 'text', '--source', join(dir, 'mesh'), '--state', join(dir, 'state'), '--xds-address', `127.0.0.1:${await freePort()}`, '--admin-address', `127.0.0.1:${admin}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  try {
+    await waitFor('readiness', async () => ((await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200 ? true : undefined));
+    // The file grows to 40,000 keys in one map (duplicate-key checks used to be quadratic: 13.5 s on the loop).
+    let keys = 0;
+    let slowest = 0;
+    const file = join(dir, 'mesh', 'big.yaml');
+    const writer = setInterval(() => {
+      keys += 5000;
+      writeFileSync(file, `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big, namespace: default}\ndata:\n${Array.from({ length: keys }, (_, i) => `  k${i}: "${i}"\n`).join('')}`);
+    }, 300);
+    const end = Date.now() + 4000;
+    while (Date.now() < end) {
+      const t0 = Date.now();
+      assert.equal((await fetch(`http://127.0.0.1:${admin}/healthz`)).status, 200);
+      slowest = Math.max(slowest, Date.now() - t0);
+      await sleep(50);
+    }
+    clearInterval(writer);
+    process.stdout.write(`/healthz while a file grew to ${keys} keys: slowest answer ${slowest} ms\n`);
+    assert.ok(slowest < 3000, `/healthz took ${slowest} ms`);
+    await waitFor('the bound to be reported', () => (/big\.yaml:\d+: YAML document not read: a map of \d+ keys \(at most 10000\)/.test(log) ? true : undefined), 10_000);
+    const stopped = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([stopped, sleep(10_000).then(() => assert.fail('SIGTERM was not answered in 10 s'))]);
+  } finally {
+    child.kill('SIGKILL');
+  }
 });

@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { StartupError } from '../adapters/startup-error.js';
 
 /**
  * Who may use the admin port.
@@ -15,6 +16,9 @@ import { join } from 'node:path';
  */
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
+/** A token as smc writes it (64 hex digits); one of at least 32 such characters is accepted from an operator. */
+const WELL_FORMED = /^[A-Za-z0-9_-]{32,512}$/;
+
 export async function adminToken(stateDir: string): Promise<string> {
   const path = join(stateDir, ADMIN_TOKEN_FILE);
   const existing = await readAdminToken(stateDir);
@@ -26,15 +30,26 @@ export async function adminToken(stateDir: string): Promise<string> {
   return token;
 }
 
-/** The token a CLI command presents; undefined when the state folder has none. */
+/**
+ * The state folder's token; undefined when it has none. A token that is not well formed (too short to
+ * be guessed at, or not text) is refused, naming the file: a weak token would guard the admin port's
+ * changes with nothing.
+ */
 export async function readAdminToken(stateDir: string): Promise<string | undefined> {
+  const path = join(stateDir, ADMIN_TOKEN_FILE);
+  let text: string;
   try {
-    const t = (await readFile(join(stateDir, ADMIN_TOKEN_FILE), 'utf8')).trim();
-    return t === '' ? undefined : t;
+    text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new StartupError(`${path}: ${code === 'EISDIR' ? 'a folder, not the admin token file' : `cannot be read (${code ?? (e as Error).message})`}; remove it and start the controller to write a new one`);
   }
+  const t = text.trim();
+  if (!WELL_FORMED.test(t)) {
+    throw new StartupError(`${path}: not an admin token smc would accept (expected at least 32 characters of A-Z, a-z, 0-9, - and _; smc writes 64 random hex digits); remove it and start the controller to write a new one`);
+  }
+  return t;
 }
 
 /** Whether a Host header names this server acceptably (see above). */

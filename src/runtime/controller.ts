@@ -29,6 +29,7 @@ import { rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { adminToken } from './admin-auth.js';
 import { lockStateFolder } from './state-lock.js';
+import { checkStateFolder } from './state-safety.js';
 import { StartupError } from '../adapters/startup-error.js';
 import type { KubernetesIdentity } from '../adapters/kubernetes-identity.js';
 import { createWebhookServer } from './webhook-server.js';
@@ -176,6 +177,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const where = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
   // The state folder holds the mesh CA: which one is used, and whether it is new (a relative --state starts elsewhere), is said once the ports are known to be free.
   const stateIsNew = !existsSync(join(o.stateDir, 'ca')) && !existsSync(join(o.stateDir, 'issued'));
+  // Nothing in a folder others can write is trusted: the mesh CA's root key lives there.
+  checkStateFolder(o.stateDir, o.log);
   const lock = await lockStateFolder(o.stateDir, { xds: where(o.xdsHost, o.xdsPort), admin: where(o.adminHost, o.adminPort) }, o.log);
   const cleanups: (() => Promise<void>)[] = [() => lock.release()];
   const unwind = async () => {
