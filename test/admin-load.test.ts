@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { meshUnits } from '../bench/controller.js';
+import { freePort } from './helpers/tools.js';
+import { sleep, waitFor } from './helpers/wait.js';
+
+/** The admin port on a large mesh against clients that ask much (/explain) or read nothing (/mesh/events): items 7 and 8. */
+
+const BIN = 'dist/src/cli/main.js';
+
+/** The bench's generated mesh of `services` identities as a folder of JSON files, one per service. */
+function meshFolder(services: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-admin-load-'));
+  mkdirSync(join(dir, 'mesh'));
+  for (const [name, unit] of meshUnits(services)) writeFileSync(join(dir, 'mesh', name.replace(/\.yaml$/, '.json')), unit.documents.map((d) => JSON.stringify(d.value)).join('\n---\n'));
+  return dir;
+}
+
+async function controller(dir: string) {
+  const admin = await freePort();
+  const child = spawn(process.execPath, ['--max-old-space-size=512', BIN, 'controller', '--log-format', 'text', '--source', join(dir, 'mesh'), '--state', join(dir, 'state'), '--xds-address', `127.0.0.1:${await freePort()}`, '--admin-address', `127.0.0.1:${admin}`, '--push-window', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-100_000)));
+  let exited: string | undefined;
+  child.on('exit', (code, signal) => (exited = `${code ?? signal}`));
+  await waitFor('the controller to be ready', async () => {
+    if (exited !== undefined) throw new Error(`controller exited (${exited}): ${log.slice(-2000)}`);
+    return (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200 ? true : undefined;
+  }, 120_000);
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024;
+  return { child, admin, rss, exited: () => exited, log: () => log };
+}
+
+const healthz = async (admin: number) => {
+  const t0 = Date.now();
+  await fetch(`http://127.0.0.1:${admin}/healthz`);
+  return Date.now() - t0;
+};
+
+test('on a 2,000-identity mesh: 50 concurrent /explain keep /healthz fast; 16 /mesh/events pages that never read cost one graph each while the graph changes', { timeout: 300_000 }, async () => {
+  const dir = meshFolder(2000);
+  const c = await controller(dir);
+  try {
+    // 50 explains at once, and the liveness probe meanwhile.
+    const query = `http://127.0.0.1:${c.admin}/explain?from=ns-0/svc-1&to=svc-0.ns-0:80`;
+    const explains = Array.from({ length: 50 }, () => fetch(query).then((r) => r.status));
+    const probes: number[] = [];
+    const probing = (async () => {
+      for (let i = 0; i < 20; i++) {
+        probes.push(await healthz(c.admin));
+        await sleep(100);
+      }
+    })();
+    const statuses = await Promise.all(explains);
+    await probing;
+    probes.sort((a, b) => a - b);
+    const median = probes[Math.floor(probes.length / 2)]!;
+    process.stdout.write(`50 concurrent /explain: ${statuses.filter((s) => s === 200).length} answered, ${statuses.filter((s) => s === 503).length} told to retry; /healthz median ${median} ms, slowest ${probes.at(-1)} ms\n`);
+    assert.ok(statuses.every((s) => s === 200 || s === 503), JSON.stringify(statuses));
+    assert.ok(statuses.includes(200));
+    assert.ok(median < 1000, `/healthz median ${median} ms (the liveness probe waits 1 s)`);
+
+    // 16 pages that never read, while the graph changes every second.
+    const stalled = Array.from({ length: 16 }, () => {
+      const s = connect({ port: c.admin, host: '127.0.0.1' });
+      s.on('error', () => undefined);
+      s.write(`GET /mesh/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      s.pause();
+      return s;
+    });
+    const before = c.rss();
+    const file = join(dir, 'mesh', 'svc-7.json');
+    const original = readFileSync(file, 'utf8');
+    for (let i = 0; i < 20; i++) {
+      // A new service each time: the graph grows and changes.
+      writeFileSync(join(dir, 'mesh', `extra-${i}.json`), JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: `extra-${i}`, namespace: 'ns-0' } }));
+      writeFileSync(file, original.replace('"weight":90', `"weight":${50 + i}`));
+      await sleep(1000);
+    }
+    const after = c.rss();
+    process.stdout.write(`16 stalled /mesh/events pages over 20 graph changes: RSS ${Math.round(before)} -> ${Math.round(after)} MiB\n`);
+    assert.equal(c.exited(), undefined, 'the controller lives');
+    assert.ok(after - before < 250, `RSS grew by ${Math.round(after - before)} MiB`);
+    assert.ok((await healthz(c.admin)) < 1000);
+    for (const s of stalled) s.destroy();
+  } finally {
+    c.child.kill('SIGKILL');
+  }
+});
