@@ -27,6 +27,7 @@ import { TYPE_URL } from '../src/runtime/xds-types.js';
 import * as grpc from '@grpc/grpc-js';
 import { Client, open } from '../test/helpers/ads-client.js';
 import { measureControllerIsolated, meshUnits, type ControllerRow, type Variant } from './controller.js';
+import { measureFolderIsolated, type FolderRow } from './folder.js';
 
 /** The bench mesh (bench/controller.ts, one unit per service) as one MeshInputs value, its units in key order (as the controller's store lists them). */
 function inputsOf(units: ReadonlyMap<string, SourceUnit>): MeshInputs {
@@ -190,7 +191,16 @@ const CONTROLLER_COLUMNS: [keyof ControllerRow, string][] = [
   ['policyStreams', 'streams pushed  '],
 ];
 
-// node dist/bench/run.js [SIZES...] [--proxies 1,10] [--only compiler|controller]
+const FOLDER_COLUMNS: [keyof FolderRow, string][] = [
+  ['services', 'services (files)'],
+  ['startMs', 'start to ready ms'],
+  ['rssMiB', 'RSS when ready MiB'],
+  ['podMoveMs', 'pod move, rename to cache ms (median of 5)'],
+  ['sameContentMs', '200 files rewritten unchanged, then one change ms'],
+  ['reconcileMs', 'one reconcile pass ms'],
+];
+
+// node dist/bench/run.js [SIZES...] [--proxies 1,10] [--only compiler|controller|folder]
 const args = process.argv.slice(2);
 const option = (name: string) => {
   const i = args.indexOf(name);
@@ -201,12 +211,18 @@ const perIdentity = (option('--proxies') ?? '1,10').split(',').map(Number).filte
 const sizes = args.map(Number).filter((n) => n > 0);
 const chosen = sizes.length > 0 ? sizes : [1000, 2000, 5000, 10000];
 const rows: Row[] = [];
-if (only !== 'controller') {
+if (only === undefined || only === 'compiler') {
   for (const n of chosen) rows.push(await measure(n));
   process.stdout.write(`Compiler (in-process; "endpoint change" is the compile given the previous result plus the cache update)\n\n${table(rows, COMPILER_COLUMNS)}\n\n`);
 }
+if (only === undefined || only === 'folder') {
+  // Through the watched folder (the default source): at most 5,000 files, one per service.
+  const folderRows: FolderRow[] = [];
+  for (const n of chosen.filter((x) => x <= 5000)) folderRows.push(await measureFolderIsolated(n));
+  process.stdout.write(`Watched folder (the real controller over a folder of one file per service, push window 0; times from the file's rename to the caller's snapshot changing in the cache)\n\n${table(folderRows, FOLDER_COLUMNS)}\n\n`);
+}
 const controllerRows: ControllerRow[] = [];
-if (only !== 'compiler') {
+if (only !== 'compiler' && only !== 'folder') {
   for (const n of chosen) {
     // At most 20,000 streams: one process of proxies on this machine.
     for (const p of perIdentity) if (n * p <= 20_000) controllerRows.push(await measureControllerIsolated(n, p));

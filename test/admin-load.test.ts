@@ -46,22 +46,23 @@ test('on a 2,000-identity mesh: 50 concurrent /explain keep /healthz fast; 16 /m
   const dir = meshFolder(2000);
   const c = await controller(dir);
   try {
-    // 50 explains at once, and the liveness probe meanwhile.
+    // 50 clients asking /explain without pause for 6 s, and the liveness probe meanwhile.
     const query = `http://127.0.0.1:${c.admin}/explain?from=ns-0/svc-1&to=svc-0.ns-0:80`;
-    const explains = Array.from({ length: 50 }, () => fetch(query).then((r) => r.status));
+    const end = Date.now() + 6000;
+    const statuses: number[] = [];
+    const explains = Array.from({ length: 50 }, async () => {
+      while (Date.now() < end) statuses.push(await fetch(query).then((r) => r.status, () => 0));
+    });
     const probes: number[] = [];
-    const probing = (async () => {
-      for (let i = 0; i < 20; i++) {
-        probes.push(await healthz(c.admin));
-        await sleep(100);
-      }
-    })();
-    const statuses = await Promise.all(explains);
-    await probing;
+    while (Date.now() < end) {
+      probes.push(await healthz(c.admin));
+      await sleep(100);
+    }
+    await Promise.all(explains);
     probes.sort((a, b) => a - b);
     const median = probes[Math.floor(probes.length / 2)]!;
-    process.stdout.write(`50 concurrent /explain: ${statuses.filter((s) => s === 200).length} answered, ${statuses.filter((s) => s === 503).length} told to retry; /healthz median ${median} ms, slowest ${probes.at(-1)} ms\n`);
-    assert.ok(statuses.every((s) => s === 200 || s === 503), JSON.stringify(statuses));
+    process.stdout.write(`50 clients asking /explain for 6 s: ${statuses.filter((s) => s === 200).length} answered, ${statuses.filter((s) => s === 503).length} told to retry; /healthz median ${median} ms, slowest ${probes.at(-1)} ms\n`);
+    assert.ok(statuses.every((s) => s === 200 || s === 503), `${statuses.filter((s) => s !== 200 && s !== 503).length} requests failed otherwise`);
     assert.ok(statuses.includes(200));
     assert.ok(median < 1000, `/healthz median ${median} ms (the liveness probe waits 1 s)`);
 
@@ -74,16 +75,15 @@ test('on a 2,000-identity mesh: 50 concurrent /explain keep /healthz fast; 16 /m
       return s;
     });
     const before = c.rss();
-    const file = join(dir, 'mesh', 'svc-7.json');
-    const original = readFileSync(file, 'utf8');
-    for (let i = 0; i < 20; i++) {
-      // A new service each time: the graph grows and changes.
-      writeFileSync(join(dir, 'mesh', `extra-${i}.json`), JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: `extra-${i}`, namespace: 'ns-0' } }));
-      writeFileSync(file, original.replace('"weight":90', `"weight":${50 + i}`));
+    for (let i = 0; i < 30; i++) {
+      // A new workload each second: the graph grows and changes.
+      const name = `extra-${i}`;
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'ns-0', labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name, ports: [{ containerPort: 8080 }] }] }, status: { podIP: `10.200.0.${i + 1}` } };
+      writeFileSync(join(dir, 'mesh', `${name}.json`), JSON.stringify(pod));
       await sleep(1000);
     }
     const after = c.rss();
-    process.stdout.write(`16 stalled /mesh/events pages over 20 graph changes: RSS ${Math.round(before)} -> ${Math.round(after)} MiB\n`);
+    process.stdout.write(`16 stalled /mesh/events pages over 30 graph changes: RSS ${Math.round(before)} -> ${Math.round(after)} MiB\n`);
     assert.equal(c.exited(), undefined, 'the controller lives');
     assert.ok(after - before < 250, `RSS grew by ${Math.round(after - before)} MiB`);
     assert.ok((await healthz(c.admin)) < 1000);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testController } from './helpers/controller.js';
@@ -249,6 +249,41 @@ test('a file of 40,000 keys, growing, does not hold the controller: /healthz ans
     const stopped = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     await Promise.race([stopped, sleep(10_000).then(() => assert.fail('SIGTERM was not answered in 10 s'))]);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('10,000 files made at once are all read while /healthz keeps answering', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-many-'));
+  cpSync('examples/bookstore', join(dir, 'mesh'), { recursive: true });
+  const admin = await freePort();
+  const child = spawn(process.execPath, [BIN, 'controller', '--log-format', 'text', '--source', join(dir, 'mesh'), '--state', join(dir, 'state'), '--xds-address', `127.0.0.1:${await freePort()}`, '--admin-address', `127.0.0.1:${admin}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr!.resume();
+  try {
+    await waitFor('readiness', async () => ((await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200 ? true : undefined));
+    const many = join(dir, 'mesh', 'many');
+    mkdirSync(many);
+    for (let i = 0; i < 10_000; i++) writeFileSync(join(many, `cm-${i}.yaml`), configMap(`cm-${i}`, String(i)));
+    let slowest = 0;
+    const counted = async () => {
+      const t0 = Date.now();
+      const inputs = (await (await fetch(`http://127.0.0.1:${admin}/status/inputs`)).json()) as { objects: { object: string }[] };
+      slowest = Math.max(slowest, Date.now() - t0);
+      return inputs.objects.filter((o) => o.object.startsWith('ConfigMap default/cm-')).length;
+    };
+    const end = Date.now() + 120_000;
+    let probeSlowest = 0;
+    let n = 0;
+    while (Date.now() < end && (n = await counted()) < 10_000) {
+      const t0 = Date.now();
+      assert.equal((await fetch(`http://127.0.0.1:${admin}/healthz`)).status, 200);
+      probeSlowest = Math.max(probeSlowest, Date.now() - t0);
+      await sleep(200);
+    }
+    process.stdout.write(`10,000 new files: all read; /healthz slowest ${probeSlowest} ms, /status/inputs slowest ${slowest} ms\n`);
+    assert.equal(n, 10_000);
+    assert.ok(probeSlowest < 3000, `/healthz took ${probeSlowest} ms`);
   } finally {
     child.kill('SIGKILL');
   }

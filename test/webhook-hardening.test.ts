@@ -143,7 +143,7 @@ test('idle and excess connections: each address holds a bounded number, silent o
     }
     await sleep(1000);
     const open = () => sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
-    assert.ok(open() <= 64 + 256, `${open()} of 600 idle connections from one address are still open`);
+    assert.ok(open() <= 128 + 256, `${open()} of 600 idle connections from one address are still open`);
     // kubelet's probe, from another address, is not held up by them.
     const status = await new Promise<number>((resolve, reject) => {
       const req = httpRequest({ host: '127.0.0.1', port: c.admin, path: '/healthz', localAddress: '127.0.0.2' }, (res) => {
@@ -156,7 +156,7 @@ test('idle and excess connections: each address holds a bounded number, silent o
     assert.equal(status, 200);
     // A connection that sends nothing is closed once its first request is overdue.
     await waitFor('every silent connection to be closed', () => (open() === 0 ? true : undefined), 20_000);
-    assert.match(c.log(), /admin: closed a connection from 127\.0\.0\.1: 64 connections from it are open \(at most 64\)/);
+    assert.match(c.log(), /admin: closed a connection from 127\.0\.0\.1: 128 connections from it are open \(at most 128\)/);
   } finally {
     for (const s of sockets) s.destroy();
     c.stop();

@@ -56,7 +56,7 @@ const MAX_VIEWERS = 16;
 const VIEWER_STALL_MS = 30_000;
 
 /** What the admin port holds for its clients (kubelet probes, Prometheus, the CLI, a few pages). */
-export const ADMIN_CONNECTION_LIMITS: ConnectionLimits = { maxConnections: 256, maxPerPeer: 64, firstRequestMs: 10_000, idleMs: 60_000 };
+export const ADMIN_CONNECTION_LIMITS: ConnectionLimits = { maxConnections: 256, maxPerPeer: 128, firstRequestMs: 10_000, idleMs: 60_000 };
 
 export function createAdminServer(o: AdminOptions): { listen(host: string, port: number): Promise<number>; close(): Promise<void> } {
   // /mesh/events: the graph is built at most once a second while someone watches, and sent when it changed.

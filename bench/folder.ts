@@ -1,0 +1,103 @@
+/**
+ * The controller fed by its real default source: the generated mesh as a
+ * folder of files (one per service, bench/controller.ts's mesh), watched.
+ * Measured: start to ready (reading every file included) and the process's
+ * memory then; for one pod moving (its file replaced by rename, as editors
+ * and `kubectl cp`-style tools write), the time from the rename to the
+ * snapshot of a caller changing in the controller's cache (median of 5);
+ * a burst of 200 files rewritten with the same content (nothing to do); and
+ * what one pass of the folder reconcile costs (a stat of every file).
+ * Runs in a process of its own per row (bench/folder-row.ts).
+ */
+import { fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startController } from '../src/runtime/controller.js';
+import { meshUnits } from './controller.js';
+import type { startFolderReader as StartFolderReader } from '../src/adapters/folder-reader.js';
+
+export interface FolderRow {
+  services: number;
+  startMs: number;
+  rssMiB: number;
+  podMoveMs: number;
+  sameContentMs: number;
+  reconcileMs: string;
+}
+
+const json = (docs: readonly { value: unknown }[]) => docs.map((d) => JSON.stringify(d.value)).join('\n---\n');
+
+export async function measureFolder(services: number): Promise<FolderRow> {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-bench-folder-'));
+  const mesh = join(dir, 'mesh');
+  mkdirSync(mesh);
+  const units = meshUnits(services);
+  for (const [name, u] of units) writeFileSync(join(mesh, name.replace(/\.yaml$/, '.json')), json(u.documents));
+  const t0 = performance.now();
+  const controller = await startController({ source: [mesh], stateDir: join(dir, 'state'), xdsHost: '127.0.0.1', xdsPort: 0, adminHost: '127.0.0.1', adminPort: 0, insecureXds: true, pushWindowMs: 0, log: () => {} });
+  const startMs = Math.round(performance.now() - t0);
+  const rssMiB = Math.round(process.memoryUsage().rss / 1048576);
+  try {
+    const identityOf = (i: number) => `spiffe://cluster.local/ns/ns-${Math.floor(i / 50)}/sa/svc-${i}`;
+    /** Writes `file` by rename (a temporary file, then over it) and waits for `identity`'s snapshot to change. */
+    const timed = async (file: string, text: string, identity: string): Promise<number> => {
+      const before = controller.cache.get(identity);
+      const changed = new Promise<void>((resolve) => {
+        const stop = controller.cache.watch(identity, () => {
+          if (controller.cache.get(identity) === before) return;
+          stop();
+          resolve();
+        });
+      });
+      const start = performance.now();
+      writeFileSync(`${file}.tmp`, text);
+      renameSync(`${file}.tmp`, file);
+      await changed;
+      return performance.now() - start;
+    };
+    const moves: number[] = [];
+    for (let k = 0; k < 5; k++) {
+      // A pod of a service in the middle of a namespace moves (and moves back): its callers' endpoints change.
+      const i = Math.floor(services / 2) + 10 + k * 50;
+      const moved = meshUnits(services, { movedPod: i }).get(`svc-${i}.yaml`)!;
+      const file = join(mesh, `svc-${i}.json`);
+      moves.push(await timed(file, json(moved.documents), identityOf(i - 1)));
+      await timed(file, json(units.get(`svc-${i}.yaml`)!.documents), identityOf(i - 1));
+    }
+    moves.sort((a, b) => a - b);
+    // 200 files written again with what they hold: read, found the same, nothing compiled.
+    const s0 = performance.now();
+    for (let i = 0; i < 200; i++) writeFileSync(join(mesh, `svc-${i}.json`), json(units.get(`svc-${i}.yaml`)!.documents));
+    // A marker file after them: once its service is seen, the burst before it was read.
+    const marker = Math.min(services - 1, 201);
+    await timed(join(mesh, `svc-${marker}.json`), json(meshUnits(services, { movedPod: marker }).get(`svc-${marker}.yaml`)!.documents), identityOf(marker - 1));
+    const sameContentMs = Math.round(performance.now() - s0);
+    // One reconcile pass: the reader's scan of the folder when nothing changed.
+    // (Looked up by name: the bench also runs against versions of smc that read the folder without it.)
+    const readerModule = '../src/adapters/folder-reader.js';
+    const { startFolderReader } = (await import(readerModule).catch(() => ({}))) as { startFolderReader?: typeof StartFolderReader };
+    let reconcileMs = 'n/a';
+    if (startFolderReader) {
+      const reader = startFolderReader([mesh]);
+      await reader.scan([mesh]);
+      const r0 = performance.now();
+      await reader.scan([mesh]);
+      reconcileMs = String(Math.round(performance.now() - r0));
+      await reader.close();
+    }
+    return { services, startMs, rssMiB, podMoveMs: Math.round(moves[2]!), sameContentMs, reconcileMs };
+  } finally {
+    await controller.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `measureFolder` in a fresh process (bench/folder-row.ts). */
+export function measureFolderIsolated(services: number): Promise<FolderRow> {
+  return new Promise((resolve, reject) => {
+    const child = fork(new URL('./folder-row.js', import.meta.url), [String(services)], { execArgv: ['--expose-gc'] });
+    child.once('message', (row) => resolve(row as FolderRow));
+    child.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`the folder bench row for ${services} services exited (${code})`))));
+  });
+}
