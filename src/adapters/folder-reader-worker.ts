@@ -31,6 +31,14 @@ const statKey = (s: BigIntStats) => `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs
 const under = (file: string, dir: string) => file.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 const errorCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? '';
 
+/** A file that cannot be read is reported once, not at every look (it stays so until its stat says otherwise). */
+function unreadable(file: string, reason: string): FileChange | undefined {
+  const key = `unreadable: ${reason}`;
+  if (seen.get(file)?.hash === key) return undefined;
+  seen.set(file, { stat: '', hash: key, racy: false });
+  return { file, kind: 'unreadable', reason };
+}
+
 /** Reads one file, if it changed. `undefined`: unchanged. */
 function check(file: string, force: boolean): FileChange | undefined {
   let fd: number;
@@ -39,11 +47,11 @@ function check(file: string, force: boolean): FileChange | undefined {
   } catch (e) {
     const code = errorCode(e);
     if (code === 'ENOENT' || code === 'ENOTDIR') return forget(file);
-    return { file, kind: 'unreadable', reason: `cannot be read (${code || (e as Error).message})` };
+    return unreadable(file, `cannot be read (${code || (e as Error).message})`);
   }
   try {
     const s = fstatSync(fd, { bigint: true });
-    if (!s.isFile()) return { file, kind: 'unreadable', reason: 'is not a file' };
+    if (!s.isFile()) return unreadable(file, 'is not a file');
     const stat = statKey(s);
     const was = seen.get(file);
     if (!force && was && was.stat === stat && !was.racy) return undefined;
@@ -69,7 +77,7 @@ function check(file: string, force: boolean): FileChange | undefined {
     const checks: ObjectCheck[][] = parsed.documents.map((d) => checkDocument(d));
     return { file, kind: 'content', documents: parsed.documents, problems: parsed.problems, checks, changedAt: Number(s.ctimeNs / 1_000_000n) };
   } catch (e) {
-    return { file, kind: 'unreadable', reason: `cannot be read (${errorCode(e) || (e as Error).message})` };
+    return unreadable(file, `cannot be read (${errorCode(e) || (e as Error).message})`);
   } finally {
     closeSync(fd);
   }

@@ -4,7 +4,7 @@ import { dirname, normalize, relative, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { StartupError } from './startup-error.js';
 import { createLastAccepted } from './last-accepted.js';
-import { startFolderReader, type FileChange, type ScanResult } from './folder-reader.js';
+import { startFolderReader, type FileChange, type FolderReader, type ScanResult } from './folder-reader.js';
 import type { Source, SourceEvents, SourceUnit } from './source.js';
 import { isYamlFile } from './yaml-files.js';
 
@@ -66,7 +66,9 @@ export function createFolderSource(o: FolderSourceOptions): Source {
   let reconcileTimer: NodeJS.Timeout | undefined;
   let chain: Promise<unknown> = Promise.resolve();
   let closed = false;
-  const reader = startFolderReader(roots);
+  // The reader thread runs from start to close.
+  let reader: FolderReader | undefined;
+  const scan = (paths: readonly string[], force?: boolean) => reader!.scan(paths, force);
   const serially = (f: () => Promise<void>): Promise<void> => {
     const next = chain.then(f, f);
     chain = next.catch((e: Error) => o.log(`source: reading ${roots.join(', ')} failed: ${e.message}`, { level: 'error' }));
@@ -142,7 +144,7 @@ export function createFolderSource(o: FolderSourceOptions): Source {
     const paths = [...pending];
     pending.clear();
     if (paths.length === 0 || closed) return;
-    void serially(async () => applyScan(await reader.scan(paths)));
+    void serially(async () => applyScan(await scan(paths)));
   };
   const onEvent = (path: string) => {
     if (closed || o.dropEvent?.(path)) return;
@@ -169,10 +171,11 @@ export function createFolderSource(o: FolderSourceOptions): Source {
     serially(async () => {
       if (closed) return;
       const started = Date.now();
-      const result = await reader.scan(roots);
+      const result = await scan(roots);
       for (const c of result.changes) {
         if (pending.has(c.file) || suspects.has(c.file)) continue;
-        if (c.kind === 'content' && started - c.changedAt < lateness) {
+        // A removal has no time of its own: like a recent change, it may still have its event on the way.
+        if (c.kind !== 'content' || started - c.changedAt < lateness) {
           const t = setTimeout(() => {
             suspects.delete(c.file);
             missed(c.file, c.kind);
@@ -225,14 +228,14 @@ export function createFolderSource(o: FolderSourceOptions): Source {
         try {
           statSync(root);
         } catch (err) {
-          await reader.close();
           const code = (err as NodeJS.ErrnoException).code;
           throw new StartupError(`--source ${root}: ${code === 'ENOENT' ? 'no such file or folder' : `cannot be read (${code ?? (err as Error).message})`}`);
         }
       }
+      reader = startFolderReader(roots);
       // Watching starts before the first read: nothing written in between is missed.
       for (const root of roots) await watchRoot(root);
-      const first = await reader.scan(roots);
+      const first = await scan(roots);
       const failed = first.failed[0];
       if (failed) {
         await this.close();
@@ -248,7 +251,7 @@ export function createFolderSource(o: FolderSourceOptions): Source {
       tick();
     },
     // Every file is read again (whatever its stat says); a broken file still keeps its last good objects.
-    resync: () => serially(async () => applyScan(await reader.scan(roots, true))),
+    resync: () => serially(async () => applyScan(await scan(roots, true))),
     async close() {
       closed = true;
       clearTimeout(timer);
@@ -256,7 +259,7 @@ export function createFolderSource(o: FolderSourceOptions): Source {
       for (const t of suspects.values()) clearTimeout(t);
       await Promise.all([...watchers.values()].map((w) => w.close()));
       await chain.catch(() => undefined);
-      await reader.close();
+      await reader?.close();
     },
   };
 }

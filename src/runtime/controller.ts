@@ -501,9 +501,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     }, (message) => o.log(`ca: ${message}`));
     cleanups.push(async () => stopWatching());
     // And, should a watch miss a change, every open stream is checked against the records now and then.
-    const recheck = setInterval(() => void recheckStreams().catch((e: Error) => o.log(`ca: checking open streams against the proxy-certificate records failed: ${e.message}`, { level: 'warn' })), o.recheckStreamsMs ?? 30_000);
-    recheck.unref();
-    cleanups.push(async () => clearInterval(recheck));
     const recheckStreams = async () => {
       const open = ads.openSerials();
       if (open.length === 0) return;
@@ -518,6 +515,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         if (n > 0) o.log(`ca: closed ${n} stream(s) found open by the periodic check: ${why}`, { level: 'warn', serial });
       }
     };
+    const recheck = setInterval(() => void recheckStreams().catch((e: Error) => o.log(`ca: checking open streams against the proxy-certificate records failed: ${e.message}`, { level: 'warn' })), o.recheckStreamsMs ?? 30_000);
+    recheck.unref();
+    cleanups.push(async () => clearInterval(recheck));
     o.log(`controller: xDS (ADS, ${o.insecureXds ? 'plaintext' : 'mutual TLS'}) on ${o.xdsHost}:${xdsPort}, admin on http://${o.adminHost}:${adminPort}`);
 
     let webhookPort: number | undefined;

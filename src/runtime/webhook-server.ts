@@ -5,6 +5,8 @@ import { injectPod, type InjectOptions } from '../output/inject.js';
 import { clientText } from '../compiler/client-text.js';
 import { guardConnections, type ConnectionLimits } from './connection-guard.js';
 import { createFairGate } from './fair-gate.js';
+import { createLimitedLog } from './log-limit.js';
+import { handshakeReason } from './mtls-listener.js';
 
 /**
  * The controller's HTTPS port for the Kubernetes API server and for sidecars:
@@ -47,7 +49,7 @@ export const WEBHOOK_CONNECTION_LIMITS: ConnectionLimits = { maxConnections: 102
 export function createWebhookServer(o: WebhookOptions): { listen(host: string, port: number): Promise<number>; close(): Promise<void> } {
   // Reviews run a few at a time, bounded by the bytes they hold; the rest wait their turn (briefly) unread.
   const reviews = createFairGate({ slots: 8, maxWaiting: 64, maxWaitMs: 5000, capacity: REVIEW_BYTES_IN_FLIGHT });
-  const server: Server = createServer({ cert: o.tls.certificateChain, key: o.tls.privateKey, handshakeTimeout: 5000 }, (req, res) => {
+  const server: Server = createServer({ cert: o.tls.certificateChain, key: o.tls.privateKey, handshakeTimeout: 10_000 }, (req, res) => {
     void handle(req, res).catch((e: Error) => {
       o.log(`webhook: ${req.method} ${clientText(req.url ?? '', 200)} failed (a bug in smc): ${e.stack ?? e.message}`, { level: 'error' });
       if (!res.headersSent) send(res, 500, { error: 'internal error; see the controller log' });
@@ -58,6 +60,12 @@ export function createWebhookServer(o: WebhookOptions): { listen(host: string, p
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   guardConnections(server, 'webhook', WEBHOOK_CONNECTION_LIMITS, o.log);
+  // A failed handshake (a client of another CA, plain text, one too slow) is logged once a minute per address and reason.
+  const handshakes = createLimitedLog({ everyMs: 60_000 });
+  server.on('tlsClientError', (e: NodeJS.ErrnoException, socket) => {
+    const reason = handshakeReason(e.code, e.message);
+    handshakes.event(`${socket.remoteAddress} ${reason}`, (n) => o.log(`webhook: TLS handshake from ${socket.remoteAddress} failed: ${reason}${n > 0 ? ` (${n} more like it in the last minute)` : ''}`, { level: 'warn' }));
+  });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
