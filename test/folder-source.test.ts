@@ -288,3 +288,16 @@ test('10,000 files made at once are all read while /healthz keeps answering', as
     child.kill('SIGKILL');
   }
 });
+
+test('a FIFO named like a YAML file does not hold the reader; an edit beside it is still read', async () => {
+  const f = await watchedFolder({ 'a.yaml': configMap('a', 'one') }, { reconcileMs: 300 });
+  try {
+    execFileSync('mkfifo', [join(f.dir, 'evil.yaml')]);
+    await sleep(700);
+    writeFileSync(join(f.dir, 'a.yaml'), configMap('a', 'two'));
+    await waitFor('the edit beside the FIFO', () => (/two/.test(f.text('a.yaml')) ? true : undefined), 5000);
+    assert.equal(f.text('evil.yaml'), undefined);
+  } finally {
+    await f.source.close();
+  }
+});

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, lstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import { dirname, sep } from 'node:path';
 import { checkDocument, type ObjectCheck } from '../compiler/decode/index.js';
 import { isYamlFile, listUnder, MAX_FILE_BYTES, parseText } from './yaml-files.js';
@@ -43,7 +43,8 @@ function unreadable(file: string, reason: string): FileChange | undefined {
 function check(file: string, force: boolean): FileChange | undefined {
   let fd: number;
   try {
-    fd = openSync(file, 'r');
+    // Without blocking: a FIFO or device named like a YAML file must not hold the reader.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const code = errorCode(e);
     if (code === 'ENOENT' || code === 'ENOTDIR') return forget(file);
@@ -138,6 +139,8 @@ function scan(paths: readonly string[], force: boolean): ScanResult {
         if (info.isSymbolicLink()) dirs.add(dirname(path));
         continue;
       }
+      // Only regular files are read (listing skips the rest too).
+      if (!root && !info.isFile()) continue;
     }
     files.add(path);
   }
