@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -344,6 +345,32 @@ test('a restored proxy-certificates folder is followed: revocations in it, and m
     assert.ok(logs.some((l) => l.includes('found open by the periodic check')));
   } finally {
     for (const x of [a, b, c]) x.client.close();
+    await controller.close();
+  }
+});
+
+test('the xDS port holds at most 1,024 connections from one address: more are closed at once, and proxies from elsewhere still connect', async () => {
+  const { controller, logs } = await testController('examples/bookstore');
+  const sockets: Socket[] = [];
+  try {
+    for (let i = 0; i < 1100; i++) {
+      const s = netConnect(controller.xdsPort, '127.0.0.1');
+      s.on('error', () => undefined);
+      sockets.push(s);
+    }
+    await waitFor('the excess to be closed', () => (sockets.filter((s) => s.destroyed || s.readyState === 'closed').length >= 76 ? true : undefined), 10_000);
+    assert.ok(logs.some((l) => /xds: closed a connection from 127\.0\.0\.1: 1024 connections from it are open \(at most 1024\)/.test(l)), logs.filter((l) => l.includes('xds:')).slice(0, 5).join('\n'));
+    // Another address is not held up.
+    const other = await new Promise<boolean>((resolve) => {
+      const s = netConnect({ port: controller.xdsPort, host: '127.0.0.1', localAddress: '127.0.0.2' }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    assert.ok(other);
+  } finally {
+    for (const s of sockets) s.destroy();
     await controller.close();
   }
 });

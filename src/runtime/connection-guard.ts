@@ -1,6 +1,6 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import type { Log } from './log.js';
 import { createLimitedLog } from './log-limit.js';
@@ -22,6 +22,25 @@ export interface ConnectionLimits {
 }
 
 export function guardConnections(server: HttpServer | HttpsServer, name: string, limits: ConnectionLimits, log: Log): { open(): number } {
+  const counted = capConnections(server, name, limits, log);
+  // The socket HTTP reads requests from: the TLS socket of an HTTPS server, the TCP one otherwise.
+  const waitingFirst = new WeakMap<Socket, NodeJS.Timeout>();
+  const client = (socket: Socket) => {
+    const t = setTimeout(() => socket.destroy(), limits.firstRequestMs);
+    t.unref();
+    waitingFirst.set(socket, t);
+    socket.once('close', () => clearTimeout(t));
+  };
+  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', client);
+  server.on('request', (req: IncomingMessage) => clearTimeout(waitingFirst.get(req.socket)));
+  // Silence, between requests or in one, closes the connection (a stream that writes, such as /mesh/events, is not silent).
+  server.timeout = limits.idleMs;
+  server.keepAliveTimeout = Math.min(server.keepAliveTimeout, limits.idleMs);
+  return counted;
+}
+
+/** At most `maxConnections` open connections on `server`, `maxPerPeer` from one address; more are closed at once (before any TLS). */
+export function capConnections(server: NetServer, name: string, limits: Pick<ConnectionLimits, 'maxConnections' | 'maxPerPeer'>, log: Log): { open(): number } {
   const byPeer = new Map<string, number>();
   let open = 0;
   const refusals = createLimitedLog({ everyMs: 60_000 });
@@ -44,18 +63,5 @@ export function guardConnections(server: HttpServer | HttpsServer, name: string,
       else byPeer.set(peer, n);
     });
   });
-  // The socket HTTP reads requests from: the TLS socket of an HTTPS server, the TCP one otherwise.
-  const waitingFirst = new WeakMap<Socket, NodeJS.Timeout>();
-  const client = (socket: Socket) => {
-    const t = setTimeout(() => socket.destroy(), limits.firstRequestMs);
-    t.unref();
-    waitingFirst.set(socket, t);
-    socket.once('close', () => clearTimeout(t));
-  };
-  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', client);
-  server.on('request', (req: IncomingMessage) => clearTimeout(waitingFirst.get(req.socket)));
-  // Silence, between requests or in one, closes the connection (a stream that writes, such as /mesh/events, is not silent).
-  server.timeout = limits.idleMs;
-  server.keepAliveTimeout = Math.min(server.keepAliveTimeout, limits.idleMs);
   return { open: () => open };
 }

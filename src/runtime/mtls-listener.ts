@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
 import type { Log } from './log.js';
 import { createLimitedLog } from './log-limit.js';
+import { capConnections } from './connection-guard.js';
 
 /**
  * The xDS port's TLS: mutual TLS whose failures are seen. A client whose
@@ -61,6 +62,9 @@ export function handshakeReason(code: string | undefined, message: string): stri
   }
 }
 
+/** Connections on the xDS port: in all (file descriptors are finite), and from one address (a node's pods each have their own). */
+export const XDS_CONNECTION_LIMITS = { maxConnections: 50_000, maxPerPeer: 1024 };
+
 export function createMtlsListener(o: MtlsOptions): MtlsListener {
   const logs = createLimitedLog({ everyMs: 60_000 });
   const failed = (address: string | undefined, code: string | undefined, message: string) => {
@@ -83,6 +87,8 @@ export function createMtlsListener(o: MtlsOptions): MtlsListener {
     handshakeTimeout: o.handshakeTimeoutMs ?? 10_000,
   });
   server.on('tlsClientError', (e: NodeJS.ErrnoException, socket) => failed(socket.remoteAddress, e.code, e.message));
+  // Every proxy holds one connection; a client opening thousands (authenticated or not) is closed past the bound.
+  capConnections(server, 'xds', XDS_CONNECTION_LIMITS, o.log);
   const open = new Set<Socket>();
   server.on('connection', (socket) => {
     open.add(socket);
