@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { startWorkerCalls } from './worker-calls.js';
 import type { ObjectCheck } from '../compiler/decode/index.js';
 import type { InputDocument, InputProblem } from '../compiler/inputs.js';
 
@@ -47,30 +47,9 @@ export interface FolderReader {
 }
 
 export function startFolderReader(roots: readonly string[]): FolderReader {
-  const worker = new Worker(new URL('./folder-reader-worker.js', import.meta.url), { workerData: { roots } });
-  let next = 0;
-  const waiting = new Map<number, { resolve: (r: ScanResult) => void; reject: (e: Error) => void }>();
-  worker.on('message', (r: ReaderReply) => {
-    const w = waiting.get(r.id);
-    waiting.delete(r.id);
-    if (!w) return;
-    if ('error' in r) w.reject(new Error(`folder reader: ${r.error}`));
-    else w.resolve(r.result);
-  });
-  const failAll = (e: Error) => {
-    for (const w of waiting.values()) w.reject(e);
-    waiting.clear();
-  };
-  worker.on('error', failAll);
-  worker.on('exit', (code) => failAll(new Error(`the folder reader exited (${code})`)));
-  const ask = (body: Omit<ReaderRequest, 'id'>) =>
-    new Promise<ScanResult>((resolve, reject) => {
-      const id = ++next;
-      waiting.set(id, { resolve, reject });
-      worker.postMessage({ ...body, id });
-    });
+  const { ask, close } = startWorkerCalls<ReaderRequest, ReaderReply>(new URL('./folder-reader-worker.js', import.meta.url), 'folder reader', { workerData: { roots } });
   return {
-    scan: (paths, force) => ask({ paths, ...(force ? { force } : {}) }),
-    close: async () => void (await worker.terminate()),
+    scan: async (paths, force) => ((await ask({ paths, ...(force ? { force } : {}) })) as { result: ScanResult }).result,
+    close,
   };
 }

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { startWorkerCalls } from '../adapters/worker-calls.js';
 import type { SourceUnit } from '../adapters/source.js';
 import type { MeshIR } from '../compiler/ir/types.js';
 import type { CertificateInputs, LiveInputs } from '../compiler/inputs.js';
@@ -38,32 +38,10 @@ export interface CompilerThread {
   close(): Promise<void>;
 }
 
-type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
 type Certificate = CertificateInputs['identities'][number];
 
 export function startCompilerThread(): CompilerThread {
-  const worker = new Worker(new URL('./compile-worker.js', import.meta.url));
-  let next = 0;
-  const waiting = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
-  worker.on('message', (r: WorkerReply) => {
-    const w = waiting.get(r.id);
-    waiting.delete(r.id);
-    if (!w) return;
-    if ('error' in r) w.reject(new Error(`compile worker: ${r.error}`));
-    else w.resolve(r);
-  });
-  const failAll = (e: Error) => {
-    for (const w of waiting.values()) w.reject(e);
-    waiting.clear();
-  };
-  worker.on('error', failAll);
-  worker.on('exit', (code) => failAll(new Error(`the compile worker exited (${code})`)));
-  const ask = (body: Body<WorkerRequest>) =>
-    new Promise<WorkerReply>((resolve, reject) => {
-      const id = ++next;
-      waiting.set(id, { resolve, reject });
-      worker.postMessage({ ...body, id });
-    });
+  const { ask, close } = startWorkerCalls<WorkerRequest, WorkerReply>(new URL('./compile-worker.js', import.meta.url), 'compile worker');
 
   // What the worker holds, as far as this side knows (undefined: nothing known, send everything).
   let sentUnits: Map<string, SourceUnit> | undefined;
@@ -126,8 +104,6 @@ export function startCompilerThread(): CompilerThread {
     async reset() {
       await ask({ type: 'reset' });
     },
-    async close() {
-      await worker.terminate();
-    },
+    close,
   };
 }
