@@ -1,17 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { meshUnits } from '../bench/controller.js';
-import { freePort } from './helpers/tools.js';
-import { sleep, waitFor } from './helpers/wait.js';
+import { controllerProcess } from './helpers/controller.js';
+import { sleep } from './helpers/wait.js';
 
 /** The admin port on a large mesh against clients that ask much (/explain) or read nothing (/mesh/events): items 7 and 8. */
-
-const BIN = 'dist/src/cli/main.js';
 
 /** The bench's generated mesh of `services` identities as a folder of JSON files, one per service. */
 function meshFolder(services: number): string {
@@ -21,20 +18,7 @@ function meshFolder(services: number): string {
   return dir;
 }
 
-async function controller(dir: string) {
-  const admin = await freePort();
-  const child = spawn(process.execPath, ['--max-old-space-size=512', BIN, 'controller', '--log-format', 'text', '--source', join(dir, 'mesh'), '--state', join(dir, 'state'), '--xds-address', `127.0.0.1:${await freePort()}`, '--admin-address', `127.0.0.1:${admin}`, '--push-window', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-100_000)));
-  let exited: string | undefined;
-  child.on('exit', (code, signal) => (exited = `${code ?? signal}`));
-  await waitFor('the controller to be ready', async () => {
-    if (exited !== undefined) throw new Error(`controller exited (${exited}): ${log.slice(-2000)}`);
-    return (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200 ? true : undefined;
-  }, 120_000);
-  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024;
-  return { child, admin, rss, exited: () => exited, log: () => log };
-}
+const controller = (dir: string) => controllerProcess(['--source', join(dir, 'mesh'), '--state', join(dir, 'state'), '--push-window', '0'], ['--max-old-space-size=512']);
 
 const healthz = async (admin: number) => {
   const t0 = Date.now();
@@ -74,7 +58,7 @@ test('on a 2,000-identity mesh: 50 concurrent /explain keep /healthz fast; 16 /m
       s.pause();
       return s;
     });
-    const before = c.rss();
+    const before = c.rss() / 1048576;
     for (let i = 0; i < 30; i++) {
       // A new workload each second: the graph grows and changes.
       const name = `extra-${i}`;
@@ -82,13 +66,13 @@ test('on a 2,000-identity mesh: 50 concurrent /explain keep /healthz fast; 16 /m
       writeFileSync(join(dir, 'mesh', `${name}.json`), JSON.stringify(pod));
       await sleep(1000);
     }
-    const after = c.rss();
+    const after = c.rss() / 1048576;
     process.stdout.write(`16 stalled /mesh/events pages over 30 graph changes: RSS ${Math.round(before)} -> ${Math.round(after)} MiB\n`);
     assert.equal(c.exited(), undefined, 'the controller lives');
     assert.ok(after - before < 250, `RSS grew by ${Math.round(after - before)} MiB`);
     assert.ok((await healthz(c.admin)) < 1000);
     for (const s of stalled) s.destroy();
   } finally {
-    c.child.kill('SIGKILL');
+    await c.stop();
   }
 });

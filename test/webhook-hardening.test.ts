@@ -1,38 +1,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { controllerProcess } from './helpers/controller.js';
 import { startKubeApi, type KubeApi } from './helpers/kube.js';
 import { freePort } from './helpers/tools.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 /** The webhook and admin ports against anyone who can reach them (hardening, second round: items 1-4, 6, 11). */
 
-const BIN = 'dist/src/cli/main.js';
 /** The deployment's memory limit (deploy/controller.yaml) and the heap the controller runs with under it. */
 const MEMORY_LIMIT = 1024 * 1024 * 1024;
 const HEAP_MB = 512;
 
 /** A controller with its webhook, on a real API server, in its own process under the deployment's heap. */
 async function webhookController(api: KubeApi) {
-  const [xds, admin, webhook] = [await freePort(), await freePort(), await freePort()];
+  const webhook = await freePort();
   const state = join(mkdtempSync(join(tmpdir(), 'smc-webhook-hard-')), 'state');
-  const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, BIN, 'controller', '--log-format', 'text', '--source', 'kubernetes', '--kubeconfig', api.kubeconfig, '--state', state, '--xds-address', `127.0.0.1:${xds}`, '--admin-address', `127.0.0.1:${admin}`, '--webhook-address', `127.0.0.1:${webhook}`, '--sidecar-certificate-url', `https://127.0.0.1:${webhook}`, '--sidecar-xds-address', `127.0.0.1:${xds}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4_000_000)));
-  let exited: string | undefined;
-  child.on('exit', (code, signal) => (exited = `${code ?? signal}`));
-  await waitFor('the controller to be ready', async () => {
-    if (exited !== undefined) throw new Error(`controller exited (${exited}): ${log.slice(-3000)}`);
-    return (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200 ? true : undefined;
-  }, 60_000);
-  const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) * 1024;
-  return { child, admin, webhook, log: () => log, exited: () => exited, peakRss, stop: () => child.kill('SIGKILL') };
+  const c = await controllerProcess(['--source', 'kubernetes', '--kubeconfig', api.kubeconfig, '--state', state, '--webhook-address', `127.0.0.1:${webhook}`, '--sidecar-certificate-url', `https://127.0.0.1:${webhook}`], [`--max-old-space-size=${HEAP_MB}`]);
+  return { ...c, webhook };
 }
 
 /**
@@ -106,7 +96,7 @@ test('one hostile review gets a short, escaped refusal; 150 large reviews at onc
     assert.ok(c.peakRss() < MEMORY_LIMIT, `peak RSS ${c.peakRss()} under the deployment's limit`);
     assert.equal((await fetch(`http://127.0.0.1:${c.admin}/healthz`)).status, 200);
   } finally {
-    c.stop();
+    await c.stop();
     await api.stop();
   }
 });
@@ -127,7 +117,7 @@ test('a review nested a million levels deep is a 400; a pod using the injector\'
     assert.equal(admin.allowed, false);
     assert.match(admin.status!.message, /spec\.containers\[0\]\.livenessProbe: port 15000 is one of the sidecar's own ports/);
   } finally {
-    c.stop();
+    await c.stop();
     await api.stop();
   }
 });
@@ -163,7 +153,7 @@ test('idle and excess connections: each address holds a bounded number, silent o
     assert.match(c.log(), /admin: closed a connection from 127\.0\.0\.1: 128 connections from it are open \(at most 128\)/);
   } finally {
     for (const s of sockets) s.destroy();
-    c.stop();
+    await c.stop();
     await api.stop();
   }
 });
@@ -204,7 +194,7 @@ test('proxy certificates: junk tokens cost no TokenReview, a flood from one addr
       assert.match(down.text, /TokenReview failed: .*retry/);
     });
   } finally {
-    c.stop();
+    await c.stop();
     await api.stop();
   }
 });

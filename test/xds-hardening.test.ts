@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { connect } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -12,8 +12,7 @@ import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
 import { syncState } from '../src/runtime/proxy-status.js';
 import { TYPE_URL } from '../src/runtime/xds-types.js';
 import { Client, open } from './helpers/ads-client.js';
-import { testController } from './helpers/controller.js';
-import { freePort } from './helpers/tools.js';
+import { controllerProcess, testController } from './helpers/controller.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 /** The xDS port against clients that misbehave on purpose (hardening, items 6-10). */
@@ -39,26 +38,8 @@ const serialOf = async (state: string) => {
   return list.proxyCertificates;
 };
 
-/** A controller in its own process (so a heap cap applies to it alone), with its log collected. */
-async function controllerProcess(dir: string, nodeArgs: string[] = []) {
-  const [xds, admin] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [...nodeArgs, BIN, 'controller', '--log-format', 'text', '--source', join(dir, 'mesh'), '--state', join(dir, 'state'), '--xds-address', `127.0.0.1:${xds}`, '--admin-address', `127.0.0.1:${admin}`, '--push-window', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  let exited: string | undefined;
-  child.on('exit', (code, signal) => (exited = `${code ?? signal}`));
-  await waitFor('the controller to be ready', async () => {
-    if (exited !== undefined) throw new Error(`controller exited (${exited}): ${log}`);
-    const r = await fetch(`http://127.0.0.1:${admin}/readyz`);
-    return r.status === 200 ? true : undefined;
-  });
-  return { child, xds, admin, log: () => log, exited: () => exited };
-}
-const stop = async (child: ChildProcess) => {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGKILL');
-  await new Promise((r) => child.once('exit', r));
-};
+/** A controller over DIR/mesh with its state in DIR/state, in its own process. */
+const controllerOver = (dir: string, nodeArgs: string[] = []) => controllerProcess(['--source', join(dir, 'mesh'), '--state', join(dir, 'state'), '--push-window', '0'], nodeArgs);
 const meshDir = () => {
   const dir = mkdtempSync(join(tmpdir(), 'smc-hard-'));
   cpSync('examples/bookstore', join(dir, 'mesh'), { recursive: true });
@@ -71,7 +52,7 @@ test('a client that floods requests and never reads is cut off under a 384 MiB h
   await openInternalCA(join(dir, 'state'), 'cluster.local');
   const attackerCert = bootstrap('bookbuyer/bookbuyer', join(dir, 'state'), join(dir, 'attacker'), 1);
   const goodCert = bootstrap('bookbuyer/bookbuyer', join(dir, 'state'), join(dir, 'good'), 1);
-  const ctl = await controllerProcess(dir, ['--max-old-space-size=384']);
+  const ctl = await controllerOver(dir, ['--max-old-space-size=384']);
   const request = protos.lookupType('envoy.service.discovery.v3.DiscoveryRequest');
   const frame = (value: object) => {
     const body = request.encode(request.fromObject(value)).finish();
@@ -104,9 +85,8 @@ test('a client that floods requests and never reads is cut off under a 384 MiB h
       // Each request changes the EDS subscription, so each one calls for a response the client never reads.
       if (!stream.write(frame({ typeUrl: EDS, resourceNames: names(sent++) }))) await Promise.race([new Promise((r) => stream.once('drain', r)), sleep(200)]);
     }
-    const proc = `/proc/${ctl.child.pid}/status`;
-    const hwm = existsSync(proc) ? /VmHWM:\s+(\d+) kB/.exec(readFileSync(proc, 'utf8'))?.[1] : undefined;
-    process.stdout.write(`flood: ${sent} requests in ${Date.now() - started} ms; controller peak RSS ${hwm ? `${Math.round(Number(hwm) / 1024)} MiB` : 'unknown (it exited)'}\n`);
+    const hwm = ctl.exited() === undefined ? ctl.peakRss() : undefined;
+    process.stdout.write(`flood: ${sent} requests in ${Date.now() - started} ms; controller peak RSS ${hwm ? `${Math.round(hwm / 1048576)} MiB` : 'unknown (it exited)'}\n`);
     session.destroy();
     assert.equal(ctl.exited(), undefined, `the controller died: ${ctl.log().slice(-2000)}`);
     assert.ok(ended, `the flooding stream was closed by the controller: ${ctl.log().slice(-1500)}`);
@@ -120,7 +100,7 @@ test('a client that floods requests and never reads is cut off under a 384 MiB h
     s.call.end();
     client.close();
   } finally {
-    await stop(ctl.child);
+    await ctl.stop();
   }
 });
 
@@ -257,7 +237,7 @@ test('caps per client certificate: streams beyond 8 are refused, and its streams
   const dir = meshDir();
   await openInternalCA(join(dir, 'state'), 'cluster.local');
   const cert = bootstrap('bookbuyer/bookbuyer', join(dir, 'state'), join(dir, 'bb'), 1);
-  const ctl = await controllerProcess(dir, ['--max-old-space-size=384']);
+  const ctl = await controllerOver(dir, ['--max-old-space-size=384']);
   const client = tlsClient(ctl.xds, cert);
   const hello = { node: { id: 'bookbuyer/bookbuyer/pod-1' }, typeUrl: CDS, resourceNames: [], versionInfo: '', responseNonce: '' };
   try {
@@ -279,13 +259,13 @@ test('caps per client certificate: streams beyond 8 are refused, and its streams
     await waitFor('the second stream to be cut off', () => served[1]!.error(), 10_000);
     assert.equal(served[1]!.error()!.code, grpc.status.RESOURCE_EXHAUSTED);
     assert.match(served[1]!.error()!.details, /the streams of this client certificate subscribe to more than 200000 resource names/);
-    const rss = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${ctl.child.pid}/status`, 'utf8'))![1]) / 1024;
+    const rss = ctl.peakRss() / 1048576;
     process.stdout.write(`caps per certificate: 32 of 40 streams refused; peak RSS ${Math.round(rss)} MiB\n`);
     assert.ok(rss < 700, `peak RSS ${Math.round(rss)} MiB`);
     assert.equal(ctl.exited(), undefined);
   } finally {
     client.close();
-    await stop(ctl.child);
+    await ctl.stop();
   }
 });
 

@@ -1,7 +1,10 @@
-import { cpSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startController, type Controller } from '../../src/runtime/controller.js';
+import { freePort } from './tools.js';
+import { waitFor } from './wait.js';
 
 export interface TestControllerOptions {
   readonly insecureXds?: boolean;
@@ -43,4 +46,38 @@ export async function testController(mesh: string, options: TestControllerOption
   const dir = mkdtempSync(join(tmpdir(), 'smc-ctl-'));
   cpSync(mesh, join(dir, 'mesh'), { recursive: true });
   return startTestController(dir, options);
+}
+
+/**
+ * `smc controller` in a process of its own (so a heap cap applies to it alone), on free loopback ports, with
+ * `args` added (its sources, --state, ...) and `nodeArgs` given to Node; resolves once /readyz answers 200.
+ */
+export async function controllerProcess(args: readonly string[], nodeArgs: readonly string[] = []) {
+  const [xds, admin] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/src/cli/main.js', 'controller', '--log-format', 'text', '--xds-address', `127.0.0.1:${xds}`, '--admin-address', `127.0.0.1:${admin}`, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4_000_000)));
+  let exited: string | undefined;
+  child.on('exit', (code, signal) => (exited = `${code ?? signal}`));
+  await waitFor('the controller to be ready', async () => {
+    if (exited !== undefined) throw new Error(`controller exited (${exited}): ${log.slice(-3000)}`);
+    return (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200 ? true : undefined;
+  }, 120_000);
+  /** From /proc: the resident set now, and its peak (VmHWM), in bytes. */
+  const memory = (field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) * 1024;
+  return {
+    child,
+    xds,
+    admin,
+    log: () => log,
+    exited: () => exited,
+    rss: () => memory('VmRSS'),
+    peakRss: () => memory('VmHWM'),
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await gone;
+    },
+  };
 }
