@@ -18,12 +18,16 @@ import { startController } from '../src/runtime/controller.js';
 import { TYPE_URL } from '../src/runtime/xds-types.js';
 
 const PER_NAMESPACE = 50;
-const ns = (i: number) => `ns-${Math.floor(i / PER_NAMESPACE)}`;
+const nsOf = (i: number, perNamespace = PER_NAMESPACE) => `ns-${Math.floor(i / perNamespace)}`;
 const now = () => performance.timeOrigin + performance.now();
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const unit = (documents: unknown[], name: string): SourceUnit => ({ documents: documents.map((value, document) => ({ origin: { source: name, document, line: 0 }, value })), problems: [] });
 
 export interface Variant {
+  /** Services per namespace (50 unless said). */
+  perNamespace?: number;
+  /** A permissive mesh (a MeshConfig with `permissive: true`): every proxy may reach every service. */
+  permissive?: boolean;
   splitWeight?: number;
   movedPod?: number;
   /** An extra caller for this service (a policy change). */
@@ -33,6 +37,7 @@ export interface Variant {
 /** The service `i`'s file: its pod, Service, the TrafficTarget letting the previous five call it, and every tenth a split. */
 function serviceUnit(services: number, i: number, v: Variant = {}): SourceUnit {
   const name = `svc-${i}`;
+  const ns = (k: number) => nsOf(k, v.perNamespace);
   const docs: unknown[] = [];
   const ip = `10.${Math.floor(i / 250) + 1}.${i % 250}.${i === v.movedPod ? 11 : 10}`;
   docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: ns(i), labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name, ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: ip } });
@@ -58,10 +63,11 @@ function serviceUnit(services: number, i: number, v: Variant = {}): SourceUnit {
 export function meshUnits(services: number, v: Variant = {}): Map<string, SourceUnit> {
   const units = new Map<string, SourceUnit>();
   const namespaces: unknown[] = [];
-  for (let n = 0; n * PER_NAMESPACE < services; n++) {
+  for (let n = 0; n * (v.perNamespace ?? PER_NAMESPACE) < services; n++) {
     namespaces.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `ns-${n}`, labels: { 'smc.dev/mesh': 'enabled' } } });
     namespaces.push({ apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: `ns-${n}` }, spec: {} });
   }
+  if (v.permissive) namespaces.push({ apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'smc', namespace: 'smc-system' }, spec: { permissive: true, trustDomain: 'cluster.local' } });
   units.set('namespaces.yaml', unit(namespaces, 'namespaces.yaml'));
   for (let i = 0; i < services; i++) units.set(`svc-${i}.yaml`, serviceUnit(services, i, v));
   return units;
@@ -100,6 +106,7 @@ export interface ControllerRow {
   policyStreams: number;
 }
 
+const ns = (i: number) => nsOf(i);
 const identity = (i: number) => `${ns(i)}/svc-${i}`;
 
 /** `measureController` in a fresh process (bench/controller-row.ts): a row's memory and pauses owe nothing to the rows before it. */

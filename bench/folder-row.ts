@@ -1,5 +1,6 @@
 /** One row of the watched-folder bench in a process of its own (bench/run.ts forks one per row); sends it to the parent. */
 import { measureFolder } from './folder.js';
 
-const row = await measureFolder(Number(process.argv[2]));
+const [services, perNamespace, permissive] = process.argv.slice(2);
+const row = await measureFolder(Number(services), { perNamespace: Number(perNamespace ?? 50), permissive: permissive === 'true' });
 process.send!(row, () => process.exit(0));

@@ -18,8 +18,17 @@ import { startController } from '../src/runtime/controller.js';
 import { meshUnits } from './controller.js';
 import type { startFolderReader as StartFolderReader } from '../src/adapters/folder-reader.js';
 
+/** The mesh's shape: services per namespace, and whether the mesh is permissive. */
+export interface Shape {
+  readonly perNamespace: number;
+  readonly permissive: boolean;
+}
+
+export const shapeName = (s: Shape, services: number): string => `${s.permissive ? 'permissive, ' : ''}${s.perNamespace >= services ? 'one namespace' : `namespaces of ${s.perNamespace}`}`;
+
 export interface FolderRow {
   services: number;
+  shape: string;
   startMs: number;
   rssMiB: number;
   podMoveMs: number;
@@ -30,51 +39,72 @@ export interface FolderRow {
 
 const json = (docs: readonly { value: unknown }[]) => docs.map((d) => JSON.stringify(d.value)).join('\n---\n');
 
-export async function measureFolder(services: number): Promise<FolderRow> {
+export async function measureFolder(services: number, shape: Shape = { perNamespace: 50, permissive: false }): Promise<FolderRow> {
+  const v = { perNamespace: shape.perNamespace, permissive: shape.permissive };
+  // The folder-watching columns are the same whatever the shape: measured on the default one only.
+  const watching = shape.perNamespace === 50 && !shape.permissive;
   const dir = mkdtempSync(join(tmpdir(), 'smc-bench-folder-'));
   const mesh = join(dir, 'mesh');
   mkdirSync(mesh);
-  const units = meshUnits(services);
+  const units = meshUnits(services, v);
   for (const [name, u] of units) writeFileSync(join(mesh, name.replace(/\.yaml$/, '.json')), json(u.documents));
   const t0 = performance.now();
   const controller = await startController({ source: [mesh], stateDir: join(dir, 'state'), xdsHost: '127.0.0.1', xdsPort: 0, adminHost: '127.0.0.1', adminPort: 0, insecureXds: true, pushWindowMs: 0, log: () => {} });
   const startMs = Math.round(performance.now() - t0);
   const rssMiB = Math.round(process.memoryUsage().rss / 1048576);
   try {
-    const identityOf = (i: number) => `spiffe://cluster.local/ns/ns-${Math.floor(i / 50)}/sa/svc-${i}`;
+    const identityOf = (i: number) => `spiffe://cluster.local/ns/ns-${Math.floor(i / shape.perNamespace)}/sa/svc-${i}`;
+    const sameNamespace = (a: number, b: number) => Math.floor(a / shape.perNamespace) === Math.floor(b / shape.perNamespace);
+    /** Whose configuration a move of service i's pod changes: its callers (the five before it in its namespace), or every other proxy in a permissive mesh. */
+    const affectedBy = (i: number) =>
+      shape.permissive
+        ? Array.from({ length: services }, (_, k) => k).filter((k) => k !== i).map(identityOf)
+        : [1, 2, 3, 4, 5].map((d) => i - d).filter((c) => c >= 0 && sameNamespace(c, i)).map(identityOf);
     const inPlace = (file: string, text: string) => writeFileSync(file, text);
     const byRename = (file: string, text: string) => {
       writeFileSync(`${file}.tmp`, text);
       renameSync(`${file}.tmp`, file);
     };
-    /** Writes `file` and waits (at most 10 s) for `identity`'s snapshot to change: the time, or undefined when it did not. */
-    const timed = async (write: (file: string, text: string) => void, file: string, text: string, identity: string): Promise<number | undefined> => {
-      const before = controller.cache.get(identity);
-      let stop = () => {};
+    /** Writes `file` and waits (at most 30 s) until each of `identities` has a new snapshot: the time to the last, or undefined when one did not change. */
+    const timed = async (write: (file: string, text: string) => void, file: string, text: string, identities: string | readonly string[]): Promise<number | undefined> => {
+      const ids = typeof identities === 'string' ? [identities] : identities;
+      const waiting = new Set(ids);
+      const stops: (() => void)[] = [];
+      let start = 0;
+      let last = 0;
       const changed = new Promise<boolean>((resolve) => {
-        stop = controller.cache.watch(identity, () => {
-          if (controller.cache.get(identity) !== before) resolve(true);
-        });
-        setTimeout(() => resolve(false), 10_000);
+        for (const id of ids) {
+          const before = controller.cache.get(id);
+          stops.push(
+            controller.cache.watch(id, () => {
+              if (controller.cache.get(id) === before || !waiting.delete(id)) return;
+              last = performance.now();
+              if (waiting.size === 0) resolve(true);
+            }),
+          );
+        }
+        setTimeout(() => resolve(false), 30_000);
       });
-      const start = performance.now();
+      start = performance.now();
       write(file, text);
       const seen = await changed;
-      stop();
-      return seen ? performance.now() - start : undefined;
+      for (const stop of stops) stop();
+      return seen ? last - start : undefined;
     };
     // A pod of a service in the middle of a namespace moves (and moves back): its callers' endpoints change.
     const pod = (k: number) => {
       const i = Math.floor(services / 2) + 10 + k * 50;
-      return { file: join(mesh, `svc-${i}.json`), moved: json(meshUnits(services, { movedPod: i }).get(`svc-${i}.yaml`)!.documents), back: json(units.get(`svc-${i}.yaml`)!.documents), caller: identityOf(i - 1) };
+      return { file: join(mesh, `svc-${i}.json`), moved: json(meshUnits(services, { ...v, movedPod: i }).get(`svc-${i}.yaml`)!.documents), back: json(units.get(`svc-${i}.yaml`)!.documents), caller: identityOf(i - 1), affected: affectedBy(i) };
     };
     const moves: number[] = [];
     for (let k = 0; k < 5; k++) {
       const p = pod(k);
-      moves.push((await timed(inPlace, p.file, p.moved, p.caller)) ?? 10_000);
-      await timed(inPlace, p.file, p.back, p.caller);
+      moves.push((await timed(inPlace, p.file, p.moved, p.affected)) ?? 30_000);
+      await timed(inPlace, p.file, p.back, p.affected);
     }
     moves.sort((a, b) => a - b);
+    const base = { services, shape: shapeName(shape, services), startMs, rssMiB, podMoveMs: Math.round(moves[2]!) };
+    if (!watching) return { ...base, renamesSeen: '', sameContentMs: 0, reconcileMs: '' };
     let renames = 0;
     for (let k = 0; k < 5; k++) {
       const p = pod(k);
@@ -86,7 +116,7 @@ export async function measureFolder(services: number): Promise<FolderRow> {
     for (let i = 0; i < 200; i++) writeFileSync(join(mesh, `svc-${i}.json`), json(units.get(`svc-${i}.yaml`)!.documents));
     // A marker file after them: once its service is seen, the burst before it was read.
     const marker = Math.min(services - 1, 201);
-    await timed(inPlace, join(mesh, `svc-${marker}.json`), json(meshUnits(services, { movedPod: marker }).get(`svc-${marker}.yaml`)!.documents), identityOf(marker - 1));
+    await timed(inPlace, join(mesh, `svc-${marker}.json`), json(meshUnits(services, { ...v, movedPod: marker }).get(`svc-${marker}.yaml`)!.documents), identityOf(marker - 1));
     const sameContentMs = Math.round(performance.now() - s0);
     // One reconcile pass: the reader's scan of the folder when nothing changed.
     // (Looked up by name: the bench also runs against versions of smc that read the folder without it.)
@@ -101,7 +131,7 @@ export async function measureFolder(services: number): Promise<FolderRow> {
       reconcileMs = String(Math.round(performance.now() - r0));
       await reader.close();
     }
-    return { services, startMs, rssMiB, podMoveMs: Math.round(moves[2]!), renamesSeen: `${renames} of 10`, sameContentMs, reconcileMs };
+    return { ...base, renamesSeen: `${renames} of 10`, sameContentMs, reconcileMs };
   } finally {
     await controller.close();
     rmSync(dir, { recursive: true, force: true });
@@ -109,9 +139,9 @@ export async function measureFolder(services: number): Promise<FolderRow> {
 }
 
 /** `measureFolder` in a fresh process (bench/folder-row.ts). */
-export function measureFolderIsolated(services: number): Promise<FolderRow> {
+export function measureFolderIsolated(services: number, shape: Shape = { perNamespace: 50, permissive: false }): Promise<FolderRow> {
   return new Promise((resolve, reject) => {
-    const child = fork(new URL('./folder-row.js', import.meta.url), [String(services)], { execArgv: ['--expose-gc'] });
+    const child = fork(new URL('./folder-row.js', import.meta.url), [String(services), String(shape.perNamespace), String(shape.permissive)], { execArgv: ['--expose-gc'] });
     child.once('message', (row) => resolve(row as FolderRow));
     child.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`the folder bench row for ${services} services exited (${code})`))));
   });

@@ -27,7 +27,7 @@ import { TYPE_URL } from '../src/runtime/xds-types.js';
 import * as grpc from '@grpc/grpc-js';
 import { Client, open } from '../test/helpers/ads-client.js';
 import { measureControllerIsolated, meshUnits, type ControllerRow, type Variant } from './controller.js';
-import { measureFolderIsolated, type FolderRow } from './folder.js';
+import { measureFolderIsolated, type FolderRow, type Shape } from './folder.js';
 
 /** The bench mesh (bench/controller.ts, one unit per service) as one MeshInputs value, its units in key order (as the controller's store lists them). */
 function inputsOf(units: ReadonlyMap<string, SourceUnit>): MeshInputs {
@@ -193,21 +193,24 @@ const CONTROLLER_COLUMNS: [keyof ControllerRow, string][] = [
 
 const FOLDER_COLUMNS: [keyof FolderRow, string][] = [
   ['services', 'services (files)'],
+  ['shape', 'shape'],
   ['startMs', 'start to ready ms'],
   ['rssMiB', 'RSS when ready MiB'],
-  ['podMoveMs', 'pod move, write to cache ms (median of 5)'],
+  ['podMoveMs', 'pod move, write to the last affected proxy in the cache ms (median of 5)'],
   ['renamesSeen', 'edits by rename seen'],
   ['sameContentMs', '200 files rewritten unchanged, then one change ms'],
   ['reconcileMs', 'one reconcile pass ms'],
 ];
 
-// node dist/bench/run.js [SIZES...] [--proxies 1,10] [--only compiler|controller|folder]
+// node dist/bench/run.js [SIZES...] [--proxies 1,10] [--only compiler|controller|folder] [--shapes 50,one,permissive]
 const args = process.argv.slice(2);
 const option = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args.splice(i, 2)[1] : undefined;
 };
 const only = option('--only');
+// The folder table's shapes: namespaces of 50, all in one namespace, and a permissive mesh (namespaces of 50).
+const shapeNames = (option('--shapes') ?? '50,one,permissive').split(',');
 const perIdentity = (option('--proxies') ?? '1,10').split(',').map(Number).filter((n) => n > 0);
 const sizes = args.map(Number).filter((n) => n > 0);
 const chosen = sizes.length > 0 ? sizes : [1000, 2000, 5000, 10000];
@@ -219,8 +222,22 @@ if (only === undefined || only === 'compiler') {
 if (only === undefined || only === 'folder') {
   // Through the watched folder (the default source): at most 5,000 files, one per service.
   const folderRows: FolderRow[] = [];
-  for (const n of chosen.filter((x) => x <= 5000)) folderRows.push(await measureFolderIsolated(n));
-  process.stdout.write(`Watched folder (the real controller over a folder of one file per service, push window 0; times from the file's write to the caller's snapshot changing in the cache)\n\n${table(folderRows, FOLDER_COLUMNS)}\n\n`);
+  const shapes: [string, (n: number) => Shape | undefined][] = [
+    ['50', () => ({ perNamespace: 50, permissive: false })],
+    ['one', (n) => ({ perNamespace: n, permissive: false })],
+    // Permissive meshes at most 1,000 services unless asked for by size.
+    ['permissive', (n) => (n <= 1000 || sizes.length > 0 ? { perNamespace: 50, permissive: true } : undefined)],
+  ];
+  for (const n of chosen.filter((x) => x <= 5000)) {
+    for (const [name, shapeOf] of shapes) {
+      const shape = shapeNames.includes(name) ? shapeOf(n) : undefined;
+      if (!shape) continue;
+      const row = await measureFolderIsolated(n, shape);
+      process.stderr.write(`bench: folder ${JSON.stringify(row)}\n`);
+      folderRows.push(row);
+    }
+  }
+  process.stdout.write(`Watched folder (the real controller over a folder of one file per service, push window 0; times from the file's write until the last proxy it affects has its new snapshot in the cache)\n\n${table(folderRows, FOLDER_COLUMNS)}\n\n`);
 }
 const controllerRows: ControllerRow[] = [];
 if (only !== 'compiler' && only !== 'folder') {

@@ -10,6 +10,7 @@ import { buildSplits } from './splits.js';
 import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type SplitIR, type Workload } from './types.js';
 import { buildWorkloads } from './workloads.js';
 import { groupBy, sameItems } from '../group.js';
+import { KeyedMemo } from '../keyed.js';
 
 /** Kinds the mesh as a whole reads (its namespaces, its settings), wherever they live. */
 const MESH_WIDE = new Set<m.MeshObject['kind']>(['Namespace', 'MeshConfig']);
@@ -57,6 +58,8 @@ interface Front {
   readonly identities: readonly Identity[];
   /** Identities that exist here: of a workload or of a ServiceAccount. */
   readonly known: ReadonlySet<Identity>;
+  /** Each workload with what it read, for the next build of this namespace. */
+  readonly workloadMemo?: KeyedMemo<Workload>;
 }
 
 /** Services and endpoints (before virtual IPs). */
@@ -68,6 +71,8 @@ interface ServicesStage {
   readonly foreign: ReadonlyMap<string, Workload | undefined>;
   readonly headless: ReadonlySet<string>;
   readonly objectKey: ReadonlyMap<string, string>;
+  /** Each service with what it read, for the next build of this namespace. */
+  readonly memo: KeyedMemo<ServiceIR>;
 }
 
 /** Route groups, grants, splits and the checks between them. */
@@ -149,7 +154,7 @@ export function buildGroupedIR(
     const front =
       before && before.inMesh === namespaces.has(ns) && before.connected === nodes && sameItems(before.objects, objects)
         ? before
-        : buildFront(ns, objects, namespaces.has(ns), nodes, settings);
+        : buildFront(ns, objects, namespaces.has(ns), nodes, settings, before?.workloadMemo);
     parts.set(ns, { front });
   }
   const workloadOf = (kind: string, namespace: string, name: string) => parts.get(namespace)?.front.workloadByRef.get(`${kind}/${namespace}/${name}`);
@@ -162,7 +167,7 @@ export function buildGroupedIR(
     part.services =
       before && before.front === part.front && [...before.foreign].every(([ref, w]) => workloadOf(...splitRef(ref)) === w)
         ? before
-        : buildServicesStage(part.front, workloadOf);
+        : buildServicesStage(part.front, workloadOf, before?.memo);
   }
   // Virtual IPs are allocated across the whole mesh, in the order of namespaces and names.
   const built = names.flatMap((ns) => parts.get(ns)!.services?.services ?? []);
@@ -229,7 +234,7 @@ export function buildGroupedIR(
   return { ir, memo: { mesh: meshText, parts, assigned }, rebuilt, direct };
 }
 
-function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, connected: string, settings: MeshSettings): Front {
+function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, connected: string, settings: MeshSettings, previous?: KeyedMemo<Workload>): Front {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
   const unique = uniqueObjects(objects, status);
@@ -240,7 +245,7 @@ function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh:
   }
   const kinds = byKind(unique);
   const vms = connected === 'offline' ? undefined : new Set(connected === '' ? [] : connected.split(' '));
-  const workloads = buildWorkloads(of(kinds, 'Pod'), of(kinds, 'VirtualMachine'), settings, status, vms);
+  const { workloads, memo: workloadMemo } = buildWorkloads(of(kinds, 'Pod'), of(kinds, 'VirtualMachine'), settings, status, vms, previous);
   const identities = [...new Set(workloads.map((w) => w.identity))];
   const accounts = of(kinds, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
   return {
@@ -254,10 +259,11 @@ function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh:
     workloadByRef: new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w])),
     identities,
     known: new Set([...identities, ...accounts]),
+    workloadMemo,
   };
 }
 
-function buildServicesStage(front: Front, workloadOf: (kind: string, namespace: string, name: string) => Workload | undefined): ServicesStage {
+function buildServicesStage(front: Front, workloadOf: (kind: string, namespace: string, name: string) => Workload | undefined, previous?: KeyedMemo<ServiceIR>): ServicesStage {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
   const foreign = new Map<string, Workload | undefined>();
@@ -268,8 +274,9 @@ function buildServicesStage(front: Front, workloadOf: (kind: string, namespace: 
     return w;
   };
   const objects = of(front.byKind, 'Service');
-  const services = buildServices(objects, of(front.byKind, 'EndpointSlice', 'Endpoints'), front.workloads, status, lookup);
+  const { services, memo } = buildServices(objects, of(front.byKind, 'EndpointSlice', 'Endpoints'), front.workloads, status, lookup, previous);
   return {
+    memo,
     front,
     calls,
     services,

@@ -4,6 +4,7 @@ import { parseIPv4Range } from './settings.js';
 import { labelsMatch } from './workloads.js';
 import { compareStrings, type Endpoint, type MeshSettings, type PortProtocol, type ServiceIR, type ServicePortIR, type Workload } from './types.js';
 import { groupBy } from '../group.js';
+import { KeyedMemo } from '../keyed.js';
 
 /**
  * A port's protocol comes from `appProtocol`, else from the port name's
@@ -30,6 +31,15 @@ export function portProtocol(p: ServicePort): { protocol: PortProtocol; unknownA
   return { protocol: byName[prefix] ?? 'tcp' };
 }
 
+const NONE: readonly never[] = [];
+
+/**
+ * Services and their endpoints, one namespace's. Each service is derived on
+ * its own from what it reads (its object, its EndpointSlices, the workloads
+ * its selector picks, those its endpoints name): given the previous build's
+ * memo, a service none of whose reads changed is the very value it was, with
+ * its messages, at the cost of its lookups (see keyed.ts).
+ */
 export function buildServices(
   services: readonly ServiceObj[],
   endpointSets: readonly EndpointSetObj[],
@@ -37,88 +47,127 @@ export function buildServices(
   status: StatusCollector,
   /** The workload an endpoint's targetRef names (it may be of another namespace than the service's); by default, one of `workloads`. */
   workloadOf?: (kind: string, namespace: string, name: string) => Workload | undefined,
-): ServiceIR[] {
+  previous?: KeyedMemo<ServiceIR>,
+): { services: ServiceIR[]; memo: KeyedMemo<ServiceIR> } {
   const setsByService = groupBy(endpointSets, (s) => `${s.meta.namespace}/${s.serviceName}`);
   const workloadByRef = workloadOf ? undefined : new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w]));
   const byRef = workloadOf ?? ((kind: string, namespace: string, name: string) => workloadByRef!.get(`${kind}/${namespace}/${name}`));
-  const workloadsIn = groupBy(workloads, (w) => w.namespace);
   const workloadByAddress = new Map<string, Workload>();
   for (const w of workloads) for (const a of w.addresses) workloadByAddress.set(`${w.namespace}/${a}`, w);
+  // Workloads by label (`key=value`), in input order: a selector is matched against its rarest label's workloads only.
+  const byLabel = new Map<string, Workload[]>();
+  for (const w of workloads) {
+    for (const [k, v] of Object.entries(w.labels)) {
+      const label = `${w.namespace}/${k}=${v}`;
+      const list = byLabel.get(label);
+      if (list) list.push(w);
+      else byLabel.set(label, [w]);
+    }
+  }
+  const serviceByKey = new Map(services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
+  const lookups = {
+    service: (key: string) => serviceByKey.get(key),
+    sets: (key: string) => setsByService.get(key) ?? NONE,
+    selected: (key: string) => {
+      const svc = serviceByKey.get(key);
+      const selector = svc?.selector;
+      if (!selector) return NONE;
+      let rarest: readonly Workload[] | undefined;
+      for (const [k, v] of Object.entries(selector)) {
+        const list = byLabel.get(`${svc.meta.namespace}/${k}=${v}`) ?? NONE;
+        if (rarest === undefined || list.length < rarest.length) rarest = list;
+      }
+      return (rarest ?? NONE).filter((w) => labelsMatch(selector, w.labels));
+    },
+    ref: (ref: string) => byRef(...(JSON.parse(ref) as [string, string, string])),
+    address: (key: string) => workloadByAddress.get(key),
+  };
 
-  const out: ServiceIR[] = [];
-  const serviceKeys = new Set(services.map((s) => `${s.meta.namespace}/${s.meta.name}`));
+  const serviceKeys = new Set(serviceByKey.keys());
   for (const [k, sets] of setsByService) {
     if (!serviceKeys.has(k)) for (const s of sets) status.add(s.key, warning('', `its Service ${k} is not among the inputs; ignored`));
   }
+  const memo = new KeyedMemo<ServiceIR>(previous);
+  const out = services.map((svc) => {
+    const key = `${svc.meta.namespace}/${svc.meta.name}`;
+    return memo.get(key, lookups, status, (read, st) => buildService(read('service', key)!, read('sets', key), read('selected', key), st, (ref) => read('ref', ref), (address) => read('address', address)));
+  });
+  return { services: out.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name)), memo: memo.seal() };
+}
 
-  for (const svc of services) {
-    const ns = svc.meta.namespace;
-    const sets = setsByService.get(`${ns}/${svc.meta.name}`) ?? [];
-    const selected = svc.selector ? (workloadsIn.get(ns) ?? []).filter((w) => labelsMatch(svc.selector!, w.labels)) : [];
-    const ports: ServicePortIR[] = [];
-    svc.ports.forEach((p, i) => {
-      if (p.protocol !== 'TCP') {
-        status.add(svc.key, warning(`spec.ports[${i}].protocol`, `${p.protocol} ports are not part of the mesh; port ${p.port} skipped`));
-        return;
-      }
-      const { protocol, unknownAppProtocol } = portProtocol(p);
-      if (unknownAppProtocol !== undefined) {
-        status.add(svc.key, warning(`spec.ports[${i}].appProtocol`, `unknown appProtocol ${JSON.stringify(unknownAppProtocol)}; treated as tcp (expected http, http2, grpc or tcp)`));
-      }
-      const endpoints = new Map<string, Endpoint>();
-      const add = (w: Workload, address: string, port: number) => {
-        const e: Endpoint = { address, port, workload: `${w.kind} ${w.namespace}/${w.name}`, identity: w.identity, interception: w.interceptionMode };
-        endpoints.set(`${address}:${port}`, e);
-      };
-      if (sets.length > 0) {
-        // Kubernetes' own endpoint controller is the authority for pods.
-        for (const set of sets) {
-          const sp = set.ports.find((x) => x.name === p.name) ?? (set.ports.length === 1 && svc.ports.length === 1 ? set.ports[0] : undefined);
-          if (!sp) continue;
-          set.endpoints.forEach((e, j) => {
-            if (!e.ready) return;
-            for (const address of e.addresses) {
-              const ref = e.targetRef;
-              const w = ref ? byRef(ref.kind, ref.namespace, ref.name) : workloadByAddress.get(`${ns}/${address}`);
-              if (!w) {
-                status.add(set.key, warning(`endpoints[${j}]`, `${address} is not a workload of the mesh (no such pod or VM in a mesh namespace); skipped`));
-                continue;
-              }
-              add(w, address, sp.port);
-            }
-          });
-        }
-      }
-      for (const w of selected) {
-        if (sets.length > 0 && w.kind === 'Pod') continue;
-        const target = typeof p.targetPort === 'number' ? p.targetPort : w.ports.find((wp) => wp.name === p.targetPort)?.port;
-        if (target === undefined) {
-          status.add(svc.key, warning(`spec.ports[${i}].targetPort`, `${w.kind} ${w.namespace}/${w.name} has no port named ${JSON.stringify(p.targetPort)}; it backs no endpoint on port ${p.port}`));
-          continue;
-        }
-        for (const address of w.addresses) add(w, address, target);
-      }
-      ports.push({
-        name: p.name,
-        port: p.port,
-        targetPort: p.targetPort,
-        protocol,
-        endpoints: [...endpoints.values()].sort((a, b) => compareStrings(a.address, b.address) || a.port - b.port),
-      });
-    });
-    if (!svc.selector && sets.length === 0) {
-      status.add(svc.key, warning('spec.selector', 'no selector and no EndpointSlice: the service has no endpoints'));
+function buildService(
+  svc: ServiceObj,
+  sets: readonly EndpointSetObj[],
+  selected: readonly Workload[],
+  status: StatusCollector,
+  /** The workload named by a targetRef (`JSON [kind, namespace, name]`). */
+  byRef: (ref: string) => Workload | undefined,
+  /** The workload of `namespace/address`. */
+  byAddress: (key: string) => Workload | undefined,
+): ServiceIR {
+  const ns = svc.meta.namespace;
+  const ports: ServicePortIR[] = [];
+  svc.ports.forEach((p, i) => {
+    if (p.protocol !== 'TCP') {
+      status.add(svc.key, warning(`spec.ports[${i}].protocol`, `${p.protocol} ports are not part of the mesh; port ${p.port} skipped`));
+      return;
     }
-    const identities = [...new Set(ports.flatMap((p) => p.endpoints.map((e) => e.identity)))].sort(compareStrings);
-    out.push({
-      namespace: ns,
-      name: svc.meta.name,
-      clusterIPs: [...svc.clusterIPs].sort(compareStrings),
-      ports: ports.sort((a, b) => a.port - b.port),
-      identities,
+    const { protocol, unknownAppProtocol } = portProtocol(p);
+    if (unknownAppProtocol !== undefined) {
+      status.add(svc.key, warning(`spec.ports[${i}].appProtocol`, `unknown appProtocol ${JSON.stringify(unknownAppProtocol)}; treated as tcp (expected http, http2, grpc or tcp)`));
+    }
+    const endpoints = new Map<string, Endpoint>();
+    const add = (w: Workload, address: string, port: number) => {
+      const e: Endpoint = { address, port, workload: `${w.kind} ${w.namespace}/${w.name}`, identity: w.identity, interception: w.interceptionMode };
+      endpoints.set(`${address}:${port}`, e);
+    };
+    if (sets.length > 0) {
+      // Kubernetes' own endpoint controller is the authority for pods.
+      for (const set of sets) {
+        const sp = set.ports.find((x) => x.name === p.name) ?? (set.ports.length === 1 && svc.ports.length === 1 ? set.ports[0] : undefined);
+        if (!sp) continue;
+        set.endpoints.forEach((e, j) => {
+          if (!e.ready) return;
+          for (const address of e.addresses) {
+            const ref = e.targetRef;
+            const w = ref ? byRef(JSON.stringify([ref.kind, ref.namespace, ref.name])) : byAddress(`${ns}/${address}`);
+            if (!w) {
+              status.add(set.key, warning(`endpoints[${j}]`, `${address} is not a workload of the mesh (no such pod or VM in a mesh namespace); skipped`));
+              continue;
+            }
+            add(w, address, sp.port);
+          }
+        });
+      }
+    }
+    for (const w of selected) {
+      if (sets.length > 0 && w.kind === 'Pod') continue;
+      const target = typeof p.targetPort === 'number' ? p.targetPort : w.ports.find((wp) => wp.name === p.targetPort)?.port;
+      if (target === undefined) {
+        status.add(svc.key, warning(`spec.ports[${i}].targetPort`, `${w.kind} ${w.namespace}/${w.name} has no port named ${JSON.stringify(p.targetPort)}; it backs no endpoint on port ${p.port}`));
+        continue;
+      }
+      for (const address of w.addresses) add(w, address, target);
+    }
+    ports.push({
+      name: p.name,
+      port: p.port,
+      targetPort: p.targetPort,
+      protocol,
+      endpoints: [...endpoints.values()].sort((a, b) => compareStrings(a.address, b.address) || a.port - b.port),
     });
+  });
+  if (!svc.selector && sets.length === 0) {
+    status.add(svc.key, warning('spec.selector', 'no selector and no EndpointSlice: the service has no endpoints'));
   }
-  return out.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name));
+  const identities = [...new Set(ports.flatMap((p) => p.endpoints.map((e) => e.identity)))].sort(compareStrings);
+  return {
+    namespace: ns,
+    name: svc.meta.name,
+    clusterIPs: [...svc.clusterIPs].sort(compareStrings),
+    ports: ports.sort((a, b) => a.port - b.port),
+    identities,
+  };
 }
 
 /**

@@ -2,55 +2,86 @@ import type { PodObj, VirtualMachineObj } from '../model.js';
 import { warning, type StatusCollector } from '../status.js';
 import { parseProbes, PROBES_ANNOTATION, type NamedProbe } from '../probes.js';
 import { compareStrings, identityOf, type MeshSettings, type Workload } from './types.js';
+import { KeyedMemo } from '../keyed.js';
 
-/** Pods and VMs become one kind of thing: a workload with an identity. */
+/**
+ * Pods and VMs become one kind of thing: a workload with an identity. Each
+ * is derived from what it reads (its object; for a VM, whether its proxy is
+ * connected): given the previous build's memo, an unchanged one is the very
+ * value it was (see keyed.ts).
+ */
 export function buildWorkloads(
   pods: readonly PodObj[],
   vms: readonly VirtualMachineObj[],
   settings: MeshSettings,
   status: StatusCollector,
   connectedVirtualMachines?: ReadonlySet<string>,
-): Workload[] {
+  previous?: KeyedMemo<Workload>,
+): { workloads: Workload[]; memo: KeyedMemo<Workload> } {
+  const podOf = new Map(pods.map((p) => [p.meta.name, p]));
+  const vmOf = new Map(vms.map((v) => [v.meta.name, v]));
+  const lookups = {
+    pod: (name: string) => podOf.get(name),
+    vm: (name: string) => vmOf.get(name),
+    /** Whether the proxy of a VM's node id is connected (undefined offline: the compile knows no connections). */
+    connected: (node: string) => connectedVirtualMachines?.has(node),
+  };
+  const memo = new KeyedMemo<Workload>(previous);
   const out: Workload[] = [];
-  for (const p of pods) {
-    if (p.ips.length === 0) status.add(p.key, warning('status.podIP', 'the pod has no IP yet; it is a proxy of its identity but backs no service endpoints'));
-    out.push({
-      kind: 'Pod',
-      namespace: p.meta.namespace,
-      name: p.meta.name,
-      identity: identityOf(settings.trustDomain, p.meta.namespace, p.serviceAccountName),
-      serviceAccount: p.serviceAccountName,
-      addresses: [...p.ips].sort(compareStrings),
-      ports: uniquePorts(p.ports),
-      labels: p.meta.labels,
-      interceptionMode: p.interceptionMode ?? settings.defaultInterceptionMode,
-      ...(p.injected ? { injected: { probes: probesOf(p, status) } } : {}),
-    });
-  }
+  for (const p of pods) out.push(memo.get(`Pod/${p.meta.name}`, lookups, status, (read, st) => podWorkload(read('pod', p.meta.name)!, settings, st)));
   for (const v of vms) {
-    const mode = v.interceptionMode ?? settings.defaultInterceptionMode;
-    // Mesh participants = issued proxy certificates ∩ connected proxies ∩ declared endpoints. A
-    // proxyless VM has no proxy of its own to connect, and an offline compile knows no connections.
-    const node = vmNodeId(v.meta.namespace, v.serviceAccount, v.meta.name);
-    const withheld = connectedVirtualMachines !== undefined && mode !== 'proxyless' && !connectedVirtualMachines.has(node);
-    if (withheld && v.addresses.length > 0) {
-      status.add(v.key, warning('spec.addresses', `endpoints withheld: no proxy is connected as node ${node} (smc vm bundle writes its bootstrap); callers are sent them once it connects`));
-    }
-    out.push({
-      kind: 'VirtualMachine',
-      namespace: v.meta.namespace,
-      name: v.meta.name,
-      identity: identityOf(settings.trustDomain, v.meta.namespace, v.serviceAccount),
-      serviceAccount: v.serviceAccount,
-      addresses: withheld ? [] : [...v.addresses].sort(compareStrings),
-      ports: uniquePorts(v.ports),
-      labels: v.workloadLabels,
-      interceptionMode: mode,
-    });
+    out.push(
+      memo.get(`VirtualMachine/${v.meta.name}`, lookups, status, (read, st) => {
+        const vm = read('vm', v.meta.name)!;
+        const mode = vm.interceptionMode ?? settings.defaultInterceptionMode;
+        // A proxyless VM has no proxy of its own to connect.
+        return vmWorkload(vm, mode, settings, st, mode === 'proxyless' ? undefined : read('connected', vmNodeId(vm.meta.namespace, vm.serviceAccount, vm.meta.name)));
+      }),
+    );
   }
-  return out.sort(
-    (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name),
-  );
+  const workloads = out.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name));
+  return { workloads, memo: memo.seal() };
+}
+
+function podWorkload(p: PodObj, settings: MeshSettings, status: StatusCollector): Workload {
+  if (p.ips.length === 0) status.add(p.key, warning('status.podIP', 'the pod has no IP yet; it is a proxy of its identity but backs no service endpoints'));
+  return {
+    kind: 'Pod',
+    namespace: p.meta.namespace,
+    name: p.meta.name,
+    identity: identityOf(settings.trustDomain, p.meta.namespace, p.serviceAccountName),
+    serviceAccount: p.serviceAccountName,
+    addresses: [...p.ips].sort(compareStrings),
+    ports: uniquePorts(p.ports),
+    labels: p.meta.labels,
+    interceptionMode: p.interceptionMode ?? settings.defaultInterceptionMode,
+    ...(p.injected ? { injected: { probes: probesOf(p, status) } } : {}),
+  };
+}
+
+/**
+ * Mesh participants = issued proxy certificates ∩ connected proxies ∩
+ * declared endpoints: a VM whose proxy is not connected has its endpoints
+ * withheld. `connected` is undefined when that is not asked (an offline
+ * compile knows no connections; a proxyless VM has no proxy).
+ */
+function vmWorkload(v: VirtualMachineObj, mode: Workload['interceptionMode'], settings: MeshSettings, status: StatusCollector, connected: boolean | undefined): Workload {
+  const node = vmNodeId(v.meta.namespace, v.serviceAccount, v.meta.name);
+  const withheld = connected === false;
+  if (withheld && v.addresses.length > 0) {
+    status.add(v.key, warning('spec.addresses', `endpoints withheld: no proxy is connected as node ${node} (smc vm bundle writes its bootstrap); callers are sent them once it connects`));
+  }
+  return {
+    kind: 'VirtualMachine',
+    namespace: v.meta.namespace,
+    name: v.meta.name,
+    identity: identityOf(settings.trustDomain, v.meta.namespace, v.serviceAccount),
+    serviceAccount: v.serviceAccount,
+    addresses: withheld ? [] : [...v.addresses].sort(compareStrings),
+    ports: uniquePorts(v.ports),
+    labels: v.workloadLabels,
+    interceptionMode: mode,
+  };
 }
 
 function probesOf(p: PodObj, status: StatusCollector): readonly NamedProbe[] {
