@@ -10,7 +10,7 @@ import { buildSplits } from './splits.js';
 import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type SplitIR, type Workload } from './types.js';
 import { buildWorkloads } from './workloads.js';
 import { groupBy, sameItems } from '../group.js';
-import { KeyedMemo } from '../keyed.js';
+import type { KeyedMemo } from '../keyed.js';
 
 /** Kinds the mesh as a whole reads (its namespaces, its settings), wherever they live. */
 const MESH_WIDE = new Set<m.MeshObject['kind']>(['Namespace', 'MeshConfig']);
