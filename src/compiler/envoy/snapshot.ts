@@ -10,7 +10,7 @@ import { edsCluster, inboundCluster, outboundCluster, outboundClusterKey } from 
 import { resourceInconsistencies } from './consistency.js';
 import { loadAssignment, loadAssignmentKey } from './endpoint.js';
 import { explicitListeners, inboundListener, inboundPorts, transparentListener } from './listener.js';
-import { outboundServices } from './outbound.js';
+import { outboundServices, type OutboundService } from './outbound.js';
 import { proxylessListeners } from './proxyless.js';
 import { probeClusters, probeListener, type ProbeChain } from './probes.js';
 import { inboundRouteConfig, outboundRouteConfigs } from './route.js';
@@ -130,8 +130,9 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     const names = workloads.filter((w) => w.interceptionMode === 'proxyless').map((w) => `${w.kind} ${w.namespace}/${w.name}`);
     warn(`${names.join(', ')}: proxyless, but shares its identity with sidecar workloads and so receives sidecar configuration, which gRPC clients reject; give it a service account of its own`);
   }
-  const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, warn);
-  const outbound = outboundServices(ir, upstreams);
+  const reach = reachOf(ir, identity, dataPlane);
+  for (const w of reach.warnings) warn(w);
+  const { upstreams, outbound } = reach;
   const inbound = dataPlane === 'envoy' ? inboundPorts(ir, identity) : [];
   const own = certificateOf(certificates, identity);
   const namespace = workloads[0]?.namespace ?? '';
@@ -139,35 +140,29 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
   const injected = dataPlane === 'envoy' && workloads.some((w) => w.injected !== undefined);
   const probes = injected ? [...new Map(workloads.flatMap((w) => w.injected?.probes ?? []).map((p) => [p.key, p])).values()].sort((a, b) => compareStrings(a.key, b.key)) : [];
   const probeChains = injected ? probeChainsOf(workloads) : [];
-  const plan = [
-    dataPlane,
-    [...modes].sort(),
-    namespace,
-    ir.settings.permissive,
-    ir.settings.trustDomain,
-    ir.settings.accessLog,
-    upstreams.map((u) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.endpoints, u.identities]),
-    outbound.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split]),
-    inbound,
-    injected,
-    probes,
-    probeChains,
-    [...warnings],
-  ];
+  // Endpoints are not part of the plan: they are the endpoint path's (the assignments below), and a change of them alone translates nothing else.
+  const plan = [dataPlane, [...modes].sort(), namespace, ir.settings.permissive, ir.settings.trustDomain, ir.settings.accessLog, reach.plan, inbound, injected, probes, probeChains, [...warnings]];
   // Secrets depend on the certificate alone: they are not part of the plan, and a new certificate re-encodes them and nothing else.
   const secretsOf = (): Named[] => (own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : []);
   const madeWith: SecretSource = { certificate: own, trustBundle: certificates?.trustBundle };
   // Compared only when there is a previous plan: a cold compile pays nothing for it.
   if (previous && planText(previous.plan) === planText(plan)) {
-    if (sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle)) return previous;
-    const types = { ...previous.snapshot.types, secret: encodeSet(codec, 'secret', secretsOf(), memo) };
+    const endpoint = endpointSet(reach, codec, memo);
+    const sameEndpoints = endpoint.version === previous.snapshot.types.endpoint.version;
+    const sameSecretsAsBefore = sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle);
+    if (sameEndpoints && sameSecretsAsBefore) return previous;
+    const types = {
+      ...previous.snapshot.types,
+      ...(sameEndpoints ? {} : { endpoint }),
+      ...(sameSecretsAsBefore ? {} : { secret: encodeSet(codec, 'secret', secretsOf(), memo) }),
+    };
     const renewed: PlannedSnapshot = { plan, snapshot: { ...previous.snapshot, types }, inconsistencies: previous.inconsistencies };
     secretSources.set(renewed, madeWith);
     return renewed;
   }
 
   const routes: object[] = outboundRouteConfigs(outbound, namespace);
-  const endpoints = upstreams.map((u) => keyed(loadAssignment(u), loadAssignmentKey(u)));
+  const endpoints = assignments(reach);
   let sets: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
     sets = { cluster: upstreams.map((u) => keyed(edsCluster(u), outboundClusterKey(u, dataPlane))), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
@@ -183,11 +178,66 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     routes.push(...inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)));
     sets = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secretsOf() };
   }
-  const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, encodeSet(codec, k, sets[k], memo)])) as Record<ResourceKind, ResourceSet>;
+  const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, k === 'endpoint' ? endpointSet(reach, codec, memo) : encodeSet(codec, k, sets[k], memo)])) as Record<ResourceKind, ResourceSet>;
   // References close within the snapshot: checked on what was just built, not by decoding it again.
   const planned: PlannedSnapshot = { plan, snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, sets) };
   secretSources.set(planned, madeWith);
   return planned;
+}
+
+/**
+ * What one identity reaches and how (its upstreams, with their endpoints, and
+ * its outbound services), with `plan`: what of it the plan holds (no
+ * endpoint). In a permissive mesh every identity of a data plane reaches the
+ * same: that reach is made once per IR and shared, its plan part a hash, and
+ * its endpoint assignments one resource set that every snapshot holds.
+ */
+interface Reach {
+  readonly upstreams: readonly Upstream[];
+  readonly outbound: readonly OutboundService[];
+  readonly warnings: readonly string[];
+  readonly plan: unknown;
+  /** The endpoint assignments and their resource set, made once (with the first codec and memo that ask). */
+  assignments?: Named[];
+  endpoints?: ResourceSet;
+}
+
+const sharedReach = new WeakMap<MeshIR, Map<DataPlane, Reach>>();
+
+function reachOf(ir: MeshIR, identity: Identity, dataPlane: DataPlane): Reach {
+  const shared = ir.settings.permissive && meshIndex(ir).identitySet.has(identity);
+  if (shared) {
+    let byPlane = sharedReach.get(ir);
+    if (!byPlane) sharedReach.set(ir, (byPlane = new Map()));
+    const known = byPlane.get(dataPlane);
+    if (known) return known;
+    const made = makeReach(ir, identity, dataPlane, true);
+    byPlane.set(dataPlane, made);
+    return made;
+  }
+  return makeReach(ir, identity, dataPlane, false);
+}
+
+function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean): Reach {
+  const warnings: string[] = [];
+  const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, (m) => warnings.push(m));
+  const outbound = outboundServices(ir, upstreams);
+  const plan = [
+    upstreams.map((u) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.identities]),
+    outbound.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split]),
+  ];
+  // Shared: its text is hashed once, and every plan holds the hash.
+  return { upstreams, outbound, warnings, plan: shared ? createHash('sha256').update(JSON.stringify(plan)).digest('hex') : plan };
+}
+
+/** The ClusterLoadAssignments of a reach, each keyed by what it reads (many callers share them). */
+const assignments = (reach: Reach): Named[] => (reach.assignments ??= reach.upstreams.map((u) => keyed(loadAssignment(u), loadAssignmentKey(u))));
+
+function endpointSet(reach: Reach, codec: ProtoCodec, memo: EncodeMemo): ResourceSet {
+  if (reach.endpoints) return reach.endpoints;
+  const set = encodeSet(codec, 'endpoint', assignments(reach), memo);
+  reach.endpoints = set;
+  return set;
 }
 
 /** The certificate and trust bundle a planned snapshot's secrets were made from (kept beside the plan, not in it: plans are data, keys are not). */
