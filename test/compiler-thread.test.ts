@@ -6,6 +6,8 @@ import { compile } from '../src/compiler/compile.js';
 import type { Snapshot } from '../src/compiler/envoy/snapshot.js';
 import type { CertificateInputs, MeshInputs } from '../src/compiler/inputs.js';
 import { startCompilerThread } from '../src/runtime/compiler-thread.js';
+import type { SnapshotChanges } from '../src/runtime/compile-worker.js';
+import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 
 /**
  * The controller compiles in a worker thread: the event loop that serves ADS
@@ -37,8 +39,8 @@ const certificatesOf = (services: number, renewed = -1): CertificateInputs => ({
   trustBundle: 'bundle',
   identities: Array.from({ length: services }, (_, i) => ({ identity: `spiffe://cluster.local/ns/big/sa/s${i}`, certificateChain: `chain-${i}${i === renewed ? '-renewed' : ''}`, privateKey: `key-${i}` })),
 });
-const bytesOf = (s: Snapshot) => Object.fromEntries(Object.entries(s.types).map(([k, t]) => [k, [t.version, t.resources.map((r) => `${r.name}=${Buffer.from(r.bytes).toString('base64')}`)]]));
-const versionsOf = (snapshots: readonly Snapshot[]) => new Map(snapshots.map((s) => [s.identity, JSON.stringify(Object.values(s.types).map((t) => t.version))]));
+const bytesOf = (s: { types: Partial<Snapshot['types']> }) => Object.fromEntries(Object.entries(s.types).map(([k, t]) => [k, [t.version, t.resources.map((r) => `${r.name}=${Buffer.from(r.bytes).toString('base64')}`)]]));
+const versionsOf = (snapshots: readonly Pick<Snapshot, 'identity' | 'types'>[]) => new Map(snapshots.map((s) => [s.identity, JSON.stringify(Object.values(s.types).map((t) => t.version))]));
 
 test('a large compile runs off the event loop, and gives exactly what the compiler gives in-process', async () => {
   const units = mesh(150, { permissive: true });
@@ -56,7 +58,7 @@ test('a large compile runs off the event loop, and gives exactly what the compil
     assert.deepEqual(await thread.ir(compiled.compile), local.ir, 'the IR stays in the worker, and is sent when asked for');
     assert.deepEqual([compiled.identities, compiled.namespaces, compiled.settings], [local.snapshots.map((x) => x.identity), local.ir.namespaces, local.ir.settings]);
     assert.deepEqual(removed, []);
-    assert.deepEqual(snapshots.map(bytesOf), local.snapshots.map(bytesOf));
+    assert.deepEqual(snapshots.map(bytesOf), local.snapshots.map(bytesOf), 'the first answer holds every type of every snapshot');
     // A failure in the worker is an error of the call, not a crash.
     const fresh = startCompilerThread();
     await assert.rejects(fresh.snapshots({ trustBundle: '', identities: [] }), /before any compile/);
@@ -71,9 +73,14 @@ test('a change crosses to the worker and back as what changed: the snapshots tha
   const thread = startCompilerThread();
   try {
     const N = 60;
-    const cached = new Map<string, Snapshot>();
-    const apply = (r: { changed: Snapshot[]; removed: string[] }) => {
-      for (const s of r.changed) cached.set(s.identity, s);
+    const cached = new Map<string, Pick<Snapshot, 'identity' | 'types'>>();
+    // Each changed snapshot comes with the types that changed only: merged into what was there.
+    const apply = (r: SnapshotChanges) => {
+      for (const s of r.changed) {
+        const was = cached.get(s.identity);
+        if (!was) assert.deepEqual(Object.keys(s.types).sort(), [...PUSH_ORDER].sort(), `${s.identity} is new: every type is sent`);
+        cached.set(s.identity, { identity: s.identity, types: { ...was?.types, ...s.types } as Snapshot['types'] });
+      }
       for (const id of r.removed) cached.delete(id);
       return r;
     };
@@ -95,9 +102,12 @@ test('a change crosses to the worker and back as what changed: the snapshots tha
     // One pod moves: its own snapshot and its one caller's change, nothing else.
     const moved = await step(mesh(N, { moved: 20 }), certificatesOf(N));
     assert.deepEqual(moved.changed.map((s) => s.identity).sort(), ['spiffe://cluster.local/ns/big/sa/s21']);
+    // The endpoint path: only the caller's endpoint assignments cross.
+    assert.deepEqual(Object.keys(moved.changed[0]!.types), ['endpoint']);
     // One certificate renewed: that identity alone.
     const renewed = await step(mesh(N, { moved: 20 }), certificatesOf(N, 7));
     assert.deepEqual(renewed.changed.map((s) => s.identity), ['spiffe://cluster.local/ns/big/sa/s7']);
+    assert.deepEqual(Object.keys(renewed.changed[0]!.types), ['secret']);
     // A workload leaves: its identity is removed, its caller changes.
     const gone = await step(mesh(N, { moved: 20, without: 40 }), certificatesOf(N, 7));
     assert.deepEqual(gone.removed, ['spiffe://cluster.local/ns/big/sa/s40']);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import type { Snapshot } from '../compiler/envoy/snapshot.js';
+import type { ResourceSet } from '../compiler/envoy/snapshot.js';
 
 /**
  * The latest snapshot per proxy identity. Encoded resources are interned by
@@ -42,18 +42,26 @@ export interface IdentityChange {
 
 export type CacheListener = (snapshot: CachedSnapshot | undefined) => void;
 
+/**
+ * A snapshot, or what changed of one: types left out are the ones already
+ * cached for the identity (the compile worker sends only the types that
+ * changed since its last answer).
+ */
+export interface SnapshotPatch {
+  readonly identity: string;
+  readonly types: Partial<Readonly<Record<ResourceKind, ResourceSet>>>;
+}
+
 export interface SnapshotCache {
   /** Replaces every snapshot at once; identities not in `snapshots` are removed. */
-  setSnapshots(snapshots: readonly Snapshot[]): IdentityChange[];
+  setSnapshots(snapshots: readonly SnapshotPatch[]): IdentityChange[];
   /**
-   * Sets the snapshots of some identities and removes others, leaving every
-   * other identity as it is: a change costs what it touches.
+   * Sets the snapshots (or the changed types) of some identities and removes
+   * others, leaving every other identity as it is: a change costs what it touches.
    */
-  update(changed: readonly Snapshot[], removed?: readonly string[]): IdentityChange[];
+  update(changed: readonly SnapshotPatch[], removed?: readonly string[]): IdentityChange[];
   get(identity: string): CachedSnapshot | undefined;
   identities(): string[];
-  /** Whether `snapshot` would change what is cached for its identity (compared by type versions). */
-  differs(snapshot: Snapshot): boolean;
   /** Called with the new snapshot (or undefined when removed) after each change of this identity. */
   watch(identity: string, listener: CacheListener): () => void;
   stats(): { identities: number; resourceReferences: number; uniqueResources: number; uniqueBytes: number };
@@ -63,8 +71,14 @@ const hashBytes = (b: Uint8Array) => createHash('sha256').update(b).digest('hex'
 
 export function createSnapshotCache(): SnapshotCache {
   const snapshots = new Map<string, CachedSnapshot>();
-  // kind + name + content hash -> the one shared resource object, and how many snapshots hold it.
+  // kind + name + content hash -> the one shared resource object, and how many cached types hold it.
   const interned = new Map<string, { resource: CachedResource; holders: number }>();
+  // A resource set the compiler made once for many identities (a permissive mesh's endpoint set) is cached once:
+  // the cached type of each set, and how many identities hold each cached type.
+  const typeOfSet = new WeakMap<ResourceSet, CachedType>();
+  const typeHolders = new Map<CachedType, { kind: ResourceKind; holders: number }>();
+  // What changed from one cached type to another, found once for every identity that makes the same move.
+  const moves = new WeakMap<CachedType, WeakMap<CachedType, TypeChange>>();
   const watchers = new Map<string, Set<CacheListener>>();
   const keyOf = (kind: ResourceKind, name: string, version: string) => `${kind}\0${name}\0${version}`;
 
@@ -80,42 +94,76 @@ export function createSnapshotCache(): SnapshotCache {
     interned.set(key, { resource, holders: 1 });
     return resource;
   };
-  const release = (s: CachedSnapshot) => {
-    for (const kind of PUSH_ORDER) {
-      for (const r of s.types[kind].resources.values()) {
-        const key = keyOf(kind, r.name, r.version);
-        const held = interned.get(key)!;
-        if (--held.holders === 0) interned.delete(key);
-      }
+  const acquireType = (kind: ResourceKind, set: ResourceSet): CachedType => {
+    const known = typeOfSet.get(set);
+    const held = known && typeHolders.get(known);
+    if (held) {
+      held.holders++;
+      return known!;
+    }
+    const type: CachedType = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r.name, r.bytes)])) };
+    typeOfSet.set(set, type);
+    typeHolders.set(type, { kind, holders: 1 });
+    return type;
+  };
+  const releaseType = (type: CachedType) => {
+    const held = typeHolders.get(type)!;
+    if (--held.holders > 0) return;
+    typeHolders.delete(type);
+    for (const r of type.resources.values()) {
+      const key = keyOf(held.kind, r.name, r.version);
+      const entry = interned.get(key)!;
+      if (--entry.holders === 0) interned.delete(key);
     }
   };
-  const same = (a: CachedSnapshot | undefined, s: Snapshot) => a !== undefined && PUSH_ORDER.every((k) => a.types[k].version === s.types[k].version);
+  const EMPTY: CachedType = { version: '', resources: new Map() };
+  const change = (before: CachedType, after: CachedType): TypeChange => {
+    let byAfter = moves.get(before);
+    const known = byAfter?.get(after);
+    if (known) return known;
+    const changed = [...after.resources.values()].filter((r) => before.resources.get(r.name)?.version !== r.version).map((r) => r.name);
+    const removed = [...before.resources.keys()].filter((n) => !after.resources.has(n));
+    const found = { changed, removed };
+    if (!byAfter) moves.set(before, (byAfter = new WeakMap()));
+    byAfter.set(after, found);
+    return found;
+  };
   const diff = (identity: string, before: CachedSnapshot | undefined, after: CachedSnapshot | undefined): IdentityChange | undefined => {
     const types: Partial<Record<ResourceKind, TypeChange>> = {};
     for (const kind of PUSH_ORDER) {
-      const a = before?.types[kind].resources ?? new Map<string, CachedResource>();
-      const b = after?.types[kind].resources ?? new Map<string, CachedResource>();
-      const changed = [...b.values()].filter((r) => a.get(r.name)?.version !== r.version).map((r) => r.name);
-      const removed = [...a.keys()].filter((n) => !b.has(n));
-      if (changed.length > 0 || removed.length > 0) types[kind] = { changed, removed };
+      const a = before?.types[kind] ?? EMPTY;
+      const b = after?.types[kind] ?? EMPTY;
+      if (a === b) continue;
+      const c = change(a, b);
+      if (c.changed.length > 0 || c.removed.length > 0) types[kind] = c;
     }
     if (Object.keys(types).length > 0 || (before === undefined) !== (after === undefined)) return { identity, types, gone: after === undefined };
     return undefined;
   };
 
-  const update = (changed: readonly Snapshot[], removed: readonly string[] = []): IdentityChange[] => {
+  const update = (changed: readonly SnapshotPatch[], removed: readonly string[] = []): IdentityChange[] => {
     const changes: IdentityChange[] = [];
     for (const s of changed) {
       const before = snapshots.get(s.identity);
-      // Same versions, same bytes: nothing to hash, intern or tell.
-      if (same(before, s)) continue;
       const types = {} as Record<ResourceKind, CachedType>;
+      const replaced: CachedType[] = [];
       for (const kind of PUSH_ORDER) {
         const set = s.types[kind];
-        types[kind] = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r.name, r.bytes)])) };
+        const was = before?.types[kind];
+        if (set === undefined) {
+          if (was === undefined) throw new Error(`the snapshot of ${s.identity} has no ${kind} resources and none are cached (a bug in smc)`);
+          types[kind] = was;
+        } else if (was !== undefined && was.version === set.version) {
+          // Same version, same bytes: nothing to hash, intern or tell.
+          types[kind] = was;
+        } else {
+          types[kind] = acquireType(kind, set);
+          if (was) replaced.push(was);
+        }
       }
+      if (before && PUSH_ORDER.every((k) => types[k] === before.types[k])) continue;
       const after: CachedSnapshot = { identity: s.identity, types };
-      if (before) release(before);
+      for (const t of replaced) releaseType(t);
       snapshots.set(s.identity, after);
       const c = diff(s.identity, before, after);
       if (c) changes.push(c);
@@ -123,7 +171,7 @@ export function createSnapshotCache(): SnapshotCache {
     for (const identity of removed) {
       const before = snapshots.get(identity);
       if (!before) continue;
-      release(before);
+      for (const kind of PUSH_ORDER) releaseType(before.types[kind]);
       snapshots.delete(identity);
       changes.push({ identity, types: diff(identity, before, undefined)?.types ?? {}, gone: true });
     }
@@ -137,7 +185,6 @@ export function createSnapshotCache(): SnapshotCache {
       return update(list, [...snapshots.keys()].filter((id) => !keep.has(id)));
     },
     update,
-    differs: (s) => !same(snapshots.get(s.identity), s),
     get: (identity) => snapshots.get(identity),
     identities: () => [...snapshots.keys()].sort(),
     watch(identity, listener) {

@@ -3,7 +3,9 @@ import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import type { SourceUnit } from '../adapters/source.js';
 import { sameItems } from '../compiler/group.js';
 import { compileUnits, type UnitsCompileResult } from '../compiler/units.js';
-import { planSnapshots, replannedOf, type PlannedSnapshot, type Snapshot } from '../compiler/envoy/snapshot.js';
+import { planSnapshots, replannedOf, type PlannedSnapshot } from '../compiler/envoy/snapshot.js';
+import { PUSH_ORDER } from '../compiler/envoy/codec.js';
+import type { SnapshotPatch } from './cache.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { meshIndex } from '../compiler/ir/index.js';
 import type { MeshIR, MeshSettings } from '../compiler/ir/types.js';
@@ -37,8 +39,13 @@ export interface CertificateDelta {
 }
 
 export interface SnapshotChanges {
-  /** Snapshots whose plan changed since the worker's last answer (all of them the first time, or after a reset). */
-  readonly changed: Snapshot[];
+  /**
+   * Snapshots that changed since the worker's last answer, each with only
+   * the types that changed (every type of an identity not sent before: all
+   * of them the first time, or after a reset). A resource set many
+   * identities share is one object in the answer, copied across once.
+   */
+  readonly changed: SnapshotPatch[];
   /** Identities that are no longer in the mesh. */
   readonly removed: string[];
   /** What does not close in the changed snapshots (a compiler bug): the controller then publishes none of them. */
@@ -194,12 +201,14 @@ parentPort?.on('message', (m: WorkerRequest) => {
     }
     // What changed since the controller was last sent snapshots (a prepared plan is sent once it is asked for).
     const complete = !subset && sent.size === 0;
-    const changed: Snapshot[] = [];
+    const changed: SnapshotPatch[] = [];
     const inconsistencies: string[] = [];
     for (const id of [...unsent].sort()) {
       const p = next.get(id);
-      if (p === undefined || sent.get(id) === p) continue;
-      changed.push(p.snapshot);
+      const was = sent.get(id);
+      if (p === undefined || was === p) continue;
+      const types = was ? Object.fromEntries(PUSH_ORDER.flatMap((k) => (p.snapshot.types[k] === was.snapshot.types[k] ? [] : [[k, p.snapshot.types[k]]]))) : p.snapshot.types;
+      changed.push({ identity: id, types });
       inconsistencies.push(...p.inconsistencies);
       sent.set(id, p);
     }
