@@ -56,8 +56,23 @@ interface References {
   secrets: string[];
 }
 
-/** Walks decoded resources for the fields that name other resources. */
-function references(values: readonly unknown[]): References {
+/** What each resource object names (resource objects are never changed once made: one that many snapshots hold is walked once). */
+const walked = new WeakMap<object, References>();
+
+/** Walks resources for the fields that name other resources. */
+function references(values: readonly object[]): References {
+  const out: References = { routes: [], clusters: [], secrets: [] };
+  for (const v of values) {
+    let refs = walked.get(v);
+    if (!refs) walked.set(v, (refs = walkOne(v)));
+    out.routes.push(...refs.routes);
+    out.clusters.push(...refs.clusters);
+    out.secrets.push(...refs.secrets);
+  }
+  return out;
+}
+
+function walkOne(value: object): References {
   const out: References = { routes: [], clusters: [], secrets: [] };
   const walk = (v: unknown): void => {
     if (Array.isArray(v)) return v.forEach(walk);
@@ -71,6 +86,6 @@ function references(values: readonly unknown[]): References {
       walk(x);
     }
   };
-  values.forEach(walk);
+  walk(value);
   return out;
 }

@@ -71,8 +71,22 @@ function keyed<T extends object>(json: T, key: string): T {
   return json;
 }
 
+/**
+ * Bytes by the resource object they were encoded from: a resource object
+ * that several snapshots hold (what a shared reach built once) is encoded
+ * once. Resource objects are never changed once made.
+ */
+const encodedObjects = new WeakMap<object, Uint8Array>();
+
 function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[], memo: EncodeMemo): ResourceSet {
   const encode = (json: Named) => {
+    const known = encodedObjects.get(json);
+    if (known) return known;
+    const bytes = encodeOnce(json);
+    encodedObjects.set(json, bytes);
+    return bytes;
+  };
+  const encodeOnce = (json: Named) => {
     if (!SHARED_KINDS.has(kind)) return codec.encode(TYPES[kind], json);
     const input = inputKeys.get(json);
     const key = `${kind}\u0000${input === undefined ? JSON.stringify(json) : `#${input}`}`;
@@ -161,20 +175,24 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     return renewed;
   }
 
-  const routes: object[] = outboundRouteConfigs(outbound, namespace);
+  // What the reach alone decides is made once per reach (once for all identities of a permissive mesh).
+  const once = <T>(key: string, make: (warn: (m: string) => void) => T): T => fromReach(reach, key, warn, make);
+  const routes: object[] = [...once(`routes ${namespace}`, () => outboundRouteConfigs(outbound, namespace))];
   const endpoints = assignments(reach);
   let sets: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
-    sets = { cluster: upstreams.map((u) => keyed(edsCluster(u), outboundClusterKey(u, dataPlane))), endpoint: endpoints, listener: proxylessListeners(outbound, warn) as Named[], route: routes, secret: [] };
+    const clusters = once('clusters', () => upstreams.map((u) => keyed(edsCluster(u), outboundClusterKey(u, dataPlane))));
+    sets = { cluster: clusters, endpoint: endpoints, listener: once('proxyless', (w) => proxylessListeners(outbound, w) as Named[]), route: routes, secret: [] };
   } else {
-    const clusters = [...upstreams.map((u) => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))), ...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])];
+    const outboundClusters = once('clusters', () => upstreams.map((u) => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))));
+    const clusters = [...outboundClusters, ...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])];
     const listeners: Named[] = injected ? [probeListener(probeChains)] : [];
     if (inbound.length > 0) listeners.push(inboundListener(ir, inbound));
     if (modes.has('transparent')) {
-      const l = transparentListener(outbound, warn);
+      const l = once('transparent', (w) => transparentListener(outbound, w));
       if (l.filterChains.length > 0) listeners.push(l);
     }
-    if (modes.has('explicit')) listeners.push(...(explicitListeners(outbound, warn) as Named[]));
+    if (modes.has('explicit')) listeners.push(...once('explicit', (w) => explicitListeners(outbound, w) as Named[]));
     routes.push(...inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)));
     sets = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secretsOf() };
   }
@@ -200,6 +218,20 @@ interface Reach {
   /** The endpoint assignments and their resource set, made once (with the first codec and memo that ask). */
   assignments?: Named[];
   endpoints?: ResourceSet;
+  /** Resources made from the reach alone (see `fromReach`), with the warnings their making gave. */
+  readonly made: Map<string, { readonly value: unknown; readonly warnings: readonly string[] }>;
+}
+
+/** What `make` builds from a reach, made once per reach and key; the warnings it gave are given again each time. */
+function fromReach<T>(reach: Reach, key: string, warn: (m: string) => void, make: (warn: (m: string) => void) => T): T {
+  let made = reach.made.get(key);
+  if (!made) {
+    const warnings: string[] = [];
+    made = { value: make((m) => warnings.push(m)), warnings };
+    reach.made.set(key, made);
+  }
+  for (const m of made.warnings) warn(m);
+  return made.value as T;
 }
 
 const sharedReach = new WeakMap<MeshIR, Map<DataPlane, Reach>>();
@@ -227,7 +259,7 @@ function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared:
     outbound.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split]),
   ];
   // Shared: its text is hashed once, and every plan holds the hash.
-  return { upstreams, outbound, warnings, plan: shared ? createHash('sha256').update(JSON.stringify(plan)).digest('hex') : plan };
+  return { upstreams, outbound, warnings, plan: shared ? createHash('sha256').update(JSON.stringify(plan)).digest('hex') : plan, made: new Map() };
 }
 
 /** The ClusterLoadAssignments of a reach, each keyed by what it reads (many callers share them). */
