@@ -2,12 +2,33 @@ import type { PortRouteObj, TrafficTargetObj } from '../model.js';
 import { error, warning, type StatusCollector } from '../status.js';
 import type { CheckedRouteGroup } from './routes.js';
 import { compareStrings, identityOf, type DestinationAccess, type Grant, type HttpMatchIR, type MeshSettings } from './types.js';
+import { warnHttpOnTcp, type IdentityPorts } from './access-checks.js';
+import { KeyedMemo } from '../keyed.js';
 
 /**
  * TrafficTargets become grants, grouped by destination identity. Deny by
  * default: nothing reaches a destination unless a grant here says so (or the
  * mesh is permissive, which `query.ts` applies).
+ *
+ * Each TrafficTarget is derived on its own from what it reads (itself, the
+ * routes it names, whether the accounts it names exist, its destination's
+ * ports), and each destination's access from its targets' grants: given the
+ * previous build's memo, what none of those reads changed is the very value
+ * it was, with its messages (see keyed.ts).
  */
+export interface AccessMemo {
+  readonly targets: KeyedMemo<TargetGrants | undefined>;
+  readonly destinations: KeyedMemo<DestinationAccess>;
+}
+
+/** A TrafficTarget's grants, all to one destination (undefined: rejected, it grants nothing). */
+export interface TargetGrants {
+  readonly destination: string;
+  readonly grants: readonly Grant[];
+}
+
+const NONE: readonly never[] = [];
+
 export function buildAccess(
   targets: readonly TrafficTargetObj[],
   routeGroups: ReadonlyMap<string, CheckedRouteGroup>,
@@ -19,94 +40,137 @@ export function buildAccess(
   accounts: readonly string[] = [],
   /** Whether an identity that is neither of those exists in its namespace (when the mesh is built a namespace at a time). */
   knownElsewhere: (namespace: string, id: string) => boolean = () => false,
-): DestinationAccess[] {
+  /** The ports of an identity's endpoints, for `warnHttpOnTcp` (none: not checked). */
+  portsOf: (identity: string) => IdentityPorts | undefined = () => undefined,
+  previous?: AccessMemo,
+): { access: DestinationAccess[]; memo: AccessMemo } {
   const known = new Set([...identities, ...accounts]);
-  const byDestination = new Map<string, Grant[]>();
+  const targetOf = new Map(targets.map((tt) => [tt.key, tt]));
+  const lookups = {
+    target: (key: string) => targetOf.get(key),
+    group: (name: string) => routeGroups.get(name),
+    portRoute: (name: string) => portRoutes.get(name),
+    known: (arg: string) => {
+      const [namespace, id] = arg.split('\n') as [string, string];
+      return known.has(id) || knownElsewhere(namespace, id);
+    },
+    ports: (identity: string) => portsOf(identity),
+  };
+  const targetMemo = new KeyedMemo<TargetGrants | undefined>(previous?.targets);
+  const byDestination = new Map<string, string[]>();
   for (const id of identities) byDestination.set(id, []);
-
+  const results = new Map<string, TargetGrants | undefined>();
   for (const tt of targets) {
-    const ns = tt.meta.namespace;
-    const from = `${ns}/${tt.meta.name}`;
-    const destPath = tt.rulesPath === 'specs' ? 'destination' : 'spec.destination';
-    if (tt.destination.namespace !== ns) {
-      status.reject(tt.key, error(`${destPath}.namespace`, `a TrafficTarget must live in its destination's namespace: expected ${JSON.stringify(ns)}, got ${JSON.stringify(tt.destination.namespace)} (a namespace cannot grant access to another namespace's workloads)`));
-      continue;
-    }
-    const destination = identityOf(settings.trustDomain, ns, tt.destination.name);
-    const sources = [...new Set(tt.sources.map((s) => identityOf(settings.trustDomain, s.namespace, s.name)))];
-    // References to nothing are warnings, not errors: the account may come later (as with istioctl analyze).
-    const absent = (namespace: string, id: string) => !known.has(id) && !knownElsewhere(namespace, id);
-    if (absent(ns, destination)) status.add(tt.key, warning(`${destPath}.name`, `no Pod, VirtualMachine or ServiceAccount of the mesh is service account ${ns}/${tt.destination.name}; this TrafficTarget applies once one exists`));
-    tt.sources.forEach((s, i) => {
-      if (absent(s.namespace, identityOf(settings.trustDomain, s.namespace, s.name))) {
-        status.add(tt.key, warning(`${tt.rulesPath === 'specs' ? 'sources' : 'spec.sources'}[${i}].name`, `no Pod, VirtualMachine or ServiceAccount of the mesh is service account ${s.namespace}/${s.name}; this source is granted access once one exists`));
-      }
+    const result = targetMemo.get(tt.key, lookups, status, (read, st) => {
+      const target = read('target', tt.key)!;
+      const made = targetGrants(target, (name) => read('group', name), (name) => read('portRoute', name), (namespace, id) => read('known', `${namespace}\n${id}`), settings, st);
+      if (made) warnHttpOnTcp(target, made.grants, read('ports', made.destination), st);
+      return made;
     });
-    if (sources.length === 0) status.add(tt.key, warning(tt.rulesPath === 'specs' ? 'sources' : 'spec.sources', 'no sources: this TrafficTarget grants nothing'));
-    if (tt.rules.length === 0) status.add(tt.key, warning(tt.rulesPath, 'no rules: this TrafficTarget grants nothing'));
-
-    let errors = 0;
-    const ruleGrants: Omit<Grant, 'source'>[] = [];
-    tt.rules.forEach((rule, i) => {
-      const path = `${tt.rulesPath}[${i}]`;
-      const fail = (p: string, message: string) => {
-        errors++;
-        status.add(tt.key, error(p, message));
-      };
-      // A route that does not exist (yet): the rule grants nothing until it does.
-      const missing = (p: string, message: string) => void status.add(tt.key, warning(p, message));
-      const restrict = (ports: readonly number[] | 'all'): readonly number[] | 'all' | undefined => {
-        if (tt.destinationPort === undefined) return ports;
-        if (ports === 'all' || ports.includes(tt.destinationPort)) return [tt.destinationPort];
-        return undefined;
-      };
-      const refName = `${ns}/${rule.name}`;
-      if (rule.kind === 'HTTPRouteGroup') {
-        const group = routeGroups.get(refName);
-        if (!group) return missing(`${path}.name`, `HTTPRouteGroup ${refName} not found (or rejected: see its status); this rule grants nothing until it exists`);
-        const http: HttpMatchIR[] = [];
-        if (rule.matches === undefined || rule.matches.length === 0) {
-          for (const m of group.matches) if (m.ir) http.push(m.ir);
-          if (group.matches.length === 0) status.add(tt.key, warning(`${path}.name`, `HTTPRouteGroup ${refName} has no matches; this rule grants nothing`));
-        } else {
-          rule.matches.forEach((name, j) => {
-            const m = group.matches.find((x) => x.name === name);
-            if (!m) missing(`${path}.matches[${j}]`, `HTTPRouteGroup ${refName} has no match named ${JSON.stringify(name)}; it grants nothing`);
-            else if (!m.ir) fail(`${path}.matches[${j}]`, `match ${JSON.stringify(name)} of HTTPRouteGroup ${refName} is invalid (see its status); it grants nothing`);
-            else http.push(m.ir);
-          });
-        }
-        const ports = restrict('all')!;
-        if (http.length > 0) ruleGrants.push({ protocol: 'http', ports, http: dedupeMatches(http), grantedBy: from, rule: path });
-      } else if (rule.kind === 'TCPRoute') {
-        const route = portRoutes.get(`TCPRoute/${refName}`);
-        if (!route) return missing(`${path}.name`, `TCPRoute ${refName} not found (or rejected: see its status); this rule grants nothing until it exists`);
-        if (rule.matches !== undefined && rule.matches.length > 0 && !rule.matches.includes(route.matchName ?? '')) {
-          return missing(`${path}.matches`, `TCPRoute ${refName} has no match named ${rule.matches.map((x) => JSON.stringify(x)).join(', ')}; this rule grants nothing`);
-        }
-        const routePorts = route.ports === undefined || route.ports.length === 0 ? 'all' : [...new Set(route.ports)].sort((a, b) => a - b);
-        const ports = restrict(routePorts);
-        if (ports === undefined) {
-          status.add(tt.key, warning(`${path}.name`, `TCPRoute ${refName} ports do not include the destination port ${tt.destinationPort}; this rule grants nothing`));
-          return;
-        }
-        ruleGrants.push({ protocol: 'tcp', ports, http: [], grantedBy: from, rule: path });
-      } else {
-        status.add(tt.key, warning(`${path}.kind`, `${rule.kind} is accepted but UDP is not routed by smc; this rule grants nothing`));
-      }
-    });
-    if (errors > 0 && ruleGrants.length === 0) {
-      status.reject(tt.key, error(tt.rulesPath, 'no rule of this TrafficTarget is usable; it grants nothing'));
-      continue;
-    }
-    const list = byDestination.get(destination) ?? [];
-    for (const source of sources) for (const g of ruleGrants) list.push({ source, ...g });
-    byDestination.set(destination, list);
+    results.set(tt.key, result);
+    if (!result) continue;
+    const list = byDestination.get(result.destination);
+    if (list) list.push(tt.key);
+    else byDestination.set(result.destination, [tt.key]);
   }
+  const destinationMemo = new KeyedMemo<DestinationAccess>(previous?.destinations);
+  const destinationLookups = { targetsOf: (d: string) => byDestination.get(d) ?? NONE, grantsOf: (key: string) => results.get(key) };
+  const access = [...byDestination.keys()].sort(compareStrings).map((destination) =>
+    destinationMemo.get(destination, destinationLookups, status, (read) => ({
+      destination,
+      grants: read('targetsOf', destination).flatMap((key) => read('grantsOf', key)!.grants).sort(compareGrants),
+    })),
+  );
+  return { access, memo: { targets: targetMemo.seal(), destinations: destinationMemo.seal() } };
+}
 
-  return [...byDestination.entries()]
-    .map(([destination, grants]) => ({ destination, grants: grants.sort(compareGrants) }))
-    .sort((a, b) => compareStrings(a.destination, b.destination));
+/** One TrafficTarget's grants, with its messages. */
+function targetGrants(
+  tt: TrafficTargetObj,
+  routeGroup: (name: string) => CheckedRouteGroup | undefined,
+  portRoute: (name: string) => PortRouteObj | undefined,
+  /** Whether an identity exists (of a workload or a ServiceAccount) in the namespace it names. */
+  known: (namespace: string, id: string) => boolean,
+  settings: MeshSettings,
+  status: StatusCollector,
+): TargetGrants | undefined {
+  const ns = tt.meta.namespace;
+  const from = `${ns}/${tt.meta.name}`;
+  const destPath = tt.rulesPath === 'specs' ? 'destination' : 'spec.destination';
+  if (tt.destination.namespace !== ns) {
+    status.reject(tt.key, error(`${destPath}.namespace`, `a TrafficTarget must live in its destination's namespace: expected ${JSON.stringify(ns)}, got ${JSON.stringify(tt.destination.namespace)} (a namespace cannot grant access to another namespace's workloads)`));
+    return undefined;
+  }
+  const destination = identityOf(settings.trustDomain, ns, tt.destination.name);
+  const sources = [...new Set(tt.sources.map((s) => identityOf(settings.trustDomain, s.namespace, s.name)))];
+  // References to nothing are warnings, not errors: the account may come later (as with istioctl analyze).
+  const absent = (namespace: string, id: string) => !known(namespace, id);
+  if (absent(ns, destination)) status.add(tt.key, warning(`${destPath}.name`, `no Pod, VirtualMachine or ServiceAccount of the mesh is service account ${ns}/${tt.destination.name}; this TrafficTarget applies once one exists`));
+  tt.sources.forEach((s, i) => {
+    if (absent(s.namespace, identityOf(settings.trustDomain, s.namespace, s.name))) {
+      status.add(tt.key, warning(`${tt.rulesPath === 'specs' ? 'sources' : 'spec.sources'}[${i}].name`, `no Pod, VirtualMachine or ServiceAccount of the mesh is service account ${s.namespace}/${s.name}; this source is granted access once one exists`));
+    }
+  });
+  if (sources.length === 0) status.add(tt.key, warning(tt.rulesPath === 'specs' ? 'sources' : 'spec.sources', 'no sources: this TrafficTarget grants nothing'));
+  if (tt.rules.length === 0) status.add(tt.key, warning(tt.rulesPath, 'no rules: this TrafficTarget grants nothing'));
+
+  let errors = 0;
+  const ruleGrants: Omit<Grant, 'source'>[] = [];
+  tt.rules.forEach((rule, i) => {
+    const path = `${tt.rulesPath}[${i}]`;
+    const fail = (p: string, message: string) => {
+      errors++;
+      status.add(tt.key, error(p, message));
+    };
+    // A route that does not exist (yet): the rule grants nothing until it does.
+    const missing = (p: string, message: string) => void status.add(tt.key, warning(p, message));
+    const restrict = (ports: readonly number[] | 'all'): readonly number[] | 'all' | undefined => {
+      if (tt.destinationPort === undefined) return ports;
+      if (ports === 'all' || ports.includes(tt.destinationPort)) return [tt.destinationPort];
+      return undefined;
+    };
+    const refName = `${ns}/${rule.name}`;
+    if (rule.kind === 'HTTPRouteGroup') {
+      const group = routeGroup(refName);
+      if (!group) return missing(`${path}.name`, `HTTPRouteGroup ${refName} not found (or rejected: see its status); this rule grants nothing until it exists`);
+      const http: HttpMatchIR[] = [];
+      if (rule.matches === undefined || rule.matches.length === 0) {
+        for (const m of group.matches) if (m.ir) http.push(m.ir);
+        if (group.matches.length === 0) status.add(tt.key, warning(`${path}.name`, `HTTPRouteGroup ${refName} has no matches; this rule grants nothing`));
+      } else {
+        rule.matches.forEach((name, j) => {
+          const m = group.matches.find((x) => x.name === name);
+          if (!m) missing(`${path}.matches[${j}]`, `HTTPRouteGroup ${refName} has no match named ${JSON.stringify(name)}; it grants nothing`);
+          else if (!m.ir) fail(`${path}.matches[${j}]`, `match ${JSON.stringify(name)} of HTTPRouteGroup ${refName} is invalid (see its status); it grants nothing`);
+          else http.push(m.ir);
+        });
+      }
+      const ports = restrict('all')!;
+      if (http.length > 0) ruleGrants.push({ protocol: 'http', ports, http: dedupeMatches(http), grantedBy: from, rule: path });
+    } else if (rule.kind === 'TCPRoute') {
+      const route = portRoute(`TCPRoute/${refName}`);
+      if (!route) return missing(`${path}.name`, `TCPRoute ${refName} not found (or rejected: see its status); this rule grants nothing until it exists`);
+      if (rule.matches !== undefined && rule.matches.length > 0 && !rule.matches.includes(route.matchName ?? '')) {
+        return missing(`${path}.matches`, `TCPRoute ${refName} has no match named ${rule.matches.map((x) => JSON.stringify(x)).join(', ')}; this rule grants nothing`);
+      }
+      const routePorts = route.ports === undefined || route.ports.length === 0 ? 'all' : [...new Set(route.ports)].sort((a, b) => a - b);
+      const ports = restrict(routePorts);
+      if (ports === undefined) {
+        status.add(tt.key, warning(`${path}.name`, `TCPRoute ${refName} ports do not include the destination port ${tt.destinationPort}; this rule grants nothing`));
+        return;
+      }
+      ruleGrants.push({ protocol: 'tcp', ports, http: [], grantedBy: from, rule: path });
+    } else {
+      status.add(tt.key, warning(`${path}.kind`, `${rule.kind} is accepted but UDP is not routed by smc; this rule grants nothing`));
+    }
+  });
+  if (errors > 0 && ruleGrants.length === 0) {
+    status.reject(tt.key, error(tt.rulesPath, 'no rule of this TrafficTarget is usable; it grants nothing'));
+    return undefined;
+  }
+  const grants: Grant[] = [];
+  for (const source of sources) for (const g of ruleGrants) grants.push({ source, ...g });
+  return { destination, grants };
 }
 
 function dedupeMatches(list: HttpMatchIR[]): HttpMatchIR[] {

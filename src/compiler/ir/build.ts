@@ -1,9 +1,9 @@
 import type * as m from '../model.js';
 import { compareOrigins, type LiveInputs } from '../inputs.js';
 import { error, recordInto, replay, warning, type StatusCall, type StatusCollector } from '../status.js';
-import { buildAccess } from './access.js';
-import { warnHttpOnTcp } from './access-checks.js';
-import { checkRouteGroups } from './routes.js';
+import { buildAccess, type AccessMemo } from './access.js';
+import { identityPorts } from './access-checks.js';
+import { checkRouteGroups, type CheckedRouteGroup } from './routes.js';
 import { assignVirtualIPs, buildServices } from './services.js';
 import { meshNamespaces, meshSettings } from './settings.js';
 import { buildSplits } from './splits.js';
@@ -86,6 +86,9 @@ interface PolicyStage {
   readonly calls: Calls;
   readonly access: readonly DestinationAccess[];
   readonly splits: readonly SplitIR[];
+  /** Each route group and TrafficTarget, and each destination's access, with what it read, for the next build of this namespace. */
+  readonly routeMemo: KeyedMemo<CheckedRouteGroup>;
+  readonly accessMemo: AccessMemo;
 }
 
 export interface BuiltIR {
@@ -211,7 +214,7 @@ export function buildGroupedIR(
       sameItems(before.contributors, contributors) &&
       [...before.foreign].every(([id, was]) => knownIn(was.namespace, id) === was.known)
         ? before
-        : buildPolicyStage(part.front, part.services, contributors, knownIn, settings);
+        : buildPolicyStage(part.front, part.services, contributors, knownIn, settings, before);
     replay(part.policy.calls, status);
   }
 
@@ -294,6 +297,7 @@ function buildPolicyStage(
   contributors: readonly ServicesStage[],
   knownIn: (namespace: string, id: Identity) => boolean,
   settings: MeshSettings,
+  previous?: PolicyStage,
 ): PolicyStage {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
@@ -304,16 +308,16 @@ function buildPolicyStage(
     foreign.set(id, { namespace, known });
     return known;
   };
-  const routeGroups = checkRouteGroups(of(front.byKind, 'HTTPRouteGroup'), status);
+  const { groups: routeGroups, memo: routeMemo } = checkRouteGroups(of(front.byKind, 'HTTPRouteGroup'), status, previous?.routeMemo);
   const portRoutes = new Map(of(front.byKind, 'TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
   const accounts = of(front.byKind, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
   const targets = of(front.byKind, 'TrafficTarget');
-  const access = buildAccess(targets, routeGroups, portRoutes, front.identities, settings, status, accounts, knownElsewhere);
-  // The services whose endpoints are this namespace's workloads, in mesh order.
+  // The ports of this namespace's workloads, from the services whose endpoints they are, in mesh order (for the HTTP-on-TCP warning).
   const related = [services, ...contributors].sort((a, b) => compareStrings(a.front.namespace, b.front.namespace)).flatMap((s) => s.services);
-  warnHttpOnTcp(targets, access, related, settings, status);
+  const ports = identityPorts(related);
+  const { access, memo: accessMemo } = buildAccess(targets, routeGroups, portRoutes, front.identities, settings, status, accounts, knownElsewhere, (id) => ports.get(id), previous?.accessMemo);
   const splits = buildSplits(of(front.byKind, 'TrafficSplit'), services.services, routeGroups, status);
-  return { front, services, contributors, foreign, calls, access, splits };
+  return { front, services, contributors, foreign, calls, access, splits, routeMemo, accessMemo };
 }
 
 /** Objects by kind, in canonical order (objects arrive sorted by kind first, so each kind's list keeps it). */

@@ -1,4 +1,5 @@
 import type { HttpMatch, HttpRouteGroupObj } from '../model.js';
+import { KeyedMemo } from '../keyed.js';
 import { anchoredPathRegex, methodsRegex, re2Error, re2ProgramSizeBound, RE2_MAX_PROGRAM_SIZE } from '../regex.js';
 import { error, type StatusCollector } from '../status.js';
 import type { HttpMatchIR } from './types.js';
@@ -17,26 +18,32 @@ export interface CheckedRouteGroup {
  * pattern RE2 rejects, a malformed method) grants nothing and is reported on
  * the route group; its valid siblings still work.
  */
-export function checkRouteGroups(groups: readonly HttpRouteGroupObj[], status: StatusCollector): Map<string, CheckedRouteGroup> {
+/** Each HTTPRouteGroup checked on its own: given the previous build's memo, an unchanged group is the very value it was, with its messages (see keyed.ts). */
+export function checkRouteGroups(groups: readonly HttpRouteGroupObj[], status: StatusCollector, previous?: KeyedMemo<CheckedRouteGroup>): { groups: Map<string, CheckedRouteGroup>; memo: KeyedMemo<CheckedRouteGroup> } {
+  const byName = new Map(groups.map((g) => [`${g.meta.namespace}/${g.meta.name}`, g]));
+  const lookups = { group: (name: string) => byName.get(name) };
+  const memo = new KeyedMemo<CheckedRouteGroup>(previous);
   const out = new Map<string, CheckedRouteGroup>();
-  for (const g of groups) {
-    const seen = new Set<string>();
-    const matches = g.matches.map((m) => {
-      let valid = checkMatch(m, g.key, status);
-      if (m.name !== '' && seen.has(m.name)) {
-        status.add(g.key, error(`${m.path}.name`, `duplicate match name ${JSON.stringify(m.name)}; references to it would be ambiguous, so this one grants nothing`));
-        valid = false;
-      }
-      seen.add(m.name);
-      const from = `${g.meta.namespace}/${g.meta.name}#${m.name}`;
-      return {
-        name: m.name,
-        ir: valid ? { from, pathRegex: m.pathRegex, methods: normaliseMethods(m.methods), headers: m.headers } : undefined,
-      };
-    });
-    out.set(`${g.meta.namespace}/${g.meta.name}`, { key: g.key, matches });
-  }
-  return out;
+  for (const name of byName.keys()) out.set(name, memo.get(name, lookups, status, (read, st) => checkRouteGroup(read('group', name)!, st)));
+  return { groups: out, memo: memo.seal() };
+}
+
+function checkRouteGroup(g: HttpRouteGroupObj, status: StatusCollector): CheckedRouteGroup {
+  const seen = new Set<string>();
+  const matches = g.matches.map((m) => {
+    let valid = checkMatch(m, g.key, status);
+    if (m.name !== '' && seen.has(m.name)) {
+      status.add(g.key, error(`${m.path}.name`, `duplicate match name ${JSON.stringify(m.name)}; references to it would be ambiguous, so this one grants nothing`));
+      valid = false;
+    }
+    seen.add(m.name);
+    const from = `${g.meta.namespace}/${g.meta.name}#${m.name}`;
+    return {
+      name: m.name,
+      ir: valid ? { from, pathRegex: m.pathRegex, methods: normaliseMethods(m.methods), headers: m.headers } : undefined,
+    };
+  });
+  return { key: g.key, matches };
 }
 
 function checkMatch(m: HttpMatch, key: string, status: StatusCollector): boolean {
