@@ -107,7 +107,8 @@ Exit status: 0 after SIGINT/SIGTERM; 1 when it cannot start (a port in use, the
 state folder locked, the mesh CA root missing); 2 usage error.
 
 The source folder is watched: a change is compiled and pushed within a second
-(changes are gathered for 50 ms, 1 s at most). A file that stops parsing keeps
+(file events settle for 50 ms, 1 s at most; a change is compiled as soon as
+the compiler is free, and changes that arrive meanwhile go into the next one). A file that stops parsing keeps
 its last good objects in force (status and log say so); a deleted file takes
 its objects with it. SIGHUP reads everything again. /readyz answers 200 once
 every source is read, the first snapshots exist and xDS is being served.

@@ -47,7 +47,7 @@ export interface ControllerOptions {
   readonly source: readonly string[];
   /** Sources instead of the folder of `source` (Kubernetes informers, tests). */
   readonly sources?: readonly Source[];
-  /** Input changes are gathered this long after the last one before a compile (default 50 ms)... */
+  /** Input changes are gathered this long after the last one before a compile (default 0: compiled as soon as the compiler is free)... */
   readonly gatherMs?: number;
   /** ...but never longer than this after the first (default 1 s). */
   readonly gatherMaxMs?: number;
@@ -413,18 +413,26 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     };
     let podCertificates: ReturnType<typeof podIdentityService> | undefined;
     await serialized(() => reload(first));
-    // Changes gathered: a compile after `gatherMs` of quiet, or `gatherMaxMs` after the first change at most.
+    // A change is compiled as soon as the compiler is free; changes that arrive while it compiles are gathered
+    // into the next compile (one compile waits at most: it reads the inputs as they are when it starts).
+    // `gatherMs` adds a quiet period first (`gatherMaxMs` after the first change at most).
     let gatherTimer: NodeJS.Timeout | undefined;
     let firstChangeAt: number | undefined;
+    let waiting = false;
     const compileSoon = () => {
       if (closed) return;
       const now = Date.now();
       firstChangeAt ??= now;
       clearTimeout(gatherTimer);
-      const wait = Math.max(0, Math.min(o.gatherMs ?? 50, firstChangeAt + (o.gatherMaxMs ?? 1000) - now));
+      const wait = Math.max(0, Math.min(o.gatherMs ?? 0, firstChangeAt + (o.gatherMaxMs ?? 1000) - now));
       gatherTimer = setTimeout(() => {
         firstChangeAt = undefined;
-        void serialized(() => reload()).catch((e: Error) => o.log(`controller: compile failed (a bug in smc); the last good snapshots keep serving: ${e.stack ?? e.message}`, { level: 'error' }));
+        if (waiting) return;
+        waiting = true;
+        void serialized(() => {
+          waiting = false;
+          return reload();
+        }).catch((e: Error) => o.log(`controller: compile failed (a bug in smc); the last good snapshots keep serving: ${e.stack ?? e.message}`, { level: 'error' }));
       }, wait);
     };
     inputs.onChange(compileSoon);
