@@ -32,6 +32,9 @@ export interface FolderRow {
   startMs: number;
   rssMiB: number;
   podMoveMs: number;
+  splitMs: number;
+  /** Undefined in a permissive mesh (no proxy's configuration changes). */
+  policyMs: number | undefined;
   renamesSeen: string;
   sameContentMs: number;
   reconcileMs: string;
@@ -103,7 +106,31 @@ export async function measureFolder(services: number, shape: Shape = { perNamesp
       await timed(inPlace, p.file, p.back, p.affected);
     }
     moves.sort((a, b) => a - b);
-    const base = { services, shape: shapeName(shape, services), startMs, rssMiB, podMoveMs: Math.round(moves[2]!) };
+    /** The median of three edits of one file and their undoing, each timed to the last proxy it affects. */
+    const median3 = async (edit: (k: number) => { file: string; changed: string; back: string; affected: readonly string[] }) => {
+      const times: number[] = [];
+      for (let k = 0; k < 3; k++) {
+        const e = edit(k);
+        times.push((await timed(inPlace, e.file, e.changed, e.affected)) ?? 30_000);
+        await timed(inPlace, e.file, e.back, e.affected);
+      }
+      return Math.round(times.sort((a, b) => a - b)[1]!);
+    };
+    // A split's weights change (service i, a multiple of 10): its callers' routes change.
+    const splitMs = await median3((k) => {
+      const i = Math.floor(services / 2) + k * 50 - ((Math.floor(services / 2) + k * 50) % 10) + 20;
+      const file = join(mesh, `svc-${i}.json`);
+      return { file, changed: json(meshUnits(services, { ...v, splitWeight: 50 }).get(`svc-${i}.yaml`)!.documents), back: json(units.get(`svc-${i}.yaml`)!.documents), affected: affectedBy(i) };
+    });
+    // A TrafficTarget gains a source (service i lets j call it): i's inbound policy changes, and j may now reach i.
+    // (In a permissive mesh every proxy may already call every other: a TrafficTarget changes no proxy's configuration.)
+    const policyMs = shape.permissive ? undefined : await median3((k) => {
+      const i = Math.floor(services / 2) + 30 + k * 50;
+      const j = i - 7;
+      const file = join(mesh, `svc-${i}.json`);
+      return { file, changed: json(meshUnits(services, { ...v, extraCaller: [i, j] }).get(`svc-${i}.yaml`)!.documents), back: json(units.get(`svc-${i}.yaml`)!.documents), affected: [identityOf(i), identityOf(j)] };
+    });
+    const base = { services, shape: shapeName(shape, services), startMs, rssMiB, podMoveMs: Math.round(moves[2]!), splitMs, policyMs };
     if (!watching) return { ...base, renamesSeen: '', sameContentMs: 0, reconcileMs: '' };
     let renames = 0;
     for (let k = 0; k < 5; k++) {

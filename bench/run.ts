@@ -152,7 +152,7 @@ async function measure(services: number): Promise<Row> {
 }
 
 function table<R>(rows: R[], cols: [keyof R, string][]): string {
-  const cells = [cols.map(([, h]) => h), ...rows.map((r) => cols.map(([k]) => String(r[k])))];
+  const cells = [cols.map(([, h]) => h), ...rows.map((r) => cols.map(([k]) => String(r[k] ?? 'n/a')))];
   const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   const line = (row: string[]) => `| ${row.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
   return [line(cells[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
@@ -196,7 +196,9 @@ const FOLDER_COLUMNS: [keyof FolderRow, string][] = [
   ['shape', 'shape'],
   ['startMs', 'start to ready ms'],
   ['rssMiB', 'RSS when ready MiB'],
-  ['podMoveMs', 'pod move, write to the last affected proxy in the cache ms (median of 5)'],
+  ['podMoveMs', 'pod move ms (median of 5)'],
+  ['splitMs', 'split weight ms (median of 3)'],
+  ['policyMs', 'TrafficTarget source ms (median of 3)'],
   ['renamesSeen', 'edits by rename seen'],
   ['sameContentMs', '200 files rewritten unchanged, then one change ms'],
   ['reconcileMs', 'one reconcile pass ms'],
@@ -237,7 +239,7 @@ if (only === undefined || only === 'folder') {
       folderRows.push(row);
     }
   }
-  process.stdout.write(`Watched folder (the real controller over a folder of one file per service, push window 0; times from the file's write until the last proxy it affects has its new snapshot in the cache)\n\n${table(folderRows, FOLDER_COLUMNS)}\n\n`);
+  process.stdout.write(`Watched folder (the real controller over a folder of one file per service, push window 0; each change's time is from the file's write until the last proxy it affects has its new snapshot in the cache)\n\n${table(folderRows, FOLDER_COLUMNS)}\n\n`);
 }
 const controllerRows: ControllerRow[] = [];
 if (only !== 'compiler' && only !== 'folder') {

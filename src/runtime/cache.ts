@@ -82,8 +82,8 @@ export function createSnapshotCache(): SnapshotCache {
   const watchers = new Map<string, Set<CacheListener>>();
   const keyOf = (kind: ResourceKind, name: string, version: string) => `${kind}\0${name}\0${version}`;
 
-  const acquire = (kind: ResourceKind, name: string, bytes: Uint8Array): CachedResource => {
-    const version = hashBytes(bytes);
+  const acquire = (kind: ResourceKind, name: string, bytes: Uint8Array, hash: string | undefined): CachedResource => {
+    const version = hash ?? hashBytes(bytes);
     const key = keyOf(kind, name, version);
     const held = interned.get(key);
     if (held) {
@@ -101,7 +101,7 @@ export function createSnapshotCache(): SnapshotCache {
       held.holders++;
       return known!;
     }
-    const type: CachedType = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r.name, r.bytes)])) };
+    const type: CachedType = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r.name, r.bytes, r.hash)])) };
     typeOfSet.set(set, type);
     typeHolders.set(type, { kind, holders: 1 });
     return type;

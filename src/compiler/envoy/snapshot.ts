@@ -24,6 +24,16 @@ import { identitySecret, trustBundleSecret } from './secret.js';
 export interface EncodedResource {
   readonly name: string;
   readonly bytes: Uint8Array;
+  /** The first 16 hex digits of the SHA-256 of `bytes` (the delta protocol's per-resource version); made once per encoding. */
+  readonly hash?: string;
+}
+
+/** Each encoding's hash, made once however many snapshots hold it. */
+const hashes = new WeakMap<Uint8Array, string>();
+export function resourceHash(bytes: Uint8Array): string {
+  let h = hashes.get(bytes);
+  if (h === undefined) hashes.set(bytes, (h = createHash('sha256').update(bytes).digest('hex').slice(0, 16)));
+  return h;
 }
 
 export interface ResourceSet {
@@ -95,15 +105,14 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
     return bytes;
   };
   const resources = items
-    .map((json) => ({ name: (json.name ?? json.clusterName)!, bytes: encode(json) }))
+    .map((json) => {
+      const bytes = encode(json);
+      return { name: (json.name ?? json.clusterName)!, bytes, hash: resourceHash(bytes) };
+    })
     .sort((a, b) => compareStrings(a.name, b.name));
+  // The type's version: a hash of each resource's name and hash (each resource's bytes are hashed once, whoever holds it).
   const hash = createHash('sha256');
-  for (const r of resources) {
-    hash.update(r.name);
-    hash.update('\0');
-    hash.update(r.bytes);
-    hash.update('\0');
-  }
+  for (const r of resources) hash.update(`${r.name}\0${r.hash}\0`);
   return { version: hash.digest('hex').slice(0, 16), resources };
 }
 
