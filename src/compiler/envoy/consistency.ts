@@ -20,34 +20,80 @@ export function inconsistencies(snapshot: Snapshot, codec: ProtoCodec): string[]
 /**
  * The same check on the resources as the translation built them, before
  * they are encoded: the compiler runs it on every snapshot it translates
- * (and only those), with nothing to decode.
+ * (and only those), with nothing to decode. `shared` holds resources many
+ * snapshots hold (made once from a shared reach; the snapshot is `sets` and
+ * `shared` together): what they define and name is gathered once per
+ * `shared` value, so a snapshot's check costs its own resources.
  */
-export function resourceInconsistencies(identity: string, sets: Readonly<Record<ResourceKind, readonly object[]>>): string[] {
+export function resourceInconsistencies(identity: string, sets: Readonly<Record<ResourceKind, readonly object[]>>, shared?: SharedResources): string[] {
   const problems: string[] = [];
   const say = (m: string) => problems.push(`${identity}: ${m}`);
-  const nameOf = (r: object) => (r as { name?: string; clusterName?: string }).name ?? (r as { clusterName?: string }).clusterName ?? '';
-  const clusters = sets.cluster as { name: string; type?: string }[];
-  const clusterNames = new Set(clusters.map((c) => c.name));
-  const eds = new Set(clusters.filter((c) => c.type === 'EDS').map((c) => c.name));
-  const assignments = new Set(sets.endpoint.map(nameOf));
-  for (const name of eds) if (!assignments.has(name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
-  for (const name of assignments) if (!eds.has(name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
-
-  const listeners = references(sets.listener);
-  const routes = references(sets.route);
-  const clusterRefs = references(clusters);
-  const routeNames = new Set(sets.route.map(nameOf));
-  for (const name of listeners.routes) if (!routeNames.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
-  for (const name of [...listeners.clusters, ...routes.clusters]) if (!clusterNames.has(name)) say(`cluster ${name} is routed to but does not exist`);
+  const own = gather(sets);
+  const common = shared ? sharedFacts(shared) : undefined;
+  const has = (kind: 'clusters' | 'eds' | 'assignments' | 'routes', name: string) => own[kind].has(name) || (common?.facts[kind].has(name) ?? false);
+  // Each rule on the snapshot's own resources, then on what the shared ones leave open.
+  for (const name of own.eds) if (!has('assignments', name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
+  for (const name of common?.open.eds ?? []) if (!own.assignments.has(name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
+  for (const name of own.assignments) if (!has('eds', name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
+  for (const name of common?.open.assignments ?? []) if (!own.eds.has(name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
+  for (const name of own.listenerRefs.routes) if (!has('routes', name)) say(`a listener names route configuration ${name}, which does not exist`);
+  for (const name of common?.open.routes ?? []) if (!own.routes.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
+  for (const name of [...own.listenerRefs.clusters, ...own.routeRefs.clusters]) if (!has('clusters', name)) say(`cluster ${name} is routed to but does not exist`);
+  for (const name of common?.open.clusters ?? []) if (!own.clusters.has(name)) say(`cluster ${name} is routed to but does not exist`);
 
   const allowed = new Set([IDENTITY_SECRET, TRUST_BUNDLE_SECRET]);
   const provided = new Set(sets.secret.map(nameOf));
-  for (const name of new Set([...listeners.secrets, ...clusterRefs.secrets])) {
+  for (const name of new Set([...own.listenerRefs.secrets, ...own.clusterRefs.secrets, ...(common?.secrets ?? [])])) {
     if (!allowed.has(name)) say(`SDS secret ${name} is not this proxy's own`);
     else if (provided.size > 0 && !provided.has(name)) say(`SDS secret ${name} is referenced but not provided`);
   }
   for (const name of provided) if (!allowed.has(name)) say(`secret ${name} does not belong to this proxy`);
   return problems;
+}
+
+/** Resources many snapshots hold (no secrets: those are each proxy's own). Never changed once made. */
+export type SharedResources = Readonly<Record<Exclude<ResourceKind, 'secret'>, readonly object[]>>;
+
+const nameOf = (r: object) => (r as { name?: string; clusterName?: string }).name ?? (r as { clusterName?: string }).clusterName ?? '';
+
+interface Facts {
+  readonly clusters: ReadonlySet<string>;
+  readonly eds: ReadonlySet<string>;
+  readonly assignments: ReadonlySet<string>;
+  readonly routes: ReadonlySet<string>;
+  readonly listenerRefs: References;
+  readonly routeRefs: References;
+  readonly clusterRefs: References;
+}
+
+function gather(sets: Readonly<Record<Exclude<ResourceKind, 'secret'>, readonly object[]>>): Facts {
+  const clusters = sets.cluster as { name: string; type?: string }[];
+  return {
+    clusters: new Set(clusters.map((c) => c.name)),
+    eds: new Set(clusters.filter((c) => c.type === 'EDS').map((c) => c.name)),
+    assignments: new Set(sets.endpoint.map(nameOf)),
+    routes: new Set(sets.route.map(nameOf)),
+    listenerRefs: references(sets.listener),
+    routeRefs: references(sets.route),
+    clusterRefs: references(clusters),
+  };
+}
+
+/** What shared resources define, and what of their references they leave open (to be closed by a snapshot's own resources). */
+const sharedMemo = new WeakMap<SharedResources, { facts: Facts; open: { eds: string[]; assignments: string[]; routes: string[]; clusters: string[] }; secrets: string[] }>();
+function sharedFacts(shared: SharedResources) {
+  let known = sharedMemo.get(shared);
+  if (!known) {
+    const facts = gather(shared);
+    const open = {
+      eds: [...facts.eds].filter((n) => !facts.assignments.has(n)),
+      assignments: [...facts.assignments].filter((n) => !facts.eds.has(n)),
+      routes: facts.listenerRefs.routes.filter((n) => !facts.routes.has(n)),
+      clusters: [...facts.listenerRefs.clusters, ...facts.routeRefs.clusters].filter((n) => !facts.clusters.has(n)),
+    };
+    sharedMemo.set(shared, (known = { facts, open, secrets: [...new Set([...facts.listenerRefs.secrets, ...facts.clusterRefs.secrets])] }));
+  }
+  return known;
 }
 
 interface References {

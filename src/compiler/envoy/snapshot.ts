@@ -7,7 +7,7 @@ import { compareStrings, type Identity, type MeshIR, type Workload } from '../ir
 import type { NamedProbe } from '../probes.js';
 import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
 import { edsCluster, inboundCluster, outboundCluster, outboundClusterKey } from './cluster.js';
-import { resourceInconsistencies } from './consistency.js';
+import { resourceInconsistencies, type SharedResources } from './consistency.js';
 import { loadAssignment, loadAssignmentKey } from './endpoint.js';
 import { explicitListeners, inboundListener, inboundPorts, transparentListener } from './listener.js';
 import { outboundServices, type OutboundService } from './outbound.js';
@@ -184,30 +184,44 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     return renewed;
   }
 
-  // What the reach alone decides is made once per reach (once for all identities of a permissive mesh).
+  // What the reach alone decides is made once per reach (once for all identities of a permissive mesh), and checked once.
   const once = <T>(key: string, make: (warn: (m: string) => void) => T): T => fromReach(reach, key, warn, make);
-  const routes: object[] = [...once(`routes ${namespace}`, () => outboundRouteConfigs(outbound, namespace))];
+  const outboundRoutes = once(`routes ${namespace}`, () => outboundRouteConfigs(outbound, namespace));
   const endpoints = assignments(reach);
-  let sets: Record<ResourceKind, readonly Named[]>;
+  const none: Named[] = [];
+  let shared: SharedResources;
+  let ownResources: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
     const clusters = once('clusters', () => upstreams.map((u) => keyed(edsCluster(u), outboundClusterKey(u, dataPlane))));
-    sets = { cluster: clusters, endpoint: endpoints, listener: once('proxyless', (w) => proxylessListeners(outbound, w) as Named[]), route: routes, secret: [] };
+    const listeners = once('proxyless', (w) => proxylessListeners(outbound, w) as Named[]);
+    shared = once(`shared proxyless ${namespace}`, () => ({ cluster: clusters, endpoint: endpoints, listener: listeners, route: outboundRoutes }));
+    ownResources = { cluster: none, endpoint: none, listener: none, route: none, secret: none };
   } else {
     const outboundClusters = once('clusters', () => upstreams.map((u) => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))));
-    const clusters = [...outboundClusters, ...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])];
+    const transparent = modes.has('transparent') ? once('transparent', (w) => transparentListener(outbound, w)) : undefined;
+    const explicit = modes.has('explicit') ? once('explicit', (w) => explicitListeners(outbound, w) as Named[]) : [];
+    const outboundListeners = [...(transparent && transparent.filterChains.length > 0 ? [transparent] : []), ...explicit];
+    shared = once(`shared envoy ${namespace} ${[...modes].sort().join(' ')}`, () => ({ cluster: outboundClusters, endpoint: endpoints, listener: outboundListeners, route: outboundRoutes }));
     const listeners: Named[] = injected ? [probeListener(probeChains)] : [];
     if (inbound.length > 0) listeners.push(inboundListener(ir, inbound));
-    if (modes.has('transparent')) {
-      const l = once('transparent', (w) => transparentListener(outbound, w));
-      if (l.filterChains.length > 0) listeners.push(l);
-    }
-    if (modes.has('explicit')) listeners.push(...once('explicit', (w) => explicitListeners(outbound, w) as Named[]));
-    routes.push(...inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)));
-    sets = { cluster: clusters, endpoint: endpoints, listener: listeners, route: routes, secret: secretsOf() };
+    ownResources = {
+      cluster: [...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])],
+      endpoint: none,
+      listener: listeners,
+      route: inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)),
+      secret: secretsOf(),
+    };
   }
+  const sets: Record<ResourceKind, readonly Named[]> = {
+    cluster: [...shared.cluster, ...ownResources.cluster],
+    endpoint: endpoints,
+    listener: [...shared.listener, ...ownResources.listener],
+    route: [...shared.route, ...ownResources.route],
+    secret: ownResources.secret,
+  };
   const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, k === 'endpoint' ? endpointSet(reach, codec, memo) : encodeSet(codec, k, sets[k], memo)])) as Record<ResourceKind, ResourceSet>;
   // References close within the snapshot: checked on what was just built, not by decoding it again.
-  const planned: PlannedSnapshot = { plan, snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, sets) };
+  const planned: PlannedSnapshot = { plan, snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared) };
   secretSources.set(planned, madeWith);
   return planned;
 }
