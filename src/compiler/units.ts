@@ -55,6 +55,8 @@ interface UnitPart {
   readonly sources: ReadonlySet<string>;
   /** One per tracked object, then one per input problem. */
   readonly entries: readonly StatusEntry[];
+  /** What building the IR said of the unit's objects when `entries` were made (in the order of its objects). */
+  readonly irCalls?: readonly StatusCall[];
 }
 
 /** The group of the mesh-wide objects: no namespace is named so. */
@@ -141,9 +143,12 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
   let statusChanged = before === undefined || changed.some((key) => !parts.has(key));
   for (const key of redo) {
     const part = parts.get(key)!;
+    const irCalls = part.tracked.flatMap((t) => callsOf.get(t.key) ?? []);
+    // An unchanged unit that the IR told the same things (the same messages, by reference) keeps its entries.
+    if (part.irCalls !== undefined && sameCalls(part.irCalls, irCalls)) continue;
     const entries = entriesOf(part, callsOf, before?.units.get(key)?.entries);
     if (!sameItems(entries, before?.units.get(key)?.entries)) statusChanged = true;
-    parts.set(key, { ...part, entries });
+    parts.set(key, { ...part, entries, irCalls });
   }
   let status = before?.status ?? [];
   if (statusChanged) {
@@ -209,6 +214,10 @@ function sameEntry(a: StatusEntry, b: StatusEntry): boolean {
 }
 
 const sameOrigin = (a: Origin, b: Origin) => a === b || (a.source === b.source && a.document === b.document && a.line === b.line);
+
+function sameCalls(a: readonly StatusCall[], b: readonly StatusCall[]): boolean {
+  return a.length === b.length && a.every((c, i) => c[0] === b[i]![0] && c[1] === b[i]![1] && c[2] === b[i]![2]);
+}
 
 function sameSet<T>(a: ReadonlySet<T> | undefined, b: ReadonlySet<T> | undefined): boolean {
   return a !== undefined && b !== undefined && a.size === b.size && [...a].every((x) => b.has(x));

@@ -50,7 +50,8 @@ interface Front {
   /** Node ids of the namespace's connected VM proxies (`offline` when the compile knows no connections). */
   readonly connected: string;
   readonly calls: Calls;
-  /** Unique objects of a mesh namespace, by kind, in canonical order. */
+  /** Unique objects of a mesh namespace, in canonical order, and by kind. */
+  readonly unique: readonly m.MeshObject[];
   readonly byKind: ReadonlyMap<string, readonly m.MeshObject[]>;
   readonly workloads: readonly Workload[];
   readonly workloadByRef: ReadonlyMap<string, Workload>;
@@ -157,7 +158,7 @@ export function buildGroupedIR(
     const front =
       before && before.inMesh === namespaces.has(ns) && before.connected === nodes && sameItems(before.objects, objects)
         ? before
-        : buildFront(ns, objects, namespaces.has(ns), nodes, settings, before?.workloadMemo);
+        : buildFront(ns, objects, namespaces.has(ns), nodes, settings, before);
     parts.set(ns, { front });
   }
   const workloadOf = (kind: string, namespace: string, name: string) => parts.get(namespace)?.front.workloadByRef.get(`${kind}/${namespace}/${name}`);
@@ -237,18 +238,18 @@ export function buildGroupedIR(
   return { ir, memo: { mesh: meshText, parts, assigned }, rebuilt, direct };
 }
 
-function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, connected: string, settings: MeshSettings, previous?: KeyedMemo<Workload>): Front {
+function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, connected: string, settings: MeshSettings, previous?: Front): Front {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
-  const unique = uniqueObjects(objects, status);
-  const none = { byKind: new Map(), workloads: [], workloadByRef: new Map(), identities: [], known: new Set<Identity>() };
+  const unique = uniqueObjects(objects, status, previous);
+  const none = { unique, byKind: new Map(), workloads: [], workloadByRef: new Map(), identities: [], known: new Set<Identity>() };
   if (!inMesh) {
     for (const o of unique) status.ignore(o.key, warning('metadata.namespace', `namespace ${JSON.stringify(o.meta.namespace)} is not in the mesh (it needs a Namespace with label smc.dev/mesh: enabled); ignored`));
     return { namespace, objects, inMesh, connected, calls, ...none };
   }
   const kinds = byKind(unique);
   const vms = connected === 'offline' ? undefined : new Set(connected === '' ? [] : connected.split(' '));
-  const { workloads, memo: workloadMemo } = buildWorkloads(of(kinds, 'Pod'), of(kinds, 'VirtualMachine'), settings, status, vms, previous);
+  const { workloads, memo: workloadMemo } = buildWorkloads(of(kinds, 'Pod'), of(kinds, 'VirtualMachine'), settings, status, vms, previous?.workloadMemo);
   const identities = [...new Set(workloads.map((w) => w.identity))];
   const accounts = of(kinds, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
   return {
@@ -257,6 +258,7 @@ function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh:
     inMesh,
     connected,
     calls,
+    unique,
     byKind: kinds,
     workloads,
     workloadByRef: new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w])),
@@ -336,7 +338,21 @@ function of<K extends m.MeshObject['kind']>(kinds: ReadonlyMap<string, readonly 
  * the one whose content sorts first. EndpointSlice and Endpoints share a name
  * space only with their own kind.
  */
-function uniqueObjects(objects: readonly m.MeshObject[], status: StatusCollector): m.MeshObject[] {
+function uniqueObjects(objects: readonly m.MeshObject[], status: StatusCollector, previous?: Pick<Front, 'objects' | 'unique'>): readonly m.MeshObject[] {
+  // The previous objects had no duplicate, and these are those with some replaced in place by objects of the same kind and
+  // name (a file edited): still no duplicate, and the order (by kind and name alone) is the previous one.
+  if (previous && previous.unique.length === previous.objects.length && previous.objects.length === objects.length) {
+    const replaced = new Map<m.MeshObject, m.MeshObject>();
+    let same = true;
+    for (let i = 0; i < objects.length && same; i++) {
+      const a = previous.objects[i]!;
+      const b = objects[i]!;
+      if (a === b) continue;
+      same = a.kind === b.kind && a.meta.namespace === b.meta.namespace && a.meta.name === b.meta.name;
+      replaced.set(a, b);
+    }
+    if (same) return replaced.size === 0 ? previous.unique : previous.unique.map((o) => replaced.get(o) ?? o);
+  }
   // Content is compared only between objects of the same kind and name (rare): made when first needed.
   const content = new Map<m.MeshObject, string>();
   const contentOf = (o: m.MeshObject) => {
