@@ -59,6 +59,20 @@ test('the same objects through a real API server and in a folder give identical 
       const cla = kube!.cache.get(BOOKBUYER)!.types.endpoint.resources.get(BOOKSTORE_CLUSTER);
       return cla && Buffer.from(cla.bytes).includes('198.18.2.11') ? true : undefined;
     }, 10_000);
+    // Pod status churn smc does not read (conditions, container statuses): the source delivers no change, and nothing is compiled.
+    const compiles = async () => Number(/^smc_compiles_total (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${kube!.adminPort}/metrics`)).text())?.[1]);
+    const compiledBefore = await compiles();
+    for (let i = 0; i < 5; i++) {
+      const conditions = [{ type: 'Ready', status: i % 2 === 0 ? 'False' : 'True', lastTransitionTime: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString() }];
+      api.kubectl(['patch', 'pod', 'bookstore-v1-2', '-n', 'bookstore', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { conditions, containerStatuses: [{ name: 'bookstore', image: 'bookstore:v1', imageID: '', ready: i % 2 === 1, restartCount: i, started: true, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } }] } })]);
+      // (kubectl runs synchronously: the controller sees each write while the test waits.)
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    // A change smc reads after them: once it is in, the status writes before it were seen (and compiled nothing).
+    api.kubectl(['label', 'pod', 'bookstore-v1-2', '-n', 'bookstore', 'smc.dev/test=marker']);
+    await waitFor('the labelled pod to be compiled', async () => ((await compiles()) > compiledBefore ? true : undefined), 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await compiles(), compiledBefore + 1, 'five status writes and a label: one compile, for the label');
     // Declarative membership: a VirtualMachine backs bookstore-v1 beside its pods (hybrid), and leaves when deleted.
     const endpointsOfV1 = () => Buffer.from(kube!.cache.get(BOOKBUYER)!.types.endpoint.resources.get(BOOKSTORE_CLUSTER)?.bytes ?? new Uint8Array()).toString('latin1');
     api.kubectl(['apply', '-f', '-'], 'apiVersion: smc.dev/v1alpha1\nkind: VirtualMachine\nmetadata: {name: store-vm, namespace: bookstore}\nspec: {serviceAccount: bookstore, addresses: [198.18.4.10], ports: [{name: web, port: 8080}], labels: {app: bookstore, version: v1}, interceptionMode: explicit}\n');

@@ -1,4 +1,5 @@
 import type { Log } from '../runtime/log.js';
+import { MEMBERSHIP_CODECS, project } from '../compiler/decode/project.js';
 import * as k8s from '@kubernetes/client-node';
 import type { InputDocument } from '../compiler/inputs.js';
 import { formatMessage } from '../compiler/status.js';
@@ -82,7 +83,10 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
   const unitOf = (w: WatchedKind, obj: k8s.KubernetesObject) => `${w.apiVersion}/${w.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
   /** A plain object, as the API server sends it (typed client models hold Dates), with its apiVersion and kind (list items lack them). */
   const documentOf = (w: WatchedKind, obj: k8s.KubernetesObject): InputDocument => {
-    const value = JSON.parse(JSON.stringify(obj)) as Record<string, unknown>;
+    const raw = JSON.parse(JSON.stringify(obj)) as Record<string, unknown>;
+    // A membership object is kept as far as smc reads it (its codec says what): a status write smc does not read is no change.
+    const membership = isPolicy(w) ? undefined : MEMBERSHIP_CODECS[w.kind];
+    const value = (membership ? project(membership, raw) : raw) as Record<string, unknown>;
     const meta = value.metadata as Record<string, unknown>;
     value.apiVersion = isPolicy(w) ? writtenVersion(w, meta.managedFields) : w.apiVersion;
     value.kind = w.kind;

@@ -251,6 +251,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // The first compile settles the trust domain; later ones keep it (a change takes effect at a restart).
     let running: string | undefined;
     const compileNow = () => {
+      metrics.compiles.inc();
       const connectedVirtualMachines = vms.tracker?.connected();
       return compiler.compile(inputs.units(), { ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}), ...(running ? { runningTrustDomain: running } : {}) });
     };

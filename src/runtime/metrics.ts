@@ -26,6 +26,8 @@ export interface Metrics {
   readonly handshakeFailures: client.Counter<'reason'>;
   /** Changes a source found by reconciling, without an event of its watch. */
   readonly sourceDrift: client.Counter<'source'>;
+  /** Compiles run (the first, and one per batch of input changes). */
+  readonly compiles: client.Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -45,6 +47,7 @@ export function createMetrics(): Metrics {
     nacks: new client.Counter({ name: 'smc_xds_nacks_total', help: 'Responses rejected by proxies, by type', labelNames: ['type'], ...opts }),
     staleRequests: new client.Counter({ name: 'smc_xds_stale_requests_total', help: 'Requests ignored because their nonce was not the latest', labelNames: ['type'], ...opts }),
     handshakeFailures: new client.Counter({ name: 'smc_xds_handshake_failures_total', help: 'Connections to the xDS port whose mutual-TLS handshake failed, by reason (no certificate, unknown CA, expired, not TLS...)', labelNames: ['reason'], ...opts }),
+    compiles: new client.Counter({ name: 'smc_compiles_total', help: 'Compiles run: the first, then one per batch of input changes (a source change that smc does not read, such as a pod status condition, runs none)', ...opts }),
     sourceDrift: new client.Counter({ name: 'smc_source_drift_total', help: 'Changes a source found by its periodic reconcile rather than by its watch (a watch that misses events shows here)', labelNames: ['source'], ...opts }),
     bytesSent: new client.Counter({ name: 'smc_xds_bytes_sent_total', help: 'Encoded resource bytes sent, by type', labelNames: ['type'], ...opts }),
   };
