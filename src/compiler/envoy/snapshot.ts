@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
-import { changedIdentities } from '../ir/changes.js';
-import { meshIndex } from '../ir/index.js';
+import { changedKeys, meshIndex, recordedView } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, type Identity, type MeshIR, type Workload } from '../ir/types.js';
 import type { NamedProbe } from '../probes.js';
@@ -131,6 +130,12 @@ export interface PlannedSnapshot {
   readonly snapshot: Snapshot;
   /** References that do not close within the snapshot (a compiler bug; see consistency.ts). Empty when it is sound. */
   readonly inconsistencies: readonly string[];
+  /**
+   * What planning read of the mesh (keys of its index, see `recordedView`;
+   * `*`: everything, for a reach shared by the whole mesh). A change to any
+   * other key cannot change this plan.
+   */
+  readonly reads: ReadonlySet<string>;
 }
 
 export type SnapshotPlans = ReadonlyMap<Identity, PlannedSnapshot>;
@@ -143,7 +148,10 @@ function planText(plan: readonly unknown[]): string {
   return text;
 }
 
-export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot): PlannedSnapshot {
+export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot): PlannedSnapshot {
+  // Everything below reads the mesh through this view: what it reads is what the plan depends on.
+  const reads = new Set<string>();
+  const ir = recordedView(mesh, (key) => reads.add(key));
   const warnings = new Set<string>();
   const warn = (m: string) => warnings.add(m);
   const workloads = meshIndex(ir).workloadsOf.get(identity) ?? [];
@@ -153,7 +161,7 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     const names = workloads.filter((w) => w.interceptionMode === 'proxyless').map((w) => `${w.kind} ${w.namespace}/${w.name}`);
     warn(`${names.join(', ')}: proxyless, but shares its identity with sidecar workloads and so receives sidecar configuration, which gRPC clients reject; give it a service account of its own`);
   }
-  const reach = reachOf(ir, identity, dataPlane);
+  const reach = reachOf(mesh, ir, identity, dataPlane, reads);
   for (const w of reach.warnings) warn(w);
   const { upstreams, outbound } = reach;
   const inbound = dataPlane === 'envoy' ? inboundPorts(ir, identity) : [];
@@ -173,13 +181,19 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
     const endpoint = endpointSet(reach, codec, memo);
     const sameEndpoints = endpoint.version === previous.snapshot.types.endpoint.version;
     const sameSecretsAsBefore = sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle);
-    if (sameEndpoints && sameSecretsAsBefore) return previous;
+    if (sameEndpoints && sameSecretsAsBefore) {
+      // The same plan may have read other keys this time (a grant to an identity that has no endpoint yet): those are what it depends on now.
+      if (sameReads(previous.reads, reads)) return previous;
+      const reread: PlannedSnapshot = { ...previous, reads };
+      secretSources.set(reread, madeWith);
+      return reread;
+    }
     const types = {
       ...previous.snapshot.types,
       ...(sameEndpoints ? {} : { endpoint }),
       ...(sameSecretsAsBefore ? {} : { secret: encodeSet(codec, 'secret', secretsOf(), memo) }),
     };
-    const renewed: PlannedSnapshot = { plan, snapshot: { ...previous.snapshot, types }, inconsistencies: previous.inconsistencies };
+    const renewed: PlannedSnapshot = { plan, snapshot: { ...previous.snapshot, types }, inconsistencies: previous.inconsistencies, reads };
     secretSources.set(renewed, madeWith);
     return renewed;
   }
@@ -221,7 +235,7 @@ export function planSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, 
   };
   const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, k === 'endpoint' ? endpointSet(reach, codec, memo) : encodeSet(codec, k, sets[k], memo)])) as Record<ResourceKind, ResourceSet>;
   // References close within the snapshot: checked on what was just built, not by decoding it again.
-  const planned: PlannedSnapshot = { plan, snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared) };
+  const planned: PlannedSnapshot = { plan, snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared), reads };
   secretSources.set(planned, madeWith);
   return planned;
 }
@@ -259,18 +273,20 @@ function fromReach<T>(reach: Reach, key: string, warn: (m: string) => void, make
 
 const sharedReach = new WeakMap<MeshIR, Map<DataPlane, Reach>>();
 
-function reachOf(ir: MeshIR, identity: Identity, dataPlane: DataPlane): Reach {
-  const shared = ir.settings.permissive && meshIndex(ir).identitySet.has(identity);
+/** The reach of `identity`, read through `view` (its reads recorded); in a permissive mesh the one shared reach of `mesh`, which depends on everything (`*`). */
+function reachOf(mesh: MeshIR, view: MeshIR, identity: Identity, dataPlane: DataPlane, reads: Set<string>): Reach {
+  const shared = mesh.settings.permissive && meshIndex(view).identitySet.has(identity);
   if (shared) {
-    let byPlane = sharedReach.get(ir);
-    if (!byPlane) sharedReach.set(ir, (byPlane = new Map()));
+    reads.add('*');
+    let byPlane = sharedReach.get(mesh);
+    if (!byPlane) sharedReach.set(mesh, (byPlane = new Map()));
     const known = byPlane.get(dataPlane);
     if (known) return known;
-    const made = makeReach(ir, identity, dataPlane, true);
+    const made = makeReach(mesh, identity, dataPlane, true);
     byPlane.set(dataPlane, made);
     return made;
   }
-  return makeReach(ir, identity, dataPlane, false);
+  return makeReach(view, identity, dataPlane, false);
 }
 
 function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean): Reach {
@@ -314,42 +330,81 @@ export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec,
 /**
  * Every identity's planned snapshot (or the ones named), reusing `previous`
  * where a plan did not change. Given the IR the previous plans were made
- * from, only the identities a change can touch (`changedIdentities`), or
- * whose certificate changed, are planned again; the others keep their plans
- * without being looked at. Returns the plans to hand to the next compile.
+ * from, only the identities whose plans read a key of the mesh index that
+ * changed (their recorded `reads`), or whose certificate changed, are
+ * planned again; the others keep their plans without being looked at.
+ * Returns the plans to hand to the next compile.
  */
 export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: CertificateInputs, previous?: SnapshotPlans, identities?: readonly Identity[], previousIR?: MeshIR): Map<Identity, PlannedSnapshot> {
   const memo: EncodeMemo = new Map();
-  const dirty = previous && previousIR ? changedIdentities(previousIR, ir) : 'all';
   const all = meshIndex(ir, previousIR).identities;
+  const keys = previous && previousIR ? changedKeys(previousIR, ir) : 'all';
   const trustBundle = certificates?.trustBundle;
   const plan = (id: Identity, before: PlannedSnapshot | undefined) => planSnapshot(ir, id, codec, certificates, memo, before);
-  // The same identities and certificates as the previous plans were made with: only the identities the change touches are looked at.
   const made = previous && plannedWith.get(previous);
-  if (!identities && dirty !== 'all' && made !== undefined && made.certificates === certificates && made.identities === all) {
-    const out = new Map(previous);
-    const replanned = [...dirty].filter((id) => out.has(id));
-    for (const id of replanned) out.set(id, plan(id, previous!.get(id)));
-    plannedWith.set(out, { certificates, identities: all, replanned });
-    return out;
+  // Who read what changed (undefined: not known, everyone may have).
+  const dirtyOf = (dependents: Dependents | undefined): ReadonlySet<Identity> | undefined => {
+    if (keys === 'all' || dependents === undefined) return undefined;
+    const dirty = new Set<Identity>();
+    for (const k of keys) for (const id of dependents.get(k) ?? []) dirty.add(id);
+    if (keys.size > 0) for (const id of dependents.get('*') ?? []) dirty.add(id);
+    return dirty;
+  };
+  // The same identities and certificates as the previous plans were made with: only the identities the change touches are looked at.
+  if (!identities && made?.dependents !== undefined && made.certificates === certificates && made.identities === all) {
+    const dirty = dirtyOf(made.dependents);
+    if (dirty) {
+      // The index of readers moves to the new plans (the previous ones are not planned from again).
+      const dependents = made.dependents;
+      made.dependents = undefined;
+      const out = new Map(previous);
+      const replanned = [...dirty].filter((id) => out.has(id));
+      for (const id of replanned) {
+        const before = out.get(id)!;
+        const after = plan(id, before);
+        out.set(id, after);
+        if (after !== before) moveReads(dependents, id, before.reads, after.reads);
+      }
+      plannedWith.set(out, { certificates, identities: all, replanned, dependents });
+      return out;
+    }
   }
+  const dirty = dirtyOf(made?.dependents);
   const out = new Map<Identity, PlannedSnapshot>();
   const replanned: Identity[] = [];
   for (const id of identities ?? all) {
     const before = previous?.get(id);
-    if (before && dirty !== 'all' && !dirty.has(id) && sameSecrets(secretSources.get(before), certificateOf(certificates, id), trustBundle)) {
+    if (before && dirty !== undefined && !dirty.has(id) && sameSecrets(secretSources.get(before), certificateOf(certificates, id), trustBundle)) {
       out.set(id, before);
       continue;
     }
     out.set(id, plan(id, before));
     replanned.push(id);
   }
-  if (!identities) plannedWith.set(out, { certificates, identities: all, replanned });
+  if (!identities) {
+    const dependents: Dependents = new Map();
+    for (const [id, p] of out) moveReads(dependents, id, undefined, p.reads);
+    plannedWith.set(out, { certificates, identities: all, replanned, dependents });
+  }
   return out;
 }
 
+const sameReads = (a: ReadonlySet<string>, b: ReadonlySet<string>) => a.size === b.size && [...a].every((k) => b.has(k));
+
+/** Index key -> the identities whose plans read it. */
+type Dependents = Map<string, Set<Identity>>;
+
+function moveReads(dependents: Dependents, id: Identity, before: ReadonlySet<string> | undefined, after: ReadonlySet<string>): void {
+  for (const k of before ?? []) if (!after.has(k)) dependents.get(k)?.delete(id);
+  for (const k of after) {
+    let set = dependents.get(k);
+    if (!set) dependents.set(k, (set = new Set()));
+    set.add(id);
+  }
+}
+
 /** What a whole set of plans was made with: the certificates (the very value), the identities, and which were planned anew. */
-const plannedWith = new WeakMap<SnapshotPlans, { certificates: CertificateInputs | undefined; identities: readonly Identity[]; replanned: readonly Identity[] }>();
+const plannedWith = new WeakMap<SnapshotPlans, { certificates: CertificateInputs | undefined; identities: readonly Identity[]; replanned: readonly Identity[]; dependents: Dependents | undefined }>();
 
 /** The identities `planSnapshots` planned anew for these plans (every other one kept its previous plan); undefined when not known. */
 export function replannedOf(plans: SnapshotPlans): readonly Identity[] | undefined {

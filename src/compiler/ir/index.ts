@@ -52,6 +52,8 @@ export function compareServices(a: Pick<ServiceIR, 'namespace' | 'name'>, b: Pic
 export const serviceKey = (s: { readonly namespace: string; readonly name: string }): string => `${s.namespace}/${s.name}`;
 
 const cache = new WeakMap<MeshIR, MeshIndex>();
+/** How an index was made: patched from the index of `from`, touching `touched` keys (see `changedKeys`). */
+const lineage = new WeakMap<MeshIndex, { readonly from: MeshIR; readonly touched: ReadonlySet<string> }>();
 
 const push = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
   const list = m.get(k);
@@ -70,9 +72,141 @@ export function meshIndex(ir: MeshIR, previous?: MeshIR): MeshIndex {
   if (known) return known;
   const base = previous && cache.get(previous);
   const diff = base && diffIR(previous!, ir);
-  const index = base && diff ? patched(base, diff) : built(ir);
+  if (base && diff) {
+    const touched = new Set<string>();
+    const index = patched(base, diff, touched);
+    cache.set(ir, index);
+    lineage.set(index, { from: previous!, touched });
+    return index;
+  }
+  const index = built(ir);
   cache.set(ir, index);
   return index;
+}
+
+/**
+ * The keys whose value differs between the index of `before` and that of
+ * `after` (`field\0key`, and `field*` for a field any key of which
+ * changed), as read through `recordedView`; 'all' when they are not known
+ * (the index of `after` was not patched from that of `before`).
+ */
+export function changedKeys(before: MeshIR, after: MeshIR): ReadonlySet<string> | 'all' {
+  if (before === after) return new Set();
+  const made = lineage.get(meshIndex(after, before));
+  return made?.from === before ? made.touched : 'all';
+}
+
+/**
+ * `ir` as seen by one reader: an IR value whose index (and whose lists)
+ * tell `record` every key read through them (`field\0key`, or `field*`
+ * for a read of a whole field). Planning reads the mesh through it, so what
+ * a plan depends on is what it read, not a list kept by hand.
+ */
+export function recordedView(ir: MeshIR, record: (key: string) => void): MeshIR {
+  const index = meshIndex(ir);
+  const view = { settings: ir.settings } as MeshIR;
+  for (const field of ['namespaces', 'workloads', 'services', 'access', 'splits'] as const) {
+    Object.defineProperty(view, field, {
+      get: () => {
+        record(`${field}*`);
+        return ir[field];
+      },
+    });
+  }
+  const map = <K, V>(field: string, m: ReadonlyMap<K, V>): ReadonlyMap<K, V> => new RecordedMap(field, m, record);
+  const set = <K>(field: string, m: ReadonlySet<K>): ReadonlySet<K> => new RecordedSet(field, m, record);
+  const recorded: MeshIndex = {
+    get identities() {
+      record('identities*');
+      return index.identities;
+    },
+    identitySet: set('identitySet', index.identitySet),
+    workloadsOf: map('workloadsOf', index.workloadsOf),
+    grantsTo: map('grantsTo', index.grantsTo),
+    grantsFrom: map('grantsFrom', index.grantsFrom),
+    endpointsOf: map('endpointsOf', index.endpointsOf),
+    service: map('service', index.service),
+    splitOf: map('splitOf', index.splitOf),
+    splitRootsOf: map('splitRootsOf', index.splitRootsOf),
+    namespaceSet: set('namespaceSet', index.namespaceSet),
+    podSet: set('podSet', index.podSet),
+  };
+  cache.set(view, recorded);
+  return view;
+}
+
+/** A map that tells each key read (a whole-map read as `field*`). */
+class RecordedMap<K, V> implements ReadonlyMap<K, V> {
+  constructor(
+    private readonly field: string,
+    private readonly map: ReadonlyMap<K, V>,
+    private readonly record: (key: string) => void,
+  ) {}
+  get(key: K): V | undefined {
+    this.record(`${this.field}\0${String(key)}`);
+    return this.map.get(key);
+  }
+  has(key: K): boolean {
+    this.record(`${this.field}\0${String(key)}`);
+    return this.map.has(key);
+  }
+  private all(): ReadonlyMap<K, V> {
+    this.record(`${this.field}*`);
+    return this.map;
+  }
+  get size(): number {
+    return this.all().size;
+  }
+  forEach(f: (value: V, key: K, map: ReadonlyMap<K, V>) => void): void {
+    this.all().forEach((v, k) => f(v, k, this));
+  }
+  entries(): MapIterator<[K, V]> {
+    return this.all().entries();
+  }
+  keys(): MapIterator<K> {
+    return this.all().keys();
+  }
+  values(): MapIterator<V> {
+    return this.all().values();
+  }
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.all()[Symbol.iterator]();
+  }
+}
+
+/** A set that tells each member asked about (a whole-set read as `field*`). */
+class RecordedSet<K> implements ReadonlySet<K> {
+  constructor(
+    private readonly field: string,
+    private readonly set: ReadonlySet<K>,
+    private readonly record: (key: string) => void,
+  ) {}
+  has(key: K): boolean {
+    this.record(`${this.field}\0${String(key)}`);
+    return this.set.has(key);
+  }
+  private all(): ReadonlySet<K> {
+    this.record(`${this.field}*`);
+    return this.set;
+  }
+  get size(): number {
+    return this.all().size;
+  }
+  forEach(f: (value: K, key: K, set: ReadonlySet<K>) => void): void {
+    this.all().forEach((v) => f(v, v, this));
+  }
+  entries(): SetIterator<[K, K]> {
+    return this.all().entries();
+  }
+  keys(): SetIterator<K> {
+    return this.all().keys();
+  }
+  values(): SetIterator<K> {
+    return this.all().values();
+  }
+  [Symbol.iterator](): SetIterator<K> {
+    return this.all()[Symbol.iterator]();
+  }
 }
 
 function built(ir: MeshIR): MeshIndex {
@@ -115,8 +249,15 @@ function addEndpoints(endpointsOf: Map<Identity, IndexedEndpoint[]>, s: ServiceI
   );
 }
 
-/** `base` with the changes of `diff` (the settings and namespaces are the same). */
-function patched(base: MeshIndex, diff: IRDiff): MeshIndex {
+/** `base` with the changes of `diff` (the settings and namespaces are the same); each key whose value it changes goes into `touched`. */
+function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>): MeshIndex {
+  const touch = (field: string, keys: Iterable<string>) => {
+    for (const k of keys) {
+      touched.add(`${field}\0${k}`);
+      touched.add(`${field}*`);
+    }
+  };
+  for (const field of ['workloads', 'services', 'access', 'splits'] as const) if (diff[field].removed.length + diff[field].added.length > 0) touched.add(`${field}*`);
   const compareWorkloads = (a: Workload, b: Workload) => compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name);
   // Workloads (an identity's are all of its namespace: by kind and name).
   let workloadsOf = base.workloadsOf as Map<Identity, readonly Workload[]>;
@@ -127,13 +268,19 @@ function patched(base: MeshIndex, diff: IRDiff): MeshIndex {
     // By name: the index may hold an earlier value of an element that was made again with the same content (see diffIR).
     const workloadKey = (w: Workload) => `${w.kind}/${w.namespace}/${w.name}`;
     const gone = new Set(diff.workloads.removed.map(workloadKey));
-    const touched = new Set([...diff.workloads.removed, ...diff.workloads.added].map((w) => w.identity));
-    for (const id of touched) {
+    const owners = new Set([...diff.workloads.removed, ...diff.workloads.added].map((w) => w.identity));
+    for (const id of owners) {
       const list = [...(workloadsOf.get(id) ?? []).filter((w) => !gone.has(workloadKey(w))), ...diff.workloads.added.filter((w) => w.identity === id)].sort(compareWorkloads);
       if (list.length > 0) workloadsOf.set(id, list);
       else workloadsOf.delete(id);
     }
-    if ([...touched].some((id) => workloadsOf.has(id) !== base.workloadsOf.has(id))) identities = [...workloadsOf.keys()].sort(compareStrings);
+    touch('workloadsOf', owners);
+    const joinedOrLeft = [...owners].filter((id) => workloadsOf.has(id) !== base.workloadsOf.has(id));
+    if (joinedOrLeft.length > 0) {
+      identities = [...workloadsOf.keys()].sort(compareStrings);
+      touch('identitySet', joinedOrLeft);
+      touched.add('identities*');
+    }
     const pods = (list: readonly Workload[]) => list.filter((w) => w.kind === 'Pod').map((w) => `${w.namespace}/${w.name}`);
     const removedPods = pods(diff.workloads.removed);
     const addedPods = pods(diff.workloads.added);
@@ -142,6 +289,7 @@ function patched(base: MeshIndex, diff: IRDiff): MeshIndex {
       for (const p of removedPods) set.delete(p);
       for (const p of addedPods) set.add(p);
       podSet = set;
+      touch('podSet', [...removedPods, ...addedPods]);
     }
   }
   // Grants: to each destination, and from each source (its destinations in destination order).
@@ -169,6 +317,8 @@ function patched(base: MeshIndex, diff: IRDiff): MeshIndex {
     }
     grantsTo = to;
     grantsFrom = from;
+    touch('grantsTo', destinations);
+    touch('grantsFrom', sources);
   }
   // Services and their endpoints.
   let service = base.service;
@@ -178,11 +328,13 @@ function patched(base: MeshIndex, diff: IRDiff): MeshIndex {
     for (const s of diff.services.removed) byKey.delete(serviceKey(s));
     for (const s of diff.services.added) byKey.set(serviceKey(s), s);
     const gone = new Set(diff.services.removed.map(serviceKey));
-    const touched = new Set([...diff.services.removed, ...diff.services.added].flatMap((s) => s.ports.flatMap((p) => p.endpoints.map((e) => e.identity))));
+    const backing = new Set([...diff.services.removed, ...diff.services.added].flatMap((s) => s.ports.flatMap((p) => p.endpoints.map((e) => e.identity))));
     const fresh = new Map<Identity, IndexedEndpoint[]>();
     for (const s of diff.services.added) addEndpoints(fresh, s);
     const map = new Map(base.endpointsOf);
-    for (const id of touched) {
+    touch('service', [...diff.services.removed, ...diff.services.added].map(serviceKey));
+    touch('endpointsOf', backing);
+    for (const id of backing) {
       const list = [...(map.get(id) ?? []).filter((e) => !gone.has(serviceKey(e.service))), ...(fresh.get(id) ?? [])].sort(compareIndexed);
       if (list.length > 0) map.set(id, list);
       else map.delete(id);
@@ -198,6 +350,8 @@ function patched(base: MeshIndex, diff: IRDiff): MeshIndex {
     const roots = new Map(base.splitRootsOf as Map<string, readonly string[]>);
     const rootOf = (s: SplitIR) => `${s.namespace}/${s.service}`;
     const backends = (s: SplitIR) => s.backends.map((b) => `${s.namespace}/${b.service}`);
+    touch('splitOf', [...diff.splits.removed, ...diff.splits.added].map(rootOf));
+    touch('splitRootsOf', [...diff.splits.removed, ...diff.splits.added].flatMap(backends));
     for (const s of diff.splits.removed) {
       of.delete(rootOf(s));
       for (const b of backends(s)) {
