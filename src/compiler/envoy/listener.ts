@@ -130,8 +130,8 @@ export function inboundPorts(ir: MeshIR, identity: Identity): InboundPort[] {
  * are told apart by original destination port; explicit-mode workloads are
  * dialled on 15003 itself and told apart by TLS server name.
  */
-export function inboundListener(ir: MeshIR, ports: readonly InboundPort[]) {
-  const { permissive, trustDomain, accessLog: log } = ir.settings;
+export function inboundListener(settings: Pick<MeshIR['settings'], 'permissive' | 'trustDomain' | 'accessLog'>, ports: readonly InboundPort[]) {
+  const { permissive, trustDomain, accessLog: log } = settings;
   const tls = {
     name: 'envoy.transport_sockets.tls',
     typedConfig: typed('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {

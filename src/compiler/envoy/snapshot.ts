@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
 import { changedKeys, meshIndex, recordedView } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
-import { compareStrings, type Identity, type MeshIR, type Workload } from '../ir/types.js';
+import { compareStrings, type Identity, type MeshIR, type MeshSettings, type Workload } from '../ir/types.js';
+import type { InterceptionMode } from '../model.js';
+import type { InboundPort } from './listener.js';
 import type { NamedProbe } from '../probes.js';
 import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
 import { edsCluster, inboundCluster, outboundCluster, outboundClusterKey } from './cluster.js';
@@ -148,37 +150,91 @@ function planText(plan: readonly unknown[]): string {
   return text;
 }
 
-export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot): PlannedSnapshot {
-  // Everything below reads the mesh through this view: what it reads is what the plan depends on.
-  const reads = new Set<string>();
-  const ir = recordedView(mesh, (key) => reads.add(key));
+/**
+ * Everything the translation of one identity reads, Envoy-free: the plan is
+ * translation's only input (`translate`). Endpoints are not part of it (the
+ * reach's assignments are the endpoint path's), nor is the certificate (a new
+ * one re-encodes the secrets and nothing else).
+ */
+export interface ProxyPlan {
+  readonly dataPlane: DataPlane;
+  readonly modes: readonly InterceptionMode[];
+  /** The identity's namespace (route tables name services relative to it). */
+  readonly namespace: string;
+  readonly settings: Pick<MeshSettings, 'permissive' | 'trustDomain' | 'accessLog'>;
+  /** What it may reach and how. */
+  readonly reach: Reach;
+  /** What it serves, and to whom. */
+  readonly inbound: readonly InboundPort[];
+  /** Its pods were injected by smc: its sidecar serves the probe port. */
+  readonly injected: boolean;
+  readonly probes: readonly NamedProbe[];
+  readonly probeChains: readonly ProbeChain[];
+  readonly warnings: readonly string[];
+}
+
+/**
+ * How each field of a plan enters its fingerprint (what is compared with the
+ * previous plan). Every field of `ProxyPlan` must be here: the type says so,
+ * so a field added to the plan cannot be left out of what is compared.
+ */
+const FINGERPRINT: { readonly [K in keyof ProxyPlan]-?: (value: ProxyPlan[K]) => unknown } = {
+  dataPlane: (v) => v,
+  modes: (v) => v,
+  namespace: (v) => v,
+  settings: (v) => [v.permissive, v.trustDomain, v.accessLog],
+  reach: (v) => v.plan,
+  inbound: (v) => v,
+  injected: (v) => v,
+  probes: (v) => v,
+  probeChains: (v) => v,
+  warnings: (v) => v,
+};
+const FIELDS = Object.keys(FINGERPRINT) as (keyof ProxyPlan)[];
+const fingerprintOf = (plan: ProxyPlan): unknown[] => FIELDS.map((k) => (FINGERPRINT[k] as (v: unknown) => unknown)(plan[k]));
+
+/** The plan of `identity`, read from `view` (whose reads are recorded); `reads` receives `*` when its reach is the mesh's shared one. */
+function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<string>): ProxyPlan {
   const warnings = new Set<string>();
   const warn = (m: string) => warnings.add(m);
-  const workloads = meshIndex(ir).workloadsOf.get(identity) ?? [];
+  const workloads = meshIndex(view).workloadsOf.get(identity) ?? [];
   const modes = new Set(workloads.map((w) => w.interceptionMode));
   const dataPlane: DataPlane = modes.size === 1 && modes.has('proxyless') ? 'proxyless' : 'envoy';
   if (dataPlane === 'envoy' && modes.has('proxyless')) {
     const names = workloads.filter((w) => w.interceptionMode === 'proxyless').map((w) => `${w.kind} ${w.namespace}/${w.name}`);
     warn(`${names.join(', ')}: proxyless, but shares its identity with sidecar workloads and so receives sidecar configuration, which gRPC clients reject; give it a service account of its own`);
   }
-  const reach = reachOf(mesh, ir, identity, dataPlane, reads);
+  const reach = reachOf(mesh, view, identity, dataPlane, reads);
   for (const w of reach.warnings) warn(w);
-  const { upstreams, outbound } = reach;
-  const inbound = dataPlane === 'envoy' ? inboundPorts(ir, identity) : [];
-  const own = certificateOf(certificates, identity);
-  const namespace = workloads[0]?.namespace ?? '';
   // Injected pods' sidecars answer their probes (and their own readiness) on the probe port: the union over the identity's pods, by key.
   const injected = dataPlane === 'envoy' && workloads.some((w) => w.injected !== undefined);
-  const probes = injected ? [...new Map(workloads.flatMap((w) => w.injected?.probes ?? []).map((p) => [p.key, p])).values()].sort((a, b) => compareStrings(a.key, b.key)) : [];
-  const probeChains = injected ? probeChainsOf(workloads) : [];
-  // Endpoints are not part of the plan: they are the endpoint path's (the assignments below), and a change of them alone translates nothing else.
-  const plan = [dataPlane, [...modes].sort(), namespace, ir.settings.permissive, ir.settings.trustDomain, ir.settings.accessLog, reach.plan, inbound, injected, probes, probeChains, [...warnings]];
+  const { permissive, trustDomain, accessLog } = view.settings;
+  return {
+    dataPlane,
+    modes: [...modes].sort(),
+    namespace: workloads[0]?.namespace ?? '',
+    settings: { permissive, trustDomain, accessLog },
+    reach,
+    inbound: dataPlane === 'envoy' ? inboundPorts(view, identity) : [],
+    injected,
+    probes: injected ? [...new Map(workloads.flatMap((w) => w.injected?.probes ?? []).map((p) => [p.key, p])).values()].sort((a, b) => compareStrings(a.key, b.key)) : [],
+    probeChains: injected ? probeChainsOf(workloads) : [],
+    warnings: [...warnings],
+  };
+}
+
+export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot): PlannedSnapshot {
+  // The plan reads the mesh through this view: what it reads is what it depends on.
+  const reads = new Set<string>();
+  const proxy = makePlan(mesh, recordedView(mesh, (key) => reads.add(key)), identity, reads);
+  const plan = fingerprintOf(proxy);
+  const own = certificateOf(certificates, identity);
   // Secrets depend on the certificate alone: they are not part of the plan, and a new certificate re-encodes them and nothing else.
   const secretsOf = (): Named[] => (own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : []);
   const madeWith: SecretSource = { certificate: own, trustBundle: certificates?.trustBundle };
   // Compared only when there is a previous plan: a cold compile pays nothing for it.
   if (previous && planText(previous.plan) === planText(plan)) {
-    const endpoint = endpointSet(reach, codec, memo);
+    const endpoint = endpointSet(proxy.reach, codec, memo);
     const sameEndpoints = endpoint.version === previous.snapshot.types.endpoint.version;
     const sameSecretsAsBefore = sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle);
     if (sameEndpoints && sameSecretsAsBefore) {
@@ -197,7 +253,19 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
     secretSources.set(renewed, madeWith);
     return renewed;
   }
+  const { snapshot, inconsistencies } = translate(proxy, identity, codec, memo, secretsOf());
+  const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads };
+  secretSources.set(planned, madeWith);
+  return planned;
+}
 
+/** A plan's Envoy resources, encoded: reads the plan and nothing else (and the secrets, made from the certificate). */
+function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo: EncodeMemo, secrets: Named[]): { snapshot: Snapshot; inconsistencies: string[] } {
+  const { reach, dataPlane, namespace, inbound, injected, probes, probeChains } = plan;
+  const { upstreams, outbound } = reach;
+  const modes = new Set(plan.modes);
+  const warnings = new Set(plan.warnings);
+  const warn = (m: string) => warnings.add(m);
   // What the reach alone decides is made once per reach (once for all identities of a permissive mesh), and checked once.
   const once = <T>(key: string, make: (warn: (m: string) => void) => T): T => fromReach(reach, key, warn, make);
   const outboundRoutes = once(`routes ${namespace}`, () => outboundRouteConfigs(outbound, namespace));
@@ -215,15 +283,15 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
     const transparent = modes.has('transparent') ? once('transparent', (w) => transparentListener(outbound, w)) : undefined;
     const explicit = modes.has('explicit') ? once('explicit', (w) => explicitListeners(outbound, w) as Named[]) : [];
     const outboundListeners = [...(transparent && transparent.filterChains.length > 0 ? [transparent] : []), ...explicit];
-    shared = once(`shared envoy ${namespace} ${[...modes].sort().join(' ')}`, () => ({ cluster: outboundClusters, endpoint: endpoints, listener: outboundListeners, route: outboundRoutes }));
+    shared = once(`shared envoy ${namespace} ${plan.modes.join(' ')}`, () => ({ cluster: outboundClusters, endpoint: endpoints, listener: outboundListeners, route: outboundRoutes }));
     const listeners: Named[] = injected ? [probeListener(probeChains)] : [];
-    if (inbound.length > 0) listeners.push(inboundListener(ir, inbound));
+    if (inbound.length > 0) listeners.push(inboundListener(plan.settings, inbound));
     ownResources = {
       cluster: [...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])],
       endpoint: none,
       listener: listeners,
-      route: inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, ir.settings.permissive)),
-      secret: secretsOf(),
+      route: inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, plan.settings.permissive)),
+      secret: secrets,
     };
   }
   const sets: Record<ResourceKind, readonly Named[]> = {
@@ -235,9 +303,7 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
   };
   const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, k === 'endpoint' ? endpointSet(reach, codec, memo) : encodeSet(codec, k, sets[k], memo)])) as Record<ResourceKind, ResourceSet>;
   // References close within the snapshot: checked on what was just built, not by decoding it again.
-  const planned: PlannedSnapshot = { plan, snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared), reads };
-  secretSources.set(planned, madeWith);
-  return planned;
+  return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared) };
 }
 
 /**

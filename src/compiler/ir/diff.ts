@@ -1,5 +1,5 @@
 import { sameItems } from '../group.js';
-import { compareStrings, type DestinationAccess, type MeshIR, type ServiceIR, type SplitIR, type Workload } from './types.js';
+import { compareStrings, type MeshIR } from './types.js';
 
 /**
  * What differs between two IRs of the same settings and namespaces, list by
@@ -10,12 +10,22 @@ import { compareStrings, type DestinationAccess, type MeshIR, type ServiceIR, ty
  * looks closer only where they differ: it costs a pointer comparison per
  * element, and the changes.
  */
-export interface IRDiff {
-  readonly workloads: Changes<Workload>;
-  readonly services: Changes<ServiceIR>;
-  readonly access: Changes<DestinationAccess>;
-  readonly splits: Changes<SplitIR>;
-}
+/** The IR's lists (everything but its settings and namespaces, whose change changes everything). */
+export type IRLists = Omit<MeshIR, 'settings' | 'namespaces'>;
+
+export type IRDiff = { readonly [K in keyof IRLists]: Changes<IRLists[K][number]> };
+
+/**
+ * Each IR list's order (every list is sorted by it, with unique keys). Every
+ * list of `MeshIR` must be here: the type says so, so a list added to the IR
+ * is diffed, and the index patched from the diff, or it does not compile.
+ */
+const ORDERS: { readonly [K in keyof IRLists]-?: (a: IRLists[K][number], b: IRLists[K][number]) => number } = {
+  workloads: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name),
+  services: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name),
+  access: (a, b) => compareStrings(a.destination, b.destination),
+  splits: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.service, b.service),
+};
 
 export interface Changes<T> {
   readonly removed: readonly T[];
@@ -29,12 +39,9 @@ export function diffIR(before: MeshIR, after: MeshIR): IRDiff | undefined {
   if (JSON.stringify(before.settings) !== JSON.stringify(after.settings) || !sameItems(before.namespaces, after.namespaces)) return undefined;
   const known = cache.get(after);
   if (known?.before === before) return known.diff;
-  const diff: IRDiff = {
-    workloads: walk(before.workloads, after.workloads, (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name)),
-    services: walk(before.services, after.services, (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name)),
-    access: walk(before.access, after.access, (a, b) => compareStrings(a.destination, b.destination)),
-    splits: walk(before.splits, after.splits, (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.service, b.service)),
-  };
+  const diff = Object.fromEntries(
+    (Object.keys(ORDERS) as (keyof IRLists)[]).map((k) => [k, walk<unknown>(before[k], after[k], ORDERS[k] as (a: unknown, b: unknown) => number)]),
+  ) as unknown as IRDiff;
   cache.set(after, { before, diff });
   return diff;
 }

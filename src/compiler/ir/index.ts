@@ -105,7 +105,7 @@ export function changedKeys(before: MeshIR, after: MeshIR): ReadonlySet<string> 
 export function recordedView(ir: MeshIR, record: (key: string) => void): MeshIR {
   const index = meshIndex(ir);
   const view = { settings: ir.settings } as MeshIR;
-  for (const field of ['namespaces', 'workloads', 'services', 'access', 'splits'] as const) {
+  for (const field of Object.keys(ir).filter((k): k is Exclude<keyof MeshIR, 'settings'> => k !== 'settings')) {
     Object.defineProperty(view, field, {
       get: () => {
         record(`${field}*`);
@@ -257,7 +257,7 @@ function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>): MeshIndex
       touched.add(`${field}*`);
     }
   };
-  for (const field of ['workloads', 'services', 'access', 'splits'] as const) if (diff[field].removed.length + diff[field].added.length > 0) touched.add(`${field}*`);
+  for (const [field, changes] of Object.entries(diff)) if (changes.removed.length + changes.added.length > 0) touched.add(`${field}*`);
   const compareWorkloads = (a: Workload, b: Workload) => compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name);
   // Workloads (an identity's are all of its namespace: by kind and name).
   let workloadsOf = base.workloadsOf as Map<Identity, readonly Workload[]>;
