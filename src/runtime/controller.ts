@@ -1,16 +1,13 @@
 import type { Log } from './log.js';
-import { openProxyCertificateRecords, openSigner, type CaChoice } from '../adapters/ca/open.js';
-import { normalizeSerial, openProxyCertificates } from '../adapters/ca/proxy-certificates.js';
-import { issueForXdsPort, PROXY_CERTIFICATE_TTL_MS, renewalDue, type IssuedCertificate, type Signer } from '../adapters/ca/signer.js';
-import { openCertificateStore } from '../adapters/ca/certificate-store.js';
-import { signedBy } from '../adapters/ca/x509.js';
-import { X509Certificate } from 'node:crypto';
+import { openSigner, type CaChoice } from '../adapters/ca/open.js';
+import { openProxyAdmission } from './proxy-admission.js';
+import { issueForXdsPort, type Signer } from '../adapters/ca/signer.js';
+import { openServiceCertificates } from './service-certificates.js';
 import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import { createFolderSource } from '../adapters/folder-source.js';
 import { createInputStore, type Source } from '../adapters/source.js';
 import type { LeaderElection } from '../adapters/leader.js';
 
-import type { CertificateInputs, IdentityCertificate } from '../compiler/inputs.js';
 import { identityOf } from '../compiler/ir/types.js';
 import type { StatusEntry } from '../compiler/status.js';
 import { proxyConfigDocument } from './proxy-config.js';
@@ -25,22 +22,24 @@ import { startCompilerThread, type CompiledMesh, type CompilerThread } from './c
 import { createFairGate } from './fair-gate.js';
 import { createServer, isIP } from 'node:net';
 import { existsSync } from 'node:fs';
-import { rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { adminToken } from './admin-auth.js';
 import { lockStateFolder } from './state-lock.js';
 import { checkStateFolder } from './state-safety.js';
 import { StartupError } from '../adapters/startup-error.js';
 import type { KubernetesIdentity } from '../adapters/kubernetes-identity.js';
-import { createWebhookServer } from './webhook-server.js';
 import { trackVirtualMachines } from './vm-presence.js';
-import { podIdentityService } from './pod-identity.js';
-import { TOKEN_AUDIENCE } from '../output/inject.js';
+import type { podIdentityService } from './pod-identity.js';
+import { startWebhook } from './webhook-wiring.js';
 
 /**
- * `smc controller`: the adapters (a folder of YAML, the internal CA), the
- * compiler and the runtime joined together. Thin on purpose: it loads,
- * compiles, publishes snapshots, and serves.
+ * `smc controller`: the composition. It opens the state folder and the admin
+ * port, starts the sources and the compile worker, publishes each compile's
+ * snapshots to the cache that the ADS server serves, and joins the parts that
+ * live in modules of their own: the service certificates
+ * (service-certificates.ts), which proxies the xDS port admits
+ * (proxy-admission.ts), and on Kubernetes the injector and pod-identity
+ * service (webhook-wiring.ts).
  */
 export interface ControllerOptions {
   /** Files and folders of YAML, watched (the embedded default source). */
@@ -120,36 +119,6 @@ export interface Controller {
 }
 
 /** The namespaces and pods of a compile as sets, built once per compile (the webhook asks for every pod). */
-const namespaceSets = new WeakMap<CompiledMesh, ReadonlySet<string>>();
-const podSets = new WeakMap<CompiledMesh, ReadonlySet<string>>();
-function namespacesOf(c: CompiledMesh): ReadonlySet<string> {
-  let set = namespaceSets.get(c);
-  if (!set) namespaceSets.set(c, (set = new Set(c.namespaces)));
-  return set;
-}
-function podsOf(c: CompiledMesh): ReadonlySet<string> {
-  let set = podSets.get(c);
-  if (!set) podSets.set(c, (set = new Set(c.pods)));
-  return set;
-}
-
-/** A map that counts its changes (what is built from it can tell it is unchanged without comparing). */
-class CountedMap<K, V> extends Map<K, V> {
-  changes = 0;
-  override set(key: K, value: V): this {
-    this.changes++;
-    return super.set(key, value);
-  }
-  override delete(key: K): boolean {
-    this.changes++;
-    return super.delete(key);
-  }
-  override clear(): void {
-    this.changes++;
-    super.clear();
-  }
-}
-
 export const controlPlaneIdentity = (trustDomain: string): string => identityOf(trustDomain, 'smc-system', 'smc-controller');
 
 const DAY = 24 * 3600_000;
@@ -260,14 +229,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     const trustDomain = (running = first.settings.trustDomain);
     const ca: Signer = await openSigner(o.ca ?? { kind: 'internal' }, o.stateDir, trustDomain, o.log);
     // Certificates issued before a restart are served again while they are fresh: same SDS versions, no churn.
-    const store = openCertificateStore(o.stateDir, o.log);
-    // Counts its changes: the certificate inputs built from it are made again only after one.
-    const issued = new CountedMap<string, IssuedCertificate>();
-    metrics.certificateExpiry = () => new Map([...issued].map(([id, c]) => [id, c.notAfter]));
-    for (const [id, cert] of await store.load()) {
-      // Only certificates of this CA's root that are still valid; anything else is simply issued anew.
-      if (await signedBy(cert.certificateChain, ca.trustBundle(), new Date())) issued.set(id, cert);
-    }
+    const certs = await openServiceCertificates(ca, o.stateDir, o.serviceCertTtlMs ?? DAY, o.log);
+    metrics.certificateExpiry = () => certs.expiry();
     const controlPlane = controlPlaneIdentity(trustDomain);
 
     // Renewal: a certificate is re-issued once two thirds of its lifetime have passed.
@@ -283,47 +246,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       return next;
     };
 
-    /** The identities among `identities` whose certificate is missing or due for renewal. */
-    const dueOf = (identities: readonly string[]) => {
-      const now = Date.now();
-      return identities.filter((id) => {
-        const have = issued.get(id);
-        return !have || renewalDue(have) <= now;
-      });
-    };
-    // One input per certificate, made once: the worker is sent only the certificates that are not the ones it has.
-    const inputOf = new WeakMap<IssuedCertificate, IdentityCertificate>();
-    // The certificates of an identity list, made again only when the list, a certificate or the trust bundle changed
-    // (the compiler thread then sees the very value it sent last, and sends nothing).
-    let lastInputs: { identities: readonly string[]; changes: number; value: CertificateInputs } | undefined;
-    const certificateInputs = (identities: readonly string[]): CertificateInputs => {
-      const trustBundle = ca.trustBundle();
-      if (lastInputs?.identities === identities && lastInputs.changes === issued.changes && lastInputs.value.trustBundle === trustBundle) return lastInputs.value;
-      const value = {
-        trustBundle,
-        identities: identities.flatMap((identity) => {
-          const cert = issued.get(identity);
-          if (!cert) return [];
-          let input = inputOf.get(cert);
-          if (!input) inputOf.set(cert, (input = { identity, certificateChain: cert.certificateChain, privateKey: cert.privateKey }));
-          return [input];
-        }),
-      };
-      lastInputs = { identities, changes: issued.changes, value };
-      return value;
-    };
-    /** Issues (or renews) the certificates of `due`, several at a time. */
-    const issue = async (due: readonly string[]): Promise<void> => {
-      await inParallel(due, 16, async (id) => {
-        const have = issued.get(id);
-        const cert = await ca.issue(id, { ttlMs: o.serviceCertTtlMs ?? DAY, jitter: true });
-        issued.set(id, cert);
-        await store.save(id, cert);
-        // Node's native parser: a general ASN.1 parse would cost more than issuing the certificate did.
-        const serial = cert.serial ?? new X509Certificate(cert.certificateChain).serialNumber.toLowerCase();
-        o.log(`ca: ${have ? 'renewed' : 'issued'} the certificate of ${id} (serial ${serial}, expires ${cert.notAfter.toISOString()})`, { identity: id, serial });
-      });
-    };
     // The identities of the last publish (the worker sends the same array while they do not change).
     let published: readonly string[] = [];
     // An identity list all of whose certificates were issued and not yet due when it was last published, and the
@@ -337,24 +259,19 @@ export async function startController(o: ControllerOptions): Promise<Controller>
      */
     const publish = async (result: CompiledMesh, renewals = false): Promise<IdentityChange[]> => {
       const identities = result.identities;
-      const renewed = !renewals && certified?.identities === identities && certified.changes === issued.changes ? [] : dueOf(identities);
+      const renewed = !renewals && certified?.identities === identities && certified.changes === certs.changes ? [] : certs.dueOf(identities);
       // Many certificates to issue (a first start): the worker translates everything but the secrets meanwhile.
       // (Should that fail, the snapshots below do the work.)
-      const prepared = !renewals && renewed.length > 1 ? compiler.prepare(certificateInputs(identities)).catch(() => undefined) : undefined;
-      await issue(renewed);
+      const prepared = !renewals && renewed.length > 1 ? compiler.prepare(certs.inputs(identities)).catch(() => undefined) : undefined;
+      await certs.issue(renewed);
       await prepared;
       if (!renewals && identities !== published) {
         // Identities that left the mesh are no longer renewed.
-        const identitySet = new Set(identities);
-        for (const id of [...issued.keys()]) {
-          if (identitySet.has(id)) continue;
-          issued.delete(id);
-            await store.remove(id);
-        }
+        await certs.keepOnly(new Set(identities));
         published = identities;
       }
-      if (!renewals) certified = { identities, changes: issued.changes };
-      const certificates = certificateInputs(identities);
+      if (!renewals) certified = { identities, changes: certs.changes };
+      const certificates = certs.inputs(identities);
       // Built by the worker from the IR of its latest compile (the one being published): only the snapshots whose plan changed come back.
       // The worker checked that references close in each snapshot it built (on the resources, before encoding them).
       const { changed, removed, complete, inconsistencies: broken } = await compiler.snapshots(certificates, renewals ? renewed : undefined);
@@ -379,8 +296,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     };
     const scheduleRenewal = () => {
       clearTimeout(renewTimer);
-      if (closed || issued.size === 0) return;
-      const next = Math.min(...[...issued.values()].map(renewalDue));
+      const next = certs.nextRenewal();
+      if (closed || next === undefined) return;
       renewTimer = setTimeout(() => {
         void serialized(() => publish(last, true)).catch((e: Error) => {
           o.log(`ca: renewal failed, retrying in 10s: ${e.message}`, { level: 'error' });
@@ -452,128 +369,25 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const server = serverCertificate!;
       tls = { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.xdsTrust?.() ?? ca.trustBundle() };
     }
-    const proxyCertificates = await openProxyCertificateRecords(o.ca, o.stateDir);
-    // Records kept in the state folder by an earlier version (before they moved beside the root's Secret) move with it.
-    if (proxyCertificates.adopt && existsSync(join(o.stateDir, 'proxy-certificates'))) {
-      const folder = openProxyCertificates(o.stateDir);
-      const { records, problems } = await folder.list();
-      for (const r of records) {
-        if (await proxyCertificates.adopt(r)) o.log(`ca: proxy certificate ${r.serial} of ${r.identity} (${r.state}) moved from ${folder.where} to ${proxyCertificates.where}`, { level: 'warn', serial: r.serial });
-      }
-      for (const p of problems) o.log(`ca: ${p} (not moved to ${proxyCertificates.where})`, { level: 'warn' });
-      // Kept, renamed, for the record: the cluster's objects are the ones in force from now on.
-      if (problems.length === 0) await rename(folder.where, `${folder.where}.moved`).catch((e: Error) => o.log(`ca: cannot rename ${folder.where}: ${e.message}`, { level: 'warn' }));
-    }
-    // Claims of one certificate take turns, so two nodes racing for an unclaimed one cannot both win.
-    const claiming = new Map<string, Promise<unknown>>();
-    /**
-     * Only proxy certificates smc issued (smc bootstrap) and did not revoke open
-     * streams. One certificate, one node: the first stream claims it for its
-     * node id, and another node presenting it is refused.
-     */
-    const authorizeCertificate = async (c: { serial: string; identity: string; nodeId: string }): Promise<string | undefined> => {
-      const key = normalizeSerial(c.serial);
-      const turn = (claiming.get(key) ?? Promise.resolve()).then(async () => {
-        const r = await proxyCertificates.get(c.serial);
-        if (!r) return `certificate serial ${key} was not issued as a proxy certificate (smc bootstrap issues them)`;
-        if (r.identity !== c.identity) return `certificate serial ${r.serial} was issued to ${r.identity}, not ${c.identity}`;
-        if (r.state === 'revoked') return `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}`;
-        if (r.state === 'claimed' && r.claimedBy !== c.nodeId) {
-          return `proxy certificate ${r.serial} of ${r.identity} belongs to node ${r.claimedBy}; node ${c.nodeId} may not use it (one certificate, one node: give each proxy its own with smc bootstrap --instance)`;
-        }
-        if (r.state === 'unclaimed') {
-          // Another replica may claim it at the same moment: the record as written decides.
-          const now = await proxyCertificates.claim(c.serial, c.nodeId, new Date());
-          if (now?.state !== 'claimed' || now.claimedBy !== c.nodeId) {
-            return `proxy certificate ${r.serial} of ${r.identity} ${now?.state === 'claimed' ? `was just claimed by node ${now.claimedBy}` : `is ${now?.state ?? 'no longer recorded'}`}; node ${c.nodeId} may not use it`;
-          }
-          o.log(`ca: proxy certificate ${r.serial} of ${r.identity} claimed by ${c.nodeId}`);
-        }
-        return undefined;
-      });
-      claiming.set(key, turn.catch(() => undefined));
-      return turn;
-    };
-    const ads = createAdsServer({ cache, protos, tls, authorizeCertificate, trustDomain: () => trustDomain, metrics, proxies, log: o.log, pushWindowMs: o.pushWindowMs });
+    const admission = await openProxyAdmission(o.ca, o.stateDir, o.log);
+    const proxyCertificates = admission.records;
+    const ads = createAdsServer({ cache, protos, tls, authorizeCertificate: (c) => admission.authorize(c), trustDomain: () => trustDomain, metrics, proxies, log: o.log, pushWindowMs: o.pushWindowMs });
     const xdsPort = await ads.listen(o.xdsHost, o.xdsPort).catch((e: Error) => {
       throw new StartupError(`cannot serve xDS on ${where(o.xdsHost, o.xdsPort)} (--xds-address): ${e.message}`);
     });
     cleanups.push(() => ads.close());
     serving = true;
-    // A revoked proxy certificate loses its open streams at once, not at its next reconnect.
-    // One watch of the records per controller: revocations close streams here, and the pod certificates' view follows every record.
-    const stopWatching = proxyCertificates.watch((r) => {
-      podCertificates?.record(r);
-      if (r.state !== 'revoked') return;
-      const n = ads.closeCertificate(r.serial, `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}`);
-      if (n > 0) o.log(`ca: closed ${n} stream(s) of revoked proxy certificate ${r.serial} (${r.identity})`);
-    }, (message) => o.log(`ca: ${message}`));
-    cleanups.push(async () => stopWatching());
-    // And, should a watch miss a change, every open stream is checked against the records now and then.
-    const recheckStreams = async () => {
-      const open = ads.openSerials();
-      if (open.length === 0) return;
-      const { records, problems } = await proxyCertificates.list();
-      const bySerial = new Map(records.map((r) => [normalizeSerial(r.serial), r]));
-      for (const serial of open) {
-        const r = bySerial.get(serial);
-        // A record missing from a list that read every record is gone (deleted): its certificate opens nothing any more.
-        const why = r?.state === 'revoked' ? `proxy certificate ${r.serial} of ${r.identity} was revoked at ${r.revokedAt}` : !r && problems.length === 0 ? `proxy certificate ${serial} is no longer recorded in ${proxyCertificates.where}` : undefined;
-        if (!why) continue;
-        const n = ads.closeCertificate(serial, why);
-        if (n > 0) o.log(`ca: closed ${n} stream(s) found open by the periodic check: ${why}`, { level: 'warn', serial });
-      }
-    };
-    const recheck = setInterval(() => void recheckStreams().catch((e: Error) => o.log(`ca: checking open streams against the proxy-certificate records failed: ${e.message}`, { level: 'warn' })), o.recheckStreamsMs ?? 30_000);
-    recheck.unref();
-    cleanups.push(async () => clearInterval(recheck));
+    // A revoked proxy certificate loses its open streams at once, not at its next reconnect; the pod certificates' view follows every record.
+    const stopFollowing = admission.follow(ads, (r) => podCertificates?.record(r), o.recheckStreamsMs ?? 30_000);
+    cleanups.push(async () => stopFollowing());
     o.log(`controller: xDS (ADS, ${o.insecureXds ? 'plaintext' : 'mutual TLS'}) on ${o.xdsHost}:${xdsPort}, admin on http://${o.adminHost}:${adminPort}`);
 
     let webhookPort: number | undefined;
     if (o.webhook) {
-      const w = o.webhook;
-      const xdsTrust = () => ca.xdsTrust?.() ?? ca.trustBundle();
-      // Both read the index of the latest published mesh, built once per compile.
-      const inMesh = (ns: string) => namespacesOf(last).has(ns);
-      const pods = podIdentityService({
-        review: (token) => w.kubernetes.reviewToken(token, TOKEN_AUDIENCE),
-        inMesh,
-        trustDomain: () => trustDomain,
-        issue: (identity) => issueForXdsPort(ca, identity, { ttlMs: PROXY_CERTIFICATE_TTL_MS }),
-        xdsTrust,
-        controlPlaneIdentity: controlPlane,
-        records: proxyCertificates,
-        ...(w.podGraceMs !== undefined ? { graceMs: w.podGraceMs } : {}),
-        presentPods: () => podsOf(last),
-        log: o.log,
-      });
-      podCertificates = pods;
-      cleanups.push(async () => pods.close());
-      const server = createWebhookServer({
-        tls: serverCertificate!,
-        inject: () => ({ image: w.image, xdsAddress: w.sidecarXdsAddress, certificateUrl: w.certificateUrl, trustBundle: xdsTrust(), defaultInterceptionMode: last.settings.defaultInterceptionMode, nativeSidecar: w.nativeSidecar }),
-        inMesh,
-        proxyCertificate: (body, peer) => pods.handle(body, peer),
-        log: o.log,
-      });
-      webhookPort = await server.listen(w.host, w.port).catch((e: Error) => {
-        throw new StartupError(`cannot serve the webhook on ${where(w.host, w.port)} (--webhook-address): ${e.message}`);
-      });
-      cleanups.push(() => server.close());
-      o.log(`controller: sidecar injector and proxy certificates on https://${where(w.host, webhookPort)}`);
-      // The leader keeps the injector's configuration trusting this CA (a new root, after a rotation, too).
-      const name = w.configurationName ?? 'smc-sidecar-injector';
-      const syncCaBundle = async () => {
-        if (!leads()) return;
-        const found = await w.kubernetes.setWebhookCaBundle(name, xdsTrust()).catch((e: Error) => (o.log(`webhook: ${e.message}`), true));
-        if (!found) o.log(`webhook: MutatingWebhookConfiguration ${name} not found: pods are not injected until it is applied (deploy/injector.yaml)`);
-      };
-      await syncCaBundle();
-      o.leader?.onChange((now) => void (now && syncCaBundle()));
-      // Applied after the controller started, or its roots rotated: checked again every 30 s (a read, and a patch only when it differs).
-      const resync = setInterval(() => void syncCaBundle(), 30_000);
-      resync.unref();
-      cleanups.push(async () => clearInterval(resync));
+      const webhook = await startWebhook(o.webhook, { ca, trustDomain, controlPlane, records: proxyCertificates, serverCertificate: serverCertificate!, latest: () => last, leads, leader: o.leader, log: o.log });
+      cleanups.push(() => webhook.close());
+      podCertificates = webhook.pods;
+      webhookPort = webhook.port;
     }
 
     const allAcknowledged = async (what: string, timeoutMs: number) => {
@@ -605,8 +419,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         await serialized(async () => {
           await rotation.switchSigner();
           // Every leaf is re-issued by the new root.
-          issued.clear();
-            await publish(last);
+          certs.clear();
+          await publish(last);
         });
       }
       await allAcknowledged('certificates from the new root', timeout);
@@ -654,13 +468,4 @@ async function assertFree(host: string, port: number, flag: string): Promise<voi
     });
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
-}
-
-/** Runs `work` on every item, at most `width` at a time. */
-async function inParallel<T>(items: readonly T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) await work(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
 }

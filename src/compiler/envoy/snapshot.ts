@@ -389,10 +389,6 @@ const sameSecrets = (a: SecretSource | undefined, certificate: SecretSource['cer
   a.certificate?.certificateChain === certificate?.certificateChain &&
   a.certificate?.privateKey === certificate?.privateKey;
 
-export function buildSnapshot(ir: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map()): Snapshot {
-  return planSnapshot(ir, identity, codec, certificates, memo).snapshot;
-}
-
 /**
  * Every identity's planned snapshot (or the ones named), reusing `previous`
  * where a plan did not change. Given the IR the previous plans were made
