@@ -1,19 +1,19 @@
 /**
- * The controller as it runs: the generated mesh delivered by a source (one
- * unit per service, as a folder holds one file per service), the real
- * controller (compile worker, CA, snapshot cache, ADS server, push window 0),
+ * The controller as it runs: the generated mesh as a watched folder (one
+ * file per service), the real controller (compile worker, CA, snapshot
+ * cache, ADS server, push window 0),
  * and its proxies in a separate process (bench/load-client.ts), each an ADS
  * stream that subscribes as Envoy does and acknowledges what it gets.
  * Measured: start to ready and the process's memory then; memory per connected proxy; and
  * for one endpoint, one split and one policy change, the time from the
- * change entering the controller's input store to the last affected proxy
+ * file's write to the last affected proxy
  * receiving its push. BENCH_DEBUG=1 prints progress; BENCH_DEBUG=3 the controller's log.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Source, SourceEvents, SourceUnit } from '../src/adapters/source.js';
+import type { SourceUnit } from '../src/adapters/source.js';
 import { startController } from '../src/runtime/controller.js';
 import { TYPE_URL } from '../src/runtime/xds-types.js';
 
@@ -73,22 +73,6 @@ export function meshUnits(services: number, v: Variant = {}): Map<string, Source
   return units;
 }
 
-/** A source the bench drives directly: the controller's own input path, without a file system in between. */
-function benchSource(initial: Map<string, SourceUnit>): Source & { set(name: string, u: SourceUnit): void } {
-  let events: SourceEvents | undefined;
-  return {
-    name: 'bench',
-    async start(e) {
-      events = e;
-      for (const [k, u] of initial) e.set(k, u);
-      e.synced();
-    },
-    async resync() {},
-    async close() {},
-    set: (name, u) => events!.set(name, u),
-  };
-}
-
 export interface ControllerRow {
   services: number;
   perIdentity: number;
@@ -122,11 +106,16 @@ export function measureControllerIsolated(services: number, perIdentity: number)
 
 export async function measureController(services: number, perIdentity: number): Promise<ControllerRow> {
   const units = meshUnits(services);
-  const source = benchSource(units);
+  // The controller's default source: a watched folder, one file per service.
   const state = mkdtempSync(join(tmpdir(), 'smc-bench-'));
+  const folder = join(state, 'mesh');
+  mkdirSync(folder);
+  const fileOf = (name: string) => join(folder, name.replace(/\.yaml$/, '.json'));
+  const write = (name: string, u: SourceUnit) => writeFileSync(fileOf(name), u.documents.map((d) => JSON.stringify(d.value)).join('\n---\n'));
+  for (const [name, u] of units) write(name, u);
   let child: ChildProcess | undefined;
   const t0 = now();
-  const controller = await startController({ source: [], sources: [source], stateDir: state, xdsHost: '127.0.0.1', xdsPort: 0, adminHost: '127.0.0.1', adminPort: 0, insecureXds: true, gatherMs: 0, gatherMaxMs: 0, pushWindowMs: 0, log: process.env.BENCH_DEBUG === '3' ? (l) => process.stderr.write(`${l}\n`) : () => {} });
+  const controller = await startController({ source: [folder], stateDir: join(state, 'state'), xdsHost: '127.0.0.1', xdsPort: 0, adminHost: '127.0.0.1', adminPort: 0, insecureXds: true, pushWindowMs: 0, log: process.env.BENCH_DEBUG === '3' ? (l) => process.stderr.write(`${l}\n`) : () => {} });
   const startMs = now() - t0;
   gc();
   // The whole process (controller, its compile worker and what earlier rows left behind), once ready.
@@ -181,7 +170,7 @@ export async function measureController(services: number, perIdentity: number): 
     for (let k = 0; k < 5; k++) {
       const moved = Math.floor(services / 2) + 10 + k;
       endpointExpect = streamsOf(callersOf(moved), [TYPE_URL.endpoint]);
-      endpointTimes.push(await timed(endpointExpect, () => source.set(`svc-${moved}.yaml`, serviceUnit(services, moved, { movedPod: moved }))));
+      endpointTimes.push(await timed(endpointExpect, () => write(`svc-${moved}.yaml`, serviceUnit(services, moved, { movedPod: moved }))));
       if (process.env.BENCH_DEBUG) process.stderr.write(`bench: endpoint change ${k + 1}: ${Math.round(endpointTimes[k]!)} ms\n`);
     }
     const endpointFirstMs = endpointTimes[0]!;
@@ -189,12 +178,12 @@ export async function measureController(services: number, perIdentity: number): 
     // One split change: 90/10 -> 80/20 of one split; the root's callers get new routes.
     const root = Math.floor(services / 2) - (Math.floor(services / 2) % 10) + 20;
     const splitExpect = streamsOf(callersOf(root), [TYPE_URL.route]);
-    const splitMs = await timed(splitExpect, () => source.set(`svc-${root}.yaml`, serviceUnit(services, root, { splitWeight: 80 })));
+    const splitMs = await timed(splitExpect, () => write(`svc-${root}.yaml`, serviceUnit(services, root, { splitWeight: 80 })));
     // One policy change: a service gets a new caller (one further back in its namespace): the caller's clusters change.
     const callee = Math.floor(services / 2) + 30;
     const caller = callee + 7;
     const policyExpect = streamsOf([caller], [TYPE_URL.cluster]);
-    const policyMs = await timed(policyExpect, () => source.set(`svc-${callee}.yaml`, serviceUnit(services, callee, { extraCaller: [callee, caller] })));
+    const policyMs = await timed(policyExpect, () => write(`svc-${callee}.yaml`, serviceUnit(services, callee, { extraCaller: [callee, caller] })));
 
     return {
       services,

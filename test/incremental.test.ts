@@ -3,14 +3,15 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { throwawayCertificates } from '../src/adapters/ca/throwaway.js';
-import { compile, compileIR, type MeshCompileResult } from '../src/compiler/compile.js';
+import { compile, compileIR } from '../src/compiler/compile.js';
+import { planSnapshots, type Snapshot, type SnapshotPlans } from '../src/compiler/envoy/snapshot.js';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 import type { MeshInputs } from '../src/compiler/inputs.js';
 import { compileUnits, type InputUnit, type UnitsCompileResult } from '../src/compiler/units.js';
 import { groupBy } from '../src/compiler/group.js';
 import { meshIndex } from '../src/compiler/ir/index.js';
 
-/** compile(inputs, previous) gives exactly what a compile from scratch gives, and reuses what did not change. */
+/** The engine, as the controller's compile worker runs it (units compiled, then planned, each given the previous), gives exactly what a compile from scratch gives, and reuses what did not change. */
 const codec = loadEnvoyProtos();
 const APPS = ['a', 'b', 'c', 'd'] as const;
 /** A second namespace whose workload `x` other namespaces' objects refer to (grants, an EndpointSlice's targetRef). */
@@ -197,8 +198,8 @@ function unitsOf(i: MeshInputs, kept: Map<string, { text: string; unit: InputUni
   return out;
 }
 
-const serialised = (r: MeshCompileResult) =>
-  r.snapshots.map((s) => ({ identity: s.identity, dataPlane: s.dataPlane, warnings: s.warnings, types: PUSH_ORDER.map((k) => [s.types[k].version, s.types[k].resources.map((x) => `${x.name}=${Buffer.from(x.bytes).toString('base64')}`)]) }));
+const serialised = (snapshots: readonly Snapshot[]) =>
+  snapshots.map((s) => ({ identity: s.identity, dataPlane: s.dataPlane, warnings: s.warnings, types: PUSH_ORDER.map((k) => [s.types[k].version, s.types[k].resources.map((x) => `${x.name}=${Buffer.from(x.bytes).toString('base64')}`)]) }));
 
 const start: State = {
   permissive: false,
@@ -222,25 +223,22 @@ test('property: a chain of compiles, each given the previous result, equals comp
   fc.assert(
     fc.property(fc.array(edit, { minLength: 1, maxLength: 8 }), (edits) => {
       let state = start;
-      let chained = compile(inputs(state), codec);
       // The controller's way: the inputs as units (one per file), each compile given the previous one.
       const kept = new Map<string, { text: string; unit: InputUnit }>();
       let units: UnitsCompileResult = compileUnits(unitsOf(inputs(state), kept));
-      meshIndex(units.ir);
+      let plans = planSnapshots(units.ir, codec);
       for (const e of edits) {
         state = apply(state, e);
-        chained = compile(inputs(state), codec, chained);
         const fresh = compile(inputs(state), codec);
-        assert.deepEqual(serialised(chained), serialised(fresh), `after ${JSON.stringify(e)}`);
-        assert.deepEqual(chained.status, fresh.status);
-        assert.deepEqual(chained.ir, fresh.ir);
         const previousIR = units.ir;
         units = compileUnits(unitsOf(inputs(state), kept), undefined, units);
-        assert.deepEqual(units.ir, fresh.ir, `units, after ${JSON.stringify(e)}`);
-        assert.deepEqual(units.status, fresh.status, `units, after ${JSON.stringify(e)}`);
+        assert.deepEqual(units.ir, fresh.ir, `IR, after ${JSON.stringify(e)}`);
+        assert.deepEqual(units.status, fresh.status, `status, after ${JSON.stringify(e)}`);
         // The index patched from the previous IR's is the one built from scratch.
         assert.deepEqual(meshIndex(units.ir, previousIR), meshIndex(structuredClone(fresh.ir)), `index, after ${JSON.stringify(e)}`);
-        assert.deepEqual(meshIndex(chained.ir), meshIndex(structuredClone(fresh.ir)));
+        // Only the identities that read a changed key are planned again: the snapshots are those built from scratch, byte for byte.
+        plans = planSnapshots(units.ir, codec, undefined, plans, undefined, previousIR);
+        assert.deepEqual(serialised([...plans.values()].map((p) => p.snapshot)), serialised(fresh.snapshots), `snapshots, after ${JSON.stringify(e)}`);
       }
     }),
     {
@@ -265,18 +263,25 @@ test('an endpoint change re-translates only the identities that reach it; a rene
   const ids = APPS.map((a) => `spiffe://cluster.local/ns/shop/sa/${a}`);
   const certs = await throwawayCertificates('cluster.local', ids);
   const state: State = { ...start, grants: [{ from: 'a', to: 'b', http: true }, { from: 'c', to: 'd', http: false }] };
-  const first = compile(inputs(state, certs), codec);
+  // As the controller's compile worker does: the units compiled, then planned given the previous plans and IR.
+  const kept = new Map<string, { text: string; unit: InputUnit }>();
+  const step = (s: State, c: typeof certs, previous?: { units: UnitsCompileResult; plans: SnapshotPlans }) => {
+    const units = compileUnits(unitsOf(inputs(s), kept), undefined, previous?.units);
+    return { units, plans: planSnapshots(units.ir, codec, c, previous?.plans, undefined, previous?.units.ir) };
+  };
+  const first = step(state, certs);
+  const snapshotsOf = (r: { plans: SnapshotPlans }) => [...r.plans.values()].map((p) => p.snapshot);
   // b's pod moves: only a (its caller) is planned anew; every other snapshot is the previous object itself.
-  const moved = compile(inputs({ ...state, ips: { b: 2 } }, certs), codec, first);
-  const rebuilt = (r: MeshCompileResult) => r.snapshots.filter((s, i) => s !== first.snapshots[i]).map((s) => s.identity);
+  const moved = step({ ...state, ips: { b: 2 } }, certs, first);
+  const rebuilt = (r: { plans: SnapshotPlans }) => snapshotsOf(r).filter((s, i) => s !== snapshotsOf(first)[i]).map((s) => s.identity);
   assert.deepEqual(rebuilt(moved), [ids[0]]);
   // A new certificate for d: only d's snapshot is built again.
   const renewed = await throwawayCertificates('cluster.local', [ids[3]!]);
   const withRenewal = { ...certs, identities: certs.identities.map((c) => (c.identity === ids[3] ? renewed.identities[0]! : c)) };
-  const afterRenewal = compile(inputs(state, withRenewal), codec, first);
+  const afterRenewal = step(state, withRenewal, first);
   assert.deepEqual(rebuilt(afterRenewal), [ids[3]]);
   // And of d's snapshot, only the secrets: every other type is the very set encoded before.
-  const [before, after] = [first, afterRenewal].map((r) => r.snapshots.find((s) => s.identity === ids[3])!);
+  const [before, after] = [first, afterRenewal].map((r) => snapshotsOf(r).find((s) => s.identity === ids[3])!);
   for (const kind of ['cluster', 'endpoint', 'listener', 'route'] as const) assert.equal(after!.types[kind], before!.types[kind], `${kind} was not built again`);
   assert.notEqual(after!.types.secret.version, before!.types.secret.version);
 });
