@@ -7,6 +7,7 @@
  *   {connect: {port, nodes}}          -> {connected: ms}
  *   {expect: [[node, typeUrl], ...]}  -> {arrived: [[node, typeUrl, epochMs], ...]} once each (node, type) got a response after the message
  */
+import { STREAM_LIMITS } from '../src/runtime/ads-server.js';
 import * as grpc from '@grpc/grpc-js';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { TYPE_URL } from '../src/runtime/xds-types.js';
@@ -14,7 +15,9 @@ import { Client } from '../test/helpers/ads-client.js';
 
 const protos = loadEnvoyProtos();
 const Cluster = protos.lookupType('envoy.config.cluster.v3.Cluster');
-const STREAMS_PER_CHANNEL = 25;
+// As many streams per connection as the ADS server allows (more would wait for a free one, forever); each
+// client has a connection of its own (grpc-js would otherwise share one among clients of the same address).
+const STREAMS_PER_CHANNEL = STREAM_LIMITS.streamsPerConnection;
 const now = () => performance.timeOrigin + performance.now();
 
 interface Response {
@@ -86,7 +89,7 @@ process.on('message', (m: { connect?: { port: number; nodes: string[] }; expect?
     const t0 = now();
     let left = nodes.length;
     nodes.forEach((node, i) => {
-      if (i % STREAMS_PER_CHANNEL === 0) channels.push(new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 }));
+      if (i % STREAMS_PER_CHANNEL === 0) channels.push(new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.use_local_subchannel_pool': 1 }));
       proxy(channels[channels.length - 1]!, node, () => {
         if (--left === 0) process.send!({ connected: now() - t0 });
       });
