@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import type { ResourceSet } from '../compiler/envoy/snapshot.js';
+import { resourceHash, type ResourceSet } from '../compiler/envoy/snapshot.js';
 
 /**
  * The latest snapshot per proxy identity. Encoded resources are interned by
@@ -67,7 +66,6 @@ export interface SnapshotCache {
   stats(): { identities: number; resourceReferences: number; uniqueResources: number; uniqueBytes: number };
 }
 
-const hashBytes = (b: Uint8Array) => createHash('sha256').update(b).digest('hex').slice(0, 16);
 
 export function createSnapshotCache(): SnapshotCache {
   const snapshots = new Map<string, CachedSnapshot>();
@@ -83,7 +81,7 @@ export function createSnapshotCache(): SnapshotCache {
   const keyOf = (kind: ResourceKind, name: string, version: string) => `${kind}\0${name}\0${version}`;
 
   const acquire = (kind: ResourceKind, name: string, bytes: Uint8Array, hash: string | undefined): CachedResource => {
-    const version = hash ?? hashBytes(bytes);
+    const version = hash ?? resourceHash(bytes);
     const key = keyOf(kind, name, version);
     const held = interned.get(key);
     if (held) {

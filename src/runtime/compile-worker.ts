@@ -208,9 +208,11 @@ parentPort?.on('message', (m: WorkerRequest) => {
       const was = sent.get(id);
       if (p === undefined || was === p) continue;
       const types = was ? Object.fromEntries(PUSH_ORDER.flatMap((k) => (p.snapshot.types[k] === was.snapshot.types[k] ? [] : [[k, p.snapshot.types[k]]]))) : p.snapshot.types;
+      sent.set(id, p);
+      // A plan made again with the same snapshot (it read other keys this time): nothing to send.
+      if (Object.keys(types).length === 0) continue;
       changed.push({ identity: id, types });
       inconsistencies.push(...p.inconsistencies);
-      sent.set(id, p);
     }
     unsent.clear();
     const removed: string[] = [];

@@ -116,3 +116,19 @@ export function literalUnion<const V extends readonly [string, string, ...string
     name ?? `one of ${values.map((v) => JSON.stringify(v)).join(', ')}`,
   );
 }
+
+/** The props of an object codec (`t.type`, `t.partial`, `t.exact`, or an intersection of them); undefined for anything else. */
+export function objectProps(codec: t.Mixed): t.Props | undefined {
+  if (codec instanceof t.InterfaceType || codec instanceof t.PartialType) return codec.props as t.Props;
+  if (codec instanceof t.ExactType) return objectProps(codec.type as t.Mixed);
+  if (codec instanceof t.IntersectionType) {
+    const merged: t.Props = {};
+    for (const m of codec.types as t.Mixed[]) {
+      const p = objectProps(m);
+      if (!p) return undefined;
+      Object.assign(merged, p);
+    }
+    return merged;
+  }
+  return undefined;
+}

@@ -1,4 +1,5 @@
 import * as t from 'io-ts';
+import { objectProps } from './common.js';
 import { endpointSliceCodec, endpointsCodec, namespaceCodec, podCodec, serviceAccountCodec, serviceCodec } from './kubernetes.js';
 
 /**
@@ -24,7 +25,7 @@ export const MEMBERSHIP_CODECS: Readonly<Record<string, t.Mixed>> = {
 /** `value` with only the fields `codec` names (recursively); values the codec does not describe as objects or arrays are kept as they are. */
 export function project(codec: t.Mixed, value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value;
-  const props = propsOf(codec);
+  const props = objectProps(codec);
   if (props) {
     if (Array.isArray(value)) return value;
     const out: Record<string, unknown> = {};
@@ -34,23 +35,8 @@ export function project(codec: t.Mixed, value: unknown): unknown {
   if (codec instanceof t.ArrayType) return Array.isArray(value) ? value.map((v) => project(codec.type as t.Mixed, v)) : value;
   // A nullable member (`struct`'s optional fields: the codec or null).
   if (codec instanceof t.UnionType) {
-    const members = (codec.types as t.Mixed[]).filter((c) => c !== t.null);
+    const members = (codec.types as t.Mixed[]).filter((c) => !(c instanceof t.NullType));
     if (members.length === 1) return project(members[0]!, value);
   }
   return value;
-}
-
-/** The properties an object codec names (of a type, a partial, or an intersection of them); undefined for any other codec. */
-function propsOf(codec: t.Mixed): t.Props | undefined {
-  if (codec instanceof t.InterfaceType || codec instanceof t.PartialType) return codec.props as t.Props;
-  if (codec instanceof t.IntersectionType) {
-    const all: t.Props = {};
-    for (const c of codec.types as t.Mixed[]) {
-      const p = propsOf(c);
-      if (!p) return undefined;
-      Object.assign(all, p);
-    }
-    return all;
-  }
-  return undefined;
 }

@@ -1,6 +1,7 @@
 import * as t from 'io-ts';
 import { isRight } from 'fp-ts/lib/Either.js';
 import type { DecodeProblem } from './report.js';
+import { objectProps } from './common.js';
 
 /**
  * Strict field validation, as `kubectl apply --validate=strict` does it: a
@@ -62,22 +63,6 @@ function unknown(path: string, key: string, known: readonly string[]): DecodePro
   const close = didYouMean(key, known);
   const hint = close ? `; did you mean "${close}"?` : known.length <= 8 ? ` (known fields: ${known.join(', ')})` : '';
   return { path, message: `unknown field "${path}"${hint}` };
-}
-
-/** The props of an object codec (`t.type`, `t.partial`, or an intersection of them); undefined for anything else. */
-function objectProps(codec: t.Mixed): t.Props | undefined {
-  if (codec instanceof t.InterfaceType || codec instanceof t.PartialType) return codec.props as t.Props;
-  if (codec instanceof t.ExactType) return objectProps(codec.type as t.Mixed);
-  if (codec instanceof t.IntersectionType) {
-    const merged: t.Props = {};
-    for (const m of codec.types as t.Mixed[]) {
-      const p = objectProps(m);
-      if (!p) return undefined;
-      Object.assign(merged, p);
-    }
-    return merged;
-  }
-  return undefined;
 }
 
 /** The known name closest to `word`, if it is close enough to be a typo (edit distance ≤ 2, or ≤ 1 for short names). */
