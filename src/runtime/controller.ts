@@ -143,7 +143,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let serving = false;
 
   // Nothing in the state folder is touched before it is ours and both ports are free.
-  const where = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
   // The state folder holds the mesh CA: which one is used, and whether it is new (a relative --state starts elsewhere), is said once the ports are known to be free.
   const stateIsNew = !existsSync(join(o.stateDir, 'ca')) && !existsSync(join(o.stateDir, 'issued'));
   // Nothing in a folder others can write is trusted: the mesh CA's root key lives there.
@@ -457,13 +456,16 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   }
 }
 
+/** `host:port`, an IPv6 host in brackets. */
+const where = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
 /** Fails with a clear message when host:port cannot be bound (checked before any state is touched). */
 async function assertFree(host: string, port: number, flag: string): Promise<void> {
   if (port === 0) return;
   const probe = createServer();
   await new Promise<void>((resolve, reject) => {
     probe.once('error', (e: NodeJS.ErrnoException) => {
-      const at = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+      const at = where(host, port);
       reject(new StartupError(e.code === 'EADDRINUSE' ? `${at} is in use (${flag}): another controller, or another program, listens there` : `cannot listen on ${at} (${flag}): ${e.message}`));
     });
     probe.listen(port, host, () => probe.close(() => resolve()));

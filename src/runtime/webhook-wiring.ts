@@ -73,12 +73,12 @@ export async function startWebhook(w: WebhookSettings, x: WebhookContext): Promi
       proxyCertificate: (body, peer) => pods.handle(body, peer),
       log,
     });
-    const where = `${w.host.includes(':') ? `[${w.host}]` : w.host}:${w.port}`;
+    const at = (port: number) => `${w.host.includes(':') ? `[${w.host}]` : w.host}:${port}`;
     const port = await server.listen(w.host, w.port).catch((e: Error) => {
-      throw new StartupError(`cannot serve the webhook on ${where} (--webhook-address): ${e.message}`);
+      throw new StartupError(`cannot serve the webhook on ${at(w.port)} (--webhook-address): ${e.message}`);
     });
     cleanups.push(() => server.close());
-    log(`controller: sidecar injector and proxy certificates on https://${w.host.includes(':') ? `[${w.host}]` : w.host}:${port}`);
+    log(`controller: sidecar injector and proxy certificates on https://${at(port)}`);
     // The leader keeps the injector's configuration trusting this CA (a new root, after a rotation, too).
     const name = w.configurationName ?? 'smc-sidecar-injector';
     const syncCaBundle = async () => {
