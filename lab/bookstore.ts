@@ -6,6 +6,7 @@ import { parseAllDocuments } from 'yaml';
 import { startController, type Controller } from '../src/runtime/controller.js';
 import { envoyForAnyUser } from '../test/helpers/envoy.js';
 import { createTestNetwork, type TestHost, type TestNetwork } from './netns.js';
+import { ADMIN_PORT } from '../src/compiler/envoy/names.js';
 
 /**
  * The bookstore mesh of examples/bookstore, running for real: every pod is a
@@ -50,6 +51,8 @@ export interface BookstoreLab {
   addVirtualMachine(vm: { name: string; namespace: string; serviceAccount: string; ip: string; labels: Record<string, string>; port: number; answer: string }): Promise<void>;
   /** Takes a pod added by `addPod` out: its YAML first (callers stop sending to it), then its processes. */
   removePod(name: string): Promise<void>;
+  /** The non-zero counters of a host's Envoy whose names match `filter` (a regex, as Envoy's admin /stats takes it), for diagnosing a failure. */
+  envoyStats(host: string, filter: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -225,6 +228,13 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
       async restartController() {
         await controller!.close();
         controller = await start(xdsPort);
+      },
+      async envoyStats(name, filter) {
+        const host = hosts.get(name);
+        if (!host) throw new Error(`no host ${name}`);
+        const url = `http://127.0.0.1:${ADMIN_PORT}/stats?usedonly&filter=${encodeURIComponent(filter)}`;
+        const script = `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t.split('\\n').filter((l) => !/: 0$/.test(l)).join('\\n')), (e) => process.stdout.write(String(e)))`;
+        return host.run(process.execPath, ['-e', script]);
       },
       async close() {
         await controller?.close();
