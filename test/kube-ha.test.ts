@@ -147,7 +147,7 @@ test('two replicas serve the same versions and honour each other\'s proxy certif
     assert.ok(lease.spec.leaseTransitions >= 1);
 
     // The new leader writes status.
-    api.kubectl(['apply', '-f', '-'], 'apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: typo, namespace: bookstore}\nspec: {service: bookstore, backends: [{service: bookstore-v1, weight: 1}], extra: true}\n');
+    api.kubectl(['apply', '-f', '-'], 'apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: typo, namespace: bookstore}\nspec: {service: bookstore, backends: [{service: bookstore-v1, weight: 0}]}\n');
     await waitFor('status from the new leader', () => {
       const o = JSON.parse(api.kubectl(['get', 'trafficsplit.split.smi-spec.io', 'typo', '-n', 'bookstore', '-o', 'json'])) as { status?: { conditions?: { reason: string }[] } };
       return o.status?.conditions?.[0]?.reason === 'Rejected' ? true : undefined;

@@ -21,6 +21,7 @@ Usage:
   smc compile PATH... [options]   Compile YAML (files or folders) into each proxy's Envoy configuration
   smc golden [--update] [DIR]     Check (or rewrite) the golden cases under DIR (default: golden)
   smc kinds                       List the kinds and apiVersions smc reads
+  smc crds                        Print the CRDs of the policy kinds (schemas from smc's own codecs)
   smc version                     Print smc's version (also --version)
   smc help [COMMAND]              Show help
 
@@ -49,6 +50,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   compile: async () => import('./compile-command.js').then((m) => ({ run: m.compileCommand, help: m.HELP_COMPILE })),
   golden: async () => import('./compile-command.js').then((m) => ({ run: m.goldenCommand, help: m.HELP_GOLDEN })),
   kinds: async () => import('./compile-command.js').then((m) => ({ run: m.kindsCommand, help: m.HELP_KINDS })),
+  crds: async () => import('./crds-command.js').then((m) => ({ run: m.crdsCommand, help: m.HELP_CRDS })),
   version: async () => ({ run: versionCommand, help: HELP_VERSION }),
 };
 

@@ -14,41 +14,64 @@ export function decodeWith<A>(codec: t.Decoder<unknown, A>, value: unknown): Dec
   return isRight(result) ? { ok: true, value: result.right } : { ok: false, problems: reportErrors(result.left) };
 }
 
-/** An object with required and optional fields; optional ones may be null. */
+/** What each field of an object codec means, for the CRDs' schemas (`kubectl explain`); `metadata` describes itself. */
+export type FieldDocs<R extends t.Props, O extends t.Props> = { readonly [K in Exclude<keyof R | keyof O, 'metadata'>]: string };
+const DOCS = new WeakMap<t.Mixed, Readonly<Record<string, string>>>();
+
+/**
+ * An object with required and optional fields; optional ones may be null.
+ * `docs` says what each field means: the CRDs' schemas are generated from
+ * these codecs (output/crds.ts), so a policy kind's field is described here,
+ * next to its definition, or the generation refuses it.
+ */
 export function struct<R extends t.Props, O extends t.Props>(
   name: string,
   required: R,
   optional: O,
+  docs?: FieldDocs<R, O>,
 ): t.Type<t.TypeOfProps<R> & { [K in keyof O]?: t.TypeOf<O[K]> | null }, unknown, unknown> {
   const nullable: t.Props = {};
   for (const [k, c] of Object.entries(optional)) nullable[k] = t.union([c, t.null], c.name);
   // The cast only widens optional members to `| null`, which is what `nullable` accepts.
-  return t.intersection([t.type(required), t.partial(nullable)], name) as never;
+  const codec = t.intersection([t.type(required), t.partial(nullable)], name) as never as t.Mixed;
+  if (docs) DOCS.set(codec, docs);
+  return codec as never;
 }
 
-export const nonEmptyString = new t.Type<string, string, unknown>(
+/** The field descriptions given to `struct`, if any. */
+export const fieldDocs = (codec: t.Mixed): Readonly<Record<string, string>> | undefined => DOCS.get(codec);
+
+/** The OpenAPI schema of a scalar codec built here (io-ts cannot say that a string is a port number). */
+const SCHEMAS = new WeakMap<t.Mixed, Readonly<Record<string, unknown>>>();
+export const withSchema = <C extends t.Mixed>(codec: C, schema: Readonly<Record<string, unknown>>): C => {
+  SCHEMAS.set(codec, schema);
+  return codec;
+};
+export const scalarSchema = (codec: t.Mixed): Readonly<Record<string, unknown>> | undefined => SCHEMAS.get(codec);
+
+export const nonEmptyString = withSchema(new t.Type<string, string, unknown>(
   'non-empty string',
   (u): u is string => typeof u === 'string' && u.length > 0,
   (u, c) => (typeof u === 'string' && u.length > 0 ? t.success(u) : t.failure(u, c)),
   t.identity,
-);
+), { type: 'string', minLength: 1 });
 
-export const integer = new t.Type<number, number, unknown>(
+export const integer = withSchema(new t.Type<number, number, unknown>(
   'integer',
   (u): u is number => typeof u === 'number' && Number.isInteger(u),
   (u, c) => (typeof u === 'number' && Number.isInteger(u) ? t.success(u) : t.failure(u, c)),
   t.identity,
-);
+), { type: 'integer' });
 
-export const port = new t.Type<number, number, unknown>(
+export const port = withSchema(new t.Type<number, number, unknown>(
   'port number (1-65535)',
   (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= 65535,
   (u, c) => (typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= 65535 ? t.success(u) : t.failure(u, c)),
   t.identity,
-);
+), { type: 'integer', minimum: 1, maximum: 65535 });
 
 /** A port given as a number, or as a string of digits (TrafficTarget v1alpha1 uses a string). */
-export const portLike = new t.Type<number, number, unknown>(
+export const portLike = withSchema(new t.Type<number, number, unknown>(
   'port number (1-65535)',
   (u): u is number => port.is(u),
   (u, c) => {
@@ -56,11 +79,11 @@ export const portLike = new t.Type<number, number, unknown>(
     return port.is(n) ? t.success(n) : t.failure(u, c);
   },
   t.identity,
-);
+), { 'x-kubernetes-int-or-string': true });
 
 export const stringMap = t.record(t.string, t.string, 'map of string to string');
 
-export const objectMeta = struct(
+export const objectMeta = withSchema(struct(
   'ObjectMeta',
   { name: nonEmptyString },
   {
@@ -70,7 +93,7 @@ export const objectMeta = struct(
     creationTimestamp: t.string,
     uid: t.string,
   },
-);
+), { type: 'object', description: "The object's name, namespace, labels and annotations (Kubernetes ObjectMeta)." });
 
 /** Metadata after normalisation: namespace defaulted, labels never absent. */
 export interface Meta {
@@ -102,12 +125,12 @@ export function isIpAddress(s: string): boolean {
   return ok && (parts.length === 2 ? groups.length < 8 : groups.length === 8);
 }
 
-export const ipAddress = new t.Type<string, string, unknown>(
+export const ipAddress = withSchema(new t.Type<string, string, unknown>(
   'IP address',
   (u): u is string => typeof u === 'string' && isIpAddress(u),
   (u, c) => (typeof u === 'string' && isIpAddress(u) ? t.success(u) : t.failure(u, c)),
   t.identity,
-);
+), { type: 'string' });
 
 export function literalUnion<const V extends readonly [string, string, ...string[]]>(values: V, name?: string) {
   const [a, b, ...rest] = values;

@@ -351,6 +351,36 @@ register('smc.dev', 'VirtualMachine', ['v1alpha1'], as(smc.virtualMachineCodec, 
   },
 })));
 
+/** A policy kind (SMI's or smc's) with the codec of each version smc reads, oldest version first: what the CRDs are generated from. */
+export interface PolicyKind {
+  readonly group: string;
+  readonly kind: string;
+  readonly versions: readonly { readonly name: string; readonly codec: t.Mixed }[];
+}
+
+/** Kubernetes' version order: v1alpha1 < v1alpha2 < v1beta1 < v1 < v2alpha1. */
+function versionRank(v: string): number {
+  const m = /^v(\d+)(?:(alpha|beta)(\d+))?$/.exec(v);
+  if (!m) return Number.MAX_SAFE_INTEGER;
+  const stage = m[2] === 'alpha' ? 0 : m[2] === 'beta' ? 1 : 2;
+  return Number(m[1]) * 1e6 + stage * 1e4 + Number(m[3] ?? 0);
+}
+
+export function policyKinds(): PolicyKind[] {
+  const out: PolicyKind[] = [];
+  for (const [kind, byVersion] of Object.entries(SUPPORTED)) {
+    const byGroup = new Map<string, { name: string; codec: t.Mixed }[]>();
+    for (const [gv, kv] of Object.entries(byVersion)) {
+      const group = groupOf(gv);
+      if (!isPolicyGroup(group)) continue;
+      if (!byGroup.has(group)) byGroup.set(group, []);
+      byGroup.get(group)!.push({ name: gv.slice(group.length + 1), codec: kv.codec as t.Mixed });
+    }
+    for (const [group, versions] of byGroup) out.push({ group, kind, versions: versions.sort((a, b) => versionRank(a.name) - versionRank(b.name)) });
+  }
+  return out.sort((a, b) => (a.group === b.group ? (a.kind < b.kind ? -1 : 1) : a.group < b.group ? -1 : 1));
+}
+
 /** The kinds and apiVersions smc reads, for `--help` and docs. */
 export function supportedKinds(): { kind: string; apiVersions: string[] }[] {
   return Object.entries(SUPPORTED)

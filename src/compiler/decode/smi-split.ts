@@ -1,17 +1,22 @@
 import * as t from 'io-ts';
-import { integer, nonEmptyString, objectMeta, struct } from './common.js';
+import { integer, nonEmptyString, objectMeta, struct, withSchema } from './common.js';
 
 /** TrafficSplit, split.smi-spec.io v1alpha1..v1alpha4. */
 
 /** A Kubernetes quantity as YAML gives it: a string like "500m" or a plain number. */
 export const quantity = t.union([t.string, t.number], 'quantity (e.g. 1, "500m")');
 
-const nonNegativeInteger = new t.Type<number, number, unknown>(
+const nonNegativeInteger = withSchema(new t.Type<number, number, unknown>(
   'non-negative integer',
   (u): u is number => integer.is(u) && u >= 0,
   (u, c) => (integer.is(u) && u >= 0 ? t.success(u) : t.failure(u, c)),
   t.identity,
-);
+), { type: 'integer', minimum: 0 });
+
+const ROOT = 'The root service callers address (name, or name.namespace).';
+const BACKEND_SERVICE = 'A backend service, in the TrafficSplit\'s namespace.';
+const BACKENDS = 'The services the requests are split among.';
+const SPEC = 'Which service\'s requests are split, and how.';
 
 export const trafficSplitV1alpha1 = struct(
   'TrafficSplit',
@@ -19,19 +24,22 @@ export const trafficSplitV1alpha1 = struct(
     metadata: objectMeta,
     spec: struct(
       'TrafficSplitSpec',
-      { service: nonEmptyString, backends: t.array(struct('TrafficSplitBackend', { service: nonEmptyString, weight: quantity }, {})) },
+      { service: nonEmptyString, backends: t.array(struct('TrafficSplitBackend', { service: nonEmptyString, weight: quantity }, {}, { service: BACKEND_SERVICE, weight: 'The backend\'s share, a Kubernetes quantity (1, "500m").' })) },
       {},
+      { service: ROOT, backends: BACKENDS },
     ),
   },
   {},
+  { spec: SPEC },
 );
 
-const backend = struct('TrafficSplitBackend', { service: nonEmptyString, weight: nonNegativeInteger }, {});
+const backend = struct('TrafficSplitBackend', { service: nonEmptyString, weight: nonNegativeInteger }, {}, { service: BACKEND_SERVICE, weight: 'The backend\'s share of the requests, relative to the other weights (0: none).' });
 
 export const trafficSplitV1alpha2 = struct(
   'TrafficSplit',
-  { metadata: objectMeta, spec: struct('TrafficSplitSpec', { service: nonEmptyString, backends: t.array(backend) }, {}) },
+  { metadata: objectMeta, spec: struct('TrafficSplitSpec', { service: nonEmptyString, backends: t.array(backend) }, {}, { service: ROOT, backends: BACKENDS }) },
   {},
+  { spec: SPEC },
 );
 
 /** v1alpha3, v1alpha4: `matches` reference HTTPRouteGroups. */
@@ -42,10 +50,20 @@ export const trafficSplitV1alpha3 = struct(
     spec: struct(
       'TrafficSplitSpec',
       { service: nonEmptyString, backends: t.array(backend) },
-      { matches: t.array(struct('TypedLocalObjectReference', { kind: nonEmptyString, name: nonEmptyString }, { apiGroup: t.string })) },
+      {
+        matches: t.array(
+          struct('TypedLocalObjectReference', { kind: nonEmptyString, name: nonEmptyString }, { apiGroup: t.string }, {
+            kind: 'HTTPRouteGroup.',
+            name: 'The HTTPRouteGroup\'s name, in the TrafficSplit\'s namespace.',
+            apiGroup: 'specs.smi-spec.io (optional).',
+          }),
+        ),
+      },
+      { service: ROOT, backends: BACKENDS, matches: 'Split only the requests matching one of these HTTPRouteGroups; the others go to the root service as before.' },
     ),
   },
   {},
+  { spec: SPEC },
 );
 
 /**
