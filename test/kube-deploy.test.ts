@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { secretStorage } from '../src/adapters/ca/ca-storage.js';
+import { kubernetesIdentity } from '../src/adapters/kubernetes-identity.js';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
 import type { Controller } from '../src/runtime/controller.js';
 import { applyBookstore, controllerOnKubernetes, kubeconfigWithToken, startingOnKubernetes, startKubeApi } from './helpers/kube.js';
@@ -52,6 +53,17 @@ test('the controller runs with a token bound to exactly the deployed roles: it r
       }
     };
     assert.equal(canNot('watch', 'pods', '-A'), 'yes');
+    // The injector's configuration: watched by name (the caBundle is filled in as soon as it is applied), no other.
+    api.kubectl(['apply', '-f', 'deploy/injector.yaml']);
+    const changes: string[] = [];
+    const stopWatch = kubernetesIdentity({ kubeconfig: kubeconfigWithToken(api, token, 'smc-controller') }).watchWebhookConfiguration('smc-sidecar-injector', () => changes.push('change'), (m) => changes.push(m));
+    try {
+      await waitFor('the injector configuration to be seen with the deployed role', () => (changes.length > 0 ? true : undefined), 10_000);
+      assert.deepEqual(changes, ['change'], 'seen, and nothing forbidden');
+    } finally {
+      stopWatch();
+    }
+    assert.equal(canNot('list', 'mutatingwebhookconfigurations'), 'no', 'only its own webhook configuration');
     assert.equal(canNot('update', 'proxycertificates.smc.dev', '-n', 'smc-system'), 'yes', 'replicas share proxy-certificate records');
     for (const denied of [['list', 'secrets', '-A'], ['get', 'secret', 'other', '-n', 'smc-system'], ['create', 'pods', '-n', 'bookstore'], ['patch', 'traffictargets.access.smi-spec.io', '-n', 'bookstore'], ['delete', 'trafficsplits.split.smi-spec.io', '-n', 'bookstore'], ['create', 'leases.coordination.k8s.io', '-n', 'bookstore'], ['update', 'leases.coordination.k8s.io/other', '-n', 'smc-system'], ['delete', 'proxycertificates.smc.dev', '-n', 'smc-system'], ['create', 'proxycertificates.smc.dev', '-n', 'bookstore']]) {
       assert.equal(canNot(...denied), 'no', `the controller may not ${denied.join(' ')}`);

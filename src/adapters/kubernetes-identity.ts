@@ -18,6 +18,14 @@ export interface KubernetesIdentity {
   reviewToken(token: string, audience: string): Promise<{ pod: PodToken } | { refused: string } | { unavailable: string }>;
   /** Sets `caBundle` of every webhook of the named configuration; returns false when it does not exist. */
   setWebhookCaBundle(name: string, caBundle: string): Promise<boolean>;
+  /**
+   * Calls `onChange` whenever the named MutatingWebhookConfiguration is
+   * created or changed (a watch of that one object, started again with a
+   * back-off when it stops). Returns the stop function.
+   */
+  watchWebhookConfiguration(name: string, onChange: () => void, onProblem: (message: string) => void): () => void;
+  /** The image of a container of a pod (the controller's own, from POD_NAMESPACE/POD_NAME): the container named `container`, else the pod's only one. */
+  podImage(namespace: string, name: string, container: string): Promise<string>;
 }
 
 export function kubernetesIdentity(o: { kubeconfig?: string }): KubernetesIdentity {
@@ -26,7 +34,57 @@ export function kubernetesIdentity(o: { kubeconfig?: string }): KubernetesIdenti
   else kc.loadFromDefault();
   const auth = kc.makeApiClient(k8s.AuthenticationV1Api);
   const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
   return {
+    watchWebhookConfiguration(name, onChange, onProblem) {
+      const fieldSelector = `metadata.name=${name}`;
+      // The client's makeInformer takes no field selector; its ListWatch does (RBAC allows a list and watch of one name only with it).
+      const informer = new k8s.ListWatch<k8s.V1MutatingWebhookConfiguration>(
+        '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
+        new k8s.Watch(kc),
+        () => admission.listMutatingWebhookConfiguration({ fieldSelector }),
+        false,
+        undefined,
+        fieldSelector,
+      );
+      informer.on('add', onChange);
+      informer.on('update', onChange);
+      let stopped = false;
+      let delay = 500;
+      let timer: NodeJS.Timeout | undefined;
+      const restart = (why: string) => {
+        if (stopped) return;
+        onProblem(`watching MutatingWebhookConfiguration ${name} stopped (${why}); starting again in ${delay} ms`);
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          informer.start().then(
+            () => (delay = 500),
+            (e: unknown) => restart(apiError(e)),
+          );
+        }, delay);
+        timer.unref();
+        delay = Math.min(delay * 2, 30_000);
+      };
+      informer.on('error', (e: unknown) => restart(apiError(e)));
+      informer.start().catch((e: unknown) => restart(apiError(e)));
+      return () => {
+        stopped = true;
+        clearTimeout(timer);
+        void informer.stop().catch(() => undefined);
+      };
+    },
+    async podImage(namespace, name, container) {
+      let pod: k8s.V1Pod;
+      try {
+        pod = await core.readNamespacedPod({ namespace, name });
+      } catch (e) {
+        throw new Error(`reading the controller's own pod ${namespace}/${name} failed: ${apiError(e)}`);
+      }
+      const containers = pod.spec?.containers ?? [];
+      const own = containers.find((c) => c.name === container) ?? (containers.length === 1 ? containers[0] : undefined);
+      if (!own?.image) throw new Error(`the controller's own pod ${namespace}/${name} has no container named "${container}" (it has ${containers.map((c) => c.name).join(', ') || 'none'})`);
+      return own.image;
+    },
     async reviewToken(token, audience) {
       let review: k8s.V1TokenReview;
       try {

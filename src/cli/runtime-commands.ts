@@ -1,3 +1,4 @@
+import { StartupError } from '../adapters/startup-error.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../runtime/log.js';
 import { adminUrl, hostPort, UsageError } from './usage.js';
 import { columns } from '../output/render.js';
@@ -15,7 +16,6 @@ import { grpcXdsBootstrap } from '../output/grpc-bootstrap.js';
 import { PUSH_ORDER } from '../compiler/envoy/codec.js';
 import { controlPlaneIdentity, startController, type WebhookSettings } from '../runtime/controller.js';
 import { clientText } from '../compiler/client-text.js';
-import { SMC_VERSION } from './version.js';
 
 export const HELP_CONTROLLER = `smc controller [options]
 
@@ -75,7 +75,9 @@ Options:
                        (off by default); the leader keeps the caBundle of the
                        MutatingWebhookConfiguration smc-sidecar-injector current
       --sidecar-image IMAGE
-                       The image injected sidecars run (default smc:VERSION)
+                       The image injected sidecars run (default: the
+                       controller's own, read from its pod: POD_NAMESPACE and
+                       POD_NAME, container "controller")
       --sidecar-xds-address HOST:PORT
                        Where injected sidecars reach xDS (default
                        smc-controller.smc-system.svc:15128)
@@ -178,6 +180,29 @@ Examples:
 
 
 
+/**
+ * The image injected sidecars run when --sidecar-image is not given: the
+ * controller's own (the Deployment passes POD_NAMESPACE and POD_NAME), so a
+ * pod is injected with exactly what was deployed and no second tag can
+ * drift. The API server may still be starting: asked for up to 30 s.
+ */
+async function ownImage(kubernetes: { podImage(ns: string, name: string, container: string): Promise<string> }, log: (line: string) => void): Promise<string> {
+  const namespace = process.env['POD_NAMESPACE'];
+  const name = process.env['POD_NAME'];
+  if (!namespace || !name) throw new UsageError('--webhook-address needs --sidecar-image, or POD_NAMESPACE and POD_NAME (the Deployment sets them) to use the controller\'s own image');
+  const until = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const image = await kubernetes.podImage(namespace, name, 'controller');
+      log(`injector: sidecars run the controller's own image ${image}`);
+      return image;
+    } catch (e) {
+      if (Date.now() > until) throw new StartupError(`${(e as Error).message}; pass --sidecar-image to name the image`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 function portNumber(value: string, flag: string): number {
   if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`${flag} expects a port number (0-65535), got ${JSON.stringify(value)}`);
   return Number(value);
@@ -214,7 +239,7 @@ export async function controllerCommand(args: string[]): Promise<number> {
       'vm-grace': { type: 'string', default: '30s' },
       'log-level': { type: 'string', default: 'info' },
       'log-format': { type: 'string', default: 'auto' },
-      'sidecar-image': { type: 'string', default: `smc:${SMC_VERSION}` },
+      'sidecar-image': { type: 'string' },
       'sidecar-xds-address': { type: 'string', default: 'smc-controller.smc-system.svc:15128' },
       'sidecar-certificate-url': { type: 'string', default: 'https://smc-controller.smc-system.svc:15130' },
       'sidecar-mode': { type: 'string', default: 'native' },
@@ -263,14 +288,15 @@ export async function controllerCommand(args: string[]): Promise<number> {
     hostPort(values['sidecar-xds-address'], '--sidecar-xds-address');
     if (!/^https:\/\/[^/\s]+$/.test(values['sidecar-certificate-url'])) throw new UsageError(`--sidecar-certificate-url expects https://HOST:PORT, got ${JSON.stringify(values['sidecar-certificate-url'])}`);
     const { kubernetesIdentity } = await import('../adapters/kubernetes-identity.js');
+    const kubernetes = kubernetesIdentity({ kubeconfig: values.kubeconfig });
     webhook = {
       host: at.host,
       port: at.port,
-      image: values['sidecar-image'],
+      image: values['sidecar-image'] ?? (await ownImage(kubernetes, log)),
       sidecarXdsAddress: values['sidecar-xds-address'],
       certificateUrl: values['sidecar-certificate-url'],
       nativeSidecar: values['sidecar-mode'] === 'native',
-      kubernetes: kubernetesIdentity({ kubeconfig: values.kubeconfig }),
+      kubernetes,
     };
   }
   const vmGraceMs = durationMs(values['vm-grace'], '--vm-grace');
