@@ -81,6 +81,9 @@ export interface ControllerOptions {
   readonly log: Log;
 }
 
+/** The host of HOST:PORT (an IPv6 literal without its brackets). */
+const hostOf = (address: string): string => address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+
 export interface WebhookSettings {
   readonly host: string;
   readonly port: number;
@@ -360,7 +363,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     let tls;
     // The addresses it serves on are in its certificate too (the API server checks the webhook's by address).
     const served = [o.xdsHost, o.webhook?.host].filter((h): h is string => h !== undefined && isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::' && h !== '127.0.0.1');
-    const serverOptions = { ttlMs: 30 * DAY, dnsNames: ['localhost', 'smc-controller', 'smc-controller.smc-system.svc'], ipAddresses: ['127.0.0.1', ...new Set(served)] };
+    // So are the names sidecars and the API server reach it by (its Service's, in whatever namespace it runs).
+    const reachedAs = o.webhook ? [hostOf(o.webhook.sidecarXdsAddress), hostOf(o.webhook.certificateUrl.replace(/^https:\/\//, ''))].filter((h) => isIP(h) === 0) : [];
+    const serverOptions = { ttlMs: 30 * DAY, dnsNames: [...new Set(['localhost', 'smc-controller', 'smc-controller.smc-system.svc', ...reachedAs])], ipAddresses: ['127.0.0.1', ...new Set(served)] };
     const serverCertificate = o.insecureXds && !o.webhook ? undefined : await issueForXdsPort(ca, controlPlane, serverOptions);
     if (o.insecureXds) {
       o.log('controller: --insecure-xds: the xDS port is PLAINTEXT and trusts any node id. Proxies can impersonate each other and receive any identity\'s keys. For local experiments only.', { level: 'warn' });
