@@ -125,9 +125,9 @@ test('CLI hygiene: smc version and --version, help for no such command, one line
   const unknown = smc('compile', 'examples/bookstore', '--nosuch');
   assert.equal(unknown.status, 2);
   assert.equal(unknown.stderr, "smc compile: unknown option --nosuch (see 'smc help compile')\n");
-  const output = smc('proxy-status', '-o', 'yaml');
+  const output = smc('proxy-status', '-o', 'xml');
   assert.equal(output.status, 2);
-  assert.match(output.stderr, /-o expects json/);
+  assert.equal(output.stderr, 'smc proxy-status: -o expects json or yaml (or nothing, for a table), got "xml"\n');
   assert.equal(smc('help', 'controller').status, 0);
   assert.deepEqual(JSON.parse(smc('version', '-o', 'json').stdout), { version, node: process.version });
 });
@@ -159,4 +159,77 @@ test('smc compile --status text prints every object\'s state, with its problems 
   assert.ok(rejected > 0, r.stdout);
   assert.match(lines[rejected + 1]!, /^ {20}error: spec\.service: TrafficSplit shop\/older \(older\) already splits shop\/web/);
   assert.doesNotMatch(r.stdout, /trustDomain:/, 'not the mesh model');
+});
+
+test('a CLI people can type: misspelt commands, subcommands, options and types get a suggestion on one line with one prefix, exit 2', () => {
+  const cases: [string[], string][] = [
+    [['proxy-stauts'], 'smc: unknown command "proxy-stauts"; did you mean "proxy-status"? (\'smc help\' lists the commands)\n'],
+    [['compile', 'examples/bookstore', '--outptu', 'x'], "smc compile: unknown option --outptu; did you mean --output? (see 'smc help compile')\n"],
+    [['certs', 'lsit'], 'smc certs: unknown subcommand "lsit"; did you mean "list"? (list or revoke)\n'],
+    [['proxy-config', 'a/b', 'rouets'], 'smc proxy-config: the type must be clusters, endpoints, listeners, routes or secrets, got "rouets"; did you mean routes?\n'],
+  ];
+  for (const [args, stderr] of cases) {
+    const r = smc(...args);
+    assert.equal(r.status, 2, args.join(' '));
+    assert.equal(r.stderr, stderr);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('help cannot drift from the options: every option a command parses is in its help, and every option its help names is parsed', () => {
+  const commands = [...smc('--help').stdout.matchAll(/^ {2}smc ([a-z-]+)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+  for (const c of new Set(commands)) {
+    // The parser's own table, as completion reads it.
+    const parsed = smc('__complete', c, '--').stdout.split('\n').filter(Boolean).sort();
+    assert.ok(parsed.includes('--help'), `${c}: ${parsed.join(' ')}`);
+    const help = smc('help', c).stdout;
+    // The option entries: lines that start (indented) with an option, or a list of them ("--ca, --kubeconfig").
+    const entries = [...help.matchAll(/^ {2,}((?:-[a-zA-Z]|--[a-z][a-z0-9-]*)(?:, (?:-[a-zA-Z]|--[a-z][a-z0-9-]*))*)/gm)].flatMap((m) => m[1]!.split(', '));
+    const documented = [...new Set(entries.filter((o) => o.startsWith('--')))].sort();
+    for (const o of parsed) assert.ok(documented.includes(o), `smc ${c}: ${o} is parsed but its help does not mention it`);
+    for (const o of documented) assert.ok(parsed.includes(o), `smc ${c}: its help mentions ${o}, which it does not parse`);
+  }
+});
+
+test('shell completion: bash completes commands, options, option values and subcommands through smc __complete; zsh and fish scripts ask the same', () => {
+  const script = smc('completion', 'bash').stdout;
+  const complete = (line: string) => {
+    const words = line.split(' ');
+    const r = spawnSync('bash', ['-c', `smc() { node ${BIN} "$@"; }\n${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _smc; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.split('\n').filter(Boolean);
+  };
+  assert.deepEqual(complete('smc proxy-'), ['proxy-status', 'proxy-config']);
+  assert.deepEqual(complete('smc proxy-config a/b --dir'), ['--direction']);
+  assert.deepEqual(complete('smc proxy-config a/b --direction '), ['inbound', 'outbound']);
+  assert.deepEqual(complete('smc proxy-config a/b '), ['clusters', 'endpoints', 'listeners', 'routes', 'secrets']);
+  assert.deepEqual(complete('smc certs '), ['list', 'revoke']);
+  assert.deepEqual(complete('smc compile x -o '), ['json', 'yaml']);
+  assert.deepEqual(complete('smc help exp'), ['explain']);
+  for (const shell of ['zsh', 'fish']) assert.match(smc('completion', shell).stdout, /smc __complete/);
+  assert.match(smc('completion', 'zsh').stdout, /^#compdef smc/);
+  assert.equal(smc('completion', 'tcsh').status, 2);
+});
+
+test('explain says UNKNOWN (exit 4) for a service, port or caller that does not exist, apart from a denial (exit 1)', () => {
+  const ask = (from: string, to: string) => smc('explain', '--from', from, '--to', to, 'examples/bookstore');
+  const service = ask('bookbuyer/bookbuyer', 'nosuch.bookstore:14001');
+  assert.equal(service.status, 4);
+  assert.match(service.stdout, /^UNKNOWN: bookbuyer\/bookbuyer -> bookstore\/nosuch:14001\n {2}- no Service bookstore\/nosuch in the mesh/);
+  assert.equal(ask('bookbuyer/bookbuyer', 'bookstore.bookstore:9999').status, 4);
+  const caller = ask('nobody/here', 'bookstore.bookstore:14001');
+  assert.equal(caller.status, 4);
+  assert.match(caller.stdout, /no Pod or VirtualMachine of the mesh runs as nobody\/here/);
+  const denied = ask('bookthief/bookthief', 'bookstore.bookstore:14001');
+  assert.equal(denied.status, 1);
+  assert.match(denied.stdout, /^DENIED: /);
+});
+
+test('smc certs refuses a folder that holds no mesh CA instead of listing nothing', () => {
+  const empty = mkdtempSync(join(tmpdir(), 'smc-nostate-'));
+  for (const sub of ['list', 'revoke']) {
+    const r = smc('certs', sub, '--state', empty, '--serial', 'ab');
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^smc certs: .* holds no mesh CA \(no ca\/root\.crt\)/);
+  }
 });

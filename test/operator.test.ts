@@ -133,12 +133,67 @@ test('smc proxy-config shows what real Envoy holds (its /config_dump, field for 
     const withoutSecrets = (d: { configs: Json[] }) => dynamicPart(d).slice(0, 4);
     assert.deepEqual(sorted(withoutSecrets(compiled)), sorted(withoutSecrets(await envoyDump())), 'smc compile output equals what Envoy holds, secrets aside');
 
-    // The summary: one row per resource, its version and sync state; one type; errors.
-    const summary = await smcAsync(['proxy-config', 'bookstore/bookstore', 'listeners', '--admin', admin]);
+    // The summary: one row per resource, its version and sync state.
+    const summary = await smcAsync(['proxy-config', 'bookstore/bookstore', '--admin', admin]);
     assert.equal(summary.status, 0, summary.stderr);
     assert.match(summary.stdout, /^NODE bookstore\/bookstore {2}IDENTITY spiffe:\/\/cluster\.local\/ns\/bookstore\/sa\/bookstore\n/);
     assert.match(summary.stdout, /^listener +inbound +[0-9a-f]{16} +SYNCED$/m);
-    assert.doesNotMatch(summary.stdout, /^cluster/m);
+    assert.match(summary.stdout, /^cluster +outbound\|14001\|bookwarehouse\.bookwarehouse +[0-9a-f]{16} +SYNCED$/m);
+    // Each type as a table: what a listener's chains match and where they send it; what each route matches, where
+    // it goes and which policy made it; the endpoints with health and weight; the peer a cluster's TLS checks;
+    // the certificate's SPIFFE ID, validity and serial (never a key).
+    const view = async (...args: string[]) => {
+      const r = await smcAsync(['proxy-config', 'bookstore/bookstore', ...args, '--admin', admin]);
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    const listeners = await view('listeners');
+    assert.match(listeners, /^LISTENER +ADDRESS +PORT +DIRECTION +CHAIN +MATCH +DESTINATION$/m);
+    assert.match(listeners, /^inbound +0\.0\.0\.0 +15003 +inbound +inbound\|8080 +port 8080 +routes inbound\|8080$/m);
+    assert.match(listeners, /^outbound +0\.0\.0\.0 +15001 +outbound +outbound\|14001\|bookwarehouse\.bookwarehouse +port 14001 to 198\.18\.100\.10\/32 +routes outbound\|14001$/m);
+    assert.doesNotMatch(await view('listeners', '--direction', 'inbound'), /outbound/);
+    const routes = await view('routes');
+    assert.match(routes, /^inbound\|8080 +inbound\|8080 +\* +regex \(\?:\/buy-a-book\)\.\* method~GET header user-agent~bookbuyer\/\.\* +inbound\|8080\|local +bookstore\/bookstore-service-routes#buy-a-book$/m);
+    assert.match(routes, /^outbound\|14001 +bookwarehouse\.bookwarehouse:14001 +bookwarehouse\.bookwarehouse \(\+7\) +prefix \/ +outbound\|14001\|bookwarehouse\.bookwarehouse +Service bookwarehouse\/bookwarehouse$/m);
+    assert.doesNotMatch(await view('routes', '--port', '14001'), /inbound\|8080/);
+    assert.match(await view('clusters'), /^outbound\|14001\|bookwarehouse\.bookwarehouse +outbound +14001 +bookwarehouse\.bookwarehouse +EDS +spiffe:\/\/cluster\.local\/ns\/bookwarehouse\/sa\/bookwarehouse$/m);
+    const endpoints = await view('endpoints', '--fqdn', 'bookwarehouse.bookwarehouse.svc.cluster.local');
+    assert.match(endpoints, /^outbound\|14001\|bookwarehouse\.bookwarehouse +198\.18\.3\.10 +8080 +HEALTHY +1$/m);
+    assert.equal((await view('endpoints', '--fqdn', 'nosuch.bookstore')).trim().split('\n').length, 1, 'only the header');
+    const secrets = await view('secrets');
+    const cert = /^identity +certificate +spiffe:\/\/cluster\.local\/ns\/bookstore\/sa\/bookstore +(\S+) +(\S+) +([0-9a-f]+)$/m.exec(secrets);
+    assert.ok(cert && Date.parse(cert[2]!) > Date.now() && Date.parse(cert[1]!) < Date.now(), secrets);
+    assert.match(secrets, /^trust-bundle +trust bundle +spiffe:\/\/cluster\.local /m);
+    assert.doesNotMatch(secrets, /PRIVATE|redacted/);
+    // proxy-status of one proxy (or an identity's instances), as YAML, and --watch until interrupted.
+    const one = await smcAsync(['proxy-status', 'bookstore/bookstore', '--admin', admin, '-o', 'yaml']);
+    assert.equal(one.status, 0, one.stderr);
+    assert.match(one.stdout, /^proxies:\n {2}- nodeId: bookstore\/bookstore\n/);
+    const nobody = await smcAsync(['proxy-status', 'nobody/here', '--admin', admin]);
+    assert.equal(nobody.status, 3);
+    assert.match(nobody.stderr, /no connected proxy is nobody\/here/);
+    const watched = await new Promise<string[]>((resolve) => {
+      const p = spawn(process.execPath, ['dist/src/cli/main.js', 'proxy-status', '--watch', '--interval', '200ms', '-o', 'json', '--admin', admin]);
+      const lines: string[] = [];
+      let buffer = '';
+      p.stdout.on('data', (d: Buffer) => {
+        buffer += d.toString();
+        const parts = buffer.split('\n');
+        buffer = parts.pop()!;
+        lines.push(...parts);
+        if (lines.length >= 3) p.kill('SIGINT');
+      });
+      p.on('close', (code) => resolve([...lines, `exit ${code}`]));
+    });
+    assert.equal(watched[watched.length - 1], 'exit 0', 'interrupted, --watch ends with 0');
+    for (const line of watched.slice(0, 3)) assert.equal((JSON.parse(line) as { proxies: { nodeId: string }[] }).proxies[0]!.nodeId, 'bookstore/bookstore');
+    // Completion offers the connected node ids (asked at --admin).
+    const completed = await smcAsync(['__complete', 'proxy-config', '--admin', admin, 'book']);
+    assert.equal(completed.stdout, 'bookstore/bookstore\n');
+    // -o with a filter: the config_dump of what the filter keeps.
+    const filtered = await view('listeners', '--port', '8080', '-o', 'json');
+    const kept = (JSON.parse(filtered) as { configs: { dynamic_listeners: { name: string }[] }[] }).configs[0]!.dynamic_listeners.map((l) => l.name);
+    assert.deepEqual(kept, ['inbound']);
     const unknown = await smcAsync(['proxy-config', 'nobody/here', '--admin', admin]);
     assert.equal(unknown.status, 3);
     assert.match(unknown.stderr, /nobody\/here: no proxy with this node id is connected/);

@@ -34,18 +34,21 @@ Examples:
   sudo smc capture --apply --exclude-inbound-ports 9090
 `;
 
+/** The options of `captureCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_CAPTURE = {
+  'proxy-uid': { type: 'string' },
+  'exclude-inbound-ports': { type: 'string' },
+  'exclude-outbound-ports': { type: 'string' },
+  'exclude-outbound-ip-ranges': { type: 'string' },
+  format: { type: 'string', default: 'rules' },
+  apply: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function captureCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: {
-      'proxy-uid': { type: 'string' },
-      'exclude-inbound-ports': { type: 'string' },
-      'exclude-outbound-ports': { type: 'string' },
-      'exclude-outbound-ip-ranges': { type: 'string' },
-      format: { type: 'string', default: 'rules' },
-      apply: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: OPTIONS_CAPTURE,
   });
   if (values.help) {
     process.stdout.write(HELP_CAPTURE);

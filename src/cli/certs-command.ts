@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { didYouMean } from '../compiler/did-you-mean.js';
 import { parseArgs } from 'node:util';
 import { openProxyCertificateRecords } from '../adapters/ca/open.js';
 import { identityOf } from '../compiler/ir/types.js';
@@ -44,6 +47,18 @@ Examples:
   smc certs list --ca-root-secret smc-system/smc-ca
 `;
 
+/** The options of `certsCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_CERTS = {
+  state: { type: 'string', default: '.smc-state' },
+  output: { type: 'string', short: 'o' },
+  serial: { type: 'string' },
+  identity: { type: 'string' },
+  'trust-domain': { type: 'string', default: 'cluster.local' },
+  'ca-root-secret': { type: 'string' },
+  kubeconfig: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function certsCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === '-h' || sub === '--help') {
@@ -52,22 +67,22 @@ export async function certsCommand(args: string[]): Promise<number> {
   }
   const { values } = parseArgs({
     args: rest,
-    options: {
-      state: { type: 'string', default: '.smc-state' },
-      output: { type: 'string', short: 'o' },
-      serial: { type: 'string' },
-      identity: { type: 'string' },
-      'trust-domain': { type: 'string', default: 'cluster.local' },
-      'ca-root-secret': { type: 'string' },
-      kubeconfig: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: OPTIONS_CERTS,
   });
   if (values.help || sub === undefined || sub === 'help') {
     process.stdout.write(HELP_CERTS);
     return sub === undefined ? 2 : 0;
   }
-  const store = await openProxyCertificateRecords(caChoice(values), values.state);
+  if (sub !== 'list' && sub !== 'revoke') {
+    const close = didYouMean(sub, ['list', 'revoke']);
+    throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}${close ? `; did you mean "${close}"?` : ''} (list or revoke)`);
+  }
+  const choice = caChoice(values);
+  // The records live beside the CA that signed them: a folder without one is not a controller's state folder.
+  if (choice.kind === 'internal' && !choice.rootSecret && !existsSync(join(values.state, 'ca', 'root.crt'))) {
+    throw new UsageError(`${values.state} holds no mesh CA (no ca/root.crt), so no proxy certificates either: give the controller's --state DIR, or --ca-root-secret NS/NAME on Kubernetes`);
+  }
+  const store = await openProxyCertificateRecords(choice, values.state);
   if (sub === 'list') {
     const { records, problems } = await store.list();
     // A damaged record is reported on its own; every other record is still listed.
@@ -84,7 +99,7 @@ export async function certsCommand(args: string[]): Promise<number> {
     return code;
   }
   if (sub === 'revoke') {
-    if ((values.serial === undefined) === (values.identity === undefined)) throw new UsageError('smc certs revoke needs exactly one of --serial SERIAL or --identity NS/SA');
+    if ((values.serial === undefined) === (values.identity === undefined)) throw new UsageError('revoke needs exactly one of --serial SERIAL or --identity NS/SA');
     let which: { serial: string } | { identity: string };
     if (values.serial !== undefined) which = { serial: values.serial };
     else {
@@ -101,7 +116,7 @@ export async function certsCommand(args: string[]): Promise<number> {
     }
     return problems.length > 0 ? 1 : 0;
   }
-  throw new UsageError(`smc certs: unknown subcommand ${JSON.stringify(sub)} (list or revoke)`);
+  throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}`);
 }
 
 export const HELP_CA = `smc ca rotate-root [--admin HOST:PORT] [--state DIR]
@@ -131,6 +146,9 @@ Example:
   smc ca rotate-root --state /var/lib/smc && smc proxy-status
 `;
 
+/** The options of `caCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_CA = { admin: { type: 'string', default: '127.0.0.1:15129' }, state: { type: 'string', default: '.smc-state' }, help: { type: 'boolean', short: 'h', default: false } } as const;
+
 export async function caCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === '-h' || sub === '--help') {
@@ -139,7 +157,7 @@ export async function caCommand(args: string[]): Promise<number> {
   }
   const { values } = parseArgs({
     args: rest,
-    options: { admin: { type: 'string', default: '127.0.0.1:15129' }, state: { type: 'string', default: '.smc-state' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: OPTIONS_CA,
   });
   if (values.help || sub !== 'rotate-root') {
     process.stdout.write(HELP_CA);

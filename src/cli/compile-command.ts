@@ -84,21 +84,24 @@ Examples:
   npm run golden:update       # accept a change, then read 'git diff golden/'
 `;
 
+/** The options of `compileCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_COMPILE = {
+  output: { type: 'string', short: 'o' },
+  check: { type: 'string' },
+  update: { type: 'string' },
+  format: { type: 'string' },
+  identity: { type: 'string' },
+  bootstrap: { type: 'boolean', default: false },
+  status: { type: 'string' },
+  'allow-rejected': { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function compileCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      output: { type: 'string', short: 'o' },
-      check: { type: 'string' },
-      update: { type: 'string' },
-      format: { type: 'string' },
-      identity: { type: 'string' },
-      bootstrap: { type: 'boolean', default: false },
-      status: { type: 'string' },
-      'allow-rejected': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: OPTIONS_COMPILE,
   });
   if (values.help) {
     process.stdout.write(HELP_COMPILE);
@@ -200,11 +203,14 @@ async function writeBootstraps(dir: string, result: MeshCompileResult, codec: Pr
   process.stderr.write(`smc compile: wrote ${envoys} bootstrap(s) with throwaway certificates under ${dir}\n`);
 }
 
+/** The options of `goldenCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_GOLDEN = { update: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } as const;
+
 export async function goldenCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { update: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    options: OPTIONS_GOLDEN,
   });
   if (values.help) {
     process.stdout.write(HELP_GOLDEN);
@@ -236,8 +242,11 @@ Example:
   smc kinds | grep TrafficTarget
 `;
 
+/** The options of `kindsCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_KINDS = { help: { type: 'boolean', short: 'h', default: false } } as const;
+
 export function kindsCommand(args: string[]): number {
-  const { values } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h', default: false } } });
+  const { values } = parseArgs({ args, options: OPTIONS_KINDS });
   if (values.help) {
     process.stdout.write(HELP_KINDS);
     return EXIT_OK;

@@ -24,11 +24,14 @@ Examples:
   smc crds --output-dir deploy/crds
 `;
 
+/** The options of `crdsCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_CRDS = { 'output-dir': { type: 'string' }, check: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } } as const;
+
 export function crdsCommand(args: string[]): number {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { 'output-dir': { type: 'string' }, check: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: OPTIONS_CRDS,
   });
   if (values.help) {
     process.stdout.write(HELP_CRDS);

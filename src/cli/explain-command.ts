@@ -34,27 +34,31 @@ Options:
   -h, --help                Show this help
 
 Exit status: 0 allowed, 1 denied (or allowed at some destinations only),
-2 usage error, 3 the controller could not be asked.
+2 usage error, 3 the controller could not be asked, 4 no such service,
+service port or caller identity in the mesh (UNKNOWN, not a denial).
 
 Examples:
   smc explain --from bookbuyer/bookbuyer --to bookstore.bookstore:14001 --path /books-bought examples/bookstore
   smc explain --from bookthief/bookthief --to bookstore.bookstore:14001 -o json
 `;
 
+/** The options of `explainCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_EXPLAIN = {
+  from: { type: 'string' },
+  to: { type: 'string' },
+  method: { type: 'string' },
+  path: { type: 'string' },
+  header: { type: 'string', multiple: true },
+  admin: { type: 'string', default: '127.0.0.1:15129' },
+  output: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function explainCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      from: { type: 'string' },
-      to: { type: 'string' },
-      method: { type: 'string' },
-      path: { type: 'string' },
-      header: { type: 'string', multiple: true },
-      admin: { type: 'string', default: '127.0.0.1:15129' },
-      output: { type: 'string', short: 'o' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: OPTIONS_EXPLAIN,
   });
   if (values.help) {
     process.stdout.write(HELP_EXPLAIN);
@@ -90,5 +94,5 @@ export async function explainCommand(args: string[]): Promise<number> {
     answer = (await res.json()) as Explanation;
   }
   process.stdout.write(values.output === 'json' ? `${JSON.stringify(answer, null, 2)}\n` : explanationText(answer));
-  return answer.verdict === 'allowed' ? 0 : 1;
+  return answer.verdict === 'allowed' ? 0 : answer.verdict === 'unknown' ? 4 : 1;
 }

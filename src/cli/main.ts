@@ -22,6 +22,7 @@ Usage:
   smc golden [--update] [DIR]     Check (or rewrite) the golden cases under DIR (default: golden)
   smc kinds                       List the kinds and apiVersions smc reads
   smc crds                        Print the CRDs of the policy kinds (schemas from smc's own codecs)
+  smc completion bash|zsh|fish    Print a shell completion script
   smc version                     Print smc's version (also --version)
   smc help [COMMAND]              Show help
 
@@ -35,23 +36,28 @@ Run 'smc help compile' for the options of a command.
 interface Command {
   run(args: string[]): Promise<number> | number;
   help: string;
+  /** Its options (the parser's table): suggestions and completion read them, a test holds the help to them. */
+  options: Readonly<Record<string, { readonly type: string; readonly short?: string }>>;
+  /** Its subcommands, if it has any (certs list|revoke). */
+  subcommands?: readonly string[];
 }
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  controller: async () => import('./runtime-commands.js').then((m) => ({ run: m.controllerCommand, help: m.HELP_CONTROLLER })),
-  bootstrap: async () => import('./runtime-commands.js').then((m) => ({ run: m.bootstrapCommand, help: m.HELP_BOOTSTRAP })),
-  'proxy-status': async () => import('./runtime-commands.js').then((m) => ({ run: m.proxyStatusCommand, help: m.HELP_PROXY_STATUS })),
-  'proxy-config': async () => import('./proxy-config-command.js').then((m) => ({ run: m.proxyConfigCommand, help: m.HELP_PROXY_CONFIG })),
-  explain: async () => import('./explain-command.js').then((m) => ({ run: m.explainCommand, help: m.HELP_EXPLAIN })),
-  certs: async () => import('./certs-command.js').then((m) => ({ run: m.certsCommand, help: m.HELP_CERTS })),
-  ca: async () => import('./certs-command.js').then((m) => ({ run: m.caCommand, help: m.HELP_CA })),
-  vm: async () => import('./vm-command.js').then((m) => ({ run: m.vmCommand, help: m.HELP_VM })),
-  sidecar: async () => import('./sidecar-command.js').then((m) => ({ run: m.sidecarCommand, help: m.HELP_SIDECAR })),
-  capture: async () => import('./capture-command.js').then((m) => ({ run: m.captureCommand, help: m.HELP_CAPTURE })),
-  compile: async () => import('./compile-command.js').then((m) => ({ run: m.compileCommand, help: m.HELP_COMPILE })),
-  golden: async () => import('./compile-command.js').then((m) => ({ run: m.goldenCommand, help: m.HELP_GOLDEN })),
-  kinds: async () => import('./compile-command.js').then((m) => ({ run: m.kindsCommand, help: m.HELP_KINDS })),
-  crds: async () => import('./crds-command.js').then((m) => ({ run: m.crdsCommand, help: m.HELP_CRDS })),
-  version: async () => ({ run: versionCommand, help: HELP_VERSION }),
+  controller: async () => import('./runtime-commands.js').then((m) => ({ run: m.controllerCommand, help: m.HELP_CONTROLLER, options: m.OPTIONS_CONTROLLER })),
+  bootstrap: async () => import('./runtime-commands.js').then((m) => ({ run: m.bootstrapCommand, help: m.HELP_BOOTSTRAP, options: m.OPTIONS_BOOTSTRAP })),
+  'proxy-status': async () => import('./runtime-commands.js').then((m) => ({ run: m.proxyStatusCommand, help: m.HELP_PROXY_STATUS, options: m.OPTIONS_PROXY_STATUS })),
+  'proxy-config': async () => import('./proxy-config-command.js').then((m) => ({ run: m.proxyConfigCommand, help: m.HELP_PROXY_CONFIG, options: m.OPTIONS_PROXY_CONFIG })),
+  explain: async () => import('./explain-command.js').then((m) => ({ run: m.explainCommand, help: m.HELP_EXPLAIN, options: m.OPTIONS_EXPLAIN })),
+  certs: async () => import('./certs-command.js').then((m) => ({ run: m.certsCommand, help: m.HELP_CERTS, options: m.OPTIONS_CERTS, subcommands: ['list', 'revoke'] })),
+  ca: async () => import('./certs-command.js').then((m) => ({ run: m.caCommand, help: m.HELP_CA, options: m.OPTIONS_CA, subcommands: ['rotate-root'] })),
+  vm: async () => import('./vm-command.js').then((m) => ({ run: m.vmCommand, help: m.HELP_VM, options: m.OPTIONS_VM, subcommands: ['bundle'] })),
+  sidecar: async () => import('./sidecar-command.js').then((m) => ({ run: m.sidecarCommand, help: m.HELP_SIDECAR, options: m.OPTIONS_SIDECAR })),
+  capture: async () => import('./capture-command.js').then((m) => ({ run: m.captureCommand, help: m.HELP_CAPTURE, options: m.OPTIONS_CAPTURE })),
+  compile: async () => import('./compile-command.js').then((m) => ({ run: m.compileCommand, help: m.HELP_COMPILE, options: m.OPTIONS_COMPILE })),
+  golden: async () => import('./compile-command.js').then((m) => ({ run: m.goldenCommand, help: m.HELP_GOLDEN, options: m.OPTIONS_GOLDEN })),
+  kinds: async () => import('./compile-command.js').then((m) => ({ run: m.kindsCommand, help: m.HELP_KINDS, options: m.OPTIONS_KINDS })),
+  crds: async () => import('./crds-command.js').then((m) => ({ run: m.crdsCommand, help: m.HELP_CRDS, options: m.OPTIONS_CRDS })),
+  completion: async () => import('./completion.js').then((m) => ({ run: (args: string[]) => m.completionCommand(args), help: m.HELP_COMPLETION, options: m.OPTIONS_COMPLETION, subcommands: ['bash', 'zsh', 'fish'] })),
+  version: async () => ({ run: versionCommand, help: HELP_VERSION, options: OPTIONS_VERSION }),
 };
 
 const HELP_VERSION = `smc version [-o json]
@@ -66,9 +72,12 @@ Example:
   smc version -o json
 `;
 
+/** The options of `versionCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_VERSION = { output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h', default: false } } as const;
+
 async function versionCommand(args: string[]): Promise<number> {
   const { parseArgs } = await import('node:util');
-  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h', default: false } } });
+  const { values } = parseArgs({ args, options: OPTIONS_VERSION });
   if (values.help) {
     process.stdout.write(HELP_VERSION);
     return EXIT_OK;
@@ -95,9 +104,12 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   if (command === '--version' || command === '-v') return versionCommand(rest);
+  if (command === '__complete') return (await import('./completion.js')).completeCommand(rest, COMMANDS);
   const load = COMMANDS[command];
   if (!load) {
-    process.stderr.write(`smc: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
+    const { didYouMean } = await import('../compiler/did-you-mean.js');
+    const close = didYouMean(command, Object.keys(COMMANDS));
+    process.stderr.write(`smc: unknown command ${JSON.stringify(command)}${close ? `; did you mean "${close}"?` : ''} ('smc help' lists the commands)\n`);
     return EXIT_USAGE;
   }
   return (await load()).run(rest);
@@ -109,6 +121,15 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+/** The option of `command` closest to `given` (--outptu: --output), if one is close. */
+async function suggestOption(command: string, given: string): Promise<string | undefined> {
+  const load = COMMANDS[command];
+  if (!load) return undefined;
+  const { didYouMean } = await import('../compiler/did-you-mean.js');
+  const names = Object.keys((await load()).options).map((o) => `--${o}`);
+  return didYouMean(given.replace(/=.*$/, ''), names);
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
@@ -118,11 +139,19 @@ main(process.argv.slice(2)).then(
     const named = e instanceof Error ? e.constructor.name : '';
     const message = e instanceof Error ? e.message : String(e);
     if (named === 'PathNotFoundError' || e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
-      // Node's parser explains unknown options at length; one line says it.
+      // Node's parser explains unknown options at length; one line says it, with the option meant if it is close.
       const unknown = /^Unknown option '([^']+)'/.exec(message);
       const command = process.argv[2] ?? '';
-      process.stderr.write(unknown ? `smc ${command}: unknown option ${unknown[1]} (see 'smc help ${command}')\n` : `smc: ${message}\n`);
-      process.exitCode = EXIT_USAGE;
+      const prefix = command in COMMANDS ? `smc ${command}` : 'smc';
+      if (!unknown) {
+        process.stderr.write(`${prefix}: ${message}\n`);
+        process.exitCode = EXIT_USAGE;
+        return;
+      }
+      void suggestOption(command, unknown[1]!).then((close) => {
+        process.stderr.write(`${prefix}: unknown option ${unknown[1]}${close ? `; did you mean ${close}?` : ''} (see 'smc help ${command}')\n`);
+        process.exitCode = EXIT_USAGE;
+      });
       return;
     }
     if (named === 'StartupError') {

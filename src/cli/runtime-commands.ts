@@ -1,3 +1,4 @@
+import { stringify } from 'yaml';
 import { StartupError } from '../adapters/startup-error.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../runtime/log.js';
 import { adminUrl, hostPort, UsageError } from './usage.js';
@@ -158,27 +159,34 @@ Examples:
   smc bootstrap --identity shop/checkout --xds-address 127.0.0.1:15128 --proxyless --insecure-xds
 `;
 
-export const HELP_PROXY_STATUS = `smc proxy-status [--admin HOST:PORT] [-o json]
+export const HELP_PROXY_STATUS = `smc proxy-status [NODE] [--admin HOST:PORT] [-o json|yaml] [--watch]
 
 Lists the proxies connected to a running controller and, per xDS type, whether
 each has acknowledged what it was sent: SYNCED, STALE (sent, not yet
 acknowledged), NACK (rejected; the proxy keeps its last good config) or NOT SENT.
+NODE narrows the list to one proxy, or to every instance of an identity
+(NS/SA matches NS/SA/INSTANCE).
 
 Options:
       --admin HOST:PORT   The controller's admin port (default 127.0.0.1:15129)
-  -o, --output json       Machine-readable (with each proxy's versions and NACK text)
+  -o, --output json|yaml  Machine-readable (with each proxy's versions and NACK text)
+  -w, --watch             Print again every --interval until interrupted (a
+                          terminal is cleared first; -o json prints one
+                          document per line)
+      --interval DURATION How often with --watch (default 2s)
   -h, --help              Show this help
 
-Exit status 0 when every proxy is SYNCED on every type it was sent, 1 otherwise,
-2 usage error, 3 the controller could not be asked.
+Exit status 0 when every proxy shown is SYNCED on every type it was sent, 1
+otherwise, 2 usage error, 3 the controller could not be asked or no proxy is
+NODE. With --watch: 0 when interrupted.
 
 Examples:
   smc proxy-status
+  smc proxy-status bookbuyer/bookbuyer
   smc proxy-status -o json | jq '.proxies[] | select(.types.route.state != "SYNCED")'
-  smc proxy-config bookbuyer/bookbuyer routes   # then: what one proxy holds
+  smc proxy-status --watch
+  smc proxy-config bookbuyer/bookbuyer/bookbuyer-1 routes   # then: what one proxy holds
 `;
-
-
 
 /**
  * The image injected sidecars run when --sidecar-image is not given: the
@@ -217,34 +225,37 @@ export function durationMs(value: string, flag: string): number {
   return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
 }
 
+/** The options of `controllerCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_CONTROLLER = {
+  source: { type: 'string', multiple: true },
+  state: { type: 'string', default: '.smc-state' },
+  'xds-address': { type: 'string', default: '127.0.0.1:15128' },
+  'admin-address': { type: 'string', default: '127.0.0.1:15129' },
+  'xds-port': { type: 'string' },
+  'admin-port': { type: 'string' },
+  'push-window': { type: 'string', default: '100ms' },
+  'service-cert-ttl': { type: 'string', default: '24h' },
+  ...CA_OPTIONS,
+  'insecure-xds': { type: 'boolean', default: false },
+  'admin-allowed-host': { type: 'string', multiple: true },
+  'leader-elect': { type: 'boolean', default: false },
+  'leader-lease': { type: 'string', default: '15s' },
+  'leader-election-namespace': { type: 'string', default: 'smc-system' },
+  'webhook-address': { type: 'string' },
+  'vm-grace': { type: 'string', default: '30s' },
+  'log-level': { type: 'string', default: 'info' },
+  'log-format': { type: 'string', default: 'auto' },
+  'sidecar-image': { type: 'string' },
+  'sidecar-xds-address': { type: 'string', default: 'smc-controller.smc-system.svc:15128' },
+  'sidecar-certificate-url': { type: 'string', default: 'https://smc-controller.smc-system.svc:15130' },
+  'sidecar-mode': { type: 'string', default: 'native' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function controllerCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: {
-      source: { type: 'string', multiple: true },
-      state: { type: 'string', default: '.smc-state' },
-      'xds-address': { type: 'string', default: '127.0.0.1:15128' },
-      'admin-address': { type: 'string', default: '127.0.0.1:15129' },
-      'xds-port': { type: 'string' },
-      'admin-port': { type: 'string' },
-      'push-window': { type: 'string', default: '100ms' },
-      'service-cert-ttl': { type: 'string', default: '24h' },
-      ...CA_OPTIONS,
-      'insecure-xds': { type: 'boolean', default: false },
-      'admin-allowed-host': { type: 'string', multiple: true },
-      'leader-elect': { type: 'boolean', default: false },
-      'leader-lease': { type: 'string', default: '15s' },
-      'leader-election-namespace': { type: 'string', default: 'smc-system' },
-      'webhook-address': { type: 'string' },
-      'vm-grace': { type: 'string', default: '30s' },
-      'log-level': { type: 'string', default: 'info' },
-      'log-format': { type: 'string', default: 'auto' },
-      'sidecar-image': { type: 'string' },
-      'sidecar-xds-address': { type: 'string', default: 'smc-controller.smc-system.svc:15128' },
-      'sidecar-certificate-url': { type: 'string', default: 'https://smc-controller.smc-system.svc:15130' },
-      'sidecar-mode': { type: 'string', default: 'native' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: OPTIONS_CONTROLLER,
   });
   if (values.help) {
     process.stdout.write(HELP_CONTROLLER);
@@ -351,24 +362,27 @@ export async function controllerCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/** The options of `bootstrapCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_BOOTSTRAP = {
+  identity: { type: 'string' },
+  'xds-address': { type: 'string' },
+  instance: { type: 'string' },
+  state: { type: 'string', default: '.smc-state' },
+  'trust-domain': { type: 'string', default: 'cluster.local' },
+  output: { type: 'string', short: 'o' },
+  'admin-port': { type: 'string', default: '15000' },
+  'stats-port': { type: 'string', default: '15010' },
+  delta: { type: 'boolean', default: false },
+  'insecure-xds': { type: 'boolean', default: false },
+  proxyless: { type: 'boolean', default: false },
+  ...CA_OPTIONS,
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function bootstrapCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: {
-      identity: { type: 'string' },
-      'xds-address': { type: 'string' },
-      instance: { type: 'string' },
-      state: { type: 'string', default: '.smc-state' },
-      'trust-domain': { type: 'string', default: 'cluster.local' },
-      output: { type: 'string', short: 'o' },
-      'admin-port': { type: 'string', default: '15000' },
-      'stats-port': { type: 'string', default: '15010' },
-      delta: { type: 'boolean', default: false },
-      'insecure-xds': { type: 'boolean', default: false },
-      proxyless: { type: 'boolean', default: false },
-      ...CA_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: OPTIONS_BOOTSTRAP,
   });
   if (values.help) {
     process.stdout.write(HELP_BOOTSTRAP);
@@ -424,33 +438,74 @@ export async function writeProxyCredentials(values: CaValues & { state: string; 
   return files;
 }
 
+type ProxiesDocument = { proxies: { nodeId: string; identity: string; types: Record<string, { state: string; nack?: { message: string } }> }[] };
+
+/** The options of `proxyStatusCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_PROXY_STATUS = {
+  admin: { type: 'string', default: '127.0.0.1:15129' },
+  output: { type: 'string', short: 'o' },
+  watch: { type: 'boolean', short: 'w', default: false },
+  interval: { type: 'string', default: '2s' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function proxyStatusCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args,
-    options: { admin: { type: 'string', default: '127.0.0.1:15129' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h', default: false } },
+    allowPositionals: true,
+    options: OPTIONS_PROXY_STATUS,
   });
   if (values.help) {
     process.stdout.write(HELP_PROXY_STATUS);
     return 0;
   }
-  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`-o expects json (or nothing, for a table), got ${JSON.stringify(values.output)}`);
+  if (positionals.length > 1) throw new UsageError(`proxy-status takes one NODE at most, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
+  const node = positionals[0];
+  if (values.output !== undefined && values.output !== 'json' && values.output !== 'yaml') throw new UsageError(`-o expects json or yaml (or nothing, for a table), got ${JSON.stringify(values.output)}`);
+  const intervalMs = durationMs(values.interval, '--interval');
+  if (intervalMs < 100) throw new UsageError('--interval must be at least 100ms');
   const { host, port } = hostPort(values.admin, '--admin');
-  let doc: { proxies: { nodeId: string; identity: string; types: Record<string, { state: string; nack?: { message: string } }> }[] };
-  try {
-    const res = await fetch(`${adminUrl(host, port)}/status/proxies`);
-    doc = (await res.json()) as typeof doc;
-  } catch (e) {
-    process.stderr.write(`smc proxy-status: cannot reach the controller's admin port at ${values.admin}: ${(e as Error).message}\n`);
-    return 3;
+  const once = async (): Promise<number> => {
+    let doc: ProxiesDocument;
+    try {
+      const res = await fetch(`${adminUrl(host, port)}/status/proxies`);
+      doc = (await res.json()) as ProxiesDocument;
+    } catch (e) {
+      process.stderr.write(`smc proxy-status: cannot reach the controller's admin port at ${values.admin}: ${(e as Error).message}\n`);
+      return 3;
+    }
+    if (node !== undefined) {
+      doc = { ...doc, proxies: doc.proxies.filter((p) => p.nodeId === node || p.nodeId.startsWith(`${node}/`)) };
+      if (doc.proxies.length === 0 && !values.watch) {
+        process.stderr.write(`smc proxy-status: no connected proxy is ${clientText(node, 128)} (smc proxy-status lists them)\n`);
+        return 3;
+      }
+    }
+    if (values.output === 'json') process.stdout.write(values.watch ? `${JSON.stringify(doc)}\n` : `${JSON.stringify(doc, null, 2)}\n`);
+    else if (values.output === 'yaml') process.stdout.write(`${values.watch ? '---\n' : ''}${stringify(doc, { lineWidth: 0 })}`);
+    else {
+      if (values.watch) process.stdout.write(process.stdout.isTTY ? `\x1b[H\x1b[2J${new Date().toISOString()}\n` : `\n${new Date().toISOString()}\n`);
+      const header = ['NAME', 'IDENTITY', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS'];
+      const rows = doc.proxies.map((p) => [clientText(p.nodeId, 128), p.identity, ...PUSH_ORDER.map((k) => p.types[k]?.state ?? 'NOT SENT')]);
+      process.stdout.write(columns([header, ...rows]));
+      // What a proxy sent is printed escaped, even from a controller that did not escape it.
+      for (const p of doc.proxies) for (const [k, t] of Object.entries(p.types)) if (t.nack) process.stdout.write(`${clientText(p.nodeId)} ${k} NACK: ${clientText(t.nack.message)}\n`);
+    }
+    return doc.proxies.every((p) => Object.values(p.types).every((t) => t.state === 'SYNCED' || t.state === 'NOT SENT')) ? 0 : 1;
+  };
+  if (!values.watch) return once();
+  let stop = false;
+  let wake: () => void = () => undefined;
+  process.once('SIGINT', () => {
+    stop = true;
+    wake();
+  });
+  while (!stop) {
+    await once();
+    await new Promise<void>((r) => {
+      wake = r;
+      setTimeout(r, intervalMs);
+    });
   }
-  if (values.output === 'json') process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-  else {
-    const header = ['NAME', 'IDENTITY', 'CDS', 'EDS', 'LDS', 'RDS', 'SDS'];
-    const rows = doc.proxies.map((p) => [clientText(p.nodeId, 128), p.identity, ...PUSH_ORDER.map((k) => p.types[k]?.state ?? 'NOT SENT')]);
-    process.stdout.write(columns([header, ...rows]));
-    // What a proxy sent is printed escaped, even from a controller that did not escape it.
-    for (const p of doc.proxies) for (const [k, t] of Object.entries(p.types)) if (t.nack) process.stdout.write(`${clientText(p.nodeId)} ${k} NACK: ${clientText(t.nack.message)}\n`);
-  }
-  const synced = doc.proxies.every((p) => Object.values(p.types).every((t) => t.state === 'SYNCED' || t.state === 'NOT SENT'));
-  return synced ? 0 : 1;
+  return 0;
 }

@@ -39,20 +39,23 @@ Example (what the injector writes into the pod; by hand, to inspect the files):
 
 const CONTROLLER_ID = /^URI:spiffe:\/\/[^/]+\/ns\/smc-system\/sa\/smc-controller$/;
 
+/** The options of `sidecarCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_SIDECAR = {
+  'xds-address': { type: 'string' },
+  'certificate-url': { type: 'string' },
+  'token-file': { type: 'string', default: '/var/run/secrets/smc.dev/token' },
+  dir: { type: 'string', default: '/etc/smc-proxy' },
+  'trust-bundle-file': { type: 'string' },
+  envoy: { type: 'string', default: 'envoy' },
+  'no-envoy': { type: 'boolean', default: false },
+  'wait-ready': { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function sidecarCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: {
-      'xds-address': { type: 'string' },
-      'certificate-url': { type: 'string' },
-      'token-file': { type: 'string', default: '/var/run/secrets/smc.dev/token' },
-      dir: { type: 'string', default: '/etc/smc-proxy' },
-      'trust-bundle-file': { type: 'string' },
-      envoy: { type: 'string', default: 'envoy' },
-      'no-envoy': { type: 'boolean', default: false },
-      'wait-ready': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: OPTIONS_SIDECAR,
   });
   if (values.help) {
     process.stdout.write(HELP_SIDECAR);

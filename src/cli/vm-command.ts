@@ -49,6 +49,20 @@ Example:
   smc vm bundle --name billing-1 --namespace billing --source mesh/ --xds-address 10.0.0.5:15128 -o billing-1/
 `;
 
+/** The options of `vmCommand` (its help lists each; completion and suggestions read them). */
+export const OPTIONS_VM = {
+  name: { type: 'string' },
+  namespace: { type: 'string' },
+  source: { type: 'string', multiple: true },
+  'xds-address': { type: 'string' },
+  state: { type: 'string', default: '.smc-state' },
+  'install-dir': { type: 'string', default: '/etc/smc' },
+  'envoy-path': { type: 'string', default: '/usr/local/bin/envoy' },
+  output: { type: 'string', short: 'o' },
+  ...CA_OPTIONS,
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function vmCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === '-h' || sub === '--help') {
@@ -58,18 +72,7 @@ export async function vmCommand(args: string[]): Promise<number> {
   if (sub !== 'bundle') throw new UsageError(`unknown vm command ${JSON.stringify(sub)}: expected bundle`);
   const { values } = parseArgs({
     args: rest,
-    options: {
-      name: { type: 'string' },
-      namespace: { type: 'string' },
-      source: { type: 'string', multiple: true },
-      'xds-address': { type: 'string' },
-      state: { type: 'string', default: '.smc-state' },
-      'install-dir': { type: 'string', default: '/etc/smc' },
-      'envoy-path': { type: 'string', default: '/usr/local/bin/envoy' },
-      output: { type: 'string', short: 'o' },
-      ...CA_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: OPTIONS_VM,
   });
   if (values.help) {
     process.stdout.write(HELP_VM);

@@ -49,7 +49,8 @@ export interface BackendVerdict {
   readonly destinations: readonly DestinationVerdict[];
 }
 
-export type Verdict = 'allowed' | 'denied' | 'partly allowed';
+/** `unknown`: there is no such service, service port or caller identity in the mesh (not a denial by policy). */
+export type Verdict = 'allowed' | 'denied' | 'partly allowed' | 'unknown';
 
 export interface Explanation {
   readonly verdict: Verdict;
@@ -84,7 +85,12 @@ const DEFAULT_REQUEST: HttpRequest = { method: 'GET', path: '/', headers: {} };
  */
 export function explain(ir: MeshIR, q: ExplainQuery, status: readonly StatusEntry[] = []): Explanation {
   const { byNamespace: withheld, held } = withheldObjects(status);
-  const e = explainRequest(ir, q, (ns) => withheld.get(ns) ?? []);
+  const asked = explainRequest(ir, q, (ns) => withheld.get(ns) ?? []);
+  // Nothing by that name: said apart from a denial (what each destination would say stays, for an unknown caller).
+  const index = meshIndex(ir);
+  const service = index.service.get(serviceKey(q.service));
+  const unknown = !service || !service.ports.some((p) => p.port === q.port) || !index.identitySet.has(q.from);
+  const e: Explanation = unknown ? { ...asked, verdict: 'unknown' } : asked;
   if (e.verdict === 'allowed') {
     // Allowed by an object whose newest version was rejected: what allows it is the version kept in force.
     const used = new Set<string>();

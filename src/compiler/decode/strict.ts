@@ -2,6 +2,9 @@ import * as t from 'io-ts';
 import { isRight } from 'fp-ts/lib/Either.js';
 import type { DecodeProblem } from './report.js';
 import { objectProps } from './common.js';
+import { didYouMean } from '../did-you-mean.js';
+
+export { didYouMean };
 
 /**
  * Strict field validation, as `kubectl apply --validate=strict` does it: a
@@ -63,30 +66,4 @@ function unknown(path: string, key: string, known: readonly string[]): DecodePro
   const close = didYouMean(key, known);
   const hint = close ? `; did you mean "${close}"?` : known.length <= 8 ? ` (known fields: ${known.join(', ')})` : '';
   return { path, message: `unknown field "${path}"${hint}` };
-}
-
-/** The known name closest to `word`, if it is close enough to be a typo (edit distance ≤ 2, or ≤ 1 for short names). */
-export function didYouMean(word: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  const lower = word.toLowerCase();
-  for (const k of known) {
-    const d = editDistance(lower, k.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [k, d];
-  }
-  const limit = word.length <= 4 ? 1 : 2;
-  return best !== undefined && bestDistance <= limit ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 3) return Math.abs(a.length - b.length);
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
 }
