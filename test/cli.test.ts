@@ -18,7 +18,9 @@ test('smc compile prints the mesh model and exits 0 when every input is accepted
 test('smc compile exits 1 and names file, line, object and field when an input is rejected', () => {
   const r = smc('compile', 'golden/broken-yaml/input');
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /wrong-types\.yaml:2 \(document 1\): TrafficSplit app\/string-weight: error: spec\.backends\[0\]\.weight: expected non-negative integer, got "80"/);
+  // The line of the field, not of its document.
+  assert.match(r.stderr, /wrong-types\.yaml:7 \(document 1\): TrafficSplit app\/string-weight: error: spec\.backends\[0\]\.weight: expected non-negative integer, got "80"/);
+  assert.match(r.stderr, /wrong-types\.yaml:12 \(document 2\): Service app\/bad-port: error: spec\.ports\[1\]\.targetPort/);
   assert.match(r.stderr, /broken\.yaml:4 \(document 1\): document: error: YAML syntax error/);
   assert.equal(smc('compile', 'golden/broken-yaml/input', '--allow-rejected').status, 0);
 });
@@ -232,4 +234,17 @@ test('smc certs refuses a folder that holds no mesh CA instead of listing nothin
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /^smc certs: .* holds no mesh CA \(no ca\/root\.crt\)/);
   }
+});
+
+test('a misspelt field is reported at its own line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'smc-typo-'));
+  cpSync('examples/bookstore', dir, { recursive: true });
+  const file = join(dir, '40-policy.yaml');
+  const text = readFileSync(file, 'utf8').replace('      matches: [buy-a-book, books-bought]', '      matchs: [buy-a-book, books-bought]');
+  writeFileSync(file, text);
+  const line = text.split('\n').findIndex((l) => l.includes('matchs:')) + 1;
+  const r = smc('compile', dir);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, new RegExp(`40-policy\\.yaml:${line} \\(document 2\\): TrafficTarget bookstore/bookbuyer-access-bookstore: error: spec\\.rules\\[0\\]\\.matchs: unknown field`));
+  assert.ok(line > 20, 'deep inside its document');
 });

@@ -1,3 +1,4 @@
+import { fieldLine } from '../adapters/field-lines.js';
 import { parseArgs } from 'node:util';
 import { loadPaths } from '../adapters/yaml-files.js';
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
@@ -131,7 +132,7 @@ export async function compileCommand(args: string[]): Promise<number> {
   if (broken.length > 0) throw new Error(`inconsistent snapshot (a bug in smc):\n${broken.join('\n')}`);
   const rejected = result.status.some((s) => s.state === 'Rejected' || s.state === 'PartiallyAccepted');
   // With --status the status goes to stdout; stderr does not say it twice.
-  if (values.status === undefined) for (const line of statusLines(result.status)) process.stderr.write(`${line}\n`);
+  if (values.status === undefined) for (const line of statusLines(result.status, fieldLine)) process.stderr.write(`${line}\n`);
   for (const s of result.snapshots) for (const w of s.warnings) process.stderr.write(`proxy ${s.identity}: warning: ${w}\n`);
   let code = rejected && !values['allow-rejected'] ? EXIT_REJECTED : EXIT_OK;
 

@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import { formatOrigin } from '../compiler/inputs.js';
+import { formatOrigin, type Origin } from '../compiler/inputs.js';
 import type { CompileResult } from '../compiler/compile.js';
 import type { StatusEntry } from '../compiler/status.js';
 import { formatMessage } from '../compiler/status.js';
@@ -76,14 +76,21 @@ export function columns(rows: readonly (readonly string[])[]): string {
   return rows.map((r) => `${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join('');
 }
 
-/** One line per problem, as a terminal user wants to read it. */
-export function statusLines(status: readonly StatusEntry[]): string[] {
+/**
+ * One line per problem, as a terminal user wants to read it. With `lineOf`
+ * (which reads the file: adapters/field-lines.ts), each problem is placed at
+ * the line of its field rather than of its document.
+ */
+export function statusLines(status: readonly StatusEntry[], lineOf?: (origin: Origin, path: string) => number | undefined): string[] {
   const lines: string[] = [];
   for (const s of status) {
     if (s.messages.length === 0) continue;
     const o = s.object;
     const what = o.kind === '' ? 'document' : `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`;
-    for (const m of s.messages) lines.push(`${formatOrigin(s.origin)}: ${what}: ${m.severity}: ${formatMessage(m)} [${s.state}]`);
+    for (const m of s.messages) {
+      const line = lineOf?.(s.origin, m.path);
+      lines.push(`${formatOrigin(line === undefined ? s.origin : { ...s.origin, line })}: ${what}: ${m.severity}: ${formatMessage(m)} [${s.state}]`);
+    }
   }
   return lines;
 }

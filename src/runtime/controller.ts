@@ -1,3 +1,4 @@
+import { fieldLine } from '../adapters/field-lines.js';
 import type { Log } from './log.js';
 import { openSigner, type CaChoice } from '../adapters/ca/open.js';
 import { openProxyAdmission } from './proxy-admission.js';
@@ -317,7 +318,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       // The worker sends the status only when it changed (an endpoint change usually leaves it as it was).
       if (result.status) {
         // Each status line is logged when it first appears, not again on every compile.
-        const lines = new Set(statusLines(result.status));
+        const lines = new Set(statusLines(result.status, fieldLine));
         for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`, { level: / error: /.test(line) ? 'warn' : 'info' });
         logged = lines;
         status = { objects: renderStatus(result.status, { origins: true }) };
