@@ -5,6 +5,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPaths } from '../src/adapters/yaml-files.js';
+import { parse as parseYaml } from 'yaml';
 
 const BIN = 'dist/src/cli/main.js';
 const smc = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
@@ -247,4 +248,14 @@ test('a misspelt field is reported at its own line', () => {
   assert.equal(r.status, 1);
   assert.match(r.stderr, new RegExp(`40-policy\\.yaml:${line} \\(document 2\\): TrafficTarget bookstore/bookbuyer-access-bookstore: error: spec\\.rules\\[0\\]\\.matchs: unknown field`));
   assert.ok(line > 20, 'deep inside its document');
+});
+
+test('commands that print data take -o json and -o yaml, and both say the same', () => {
+  for (const args of [['kinds'], ['version'], ['explain', '--from', 'bookbuyer/bookbuyer', '--to', 'bookstore.bookstore:14001', 'examples/bookstore']]) {
+    const json = smc(...args, '-o', 'json');
+    const yaml = smc(...args, '-o', 'yaml');
+    assert.ok(json.status === 0 || json.status === 1, `${args[0]}: ${json.stderr}`);
+    assert.equal(yaml.status, json.status, `${args[0]}: ${yaml.stderr}`);
+    assert.deepEqual(parseYaml(yaml.stdout), JSON.parse(json.stdout), args[0]);
+  }
 });

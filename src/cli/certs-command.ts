@@ -1,3 +1,4 @@
+import { stringify } from 'yaml';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { didYouMean } from '../compiler/did-you-mean.js';
@@ -27,7 +28,7 @@ Options:
                            objects in its namespace, shared by every replica
       --kubeconfig FILE    With --ca-root-secret (default $KUBECONFIG,
                            ~/.kube/config or in-cluster)
-  -o, --output json        Machine-readable list
+  -o, --output json|yaml   Machine-readable list
       --serial SERIAL      Revoke one certificate (as 'smc certs list' prints it)
       --identity NS/SA     Revoke every proxy certificate of that identity
       --trust-domain TD    Trust domain of --identity (default cluster.local)
@@ -88,11 +89,12 @@ export async function certsCommand(args: string[]): Promise<number> {
     // A damaged record is reported on its own; every other record is still listed.
     for (const p of problems) process.stderr.write(`smc certs: ${p}\n`);
     const code = problems.length > 0 ? 1 : 0;
-    if (values.output === 'json') {
-      process.stdout.write(`${JSON.stringify({ proxyCertificates: records, problems }, null, 2)}\n`);
+    if (values.output === 'json' || values.output === 'yaml') {
+      const doc = { proxyCertificates: records, problems };
+      process.stdout.write(values.output === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : stringify(doc, { lineWidth: 0 }));
       return code;
     }
-    if (values.output !== undefined) throw new UsageError(`-o expects json, got ${JSON.stringify(values.output)}`);
+    if (values.output !== undefined) throw new UsageError(`-o expects json or yaml, got ${JSON.stringify(values.output)}`);
     const header = ['SERIAL', 'IDENTITY', 'STATE', 'ISSUED', 'EXPIRES', 'CLAIMED BY'];
     const rows = records.map((r) => [r.serial, r.identity, r.state.toUpperCase(), r.issuedAt, r.notAfter, r.claimedBy ?? '']);
     process.stdout.write(columns([header, ...rows]));

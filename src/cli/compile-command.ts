@@ -14,7 +14,8 @@ import { listGoldenCases, runGoldenCase } from '../output/golden.js';
 import { proxyPath, renderCompileFiles, renderProxy, serialize, statusDocument, type Format } from '../output/compile-files.js';
 import { statusLines, statusTable } from '../output/render.js';
 import { staticBootstrap } from '../output/static-bootstrap.js';
-import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from './usage.js';
+import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError } from './usage.js';
+import { stringify } from 'yaml';
 
 export const HELP_COMPILE = `smc compile PATH... [options]
 
@@ -230,21 +231,22 @@ export async function goldenCommand(args: string[]): Promise<number> {
   return failed > 0 ? EXIT_REJECTED : EXIT_OK;
 }
 
-export const HELP_KINDS = `smc kinds
+export const HELP_KINDS = `smc kinds [-o json|yaml]
 
 Lists every kind smc reads and the apiVersions it accepts of each (a folder
 may hold any of them; on Kubernetes the newest SMI version of each kind is
 watched). Objects of other kinds are reported as Ignored by 'smc compile'.
 
 Options:
-  -h, --help   Show this help
+  -o, --output json|yaml  Machine-readable
+  -h, --help              Show this help
 
 Example:
   smc kinds | grep TrafficTarget
 `;
 
 /** The options of `kindsCommand` (its help lists each; completion and suggestions read them). */
-export const OPTIONS_KINDS = { help: { type: 'boolean', short: 'h', default: false } } as const;
+export const OPTIONS_KINDS = { output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h', default: false } } as const;
 
 export function kindsCommand(args: string[]): number {
   const { values } = parseArgs({ args, options: OPTIONS_KINDS });
@@ -252,7 +254,11 @@ export function kindsCommand(args: string[]): number {
     process.stdout.write(HELP_KINDS);
     return EXIT_OK;
   }
-  for (const k of supportedKinds()) process.stdout.write(`${k.kind.padEnd(16)} ${k.apiVersions.join(', ')}\n`);
+  if (values.output !== undefined && values.output !== 'json' && values.output !== 'yaml') throw new UsageError(`-o expects json or yaml (or nothing, for a list), got ${JSON.stringify(values.output)}`);
+  const kinds = supportedKinds();
+  if (values.output === 'json') process.stdout.write(`${JSON.stringify({ kinds }, null, 2)}\n`);
+  else if (values.output === 'yaml') process.stdout.write(stringify({ kinds }, { lineWidth: 0 }));
+  else for (const k of kinds) process.stdout.write(`${k.kind.padEnd(16)} ${k.apiVersions.join(', ')}\n`);
   return EXIT_OK;
 }
 

@@ -1,3 +1,4 @@
+import { stringify } from 'yaml';
 import { parseArgs } from 'node:util';
 import { loadPaths } from '../adapters/yaml-files.js';
 import { compileIR } from '../compiler/compile.js';
@@ -30,7 +31,7 @@ Options:
                             is asked about GET /)
       --admin HOST:PORT     The controller's admin port, when no SOURCE is given
                             (default 127.0.0.1:15129)
-  -o, --output json         Print the answer as JSON
+  -o, --output json|yaml    Print the answer as JSON or YAML
   -h, --help                Show this help
 
 Exit status: 0 allowed, 1 denied (or allowed at some destinations only),
@@ -64,7 +65,7 @@ export async function explainCommand(args: string[]): Promise<number> {
     process.stdout.write(HELP_EXPLAIN);
     return 0;
   }
-  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`-o expects json (or nothing, for text), got ${JSON.stringify(values.output)}`);
+  if (values.output !== undefined && values.output !== 'json' && values.output !== 'yaml') throw new UsageError(`-o expects json or yaml (or nothing, for text), got ${JSON.stringify(values.output)}`);
   const asked: ExplainArgs = { from: values.from, to: values.to, method: values.method, path: values.path, headers: values.header ?? [] };
   let answer: Explanation;
   if (positionals.length > 0) {
@@ -93,6 +94,6 @@ export async function explainCommand(args: string[]): Promise<number> {
     }
     answer = (await res.json()) as Explanation;
   }
-  process.stdout.write(values.output === 'json' ? `${JSON.stringify(answer, null, 2)}\n` : explanationText(answer));
+  process.stdout.write(values.output === 'json' ? `${JSON.stringify(answer, null, 2)}\n` : values.output === 'yaml' ? stringify(answer, { lineWidth: 0 }) : explanationText(answer));
   return answer.verdict === 'allowed' ? 0 : answer.verdict === 'unknown' ? 4 : 1;
 }

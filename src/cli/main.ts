@@ -60,12 +60,12 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   version: async () => ({ run: versionCommand, help: HELP_VERSION, options: OPTIONS_VERSION }),
 };
 
-const HELP_VERSION = `smc version [-o json]
+const HELP_VERSION = `smc version [-o json|yaml]
 
 Prints smc's version and the Node.js it runs on (also: smc --version).
 
 Options:
-  -o, --output json   Machine-readable
+  -o, --output json|yaml  Machine-readable
   -h, --help          Show this help
 
 Example:
@@ -82,8 +82,9 @@ async function versionCommand(args: string[]): Promise<number> {
     process.stdout.write(HELP_VERSION);
     return EXIT_OK;
   }
-  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`-o expects json (or nothing), got ${JSON.stringify(values.output)}`);
-  process.stdout.write(values.output === 'json' ? `${JSON.stringify({ version: VERSION, node: process.version })}\n` : `smc ${VERSION} (node ${process.version})\n`);
+  if (values.output !== undefined && values.output !== 'json' && values.output !== 'yaml') throw new UsageError(`-o expects json or yaml (or nothing), got ${JSON.stringify(values.output)}`);
+  const doc = { version: VERSION, node: process.version };
+  process.stdout.write(values.output === 'json' ? `${JSON.stringify(doc)}\n` : values.output === 'yaml' ? `version: ${doc.version}\nnode: ${doc.node}\n` : `smc ${VERSION} (node ${process.version})\n`);
   return EXIT_OK;
 }
 
