@@ -19,6 +19,7 @@ Usage:
   smc sidecar                     Run an injected pod's sidecar (fetch its certificate, run Envoy)
   smc capture [--apply]           Print or apply a transparent sidecar's iptables rules
   smc compile PATH... [options]   Compile YAML (files or folders) into each proxy's Envoy configuration
+  smc analyze [--kubeconfig FILE] Read a live cluster (read only) and print every object's status
   smc golden [--update] [DIR]     Check (or rewrite) the golden cases under DIR (default: golden)
   smc kinds                       List the kinds and apiVersions smc reads
   smc crds                        Print the CRDs of the policy kinds (schemas from smc's own codecs)
@@ -52,6 +53,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   vm: async () => import('./vm-command.js').then((m) => ({ run: m.vmCommand, help: m.HELP_VM, options: m.OPTIONS_VM, subcommands: ['bundle'] })),
   sidecar: async () => import('./sidecar-command.js').then((m) => ({ run: m.sidecarCommand, help: m.HELP_SIDECAR, options: m.OPTIONS_SIDECAR })),
   capture: async () => import('./capture-command.js').then((m) => ({ run: m.captureCommand, help: m.HELP_CAPTURE, options: m.OPTIONS_CAPTURE })),
+  analyze: async () => import('./analyze-command.js').then((m) => ({ run: m.analyzeCommand, help: m.HELP_ANALYZE, options: m.OPTIONS_ANALYZE })),
   compile: async () => import('./compile-command.js').then((m) => ({ run: m.compileCommand, help: m.HELP_COMPILE, options: m.OPTIONS_COMPILE })),
   golden: async () => import('./compile-command.js').then((m) => ({ run: m.goldenCommand, help: m.HELP_GOLDEN, options: m.OPTIONS_GOLDEN })),
   kinds: async () => import('./compile-command.js').then((m) => ({ run: m.kindsCommand, help: m.HELP_KINDS, options: m.OPTIONS_KINDS })),
