@@ -111,7 +111,7 @@ const waitUntil = async (what: string, probe: () => boolean, timeoutMs: number) 
  * `source`: the policy folder (default examples/bookstore), copied unless
  * `inPlace` (the demo watches the folder its user edits).
  */
-export async function startBookstoreLab(o: { log?: (line: string) => void; serviceCertTtlMs?: number; source?: string; inPlace?: boolean } = {}): Promise<BookstoreLab> {
+export async function startBookstoreLab(o: { log?: (line: string) => void; serviceCertTtlMs?: number; source?: string; inPlace?: boolean; adminPort?: number } = {}): Promise<BookstoreLab> {
   const dir = mkdtempSync(join(tmpdir(), 'smc-lab-'));
   const meshDir = o.inPlace ? resolve(o.source ?? 'examples/bookstore') : join(dir, 'mesh');
   if (!o.inPlace) cpSync(o.source ?? 'examples/bookstore', meshDir, { recursive: true });
@@ -128,7 +128,7 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
     net = await createTestNetwork({ gateway: { address: '198.18.0.1', prefix: 16 } });
     const gateway = net.gateway;
     const { pods, services } = readMesh(meshDir);
-    const start = (xdsPort: number) => startController({ source: [meshDir], stateDir: state, xdsHost: gateway, xdsPort, adminHost: '127.0.0.1', adminPort: 0, insecureXds: false, serviceCertTtlMs: o.serviceCertTtlMs, log });
+    const start = (xdsPort: number) => startController({ source: [meshDir], stateDir: state, xdsHost: gateway, xdsPort, adminHost: '127.0.0.1', adminPort: o.adminPort ?? 0, insecureXds: false, serviceCertTtlMs: o.serviceCertTtlMs, log });
     controller = await start(0);
     const xdsPort = controller.xdsPort;
     const hostsFile = ['127.0.0.1 localhost', ...services.map((s) => `${s.clusterIP} ${s.name}.${s.namespace} ${s.name}.${s.namespace}.svc ${s.name}.${s.namespace}.svc.cluster.local`)].join('\n') + '\n';

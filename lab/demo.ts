@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { syncState } from '../src/runtime/proxy-status.js';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
@@ -45,7 +46,16 @@ const WINDOW_S = 5;
 
 process.stdout.write(`demo: starting the bookstore mesh from ${values.source} (about 10 s)...\n`);
 const events: string[] = [];
-const lab = await startBookstoreLab({ source: values.source, inPlace: true, log: (l) => events.push(l) });
+const launched = Date.now();
+// The admin port where the CLI looks by default (127.0.0.1:15129), unless something else holds it.
+const free = await new Promise<boolean>((resolve) => {
+  const probe = createServer().once('error', () => resolve(false)).listen(15129, '127.0.0.1', () => probe.close(() => resolve(true)));
+});
+const lab = await startBookstoreLab({ source: values.source, inPlace: true, adminPort: free ? 15129 : 0, log: (l) => events.push(l) });
+const admin = `127.0.0.1:${lab.controller.adminPort}`;
+const at = free ? '' : ` --admin ${admin}`;
+const smc = 'node dist/src/cli/main.js';
+process.stdout.write(`demo: the mesh is up (${((Date.now() - launched) / 1000).toFixed(1)} s); the controller's admin port is ${admin}\n`);
 // Per call, per second: outcome -> count.
 const buckets = CALLS.map(() => [] as { at: number; results: Results }[]);
 let stopping = false;
@@ -81,7 +91,7 @@ function outcome(key: string): string {
 
 function render(): string {
   const now = Date.now();
-  const lines = [`smc demo: the bookstore mesh (${values.source}), calls in the last ${WINDOW_S} s; edit the files there and watch.`, ''];
+  const lines = [`smc demo: the bookstore mesh (${values.source}), calls in the last ${WINDOW_S} s; edit the files there and watch.${values.plain ? ` [${new Date(now).toISOString()}]` : ''}`, ''];
   CALLS.forEach((c, i) => {
     const recent = buckets[i]!.filter((b) => now - b.at < WINDOW_S * 1000);
     buckets[i] = recent;
@@ -97,9 +107,18 @@ function render(): string {
     lines.push(`  ${p.nodeId.padEnd(44)} ${PUSH_ORDER.map((k) => syncState(p.types[k]).padEnd(8)).join(' ')}`);
     for (const k of PUSH_ORDER) if (p.types[k]?.nack) lines.push(`    ${k} NACK: ${p.types[k]!.nack!.message}`);
   }
+  // Whole messages: a problem's did-you-mean is at its end.
   const recentEvents = events.filter((e) => /^(input|controller: published|ca: renewed)/.test(e)).slice(-4);
-  lines.push('', '  recent controller events:', ...recentEvents.map((e) => `    ${e.slice(0, 150)}`));
-  lines.push('', '  Try: set a TrafficSplit weight to 0 in 40-policy.yaml, or "permissive: true" in 00-mesh.yaml. Ctrl-C stops.');
+  lines.push('', '  recent controller events:', ...recentEvents.map((e) => `    ${e}`));
+  lines.push(
+    '',
+    `  Try: set a TrafficSplit weight to 0 in ${values.source}/40-policy.yaml, or "permissive: true" in 00-mesh.yaml. Ctrl-C stops.`,
+    `  And, from another terminal (the controller's admin port is ${admin}):`,
+    `    ${smc} proxy-status${at}`,
+    `    ${smc} proxy-config bookbuyer/bookbuyer/bookbuyer-1 routes${at}`,
+    `    ${smc} explain --from bookthief/bookthief --to bookstore.bookstore:14001${at}`,
+    `    curl -s http://${admin}/status/inputs   # every input object's status`,
+  );
   return lines.join('\n');
 }
 
