@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -209,9 +209,30 @@ test('shell completion: bash completes commands, options, option values and subc
   assert.deepEqual(complete('smc certs '), ['list', 'revoke']);
   assert.deepEqual(complete('smc compile x -o '), ['json', 'yaml']);
   assert.deepEqual(complete('smc help exp'), ['explain']);
-  for (const shell of ['zsh', 'fish']) assert.match(smc('completion', shell).stdout, /smc __complete/);
-  assert.match(smc('completion', 'zsh').stdout, /^#compdef smc/);
   assert.equal(smc('completion', 'tcsh').status, 2);
+});
+
+test('shell completion in fish and zsh: their scripts complete what bash does', () => {
+  const [zsh, fish] = execFileSync('bash', ['scripts/install-shells.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n');
+  // `smc` on the PATH, as an installed CLI is.
+  const bin = mkdtempSync(join(tmpdir(), 'smc-bin-'));
+  writeFileSync(join(bin, 'smc'), `#!/bin/sh\nexec "${process.execPath}" "${join(process.cwd(), BIN)}" "$@"\n`, { mode: 0o755 });
+  const env = { ...process.env, PATH: `${bin}:${process.env['PATH']}` };
+  const dir = mkdtempSync(join(tmpdir(), 'smc-completion-'));
+  for (const shell of ['zsh', 'fish']) writeFileSync(join(dir, `smc.${shell}`), smc('completion', shell).stdout);
+  // fish completes for real (complete -C asks the completions it loaded).
+  const inFish = (line: string) => spawnSync(fish!, ['-c', `source ${join(dir, 'smc.fish')}; complete -C '${line}'`], { encoding: 'utf8', env }).stdout.split('\n').filter(Boolean).sort();
+  assert.deepEqual(inFish('smc proxy-'), ['proxy-config', 'proxy-status']);
+  assert.deepEqual(inFish('smc proxy-config a/b --direction '), ['inbound', 'outbound']);
+  assert.deepEqual(inFish('smc certs '), ['list', 'revoke']);
+  // zsh: the completion function runs as zsh would run it; compadd (zsh's completion builtin, only in a live completion) prints what it is given.
+  const inZsh = (words: string[]) => {
+    const r = spawnSync(zsh!, ['-f', '-c', `compdef() { :; }; compadd() { [[ $1 == -a ]] && print -l -- \${(P)2}; }; source ${join(dir, 'smc.zsh')}; words=(${words.map((w) => `'${w}'`).join(' ')}); CURRENT=${words.length}; _smc`], { encoding: 'utf8', env });
+    return r.stdout.split('\n').filter(Boolean).sort();
+  };
+  assert.deepEqual(inZsh(['smc', 'proxy-']), ['proxy-config', 'proxy-status']);
+  assert.deepEqual(inZsh(['smc', 'proxy-config', 'a/b', '']), ['clusters', 'endpoints', 'listeners', 'routes', 'secrets']);
+  assert.match(smc('completion', 'zsh').stdout, /^#compdef smc/);
 });
 
 test('explain says UNKNOWN (exit 4) for a service, port or caller that does not exist, apart from a denial (exit 1)', () => {
