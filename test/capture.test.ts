@@ -34,7 +34,7 @@ test('capture settings from annotations: ports and ranges are read, and a malfor
   );
   const cli = spawnSync(process.execPath, [SMC, 'capture', '--exclude-inbound-ports', '70000'], { encoding: 'utf8' });
   assert.equal(cli.status, 2);
-  assert.equal(cli.stderr.trim(), 'smc: --exclude-inbound-ports: expected a comma-separated list of ports (1-65535), got "70000"');
+  assert.equal(cli.stderr.trim(), 'smc capture: --exclude-inbound-ports: expected a comma-separated list of ports (1-65535), got "70000"');
 });
 
 test('capture rules applied in network namespaces: outbound reaches 15001, inbound 15003, and every exclusion bypasses', { timeout: 60_000 }, async () => {

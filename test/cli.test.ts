@@ -254,7 +254,7 @@ test('smc certs refuses a folder that holds no mesh CA instead of listing nothin
   for (const sub of ['list', 'revoke']) {
     const r = smc('certs', sub, '--state', empty, '--serial', 'ab');
     assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, /^smc certs: .* holds no mesh CA \(no ca\/root\.crt\)/);
+    assert.match(r.stderr, /^smc certs: .* holds no mesh CA \(no ca\/root\.crt\) and no proxy-certificate records/);
   }
 });
 

@@ -78,10 +78,11 @@ export async function certsCommand(args: string[]): Promise<number> {
     const close = didYouMean(sub, ['list', 'revoke']);
     throw new UsageError(`unknown subcommand ${JSON.stringify(sub)}${close ? `; did you mean "${close}"?` : ''} (list or revoke)`);
   }
+  if (sub === 'revoke' && (values.serial === undefined) === (values.identity === undefined)) throw new UsageError('revoke needs exactly one of --serial SERIAL or --identity NS/SA');
   const choice = caChoice(values);
-  // The records live beside the CA that signed them: a folder without one is not a controller's state folder.
-  if (choice.kind === 'internal' && !choice.rootSecret && !existsSync(join(values.state, 'ca', 'root.crt'))) {
-    throw new UsageError(`${values.state} holds no mesh CA (no ca/root.crt), so no proxy certificates either: give the controller's --state DIR, or --ca-root-secret NS/NAME on Kubernetes`);
+  // A folder with neither a mesh CA nor any record is not a controller's state folder: an empty list would mislead.
+  if (choice.kind === 'internal' && !choice.rootSecret && !existsSync(join(values.state, 'ca', 'root.crt')) && !existsSync(join(values.state, 'proxy-certificates'))) {
+    throw new UsageError(`${values.state} holds no mesh CA (no ca/root.crt) and no proxy-certificate records: give the controller's --state DIR, or --ca-root-secret NS/NAME on Kubernetes`);
   }
   const store = await openProxyCertificateRecords(choice, values.state);
   if (sub === 'list') {
@@ -101,7 +102,6 @@ export async function certsCommand(args: string[]): Promise<number> {
     return code;
   }
   if (sub === 'revoke') {
-    if ((values.serial === undefined) === (values.identity === undefined)) throw new UsageError('revoke needs exactly one of --serial SERIAL or --identity NS/SA');
     let which: { serial: string } | { identity: string };
     if (values.serial !== undefined) which = { serial: values.serial };
     else {
