@@ -21,7 +21,7 @@ const HEAP_MB = 512;
 async function webhookController(api: KubeApi) {
   const webhook = await freePort();
   const state = join(mkdtempSync(join(tmpdir(), 'smc-webhook-hard-')), 'state');
-  const c = await controllerProcess(['--source', 'kubernetes', '--kubeconfig', api.kubeconfig, '--state', state, '--webhook-address', `127.0.0.1:${webhook}`, '--sidecar-certificate-url', `https://127.0.0.1:${webhook}`], [`--max-old-space-size=${HEAP_MB}`]);
+  const c = await controllerProcess(['--source', 'kubernetes', '--kubeconfig', api.kubeconfig, '--state', state, '--webhook-address', `127.0.0.1:${webhook}`, '--sidecar-image', 'smc:test', '--sidecar-certificate-url', `https://127.0.0.1:${webhook}`], [`--max-old-space-size=${HEAP_MB}`]);
   return { ...c, webhook };
 }
 
