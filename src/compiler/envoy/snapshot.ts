@@ -6,7 +6,7 @@ import { compareStrings, type Identity, type MeshIR, type MeshSettings, type Wor
 import type { InterceptionMode } from '../model.js';
 import type { InboundPort } from './listener.js';
 import type { NamedProbe } from '../probes.js';
-import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
+import { TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
 import { edsCluster, inboundCluster, outboundCluster, outboundClusterKey } from './cluster.js';
 import { resourceInconsistencies, type SharedResources } from './consistency.js';
 import { loadAssignment, loadAssignmentKey } from './endpoint.js';
@@ -115,6 +115,36 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
   const hash = createHash('sha256');
   for (const r of resources) hash.update(`${r.name}\0${r.hash}\0`);
   return { version: hash.digest('hex').slice(0, 16), resources };
+}
+
+/**
+ * A type's resources encoded from the parts it is made of: what the reach
+ * decides (shared by every identity of a permissive mesh, made once per
+ * reach) and what is the identity's own (its inbound side). The shared part
+ * is encoded, sorted and hashed once per part, and the identity's set is the
+ * two merged: its cost is the identity's own resources, not the mesh's. Its
+ * version is the shared part's and the own part's versions hashed together
+ * (which part a resource is in follows from its name, so the same resources
+ * always give the same version); a type with one part has that part's set
+ * itself, so identities with the same resources share one set.
+ */
+const encodedParts = new WeakMap<readonly Named[], Map<ResourceKind, ResourceSet>>();
+function encodeParts(codec: ProtoCodec, kind: ResourceKind, shared: readonly Named[], own: readonly Named[], memo: EncodeMemo): ResourceSet {
+  let byKind = encodedParts.get(shared);
+  if (!byKind) encodedParts.set(shared, (byKind = new Map()));
+  let sharedSet = byKind.get(kind);
+  if (!sharedSet) byKind.set(kind, (sharedSet = encodeSet(codec, kind, shared, memo)));
+  if (own.length === 0) return sharedSet;
+  const ownSet = encodeSet(codec, kind, own, memo);
+  if (shared.length === 0) return ownSet;
+  const a = sharedSet.resources;
+  const b = ownSet.resources;
+  const resources: ResourceSet['resources'][number][] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) resources.push(j >= b.length || (i < a.length && compareStrings(a[i]!.name, b[j]!.name) <= 0) ? a[i++]! : b[j++]!);
+  const version = createHash('sha256').update(`${sharedSet.version}+${ownSet.version}`).digest('hex').slice(0, 16);
+  return { version, resources };
 }
 
 /**
@@ -294,14 +324,13 @@ function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo:
       secret: secrets,
     };
   }
-  const sets: Record<ResourceKind, readonly Named[]> = {
-    cluster: [...shared.cluster, ...ownResources.cluster],
-    endpoint: endpoints,
-    listener: [...shared.listener, ...ownResources.listener],
-    route: [...shared.route, ...ownResources.route],
-    secret: ownResources.secret,
+  const types = {
+    cluster: encodeParts(codec, 'cluster', shared.cluster, ownResources.cluster, memo),
+    endpoint: endpointSet(reach, codec, memo),
+    listener: encodeParts(codec, 'listener', shared.listener, ownResources.listener, memo),
+    route: encodeParts(codec, 'route', shared.route, ownResources.route, memo),
+    secret: encodeSet(codec, 'secret', ownResources.secret, memo),
   };
-  const types = Object.fromEntries(PUSH_ORDER.map((k) => [k, k === 'endpoint' ? endpointSet(reach, codec, memo) : encodeSet(codec, k, sets[k], memo)])) as Record<ResourceKind, ResourceSet>;
   // References close within the snapshot: checked on what was just built, not by decoding it again.
   return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared) };
 }
