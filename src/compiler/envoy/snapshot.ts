@@ -14,7 +14,7 @@ import { explicitListeners, inboundListener, inboundPorts, transparentListener }
 import { outboundServices, type OutboundService } from './outbound.js';
 import { proxylessListeners } from './proxyless.js';
 import { probeClusters, probeListener, type ProbeChain } from './probes.js';
-import { inboundRouteConfig, outboundRouteConfigs } from './route.js';
+import { inboundRouteConfig, OUTBOUND_RETRY, outboundRouteConfigs } from './route.js';
 import { identitySecret, trustBundleSecret } from './secret.js';
 
 /**
@@ -89,6 +89,59 @@ function keyed<T extends object>(json: T, key: string): T {
  */
 const encodedObjects = new WeakMap<object, Uint8Array>();
 
+/**
+ * Virtual hosts' bytes by their content. An outbound route table holds one
+ * virtual host per service its proxy calls, and in a permissive mesh every
+ * namespace's table holds one per service of the mesh: tables differ by a
+ * host or two, and a change (a split's weights) changes one host. A table is
+ * encoded as its name and its hosts' bytes, each host encoded once for all
+ * tables and compiles that hold it: the same bytes the whole table encoded
+ * at once would give (fields in number order; a host is a length-delimited
+ * field 2). Bounded: dropped whole when it grows past its limit.
+ */
+const virtualHostBytes = new Map<string, Uint8Array>();
+const VIRTUAL_HOST_LIMIT = 200_000;
+const VIRTUAL_HOST = 'envoy.config.route.v3.VirtualHost';
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}
+
+/** A route table of a name and virtual hosts only, encoded from its hosts' bytes; undefined for any other shape. */
+function encodeRouteTable(codec: ProtoCodec, json: Named): Uint8Array | undefined {
+  const table = json as { name?: unknown; virtualHosts?: unknown };
+  const keys = Object.keys(table);
+  if (keys.length !== 2 || typeof table.name !== 'string' || !Array.isArray(table.virtualHosts)) return undefined;
+  const parts: Uint8Array[] = [codec.encode(TYPES.route, { name: table.name })];
+  let length = parts[0]!.length;
+  for (const host of table.virtualHosts as { retryPolicy?: unknown }[]) {
+    // Every outbound host has the same retry policy object: it is named in the key, not written out.
+    const key = host.retryPolicy === OUTBOUND_RETRY ? `${JSON.stringify({ ...host, retryPolicy: undefined })}#retry` : JSON.stringify(host);
+    let bytes = virtualHostBytes.get(key);
+    if (!bytes) {
+      if (virtualHostBytes.size >= VIRTUAL_HOST_LIMIT) virtualHostBytes.clear();
+      virtualHostBytes.set(key, (bytes = codec.encode(VIRTUAL_HOST, host)));
+    }
+    const head = Uint8Array.from([0x12, ...varint(bytes.length)]);
+    parts.push(head, bytes);
+    length += head.length + bytes.length;
+  }
+  // A Buffer, as the encoder gives for every other resource.
+  const out = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[], memo: EncodeMemo): ResourceSet {
   const encode = (json: Named) => {
     const known = encodedObjects.get(json);
@@ -98,6 +151,7 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
     return bytes;
   };
   const encodeOnce = (json: Named) => {
+    if (kind === 'route') return encodeRouteTable(codec, json) ?? codec.encode(TYPES[kind], json);
     if (!SHARED_KINDS.has(kind)) return codec.encode(TYPES[kind], json);
     const input = inputKeys.get(json);
     const key = `${kind}\u0000${input === undefined ? JSON.stringify(json) : `#${input}`}`;
