@@ -48,6 +48,23 @@ export function serviceDomains(o: OutboundService, callerNamespace: string): str
   return hosts.flatMap((h) => [h, `${h}:${o.port.port}`]);
 }
 
+/**
+ * A service's virtual host as callers in other namespaces see it (all its
+ * names but the short one), made once per outbound service: the route
+ * tables of every other namespace hold the same object (encoded once).
+ */
+const elsewhere = new WeakMap<OutboundService, ReturnType<typeof virtualHost>>();
+
+function virtualHost(o: OutboundService, port: number, domains: string[]) {
+  // Routes are named after what they come from: the TrafficSplit (and its match), or the service itself.
+  const routes = o.matched.map((m) => ({ name: `TrafficSplit ${o.split} ${m.match.from}`, match: routeMatch(m.match), route: routeAction(m.action, o.protocol) }));
+  if (o.fallback !== undefined) {
+    const from = o.fallback.kind === 'weighted' ? `TrafficSplit ${o.split}` : `Service ${o.service.namespace}/${o.service.name}`;
+    routes.push({ name: from, match: { prefix: '/' }, route: routeAction(o.fallback, o.protocol) });
+  }
+  return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes, retryPolicy: OUTBOUND_RETRY };
+}
+
 /** One RouteConfiguration per HTTP service port this proxy calls. */
 export function outboundRouteConfigs(services: readonly OutboundService[], callerNamespace: string) {
   const byPort = groupBy(services.filter((o) => isHttp(o.protocol)), (o) => o.port.port);
@@ -55,15 +72,13 @@ export function outboundRouteConfigs(services: readonly OutboundService[], calle
     // Envoy rejects a route table in which two virtual hosts share a domain; the first service (by name) keeps it.
     const taken = new Set<string>();
     const virtualHosts = list.map((o) => {
-      const domains = serviceDomains(o, callerNamespace).filter((d) => !taken.has(d));
+      const all = serviceDomains(o, callerNamespace);
+      const domains = all.filter((d) => !taken.has(d));
       for (const d of domains) taken.add(d);
-      // Routes are named after what they come from: the TrafficSplit (and its match), or the service itself.
-      const routes = o.matched.map((m) => ({ name: `TrafficSplit ${o.split} ${m.match.from}`, match: routeMatch(m.match), route: routeAction(m.action, o.protocol) }));
-      if (o.fallback !== undefined) {
-        const from = o.fallback.kind === 'weighted' ? `TrafficSplit ${o.split}` : `Service ${o.service.namespace}/${o.service.name}`;
-        routes.push({ name: from, match: { prefix: '/' }, route: routeAction(o.fallback, o.protocol) });
-      }
-      return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes, retryPolicy: OUTBOUND_RETRY };
+      if (o.service.namespace === callerNamespace || domains.length !== all.length) return virtualHost(o, port, domains);
+      let host = elsewhere.get(o);
+      if (!host) elsewhere.set(o, (host = virtualHost(o, port, domains)));
+      return host;
     });
     return { name: outboundRouteName(port), virtualHosts };
   });

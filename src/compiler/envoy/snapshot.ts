@@ -100,6 +100,7 @@ const encodedObjects = new WeakMap<object, Uint8Array>();
  * field 2). Bounded: dropped whole when it grows past its limit.
  */
 const virtualHostBytes = new Map<string, Uint8Array>();
+const hostObjectBytes = new WeakMap<object, Uint8Array>();
 const VIRTUAL_HOST_LIMIT = 200_000;
 const VIRTUAL_HOST = 'envoy.config.route.v3.VirtualHost';
 
@@ -121,12 +122,17 @@ function encodeRouteTable(codec: ProtoCodec, json: Named): Uint8Array | undefine
   const parts: Uint8Array[] = [codec.encode(TYPES.route, { name: table.name })];
   let length = parts[0]!.length;
   for (const host of table.virtualHosts as { retryPolicy?: unknown }[]) {
-    // Every outbound host has the same retry policy object: it is named in the key, not written out.
-    const key = host.retryPolicy === OUTBOUND_RETRY ? `${JSON.stringify({ ...host, retryPolicy: undefined })}#retry` : JSON.stringify(host);
-    let bytes = virtualHostBytes.get(key);
+    // A host object several tables hold (route.ts makes one per service for the other namespaces) is keyed once.
+    let bytes = hostObjectBytes.get(host);
     if (!bytes) {
-      if (virtualHostBytes.size >= VIRTUAL_HOST_LIMIT) virtualHostBytes.clear();
-      virtualHostBytes.set(key, (bytes = codec.encode(VIRTUAL_HOST, host)));
+      // Every outbound host has the same retry policy object: it is named in the key, not written out.
+      const key = host.retryPolicy === OUTBOUND_RETRY ? `${JSON.stringify({ ...host, retryPolicy: undefined })}#retry` : JSON.stringify(host);
+      bytes = virtualHostBytes.get(key);
+      if (!bytes) {
+        if (virtualHostBytes.size >= VIRTUAL_HOST_LIMIT) virtualHostBytes.clear();
+        virtualHostBytes.set(key, (bytes = codec.encode(VIRTUAL_HOST, host)));
+      }
+      hostObjectBytes.set(host, bytes);
     }
     const head = Uint8Array.from([0x12, ...varint(bytes.length)]);
     parts.push(head, bytes);
