@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { kubeconfigWithToken, startKubeApi } from './helpers/kube.js';
 import { freePort } from './helpers/tools.js';
-import { waitFor } from './helpers/wait.js';
+import { GiveUp, waitFor } from './helpers/wait.js';
 
 /**
  * The Helm chart (deploy/chart) with the real helm, built by
@@ -81,7 +81,7 @@ test('helm installs the chart on a real API server; a controller run as its Depl
     let log = '';
     proc.stderr.on('data', (d: Buffer) => (log += d.toString()));
     await waitFor('the controller to be ready', async () => {
-      if (proc.exitCode !== null) throw new Error(`the controller exited: ${log}`);
+      if (proc.exitCode !== null) throw new GiveUp(`the controller exited: ${log}`);
       return (await fetch(`http://127.0.0.1:${admin}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined;
     }, 60_000).catch((e: Error) => assert.fail(`${e.message}\n${log}`));
     assert.doesNotMatch(log, /forbidden/i, 'the chart\'s roles are enough');

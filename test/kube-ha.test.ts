@@ -12,7 +12,7 @@ import { TYPE_URL } from '../src/runtime/xds-types.js';
 import { Client, open } from './helpers/ads-client.js';
 import { applyBookstore, startKubeApi } from './helpers/kube.js';
 import { freePort } from './helpers/tools.js';
-import { waitFor } from './helpers/wait.js';
+import { GiveUp, waitFor } from './helpers/wait.js';
 
 /**
  * Two controller replicas against a real API server, with mutual TLS on the
@@ -41,7 +41,7 @@ async function replica(kubeconfig: string, dir: string, name: string): Promise<R
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   await waitFor(`${name} to be ready`, async () => {
-    if (child.exitCode !== null) throw new Error(`${name} exited: ${log}`);
+    if (child.exitCode !== null) throw new GiveUp(`${name} exited: ${log}`);
     return (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200 ? true : undefined;
   }, 60_000);
   return { child, xds, admin, webhook, log: () => log };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startController, type Controller } from '../../src/runtime/controller.js';
 import { freePort } from './tools.js';
-import { waitFor } from './wait.js';
+import { GiveUp, waitFor } from './wait.js';
 
 export interface TestControllerOptions {
   readonly insecureXds?: boolean;
@@ -60,7 +60,7 @@ export async function controllerProcess(args: readonly string[], nodeArgs: reado
   let exited: string | undefined;
   child.on('exit', (code, signal) => (exited = `${code ?? signal}`));
   await waitFor('the controller to be ready', async () => {
-    if (exited !== undefined) throw new Error(`controller exited (${exited}): ${log.slice(-3000)}`);
+    if (exited !== undefined) throw new GiveUp(`controller exited (${exited}): ${log.slice(-3000)}`);
     return (await fetch(`http://127.0.0.1:${admin}/readyz`)).status === 200 ? true : undefined;
   }, 120_000);
   /** From /proc: the resident set now, and its peak (VmHWM), in bytes. */

@@ -8,7 +8,7 @@ import { createKubernetesSource } from '../../src/adapters/kubernetes-source.js'
 import type { CaChoice } from '../../src/adapters/ca/open.js';
 import { startController, type Controller, type WebhookSettings } from '../../src/runtime/controller.js';
 import { freePort } from './tools.js';
-import { waitFor } from './wait.js';
+import { GiveUp, waitFor } from './wait.js';
 
 /**
  * A real Kubernetes API server and etcd on loopback, for the tests: built
@@ -75,7 +75,7 @@ export async function startKubeApi(options: { serviceRange?: string } = {}): Pro
     apiserver.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
     const url = `https://127.0.0.1:${port}`;
     await waitFor('the API server to be ready', async () => {
-      if (apiserver!.exitCode !== null) throw new Error(`kube-apiserver exited: ${log.slice(-2000)}`);
+      if (apiserver!.exitCode !== null) throw new GiveUp(`kube-apiserver exited: ${log.slice(-2000)}`);
       const r = await fetchInsecure(`${url}/readyz`);
       return r === 200 ? true : undefined;
     }, 90_000);

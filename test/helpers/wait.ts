@@ -1,6 +1,9 @@
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `probe` until it returns a value (exceptions count as "not yet"); fails after `timeoutMs`. */
+/** Thrown by a probe when waiting longer cannot help (the process it waits for exited): `waitFor` fails at once. */
+export class GiveUp extends Error {}
+
+/** Polls `probe` until it returns a value (exceptions count as "not yet", except GiveUp); fails after `timeoutMs`. */
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
@@ -9,6 +12,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       const v = await probe();
       if (v !== undefined) return v;
     } catch (e) {
+      if (e instanceof GiveUp) throw e;
       last = e;
     }
     await sleep(100);
