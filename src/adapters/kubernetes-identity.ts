@@ -1,5 +1,6 @@
 import * as k8s from '@kubernetes/client-node';
 import { apiError } from './kubernetes-source.js';
+import { keepWatching } from './keep-watching.js';
 
 /**
  * What the controller asks the API server on behalf of sidecars: whose a
@@ -49,29 +50,7 @@ export function kubernetesIdentity(o: { kubeconfig?: string }): KubernetesIdenti
       );
       informer.on('add', onChange);
       informer.on('update', onChange);
-      let stopped = false;
-      let delay = 500;
-      let timer: NodeJS.Timeout | undefined;
-      const restart = (why: string) => {
-        if (stopped) return;
-        onProblem(`watching MutatingWebhookConfiguration ${name} stopped (${why}); starting again in ${delay} ms`);
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          informer.start().then(
-            () => (delay = 500),
-            (e: unknown) => restart(apiError(e)),
-          );
-        }, delay);
-        timer.unref();
-        delay = Math.min(delay * 2, 30_000);
-      };
-      informer.on('error', (e: unknown) => restart(apiError(e)));
-      informer.start().catch((e: unknown) => restart(apiError(e)));
-      return () => {
-        stopped = true;
-        clearTimeout(timer);
-        void informer.stop().catch(() => undefined);
-      };
+      return keepWatching(informer, { what: `MutatingWebhookConfiguration ${name}`, onProblem });
     },
     async podImage(namespace, name, container) {
       let pod: k8s.V1Pod;

@@ -85,12 +85,7 @@ const DEFAULT_REQUEST: HttpRequest = { method: 'GET', path: '/', headers: {} };
  */
 export function explain(ir: MeshIR, q: ExplainQuery, status: readonly StatusEntry[] = []): Explanation {
   const { byNamespace: withheld, held } = withheldObjects(status);
-  const asked = explainRequest(ir, q, (ns) => withheld.get(ns) ?? []);
-  // Nothing by that name: said apart from a denial (what each destination would say stays, for an unknown caller).
-  const index = meshIndex(ir);
-  const service = index.service.get(serviceKey(q.service));
-  const unknown = !service || !service.ports.some((p) => p.port === q.port) || !index.identitySet.has(q.from);
-  const e: Explanation = unknown ? { ...asked, verdict: 'unknown' } : asked;
+  const e = explainRequest(ir, q, (ns) => withheld.get(ns) ?? []);
   if (e.verdict === 'allowed') {
     // Allowed by an object whose newest version was rejected: what allows it is the version kept in force.
     const used = new Set<string>();
@@ -156,14 +151,16 @@ function explainRequest(ir: MeshIR, q: ExplainQuery, withheld: (namespace: strin
   const index = meshIndex(ir);
   const to = `${serviceKey(q.service)}:${q.port}`;
   const denied = (reasons: string[], extra: Partial<Explanation> = {}): Explanation => ({ verdict: 'denied', from: q.from, to, backends: [], unreached: [], reasons, ...extra });
+  // Nothing by that name is said apart from a denial by policy.
+  const unknown = (reasons: string[]): Explanation => ({ ...denied(reasons), verdict: 'unknown' });
 
   const service = index.service.get(serviceKey(q.service));
   if (!service) {
     const hint = index.namespaceSet.has(q.service.namespace) ? '' : ` (namespace ${q.service.namespace} is not in the mesh)`;
-    return denied([`no Service ${serviceKey(q.service)} in the mesh${hint}`]);
+    return unknown([`no Service ${serviceKey(q.service)} in the mesh${hint}`]);
   }
   const port = service.ports.find((p) => p.port === q.port);
-  if (!port) return denied([`Service ${serviceKey(service)} has no port ${q.port}; its ports are ${service.ports.map((p) => p.port).join(', ') || 'none'}`]);
+  if (!port) return unknown([`Service ${serviceKey(service)} has no port ${q.port}; its ports are ${service.ports.map((p) => p.port).join(', ') || 'none'}`]);
   const http = isHttp(port.protocol);
   const request = http ? (q.request ?? DEFAULT_REQUEST) : undefined;
   const base = { protocol: port.protocol, ...(request ? { request } : {}) };
@@ -211,7 +208,8 @@ function explainRequest(ir: MeshIR, q: ExplainQuery, withheld: (namespace: strin
       : none
         ? `${to} has no endpoints`
         : `${accountOf(q.from)}'s proxy has no route to ${to}: no endpoint behind it lets ${accountOf(q.from)} in on its port`;
-    return denied([...reasons, why], { ...base, ...(splitInfo ? { split: splitInfo } : {}), unreached });
+    // An unknown caller keeps what each destination would say, under its own verdict.
+    return { ...denied([...reasons, why], { ...base, ...(splitInfo ? { split: splitInfo } : {}), unreached }), ...(member ? {} : { verdict: 'unknown' as const }) };
   }
 
   const byCluster = new Map<string, { service: ServiceIR; port: ServicePortIR }>();
@@ -226,7 +224,7 @@ function explainRequest(ir: MeshIR, q: ExplainQuery, withheld: (namespace: strin
   });
   const reached = backends.flatMap((b) => b.destinations);
   const allowed = reached.filter((d) => d.allowed).length;
-  const verdict: Verdict = allowed === 0 ? 'denied' : allowed === reached.length ? 'allowed' : 'partly allowed';
+  const verdict: Verdict = !member ? 'unknown' : allowed === 0 ? 'denied' : allowed === reached.length ? 'allowed' : 'partly allowed';
   return { verdict, from: q.from, to, ...base, ...(splitInfo ? { split: splitInfo } : {}), backends, unreached: [], reasons };
 }
 

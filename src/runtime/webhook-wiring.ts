@@ -89,8 +89,8 @@ export async function startWebhook(w: WebhookSettings, x: WebhookContext): Promi
     await syncCaBundle();
     x.leader?.onChange((now) => void (now && syncCaBundle()));
     // Applied after the controller started, or changed by someone else: filled in as soon as the watch says so.
-    cleanups.push(async () => stopWatch());
     const stopWatch = w.kubernetes.watchWebhookConfiguration(name, () => void syncCaBundle(), (m) => log(`webhook: ${m}`, { level: 'warn' }));
+    cleanups.push(async () => stopWatch());
     // The roots rotated: checked again every 30 s too (a read, and a patch only when it differs).
     const resync = setInterval(() => void syncCaBundle(), 30_000);
     resync.unref();

@@ -1,6 +1,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { apiError } from '../kubernetes-source.js';
 import { StartupError } from '../startup-error.js';
+import { keepWatching } from '../keep-watching.js';
 import { checkedRecord, normalizeSerial, type ProxyCertificateRecord, type ProxyCertificates } from './proxy-certificates.js';
 
 /**
@@ -170,29 +171,7 @@ export function kubernetesProxyCertificates(o: KubernetesRecordsOptions): ProxyC
           onProblem((e as Error).message);
         }
       });
-      // The client library's informer stops itself on a watch error: started again, with a back-off.
-      let stopped = false;
-      let delay = o.retryMs ?? 500;
-      let timer: NodeJS.Timeout | undefined;
-      const restart = (why: string) => {
-        if (stopped) return;
-        onProblem(`watching ${where} stopped (${why}); starting again in ${delay} ms`);
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          informer.start().then(
-            () => (delay = o.retryMs ?? 500),
-            (e: unknown) => restart(apiError(e)),
-          );
-        }, delay);
-        delay = Math.min(delay * 2, 30_000);
-      };
-      informer.on('error', (e: unknown) => restart(apiError(e)));
-      informer.start().catch((e: unknown) => restart(kubeProblem(`watch ${where}`, e).message));
-      return () => {
-        stopped = true;
-        clearTimeout(timer);
-        void informer.stop().catch(() => undefined);
-      };
+      return keepWatching(informer, { what: where, onProblem, firstProblem: (e) => kubeProblem(`watch ${where}`, e).message, ...(o.retryMs !== undefined ? { retryMs: o.retryMs } : {}) });
     },
   };
 }
