@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import type { SourceUnit } from '../src/adapters/source.js';
 import { compile } from '../src/compiler/compile.js';
-import type { Snapshot } from '../src/compiler/envoy/snapshot.js';
+import { resourcesOf, type Snapshot, type WireSet } from '../src/compiler/envoy/snapshot.js';
 import type { CertificateInputs, MeshInputs } from '../src/compiler/inputs.js';
 import { startCompilerThread } from '../src/runtime/compiler-thread.js';
 import type { SnapshotChanges } from '../src/runtime/compile-worker.js';
@@ -39,7 +39,7 @@ const certificatesOf = (services: number, renewed = -1): CertificateInputs => ({
   trustBundle: 'bundle',
   identities: Array.from({ length: services }, (_, i) => ({ identity: `spiffe://cluster.local/ns/big/sa/s${i}`, certificateChain: `chain-${i}${i === renewed ? '-renewed' : ''}`, privateKey: `key-${i}` })),
 });
-const bytesOf = (s: { types: Partial<Snapshot['types']> }) => Object.fromEntries(Object.entries(s.types).map(([k, t]) => [k, [t.version, t.resources.map((r) => `${r.name}=${Buffer.from(r.bytes).toString('base64')}`)]]));
+const bytesOf = (s: { types: Partial<Record<string, WireSet>> }) => Object.fromEntries(Object.entries(s.types).map(([k, t]) => [k, [t!.version, resourcesOf(t!).map((r) => `${r.name}=${Buffer.from(r.bytes).toString('base64')}`)]]));
 const versionsOf = (snapshots: readonly Pick<Snapshot, 'identity' | 'types'>[]) => new Map(snapshots.map((s) => [s.identity, JSON.stringify(Object.values(s.types).map((t) => t.version))]));
 
 test('a large compile runs off the event loop, and gives exactly what the compiler gives in-process', async () => {

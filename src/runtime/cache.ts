@@ -1,5 +1,5 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import { resourceHash, type ResourceSet } from '../compiler/envoy/snapshot.js';
+import { resourceHash, type WireSet } from '../compiler/envoy/snapshot.js';
 
 /**
  * The latest snapshot per proxy identity. Encoded resources are interned by
@@ -18,7 +18,56 @@ export interface CachedResource {
 export interface CachedType {
   /** The compiler's version of the whole type. */
   readonly version: string;
+  /** By name, in name order. */
   readonly resources: ReadonlyMap<string, CachedResource>;
+  /** The cached types this one is the union of (a set the compiler made of parts): a part many identities hold is cached once. */
+  readonly parts?: readonly CachedType[];
+}
+
+/**
+ * The resources of parts whose names are disjoint, as one map: looked up in
+ * each part, iterated in name order (the parts merged as they are read).
+ * Holding it costs nothing per resource, so a snapshot made of a part shared
+ * by the whole mesh and a few resources of its own is cached in their size.
+ */
+class PartsMap implements ReadonlyMap<string, CachedResource> {
+  readonly size: number;
+  constructor(private readonly parts: readonly ReadonlyMap<string, CachedResource>[]) {
+    this.size = parts.reduce((n, p) => n + p.size, 0);
+  }
+  get(name: string): CachedResource | undefined {
+    for (const p of this.parts) {
+      const r = p.get(name);
+      if (r) return r;
+    }
+    return undefined;
+  }
+  has(name: string): boolean {
+    return this.parts.some((p) => p.has(name));
+  }
+  *entries(): MapIterator<[string, CachedResource]> {
+    const its = this.parts.map((p) => p.entries());
+    const heads = its.map((it) => it.next());
+    for (;;) {
+      let at = -1;
+      for (let i = 0; i < heads.length; i++) if (!heads[i]!.done && (at < 0 || (heads[i]!.value as [string, CachedResource])[0] < (heads[at]!.value as [string, CachedResource])[0])) at = i;
+      if (at < 0) return undefined;
+      yield heads[at]!.value as [string, CachedResource];
+      heads[at] = its[at]!.next();
+    }
+  }
+  *keys(): MapIterator<string> {
+    for (const [k] of this.entries()) yield k;
+  }
+  *values(): MapIterator<CachedResource> {
+    for (const [, v] of this.entries()) yield v;
+  }
+  [Symbol.iterator](): MapIterator<[string, CachedResource]> {
+    return this.entries();
+  }
+  forEach(f: (value: CachedResource, key: string, map: ReadonlyMap<string, CachedResource>) => void): void {
+    for (const [k, v] of this.entries()) f(v, k, this);
+  }
 }
 
 export interface CachedSnapshot {
@@ -48,7 +97,7 @@ export type CacheListener = (snapshot: CachedSnapshot | undefined) => void;
  */
 export interface SnapshotPatch {
   readonly identity: string;
-  readonly types: Partial<Readonly<Record<ResourceKind, ResourceSet>>>;
+  readonly types: Partial<Readonly<Record<ResourceKind, WireSet>>>;
 }
 
 export interface SnapshotCache {
@@ -73,7 +122,7 @@ export function createSnapshotCache(): SnapshotCache {
   const interned = new Map<string, { resource: CachedResource; holders: number }>();
   // A resource set the compiler made once for many identities (a permissive mesh's endpoint set) is cached once:
   // the cached type of each set, and how many identities hold each cached type.
-  const typeOfSet = new WeakMap<ResourceSet, CachedType>();
+  const typeOfSet = new WeakMap<WireSet, CachedType>();
   const typeHolders = new Map<CachedType, { kind: ResourceKind; holders: number }>();
   // What changed from one cached type to another, found once for every identity that makes the same move.
   const moves = new WeakMap<CachedType, WeakMap<CachedType, TypeChange>>();
@@ -92,14 +141,18 @@ export function createSnapshotCache(): SnapshotCache {
     interned.set(key, { resource, holders: 1 });
     return resource;
   };
-  const acquireType = (kind: ResourceKind, set: ResourceSet): CachedType => {
+  const acquireType = (kind: ResourceKind, set: WireSet): CachedType => {
     const known = typeOfSet.get(set);
     const held = known && typeHolders.get(known);
     if (held) {
       held.holders++;
       return known!;
     }
-    const type: CachedType = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r.name, r.bytes, r.hash)])) };
+    let type: CachedType;
+    if ('parts' in set) {
+      const parts = set.parts.map((p) => acquireType(kind, p));
+      type = { version: set.version, resources: new PartsMap(parts.map((p) => p.resources)), parts };
+    } else type = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r.name, r.bytes, r.hash)])) };
     typeOfSet.set(set, type);
     typeHolders.set(type, { kind, holders: 1 });
     return type;
@@ -108,6 +161,10 @@ export function createSnapshotCache(): SnapshotCache {
     const held = typeHolders.get(type)!;
     if (--held.holders > 0) return;
     typeHolders.delete(type);
+    if (type.parts) {
+      for (const p of type.parts) releaseType(p);
+      return;
+    }
     for (const r of type.resources.values()) {
       const key = keyOf(held.kind, r.name, r.version);
       const entry = interned.get(key)!;
@@ -119,6 +176,14 @@ export function createSnapshotCache(): SnapshotCache {
     let byAfter = moves.get(before);
     const known = byAfter?.get(after);
     if (known) return known;
+    if (before.parts && after.parts && before.parts.length === after.parts.length) {
+      // Part by part (each move found once, however many identities make it); a name may only change parts, never be in two.
+      const moved = before.parts.map((p, i) => (p === after.parts![i] ? undefined : change(p, after.parts![i]!)));
+      return {
+        changed: [...new Set(moved.flatMap((c) => c?.changed ?? []))].sort(),
+        removed: [...new Set(moved.flatMap((c) => c?.removed ?? []))].filter((n) => !after.resources.has(n)).sort(),
+      };
+    }
     const changed = [...after.resources.values()].filter((r) => before.resources.get(r.name)?.version !== r.version).map((r) => r.name);
     const removed = [...before.resources.keys()].filter((n) => !after.resources.has(n));
     const found = { changed, removed };

@@ -67,17 +67,37 @@ interface Facts {
 }
 
 function gather(sets: Readonly<Record<Exclude<ResourceKind, 'secret'>, readonly object[]>>): Facts {
-  const clusters = sets.cluster as { name: string; type?: string }[];
+  const clusters = clusterFacts(sets.cluster);
   return {
-    clusters: new Set(clusters.map((c) => c.name)),
-    eds: new Set(clusters.filter((c) => c.type === 'EDS').map((c) => c.name)),
-    assignments: new Set(sets.endpoint.map(nameOf)),
-    routes: new Set(sets.route.map(nameOf)),
-    listenerRefs: references(sets.listener),
-    routeRefs: references(sets.route),
-    clusterRefs: references(clusters),
+    ...clusters,
+    assignments: namesOf(sets.endpoint),
+    routes: namesOf(sets.route),
+    listenerRefs: referencesOf(sets.listener),
+    routeRefs: referencesOf(sets.route),
   };
 }
+
+/**
+ * What one list of resources defines and names, once per list: a shared
+ * reach's clusters and assignments are one list for the snapshots of every
+ * namespace (only the route tables differ).
+ */
+function perList<T>(make: (list: readonly object[]) => T): (list: readonly object[]) => T {
+  const known = new WeakMap<readonly object[], T>();
+  return (list) => {
+    let value = known.get(list);
+    if (value === undefined) known.set(list, (value = make(list)));
+    return value;
+  };
+}
+const namesOf = perList((list): ReadonlySet<string> => new Set(list.map(nameOf)));
+const referencesOf = perList((list): References => references(list));
+const clusterFacts = perList(
+  (list): Pick<Facts, 'clusters' | 'eds' | 'clusterRefs'> => {
+    const clusters = list as { name: string; type?: string }[];
+    return { clusters: new Set(clusters.map((c) => c.name)), eds: new Set(clusters.filter((c) => c.type === 'EDS').map((c) => c.name)), clusterRefs: references(clusters) };
+  },
+);
 
 /** What shared resources define, and what of their references they leave open (to be closed by a snapshot's own resources). */
 const sharedMemo = new WeakMap<SharedResources, { facts: Facts; open: { eds: string[]; assignments: string[]; routes: string[]; clusters: string[] }; secrets: string[] }>();
@@ -85,14 +105,24 @@ function sharedFacts(shared: SharedResources) {
   let known = sharedMemo.get(shared);
   if (!known) {
     const facts = gather(shared);
+    // Clusters and assignments are the same lists for many shared values: what they leave open of each other is found once.
+    const edsOpen = pairOnce(shared.cluster, shared.endpoint, () => ({ eds: [...facts.eds].filter((n) => !facts.assignments.has(n)), assignments: [...facts.assignments].filter((n) => !facts.eds.has(n)) }));
     const open = {
-      eds: [...facts.eds].filter((n) => !facts.assignments.has(n)),
-      assignments: [...facts.assignments].filter((n) => !facts.eds.has(n)),
+      ...edsOpen,
       routes: facts.listenerRefs.routes.filter((n) => !facts.routes.has(n)),
       clusters: [...facts.listenerRefs.clusters, ...facts.routeRefs.clusters].filter((n) => !facts.clusters.has(n)),
     };
     sharedMemo.set(shared, (known = { facts, open, secrets: [...new Set([...facts.listenerRefs.secrets, ...facts.clusterRefs.secrets])] }));
   }
+  return known;
+}
+
+const pairs = new WeakMap<readonly object[], WeakMap<readonly object[], { eds: string[]; assignments: string[] }>>();
+function pairOnce(a: readonly object[], b: readonly object[], make: () => { eds: string[]; assignments: string[] }) {
+  let byB = pairs.get(a);
+  if (!byB) pairs.set(a, (byB = new WeakMap()));
+  let known = byB.get(b);
+  if (!known) byB.set(b, (known = make()));
   return known;
 }
 
@@ -108,9 +138,23 @@ const walked = new WeakMap<object, References>();
 /** Walks resources for the fields that name other resources. */
 function references(values: readonly object[]): References {
   const out: References = { routes: [], clusters: [], secrets: [] };
-  for (const v of values) {
+  const add = (v: object) => {
     let refs = walked.get(v);
     if (!refs) walked.set(v, (refs = walkOne(v)));
+    out.routes.push(...refs.routes);
+    out.clusters.push(...refs.clusters);
+    out.secrets.push(...refs.secrets);
+  };
+  for (const v of values) {
+    // A route table's virtual hosts and a listener's filter chains are objects many resources (and compiles) hold: each is walked once.
+    const { virtualHosts, filterChains, ...rest } = v as { virtualHosts?: unknown; filterChains?: unknown };
+    const items = Array.isArray(virtualHosts) ? virtualHosts : Array.isArray(filterChains) ? filterChains : undefined;
+    if (!items) {
+      add(v);
+      continue;
+    }
+    for (const item of items as object[]) add(item);
+    const refs = walkOne(rest);
     out.routes.push(...refs.routes);
     out.clusters.push(...refs.clusters);
     out.secrets.push(...refs.secrets);

@@ -174,7 +174,13 @@ function outboundFilters(o: OutboundService, statPrefix: string): object[] {
  * (service cluster IP and port). Unknown destinations match no chain and are
  * closed: deny by default.
  */
-export function transparentListener(services: readonly OutboundService[], warn: (message: string) => void) {
+/**
+ * `chainOf` gives the filter chain of a service port that keeps all its
+ * cluster IPs by the text of what it is made from: a caller that keeps chains
+ * between compiles (a shared reach) hands back the chain it made before, so
+ * it is encoded and walked once.
+ */
+export function transparentListener(services: readonly OutboundService[], warn: (message: string) => void, chainOf: (key: string, make: () => object) => object = (_, make) => make()) {
   const chains: object[] = [];
   const used = new Set<string>();
   for (const o of services) {
@@ -187,7 +193,7 @@ export function transparentListener(services: readonly OutboundService[], warn: 
     const ips = o.service.clusterIPs.filter((ip) => !used.has(`${ip}:${o.port.port}`));
     for (const ip of ips) used.add(`${ip}:${o.port.port}`);
     if (ips.length === 0) continue;
-    chains.push({
+    const chain = () => ({
       name: `outbound|${o.port.port}|${o.service.name}.${o.service.namespace}`,
       filterChainMatch: {
         destinationPort: o.port.port,
@@ -195,6 +201,8 @@ export function transparentListener(services: readonly OutboundService[], warn: 
       },
       filters: outboundFilters(o, `outbound_${o.port.port}_${o.service.name}.${o.service.namespace}`),
     });
+    if (ips.length !== o.service.clusterIPs.length) chains.push(chain());
+    else chains.push(chainOf(JSON.stringify([o.port.port, o.service.name, o.service.namespace, o.service.clusterIPs, o.protocol, isHttp(o.protocol) ? null : o.fallback]), chain));
   }
   return {
     name: OUTBOUND_LISTENER,

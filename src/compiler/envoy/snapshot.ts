@@ -41,6 +41,55 @@ export interface ResourceSet {
   readonly version: string;
   /** Sorted by name. */
   readonly resources: readonly EncodedResource[];
+  /**
+   * The sets this one is the union of, when it is made of parts (see
+   * `composeSets`): what many identities share is one part, held by each.
+   */
+  readonly parts?: readonly ResourceSet[];
+}
+
+/** A set as it crosses the compile worker's boundary: its resources, or the parts it is made of (see `composeSets`). */
+export type WireSet = { readonly version: string; readonly resources: readonly EncodedResource[] } | { readonly version: string; readonly parts: readonly WireSet[] };
+
+/**
+ * A type's set made of two parts whose names are disjoint (what the shared
+ * reach decides, and what is the identity's own). It is `{ version, parts }`;
+ * its `resources`, the parts merged in name order, are made when first read
+ * and are not an enumerable property, so they neither cross the worker's
+ * boundary (the structured clone copies the parts, a part shared by many
+ * identities once) nor take part in comparisons of snapshots. Its version is
+ * the parts' versions hashed together: the same resources always give the
+ * same version, since which part a resource is in follows from its name.
+ */
+const composed = new WeakMap<ResourceSet, WeakMap<ResourceSet, ResourceSet>>();
+export function composeSets(shared: ResourceSet, own: ResourceSet): ResourceSet {
+  let byOwn = composed.get(shared);
+  if (!byOwn) composed.set(shared, (byOwn = new WeakMap()));
+  let set = byOwn.get(own);
+  if (!set) byOwn.set(own, (set = makeComposed(shared, own)));
+  return set;
+}
+
+function makeComposed(shared: ResourceSet, own: ResourceSet): ResourceSet {
+  const version = createHash('sha256').update(`${shared.version}+${own.version}`).digest('hex').slice(0, 16);
+  let merged: readonly EncodedResource[] | undefined;
+  const set = { version, parts: [shared, own] } as { version: string; parts: ResourceSet[]; resources: readonly EncodedResource[] };
+  Object.defineProperty(set, 'resources', { enumerable: false, get: () => (merged ??= mergeByName(shared.resources, own.resources)) });
+  return set;
+}
+
+/** A set's resources in name order, whether it crossed the worker's boundary or not. */
+export function resourcesOf(set: WireSet): readonly EncodedResource[] {
+  if (!('parts' in set)) return set.resources;
+  return set.parts.map(resourcesOf).reduce((a, b) => mergeByName(a, b));
+}
+
+function mergeByName(a: readonly EncodedResource[], b: readonly EncodedResource[]): EncodedResource[] {
+  const out: EncodedResource[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) out.push(j >= b.length || (i < a.length && compareStrings(a[i]!.name, b[j]!.name) <= 0) ? a[i++]! : b[j++]!);
+  return out;
 }
 
 /** Who consumes the snapshot: an Envoy sidecar, or a proxyless gRPC application (see proxyless.ts). */
@@ -114,14 +163,48 @@ function varint(n: number): number[] {
   return out;
 }
 
-/** A route table of a name and virtual hosts only, encoded from its hosts' bytes; undefined for any other shape. */
+/**
+ * A message with one long repeated field of messages (a route table's
+ * virtual hosts, field 2; a listener's filter chains, field 3), encoded as
+ * its fields before that one, the items' bytes, and its fields after: byte
+ * for byte what encoding it whole gives, since the encoder writes fields in
+ * number order. `before` names the JSON fields numbered below the repeated
+ * one (every other field of `json` is numbered above it). Undefined when the
+ * message has no such field.
+ */
+function encodeByItems(codec: ProtoCodec, typeName: string, json: Named, field: { readonly key: string; readonly number: number; readonly before: readonly string[] }, itemBytes: (item: object) => Uint8Array): Uint8Array | undefined {
+  const message = json as Record<string, unknown>;
+  const items = message[field.key];
+  if (!Array.isArray(items)) return undefined;
+  const head: Record<string, unknown> = {};
+  const tail: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(message)) if (k !== field.key) (field.before.includes(k) ? head : tail)[k] = v;
+  const parts: Uint8Array[] = [codec.encode(typeName, head)];
+  let framedOf = framed.get(field.number);
+  if (!framedOf) framed.set(field.number, (framedOf = new WeakMap()));
+  for (const item of items as object[]) {
+    const bytes = itemBytes(item);
+    // The item as a field of the message (its tag and length, then its bytes), made once per item's bytes.
+    let asField = framedOf.get(bytes);
+    if (!asField) framedOf.set(bytes, (asField = Buffer.concat([Uint8Array.from([(field.number << 3) | 2, ...varint(bytes.length)]), bytes])));
+    parts.push(asField);
+  }
+  if (Object.keys(tail).length > 0) parts.push(codec.encode(typeName, tail));
+  // A Buffer, as the encoder gives for every other resource.
+  return Buffer.concat(parts);
+}
+
+const framed = new Map<number, WeakMap<Uint8Array, Uint8Array>>();
+const ROUTE_HOSTS = { key: 'virtualHosts', number: 2, before: ['name'] } as const;
+const LISTENER_CHAINS = { key: 'filterChains', number: 3, before: ['name', 'address'] } as const;
+const FILTER_CHAIN = 'envoy.config.listener.v3.FilterChain';
+/** A filter chain object's bytes (one the transparent listener of many compiles holds is encoded once). */
+const chainBytes = new WeakMap<object, Uint8Array>();
+
+/** A route table encoded from its virtual hosts' bytes, each host encoded once (by object, then by content). */
 function encodeRouteTable(codec: ProtoCodec, json: Named): Uint8Array | undefined {
-  const table = json as { name?: unknown; virtualHosts?: unknown };
-  const keys = Object.keys(table);
-  if (keys.length !== 2 || typeof table.name !== 'string' || !Array.isArray(table.virtualHosts)) return undefined;
-  const parts: Uint8Array[] = [codec.encode(TYPES.route, { name: table.name })];
-  let length = parts[0]!.length;
-  for (const host of table.virtualHosts as { retryPolicy?: unknown }[]) {
+  return encodeByItems(codec, TYPES.route, json, ROUTE_HOSTS, (item) => {
+    const host = item as { retryPolicy?: unknown };
     // A host object several tables hold (route.ts makes one per service for the other namespaces) is keyed once.
     let bytes = hostObjectBytes.get(host);
     if (!bytes) {
@@ -134,18 +217,17 @@ function encodeRouteTable(codec: ProtoCodec, json: Named): Uint8Array | undefine
       }
       hostObjectBytes.set(host, bytes);
     }
-    const head = Uint8Array.from([0x12, ...varint(bytes.length)]);
-    parts.push(head, bytes);
-    length += head.length + bytes.length;
-  }
-  // A Buffer, as the encoder gives for every other resource.
-  const out = Buffer.allocUnsafe(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+    return bytes;
+  });
+}
+
+/** A listener encoded from its filter chains' bytes, each chain object encoded once. */
+function encodeListener(codec: ProtoCodec, json: Named): Uint8Array | undefined {
+  return encodeByItems(codec, TYPES.listener, json, LISTENER_CHAINS, (chain) => {
+    let bytes = chainBytes.get(chain);
+    if (!bytes) chainBytes.set(chain, (bytes = codec.encode(FILTER_CHAIN, chain)));
+    return bytes;
+  });
 }
 
 function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[], memo: EncodeMemo): ResourceSet {
@@ -158,6 +240,7 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
   };
   const encodeOnce = (json: Named) => {
     if (kind === 'route') return encodeRouteTable(codec, json) ?? codec.encode(TYPES[kind], json);
+    if (kind === 'listener') return encodeListener(codec, json) ?? codec.encode(TYPES[kind], json);
     if (!SHARED_KINDS.has(kind)) return codec.encode(TYPES[kind], json);
     const input = inputKeys.get(json);
     const key = `${kind}\u0000${input === undefined ? JSON.stringify(json) : `#${input}`}`;
@@ -180,31 +263,27 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
 /**
  * A type's resources encoded from the parts it is made of: what the reach
  * decides (shared by every identity of a permissive mesh, made once per
- * reach) and what is the identity's own (its inbound side). The shared part
- * is encoded, sorted and hashed once per part, and the identity's set is the
- * two merged: its cost is the identity's own resources, not the mesh's. Its
- * version is the shared part's and the own part's versions hashed together
- * (which part a resource is in follows from its name, so the same resources
- * always give the same version); a type with one part has that part's set
- * itself, so identities with the same resources share one set.
+ * reach) and what is the identity's own (its inbound side, `ownSet`, encoded
+ * by the caller). The shared part is encoded, sorted and hashed once per
+ * part, and the identity's set is made of the two (`composeSets`): its cost
+ * is the identity's own resources, not the mesh's. A type with one part has
+ * that part's set itself, so identities with the same resources share one set.
  */
 const encodedParts = new WeakMap<readonly Named[], Map<ResourceKind, ResourceSet>>();
-function encodeParts(codec: ProtoCodec, kind: ResourceKind, shared: readonly Named[], own: readonly Named[], memo: EncodeMemo): ResourceSet {
-  let byKind = encodedParts.get(shared);
-  if (!byKind) encodedParts.set(shared, (byKind = new Map()));
-  let sharedSet = byKind.get(kind);
-  if (!sharedSet) byKind.set(kind, (sharedSet = encodeSet(codec, kind, shared, memo)));
-  if (own.length === 0) return sharedSet;
-  const ownSet = encodeSet(codec, kind, own, memo);
+function encodeParts(codec: ProtoCodec, kind: ResourceKind, shared: readonly Named[], own: readonly Named[], ownSet: ResourceSet, memo: EncodeMemo): ResourceSet {
+  const sharedPart = sharedSet(codec, kind, shared, memo);
+  if (own.length === 0) return sharedPart;
   if (shared.length === 0) return ownSet;
-  const a = sharedSet.resources;
-  const b = ownSet.resources;
-  const resources: ResourceSet['resources'][number][] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) resources.push(j >= b.length || (i < a.length && compareStrings(a[i]!.name, b[j]!.name) <= 0) ? a[i++]! : b[j++]!);
-  const version = createHash('sha256').update(`${sharedSet.version}+${ownSet.version}`).digest('hex').slice(0, 16);
-  return { version, resources };
+  return composeSets(sharedPart, ownSet);
+}
+
+/** The set of a list of resources many snapshots hold, encoded, sorted and hashed once per list. */
+function sharedSet(codec: ProtoCodec, kind: ResourceKind, list: readonly Named[], memo: EncodeMemo): ResourceSet {
+  let byKind = encodedParts.get(list);
+  if (!byKind) encodedParts.set(list, (byKind = new Map()));
+  let set = byKind.get(kind);
+  if (!set) byKind.set(kind, (set = encodeSet(codec, kind, list, memo)));
+  return set;
 }
 
 /**
@@ -228,7 +307,19 @@ export interface PlannedSnapshot {
    * other key cannot change this plan.
    */
   readonly reads: ReadonlySet<string>;
+  /** The identity's own resources (its inbound side) as built and encoded, with what they were built from: a plan whose reach alone changed reuses them. */
+  readonly own?: OwnPart;
 }
+
+/** An identity's own resources: built from the plan's fields but its reach (`ownKey`). */
+interface OwnPart {
+  readonly key: string;
+  readonly resources: Readonly<Record<ResourceKind, readonly Named[]>>;
+  readonly sets: Readonly<Record<Exclude<ResourceKind, 'secret' | 'endpoint'>, ResourceSet>>;
+}
+
+/** What a plan's own resources are built from: every field but the reach, the namespace and the warnings. */
+const ownKey = (p: ProxyPlan): string => JSON.stringify([p.dataPlane, p.modes, p.settings, p.inbound, p.injected, p.probes, p.probeChains]);
 
 export type SnapshotPlans = ReadonlyMap<Identity, PlannedSnapshot>;
 
@@ -284,7 +375,7 @@ const FIELDS = Object.keys(FINGERPRINT) as (keyof ProxyPlan)[];
 const fingerprintOf = (plan: ProxyPlan): unknown[] => FIELDS.map((k) => (FINGERPRINT[k] as (v: unknown) => unknown)(plan[k]));
 
 /** The plan of `identity`, read from `view` (whose reads are recorded); `reads` receives `*` when its reach is the mesh's shared one. */
-function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<string>): ProxyPlan {
+function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<string>, previousMesh: MeshIR | undefined): ProxyPlan {
   const warnings = new Set<string>();
   const warn = (m: string) => warnings.add(m);
   const workloads = meshIndex(view).workloadsOf.get(identity) ?? [];
@@ -294,7 +385,7 @@ function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<str
     const names = workloads.filter((w) => w.interceptionMode === 'proxyless').map((w) => `${w.kind} ${w.namespace}/${w.name}`);
     warn(`${names.join(', ')}: proxyless, but shares its identity with sidecar workloads and so receives sidecar configuration, which gRPC clients reject; give it a service account of its own`);
   }
-  const reach = reachOf(mesh, view, identity, dataPlane, reads);
+  const reach = reachOf(mesh, view, identity, dataPlane, reads, previousMesh);
   for (const w of reach.warnings) warn(w);
   // Injected pods' sidecars answer their probes (and their own readiness) on the probe port: the union over the identity's pods, by key.
   const injected = dataPlane === 'envoy' && workloads.some((w) => w.injected !== undefined);
@@ -313,10 +404,10 @@ function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<str
   };
 }
 
-export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot): PlannedSnapshot {
+export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot, previousMesh?: MeshIR): PlannedSnapshot {
   // The plan reads the mesh through this view: what it reads is what it depends on.
   const reads = new Set<string>();
-  const proxy = makePlan(mesh, recordedView(mesh, (key) => reads.add(key)), identity, reads);
+  const proxy = makePlan(mesh, recordedView(mesh, (key) => reads.add(key)), identity, reads, previousMesh);
   const plan = fingerprintOf(proxy);
   const own = certificateOf(certificates, identity);
   // Secrets depend on the certificate alone: they are not part of the plan, and a new certificate re-encodes them and nothing else.
@@ -343,14 +434,16 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
     secretSources.set(renewed, madeWith);
     return renewed;
   }
-  const { snapshot, inconsistencies } = translate(proxy, identity, codec, memo, secretsOf());
-  const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads };
+  // The secrets of the previous snapshot when its certificate is the same: not made or encoded again.
+  const keptSecrets = previous && sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle) ? previous.snapshot.types.secret : undefined;
+  const { snapshot, inconsistencies, own: ownPart } = translate(proxy, identity, codec, memo, secretsOf(), previous?.own, keptSecrets);
+  const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads, own: ownPart };
   secretSources.set(planned, madeWith);
   return planned;
 }
 
 /** A plan's Envoy resources, encoded: reads the plan and nothing else (and the secrets, made from the certificate). */
-function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo: EncodeMemo, secrets: Named[]): { snapshot: Snapshot; inconsistencies: string[] } {
+function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo: EncodeMemo, secrets: Named[], previousOwn?: OwnPart, keptSecrets?: ResourceSet): { snapshot: Snapshot; inconsistencies: string[]; own: OwnPart } {
   const { reach, dataPlane, namespace, inbound, injected, probes, probeChains } = plan;
   const { upstreams, outbound } = reach;
   const modes = new Set(plan.modes);
@@ -358,41 +451,56 @@ function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo:
   const warn = (m: string) => warnings.add(m);
   // What the reach alone decides is made once per reach (once for all identities of a permissive mesh), and checked once.
   const once = <T>(key: string, make: (warn: (m: string) => void) => T): T => fromReach(reach, key, warn, make);
-  const outboundRoutes = once(`routes ${namespace}`, () => outboundRouteConfigs(outbound, namespace));
+  const objectOf = <T extends object>(key: string, make: () => T): T => reachObject(reach, key, make);
+  const outboundRoutes = once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))));
   const endpoints = assignments(reach);
   const none: Named[] = [];
   let shared: SharedResources;
+  const key = ownKey(plan);
+  // The own resources of the previous plan, when only its reach changed: the same objects, so the same encoded sets.
+  const reused = previousOwn?.key === key ? previousOwn : undefined;
   let ownResources: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
-    const clusters = once('clusters', () => upstreams.map((u) => keyed(edsCluster(u), outboundClusterKey(u, dataPlane))));
+    const clusters = once('clusters', () => upstreams.map((u) => objectOf(`cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))));
     const listeners = once('proxyless', (w) => proxylessListeners(outbound, w) as Named[]);
     shared = once(`shared proxyless ${namespace}`, () => ({ cluster: clusters, endpoint: endpoints, listener: listeners, route: outboundRoutes }));
     ownResources = { cluster: none, endpoint: none, listener: none, route: none, secret: none };
   } else {
-    const outboundClusters = once('clusters', () => upstreams.map((u) => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))));
-    const transparent = modes.has('transparent') ? once('transparent', (w) => transparentListener(outbound, w)) : undefined;
+    const outboundClusters = once('clusters', () => kept(reach, 'clusters', upstreams.map((u) => objectOf(`cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))))));
+    const transparent = modes.has('transparent') ? once('transparent', (w) => kept(reach, 'transparent', transparentListener(outbound, w, (key, make) => objectOf(`chain ${key}`, make)))) : undefined;
     const explicit = modes.has('explicit') ? once('explicit', (w) => explicitListeners(outbound, w) as Named[]) : [];
-    const outboundListeners = [...(transparent && transparent.filterChains.length > 0 ? [transparent] : []), ...explicit];
-    shared = once(`shared envoy ${namespace} ${plan.modes.join(' ')}`, () => ({ cluster: outboundClusters, endpoint: endpoints, listener: outboundListeners, route: outboundRoutes }));
-    const listeners: Named[] = injected ? [probeListener(probeChains)] : [];
-    if (inbound.length > 0) listeners.push(inboundListener(plan.settings, inbound));
-    ownResources = {
-      cluster: [...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])],
-      endpoint: none,
-      listener: listeners,
-      route: inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, plan.settings.permissive)),
-      secret: secrets,
-    };
+    shared = once(`shared envoy ${namespace} ${plan.modes.join(' ')}`, () => {
+      const listener = once(`listeners ${plan.modes.join(' ')}`, () => kept(reach, `listeners ${plan.modes.join(' ')}`, [...(transparent && transparent.filterChains.length > 0 ? [transparent] : []), ...explicit]));
+      return { cluster: outboundClusters, endpoint: endpoints, listener, route: outboundRoutes };
+    });
+    if (reused) ownResources = { ...reused.resources, secret: secrets };
+    else {
+      const listeners: Named[] = injected ? [probeListener(probeChains)] : [];
+      if (inbound.length > 0) listeners.push(inboundListener(plan.settings, inbound));
+      ownResources = {
+        cluster: [...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])],
+        endpoint: none,
+        listener: listeners,
+        route: inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, plan.settings.permissive)),
+        secret: secrets,
+      };
+    }
   }
-  const types = {
-    cluster: encodeParts(codec, 'cluster', shared.cluster, ownResources.cluster, memo),
-    endpoint: endpointSet(reach, codec, memo),
-    listener: encodeParts(codec, 'listener', shared.listener, ownResources.listener, memo),
-    route: encodeParts(codec, 'route', shared.route, ownResources.route, memo),
-    secret: encodeSet(codec, 'secret', ownResources.secret, memo),
+  const ownSets = reused?.sets ?? {
+    cluster: encodeSet(codec, 'cluster', ownResources.cluster, memo),
+    listener: encodeSet(codec, 'listener', ownResources.listener, memo),
+    route: encodeSet(codec, 'route', ownResources.route, memo),
   };
+  const types = {
+    cluster: encodeParts(codec, 'cluster', shared.cluster, ownResources.cluster, ownSets.cluster, memo),
+    endpoint: endpointSet(reach, codec, memo),
+    listener: encodeParts(codec, 'listener', shared.listener, ownResources.listener, ownSets.listener, memo),
+    route: encodeParts(codec, 'route', shared.route, ownResources.route, ownSets.route, memo),
+    secret: keptSecrets ?? encodeSet(codec, 'secret', ownResources.secret, memo),
+  };
+  const own: OwnPart = reused ?? { key, resources: { ...ownResources, secret: none }, sets: ownSets };
   // References close within the snapshot: checked on what was just built, not by decoding it again.
-  return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared) };
+  return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared), own };
 }
 
 /**
@@ -412,6 +520,50 @@ interface Reach {
   endpoints?: ResourceSet;
   /** Resources made from the reach alone (see `fromReach`), with the warnings their making gave. */
   readonly made: Map<string, { readonly value: unknown; readonly warnings: readonly string[] }>;
+  /**
+   * Objects made from one part of the reach, by the text of what they are made
+   * from (an upstream's cluster and assignment, an outbound service): a shared
+   * reach made again after a change takes over the previous one's objects
+   * whose text is the same, so what holds them (encodings, virtual hosts,
+   * walked references) is found again instead of made again.
+   */
+  readonly objects: Map<string, object>;
+  /** The previous shared reach's objects, while this one is being made and used (dropped with it). */
+  readonly prior?: ReadonlyMap<string, object>;
+}
+
+/**
+ * `value`, or the object the prior reach had under `key` when it is the same
+ * one level down (the same child objects; small plain values compared as
+ * text): a list of the same clusters is the list it was, a listener of the
+ * same filter chains the listener it was. What was made from the kept object
+ * (its encoding, its walked references, a resource set of the list) is then
+ * found again, so a change costs the parts of the reach it touches.
+ */
+function kept<T extends object>(reach: Reach, key: string, value: T): T {
+  const before = reach.prior?.get(`kept ${key}`) as T | undefined;
+  const out = before !== undefined && sameOneLevel(before, value) ? before : value;
+  reach.objects.set(`kept ${key}`, out);
+  return out;
+}
+
+function sameOneLevel(a: object, b: object): boolean {
+  const same = (x: unknown, y: unknown) => x === y || (x !== null && y !== null && typeof x === 'object' && typeof y === 'object' && !Array.isArray(x) && !Array.isArray(y) && JSON.stringify(x) === JSON.stringify(y));
+  if (Array.isArray(a) || Array.isArray(b)) return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]);
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => {
+    const x = (a as Record<string, unknown>)[k];
+    const y = (b as Record<string, unknown>)[k];
+    return Array.isArray(x) && Array.isArray(y) ? x.length === y.length && x.every((v, i) => v === y[i]) : same(x, y);
+  });
+}
+
+/** The object of `key` in this reach: the one made before (in this reach or the prior one), or `make`'s. */
+function reachObject<T extends object>(reach: Reach, key: string, make: () => T): T {
+  let o = reach.objects.get(key);
+  if (o === undefined) reach.objects.set(key, (o = reach.prior?.get(key) ?? make()));
+  return o as T;
 }
 
 /** What `make` builds from a reach, made once per reach and key; the warnings it gave are given again each time. */
@@ -428,8 +580,12 @@ function fromReach<T>(reach: Reach, key: string, warn: (m: string) => void, make
 
 const sharedReach = new WeakMap<MeshIR, Map<DataPlane, Reach>>();
 
-/** The reach of `identity`, read through `view` (its reads recorded); in a permissive mesh the one shared reach of `mesh`, which depends on everything (`*`). */
-function reachOf(mesh: MeshIR, view: MeshIR, identity: Identity, dataPlane: DataPlane, reads: Set<string>): Reach {
+/**
+ * The reach of `identity`, read through `view` (its reads recorded); in a
+ * permissive mesh the one shared reach of `mesh`, which depends on
+ * everything (`*`), made with the objects of `previousMesh`'s that are the same.
+ */
+function reachOf(mesh: MeshIR, view: MeshIR, identity: Identity, dataPlane: DataPlane, reads: Set<string>, previousMesh: MeshIR | undefined): Reach {
   const shared = mesh.settings.permissive && meshIndex(view).identitySet.has(identity);
   if (shared) {
     reads.add('*');
@@ -437,31 +593,48 @@ function reachOf(mesh: MeshIR, view: MeshIR, identity: Identity, dataPlane: Data
     if (!byPlane) sharedReach.set(mesh, (byPlane = new Map()));
     const known = byPlane.get(dataPlane);
     if (known) return known;
-    const made = makeReach(mesh, identity, dataPlane, true);
+    const prior = previousMesh && previousMesh !== mesh ? sharedReach.get(previousMesh)?.get(dataPlane) : undefined;
+    const made = makeReach(mesh, identity, dataPlane, true, prior?.objects);
     byPlane.set(dataPlane, made);
     return made;
   }
   return makeReach(view, identity, dataPlane, false);
 }
 
-function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean): Reach {
+function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean, prior?: ReadonlyMap<string, object>): Reach {
   const warnings: string[] = [];
   const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, (m) => warnings.push(m));
-  const outbound = outboundServices(ir, upstreams);
-  const plan = [
-    upstreams.map((u) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.identities]),
-    outbound.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split]),
-  ];
-  // Shared: its text is hashed once, and every plan holds the hash.
-  return { upstreams, outbound, warnings, plan: shared ? createHash('sha256').update(JSON.stringify(plan)).digest('hex') : plan, made: new Map() };
+  const made = outboundServices(ir, upstreams);
+  const upstreamRows = upstreams.map((u) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.identities]);
+  const outboundRows = made.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split]);
+  if (!shared) return { upstreams, outbound: made, warnings, plan: [upstreamRows, outboundRows], made: new Map(), objects: new Map() };
+  // Shared: its text is hashed once, and every plan holds the hash. An outbound service whose row is the same as before is the object it was.
+  const reach: Reach = { upstreams, outbound: [], warnings, plan: '', made: new Map(), objects: new Map(), ...(prior ? { prior } : {}) };
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify(upstreamRows));
+  const outbound = made.map((o, i) => {
+    const row = JSON.stringify(outboundRows[i]);
+    hash.update(row);
+    return reachObject(reach, `outbound ${row}`, () => o);
+  });
+  return { ...reach, outbound, plan: hash.digest('hex') };
 }
 
 /** The ClusterLoadAssignments of a reach, each keyed by what it reads (many callers share them). */
-const assignments = (reach: Reach): Named[] => (reach.assignments ??= reach.upstreams.map((u) => keyed(loadAssignment(u), loadAssignmentKey(u))));
+const assignments = (reach: Reach): Named[] =>
+  (reach.assignments ??= kept(
+    reach,
+    'assignments',
+    reach.upstreams.map((u) => {
+      const key = loadAssignmentKey(u);
+      return reachObject(reach, `assignment ${key}`, () => keyed(loadAssignment(u), key));
+    }),
+  ));
 
 function endpointSet(reach: Reach, codec: ProtoCodec, memo: EncodeMemo): ResourceSet {
   if (reach.endpoints) return reach.endpoints;
-  const set = encodeSet(codec, 'endpoint', assignments(reach), memo);
+  // Once per list of assignments (a shared reach made again with the same assignments keeps its list, and so its set).
+  const set = sharedSet(codec, 'endpoint', assignments(reach), memo);
   reach.endpoints = set;
   return set;
 }
@@ -491,7 +664,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
   const all = meshIndex(ir, previousIR).identities;
   const keys = previous && previousIR ? changedKeys(previousIR, ir) : 'all';
   const trustBundle = certificates?.trustBundle;
-  const plan = (id: Identity, before: PlannedSnapshot | undefined) => planSnapshot(ir, id, codec, certificates, memo, before);
+  const plan = (id: Identity, before: PlannedSnapshot | undefined) => planSnapshot(ir, id, codec, certificates, memo, before, previousIR);
   const made = previous && plannedWith.get(previous);
   // Who read what changed (undefined: not known, everyone may have).
   const dirtyOf = (dependents: Dependents | undefined): ReadonlySet<Identity> | undefined => {
