@@ -64,3 +64,36 @@ test('setSnapshots reports per identity, type and resource what changed, what wa
   assert.equal(byId.get(server.identity)?.gone, true, 'an identity left out of the new set is gone');
   assert.equal(cache.get(server.identity), undefined);
 });
+
+test('a set made of parts (as the compile worker sends a permissive mesh\'s) is cached as its parts: one stored part for every identity, looked up and iterated in name order, changed part by part, released with its last holder', () => {
+  const r = (name: string, text: string) => ({ name, bytes: Buffer.from(text) });
+  const set = (version: string, ...resources: ReturnType<typeof r>[]) => ({ version, resources });
+  // What a structured clone of composed sets gives: { version, parts } and no resources.
+  const shared1 = set('s1', r('outbound|80|a', 'a1'), r('outbound|80|c', 'c1'));
+  const shared2 = set('s2', r('outbound|80|a', 'a2'), r('outbound|80|d', 'd1'));
+  const own = (who: string) => set(`own-${who}`, r(`inbound|8080|${who}`, who));
+  const empty = set('e');
+  const snapshot = (identity: string, shared: typeof shared1) => ({
+    identity,
+    types: { cluster: { version: `${shared.version}+${identity}`, parts: [shared, own(identity)] }, endpoint: empty, listener: empty, route: empty, secret: empty },
+  });
+  const cache = createSnapshotCache();
+  cache.setSnapshots([snapshot('x', shared1), snapshot('y', shared1)]);
+  const x = cache.get('x')!.types.cluster;
+  assert.deepEqual([...x.resources.keys()], ['inbound|8080|x', 'outbound|80|a', 'outbound|80|c']);
+  assert.equal(x.resources.size, 3);
+  assert.equal(Buffer.from(x.resources.get('outbound|80|c')!.bytes).toString(), 'c1');
+  assert.equal(x.resources.has('inbound|8080|y'), false);
+  // The shared part is one cached type, held by both identities.
+  assert.equal(x.parts![0], cache.get('y')!.types.cluster.parts![0]);
+  assert.deepEqual(cache.stats().uniqueResources, 4);
+  // The shared part changes: a changed, c removed, d added; the own parts did not move.
+  const changes = cache.update([snapshot('x', shared2), snapshot('y', shared2)]);
+  assert.deepEqual(changes.map((c) => [c.identity, c.types.cluster]), [
+    ['x', { changed: ['outbound|80|a', 'outbound|80|d'], removed: ['outbound|80|c'] }],
+    ['y', { changed: ['outbound|80|a', 'outbound|80|d'], removed: ['outbound|80|c'] }],
+  ]);
+  // The first shared part had no holder left: its resources are gone from the store.
+  assert.deepEqual(cache.stats().uniqueResources, 4);
+  assert.deepEqual([...cache.get('y')!.types.cluster.resources.values()].map((v) => Buffer.from(v.bytes).toString()), ['y', 'a2', 'd1']);
+});

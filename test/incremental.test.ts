@@ -10,6 +10,11 @@ import type { MeshInputs } from '../src/compiler/inputs.js';
 import { compileUnits, type InputUnit, type UnitsCompileResult } from '../src/compiler/units.js';
 import { groupBy } from '../src/compiler/group.js';
 import { meshIndex } from '../src/compiler/ir/index.js';
+import { vmNodeId } from '../src/compiler/ir/workloads.js';
+import type { CertificateInputs } from '../src/compiler/inputs.js';
+import type { StatusEntry } from '../src/compiler/status.js';
+import { startCompilerThread } from '../src/runtime/compiler-thread.js';
+import { createSnapshotCache } from '../src/runtime/cache.js';
 
 /** The engine, as the controller's compile worker runs it (units compiled, then planned, each given the previous), gives exactly what a compile from scratch gives, and reuses what did not change. */
 const codec = loadEnvoyProtos();
@@ -41,6 +46,12 @@ interface State {
   unparsable: boolean;
   /** An older MeshConfig in a file of its own: it is in force, and the other one is rejected. */
   rival: boolean;
+  /** A VirtualMachine in shop with app b's label (an endpoint of b beside its pod), and whether its proxy is connected. */
+  vm: boolean;
+  vmConnected: boolean;
+  /** How often each identity's certificate was renewed, and the trust bundle replaced (a new root). */
+  renewals: Record<string, number>;
+  bundle: number;
 }
 
 type Edit =
@@ -59,7 +70,11 @@ type Edit =
   | { kind: 'account'; on: boolean }
   | { kind: 'vips'; count: number }
   | { kind: 'unparsable'; on: boolean }
-  | { kind: 'rival'; on: boolean };
+  | { kind: 'rival'; on: boolean }
+  | { kind: 'vm'; on: boolean }
+  | { kind: 'vmConnected'; on: boolean }
+  | { kind: 'renew'; app: string }
+  | { kind: 'bundle' };
 
 const app = fc.constantFrom(...APPS, 'x');
 const edit: fc.Arbitrary<Edit> = fc.oneof(
@@ -79,6 +94,10 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('vips' as const), count: fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constant(15)) }),
   fc.record({ kind: fc.constant('unparsable' as const), on: fc.boolean() }),
   fc.record({ kind: fc.constant('rival' as const), on: fc.boolean() }),
+  fc.record({ kind: fc.constant('vm' as const), on: fc.boolean() }),
+  fc.record({ kind: fc.constant('vmConnected' as const), on: fc.boolean() }),
+  fc.record({ kind: fc.constant('renew' as const), app: fc.constantFrom(...APPS, 'vm') }),
+  fc.record({ kind: fc.constant('bundle' as const) }),
 );
 
 function apply(s: State, e: Edit): State {
@@ -115,7 +134,34 @@ function apply(s: State, e: Edit): State {
       return { ...s, unparsable: e.on };
     case 'rival':
       return { ...s, rival: e.on };
+    case 'vm':
+      return { ...s, vm: e.on };
+    case 'vmConnected':
+      return { ...s, vmConnected: e.on };
+    case 'renew':
+      return { ...s, renewals: { ...s.renewals, [e.app]: (s.renewals[e.app] ?? 0) + 1 } };
+    case 'bundle':
+      return { ...s, bundle: s.bundle + 1 };
   }
+}
+
+const VM_NODE = vmNodeId('shop', 'vm', 'b-vm');
+/** What the controller passes as live inputs: the VM's node id while its proxy is connected. */
+const liveOf = (s: State) => ({ connectedVirtualMachines: s.vmConnected ? [VM_NODE] : [] });
+
+/**
+ * The certificates of a state (stand-ins: the compiler copies them into
+ * secrets and does not read them), one value per distinct state as the
+ * controller's certificate store gives: the same certificates are the same value.
+ */
+function certificatesOf(s: State, known: Map<string, CertificateInputs>): CertificateInputs {
+  const key = JSON.stringify([s.renewals, s.bundle]);
+  let c = known.get(key);
+  if (!c) {
+    const identities = [...APPS, 'vm'].map((a) => ({ identity: `spiffe://cluster.local/ns/shop/sa/${a}`, certificateChain: `chain-${a}-${s.renewals[a] ?? 0}`, privateKey: `key-${a}-${s.renewals[a] ?? 0}` }));
+    known.set(key, (c = { trustBundle: `bundle-${s.bundle}`, identities }));
+  }
+  return c;
 }
 
 function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs {
@@ -165,7 +211,10 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
       spec: { destination: { kind: 'ServiceAccount', name: g.to }, sources: [{ kind: 'ServiceAccount', name: g.from, namespace: home(g.from) }], rules: [g.http ? { kind: 'HTTPRouteGroup', name: 'api' } : { kind: 'TCPRoute', name: 'all' }] },
     }),
   );
+  // The same split on a TCP port (its weights are in the outbound listener's filter chain, not in a route table).
+  for (const [i, a] of ['b', 'c', 'd'].entries()) docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: `${a}-tcp`, namespace: ns }, spec: { selector: { app: a }, clusterIP: `198.18.202.${i + 1}`, ports: [{ name: 'tcp-raw', port: 9100, targetPort: 8080 }] } });
   if (s.split) docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: 's', namespace: ns }, spec: { service: 'b', backends: [{ service: 'c', weight: s.split[0] }, { service: 'd', weight: s.split[1] }] } });
+  if (s.split) docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: 'st', namespace: ns }, spec: { service: 'b-tcp', backends: [{ service: 'c-tcp', weight: s.split[0] }, { service: 'd-tcp', weight: s.split[1] }] } });
   // One file per namespace (and one for what is mesh-wide), as a folder or the cluster would give them: an edit in one namespace moves no other namespace's documents.
   const fileOf = (d: unknown) => {
     const { kind, metadata } = d as { kind: string; metadata: { namespace?: string } };
@@ -179,8 +228,9 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
     counts.set(source, document + 1);
     return { origin: { source, document, line: 0 }, value };
   });
+  if (s.vm) docs.push({ apiVersion: 'smc.dev/v1alpha1', kind: 'VirtualMachine', metadata: { name: 'b-vm', namespace: ns }, spec: { serviceAccount: 'vm', addresses: ['198.18.40.1'], ports: [{ name: 'http', port: 8080 }], labels: { app: 'b' } } });
   const problems = s.unparsable ? [{ origin: { source: 'broken.yaml', document: 0, line: 3 }, message: 'mapping values are not allowed here' }] : [];
-  return { documents, problems, ...(certificates ? { certificates } : {}) };
+  return { documents, problems, ...liveOf(s), ...(certificates ? { certificates } : {}) };
 }
 
 /** The inputs as a controller's input store holds them: one unit per file; a file whose content did not change is the same unit value. */
@@ -217,6 +267,10 @@ const start: State = {
   vips: 2,
   unparsable: false,
   rival: false,
+  vm: false,
+  vmConnected: false,
+  renewals: {},
+  bundle: 0,
 };
 
 test('property: a chain of compiles, each given the previous result, equals compiling each state from scratch', () => {
@@ -225,19 +279,20 @@ test('property: a chain of compiles, each given the previous result, equals comp
       let state = start;
       // The controller's way: the inputs as units (one per file), each compile given the previous one.
       const kept = new Map<string, { text: string; unit: InputUnit }>();
-      let units: UnitsCompileResult = compileUnits(unitsOf(inputs(state), kept));
-      let plans = planSnapshots(units.ir, codec);
+      const certificates = new Map<string, CertificateInputs>();
+      let units: UnitsCompileResult = compileUnits(unitsOf(inputs(state), kept), liveOf(state));
+      let plans = planSnapshots(units.ir, codec, certificatesOf(state, certificates));
       for (const e of edits) {
         state = apply(state, e);
-        const fresh = compile(inputs(state), codec);
+        const fresh = compile(inputs(state, certificatesOf(state, certificates)), codec);
         const previousIR = units.ir;
-        units = compileUnits(unitsOf(inputs(state), kept), undefined, units);
+        units = compileUnits(unitsOf(inputs(state), kept), liveOf(state), units);
         assert.deepEqual(units.ir, fresh.ir, `IR, after ${JSON.stringify(e)}`);
         assert.deepEqual(units.status, fresh.status, `status, after ${JSON.stringify(e)}`);
         // The index patched from the previous IR's is the one built from scratch.
         assert.deepEqual(meshIndex(units.ir, previousIR), meshIndex(structuredClone(fresh.ir)), `index, after ${JSON.stringify(e)}`);
         // Only the identities that read a changed key are planned again: the snapshots are those built from scratch, byte for byte.
-        plans = planSnapshots(units.ir, codec, undefined, plans, undefined, previousIR);
+        plans = planSnapshots(units.ir, codec, certificatesOf(state, certificates), plans, undefined, previousIR);
         assert.deepEqual(serialised([...plans.values()].map((p) => p.snapshot)), serialised(fresh.snapshots), `snapshots, after ${JSON.stringify(e)}`);
       }
     }),
@@ -254,9 +309,59 @@ test('property: a chain of compiles, each given the previous result, equals comp
         [[{ kind: 'extSlice', on: false }, { kind: 'vips', count: 15 }, { kind: 'vips', count: 0 }]],
         // Messages that depend on other files: a MeshConfig rejected while an older one exists; a file that does not parse, then removed.
         [[{ kind: 'rival', on: true }, { kind: 'rival', on: false }, { kind: 'unparsable', on: true }, { kind: 'unparsable', on: false }]],
+        // A VM joins b's endpoints when its proxy connects; renewals and a new trust bundle re-make secrets only; a permissive reach made again after each.
+        [[{ kind: 'vm', on: true }, { kind: 'vmConnected', on: true }, { kind: 'renew', app: 'a' }, { kind: 'meshconfig', permissive: true }, { kind: 'split', weights: [2, 1] }, { kind: 'bundle' }, { kind: 'vmConnected', on: false }]],
+        // A permissive reach made again: the split's weights change (b's outbound service is made again, the others kept), then its pod moves.
+        [[{ kind: 'meshconfig', permissive: true }, { kind: 'split', weights: [1, 3] }, { kind: 'split', weights: [3, 1] }, { kind: 'endpoint', app: 'c', octet: 2 }, { kind: 'split', weights: [0, 3] }]],
       ],
     },
   );
+});
+
+test('property: through the compile worker and into the snapshot cache (only change sets cross the thread, both ways), every step equals a compile from scratch', async () => {
+  const thread = startCompilerThread();
+  // The status the controller holds: the worker sends it only when it differs from its last answer (across runs too).
+  let status: readonly StatusEntry[] | undefined;
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 8 }), async (edits) => {
+        // A new cache: the worker forgets what it sent, and its next answer holds every snapshot.
+        await thread.reset();
+        const cache = createSnapshotCache();
+        const kept = new Map<string, { text: string; unit: InputUnit }>();
+        const certificates = new Map<string, CertificateInputs>();
+        let state = start;
+        for (const e of [undefined, ...edits]) {
+          if (e) state = apply(state, e);
+          const what = e ? `after ${JSON.stringify(e)}` : 'at the start';
+          const compiled = await thread.compile(unitsOf(inputs(state), kept), liveOf(state));
+          status = compiled.status ?? status;
+          const { changed, removed, complete, inconsistencies } = await thread.snapshots(certificatesOf(state, certificates));
+          assert.deepEqual(inconsistencies, []);
+          if (complete) cache.setSnapshots(changed);
+          else cache.update(changed, removed);
+          const fresh = compile(inputs(state, certificatesOf(state, certificates)), codec);
+          assert.deepEqual(status, fresh.status, `status, ${what}`);
+          const cached = cache.identities().map((id) => cache.get(id)!);
+          assert.deepEqual(
+            cached.map((c) => ({ identity: c.identity, types: PUSH_ORDER.map((k) => [c.types[k].version, [...c.types[k].resources.values()].map((x) => `${x.name}=${Buffer.from(x.bytes).toString('base64')}`)]) })),
+            serialised(fresh.snapshots).map(({ identity, types }) => ({ identity, types })),
+            `cached snapshots, ${what}`,
+          );
+        }
+      }),
+      {
+        numRuns: 40,
+        examples: [
+          // A permissive mesh: sets made of the shared reach's part and each identity's own, changed part by part.
+          [[{ kind: 'meshconfig', permissive: true }, { kind: 'split', weights: [1, 3] }, { kind: 'split', weights: [3, 1] }, { kind: 'renew', app: 'c' }, { kind: 'endpoint', app: 'b', octet: 2 }, { kind: 'split', weights: undefined }, { kind: 'meshconfig', permissive: false }]],
+          [[{ kind: 'vm', on: true }, { kind: 'vmConnected', on: true }, { kind: 'bundle' }, { kind: 'meshconfig', permissive: true }, { kind: 'vmConnected', on: false }, { kind: 'vm', on: false }]],
+        ],
+      },
+    );
+  } finally {
+    await thread.close();
+  }
 });
 
 test('an endpoint change re-translates only the identities that reach it; a renewed certificate only its own identity\'s secrets', async () => {
