@@ -301,3 +301,27 @@ test('a FIFO named like a YAML file does not hold the reader; an edit beside it 
     await f.source.close();
   }
 });
+
+test('a write that changes only what smc does not read of a Pod (its status conditions) is no change; its IP, or any field of a policy object, is', async () => {
+  const pod = (ip: string, ready: string) => `apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default, labels: {app: a}}\nspec: {serviceAccountName: a}\nstatus:\n  podIP: ${ip}\n  conditions: [{type: Ready, status: "${ready}"}]\n`;
+  const target = (extra: string) => `apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: t, namespace: default}\nspec:\n  destination: {kind: ServiceAccount, name: a}\n  sources: [{kind: ServiceAccount, name: b, namespace: default}]\n  rules: [{kind: TCPRoute, name: all}]\n${extra}`;
+  const f = await watchedFolder({ 'pod.yaml': pod('198.18.0.1', 'True'), 'tt.yaml': target(''), 'marker.yaml': configMap('m', 'one') });
+  const unit = (file: string) => f.store.units().get(`${f.source.name}\u0000${join(f.dir, file)}`);
+  try {
+    const before = unit('pod.yaml');
+    writeFileSync(join(f.dir, 'pod.yaml'), pod('198.18.0.1', 'False'));
+    await sleep(150);
+    // A later write, read after the one before it: once it is in, the status write was read too.
+    writeFileSync(join(f.dir, 'marker.yaml'), configMap('m', 'two'));
+    await waitFor('the marker', () => (/two/.test(f.text('marker.yaml')) ? true : undefined), 5000);
+    assert.equal(unit('pod.yaml'), before, 'the status write delivered nothing');
+    writeFileSync(join(f.dir, 'pod.yaml'), pod('198.18.0.2', 'False'));
+    await waitFor('the new IP', () => (/198\.18\.0\.2/.test(f.text('pod.yaml')) ? true : undefined), 5000);
+    // Policy is read whole: a field smc does not know is delivered (rejected, its last accepted version kept, and the problem said), never dropped.
+    const policy = unit('tt.yaml');
+    writeFileSync(join(f.dir, 'tt.yaml'), target('  matchs: []\n'));
+    await waitFor('the policy edit', () => (unit('tt.yaml') !== policy ? true : undefined), 5000);
+  } finally {
+    await f.source.close();
+  }
+});

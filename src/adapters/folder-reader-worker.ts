@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import { dirname, sep } from 'node:path';
 import { checkDocument, type ObjectCheck } from '../compiler/decode/index.js';
+import { MEMBERSHIP_CODECS, project } from '../compiler/decode/project.js';
+import type { InputDocument } from '../compiler/inputs.js';
 import { isYamlFile, listUnder, MAX_FILE_BYTES, parseText } from './yaml-files.js';
 import type { FileChange, ReaderReply, ReaderRequest, ScanResult } from './folder-reader.js';
 
@@ -19,7 +21,29 @@ interface Seen {
   readonly hash: string;
   /** Written so close to when it was read that a later write could leave the same stat (mtime ticks are coarse). */
   readonly racy: boolean;
+  /** What smc reads of the content (see `readKey`): content that differs only in what smc does not read is no change. */
+  readonly read?: string;
 }
+
+/**
+ * The text of what smc reads of a file's documents: membership objects
+ * (Pods, Services, ...) as far as their codecs read them, as the Kubernetes
+ * source delivers them (decode/project.ts); every other document whole
+ * (policy is strict: every field counts); each with where it is. A write
+ * that changes only a Pod's status conditions leaves it the same.
+ */
+function readKey(documents: readonly InputDocument[], problems: readonly unknown[]): string {
+  return JSON.stringify([
+    documents.map((d) => {
+      const v = d.value as { apiVersion?: unknown; kind?: unknown } | null;
+      const codec = v !== null && typeof v === 'object' && typeof v.kind === 'string' && typeof v.apiVersion === 'string' && MEMBERSHIP_API.has(v.apiVersion) ? MEMBERSHIP_CODECS[v.kind] : undefined;
+      return [d.origin, codec ? [v!.apiVersion, v!.kind, project(codec, v)] : d.value];
+    }),
+    problems,
+  ]);
+}
+/** The API versions of Kubernetes' own membership kinds (a document of another version is read whole, and decoding says what is wrong with it). */
+const MEMBERSHIP_API: ReadonlySet<string> = new Set(['v1', 'discovery.k8s.io/v1']);
 
 const roots: readonly string[] = (workerData as { roots: string[] }).roots;
 const seen = new Map<string, Seen>();
@@ -75,6 +99,9 @@ function check(file: string, force: boolean): FileChange | undefined {
     seen.set(file, { stat, hash, racy });
     if (was?.hash === hash) return undefined;
     const parsed = parseText(content.toString('utf8'), file);
+    const read = readKey(parsed.documents, parsed.problems);
+    seen.set(file, { stat, hash, racy, read });
+    if (was?.read === read) return undefined;
     const checks: ObjectCheck[][] = parsed.documents.map((d) => checkDocument(d));
     return { file, kind: 'content', documents: parsed.documents, problems: parsed.problems, checks, changedAt: Number(s.ctimeNs / 1_000_000n) };
   } catch (e) {
