@@ -32,6 +32,12 @@ export interface Variant {
   movedPod?: number;
   /** An extra caller for this service (a policy change). */
   extraCaller?: [number, number];
+  /** This service's pod with a status condition (what smc does not read): Ready, or not. */
+  podReady?: [number, boolean];
+  /** This namespace (by number) without the mesh label: its workloads leave the mesh. */
+  outOfMesh?: number;
+  /** The MeshConfig with access logging on (every proxy's inbound listeners change). */
+  accessLog?: boolean;
 }
 
 /** The service `i`'s file: its pod, Service, the TrafficTarget letting the previous five call it, and every tenth a split. */
@@ -40,7 +46,8 @@ function serviceUnit(services: number, i: number, v: Variant = {}): SourceUnit {
   const ns = (k: number) => nsOf(k, v.perNamespace);
   const docs: unknown[] = [];
   const ip = `10.${Math.floor(i / 250) + 1}.${i % 250}.${i === v.movedPod ? 11 : 10}`;
-  docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: ns(i), labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name, ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: ip } });
+  const conditions = v.podReady?.[0] === i ? { conditions: [{ type: 'Ready', status: v.podReady[1] ? 'True' : 'False' }] } : {};
+  docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: ns(i), labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name, ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: ip, ...conditions } });
   docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns(i) }, spec: { selector: { app: name }, clusterIP: `172.16.${Math.floor(i / 250)}.${i % 250}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
   const callers = [1, 2, 3, 4, 5].map((d) => (i - d + services) % services).filter((c) => ns(c) === ns(i) && c !== i);
   if (v.extraCaller?.[0] === i) callers.push(v.extraCaller[1]);
@@ -64,10 +71,10 @@ export function meshUnits(services: number, v: Variant = {}): Map<string, Source
   const units = new Map<string, SourceUnit>();
   const namespaces: unknown[] = [];
   for (let n = 0; n * (v.perNamespace ?? PER_NAMESPACE) < services; n++) {
-    namespaces.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `ns-${n}`, labels: { 'smc.dev/mesh': 'enabled' } } });
+    namespaces.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `ns-${n}`, labels: v.outOfMesh === n ? {} : { 'smc.dev/mesh': 'enabled' } } });
     namespaces.push({ apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: `ns-${n}` }, spec: {} });
   }
-  if (v.permissive) namespaces.push({ apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'smc', namespace: 'smc-system' }, spec: { permissive: true, trustDomain: 'cluster.local' } });
+  if (v.permissive || v.accessLog) namespaces.push({ apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'smc', namespace: 'smc-system' }, spec: { permissive: v.permissive ?? false, trustDomain: 'cluster.local', ...(v.accessLog ? { accessLog: true } : {}) } });
   units.set('namespaces.yaml', unit(namespaces, 'namespaces.yaml'));
   for (let i = 0; i < services; i++) units.set(`svc-${i}.yaml`, serviceUnit(services, i, v));
   return units;

@@ -35,6 +35,12 @@ export interface FolderRow {
   splitMs: number;
   /** Undefined in a permissive mesh (no proxy's configuration changes). */
   policyMs: number | undefined;
+  /** Compiles run for 5 writes of a pod's status conditions (nothing smc reads): 0 when the source sees they are no change. */
+  noiseCompiles: number;
+  /** A namespace leaving the mesh (its label removed): until its proxies' snapshots are gone. */
+  namespaceMs: number;
+  /** The MeshConfig turning access logs on: until every proxy has its new snapshot. */
+  meshConfigMs: number;
   renamesSeen: string;
   sameContentMs: number;
   reconcileMs: string;
@@ -52,7 +58,12 @@ export async function measureFolder(services: number, shape: Shape = { perNamesp
   const units = meshUnits(services, v);
   for (const [name, u] of units) writeFileSync(join(mesh, name.replace(/\.yaml$/, '.json')), json(u.documents));
   const t0 = performance.now();
-  const controller = await startController({ source: [mesh], stateDir: join(dir, 'state'), xdsHost: '127.0.0.1', xdsPort: 0, adminHost: '127.0.0.1', adminPort: 0, insecureXds: true, pushWindowMs: 0, log: () => {} });
+  // Each compile is published once, and says so in the log.
+  let publishes = 0;
+  const log = (message: string) => {
+    if (message.startsWith('controller: published')) publishes++;
+  };
+  const controller = await startController({ source: [mesh], stateDir: join(dir, 'state'), xdsHost: '127.0.0.1', xdsPort: 0, adminHost: '127.0.0.1', adminPort: 0, insecureXds: true, pushWindowMs: 0, log });
   const startMs = Math.round(performance.now() - t0);
   const rssMiB = Math.round(process.memoryUsage().rss / 1048576);
   try {
@@ -130,7 +141,28 @@ export async function measureFolder(services: number, shape: Shape = { perNamesp
       const file = join(mesh, `svc-${i}.json`);
       return { file, changed: json(meshUnits(services, { ...v, extraCaller: [i, j] }).get(`svc-${i}.yaml`)!.documents), back: json(units.get(`svc-${i}.yaml`)!.documents), affected: [identityOf(i), identityOf(j)] };
     });
-    const base = { services, shape: shapeName(shape, services), startMs, rssMiB, podMoveMs: Math.round(moves[2]!), splitMs, policyMs };
+    // A pod's status conditions written 5 times (Ready, not Ready, ...): smc reads none of it.
+    const noisy = Math.floor(services / 2) + 40;
+    const noisyFile = join(mesh, `svc-${noisy}.json`);
+    const publishedBefore = publishes;
+    for (let k = 0; k < 5; k++) {
+      writeFileSync(noisyFile, json(meshUnits(services, { ...v, podReady: [noisy, k % 2 === 0] }).get(`svc-${noisy}.yaml`)!.documents));
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const noiseCompiles = publishes - publishedBefore;
+    writeFileSync(noisyFile, json(units.get(`svc-${noisy}.yaml`)!.documents));
+    await new Promise((r) => setTimeout(r, 300));
+    // A namespace in the middle leaves the mesh (and comes back): its proxies' snapshots go.
+    const namespacesFile = join(mesh, 'namespaces.json');
+    const middle = Math.floor(services / 2 / shape.perNamespace);
+    const members = Array.from({ length: services }, (_, k) => k).filter((k) => Math.floor(k / shape.perNamespace) === middle).map(identityOf);
+    const namespaceMs = Math.round((await timed(inPlace, namespacesFile, json(meshUnits(services, { ...v, outOfMesh: middle }).get('namespaces.yaml')!.documents), members)) ?? 30_000);
+    await timed(inPlace, namespacesFile, json(units.get('namespaces.yaml')!.documents), members);
+    // The MeshConfig turns access logs on (and off again): every proxy's inbound listener changes.
+    const everyone = Array.from({ length: services }, (_, k) => identityOf(k));
+    const meshConfigMs = Math.round((await timed(inPlace, namespacesFile, json(meshUnits(services, { ...v, accessLog: true }).get('namespaces.yaml')!.documents), everyone)) ?? 30_000);
+    await timed(inPlace, namespacesFile, json(units.get('namespaces.yaml')!.documents), everyone);
+    const base = { services, shape: shapeName(shape, services), startMs, rssMiB, podMoveMs: Math.round(moves[2]!), splitMs, policyMs, noiseCompiles, namespaceMs, meshConfigMs };
     if (!watching) return { ...base, renamesSeen: '', sameContentMs: 0, reconcileMs: '' };
     let renames = 0;
     for (let k = 0; k < 5; k++) {

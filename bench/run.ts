@@ -153,6 +153,9 @@ const FOLDER_COLUMNS: [keyof FolderRow, string][] = [
   ['podMoveMs', 'pod move ms (median of 5)'],
   ['splitMs', 'split weight ms (median of 3)'],
   ['policyMs', 'TrafficTarget source ms (median of 3)'],
+  ['noiseCompiles', 'compiles for 5 pod status writes'],
+  ['namespaceMs', 'namespace leaves the mesh ms'],
+  ['meshConfigMs', 'MeshConfig access log on ms'],
   ['renamesSeen', 'edits by rename seen'],
   ['sameContentMs', '200 files rewritten unchanged, then one change ms'],
   ['reconcileMs', 'one reconcile pass ms'],
@@ -218,7 +221,8 @@ if (e) targets.push({ target: 'one endpoint change, 5,000 services / 10,000 prox
 // Every single-object change, in every shape, through the watched folder.
 for (const r of folderRows) {
   const times = [r.podMoveMs, r.splitMs, ...(r.policyMs === undefined ? [] : [r.policyMs])];
-  targets.push({ target: `each single-object change <= 100 ms (${r.services} services, ${r.shape})`, result: `pod ${r.podMoveMs}, split ${r.splitMs}, TrafficTarget ${r.policyMs ?? 'n/a'} ms`, verdict: Math.max(...times) <= 100 ? 'pass' : 'miss' });
+  // Pod status noise passes when it runs no compile at all (nothing to push, nothing spent).
+  targets.push({ target: `each single-object change <= 100 ms, status noise free (${r.services} services, ${r.shape})`, result: `pod ${r.podMoveMs}, split ${r.splitMs}, TrafficTarget ${r.policyMs ?? 'n/a'} ms; noise: ${r.noiseCompiles} compiles`, verdict: Math.max(...times) <= 100 && r.noiseCompiles === 0 ? 'pass' : 'miss' });
 }
 const permissive1000 = folderRows.find((r) => r.services === 1000 && r.shape.startsWith('permissive'));
 if (permissive1000) targets.push({ target: 'permissive 1,000 services: start to ready <= 10 s, a pod move <= 200 ms', result: `${(permissive1000.startMs / 1000).toFixed(1)} s, ${permissive1000.podMoveMs} ms`, verdict: permissive1000.startMs <= 10_000 && permissive1000.podMoveMs <= 200 ? 'pass' : 'miss' });

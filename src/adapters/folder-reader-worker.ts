@@ -96,7 +96,8 @@ function check(file: string, force: boolean): FileChange | undefined {
     }
     const content = bytes.subarray(0, length);
     const hash = createHash('sha256').update(content).digest('hex');
-    seen.set(file, { stat, hash, racy });
+    // The same bytes: what was read of them stays what it was.
+    seen.set(file, { stat, hash, racy, ...(was?.read !== undefined && was.hash === hash ? { read: was.read } : {}) });
     if (was?.hash === hash) return undefined;
     const parsed = parseText(content.toString('utf8'), file);
     const read = readKey(parsed.documents, parsed.problems);
