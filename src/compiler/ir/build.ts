@@ -25,7 +25,13 @@ const MESH_WIDE = new Set<m.MeshObject['kind']>(['Namespace', 'MeshConfig']);
  * build from scratch gives.
  */
 export interface IRMemo {
-  /** The mesh settings and namespaces (JSON): when they change, nothing is kept. */
+  /**
+   * The mesh settings (JSON): when they change, nothing is kept. Which
+   * namespaces are in the mesh is not part of it: a namespace's part says
+   * whether it was in the mesh, and what a part read of another namespace
+   * (its workloads, its accounts) is recorded and compared, so a namespace
+   * joining or leaving rebuilds it and the parts that read it.
+   */
   readonly mesh: string;
   readonly parts: ReadonlyMap<string, NamespacePart>;
   /** Services that were given a virtual IP: the service as built -> with its address. */
@@ -143,7 +149,7 @@ export function buildGroupedIR(
   const settings = meshSettings(of(global, 'MeshConfig'), status, runningTrustDomain);
   const namespaces = meshNamespaces(of(global, 'Namespace'), status);
   const meshNames = [...namespaces].sort(compareStrings);
-  const meshText = JSON.stringify([settings, meshNames]);
+  const meshText = JSON.stringify(settings);
   const kept = previous?.mesh === meshText ? previous.parts : undefined;
 
   const connected = connectedVirtualMachines && groupBy(connectedVirtualMachines, (node) => node.slice(0, node.indexOf('/')));

@@ -1,8 +1,7 @@
-import { sameItems } from '../group.js';
 import { compareStrings, type MeshIR } from './types.js';
 
 /**
- * What differs between two IRs of the same settings and namespaces, list by
+ * What differs between two IRs of the same settings, list by
  * list: the elements of `before` that are not in `after` and those of `after`
  * that are not in `before` (an element that changed is in both). The lists
  * are sorted, and an IR built from the previous one shares the elements of
@@ -10,8 +9,8 @@ import { compareStrings, type MeshIR } from './types.js';
  * looks closer only where they differ: it costs a pointer comparison per
  * element, and the changes.
  */
-/** The IR's lists (everything but its settings and namespaces, whose change changes everything). */
-export type IRLists = Omit<MeshIR, 'settings' | 'namespaces'>;
+/** The IR's lists (everything but its settings, whose change changes everything). */
+export type IRLists = Omit<MeshIR, 'settings'>;
 
 export type IRDiff = { readonly [K in keyof IRLists]: Changes<IRLists[K][number]> };
 
@@ -25,6 +24,7 @@ const ORDERS: { readonly [K in keyof IRLists]-?: (a: IRLists[K][number], b: IRLi
   services: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name),
   access: (a, b) => compareStrings(a.destination, b.destination),
   splits: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.service, b.service),
+  namespaces: compareStrings,
 };
 
 export interface Changes<T> {
@@ -34,9 +34,9 @@ export interface Changes<T> {
 
 const cache = new WeakMap<MeshIR, { before: MeshIR; diff: IRDiff }>();
 
-/** Undefined when the settings or namespaces differ (everything may then differ). */
+/** Undefined when the settings differ (everything may then differ). */
 export function diffIR(before: MeshIR, after: MeshIR): IRDiff | undefined {
-  if (JSON.stringify(before.settings) !== JSON.stringify(after.settings) || !sameItems(before.namespaces, after.namespaces)) return undefined;
+  if (JSON.stringify(before.settings) !== JSON.stringify(after.settings)) return undefined;
   const known = cache.get(after);
   if (known?.before === before) return known.diff;
   const diff = Object.fromEntries(

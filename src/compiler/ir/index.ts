@@ -249,7 +249,7 @@ function addEndpoints(endpointsOf: Map<Identity, IndexedEndpoint[]>, s: ServiceI
   );
 }
 
-/** `base` with the changes of `diff` (the settings and namespaces are the same); each key whose value it changes goes into `touched`. */
+/** `base` with the changes of `diff` (the settings are the same); each key whose value it changes goes into `touched`. */
 function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>): MeshIndex {
   const touch = (field: string, keys: Iterable<string>) => {
     for (const k of keys) {
@@ -368,5 +368,14 @@ function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>): MeshIndex
     splitRootsOf = roots;
   }
   const identitySet = identities === base.identities ? base.identitySet : new Set(identities);
-  return { identities, identitySet, workloadsOf, grantsTo, grantsFrom, endpointsOf, service, splitOf, splitRootsOf, namespaceSet: base.namespaceSet, podSet };
+  // Namespaces that joined or left the mesh.
+  let namespaceSet = base.namespaceSet;
+  if (diff.namespaces.removed.length + diff.namespaces.added.length > 0) {
+    const set = new Set(base.namespaceSet);
+    for (const ns of diff.namespaces.removed) set.delete(ns);
+    for (const ns of diff.namespaces.added) set.add(ns);
+    namespaceSet = set;
+    touch('namespaceSet', [...diff.namespaces.removed, ...diff.namespaces.added]);
+  }
+  return { identities, identitySet, workloadsOf, grantsTo, grantsFrom, endpointsOf, service, splitOf, splitRootsOf, namespaceSet, podSet };
 }
