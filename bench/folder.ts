@@ -144,6 +144,11 @@ export async function measureFolder(services: number, shape: Shape = { perNamesp
     // A pod's status conditions written 5 times (Ready, not Ready, ...): smc reads none of it.
     const noisy = Math.floor(services / 2) + 40;
     const noisyFile = join(mesh, `svc-${noisy}.json`);
+    // Counted once the controller is quiet (no publish for a second): a compile of an earlier change is not counted.
+    for (let seen = -1; seen !== publishes; ) {
+      seen = publishes;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
     const publishedBefore = publishes;
     for (let k = 0; k < 5; k++) {
       writeFileSync(noisyFile, json(meshUnits(services, { ...v, podReady: [noisy, k % 2 === 0] }).get(`svc-${noisy}.yaml`)!.documents));
