@@ -67,6 +67,8 @@ test('the same objects through a real API server and in a folder give identical 
     for (let i = 0; i < 5; i++) {
       const conditions = [{ type: 'Ready', status: i % 2 === 0 ? 'False' : 'True', lastTransitionTime: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString() }];
       api.kubectl(['patch', 'pod', 'bookstore-v1-2', '-n', 'bookstore', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { conditions, containerStatuses: [{ name: 'bookstore', image: 'bookstore:v1', imageID: '', ready: i % 2 === 1, restartCount: i, started: true, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } }] } })]);
+      // A pod the informer first had from its list (the typed client's objects, whose timestamps are Dates) and now from a watch event (the API server's text): the same object.
+      api.kubectl(['patch', 'pod', 'bookthief-1', '-n', 'bookthief', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { conditions } })]);
       // (kubectl runs synchronously: the controller sees each write while the test waits.)
       await new Promise((r) => setTimeout(r, 300));
     }

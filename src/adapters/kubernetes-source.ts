@@ -90,6 +90,9 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
     const meta = value.metadata as Record<string, unknown>;
     value.apiVersion = isPolicy(w) ? writtenVersion(w, meta.managedFields) : w.apiVersion;
     value.kind = w.kind;
+    // One form of a timestamp: the typed client's list gives Dates (written with milliseconds), a watch event the API
+    // server's text (seconds); an object listed, then seen in an event, must not look changed.
+    for (const k of ['creationTimestamp', 'deletionTimestamp']) if (typeof meta[k] === 'string') meta[k] = rfc3339(meta[k]);
     // Bookkeeping the compiler does not read: a status write would otherwise look like a change.
     delete meta.resourceVersion;
     delete meta.managedFields;
@@ -324,4 +327,10 @@ export function apiError(e: unknown): string {
   const text = message ?? err.message ?? String(e);
   const code = typeof err.code === 'number' ? `HTTP ${err.code}: ` : '';
   return `${code}${text.split('\n')[0]!.slice(0, 500)}`;
+}
+
+/** A Kubernetes metadata timestamp (seconds precision) as the API server writes it: \`2026-01-01T00:00:00Z\`. */
+function rfc3339(text: string): string {
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? text : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
