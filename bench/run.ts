@@ -13,7 +13,8 @@
  *   many identities it touched (its callers), with the heap in use then;
  * All through the engine as the controller's compile worker runs it. The
  * controller and watched-folder tables run the real controller over a
- * folder of files, with proxies connected.
+ * folder of files, with proxies connected; the Kubernetes table runs it on
+ * the Kubernetes source against a real API server (bench/kube.ts).
  */
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { compileUnits, type UnitsCompileResult } from '../src/compiler/units.js';
@@ -22,6 +23,7 @@ import type { SourceUnit } from '../src/adapters/source.js';
 import { createSnapshotCache } from '../src/runtime/cache.js';
 import { measureControllerIsolated, meshUnits, type ControllerRow, type Variant } from './controller.js';
 import { measureFolderIsolated, type FolderRow, type Shape } from './folder.js';
+import { measureKubeIsolated, type KubeRow } from './kube.js';
 
 /** The mesh of `units` with `variant` applied: the units it changes are new values, the others the same ones (as a folder source keeps unchanged files). */
 function edited(units: ReadonlyMap<string, SourceUnit>, services: number, variant: Variant): Map<string, SourceUnit> {
@@ -161,7 +163,7 @@ const FOLDER_COLUMNS: [keyof FolderRow, string][] = [
   ['reconcileMs', 'one reconcile pass ms'],
 ];
 
-// node dist/bench/run.js [SIZES...] [--proxies 1,10] [--only compiler|controller|folder] [--shapes 50,one,permissive]
+// node dist/bench/run.js [SIZES...] [--proxies 1,10] [--only compiler|controller|folder|kube] [--shapes 50,one,permissive]
 const args = process.argv.slice(2);
 const option = (name: string) => {
   const i = args.indexOf(name);
@@ -198,8 +200,28 @@ if (only === undefined || only === 'folder') {
   }
   process.stdout.write(`Watched folder (the real controller over a folder of one file per service, push window 0; each change's time is from the file's write until the last proxy it affects has its new snapshot in the cache)\n\n${table(folderRows, FOLDER_COLUMNS)}\n\n`);
 }
+const KUBE_COLUMNS: [keyof KubeRow, string][] = [
+  ['services', 'services'],
+  ['shape', 'shape'],
+  ['createMs', 'objects created in the API server ms'],
+  ['startMs', 'start to ready ms'],
+  ['podMoveMs', 'pod IP ms (median of 5)'],
+  ['splitMs', 'split weight ms (median of 3)'],
+  ['policyMs', 'TrafficTarget source ms (median of 3)'],
+  ['noiseCompiles', 'compiles for 5 pod status writes'],
+];
+const kubeRows: KubeRow[] = [];
+if (only === undefined || only === 'kube') {
+  // Through the Kubernetes source against a real API server (scripts/install-kube.sh builds it): at most 1,000 services (creating them takes most of the row's time).
+  for (const n of chosen.filter((x) => x <= 1000)) {
+    const row = await measureKubeIsolated(n);
+    process.stderr.write(`bench: kube ${JSON.stringify(row)}\n`);
+    kubeRows.push(row);
+  }
+  if (kubeRows.length > 0) process.stdout.write(`Kubernetes source (the real controller watching a real kube-apiserver; each change is a write to the API server, timed until the last proxy it affects has its new snapshot in the cache)\n\n${table(kubeRows, KUBE_COLUMNS)}\n\n`);
+}
 const controllerRows: ControllerRow[] = [];
-if (only !== 'compiler' && only !== 'folder') {
+if (only === undefined || only === 'controller') {
   for (const n of chosen) {
     // At most 20,000 streams: one process of proxies on this machine.
     for (const p of perIdentity) if (n * p <= 20_000) controllerRows.push(await measureControllerIsolated(n, p));
@@ -223,6 +245,9 @@ for (const r of folderRows) {
   const times = [r.podMoveMs, r.splitMs, ...(r.policyMs === undefined ? [] : [r.policyMs])];
   // Pod status noise passes when it runs no compile at all (nothing to push, nothing spent).
   targets.push({ target: `each single-object change <= 100 ms, status noise free (${r.services} services, ${r.shape})`, result: `pod ${r.podMoveMs}, split ${r.splitMs}, TrafficTarget ${r.policyMs ?? 'n/a'} ms; noise: ${r.noiseCompiles} compiles`, verdict: Math.max(...times) <= 100 && r.noiseCompiles === 0 ? 'pass' : 'miss' });
+}
+for (const r of kubeRows) {
+  targets.push({ target: `each single-object change <= 100 ms, status noise free (${r.services} services, ${r.shape})`, result: `pod ${r.podMoveMs}, split ${r.splitMs}, TrafficTarget ${r.policyMs} ms; noise: ${r.noiseCompiles} compiles`, verdict: Math.max(r.podMoveMs, r.splitMs, r.policyMs) <= 100 && r.noiseCompiles === 0 ? 'pass' : 'miss' });
 }
 const permissive1000 = folderRows.find((r) => r.services === 1000 && r.shape.startsWith('permissive'));
 if (permissive1000) targets.push({ target: 'permissive 1,000 services: start to ready <= 10 s, a pod move <= 200 ms', result: `${(permissive1000.startMs / 1000).toFixed(1)} s, ${permissive1000.podMoveMs} ms`, verdict: permissive1000.startMs <= 10_000 && permissive1000.podMoveMs <= 200 ? 'pass' : 'miss' });
