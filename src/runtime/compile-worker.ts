@@ -43,7 +43,9 @@ export interface SnapshotChanges {
    * Snapshots that changed since the worker's last answer, each with only
    * the types that changed (every type of an identity not sent before: all
    * of them the first time, or after a reset). A resource set many
-   * identities share is one object in the answer, copied across once.
+   * identities share is one object in the answer, copied across once; a set
+   * made of parts crosses as its parts (see `composeSets`), so a part shared
+   * by the whole mesh is copied once however many sets hold it.
    */
   readonly changed: SnapshotPatch[];
   /** Identities that are no longer in the mesh. */
