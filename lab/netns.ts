@@ -165,6 +165,8 @@ export async function createTestNetwork(options: { subnet?: number; gateway?: { 
             child.stderr.on('data', (d: Buffer) => (err += d.toString()));
             child.on('error', reject);
             child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} in ${name} exited ${code}: ${err.trim()}`))));
+            // A command that exits without reading its input closes the pipe first (EPIPE): its exit code says how it went.
+            child.stdin.on('error', () => undefined);
             child.stdin.end(o.input ?? '');
           });
         },
