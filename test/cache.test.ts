@@ -58,7 +58,7 @@ test('setSnapshots reports per identity, type and resource what changed, what wa
   const noRoute = { ...edited, types: { ...edited.types, route: { version: 'r2', resources: [] } } };
   const changes = cache.setSnapshots([noRoute, client1!]);
   const byId = new Map(changes.map((c) => [c.identity, c]));
-  assert.deepEqual(byId.get(client0!.identity)?.types, { endpoint: { changed: [cla.name], removed: [] }, route: { changed: [], removed: ['outbound|80'] } });
+  assert.deepEqual(byId.get(client0!.identity)?.types, { endpoint: { changed: [cla.name], removed: [] }, route: { changed: [], removed: ['outbound|80|server.app'] } });
   assert.equal(byId.get(client1!.identity), undefined, 'an identity whose snapshot did not change is not reported');
   const server = snapshots.find((s) => s.identity.endsWith('/sa/server'))!;
   assert.equal(byId.get(server.identity)?.gone, true, 'an identity left out of the new set is gone');

@@ -56,8 +56,9 @@ test('the bookstore mesh in network namespaces: policy, splits, TCP routes and m
     await t.test('deny by default: bookbuyer is served, bookthief is not; permissive mode lets bookthief through and back out', async () => {
       const buyer = await lab.call('bookbuyer-1', { kind: 'http', url: `${BOOKSTORE}/buy-a-book`, headers: AS_BUYER, count: 20 });
       assert.equal(ok(buyer), 20, JSON.stringify(buyer));
-      // By cluster IP, as the README says: with the service's name as Host, and with the IP itself.
-      for (const headers of [{ ...AS_BUYER, host: 'bookstore.bookstore:14001' }, AS_BUYER]) {
+      // By cluster IP, as the README says: with the service's name as Host, with the IP itself, and with another service's name:
+      // the destination picks the service's routes, not the Host header.
+      for (const headers of [{ ...AS_BUYER, host: 'bookstore.bookstore:14001' }, AS_BUYER, { ...AS_BUYER, host: 'bookwarehouse.bookwarehouse:14001' }]) {
         const byIp = await lab.call('bookbuyer-1', { kind: 'http', url: 'http://198.18.100.1:14001/buy-a-book', headers, count: 5 });
         assert.equal(ok(byIp), 5, `by cluster IP (${JSON.stringify(headers)}): ${JSON.stringify(byIp)}`);
       }

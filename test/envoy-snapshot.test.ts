@@ -145,7 +145,7 @@ test('consistency is checked on the resources as translated (no decoding): sound
   const assignment = (sets.endpoint[0] as { clusterName: string }).clusterName;
   const quoted = assignment.replace(/[|.]/g, '\\$&');
   const check = (change: Partial<typeof sets>) => resourceInconsistencies(s.identity, { ...sets, ...change }).join('\n');
-  assert.match(check({ route: [] }), /a listener names route configuration outbound\|14001, which does not exist/);
+  assert.match(check({ route: [] }), /a listener names route configuration outbound\|14001\|bookstore\.bookstore, which does not exist/);
   const noCluster = check({ cluster: sets.cluster.filter((c) => (c as { name: string }).name !== assignment) });
   assert.match(noCluster, new RegExp(`cluster ${quoted} is routed to but does not exist`));
   assert.match(noCluster, new RegExp(`ClusterLoadAssignment ${quoted} belongs to no EDS cluster`));

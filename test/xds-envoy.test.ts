@@ -29,15 +29,24 @@ for (const variant of ['sotw', 'delta'] as const) {
     const { envoy, adminPort, stderr } = await startEnvoy('bookbuyer/bookbuyer', controller.xdsPort, dir, state, { delta: variant === 'delta' });
     try {
       const identity = 'spiffe://cluster.local/ns/bookbuyer/sa/bookbuyer';
+      // State of the world: Envoy reports, per resource, the version of the response in which that resource last changed
+      // (a resource sent again unchanged keeps its version); delta: each resource's own version.
+      const changedIn = new Map<string, { hash: string; version: string }>();
       const expected = () => {
         const s = controller.cache.get(identity)!;
-        // State of the world: Envoy reports the response's version; delta: each resource's own version.
         return Object.fromEntries(
           PUSH_ORDER.map((k) => {
             const rs = [...s.types[k].resources.values()];
             if (k === 'endpoint') return [k, rs.map((r) => r.name).sort()];
             if (variant === 'delta') return [k, [...new Set(rs.map((r) => r.version))].sort()];
-            return [k, rs.length > 0 ? [s.types[k].version] : []];
+            const versions = rs.map((r) => {
+              const key = `${k}\0${r.name}`;
+              const known = changedIn.get(key);
+              if (known?.hash === r.version) return known.version;
+              changedIn.set(key, { hash: r.version, version: s.types[k].version });
+              return s.types[k].version;
+            });
+            return [k, [...new Set(versions)].sort()];
           }),
         );
       };

@@ -78,7 +78,7 @@ test('a proxy that stops reading fills its HTTP/2 window and waits alone: anothe
   const client2 = new Client(`127.0.0.1:${controller.xdsPort}`, grpc.credentials.createInsecure());
   try {
     const RDS = TYPE_URL.route;
-    const subscribe = (x: ReturnType<typeof open>, id: string) => x.send({ node: { id }, typeUrl: RDS, resourceNames: ['outbound|14001'], versionInfo: '', responseNonce: '' });
+    const subscribe = (x: ReturnType<typeof open>, id: string) => x.send({ node: { id }, typeUrl: RDS, resourceNames: ['outbound|14001|bookstore.bookstore'], versionInfo: '', responseNonce: '' });
     const stuck = open(client, 'sotw');
     subscribe(stuck, 'bookbuyer/bookbuyer/stuck');
     await stuck.next();

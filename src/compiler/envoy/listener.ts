@@ -10,6 +10,7 @@ import {
   inboundClusterName,
   inboundRouteName,
   outboundRouteName,
+  serviceRouteName,
   upstreamServerName,
 } from './names.js';
 import { isHttp, type Action, type OutboundService } from './outbound.js';
@@ -163,8 +164,9 @@ export function inboundListener(settings: Pick<MeshIR['settings'], 'permissive' 
   };
 }
 
-function outboundFilters(o: OutboundService, statPrefix: string): object[] {
-  if (isHttp(o.protocol)) return [httpConnectionManager(statPrefix, outboundRouteName(o.port.port), [], false)];
+/** An outbound chain's filters: HTTP routed by the route configuration named `route`, TCP proxied to where the service's traffic goes. */
+function outboundFilters(o: OutboundService, statPrefix: string, route: string): object[] {
+  if (isHttp(o.protocol)) return [httpConnectionManager(statPrefix, route, [], false)];
   return [tcpProxy(statPrefix, o.fallback!)];
 }
 
@@ -199,7 +201,8 @@ export function transparentListener(services: readonly OutboundService[], warn: 
         destinationPort: o.port.port,
         prefixRanges: ips.map((ip) => ({ addressPrefix: ip, prefixLen: ip.includes(':') ? 128 : 32 })),
       },
-      filters: outboundFilters(o, `outbound_${o.port.port}_${o.service.name}.${o.service.namespace}`),
+      // The destination (cluster IP and port) names the service: its own route table, not the port's (serviceRouteName).
+      filters: outboundFilters(o, `outbound_${o.port.port}_${o.service.name}.${o.service.namespace}`, serviceRouteName(o.service, o.port.port)),
     });
     if (ips.length !== o.service.clusterIPs.length) chains.push(chain());
     else chains.push(chainOf(JSON.stringify([o.port.port, o.service.name, o.service.namespace, o.service.clusterIPs, o.protocol, isHttp(o.protocol) ? null : o.fallback]), chain));
@@ -233,7 +236,7 @@ export function explicitListeners(services: readonly OutboundService[], warn: (m
       name: explicitListenerName(port),
       address: socketAddress('127.0.0.1', port),
       trafficDirection: 'OUTBOUND',
-      filterChains: [{ filters: chosen ? outboundFilters(chosen, `explicit_${port}`) : [httpConnectionManager(`explicit_${port}`, outboundRouteName(port), [], false)] }],
+      filterChains: [{ filters: chosen ? outboundFilters(chosen, `explicit_${port}`, outboundRouteName(port)) : [httpConnectionManager(`explicit_${port}`, outboundRouteName(port), [], false)] }],
     });
   }
   return listeners;

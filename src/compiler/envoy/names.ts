@@ -13,8 +13,20 @@ export const outboundClusterName = (s: Pick<ServiceIR, 'namespace' | 'name'>, po
 
 export const inboundClusterName = (port: number): string => `inbound|${port}|local`;
 
-/** Route configuration shared by every HTTP upstream on one service port; virtual hosts tell services apart. */
+/**
+ * Route configuration shared by every HTTP upstream on one service port;
+ * virtual hosts tell services apart by the Host header (explicit mode's
+ * local listeners, proxyless clients).
+ */
 export const outboundRouteName = (port: number): string => `outbound|${port}`;
+
+/**
+ * Route configuration of one service port as the transparent listener
+ * reaches it: the connection's original destination (the service's cluster
+ * IP and port) already names the service, so its table holds that service
+ * alone, whatever the Host header says.
+ */
+export const serviceRouteName = (s: Pick<ServiceIR, 'namespace' | 'name'>, port: number): string => `outbound|${port}|${s.name}.${s.namespace}`;
 
 /** Route configuration of one inbound (local application) port. */
 export const inboundRouteName = (port: number): string => `inbound|${port}`;

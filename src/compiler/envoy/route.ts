@@ -1,7 +1,7 @@
 import type { Grant, HttpMatchIR, PortProtocol } from '../ir/types.js';
 import { compareStrings, policyName } from '../ir/types.js';
 import { routeMatch } from './match.js';
-import { inboundClusterName, inboundRouteName, outboundRouteName, serviceHost } from './names.js';
+import { inboundClusterName, inboundRouteName, outboundRouteName, serviceHost, serviceRouteName } from './names.js';
 import { isHttp, type Action, type OutboundService } from './outbound.js';
 import { groupBy } from '../group.js';
 import { TYPE_PREFIX } from './codec.js';
@@ -59,6 +59,8 @@ interface Hosts {
   readonly elsewhereDomains: readonly string[];
   elsewhere?: ReturnType<typeof virtualHost>;
   home?: ReturnType<typeof virtualHost>;
+  /** The service's own table (serviceRouteConfigs). */
+  own?: { readonly name: string; readonly virtualHosts: readonly ReturnType<typeof virtualHost>[] };
 }
 const hostsMemo = new WeakMap<OutboundService, Hosts>();
 function hostsOf(o: OutboundService): Hosts {
@@ -99,10 +101,25 @@ function virtualHost(o: OutboundService, port: number, domains: string[]) {
   return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes, retryPolicy: OUTBOUND_RETRY };
 }
 
+/**
+ * One RouteConfiguration per HTTP service port this proxy calls, for the
+ * transparent listener's chain of that service (the original destination
+ * chose the service; any Host header is routed by that service's routes).
+ * A table is made once per outbound service, so every namespace's proxies
+ * of a permissive mesh share the same tables, and a change to one service
+ * (a split's weights) changes its table alone.
+ */
+export function serviceRouteConfigs(services: readonly OutboundService[]) {
+  return services.filter((o) => isHttp(o.protocol)).map((o) => {
+    const h = hostsOf(o);
+    return (h.own ??= { name: serviceRouteName(o.service, o.port.port), virtualHosts: [virtualHost(o, o.port.port, ['*'])] });
+  });
+}
+
 /** The services of a reach grouped by HTTP port, once per reach (every namespace's tables are made from them). */
 const byPortMemo = new WeakMap<readonly OutboundService[], Map<number, OutboundService[]>>();
 
-/** One RouteConfiguration per HTTP service port this proxy calls. */
+/** One RouteConfiguration per HTTP port this proxy calls, its services told apart by the Host header (explicit mode, proxyless clients). */
 export function outboundRouteConfigs(services: readonly OutboundService[], callerNamespace: string) {
   let byPort = byPortMemo.get(services);
   if (!byPort) byPortMemo.set(services, (byPort = groupBy(services.filter((o) => isHttp(o.protocol)), (o) => o.port.port)));

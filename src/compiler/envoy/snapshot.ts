@@ -14,7 +14,7 @@ import { explicitListeners, inboundListener, inboundPorts, transparentListener }
 import { outboundServices, type OutboundService } from './outbound.js';
 import { proxylessListeners } from './proxyless.js';
 import { probeClusters, probeListener, type ProbeChain } from './probes.js';
-import { inboundRouteConfig, OUTBOUND_RETRY, outboundRouteConfigs } from './route.js';
+import { inboundRouteConfig, OUTBOUND_RETRY, outboundRouteConfigs, serviceRouteConfigs } from './route.js';
 import { identitySecret, trustBundleSecret } from './secret.js';
 
 /**
@@ -452,7 +452,10 @@ function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo:
   // What the reach alone decides is made once per reach (once for all identities of a permissive mesh), and checked once.
   const once = <T>(key: string, make: (warn: (m: string) => void) => T): T => fromReach(reach, key, warn, make);
   const objectOf = <T extends object>(key: string, make: () => T): T => reachObject(reach, key, make);
-  const outboundRoutes = once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))));
+  // Tables by port (the Host header tells services apart) for explicit mode's listeners and proxyless clients, per namespace (short names are the namespace's own).
+  const portRoutes = () => once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))));
+  // A table per service for the transparent listener's chains: the same for every namespace.
+  const serviceRoutes = () => once('service routes', () => kept(reach, 'service routes', serviceRouteConfigs(outbound)));
   const endpoints = assignments(reach);
   const none: Named[] = [];
   let shared: SharedResources;
@@ -463,15 +466,18 @@ function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo:
   if (dataPlane === 'proxyless') {
     const clusters = once('clusters', () => upstreams.map((u) => objectOf(`cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))));
     const listeners = once('proxyless', (w) => proxylessListeners(outbound, w) as Named[]);
-    shared = once(`shared proxyless ${namespace}`, () => ({ cluster: clusters, endpoint: endpoints, listener: listeners, route: outboundRoutes }));
+    shared = once(`shared proxyless ${namespace}`, () => ({ cluster: clusters, endpoint: endpoints, listener: listeners, route: portRoutes() }));
     ownResources = { cluster: none, endpoint: none, listener: none, route: none, secret: none };
   } else {
     const outboundClusters = once('clusters', () => kept(reach, 'clusters', upstreams.map((u) => objectOf(`cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))))));
     const transparent = modes.has('transparent') ? once('transparent', (w) => kept(reach, 'transparent', transparentListener(outbound, w, (key, make) => objectOf(`chain ${key}`, make)))) : undefined;
     const explicit = modes.has('explicit') ? once('explicit', (w) => explicitListeners(outbound, w) as Named[]) : [];
-    shared = once(`shared envoy ${namespace} ${plan.modes.join(' ')}`, () => {
+    // Which tables the listeners name: per service (transparent), per port (explicit), or both. Without explicit mode they do not depend on the namespace.
+    const routesKey = modes.has('explicit') ? `${namespace} ${plan.modes.join(' ')}` : plan.modes.join(' ');
+    shared = once(`shared envoy ${routesKey}`, () => {
       const listener = once(`listeners ${plan.modes.join(' ')}`, () => kept(reach, `listeners ${plan.modes.join(' ')}`, [...(transparent && transparent.filterChains.length > 0 ? [transparent] : []), ...explicit]));
-      return { cluster: outboundClusters, endpoint: endpoints, listener, route: outboundRoutes };
+      const route = !modes.has('explicit') ? serviceRoutes() : !modes.has('transparent') ? portRoutes() : kept(reach, `routes both ${namespace}`, [...serviceRoutes(), ...portRoutes()]);
+      return { cluster: outboundClusters, endpoint: endpoints, listener, route };
     });
     if (reused) ownResources = { ...reused.resources, secret: secrets };
     else {
