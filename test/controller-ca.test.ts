@@ -75,3 +75,30 @@ test('a certificate renewal rebuilds that identity\'s snapshot alone: only its s
     await controller.close();
   }
 });
+
+test('renewals are not pushed back by a controller that publishes all the time: every certificate is renewed before it expires', async () => {
+  const { controller, logs, dir } = await testController('examples/bookstore', { serviceCertTtlMs: 3000 });
+  try {
+    // A policy edit every 300 ms for 7 s: a publish each time, more often than a renewal is due (3 s certificates are renewed about every 2 s).
+    const policy = join(dir, 'mesh', '40-policy.yaml');
+    const text = readFileSync(policy, 'utf8');
+    const end = Date.now() + 7000;
+    for (let k = 0; Date.now() < end; k++) {
+      writeFileSync(policy, text.replace('weight: 90', `weight: ${k % 2 === 0 ? 80 : 90}`));
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const now = Date.now();
+    const seen = [...logs];
+    const ids = controller.cache.identities();
+    for (const id of ids) {
+      const lines = seen.filter((l) => l.startsWith(`ca: renewed the certificate of ${id} `));
+      assert.ok(lines.length >= 2, `${id} was renewed ${lines.length} time(s) in 7 s of publishes`);
+      // The certificate it holds now (the last one issued) is still valid.
+      const last = [...seen].reverse().find((l) => l.startsWith(`ca: issued the certificate of ${id} `) || l.startsWith(`ca: renewed the certificate of ${id} `))!;
+      const expires = new Date(/expires (\S+)\)/.exec(last)![1]!).getTime();
+      assert.ok(expires > now, `${id}: its certificate expired ${now - expires} ms ago`);
+    }
+  } finally {
+    await controller.close();
+  }
+});

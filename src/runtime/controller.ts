@@ -297,16 +297,37 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       scheduleRenewal();
       return changes;
     };
+    /**
+     * The renewal runs when the first certificate is due (and, after a
+     * failure, not before its retry). Every publish schedules it again, but
+     * never later than a renewal already set: a controller publishing more
+     * often than the delay must not keep pushing a due renewal back until
+     * certificates expire under live traffic.
+     */
+    let renewAt: number | undefined;
+    let retryAfter = 0;
     const scheduleRenewal = () => {
-      clearTimeout(renewTimer);
       const next = certs.nextRenewal();
-      if (closed || next === undefined) return;
+      if (closed || next === undefined) {
+        clearTimeout(renewTimer);
+        renewAt = undefined;
+        return;
+      }
+      const at = Math.max(next, Date.now() + 100, retryAfter);
+      if (renewAt !== undefined && renewAt <= at) return;
+      clearTimeout(renewTimer);
+      renewAt = at;
       renewTimer = setTimeout(() => {
-        void serialized(() => publish(last, true)).catch((e: Error) => {
-          o.log(`ca: renewal failed, retrying in 10s: ${e.message}`, { level: 'error' });
-          renewTimer = setTimeout(scheduleRenewal, 10_000);
-        });
-      }, Math.min(Math.max(next - Date.now(), 1000), 2 ** 31 - 1));
+        renewAt = undefined;
+        void serialized(() => publish(last, true)).then(
+          () => void (retryAfter = 0),
+          (e: Error) => {
+            o.log(`ca: renewal failed, retrying in 10s: ${e.message}`, { level: 'error' });
+            retryAfter = Date.now() + 10_000;
+            scheduleRenewal();
+          },
+        );
+      }, Math.min(at - Date.now(), 2 ** 31 - 1));
       renewTimer.unref();
     };
     let logged = new Set<string>();
