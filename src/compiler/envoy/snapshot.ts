@@ -221,8 +221,16 @@ function encodeRouteTable(codec: ProtoCodec, json: Named): Uint8Array | undefine
   });
 }
 
-/** A listener encoded from its filter chains' bytes, each chain object encoded once. */
+/**
+ * A listener of many filter chains (a shared reach's transparent listener,
+ * one chain per service of the mesh) encoded from its chains' bytes, each
+ * chain object encoded once; a listener of a few chains (its own objects,
+ * made for one identity) costs less encoded whole.
+ */
+const MANY_CHAINS = 16;
 function encodeListener(codec: ProtoCodec, json: Named): Uint8Array | undefined {
+  const chains = (json as { filterChains?: unknown }).filterChains;
+  if (!Array.isArray(chains) || chains.length < MANY_CHAINS) return undefined;
   return encodeByItems(codec, TYPES.listener, json, LISTENER_CHAINS, (chain) => {
     let bytes = chainBytes.get(chain);
     if (!bytes) chainBytes.set(chain, (bytes = codec.encode(FILTER_CHAIN, chain)));
@@ -437,13 +445,13 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
   // The secrets of the previous snapshot when its certificate is the same: not made or encoded again.
   const keptSecrets = previous && sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle) ? previous.snapshot.types.secret : undefined;
   const { snapshot, inconsistencies, own: ownPart } = translate(proxy, identity, codec, memo, secretsOf(), previous?.own, keptSecrets);
-  const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads, own: ownPart };
+  const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads, ...(ownPart ? { own: ownPart } : {}) };
   secretSources.set(planned, madeWith);
   return planned;
 }
 
 /** A plan's Envoy resources, encoded: reads the plan and nothing else (and the secrets, made from the certificate). */
-function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo: EncodeMemo, secrets: Named[], previousOwn?: OwnPart, keptSecrets?: ResourceSet): { snapshot: Snapshot; inconsistencies: string[]; own: OwnPart } {
+function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo: EncodeMemo, secrets: Named[], previousOwn?: OwnPart, keptSecrets?: ResourceSet): { snapshot: Snapshot; inconsistencies: string[]; own: OwnPart | undefined } {
   const { reach, dataPlane, namespace, inbound, injected, probes, probeChains } = plan;
   const { upstreams, outbound } = reach;
   const modes = new Set(plan.modes);
@@ -469,7 +477,16 @@ function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo:
     shared = once(`shared proxyless ${namespace}`, () => ({ cluster: clusters, endpoint: endpoints, listener: listeners, route: portRoutes() }));
     ownResources = { cluster: none, endpoint: none, listener: none, route: none, secret: none };
   } else {
-    const outboundClusters = once('clusters', () => kept(reach, 'clusters', upstreams.map((u) => objectOf(`cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))))));
+    const outboundClusters = once('clusters', () =>
+      kept(
+        reach,
+        'clusters',
+        upstreams.map((u) => {
+          const input = outboundClusterKey(u, dataPlane);
+          return objectOf(`cluster ${input}`, () => keyed(outboundCluster(u), input));
+        }),
+      ),
+    );
     const transparent = modes.has('transparent') ? once('transparent', (w) => kept(reach, 'transparent', transparentListener(outbound, w, (key, make) => objectOf(`chain ${key}`, make)))) : undefined;
     const explicit = modes.has('explicit') ? once('explicit', (w) => explicitListeners(outbound, w) as Named[]) : [];
     // Which tables the listeners name: per service (transparent), per port (explicit), or both. Without explicit mode they do not depend on the namespace.
@@ -504,7 +521,8 @@ function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo:
     route: encodeParts(codec, 'route', shared.route, ownResources.route, ownSets.route, memo),
     secret: keptSecrets ?? encodeSet(codec, 'secret', ownResources.secret, memo),
   };
-  const own: OwnPart = reused ?? { key, resources: { ...ownResources, secret: none }, sets: ownSets };
+  // Kept for the next plan only where a reach is shared (a permissive mesh): there a change of the reach re-plans every identity, and its own part is what it keeps.
+  const own: OwnPart | undefined = !reach.shared ? undefined : (reused ?? { key, resources: { ...ownResources, secret: none }, sets: ownSets });
   // References close within the snapshot: checked on what was just built, not by decoding it again.
   return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared), own };
 }
@@ -526,6 +544,8 @@ interface Reach {
   endpoints?: ResourceSet;
   /** Resources made from the reach alone (see `fromReach`), with the warnings their making gave. */
   readonly made: Map<string, { readonly value: unknown; readonly warnings: readonly string[] }>;
+  /** The one reach every identity of a permissive mesh shares (made once per IR). */
+  readonly shared: boolean;
   /**
    * Objects made from one part of the reach, by the text of what they are made
    * from (an upstream's cluster and assignment, an outbound service): a shared
@@ -547,6 +567,8 @@ interface Reach {
  * found again, so a change costs the parts of the reach it touches.
  */
 function kept<T extends object>(reach: Reach, key: string, value: T): T {
+  // Only a shared reach is made again from a prior one: an identity's own reach keeps nothing.
+  if (!reach.shared) return value;
   const before = reach.prior?.get(`kept ${key}`) as T | undefined;
   const out = before !== undefined && sameOneLevel(before, value) ? before : value;
   reach.objects.set(`kept ${key}`, out);
@@ -567,6 +589,7 @@ function sameOneLevel(a: object, b: object): boolean {
 
 /** The object of `key` in this reach: the one made before (in this reach or the prior one), or `make`'s. */
 function reachObject<T extends object>(reach: Reach, key: string, make: () => T): T {
+  if (!reach.shared) return make();
   let o = reach.objects.get(key);
   if (o === undefined) reach.objects.set(key, (o = reach.prior?.get(key) ?? make()));
   return o as T;
@@ -613,9 +636,9 @@ function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared:
   const made = outboundServices(ir, upstreams);
   const upstreamRows = upstreams.map((u) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.identities]);
   const outboundRows = made.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split]);
-  if (!shared) return { upstreams, outbound: made, warnings, plan: [upstreamRows, outboundRows], made: new Map(), objects: new Map() };
+  if (!shared) return { upstreams, outbound: made, warnings, plan: [upstreamRows, outboundRows], made: new Map(), objects: new Map(), shared };
   // Shared: its text is hashed once, and every plan holds the hash. An outbound service whose row is the same as before is the object it was.
-  const reach: Reach = { upstreams, outbound: [], warnings, plan: '', made: new Map(), objects: new Map(), ...(prior ? { prior } : {}) };
+  const reach: Reach = { upstreams, outbound: [], warnings, plan: '', made: new Map(), objects: new Map(), shared, ...(prior ? { prior } : {}) };
   const hash = createHash('sha256');
   hash.update(JSON.stringify(upstreamRows));
   const outbound = made.map((o, i) => {
