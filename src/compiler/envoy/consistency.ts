@@ -138,12 +138,15 @@ const walked = new WeakMap<object, References>();
 /** Walks resources for the fields that name other resources. */
 function references(values: readonly object[]): References {
   const out: References = { routes: [], clusters: [], secrets: [] };
-  const add = (v: object) => {
-    let refs = walked.get(v);
-    if (!refs) walked.set(v, (refs = walkOne(v)));
+  const merge = (refs: References) => {
     out.routes.push(...refs.routes);
     out.clusters.push(...refs.clusters);
     out.secrets.push(...refs.secrets);
+  };
+  const add = (v: object) => {
+    let refs = walked.get(v);
+    if (!refs) walked.set(v, (refs = walkOne(v)));
+    merge(refs);
   };
   for (const v of values) {
     // A route table's virtual hosts and a listener's filter chains are objects many resources (and compiles) hold: each is walked once.
@@ -154,10 +157,7 @@ function references(values: readonly object[]): References {
       continue;
     }
     for (const item of items as object[]) add(item);
-    const refs = walkOne(rest);
-    out.routes.push(...refs.routes);
-    out.clusters.push(...refs.clusters);
-    out.secrets.push(...refs.secrets);
+    merge(walkOne(rest));
   }
   return out;
 }

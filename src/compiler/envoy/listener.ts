@@ -175,8 +175,7 @@ function outboundFilters(o: OutboundService, statPrefix: string, route: string):
  * redirected connections and picks a filter chain by original destination
  * (service cluster IP and port). Unknown destinations match no chain and are
  * closed: deny by default.
- */
-/**
+ *
  * `chainOf` gives the filter chain of a service port that keeps all its
  * cluster IPs by the text of what it is made from: a caller that keeps chains
  * between compiles (a shared reach) hands back the chain it made before, so

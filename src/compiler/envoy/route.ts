@@ -49,46 +49,21 @@ export function serviceDomains(o: OutboundService, callerNamespace: string): str
 }
 
 /**
- * A service's virtual hosts, made once per outbound service (an object a
- * later compile reuses when the service's plan did not change): as callers in
- * other namespaces see it (all its names but the short one), held by the
- * route tables of every other namespace, and as its own namespace sees it.
- * Each object is encoded once.
+ * A service's virtual hosts that many route tables hold, made once per
+ * outbound service (an object a later compile reuses when the service's plan
+ * did not change), so each is encoded once: its own table's single host
+ * (serviceRouteConfigs), and its host as callers in other namespaces see it
+ * (all its names but the short one) in the per-port tables.
  */
 interface Hosts {
-  readonly elsewhereDomains: readonly string[];
   elsewhere?: ReturnType<typeof virtualHost>;
-  home?: ReturnType<typeof virtualHost>;
-  /** The service's own table (serviceRouteConfigs). */
   own?: { readonly name: string; readonly virtualHosts: readonly ReturnType<typeof virtualHost>[] };
 }
 const hostsMemo = new WeakMap<OutboundService, Hosts>();
 function hostsOf(o: OutboundService): Hosts {
   let h = hostsMemo.get(o);
-  if (!h) hostsMemo.set(o, (h = { elsewhereDomains: serviceDomains(o, '') }));
+  if (!h) hostsMemo.set(o, (h = {}));
   return h;
-}
-
-/**
- * Whether no two services of a port's list can claim the same domain in any
- * namespace's table: the names other namespaces use are all distinct, and
- * no service's short name is one of them. Then every table is its services'
- * hosts as they are (nothing to take away), and the check is made once for
- * all namespaces' tables of a reach.
- */
-const distinctMemo = new WeakMap<readonly OutboundService[], boolean>();
-function distinctDomains(list: readonly OutboundService[]): boolean {
-  let known = distinctMemo.get(list);
-  if (known !== undefined) return known;
-  const seen = new Set<string>();
-  known = true;
-  for (const o of list) for (const d of hostsOf(o).elsewhereDomains) {
-    if (seen.has(d)) known = false;
-    seen.add(d);
-  }
-  for (const o of list) if (seen.has(o.service.name) || seen.has(`${o.service.name}:${o.port.port}`)) known = false;
-  distinctMemo.set(list, known);
-  return known;
 }
 
 function virtualHost(o: OutboundService, port: number, domains: string[]) {
@@ -116,22 +91,10 @@ export function serviceRouteConfigs(services: readonly OutboundService[]) {
   });
 }
 
-/** The services of a reach grouped by HTTP port, once per reach (every namespace's tables are made from them). */
-const byPortMemo = new WeakMap<readonly OutboundService[], Map<number, OutboundService[]>>();
-
 /** One RouteConfiguration per HTTP port this proxy calls, its services told apart by the Host header (explicit mode, proxyless clients). */
 export function outboundRouteConfigs(services: readonly OutboundService[], callerNamespace: string) {
-  let byPort = byPortMemo.get(services);
-  if (!byPort) byPortMemo.set(services, (byPort = groupBy(services.filter((o) => isHttp(o.protocol)), (o) => o.port.port)));
+  const byPort = groupBy(services.filter((o) => isHttp(o.protocol)), (o) => o.port.port);
   return [...byPort.entries()].map(([port, list]) => {
-    if (distinctDomains(list)) {
-      const virtualHosts = list.map((o) => {
-        const h = hostsOf(o);
-        if (o.service.namespace === callerNamespace) return (h.home ??= virtualHost(o, port, serviceDomains(o, callerNamespace)));
-        return (h.elsewhere ??= virtualHost(o, port, [...h.elsewhereDomains]));
-      });
-      return { name: outboundRouteName(port), virtualHosts };
-    }
     // Envoy rejects a route table in which two virtual hosts share a domain; the first service (by name) keeps it.
     const taken = new Set<string>();
     const virtualHosts = list.map((o) => {

@@ -278,9 +278,9 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
  * that part's set itself, so identities with the same resources share one set.
  */
 const encodedParts = new WeakMap<readonly Named[], Map<ResourceKind, ResourceSet>>();
-function encodeParts(codec: ProtoCodec, kind: ResourceKind, shared: readonly Named[], own: readonly Named[], ownSet: ResourceSet, memo: EncodeMemo): ResourceSet {
+function encodeParts(codec: ProtoCodec, kind: ResourceKind, shared: readonly Named[], ownSet: ResourceSet, memo: EncodeMemo): ResourceSet {
   const sharedPart = sharedSet(codec, kind, shared, memo);
-  if (own.length === 0) return sharedPart;
+  if (ownSet.resources.length === 0) return sharedPart;
   if (shared.length === 0) return ownSet;
   return composeSets(sharedPart, ownSet);
 }
@@ -515,10 +515,10 @@ function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo:
     route: encodeSet(codec, 'route', ownResources.route, memo),
   };
   const types = {
-    cluster: encodeParts(codec, 'cluster', shared.cluster, ownResources.cluster, ownSets.cluster, memo),
+    cluster: encodeParts(codec, 'cluster', shared.cluster, ownSets.cluster, memo),
     endpoint: endpointSet(reach, codec, memo),
-    listener: encodeParts(codec, 'listener', shared.listener, ownResources.listener, ownSets.listener, memo),
-    route: encodeParts(codec, 'route', shared.route, ownResources.route, ownSets.route, memo),
+    listener: encodeParts(codec, 'listener', shared.listener, ownSets.listener, memo),
+    route: encodeParts(codec, 'route', shared.route, ownSets.route, memo),
     secret: keptSecrets ?? encodeSet(codec, 'secret', ownResources.secret, memo),
   };
   // Kept for the next plan only where a reach is shared (a permissive mesh): there a change of the reach re-plans every identity, and its own part is what it keeps.
