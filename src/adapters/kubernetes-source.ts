@@ -329,7 +329,7 @@ export function apiError(e: unknown): string {
   return `${code}${text.split('\n')[0]!.slice(0, 500)}`;
 }
 
-/** A Kubernetes metadata timestamp (seconds precision) as the API server writes it: \`2026-01-01T00:00:00Z\`. */
+/** A Kubernetes metadata timestamp (seconds precision) as the API server writes it: `2026-01-01T00:00:00Z`. */
 function rfc3339(text: string): string {
   const t = Date.parse(text);
   return Number.isNaN(t) ? text : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
