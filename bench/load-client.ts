@@ -2,8 +2,8 @@
  * The controller bench's proxies, in a process of their own (so their cost
  * is not counted as the controller's): raw ADS streams (SotW) that behave as
  * Envoy does at the protocol level. Each stream subscribes to CDS and LDS
- * (wildcard), EDS for the clusters CDS named, and RDS for the outbound route
- * table; it acknowledges every response. Driven by the parent over IPC:
+ * (wildcard), EDS for the clusters CDS named, and RDS for the route tables
+ * its listeners name; it acknowledges every response. Driven by the parent over IPC:
  *   {connect: {port, nodes}}          -> {connected: ms}
  *   {expect: [[node, typeUrl], ...]}  -> {arrived: [[node, typeUrl, epochMs], ...]} once each (node, type) got a response after the message
  */
@@ -15,6 +15,18 @@ import { Client } from '../test/helpers/ads-client.js';
 
 const protos = loadEnvoyProtos();
 const Cluster = protos.lookupType('envoy.config.cluster.v3.Cluster');
+/** The route tables a listener's HTTP filters name (as Envoy subscribes RDS for them). */
+function routeNames(bytes: Uint8Array, out: Set<string>): void {
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) return v.forEach(walk);
+    if (v === null || typeof v !== 'object') return;
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'routeConfigName' && typeof x === 'string') out.add(x);
+      else walk(x);
+    }
+  };
+  walk(protos.toJson('envoy.config.listener.v3.Listener', bytes));
+}
 // As many streams per connection as the ADS server allows (more would wait for a free one, forever); each
 // client has a connection of its own (grpc-js would otherwise share one among clients of the same address).
 const STREAMS_PER_CHANNEL = STREAM_LIMITS.streamsPerConnection;
@@ -35,6 +47,7 @@ function proxy(channel: grpc.Client, node: string, onReady: () => void) {
   const call = (channel as unknown as { sotw: () => grpc.ClientDuplexStream<unknown, Response> }).sotw();
   calls.push(call);
   let edsNames: string[] = [];
+  let rdsNames: string[] = [];
   let ready = false;
   let sawEndpoints = false;
   // Ready once it has its clusters and the endpoints of those that have any (a proxy that calls nobody has none).
@@ -68,8 +81,18 @@ function proxy(channel: grpc.Client, node: string, onReady: () => void) {
       check();
       return;
     }
-    const names = r.typeUrl === TYPE_URL.endpoint ? edsNames : r.typeUrl === TYPE_URL.route ? ['outbound|80'] : [];
+    const names = r.typeUrl === TYPE_URL.endpoint ? edsNames : r.typeUrl === TYPE_URL.route ? rdsNames : [];
     subscribe(r.typeUrl, names, r.versionInfo, r.nonce);
+    if (r.typeUrl === TYPE_URL.listener) {
+      // As Envoy: RDS for the route tables the listeners name.
+      const named = new Set<string>();
+      for (const a of r.resources) routeNames(a.value, named);
+      const rds = [...named].sort();
+      if (rds.join('\n') !== rdsNames.join('\n')) {
+        rdsNames = rds;
+        subscribe(TYPE_URL.route, rdsNames);
+      }
+    }
     if (r.typeUrl === TYPE_URL.endpoint) {
       sawEndpoints = true;
       check();
@@ -80,7 +103,6 @@ function proxy(channel: grpc.Client, node: string, onReady: () => void) {
   });
   subscribe(TYPE_URL.cluster, []);
   subscribe(TYPE_URL.listener, []);
-  subscribe(TYPE_URL.route, ['outbound|80']);
 }
 
 process.on('message', (m: { connect?: { port: number; nodes: string[] }; expect?: [string, string][]; stop?: true }) => {
