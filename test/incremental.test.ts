@@ -364,7 +364,7 @@ test('property: through the compile worker and into the snapshot cache (only cha
   }
 });
 
-test('an endpoint change re-translates only the identities that reach it; a renewed certificate only its own identity\'s secrets', async () => {
+test('an endpoint change re-translates only the identities that reach it (in a permissive mesh, nobody: the shared endpoint set is swapped in); a renewed certificate only its own identity\'s secrets', async () => {
   const ids = APPS.map((a) => `spiffe://cluster.local/ns/shop/sa/${a}`);
   const certs = await throwawayCertificates('cluster.local', ids);
   const state: State = { ...start, grants: [{ from: 'a', to: 'b', http: true }, { from: 'c', to: 'd', http: false }] };
@@ -389,6 +389,24 @@ test('an endpoint change re-translates only the identities that reach it; a rene
   const [before, after] = [first, afterRenewal].map((r) => snapshotsOf(r).find((s) => s.identity === ids[3])!);
   for (const kind of ['cluster', 'endpoint', 'listener', 'route'] as const) assert.equal(after!.types[kind], before!.types[kind], `${kind} was not built again`);
   assert.notEqual(after!.types.secret.version, before!.types.secret.version);
+
+  // Permissive: every identity reaches b, and b's pod moving changes the endpoint set they share and nothing else. Nobody
+  // but b (whose own workload moved) is planned again: each other plan is the very value it was, and b's is equal to its
+  // previous one. Each snapshot takes the new endpoint set, every other type kept.
+  const open = { ...state, permissive: true };
+  const openFirst = step(open, certs);
+  const openMoved = step({ ...open, ips: { b: 2 } }, certs, openFirst);
+  const fresh = step({ ...open, ips: { b: 2 } }, certs);
+  for (const id of ids) {
+    const [was, now, scratch] = [openFirst, openMoved, fresh].map((r) => r.plans.get(id)!);
+    if (id === ids[1]) assert.deepEqual(now!.plan, was!.plan, 'b planned again, to the same plan');
+    else assert.equal(now!.plan, was!.plan, `${id} was not planned again`);
+    for (const kind of ['cluster', 'listener', 'route', 'secret'] as const) assert.equal(now!.snapshot.types[kind], was!.snapshot.types[kind], `${id}: ${kind} kept`);
+    assert.notEqual(now!.snapshot.types.endpoint.version, was!.snapshot.types.endpoint.version, `${id}: the endpoint set is new`);
+    assert.equal(now!.snapshot.types.endpoint.version, scratch!.snapshot.types.endpoint.version, `${id}: as a compile from scratch gives it`);
+  }
+  const endpointSets = new Set(ids.map((id) => openMoved.plans.get(id)!.snapshot.types.endpoint));
+  assert.equal(endpointSets.size, 1, 'one endpoint set, shared');
 });
 
 test('units that name the same source are compiled as one whole: their messages mix as they would in one list of documents', () => {

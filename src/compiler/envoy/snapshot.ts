@@ -3,6 +3,7 @@ import type { CertificateInputs } from '../inputs.js';
 import { changedKeys, meshIndex, recordedView } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, type Identity, type MeshIR, type MeshSettings, type Workload } from '../ir/types.js';
+import { sameItems } from '../group.js';
 import type { InterceptionMode } from '../model.js';
 import type { InboundPort } from './listener.js';
 import type { NamedProbe } from '../probes.js';
@@ -618,16 +619,34 @@ function reachOf(mesh: MeshIR, view: MeshIR, identity: Identity, dataPlane: Data
   const shared = mesh.settings.permissive && meshIndex(view).identitySet.has(identity);
   if (shared) {
     reads.add('*');
-    let byPlane = sharedReach.get(mesh);
-    if (!byPlane) sharedReach.set(mesh, (byPlane = new Map()));
-    const known = byPlane.get(dataPlane);
-    if (known) return known;
-    const prior = previousMesh && previousMesh !== mesh ? sharedReach.get(previousMesh)?.get(dataPlane) : undefined;
-    const made = makeReach(mesh, identity, dataPlane, true, prior?.objects);
-    byPlane.set(dataPlane, made);
-    return made;
+    return sharedReachOf(mesh, identity, dataPlane, previousMesh);
   }
   return makeReach(view, identity, dataPlane, false);
+}
+
+/** The one reach of a data plane that every identity of a permissive mesh shares (`identity`: any of them), made once per IR. */
+function sharedReachOf(mesh: MeshIR, identity: Identity, dataPlane: DataPlane, previousMesh: MeshIR | undefined): Reach {
+  let byPlane = sharedReach.get(mesh);
+  if (!byPlane) sharedReach.set(mesh, (byPlane = new Map()));
+  const known = byPlane.get(dataPlane);
+  if (known) return known;
+  const prior = previousMesh && previousMesh !== mesh ? sharedReach.get(previousMesh)?.get(dataPlane) : undefined;
+  const made = makeReach(mesh, identity, dataPlane, true, prior?.objects);
+  byPlane.set(dataPlane, made);
+  return made;
+}
+
+/**
+ * The shared reach of `dataPlane` in `mesh`, when what plans hold of it (its
+ * plan hash, its warnings) is the same as in `previousMesh`: a change that
+ * moved endpoints only. Undefined otherwise, or when the previous one is not
+ * known.
+ */
+function sameSharedReach(mesh: MeshIR, previousMesh: MeshIR, identity: Identity, dataPlane: DataPlane): Reach | undefined {
+  const before = sharedReach.get(previousMesh)?.get(dataPlane);
+  if (!before) return undefined;
+  const after = sharedReachOf(mesh, identity, dataPlane, previousMesh);
+  return after.plan === before.plan && sameItems(after.warnings, before.warnings) ? after : undefined;
 }
 
 function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean, prior?: ReadonlyMap<string, object>): Reach {
@@ -704,23 +723,47 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     return dirty;
   };
   // The same identities and certificates as the previous plans were made with: only the identities the change touches are looked at.
-  if (!identities && made?.dependents !== undefined && made.certificates === certificates && made.identities === all) {
-    const dirty = dirtyOf(made.dependents);
-    if (dirty) {
-      // The index of readers moves to the new plans (the previous ones are not planned from again).
-      const dependents = made.dependents;
-      made.dependents = undefined;
-      const out = new Map(previous);
-      const replanned = [...dirty].filter((id) => out.has(id));
-      for (const id of replanned) {
-        const before = out.get(id)!;
-        const after = plan(id, before);
-        out.set(id, after);
-        if (after !== before) moveReads(dependents, id, before.reads, after.reads);
-      }
-      plannedWith.set(out, { certificates, identities: all, replanned, dependents });
-      return out;
+  if (!identities && made?.dependents !== undefined && made.certificates === certificates && made.identities === all && keys !== 'all') {
+    // The index of readers moves to the new plans (the previous ones are not planned from again).
+    const dependents = made.dependents;
+    made.dependents = undefined;
+    const out = new Map(previous);
+    // Those that read a changed key of their own are planned again.
+    const own = new Set<Identity>();
+    for (const k of keys) for (const id of dependents.get(k) ?? []) if (out.has(id)) own.add(id);
+    const replanned = [...own];
+    for (const id of own) {
+      const before = out.get(id)!;
+      const after = plan(id, before);
+      out.set(id, after);
+      if (after !== before) moveReads(dependents, id, before.reads, after.reads);
     }
+    // Those that read nothing changed but the mesh's shared reach (a permissive mesh): when what their plans hold of it is
+    // the same (endpoints moved, nothing else), their plans are too; they take the new endpoint set without being planned.
+    if (keys.size > 0) {
+      const reaches = new Map<DataPlane, Reach | undefined>();
+      for (const id of dependents.get('*') ?? []) {
+        const before = out.get(id);
+        if (!before || own.has(id)) continue;
+        const dataPlane = before.snapshot.dataPlane;
+        if (!reaches.has(dataPlane)) reaches.set(dataPlane, sameSharedReach(ir, previousIR!, id, dataPlane));
+        const reach = reaches.get(dataPlane);
+        let after: PlannedSnapshot;
+        if (reach) {
+          const endpoint = endpointSet(reach, codec, memo);
+          if (endpoint.version === before.snapshot.types.endpoint.version) continue;
+          after = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, endpoint } } };
+          secretSources.set(after, secretSources.get(before)!);
+        } else {
+          after = plan(id, before);
+          if (after !== before) moveReads(dependents, id, before.reads, after.reads);
+        }
+        out.set(id, after);
+        replanned.push(id);
+      }
+    }
+    plannedWith.set(out, { certificates, identities: all, replanned, dependents });
+    return out;
   }
   const dirty = dirtyOf(made?.dependents);
   const out = new Map<Identity, PlannedSnapshot>();
