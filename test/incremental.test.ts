@@ -49,6 +49,8 @@ interface State {
   /** A VirtualMachine in shop with app b's label (an endpoint of b beside its pod), and whether its proxy is connected. */
   vm: boolean;
   vmConnected: boolean;
+  /** Whether the proxyless pod (account p) has app b's label. */
+  proxyless: boolean;
   /** How often each identity's certificate was renewed, and the trust bundle replaced (a new root). */
   renewals: Record<string, number>;
   bundle: number;
@@ -73,6 +75,7 @@ type Edit =
   | { kind: 'rival'; on: boolean }
   | { kind: 'vm'; on: boolean }
   | { kind: 'vmConnected'; on: boolean }
+  | { kind: 'proxyless'; on: boolean }
   | { kind: 'renew'; app: string }
   | { kind: 'bundle' };
 
@@ -96,6 +99,7 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('rival' as const), on: fc.boolean() }),
   fc.record({ kind: fc.constant('vm' as const), on: fc.boolean() }),
   fc.record({ kind: fc.constant('vmConnected' as const), on: fc.boolean() }),
+  fc.record({ kind: fc.constant('proxyless' as const), on: fc.boolean() }),
   fc.record({ kind: fc.constant('renew' as const), app: fc.constantFrom(...APPS, 'vm') }),
   fc.record({ kind: fc.constant('bundle' as const) }),
 );
@@ -138,6 +142,8 @@ function apply(s: State, e: Edit): State {
       return { ...s, vm: e.on };
     case 'vmConnected':
       return { ...s, vmConnected: e.on };
+    case 'proxyless':
+      return { ...s, proxyless: e.on };
     case 'renew':
       return { ...s, renewals: { ...s.renewals, [e.app]: (s.renewals[e.app] ?? 0) + 1 } };
     case 'bundle':
@@ -215,6 +221,9 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
   for (const [i, a] of ['b', 'c', 'd'].entries()) docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: `${a}-tcp`, namespace: ns }, spec: { selector: { app: a }, clusterIP: `198.18.202.${i + 1}`, ports: [{ name: 'tcp-raw', port: 9100, targetPort: 8080 }] } });
   if (s.split) docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: 's', namespace: ns }, spec: { service: 'b', backends: [{ service: 'c', weight: s.split[0] }, { service: 'd', weight: s.split[1] }] } });
   if (s.split) docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: 'st', namespace: ns }, spec: { service: 'b-tcp', backends: [{ service: 'c-tcp', weight: s.split[0] }, { service: 'd-tcp', weight: s.split[1] }] } });
+  if (s.vm) docs.push({ apiVersion: 'smc.dev/v1alpha1', kind: 'VirtualMachine', metadata: { name: 'b-vm', namespace: ns }, spec: { serviceAccount: 'vm', addresses: ['198.18.40.1'], ports: [{ name: 'http', port: 8080 }], labels: { app: 'b' } } });
+  // A proxyless gRPC client's pod, given b's label: then an endpoint of b that sidecars leave out, with a warning (a reach's warning without a change of its rows).
+  docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p-1', namespace: ns, labels: { app: s.proxyless ? 'b' : 'p' }, annotations: { 'smc.dev/interception': 'proxyless' } }, spec: { serviceAccountName: 'p', containers: [{ name: 'p', ports: [{ containerPort: 8080 }] }] }, status: { podIP: '198.18.50.1' } });
   // One file per namespace (and one for what is mesh-wide), as a folder or the cluster would give them: an edit in one namespace moves no other namespace's documents.
   const fileOf = (d: unknown) => {
     const { kind, metadata } = d as { kind: string; metadata: { namespace?: string } };
@@ -228,7 +237,6 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
     counts.set(source, document + 1);
     return { origin: { source, document, line: 0 }, value };
   });
-  if (s.vm) docs.push({ apiVersion: 'smc.dev/v1alpha1', kind: 'VirtualMachine', metadata: { name: 'b-vm', namespace: ns }, spec: { serviceAccount: 'vm', addresses: ['198.18.40.1'], ports: [{ name: 'http', port: 8080 }], labels: { app: 'b' } } });
   const problems = s.unparsable ? [{ origin: { source: 'broken.yaml', document: 0, line: 3 }, message: 'mapping values are not allowed here' }] : [];
   return { documents, problems, ...liveOf(s), ...(certificates ? { certificates } : {}) };
 }
@@ -269,6 +277,7 @@ const start: State = {
   rival: false,
   vm: false,
   vmConnected: false,
+  proxyless: false,
   renewals: {},
   bundle: 0,
 };
@@ -313,6 +322,8 @@ test('property: a chain of compiles, each given the previous result, equals comp
         [[{ kind: 'vm', on: true }, { kind: 'vmConnected', on: true }, { kind: 'renew', app: 'a' }, { kind: 'meshconfig', permissive: true }, { kind: 'split', weights: [2, 1] }, { kind: 'bundle' }, { kind: 'vmConnected', on: false }]],
         // A permissive reach made again: the split's weights change (b's outbound service is made again, the others kept), then its pod moves.
         [[{ kind: 'meshconfig', permissive: true }, { kind: 'split', weights: [1, 3] }, { kind: 'split', weights: [3, 1] }, { kind: 'endpoint', app: 'c', octet: 2 }, { kind: 'split', weights: [0, 3] }]],
+        // A permissive reach whose rows stay while its warnings change (a proxyless endpoint of b, which sidecars leave out), then a split with it.
+        [[{ kind: 'meshconfig', permissive: true }, { kind: 'proxyless', on: true }, { kind: 'split', weights: [1, 1] }, { kind: 'proxyless', on: false }, { kind: 'split', weights: [2, 1] }]],
       ],
     },
   );
