@@ -318,6 +318,8 @@ export interface PlannedSnapshot {
   readonly reads: ReadonlySet<string>;
   /** The identity's own resources (its inbound side) as built and encoded, with what they were built from: a plan whose reach alone changed reuses them. */
   readonly own?: OwnPart;
+  /** The plan, where the reach is the mesh's shared one (with `own`): a change of that reach alone makes the next plan from it. */
+  readonly proxy?: ProxyPlan;
 }
 
 /** An identity's own resources: built from the plan's fields but its reach (`ownKey`). */
@@ -413,10 +415,17 @@ function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<str
   };
 }
 
-export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot, previousMesh?: MeshIR): PlannedSnapshot {
+/**
+ * The planned snapshot of `identity`. With `sharedReach` (the mesh's new
+ * shared reach, when the identity read nothing else that changed), the plan
+ * is the previous one with that reach: what the identity read of the mesh
+ * itself is the same, so it is not read again.
+ */
+export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot, previousMesh?: MeshIR, sharedReach?: Reach): PlannedSnapshot {
+  const fromPrevious = sharedReach && previous?.proxy;
   // The plan reads the mesh through this view: what it reads is what it depends on.
-  const reads = new Set<string>();
-  const proxy = makePlan(mesh, recordedView(mesh, (key) => reads.add(key)), identity, reads, previousMesh);
+  const reads = fromPrevious ? previous.reads : new Set<string>();
+  const proxy = fromPrevious ? withReach(fromPrevious, sharedReach) : makePlan(mesh, recordedView(mesh, (key) => (reads as Set<string>).add(key)), identity, reads as Set<string>, previousMesh);
   const plan = fingerprintOf(proxy);
   const own = certificateOf(certificates, identity);
   // Secrets depend on the certificate alone: they are not part of the plan, and a new certificate re-encodes them and nothing else.
@@ -439,16 +448,23 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
       ...(sameEndpoints ? {} : { endpoint }),
       ...(sameSecretsAsBefore ? {} : { secret: encodeSet(codec, 'secret', secretsOf(), memo) }),
     };
-    const renewed: PlannedSnapshot = { plan, snapshot: { ...previous.snapshot, types }, inconsistencies: previous.inconsistencies, reads };
+    // The same plan: its own part (built from the plan alone) stays, for a later change of the reach to reuse.
+    const renewed: PlannedSnapshot = { plan, snapshot: { ...previous.snapshot, types }, inconsistencies: previous.inconsistencies, reads, ...(previous.own ? { own: previous.own, proxy } : {}) };
     secretSources.set(renewed, madeWith);
     return renewed;
   }
   // The secrets of the previous snapshot when its certificate is the same: not made or encoded again.
   const keptSecrets = previous && sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle) ? previous.snapshot.types.secret : undefined;
   const { snapshot, inconsistencies, own: ownPart } = translate(proxy, identity, codec, memo, secretsOf(), previous?.own, keptSecrets);
-  const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads, ...(ownPart ? { own: ownPart } : {}) };
+  const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads, ...(ownPart ? { own: ownPart, proxy } : {}) };
   secretSources.set(planned, madeWith);
   return planned;
+}
+
+/** `plan` with another shared reach: its own warnings (those its reach did not give) and the new reach's, in the order `makePlan` gives them. */
+function withReach(plan: ProxyPlan, reach: Reach): ProxyPlan {
+  const before = new Set(plan.reach.warnings);
+  return { ...plan, reach, warnings: [...new Set([...plan.warnings.filter((w) => !before.has(w)), ...reach.warnings])] };
 }
 
 /** A plan's Envoy resources, encoded: reads the plan and nothing else (and the secrets, made from the certificate). */
@@ -755,8 +771,10 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
           after = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, endpoint } } };
           secretSources.set(after, secretSources.get(before)!);
         } else {
-          after = plan(id, before);
-          if (after !== before) moveReads(dependents, id, before.reads, after.reads);
+          // The shared reach changed: the plan is the previous one with the new reach (its reads are the same).
+          after = planSnapshot(ir, id, codec, certificates, memo, before, previousIR, sharedReachOf(ir, id, dataPlane, previousIR));
+          // (Planned from the mesh when the previous plan was not kept: then what it read is recorded anew.)
+          if (after.reads !== before.reads) moveReads(dependents, id, before.reads, after.reads);
         }
         out.set(id, after);
         replanned.push(id);
