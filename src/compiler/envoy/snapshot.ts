@@ -432,7 +432,8 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
   const secretsOf = (): Named[] => (own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : []);
   const madeWith: SecretSource = { certificate: own, trustBundle: certificates?.trustBundle };
   // Compared only when there is a previous plan: a cold compile pays nothing for it.
-  if (previous && planText(previous.plan) === planText(plan)) {
+  // A plan made from the previous one with another reach is not the same (its fingerprint holds the reach's hash and warnings).
+  if (previous && !fromPrevious && planText(previous.plan) === planText(plan)) {
     const endpoint = endpointSet(proxy.reach, codec, memo);
     const sameEndpoints = endpoint.version === previous.snapshot.types.endpoint.version;
     const sameSecretsAsBefore = sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle);
@@ -455,7 +456,7 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
   }
   // The secrets of the previous snapshot when its certificate is the same: not made or encoded again.
   const keptSecrets = previous && sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle) ? previous.snapshot.types.secret : undefined;
-  const { snapshot, inconsistencies, own: ownPart } = translate(proxy, identity, codec, memo, secretsOf(), previous?.own, keptSecrets);
+  const { snapshot, inconsistencies, own: ownPart } = translate(proxy, identity, codec, memo, secretsOf(), previous?.own, keptSecrets, fromPrevious !== undefined);
   const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads, ...(ownPart ? { own: ownPart, proxy } : {}) };
   secretSources.set(planned, madeWith);
   return planned;
@@ -468,7 +469,17 @@ function withReach(plan: ProxyPlan, reach: Reach): ProxyPlan {
 }
 
 /** A plan's Envoy resources, encoded: reads the plan and nothing else (and the secrets, made from the certificate). */
-function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo: EncodeMemo, secrets: Named[], previousOwn?: OwnPart, keptSecrets?: ResourceSet): { snapshot: Snapshot; inconsistencies: string[]; own: OwnPart | undefined } {
+function translate(
+  plan: ProxyPlan,
+  identity: Identity,
+  codec: ProtoCodec,
+  memo: EncodeMemo,
+  secrets: Named[],
+  previousOwn?: OwnPart,
+  keptSecrets?: ResourceSet,
+  /** The plan is the one `previousOwn` was built from but its reach: what its own part is built from is the same. */
+  sameOwn = false,
+): { snapshot: Snapshot; inconsistencies: string[]; own: OwnPart | undefined } {
   const { reach, dataPlane, namespace, inbound, injected, probes, probeChains } = plan;
   const { upstreams, outbound } = reach;
   const modes = new Set(plan.modes);
@@ -484,9 +495,9 @@ function translate(plan: ProxyPlan, identity: Identity, codec: ProtoCodec, memo:
   const endpoints = assignments(reach);
   const none: Named[] = [];
   let shared: SharedResources;
-  const key = ownKey(plan);
   // The own resources of the previous plan, when only its reach changed: the same objects, so the same encoded sets.
-  const reused = previousOwn?.key === key ? previousOwn : undefined;
+  const reused = previousOwn && (sameOwn || previousOwn.key === ownKey(plan)) ? previousOwn : undefined;
+  const key = reused?.key ?? ownKey(plan);
   let ownResources: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
     const clusters = once('clusters', () => upstreams.map((u) => objectOf(`cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))));
