@@ -51,6 +51,8 @@ interface State {
   vmConnected: boolean;
   /** Whether the proxyless pod (account p) has app b's label. */
   proxyless: boolean;
+  /** The account of b's pod (b unless said). */
+  bAccount?: string;
   /** How often each identity's certificate was renewed, and the trust bundle replaced (a new root). */
   renewals: Record<string, number>;
   bundle: number;
@@ -204,7 +206,7 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
     const octet = s.ips[a] ?? 1;
     if (octet > 0) {
       const annotations = s.explicit && a === 'a' ? { 'smc.dev/interception': 'explicit' } : {};
-      docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${a}-1`, namespace: ns, labels: { app: a }, annotations }, spec: { serviceAccountName: a, containers: [{ name: a, ports: [{ containerPort: 8080 }] }] }, status: { podIP: `198.18.${10 + i}.${octet}` } });
+      docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${a}-1`, namespace: ns, labels: { app: a }, annotations }, spec: { serviceAccountName: a === 'b' ? (s.bAccount ?? a) : a, containers: [{ name: a, ports: [{ containerPort: 8080 }] }] }, status: { podIP: `198.18.${10 + i}.${octet}` } });
     }
   });
   // A grant lives in its destination's namespace; x is of back, the others of shop.
@@ -387,10 +389,18 @@ test('an endpoint change re-translates only the identities that reach it (in a p
   };
   const first = step(state, certs);
   const snapshotsOf = (r: { plans: SnapshotPlans }) => [...r.plans.values()].map((p) => p.snapshot);
-  // b's pod moves: only a (its caller) is planned anew; every other snapshot is the previous object itself.
+  // b's pod moves: only a (its caller) gets a new snapshot, and only its endpoint set: a is not planned again (its plan is
+  // the very value it was; plans hold no endpoint address). Every other snapshot is the previous object itself.
   const moved = step({ ...state, ips: { b: 2 } }, certs, first);
   const rebuilt = (r: { plans: SnapshotPlans }) => snapshotsOf(r).filter((s, i) => s !== snapshotsOf(first)[i]).map((s) => s.identity);
   assert.deepEqual(rebuilt(moved), [ids[0]]);
+  const [aBefore, aAfter] = [first, moved].map((r) => r.plans.get(ids[0]!)!);
+  assert.equal(aAfter!.plan, aBefore!.plan, 'a was not planned again');
+  for (const kind of ['cluster', 'listener', 'route', 'secret'] as const) assert.equal(aAfter!.snapshot.types[kind], aBefore!.snapshot.types[kind], `a: ${kind} kept`);
+  assert.equal(aAfter!.snapshot.types.endpoint.version, step({ ...state, ips: { b: 2 } }, certs).plans.get(ids[0]!)!.snapshot.types.endpoint.version, 'a: its endpoints as a compile from scratch gives them');
+  // b's pod is replaced by one of another account, which a is not granted: not an address change, and a's plan does change.
+  const other = step({ ...state, ips: { b: 2 }, bAccount: 'b2' }, certs, moved);
+  assert.notDeepEqual(other.plans.get(ids[0]!)!.plan, aAfter!.plan);
   // A new certificate for d: only d's snapshot is built again.
   const renewed = await throwawayCertificates('cluster.local', [ids[3]!]);
   const withRenewal = { ...certs, identities: certs.identities.map((c) => (c.identity === ids[3] ? renewed.identities[0]! : c)) };

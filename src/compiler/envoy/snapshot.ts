@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
-import { changedKeys, meshIndex, recordedView } from '../ir/index.js';
+import { addressOnlyKeys, changedKeys, meshIndex, recordedView } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, type Identity, type MeshIR, type MeshSettings, type Workload } from '../ir/types.js';
 import { sameItems } from '../group.js';
@@ -695,6 +695,12 @@ function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared:
   return { ...reach, outbound, plan: hash.digest('hex') };
 }
 
+/** An identity's own reach as far as its endpoint assignments go (its upstreams), for a plan that did not change. */
+function upstreamReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane): Reach {
+  const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, () => undefined);
+  return { upstreams, outbound: [], warnings: [], plan: '', made: new Map(), objects: new Map(), shared: false };
+}
+
 /** The ClusterLoadAssignments of a reach, each keyed by what it reads (many callers share them). */
 const assignments = (reach: Reach): Named[] =>
   (reach.assignments ??= kept(
@@ -755,15 +761,30 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     const dependents = made.dependents;
     made.dependents = undefined;
     const out = new Map(previous);
-    // Those that read a changed key of their own are planned again.
+    // Those that read a changed key of their own are planned again; those that read only keys whose endpoints moved (and
+    // nothing else of them changed) have the plan they had: they take new endpoint assignments, and are not planned.
+    const light = addressOnlyKeys(previousIR!, ir);
     const own = new Set<Identity>();
-    for (const k of keys) for (const id of dependents.get(k) ?? []) if (out.has(id)) own.add(id);
+    const moved = new Set<Identity>();
+    for (const k of keys) for (const id of dependents.get(k) ?? []) if (out.has(id)) (light.has(k) ? moved : own).add(id);
     const replanned = [...own];
     for (const id of own) {
       const before = out.get(id)!;
       const after = plan(id, before);
       out.set(id, after);
       if (after !== before) moveReads(dependents, id, before.reads, after.reads);
+    }
+    const shared = dependents.get('*');
+    for (const id of moved) {
+      // (A reader of the shared reach is taken below, with the others that read it.)
+      if (own.has(id) || shared?.has(id)) continue;
+      const before = out.get(id)!;
+      const endpoint = endpointSet(upstreamReach(ir, id, before.snapshot.dataPlane), codec, memo);
+      if (endpoint.version === before.snapshot.types.endpoint.version) continue;
+      const after: PlannedSnapshot = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, endpoint } } };
+      secretSources.set(after, secretSources.get(before)!);
+      out.set(id, after);
+      replanned.push(id);
     }
     // Those that read nothing changed but the mesh's shared reach (a permissive mesh): when what their plans hold of it is
     // the same (endpoints moved, nothing else), their plans are too; they take the new endpoint set without being planned.

@@ -53,7 +53,7 @@ export const serviceKey = (s: { readonly namespace: string; readonly name: strin
 
 const cache = new WeakMap<MeshIR, MeshIndex>();
 /** How an index was made: patched from the index of `from`, touching `touched` keys (see `changedKeys`). */
-const lineage = new WeakMap<MeshIndex, { readonly from: MeshIR; readonly touched: ReadonlySet<string> }>();
+const lineage = new WeakMap<MeshIndex, { readonly from: MeshIR; readonly touched: ReadonlySet<string>; readonly addressOnly: ReadonlySet<string> }>();
 
 const push = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
   const list = m.get(k);
@@ -74,9 +74,10 @@ export function meshIndex(ir: MeshIR, previous?: MeshIR): MeshIndex {
   const diff = base && diffIR(previous!, ir);
   if (base && diff) {
     const touched = new Set<string>();
-    const index = patched(base, diff, touched);
+    const addressOnly = new Set<string>();
+    const index = patched(base, diff, touched, addressOnly);
     cache.set(ir, index);
-    lineage.set(index, { from: previous!, touched });
+    lineage.set(index, { from: previous!, touched, addressOnly });
     return index;
   }
   const index = built(ir);
@@ -94,6 +95,32 @@ export function changedKeys(before: MeshIR, after: MeshIR): ReadonlySet<string> 
   if (before === after) return new Set();
   const made = lineage.get(meshIndex(after, before));
   return made?.from === before ? made.touched : 'all';
+}
+
+/**
+ * Of `changedKeys(before, after)`, those whose values differ only in
+ * endpoint addresses (and the workloads they name): the same services with
+ * the same ports, cluster IPs and, per port, the same endpoints' ports,
+ * identities and interception modes. A plan does not read addresses (only
+ * endpoint assignments do), so a reader of these keys alone has the plan it
+ * had. Empty when not known.
+ */
+export function addressOnlyKeys(before: MeshIR, after: MeshIR): ReadonlySet<string> {
+  const made = before === after ? undefined : lineage.get(meshIndex(after, before));
+  return made?.from === before ? made.addressOnly : new Set();
+}
+
+/** What a plan can read of a service: all of it but its endpoints' addresses and workloads (and their order). */
+function serviceShape(s: ServiceIR): string {
+  return JSON.stringify({ ...s, ports: s.ports.map((p) => ({ ...p, endpoints: p.endpoints.map((e) => `${e.port} ${e.interception} ${e.identity}`).sort(compareStrings) })) });
+}
+
+/** What a plan can read of an identity's endpoints: the same, per service port. */
+function endpointsShape(list: readonly IndexedEndpoint[] | undefined): string {
+  return (list ?? [])
+    .map((e) => JSON.stringify([serviceKey(e.service), e.port.name, e.port.port, e.port.targetPort, e.port.protocol, e.endpoint.port, e.endpoint.interception, e.endpoint.identity]))
+    .sort(compareStrings)
+    .join('\n');
 }
 
 /**
@@ -249,8 +276,12 @@ function addEndpoints(endpointsOf: Map<Identity, IndexedEndpoint[]>, s: ServiceI
   );
 }
 
-/** `base` with the changes of `diff` (the settings are the same); each key whose value it changes goes into `touched`. */
-function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>): MeshIndex {
+/**
+ * `base` with the changes of `diff` (the settings are the same); each key
+ * whose value it changes goes into `touched`, and into `addressOnly` too
+ * when only endpoint addresses changed in it (see `addressOnlyKeys`).
+ */
+function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>, addressOnly: Set<string>): MeshIndex {
   const touch = (field: string, keys: Iterable<string>) => {
     for (const k of keys) {
       touched.add(`${field}\0${k}`);
@@ -341,6 +372,23 @@ function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>): MeshIndex
     }
     service = byKey;
     endpointsOf = map;
+    // Which of these changes moved addresses only: a service made again with the same shape, an identity's endpoints likewise.
+    const before = new Map(diff.services.removed.map((s) => [serviceKey(s), s]));
+    const keys = new Set([...diff.services.removed, ...diff.services.added].map(serviceKey));
+    let allServices = true;
+    for (const k of keys) {
+      const was = before.get(k);
+      const now = byKey.get(k);
+      if (was && now && serviceShape(was) === serviceShape(now)) addressOnly.add(`service\0${k}`);
+      else allServices = false;
+    }
+    if (allServices) addressOnly.add('service*');
+    let allEndpoints = true;
+    for (const id of backing) {
+      if (endpointsShape(base.endpointsOf.get(id)) === endpointsShape(map.get(id))) addressOnly.add(`endpointsOf\0${id}`);
+      else allEndpoints = false;
+    }
+    if (allEndpoints) addressOnly.add('endpointsOf*');
   }
   // Splits: the one of each root, and the roots of each backend (in root order).
   let splitOf = base.splitOf;
