@@ -38,9 +38,11 @@ export interface Variant {
   outOfMesh?: number;
   /** The MeshConfig with access logging on (every proxy's inbound listeners change). */
   accessLog?: boolean;
+  /** Service 0 is a hub: every other service may call it (as a mesh's authentication or configuration service would be). */
+  hub?: boolean;
 }
 
-/** The service `i`'s file: its pod, Service, the TrafficTarget letting the previous five call it, and every tenth a split. */
+/** The service `i`'s file: its pod, Service, the TrafficTarget letting the previous five call it (every service, for a hub), and every tenth a split. */
 function serviceUnit(services: number, i: number, v: Variant = {}): SourceUnit {
   const name = `svc-${i}`;
   const ns = (k: number) => nsOf(k, v.perNamespace);
@@ -49,7 +51,7 @@ function serviceUnit(services: number, i: number, v: Variant = {}): SourceUnit {
   const conditions = v.podReady?.[0] === i ? { conditions: [{ type: 'Ready', status: v.podReady[1] ? 'True' : 'False' }] } : {};
   docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: ns(i), labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name, ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: ip, ...conditions } });
   docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns(i) }, spec: { selector: { app: name }, clusterIP: `172.16.${Math.floor(i / 250)}.${i % 250}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
-  const callers = [1, 2, 3, 4, 5].map((d) => (i - d + services) % services).filter((c) => ns(c) === ns(i) && c !== i);
+  const callers = v.hub && i === 0 ? Array.from({ length: services - 1 }, (_, k) => k + 1) : [1, 2, 3, 4, 5].map((d) => (i - d + services) % services).filter((c) => ns(c) === ns(i) && c !== i);
   if (v.extraCaller?.[0] === i) callers.push(v.extraCaller[1]);
   if (callers.length > 0) {
     docs.push({

@@ -22,9 +22,11 @@ import type { startFolderReader as StartFolderReader } from '../src/adapters/fol
 export interface Shape {
   readonly perNamespace: number;
   readonly permissive: boolean;
+  /** Service 0 may be called by every other service; its pod is the one that moves. */
+  readonly hub?: boolean;
 }
 
-export const shapeName = (s: Shape, services: number): string => `${s.permissive ? 'permissive, ' : ''}${s.perNamespace >= services ? 'one namespace' : `namespaces of ${s.perNamespace}`}`;
+export const shapeName = (s: Shape, services: number): string => `${s.permissive ? 'permissive, ' : ''}${s.hub ? 'a hub every service calls, ' : ''}${s.perNamespace >= services ? 'one namespace' : `namespaces of ${s.perNamespace}`}`;
 
 export interface FolderRow {
   services: number;
@@ -49,7 +51,7 @@ export interface FolderRow {
 const json = (docs: readonly { value: unknown }[]) => docs.map((d) => JSON.stringify(d.value)).join('\n---\n');
 
 export async function measureFolder(services: number, shape: Shape = { perNamespace: 50, permissive: false }): Promise<FolderRow> {
-  const v = { perNamespace: shape.perNamespace, permissive: shape.permissive };
+  const v = { perNamespace: shape.perNamespace, permissive: shape.permissive, hub: shape.hub ?? false };
   // The folder-watching columns are the same whatever the shape: measured on the default one only.
   const watching = shape.perNamespace === 50 && !shape.permissive;
   const dir = mkdtempSync(join(tmpdir(), 'smc-bench-folder-'));
@@ -69,9 +71,9 @@ export async function measureFolder(services: number, shape: Shape = { perNamesp
   try {
     const identityOf = (i: number) => `spiffe://cluster.local/ns/ns-${Math.floor(i / shape.perNamespace)}/sa/svc-${i}`;
     const sameNamespace = (a: number, b: number) => Math.floor(a / shape.perNamespace) === Math.floor(b / shape.perNamespace);
-    /** Whose configuration a move of service i's pod changes: its callers (the five before it in its namespace), or every other proxy in a permissive mesh. */
+    /** Whose configuration a move of service i's pod changes: its callers (the five before it in its namespace, or every other for the hub), or every other proxy in a permissive mesh. */
     const affectedBy = (i: number) =>
-      shape.permissive
+      shape.permissive || (shape.hub && i === 0)
         ? Array.from({ length: services }, (_, k) => k).filter((k) => k !== i).map(identityOf)
         : [1, 2, 3, 4, 5].map((d) => i - d).filter((c) => c >= 0 && sameNamespace(c, i)).map(identityOf);
     const inPlace = (file: string, text: string) => writeFileSync(file, text);
@@ -105,9 +107,9 @@ export async function measureFolder(services: number, shape: Shape = { perNamesp
       for (const stop of stops) stop();
       return seen ? last - start : undefined;
     };
-    // A pod of a service in the middle of a namespace moves (and moves back): its callers' endpoints change.
+    // A pod of a service in the middle of a namespace moves (and moves back): its callers' endpoints change. With a hub, the hub's pod.
     const pod = (k: number) => {
-      const i = Math.floor(services / 2) + 10 + k * 50;
+      const i = shape.hub ? 0 : Math.floor(services / 2) + 10 + k * 50;
       return { file: join(mesh, `svc-${i}.json`), moved: json(meshUnits(services, { ...v, movedPod: i }).get(`svc-${i}.yaml`)!.documents), back: json(units.get(`svc-${i}.yaml`)!.documents), caller: identityOf(i - 1), affected: affectedBy(i) };
     };
     const moves: number[] = [];
@@ -205,7 +207,7 @@ export async function measureFolder(services: number, shape: Shape = { perNamesp
 /** `measureFolder` in a fresh process (bench/folder-row.ts). */
 export function measureFolderIsolated(services: number, shape: Shape = { perNamespace: 50, permissive: false }): Promise<FolderRow> {
   return new Promise((resolve, reject) => {
-    const child = fork(new URL('./folder-row.js', import.meta.url), [String(services), String(shape.perNamespace), String(shape.permissive)], { execArgv: ['--expose-gc'] });
+    const child = fork(new URL('./folder-row.js', import.meta.url), [String(services), String(shape.perNamespace), String(shape.permissive), String(shape.hub ?? false)], { execArgv: ['--expose-gc'] });
     child.once('message', (row) => resolve(row as FolderRow));
     child.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`the folder bench row for ${services} services exited (${code})`))));
   });
