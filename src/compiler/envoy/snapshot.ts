@@ -695,6 +695,13 @@ function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared:
   return { ...reach, outbound, plan: hash.digest('hex') };
 }
 
+/** A planned snapshot whose plan did not change, with a new endpoint set (made with the same certificates). */
+function withEndpoints(before: PlannedSnapshot, endpoint: ResourceSet): PlannedSnapshot {
+  const after: PlannedSnapshot = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, endpoint } } };
+  secretSources.set(after, secretSources.get(before)!);
+  return after;
+}
+
 /** An identity's own reach as far as its endpoint assignments go (its upstreams), for a plan that did not change. */
 function upstreamReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane): Reach {
   const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, () => undefined);
@@ -781,9 +788,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
       const before = out.get(id)!;
       const endpoint = endpointSet(upstreamReach(ir, id, before.snapshot.dataPlane), codec, memo);
       if (endpoint.version === before.snapshot.types.endpoint.version) continue;
-      const after: PlannedSnapshot = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, endpoint } } };
-      secretSources.set(after, secretSources.get(before)!);
-      out.set(id, after);
+      out.set(id, withEndpoints(before, endpoint));
       replanned.push(id);
     }
     // Those that read nothing changed but the mesh's shared reach (a permissive mesh): when what their plans hold of it is
@@ -800,8 +805,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
         if (reach) {
           const endpoint = endpointSet(reach, codec, memo);
           if (endpoint.version === before.snapshot.types.endpoint.version) continue;
-          after = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, endpoint } } };
-          secretSources.set(after, secretSources.get(before)!);
+          after = withEndpoints(before, endpoint);
         } else {
           // The shared reach changed: the plan is the previous one with the new reach (its reads are the same).
           after = planSnapshot(ir, id, codec, certificates, memo, before, previousIR, sharedReachOf(ir, id, dataPlane, previousIR));
@@ -849,10 +853,10 @@ function moveReads(dependents: Dependents, id: Identity, before: ReadonlySet<str
   }
 }
 
-/** What a whole set of plans was made with: the certificates (the very value), the identities, and which were planned anew. */
+/** What a whole set of plans was made with: the certificates (the very value), the identities, and whose planned snapshots were made anew. */
 const plannedWith = new WeakMap<SnapshotPlans, { certificates: CertificateInputs | undefined; identities: readonly Identity[]; replanned: readonly Identity[]; dependents: Dependents | undefined }>();
 
-/** The identities `planSnapshots` planned anew for these plans (every other one kept its previous plan); undefined when not known. */
+/** The identities whose planned snapshots `planSnapshots` made anew for these plans (planned, or given new endpoints; every other one kept its previous one); undefined when not known. */
 export function replannedOf(plans: SnapshotPlans): readonly Identity[] | undefined {
   return plannedWith.get(plans)?.replanned;
 }
