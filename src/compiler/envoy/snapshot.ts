@@ -423,9 +423,17 @@ function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<str
  */
 export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot, previousMesh?: MeshIR, sharedReach?: Reach): PlannedSnapshot {
   const fromPrevious = sharedReach && previous?.proxy;
-  // The plan reads the mesh through this view: what it reads is what it depends on.
-  const reads = fromPrevious ? previous.reads : new Set<string>();
-  const proxy = fromPrevious ? withReach(fromPrevious, sharedReach) : makePlan(mesh, recordedView(mesh, (key) => (reads as Set<string>).add(key)), identity, reads as Set<string>, previousMesh);
+  let reads: ReadonlySet<string>;
+  let proxy: ProxyPlan;
+  if (fromPrevious) {
+    reads = previous.reads;
+    proxy = withReach(fromPrevious, sharedReach);
+  } else {
+    // The plan reads the mesh through this view: what it reads is what it depends on.
+    const recorded = new Set<string>();
+    proxy = makePlan(mesh, recordedView(mesh, (key) => recorded.add(key)), identity, recorded, previousMesh);
+    reads = recorded;
+  }
   const plan = fingerprintOf(proxy);
   const own = certificateOf(certificates, identity);
   // Secrets depend on the certificate alone: they are not part of the plan, and a new certificate re-encodes them and nothing else.
@@ -664,16 +672,14 @@ function sharedReachOf(mesh: MeshIR, identity: Identity, dataPlane: DataPlane, p
 }
 
 /**
- * The shared reach of `dataPlane` in `mesh`, when what plans hold of it (its
- * plan hash, its warnings) is the same as in `previousMesh`: a change that
- * moved endpoints only. Undefined otherwise, or when the previous one is not
- * known.
+ * Whether what plans hold of the shared reach of `dataPlane` (its plan hash,
+ * its warnings) is the same in `mesh` as in `previousMesh`: a change that
+ * moved endpoints only. False when the previous one is not known.
  */
-function sameSharedReach(mesh: MeshIR, previousMesh: MeshIR, identity: Identity, dataPlane: DataPlane): Reach | undefined {
+function sameSharedReach(mesh: MeshIR, previousMesh: MeshIR, identity: Identity, dataPlane: DataPlane): boolean {
   const before = sharedReach.get(previousMesh)?.get(dataPlane);
-  if (!before) return undefined;
   const after = sharedReachOf(mesh, identity, dataPlane, previousMesh);
-  return after.plan === before.plan && sameItems(after.warnings, before.warnings) ? after : undefined;
+  return before !== undefined && after.plan === before.plan && sameItems(after.warnings, before.warnings);
 }
 
 function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean, prior?: ReadonlyMap<string, object>): Reach {
@@ -794,21 +800,21 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     // Those that read nothing changed but the mesh's shared reach (a permissive mesh): when what their plans hold of it is
     // the same (endpoints moved, nothing else), their plans are too; they take the new endpoint set without being planned.
     if (keys.size > 0) {
-      const reaches = new Map<DataPlane, Reach | undefined>();
+      const unchanged = new Map<DataPlane, boolean>();
       for (const id of dependents.get('*') ?? []) {
         const before = out.get(id);
         if (!before || own.has(id)) continue;
         const dataPlane = before.snapshot.dataPlane;
-        if (!reaches.has(dataPlane)) reaches.set(dataPlane, sameSharedReach(ir, previousIR!, id, dataPlane));
-        const reach = reaches.get(dataPlane);
+        if (!unchanged.has(dataPlane)) unchanged.set(dataPlane, sameSharedReach(ir, previousIR!, id, dataPlane));
+        const reach = sharedReachOf(ir, id, dataPlane, previousIR);
         let after: PlannedSnapshot;
-        if (reach) {
+        if (unchanged.get(dataPlane)) {
           const endpoint = endpointSet(reach, codec, memo);
           if (endpoint.version === before.snapshot.types.endpoint.version) continue;
           after = withEndpoints(before, endpoint);
         } else {
           // The shared reach changed: the plan is the previous one with the new reach (its reads are the same).
-          after = planSnapshot(ir, id, codec, certificates, memo, before, previousIR, sharedReachOf(ir, id, dataPlane, previousIR));
+          after = planSnapshot(ir, id, codec, certificates, memo, before, previousIR, reach);
           // (Planned from the mesh when the previous plan was not kept: then what it read is recorded anew.)
           if (after.reads !== before.reads) moveReads(dependents, id, before.reads, after.reads);
         }
