@@ -173,7 +173,7 @@ function explainRequest(ir: MeshIR, q: ExplainQuery, withheld: (namespace: strin
   const upstreams = member ? upstreamsOf(ir, q.from) : [];
   const reachedEndpoints = new Set<string>();
   for (const u of upstreams) for (const e of u.endpoints) reachedEndpoints.add(`${outboundClusterName(u.service, u.port.port)} ${e.address}:${e.port}`);
-  const plan = outboundServices(ir, upstreams).find((o) => o.service === service && o.port.port === q.port);
+  const plan = outboundServices(ir, upstreams, parseIdentity(q.from)?.namespace ?? '').find((o) => o.service === service && o.port.port === q.port);
 
   const split = index.splitOf.get(serviceKey(service));
   let splitInfo: Explanation['split'];

@@ -135,6 +135,70 @@ export interface VirtualMachineObj extends Base {
   readonly interceptionMode: InterceptionMode | undefined;
 }
 
+/** A Gateway API reference to a parent (a Service for the mesh), defaults applied. */
+export interface ParentRefObj {
+  readonly group: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly port: number | undefined;
+  readonly sectionName: string | undefined;
+}
+
+/** A Gateway API filter as written (checked and translated in ir/gateway.ts). */
+export interface RouteFilterObj {
+  readonly type: string;
+  readonly requestHeaderModifier?: HeaderModifierObj;
+  readonly responseHeaderModifier?: HeaderModifierObj;
+  /** Present when the filter has a field smc does not carry out (its name): the route is refused rather than the field dropped. */
+  readonly unsupported?: string;
+}
+export interface HeaderModifierObj {
+  readonly set: readonly { readonly name: string; readonly value: string }[];
+  readonly add: readonly { readonly name: string; readonly value: string }[];
+  readonly remove: readonly string[];
+}
+
+export interface BackendRefObj {
+  readonly group: string;
+  readonly kind: string;
+  /** Defaulted to the route's namespace. */
+  readonly namespace: string;
+  readonly name: string;
+  readonly port: number | undefined;
+  readonly weight: number;
+  readonly filters: readonly RouteFilterObj[];
+}
+
+export interface RouteMatchObj {
+  readonly path: { readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression'; readonly value: string };
+  readonly method: string | undefined;
+  readonly headers: readonly { readonly type: 'Exact' | 'RegularExpression'; readonly name: string; readonly value: string }[];
+  readonly queryParams: readonly { readonly type: 'Exact' | 'RegularExpression'; readonly name: string; readonly value: string }[];
+}
+
+export interface HttpRouteRuleObj {
+  readonly name: string | undefined;
+  /** Defaulted as the CRD does: no matches is one match of every path (PathPrefix "/"). */
+  readonly matches: readonly RouteMatchObj[];
+  readonly filters: readonly RouteFilterObj[];
+  readonly backendRefs: readonly BackendRefObj[];
+  readonly timeouts: { readonly request: string | undefined; readonly backendRequest: string | undefined };
+}
+
+export interface HttpRouteObj extends Base {
+  readonly kind: 'HTTPRoute';
+  readonly parentRefs: readonly ParentRefObj[];
+  readonly hostnames: readonly string[];
+  readonly rules: readonly HttpRouteRuleObj[];
+}
+
+export interface ReferenceGrantObj extends Base {
+  readonly kind: 'ReferenceGrant';
+  readonly from: readonly { readonly group: string; readonly kind: string; readonly namespace: string }[];
+  readonly to: readonly { readonly group: string; readonly kind: string; readonly name: string | undefined }[];
+}
+
 export type MeshObject =
   | NamespaceObj
   | ServiceObj
@@ -146,4 +210,6 @@ export type MeshObject =
   | PortRouteObj
   | TrafficSplitObj
   | MeshConfigObj
-  | VirtualMachineObj;
+  | VirtualMachineObj
+  | HttpRouteObj
+  | ReferenceGrantObj;

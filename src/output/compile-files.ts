@@ -1,7 +1,7 @@
 import type { MeshCompileResult } from '../compiler/compile.js';
 import type { ProtoCodec } from '../compiler/envoy/codec.js';
 import type { Snapshot } from '../compiler/envoy/snapshot.js';
-import { parseIdentity } from '../compiler/ir/types.js';
+import { parseIdentity, type MeshIR } from '../compiler/ir/types.js';
 import { configDump } from './config-dump.js';
 import { renderStatus, toYaml, type OutputFiles } from './render.js';
 
@@ -42,8 +42,15 @@ export function renderProxy(snapshot: Snapshot, codec: ProtoCodec, format: Forma
 export function renderCompileFiles(result: MeshCompileResult, codec: ProtoCodec, format: Format): OutputFiles {
   const files = new Map<string, string>([
     [`status.${format}`, serialize(statusDocument(result, format), format)],
-    [`ir.${format}`, serialize(result.ir, format)],
+    [`ir.${format}`, serialize(meshModelOutput(result.ir), format)],
   ]);
   for (const s of result.snapshots) files.set(proxyPath(s.identity, format), renderProxy(s, codec, format));
   return files;
+}
+
+/** The mesh model as written out: a mesh without Gateway API routes shows no `routes` list (its SMI model reads as it always did). */
+export function meshModelOutput(ir: MeshIR): Omit<MeshIR, 'routes'> & { routes?: MeshIR['routes'] } {
+  if (ir.routes.length > 0) return ir;
+  const { routes: _none, ...rest } = ir;
+  return rest;
 }

@@ -1,3 +1,4 @@
+import { meshModelOutput } from './compile-files.js';
 import { stringify } from 'yaml';
 import { formatOrigin, type Origin } from '../compiler/inputs.js';
 import type { CompileResult } from '../compiler/compile.js';
@@ -43,7 +44,7 @@ export function toYaml(value: unknown): string {
 
 export function renderIRFiles(result: CompileResult): Map<string, string> {
   return new Map([
-    ['ir.yaml', toYaml(result.ir)],
+    ['ir.yaml', toYaml(meshModelOutput(result.ir))],
     ['status.yaml', toYaml(renderStatus(result.status))],
   ]);
 }

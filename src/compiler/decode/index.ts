@@ -7,6 +7,7 @@ import { error, recordInto, replay } from '../status.js';
 import { decodeWith, normaliseMeta, type Meta } from './common.js';
 import * as k8s from './kubernetes.js';
 import { PROBES_ANNOTATION } from '../probes.js';
+import * as gateway from './gateway.js';
 import * as access from './smi-access.js';
 import * as specs from './smi-specs.js';
 import * as split from './smi-split.js';
@@ -71,8 +72,9 @@ const SUPPORTED: Record<string, Record<string, KindVersion>> = {};
 /** API group -> the kinds smc reads in it. */
 const KINDS_OF_GROUP = new Map<string, Set<string>>();
 
-/** Policy groups: SMI's and smc's own. Their objects are validated strictly. */
-const isPolicyGroup = (group: string) => group.endsWith('.smi-spec.io') || group === 'smc.dev';
+const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+/** Policy groups: SMI's, the Gateway API's and smc's own. Their objects are validated strictly. */
+const isPolicyGroup = (group: string) => group.endsWith('.smi-spec.io') || group === 'smc.dev' || group === GATEWAY_GROUP;
 
 function register(group: string, kind: string, versions: string[], kv: KindVersion) {
   for (const v of versions) {
@@ -351,6 +353,81 @@ register('smc.dev', 'VirtualMachine', ['v1alpha1'], as(smc.virtualMachineCodec, 
   },
 })));
 
+// --- Gateway API ---------------------------------------------------------------
+
+const SUPPORTED_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier']);
+
+function routeFilter(f: gateway.RawFilter): m.RouteFilterObj {
+  const modifier = (h: NonNullable<gateway.RawFilter['requestHeaderModifier']>): m.HeaderModifierObj => ({ set: h.set ?? [], add: h.add ?? [], remove: h.remove ?? [] });
+  return {
+    type: f.type,
+    ...(f.requestHeaderModifier ? { requestHeaderModifier: modifier(f.requestHeaderModifier) } : {}),
+    ...(f.responseHeaderModifier ? { responseHeaderModifier: modifier(f.responseHeaderModifier) } : {}),
+    ...(SUPPORTED_FILTERS.has(f.type) ? {} : { unsupported: f.type }),
+  };
+}
+
+register(GATEWAY_GROUP, 'HTTPRoute', ['v1'], as(gateway.httpRouteV1, (v, b) => {
+  const spec = v.spec ?? {};
+  const problems: { path: string; message: string }[] = [];
+  const rules = (spec.rules ?? [{}]).map((r, i): m.HttpRouteRuleObj => {
+    const matches = (r.matches ?? [{}]).map((mt, j): m.RouteMatchObj => {
+      const type = mt.path?.type ?? 'PathPrefix';
+      const value = mt.path?.value ?? '/';
+      if (type !== 'RegularExpression' && (!value.startsWith('/') || /[?#]|\/\/|\/\.\.?(\/|$)/.test(value))) {
+        problems.push({ path: `spec.rules[${i}].matches[${j}].path.value`, message: `expected an absolute path starting with "/" (no "?", "#", "//", "/./" or "/../") for a ${type} match, got ${JSON.stringify(value)}` });
+      }
+      return {
+        path: { type, value },
+        method: mt.method ?? undefined,
+        headers: (mt.headers ?? []).map((h) => ({ type: h.type ?? 'Exact', name: h.name, value: h.value })),
+        queryParams: (mt.queryParams ?? []).map((q) => ({ type: q.type ?? 'Exact', name: q.name, value: q.value })),
+      };
+    });
+    return {
+      name: r.name ?? undefined,
+      matches,
+      filters: (r.filters ?? []).map(routeFilter),
+      backendRefs: (r.backendRefs ?? []).map((be) => ({
+        group: be.group ?? '',
+        kind: be.kind ?? 'Service',
+        namespace: be.namespace || b.meta.namespace,
+        name: be.name,
+        port: be.port ?? undefined,
+        weight: be.weight ?? 1,
+        filters: (be.filters ?? []).map(routeFilter),
+      })),
+      timeouts: { request: r.timeouts?.request ?? undefined, backendRequest: r.timeouts?.backendRequest ?? undefined },
+    };
+  });
+  if (problems.length > 0) return { problems };
+  return {
+    object: {
+      ...b,
+      kind: 'HTTPRoute',
+      parentRefs: (spec.parentRefs ?? []).map((p) => ({
+        group: p.group ?? GATEWAY_GROUP,
+        kind: p.kind ?? 'Gateway',
+        namespace: p.namespace || b.meta.namespace,
+        name: p.name,
+        port: p.port ?? undefined,
+        sectionName: p.sectionName ?? undefined,
+      })),
+      hostnames: spec.hostnames ?? [],
+      rules,
+    },
+  };
+}));
+
+register(GATEWAY_GROUP, 'ReferenceGrant', ['v1beta1'], as(gateway.referenceGrantV1beta1, (v, b) => ({
+  object: {
+    ...b,
+    kind: 'ReferenceGrant',
+    from: v.spec?.from ?? [],
+    to: (v.spec?.to ?? []).map((x) => ({ group: x.group, kind: x.kind, name: x.name || undefined })),
+  },
+})));
+
 /** A policy kind (SMI's or smc's) with the codec of each version smc reads, oldest version first: what the CRDs are generated from. */
 export interface PolicyKind {
   readonly group: string;
@@ -372,7 +449,8 @@ export function policyKinds(): PolicyKind[] {
     const byGroup = new Map<string, { name: string; codec: t.Mixed }[]>();
     for (const [gv, kv] of Object.entries(byVersion)) {
       const group = groupOf(gv);
-      if (!isPolicyGroup(group)) continue;
+      // The Gateway API's CRDs are upstream's, applied as they are.
+      if (!isPolicyGroup(group) || group === GATEWAY_GROUP) continue;
       if (!byGroup.has(group)) byGroup.set(group, []);
       byGroup.get(group)!.push({ name: gv.slice(group.length + 1), codec: kv.codec as t.Mixed });
     }

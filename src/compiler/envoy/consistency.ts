@@ -1,3 +1,4 @@
+import { UNRESOLVED_BACKEND } from './route.js';
 import { TYPES, type ProtoCodec, type ResourceKind } from './codec.js';
 import { TRUST_BUNDLE_SECRET, IDENTITY_SECRET } from './names.js';
 import type { Snapshot } from './snapshot.js';
@@ -170,7 +171,8 @@ function walkOne(value: object): References {
     for (const [k, x] of Object.entries(v)) {
       if (k === 'routeConfigName' && typeof x === 'string') out.routes.push(x);
       else if (k === 'cluster' && typeof x === 'string') out.clusters.push(x);
-      else if (k === 'weightedClusters') for (const c of (x as { clusters: { name: string }[] }).clusters) out.clusters.push(c.name);
+      // The unresolved backend of a Gateway API rule names no cluster on purpose: Envoy answers its share 500.
+      else if (k === 'weightedClusters') out.clusters.push(...(x as { clusters: { name: string }[] }).clusters.map((c) => c.name).filter((n) => n !== UNRESOLVED_BACKEND));
       else if (k === 'tlsCertificateSdsSecretConfigs') for (const s of x as { name: string }[]) out.secrets.push(s.name);
       else if (k === 'validationContextSdsSecretConfig') out.secrets.push((x as { name: string }).name);
       walk(x);

@@ -1,5 +1,5 @@
 import type { Upstream } from '../ir/reachability.js';
-import { compareStrings, type HttpMatchIR, type MeshIR, type PortProtocol, type ServiceIR, type ServicePortIR } from '../ir/types.js';
+import { compareStrings, type HeaderModifierIR, type HttpMatchIR, type MeshIR, type PortProtocol, type RouteMatchIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR } from '../ir/types.js';
 import { compareServices, meshIndex, serviceKey } from '../ir/index.js';
 import { outboundClusterName } from './names.js';
 
@@ -14,6 +14,28 @@ export type Action =
   | { readonly kind: 'cluster'; readonly cluster: string }
   | { readonly kind: 'weighted'; readonly clusters: readonly { readonly cluster: string; readonly weight: number }[] };
 
+/**
+ * Where requests matching one Gateway API route match go: weighted clusters
+ * (with the share of backends that did not resolve, answered 500), or a
+ * status when no backend can take them (500: none resolved or every weight
+ * is 0; 403: the backends exist but this proxy may reach none of them).
+ */
+export type RouteAction =
+  | { readonly kind: 'clusters'; readonly clusters: readonly { readonly cluster: string; readonly weight: number }[]; readonly invalidWeight: number }
+  | { readonly kind: 'status'; readonly status: 500 | 403 };
+
+/** One match of one rule of a Gateway API route, in the order of the specification's precedence. */
+export interface RoutedMatch {
+  /** `HTTPRoute ns/name rules[0] matches[1]` (the rule's name when it has one). */
+  readonly name: string;
+  readonly match: RouteMatchIR;
+  readonly action: RouteAction;
+  readonly requestHeaders: HeaderModifierIR | undefined;
+  readonly responseHeaders: HeaderModifierIR | undefined;
+  readonly timeout: string | undefined;
+  readonly backendTimeout: string | undefined;
+}
+
 export interface OutboundService {
   readonly service: ServiceIR;
   readonly port: ServicePortIR;
@@ -24,11 +46,30 @@ export interface OutboundService {
   readonly fallback: Action | undefined;
   /** `ns/name` of the TrafficSplit in force on this port, when it sends this proxy anywhere (routes are named after it). */
   readonly split?: string;
+  /**
+   * Gateway API routes in force on this port for this proxy: when present they
+   * decide every request (`matched` and `fallback` are empty), and a request
+   * none of them matches is answered 404.
+   */
+  readonly routes?: readonly RoutedMatch[];
+  /** `ns/name` of those routes. */
+  readonly routeNames?: readonly string[];
 }
 
 export const isHttp = (p: PortProtocol): boolean => p !== 'tcp';
 
-export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[]): OutboundService[] {
+/**
+ * The routes of `service` in force for a caller in `callerNamespace`
+ * (GEP-1294): its consumer routes there when it has any, else its
+ * producer routes (those in the Service's own namespace).
+ */
+export function routesInForce(attached: readonly ServiceRouteIR[], service: Pick<ServiceIR, 'namespace'>, callerNamespace: string): readonly ServiceRouteIR[] {
+  if (attached.length === 0) return attached;
+  const consumer = callerNamespace === service.namespace ? [] : attached.filter((r) => r.namespace === callerNamespace);
+  return consumer.length > 0 ? consumer : attached.filter((r) => r.namespace === service.namespace);
+}
+
+export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[], callerNamespace: string): OutboundService[] {
   const reachable = new Set(upstreams.map((u) => outboundClusterName(u.service, u.port.port)));
   const clusterIfReachable = (s: Pick<ServiceIR, 'namespace' | 'name'>, port: number): string | undefined => {
     const name = outboundClusterName(s, port);
@@ -40,13 +81,22 @@ export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[]): Ou
   for (const u of upstreams) {
     candidates.add(serviceKey(u.service));
     for (const root of index.splitRootsOf.get(serviceKey(u.service)) ?? []) candidates.add(root);
+    for (const parent of index.routeParentsOf.get(serviceKey(u.service)) ?? []) candidates.add(parent);
   }
   const ordered = [...candidates].filter((k) => index.service.has(k)).sort((a, b) => compareServices(index.service.get(a)!, index.service.get(b)!));
   const out: OutboundService[] = [];
   for (const key of ordered) {
     const service = index.service.get(key)!;
     const split = index.splitOf.get(key);
+    const routes = routesInForce(index.routesOf.get(key) ?? [], service, callerNamespace);
     for (const port of service.ports) {
+      const onPort = isHttp(port.protocol) ? routes.filter((r) => r.port === undefined || r.port === port.port) : [];
+      if (onPort.length > 0) {
+        // A proxy that may reach neither the Service nor any backend of its routes is given nothing for it.
+        const routed = routedMatches(onPort, clusterIfReachable);
+        out.push({ service, port, protocol: port.protocol, matched: [], fallback: undefined, routes: routed, routeNames: [...new Set(onPort.map((r) => `${r.namespace}/${r.name}`))] });
+        continue;
+      }
       const root = clusterIfReachable(service, port.port);
       const rootAction: Action | undefined = root === undefined ? undefined : { kind: 'cluster', cluster: root };
       const weighted: Action | undefined = split && weightedBackends(split.backends, service.namespace, port.port, clusterIfReachable);
@@ -78,4 +128,73 @@ function weightedBackends(
   }
   if (clusters.length === 0) return undefined;
   return { kind: 'weighted', clusters: clusters.sort((a, b) => compareStrings(a.cluster, b.cluster)) };
+}
+
+/** Path kinds in the order they take precedence (Exact, then RegularExpression: smc's choice, the specification leaves it open; then PathPrefix). */
+const PATH_RANK = { Exact: 0, RegularExpression: 1, PathPrefix: 2 } as const;
+
+/**
+ * Every match of every rule of `routes`, in the specification's order
+ * (HTTPRouteRule): an Exact path, then the longest path, a method, the most
+ * headers, the most query parameters; then the older route, the route first
+ * by namespace/name, the earlier rule and match.
+ */
+function routedMatches(routes: readonly ServiceRouteIR[], clusterIfReachable: (s: { namespace: string; name: string }, port: number) => string | undefined): RoutedMatch[] {
+  const entries: { readonly route: ServiceRouteIR; readonly rule: number; readonly index: number; readonly routed: RoutedMatch }[] = [];
+  for (const route of routes) {
+    route.rules.forEach((rule, r) => {
+      const action = routeAction(rule.backends, rule.invalidWeight, clusterIfReachable);
+      rule.matches.forEach((match, i) => {
+        entries.push({
+          route,
+          rule: r,
+          index: i,
+          routed: {
+            name: `HTTPRoute ${route.namespace}/${route.name} ${rule.name} matches[${i}]`,
+            match,
+            action,
+            requestHeaders: rule.requestHeaders,
+            responseHeaders: rule.responseHeaders,
+            timeout: rule.timeout,
+            backendTimeout: rule.backendTimeout,
+          },
+        });
+      });
+    });
+  }
+  entries.sort((a, b) => {
+    const x = a.routed.match;
+    const y = b.routed.match;
+    return (
+      PATH_RANK[x.path.type] - PATH_RANK[y.path.type] ||
+      y.path.value.length - x.path.value.length ||
+      Number(y.method !== undefined) - Number(x.method !== undefined) ||
+      y.headers.length - x.headers.length ||
+      y.queryParams.length - x.queryParams.length ||
+      compareStrings(a.route.creationTimestamp, b.route.creationTimestamp) ||
+      compareStrings(`${a.route.namespace}/${a.route.name}`, `${b.route.namespace}/${b.route.name}`) ||
+      a.rule - b.rule ||
+      a.index - b.index
+    );
+  });
+  return entries.map((e) => e.routed);
+}
+
+/** A rule's action for one proxy: its reachable backends by weight; a backend it may not reach gets no weight (a route never widens access). */
+function routeAction(
+  backends: readonly { namespace: string; service: string; port: number; weight: number }[],
+  invalidWeight: number,
+  clusterIfReachable: (s: { namespace: string; name: string }, port: number) => string | undefined,
+): RouteAction {
+  const weights = new Map<string, number>();
+  let denied = false;
+  for (const b of backends) {
+    if (b.weight === 0) continue;
+    const cluster = clusterIfReachable({ namespace: b.namespace, name: b.service }, b.port);
+    if (cluster === undefined) denied = true;
+    else weights.set(cluster, (weights.get(cluster) ?? 0) + b.weight);
+  }
+  if (weights.size === 0) return { kind: 'status', status: denied && invalidWeight === 0 ? 403 : 500 };
+  const clusters = [...weights].map(([cluster, weight]) => ({ cluster, weight })).sort((a, b) => compareStrings(a.cluster, b.cluster));
+  return { kind: 'clusters', clusters, invalidWeight };
 }

@@ -1,8 +1,8 @@
-import type { Grant, HttpMatchIR, PortProtocol } from '../ir/types.js';
+import type { Grant, HeaderModifierIR, HttpMatchIR, PortProtocol } from '../ir/types.js';
 import { compareStrings, policyName } from '../ir/types.js';
-import { routeMatch } from './match.js';
+import { gatewayMatch, routeMatch } from './match.js';
 import { inboundClusterName, inboundRouteName, outboundRouteName, serviceHost, serviceRouteName } from './names.js';
-import { isHttp, type Action, type OutboundService } from './outbound.js';
+import { isHttp, type Action, type OutboundService, type RoutedMatch } from './outbound.js';
 import { groupBy } from '../group.js';
 import { TYPE_PREFIX } from './codec.js';
 
@@ -13,6 +13,47 @@ function routeAction(action: Action, protocol: PortProtocol) {
   const timeout = protocol === 'grpc' ? { timeout: '0s' } : {};
   if (action.kind === 'cluster') return { cluster: action.cluster, ...timeout };
   return { weightedClusters: { clusters: action.clusters.map((c) => ({ name: c.cluster, weight: c.weight })) }, ...timeout };
+}
+
+/** The cluster a share of requests whose backend did not resolve is sent to: there is none, so Envoy answers 500 (`clusterNotFoundResponseCode`). */
+export const UNRESOLVED_BACKEND = 'smc|unresolved-backend';
+
+/**
+ * A table that routes a share to the unresolved backend asks Envoy not to
+ * check that its clusters exist (what it does by default for a table given
+ * over RDS, not for one in a static bootstrap).
+ */
+function unvalidated(services: readonly OutboundService[]) {
+  const unresolved = services.some((o) => o.routes?.some((r) => r.action.kind === 'clusters' && r.action.invalidWeight > 0));
+  return unresolved ? { validateClusters: false } : {};
+}
+
+/** One Gateway API route match as an Envoy route: its match, its action, its header filters and timeouts. */
+function gatewayRoute(r: RoutedMatch, protocol: PortProtocol) {
+  const headers = (h: HeaderModifierIR | undefined, side: 'request' | 'response') => {
+    if (h === undefined) return {};
+    const add = [
+      ...h.set.map((x) => ({ header: { key: x.name, value: x.value }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' })),
+      ...h.add.map((x) => ({ header: { key: x.name, value: x.value }, appendAction: 'APPEND_IF_EXISTS_OR_ADD' })),
+    ];
+    return { ...(add.length > 0 ? { [`${side}HeadersToAdd`]: add } : {}), ...(h.remove.length > 0 ? { [`${side}HeadersToRemove`]: h.remove } : {}) };
+  };
+  const base = { name: r.name, match: gatewayMatch(r.match), ...headers(r.requestHeaders, 'request'), ...headers(r.responseHeaders, 'response') };
+  if (r.action.kind === 'status') return { ...base, directResponse: { status: r.action.status } };
+  const clusters = [...r.action.clusters.map((c) => ({ name: c.cluster, weight: c.weight })), ...(r.action.invalidWeight > 0 ? [{ name: UNRESOLVED_BACKEND, weight: r.action.invalidWeight }] : [])];
+  const target = clusters.length === 1 ? { cluster: clusters[0]!.name } : { weightedClusters: { clusters } };
+  // gRPC streams outlive Envoy's default 15 s route timeout; a rule's own timeout wins.
+  const timeout = r.timeout ?? (protocol === 'grpc' ? '0s' : undefined);
+  return {
+    ...base,
+    route: {
+      ...target,
+      ...(r.action.invalidWeight > 0 ? { clusterNotFoundResponseCode: 'INTERNAL_SERVER_ERROR' } : {}),
+      ...(timeout !== undefined ? { timeout } : {}),
+      // A route's retry policy replaces the virtual host's: the same one, each attempt bounded by backendRequest.
+      ...(r.backendTimeout !== undefined ? { retryPolicy: { ...OUTBOUND_RETRY, perTryTimeout: r.backendTimeout } } : {}),
+    },
+  };
 }
 
 /**
@@ -67,6 +108,7 @@ function hostsOf(o: OutboundService): Hosts {
 }
 
 function virtualHost(o: OutboundService, port: number, domains: string[]) {
+  if (o.routes !== undefined) return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes: o.routes.map((r) => gatewayRoute(r, o.protocol)), retryPolicy: OUTBOUND_RETRY };
   // Routes are named after what they come from: the TrafficSplit (and its match), or the service itself.
   const routes = o.matched.map((m) => ({ name: `TrafficSplit ${o.split} ${m.match.from}`, match: routeMatch(m.match), route: routeAction(m.action, o.protocol) }));
   if (o.fallback !== undefined) {
@@ -87,7 +129,7 @@ function virtualHost(o: OutboundService, port: number, domains: string[]) {
 export function serviceRouteConfigs(services: readonly OutboundService[]) {
   return services.filter((o) => isHttp(o.protocol)).map((o) => {
     const h = hostsOf(o);
-    return (h.own ??= { name: serviceRouteName(o.service, o.port.port), virtualHosts: [virtualHost(o, o.port.port, ['*'])] });
+    return (h.own ??= { name: serviceRouteName(o.service, o.port.port), virtualHosts: [virtualHost(o, o.port.port, ['*'])], ...unvalidated([o]) });
   });
 }
 
@@ -105,7 +147,7 @@ export function outboundRouteConfigs(services: readonly OutboundService[], calle
       const h = hostsOf(o);
       return (h.elsewhere ??= virtualHost(o, port, domains));
     });
-    return { name: outboundRouteName(port), virtualHosts };
+    return { name: outboundRouteName(port), virtualHosts, ...unvalidated(list) };
   });
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
 import { addressOnlyKeys, changedKeys, meshIndex, recordedView } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
-import { compareStrings, type Identity, type MeshIR, type MeshSettings, type Workload } from '../ir/types.js';
+import { compareStrings, parseIdentity, type Identity, type MeshIR, type MeshSettings, type Workload } from '../ir/types.js';
 import { sameItems } from '../group.js';
 import type { InterceptionMode } from '../model.js';
 import type { InboundPort } from './listener.js';
@@ -643,7 +643,7 @@ function fromReach<T>(reach: Reach, key: string, warn: (m: string) => void, make
   return made.value as T;
 }
 
-const sharedReach = new WeakMap<MeshIR, Map<DataPlane, Reach>>();
+const sharedReach = new WeakMap<MeshIR, Map<string, Reach>>();
 
 /**
  * The reach of `identity`, read through `view` (its reads recorded); in a
@@ -659,25 +659,37 @@ function reachOf(mesh: MeshIR, view: MeshIR, identity: Identity, dataPlane: Data
   return makeReach(view, identity, dataPlane, false);
 }
 
-/** The one reach of a data plane that every identity of a permissive mesh shares (`identity`: any of them), made once per IR. */
+/**
+ * Which shared reach an identity of a permissive mesh takes: its namespace's
+ * own when consumer routes there change how it calls some Service, else the
+ * mesh's one ('').
+ */
+function reachScope(mesh: MeshIR, identity: Identity): string {
+  const ns = parseIdentity(identity)?.namespace ?? '';
+  return meshIndex(mesh).consumerRoutesIn.has(ns) ? ns : '';
+}
+
+/** The one reach of a data plane that every identity of a permissive mesh shares (`identity`: any of them; one per namespace with consumer routes), made once per IR. */
 function sharedReachOf(mesh: MeshIR, identity: Identity, dataPlane: DataPlane, previousMesh: MeshIR | undefined): Reach {
   let byPlane = sharedReach.get(mesh);
   if (!byPlane) sharedReach.set(mesh, (byPlane = new Map()));
-  const known = byPlane.get(dataPlane);
+  const scope = reachScope(mesh, identity);
+  const key = `${dataPlane} ${scope}`;
+  const known = byPlane.get(key);
   if (known) return known;
-  const prior = previousMesh && previousMesh !== mesh ? sharedReach.get(previousMesh)?.get(dataPlane) : undefined;
+  const prior = previousMesh && previousMesh !== mesh ? sharedReach.get(previousMesh)?.get(key) : undefined;
   const made = makeReach(mesh, identity, dataPlane, true, prior?.objects);
-  byPlane.set(dataPlane, made);
+  byPlane.set(key, made);
   return made;
 }
 
 /**
- * Whether what plans hold of the shared reach of `dataPlane` (its plan hash,
- * its warnings) is the same in `mesh` as in `previousMesh`: a change that
- * moved endpoints only. False when the previous one is not known.
+ * Whether what plans hold of the shared reach `identity` takes (its plan
+ * hash, its warnings) is the same in `mesh` as in `previousMesh`: a change
+ * that moved endpoints only. False when the previous one is not known.
  */
 function sameSharedReach(mesh: MeshIR, previousMesh: MeshIR, identity: Identity, dataPlane: DataPlane): boolean {
-  const before = sharedReach.get(previousMesh)?.get(dataPlane);
+  const before = sharedReach.get(previousMesh)?.get(`${dataPlane} ${reachScope(previousMesh, identity)}`);
   const after = sharedReachOf(mesh, identity, dataPlane, previousMesh);
   return before !== undefined && after.plan === before.plan && sameItems(after.warnings, before.warnings);
 }
@@ -685,9 +697,9 @@ function sameSharedReach(mesh: MeshIR, previousMesh: MeshIR, identity: Identity,
 function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean, prior?: ReadonlyMap<string, object>): Reach {
   const warnings: string[] = [];
   const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, (m) => warnings.push(m));
-  const made = outboundServices(ir, upstreams);
+  const made = outboundServices(ir, upstreams, parseIdentity(identity)?.namespace ?? '');
   const upstreamRows = upstreams.map((u) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.identities]);
-  const outboundRows = made.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split]);
+  const outboundRows = made.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split, o.routes, o.routeNames]);
   if (!shared) return { upstreams, outbound: made, warnings, plan: [upstreamRows, outboundRows], made: new Map(), objects: new Map(), shared };
   // Shared: its text is hashed once, and every plan holds the hash. An outbound service whose row is the same as before is the object it was.
   const reach: Reach = { upstreams, outbound: [], warnings, plan: '', made: new Map(), objects: new Map(), shared, ...(prior ? { prior } : {}) };
@@ -800,15 +812,16 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     // Those that read nothing changed but the mesh's shared reach (a permissive mesh): when what their plans hold of it is
     // the same (endpoints moved, nothing else), their plans are too; they take the new endpoint set without being planned.
     if (keys.size > 0) {
-      const unchanged = new Map<DataPlane, boolean>();
+      const unchanged = new Map<string, boolean>();
       for (const id of dependents.get('*') ?? []) {
         const before = out.get(id);
         if (!before || own.has(id)) continue;
         const dataPlane = before.snapshot.dataPlane;
-        if (!unchanged.has(dataPlane)) unchanged.set(dataPlane, sameSharedReach(ir, previousIR!, id, dataPlane));
+        const which = `${dataPlane} ${reachScope(ir, id)} ${reachScope(previousIR!, id)}`;
+        if (!unchanged.has(which)) unchanged.set(which, sameSharedReach(ir, previousIR!, id, dataPlane));
         const reach = sharedReachOf(ir, id, dataPlane, previousIR);
         let after: PlannedSnapshot;
-        if (unchanged.get(dataPlane)) {
+        if (unchanged.get(which)) {
           const endpoint = endpointSet(reach, codec, memo);
           if (endpoint.version === before.snapshot.types.endpoint.version) continue;
           after = withEndpoints(before, endpoint);

@@ -7,7 +7,8 @@ import { checkRouteGroups, type CheckedRouteGroup } from './routes.js';
 import { assignVirtualIPs, buildServices } from './services.js';
 import { meshNamespaces, meshSettings } from './settings.js';
 import { buildSplits } from './splits.js';
-import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type SplitIR, type Workload } from './types.js';
+import { buildRoutes, type RouteMemo } from './gateway.js';
+import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
 import { buildWorkloads } from './workloads.js';
 import { groupBy, sameItems } from '../group.js';
 import type { KeyedMemo } from '../keyed.js';
@@ -36,6 +37,8 @@ export interface IRMemo {
   readonly parts: ReadonlyMap<string, NamespacePart>;
   /** Services that were given a virtual IP: the service as built -> with its address. */
   readonly assigned: ReadonlyMap<ServiceIR, ServiceIR>;
+  /** Each Gateway API route with what it read (see ir/gateway.ts). */
+  readonly routes: RouteMemo | undefined;
 }
 
 type Calls = readonly StatusCall[];
@@ -74,6 +77,8 @@ interface ServicesStage {
   readonly front: Front;
   readonly calls: Calls;
   readonly services: readonly ServiceIR[];
+  /** The same services by name. */
+  readonly byName: ReadonlyMap<string, ServiceIR>;
   /** Workloads of other namespaces an endpoint named (`Kind/ns/name`), as they were found. */
   readonly foreign: ReadonlyMap<string, Workload | undefined>;
   readonly headless: ReadonlySet<string>;
@@ -225,6 +230,23 @@ export function buildGroupedIR(
     replay(part.policy.calls, status);
   }
 
+  // Gateway API routes: attached across namespaces (a consumer route names another namespace's Service), so built for the mesh as a whole.
+  const routeObjects = names.flatMap((ns) => (parts.get(ns)!.services ? of(parts.get(ns)!.front.byKind, 'HTTPRoute') : []));
+  let routes: ServiceRouteIR[] = [];
+  let routeMemo: RouteMemo | undefined;
+  if (routeObjects.length > 0 || previous?.routes) {
+    const grants = new Map(names.map((ns) => [ns, of(parts.get(ns)!.front.byKind, 'ReferenceGrant')] as const));
+    const serviceOf = (key: string) => {
+      const slash = key.indexOf('/');
+      const s = parts.get(key.slice(0, slash))?.services?.byName.get(key.slice(slash + 1));
+      return s && (assigned.get(s) ?? s);
+    };
+    const built = buildRoutes(routeObjects, grants, { get: serviceOf }, status, previous?.routes);
+    routes = built.routes;
+    routeMemo = routeObjects.length > 0 ? built.memo : undefined;
+    for (const ns of built.namespaces) direct.add(ns);
+  }
+
   // Identities sort by namespace then account: namespaces compared with the `/` that follows them in an identity.
   const byIdentityOrder = [...names].sort((a, b) => compareStrings(`${a}/`, `${b}/`));
   const ir: MeshIR = {
@@ -234,6 +256,7 @@ export function buildGroupedIR(
     services,
     access: byIdentityOrder.flatMap((ns) => parts.get(ns)!.policy?.access ?? []),
     splits: names.flatMap((ns) => parts.get(ns)!.policy?.splits ?? []),
+    routes,
   };
   const rebuilt = new Set<string>();
   for (const [ns, part] of parts) {
@@ -241,7 +264,7 @@ export function buildGroupedIR(
     if (before?.front !== part.front || before.services !== part.services || before.policy !== part.policy) rebuilt.add(ns);
   }
   for (const ns of previous?.parts.keys() ?? []) if (!parts.has(ns) || !kept) rebuilt.add(ns);
-  return { ir, memo: { mesh: meshText, parts, assigned }, rebuilt, direct };
+  return { ir, memo: { mesh: meshText, parts, assigned, routes: routeMemo }, rebuilt, direct };
 }
 
 function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, connected: string, settings: MeshSettings, previous?: Front): Front {
@@ -291,6 +314,7 @@ function buildServicesStage(front: Front, workloadOf: (kind: string, namespace: 
     front,
     calls,
     services,
+    byName: new Map(services.map((sv) => [sv.name, sv])),
     foreign,
     headless: new Set(objects.filter((o) => o.headless).map((o) => `${o.meta.namespace}/${o.meta.name}`)),
     objectKey: new Map(objects.map((o) => [`${o.meta.namespace}/${o.meta.name}`, o.key])),

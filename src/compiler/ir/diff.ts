@@ -1,4 +1,5 @@
 import { compareStrings, type MeshIR } from './types.js';
+import { compareRoutes } from './gateway.js';
 
 /**
  * What differs between two IRs of the same settings, list by
@@ -25,6 +26,7 @@ const ORDERS: { readonly [K in keyof IRLists]-?: (a: IRLists[K][number], b: IRLi
   access: (a, b) => compareStrings(a.destination, b.destination),
   splits: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.service, b.service),
   namespaces: compareStrings,
+  routes: compareRoutes,
 };
 
 export interface Changes<T> {

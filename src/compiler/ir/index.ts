@@ -1,5 +1,6 @@
 import { diffIR, type IRDiff } from './diff.js';
-import { compareStrings, type Endpoint, type Grant, type Identity, type MeshIR, type ServiceIR, type ServicePortIR, type SplitIR, type Workload } from './types.js';
+import { compareStrings, type Endpoint, type Grant, type Identity, type MeshIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
+import { compareRoutes } from './gateway.js';
 
 /**
  * The mesh IR indexed once, so that no per-proxy step scans the mesh:
@@ -24,11 +25,21 @@ export interface MeshIndex {
   readonly splitOf: ReadonlyMap<string, SplitIR>;
   /** `ns/name` of a backend -> the roots whose split names it. */
   readonly splitRootsOf: ReadonlyMap<string, readonly string[]>;
+  /** `ns/name` of a Service -> the Gateway API routes attached to it (producer and consumer), in IR order. */
+  readonly routesOf: ReadonlyMap<string, readonly ServiceRouteIR[]>;
+  /** `ns/name` of a backend -> the Services whose routes name it, sorted. */
+  readonly routeParentsOf: ReadonlyMap<string, readonly string[]>;
+  /** Namespaces with consumer routes (a route on another namespace's Service) -> how many. */
+  readonly consumerRoutesIn: ReadonlyMap<string, number>;
   /** Namespaces in the mesh. */
   readonly namespaceSet: ReadonlySet<string>;
   /** `ns/name` of every pod in the mesh. */
   readonly podSet: ReadonlySet<string>;
 }
+
+const routeParent = (r: ServiceRouteIR): string => `${r.serviceNamespace}/${r.service}`;
+const routeBackends = (r: ServiceRouteIR): string[] => [...new Set(r.rules.flatMap((rule) => rule.backends.map((b) => `${b.namespace}/${b.service}`)))];
+const isConsumer = (r: ServiceRouteIR): boolean => r.namespace !== r.serviceNamespace;
 
 export interface IndexedEndpoint {
   readonly service: ServiceIR;
@@ -155,6 +166,9 @@ export function recordedView(ir: MeshIR, record: (key: string) => void): MeshIR 
     service: map('service', index.service),
     splitOf: map('splitOf', index.splitOf),
     splitRootsOf: map('splitRootsOf', index.splitRootsOf),
+    routesOf: map('routesOf', index.routesOf),
+    routeParentsOf: map('routeParentsOf', index.routeParentsOf),
+    consumerRoutesIn: map('consumerRoutesIn', index.consumerRoutesIn),
     namespaceSet: set('namespaceSet', index.namespaceSet),
     podSet: set('podSet', index.podSet),
   };
@@ -263,9 +277,22 @@ function built(ir: MeshIR): MeshIndex {
     splitOf.set(root, s);
     for (const b of s.backends) push(splitRootsOf, `${s.namespace}/${b.service}`, root);
   }
+  const routesOf = new Map<string, ServiceRouteIR[]>();
+  const parents = new Map<string, Set<string>>();
+  const consumerRoutesIn = new Map<string, number>();
+  for (const r of ir.routes) {
+    push(routesOf, routeParent(r), r);
+    for (const b of routeBackends(r)) {
+      let set = parents.get(b);
+      if (!set) parents.set(b, (set = new Set()));
+      set.add(routeParent(r));
+    }
+    if (isConsumer(r)) consumerRoutesIn.set(r.namespace, (consumerRoutesIn.get(r.namespace) ?? 0) + 1);
+  }
+  const routeParentsOf = new Map([...parents].map(([b, set]) => [b, [...set].sort(compareStrings)] as const));
   const identities = [...workloadsOf.keys()].sort(compareStrings);
   const podSet = new Set(ir.workloads.filter((w) => w.kind === 'Pod').map((w) => `${w.namespace}/${w.name}`));
-  return { identities, identitySet: new Set(identities), workloadsOf, grantsTo, grantsFrom, endpointsOf, service, splitOf, splitRootsOf, namespaceSet: new Set(ir.namespaces), podSet };
+  return { identities, identitySet: new Set(identities), workloadsOf, grantsTo, grantsFrom, endpointsOf, service, splitOf, splitRootsOf, routesOf, routeParentsOf, consumerRoutesIn, namespaceSet: new Set(ir.namespaces), podSet };
 }
 
 function addEndpoints(endpointsOf: Map<Identity, IndexedEndpoint[]>, s: ServiceIR): void {
@@ -415,6 +442,43 @@ function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>, addressOnl
     splitOf = of;
     splitRootsOf = roots;
   }
+  // Routes: those of each parent, the parents of each backend, the namespaces with consumer routes.
+  let routesOf = base.routesOf;
+  let routeParentsOf = base.routeParentsOf;
+  let consumerRoutesIn = base.consumerRoutesIn;
+  if (diff.routes.removed.length + diff.routes.added.length > 0) {
+    const of = new Map(base.routesOf);
+    const changedParents = new Set([...diff.routes.removed, ...diff.routes.added].map(routeParent));
+    const gone = new Set(diff.routes.removed);
+    for (const parent of changedParents) {
+      const list = [...(of.get(parent) ?? []).filter((r) => !gone.has(r)), ...diff.routes.added.filter((r) => routeParent(r) === parent)].sort(compareRoutes);
+      if (list.length > 0) of.set(parent, list);
+      else of.delete(parent);
+    }
+    const backends = new Set([...diff.routes.removed, ...diff.routes.added].flatMap(routeBackends));
+    const parents = new Map(base.routeParentsOf);
+    for (const b of backends) {
+      const candidates = new Set([...(base.routeParentsOf.get(b) ?? []), ...changedParents]);
+      const list = [...candidates].filter((p) => (of.get(p) ?? []).some((r) => routeBackends(r).includes(b))).sort(compareStrings);
+      if (list.length > 0) parents.set(b, list);
+      else parents.delete(b);
+    }
+    const counts = new Map(base.consumerRoutesIn);
+    const consumerNamespaces = new Set<string>();
+    for (const [r, delta] of [...diff.routes.removed.map((r) => [r, -1] as const), ...diff.routes.added.map((r) => [r, 1] as const)]) {
+      if (!isConsumer(r)) continue;
+      consumerNamespaces.add(r.namespace);
+      const n = (counts.get(r.namespace) ?? 0) + delta;
+      if (n > 0) counts.set(r.namespace, n);
+      else counts.delete(r.namespace);
+    }
+    touch('routesOf', changedParents);
+    touch('routeParentsOf', backends);
+    touch('consumerRoutesIn', [...consumerNamespaces].filter((ns) => counts.get(ns) !== base.consumerRoutesIn.get(ns)));
+    routesOf = of;
+    routeParentsOf = parents;
+    consumerRoutesIn = counts;
+  }
   const identitySet = identities === base.identities ? base.identitySet : new Set(identities);
   // Namespaces that joined or left the mesh.
   let namespaceSet = base.namespaceSet;
@@ -425,5 +489,5 @@ function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>, addressOnl
     namespaceSet = set;
     touch('namespaceSet', [...diff.namespaces.removed, ...diff.namespaces.added]);
   }
-  return { identities, identitySet, workloadsOf, grantsTo, grantsFrom, endpointsOf, service, splitOf, splitRootsOf, namespaceSet, podSet };
+  return { identities, identitySet, workloadsOf, grantsTo, grantsFrom, endpointsOf, service, splitOf, splitRootsOf, routesOf, routeParentsOf, consumerRoutesIn, namespaceSet, podSet };
 }

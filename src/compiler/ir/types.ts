@@ -127,6 +127,81 @@ export interface SplitIR {
   readonly matches: readonly HttpMatchIR[];
 }
 
+/** One Gateway API path match, as the route wrote it (see `gatewayPath` in envoy/match.ts for how each is matched). */
+export interface PathMatchIR {
+  readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression';
+  readonly value: string;
+}
+
+/** A header or query parameter to match: `Exact` text or an RE2 `RegularExpression` (whole value). */
+export interface ValueMatchIR {
+  readonly type: 'Exact' | 'RegularExpression';
+  /** Header names are lower-cased (they are case-insensitive); query parameter names are kept as written. */
+  readonly name: string;
+  readonly value: string;
+}
+
+/** One HTTPRoute match: path AND method AND every header AND every query parameter. */
+export interface RouteMatchIR {
+  readonly path: PathMatchIR;
+  readonly method: string | undefined;
+  readonly headers: readonly ValueMatchIR[];
+  readonly queryParams: readonly ValueMatchIR[];
+}
+
+/** A header modifier filter (RequestHeaderModifier, ResponseHeaderModifier). Names as written; Envoy compares them case-insensitively. */
+export interface HeaderModifierIR {
+  readonly set: readonly { readonly name: string; readonly value: string }[];
+  readonly add: readonly { readonly name: string; readonly value: string }[];
+  readonly remove: readonly string[];
+}
+
+/** A backend of a route rule that resolved to a mesh Service port. */
+export interface RouteBackendIR {
+  readonly namespace: string;
+  readonly service: string;
+  readonly port: number;
+  /** As written (0: no traffic). */
+  readonly weight: number;
+}
+
+export interface RouteRuleIR {
+  /** `rules[2]`, or the rule's `name` when it has one (Envoy route names and status name the rule by it). */
+  readonly name: string;
+  readonly matches: readonly RouteMatchIR[];
+  readonly backends: readonly RouteBackendIR[];
+  /** The summed weight of backendRefs that did not resolve (their share of the requests is answered 500). */
+  readonly invalidWeight: number;
+  readonly requestHeaders: HeaderModifierIR | undefined;
+  readonly responseHeaders: HeaderModifierIR | undefined;
+  /** `timeouts.request` and `timeouts.backendRequest`, as Envoy durations ("1.5s"); "0s" turns the timeout off. */
+  readonly timeout: string | undefined;
+  readonly backendTimeout: string | undefined;
+}
+
+/**
+ * A Gateway API route (HTTPRoute) attached to a mesh Service by one of its
+ * parentRefs (GEP-1294): it routes what callers send to that Service's
+ * cluster IP (and name), on `port` or on every HTTP port of the Service.
+ * A producer route lives in the Service's namespace and applies to every
+ * caller; a consumer route lives elsewhere and applies only to callers of
+ * its own namespace, which then ignore the producer routes.
+ */
+export interface ServiceRouteIR {
+  readonly kind: 'HTTPRoute';
+  /** The parent Service. */
+  readonly serviceNamespace: string;
+  readonly service: string;
+  /** The parentRef's port; undefined: every port of the Service. */
+  readonly port: number | undefined;
+  /** The route. */
+  readonly namespace: string;
+  readonly name: string;
+  /** For precedence between routes: the older route wins a tie. */
+  readonly creationTimestamp: string;
+  readonly rules: readonly RouteRuleIR[];
+}
+
 export interface MeshIR {
   readonly settings: MeshSettings;
   /** Namespaces in the mesh. */
@@ -136,6 +211,8 @@ export interface MeshIR {
   /** One entry per identity that has a workload or is granted to; sorted by destination. */
   readonly access: readonly DestinationAccess[];
   readonly splits: readonly SplitIR[];
+  /** Gateway API routes by parent: sorted by parent Service, then route namespace, name and port. */
+  readonly routes: readonly ServiceRouteIR[];
 }
 
 export function identityOf(trustDomain: string, namespace: string, serviceAccount: string): Identity {

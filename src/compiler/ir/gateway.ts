@@ -1,0 +1,298 @@
+import type { BackendRefObj, HeaderModifierObj, HttpRouteObj, HttpRouteRuleObj, ReferenceGrantObj, RouteFilterObj } from '../model.js';
+import { KeyedMemo } from '../keyed.js';
+import { re2Error, re2ProgramSizeBound, RE2_MAX_PROGRAM_SIZE } from '../regex.js';
+import { error, warning, type StatusCollector } from '../status.js';
+import { compareStrings, type HeaderModifierIR, type RouteBackendIR, type RouteRuleIR, type ServiceIR, type ServiceRouteIR } from './types.js';
+
+/**
+ * Gateway API routes on mesh Services (GEP-1294, "GAMMA"): each HTTPRoute is
+ * checked on its own and attached to the Services its parentRefs name. A
+ * route whose rules cannot be carried out as written (a filter smc does not
+ * implement, a bad pattern or duration) is not applied at all, so no request
+ * is routed by part of a rule. A parentRef that is not a mesh Service is
+ * left alone with a warning; a backendRef that does not resolve keeps its
+ * share of the requests, answered 500 (the specification's rule).
+ */
+
+const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+/** RFC 9110 token: what a header name is made of. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Gateway API Duration: up to four number+unit pairs. */
+const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
+const UNIT_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+
+export type RouteMemo = KeyedMemo<readonly ServiceRouteIR[]>;
+
+export interface BuiltRoutes {
+  readonly routes: ServiceRouteIR[];
+  readonly memo: RouteMemo;
+  /** Namespaces of the routes (their messages come from this mesh-wide step). */
+  readonly namespaces: ReadonlySet<string>;
+}
+
+/**
+ * Every route's attachments, sorted by parent Service, then route. Each route
+ * is derived from what it reads (itself, the Services it names, the
+ * ReferenceGrants of the namespaces its backends live in); given the previous
+ * build's memo, a route whose reads are the same values is not checked again.
+ */
+export function buildRoutes(
+  routes: readonly HttpRouteObj[],
+  grants: ReadonlyMap<string, readonly ReferenceGrantObj[]>,
+  services: Pick<ReadonlyMap<string, ServiceIR>, 'get'>,
+  status: StatusCollector,
+  previous?: RouteMemo,
+): BuiltRoutes {
+  const byKey = new Map(routes.map((r) => [r.key, r]));
+  const lookups = {
+    route: (key: string) => byKey.get(key),
+    service: (key: string) => services.get(key),
+    grants: (namespace: string) => grants.get(namespace),
+  };
+  const memo = new KeyedMemo<readonly ServiceRouteIR[]>(previous);
+  const out: ServiceRouteIR[] = [];
+  for (const r of routes) {
+    const attached = memo.get(r.key, lookups, status, (read, st) => attachRoute(read('route', r.key)!, (k) => read('service', k), (ns) => read('grants', ns) ?? [], st));
+    for (const a of attached) out.push(a);
+  }
+  out.sort(compareRoutes);
+  return { routes: out, memo: memo.seal(), namespaces: new Set(routes.map((r) => r.meta.namespace)) };
+}
+
+/** The order of `MeshIR.routes`: parent Service, then route namespace, name and port. */
+export function compareRoutes(a: ServiceRouteIR, b: ServiceRouteIR): number {
+  return (
+    compareStrings(a.serviceNamespace, b.serviceNamespace) ||
+    compareStrings(a.service, b.service) ||
+    compareStrings(a.namespace, b.namespace) ||
+    compareStrings(a.name, b.name) ||
+    (a.port ?? 0) - (b.port ?? 0)
+  );
+}
+
+function attachRoute(
+  route: HttpRouteObj,
+  serviceOf: (key: string) => ServiceIR | undefined,
+  grantsIn: (namespace: string) => readonly ReferenceGrantObj[],
+  status: StatusCollector,
+): ServiceRouteIR[] {
+  const key = route.key;
+  const ns = route.meta.namespace;
+  const rules: RouteRuleIR[] = [];
+  let broken = false;
+  if (route.hostnames.length > 0) status.add(key, warning('spec.hostnames', 'hostnames play no part for a Service parent (GEP-1294): traffic is routed by the Service it is sent to'));
+  route.rules.forEach((rule, i) => {
+    const made = checkRule(route, rule, `spec.rules[${i}]`, i, serviceOf, grantsIn, status);
+    if (made) rules.push(made);
+    else broken = true;
+  });
+  if (route.parentRefs.length === 0) status.add(key, warning('spec.parentRefs', 'no parentRefs: the route attaches to nothing (name a Service, with group "" and kind Service)'));
+  if (broken) {
+    status.reject(key, error('', 'HTTPRoute not applied: a rule cannot be carried out as written (see the errors above); callers keep the routing they had without it'));
+    return [];
+  }
+  const out: ServiceRouteIR[] = [];
+  const seen = new Set<string>();
+  route.parentRefs.forEach((p, i) => {
+    const path = `spec.parentRefs[${i}]`;
+    if (p.group !== '' || p.kind !== 'Service') {
+      const what = p.group === GATEWAY_GROUP && p.kind === 'Gateway' ? `Gateway ${p.namespace}/${p.name}` : `${p.kind} (group ${JSON.stringify(p.group)}) ${p.namespace}/${p.name}`;
+      status.add(key, warning(path, `${what} is not a mesh parent; smc routes for parents that are Services (group "", kind Service) and leaves this one to its own controller`));
+      return;
+    }
+    const service = serviceOf(`${p.namespace}/${p.name}`);
+    if (!service) {
+      status.add(key, error(path, `Service ${p.namespace}/${p.name} not found in the mesh; the route does not attach to it`));
+      return;
+    }
+    let port = p.port;
+    if (p.sectionName !== undefined) {
+      const named = service.ports.find((sp) => sp.name === p.sectionName);
+      if (!named) {
+        status.add(key, error(`${path}.sectionName`, `Service ${p.namespace}/${p.name} has no port named ${JSON.stringify(p.sectionName)} (its ports: ${service.ports.map((sp) => sp.name || String(sp.port)).join(', ')})`));
+        return;
+      }
+      if (port !== undefined && port !== named.port) {
+        status.add(key, error(path, `sectionName ${JSON.stringify(p.sectionName)} is port ${named.port}, but port says ${port}`));
+        return;
+      }
+      port = named.port;
+    }
+    const ports = port === undefined ? service.ports : service.ports.filter((sp) => sp.port === port);
+    if (ports.length === 0) {
+      status.add(key, error(`${path}.port`, `Service ${p.namespace}/${p.name} has no port ${port} (its ports: ${service.ports.map((sp) => sp.port).join(', ')})`));
+      return;
+    }
+    const tcp = ports.filter((sp) => sp.protocol === 'tcp');
+    if (tcp.length === ports.length) {
+      status.add(key, error(path, `${port === undefined ? 'every port' : `port ${port}`} of Service ${p.namespace}/${p.name} carries TCP, so an HTTPRoute cannot route it (name the port http-… or set its appProtocol to http)`));
+      return;
+    }
+    for (const sp of tcp) status.add(key, warning(path, `port ${sp.port} of Service ${p.namespace}/${p.name} carries TCP: the route applies to its HTTP ports only`));
+    const id = `${p.namespace}/${p.name}:${port ?? ''}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    out.push({ kind: 'HTTPRoute', serviceNamespace: p.namespace, service: p.name, port, namespace: ns, name: route.meta.name, creationTimestamp: route.meta.creationTimestamp, rules });
+  });
+  return out;
+}
+
+function checkRule(
+  route: HttpRouteObj,
+  rule: HttpRouteRuleObj,
+  path: string,
+  index: number,
+  serviceOf: (key: string) => ServiceIR | undefined,
+  grantsIn: (namespace: string) => readonly ReferenceGrantObj[],
+  status: StatusCollector,
+): RouteRuleIR | undefined {
+  const key = route.key;
+  let ok = true;
+  const fail = (p: string, message: string) => {
+    status.add(key, error(p, message));
+    ok = false;
+  };
+  rule.matches.forEach((m, j) => {
+    const mp = `${path}.matches[${j}]`;
+    if (m.path.type === 'RegularExpression') {
+      const e = re2Error(m.path.value) ?? tooLarge(m.path.value);
+      if (e !== undefined) fail(`${mp}.path.value`, `expected an RE2 pattern: ${e}`);
+    }
+    const seen = new Set<string>();
+    m.headers.forEach((h, k) => {
+      if (!TOKEN.test(h.name)) fail(`${mp}.headers[${k}].name`, `expected a header name, got ${JSON.stringify(h.name)}`);
+      if (seen.has(h.name.toLowerCase())) fail(`${mp}.headers[${k}].name`, `header ${JSON.stringify(h.name)} is matched twice (names are case-insensitive); match it once`);
+      seen.add(h.name.toLowerCase());
+      if (h.type === 'RegularExpression') {
+        const e = re2Error(h.value) ?? tooLarge(h.value);
+        if (e !== undefined) fail(`${mp}.headers[${k}].value`, `expected an RE2 pattern: ${e}`);
+      }
+    });
+    const names = new Set<string>();
+    m.queryParams.forEach((q, k) => {
+      if (names.has(q.name)) fail(`${mp}.queryParams[${k}].name`, `query parameter ${JSON.stringify(q.name)} is matched twice; match it once`);
+      names.add(q.name);
+      if (q.type === 'RegularExpression') {
+        const e = re2Error(q.value) ?? tooLarge(q.value);
+        if (e !== undefined) fail(`${mp}.queryParams[${k}].value`, `expected an RE2 pattern: ${e}`);
+      }
+    });
+  });
+  const modifiers = (filters: readonly RouteFilterObj[], fp: string) => {
+    let requestHeaders: HeaderModifierIR | undefined;
+    let responseHeaders: HeaderModifierIR | undefined;
+    filters.forEach((f, k) => {
+      const p = `${fp}[${k}]`;
+      if (f.unsupported !== undefined) {
+        fail(`${p}.type`, `filter ${f.unsupported} is not supported by smc yet (supported: RequestHeaderModifier, ResponseHeaderModifier); the route is not applied rather than routed without it`);
+        return;
+      }
+      if (f.type === 'RequestHeaderModifier') {
+        if (!f.requestHeaderModifier) return fail(`${p}.requestHeaderModifier`, 'expected requestHeaderModifier for a filter of type RequestHeaderModifier');
+        if (requestHeaders) return fail(p, 'RequestHeaderModifier is given twice in one list; give it once');
+        requestHeaders = checkModifier(f.requestHeaderModifier, `${p}.requestHeaderModifier`, fail);
+      } else if (f.type === 'ResponseHeaderModifier') {
+        if (!f.responseHeaderModifier) return fail(`${p}.responseHeaderModifier`, 'expected responseHeaderModifier for a filter of type ResponseHeaderModifier');
+        if (responseHeaders) return fail(p, 'ResponseHeaderModifier is given twice in one list; give it once');
+        responseHeaders = checkModifier(f.responseHeaderModifier, `${p}.responseHeaderModifier`, fail);
+      }
+    });
+    return { requestHeaders, responseHeaders };
+  };
+  const { requestHeaders, responseHeaders } = modifiers(rule.filters, `${path}.filters`);
+  const timeout = rule.timeouts.request === undefined ? undefined : durationMs(rule.timeouts.request);
+  const backendTimeout = rule.timeouts.backendRequest === undefined ? undefined : durationMs(rule.timeouts.backendRequest);
+  if (timeout === null) fail(`${path}.timeouts.request`, `expected a duration such as 10s, 500ms or 1m30s, got ${JSON.stringify(rule.timeouts.request)}`);
+  if (backendTimeout === null) fail(`${path}.timeouts.backendRequest`, `expected a duration such as 10s, 500ms or 1m30s, got ${JSON.stringify(rule.timeouts.backendRequest)}`);
+  if (typeof timeout === 'number' && typeof backendTimeout === 'number' && timeout !== 0 && (backendTimeout === 0 || backendTimeout > timeout)) {
+    fail(`${path}.timeouts.backendRequest`, `backendRequest (${rule.timeouts.backendRequest}) must not be longer than request (${rule.timeouts.request})`);
+  }
+  const backends: RouteBackendIR[] = [];
+  let invalidWeight = 0;
+  rule.backendRefs.forEach((b, k) => {
+    const bp = `${path}.backendRefs[${k}]`;
+    if (b.filters.length > 0) fail(`${bp}.filters`, 'filters on a backendRef are not supported by smc yet; put them on the rule');
+    const problem = backendProblem(route, b, serviceOf, grantsIn);
+    if (problem !== undefined) {
+      if (b.weight === 0) status.add(key, warning(bp, `${problem}; its weight is 0, so no request is sent to it`));
+      else status.add(key, error(bp, `${problem}; its share of the requests (weight ${b.weight}) is answered 500`));
+      invalidWeight += b.weight;
+      return;
+    }
+    backends.push({ namespace: b.namespace, service: b.name, port: b.port!, weight: b.weight });
+  });
+  if (rule.backendRefs.length === 0) status.add(key, warning(path, 'no backendRefs: requests this rule matches are answered 500'));
+  else if (invalidWeight === 0 && backends.every((b) => b.weight === 0)) status.add(key, warning(`${path}.backendRefs`, 'every weight is 0: requests this rule matches are answered 500'));
+  if (!ok) return undefined;
+  return {
+    name: rule.name ?? `rules[${index}]`,
+    matches: rule.matches.map((m) => ({
+      path: m.path,
+      method: m.method,
+      headers: m.headers.map((h) => ({ ...h, name: h.name.toLowerCase() })),
+      queryParams: m.queryParams,
+    })),
+    backends,
+    invalidWeight,
+    requestHeaders,
+    responseHeaders,
+    timeout: typeof timeout === 'number' ? envoyDuration(timeout) : undefined,
+    backendTimeout: typeof backendTimeout === 'number' ? envoyDuration(backendTimeout) : undefined,
+  };
+}
+
+/** Why a backendRef does not resolve to a mesh Service port (the specification's ResolvedRefs reasons), or undefined when it does. */
+function backendProblem(
+  route: HttpRouteObj,
+  b: BackendRefObj,
+  serviceOf: (key: string) => ServiceIR | undefined,
+  grantsIn: (namespace: string) => readonly ReferenceGrantObj[],
+): string | undefined {
+  if (b.group !== '' || b.kind !== 'Service') return `InvalidKind: ${b.kind} (group ${JSON.stringify(b.group)}) is not a backend smc can send to; expected a Service (group "")`;
+  if (b.port === undefined) return 'a Service backend needs a port';
+  if (b.namespace !== route.meta.namespace && !referenceGranted(grantsIn(b.namespace), route.meta.namespace, b.name)) {
+    return `RefNotPermitted: Service ${b.namespace}/${b.name} is in another namespace and no ReferenceGrant there lets HTTPRoutes of ${route.meta.namespace} refer to it`;
+  }
+  const service = serviceOf(`${b.namespace}/${b.name}`);
+  if (!service) return `BackendNotFound: Service ${b.namespace}/${b.name} not found in the mesh`;
+  if (!service.ports.some((p) => p.port === b.port)) return `BackendNotFound: Service ${b.namespace}/${b.name} has no port ${b.port} (its ports: ${service.ports.map((p) => p.port).join(', ')})`;
+  return undefined;
+}
+
+function referenceGranted(grants: readonly ReferenceGrantObj[], fromNamespace: string, service: string): boolean {
+  return grants.some(
+    (g) =>
+      g.from.some((f) => f.group === GATEWAY_GROUP && f.kind === 'HTTPRoute' && f.namespace === fromNamespace) &&
+      g.to.some((t) => t.group === '' && t.kind === 'Service' && (t.name === undefined || t.name === service)),
+  );
+}
+
+function checkModifier(h: HeaderModifierObj, path: string, fail: (p: string, m: string) => void): HeaderModifierIR {
+  const names = new Set<string>();
+  const check = (name: string, p: string) => {
+    if (!TOKEN.test(name)) fail(p, `expected a header name, got ${JSON.stringify(name)}`);
+    else if (name.startsWith(':') || name.toLowerCase() === 'host') fail(p, `${name} cannot be modified by a header filter`);
+    if (names.has(name.toLowerCase())) fail(p, `header ${JSON.stringify(name)} is named twice in one filter (names are case-insensitive)`);
+    names.add(name.toLowerCase());
+  };
+  h.set.forEach((x, i) => check(x.name, `${path}.set[${i}].name`));
+  h.add.forEach((x, i) => check(x.name, `${path}.add[${i}].name`));
+  h.remove.forEach((x, i) => check(x, `${path}.remove[${i}]`));
+  return { set: h.set.map((x) => ({ name: x.name, value: x.value })), add: h.add.map((x) => ({ name: x.name, value: x.value })), remove: [...h.remove] };
+}
+
+/** Milliseconds of a Gateway API Duration; null when it is not one. */
+function durationMs(text: string): number | null {
+  if (!DURATION.test(text)) return null;
+  let ms = 0;
+  for (const [, n, unit] of text.matchAll(/([0-9]+)(ms|h|m|s)/g)) ms += Number(n) * UNIT_MS[unit!]!;
+  return ms;
+}
+
+const envoyDuration = (ms: number): string => `${ms / 1000}s`;
+
+function tooLarge(pattern: string): string | undefined {
+  const size = re2ProgramSizeBound(pattern);
+  if (size === undefined || size <= RE2_MAX_PROGRAM_SIZE) return undefined;
+  return `its RE2 program may take up to ${size} instructions, more than the ${RE2_MAX_PROGRAM_SIZE} Envoy is allowed`;
+}
