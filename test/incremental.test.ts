@@ -53,6 +53,10 @@ interface State {
   proxyless: boolean;
   /** The account of b's pod (b unless said). */
   bAccount?: string;
+  /** A producer HTTPRoute on a (weights of c and d on one path; a second rule to x of back), a consumer route of back on b (to c), and the ReferenceGrants that let each name the other namespace's Services. */
+  route?: { weights: [number, number]; exact: boolean; port: boolean };
+  consumerRoute?: boolean;
+  refGrants?: boolean;
   /** How often each identity's certificate was renewed, and the trust bundle replaced (a new root). */
   renewals: Record<string, number>;
   bundle: number;
@@ -79,7 +83,10 @@ type Edit =
   | { kind: 'vmConnected'; on: boolean }
   | { kind: 'proxyless'; on: boolean }
   | { kind: 'renew'; app: string }
-  | { kind: 'bundle' };
+  | { kind: 'bundle' }
+  | { kind: 'route'; route: State['route'] }
+  | { kind: 'consumerRoute'; on: boolean }
+  | { kind: 'refGrants'; on: boolean };
 
 const app = fc.constantFrom(...APPS, 'x');
 const edit: fc.Arbitrary<Edit> = fc.oneof(
@@ -104,6 +111,10 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('proxyless' as const), on: fc.boolean() }),
   fc.record({ kind: fc.constant('renew' as const), app: fc.constantFrom(...APPS, 'vm') }),
   fc.record({ kind: fc.constant('bundle' as const) }),
+  // Gateway API routes: drawn more often, so that sequences of route edits with grants between them are common.
+  { arbitrary: fc.record({ kind: fc.constant('route' as const), route: fc.option(fc.record({ weights: fc.tuple(fc.nat(3), fc.nat(3)), exact: fc.boolean(), port: fc.boolean() }), { nil: undefined }) }), weight: 4 },
+  { arbitrary: fc.record({ kind: fc.constant('consumerRoute' as const), on: fc.boolean() }), weight: 2 },
+  { arbitrary: fc.record({ kind: fc.constant('refGrants' as const), on: fc.boolean() }), weight: 2 },
 );
 
 function apply(s: State, e: Edit): State {
@@ -150,6 +161,12 @@ function apply(s: State, e: Edit): State {
       return { ...s, renewals: { ...s.renewals, [e.app]: (s.renewals[e.app] ?? 0) + 1 } };
     case 'bundle':
       return { ...s, bundle: s.bundle + 1 };
+    case 'route':
+      return { ...s, route: e.route };
+    case 'consumerRoute':
+      return { ...s, consumerRoute: e.on };
+    case 'refGrants':
+      return { ...s, refGrants: e.on };
   }
 }
 
@@ -226,6 +243,27 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
   if (s.vm) docs.push({ apiVersion: 'smc.dev/v1alpha1', kind: 'VirtualMachine', metadata: { name: 'b-vm', namespace: ns }, spec: { serviceAccount: 'vm', addresses: ['198.18.40.1'], ports: [{ name: 'http', port: 8080 }], labels: { app: 'b' } } });
   // A proxyless gRPC client's pod, given b's label: then an endpoint of b that sidecars leave out, with a warning (a reach's warning without a change of its rows).
   docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p-1', namespace: ns, labels: { app: s.proxyless ? 'b' : 'p' }, annotations: { 'smc.dev/interception': 'proxyless' } }, spec: { serviceAccountName: 'p', containers: [{ name: 'p', ports: [{ containerPort: 8080 }] }] }, status: { podIP: '198.18.50.1' } });
+  // Gateway API routes: a producer route on a, a consumer route of back on b, and the grants that let them name each other's Services.
+  const gw = 'gateway.networking.k8s.io';
+  if (s.route) {
+    const path = s.route.exact ? { type: 'Exact', value: '/x' } : { type: 'PathPrefix', value: '/api' };
+    docs.push({
+      apiVersion: `${gw}/v1`,
+      kind: 'HTTPRoute',
+      metadata: { name: 'r', namespace: ns },
+      spec: {
+        parentRefs: [{ group: '', kind: 'Service', name: 'a', ...(s.route.port ? { port: 80 } : {}) }],
+        rules: [
+          { matches: [{ path }], backendRefs: [{ name: 'c', port: 80, weight: s.route.weights[0] }, { name: 'd', port: 80, weight: s.route.weights[1] }] },
+          { backendRefs: [{ name: 'x', namespace: BACK, port: 80 }] },
+        ],
+      },
+    });
+  }
+  if (s.consumerRoute) docs.push({ apiVersion: `${gw}/v1`, kind: 'HTTPRoute', metadata: { name: 'cr', namespace: BACK }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'b', namespace: ns }], rules: [{ backendRefs: [{ name: 'c', namespace: ns, port: 80 }] }] } });
+  if (s.refGrants) {
+    for (const [here, there] of [[ns, BACK], [BACK, ns]]) docs.push({ apiVersion: `${gw}/v1beta1`, kind: 'ReferenceGrant', metadata: { name: 'routes', namespace: here }, spec: { from: [{ group: gw, kind: 'HTTPRoute', namespace: there }], to: [{ group: '', kind: 'Service' }] } });
+  }
   // One file per namespace (and one for what is mesh-wide), as a folder or the cluster would give them: an edit in one namespace moves no other namespace's documents.
   const fileOf = (d: unknown) => {
     const { kind, metadata } = d as { kind: string; metadata: { namespace?: string } };

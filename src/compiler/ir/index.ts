@@ -449,9 +449,11 @@ function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>, addressOnl
   if (diff.routes.removed.length + diff.routes.added.length > 0) {
     const of = new Map(base.routesOf);
     const changedParents = new Set([...diff.routes.removed, ...diff.routes.added].map(routeParent));
-    const gone = new Set(diff.routes.removed);
+    // By key: the index may hold an earlier value of an element that was made again with the same content (see diffIR).
+    const routeKey = (r: ServiceRouteIR) => JSON.stringify([r.serviceNamespace, r.service, r.namespace, r.name, r.port ?? 0]);
+    const gone = new Set(diff.routes.removed.map(routeKey));
     for (const parent of changedParents) {
-      const list = [...(of.get(parent) ?? []).filter((r) => !gone.has(r)), ...diff.routes.added.filter((r) => routeParent(r) === parent)].sort(compareRoutes);
+      const list = [...(of.get(parent) ?? []).filter((r) => !gone.has(routeKey(r))), ...diff.routes.added.filter((r) => routeParent(r) === parent)].sort(compareRoutes);
       if (list.length > 0) of.set(parent, list);
       else of.delete(parent);
     }
