@@ -1,0 +1,136 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startBookstoreLab, type BookstoreLab, type Results } from '../lab/bookstore.js';
+import { waitFor } from './helpers/wait.js';
+
+/**
+ * Gateway API HTTPRoutes on a mesh Service (GEP-1294), with real Envoy
+ * sidecars and real traffic in network namespaces: the bookstore lab with
+ * routes added to its watched folder. bookbuyer may call bookstore (GET
+ * /buy-a-book as bookbuyer, GET /books-bought); bookstore-v1 and
+ * bookstore-v2 answer with their names.
+ */
+
+const BOOKSTORE = 'http://bookstore.bookstore:14001';
+const AS_BUYER = { 'user-agent': 'bookbuyer/1.0' };
+
+/** Writes (or, with undefined, removes) one file of the watched folder and waits until every proxy has acknowledged what changed. */
+async function put(lab: BookstoreLab, file: string, text: string | undefined): Promise<void> {
+  const path = join(lab.meshDir, file);
+  const versions = () => JSON.stringify(lab.controller.cache.identities().map((id) => Object.values(lab.controller.cache.get(id)!.types).map((t) => t.version)));
+  const was = versions();
+  if (text === undefined) rmSync(path);
+  else writeFileSync(path, text);
+  await waitFor(`the change of ${file} to be compiled`, () => (versions() !== was ? true : undefined), 10_000);
+  await waitFor(`every proxy to acknowledge the change of ${file}`, () => {
+    const behind = lab.controller.proxies.list().filter((p) => Object.entries(p.types).some(([k, t]) => t.sent !== t.acked || t.sent !== lab.controller.cache.get(p.identity)?.types[k as 'cluster'].version));
+    return behind.length === 0 ? true : undefined;
+  }, 15_000);
+}
+
+const ROUTE = (healthBackend: string) => `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bookstore, namespace: bookstore}
+spec:
+  parentRefs: [{group: "", kind: Service, name: bookstore, port: 14001}]
+  rules:
+    - matches: [{path: {type: Exact, value: /books-bought}}]
+      backendRefs: [{name: ${healthBackend}, port: 14001}]
+    - matches:
+        - path: {type: PathPrefix, value: /buy-a-book}
+          queryParams: [{name: pin, value: v1}]
+          headers: [{name: User-Agent, type: RegularExpression, value: "bookbuyer/.*"}]
+      backendRefs: [{name: bookstore-v1, port: 14001}]
+    - matches: [{path: {type: PathPrefix, value: /buy-a-book}}]
+      backendRefs:
+        - {name: bookstore-v2, port: 14001, weight: 1}
+        - {name: bookstore-v3, port: 14001, weight: 1}
+`;
+
+const CONSUMER = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bookstore-for-buyers, namespace: bookbuyer}
+spec:
+  parentRefs: [{group: "", kind: Service, name: bookstore, namespace: bookstore}]
+  rules:
+    - backendRefs: [{name: bookstore-v1, namespace: bookstore, port: 14001}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: routes-of-bookbuyer, namespace: bookstore}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: bookbuyer}]
+  to: [{group: "", kind: Service}]
+`;
+
+const only = (r: Results) => Object.keys(r).join(', ');
+/** Results keyed by answer for 200s (who served) and by status code alone otherwise (Envoy's own bodies vary). */
+const byStatus = (r: Results): Results => {
+  const out: Results = {};
+  for (const [k, n] of Object.entries(r)) {
+    const key = k.startsWith('200 ') ? k : k.split(' ')[0]!;
+    out[key] = (out[key] ?? 0) + n;
+  }
+  return out;
+};
+
+test('Gateway API HTTPRoutes on a Service, with real Envoy and real traffic: matches, weights with an unresolved share, no match, cluster IP vs pod IP, consumer over producer, live edits', { timeout: 240_000 }, async (t) => {
+  const lab = await startBookstoreLab();
+  try {
+    const call = (url: string, count: number, headers: Record<string, string> = {}) => lab.call('bookbuyer-1', { kind: 'http', url, headers, count });
+
+    await t.test('a producer route decides each request by its matches, in the specification\'s precedence', async () => {
+      await put(lab, '50-routes.yaml', ROUTE('bookstore-v2'));
+      assert.deepEqual(await call(`${BOOKSTORE}/books-bought`, 20), { '200 bookstore-v2': 20 }, 'the Exact match');
+      assert.deepEqual(await call(`${BOOKSTORE}/buy-a-book?pin=v1`, 20, AS_BUYER), { '200 bookstore-v1': 20 }, 'path, header and query parameter, ahead of the shorter match of the same path');
+      // The header is matched as the route says: without it the request falls to the next rule.
+      const noHeader = await call(`${BOOKSTORE}/buy-a-book?pin=v1`, 10, { 'user-agent': 'bookbuyer/1.0 (other)', 'x-no': '1' });
+      assert.equal(noHeader['200 bookstore-v1'] ?? 0, 10, `a user agent that still matches the pattern: ${only(noHeader)}`);
+      const wrongQuery = await call(`${BOOKSTORE}/buy-a-book?pin=v2`, 40, AS_BUYER);
+      assert.equal(wrongQuery['200 bookstore-v1'] ?? 0, 0, `another query value is not the v1 rule: ${only(wrongQuery)}`);
+    });
+
+    await t.test('weights: the share of a backend that does not resolve is answered 500, the rest reaches its backend', async () => {
+      const r = byStatus(await call(`${BOOKSTORE}/buy-a-book`, 400, AS_BUYER));
+      assert.equal((r['200 bookstore-v2'] ?? 0) + (r['500'] ?? 0), 400, `only v2 and 500: ${JSON.stringify(r)}`);
+      const served = r['200 bookstore-v2'] ?? 0;
+      assert.ok(Math.abs(served - 200) <= 40, `about half of 400 served by v2 (weights 1:1), got ${JSON.stringify(r)}`);
+    });
+
+    await t.test('a request no rule matches is answered 404 by the caller\'s sidecar', async () => {
+      assert.deepEqual(byStatus(await call(`${BOOKSTORE}/sell-a-book`, 10, AS_BUYER)), { '404': 10 });
+    });
+
+    await t.test('the route applies to traffic addressed to the Service (its cluster IP, whatever the Host header), not to a pod\'s address', async () => {
+      assert.deepEqual(await call('http://198.18.100.1:14001/books-bought', 10, { host: 'elsewhere.example' }), { '200 bookstore-v2': 10 }, 'the cluster IP, by address, with another Host header');
+      // smc's sidecars carry no traffic addressed to a pod (there is no filter chain for pod addresses): the connection is
+      // closed, and what matters here is that the Service's route did not take it to v2.
+      const byPod = byStatus(await call('http://198.18.2.10:8080/books-bought', 10));
+      assert.equal(byPod['200 bookstore-v2'] ?? 0, 0, `bookstore-v1's pod by its IP is not routed by the Service's route: ${JSON.stringify(byPod)}`);
+    });
+
+    await t.test('a live edit of the route moves its traffic', async () => {
+      await put(lab, '50-routes.yaml', ROUTE('bookstore-v1'));
+      assert.deepEqual(await call(`${BOOKSTORE}/books-bought`, 20), { '200 bookstore-v1': 20 });
+    });
+
+    await t.test('a consumer route in bookbuyer\'s namespace replaces the producer route for bookbuyer', async () => {
+      await put(lab, '51-consumer.yaml', CONSUMER);
+      assert.deepEqual(await call(`${BOOKSTORE}/buy-a-book`, 40, AS_BUYER), { '200 bookstore-v1': 40 }, 'no 500 share: the producer route does not apply to bookbuyer');
+      assert.deepEqual(byStatus(await call(`${BOOKSTORE}/sell-a-book`, 5, AS_BUYER)), { '403': 5 }, 'the consumer route matches every path; access is still the TrafficTarget\'s');
+    });
+
+    await t.test('without routes the TrafficSplit is in force again', async () => {
+      await put(lab, '51-consumer.yaml', undefined);
+      await put(lab, '50-routes.yaml', undefined);
+      assert.ok(!existsSync(join(lab.meshDir, '50-routes.yaml')));
+      const r = await call(`${BOOKSTORE}/buy-a-book`, 200, AS_BUYER);
+      assert.equal((r['200 bookstore-v1'] ?? 0) + (r['200 bookstore-v2'] ?? 0), 200, JSON.stringify(r));
+      assert.ok((r['200 bookstore-v1'] ?? 0) > 150, `the 90/10 split: ${JSON.stringify(r)}`);
+    });
+  } finally {
+    await lab.close();
+  }
+});
