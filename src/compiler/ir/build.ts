@@ -245,6 +245,23 @@ export function buildGroupedIR(
     routes = built.routes;
     routeMemo = routeObjects.length > 0 ? built.memo : undefined;
     for (const ns of built.namespaces) direct.add(ns);
+    // A TrafficSplit and a producer route on one Service: on the ports the route attaches to, the route decides (the
+    // Gateway API is SMI's successor), and the split says so; it still applies to the Service's other ports.
+    const producers = routes.filter((r) => r.namespace === r.serviceNamespace);
+    for (const ns of new Set(producers.map((r) => r.namespace))) {
+      const splits = parts.get(ns)!.policy?.splits ?? [];
+      const objects = of(parts.get(ns)!.front.byKind, 'TrafficSplit');
+      for (const split of splits) {
+        const over = producers.filter((r) => r.namespace === ns && r.service === split.service);
+        if (over.length === 0) continue;
+        const obj = objects.find((o) => `${o.meta.namespace}/${o.meta.name}` === split.from);
+        if (!obj) continue;
+        const ports = over.some((r) => r.port === undefined) ? 'every HTTP port' : `port ${[...new Set(over.map((r) => r.port))].sort((a, b) => a! - b!).join(', ')}`;
+        const names = [...new Set(over.map((r) => `HTTPRoute ${r.namespace}/${r.name}`))].join(', ');
+        status.add(obj.key, warning('spec.service', `${names} routes ${ports} of Service ${ns}/${split.service} and takes precedence there: this split applies to the Service's other ports only (callers with a consumer route of their own follow that)`));
+        direct.add(ns);
+      }
+    }
   }
 
   // Identities sort by namespace then account: namespaces compared with the `/` that follows them in an identity.

@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { compileIR } from '../src/compiler/compile.js';
+import { formatMessage, type StatusEntry } from '../src/compiler/status.js';
+import { yamlInputs } from './helpers/inputs.js';
+
+/** Gateway API input is as strict as SMI's: what smc cannot carry out as written is refused, named, and routes nothing. */
+const CASE = 'golden/gateway-http-route/input';
+const files = () => readdirSync(CASE).sort().map((f) => readFileSync(join(CASE, f), 'utf8'));
+const entryOf = (status: readonly StatusEntry[], kind: string, name: string) => {
+  const e = status.find((s) => s.object.kind === kind && s.object.name === name);
+  assert.ok(e, `no status for ${kind} ${name}`);
+  return e;
+};
+const text = (e: StatusEntry) => e.messages.map((m) => `${m.severity}: ${formatMessage(m)}`).join('\n');
+const routesOf = (texts: string[]) => compileIR(yamlInputs(...texts)).ir.routes.map((r) => `${r.namespace}/${r.name} -> ${r.serviceNamespace}/${r.service}`);
+
+test('a misspelt field in an HTTPRoute rejects it with did-you-mean, instead of dropping a match condition', () => {
+  const before = routesOf(files());
+  assert.ok(before.includes('shop/web -> shop/web'));
+  const typo = files().map((t) => t.replace('headers: [{name: X-Canary', 'header: [{name: X-Canary'));
+  const after = compileIR(yamlInputs(...typo));
+  const route = entryOf(after.status, 'HTTPRoute', 'web');
+  assert.equal(route.state, 'Rejected');
+  assert.match(text(route), /unknown field "spec\.rules\[1\]\.matches\[0\]\.header"; did you mean "headers"\?/);
+  assert.ok(!after.ir.routes.some((r) => r.name === 'web' && r.namespace === 'shop'), 'the route is not applied at all');
+});
+
+test('what smc cannot carry out is refused, naming the field: an unsupported filter, a bad pattern, a bad duration, a backendRequest longer than the request', () => {
+  const cases: [string, (t: string) => string, RegExp][] = [
+    ['a URLRewrite filter', (t) => t.replace('- type: ResponseHeaderModifier\n          responseHeaderModifier:\n            add: [{name: x-served-by, value: web-v2}]', '- type: URLRewrite\n          urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}'), /spec\.rules\[1\]\.filters\[1\]\.type: filter URLRewrite is not supported by smc yet/],
+    ['an RE2 pattern Envoy refuses', (t) => t.replace('value: "/items/[0-9]+"', 'value: "/items/(?=x)"'), /spec\.rules\[2\]\.matches\[0\]\.path\.value: expected an RE2 pattern/],
+    ['a duration', (t) => t.replace('request: 10s,', 'request: 10 seconds,'), /spec\.rules\[1\]\.timeouts\.request: expected a duration such as 10s/],
+    ['backendRequest over request', (t) => t.replace('backendRequest: 2500ms', 'backendRequest: 20s'), /backendRequest \(20s\) must not be longer than request \(10s\)/],
+    ['a header set twice in one filter', (t) => t.replace('remove: [x-internal]', 'remove: [X-Route]'), /header "X-Route" is named twice in one filter/],
+  ];
+  for (const [what, edit, expected] of cases) {
+    const texts = files().map(edit);
+    assert.notDeepEqual(texts, files(), `${what}: the edit applies`);
+    const result = compileIR(yamlInputs(...texts));
+    const route = entryOf(result.status, 'HTTPRoute', 'web');
+    assert.equal(route.state, 'Rejected', `${what}: ${text(route)}`);
+    assert.match(text(route), expected, what);
+    assert.ok(!result.ir.routes.some((r) => r.name === 'web' && r.namespace === 'shop'), `${what}: not applied`);
+    // The rest of the mesh still compiles: the consumer route is untouched.
+    assert.ok(result.ir.routes.some((r) => r.name === 'web-from-other'), `${what}: the other route stays`);
+  }
+});
+
+test('a cross-namespace backend needs a ReferenceGrant in its namespace: without it, its share is answered 500 and the status says RefNotPermitted', () => {
+  const texts = files().map((t) => t.replace(/---\napiVersion: gateway\.networking\.k8s\.io\/v1beta1\nkind: ReferenceGrant[\s\S]*?to: \[\{group: "", kind: Service\}\]\n/, ''));
+  assert.notDeepEqual(texts, files());
+  const result = compileIR(yamlInputs(...texts));
+  const route = entryOf(result.status, 'HTTPRoute', 'web-from-other');
+  assert.match(text(route), /spec\.rules\[0\]\.backendRefs\[0\]: RefNotPermitted: Service shop\/web-v2 is in another namespace and no ReferenceGrant there lets HTTPRoutes of other refer to it/);
+  const rule = result.ir.routes.find((r) => r.name === 'web-from-other')!.rules[0]!;
+  assert.deepEqual([rule.backends.length, rule.invalidWeight], [0, 1]);
+});
