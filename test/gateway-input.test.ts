@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileIR } from '../src/compiler/compile.js';
+import { explain } from '../src/compiler/explain.js';
+import { identityOf } from '../src/compiler/ir/types.js';
 import { formatMessage, type StatusEntry } from '../src/compiler/status.js';
 import { yamlInputs } from './helpers/inputs.js';
 
@@ -57,4 +59,15 @@ test('a cross-namespace backend needs a ReferenceGrant in its namespace: without
   assert.match(text(route), /spec\.rules\[0\]\.backendRefs\[0\]: RefNotPermitted: Service shop\/web-v2 is in another namespace and no ReferenceGrant there lets HTTPRoutes of other refer to it/);
   const rule = result.ir.routes.find((r) => r.name === 'web-from-other')!.rules[0]!;
   assert.deepEqual([rule.backends.length, rule.invalidWeight], [0, 1]);
+});
+
+test('smc explain does not give a verdict a Gateway API route may contradict: it names the route and says it does not evaluate it', () => {
+  const { ir, status } = compileIR(yamlInputs(...files()));
+  const q = { from: identityOf('cluster.local', 'shop', 'client'), service: { namespace: 'shop', name: 'web' }, port: 80 };
+  const e = explain(ir, q, status);
+  assert.equal(e.verdict, 'unknown');
+  assert.match(e.reasons.join('\n'), /HTTPRoute shop\/web decides where this request goes; smc explain does not evaluate Gateway API routes yet/);
+  // A Service without routes is explained as before.
+  const plain = explain(ir, { ...q, service: { namespace: 'shop', name: 'web-v1' } }, status);
+  assert.equal(plain.verdict, 'allowed');
 });

@@ -194,6 +194,11 @@ function explainRequest(ir: MeshIR, q: ExplainQuery, withheld: (namespace: strin
     splitInfo = { name: split.from, applies: false, note: `no backend of it is reachable from ${accountOf(q.from)}` };
   }
 
+  if (plan?.routes) {
+    // Not evaluated here yet: say so rather than give a verdict the route may contradict.
+    const names = (plan.routeNames ?? []).map((n) => `HTTPRoute ${n}`).join(', ');
+    return { ...denied([...reasons, `${names} decides where this request goes; smc explain does not evaluate Gateway API routes yet (smc proxy-config shows the proxy's routes)`], base), verdict: 'unknown' as const };
+  }
   const judge = (s: ServiceIR, p: ServicePortIR): DestinationVerdict[] => destinations(ir, q.from, s, p, request, reachedEndpoints, withheld);
   if (!action) {
     const targets = [service, ...(split?.backends.filter((b) => b.weight > 0).map((b) => index.service.get(`${service.namespace}/${b.service}`)) ?? [])];
