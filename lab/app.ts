@@ -22,10 +22,47 @@ if (mode === 'banner') {
 } else if (mode === 'http') {
   // `http NAME PORT`: answers NAME to every request; /healthz is 200 "ok"; /whoami answers the caller's
   // identity as the sidecar vouches for it (x-forwarded-client-cert).
+  // Hooks for route tests, each asked for by a request header:
+  //   x-echo: h1,h2       answers "NAME METHOD PATH h1=v1 h2=v2" (what arrived, after the caller's routes)
+  //   x-count: KEY        counts the request under KEY; x-read-count: KEY answers "NAME count=N"
+  //   x-fail-first: KEY:N answers 503 to the first N requests of KEY (for retries)
+  //   x-delay-ms: N       answers after N ms (for timeouts)
   const [name, port] = args;
+  const counts = new Map<string, number>();
+  const header = (req: { headers: Record<string, string | string[] | undefined> }, h: string) => {
+    const v = req.headers[h];
+    return v === undefined ? undefined : String(v);
+  };
   createHttpServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    res.end(req.url === '/healthz' ? 'ok' : req.url === '/whoami' ? String(req.headers['x-forwarded-client-cert'] ?? 'no client certificate') : `${name}`);
+    const count = header(req, 'x-count');
+    if (count !== undefined) counts.set(count, (counts.get(count) ?? 0) + 1);
+    const fail = header(req, 'x-fail-first');
+    if (fail !== undefined) {
+      const [key, n] = fail.split(':');
+      const seen = (counts.get(`fail ${key}`) ?? 0) + 1;
+      counts.set(`fail ${key}`, seen);
+      if (seen <= Number(n)) {
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.end(`${name} failing ${seen}`);
+        return;
+      }
+    }
+    const echo = header(req, 'x-echo');
+    const read = header(req, 'x-read-count');
+    const body =
+      read !== undefined
+        ? `${name} count=${counts.get(read) ?? 0}`
+        : echo !== undefined
+          ? `${name} ${req.method} ${req.url} ${echo.split(',').map((h) => `${h.trim()}=${header(req, h.trim().toLowerCase()) ?? ''}`).join(' ')}`
+          : req.url === '/healthz'
+            ? 'ok'
+            : req.url === '/whoami'
+              ? String(req.headers['x-forwarded-client-cert'] ?? 'no client certificate')
+              : `${name}`;
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(body);
+    }, Number(header(req, 'x-delay-ms') ?? 0));
   }).listen(Number(port), '0.0.0.0', () => process.stdout.write('ready\n'));
 } else if (mode === 'grpc-health') {
   // `grpc-health PORT`: a gRPC server whose grpc.health.v1.Health/Check answers SERVING (status 1) for every service.
@@ -92,24 +129,26 @@ if (mode === 'banner') {
 }
 
 type AgentCommand =
-  | { id: number; kind: 'http'; url: string; method?: string; headers?: Record<string, string>; count?: number }
+  | { id: number; kind: 'http'; url: string; method?: string; headers?: Record<string, string>; count?: number; showHeaders?: string[] }
   | { id: number; kind: 'tcp'; host: string; port: number; payload: string; count?: number };
 
 async function runCommand(c: AgentCommand): Promise<{ id: number; results: Record<string, number> }> {
   const results: Record<string, number> = {};
   for (let i = 0; i < (c.count ?? 1); i++) {
-    const r = c.kind === 'http' ? await httpOnce(c.url, c.method ?? 'GET', c.headers ?? {}) : await tcpOnce(c.host, c.port, c.payload);
+    const r = c.kind === 'http' ? await httpOnce(c.url, c.method ?? 'GET', c.headers ?? {}, c.showHeaders ?? []) : await tcpOnce(c.host, c.port, c.payload);
     results[r] = (results[r] ?? 0) + 1;
   }
   return { id: c.id, results };
 }
 
-function httpOnce(url: string, method: string, headers: Record<string, string>): Promise<string> {
+/** "STATUS BODY", then ` [name=value]` for each header of `show` the answer has. */
+function httpOnce(url: string, method: string, headers: Record<string, string>, show: readonly string[]): Promise<string> {
   return new Promise((resolve) => {
     const req = httpRequest(url, { method, headers: { connection: 'close', ...headers }, agent: false, timeout: 5000 }, (res) => {
       let body = '';
+      const shown = show.flatMap((h) => (res.headers[h] === undefined ? [] : [` [${h}=${String(res.headers[h])}]`])).join('');
       res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(`${res.statusCode} ${body.trim().slice(0, 300)}`));
+      res.on('end', () => resolve(`${res.statusCode} ${body.trim().slice(0, 300)}${shown}`));
       res.on('error', (e: NodeJS.ErrnoException) => resolve(`ERROR ${e.code ?? e.message}`));
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));

@@ -25,7 +25,7 @@ const PROXY_UID = 1500;
 
 export type Results = Record<string, number>;
 export type Command =
-  | { kind: 'http'; url: string; method?: string; headers?: Record<string, string>; count?: number }
+  | { kind: 'http'; url: string; method?: string; headers?: Record<string, string>; count?: number; showHeaders?: string[] }
   | { kind: 'tcp'; host: string; port: number; payload: string; count?: number };
 
 export interface BookstoreLab {

@@ -49,6 +49,35 @@ spec:
         - {name: bookstore-v3, port: 14001, weight: 1}
 `;
 
+const FILTERS = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bookstore, namespace: bookstore}
+spec:
+  parentRefs: [{group: "", kind: Service, name: bookstore, port: 14001}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /books-bought/old}}]
+      filters: [{type: RequestRedirect, requestRedirect: {hostname: shelf.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /books-bought/new}, statusCode: 301}}]
+    - matches: [{path: {type: Exact, value: /books-bought/secure}}]
+      filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
+    - matches: [{path: {type: PathPrefix, value: /books-bought/v1}}]
+      filters:
+        - {type: URLRewrite, urlRewrite: {hostname: rewritten.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /books-bought/v2}}}
+        - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-route, value: filtered}], remove: [x-secret]}}
+        - {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-served-by, value: filters}]}}
+      backendRefs: [{name: bookstore-v2, port: 14001}]
+    - matches: [{path: {type: PathPrefix, value: /books-bought/mirror}}]
+      filters: [{type: RequestMirror, requestMirror: {backendRef: {name: bookstore-v1, port: 14001}}}]
+      backendRefs: [{name: bookstore-v2, port: 14001}]
+    - matches: [{path: {type: PathPrefix, value: /books-bought/flaky}}]
+      backendRefs: [{name: bookstore-v2, port: 14001}]
+      retry: {codes: [503], attempts: 2, backoff: 10ms}
+    - matches: [{path: {type: PathPrefix, value: /books-bought/slow}}]
+      backendRefs: [{name: bookstore-v2, port: 14001}]
+      timeouts: {request: 500ms}
+    - matches: [{path: {type: Exact, value: /books-bought}}]
+      backendRefs: [{name: bookstore-v1, port: 14001}]
+`;
+
 const CONSUMER = `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: bookstore-for-buyers, namespace: bookbuyer}
@@ -114,6 +143,25 @@ test('Gateway API HTTPRoutes on a Service, with real Envoy and real traffic: mat
     await t.test('a live edit of the route moves its traffic', async () => {
       await put(lab, '50-routes.yaml', ROUTE('bookstore-v1'));
       assert.deepEqual(await call(`${BOOKSTORE}/books-bought`, 20), { '200 bookstore-v1': 20 });
+    });
+
+    await t.test('filters: redirects, a rewrite with header modifiers, a mirror, a retry, a timeout', async () => {
+      await put(lab, '50-routes.yaml', FILTERS);
+      const one = async (path: string, headers: Record<string, string> = {}, showHeaders: string[] = []) => Object.keys(await lab.call('bookbuyer-1', { kind: 'http', url: `${BOOKSTORE}${path}`, headers, showHeaders, count: 1 }));
+      assert.deepEqual(await one('/books-bought/old/x?q=1', {}, ['location']), ['301  [location=http://shelf.example:14001/books-bought/new/x?q=1]'], 'a redirect keeps the request\'s port and query; the prefix is replaced');
+      // The scheme's own port, spelled out: Envoy cannot leave it out of Location (see redirectAction).
+      assert.deepEqual(await one('/books-bought/secure', {}, ['location']), ['302  [location=https://bookstore.bookstore:443/books-bought/secure]'], 'a scheme without a port: that scheme\'s own port');
+      assert.deepEqual(
+        await one('/books-bought/v1/abc', { 'x-echo': 'host,x-route,x-secret', 'x-secret': 'hidden' }, ['x-served-by']),
+        ['200 bookstore-v2 GET /books-bought/v2/abc host=rewritten.example x-route=filtered x-secret= [x-served-by=filters]'],
+        'path and host rewritten, request headers set and removed, a response header added',
+      );
+      assert.deepEqual(await call(`${BOOKSTORE}/books-bought/mirror`, 10, { 'x-count': 'mirrored' }), { '200 bookstore-v2': 10 }, 'the answers are the backend\'s');
+      await waitFor('bookstore-v1 to have seen the 10 mirrored requests', async () => ((await one('/books-bought', { 'x-read-count': 'mirrored' }))[0] === '200 bookstore-v1 count=10' ? true : undefined), 5000);
+      assert.deepEqual(await one('/books-bought/flaky', { 'x-fail-first': 'a:2' }), ['200 bookstore-v2'], 'two 503s retried (attempts: 2)');
+      assert.deepEqual(await one('/books-bought/flaky', { 'x-fail-first': 'b:3' }), ['503 bookstore-v2 failing 3'], 'a third 503 is the answer');
+      assert.deepEqual(byStatus(await call(`${BOOKSTORE}/books-bought/slow`, 3, { 'x-delay-ms': '1500' })), { '504': 3 }, 'the request timeout (500ms) answers 504');
+      assert.deepEqual(await call(`${BOOKSTORE}/books-bought/slow`, 3), { '200 bookstore-v2': 3 });
     });
 
     await t.test('a consumer route in bookbuyer\'s namespace replaces the producer route for bookbuyer', async () => {

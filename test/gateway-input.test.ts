@@ -30,22 +30,26 @@ test('a misspelt field in an HTTPRoute rejects it with did-you-mean, instead of 
   assert.ok(!after.ir.routes.some((r) => r.name === 'web' && r.namespace === 'shop'), 'the route is not applied at all');
 });
 
-test('what smc cannot carry out is refused, naming the field: an unsupported filter, a bad pattern, a bad duration, a backendRequest longer than the request', () => {
-  const cases: [string, (t: string) => string, RegExp][] = [
-    ['a URLRewrite filter', (t) => t.replace('- type: ResponseHeaderModifier\n          responseHeaderModifier:\n            add: [{name: x-served-by, value: web-v2}]', '- type: URLRewrite\n          urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}'), /spec\.rules\[1\]\.filters\[1\]\.type: filter URLRewrite is not supported by smc yet/],
+test('what smc cannot carry out is refused, naming the field: an unsupported filter, a bad pattern, a bad duration, a backendRequest longer than the request, filters the specification does not allow together', () => {
+  const cases: [string, (t: string) => string, RegExp, string?][] = [
+    ['a CORS filter', (t) => t.replace('- type: ResponseHeaderModifier\n          responseHeaderModifier:\n            add: [{name: x-served-by, value: web-v2}]', '- type: CORS\n          cors: {allowOrigins: [https://shop.example]}'), /spec\.rules\[1\]\.filters\[1\]\.type: filter CORS is not supported by smc/],
+    ['a backend-level filter', (t) => t.replace('backendRefs: [{name: web-v2, port: 80}]\n      timeouts', 'backendRefs: [{name: web-v2, port: 80, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: a, value: b}]}}]}]\n      timeouts'), /spec\.rules\[1\]\.backendRefs\[0\]\.filters: filters on a backendRef are not supported by smc/],
+    ['a redirect with backendRefs', (t) => t.replace("filters: [{type: RequestRedirect, requestRedirect: {scheme: https, hostname: new.example, statusCode: 301}}]", "filters: [{type: RequestRedirect, requestRedirect: {scheme: https, hostname: new.example, statusCode: 301}}]\n      backendRefs: [{name: web-v2, port: 80}]"), /a rule with a RequestRedirect answers the redirect itself: it takes no backendRefs/, 'web-v2-filters'],
+    ['ReplacePrefixMatch without a PathPrefix match', (t) => t.replace('matches: [{path: {type: PathPrefix, value: /v1}}]', 'matches: [{path: {type: Exact, value: /v1}}]'), /ReplacePrefixMatch needs the rule to have exactly one match, of type PathPrefix/, 'web-v2-filters'],
+    ['a retry backoff', (t) => t.replace('backoff: 100ms', 'backoff: soon'), /retry\.backoff: expected a duration such as 100ms/, 'web-v2-filters'],
     ['an RE2 pattern Envoy refuses', (t) => t.replace('value: "/items/[0-9]+"', 'value: "/items/(?=x)"'), /spec\.rules\[2\]\.matches\[0\]\.path\.value: expected an RE2 pattern/],
     ['a duration', (t) => t.replace('request: 10s,', 'request: 10 seconds,'), /spec\.rules\[1\]\.timeouts\.request: expected a duration such as 10s/],
     ['backendRequest over request', (t) => t.replace('backendRequest: 2500ms', 'backendRequest: 20s'), /backendRequest \(20s\) must not be longer than request \(10s\)/],
     ['a header set twice in one filter', (t) => t.replace('remove: [x-internal]', 'remove: [X-Route]'), /header "X-Route" is named twice in one filter/],
   ];
-  for (const [what, edit, expected] of cases) {
+  for (const [what, edit, expected, name = 'web'] of cases) {
     const texts = files().map(edit);
     assert.notDeepEqual(texts, files(), `${what}: the edit applies`);
     const result = compileIR(yamlInputs(...texts));
-    const route = entryOf(result.status, 'HTTPRoute', 'web');
+    const route = entryOf(result.status, 'HTTPRoute', name);
     assert.equal(route.state, 'Rejected', `${what}: ${text(route)}`);
     assert.match(text(route), expected, what);
-    assert.ok(!result.ir.routes.some((r) => r.name === 'web' && r.namespace === 'shop'), `${what}: not applied`);
+    assert.ok(!result.ir.routes.some((r) => r.name === name && r.namespace === 'shop'), `${what}: not applied`);
     // The rest of the mesh still compiles: the consumer route is untouched.
     assert.ok(result.ir.routes.some((r) => r.name === 'web-from-other'), `${what}: the other route stays`);
   }

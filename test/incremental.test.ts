@@ -254,7 +254,13 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
       spec: {
         parentRefs: [{ group: '', kind: 'Service', name: 'a', ...(s.route.port ? { port: 80 } : {}) }],
         rules: [
-          { matches: [{ path }], backendRefs: [{ name: 'c', port: 80, weight: s.route.weights[0] }, { name: 'd', port: 80, weight: s.route.weights[1] }] },
+          {
+            matches: [{ path }],
+            // A mirror to b: a caller that may not reach b is given no mirror.
+            filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'b', port: 80 }, percent: 50 } }],
+            backendRefs: [{ name: 'c', port: 80, weight: s.route.weights[0] }, { name: 'd', port: 80, weight: s.route.weights[1] }],
+          },
+          { matches: [{ path: { type: 'Exact', value: '/old' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'elsewhere.example' } }] },
           { backendRefs: [{ name: 'x', namespace: BACK, port: 80 }] },
         ],
       },

@@ -145,11 +145,24 @@ export interface ParentRefObj {
   readonly sectionName: string | undefined;
 }
 
+export interface PathModifierObj {
+  readonly type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  readonly replaceFullPath: string | undefined;
+  readonly replacePrefixMatch: string | undefined;
+}
+
 /** A Gateway API filter as written (checked and translated in ir/gateway.ts). */
 export interface RouteFilterObj {
   readonly type: string;
   readonly requestHeaderModifier?: HeaderModifierObj;
   readonly responseHeaderModifier?: HeaderModifierObj;
+  readonly requestRedirect?: { readonly scheme: string | undefined; readonly hostname: string | undefined; readonly path: PathModifierObj | undefined; readonly port: number | undefined; readonly statusCode: number };
+  readonly urlRewrite?: { readonly hostname: string | undefined; readonly path: PathModifierObj | undefined };
+  readonly requestMirror?: {
+    readonly backendRef: { readonly group: string; readonly kind: string; readonly namespace: string; readonly name: string; readonly port: number | undefined };
+    /** Parts per million of the requests mirrored (from `percent` or `fraction`). */
+    readonly millionths: number;
+  };
   /** Present when the filter has a field smc does not carry out (its name): the route is refused rather than the field dropped. */
   readonly unsupported?: string;
 }
@@ -184,6 +197,8 @@ export interface HttpRouteRuleObj {
   readonly filters: readonly RouteFilterObj[];
   readonly backendRefs: readonly BackendRefObj[];
   readonly timeouts: { readonly request: string | undefined; readonly backendRequest: string | undefined };
+  /** GEP-1731 (experimental channel). */
+  readonly retry: { readonly codes: readonly number[]; readonly attempts: number | undefined; readonly backoff: string | undefined } | undefined;
 }
 
 export interface HttpRouteObj extends Base {

@@ -77,6 +77,8 @@ const rule = struct('HTTPRouteRule', {}, {
   filters: t.array(filter),
   backendRefs: t.array(backendRef),
   timeouts: struct('HTTPRouteTimeouts', {}, { request: t.string, backendRequest: t.string }),
+  // GEP-1731, the experimental channel's retry.
+  retry: struct('HTTPRouteRetry', {}, { codes: t.array(boundedInteger(400, 599)), attempts: boundedInteger(0, 2 ** 31 - 1), backoff: t.string }),
 });
 
 export const httpRouteV1 = struct('HTTPRoute', { metadata: objectMeta }, {

@@ -355,14 +355,30 @@ register('smc.dev', 'VirtualMachine', ['v1alpha1'], as(smc.virtualMachineCodec, 
 
 // --- Gateway API ---------------------------------------------------------------
 
-const SUPPORTED_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier']);
+const SUPPORTED_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror']);
 
-function routeFilter(f: gateway.RawFilter): m.RouteFilterObj {
+function routeFilter(f: gateway.RawFilter, namespace: string): m.RouteFilterObj {
   const modifier = (h: NonNullable<gateway.RawFilter['requestHeaderModifier']>): m.HeaderModifierObj => ({ set: h.set ?? [], add: h.add ?? [], remove: h.remove ?? [] });
+  const path = (p: { type: 'ReplaceFullPath' | 'ReplacePrefixMatch'; replaceFullPath?: string | null; replacePrefixMatch?: string | null } | null | undefined): m.PathModifierObj | undefined =>
+    p ? { type: p.type, replaceFullPath: p.replaceFullPath ?? undefined, replacePrefixMatch: p.replacePrefixMatch ?? undefined } : undefined;
+  const redirect = f.requestRedirect;
+  const rewrite = f.urlRewrite;
+  const mirror = f.requestMirror;
+  const fraction = mirror?.fraction;
   return {
     type: f.type,
     ...(f.requestHeaderModifier ? { requestHeaderModifier: modifier(f.requestHeaderModifier) } : {}),
     ...(f.responseHeaderModifier ? { responseHeaderModifier: modifier(f.responseHeaderModifier) } : {}),
+    ...(redirect ? { requestRedirect: { scheme: redirect.scheme ?? undefined, hostname: redirect.hostname ?? undefined, path: path(redirect.path), port: redirect.port ?? undefined, statusCode: redirect.statusCode ?? 302 } } : {}),
+    ...(rewrite ? { urlRewrite: { hostname: rewrite.hostname ?? undefined, path: path(rewrite.path) } } : {}),
+    ...(mirror
+      ? {
+          requestMirror: {
+            backendRef: { group: mirror.backendRef.group ?? '', kind: mirror.backendRef.kind ?? 'Service', namespace: mirror.backendRef.namespace || namespace, name: mirror.backendRef.name, port: mirror.backendRef.port ?? undefined },
+            millionths: fraction ? Math.round((fraction.numerator * 1_000_000) / (fraction.denominator ?? 100)) : mirror.percent !== undefined && mirror.percent !== null ? mirror.percent * 10_000 : 1_000_000,
+          },
+        }
+      : {}),
     ...(SUPPORTED_FILTERS.has(f.type) ? {} : { unsupported: f.type }),
   };
 }
@@ -387,7 +403,7 @@ register(GATEWAY_GROUP, 'HTTPRoute', ['v1'], as(gateway.httpRouteV1, (v, b) => {
     return {
       name: r.name ?? undefined,
       matches,
-      filters: (r.filters ?? []).map(routeFilter),
+      filters: (r.filters ?? []).map((f) => routeFilter(f, b.meta.namespace)),
       backendRefs: (r.backendRefs ?? []).map((be) => ({
         group: be.group ?? '',
         kind: be.kind ?? 'Service',
@@ -395,9 +411,10 @@ register(GATEWAY_GROUP, 'HTTPRoute', ['v1'], as(gateway.httpRouteV1, (v, b) => {
         name: be.name,
         port: be.port ?? undefined,
         weight: be.weight ?? 1,
-        filters: (be.filters ?? []).map(routeFilter),
+        filters: (be.filters ?? []).map((f) => routeFilter(f, b.meta.namespace)),
       })),
       timeouts: { request: r.timeouts?.request ?? undefined, backendRequest: r.timeouts?.backendRequest ?? undefined },
+      retry: r.retry ? { codes: r.retry.codes ?? [], attempts: r.retry.attempts ?? undefined, backoff: r.retry.backoff ?? undefined } : undefined,
     };
   });
   if (problems.length > 0) return { problems };

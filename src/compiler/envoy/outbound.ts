@@ -1,5 +1,5 @@
 import type { Upstream } from '../ir/reachability.js';
-import { compareStrings, type HeaderModifierIR, type HttpMatchIR, type MeshIR, type PortProtocol, type RouteMatchIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR } from '../ir/types.js';
+import { compareStrings, type HeaderModifierIR, type HttpMatchIR, type MeshIR, type PortProtocol, type RedirectIR, type RetryIR, type RewriteIR, type RouteMatchIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR } from '../ir/types.js';
 import { compareServices, meshIndex, serviceKey } from '../ir/index.js';
 import { outboundClusterName } from './names.js';
 
@@ -22,7 +22,8 @@ export type Action =
  */
 export type RouteAction =
   | { readonly kind: 'clusters'; readonly clusters: readonly { readonly cluster: string; readonly weight: number }[]; readonly invalidWeight: number }
-  | { readonly kind: 'status'; readonly status: 500 | 403 };
+  | { readonly kind: 'status'; readonly status: 500 | 403 }
+  | { readonly kind: 'redirect'; readonly redirect: RedirectIR };
 
 /** One match of one rule of a Gateway API route, in the order of the specification's precedence. */
 export interface RoutedMatch {
@@ -34,6 +35,10 @@ export interface RoutedMatch {
   readonly responseHeaders: HeaderModifierIR | undefined;
   readonly timeout: string | undefined;
   readonly backendTimeout: string | undefined;
+  readonly rewrite: RewriteIR | undefined;
+  /** Mirrors to clusters this proxy may reach (one it may not reach is left out: a mirror never widens access). */
+  readonly mirrors: readonly { readonly cluster: string; readonly millionths: number }[];
+  readonly retry: RetryIR | undefined;
 }
 
 export interface OutboundService {
@@ -143,7 +148,11 @@ function routedMatches(routes: readonly ServiceRouteIR[], clusterIfReachable: (s
   const entries: { readonly route: ServiceRouteIR; readonly rule: number; readonly index: number; readonly routed: RoutedMatch }[] = [];
   for (const route of routes) {
     route.rules.forEach((rule, r) => {
-      const action = routeAction(rule.backends, rule.invalidWeight, clusterIfReachable);
+      const action: RouteAction = rule.redirect ? { kind: 'redirect', redirect: rule.redirect } : routeAction(rule.backends, rule.invalidWeight, clusterIfReachable);
+      const mirrors = rule.mirrors.flatMap((m) => {
+        const cluster = clusterIfReachable({ namespace: m.namespace, name: m.service }, m.port);
+        return cluster === undefined ? [] : [{ cluster, millionths: m.millionths }];
+      });
       rule.matches.forEach((match, i) => {
         entries.push({
           route,
@@ -157,6 +166,9 @@ function routedMatches(routes: readonly ServiceRouteIR[], clusterIfReachable: (s
             responseHeaders: rule.responseHeaders,
             timeout: rule.timeout,
             backendTimeout: rule.backendTimeout,
+            rewrite: rule.rewrite,
+            mirrors,
+            retry: rule.retry,
           },
         });
       });

@@ -1,4 +1,4 @@
-import type { Grant, HeaderModifierIR, HttpMatchIR, PortProtocol } from '../ir/types.js';
+import type { Grant, HeaderModifierIR, HttpMatchIR, PathReplaceIR, PortProtocol, RedirectIR } from '../ir/types.js';
 import { compareStrings, policyName } from '../ir/types.js';
 import { gatewayMatch, routeMatch } from './match.js';
 import { inboundClusterName, inboundRouteName, outboundRouteName, serviceHost, serviceRouteName } from './names.js';
@@ -29,7 +29,7 @@ function unvalidated(services: readonly OutboundService[]) {
 }
 
 /** One Gateway API route match as an Envoy route: its match, its action, its header filters and timeouts. */
-function gatewayRoute(r: RoutedMatch, protocol: PortProtocol) {
+function gatewayRoute(r: RoutedMatch, protocol: PortProtocol, port: number) {
   const headers = (h: HeaderModifierIR | undefined, side: 'request' | 'response') => {
     if (h === undefined) return {};
     const add = [
@@ -40,18 +40,84 @@ function gatewayRoute(r: RoutedMatch, protocol: PortProtocol) {
   };
   const base = { name: r.name, match: gatewayMatch(r.match), ...headers(r.requestHeaders, 'request'), ...headers(r.responseHeaders, 'response') };
   if (r.action.kind === 'status') return { ...base, directResponse: { status: r.action.status } };
+  if (r.action.kind === 'redirect') return { ...base, redirect: redirectAction(r.action.redirect, port) };
   const clusters = [...r.action.clusters.map((c) => ({ name: c.cluster, weight: c.weight })), ...(r.action.invalidWeight > 0 ? [{ name: UNRESOLVED_BACKEND, weight: r.action.invalidWeight }] : [])];
   const target = clusters.length === 1 ? { cluster: clusters[0]!.name } : { weightedClusters: { clusters } };
   // gRPC streams outlive Envoy's default 15 s route timeout; a rule's own timeout wins.
   const timeout = r.timeout ?? (protocol === 'grpc' ? '0s' : undefined);
+  const rewrite = r.rewrite;
   return {
     ...base,
     route: {
       ...target,
       ...(r.action.invalidWeight > 0 ? { clusterNotFoundResponseCode: 'INTERNAL_SERVER_ERROR' } : {}),
       ...(timeout !== undefined ? { timeout } : {}),
-      // A route's retry policy replaces the virtual host's: the same one, each attempt bounded by backendRequest.
-      ...(r.backendTimeout !== undefined ? { retryPolicy: { ...OUTBOUND_RETRY, perTryTimeout: r.backendTimeout } } : {}),
+      ...(rewrite?.hostname !== undefined ? { hostRewriteLiteral: rewrite.hostname } : {}),
+      ...(rewrite?.path !== undefined ? pathRewrite(rewrite.path) : {}),
+      ...(r.mirrors.length > 0
+        ? { requestMirrorPolicies: r.mirrors.map((m) => ({ cluster: m.cluster, ...(m.millionths < 1_000_000 ? { runtimeFraction: { defaultValue: { numerator: m.millionths, denominator: 'MILLION' } } } : {}) })) }
+        : {}),
+      ...retryPolicy(r),
+    },
+  };
+}
+
+const REDIRECT_CODES: Readonly<Record<number, string>> = { 301: 'MOVED_PERMANENTLY', 302: 'FOUND', 303: 'SEE_OTHER', 307: 'TEMPORARY_REDIRECT', 308: 'PERMANENT_REDIRECT' };
+
+/**
+ * A RequestRedirect. Without a port it keeps the port of the request (the
+ * Service port the caller dialled), or with a scheme takes that scheme's
+ * own port (the specification's rule). Envoy writes that port into
+ * Location even when it is the scheme's own (the specification says it
+ * should not): a redirect to the right port, with `:443` spelled out.
+ */
+function redirectAction(r: RedirectIR, requestPort: number) {
+  const port = r.port ?? (r.scheme === 'https' ? 443 : r.scheme === 'http' ? 80 : requestPort);
+  const path = r.path === undefined ? {} : r.path.type === 'ReplaceFullPath' ? { pathRedirect: r.path.value } : pathRewrite(r.path);
+  return {
+    ...(r.scheme !== undefined ? { schemeRedirect: r.scheme } : {}),
+    ...(r.hostname !== undefined ? { hostRedirect: r.hostname } : {}),
+    portRedirect: port,
+    ...path,
+    responseCode: REDIRECT_CODES[r.statusCode] ?? 'FOUND',
+  };
+}
+
+const escapeRegex = (s: string) => s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
+
+/**
+ * A path replacement as an Envoy regex rewrite (of the path, without its
+ * query). ReplacePrefixMatch replaces the whole segments the rule's
+ * PathPrefix matched: `/foo` -> `/bar` makes `/foo/x` `/bar/x` and `/foo`
+ * `/bar`; -> `/` makes `/foo/x` `/x`.
+ */
+function pathRewrite(p: PathReplaceIR) {
+  if (p.type === 'ReplaceFullPath') return { regexRewrite: { pattern: { regex: '^/.*$' }, substitution: p.value } };
+  const prefix = (p.prefix ?? '/').replace(/\/+$/, '');
+  const value = p.value.replace(/\/+$/, '');
+  if (prefix === '') return { regexRewrite: { pattern: { regex: '^/' }, substitution: `${value}/` } };
+  return { regexRewrite: { pattern: { regex: `^${escapeRegex(prefix)}(/|$)` }, substitution: value === '' ? '/' : `${value}\\1` } };
+}
+
+/**
+ * A rule's retry policy, when it has one of its own: GEP-1731's retry (the
+ * codes it names, connection failures, `attempts` times, backing off from
+ * `backoff`), or smc's usual one with each attempt bounded by backendRequest.
+ * A route's policy replaces the virtual host's.
+ */
+function retryPolicy(r: RoutedMatch) {
+  const perTry = r.backendTimeout !== undefined ? { perTryTimeout: r.backendTimeout } : {};
+  if (r.retry === undefined) return r.backendTimeout !== undefined ? { retryPolicy: { ...OUTBOUND_RETRY, ...perTry } } : {};
+  const { retryOn, retryHostPredicate, hostSelectionRetryMaxAttempts } = OUTBOUND_RETRY;
+  return {
+    retryPolicy: {
+      retryOn: r.retry.codes.length > 0 ? `retriable-status-codes,${retryOn}` : retryOn,
+      ...(r.retry.codes.length > 0 ? { retriableStatusCodes: r.retry.codes } : {}),
+      numRetries: r.retry.attempts ?? 1,
+      ...(r.retry.backoff !== undefined ? { retryBackOff: { baseInterval: r.retry.backoff } } : {}),
+      retryHostPredicate,
+      hostSelectionRetryMaxAttempts,
+      ...perTry,
     },
   };
 }
@@ -108,7 +174,7 @@ function hostsOf(o: OutboundService): Hosts {
 }
 
 function virtualHost(o: OutboundService, port: number, domains: string[]) {
-  if (o.routes !== undefined) return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes: o.routes.map((r) => gatewayRoute(r, o.protocol)), retryPolicy: OUTBOUND_RETRY };
+  if (o.routes !== undefined) return { name: `${o.service.name}.${o.service.namespace}:${port}`, domains, routes: o.routes.map((r) => gatewayRoute(r, o.protocol, port)), retryPolicy: OUTBOUND_RETRY };
   // Routes are named after what they come from: the TrafficSplit (and its match), or the service itself.
   const routes = o.matched.map((m) => ({ name: `TrafficSplit ${o.split} ${m.match.from}`, match: routeMatch(m.match), route: routeAction(m.action, o.protocol) }));
   if (o.fallback !== undefined) {

@@ -1,8 +1,8 @@
-import type { BackendRefObj, HeaderModifierObj, HttpRouteObj, HttpRouteRuleObj, ReferenceGrantObj, RouteFilterObj } from '../model.js';
+import type { BackendRefObj, HeaderModifierObj, HttpRouteObj, HttpRouteRuleObj, PathModifierObj, ReferenceGrantObj } from '../model.js';
 import { KeyedMemo } from '../keyed.js';
 import { re2Error, re2ProgramSizeBound, RE2_MAX_PROGRAM_SIZE } from '../regex.js';
 import { error, warning, type StatusCollector } from '../status.js';
-import { compareStrings, type HeaderModifierIR, type RouteBackendIR, type RouteRuleIR, type ServiceIR, type ServiceRouteIR } from './types.js';
+import { compareStrings, type HeaderModifierIR, type MirrorIR, type PathReplaceIR, type RedirectIR, type RetryIR, type RewriteIR, type RouteBackendIR, type RouteRuleIR, type ServiceIR, type ServiceRouteIR } from './types.js';
 
 /**
  * Gateway API routes on mesh Services (GEP-1294, "GAMMA"): each HTTPRoute is
@@ -178,28 +178,61 @@ function checkRule(
       }
     });
   });
-  const modifiers = (filters: readonly RouteFilterObj[], fp: string) => {
-    let requestHeaders: HeaderModifierIR | undefined;
-    let responseHeaders: HeaderModifierIR | undefined;
-    filters.forEach((f, k) => {
-      const p = `${fp}[${k}]`;
-      if (f.unsupported !== undefined) {
-        fail(`${p}.type`, `filter ${f.unsupported} is not supported by smc yet (supported: RequestHeaderModifier, ResponseHeaderModifier); the route is not applied rather than routed without it`);
-        return;
-      }
-      if (f.type === 'RequestHeaderModifier') {
-        if (!f.requestHeaderModifier) return fail(`${p}.requestHeaderModifier`, 'expected requestHeaderModifier for a filter of type RequestHeaderModifier');
-        if (requestHeaders) return fail(p, 'RequestHeaderModifier is given twice in one list; give it once');
-        requestHeaders = checkModifier(f.requestHeaderModifier, `${p}.requestHeaderModifier`, fail);
-      } else if (f.type === 'ResponseHeaderModifier') {
-        if (!f.responseHeaderModifier) return fail(`${p}.responseHeaderModifier`, 'expected responseHeaderModifier for a filter of type ResponseHeaderModifier');
-        if (responseHeaders) return fail(p, 'ResponseHeaderModifier is given twice in one list; give it once');
-        responseHeaders = checkModifier(f.responseHeaderModifier, `${p}.responseHeaderModifier`, fail);
-      }
-    });
-    return { requestHeaders, responseHeaders };
+  // The rule's filters; each kind once, but RequestMirror may be given several times.
+  let requestHeaders: HeaderModifierIR | undefined;
+  let responseHeaders: HeaderModifierIR | undefined;
+  let redirect: RedirectIR | undefined;
+  let rewrite: RewriteIR | undefined;
+  const mirrors: MirrorIR[] = [];
+  const seenTypes = new Set<string>();
+  // ReplacePrefixMatch replaces what the rule's one PathPrefix match matched (the CRD allows it only then).
+  const onlyPrefix = rule.matches.length === 1 && rule.matches[0]!.path.type === 'PathPrefix' ? rule.matches[0]!.path.value : undefined;
+  const pathReplace = (p: PathModifierObj | undefined, pp: string): PathReplaceIR | undefined => {
+    if (p === undefined) return undefined;
+    const value = p.type === 'ReplaceFullPath' ? p.replaceFullPath : p.replacePrefixMatch;
+    const field = p.type === 'ReplaceFullPath' ? 'replaceFullPath' : 'replacePrefixMatch';
+    if (value === undefined) return void fail(`${pp}.${field}`, `expected ${field} for a path of type ${p.type}`);
+    if ((p.type === 'ReplaceFullPath' ? p.replacePrefixMatch : p.replaceFullPath) !== undefined) return void fail(pp, `a path of type ${p.type} takes ${field} only`);
+    if (!value.startsWith('/') || /[?#]/.test(value)) return void fail(`${pp}.${field}`, `expected an absolute path starting with "/" (no "?" or "#"), got ${JSON.stringify(value)}`);
+    if (p.type === 'ReplaceFullPath') return { type: p.type, value };
+    if (onlyPrefix === undefined) return void fail(`${pp}.type`, 'ReplacePrefixMatch needs the rule to have exactly one match, of type PathPrefix (it replaces what that match matched)');
+    return { type: p.type, value, prefix: onlyPrefix };
   };
-  const { requestHeaders, responseHeaders } = modifiers(rule.filters, `${path}.filters`);
+  rule.filters.forEach((f, k) => {
+    const p = `${path}.filters[${k}]`;
+    if (f.unsupported !== undefined) {
+      fail(`${p}.type`, `filter ${f.unsupported} is not supported by smc (supported: RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror); the route is not applied rather than routed without it`);
+      return;
+    }
+    if (f.type !== 'RequestMirror' && seenTypes.has(f.type)) return fail(p, `${f.type} is given twice in one list; give it once`);
+    seenTypes.add(f.type);
+    const field = f.type === 'URLRewrite' ? 'urlRewrite' : `${f.type[0]!.toLowerCase()}${f.type.slice(1)}`;
+    const config = (f as unknown as Record<string, unknown>)[field];
+    if (config === undefined) return fail(`${p}.${field}`, `expected ${field} for a filter of type ${f.type}`);
+    if (f.type === 'RequestHeaderModifier') requestHeaders = checkModifier(f.requestHeaderModifier!, `${p}.requestHeaderModifier`, fail);
+    else if (f.type === 'ResponseHeaderModifier') responseHeaders = checkModifier(f.responseHeaderModifier!, `${p}.responseHeaderModifier`, fail);
+    else if (f.type === 'RequestRedirect') {
+      const r = f.requestRedirect!;
+      redirect = { scheme: r.scheme as RedirectIR['scheme'], hostname: r.hostname, port: r.port, path: pathReplace(r.path, `${p}.requestRedirect.path`), statusCode: r.statusCode };
+    } else if (f.type === 'URLRewrite') {
+      const r = f.urlRewrite!;
+      rewrite = { hostname: r.hostname, path: pathReplace(r.path, `${p}.urlRewrite.path`) };
+    } else if (f.type === 'RequestMirror') {
+      const m = f.requestMirror!;
+      const ref: BackendRefObj = { ...m.backendRef, weight: 1, filters: [] };
+      const problem = backendProblem(route, ref, serviceOf, grantsIn);
+      if (problem !== undefined) status.add(key, error(`${p}.requestMirror.backendRef`, `${problem}; nothing is mirrored there`));
+      else mirrors.push({ namespace: ref.namespace, service: ref.name, port: ref.port!, millionths: m.millionths });
+    }
+  });
+  if (redirect && rewrite) fail(`${path}.filters`, 'RequestRedirect and URLRewrite cannot be given together in one rule');
+  if (redirect && rule.backendRefs.length > 0) fail(`${path}.backendRefs`, 'a rule with a RequestRedirect answers the redirect itself: it takes no backendRefs');
+  if (rule.backendRefs.some((b) => b.filters.length > 0)) {
+    rule.backendRefs.forEach((b, k) => {
+      if (b.filters.length > 0) fail(`${path}.backendRefs[${k}].filters`, 'filters on a backendRef are not supported by smc; put them on the rule');
+    });
+  }
+  const retry = rule.retry === undefined ? undefined : checkRetry(rule.retry, `${path}.retry`, fail);
   const timeout = rule.timeouts.request === undefined ? undefined : durationMs(rule.timeouts.request);
   const backendTimeout = rule.timeouts.backendRequest === undefined ? undefined : durationMs(rule.timeouts.backendRequest);
   if (timeout === null) fail(`${path}.timeouts.request`, `expected a duration such as 10s, 500ms or 1m30s, got ${JSON.stringify(rule.timeouts.request)}`);
@@ -211,7 +244,6 @@ function checkRule(
   let invalidWeight = 0;
   rule.backendRefs.forEach((b, k) => {
     const bp = `${path}.backendRefs[${k}]`;
-    if (b.filters.length > 0) fail(`${bp}.filters`, 'filters on a backendRef are not supported by smc yet; put them on the rule');
     const problem = backendProblem(route, b, serviceOf, grantsIn);
     if (problem !== undefined) {
       if (b.weight === 0) status.add(key, warning(bp, `${problem}; its weight is 0, so no request is sent to it`));
@@ -221,7 +253,7 @@ function checkRule(
     }
     backends.push({ namespace: b.namespace, service: b.name, port: b.port!, weight: b.weight });
   });
-  if (rule.backendRefs.length === 0) status.add(key, warning(path, 'no backendRefs: requests this rule matches are answered 500'));
+  if (rule.backendRefs.length === 0 && !redirect) status.add(key, warning(path, 'no backendRefs: requests this rule matches are answered 500'));
   else if (invalidWeight === 0 && backends.every((b) => b.weight === 0)) status.add(key, warning(`${path}.backendRefs`, 'every weight is 0: requests this rule matches are answered 500'));
   if (!ok) return undefined;
   return {
@@ -238,7 +270,24 @@ function checkRule(
     responseHeaders,
     timeout: typeof timeout === 'number' ? envoyDuration(timeout) : undefined,
     backendTimeout: typeof backendTimeout === 'number' ? envoyDuration(backendTimeout) : undefined,
+    redirect,
+    rewrite,
+    mirrors,
+    retry,
   };
+}
+
+function checkRetry(r: NonNullable<HttpRouteRuleObj['retry']>, path: string, fail: (p: string, m: string) => void): RetryIR | undefined {
+  const backoff = r.backoff === undefined ? undefined : durationMs(r.backoff);
+  if (backoff === null) {
+    fail(`${path}.backoff`, `expected a duration such as 100ms or 1s, got ${JSON.stringify(r.backoff)}`);
+    return undefined;
+  }
+  if (backoff === 0) {
+    fail(`${path}.backoff`, 'expected a backoff longer than 0');
+    return undefined;
+  }
+  return { codes: [...new Set(r.codes)].sort((a, b) => a - b), attempts: r.attempts, backoff: backoff === undefined ? undefined : envoyDuration(backoff) };
 }
 
 /** Why a backendRef does not resolve to a mesh Service port (the specification's ResolvedRefs reasons), or undefined when it does. */

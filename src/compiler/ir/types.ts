@@ -165,6 +165,43 @@ export interface RouteBackendIR {
   readonly weight: number;
 }
 
+/** A path replacement (RequestRedirect, URLRewrite): the whole path, or the part the rule's PathPrefix matched. */
+export interface PathReplaceIR {
+  readonly type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  readonly value: string;
+  /** For ReplacePrefixMatch: the prefix the rule matched. */
+  readonly prefix?: string;
+}
+
+export interface RedirectIR {
+  readonly scheme: 'http' | 'https' | undefined;
+  readonly hostname: string | undefined;
+  readonly port: number | undefined;
+  readonly path: PathReplaceIR | undefined;
+  readonly statusCode: number;
+}
+
+export interface RewriteIR {
+  readonly hostname: string | undefined;
+  readonly path: PathReplaceIR | undefined;
+}
+
+/** A copy of some requests sent to a Service port (the answers are dropped). */
+export interface MirrorIR {
+  readonly namespace: string;
+  readonly service: string;
+  readonly port: number;
+  /** Parts per million of the requests. */
+  readonly millionths: number;
+}
+
+/** GEP-1731: retry answers with these codes (and connection failures) up to `attempts` times, waiting `backoff` (an Envoy duration) at first. */
+export interface RetryIR {
+  readonly codes: readonly number[];
+  readonly attempts: number | undefined;
+  readonly backoff: string | undefined;
+}
+
 export interface RouteRuleIR {
   /** `rules[2]`, or the rule's `name` when it has one (Envoy route names and status name the rule by it). */
   readonly name: string;
@@ -177,6 +214,11 @@ export interface RouteRuleIR {
   /** `timeouts.request` and `timeouts.backendRequest`, as Envoy durations ("1.5s"); "0s" turns the timeout off. */
   readonly timeout: string | undefined;
   readonly backendTimeout: string | undefined;
+  /** Answered with a redirect instead of being sent anywhere. */
+  readonly redirect: RedirectIR | undefined;
+  readonly rewrite: RewriteIR | undefined;
+  readonly mirrors: readonly MirrorIR[];
+  readonly retry: RetryIR | undefined;
 }
 
 /**
