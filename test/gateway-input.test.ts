@@ -63,6 +63,18 @@ test('a cross-namespace backend needs a ReferenceGrant in its namespace: without
   assert.match(text(route), /spec\.rules\[0\]\.backendRefs\[0\]: RefNotPermitted: Service shop\/web-v2 is in another namespace and no ReferenceGrant there lets HTTPRoutes of other refer to it/);
   const rule = result.ir.routes.find((r) => r.name === 'web-from-other')!.rules[0]!;
   assert.deepEqual([rule.backends.length, rule.invalidWeight], [0, 1]);
+  // Its status for its one parent, as the specification defines it: attached, but a reference not permitted.
+  assert.deepEqual(route.parents?.map((p) => [p.parentRef.name, p.controllerName, ...p.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`)]), [['web', 'smc.dev/mesh-controller', 'Accepted=True/Accepted', 'ResolvedRefs=False/RefNotPermitted']]);
+});
+
+test('status per parent: only Service parents are smc\'s to report; a missing Service or port is NoMatchingParent, a refused rule UnsupportedValue on every parent', () => {
+  const { status } = compileIR(yamlInputs(...files()));
+  const conditions = (name: string) => entryOf(status, 'HTTPRoute', name).parents?.map((p) => `${p.parentRef.namespace}/${p.parentRef.name}:${p.parentRef.port ?? ''} ${p.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`).join(' ')}`);
+  // shop/web names a Gateway too: not listed (its controller reports it).
+  assert.deepEqual(conditions('web'), ['shop/web:80 Accepted=True/Accepted ResolvedRefs=False/BackendNotFound']);
+  assert.deepEqual(conditions('cors'), ['shop/web-v1: Accepted=False/UnsupportedValue ResolvedRefs=True/ResolvedRefs']);
+  const missing = files().map((t) => t.replace('parentRefs: [{group: "", kind: Service, name: web-v2}]', 'parentRefs: [{group: "", kind: Service, name: web-v9}, {group: "", kind: Service, name: web-v2, port: 81}]'));
+  assert.deepEqual(compileIR(yamlInputs(...missing)).status.find((e) => e.object.name === 'web-v2-filters')?.parents?.map((p) => p.conditions[0]!.reason), ['NoMatchingParent', 'NoMatchingParent']);
 });
 
 test('smc explain does not give a verdict a Gateway API route may contradict: it names the route and says it does not evaluate it', () => {

@@ -27,6 +27,26 @@ export interface StatusEntry {
   readonly object: ObjectRef;
   readonly state: StatusState;
   readonly messages: readonly StatusMessage[];
+  /** A Gateway API route: its status for each parent smc is the controller of (its Service parents), as the specification defines it. */
+  readonly parents?: readonly RouteParentStatus[];
+}
+
+/** The name smc writes as `controllerName` in a route's status. */
+export const CONTROLLER_NAME = 'smc.dev/mesh-controller';
+
+export interface RouteCondition {
+  readonly type: 'Accepted' | 'ResolvedRefs';
+  readonly status: 'True' | 'False';
+  /** The specification's reasons: Accepted, NoMatchingParent, UnsupportedValue; ResolvedRefs, BackendNotFound, InvalidKind, RefNotPermitted. */
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** RouteParentStatus of the Gateway API, without what the writer adds (observedGeneration, lastTransitionTime). */
+export interface RouteParentStatus {
+  readonly parentRef: { readonly group: string; readonly kind: string; readonly namespace: string; readonly name: string; readonly port?: number; readonly sectionName?: string };
+  readonly controllerName: string;
+  readonly conditions: readonly RouteCondition[];
 }
 
 export const error = (path: string, message: string): StatusMessage => ({ severity: 'error', path, message });
@@ -41,10 +61,12 @@ export interface StatusCollector {
   /** Marks the object as not applied at all. */
   reject(key: string, message: StatusMessage): void;
   ignore(key: string, message: StatusMessage): void;
+  /** A route's status per parent (the last one given counts). */
+  parents(key: string, parents: readonly RouteParentStatus[]): void;
 }
 
 /** One thing said to a status collector, as data: recorded once, replayed into the collector of each compile that reuses it. */
-export type StatusCall = readonly ['add' | 'reject' | 'ignore', string, StatusMessage];
+export type StatusCall = readonly ['add' | 'reject' | 'ignore', string, StatusMessage] | readonly ['parents', string, readonly RouteParentStatus[]];
 
 /** A collector that appends what it is told to `calls`. */
 export function recordInto(calls: StatusCall[]): StatusCollector {
@@ -52,12 +74,16 @@ export function recordInto(calls: StatusCall[]): StatusCollector {
     add: (k, msg) => void calls.push(['add', k, msg]),
     reject: (k, msg) => void calls.push(['reject', k, msg]),
     ignore: (k, msg) => void calls.push(['ignore', k, msg]),
+    parents: (k, list) => void calls.push(['parents', k, list]),
   };
 }
 
 /** Tells `into` what `calls` recorded, in order. */
 export function replay(calls: Iterable<StatusCall>, into: StatusCollector): void {
-  for (const [method, key, message] of calls) into[method](key, message);
+  for (const call of calls) {
+    if (call[0] === 'parents') into.parents(call[1], call[2]);
+    else into[call[0]](call[1], call[2]);
+  }
 }
 
 export function createStatusCollector(): StatusCollector & {
@@ -71,6 +97,7 @@ export function createStatusCollector(): StatusCollector & {
 } {
   const messages = new Map<string, StatusMessage[]>();
   const forced = new Map<string, StatusState>();
+  const parentsOf = new Map<string, readonly RouteParentStatus[]>();
   const push = (key: string, m: StatusMessage) => {
     const list = messages.get(key);
     if (list) list.push(m);
@@ -86,6 +113,9 @@ export function createStatusCollector(): StatusCollector & {
       push(key, m);
       if (forced.get(key) !== 'Rejected') forced.set(key, 'Ignored');
     },
+    parents(key, list) {
+      parentsOf.set(key, list);
+    },
     entries(objects, previous) {
       const out = new Map<(typeof objects)[number], StatusEntry>();
       for (const o of objects) {
@@ -93,9 +123,10 @@ export function createStatusCollector(): StatusCollector & {
         const list = dedupe(messages.get(key) ?? []);
         const state: StatusState =
           forced.get(key) ?? (list.some((m) => m.severity === 'error') ? 'PartiallyAccepted' : 'Accepted');
+        const parents = parentsOf.get(key);
         const before = previous?.get(o);
-        const same = before !== undefined && before.state === state && before.origin === origin && before.messages.length === list.length && list.every((m, i) => m === before.messages[i]);
-        out.set(o, same ? before : { origin, object: ref, state, messages: list });
+        const same = before !== undefined && before.state === state && before.origin === origin && before.parents === parents && before.messages.length === list.length && list.every((m, i) => m === before.messages[i]);
+        out.set(o, same ? before : { origin, object: ref, state, messages: list, ...(parents ? { parents } : {}) });
       }
       return out;
     },

@@ -205,6 +205,7 @@ function sameEntry(a: StatusEntry, b: StatusEntry): boolean {
     a.object.kind === b.object.kind &&
     a.object.namespace === b.object.namespace &&
     a.object.name === b.object.name &&
+    JSON.stringify(a.parents) === JSON.stringify(b.parents) &&
     a.messages.length === b.messages.length &&
     a.messages.every((m, i) => {
       const n = b.messages[i]!;

@@ -31,6 +31,7 @@ export function renderStatus(status: readonly StatusEntry[], options: { origins?
       ...(options.origins ? { origin: formatOrigin(s.origin) } : o.kind === '' ? { source: s.origin.source } : {}),
       state: s.state,
       ...(s.messages.length > 0 ? { messages: s.messages.map((m) => `${m.severity}: ${formatMessage(m)}`) } : {}),
+      ...(s.parents ? { parents: s.parents } : {}),
     };
   });
   if (options.origins) return rows;

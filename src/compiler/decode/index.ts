@@ -639,7 +639,7 @@ export function checkDocument(document: InputDocument): ObjectCheck[] {
     out.push({
       path,
       identity: `${group}/${t.ref.kind}/${t.ref.namespace}/${t.ref.name}`,
-      ...(rejected ? { problems: mine.filter((c) => c[2].severity === 'error').map((c) => ({ path: c[2].path, message: c[2].message })) } : {}),
+      ...(rejected ? { problems: mine.flatMap((c) => (c[0] !== 'parents' && c[2].severity === 'error' ? [{ path: c[2].path, message: c[2].message }] : [])) } : {}),
     });
   }
   return out;

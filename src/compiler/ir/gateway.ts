@@ -1,7 +1,7 @@
-import type { BackendRefObj, HeaderModifierObj, HttpRouteObj, HttpRouteRuleObj, PathModifierObj, ReferenceGrantObj } from '../model.js';
+import type { BackendRefObj, HeaderModifierObj, HttpRouteObj, HttpRouteRuleObj, ParentRefObj, PathModifierObj, ReferenceGrantObj } from '../model.js';
 import { KeyedMemo } from '../keyed.js';
 import { re2Error, re2ProgramSizeBound, RE2_MAX_PROGRAM_SIZE } from '../regex.js';
-import { error, warning, type StatusCollector } from '../status.js';
+import { CONTROLLER_NAME, error, formatMessage, warning, type RouteCondition, type RouteParentStatus, type StatusCollector, type StatusMessage } from '../status.js';
 import { compareStrings, type HeaderModifierIR, type MirrorIR, type PathReplaceIR, type RedirectIR, type RetryIR, type RewriteIR, type RouteBackendIR, type RouteRuleIR, type ServiceIR, type ServiceRouteIR } from './types.js';
 
 /**
@@ -78,64 +78,93 @@ function attachRoute(
 ): ServiceRouteIR[] {
   const key = route.key;
   const ns = route.meta.namespace;
+  // What is said of the route is also what its conditions are made from.
+  const said: StatusMessage[] = [];
+  const st: StatusCollector = {
+    add: (k, m) => {
+      said.push(m);
+      status.add(k, m);
+    },
+    reject: (k, m) => {
+      said.push(m);
+      status.reject(k, m);
+    },
+    ignore: (k, m) => status.ignore(k, m),
+    parents: (k, list) => status.parents(k, list),
+  };
   const rules: RouteRuleIR[] = [];
   let broken = false;
-  if (route.hostnames.length > 0) status.add(key, warning('spec.hostnames', 'hostnames play no part for a Service parent (GEP-1294): traffic is routed by the Service it is sent to'));
+  if (route.hostnames.length > 0) st.add(key, warning('spec.hostnames', 'hostnames play no part for a Service parent (GEP-1294): traffic is routed by the Service it is sent to'));
   route.rules.forEach((rule, i) => {
-    const made = checkRule(route, rule, `spec.rules[${i}]`, i, serviceOf, grantsIn, status);
+    const made = checkRule(route, rule, `spec.rules[${i}]`, i, serviceOf, grantsIn, st);
     if (made) rules.push(made);
     else broken = true;
   });
-  if (route.parentRefs.length === 0) status.add(key, warning('spec.parentRefs', 'no parentRefs: the route attaches to nothing (name a Service, with group "" and kind Service)'));
+  if (route.parentRefs.length === 0) st.add(key, warning('spec.parentRefs', 'no parentRefs: the route attaches to nothing (name a Service, with group "" and kind Service)'));
+  // ResolvedRefs, the same for every parent: the first reason a reference did not resolve, and every such message.
+  const unresolved = said.filter((m) => REF_REASON.test(m.message));
+  const resolvedRefs: RouteCondition = unresolved.length === 0
+    ? { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'every reference resolved' }
+    : { type: 'ResolvedRefs', status: 'False', reason: REF_REASON.exec(unresolved[0]!.message)![1]!, message: bounded(unresolved.map(formatMessage).join('; ')) };
+  const parents: RouteParentStatus[] = [];
+  const parentStatus = (p: ParentRefObj, accepted: Omit<RouteCondition, 'type'>) => {
+    parents.push({
+      parentRef: { group: p.group, kind: p.kind, namespace: p.namespace, name: p.name, ...(p.port !== undefined ? { port: p.port } : {}), ...(p.sectionName !== undefined ? { sectionName: p.sectionName } : {}) },
+      controllerName: CONTROLLER_NAME,
+      conditions: [{ type: 'Accepted', ...accepted }, resolvedRefs],
+    });
+  };
+  const isService = (p: ParentRefObj) => p.group === '' && p.kind === 'Service';
   if (broken) {
-    status.reject(key, error('', 'HTTPRoute not applied: a rule cannot be carried out as written (see the errors above); callers keep the routing they had without it'));
+    const why = bounded(said.filter((m) => m.severity === 'error').map(formatMessage).join('; '));
+    st.reject(key, error('', 'HTTPRoute not applied: a rule cannot be carried out as written (see the errors above); callers keep the routing they had without it'));
+    for (const p of route.parentRefs.filter(isService)) parentStatus(p, { status: 'False', reason: 'UnsupportedValue', message: `not applied: ${why}` });
+    status.parents(key, parents);
     return [];
   }
   const out: ServiceRouteIR[] = [];
   const seen = new Set<string>();
   route.parentRefs.forEach((p, i) => {
     const path = `spec.parentRefs[${i}]`;
-    if (p.group !== '' || p.kind !== 'Service') {
+    if (!isService(p)) {
       const what = p.group === GATEWAY_GROUP && p.kind === 'Gateway' ? `Gateway ${p.namespace}/${p.name}` : `${p.kind} (group ${JSON.stringify(p.group)}) ${p.namespace}/${p.name}`;
-      status.add(key, warning(path, `${what} is not a mesh parent; smc routes for parents that are Services (group "", kind Service) and leaves this one to its own controller`));
+      st.add(key, warning(path, `${what} is not a mesh parent; smc routes for parents that are Services (group "", kind Service) and leaves this one to its own controller`));
       return;
     }
+    const refuse = (reason: string, where: string, message: string) => {
+      st.add(key, error(where, message));
+      parentStatus(p, { status: 'False', reason, message });
+    };
     const service = serviceOf(`${p.namespace}/${p.name}`);
-    if (!service) {
-      status.add(key, error(path, `Service ${p.namespace}/${p.name} not found in the mesh; the route does not attach to it`));
-      return;
-    }
+    if (!service) return refuse('NoMatchingParent', path, `Service ${p.namespace}/${p.name} not found in the mesh; the route does not attach to it`);
     let port = p.port;
     if (p.sectionName !== undefined) {
       const named = service.ports.find((sp) => sp.name === p.sectionName);
-      if (!named) {
-        status.add(key, error(`${path}.sectionName`, `Service ${p.namespace}/${p.name} has no port named ${JSON.stringify(p.sectionName)} (its ports: ${service.ports.map((sp) => sp.name || String(sp.port)).join(', ')})`));
-        return;
-      }
-      if (port !== undefined && port !== named.port) {
-        status.add(key, error(path, `sectionName ${JSON.stringify(p.sectionName)} is port ${named.port}, but port says ${port}`));
-        return;
-      }
+      if (!named) return refuse('NoMatchingParent', `${path}.sectionName`, `Service ${p.namespace}/${p.name} has no port named ${JSON.stringify(p.sectionName)} (its ports: ${service.ports.map((sp) => sp.name || String(sp.port)).join(', ')})`);
+      if (port !== undefined && port !== named.port) return refuse('NoMatchingParent', path, `sectionName ${JSON.stringify(p.sectionName)} is port ${named.port}, but port says ${port}`);
       port = named.port;
     }
     const ports = port === undefined ? service.ports : service.ports.filter((sp) => sp.port === port);
-    if (ports.length === 0) {
-      status.add(key, error(`${path}.port`, `Service ${p.namespace}/${p.name} has no port ${port} (its ports: ${service.ports.map((sp) => sp.port).join(', ')})`));
-      return;
-    }
+    if (ports.length === 0) return refuse('NoMatchingParent', `${path}.port`, `Service ${p.namespace}/${p.name} has no port ${port} (its ports: ${service.ports.map((sp) => sp.port).join(', ')})`);
     const tcp = ports.filter((sp) => sp.protocol === 'tcp');
     if (tcp.length === ports.length) {
-      status.add(key, error(path, `${port === undefined ? 'every port' : `port ${port}`} of Service ${p.namespace}/${p.name} carries TCP, so an HTTPRoute cannot route it (name the port http-… or set its appProtocol to http)`));
-      return;
+      return refuse('UnsupportedValue', path, `${port === undefined ? 'every port' : `port ${port}`} of Service ${p.namespace}/${p.name} carries TCP, so an HTTPRoute cannot route it (name the port http-… or set its appProtocol to http)`);
     }
-    for (const sp of tcp) status.add(key, warning(path, `port ${sp.port} of Service ${p.namespace}/${p.name} carries TCP: the route applies to its HTTP ports only`));
+    for (const sp of tcp) st.add(key, warning(path, `port ${sp.port} of Service ${p.namespace}/${p.name} carries TCP: the route applies to its HTTP ports only`));
+    const role = p.namespace === ns ? 'a producer route: every caller of the Service follows it' : `a consumer route: callers in ${ns} follow it`;
+    parentStatus(p, { status: 'True', reason: 'Accepted', message: `attached to Service ${p.namespace}/${p.name}${port === undefined ? '' : ` port ${port}`}, ${role}` });
     const id = `${p.namespace}/${p.name}:${port ?? ''}`;
     if (seen.has(id)) return;
     seen.add(id);
     out.push({ kind: 'HTTPRoute', serviceNamespace: p.namespace, service: p.name, port, namespace: ns, name: route.meta.name, creationTimestamp: route.meta.creationTimestamp, rules });
   });
+  status.parents(key, parents);
   return out;
 }
+
+/** The specification's ResolvedRefs reasons, as the messages of references that did not resolve begin. */
+const REF_REASON = /^(BackendNotFound|InvalidKind|RefNotPermitted):/;
+const bounded = (text: string) => (text.length > 1024 ? `${text.slice(0, 1021)}...` : text);
 
 function checkRule(
   route: HttpRouteObj,
@@ -298,7 +327,7 @@ function backendProblem(
   grantsIn: (namespace: string) => readonly ReferenceGrantObj[],
 ): string | undefined {
   if (b.group !== '' || b.kind !== 'Service') return `InvalidKind: ${b.kind} (group ${JSON.stringify(b.group)}) is not a backend smc can send to; expected a Service (group "")`;
-  if (b.port === undefined) return 'a Service backend needs a port';
+  if (b.port === undefined) return 'BackendNotFound: a Service backend needs a port';
   if (b.namespace !== route.meta.namespace && !referenceGranted(grantsIn(b.namespace), route.meta.namespace, b.name)) {
     return `RefNotPermitted: Service ${b.namespace}/${b.name} is in another namespace and no ReferenceGrant there lets HTTPRoutes of ${route.meta.namespace} refer to it`;
   }
