@@ -2,7 +2,7 @@ import type { Log } from '../runtime/log.js';
 import { MEMBERSHIP_CODECS, project } from '../compiler/decode/project.js';
 import * as k8s from '@kubernetes/client-node';
 import type { InputDocument } from '../compiler/inputs.js';
-import { formatMessage } from '../compiler/status.js';
+import { CONTROLLER_NAME, formatMessage, type RouteParentStatus } from '../compiler/status.js';
 import { checkDocument } from '../compiler/decode/index.js';
 import { createLastAccepted } from './last-accepted.js';
 import type { Source, SourceEvents } from './source.js';
@@ -58,6 +58,8 @@ export const WATCHED_KINDS: readonly WatchedKind[] = [
   { apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', plural: 'trafficsplits' },
   { apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', plural: 'meshconfigs' },
   { apiVersion: 'smc.dev/v1alpha1', kind: 'VirtualMachine', plural: 'virtualmachines' },
+  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', plural: 'httproutes' },
+  { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants' },
 ];
 
 const pathOf = (w: WatchedKind) => (w.apiVersion.includes('/') ? `/apis/${w.apiVersion}/${w.plural}` : `/api/${w.apiVersion}/${w.plural}`);
@@ -76,8 +78,20 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
   // What was delivered per unit (a status write or a resync that changes nothing is not a change),
   // and, for policy objects, what status.conditions holds now.
   const delivered = new Map<string, string>();
-  const owned = new Map<string, { kind: WatchedKind; namespace: string; name: string; generation: number; condition: string }>();
+  const owned = new Map<string, { kind: WatchedKind; namespace: string; name: string; generation: number; condition: string; otherParents?: readonly unknown[] }>();
   const customObjects = kc.makeApiClient(k8s.CustomObjectsApi);
+  const writeStatus = (target: { kind: WatchedKind; namespace: string; name: string; condition: string }, status: object) => {
+    const [group, version] = target.kind.apiVersion.split('/') as [string, string];
+    customObjects
+      .patchNamespacedCustomObjectStatus({ group, version, plural: target.kind.plural, namespace: target.namespace, name: target.name, body: [{ op: 'add', path: '/status', value: status }] })
+      .then(
+        () => undefined,
+        (e: unknown) => {
+          target.condition = '';
+          o.log(`kubernetes: cannot write the status of ${target.kind.kind} ${target.namespace}/${target.name}: ${apiError(e)}`, { level: 'warn' });
+        },
+      );
+  };
   const lastAccepted = createLastAccepted();
 
   const unitOf = (w: WatchedKind, obj: k8s.KubernetesObject) => `${w.apiVersion}/${w.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
@@ -103,8 +117,16 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
     const unit = unitOf(w, obj);
     units.get(w)!.add(unit);
     if (isPolicy(w)) {
-      const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions ?? [];
-      owned.set(unit, { kind: w, namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '', generation: obj.metadata?.generation ?? 0, condition: conditionKey(conditions.find((c) => c.type === 'Accepted')) });
+      const base = { kind: w, namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '', generation: obj.metadata?.generation ?? 0 };
+      if (isGateway(w)) {
+        // A route's status holds a list per controller: smc's own entries are what it compares; the others are kept as they are.
+        const parents = (obj as { status?: { parents?: { controllerName?: string }[] } }).status?.parents ?? [];
+        const mine = parents.filter((p) => p.controllerName === CONTROLLER_NAME);
+        owned.set(unit, { ...base, condition: parentsKey(mine as unknown as RouteParentStatus[], base.generation), otherParents: parents.filter((p) => p.controllerName !== CONTROLLER_NAME) });
+      } else {
+        const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions ?? [];
+        owned.set(unit, { ...base, condition: conditionKey(conditions.find((c) => c.type === 'Accepted')) });
+      }
     }
     const document = documentOf(w, obj);
     const text = JSON.stringify(document.value);
@@ -183,10 +205,11 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
           if (versions && versions.length === 0 && unlisted.has(w)) {
             unlisted.delete(w);
             absent.add(w);
-            o.log(`kubernetes: ${w.kind} is not served by the API server (its CRD is not installed: kubectl apply -f deploy/crds/); no ${w.kind} can exist, so the mesh goes on without them and ${w.kind} is watched for`, { level: 'warn', kind: w.kind });
+            const install = isGateway(w) ? "the Gateway API's CRDs are not installed (the standard channel of sigs.k8s.io/gateway-api)" : 'its CRD is not installed: kubectl apply -f deploy/crds/';
+            o.log(`kubernetes: ${w.kind} is not served by the API server (${install}); no ${w.kind} can exist, so the mesh goes on without them and ${w.kind} is watched for`, { level: 'warn', kind: w.kind });
             onListed?.();
           } else if (versions && versions.length > 0) {
-            unlisted.set(w, `the API server serves ${w.kind} as ${versions.join(', ')} but not ${w.apiVersion}: apply smc's CRDs (deploy/crds/)`);
+            unlisted.set(w, `the API server serves ${w.kind} as ${versions.join(', ')} but not ${w.apiVersion}: ${isGateway(w) ? "install a Gateway API release that serves it (v1.1 or newer)" : "apply smc's CRDs (deploy/crds/)"}`);
           }
         }
       }
@@ -235,6 +258,17 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
         const unit = entry.origin.source.slice('kubernetes:'.length);
         const target = owned.get(unit);
         if (!target) continue;
+        if (isGateway(target.kind)) {
+          if (entry.parents === undefined) continue;
+          // The route's status per parent: written only when smc's part of it changed.
+          const key = parentsKey(entry.parents, target.generation);
+          if (key === target.condition) continue;
+          target.condition = key;
+          const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+          const mine = entry.parents.map((p) => ({ ...p, conditions: p.conditions.map((c) => ({ ...c, message: c.message.slice(0, 2048), observedGeneration: target.generation, lastTransitionTime: now })) }));
+          writeStatus(target, { parents: [...(target.otherParents ?? []), ...mine] });
+          continue;
+        }
         const accepted = entry.state === 'Accepted' || entry.state === 'PartiallyAccepted';
         const condition: Condition = {
           type: 'Accepted',
@@ -248,16 +282,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
         const key = conditionKey(condition);
         if (key === target.condition) continue;
         target.condition = key;
-        const [group, version] = target.kind.apiVersion.split('/') as [string, string];
-        customObjects
-          .patchNamespacedCustomObjectStatus({ group, version, plural: target.kind.plural, namespace: target.namespace, name: target.name, body: [{ op: 'add', path: '/status', value: { conditions: [condition] } }] })
-          .then(
-            () => undefined,
-            (e: unknown) => {
-              target.condition = '';
-              o.log(`kubernetes: cannot write the status of ${target.kind.kind} ${target.namespace}/${target.name}: ${apiError(e)}`, { level: 'warn' });
-            },
-          );
+        writeStatus(target, { conditions: [condition] });
       }
     },
     async close() {
@@ -309,7 +334,25 @@ export function writtenVersion(w: WatchedKind, managedFields: unknown): string {
   return latest?.apiVersion ?? w.apiVersion;
 }
 
-const isPolicy = (w: WatchedKind) => w.apiVersion.includes('.smi-spec.io/') || w.apiVersion.startsWith('smc.dev/');
+const isPolicy = (w: WatchedKind) => w.apiVersion.includes('.smi-spec.io/') || w.apiVersion.startsWith('smc.dev/') || isGateway(w);
+/** The Gateway API's kinds: their CRDs are upstream's, and a route's status is per parent (`status.parents`). */
+const isGateway = (w: WatchedKind) => w.apiVersion.startsWith('gateway.networking.k8s.io/');
+
+/**
+ * smc's part of a route's status as far as a change matters (transition
+ * times aside), field by field: the same whether made here or read back
+ * from the API server (which may order keys its own way).
+ */
+function parentsKey(parents: readonly RouteParentStatus[], generation: number): string {
+  return JSON.stringify([
+    generation,
+    parents.map((p) => [
+      [p.parentRef.group ?? '', p.parentRef.kind ?? '', p.parentRef.namespace ?? '', p.parentRef.name, p.parentRef.port ?? null, p.parentRef.sectionName ?? null],
+      p.controllerName,
+      p.conditions.map((c) => [c.type, c.status, c.reason, c.message.slice(0, 2048), (c as { observedGeneration?: number }).observedGeneration ?? generation]),
+    ]),
+  ]);
+}
 
 /** A condition as far as a change matters (the transition time aside). */
 const conditionKey = (c: Condition | undefined) => (c ? JSON.stringify([c.status, c.reason, c.message, c.observedGeneration ?? 0]) : '');

@@ -383,7 +383,8 @@ function routeFilter(f: gateway.RawFilter, namespace: string): m.RouteFilterObj 
   };
 }
 
-register(GATEWAY_GROUP, 'HTTPRoute', ['v1'], as(gateway.httpRouteV1, (v, b) => {
+// v1beta1 is the same schema (the upstream CRD serves both).
+register(GATEWAY_GROUP, 'HTTPRoute', ['v1', 'v1beta1'], as(gateway.httpRouteV1, (v, b) => {
   const spec = v.spec ?? {};
   const problems: { path: string; message: string }[] = [];
   const rules = (spec.rules ?? [{}]).map((r, i): m.HttpRouteRuleObj => {
@@ -436,7 +437,7 @@ register(GATEWAY_GROUP, 'HTTPRoute', ['v1'], as(gateway.httpRouteV1, (v, b) => {
   };
 }));
 
-register(GATEWAY_GROUP, 'ReferenceGrant', ['v1beta1'], as(gateway.referenceGrantV1beta1, (v, b) => ({
+register(GATEWAY_GROUP, 'ReferenceGrant', ['v1beta1', 'v1alpha2'], as(gateway.referenceGrantV1beta1, (v, b) => ({
   object: {
     ...b,
     kind: 'ReferenceGrant',
