@@ -185,6 +185,8 @@ export interface BackendRefObj {
 
 export interface RouteMatchObj {
   readonly path: { readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression'; readonly value: string };
+  /** A GRPCRoute's method match, from which `path` was made (its precedence counts its characters). */
+  readonly grpc?: { readonly service: string | undefined; readonly method: string | undefined };
   readonly method: string | undefined;
   readonly headers: readonly { readonly type: 'Exact' | 'RegularExpression'; readonly name: string; readonly value: string }[];
   readonly queryParams: readonly { readonly type: 'Exact' | 'RegularExpression'; readonly name: string; readonly value: string }[];
@@ -201,8 +203,9 @@ export interface HttpRouteRuleObj {
   readonly retry: { readonly codes: readonly number[]; readonly attempts: number | undefined; readonly backoff: string | undefined } | undefined;
 }
 
+/** An HTTPRoute, or a GRPCRoute read as the HTTP/2 route it is (its method matches made paths). */
 export interface HttpRouteObj extends Base {
-  readonly kind: 'HTTPRoute';
+  readonly kind: 'HTTPRoute' | 'GRPCRoute';
   readonly parentRefs: readonly ParentRefObj[];
   readonly hostnames: readonly string[];
   readonly rules: readonly HttpRouteRuleObj[];

@@ -94,3 +94,30 @@ export const referenceGrantV1beta1 = struct('ReferenceGrant', { metadata: object
 
 export type HttpRouteV1 = t.TypeOf<typeof httpRouteV1>;
 export type RawFilter = t.TypeOf<typeof filter>;
+
+const grpcFilter = struct(
+  'GRPCRouteFilter',
+  { type: literalUnion(['ResponseHeaderModifier', 'RequestHeaderModifier', 'RequestMirror', 'ExtensionRef']) },
+  {
+    requestHeaderModifier: headerModifier,
+    responseHeaderModifier: headerModifier,
+    requestMirror: struct('HTTPRequestMirrorFilter', { backendRef: objectRef }, { percent: boundedInteger(0, 100), fraction: struct('Fraction', { numerator: boundedInteger(0, 2 ** 31 - 1) }, { denominator: boundedInteger(1, 2 ** 31 - 1) }) }),
+    extensionRef: struct('LocalObjectReference', { group: t.string, kind: nonEmptyString, name: nonEmptyString }, {}),
+  },
+);
+
+const grpcMatch = struct('GRPCRouteMatch', {}, {
+  method: struct('GRPCMethodMatch', {}, { type: literalUnion(['Exact', 'RegularExpression']), service: t.string, method: t.string }),
+  headers: t.array(valueMatch('GRPCHeaderMatch', t.string)),
+});
+
+const grpcRule = struct('GRPCRouteRule', {}, {
+  name: t.string,
+  matches: t.array(grpcMatch),
+  filters: t.array(grpcFilter),
+  backendRefs: t.array(struct('GRPCBackendRef', { name: nonEmptyString }, { group: t.string, kind: t.string, namespace: t.string, port, weight: boundedInteger(0, 1_000_000), filters: t.array(grpcFilter) })),
+});
+
+export const grpcRouteV1 = struct('GRPCRoute', { metadata: objectMeta }, {
+  spec: struct('GRPCRouteSpec', {}, { parentRefs: t.array(parentRef), hostnames: t.array(t.string), rules: t.array(grpcRule) }),
+});

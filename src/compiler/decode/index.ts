@@ -437,6 +437,67 @@ register(GATEWAY_GROUP, 'HTTPRoute', ['v1', 'v1beta1'], as(gateway.httpRouteV1, 
   };
 }));
 
+/**
+ * A GRPCRoute as the HTTP/2 route it is: a method match becomes a path
+ * match (`/service/method`), so the same translation serves both kinds.
+ */
+register(GATEWAY_GROUP, 'GRPCRoute', ['v1'], as(gateway.grpcRouteV1, (v, b) => {
+  const spec = v.spec ?? {};
+  const problems: { path: string; message: string }[] = [];
+  const rules = (spec.rules ?? [{}]).map((r, i): m.HttpRouteRuleObj => {
+    const matches = (r.matches ?? [{}]).map((mt, j): m.RouteMatchObj => {
+      const at = `spec.rules[${i}].matches[${j}].method`;
+      const mm = mt.method ?? undefined;
+      const service = mm?.service || undefined;
+      const method = mm?.method || undefined;
+      const headers = (mt.headers ?? []).map((h) => ({ type: h.type ?? 'Exact', name: h.name, value: h.value }));
+      if (mm && service === undefined && method === undefined) problems.push({ path: at, message: 'expected service, method or both' });
+      let path: m.RouteMatchObj['path'];
+      if (!mm || (service === undefined && method === undefined)) path = { type: 'PathPrefix', value: '/' };
+      else if ((mm.type ?? 'Exact') === 'RegularExpression') path = { type: 'RegularExpression', value: `/${service ?? '[^/]+'}/${method ?? '[^/]+'}` };
+      else {
+        if (service !== undefined && !/^\.?[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/.test(service)) problems.push({ path: `${at}.service`, message: `expected a gRPC service name such as shop.Prices, got ${JSON.stringify(service)}` });
+        if (method !== undefined && !/^[A-Za-z_][A-Za-z_0-9]*$/.test(method)) problems.push({ path: `${at}.method`, message: `expected a gRPC method name such as GetPrice, got ${JSON.stringify(method)}` });
+        path = service !== undefined && method !== undefined ? { type: 'Exact', value: `/${service}/${method}` } : service !== undefined ? { type: 'PathPrefix', value: `/${service}` } : { type: 'RegularExpression', value: `/[^/]+/${method}` };
+      }
+      return { path, grpc: { service, method }, method: undefined, headers, queryParams: [] };
+    });
+    return {
+      name: r.name ?? undefined,
+      matches,
+      filters: (r.filters ?? []).map((f) => routeFilter(f as gateway.RawFilter, b.meta.namespace)),
+      backendRefs: (r.backendRefs ?? []).map((be) => ({
+        group: be.group ?? '',
+        kind: be.kind ?? 'Service',
+        namespace: be.namespace || b.meta.namespace,
+        name: be.name,
+        port: be.port ?? undefined,
+        weight: be.weight ?? 1,
+        filters: (be.filters ?? []).map((f) => routeFilter(f as gateway.RawFilter, b.meta.namespace)),
+      })),
+      timeouts: { request: undefined, backendRequest: undefined },
+      retry: undefined,
+    };
+  });
+  if (problems.length > 0) return { problems };
+  return {
+    object: {
+      ...b,
+      kind: 'GRPCRoute',
+      parentRefs: (spec.parentRefs ?? []).map((p) => ({
+        group: p.group ?? GATEWAY_GROUP,
+        kind: p.kind ?? 'Gateway',
+        namespace: p.namespace || b.meta.namespace,
+        name: p.name,
+        port: p.port ?? undefined,
+        sectionName: p.sectionName ?? undefined,
+      })),
+      hostnames: spec.hostnames ?? [],
+      rules,
+    },
+  };
+}));
+
 register(GATEWAY_GROUP, 'ReferenceGrant', ['v1beta1', 'v1alpha2'], as(gateway.referenceGrantV1beta1, (v, b) => ({
   object: {
     ...b,

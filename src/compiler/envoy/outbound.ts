@@ -95,7 +95,9 @@ export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[], cal
     const split = index.splitOf.get(key);
     const routes = routesInForce(index.routesOf.get(key) ?? [], service, callerNamespace);
     for (const port of service.ports) {
-      const onPort = isHttp(port.protocol) ? routes.filter((r) => r.port === undefined || r.port === port.port) : [];
+      const attached = isHttp(port.protocol) ? routes.filter((r) => r.port === undefined || r.port === port.port) : [];
+      // Routes of different kinds on one port: a GRPCRoute is the more specific, and the HTTPRoutes give way (GEP-1294).
+      const onPort = attached.some((r) => r.kind === 'GRPCRoute') ? attached.filter((r) => r.kind === 'GRPCRoute') : attached;
       if (onPort.length > 0) {
         // A proxy that may reach neither the Service nor any backend of its routes is given nothing for it.
         const routed = routedMatches(onPort, clusterIfReachable);
@@ -141,8 +143,10 @@ const PATH_RANK = { Exact: 0, RegularExpression: 1, PathPrefix: 2 } as const;
 /**
  * Every match of every rule of `routes`, in the specification's order
  * (HTTPRouteRule): an Exact path, then the longest path, a method, the most
- * headers, the most query parameters; then the older route, the route first
- * by namespace/name, the earlier rule and match.
+ * headers, the most query parameters; for GRPCRoutes (GRPCRouteRule) the
+ * most characters of service, then of method, then the most headers; then
+ * the older route, the route first by namespace/name, the earlier rule and
+ * match.
  */
 function routedMatches(routes: readonly ServiceRouteIR[], clusterIfReachable: (s: { namespace: string; name: string }, port: number) => string | undefined): RoutedMatch[] {
   const entries: { readonly route: ServiceRouteIR; readonly rule: number; readonly index: number; readonly routed: RoutedMatch }[] = [];
@@ -159,7 +163,7 @@ function routedMatches(routes: readonly ServiceRouteIR[], clusterIfReachable: (s
           rule: r,
           index: i,
           routed: {
-            name: `HTTPRoute ${route.namespace}/${route.name} ${rule.name} matches[${i}]`,
+            name: `${route.kind} ${route.namespace}/${route.name} ${rule.name} matches[${i}]`,
             match,
             action,
             requestHeaders: rule.requestHeaders,
@@ -174,19 +178,26 @@ function routedMatches(routes: readonly ServiceRouteIR[], clusterIfReachable: (s
       });
     });
   }
+  const tie = (a: (typeof entries)[number], b: (typeof entries)[number]) =>
+    compareStrings(a.route.creationTimestamp, b.route.creationTimestamp) ||
+    compareStrings(`${a.route.namespace}/${a.route.name}`, `${b.route.namespace}/${b.route.name}`) ||
+    a.rule - b.rule ||
+    a.index - b.index;
+  const length = (s: string | undefined) => s?.length ?? 0;
   entries.sort((a, b) => {
     const x = a.routed.match;
     const y = b.routed.match;
+    // GRPCRouteRule: the most characters of service, then of method, then the most headers.
+    if (x.grpc !== undefined || y.grpc !== undefined) {
+      return length(y.grpc?.service) - length(x.grpc?.service) || length(y.grpc?.method) - length(x.grpc?.method) || y.headers.length - x.headers.length || tie(a, b);
+    }
     return (
       PATH_RANK[x.path.type] - PATH_RANK[y.path.type] ||
       y.path.value.length - x.path.value.length ||
       Number(y.method !== undefined) - Number(x.method !== undefined) ||
       y.headers.length - x.headers.length ||
       y.queryParams.length - x.queryParams.length ||
-      compareStrings(a.route.creationTimestamp, b.route.creationTimestamp) ||
-      compareStrings(`${a.route.namespace}/${a.route.name}`, `${b.route.namespace}/${b.route.name}`) ||
-      a.rule - b.rule ||
-      a.index - b.index
+      tie(a, b)
     );
   });
   return entries.map((e) => e.routed);

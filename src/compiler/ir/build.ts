@@ -231,7 +231,7 @@ export function buildGroupedIR(
   }
 
   // Gateway API routes: attached across namespaces (a consumer route names another namespace's Service), so built for the mesh as a whole.
-  const routeObjects = names.flatMap((ns) => (parts.get(ns)!.services ? of(parts.get(ns)!.front.byKind, 'HTTPRoute') : []));
+  const routeObjects = names.flatMap((ns) => (parts.get(ns)!.services ? of(parts.get(ns)!.front.byKind, 'GRPCRoute', 'HTTPRoute') : []));
   let routes: ServiceRouteIR[] = [];
   let routeMemo: RouteMemo | undefined;
   if (routeObjects.length > 0 || previous?.routes) {

@@ -21,7 +21,12 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
 const UNIT_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
 
-export type RouteMemo = KeyedMemo<readonly ServiceRouteIR[]>;
+/** One route checked: its attachments, and its status per parent (before conflicts between routes are known). */
+interface CheckedRoute {
+  readonly attached: readonly ServiceRouteIR[];
+  readonly parents: readonly RouteParentStatus[];
+}
+export type RouteMemo = KeyedMemo<CheckedRoute>;
 
 export interface BuiltRoutes {
   readonly routes: ServiceRouteIR[];
@@ -49,13 +54,33 @@ export function buildRoutes(
     service: (key: string) => services.get(key),
     grants: (namespace: string) => grants.get(namespace),
   };
-  const memo = new KeyedMemo<readonly ServiceRouteIR[]>(previous);
-  const out: ServiceRouteIR[] = [];
-  for (const r of routes) {
-    const attached = memo.get(r.key, lookups, status, (read, st) => attachRoute(read('route', r.key)!, (k) => read('service', k), (ns) => read('grants', ns) ?? [], st));
-    for (const a of attached) out.push(a);
+  const memo = new KeyedMemo<CheckedRoute>(previous);
+  const checked = routes.map((r) => ({ route: r, ...memo.get(r.key, lookups, status, (read, st) => attachRoute(read('route', r.key)!, (k) => read('service', k), (ns) => read('grants', ns) ?? [], st)) }));
+  const out = checked.flatMap((c) => c.attached).sort(compareRoutes);
+  // GEP-1294, "Route types": on a Service port both a GRPCRoute and an HTTPRoute of the same scope route, the GRPCRoute wins.
+  const grpcOn = new Set(out.filter((a) => a.kind === 'GRPCRoute').map((a) => `${a.namespace} ${a.serviceNamespace}/${a.service}`));
+  const grpcPorts = (a: ServiceRouteIR) => out.filter((g) => g.kind === 'GRPCRoute' && g.namespace === a.namespace && g.serviceNamespace === a.serviceNamespace && g.service === a.service && (g.port === undefined || a.port === undefined || g.port === a.port));
+  for (const c of checked) {
+    let parents = c.parents;
+    if (c.route.kind === 'HTTPRoute') {
+      for (const a of c.attached) {
+        if (!grpcOn.has(`${a.namespace} ${a.serviceNamespace}/${a.service}`)) continue;
+        const winners = grpcPorts(a);
+        if (winners.length === 0) continue;
+        const names = [...new Set(winners.map((g) => `GRPCRoute ${g.namespace}/${g.name}`))].join(', ');
+        const message = `${names} also routes Service ${a.serviceNamespace}/${a.service}${a.port === undefined ? '' : ` port ${a.port}`}: where both do, the GRPCRoute is applied and this route is not (GEP-1294)`;
+        // Not accepted for that parent when the GRPCRoute takes every port the route has there (else it keeps the others).
+        const covered = a.port !== undefined || winners.some((g) => g.port === undefined);
+        status.add(c.route.key, (covered ? error : warning)('spec.parentRefs', message));
+        parents = parents.map((p) =>
+          covered && p.parentRef.namespace === a.serviceNamespace && p.parentRef.name === a.service && p.conditions[0]?.status === 'True'
+            ? { ...p, conditions: [{ type: 'Accepted' as const, status: 'False' as const, reason: 'Conflicted', message }, ...p.conditions.slice(1)] }
+            : p,
+        );
+      }
+    }
+    status.parents(c.route.key, parents);
   }
-  out.sort(compareRoutes);
   return { routes: out, memo: memo.seal(), namespaces: new Set(routes.map((r) => r.meta.namespace)) };
 }
 
@@ -75,7 +100,7 @@ function attachRoute(
   serviceOf: (key: string) => ServiceIR | undefined,
   grantsIn: (namespace: string) => readonly ReferenceGrantObj[],
   status: StatusCollector,
-): ServiceRouteIR[] {
+): CheckedRoute {
   const key = route.key;
   const ns = route.meta.namespace;
   // What is said of the route is also what its conditions are made from.
@@ -90,7 +115,7 @@ function attachRoute(
       status.reject(k, m);
     },
     ignore: (k, m) => status.ignore(k, m),
-    parents: (k, list) => status.parents(k, list),
+    parents: () => undefined,
   };
   const rules: RouteRuleIR[] = [];
   let broken = false;
@@ -117,10 +142,9 @@ function attachRoute(
   const isService = (p: ParentRefObj) => p.group === '' && p.kind === 'Service';
   if (broken) {
     const why = bounded(said.filter((m) => m.severity === 'error').map(formatMessage).join('; '));
-    st.reject(key, error('', 'HTTPRoute not applied: a rule cannot be carried out as written (see the errors above); callers keep the routing they had without it'));
+    st.reject(key, error('', `${route.kind} not applied: a rule cannot be carried out as written (see the errors above); callers keep the routing they had without it`));
     for (const p of route.parentRefs.filter(isService)) parentStatus(p, { status: 'False', reason: 'UnsupportedValue', message: `not applied: ${why}` });
-    status.parents(key, parents);
-    return [];
+    return { attached: [], parents };
   }
   const out: ServiceRouteIR[] = [];
   const seen = new Set<string>();
@@ -146,20 +170,23 @@ function attachRoute(
     }
     const ports = port === undefined ? service.ports : service.ports.filter((sp) => sp.port === port);
     if (ports.length === 0) return refuse('NoMatchingParent', `${path}.port`, `Service ${p.namespace}/${p.name} has no port ${port} (its ports: ${service.ports.map((sp) => sp.port).join(', ')})`);
-    const tcp = ports.filter((sp) => sp.protocol === 'tcp');
-    if (tcp.length === ports.length) {
-      return refuse('UnsupportedValue', path, `${port === undefined ? 'every port' : `port ${port}`} of Service ${p.namespace}/${p.name} carries TCP, so an HTTPRoute cannot route it (name the port http-… or set its appProtocol to http)`);
+    // An HTTPRoute routes HTTP ports; a GRPCRoute those that carry HTTP/2 (grpc, http2).
+    const grpc = route.kind === 'GRPCRoute';
+    const unfit = ports.filter((sp) => (grpc ? sp.protocol !== 'grpc' && sp.protocol !== 'http2' : sp.protocol === 'tcp'));
+    const carries = grpc ? 'does not carry gRPC' : 'carries TCP';
+    const fix = grpc ? 'name the port grpc-… or set its appProtocol to grpc' : 'name the port http-… or set its appProtocol to http';
+    if (unfit.length === ports.length) {
+      return refuse('UnsupportedValue', path, `${port === undefined ? 'no port' : `port ${port}`} of Service ${p.namespace}/${p.name} ${port === undefined ? (grpc ? 'carries gRPC' : 'carries HTTP') : carries}, so a ${route.kind} cannot route it (${fix})`);
     }
-    for (const sp of tcp) st.add(key, warning(path, `port ${sp.port} of Service ${p.namespace}/${p.name} carries TCP: the route applies to its HTTP ports only`));
+    for (const sp of unfit) st.add(key, warning(path, `port ${sp.port} of Service ${p.namespace}/${p.name} ${carries}: the route applies to its other ports only`));
     const role = p.namespace === ns ? 'a producer route: every caller of the Service follows it' : `a consumer route: callers in ${ns} follow it`;
     parentStatus(p, { status: 'True', reason: 'Accepted', message: `attached to Service ${p.namespace}/${p.name}${port === undefined ? '' : ` port ${port}`}, ${role}` });
     const id = `${p.namespace}/${p.name}:${port ?? ''}`;
     if (seen.has(id)) return;
     seen.add(id);
-    out.push({ kind: 'HTTPRoute', serviceNamespace: p.namespace, service: p.name, port, namespace: ns, name: route.meta.name, creationTimestamp: route.meta.creationTimestamp, rules });
+    out.push({ kind: route.kind, serviceNamespace: p.namespace, service: p.name, port, namespace: ns, name: route.meta.name, creationTimestamp: route.meta.creationTimestamp, rules });
   });
-  status.parents(key, parents);
-  return out;
+  return { attached: out, parents };
 }
 
 /** The specification's ResolvedRefs reasons, as the messages of references that did not resolve begin. */
@@ -289,6 +316,7 @@ function checkRule(
     name: rule.name ?? `rules[${index}]`,
     matches: rule.matches.map((m) => ({
       path: m.path,
+      ...(m.grpc ? { grpc: m.grpc } : {}),
       method: m.method,
       headers: m.headers.map((h) => ({ ...h, name: h.name.toLowerCase() })),
       queryParams: m.queryParams,

@@ -144,6 +144,8 @@ export interface ValueMatchIR {
 /** One HTTPRoute match: path AND method AND every header AND every query parameter. */
 export interface RouteMatchIR {
   readonly path: PathMatchIR;
+  /** A GRPCRoute's method match the path was made from: GRPCRoute precedence counts the characters of its service and method. */
+  readonly grpc?: { readonly service: string | undefined; readonly method: string | undefined };
   readonly method: string | undefined;
   readonly headers: readonly ValueMatchIR[];
   readonly queryParams: readonly ValueMatchIR[];
@@ -230,7 +232,7 @@ export interface RouteRuleIR {
  * its own namespace, which then ignore the producer routes.
  */
 export interface ServiceRouteIR {
-  readonly kind: 'HTTPRoute';
+  readonly kind: 'HTTPRoute' | 'GRPCRoute';
   /** The parent Service. */
   readonly serviceNamespace: string;
   readonly service: string;
