@@ -76,6 +76,30 @@ if (mode === 'banner') {
     if (e) throw e;
     process.stdout.write('ready\n');
   });
+} else if (mode === 'grpc-echo') {
+  // `grpc-echo NAME PORT`: a gRPC server whose methods of shop.Prices and shop.Stock (Get, Quote, StreamQuotes) answer
+  // NAME, and the value of the metadata x-route when the call carries one.
+  const [name, port] = args;
+  const server = new grpc.Server();
+  const raw = (b: Buffer) => b;
+  for (const service of ['shop.Prices', 'shop.Stock']) {
+    const methods = ['Get', 'Quote', 'StreamQuotes'];
+    const definition = Object.fromEntries(methods.map((m) => [m, { path: `/${service}/${m}`, requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw }]));
+    const handlers = Object.fromEntries(
+      methods.map((m) => [
+        m,
+        (call: { metadata: grpc.Metadata }, reply: (e: null, b: Buffer) => void) => {
+          const route = call.metadata.get('x-route')[0];
+          reply(null, Buffer.from(route === undefined ? `${name}` : `${name} x-route=${String(route)}`));
+        },
+      ]),
+    );
+    server.addService(definition as grpc.ServiceDefinition, handlers as grpc.UntypedServiceImplementation);
+  }
+  server.bindAsync(`0.0.0.0:${port}`, grpc.ServerCredentials.createInsecure(), (e) => {
+    if (e) throw e;
+    process.stdout.write('ready\n');
+  });
 } else if (mode === 'echo') {
   // `echo PORT`: a TCP echo server (the bookstore's database), answering `echo:` and what it was sent.
   createServer((socket) => socket.once('data', (d: Buffer) => socket.end(`echo:${d.toString()}`))).listen(Number(args[0]), '0.0.0.0', () => process.stdout.write('ready\n'));
@@ -124,18 +148,19 @@ if (mode === 'banner') {
     process.exit(0);
   });
 } else {
-  process.stderr.write('usage: test-app banner NAME PORT... | call HOST PORT | http NAME PORT | get URL [HOST] | grpc-health PORT\n');
+  process.stderr.write('usage: test-app banner NAME PORT... | call HOST PORT | http NAME PORT | get URL [HOST] | grpc-health PORT | grpc-echo NAME PORT\n');
   process.exit(2);
 }
 
 type AgentCommand =
   | { id: number; kind: 'http'; url: string; method?: string; headers?: Record<string, string>; count?: number; showHeaders?: string[] }
+  | { id: number; kind: 'grpc'; target: string; method: string; metadata?: Record<string, string>; count?: number }
   | { id: number; kind: 'tcp'; host: string; port: number; payload: string; count?: number };
 
 async function runCommand(c: AgentCommand): Promise<{ id: number; results: Record<string, number> }> {
   const results: Record<string, number> = {};
   for (let i = 0; i < (c.count ?? 1); i++) {
-    const r = c.kind === 'http' ? await httpOnce(c.url, c.method ?? 'GET', c.headers ?? {}, c.showHeaders ?? []) : await tcpOnce(c.host, c.port, c.payload);
+    const r = c.kind === 'http' ? await httpOnce(c.url, c.method ?? 'GET', c.headers ?? {}, c.showHeaders ?? []) : c.kind === 'grpc' ? await grpcOnce(c.target, c.method, c.metadata ?? {}) : await tcpOnce(c.host, c.port, c.payload);
     results[r] = (results[r] ?? 0) + 1;
   }
   return { id: c.id, results };
@@ -154,6 +179,20 @@ function httpOnce(url: string, method: string, headers: Record<string, string>, 
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
     req.on('error', (e: NodeJS.ErrnoException) => resolve(`ERROR ${e.code ?? e.message}`));
     req.end();
+  });
+}
+
+/** One unary gRPC call on a new channel (so a proxy's configuration change is seen by the next call): "OK ANSWER" or "ERROR CODE". */
+function grpcOnce(target: string, method: string, metadata: Record<string, string>): Promise<string> {
+  return new Promise((resolve) => {
+    const client = new grpc.Client(target, grpc.credentials.createInsecure());
+    const md = new grpc.Metadata();
+    for (const [k, v] of Object.entries(metadata)) md.set(k, v);
+    const raw = (b: Buffer) => b;
+    client.makeUnaryRequest(method, raw, raw, Buffer.alloc(0), md, { deadline: Date.now() + 5000 }, (e, reply) => {
+      client.close();
+      resolve(e ? `ERROR ${grpc.status[e.code] ?? e.code}` : `OK ${reply!.toString()}`);
+    });
   });
 }
 

@@ -26,7 +26,8 @@ const PROXY_UID = 1500;
 export type Results = Record<string, number>;
 export type Command =
   | { kind: 'http'; url: string; method?: string; headers?: Record<string, string>; count?: number; showHeaders?: string[] }
-  | { kind: 'tcp'; host: string; port: number; payload: string; count?: number };
+  | { kind: 'tcp'; host: string; port: number; payload: string; count?: number }
+  | { kind: 'grpc'; target: string; method: string; metadata?: Record<string, string>; count?: number };
 
 export interface BookstoreLab {
   readonly controller: Controller;
@@ -40,8 +41,11 @@ export interface BookstoreLab {
   call(from: string, command: Command): Promise<Results>;
   /** Restarts the controller on the same state folder and port (sidecars reconnect by themselves). */
   restartController(): Promise<void>;
-  /** A new pod: its host, sidecar and application started, then (once its sidecar is configured, as readiness would have it) its YAML written to the policy folder. */
-  addPod(pod: { name: string; namespace: string; serviceAccount: string; ip: string; labels: Record<string, string>; port: number }): Promise<void>;
+  /**
+   * A new pod: its host, sidecar and application started, then (once its sidecar is configured, as readiness would have it) its YAML written to the policy folder.
+   * The first pod of a new identity is listed first (`listFirst`): smc configures a sidecar of an identity the mesh has.
+   */
+  addPod(pod: { name: string; namespace: string; serviceAccount: string; ip: string; labels: Record<string, string>; port: number; listFirst?: boolean }): Promise<void>;
   /**
    * A virtual machine joins as its operator would: a VirtualMachine object in
    * the policy folder, `smc vm bundle`, then the bundle's systemd unit's
@@ -78,6 +82,7 @@ function readMesh(dir: string): { pods: PodInfo[]; services: { name: string; nam
 function applications(pod: PodInfo): string[][] {
   if (pod.name.startsWith('bookbuyer') || pod.name.startsWith('bookthief')) return [['agent']];
   if (pod.name.startsWith('mysql')) return [['echo', String(pod.ports[0] ?? 3306)]];
+  if (pod.name.startsWith('prices')) return [['grpc-echo', pod.name.replace(/-\d+$/, ''), String(pod.ports[0] ?? 50051)]];
   const server = ['http', pod.name.replace(/-\d+$/, ''), String(pod.ports[0] ?? 8080)];
   // bookstore calls bookwarehouse, and bookwarehouse its database: both call as well as serve.
   return [server, ['agent']];
@@ -197,9 +202,10 @@ export async function startBookstoreLab(o: { log?: (line: string) => void; servi
       async addPod(p) {
         const yaml = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${p.name}\n  namespace: ${p.namespace}\n  labels: ${JSON.stringify(p.labels)}\nspec:\n  serviceAccountName: ${p.serviceAccount}\n  containers: [{name: app, ports: [{name: web, containerPort: ${p.port}}]}]\nstatus:\n  podIP: ${p.ip}\n`;
         // As on Kubernetes, where a pod is an endpoint once it is ready (its sidecar answers /smc/ready): it runs first, then it is listed.
+        if (p.listFirst) writeFileSync(join(meshDir, `90-${p.name}.yaml`), yaml);
         await startPod({ name: p.name, namespace: p.namespace, serviceAccount: p.serviceAccount, ip: p.ip, ports: [p.port] });
         await waitUntil(`${p.name}'s sidecar to be configured`, () => controller!.proxies.list().some((x) => x.nodeId.endsWith(`/${p.name}`) && x.types.listener?.acked !== undefined && x.types.secret?.acked !== undefined), 30_000);
-        writeFileSync(join(meshDir, `90-${p.name}.yaml`), yaml);
+        if (!p.listFirst) writeFileSync(join(meshDir, `90-${p.name}.yaml`), yaml);
       },
       async addVirtualMachine(vm) {
         writeFileSync(join(meshDir, `91-${vm.name}.yaml`), `apiVersion: smc.dev/v1alpha1\nkind: VirtualMachine\nmetadata: {name: ${vm.name}, namespace: ${vm.namespace}}\nspec:\n  serviceAccount: ${vm.serviceAccount}\n  addresses: [${vm.ip}]\n  ports: [{name: web, port: ${vm.port}}]\n  labels: ${JSON.stringify(vm.labels)}\n  interceptionMode: explicit\n`);

@@ -94,6 +94,69 @@ spec:
   to: [{group: "", kind: Service}]
 `;
 
+const PRICES = `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: prices, namespace: bookstore}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: prices, namespace: bookstore}
+spec:
+  selector: {app: prices}
+  clusterIP: 198.18.100.50
+  ports: [{name: grpc, port: 50051, targetPort: 50051, appProtocol: grpc}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: prices-v1, namespace: bookstore}
+spec:
+  selector: {app: prices, version: v1}
+  clusterIP: 198.18.100.51
+  ports: [{name: grpc, port: 50051, targetPort: 50051, appProtocol: grpc}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: prices-v2, namespace: bookstore}
+spec:
+  selector: {app: prices, version: v2}
+  clusterIP: 198.18.100.52
+  ports: [{name: grpc, port: 50051, targetPort: 50051, appProtocol: grpc}]
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: prices-all, namespace: bookstore}
+spec: {}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: bookbuyer-access-prices, namespace: bookstore}
+spec:
+  destination: {kind: ServiceAccount, name: prices, namespace: bookstore}
+  rules: [{kind: TCPRoute, name: prices-all}]
+  sources: [{kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}]
+`;
+
+const GRPC_ROUTE = `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: prices, namespace: bookstore}
+spec:
+  parentRefs: [{group: "", kind: Service, name: prices, port: 50051}]
+  rules:
+    - matches: [{method: {service: shop.Prices}}]
+      backendRefs: [{name: prices-v1, port: 50051}]
+    - matches: [{method: {service: shop.Prices, method: Quote}}]
+      filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-route, value: quote}]}}]
+      backendRefs: [{name: prices-v2, port: 50051}]
+    - matches:
+        - method: {service: shop.Prices}
+          headers: [{name: x-tier, value: gold}]
+      backendRefs: [{name: prices-v2, port: 50051}]
+    - matches: [{method: {type: RegularExpression, method: "Stream.*"}}]
+      backendRefs:
+        - {name: prices-v1, port: 50051, weight: 1}
+        - {name: prices-v2, port: 50051, weight: 1}
+`;
+
 const only = (r: Results) => Object.keys(r).join(', ');
 /** Results keyed by answer for 200s (who served) and by status code alone otherwise (Envoy's own bodies vary). */
 const byStatus = (r: Results): Results => {
@@ -105,7 +168,7 @@ const byStatus = (r: Results): Results => {
   return out;
 };
 
-test('Gateway API HTTPRoutes on a Service, with real Envoy and real traffic: matches, weights with an unresolved share, no match, cluster IP vs pod IP, consumer over producer, live edits', { timeout: 240_000 }, async (t) => {
+test('Gateway API routes on a Service, with real Envoy and real traffic: matches, weights with an unresolved share, no match, cluster IP vs pod IP, filters, consumer over producer, live edits, GRPCRoute', { timeout: 240_000 }, async (t) => {
   const lab = await startBookstoreLab();
   try {
     const call = (url: string, count: number, headers: Record<string, string> = {}) => lab.call('bookbuyer-1', { kind: 'http', url, headers, count });
@@ -177,6 +240,26 @@ test('Gateway API HTTPRoutes on a Service, with real Envoy and real traffic: mat
       const r = await call(`${BOOKSTORE}/buy-a-book`, 200, AS_BUYER);
       assert.equal((r['200 bookstore-v1'] ?? 0) + (r['200 bookstore-v2'] ?? 0), 200, JSON.stringify(r));
       assert.ok((r['200 bookstore-v1'] ?? 0) > 150, `the 90/10 split: ${JSON.stringify(r)}`);
+    });
+
+    await t.test('GRPCRoute: service and method matches, header matches, GRPCRoute precedence, weights, a header filter; an unmatched method is UNIMPLEMENTED', async () => {
+      // Services with no endpoint yet change no proxy's configuration: written, not waited for.
+      writeFileSync(join(lab.meshDir, '60-prices.yaml'), PRICES);
+      await lab.addPod({ name: 'prices-v1-1', namespace: 'bookstore', serviceAccount: 'prices', ip: '198.18.2.41', labels: { app: 'prices', version: 'v1' }, port: 50051, listFirst: true });
+      await lab.addPod({ name: 'prices-v2-1', namespace: 'bookstore', serviceAccount: 'prices', ip: '198.18.2.42', labels: { app: 'prices', version: 'v2' }, port: 50051 });
+      const grpcCall = (method: string, count: number, metadata: Record<string, string> = {}) => lab.call('bookbuyer-1', { kind: 'grpc', target: '198.18.100.50:50051', method, metadata, count });
+      await waitFor('both prices pods to answer through the Service', async () => {
+        const r = await grpcCall('/shop.Prices/Get', 20);
+        return r['OK prices-v1'] && r['OK prices-v2'] ? true : undefined;
+      }, 20_000);
+      await put(lab, '61-grpc-route.yaml', GRPC_ROUTE);
+      assert.deepEqual(await grpcCall('/shop.Prices/Get', 20), { 'OK prices-v1': 20 }, 'the service match');
+      assert.deepEqual(await grpcCall('/shop.Prices/Quote', 10), { 'OK prices-v2 x-route=quote': 10 }, 'service and method: more characters of method, ahead of the service match; the header filter applied');
+      assert.deepEqual(await grpcCall('/shop.Prices/Get', 10, { 'x-tier': 'gold' }), { 'OK prices-v2': 10 }, 'a header match, ahead of the same service without one');
+      const streamed = await grpcCall('/shop.Stock/StreamQuotes', 200);
+      assert.equal((streamed['OK prices-v1'] ?? 0) + (streamed['OK prices-v2'] ?? 0), 200, JSON.stringify(streamed));
+      assert.ok(Math.abs((streamed['OK prices-v1'] ?? 0) - 100) <= 30, `a RegularExpression method match split 1:1: ${JSON.stringify(streamed)}`);
+      assert.deepEqual(await grpcCall('/shop.Stock/Get', 5), { 'ERROR UNIMPLEMENTED': 5 }, 'no rule matches: 404, which gRPC reads as UNIMPLEMENTED');
     });
   } finally {
     await lab.close();

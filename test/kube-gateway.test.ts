@@ -43,7 +43,7 @@ test('on Kubernetes: the Gateway API\'s own CRDs validate routes; smc routes by 
     api.kubectl(['create', 'namespace', 'smc-system']);
     applyBookstore(api);
     api.kubectl(['apply', '-f', crds]);
-    api.kubectl(['wait', '--for', 'condition=established', '--timeout', '60s', 'crd', 'httproutes.gateway.networking.k8s.io', 'referencegrants.gateway.networking.k8s.io']);
+    api.kubectl(['wait', '--for', 'condition=established', '--timeout', '60s', 'crd', 'httproutes.gateway.networking.k8s.io', 'grpcroutes.gateway.networking.k8s.io', 'referencegrants.gateway.networking.k8s.io']);
 
     // The upstream schema refuses what it defines as invalid before smc sees it.
     assert.throws(() => api.kubectl(['apply', '-f', '-'], JSON.stringify(route('bookstore-v2', 2_000_000))), /weight|less than or equal to 1000000/);

@@ -59,6 +59,7 @@ export const WATCHED_KINDS: readonly WatchedKind[] = [
   { apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', plural: 'meshconfigs' },
   { apiVersion: 'smc.dev/v1alpha1', kind: 'VirtualMachine', plural: 'virtualmachines' },
   { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', plural: 'httproutes' },
+  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', plural: 'grpcroutes' },
   { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants' },
 ];
 
