@@ -77,13 +77,23 @@ test('status per parent: only Service parents are smc\'s to report; a missing Se
   assert.deepEqual(compileIR(yamlInputs(...missing)).status.find((e) => e.object.name === 'web-v2-filters')?.parents?.map((p) => p.conditions[0]!.reason), ['NoMatchingParent', 'NoMatchingParent']);
 });
 
-test('smc explain does not give a verdict a Gateway API route may contradict: it names the route and says it does not evaluate it', () => {
+test('smc explain follows the Gateway API routes in force: the rule that takes the request, its backends (a 500 share named), 404 when no rule matches, and the destination judging the request as it arrives', () => {
   const { ir, status } = compileIR(yamlInputs(...files()));
-  const q = { from: identityOf('cluster.local', 'shop', 'client'), service: { namespace: 'shop', name: 'web' }, port: 80 };
-  const e = explain(ir, q, status);
-  assert.equal(e.verdict, 'unknown');
-  assert.match(e.reasons.join('\n'), /HTTPRoute shop\/web decides where this request goes; smc explain does not evaluate Gateway API routes yet/);
-  // A Service without routes is explained as before.
-  const plain = explain(ir, { ...q, service: { namespace: 'shop', name: 'web-v1' } }, status);
-  assert.equal(plain.verdict, 'allowed');
+  const client = identityOf('cluster.local', 'shop', 'client');
+  const ask = (path: string, extra: { method?: string; headers?: Record<string, string>; query?: Record<string, string> } = {}) =>
+    explain(ir, { from: client, service: { namespace: 'shop', name: 'web' }, port: 80, request: { method: extra.method ?? 'GET', path, headers: extra.headers ?? {}, ...(extra.query ? { query: extra.query } : {}) } }, status);
+  const health = ask('/healthz');
+  assert.equal(health.verdict, 'allowed');
+  assert.deepEqual([health.route?.rule, health.backends.map((b) => b.service)], ['HTTPRoute shop/web exact-health matches[0]', ['shop/web-v1']]);
+  const canary = ask('/api/orders', { method: 'POST', headers: { 'x-canary': 'yes' }, query: { debug: 'true' } });
+  assert.deepEqual([canary.route?.rule, canary.backends.map((b) => b.service)], ['HTTPRoute shop/web rules[1] matches[0]', ['shop/web-v2']]);
+  const noQuery = ask('/api/orders', { method: 'POST', headers: { 'x-canary': 'yes' } });
+  assert.equal(noQuery.verdict, 'denied', 'without the query parameter no rule matches');
+  assert.match(noQuery.reasons.join('\n'), /no rule of the routes in force matches the request: the caller's sidecar answers 404/);
+  const gone = ask('/gone/x');
+  assert.equal(gone.verdict, 'partly allowed');
+  assert.deepEqual(gone.backends.map((b) => [b.service, b.weight]), [['shop/web-v1', 1], ['(a backend that did not resolve: answered 500)', 1]]);
+  // The consumer route, for a caller of "other".
+  const outsider = explain(ir, { from: identityOf('cluster.local', 'other', 'outsider'), service: { namespace: 'shop', name: 'web' }, port: 80, request: { method: 'GET', path: '/healthz', headers: {} } }, status);
+  assert.deepEqual([outsider.route?.routes, outsider.backends.map((b) => b.service)], [['HTTPRoute other/web-from-other'], ['shop/web-v2']]);
 });

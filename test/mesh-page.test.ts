@@ -59,6 +59,7 @@ test('the /mesh page draws identities, who may call whom, splits and proxy state
     assert.ok(picture.edges.some((e) => e.startsWith('bookwarehouse/bookwarehouse -> bookwarehouse/mysql: port 3306: TCP')), picture.edges.join('\n'));
     assert.ok(!picture.edges.some((e) => e.startsWith('bookthief/')), 'bookthief may call nobody');
     assert.deepEqual(picture.splits, ['bookstore/bookstore (bookstore/bookstore-split): bookstore/bookstore-v1 90%, bookstore/bookstore-v2 10%']);
+    assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll('#routes li')].map((e) => e.textContent)), ['none'], 'no Gateway API route yet');
     assert.ok(picture.proxies.includes('bookbuyer/bookbuyer: SYNCED'));
     assert.ok(picture.proxies.includes('bookstore/bookstore: NACK — <img src=x onerror=alert(1)> rejected'), 'a NACK message is shown as text');
     assert.equal(picture.images, 0, 'never as markup');
@@ -73,8 +74,15 @@ test('the /mesh page draws identities, who may call whom, splits and proxy state
         .replace('weight: 10', 'weight: 50')
         .replace('- {kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}', '- {kind: ServiceAccount, name: bookbuyer, namespace: bookbuyer}\n    - {kind: ServiceAccount, name: bookthief, namespace: bookthief}'),
     );
+    // And a Gateway API route: bookbuyer's namespace routes bookstore to v2 for its own callers.
+    writeFileSync(
+      join(dir, 'mesh', '50-route.yaml'),
+      'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: to-v2, namespace: bookbuyer}\nspec:\n  parentRefs: [{group: "", kind: Service, name: bookstore, namespace: bookstore, port: 14001}]\n  rules: [{backendRefs: [{name: bookstore-v2, namespace: bookstore, port: 14001}]}]\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: from-bookbuyer, namespace: bookstore}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: bookbuyer}]\n  to: [{group: "", kind: Service}]\n',
+    );
     await controller.reload();
     await page.waitForSelector('.edge[data-from="bookthief/bookthief"][data-to="bookstore/bookstore"]', { timeout: 10_000 });
+    await page.waitForSelector('.route', { timeout: 10_000 });
+    assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll('.route')].map((e) => e.textContent)), ['bookstore/bookstore:14001 (HTTPRoute bookbuyer/to-v2, callers in bookbuyer): bookstore/bookstore-v2:14001']);
     await page.waitForFunction(() => document.querySelector('.split')?.textContent?.includes('bookstore/bookstore-v1 50%, bookstore/bookstore-v2 50%'), { timeout: 10_000 });
     assert.equal(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument), true, 'no reload');
     assert.deepEqual(errors, []);

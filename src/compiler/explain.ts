@@ -5,7 +5,7 @@ import { applicableGrants, grantOpens, httpMatches, type HttpRequest } from './i
 import { upstreamsOf } from './ir/reachability.js';
 import { anchoredPathRegex, fullMatch } from './regex.js';
 import { formatMessage, type StatusEntry } from './status.js';
-import { accountOf, compareStrings, parseIdentity, policyName, type Grant, type HttpMatchIR, type Identity, type MeshIR, type PortProtocol, type ServiceIR, type ServicePortIR } from './ir/types.js';
+import { accountOf, compareStrings, parseIdentity, policyName, type Grant, type HttpMatchIR, type Identity, type MeshIR, type PathReplaceIR, type PortProtocol, type RouteMatchIR, type ServiceIR, type ServicePortIR } from './ir/types.js';
 
 /**
  * `smc explain`: would this request from `from` to a service port be
@@ -61,6 +61,8 @@ export interface Explanation {
   readonly request?: HttpRequest;
   /** The TrafficSplit of the service, and whether it applies to this request. */
   readonly split?: { readonly name: string; readonly applies: boolean; readonly note?: string };
+  /** The Gateway API routes in force for this caller on this port, and the route rule that takes the request (none: 404). */
+  readonly route?: { readonly routes: readonly string[]; readonly rule?: string; readonly note?: string };
   /** Where the caller's proxy sends the request; empty when it has nowhere to send it. */
   readonly backends: readonly BackendVerdict[];
   /** When it goes nowhere: each destination of the service as its own sidecar would judge it. */
@@ -194,12 +196,34 @@ function explainRequest(ir: MeshIR, q: ExplainQuery, withheld: (namespace: strin
     splitInfo = { name: split.from, applies: false, note: `no backend of it is reachable from ${accountOf(q.from)}` };
   }
 
+  const judge = (s: ServiceIR, p: ServicePortIR, asSent: HttpRequest | undefined = request): DestinationVerdict[] => destinations(ir, q.from, s, p, asSent, reachedEndpoints, withheld);
   if (plan?.routes) {
-    // Not evaluated here yet: say so rather than give a verdict the route may contradict.
-    const names = (plan.routeNames ?? []).map((n) => `HTTPRoute ${n}`).join(', ');
-    return { ...denied([...reasons, `${names} decides where this request goes; smc explain does not evaluate Gateway API routes yet (smc proxy-config shows the proxy's routes)`], base), verdict: 'unknown' as const };
+    // Gateway API routes decide: the first match (in the proxy's order) takes the request.
+    const routes = [...(plan.routeNames ?? [])];
+    const hit = request ? plan.routes.find((r) => routeMatches(r.match, request)) : plan.routes[0];
+    if (!hit) return denied([...reasons, `no rule of the routes in force matches the request: the caller's sidecar answers 404`], { ...base, route: { routes } });
+    const route = { routes, rule: hit.name };
+    const action = hit.action;
+    if (action.kind === 'status') {
+      const why = action.status === 403 ? `no backend of this rule may be reached by ${accountOf(q.from)}` : 'no backend of this rule resolved, or every weight is 0';
+      return denied([...reasons, `${hit.name} answers ${action.status}: ${why}`], { ...base, route });
+    }
+    if (action.kind === 'redirect') {
+      return { ...denied([...reasons, `${hit.name} answers a redirect (${action.redirect.statusCode}) from the caller's sidecar; the request goes no further`], { ...base, route }), verdict: 'unknown' };
+    }
+    // The destination judges the request as it arrives: after a URLRewrite of its path.
+    const sent = request && hit.rewrite?.path ? { ...request, path: rewritten(request.path, hit.rewrite.path) } : request;
+    const upstreamOf = new Map(upstreams.map((u) => [outboundClusterName(u.service, u.port.port), u] as const));
+    const backends: BackendVerdict[] = action.clusters.map((c) => {
+      const u = upstreamOf.get(c.cluster)!;
+      return { service: serviceKey(u.service), weight: c.weight, destinations: judge(u.service, u.port, sent).filter((d) => d.reached) };
+    });
+    if (action.invalidWeight > 0) backends.push({ service: '(a backend that did not resolve: answered 500)', weight: action.invalidWeight, destinations: [] });
+    const reached = backends.flatMap((b) => b.destinations);
+    const allowed = reached.filter((d) => d.allowed).length;
+    const verdict: Verdict = !member ? 'unknown' : allowed === 0 ? 'denied' : allowed === reached.length && action.invalidWeight === 0 ? 'allowed' : 'partly allowed';
+    return { verdict, from: q.from, to, ...base, route, backends, unreached: [], reasons };
   }
-  const judge = (s: ServiceIR, p: ServicePortIR): DestinationVerdict[] => destinations(ir, q.from, s, p, request, reachedEndpoints, withheld);
   if (!action) {
     const targets = [service, ...(split?.backends.filter((b) => b.weight > 0).map((b) => index.service.get(`${service.namespace}/${b.service}`)) ?? [])];
     const unreached: BackendVerdict[] = [];
@@ -298,4 +322,27 @@ function mismatch(m: HttpMatchIR, r: HttpRequest): string {
     if (!fullMatch(h.regex, v)) return `wants header ${h.name} matching ${JSON.stringify(h.regex)}, not ${JSON.stringify(v)}`;
   }
   return 'matches'; // unreachable when called for a match that failed
+}
+
+/** Whether a Gateway API match takes a request, as the caller's sidecar decides it. */
+function routeMatches(m: RouteMatchIR, r: HttpRequest): boolean {
+  const value = (v: { type: 'Exact' | 'RegularExpression'; value: string }, got: string | undefined) => got !== undefined && (v.type === 'Exact' ? got === v.value : fullMatch(v.value, got));
+  const prefix = m.path.value.replace(/\/+$/, '');
+  const path =
+    m.path.type === 'Exact' ? r.path === m.path.value : m.path.type === 'RegularExpression' ? fullMatch(m.path.value, r.path) : prefix === '' || r.path === prefix || r.path.startsWith(`${prefix}/`);
+  return (
+    path &&
+    (m.method === undefined || m.method === r.method) &&
+    m.headers.every((h) => value(h, r.headers[h.name])) &&
+    m.queryParams.every((q) => value(q, r.query?.[q.name]))
+  );
+}
+
+/** A path after a URLRewrite's path replacement. */
+function rewritten(path: string, p: PathReplaceIR): string {
+  if (p.type === 'ReplaceFullPath') return p.value;
+  const prefix = (p.prefix ?? '/').replace(/\/+$/, '');
+  const value = p.value.replace(/\/+$/, '');
+  const rest = path.slice(prefix.length);
+  return `${value}${rest.startsWith('/') || rest === '' ? rest : `/${rest}`}` || '/';
 }

@@ -60,9 +60,10 @@ export function parseExplainQuery(a: ExplainArgs, trustDomain: string): { query:
   }
   if (errors.length > 0 || from === undefined || service === undefined || port === undefined) return { errors };
   const http = a.method !== undefined || a.path !== undefined || (a.headers ?? []).length > 0;
-  // The query string is never part of what SMI matches.
-  const path = (a.path ?? '/').split('?')[0]!;
-  return { query: { from, service, port, ...(http ? { request: { method: a.method ?? 'GET', path, headers } } : {}) } };
+  // The query string is never part of what SMI matches; Gateway API routes match its parameters.
+  const [path, search] = (a.path ?? '/').split('?') as [string, string | undefined];
+  const query = search === undefined ? {} : { query: Object.fromEntries(new URLSearchParams(search)) };
+  return { query: { from, service, port, ...(http ? { request: { method: a.method ?? 'GET', path, headers, ...query } } : {}) } };
 }
 
 function destinationLines(d: DestinationVerdict, indent: string): string[] {
@@ -73,10 +74,11 @@ function destinationLines(d: DestinationVerdict, indent: string): string[] {
 
 /** The answer as people read it: the verdict first, then where the request goes and why. */
 export function explanationText(e: Explanation): string {
-  const request = e.request ? ` ${e.request.method} ${e.request.path}${Object.entries(e.request.headers).map(([k, v]) => ` ${k}=${v}`).join('')}` : '';
+  const request = e.request ? ` ${e.request.method} ${e.request.path}${e.request.query && Object.keys(e.request.query).length > 0 ? `?${new URLSearchParams(e.request.query as Record<string, string>).toString()}` : ""}${Object.entries(e.request.headers).map(([k, v]) => ` ${k}=${v}`).join('')}` : '';
   const lines = [`${e.verdict.toUpperCase()}: ${accountOf(e.from)} -> ${e.to}${e.protocol ? ` (${e.protocol.toUpperCase()})` : ''}${request}`];
   for (const r of e.reasons) lines.push(`  - ${r}`);
   if (e.split) lines.push(`  TrafficSplit ${e.split.name}: ${e.split.applies ? 'applies' : 'does not apply'}${e.split.note ? ` (${e.split.note})` : ''}`);
+  if (e.route) lines.push(`  routed by ${e.route.routes.join(', ')}: ${e.route.rule ?? 'no rule matches'}`);
   const total = e.backends.reduce((n, b) => n + b.weight, 0);
   for (const b of e.backends) {
     const share = e.backends.length > 1 ? ` ${Math.round((100 * b.weight) / total)}%` : '';

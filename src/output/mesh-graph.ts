@@ -44,11 +44,25 @@ export interface GraphSplit {
   readonly backends: readonly { readonly service: string; readonly weight: number; readonly percent: number }[];
 }
 
+/** A Gateway API route attached to a Service. */
+export interface GraphRoute {
+  /** `HTTPRoute ns/name` or `GRPCRoute ns/name` */
+  readonly name: string;
+  /** `ns/name` of the Service it routes. */
+  readonly service: string;
+  readonly port?: number;
+  /** `all` (a producer route), or the namespace whose callers follow it (a consumer route). */
+  readonly callers: string;
+  /** `ns/name:port` of every backend its rules name. */
+  readonly backends: readonly string[];
+}
+
 export interface MeshGraph {
   readonly permissive: boolean;
   readonly identities: readonly GraphIdentity[];
   readonly edges: readonly GraphEdge[];
   readonly splits: readonly GraphSplit[];
+  readonly routes: readonly GraphRoute[];
 }
 
 export function meshGraph(ir: MeshIR, proxies: readonly { identity: string; nodeId: string; state: ProxyState; nack?: string }[]): MeshGraph {
@@ -88,5 +102,13 @@ export function meshGraph(ir: MeshIR, proxies: readonly { identity: string; node
       backends: s.backends.map((b) => ({ service: `${s.namespace}/${b.service}`, weight: b.weight, percent: total === 0 ? 0 : Math.round((1000 * b.weight) / total) / 10 })),
     };
   });
-  return { permissive: ir.settings.permissive, identities, edges, splits };
+  const routes = ir.routes.map((r) => ({
+    name: `${r.kind} ${r.namespace}/${r.name}`,
+    service: `${r.serviceNamespace}/${r.service}`,
+    ...(r.port !== undefined ? { port: r.port } : {}),
+    // Producer routes apply to every caller; consumer routes to callers of their own namespace.
+    callers: r.namespace === r.serviceNamespace ? 'all' : r.namespace,
+    backends: [...new Set(r.rules.flatMap((rule) => rule.backends.map((b) => `${b.namespace}/${b.service}:${b.port}`)))],
+  }));
+  return { permissive: ir.settings.permissive, identities, edges, splits, routes };
 }

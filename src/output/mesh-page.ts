@@ -43,6 +43,7 @@ export const MESH_PAGE = `<!doctype html>
 <aside>
   <p class="note">Green: every proxy of the identity acknowledged its configuration; yellow: sent, not yet acknowledged; red: a proxy rejected it (NACK); grey: no proxy connected.</p>
   <h2>Traffic splits</h2><ul id="splits"></ul>
+  <h2>Routes (Gateway API)</h2><ul id="routes"></ul>
   <h2>Proxies</h2><ul id="proxies"></ul>
   <h2>Who may call whom</h2><ul id="grants"></ul>
 </aside>
@@ -95,6 +96,9 @@ function draw(graph, version) {
   const splits = document.getElementById("splits");
   splits.replaceChildren(...(graph.splits.length ? graph.splits.map((s) =>
     el("li", { class: "split", "data-name": s.name }, s.service + " (" + s.name + "): " + s.backends.map((b) => b.service + " " + b.percent + "%").join(", "))) : [el("li", { class: "note" }, "none")]));
+  const routes = document.getElementById("routes");
+  routes.replaceChildren(...(graph.routes.length ? graph.routes.map((r) =>
+    el("li", { class: "route", "data-name": r.name }, r.service + (r.port ? ":" + r.port : "") + " (" + r.name + ", " + (r.callers === "all" ? "every caller" : "callers in " + r.callers) + "): " + (r.backends.join(", ") || "no backend"))) : [el("li", { class: "note" }, "none")]));
   const proxies = document.getElementById("proxies");
   const all = graph.identities.flatMap((i) => i.proxies.map((p) => ({ ...p, identity: i.id })));
   proxies.replaceChildren(...(all.length ? all.map((p) =>

@@ -101,7 +101,7 @@ export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[], cal
       if (onPort.length > 0) {
         // A proxy that may reach neither the Service nor any backend of its routes is given nothing for it.
         const routed = routedMatches(onPort, clusterIfReachable);
-        out.push({ service, port, protocol: port.protocol, matched: [], fallback: undefined, routes: routed, routeNames: [...new Set(onPort.map((r) => `${r.namespace}/${r.name}`))] });
+        out.push({ service, port, protocol: port.protocol, matched: [], fallback: undefined, routes: routed, routeNames: [...new Set(onPort.map((r) => `${r.kind} ${r.namespace}/${r.name}`))] });
         continue;
       }
       const root = clusterIfReachable(service, port.port);

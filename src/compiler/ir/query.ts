@@ -13,6 +13,8 @@ export interface HttpRequest {
   readonly path: string;
   /** Lower-case names. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Query parameters (Gateway API routes match them; SMI never does). */
+  readonly query?: Readonly<Record<string, string>>;
 }
 
 export function meshIdentities(ir: MeshIR): ReadonlySet<Identity> {
