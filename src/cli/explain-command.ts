@@ -12,9 +12,9 @@ Says whether a request from one workload identity to a service port would be
 allowed, and why: the TrafficTarget rule (and HTTPRouteGroup match) that
 allows it, or what is missing (no TrafficTarget for the destination, the
 caller not among its sources, a port not granted, a method, path or header
-that no match accepts), and the TrafficSplit and backends the request would go
-to. The answer comes from the same mesh model the proxies' configuration is
-built from.
+that no match accepts), and the TrafficSplit or Gateway API route rule and the
+backends the request would go to. The answer comes from the same mesh model
+the proxies' configuration is built from.
 
 With SOURCE (files or folders of YAML), it reads them offline; without, it
 asks a running controller (the mesh as the controller currently serves it).
@@ -25,7 +25,8 @@ Options:
                             The service and service port it calls; a bare name
                             is in the caller's namespace; required
       --method M            HTTP method (default GET)
-      --path P              HTTP path (default /; a query string is ignored)
+      --path P              HTTP path (default /; a query string's parameters are
+                            matched by Gateway API routes, never by SMI)
       --header NAME=VALUE   A request header; repeat for more
                             (with none of --method/--path/--header an HTTP port
                             is asked about GET /)

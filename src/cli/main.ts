@@ -20,6 +20,7 @@ Usage:
   smc capture [--apply]           Print or apply a transparent sidecar's iptables rules
   smc compile PATH... [options]   Compile YAML (files or folders) into each proxy's Envoy configuration
   smc analyze [--kubeconfig FILE] Read a live cluster (read only) and print every object's status
+  smc convert PATH...             Convert SMI TrafficSplits into Gateway API HTTPRoutes (GAMMA)
   smc golden [--update] [DIR]     Check (or rewrite) the golden cases under DIR (default: golden)
   smc kinds                       List the kinds and apiVersions smc reads
   smc crds                        Print the CRDs of the policy kinds (schemas from smc's own codecs)
@@ -55,6 +56,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   capture: async () => import('./capture-command.js').then((m) => ({ run: m.captureCommand, help: m.HELP_CAPTURE, options: m.OPTIONS_CAPTURE })),
   analyze: async () => import('./analyze-command.js').then((m) => ({ run: m.analyzeCommand, help: m.HELP_ANALYZE, options: m.OPTIONS_ANALYZE })),
   compile: async () => import('./compile-command.js').then((m) => ({ run: m.compileCommand, help: m.HELP_COMPILE, options: m.OPTIONS_COMPILE })),
+  convert: async () => import('./convert-command.js').then((m) => ({ run: m.convertCommand, help: m.HELP_CONVERT, options: m.OPTIONS_CONVERT })),
   golden: async () => import('./compile-command.js').then((m) => ({ run: m.goldenCommand, help: m.HELP_GOLDEN, options: m.OPTIONS_GOLDEN })),
   kinds: async () => import('./compile-command.js').then((m) => ({ run: m.kindsCommand, help: m.HELP_KINDS, options: m.OPTIONS_KINDS })),
   crds: async () => import('./crds-command.js').then((m) => ({ run: m.crdsCommand, help: m.HELP_CRDS, options: m.OPTIONS_CRDS })),
