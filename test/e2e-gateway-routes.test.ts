@@ -74,6 +74,9 @@ spec:
     - matches: [{path: {type: PathPrefix, value: /books-bought/slow}}]
       backendRefs: [{name: bookstore-v2, port: 14001}]
       timeouts: {request: 500ms}
+    - matches: [{path: {type: PathPrefix, value: /books-bought/attempt}}]
+      backendRefs: [{name: bookstore-v2, port: 14001}]
+      timeouts: {request: 3s, backendRequest: 300ms}
     - matches: [{path: {type: Exact, value: /books-bought}}]
       backendRefs: [{name: bookstore-v1, port: 14001}]
 `;
@@ -225,6 +228,8 @@ test('Gateway API routes on a Service, with real Envoy and real traffic: matches
       assert.deepEqual(await one('/books-bought/flaky', { 'x-fail-first': 'b:3' }), ['503 bookstore-v2 failing 3'], 'a third 503 is the answer');
       assert.deepEqual(byStatus(await call(`${BOOKSTORE}/books-bought/slow`, 3, { 'x-delay-ms': '1500' })), { '504': 3 }, 'the request timeout (500ms) answers 504');
       assert.deepEqual(await call(`${BOOKSTORE}/books-bought/slow`, 3), { '200 bookstore-v2': 3 });
+      assert.deepEqual(byStatus(await call(`${BOOKSTORE}/books-bought/attempt`, 3, { 'x-delay-ms': '1000' })), { '504': 3 }, 'backendRequest (300ms) bounds the attempt, within a longer request timeout (3s)');
+      assert.deepEqual(await call(`${BOOKSTORE}/books-bought/attempt`, 3), { '200 bookstore-v2': 3 });
     });
 
     await t.test('a consumer route in bookbuyer\'s namespace replaces the producer route for bookbuyer', async () => {

@@ -97,3 +97,12 @@ test('smc explain follows the Gateway API routes in force: the rule that takes t
   const outsider = explain(ir, { from: identityOf('cluster.local', 'other', 'outsider'), service: { namespace: 'shop', name: 'web' }, port: 80, request: { method: 'GET', path: '/healthz', headers: {} } }, status);
   assert.deepEqual([outsider.route?.routes, outsider.backends.map((b) => b.service)], [['HTTPRoute other/web-from-other'], ['shop/web-v2']]);
 });
+
+test('kinds are told apart by group: a Gateway API TCPRoute is not read as SMI\'s TCPRoute, and an SMI HTTPRouteGroup is not an HTTPRoute', () => {
+  const gatewayTcp = 'apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: all, namespace: shop}\nspec: {parentRefs: [{name: web, kind: Service, group: ""}], rules: [{backendRefs: [{name: web, port: 80}]}]}\n';
+  const { status, ir } = compileIR(yamlInputs(...files(), gatewayTcp));
+  const tcp = status.find((e) => e.object.kind === 'TCPRoute' && e.object.apiVersion.startsWith('gateway.networking.k8s.io'))!;
+  assert.equal(tcp.state, 'Ignored');
+  assert.match(text(tcp), /TCPRoute of gateway\.networking\.k8s\.io\/v1alpha2 is not a kind smc reads/);
+  assert.ok(!ir.access.some((a) => a.grants.some((g) => g.grantedBy === 'shop/all')), 'it grants nothing');
+});
