@@ -40,6 +40,8 @@ export interface Variant {
   accessLog?: boolean;
   /** Service 0 is a hub: every other service may call it (as a mesh's authentication or configuration service would be). */
   hub?: boolean;
+  /** Every tenth service's split is a Gateway API HTTPRoute (a match to the next service, then the weights) instead of a TrafficSplit. */
+  routes?: boolean;
 }
 
 /** The service `i`'s file: its pod, Service, the TrafficTarget letting the previous five call it (every service, for a hub), and every tenth a split. */
@@ -63,7 +65,21 @@ function serviceUnit(services: number, i: number, v: Variant = {}): SourceUnit {
   }
   if (i % 10 === 0 && i + 1 < services && ns(i + 1) === ns(i)) {
     const w = v.splitWeight ?? 90;
-    docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: `split-${name}`, namespace: ns(i) }, spec: { service: name, backends: [{ service: name, weight: w }, { service: `svc-${i + 1}`, weight: 100 - w }] } });
+    if (v.routes) {
+      const next = `svc-${i + 1}`;
+      docs.push({
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: `route-${name}`, namespace: ns(i) },
+        spec: {
+          parentRefs: [{ group: '', kind: 'Service', name, port: 80 }],
+          rules: [
+            { matches: [{ path: { type: 'PathPrefix', value: '/api' }, headers: [{ name: 'x-canary', value: 'yes' }] }], backendRefs: [{ name: next, port: 80 }] },
+            { backendRefs: [{ name, port: 80, weight: w }, { name: next, port: 80, weight: 100 - w }] },
+          ],
+        },
+      });
+    } else docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: `split-${name}`, namespace: ns(i) }, spec: { service: name, backends: [{ service: name, weight: w }, { service: `svc-${i + 1}`, weight: 100 - w }] } });
   }
   return unit(docs, `${name}.yaml`);
 }

@@ -24,9 +24,11 @@ export interface Shape {
   readonly permissive: boolean;
   /** Service 0 may be called by every other service; its pod is the one that moves. */
   readonly hub?: boolean;
+  /** The splits are Gateway API HTTPRoutes (a split weight change is a route's). */
+  readonly routes?: boolean;
 }
 
-export const shapeName = (s: Shape, services: number): string => `${s.permissive ? 'permissive, ' : ''}${s.hub ? 'a hub every service calls, ' : ''}${s.perNamespace >= services ? 'one namespace' : `namespaces of ${s.perNamespace}`}`;
+export const shapeName = (s: Shape, services: number): string => `${s.permissive ? 'permissive, ' : ''}${s.hub ? 'a hub every service calls, ' : ''}${s.routes ? 'HTTPRoutes for splits, ' : ''}${s.perNamespace >= services ? 'one namespace' : `namespaces of ${s.perNamespace}`}`;
 
 export interface FolderRow {
   services: number;
@@ -51,9 +53,9 @@ export interface FolderRow {
 const json = (docs: readonly { value: unknown }[]) => docs.map((d) => JSON.stringify(d.value)).join('\n---\n');
 
 export async function measureFolder(services: number, shape: Shape = { perNamespace: 50, permissive: false }): Promise<FolderRow> {
-  const v = { perNamespace: shape.perNamespace, permissive: shape.permissive, hub: shape.hub ?? false };
+  const v = { perNamespace: shape.perNamespace, permissive: shape.permissive, hub: shape.hub ?? false, routes: shape.routes ?? false };
   // The folder-watching columns are the same whatever the shape: measured on the default one only.
-  const watching = shape.perNamespace === 50 && !shape.permissive;
+  const watching = shape.perNamespace === 50 && !shape.permissive && !shape.routes;
   const dir = mkdtempSync(join(tmpdir(), 'smc-bench-folder-'));
   const mesh = join(dir, 'mesh');
   mkdirSync(mesh);
@@ -133,7 +135,10 @@ export async function measureFolder(services: number, shape: Shape = { perNamesp
     const splitMs = await median3((k) => {
       const i = Math.floor(services / 2) + k * 50 - ((Math.floor(services / 2) + k * 50) % 10) + 20;
       const file = join(mesh, `svc-${i}.json`);
-      return { file, changed: json(meshUnits(services, { ...v, splitWeight: 50 }).get(`svc-${i}.yaml`)!.documents), back: json(units.get(`svc-${i}.yaml`)!.documents), affected: affectedBy(i) };
+      // A route's weights reach only callers that may call both backends (the fifth caller back may not call i + 1, so its single
+      // backend's cluster is the same); a TrafficSplit's weighted cluster changes even with one backend left.
+      const affected = shape.routes ? affectedBy(i).filter((id) => id !== identityOf(i - 5)) : affectedBy(i);
+      return { file, changed: json(meshUnits(services, { ...v, splitWeight: 50 }).get(`svc-${i}.yaml`)!.documents), back: json(units.get(`svc-${i}.yaml`)!.documents), affected };
     });
     // A TrafficTarget gains a source (service i lets j call it): i's inbound policy changes, and j may now reach i.
     // (In a permissive mesh every proxy may already call every other: a TrafficTarget changes no proxy's configuration.)
@@ -207,7 +212,7 @@ export async function measureFolder(services: number, shape: Shape = { perNamesp
 /** `measureFolder` in a fresh process (bench/folder-row.ts). */
 export function measureFolderIsolated(services: number, shape: Shape = { perNamespace: 50, permissive: false }): Promise<FolderRow> {
   return new Promise((resolve, reject) => {
-    const child = fork(new URL('./folder-row.js', import.meta.url), [String(services), String(shape.perNamespace), String(shape.permissive), String(shape.hub ?? false)], { execArgv: ['--expose-gc'] });
+    const child = fork(new URL('./folder-row.js', import.meta.url), [String(services), String(shape.perNamespace), String(shape.permissive), String(shape.hub ?? false), String(shape.routes ?? false)], { execArgv: ['--expose-gc'] });
     child.once('message', (row) => resolve(row as FolderRow));
     child.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`the folder bench row for ${services} services exited (${code})`))));
   });

@@ -163,15 +163,15 @@ const FOLDER_COLUMNS: [keyof FolderRow, string][] = [
   ['reconcileMs', 'one reconcile pass ms'],
 ];
 
-// node dist/bench/run.js [SIZES...] [--proxies 1,10] [--only compiler|controller|folder|kube] [--shapes 50,one,permissive,hub]
+// node dist/bench/run.js [SIZES...] [--proxies 1,10] [--only compiler|controller|folder|kube] [--shapes 50,one,permissive,hub,routes]
 const args = process.argv.slice(2);
 const option = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args.splice(i, 2)[1] : undefined;
 };
 const only = option('--only');
-// The folder table's shapes: namespaces of 50, all in one namespace, a permissive mesh (namespaces of 50), and a hub every service calls.
-const shapeNames = (option('--shapes') ?? '50,one,permissive,hub').split(',');
+// The folder table's shapes: namespaces of 50, all in one namespace, a permissive mesh (namespaces of 50), a hub every service calls, and splits written as HTTPRoutes.
+const shapeNames = (option('--shapes') ?? '50,one,permissive,hub,routes').split(',');
 const perIdentity = (option('--proxies') ?? '1,10').split(',').map(Number).filter((n) => n > 0);
 const sizes = args.map(Number).filter((n) => n > 0);
 const chosen = sizes.length > 0 ? sizes : [1000, 2000, 5000, 10000];
@@ -190,6 +190,8 @@ if (only === undefined || only === 'folder') {
     ['permissive', (n) => (n <= 1000 || sizes.length > 0 ? { perNamespace: 50, permissive: true } : undefined)],
     // Namespaces of 50 with one service every other may call: its pod moving changes every caller's endpoints.
     ['hub', () => ({ perNamespace: 50, permissive: false, hub: true })],
+    // Namespaces of 50 whose splits are Gateway API HTTPRoutes (with a match each): the split column is a route's weights.
+    ['routes', () => ({ perNamespace: 50, permissive: false, routes: true })],
   ];
   for (const n of chosen.filter((x) => x <= 5000)) {
     for (const [name, shapeOf] of shapes) {

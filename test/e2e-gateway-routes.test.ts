@@ -74,6 +74,11 @@ spec:
     - matches: [{path: {type: PathPrefix, value: /books-bought/slow}}]
       backendRefs: [{name: bookstore-v2, port: 14001}]
       timeouts: {request: 500ms}
+    - matches: [{path: {type: PathPrefix, value: /books-bought/half}}]
+      filters: [{type: RequestMirror, requestMirror: {backendRef: {name: bookstore-v1, port: 14001}, percent: 50}}]
+      backendRefs:
+        - {name: bookstore-v1, port: 14001, weight: 0}
+        - {name: bookstore-v2, port: 14001, weight: 1}
     - matches: [{path: {type: PathPrefix, value: /books-bought/attempt}}]
       backendRefs: [{name: bookstore-v2, port: 14001}]
       timeouts: {request: 3s, backendRequest: 300ms}
@@ -211,7 +216,7 @@ test('Gateway API routes on a Service, with real Envoy and real traffic: matches
       assert.deepEqual(await call(`${BOOKSTORE}/books-bought`, 20), { '200 bookstore-v1': 20 });
     });
 
-    await t.test('filters: redirects, a rewrite with header modifiers, a mirror, a retry, a timeout', async () => {
+    await t.test('filters: redirects, a rewrite with header modifiers, mirrors (all, and 50 percent), a weight of 0, a retry, timeouts', async () => {
       await put(lab, '50-routes.yaml', FILTERS);
       const one = async (path: string, headers: Record<string, string> = {}, showHeaders: string[] = []) => Object.keys(await lab.call('bookbuyer-1', { kind: 'http', url: `${BOOKSTORE}${path}`, headers, showHeaders, count: 1 }));
       assert.deepEqual(await one('/books-bought/old/x?q=1', {}, ['location']), ['301  [location=http://shelf.example:14001/books-bought/new/x?q=1]'], 'a redirect keeps the request\'s port and query; the prefix is replaced');
@@ -224,6 +229,14 @@ test('Gateway API routes on a Service, with real Envoy and real traffic: matches
       );
       assert.deepEqual(await call(`${BOOKSTORE}/books-bought/mirror`, 10, { 'x-count': 'mirrored' }), { '200 bookstore-v2': 10 }, 'the answers are the backend\'s');
       await waitFor('bookstore-v1 to have seen the 10 mirrored requests', async () => ((await one('/books-bought', { 'x-read-count': 'mirrored' }))[0] === '200 bookstore-v1 count=10' ? true : undefined), 5000);
+      // A weight of 0 sends nothing; a mirror of 50 percent copies about half.
+      assert.deepEqual(await call(`${BOOKSTORE}/books-bought/half`, 200, { 'x-count': 'half' }), { '200 bookstore-v2': 200 }, 'bookstore-v1 has weight 0');
+      const half = await waitFor('the mirrored half to arrive', async () => {
+        const [answer] = await one('/books-bought', { 'x-read-count': 'half' });
+        const n = Number(/count=(\d+)/.exec(answer ?? '')?.[1] ?? 0);
+        return n >= 60 ? n : undefined;
+      }, 5000);
+      assert.ok(half >= 60 && half <= 140, `about 100 of 200 mirrored, got ${half}`);
       assert.deepEqual(await one('/books-bought/flaky', { 'x-fail-first': 'a:2' }), ['200 bookstore-v2'], 'two 503s retried (attempts: 2)');
       assert.deepEqual(await one('/books-bought/flaky', { 'x-fail-first': 'b:3' }), ['503 bookstore-v2 failing 3'], 'a third 503 is the answer');
       assert.deepEqual(byStatus(await call(`${BOOKSTORE}/books-bought/slow`, 3, { 'x-delay-ms': '1500' })), { '504': 3 }, 'the request timeout (500ms) answers 504');
