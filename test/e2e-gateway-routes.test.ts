@@ -74,6 +74,10 @@ spec:
     - matches: [{path: {type: PathPrefix, value: /books-bought/slow}}]
       backendRefs: [{name: bookstore-v2, port: 14001}]
       timeouts: {request: 500ms}
+    - matches: [{path: {type: PathPrefix, value: /books-bought/tagged}}]
+      backendRefs:
+        - {name: bookstore-v1, port: 14001, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-backend, value: one}]}}]}
+        - {name: bookstore-v2, port: 14001, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-backend, value: two}]}}]}
     - matches: [{path: {type: PathPrefix, value: /books-bought/half}}]
       filters: [{type: RequestMirror, requestMirror: {backendRef: {name: bookstore-v1, port: 14001}, percent: 50}}]
       backendRefs:
@@ -216,7 +220,7 @@ test('Gateway API routes on a Service, with real Envoy and real traffic: matches
       assert.deepEqual(await call(`${BOOKSTORE}/books-bought`, 20), { '200 bookstore-v1': 20 });
     });
 
-    await t.test('filters: redirects, a rewrite with header modifiers, mirrors (all, and 50 percent), a weight of 0, a retry, timeouts', async () => {
+    await t.test('filters: redirects, a rewrite with header modifiers, backend-level header filters, mirrors (all, and 50 percent), a weight of 0, a retry, timeouts', async () => {
       await put(lab, '50-routes.yaml', FILTERS);
       const one = async (path: string, headers: Record<string, string> = {}, showHeaders: string[] = []) => Object.keys(await lab.call('bookbuyer-1', { kind: 'http', url: `${BOOKSTORE}${path}`, headers, showHeaders, count: 1 }));
       assert.deepEqual(await one('/books-bought/old/x?q=1', {}, ['location']), ['301  [location=http://shelf.example:14001/books-bought/new/x?q=1]'], 'a redirect keeps the request\'s port and query; the prefix is replaced');
@@ -229,6 +233,9 @@ test('Gateway API routes on a Service, with real Envoy and real traffic: matches
       );
       assert.deepEqual(await call(`${BOOKSTORE}/books-bought/mirror`, 10, { 'x-count': 'mirrored' }), { '200 bookstore-v2': 10 }, 'the answers are the backend\'s');
       await waitFor('bookstore-v1 to have seen the 10 mirrored requests', async () => ((await one('/books-bought', { 'x-read-count': 'mirrored' }))[0] === '200 bookstore-v1 count=10' ? true : undefined), 5000);
+      // A backendRef's own filter applies to what is sent to that backend only.
+      const tagged = await call(`${BOOKSTORE}/books-bought/tagged`, 40, { 'x-echo': 'x-backend' });
+      assert.deepEqual(Object.keys(tagged).sort(), ['200 bookstore-v1 GET /books-bought/tagged x-backend=one', '200 bookstore-v2 GET /books-bought/tagged x-backend=two'], JSON.stringify(tagged));
       // A weight of 0 sends nothing; a mirror of 50 percent copies about half.
       assert.deepEqual(await call(`${BOOKSTORE}/books-bought/half`, 200, { 'x-count': 'half' }), { '200 bookstore-v2': 200 }, 'bookstore-v1 has weight 0');
       const half = await waitFor('the mirrored half to arrive', async () => {

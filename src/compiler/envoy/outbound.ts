@@ -21,9 +21,17 @@ export type Action =
  * is 0; 403: the backends exist but this proxy may reach none of them).
  */
 export type RouteAction =
-  | { readonly kind: 'clusters'; readonly clusters: readonly { readonly cluster: string; readonly weight: number }[]; readonly invalidWeight: number }
+  | { readonly kind: 'clusters'; readonly clusters: readonly WeightedCluster[]; readonly invalidWeight: number }
   | { readonly kind: 'status'; readonly status: 500 | 403 }
   | { readonly kind: 'redirect'; readonly redirect: RedirectIR };
+
+/** A backend of a route rule as a cluster, with its backendRef's own header filters. */
+export interface WeightedCluster {
+  readonly cluster: string;
+  readonly weight: number;
+  readonly requestHeaders?: HeaderModifierIR;
+  readonly responseHeaders?: HeaderModifierIR;
+}
 
 /** One match of one rule of a Gateway API route, in the order of the specification's precedence. */
 export interface RoutedMatch {
@@ -205,19 +213,25 @@ function routedMatches(routes: readonly ServiceRouteIR[], clusterIfReachable: (s
 
 /** A rule's action for one proxy: its reachable backends by weight; a backend it may not reach gets no weight (a route never widens access). */
 function routeAction(
-  backends: readonly { namespace: string; service: string; port: number; weight: number }[],
+  backends: readonly { namespace: string; service: string; port: number; weight: number; requestHeaders?: HeaderModifierIR; responseHeaders?: HeaderModifierIR }[],
   invalidWeight: number,
   clusterIfReachable: (s: { namespace: string; name: string }, port: number) => string | undefined,
 ): RouteAction {
-  const weights = new Map<string, number>();
+  // Backends that are the same cluster with the same filters are one entry.
+  const entries = new Map<string, WeightedCluster>();
   let denied = false;
   for (const b of backends) {
     if (b.weight === 0) continue;
     const cluster = clusterIfReachable({ namespace: b.namespace, name: b.service }, b.port);
-    if (cluster === undefined) denied = true;
-    else weights.set(cluster, (weights.get(cluster) ?? 0) + b.weight);
+    if (cluster === undefined) {
+      denied = true;
+      continue;
+    }
+    const key = JSON.stringify([cluster, b.requestHeaders, b.responseHeaders]);
+    const known = entries.get(key);
+    entries.set(key, { cluster, weight: (known?.weight ?? 0) + b.weight, ...(b.requestHeaders ? { requestHeaders: b.requestHeaders } : {}), ...(b.responseHeaders ? { responseHeaders: b.responseHeaders } : {}) });
   }
-  if (weights.size === 0) return { kind: 'status', status: denied && invalidWeight === 0 ? 403 : 500 };
-  const clusters = [...weights].map(([cluster, weight]) => ({ cluster, weight })).sort((a, b) => compareStrings(a.cluster, b.cluster));
+  if (entries.size === 0) return { kind: 'status', status: denied && invalidWeight === 0 ? 403 : 500 };
+  const clusters = [...entries.values()].sort((a, b) => compareStrings(a.cluster, b.cluster));
   return { kind: 'clusters', clusters, invalidWeight };
 }

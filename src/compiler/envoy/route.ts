@@ -41,8 +41,13 @@ function gatewayRoute(r: RoutedMatch, protocol: PortProtocol, port: number) {
   const base = { name: r.name, match: gatewayMatch(r.match), ...headers(r.requestHeaders, 'request'), ...headers(r.responseHeaders, 'response') };
   if (r.action.kind === 'status') return { ...base, directResponse: { status: r.action.status } };
   if (r.action.kind === 'redirect') return { ...base, redirect: redirectAction(r.action.redirect, port) };
-  const clusters = [...r.action.clusters.map((c) => ({ name: c.cluster, weight: c.weight })), ...(r.action.invalidWeight > 0 ? [{ name: UNRESOLVED_BACKEND, weight: r.action.invalidWeight }] : [])];
-  const target = clusters.length === 1 ? { cluster: clusters[0]!.name } : { weightedClusters: { clusters } };
+  const clusters = [
+    ...r.action.clusters.map((c) => ({ name: c.cluster, weight: c.weight, ...headers(c.requestHeaders, 'request'), ...headers(c.responseHeaders, 'response') })),
+    ...(r.action.invalidWeight > 0 ? [{ name: UNRESOLVED_BACKEND, weight: r.action.invalidWeight }] : []),
+  ];
+  // One backend with no filters of its own is the route's cluster; otherwise weighted clusters carry each backend's filters.
+  const filtered = r.action.clusters.some((c) => c.requestHeaders !== undefined || c.responseHeaders !== undefined);
+  const target = clusters.length === 1 && !filtered ? { cluster: clusters[0]!.name } : { weightedClusters: { clusters } };
   // gRPC streams outlive Envoy's default 15 s route timeout; a rule's own timeout wins.
   const timeout = r.timeout ?? (protocol === 'grpc' ? '0s' : undefined);
   const rewrite = r.rewrite;

@@ -283,11 +283,24 @@ function checkRule(
   });
   if (redirect && rewrite) fail(`${path}.filters`, 'RequestRedirect and URLRewrite cannot be given together in one rule');
   if (redirect && rule.backendRefs.length > 0) fail(`${path}.backendRefs`, 'a rule with a RequestRedirect answers the redirect itself: it takes no backendRefs');
-  if (rule.backendRefs.some((b) => b.filters.length > 0)) {
-    rule.backendRefs.forEach((b, k) => {
-      if (b.filters.length > 0) fail(`${path}.backendRefs[${k}].filters`, 'filters on a backendRef are not supported by smc; put them on the rule');
+  // A backendRef's own filters: header modifiers, applied to the requests sent to that backend (and their answers).
+  const backendModifiers = rule.backendRefs.map((b, k) => {
+    let requestHeaders: HeaderModifierIR | undefined;
+    let responseHeaders: HeaderModifierIR | undefined;
+    b.filters.forEach((f, j) => {
+      const p = `${path}.backendRefs[${k}].filters[${j}]`;
+      if (f.type === 'RequestHeaderModifier' && f.requestHeaderModifier) {
+        if (requestHeaders) return fail(p, 'RequestHeaderModifier is given twice in one list; give it once');
+        requestHeaders = checkModifier(f.requestHeaderModifier, `${p}.requestHeaderModifier`, fail);
+      } else if (f.type === 'ResponseHeaderModifier' && f.responseHeaderModifier) {
+        if (responseHeaders) return fail(p, 'ResponseHeaderModifier is given twice in one list; give it once');
+        responseHeaders = checkModifier(f.responseHeaderModifier, `${p}.responseHeaderModifier`, fail);
+      } else {
+        fail(`${p}.type`, `a backendRef's filter may be RequestHeaderModifier or ResponseHeaderModifier in smc, got ${f.type}${f.type.endsWith('Modifier') ? ` without its ${f.type[0]!.toLowerCase()}${f.type.slice(1)}` : ''}; put other filters on the rule`);
+      }
     });
-  }
+    return { ...(requestHeaders ? { requestHeaders } : {}), ...(responseHeaders ? { responseHeaders } : {}) };
+  });
   const retry = rule.retry === undefined ? undefined : checkRetry(rule.retry, `${path}.retry`, fail);
   const timeout = rule.timeouts.request === undefined ? undefined : durationMs(rule.timeouts.request);
   const backendTimeout = rule.timeouts.backendRequest === undefined ? undefined : durationMs(rule.timeouts.backendRequest);
@@ -307,7 +320,7 @@ function checkRule(
       invalidWeight += b.weight;
       return;
     }
-    backends.push({ namespace: b.namespace, service: b.name, port: b.port!, weight: b.weight });
+    backends.push({ namespace: b.namespace, service: b.name, port: b.port!, weight: b.weight, ...backendModifiers[k] });
   });
   if (rule.backendRefs.length === 0 && !redirect) status.add(key, warning(path, 'no backendRefs: requests this rule matches are answered 500'));
   else if (invalidWeight === 0 && backends.every((b) => b.weight === 0)) status.add(key, warning(`${path}.backendRefs`, 'every weight is 0: requests this rule matches are answered 500'));

@@ -165,6 +165,9 @@ export interface RouteBackendIR {
   readonly port: number;
   /** As written (0: no traffic). */
   readonly weight: number;
+  /** The backendRef's own header filters (only for requests sent to it). */
+  readonly requestHeaders?: HeaderModifierIR;
+  readonly responseHeaders?: HeaderModifierIR;
 }
 
 /** A path replacement (RequestRedirect, URLRewrite): the whole path, or the part the rule's PathPrefix matched. */
