@@ -38,6 +38,8 @@ spec:
   rules:
     - matches: [{path: {type: Exact, value: /books-bought}}]
       backendRefs: [{name: ${healthBackend}, port: 14001}]
+    - matches: [{path: {type: RegularExpression, value: "/books-bought/[0-9]+"}, method: GET}]
+      backendRefs: [{name: bookstore-v1, port: 14001}]
     - matches:
         - path: {type: PathPrefix, value: /buy-a-book}
           queryParams: [{name: pin, value: v1}]
@@ -188,6 +190,9 @@ test('Gateway API routes on a Service, with real Envoy and real traffic: matches
     await t.test('a producer route decides each request by its matches, in the specification\'s precedence', async () => {
       await put(lab, '50-routes.yaml', ROUTE('bookstore-v2'));
       assert.deepEqual(await call(`${BOOKSTORE}/books-bought`, 20), { '200 bookstore-v2': 20 }, 'the Exact match');
+      assert.deepEqual(await call(`${BOOKSTORE}/books-bought/42`, 10), { '200 bookstore-v1': 10 }, 'a RegularExpression path and a method');
+      assert.deepEqual(byStatus(await lab.call('bookbuyer-1', { kind: 'http', url: `${BOOKSTORE}/books-bought/42`, method: 'POST', count: 5 })), { '404': 5 }, 'another method: no rule matches');
+      assert.deepEqual(byStatus(await call(`${BOOKSTORE}/books-bought/4x`, 5)), { '404': 5 }, 'the pattern matches the whole path');
       assert.deepEqual(await call(`${BOOKSTORE}/buy-a-book?pin=v1`, 20, AS_BUYER), { '200 bookstore-v1': 20 }, 'path, header and query parameter, ahead of the shorter match of the same path');
       // The header is matched as the route says: without it the request falls to the next rule.
       const noHeader = await call(`${BOOKSTORE}/buy-a-book?pin=v1`, 10, { 'user-agent': 'bookbuyer/1.0 (other)', 'x-no': '1' });
