@@ -384,6 +384,37 @@ function routeFilter(f: gateway.RawFilter, namespace: string): m.RouteFilterObj 
 }
 
 // v1beta1 is the same schema (the upstream CRD serves both).
+type RawBackendRef = { name: string; group?: string | null; kind?: string | null; namespace?: string | null; port?: number | null; weight?: number | null; filters?: readonly unknown[] | null };
+
+/** A backendRef with the CRD's defaults: a Service, in the route's namespace, weight 1. */
+const backendRef = (be: RawBackendRef, namespace: string): m.BackendRefObj => ({
+  group: be.group ?? '',
+  kind: be.kind ?? 'Service',
+  namespace: be.namespace || namespace,
+  name: be.name,
+  port: be.port ?? undefined,
+  weight: be.weight ?? 1,
+  filters: (be.filters ?? []).map((f) => routeFilter(f as gateway.RawFilter, namespace)),
+});
+
+type RawRouteSpec = { parentRefs?: readonly { name: string; group?: string | null; kind?: string | null; namespace?: string | null; port?: number | null; sectionName?: string | null }[] | null; hostnames?: readonly string[] | null };
+
+/** An HTTPRoute or GRPCRoute with its parentRefs defaulted as the CRD does (a Gateway of the route's namespace). */
+const routeObject = (kind: m.HttpRouteObj['kind'], spec: RawRouteSpec, b: BaseFields, rules: m.HttpRouteRuleObj[]): m.HttpRouteObj => ({
+  ...b,
+  kind,
+  parentRefs: (spec.parentRefs ?? []).map((p) => ({
+    group: p.group ?? GATEWAY_GROUP,
+    kind: p.kind ?? 'Gateway',
+    namespace: p.namespace || b.meta.namespace,
+    name: p.name,
+    port: p.port ?? undefined,
+    sectionName: p.sectionName ?? undefined,
+  })),
+  hostnames: spec.hostnames ?? [],
+  rules,
+});
+
 register(GATEWAY_GROUP, 'HTTPRoute', ['v1', 'v1beta1'], as(gateway.httpRouteV1, (v, b) => {
   const spec = v.spec ?? {};
   const problems: { path: string; message: string }[] = [];
@@ -405,36 +436,12 @@ register(GATEWAY_GROUP, 'HTTPRoute', ['v1', 'v1beta1'], as(gateway.httpRouteV1, 
       name: r.name ?? undefined,
       matches,
       filters: (r.filters ?? []).map((f) => routeFilter(f, b.meta.namespace)),
-      backendRefs: (r.backendRefs ?? []).map((be) => ({
-        group: be.group ?? '',
-        kind: be.kind ?? 'Service',
-        namespace: be.namespace || b.meta.namespace,
-        name: be.name,
-        port: be.port ?? undefined,
-        weight: be.weight ?? 1,
-        filters: (be.filters ?? []).map((f) => routeFilter(f, b.meta.namespace)),
-      })),
+      backendRefs: (r.backendRefs ?? []).map((be) => backendRef(be, b.meta.namespace)),
       timeouts: { request: r.timeouts?.request ?? undefined, backendRequest: r.timeouts?.backendRequest ?? undefined },
       retry: r.retry ? { codes: r.retry.codes ?? [], attempts: r.retry.attempts ?? undefined, backoff: r.retry.backoff ?? undefined } : undefined,
     };
   });
-  if (problems.length > 0) return { problems };
-  return {
-    object: {
-      ...b,
-      kind: 'HTTPRoute',
-      parentRefs: (spec.parentRefs ?? []).map((p) => ({
-        group: p.group ?? GATEWAY_GROUP,
-        kind: p.kind ?? 'Gateway',
-        namespace: p.namespace || b.meta.namespace,
-        name: p.name,
-        port: p.port ?? undefined,
-        sectionName: p.sectionName ?? undefined,
-      })),
-      hostnames: spec.hostnames ?? [],
-      rules,
-    },
-  };
+  return problems.length > 0 ? { problems } : { object: routeObject('HTTPRoute', spec, b, rules) };
 }));
 
 /**
@@ -466,36 +473,12 @@ register(GATEWAY_GROUP, 'GRPCRoute', ['v1'], as(gateway.grpcRouteV1, (v, b) => {
       name: r.name ?? undefined,
       matches,
       filters: (r.filters ?? []).map((f) => routeFilter(f as gateway.RawFilter, b.meta.namespace)),
-      backendRefs: (r.backendRefs ?? []).map((be) => ({
-        group: be.group ?? '',
-        kind: be.kind ?? 'Service',
-        namespace: be.namespace || b.meta.namespace,
-        name: be.name,
-        port: be.port ?? undefined,
-        weight: be.weight ?? 1,
-        filters: (be.filters ?? []).map((f) => routeFilter(f as gateway.RawFilter, b.meta.namespace)),
-      })),
+      backendRefs: (r.backendRefs ?? []).map((be) => backendRef(be, b.meta.namespace)),
       timeouts: { request: undefined, backendRequest: undefined },
       retry: undefined,
     };
   });
-  if (problems.length > 0) return { problems };
-  return {
-    object: {
-      ...b,
-      kind: 'GRPCRoute',
-      parentRefs: (spec.parentRefs ?? []).map((p) => ({
-        group: p.group ?? GATEWAY_GROUP,
-        kind: p.kind ?? 'Gateway',
-        namespace: p.namespace || b.meta.namespace,
-        name: p.name,
-        port: p.port ?? undefined,
-        sectionName: p.sectionName ?? undefined,
-      })),
-      hostnames: spec.hostnames ?? [],
-      rules,
-    },
-  };
+  return problems.length > 0 ? { problems } : { object: routeObject('GRPCRoute', spec, b, rules) };
 }));
 
 register(GATEWAY_GROUP, 'ReferenceGrant', ['v1beta1', 'v1alpha2'], as(gateway.referenceGrantV1beta1, (v, b) => ({
