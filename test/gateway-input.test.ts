@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { compileIR } from '../src/compiler/compile.js';
 import { explain } from '../src/compiler/explain.js';
 import { identityOf } from '../src/compiler/ir/types.js';
@@ -105,4 +106,10 @@ test('kinds are told apart by group: a Gateway API TCPRoute is not read as SMI\'
   assert.equal(tcp.state, 'Ignored');
   assert.match(text(tcp), /TCPRoute of gateway\.networking\.k8s\.io\/v1alpha2 is not a kind smc reads/);
   assert.ok(!ir.access.some((a) => a.grants.some((g) => g.grantedBy === 'shop/all')), 'it grants nothing');
+});
+
+test('smc compile --status text shows a route\'s status per parent, a line each', () => {
+  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'compile', CASE, '--status', 'text'], { encoding: 'utf8' });
+  assert.match(r.stderr + r.stdout, /HTTPRoute shop\/web [\s\S]*?parent Service shop\/web:80: Accepted=True \(Accepted\), ResolvedRefs=False \(BackendNotFound\)/);
+  assert.match(r.stderr + r.stdout, /parent Service shop\/web-v1: Accepted=False \(UnsupportedValue\), ResolvedRefs=True \(ResolvedRefs\)/);
 });

@@ -68,6 +68,12 @@ export function statusTable(status: readonly StatusEntry[]): string[] {
     const what = o.kind === '' ? 'document' : `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`;
     lines.push(`${s.state.padEnd(17)} ${what}  (${formatOrigin(s.origin)})`);
     for (const m of s.messages) lines.push(`${''.padEnd(17)}   ${m.severity}: ${formatMessage(m)}`);
+    // A route's status per parent, one line each: the conditions as `kubectl get -o yaml` would show them.
+    for (const p of s.parents ?? []) {
+      const ref = p.parentRef;
+      const conditions = p.conditions.map((c) => `${c.type}=${c.status} (${c.reason})`).join(', ');
+      lines.push(`${''.padEnd(17)}   parent ${ref.kind} ${ref.namespace}/${ref.name}${ref.port !== undefined ? `:${ref.port}` : ''}: ${conditions}`);
+    }
   }
   return lines;
 }

@@ -322,8 +322,10 @@ function checkRule(
     }
     backends.push({ namespace: b.namespace, service: b.name, port: b.port!, weight: b.weight, ...backendModifiers[k] });
   });
-  if (rule.backendRefs.length === 0 && !redirect) status.add(key, warning(path, 'no backendRefs: requests this rule matches are answered 500'));
-  else if (invalidWeight === 0 && backends.every((b) => b.weight === 0)) status.add(key, warning(`${path}.backendRefs`, 'every weight is 0: requests this rule matches are answered 500'));
+  // (A redirect answers by itself: it has no backendRefs.)
+  if (rule.backendRefs.length === 0) {
+    if (!redirect) status.add(key, warning(path, 'no backendRefs: requests this rule matches are answered 500'));
+  } else if (invalidWeight === 0 && backends.every((b) => b.weight === 0)) status.add(key, warning(`${path}.backendRefs`, 'every weight is 0: requests this rule matches are answered 500'));
   if (!ok) return undefined;
   return {
     name: rule.name ?? `rules[${index}]`,
