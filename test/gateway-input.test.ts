@@ -113,3 +113,11 @@ test('smc compile --status text shows a route\'s status per parent, a line each'
   assert.match(r.stderr + r.stdout, /HTTPRoute shop\/web [\s\S]*?parent Service shop\/web:80: Accepted=True \(Accepted\), ResolvedRefs=False \(BackendNotFound\)/);
   assert.match(r.stderr + r.stdout, /parent Service shop\/web-v1: Accepted=False \(UnsupportedValue\), ResolvedRefs=True \(ResolvedRefs\)/);
 });
+
+test('a ReferenceGrant admits the kind of route it names: a GRPCRoute needs one from GRPCRoute, one from HTTPRoute does not do', () => {
+  const grpc = readdirSync('golden/gateway-grpc-route/input').sort().map((f) => readFileSync(join('golden/gateway-grpc-route/input', f), 'utf8'));
+  const consumer = (kind: string) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: other, labels: {smc.dev/mesh: enabled}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: prices-from-other, namespace: other}\nspec:\n  parentRefs: [{group: "", kind: Service, name: prices, namespace: shop, port: 50051}]\n  rules: [{backendRefs: [{name: prices-v2, namespace: shop, port: 50051}]}]\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: from-other, namespace: shop}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: ${kind}, namespace: other}]\n  to: [{group: "", kind: Service}]\n`;
+  const resolved = (kind: string) => entryOf(compileIR(yamlInputs(...grpc, consumer(kind))).status, 'GRPCRoute', 'prices-from-other').parents?.[0]?.conditions.find((c) => c.type === 'ResolvedRefs')?.reason;
+  assert.equal(resolved('GRPCRoute'), 'ResolvedRefs');
+  assert.equal(resolved('HTTPRoute'), 'RefNotPermitted');
+});

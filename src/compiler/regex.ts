@@ -25,7 +25,7 @@ export function anchoredPathRegex(pattern: string | undefined): string {
 }
 
 /** RE2-escapes a literal (method names are tokens, but a token may hold `.` or `+`). */
-function escapeRe2(s: string): string {
+export function escapeRe2(s: string): string {
   return s.replace(/[\\^$.|?*+()[\]{}]/g, (c) => `\\${c}`);
 }
 

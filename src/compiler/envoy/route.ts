@@ -5,6 +5,7 @@ import { inboundClusterName, inboundRouteName, outboundRouteName, serviceHost, s
 import { isHttp, type Action, type OutboundService, type RoutedMatch } from './outbound.js';
 import { groupBy } from '../group.js';
 import { TYPE_PREFIX } from './codec.js';
+import { escapeRe2 } from '../regex.js';
 
 /** RouteConfigurations: outbound per service port (virtual hosts per service), inbound per local port. */
 
@@ -88,8 +89,6 @@ function redirectAction(r: RedirectIR, requestPort: number) {
   };
 }
 
-const escapeRegex = (s: string) => s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
-
 /**
  * A path replacement as an Envoy regex rewrite (of the path, without its
  * query). ReplacePrefixMatch replaces the whole segments the rule's
@@ -101,7 +100,7 @@ function pathRewrite(p: PathReplaceIR) {
   const prefix = (p.prefix ?? '/').replace(/\/+$/, '');
   const value = p.value.replace(/\/+$/, '');
   if (prefix === '') return { regexRewrite: { pattern: { regex: '^/' }, substitution: `${value}/` } };
-  return { regexRewrite: { pattern: { regex: `^${escapeRegex(prefix)}(/|$)` }, substitution: value === '' ? '/' : `${value}\\1` } };
+  return { regexRewrite: { pattern: { regex: `^${escapeRe2(prefix)}(/|$)` }, substitution: value === '' ? '/' : `${value}\\1` } };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { BackendRefObj, HeaderModifierObj, HttpRouteObj, HttpRouteRuleObj, ParentRefObj, PathModifierObj, ReferenceGrantObj } from '../model.js';
 import { KeyedMemo } from '../keyed.js';
-import { re2Error, re2ProgramSizeBound, RE2_MAX_PROGRAM_SIZE } from '../regex.js';
+import { re2Error } from '../regex.js';
+import { TOKEN, tooLarge } from './routes.js';
 import { CONTROLLER_NAME, error, formatMessage, warning, type RouteCondition, type RouteParentStatus, type StatusCollector, type StatusMessage } from '../status.js';
 import { compareStrings, type HeaderModifierIR, type MirrorIR, type PathReplaceIR, type RedirectIR, type RetryIR, type RewriteIR, type RouteBackendIR, type RouteRuleIR, type ServiceIR, type ServiceRouteIR } from './types.js';
 
@@ -15,11 +16,11 @@ import { compareStrings, type HeaderModifierIR, type MirrorIR, type PathReplaceI
  */
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
-/** RFC 9110 token: what a header name is made of. */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Gateway API Duration: up to four number+unit pairs. */
 const DURATION = /^([0-9]{1,5}(h|m|s|ms)){1,4}$/;
 const UNIT_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+/** Why a RegularExpression match (matched whole, as written) would be refused by RE2 or by Envoy's size bound, if it would. */
+const patternError = (pattern: string): string | undefined => re2Error(pattern) ?? tooLarge(pattern);
 
 /** One route checked: its attachments, and its status per parent (before conflicts between routes are known). */
 interface CheckedRoute {
@@ -211,7 +212,7 @@ function checkRule(
   rule.matches.forEach((m, j) => {
     const mp = `${path}.matches[${j}]`;
     if (m.path.type === 'RegularExpression') {
-      const e = re2Error(m.path.value) ?? tooLarge(m.path.value);
+      const e = patternError(m.path.value);
       if (e !== undefined) fail(`${mp}.path.value`, `expected an RE2 pattern: ${e}`);
     }
     const seen = new Set<string>();
@@ -220,7 +221,7 @@ function checkRule(
       if (seen.has(h.name.toLowerCase())) fail(`${mp}.headers[${k}].name`, `header ${JSON.stringify(h.name)} is matched twice (names are case-insensitive); match it once`);
       seen.add(h.name.toLowerCase());
       if (h.type === 'RegularExpression') {
-        const e = re2Error(h.value) ?? tooLarge(h.value);
+        const e = patternError(h.value);
         if (e !== undefined) fail(`${mp}.headers[${k}].value`, `expected an RE2 pattern: ${e}`);
       }
     });
@@ -229,7 +230,7 @@ function checkRule(
       if (names.has(q.name)) fail(`${mp}.queryParams[${k}].name`, `query parameter ${JSON.stringify(q.name)} is matched twice; match it once`);
       names.add(q.name);
       if (q.type === 'RegularExpression') {
-        const e = re2Error(q.value) ?? tooLarge(q.value);
+        const e = patternError(q.value);
         if (e !== undefined) fail(`${mp}.queryParams[${k}].value`, `expected an RE2 pattern: ${e}`);
       }
     });
@@ -371,8 +372,8 @@ function backendProblem(
 ): string | undefined {
   if (b.group !== '' || b.kind !== 'Service') return `InvalidKind: ${b.kind} (group ${JSON.stringify(b.group)}) is not a backend smc can send to; expected a Service (group "")`;
   if (b.port === undefined) return 'BackendNotFound: a Service backend needs a port';
-  if (b.namespace !== route.meta.namespace && !referenceGranted(grantsIn(b.namespace), route.meta.namespace, b.name)) {
-    return `RefNotPermitted: Service ${b.namespace}/${b.name} is in another namespace and no ReferenceGrant there lets HTTPRoutes of ${route.meta.namespace} refer to it`;
+  if (b.namespace !== route.meta.namespace && !referenceGranted(grantsIn(b.namespace), route.kind, route.meta.namespace, b.name)) {
+    return `RefNotPermitted: Service ${b.namespace}/${b.name} is in another namespace and no ReferenceGrant there lets ${route.kind}s of ${route.meta.namespace} refer to it`;
   }
   const service = serviceOf(`${b.namespace}/${b.name}`);
   if (!service) return `BackendNotFound: Service ${b.namespace}/${b.name} not found in the mesh`;
@@ -380,10 +381,11 @@ function backendProblem(
   return undefined;
 }
 
-function referenceGranted(grants: readonly ReferenceGrantObj[], fromNamespace: string, service: string): boolean {
+/** Whether a ReferenceGrant lets routes of `kind` in `fromNamespace` name the Service (a grant names the kind of route it admits). */
+function referenceGranted(grants: readonly ReferenceGrantObj[], kind: HttpRouteObj['kind'], fromNamespace: string, service: string): boolean {
   return grants.some(
     (g) =>
-      g.from.some((f) => f.group === GATEWAY_GROUP && f.kind === 'HTTPRoute' && f.namespace === fromNamespace) &&
+      g.from.some((f) => f.group === GATEWAY_GROUP && f.kind === kind && f.namespace === fromNamespace) &&
       g.to.some((t) => t.group === '' && t.kind === 'Service' && (t.name === undefined || t.name === service)),
   );
 }
@@ -412,8 +414,3 @@ function durationMs(text: string): number | null {
 
 const envoyDuration = (ms: number): string => `${ms / 1000}s`;
 
-function tooLarge(pattern: string): string | undefined {
-  const size = re2ProgramSizeBound(pattern);
-  if (size === undefined || size <= RE2_MAX_PROGRAM_SIZE) return undefined;
-  return `its RE2 program may take up to ${size} instructions, more than the ${RE2_MAX_PROGRAM_SIZE} Envoy is allowed`;
-}

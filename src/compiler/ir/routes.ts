@@ -4,8 +4,8 @@ import { anchoredPathRegex, methodsRegex, re2Error, re2ProgramSizeBound, RE2_MAX
 import { error, type StatusCollector } from '../status.js';
 import type { HttpMatchIR } from './types.js';
 
-/** RFC 9110 token: what an HTTP method may be made of. */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** RFC 9110 token: what an HTTP method or header name may be made of. */
+export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export interface CheckedRouteGroup {
   readonly key: string;
@@ -82,7 +82,7 @@ function checkMatch(m: HttpMatch, key: string, status: StatusCollector): boolean
 }
 
 /** Why Envoy would refuse `envoyPattern` (the regex as the proxy gets it) for its size, if it would. */
-function tooLarge(envoyPattern: string): string | undefined {
+export function tooLarge(envoyPattern: string): string | undefined {
   const size = re2ProgramSizeBound(envoyPattern);
   if (size === undefined || size <= RE2_MAX_PROGRAM_SIZE) return undefined;
   return `its RE2 program may take up to ${size} instructions, more than the ${RE2_MAX_PROGRAM_SIZE} Envoy is allowed (smaller or fewer {n,m} repetitions and narrower classes make it smaller)`;
