@@ -1,4 +1,5 @@
 import type { InputDocument, InputProblem, MeshInputs } from '../compiler/inputs.js';
+import type { ObjectKey, ProgrammedCondition } from '../compiler/programmed.js';
 import type { StatusEntry } from '../compiler/status.js';
 
 /**
@@ -41,6 +42,8 @@ export interface Source {
    * can hold status (Kubernetes) writes it back to the objects it owns.
    */
   reportStatus?(status: readonly StatusEntry[]): void;
+  /** The leader's latest Programmed conditions, by object key (see compiler/programmed.ts): a source that holds status writes them back, bounded in rate. */
+  reportProgrammed?(conditions: ReadonlyMap<ObjectKey, ProgrammedCondition>): void;
   close(): Promise<void>;
 }
 

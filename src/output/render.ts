@@ -4,6 +4,7 @@ import { formatOrigin, type Origin } from '../compiler/inputs.js';
 import type { CompileResult } from '../compiler/compile.js';
 import type { StatusEntry } from '../compiler/status.js';
 import { formatMessage } from '../compiler/status.js';
+import type { ObjectKey, ProgrammedCondition } from '../compiler/programmed.js';
 
 /**
  * Pure rendering of compiler results into files (path -> text). One function
@@ -101,4 +102,23 @@ export function statusLines(status: readonly StatusEntry[], lineOf?: (origin: Or
     }
   }
   return lines;
+}
+
+/**
+ * Status rows (as `renderStatus` makes them, with origins) with each policy
+ * object's `Programmed` condition beside its state: which connected proxies
+ * carry it and whether they have taken it (see compiler/programmed.ts).
+ */
+export function withProgrammed(rows: readonly unknown[], conditions: ReadonlyMap<ObjectKey, ProgrammedCondition>): unknown[] {
+  if (conditions.size === 0) return [...rows];
+  return rows.map((r) => {
+    const c = conditions.get((r as { object: string }).object);
+    return c ? { ...(r as object), programmed: c } : r;
+  });
+}
+
+/** The conditions as a list, objects not programmed first (for the mesh page and `smc status`). */
+export function programmedList(conditions: ReadonlyMap<ObjectKey, ProgrammedCondition>): { object: ObjectKey; programmed: ProgrammedCondition }[] {
+  const rank = { Rejected: 0, Pending: 1, NoProxies: 2, Programmed: 3 } as const;
+  return [...conditions].map(([object, programmed]) => ({ object, programmed })).sort((a, b) => rank[a.programmed.reason] - rank[b.programmed.reason] || (a.object < b.object ? -1 : a.object > b.object ? 1 : 0));
 }

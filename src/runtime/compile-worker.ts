@@ -13,6 +13,9 @@ import type { StatusEntry } from '../compiler/status.js';
 import { explain } from '../compiler/explain.js';
 import { meshGraph, type MeshGraph } from '../output/mesh-graph.js';
 import { parseExplainQuery, type ExplainArgs } from '../output/explain.js';
+import { PROGRAMMED_KINDS, objectKey, programmedConditions, type ObjectKey, type ProgrammedCondition, type ProgrammedQuery } from '../compiler/programmed.js';
+import type { MeshObject, TrafficTargetObj } from '../compiler/model.js';
+import { resourceHash, type ResourceSet } from '../compiler/envoy/snapshot.js';
 
 /**
  * The compiler, in a worker thread: a compile of a large mesh never holds the
@@ -82,7 +85,8 @@ export type WorkerRequest =
   | { readonly id: number; readonly type: 'reset' }
   | { readonly id: number; readonly type: 'ir'; readonly compile: number }
   | { readonly id: number; readonly type: 'explain'; readonly compile: number; readonly query: ExplainArgs }
-  | { readonly id: number; readonly type: 'graph'; readonly compile: number; readonly proxies: Parameters<typeof meshGraph>[1] };
+  | { readonly id: number; readonly type: 'graph'; readonly compile: number; readonly proxies: Parameters<typeof meshGraph>[1] }
+  | { readonly id: number; readonly type: 'programmed'; readonly query: ProgrammedQuery };
 
 /** A compile's answer as it crosses the thread boundary: a list the same as in the previous answer is left out. */
 export type CompiledReply = Omit<CompiledMesh, 'identities' | 'namespaces' | 'pods'> & Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>>;
@@ -92,6 +96,7 @@ export type WorkerReply =
   | { readonly id: number; readonly ir: MeshIR }
   | { readonly id: number; readonly answer: { readonly code: number; readonly body: unknown } }
   | { readonly id: number; readonly graph: MeshGraph }
+  | { readonly id: number; readonly programmed: readonly (readonly [ObjectKey, ProgrammedCondition])[] }
   | { readonly id: number; readonly snapshots: SnapshotChanges }
   | { readonly id: number; readonly reset: true }
   | { readonly id: number; readonly prepared: true }
@@ -121,6 +126,16 @@ let sent = new Map<string, PlannedSnapshot>();
 // The IR those plans were made from: the next compile's IR is compared with it to find the identities to plan again.
 let plannedIR: MeshIR | undefined;
 
+// For Programmed (see compiler/programmed.ts): the compile at which each policy object last changed, and at
+// which each resource version was first sent. A version sent since an object's last change carries it as it is.
+// Versions are kept two generations of GENERATION compiles: one not found counts as older than any object.
+const changedAt = new Map<ObjectKey, { readonly text: string; readonly compile: number }>();
+const objectTexts = new WeakMap<MeshObject, string>();
+let firstSent = new Map<string, number>();
+let firstSentBefore = new Map<string, number>();
+const walkedSets = new WeakSet<ResourceSet>();
+const GENERATION = 64;
+
 // The lists the controller was last answered (it keeps them: a compile sends only those that changed).
 let answered: Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>> = {};
 
@@ -144,6 +159,11 @@ parentPort?.on('message', (m: WorkerRequest) => {
       const before = current;
       current = compileUnits(units, { ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}), ...(m.delta.runningTrustDomain ? { runningTrustDomain: m.delta.runningTrustDomain } : {}) }, before);
       const compile = ++compiles;
+      noteObjectChanges(m.delta.replace ? [...units.keys()] : m.delta.set.map(([k]) => k), current, compile);
+      if (compile % GENERATION === 0) {
+        firstSentBefore = firstSent;
+        firstSent = new Map();
+      }
       irs.set(compile, { ir: current.ir, status: current.status });
       irs.delete(compile - KEPT_IRS);
       // The decoded documents and the IR stay here; the controller gets the status when it changed, and what it serves from.
@@ -171,6 +191,12 @@ parentPort?.on('message', (m: WorkerRequest) => {
       if (m.type === 'ir') parentPort!.postMessage({ id: m.id, ir: served.ir } satisfies WorkerReply);
       else if (m.type === 'graph') parentPort!.postMessage({ id: m.id, graph: meshGraph(served.ir, m.proxies) } satisfies WorkerReply);
       else parentPort!.postMessage({ id: m.id, answer: explainQuery(served.ir, m.query, served.status) } satisfies WorkerReply);
+      return;
+    }
+    if (m.type === 'programmed') {
+      // Against the snapshots the controller was sent (what it serves) and the latest compile's objects.
+      const programmed = current ? [...programmedOf(current, m.query)] : [];
+      parentPort!.postMessage({ id: m.id, programmed } satisfies WorkerReply);
       return;
     }
     if (!current) throw new Error('snapshots asked for before any compile');
@@ -215,6 +241,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       if (Object.keys(types).length === 0) continue;
       changed.push({ identity: id, types });
       inconsistencies.push(...p.inconsistencies);
+      for (const set of Object.values(types) as ResourceSet[]) noteSent(set);
     }
     unsent.clear();
     const removed: string[] = [];
@@ -235,4 +262,44 @@ function explainQuery(ir: MeshIR, q: ExplainArgs, status: readonly StatusEntry[]
   const parsed = parseExplainQuery(q, ir.settings.trustDomain);
   if ('errors' in parsed) return { code: 400, body: parsed };
   return { code: 200, body: explain(ir, parsed.query, status) };
+}
+
+/** The Programmed condition of each policy object of `compiled`, given what the proxies have taken (see compiler/programmed.ts). */
+function programmedOf(compiled: UnitsCompileResult, query: ProgrammedQuery): Map<ObjectKey, ProgrammedCondition> {
+  const rulesOf = (trafficTarget: ObjectKey): ObjectKey[] => {
+    const [namespace, name] = trafficTarget.slice('TrafficTarget '.length).split('/');
+    const tt = compiled.memo.groups.get(namespace!)?.find((o): o is TrafficTargetObj => o.kind === 'TrafficTarget' && o.meta.name === name);
+    return tt ? tt.rules.map((r) => `${r.kind} ${namespace}/${r.name}`) : [];
+  };
+  const carries = (o: ObjectKey, version: string) => {
+    const at = firstSent.get(version) ?? firstSentBefore.get(version);
+    return at !== undefined && at >= (changedAt.get(o)?.compile ?? 0);
+  };
+  return programmedConditions({ codec: loadEnvoyProtos(), ir: compiled.ir, status: compiled.status, snapshotOf: (id) => sent.get(id)?.snapshot, rulesOf, carries }, query);
+}
+
+/** Stamps the policy objects of the units a compile read again whose content changed. */
+function noteObjectChanges(unitKeys: readonly string[], compiled: UnitsCompileResult, compile: number): void {
+  for (const key of unitKeys) {
+    for (const objects of compiled.memo.units.get(key)?.groups.values() ?? []) {
+      for (const o of objects) {
+        if (!PROGRAMMED_KINDS.has(o.kind)) continue;
+        let text = objectTexts.get(o);
+        if (text === undefined) objectTexts.set(o, (text = JSON.stringify(o, (k, v: unknown) => (k === 'origin' || k === 'key' ? undefined : v))));
+        const k = objectKey({ kind: o.kind, namespace: o.meta.namespace, name: o.meta.name });
+        if (changedAt.get(k)?.text !== text) changedAt.set(k, { text, compile });
+      }
+    }
+  }
+}
+
+/** Stamps the resource versions of a set sent to the controller that were not sent before (a set is walked once). */
+function noteSent(set: ResourceSet): void {
+  if (walkedSets.has(set)) return;
+  walkedSets.add(set);
+  if (set.parts) for (const part of set.parts) noteSent(part);
+  else for (const r of set.resources) {
+    const h = r.hash ?? resourceHash(r.bytes);
+    if (!firstSent.has(h)) firstSent.set(h, firstSentBefore.get(h) ?? compiles);
+  }
 }

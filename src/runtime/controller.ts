@@ -13,11 +13,13 @@ import { identityOf } from '../compiler/ir/types.js';
 import type { StatusEntry } from '../compiler/status.js';
 import { proxyConfigDocument } from './proxy-config.js';
 import { proxyStates } from './proxy-status.js';
-import { renderStatus, statusLines } from '../output/render.js';
+import { programmedList, renderStatus, statusLines, withProgrammed } from '../output/render.js';
+import type { ObjectKey, ProgrammedCondition } from '../compiler/programmed.js';
+import { trackProgrammed } from './programmed-tracker.js';
 import { createAdminServer } from './admin-server.js';
 import { createAdsServer } from './ads-server.js';
 import { createSnapshotCache, type IdentityChange, type SnapshotCache } from './cache.js';
-import { countInputs, createMetrics } from './metrics.js';
+import { countInputs, countNotProgrammed, createMetrics } from './metrics.js';
 import { createProxyRegistry, type ProxyRegistry } from './proxy-status.js';
 import { startCompilerThread, type CompiledMesh, type CompilerThread } from './compiler-thread.js';
 import { createFairGate } from './fair-gate.js';
@@ -59,6 +61,8 @@ export interface ControllerOptions {
   readonly insecureXds: boolean;
   /** How long snapshot changes are gathered before proxies are pushed (default 100 ms). */
   readonly pushWindowMs?: number;
+  /** Least time between two recomputes of the Programmed conditions (default 500 ms). */
+  readonly programmedIntervalMs?: number;
   /** Service (SDS) certificate lifetime; default 24 h (an external CA may apply its own). */
   readonly serviceCertTtlMs?: number;
   /** The mesh CA; default the internal one, its root in `stateDir`. */
@@ -132,7 +136,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   const cache = createSnapshotCache();
   const proxies = createProxyRegistry();
   const metrics = createMetrics();
-  let status: unknown = { objects: [] };
+  let status: { objects: unknown[] } = { objects: [] };
+  // Which proxies carry each policy object (see programmed-tracker.ts); empty until the first compile is served.
+  let programmedNow: () => ReadonlyMap<ObjectKey, ProgrammedCondition> = () => new Map();
   /** Which compile is being served (the compile worker keeps its IR and answers /explain and /mesh there); undefined until the first. */
   let servedCompile: number | undefined;
   let worker: CompilerThread | undefined;
@@ -174,7 +180,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         turn();
       }
     };
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, waitingFor: () => waitingFor(), inputs: () => status, rotateRoot: () => rotateRootNow(), explain: explainServed, proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: async () => (servedCompile === undefined || !worker ? undefined : worker.graph(servedCompile, proxyStates(proxies))), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts, log: o.log });
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, waitingFor: () => waitingFor(), inputs: () => ({ objects: withProgrammed(status.objects, programmedNow()) }), rotateRoot: () => rotateRootNow(), explain: explainServed, proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: async () => (servedCompile === undefined || !worker ? undefined : { ...(await worker.graph(servedCompile, proxyStates(proxies))), programmed: programmedList(programmedNow()) }), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts, log: o.log });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
@@ -260,6 +266,8 @@ export async function startController(o: ControllerOptions): Promise<Controller>
      * rebuilds that identity alone, never the mesh). The worker sends the
      * snapshots that changed, checked for consistency as it built them.
      */
+    // Set once the ADS server serves (the Programmed conditions follow what is published).
+    let afterPublish = () => {};
     const publish = async (result: CompiledMesh, renewals = false): Promise<IdentityChange[]> => {
       const identities = result.identities;
       const renewed = !renewals && certified?.identities === identities && certified.changes === certs.changes ? [] : certs.dueOf(identities);
@@ -295,6 +303,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         o.log(`controller: published ${count} ${renewals ? 'renewed' : 'proxy'} snapshot(s); ${changes.length} identity(ies) changed`, { snapshots: count, changed: changes.length, renewal: renewals });
       }
       scheduleRenewal();
+      afterPublish();
       return changes;
     };
     /**
@@ -332,7 +341,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     };
     let logged = new Set<string>();
     o.leader?.onChange((now) => {
-      if (now) for (const source of sources) source.reportStatus?.(lastStatus);
+      if (!now) return;
+      for (const source of sources) source.reportStatus?.(lastStatus);
+      for (const source of sources) source.reportProgrammed?.(programmedNow());
     });
     const reload = async (compiled?: CompiledMesh): Promise<IdentityChange[]> => {
       const result = compiled ?? (await compileNow());
@@ -403,6 +414,16 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     });
     cleanups.push(() => ads.close());
     serving = true;
+    // Programmed: which proxies carry each policy object, worked out again when what they took changed.
+    const programmed = trackProgrammed({ proxies, ask: (q) => compiler.programmed(q), intervalMs: o.programmedIntervalMs, log: (m) => o.log(m, { level: 'warn' }) });
+    cleanups.push(async () => programmed.close());
+    programmedNow = () => programmed.current();
+    afterPublish = () => programmed.touch();
+    programmed.onChange((conditions) => {
+      countNotProgrammed(metrics, conditions);
+      if (leads()) for (const source of sources) source.reportProgrammed?.(conditions);
+    });
+    programmed.touch();
     // A revoked proxy certificate loses its open streams at once, not at its next reconnect; the pod certificates' view follows every record.
     const stopFollowing = admission.follow(ads, (r) => podCertificates?.record(r), o.recheckStreamsMs ?? 30_000);
     cleanups.push(async () => stopFollowing());

@@ -28,6 +28,10 @@ export interface Metrics {
   readonly sourceDrift: client.Counter<'source'>;
   /** Compiles run (the first, and one per batch of input changes). */
   readonly compiles: client.Counter;
+  /** Accepted policy objects whose Programmed condition is not True, by kind and reason. */
+  readonly notProgrammed: client.Gauge<'kind' | 'reason'>;
+  /** Status writes to the Kubernetes API server, by condition. */
+  readonly statusWrites: client.Counter<'condition'>;
 }
 
 export function createMetrics(): Metrics {
@@ -49,6 +53,8 @@ export function createMetrics(): Metrics {
     handshakeFailures: new client.Counter({ name: 'smc_xds_handshake_failures_total', help: 'Connections to the xDS port whose mutual-TLS handshake failed, by reason (no certificate, unknown CA, expired, not TLS...)', labelNames: ['reason'], ...opts }),
     compiles: new client.Counter({ name: 'smc_compiles_total', help: 'Compiles run: the first, then one per batch of input changes (a source change that smc does not read, such as a pod status condition, runs none)', ...opts }),
     sourceDrift: new client.Counter({ name: 'smc_source_drift_total', help: 'Changes a source found by its periodic reconcile rather than by its watch (a watch that misses events shows here)', labelNames: ['source'], ...opts }),
+    notProgrammed: new client.Gauge({ name: 'smc_inputs_not_programmed', help: 'Accepted policy objects not yet in force on every connected proxy they shape, by kind and reason (Pending, Rejected, NoProxies)', labelNames: ['kind', 'reason'], ...opts }),
+    statusWrites: new client.Counter({ name: 'smc_kubernetes_status_writes_total', help: 'Status writes to the Kubernetes API server, by the condition that changed (Accepted, Programmed)', labelNames: ['condition'], ...opts }),
     bytesSent: new client.Counter({ name: 'smc_xds_bytes_sent_total', help: 'Encoded resource bytes sent, by type', labelNames: ['type'], ...opts }),
   };
   new client.Gauge({
@@ -77,4 +83,19 @@ export function countInputs(metrics: Metrics, entries: readonly { readonly objec
   }
   metrics.inputs.reset();
   for (const c of counts.values()) metrics.inputs.set({ kind: c.kind, state: c.state }, c.n);
+}
+
+/** Sets `smc_inputs_not_programmed` from the latest Programmed conditions. */
+export function countNotProgrammed(metrics: Metrics, conditions: ReadonlyMap<string, { readonly status: string; readonly reason: string }>): void {
+  const counts = new Map<string, { kind: string; reason: string; n: number }>();
+  for (const [key, c] of conditions) {
+    if (c.status === 'True') continue;
+    const kind = key.slice(0, key.indexOf(' '));
+    const k = `${kind} ${c.reason}`;
+    const e = counts.get(k) ?? { kind, reason: c.reason, n: 0 };
+    e.n++;
+    counts.set(k, e);
+  }
+  metrics.notProgrammed.reset();
+  for (const e of counts.values()) metrics.notProgrammed.set({ kind: e.kind, reason: e.reason }, e.n);
 }

@@ -15,6 +15,16 @@ export interface TypeStatus {
   sent?: string;
   acked?: string;
   nack?: Nack;
+  /** What the proxy is to hold once it takes what was sent: name -> resource version. */
+  target?: ReadonlyMap<string, string>;
+  /** Sent and not yet taken: name -> the version it held before (undefined: none). */
+  unacked?: Map<string, string | undefined>;
+  /** Names changed by responses not yet answered. */
+  inFlight?: Set<string>;
+  /** Resources the proxy rejected: the version it was sent, Envoy's message (escaped, bounded) and when (ms). */
+  rejected?: Map<string, { readonly version: string; readonly message: string; readonly at: number }>;
+  /** When the oldest response not yet taken was sent (ms since the epoch). */
+  since?: number;
 }
 
 export interface ProxyRecord {
@@ -52,7 +62,14 @@ export interface ReplyEvents {
 /**
  * The one place a proxy's reply to the latest response of a type is
  * recorded, for both protocol variants: an `error_detail` is a NACK of
- * `version`, anything else acknowledges it.
+ * `version`, anything else acknowledges it. `full`: the responses carried
+ * every resource of the type (state of the world), so an ACK takes them all.
+ *
+ * A NACK costs the resources it names, not the response: Envoy applies the
+ * resources of a response it can and keeps what it had of the others, and
+ * its message names the ones it refused. Those (or, when the message names
+ * none, every resource the unanswered responses changed) are recorded as
+ * rejected at the version sent; the others are taken.
  */
 export function recordReply(
   record: ProxyRecord,
@@ -60,17 +77,53 @@ export function recordReply(
   kind: ResourceKind,
   version: string,
   errorDetail: { code?: number; message?: string } | null | undefined,
+  full = false,
 ): void {
   const t = (record.types[kind] ??= {});
+  const inFlight = t.inFlight ?? new Set<string>();
+  t.inFlight = new Set();
   if (errorDetail && (errorDetail.message || errorDetail.code)) {
     // The proxy's own words: escaped and bounded before anyone logs or prints them.
-    const message = clientText(errorDetail.message || `code ${errorDetail.code}`);
-    t.nack = { version, message, at: new Date().toISOString() };
+    const message = clientText(errorDetail.message?.trim() || `code ${errorDetail.code}`);
+    const at = Date.now();
+    t.nack = { version, message, at: new Date(at).toISOString() };
     events.nack(kind, version, message);
+    const candidates = full ? [...(t.target?.keys() ?? [])] : [...inFlight];
+    const said = mentioned(errorDetail.message ?? '', candidates);
+    const blamed = said.size > 0 ? said : new Set(full ? [...(t.unacked?.keys() ?? [])].filter((n) => t.target?.has(n)) : inFlight);
+    for (const name of full ? candidates : inFlight) {
+      if (blamed.has(name)) continue;
+      t.unacked?.delete(name);
+      t.rejected?.delete(name);
+    }
+    for (const name of blamed) {
+      const sent = t.target?.get(name);
+      if (sent === undefined) continue;
+      (t.rejected ??= new Map()).set(name, { version: sent, message, at });
+      if (!t.unacked?.has(name)) (t.unacked ??= new Map()).set(name, undefined);
+    }
   } else {
     t.acked = version;
     events.ack(kind, version);
+    if (full) {
+      t.unacked?.clear();
+      t.rejected?.clear();
+    } else {
+      for (const name of inFlight) {
+        t.unacked?.delete(name);
+        t.rejected?.delete(name);
+      }
+    }
   }
+  if (!t.unacked?.size) t.since = undefined;
+}
+
+/** Resource names a NACK message mentions as words (its first 16 KiB: the text is the client's). */
+export function mentioned(message: string, names: Iterable<string>): Set<string> {
+  const words = new Set(message.slice(0, 16_384).split(/[\s,:'"()[\]{}]+/));
+  const out = new Set<string>();
+  for (const n of names) if (words.has(n)) out.add(n);
+  return out;
 }
 
 /** The proxy no longer subscribes to a type: nothing is outstanding for it. */
@@ -78,9 +131,57 @@ export function recordUnsubscribed(record: ProxyRecord, kind: ResourceKind): voi
   delete record.types[kind];
 }
 
-/** Records that `version` of a type was sent. */
-export function recordSent(record: ProxyRecord, kind: ResourceKind, version: string): void {
-  (record.types[kind] ??= {}).sent = version;
+/**
+ * Before a response changes what a proxy is to hold of `names`: remembers
+ * what it held of each (from `current`, what it was to hold until now), so
+ * what it has not taken can be told until it answers.
+ */
+export function recordChanging(record: ProxyRecord, kind: ResourceKind, names: Iterable<string>, current: ReadonlyMap<string, string> | undefined): void {
+  const t = (record.types[kind] ??= {});
+  const unacked = (t.unacked ??= new Map());
+  const inFlight = (t.inFlight ??= new Set());
+  for (const n of names) {
+    if (!unacked.has(n)) unacked.set(n, current?.get(n));
+    inFlight.add(n);
+  }
+  if (unacked.size > 0) t.since ??= Date.now();
+}
+
+/** Records that `version` of a type was sent: the proxy is to hold `target`. */
+export function recordSent(record: ProxyRecord, kind: ResourceKind, version: string, target: ReadonlyMap<string, string>): void {
+  const t = (record.types[kind] ??= {});
+  t.sent = version;
+  t.target = target;
+  // A name changed back to what the proxy holds is not waited for.
+  for (const [name, held] of t.unacked ?? []) {
+    if (target.get(name) !== held) continue;
+    t.unacked!.delete(name);
+    t.rejected?.delete(name);
+  }
+  if (!t.unacked?.size) t.since = undefined;
+}
+
+/** What one proxy has not taken of what it was sent, per type, with what it holds instead (nothing for a proxy in step). */
+export function progressOf(record: ProxyRecord): { pending: { kind: ResourceKind; names: string[]; held: (string | undefined)[]; since: number }[]; rejected: { kind: ResourceKind; name: string; held: string | undefined; message: string; at: number }[] } {
+  const pending: { kind: ResourceKind; names: string[]; held: (string | undefined)[]; since: number }[] = [];
+  const rejected: { kind: ResourceKind; name: string; held: string | undefined; message: string; at: number }[] = [];
+  for (const [kind, t] of Object.entries(record.types) as [ResourceKind, TypeStatus][]) {
+    if (!t.unacked?.size) continue;
+    const names: string[] = [];
+    const held: (string | undefined)[] = [];
+    for (const [name, was] of [...t.unacked].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const sent = t.target?.get(name);
+      if (sent === undefined) continue; // on its way out: no object of the mesh stands behind it any more
+      const r = t.rejected?.get(name);
+      if (r && r.version === sent) rejected.push({ kind, name, held: was, message: r.message, at: r.at });
+      else {
+        names.push(name);
+        held.push(was);
+      }
+    }
+    if (names.length > 0) pending.push({ kind, names, held, since: t.since ?? Date.now() });
+  }
+  return { pending, rejected };
 }
 
 export interface ProxyRegistry {
@@ -89,12 +190,16 @@ export interface ProxyRegistry {
   list(): ProxyRecord[];
   /** Tells `listener` of every stream that opens (true) or closes (false) from now on. */
   onStream(listener: (record: ProxyRecord, open: boolean) => void): void;
+  /** Something was sent to a proxy, or it answered: what it has taken may have changed. */
+  progressed(): void;
+  onProgress(listener: () => void): void;
 }
 
 export function createProxyRegistry(): ProxyRegistry {
   let next = 1;
   const records = new Set<ProxyRecord>();
   const listeners: ((record: ProxyRecord, open: boolean) => void)[] = [];
+  const progress: (() => void)[] = [];
   return {
     add(r) {
       const record: ProxyRecord = { ...r, stream: next++, types: {} };
@@ -107,6 +212,10 @@ export function createProxyRegistry(): ProxyRegistry {
       for (const l of listeners) l(r, false);
     },
     onStream: (listener) => void listeners.push(listener),
+    progressed: () => {
+      for (const l of progress) l();
+    },
+    onProgress: (listener) => void progress.push(listener),
     list: () => [...records].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : a.stream - b.stream)),
   };
 }

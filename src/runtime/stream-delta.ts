@@ -1,6 +1,6 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
 import type { CachedSnapshot } from './cache.js';
-import { recordReply, recordSent, recordUnsubscribed, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
+import { recordChanging, recordReply, recordSent, recordUnsubscribed, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
 import { DEPENDENT, TYPE_URL, WILDCARD_KINDS, kindOfTypeUrl, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from './xds-types.js';
 
 /**
@@ -99,11 +99,12 @@ export class DeltaStream {
       st.force.clear();
       st.forceAll = false;
       if (send.length === 0 && removed.length === 0) continue;
+      recordChanging(this.record, kind, [...send.map((r) => r.name), ...removed], st.has);
       for (const r of send) st.has.set(r.name, r.version);
       for (const name of removed) st.has.delete(name);
       st.nonce = String(++this.nonce);
       st.sentVersion = snapshot?.types[kind].version ?? '';
-      recordSent(this.record, kind, st.sentVersion);
+      recordSent(this.record, kind, st.sentVersion, st.has);
       out.push({
         systemVersionInfo: st.sentVersion,
         typeUrl: TYPE_URL[kind],
@@ -124,10 +125,11 @@ export class DeltaStream {
       const st = this.state.get(kind);
       const names = deferred[kind];
       if (!st || !names) continue;
+      recordChanging(this.record, kind, names, st.has);
       for (const name of names) st.has.delete(name);
       st.nonce = String(++this.nonce);
       st.sentVersion = snapshot?.types[kind].version ?? '';
-      recordSent(this.record, kind, st.sentVersion);
+      recordSent(this.record, kind, st.sentVersion, st.has);
       out.push({ systemVersionInfo: st.sentVersion, typeUrl: TYPE_URL[kind], nonce: st.nonce, resources: [], removedResources: names.sort() });
     }
     return out;

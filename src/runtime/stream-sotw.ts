@@ -1,6 +1,6 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
 import type { CachedResource, CachedSnapshot } from './cache.js';
-import { recordReply, recordSent, recordUnsubscribed, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
+import { recordChanging, recordReply, recordSent, recordUnsubscribed, type ProxyRecord, type ReplyEvents } from './proxy-status.js';
 import { DEPENDENT, TYPE_URL, WILDCARD_KINDS, kindOfTypeUrl, type DiscoveryRequest, type DiscoveryResponse } from './xds-types.js';
 
 /**
@@ -55,7 +55,7 @@ export class SotwStream {
       this.events.stale(kind);
       return [];
     }
-    if (req.responseNonce !== '') recordReply(this.record, this.events, kind, st.sentVersion, req.errorDetail);
+    if (req.responseNonce !== '') recordReply(this.record, this.events, kind, st.sentVersion, req.errorDetail, true);
     const names = new Set(req.resourceNames);
     const wildcard = names.has('*') || (WILDCARD_KINDS.has(kind) && names.size === 0 && !st.everNamed);
     if (names.size > 0 && !names.has('*')) st.everNamed = true;
@@ -128,11 +128,14 @@ export class SotwStream {
       if (same && !always && !st.force) continue;
       st.force = false;
       st.nonce = String(++this.nonce);
-      st.sent = new Map(resources.map((r) => [r.name, r.version]));
+      const target = new Map(resources.map((r) => [r.name, r.version]));
+      const before = st.sent;
+      recordChanging(this.record, kind, changedNames(before, target), before);
+      st.sent = target;
       if (kind === 'cluster') this.sentClusters = new Map(resources.map((r) => [r.name, r]));
       if (kind === 'endpoint') this.sentEndpoints = new Map(resources.map((r) => [r.name, r]));
       st.sentVersion = snapshot?.types[kind].version ?? '';
-      recordSent(this.record, kind, st.sentVersion);
+      recordSent(this.record, kind, st.sentVersion, target);
       out.push({
         versionInfo: st.sentVersion,
         typeUrl: TYPE_URL[kind],
@@ -160,4 +163,12 @@ export class SotwStream {
       return r ? [r] : [];
     });
   }
+}
+
+/** Names whose version differs between two sets (in either). */
+function changedNames(before: ReadonlyMap<string, string> | undefined, after: ReadonlyMap<string, string>): string[] {
+  const out: string[] = [];
+  for (const [name, version] of after) if (before?.get(name) !== version) out.push(name);
+  for (const name of before?.keys() ?? []) if (!after.has(name)) out.push(name);
+  return out;
 }

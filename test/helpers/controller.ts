@@ -13,6 +13,7 @@ export interface TestControllerOptions {
   readonly xdsPort?: number;
   readonly serviceCertTtlMs?: number;
   readonly recheckStreamsMs?: number;
+  readonly programmedIntervalMs?: number;
 }
 
 export interface TestController {
@@ -36,6 +37,7 @@ export async function startTestController(dir: string, options: TestControllerOp
     pushWindowMs: options.pushWindowMs,
     serviceCertTtlMs: options.serviceCertTtlMs,
     ...(options.recheckStreamsMs ? { recheckStreamsMs: options.recheckStreamsMs } : {}),
+    ...(options.programmedIntervalMs !== undefined ? { programmedIntervalMs: options.programmedIntervalMs } : {}),
     log: (l) => logs.push(l),
   });
   return { controller, dir, state: join(dir, 'state'), logs };

@@ -1,0 +1,346 @@
+import { PUSH_ORDER, TYPES, type ProtoCodec, type ResourceKind } from './envoy/codec.js';
+import type { ResourceSet, Snapshot } from './envoy/snapshot.js';
+import { meshIndex, serviceKey } from './ir/index.js';
+import { grantOpens } from './ir/query.js';
+import type { Identity, MeshIR } from './ir/types.js';
+import type { ObjectRef, StatusEntry } from './status.js';
+
+/**
+ * Which proxies carry each policy object, and whether they have taken it:
+ * the `Programmed` condition. Every Envoy name smc emits says what it was
+ * built from (a route `HTTPRoute shop/web rules[1] matches[0]`, an RBAC
+ * policy `TrafficTarget shop/client-to-web spec.rules[0]`, a cluster
+ * `outbound|80|web.shop`, an inbound route `shop/routes#read`), so each
+ * resource of a snapshot is traced to objects by its names; what names do
+ * not say is added from the IR: a TrafficTarget also shapes its sources'
+ * clusters, listeners and routes of the services it opens to them, and the
+ * routes its rules name shape whatever it shapes. The runtime says which
+ * resources each connected proxy has not acknowledged or has rejected; this
+ * module turns the two into one condition per object. Pure: the caller
+ * gives the time.
+ */
+
+/** The kinds that get a `Programmed` condition. */
+export const PROGRAMMED_KINDS: ReadonlySet<string> = new Set(['TrafficTarget', 'HTTPRouteGroup', 'TCPRoute', 'TrafficSplit', 'HTTPRoute', 'GRPCRoute', 'MeshConfig']);
+
+/** `Kind namespace/name` (`Kind name` when mesh-wide): an object as the names of its resources and the status name it. */
+export type ObjectKey = string;
+export const objectKey = (o: Pick<ObjectRef, 'kind' | 'namespace' | 'name'>): ObjectKey => `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`;
+
+const LABEL = '[a-z0-9](?:[a-z0-9-]*[a-z0-9])?';
+const KIND_NAMED = new RegExp(`^(TrafficTarget|TrafficSplit|HTTPRoute|GRPCRoute|Service) (${LABEL})/(${LABEL}(?:\\.${LABEL})*)(?: |$)`);
+const GROUP_MATCH = new RegExp(`(?:^| )(${LABEL})/(${LABEL}(?:\\.${LABEL})*)#`, 'g');
+const CLUSTER_NAMED = new RegExp(`^(?:inbound|outbound)\\|\\d+\\|(${LABEL})\\.(${LABEL})$`);
+const HOST_NAMED = new RegExp(`^(${LABEL})\\.(${LABEL})(?:\\.svc(?:\\.[a-z0-9.-]+)?)?:\\d+$`);
+/** Fields whose text is a name smc gave. */
+const NAME_FIELDS = new Set(['name', 'cluster', 'clusterName', 'routeConfigName']);
+
+/** The objects one name traces to (Services included: a TrafficTarget shapes its sources through them). */
+export function originsOfName(name: string): ObjectKey[] {
+  const out: ObjectKey[] = [];
+  const k = KIND_NAMED.exec(name);
+  if (k) out.push(`${k[1]} ${k[2]}/${k[3]}`);
+  for (const g of name.matchAll(GROUP_MATCH)) out.push(`HTTPRouteGroup ${g[1]}/${g[2]}`);
+  const c = CLUSTER_NAMED.exec(name) ?? HOST_NAMED.exec(name);
+  if (c) out.push(`Service ${c[2]}/${c[1]}`);
+  return out;
+}
+
+/** What the names inside one resource's JSON trace to, and the route tables it refers to (a listener's `routeConfigName`). */
+export function originsOfResource(json: unknown): { readonly origins: readonly ObjectKey[]; readonly routes: readonly string[] } {
+  const found = new Set<ObjectKey>();
+  const routes = new Set<string>();
+  const add = (name: string) => {
+    for (const o of originsOfName(name)) found.add(o);
+  };
+  const walk = (v: unknown, key: string | undefined) => {
+    if (Array.isArray(v)) for (const x of v) walk(x, key);
+    else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        // An RBAC filter's policies are a map by name.
+        if (key === 'policies') add(k);
+        walk(x, k);
+      }
+    } else if (typeof v === 'string' && key !== undefined && NAME_FIELDS.has(key)) {
+      add(v);
+      if (key === 'routeConfigName') routes.add(v);
+    }
+  };
+  walk(json, undefined);
+  return { origins: [...found].sort(), routes: [...routes].sort() };
+}
+
+/** One leaf set's resources: by the objects their names trace to, and the route tables each refers to. */
+interface SetOrigins {
+  readonly objects: ReadonlyMap<ObjectKey, readonly string[]>;
+  readonly routes: ReadonlyMap<string, readonly string[]>;
+}
+
+/** What each distinct encoding traces to, decoded once however many snapshots hold it. */
+const byBytes = new WeakMap<Uint8Array, ReturnType<typeof originsOfResource>>();
+const bySet = new WeakMap<ResourceSet, SetOrigins>();
+
+function leaves(set: ResourceSet): readonly ResourceSet[] {
+  return set.parts ? set.parts.flatMap(leaves) : [set];
+}
+
+function setOrigins(codec: ProtoCodec, kind: ResourceKind, set: ResourceSet): SetOrigins {
+  let made = bySet.get(set);
+  if (made) return made;
+  const objects = new Map<ObjectKey, string[]>();
+  const routes = new Map<string, readonly string[]>();
+  for (const r of set.resources) {
+    let info = byBytes.get(r.bytes);
+    if (!info) byBytes.set(r.bytes, (info = originsOfResource(codec.toJson(TYPES[kind], r.bytes))));
+    for (const o of info.origins) {
+      const list = objects.get(o);
+      if (list) list.push(r.name);
+      else objects.set(o, [r.name]);
+    }
+    if (info.routes.length > 0) routes.set(r.name, info.routes);
+  }
+  bySet.set(set, (made = { objects, routes }));
+  return made;
+}
+
+/** The resources of one identity that an object shapes: kind -> names. */
+export type Shaped = ReadonlyMap<ObjectKey, ReadonlyMap<ResourceKind, ReadonlySet<string>>>;
+
+const shapedMemo = new WeakMap<Snapshot, WeakMap<object, Shaped>>();
+const NO_GRANTS = {};
+
+/**
+ * The policy objects that shape `snapshot` (of `identity` in `ir`), each with
+ * the resources it shapes there. Rule references of TrafficTargets are not
+ * expanded here (see `expandRules`): they can change without the snapshot.
+ */
+export function shapedBy(codec: ProtoCodec, ir: MeshIR, identity: Identity, snapshot: Snapshot): Shaped {
+  const index = meshIndex(ir);
+  const grantsFrom = index.grantsFrom.get(identity);
+  let inner = shapedMemo.get(snapshot);
+  if (!inner) shapedMemo.set(snapshot, (inner = new WeakMap()));
+  const memoKey = grantsFrom ?? NO_GRANTS;
+  let shaped = inner.get(memoKey);
+  if (shaped) return shaped;
+  const out = new Map<ObjectKey, Map<ResourceKind, Set<string>>>();
+  const add = (o: ObjectKey, kind: ResourceKind, names: Iterable<string>) => {
+    let byKind = out.get(o);
+    if (!byKind) out.set(o, (byKind = new Map()));
+    let set = byKind.get(kind);
+    if (!set) byKind.set(kind, (set = new Set()));
+    for (const n of names) set.add(n);
+  };
+  const services = new Map<ObjectKey, [ResourceKind, readonly string[]][]>();
+  // A listener is shaped by what shapes the route tables it refers to (an explicit-mode listener names only its port).
+  const routeOrigins = new Map<string, ObjectKey[]>();
+  const listenerRoutes: [string, readonly string[]][] = [];
+  const note = (o: ObjectKey, kind: ResourceKind, names: readonly string[]) => {
+    if (o.startsWith('Service ')) {
+      // Only a caller with grants needs its services' resources (a TrafficTarget shapes them).
+      if (grantsFrom) services.set(o, [...(services.get(o) ?? []), [kind, names]]);
+    } else add(o, kind, names);
+  };
+  for (const kind of PUSH_ORDER) {
+    for (const leaf of leaves(snapshot.types[kind])) {
+      const { objects, routes } = setOrigins(codec, kind, leaf);
+      for (const [o, names] of objects) {
+        note(o, kind, names);
+        if (kind === 'route') for (const n of names) routeOrigins.set(n, [...(routeOrigins.get(n) ?? []), o]);
+      }
+      if (kind === 'listener') listenerRoutes.push(...routes);
+    }
+  }
+  for (const [listener, routes] of listenerRoutes) for (const r of routes) for (const o of routeOrigins.get(r) ?? []) note(o, 'listener', [listener]);
+  // A TrafficTarget shapes its sources too: what they were given of the services it opens to them.
+  for (const [destination, grants] of grantsFrom ?? []) {
+    for (const e of index.endpointsOf.get(destination) ?? []) {
+      const resources = services.get(`Service ${serviceKey(e.service)}`);
+      if (!resources) continue;
+      for (const g of grants) {
+        if (!grantOpens(g, e.endpoint.port, e.port.protocol)) continue;
+        for (const [kind, names] of resources) add(`TrafficTarget ${g.grantedBy}`, kind, names);
+      }
+    }
+  }
+  inner.set(memoKey, (shaped = out));
+  return shaped;
+}
+
+/** What a TrafficTarget shapes, its rules' routes (HTTPRouteGroup, TCPRoute) shape too. */
+export function expandRules(shaped: Shaped, rulesOf: (trafficTarget: ObjectKey) => readonly ObjectKey[]): Shaped {
+  let out: Map<ObjectKey, Map<ResourceKind, Set<string>>> | undefined;
+  for (const [o, byKind] of shaped) {
+    if (!o.startsWith('TrafficTarget ')) continue;
+    for (const ref of rulesOf(o)) {
+      out ??= new Map([...shaped].map(([k, v]) => [k, new Map([...v].map(([kind, names]) => [kind, new Set(names)]))]));
+      let target = out.get(ref);
+      if (!target) out.set(ref, (target = new Map()));
+      for (const [kind, names] of byKind) {
+        const set = target.get(kind) ?? new Set();
+        for (const n of names) set.add(n);
+        target.set(kind, set);
+      }
+    }
+  }
+  return out ?? shaped;
+}
+
+/** One connected proxy that has not taken all it was sent (the runtime's view). */
+export interface ProxyProgress {
+  readonly identity: Identity;
+  readonly node: string;
+  /** Sent and not acknowledged, per type: the names, the version the proxy holds of each instead (undefined: none), and when the oldest was sent (ms since the epoch). */
+  readonly pending: readonly { readonly kind: ResourceKind; readonly names: readonly string[]; readonly held: readonly (string | undefined)[]; readonly since: number }[];
+  /** Rejected (and still what it is sent), with the version it holds instead: Envoy's message, bounded and escaped by the runtime. */
+  readonly rejected: readonly { readonly kind: ResourceKind; readonly name: string; readonly held: string | undefined; readonly message: string; readonly at: number }[];
+}
+
+export interface ProgrammedQuery {
+  /** Connected proxies per identity. */
+  readonly connected: Readonly<Record<Identity, number>>;
+  /** Only proxies with something pending or rejected. */
+  readonly progress: readonly ProxyProgress[];
+  /** The runtime's clock, for the ages in messages. */
+  readonly now: number;
+}
+
+export type ProgrammedReason = 'Programmed' | 'Pending' | 'Rejected' | 'NoProxies';
+
+export interface ProgrammedCondition {
+  readonly status: 'True' | 'False';
+  readonly reason: ProgrammedReason;
+  readonly message: string;
+  /** Connected proxies whose configuration the object shapes. */
+  readonly proxies: number;
+  /** Of those, how many have acknowledged all of it. */
+  readonly programmed: number;
+  /** At most `LISTED` of each, in node order. */
+  readonly pending?: readonly { readonly node: string; readonly kind: ResourceKind; readonly resources: readonly string[]; readonly waitingMs: number }[];
+  readonly rejected?: readonly { readonly node: string; readonly kind: ResourceKind; readonly resource: string; readonly message: string }[];
+}
+
+/** How many proxies a condition lists by name (the counts are exact). */
+export const LISTED = 10;
+
+/** A short, human form of a wait. */
+const age = (ms: number) => (ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60_000)} min`);
+
+export interface ProgrammedInputs {
+  readonly codec: ProtoCodec;
+  readonly ir: MeshIR;
+  readonly status: readonly StatusEntry[];
+  /** The snapshot each identity is served. */
+  readonly snapshotOf: (identity: Identity) => Snapshot | undefined;
+  readonly rulesOf: (trafficTarget: ObjectKey) => readonly ObjectKey[];
+  /**
+   * Whether a resource version a proxy holds already carries the object as it
+   * is now (made after its last change): an object a change did not touch
+   * stays programmed while the resources it shares with the change are sent.
+   * Without it, any resource the object shapes counts while it is not taken.
+   */
+  readonly carries?: (object: ObjectKey, version: string) => boolean;
+}
+
+/**
+ * The `Programmed` condition of every accepted policy object (by object key):
+ * True when every connected proxy it shapes acknowledged all it shapes there;
+ * else Rejected (some proxy rejected a resource it shapes), Pending (sent, not
+ * yet acknowledged) or NoProxies (no connected proxy carries it).
+ */
+export function programmedConditions(inp: ProgrammedInputs, q: ProgrammedQuery): Map<ObjectKey, ProgrammedCondition> {
+  const wanted = inp.status.filter((s) => PROGRAMMED_KINDS.has(s.object.kind) && (s.state === 'Accepted' || s.state === 'PartiallyAccepted'));
+  const keys = new Set(wanted.map((s) => objectKey(s.object)));
+  const meshConfig = wanted.find((s) => s.object.kind === 'MeshConfig');
+  const identities = meshIndex(inp.ir).identities;
+  // Object -> identities it shapes (only connected identities matter).
+  const shapedOf = new Map<Identity, Shaped>();
+  const shaped = (id: Identity): Shaped | undefined => {
+    let s = shapedOf.get(id);
+    if (s === undefined) {
+      const snapshot = inp.snapshotOf(id);
+      if (!snapshot) return undefined;
+      shapedOf.set(id, (s = expandRules(shapedBy(inp.codec, inp.ir, id, snapshot), inp.rulesOf)));
+    }
+    return s;
+  };
+  const holders = new Map<ObjectKey, Identity[]>();
+  for (const id of identities) {
+    if (!q.connected[id]) continue;
+    const s = shaped(id);
+    if (!s) continue;
+    for (const o of s.keys()) if (keys.has(o)) holders.set(o, [...(holders.get(o) ?? []), id]);
+    // MeshConfig shapes every proxy (its settings are in every listener).
+    if (meshConfig) holders.set(objectKey(meshConfig.object), [...(holders.get(objectKey(meshConfig.object)) ?? []), id]);
+  }
+  // What each unsettled proxy has not taken, by object.
+  type Trouble = { pending: NonNullable<ProgrammedCondition['pending']>[number][]; rejected: NonNullable<ProgrammedCondition['rejected']>[number][] };
+  const trouble = new Map<ObjectKey, Map<string, Trouble>>();
+  const troubleOf = (o: ObjectKey, node: string) => {
+    let byNode = trouble.get(o);
+    if (!byNode) trouble.set(o, (byNode = new Map()));
+    let t = byNode.get(node);
+    if (!t) byNode.set(node, (t = { pending: [], rejected: [] }));
+    return t;
+  };
+  for (const p of [...q.progress].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))) {
+    const s = shaped(p.identity);
+    if (!s) continue;
+    const objectsOf = (kind: ResourceKind, name: string): ObjectKey[] => {
+      const out: ObjectKey[] = [];
+      for (const [o, byKind] of s) if (keys.has(o) && byKind.get(kind)?.has(name)) out.push(o);
+      if (meshConfig) out.push(objectKey(meshConfig.object));
+      return out;
+    };
+    // What the proxy holds instead may carry the object already (it did not change since): then it is in force there.
+    const stillCarried = (o: ObjectKey, held: string | undefined) => held !== undefined && inp.carries !== undefined && inp.carries(o, held);
+    for (const pend of p.pending) {
+      const perObject = new Map<ObjectKey, string[]>();
+      pend.names.forEach((name, i) => {
+        for (const o of objectsOf(pend.kind, name)) if (!stillCarried(o, pend.held[i])) perObject.set(o, [...(perObject.get(o) ?? []), name]);
+      });
+      for (const [o, names] of perObject) troubleOf(o, p.node).pending.push({ node: p.node, kind: pend.kind, resources: names, waitingMs: q.now - pend.since });
+    }
+    for (const r of p.rejected) {
+      for (const o of objectsOf(r.kind, r.name)) if (!stillCarried(o, r.held)) troubleOf(o, p.node).rejected.push({ node: p.node, kind: r.kind, resource: r.name, message: r.message });
+    }
+  }
+  const out = new Map<ObjectKey, ProgrammedCondition>();
+  for (const s of wanted) {
+    const key = objectKey(s.object);
+    const ids = holders.get(key) ?? [];
+    const proxies = ids.reduce((n, id) => n + (q.connected[id] ?? 0), 0);
+    const byNode = trouble.get(key) ?? new Map<string, Trouble>();
+    const programmed = proxies - byNode.size;
+    if (proxies === 0) {
+      out.set(key, { status: 'False', reason: 'NoProxies', message: 'no connected proxy carries it', proxies, programmed: 0 });
+      continue;
+    }
+    const troubles = [...byNode.values()];
+    const rejected = troubles.flatMap((t) => t.rejected);
+    const pending = troubles.filter((t) => t.rejected.length === 0).flatMap((t) => t.pending);
+    if (rejected.length > 0) {
+      const first = rejected[0]!;
+      const nodes = troubles.filter((t) => t.rejected.length > 0).length;
+      out.set(key, {
+        status: 'False',
+        reason: 'Rejected',
+        message: `rejected by ${nodes} of ${proxies} proxies: ${first.node} rejected ${first.kind} ${first.resource}: ${first.message}`,
+        proxies,
+        programmed,
+        rejected: rejected.slice(0, LISTED),
+        ...(pending.length > 0 ? { pending: pending.slice(0, LISTED) } : {}),
+      });
+    } else if (pending.length > 0) {
+      const oldest = pending.reduce((a, b) => (b.waitingMs > a.waitingMs ? b : a));
+      out.set(key, {
+        status: 'False',
+        reason: 'Pending',
+        message: `programmed on ${programmed} of ${proxies} proxies; waiting for ${byNode.size} to acknowledge (the longest ${age(oldest.waitingMs)}: ${oldest.node}, ${oldest.kind})`,
+        proxies,
+        programmed,
+        pending: pending.slice(0, LISTED),
+      });
+    } else out.set(key, { status: 'True', reason: 'Programmed', message: `programmed on ${proxies} of ${proxies} proxies`, proxies, programmed: proxies });
+  }
+  return out;
+}
