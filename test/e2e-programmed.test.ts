@@ -121,7 +121,11 @@ function call(port: number): Promise<{ status: number; headers: IncomingHttpHead
   });
 }
 
-test('Programmed with real Envoy: True once every proxy took an object, Pending naming a proxy that stopped reading, Rejected for exactly the objects behind a resource Envoy refused, and the rest of the changes still arrive', async () => {
+for (const delta of [false, true]) {
+  test(`Programmed with real Envoy (${delta ? 'delta' : 'state of the world'} ADS): True once every proxy took an object, Pending naming a proxy that stopped reading, Rejected for exactly the objects behind a resource Envoy refused, and the rest of the changes still arrive`, () => scenario(delta));
+}
+
+async function scenario(delta: boolean) {
   const [appPort, webPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const app = createHttpServer((req, res) => res.end(JSON.stringify(req.headers))).listen(appPort, '127.0.0.1');
   const dir = mkdtempSync(join(tmpdir(), 'smc-programmed-'));
@@ -129,8 +133,8 @@ test('Programmed with real Envoy: True once every proxy took an object, Pending 
   writeFileSync(join(dir, 'mesh', 'base.yaml'), base(appPort, webPort));
   writeFileSync(join(dir, 'mesh', 'route.yaml'), headerRoute(webPort, 'one'));
   const { controller, state, logs } = await startTestController(dir, { programmedIntervalMs: 100 });
-  const web = await startEnvoy('demo/web', controller.xdsPort, dir, state, { instance: 'vm:web-vm' });
-  const client = await startEnvoy('demo/client', controller.xdsPort, dir, state, { instance: 'vm:client-vm' });
+  const web = await startEnvoy('demo/web', controller.xdsPort, dir, state, { instance: 'vm:web-vm', delta });
+  const client = await startEnvoy('demo/client', controller.xdsPort, dir, state, { instance: 'vm:client-vm', delta });
   const clientNode = 'demo/client/vm:client-vm';
   let blocker: ReturnType<typeof createTcpServer> | undefined;
   const diagnose = async () => `\nconditions: ${JSON.stringify([...(await conditions(controller.adminPort).catch(() => new Map()))], null, 1)}\ncontroller:\n${logs.slice(-20).join('\n')}\nclient envoy:\n${client.stderr().slice(-1500)}`;
@@ -215,4 +219,4 @@ test('Programmed with real Envoy: True once every proxy took an object, Pending 
     app.close();
     await controller.close();
   }
-});
+}

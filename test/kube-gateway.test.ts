@@ -62,12 +62,12 @@ test('on Kubernetes: the Gateway API\'s own CRDs validate routes; smc routes by 
     const read = () => JSON.parse(api.kubectl(['get', 'httproute', 'bookstore', '-n', 'bookstore', '-o', 'json'])) as RouteStatus;
     const accepted = await waitFor('the route\'s status per parent', () => {
       const o = read();
-      return o.status?.parents?.length ? o : undefined;
+      return o.status?.parents?.[0]?.conditions.some((c) => c.type === 'Programmed') ? o : undefined;
     }, 20_000);
     assert.deepEqual(
       accepted.status!.parents!.map((p) => [p.parentRef.kind, p.parentRef.name, p.controllerName, ...p.conditions.map((c) => `${c.type}=${c.status}/${c.reason}@${c.observedGeneration}`)]),
-      [['Service', 'bookstore', 'smc.dev/mesh-controller', `Accepted=True/Accepted@${accepted.metadata.generation}`, `ResolvedRefs=True/ResolvedRefs@${accepted.metadata.generation}`]],
-      'one entry, for the Service parent; the Gateway parent is its own controller\'s to report',
+      [['Service', 'bookstore', 'smc.dev/mesh-controller', `Accepted=True/Accepted@${accepted.metadata.generation}`, `ResolvedRefs=True/ResolvedRefs@${accepted.metadata.generation}`, `Programmed=False/NoProxies@${accepted.metadata.generation}`]],
+      'one entry, for the Service parent (with Programmed: no proxy is connected here); the Gateway parent is its own controller\'s to report',
     );
 
     // An edit: a backend that does not exist. The table and the status follow; the status is written for the new generation.

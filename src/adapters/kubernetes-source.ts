@@ -3,6 +3,7 @@ import { MEMBERSHIP_CODECS, project } from '../compiler/decode/project.js';
 import * as k8s from '@kubernetes/client-node';
 import type { InputDocument } from '../compiler/inputs.js';
 import { CONTROLLER_NAME, formatMessage, type RouteParentStatus } from '../compiler/status.js';
+import { objectKey, type ObjectKey, type ProgrammedCondition } from '../compiler/programmed.js';
 import { checkDocument } from '../compiler/decode/index.js';
 import { createLastAccepted } from './last-accepted.js';
 import type { Source, SourceEvents } from './source.js';
@@ -30,6 +31,12 @@ export interface KubernetesSourceOptions {
   readonly log: Log;
   /** First retry delay after an informer stops (default 500 ms, doubling to 30 s). */
   readonly retryMs?: number;
+  /** Status writes: at most this many a second over all objects (default 20) ... */
+  readonly statusWritesPerSecond?: number;
+  /** ... and one an object per this many ms (default 1000; the latest status wins). */
+  readonly statusWriteIntervalMs?: number;
+  /** A Programmed condition of Pending is written once it has lasted this long (default 5000 ms): a push that is taken at once writes nothing. */
+  readonly pendingWriteDelayMs?: number;
 }
 
 export interface WatchedKind {
@@ -79,9 +86,62 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
   // What was delivered per unit (a status write or a resync that changes nothing is not a change),
   // and, for policy objects, what status.conditions holds now.
   const delivered = new Map<string, string>();
-  const owned = new Map<string, { kind: WatchedKind; namespace: string; name: string; generation: number; condition: string; otherParents?: readonly unknown[] }>();
+  const owned = new Map<string, Owned>();
   const customObjects = kc.makeApiClient(k8s.CustomObjectsApi);
-  const writeStatus = (target: { kind: WatchedKind; namespace: string; name: string; condition: string }, status: object) => {
+  // Writes wait in a queue (the latest status of an object wins), drained within a global rate and at most one write
+  // per object per interval: a burst of changes costs the API server a bounded number of writes.
+  const writes = { total: new Map<string, number>() };
+  const queue = new Set<string>();
+  const rate = o.statusWritesPerSecond ?? 20;
+  const perObject = o.statusWriteIntervalMs ?? 1000;
+  let tokens = rate;
+  let refilled = Date.now();
+  let pumpTimer: NodeJS.Timeout | undefined;
+  const pump = () => {
+    pumpTimer = undefined;
+    if (closed) return;
+    const now = Date.now();
+    tokens = Math.min(rate, tokens + ((now - refilled) / 1000) * rate);
+    refilled = now;
+    let next = Infinity;
+    for (const unit of queue) {
+      const target = owned.get(unit);
+      if (!target) {
+        queue.delete(unit);
+        continue;
+      }
+      const due = target.writtenAt + perObject;
+      if (due > now) {
+        next = Math.min(next, due);
+        continue;
+      }
+      if (tokens < 1) {
+        next = Math.min(next, now + 1000 / rate);
+        break;
+      }
+      queue.delete(unit);
+      const status = statusOf(target);
+      const key = statusKey(status, target);
+      if (key === target.condition) continue;
+      tokens--;
+      target.condition = key;
+      target.writtenAt = now;
+      writes.total.set(target.kind.kind, (writes.total.get(target.kind.kind) ?? 0) + 1);
+      writeStatus(target, status);
+    }
+    if (queue.size > 0 && next < Infinity) {
+      pumpTimer = setTimeout(pump, Math.max(1, next - now));
+      timers.add(pumpTimer);
+    }
+  };
+  const enqueue = (unit: string) => {
+    queue.add(unit);
+    if (pumpTimer === undefined) {
+      pumpTimer = setTimeout(pump, 0);
+      timers.add(pumpTimer);
+    }
+  };
+  const writeStatus = (target: Owned, status: object) => {
     const [group, version] = target.kind.apiVersion.split('/') as [string, string];
     customObjects
       .patchNamespacedCustomObjectStatus({ group, version, plural: target.kind.plural, namespace: target.namespace, name: target.name, body: [{ op: 'add', path: '/status', value: status }] })
@@ -92,6 +152,34 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
           o.log(`kubernetes: cannot write the status of ${target.kind.kind} ${target.namespace}/${target.name}: ${apiError(e)}`, { level: 'warn' });
         },
       );
+  };
+  // The latest Programmed conditions (leader only), and when each object's Pending began.
+  let programmed: ReadonlyMap<ObjectKey, ProgrammedCondition> | undefined;
+  const pendingDelay = o.pendingWriteDelayMs ?? 5000;
+  let programmedTimer: NodeJS.Timeout | undefined;
+  const applyProgrammed = () => {
+    programmedTimer = undefined;
+    if (closed || !programmed) return;
+    const now = Date.now();
+    let recheck = Infinity;
+    for (const [unit, target] of owned) {
+      const c = programmed.get(objectKey({ kind: target.kind.kind, namespace: target.namespace, name: target.name }));
+      if (c?.reason === 'Pending') {
+        target.pendingSince ??= now;
+        if (now - target.pendingSince < pendingDelay) {
+          recheck = Math.min(recheck, target.pendingSince + pendingDelay);
+          continue;
+        }
+      } else target.pendingSince = undefined;
+      const next = c ? programmedCondition(c, target.generation, target.programmed) : undefined;
+      if (conditionKey(next) === conditionKey(target.programmed)) continue;
+      target.programmed = next;
+      enqueue(unit);
+    }
+    if (recheck < Infinity) {
+      programmedTimer = setTimeout(applyProgrammed, recheck - now);
+      timers.add(programmedTimer);
+    }
   };
   const lastAccepted = createLastAccepted();
 
@@ -119,14 +207,26 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
     units.get(w)!.add(unit);
     if (isPolicy(w)) {
       const base = { kind: w, namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '', generation: obj.metadata?.generation ?? 0 };
+      const was = owned.get(unit);
+      const kept = { writtenAt: was?.writtenAt ?? 0, pendingSince: was?.pendingSince };
       if (isGateway(w)) {
         // A route's status holds a list per controller: smc's own entries are what it compares; the others are kept as they are.
         const parents = (obj as { status?: { parents?: { controllerName?: string }[] } }).status?.parents ?? [];
-        const mine = parents.filter((p) => p.controllerName === CONTROLLER_NAME);
-        owned.set(unit, { ...base, condition: parentsKey(mine as unknown as RouteParentStatus[], base.generation), otherParents: parents.filter((p) => p.controllerName !== CONTROLLER_NAME) });
+        const mine = parents.filter((p) => p.controllerName === CONTROLLER_NAME) as unknown as RouteParentStatus[];
+        const programmedNow = (mine[0]?.conditions as readonly Condition[] | undefined)?.find((c) => c.type === 'Programmed');
+        owned.set(unit, {
+          ...base,
+          ...kept,
+          condition: parentsKey(mine, base.generation),
+          otherParents: parents.filter((p) => p.controllerName !== CONTROLLER_NAME),
+          parents: mine.map((p) => ({ ...p, conditions: p.conditions.filter((c) => (c as { type: string }).type !== 'Programmed') })),
+          programmed: programmedNow,
+        });
       } else {
         const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions ?? [];
-        owned.set(unit, { ...base, condition: conditionKey(conditions.find((c) => c.type === 'Accepted')) });
+        const accepted = conditions.find((c) => c.type === 'Accepted');
+        const programmedNow = conditions.find((c) => c.type === 'Programmed');
+        owned.set(unit, { ...base, ...kept, condition: conditionsKey([accepted, programmedNow]), accepted, programmed: programmedNow });
       }
     }
     const document = documentOf(w, obj);
@@ -262,16 +362,13 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
         if (isGateway(target.kind)) {
           if (entry.parents === undefined) continue;
           // The route's status per parent: written only when smc's part of it changed.
-          const key = parentsKey(entry.parents, target.generation);
-          if (key === target.condition) continue;
-          target.condition = key;
           const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-          const mine = entry.parents.map((p) => ({ ...p, conditions: p.conditions.map((c) => ({ ...c, message: c.message.slice(0, 2048), observedGeneration: target.generation, lastTransitionTime: now })) }));
-          writeStatus(target, { parents: [...(target.otherParents ?? []), ...mine] });
+          target.parents = entry.parents.map((p) => ({ ...p, conditions: p.conditions.map((c) => ({ ...c, message: c.message.slice(0, 2048), observedGeneration: target.generation, lastTransitionTime: now })) }));
+          enqueue(unit);
           continue;
         }
         const accepted = entry.state === 'Accepted' || entry.state === 'PartiallyAccepted';
-        const condition: Condition = {
+        target.accepted = {
           type: 'Accepted',
           status: accepted ? 'True' : 'False',
           reason: entry.state,
@@ -280,12 +377,16 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
           lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
         };
         // Written only when it changed: the same status again is not another write.
-        const key = conditionKey(condition);
-        if (key === target.condition) continue;
-        target.condition = key;
-        writeStatus(target, { conditions: [condition] });
+        enqueue(unit);
       }
     },
+    reportProgrammed(conditions) {
+      programmed = conditions;
+      clearTimeout(programmedTimer);
+      programmedTimer = setTimeout(applyProgrammed, 0);
+      timers.add(programmedTimer);
+    },
+    statusWrites: () => writes.total,
     async close() {
       closed = true;
       onListed?.();
@@ -357,6 +458,59 @@ function parentsKey(parents: readonly RouteParentStatus[], generation: number): 
 
 /** A condition as far as a change matters (the transition time aside). */
 const conditionKey = (c: Condition | undefined) => (c ? JSON.stringify([c.status, c.reason, c.message, c.observedGeneration ?? 0]) : '');
+const conditionsKey = (cs: readonly (Condition | undefined)[]) => JSON.stringify(cs.map(conditionKey));
+
+/** A policy object smc writes the status of: what it holds (read back or written), and what smc would write. */
+interface Owned {
+  kind: WatchedKind;
+  namespace: string;
+  name: string;
+  generation: number;
+  /** What status holds now, as far as a change matters. */
+  condition: string;
+  writtenAt: number;
+  otherParents?: readonly unknown[];
+  /** A route's entries per parent (its Programmed condition aside). */
+  parents?: readonly RouteParentStatus[];
+  accepted?: Condition;
+  programmed?: Condition;
+  pendingSince?: number;
+}
+
+/** The status smc writes for an object: Accepted (per parent for a route) and Programmed. */
+function statusOf(t: Owned): object {
+  if (isGateway(t.kind)) {
+    const mine = (t.parents ?? []).map((p) => ({ ...p, conditions: [...p.conditions, ...(t.programmed ? [t.programmed] : [])] }));
+    return { parents: [...(t.otherParents ?? []), ...mine] };
+  }
+  return { conditions: [t.accepted, t.programmed].filter((c) => c !== undefined) };
+}
+
+function statusKey(status: object, t: Owned): string {
+  if (isGateway(t.kind)) return parentsKey(((status as { parents: RouteParentStatus[] }).parents).filter((p) => p.controllerName === CONTROLLER_NAME), t.generation);
+  const conditions = (status as { conditions: Condition[] }).conditions;
+  return conditionsKey([conditions.find((c) => c.type === 'Accepted'), conditions.find((c) => c.type === 'Programmed')]);
+}
+
+/**
+ * The Programmed condition as the API server holds it: its message changes
+ * only with what an operator acts on (not with counts of proxies or ages;
+ * `smc status` has those), so connections coming and going write nothing.
+ */
+function programmedCondition(c: ProgrammedCondition, generation: number, before: Condition | undefined): Condition {
+  const message =
+    c.reason === 'Programmed'
+      ? 'every connected proxy it shapes has acknowledged it'
+      : c.reason === 'Pending'
+        ? 'sent; not yet acknowledged by every connected proxy it shapes (smc status names them)'
+        : c.reason === 'NoProxies'
+          ? 'no connected proxy carries it'
+          : c.rejected?.[0]
+            ? `${c.rejected[0].node} rejected ${c.rejected[0].kind} ${c.rejected[0].resource}: ${c.rejected[0].message}`.slice(0, 2048)
+            : c.message.slice(0, 2048);
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  return { type: 'Programmed', status: c.status, reason: c.reason, message, observedGeneration: generation, lastTransitionTime: before?.status === c.status && before.lastTransitionTime ? before.lastTransitionTime : now };
+}
 
 /** One line for an API error: the HTTP code and the API server's own message (the client's text spans headers and body). */
 export function apiError(e: unknown): string {

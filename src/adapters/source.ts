@@ -44,6 +44,8 @@ export interface Source {
   reportStatus?(status: readonly StatusEntry[]): void;
   /** The leader's latest Programmed conditions, by object key (see compiler/programmed.ts): a source that holds status writes them back, bounded in rate. */
   reportProgrammed?(conditions: ReadonlyMap<ObjectKey, ProgrammedCondition>): void;
+  /** Status writes made so far, by kind (a source that writes status). */
+  statusWrites?(): ReadonlyMap<string, number>;
   close(): Promise<void>;
 }
 

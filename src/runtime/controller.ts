@@ -209,6 +209,11 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       return waits.length > 0 ? waits.join('; ') : undefined;
     };
     inputs.onDrift((source) => metrics.sourceDrift.inc({ source }));
+    metrics.statusWrites = () => {
+      const total = new Map<string, number>();
+      for (const s of sources) for (const [kind, n] of s.statusWrites?.() ?? []) total.set(kind, (total.get(kind) ?? 0) + n);
+      return total;
+    };
     // A source may wait long (a kind the API server will not list): a stop asked for meanwhile closes it.
     const stopStarting = () => void Promise.all(sources.map((s) => s.close())).catch(() => undefined);
     o.signal?.addEventListener('abort', stopStarting, { once: true });
@@ -415,10 +420,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     cleanups.push(() => ads.close());
     serving = true;
     // Programmed: which proxies carry each policy object, worked out again when what they took changed.
-    const programmed = trackProgrammed({ proxies, ask: (q) => compiler.programmed(q), intervalMs: o.programmedIntervalMs, log: (m) => o.log(m, { level: 'warn' }) });
+    const programmed = trackProgrammed({ proxies, snapshotOf: (id) => cache.get(id), ask: (q) => compiler.programmed(q), intervalMs: o.programmedIntervalMs, log: (m) => o.log(m, { level: 'warn' }) });
     cleanups.push(async () => programmed.close());
     programmedNow = () => programmed.current();
-    afterPublish = () => programmed.touch();
+    afterPublish = () => programmed.touch(true);
     programmed.onChange((conditions) => {
       countNotProgrammed(metrics, conditions);
       if (leads()) for (const source of sources) source.reportProgrammed?.(conditions);

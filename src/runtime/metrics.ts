@@ -30,8 +30,8 @@ export interface Metrics {
   readonly compiles: client.Counter;
   /** Accepted policy objects whose Programmed condition is not True, by kind and reason. */
   readonly notProgrammed: client.Gauge<'kind' | 'reason'>;
-  /** Status writes to the Kubernetes API server, by condition. */
-  readonly statusWrites: client.Counter<'condition'>;
+  /** Read at scrape time: status writes each source made so far, by the kind of object. */
+  statusWrites: () => ReadonlyMap<string, number>;
 }
 
 export function createMetrics(): Metrics {
@@ -54,9 +54,19 @@ export function createMetrics(): Metrics {
     compiles: new client.Counter({ name: 'smc_compiles_total', help: 'Compiles run: the first, then one per batch of input changes (a source change that smc does not read, such as a pod status condition, runs none)', ...opts }),
     sourceDrift: new client.Counter({ name: 'smc_source_drift_total', help: 'Changes a source found by its periodic reconcile rather than by its watch (a watch that misses events shows here)', labelNames: ['source'], ...opts }),
     notProgrammed: new client.Gauge({ name: 'smc_inputs_not_programmed', help: 'Accepted policy objects not yet in force on every connected proxy they shape, by kind and reason (Pending, Rejected, NoProxies)', labelNames: ['kind', 'reason'], ...opts }),
-    statusWrites: new client.Counter({ name: 'smc_kubernetes_status_writes_total', help: 'Status writes to the Kubernetes API server, by the condition that changed (Accepted, Programmed)', labelNames: ['condition'], ...opts }),
+    statusWrites: () => new Map(),
     bytesSent: new client.Counter({ name: 'smc_xds_bytes_sent_total', help: 'Encoded resource bytes sent, by type', labelNames: ['type'], ...opts }),
   };
+  new client.Counter({
+    name: 'smc_status_writes_total',
+    help: 'Status writes to the objects of the sources (the Kubernetes API server), by kind of object; bounded in rate, and made only when what smc says of an object changed',
+    labelNames: ['kind'],
+    ...opts,
+    collect() {
+      this.reset();
+      for (const [kind, n] of metrics.statusWrites()) this.inc({ kind }, n);
+    },
+  });
   new client.Gauge({
     name: 'smc_certificate_expiry_seconds',
     help: 'Seconds until the service certificate of each identity expires (renewed at two thirds of its life)',

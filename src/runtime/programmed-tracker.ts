@@ -13,8 +13,8 @@ import { progressOf, type ProxyRegistry } from './proxy-status.js';
  * sends the worker a query of connection counts.
  */
 export interface ProgrammedTracker {
-  /** Something a condition depends on changed. */
-  touch(): void;
+  /** Something a condition depends on changed; `published`: snapshots were, and the next conditions are told whether or not they differ (so written status follows the objects' generations). */
+  touch(published?: boolean): void;
   /** The latest conditions, by object key (empty before the first). */
   current(): ReadonlyMap<ObjectKey, ProgrammedCondition>;
   /** Told after each recompute whose conditions differ from the previous ones. */
@@ -24,6 +24,8 @@ export interface ProgrammedTracker {
 
 export interface TrackerOptions {
   readonly proxies: ProxyRegistry;
+  /** The snapshot an identity is served now (what a proxy has not been sent yet counts as not taken). */
+  readonly snapshotOf: (identity: string) => Parameters<typeof progressOf>[1];
   readonly ask: (query: ProgrammedQuery) => Promise<readonly (readonly [ObjectKey, ProgrammedCondition])[]>;
   /** Least time between two recomputes (default 500 ms). */
   readonly intervalMs?: number;
@@ -31,12 +33,12 @@ export interface TrackerOptions {
 }
 
 /** The runtime's half of a query: connection counts, and each unsettled proxy's pending and rejected resources. */
-export function programmedQuery(proxies: ProxyRegistry, now: number): ProgrammedQuery {
+export function programmedQuery(proxies: ProxyRegistry, snapshotOf: TrackerOptions['snapshotOf'], now: number): ProgrammedQuery {
   const connected: Record<string, number> = {};
   const progress: ProxyProgress[] = [];
   for (const p of proxies.list()) {
     connected[p.identity] = (connected[p.identity] ?? 0) + 1;
-    const { pending, rejected } = progressOf(p);
+    const { pending, rejected } = progressOf(p, snapshotOf(p.identity));
     if (pending.length > 0 || rejected.length > 0) progress.push({ identity: p.identity, node: clientText(p.nodeId, 128), pending, rejected });
   }
   return { connected, progress, now };
@@ -48,6 +50,7 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
   let text = '';
   const listeners: ((c: ReadonlyMap<ObjectKey, ProgrammedCondition>) => void)[] = [];
   let dirty = false;
+  let published = false;
   let running = false;
   let lastRun = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -58,13 +61,15 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
     if (closed || running || !dirty) return;
     running = true;
     dirty = false;
+    const tell = published;
+    published = false;
     lastRun = Date.now();
     try {
-      const answer = await o.ask(programmedQuery(o.proxies, Date.now()));
+      const answer = await o.ask(programmedQuery(o.proxies, o.snapshotOf, Date.now()));
       // Ages in messages move with the clock: a change is a change of anything but them.
       const next = JSON.stringify(answer.map(([k, c]) => [k, c.status, c.reason, c.proxies, c.programmed, c.rejected, c.pending?.map((p) => [p.node, p.kind, p.resources])]));
       conditions = new Map(answer);
-      if (next !== text) {
+      if (next !== text || tell) {
         text = next;
         for (const l of listeners) l(conditions);
       }
@@ -75,7 +80,7 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
       // While something waits, its age in the messages is kept within a second of the truth.
       if (!dirty && [...conditions.values()].some((c) => c.reason === 'Pending')) {
         clearTimeout(ageTimer);
-        ageTimer = setTimeout(touch, 1000);
+        ageTimer = setTimeout(() => touch(), 1000);
         ageTimer.unref();
       }
       if (dirty) schedule();
@@ -86,12 +91,13 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
     timer = setTimeout(() => void run(), Math.max(0, lastRun + interval - Date.now()));
     timer.unref();
   };
-  const touch = () => {
+  const touch = (publish = false) => {
     dirty = true;
+    if (publish) published = true;
     schedule();
   };
-  o.proxies.onStream(touch);
-  o.proxies.onProgress(touch);
+  o.proxies.onStream(() => touch());
+  o.proxies.onProgress(() => touch());
   return {
     touch,
     current: () => conditions,

@@ -161,28 +161,45 @@ export function recordSent(record: ProxyRecord, kind: ResourceKind, version: str
   if (!t.unacked?.size) t.since = undefined;
 }
 
-/** What one proxy has not taken of what it was sent, per type, with what it holds instead (nothing for a proxy in step). */
-export function progressOf(record: ProxyRecord): { pending: { kind: ResourceKind; names: string[]; held: (string | undefined)[]; since: number }[]; rejected: { kind: ResourceKind; name: string; held: string | undefined; message: string; at: number }[] } {
+/**
+ * What one proxy has not taken, per type, with what it holds instead: what
+ * it was sent and has not acknowledged (or rejected), and what its identity's
+ * `snapshot` holds that was not sent to it yet. Nothing for a proxy in step
+ * (a type whose sent version is the snapshot's and that has nothing
+ * unacknowledged costs nothing).
+ */
+export function progressOf(record: ProxyRecord, snapshot?: { readonly types: Readonly<Record<ResourceKind, { readonly version: string; readonly resources: ReadonlyMap<string, { readonly version: string }> }>> }): {
+  pending: { kind: ResourceKind; names: string[]; held: (string | undefined)[]; since: number }[];
+  rejected: { kind: ResourceKind; name: string; held: string | undefined; message: string; at: number }[];
+} {
   const pending: { kind: ResourceKind; names: string[]; held: (string | undefined)[]; since: number }[] = [];
   const rejected: { kind: ResourceKind; name: string; held: string | undefined; message: string; at: number }[] = [];
   for (const [kind, t] of Object.entries(record.types) as [ResourceKind, TypeStatus][]) {
-    if (!t.unacked?.size) continue;
-    const names: string[] = [];
-    const held: (string | undefined)[] = [];
-    for (const [name, was] of [...t.unacked].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const latest = snapshot?.types[kind];
+    const unsent = latest !== undefined && t.sent !== undefined && t.target !== undefined && latest.version !== t.sent;
+    if (!t.unacked?.size && !unsent) continue;
+    const waiting = new Map<string, string | undefined>();
+    for (const [name, was] of t.unacked ?? []) {
       const sent = t.target?.get(name);
       if (sent === undefined) continue; // on its way out: no object of the mesh stands behind it any more
       const r = t.rejected?.get(name);
       if (r && r.version === sent) rejected.push({ kind, name, held: was, message: r.message, at: r.at });
-      else {
-        names.push(name);
-        held.push(was);
-      }
+      else waiting.set(name, was);
     }
-    if (names.length > 0) pending.push({ kind, names, held, since: t.since ?? Date.now() });
+    if (unsent) {
+      // Published, not sent yet (the push window, or a proxy that does not read): what the snapshot holds that the proxy was not sent.
+      const held = (name: string) => (t.unacked?.has(name) ? t.unacked.get(name) : t.target!.get(name));
+      for (const [name, r] of latest.resources) if (t.target!.get(name) !== r.version && (t.target!.has(name) || WILDCARD.has(kind)) && !waiting.has(name)) waiting.set(name, held(name));
+    }
+    if (waiting.size === 0) continue;
+    const names = [...waiting.keys()].sort();
+    pending.push({ kind, names, held: names.map((n) => waiting.get(n)), since: t.since ?? Date.now() });
   }
   return { pending, rejected };
 }
+
+/** Types a proxy subscribes to as a whole: what the snapshot holds, it is to get. */
+const WILDCARD: ReadonlySet<ResourceKind> = new Set(['cluster', 'listener']);
 
 export interface ProxyRegistry {
   add(record: Omit<ProxyRecord, 'stream' | 'types'>): ProxyRecord;

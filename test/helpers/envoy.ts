@@ -20,11 +20,11 @@ export function validateWithEnvoy(configPath: string): { ok: boolean; output: st
 }
 
 /** A sidecar for `identity` (NS/SA), started from `smc bootstrap` against a controller, its admin on a free port. */
-export async function startEnvoy(identity: string, xdsPort: number, dir: string, state: string, options: { delta?: boolean; instance?: string } = {}) {
+export async function startEnvoy(identity: string, xdsPort: number, dir: string, state: string, options: { delta?: boolean; instance?: string; insecure?: boolean } = {}) {
   const adminPort = await freePort();
   const statsPort = await freePort();
   const out = join(dir, `bootstrap-${identity.replace('/', '-')}-${adminPort}`);
-  const b = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', identity, '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), '--stats-port', String(statsPort), ...(options.delta ? ['--delta'] : []), ...(options.instance ? ['--instance', options.instance] : [])], { encoding: 'utf8' });
+  const b = spawnSync(process.execPath, ['dist/src/cli/main.js', 'bootstrap', '--identity', identity, '--xds-address', `127.0.0.1:${xdsPort}`, '--state', state, '-o', out, '--admin-port', String(adminPort), '--stats-port', String(statsPort), ...(options.delta ? ['--delta'] : []), ...(options.instance ? ['--instance', options.instance] : []), ...(options.insecure ? ['--insecure-xds'] : [])], { encoding: 'utf8' });
   assert.equal(b.status, 0, b.stderr);
   const envoy = spawn(envoyPath(), ['-c', join(out, 'bootstrap.json'), '-l', 'warning', '--disable-hot-restart', '--drain-time-s', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   // stdout carries access logs (MeshConfig accessLog); the last part of each stream is kept.

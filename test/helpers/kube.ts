@@ -188,11 +188,12 @@ export function kubeconfigWithToken(api: KubeApi, token: string, name: string): 
 }
 
 /** A controller (plaintext xDS, ephemeral ports, a fresh state folder) whose source is the API server of `kubeconfig`. */
-export function controllerOnKubernetes(kubeconfig: string, o: { log?: (line: string) => void; retryMs?: number; ca?: CaChoice; webhook?: WebhookSettings; xdsHost?: string; insecureXds?: boolean; stateDir?: string; adminPort?: number; signal?: AbortSignal } = {}): Promise<Controller> {
+export function controllerOnKubernetes(kubeconfig: string, o: { log?: (line: string) => void; retryMs?: number; ca?: CaChoice; webhook?: WebhookSettings; xdsHost?: string; insecureXds?: boolean; stateDir?: string; adminPort?: number; signal?: AbortSignal; programmedIntervalMs?: number; pendingWriteDelayMs?: number } = {}): Promise<Controller> {
   const log = o.log ?? (() => {});
   return startController({
     source: [],
-    sources: [createKubernetesSource({ kubeconfig, log, retryMs: o.retryMs ?? 200 })],
+    sources: [createKubernetesSource({ kubeconfig, log, retryMs: o.retryMs ?? 200, ...(o.pendingWriteDelayMs !== undefined ? { pendingWriteDelayMs: o.pendingWriteDelayMs } : {}) })],
+    ...(o.programmedIntervalMs !== undefined ? { programmedIntervalMs: o.programmedIntervalMs } : {}),
     stateDir: o.stateDir ?? join(mkdtempSync(join(tmpdir(), 'smc-kube-state-')), 'state'),
     ...(o.ca ? { ca: o.ca } : {}),
     xdsHost: o.xdsHost ?? '127.0.0.1',
