@@ -9,6 +9,14 @@ import { startEnvoy } from './helpers/envoy.js';
 import { freePort } from './helpers/tools.js';
 import { startTestController } from './helpers/controller.js';
 import { sleep, waitFor } from './helpers/wait.js';
+import { execFile } from 'node:child_process';
+
+/** `smc ARGS` in a process of its own (the controller runs in this one and must go on answering); its exit code and output. */
+function smc(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['dist/src/cli/main.js', ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
 
 /**
  * The Programmed condition against real Envoys on loopback: `client` (an
@@ -170,7 +178,18 @@ async function scenario(delta: boolean) {
     // Untouched objects keep their condition, though the route table they share with the edit is not taken yet.
     assert.equal(still.get('TrafficTarget demo/client-to-web')?.status, 'True', JSON.stringify(still.get('TrafficTarget demo/client-to-web')));
     assert.equal(still.get('TCPRoute demo/route-web')?.status, 'True');
+    // smc status lists what is not in force, and says so in its exit code.
+    const admin = `127.0.0.1:${controller.adminPort}`;
+    const listed = await smc('status', '--admin', admin);
+    assert.equal(listed.code, 1, listed.stderr);
+    assert.match(listed.stdout, /^OBJECT\s+PROGRAMMED\s+REASON\s+PROXIES\nHTTPRoute demo\/web-headers\s+False\s+Pending\s+0\/1\n/);
+    assert.match(listed.stdout, new RegExp(`HTTPRoute demo/web-headers: waiting [\\d.]+m?s for demo/client/vm:client-vm to take route outbound\\|${webPort}\\n`));
+    assert.doesNotMatch(listed.stdout, /TrafficTarget/, 'programmed objects are not listed without --all');
+    const waited = smc('status', '--admin', admin, '--wait', '30s');
     client.envoy.kill('SIGCONT');
+    const done = await waited;
+    assert.equal(done.code, 0, `${done.stdout}${done.stderr}`);
+    assert.equal(done.stdout, 'every policy object is programmed on every connected proxy it shapes\n');
     await until('the route programmed once the proxy reads again', (c) => (c.get('HTTPRoute demo/web-headers')?.status === 'True' ? true : undefined));
     const second = await waitFor('the new header through the sidecars', async () => {
       const r = await call(webPort);
@@ -191,6 +210,9 @@ async function scenario(delta: boolean) {
     assert.match(tt.message, new RegExp(`^rejected by 1 of 1 proxies: demo/client/vm:client-vm rejected listener outbound\\|${apiPort}\\|explicit: `));
     // Exactly the objects behind that listener: the others stay as they were.
     for (const k of ['TrafficTarget demo/client-to-web', 'TCPRoute demo/route-web', 'HTTPRoute demo/web-headers']) assert.equal(rejected.get(k)?.status, 'True', `${k}: ${JSON.stringify(rejected.get(k))}`);
+    const json = await smc('status', '--admin', `127.0.0.1:${controller.adminPort}`, '-o', 'json');
+    assert.equal(json.code, 1);
+    assert.deepEqual((JSON.parse(json.stdout) as { objects: { object: string; programmed: Programmed }[] }).objects.map((o) => [o.object, o.programmed.reason]).sort(), [['TCPRoute demo/route-api', 'Rejected'], ['TrafficTarget demo/client-to-api', 'Rejected']]);
 
     // 4. The NACK costs that resource only: later changes keep reaching the proxy, and the api objects stay Rejected.
     writeFileSync(join(dir, 'mesh', 'route.yaml'), headerRoute(webPort, 'three'));

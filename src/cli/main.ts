@@ -9,6 +9,7 @@ Usage:
   smc bootstrap --identity NS/SA --xds-address HOST:PORT
                                   Write a sidecar's Envoy bootstrap and certificates
   smc proxy-status                Show which proxies are in sync with the controller
+  smc status                      Show which policy objects are not yet in force (Pending, Rejected)
   smc proxy-config NODE [TYPE]    Show what the controller serves one proxy (config_dump shape)
   smc explain --from NS/SA --to SERVICE[.NS]:PORT [SOURCE...]
                                   Say whether a request would be allowed, and why
@@ -47,6 +48,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   controller: async () => import('./runtime-commands.js').then((m) => ({ run: m.controllerCommand, help: m.HELP_CONTROLLER, options: m.OPTIONS_CONTROLLER })),
   bootstrap: async () => import('./runtime-commands.js').then((m) => ({ run: m.bootstrapCommand, help: m.HELP_BOOTSTRAP, options: m.OPTIONS_BOOTSTRAP })),
   'proxy-status': async () => import('./runtime-commands.js').then((m) => ({ run: m.proxyStatusCommand, help: m.HELP_PROXY_STATUS, options: m.OPTIONS_PROXY_STATUS })),
+  status: async () => import('./status-command.js').then((m) => ({ run: m.statusCommand, help: m.HELP_STATUS, options: m.OPTIONS_STATUS })),
   'proxy-config': async () => import('./proxy-config-command.js').then((m) => ({ run: m.proxyConfigCommand, help: m.HELP_PROXY_CONFIG, options: m.OPTIONS_PROXY_CONFIG })),
   explain: async () => import('./explain-command.js').then((m) => ({ run: m.explainCommand, help: m.HELP_EXPLAIN, options: m.OPTIONS_EXPLAIN })),
   certs: async () => import('./certs-command.js').then((m) => ({ run: m.certsCommand, help: m.HELP_CERTS, options: m.OPTIONS_CERTS, subcommands: ['list', 'revoke'] })),

@@ -1,7 +1,9 @@
 import { stringify } from 'yaml';
 import { StartupError } from '../adapters/startup-error.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../runtime/log.js';
-import { adminUrl, hostPort, UsageError } from './usage.js';
+import { adminUrl, durationMs, hostPort, UsageError } from './usage.js';
+
+export { durationMs };
 import { columns } from '../output/render.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -214,15 +216,6 @@ async function ownImage(kubernetes: { podImage(ns: string, name: string, contain
 function portNumber(value: string, flag: string): number {
   if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`${flag} expects a port number (0-65535), got ${JSON.stringify(value)}`);
   return Number(value);
-}
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** `250ms`, `2s`, `5m`, `24h` or a bare number of milliseconds. */
-export function durationMs(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) throw new UsageError(`${flag} expects a duration such as 100ms, 2s, 5m or 24h, got ${JSON.stringify(value)}`);
-  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
 }
 
 /** The options of `controllerCommand` (its help lists each; completion and suggestions read them). */

@@ -15,3 +15,12 @@ export function hostPort(value: string, flag: string): { host: string; port: num
 
 /** The base URL of an admin port (IPv6 literals bracketed). */
 export const adminUrl = (host: string, port: number): string => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `250ms`, `2s`, `5m`, `24h` or a bare number of milliseconds. */
+export function durationMs(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new UsageError(`${flag} expects a duration such as 100ms, 2s, 5m or 24h, got ${JSON.stringify(value)}`);
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
+}
