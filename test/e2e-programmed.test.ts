@@ -162,6 +162,11 @@ async function scenario(delta: boolean) {
       return 'status' in r && r.status === 200 && r.headers['x-programmed'] === 'one' ? r : undefined;
     });
     assert.equal(first.headers['x-programmed'], 'one');
+    // smc explain says of each object it names whether it is in force.
+    const explained = await smc('explain', '--admin', `127.0.0.1:${controller.adminPort}`, '--from', 'demo/client', '--to', `web.demo:${webPort}`);
+    assert.equal(explained.code, 0, explained.stderr);
+    assert.match(explained.stdout, /allowed by TrafficTarget demo\/client-to-web spec\.rules\[0\] — programmed on 2 of 2 proxies\n/);
+    assert.match(explained.stdout, /routed by HTTPRoute demo\/web-headers: .* — programmed on 1 of 1 proxies\n/);
 
     // 2. A proxy that stops reading: an edit of the route it carries stays Pending, naming it, for as long as it does not answer.
     client.envoy.kill('SIGSTOP');
@@ -210,6 +215,8 @@ async function scenario(delta: boolean) {
     assert.match(tt.message, new RegExp(`^rejected by 1 of 1 proxies: demo/client/vm:client-vm rejected listener outbound\\|${apiPort}\\|explicit: `));
     // Exactly the objects behind that listener: the others stay as they were.
     for (const k of ['TrafficTarget demo/client-to-web', 'TCPRoute demo/route-web', 'HTTPRoute demo/web-headers']) assert.equal(rejected.get(k)?.status, 'True', `${k}: ${JSON.stringify(rejected.get(k))}`);
+    const why = await smc('explain', '--admin', `127.0.0.1:${controller.adminPort}`, '--from', 'demo/client', '--to', `api.demo:${apiPort}`);
+    assert.match(why.stdout, new RegExp(`allowed by TrafficTarget demo/client-to-api spec\\.rules\\[0\\] — not on demo/client/vm:client-vm: NACK of listener outbound\\|${apiPort}\\|explicit: .*Address already in use\\n`), why.stdout);
     const json = await smc('status', '--admin', `127.0.0.1:${controller.adminPort}`, '-o', 'json');
     assert.equal(json.code, 1);
     assert.deepEqual((JSON.parse(json.stdout) as { objects: { object: string; programmed: Programmed }[] }).objects.map((o) => [o.object, o.programmed.reason]).sort(), [['TCPRoute demo/route-api', 'Rejected'], ['TrafficTarget demo/client-to-api', 'Rejected']]);

@@ -63,6 +63,13 @@ test('the /mesh page draws identities, who may call whom, splits and proxy state
     assert.ok(picture.proxies.includes('bookbuyer/bookbuyer: SYNCED'));
     assert.ok(picture.proxies.includes('bookstore/bookstore: NACK — <img src=x onerror=alert(1)> rejected'), 'a NACK message is shown as text');
     assert.equal(picture.images, 0, 'never as markup');
+    // What bookstore refused (its clusters, the NACK names none) is traced to the TrafficTarget that gave it them, the
+    // route group that TrafficTarget names, and the MeshConfig (whose settings shape every resource).
+    await page.waitForSelector('.policy[data-reason="Rejected"]', { timeout: 10_000 });
+    const policies = await page.evaluate(() => [...document.querySelectorAll('.policy')].map((e) => [e.getAttribute('data-object'), e.getAttribute('data-reason'), e.textContent]));
+    assert.deepEqual(policies.filter((p) => p[1] === 'Rejected').map((p) => p[0]), ['HTTPRouteGroup bookwarehouse/bookwarehouse-service-routes', 'MeshConfig smc-system/smc', 'TrafficTarget bookwarehouse/bookstore-access-bookwarehouse'], JSON.stringify(policies));
+    assert.match(policies.find((p) => p[0] === 'TrafficTarget bookwarehouse/bookstore-access-bookwarehouse')![2]!, /^TrafficTarget bookwarehouse\/bookstore-access-bookwarehouse: Rejected — rejected by 1 of 1 proxies: bookstore\/bookstore rejected cluster outbound\|14001\|bookwarehouse\.bookwarehouse: <img src=x onerror=alert\(1\)> rejected$/);
+    assert.equal(await page.evaluate(() => document.querySelectorAll('img').length), 0, 'a NACK message is never markup');
 
     // A policy change: bookthief is granted, and the split moves to 50/50. The same document redraws.
     await page.evaluate(() => Object.assign(window, { sameDocument: true }));

@@ -2,8 +2,8 @@ import { stringify } from 'yaml';
 import { parseArgs } from 'node:util';
 import { loadPaths } from '../adapters/yaml-files.js';
 import { compileIR } from '../compiler/compile.js';
-import { explain, type Explanation } from '../compiler/explain.js';
-import { explanationText, parseExplainQuery, type ExplainArgs } from '../output/explain.js';
+import { explain } from '../compiler/explain.js';
+import { explanationText, parseExplainQuery, type ExplainArgs, type LiveExplanation } from '../output/explain.js';
 import { adminUrl, hostPort, UsageError } from './usage.js';
 
 export const HELP_EXPLAIN = `smc explain --from NS/SA --to SERVICE[.NS]:PORT [request] [SOURCE...]
@@ -68,7 +68,7 @@ export async function explainCommand(args: string[]): Promise<number> {
   }
   if (values.output !== undefined && values.output !== 'json' && values.output !== 'yaml') throw new UsageError(`-o expects json or yaml (or nothing, for text), got ${JSON.stringify(values.output)}`);
   const asked: ExplainArgs = { from: values.from, to: values.to, method: values.method, path: values.path, headers: values.header ?? [] };
-  let answer: Explanation;
+  let answer: LiveExplanation;
   if (positionals.length > 0) {
     const { ir, status } = compileIR(await loadPaths(positionals));
     const parsed = parseExplainQuery(asked, ir.settings.trustDomain);
@@ -93,7 +93,7 @@ export async function explainCommand(args: string[]): Promise<number> {
       process.stderr.write(`smc explain: the controller answered ${res.status}: ${(await res.text()).trim()}\n`);
       return 3;
     }
-    answer = (await res.json()) as Explanation;
+    answer = (await res.json()) as LiveExplanation;
   }
   process.stdout.write(values.output === 'json' ? `${JSON.stringify(answer, null, 2)}\n` : values.output === 'yaml' ? stringify(answer, { lineWidth: 0 }) : explanationText(answer));
   return answer.verdict === 'allowed' ? 0 : answer.verdict === 'unknown' ? 4 : 1;

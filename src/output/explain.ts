@@ -1,5 +1,39 @@
 import type { ExplainQuery, Explanation, DestinationVerdict } from '../compiler/explain.js';
 import { accountOf, identityOf, parseIdentity } from '../compiler/ir/types.js';
+import type { ObjectKey, ProgrammedCondition } from '../compiler/programmed.js';
+import { clientText } from '../compiler/client-text.js';
+
+/** An explanation from a running controller: each policy object it names, with its Programmed condition. */
+export type LiveExplanation = Explanation & { readonly programmed?: Readonly<Record<ObjectKey, ProgrammedCondition>> };
+
+/** `TrafficTarget ns/name spec.rules[0]`, `TrafficSplit ns/name`, `HTTPRoute ns/name`: the object named. */
+const NAMED = /^(TrafficTarget|TrafficSplit|HTTPRoute|GRPCRoute) ([a-z0-9][-a-z0-9.]*\/[a-z0-9][-a-z0-9.]*)/;
+const namedObject = (text: string): ObjectKey | undefined => {
+  const m = NAMED.exec(text);
+  return m ? `${m[1]} ${m[2]}` : undefined;
+};
+
+/** The policy objects an explanation names, each with its Programmed condition (those the controller has one for). */
+export function withProgrammedNotes(e: Explanation, conditions: ReadonlyMap<ObjectKey, ProgrammedCondition>): LiveExplanation {
+  const named = new Set<ObjectKey>();
+  const add = (k: ObjectKey | undefined) => k !== undefined && conditions.has(k) && named.add(k);
+  for (const b of [...e.backends, ...e.unreached]) for (const d of b.destinations) if (d.allowedBy) add(namedObject(d.allowedBy.policy));
+  if (e.split) add(`TrafficSplit ${e.split.name}`);
+  for (const r of e.route?.routes ?? []) add(namedObject(r));
+  if (named.size === 0) return e;
+  return { ...e, programmed: Object.fromEntries([...named].sort().map((k) => [k, conditions.get(k)!])) };
+}
+
+/** One condition in a few words, after the object it is of. */
+function programmedNote(c: ProgrammedCondition | undefined): string {
+  if (!c) return '';
+  if (c.reason === 'Programmed') return ` — programmed on ${c.programmed} of ${c.proxies} proxies`;
+  if (c.reason === 'NoProxies') return ' — no connected proxy carries it';
+  const r = c.rejected?.[0];
+  if (r) return ` — not on ${clientText(r.node, 128)}: NACK of ${r.kind} ${clientText(r.resource, 256)}: ${clientText(r.message)}`;
+  const p = c.pending?.[0];
+  return ` — programmed on ${c.programmed} of ${c.proxies} proxies; not yet on ${p ? `${clientText(p.node, 128)} (${p.kind}, sent ${(p.waitingMs / 1000).toFixed(1)} s ago, not acknowledged)` : 'every one'}`;
+}
 
 /**
  * The user's side of `smc explain`: the query as typed (on the command line,
@@ -66,24 +100,30 @@ export function parseExplainQuery(a: ExplainArgs, trustDomain: string): { query:
   return { query: { from, service, port, ...(http ? { request: { method: a.method ?? 'GET', path, headers, ...query } } : {}) } };
 }
 
-function destinationLines(d: DestinationVerdict, indent: string): string[] {
+function destinationLines(d: DestinationVerdict, indent: string, notes: LiveExplanation['programmed']): string[] {
   const head = `${indent}${accountOf(d.identity)} port ${d.port} (${d.workloads.join(', ')}): `;
-  if (d.allowed) return [`${head}allowed by ${d.allowedBy!.policy}${d.allowedBy!.match ? ` (${d.allowedBy!.match})` : ''}`];
+  if (d.allowed) return [`${head}allowed by ${d.allowedBy!.policy}${d.allowedBy!.match ? ` (${d.allowedBy!.match})` : ''}${noteOf(notes, d.allowedBy!.policy)}`];
   return [`${head}denied`, ...d.reasons.map((r) => `${indent}  - ${r}`)];
 }
 
 /** The answer as people read it: the verdict first, then where the request goes and why. */
-export function explanationText(e: Explanation): string {
+const noteOf = (notes: LiveExplanation['programmed'], text: string): string => {
+  const k = namedObject(text);
+  return notes && k ? programmedNote(notes[k]) : '';
+};
+
+export function explanationText(e: LiveExplanation): string {
+  const notes = e.programmed;
   const request = e.request ? ` ${e.request.method} ${e.request.path}${e.request.query && Object.keys(e.request.query).length > 0 ? `?${new URLSearchParams(e.request.query as Record<string, string>).toString()}` : ""}${Object.entries(e.request.headers).map(([k, v]) => ` ${k}=${v}`).join('')}` : '';
   const lines = [`${e.verdict.toUpperCase()}: ${accountOf(e.from)} -> ${e.to}${e.protocol ? ` (${e.protocol.toUpperCase()})` : ''}${request}`];
   for (const r of e.reasons) lines.push(`  - ${r}`);
-  if (e.split) lines.push(`  TrafficSplit ${e.split.name}: ${e.split.applies ? 'applies' : 'does not apply'}${e.split.note ? ` (${e.split.note})` : ''}`);
-  if (e.route) lines.push(`  routed by ${e.route.routes.join(', ')}: ${e.route.rule ?? 'no rule matches'}`);
+  if (e.split) lines.push(`  TrafficSplit ${e.split.name}: ${e.split.applies ? 'applies' : 'does not apply'}${e.split.note ? ` (${e.split.note})` : ''}${noteOf(notes, `TrafficSplit ${e.split.name}`)}`);
+  if (e.route) lines.push(`  routed by ${e.route.routes.join(', ')}: ${e.route.rule ?? 'no rule matches'}${e.route.routes.length === 1 ? noteOf(notes, e.route.routes[0]!) : ''}`);
   const total = e.backends.reduce((n, b) => n + b.weight, 0);
   for (const b of e.backends) {
     const share = e.backends.length > 1 ? ` ${Math.round((100 * b.weight) / total)}%` : '';
     lines.push(`  ->${share} ${b.service}`);
-    for (const d of b.destinations) lines.push(...destinationLines(d, '     '));
+    for (const d of b.destinations) lines.push(...destinationLines(d, '     ', notes));
   }
   for (const r of e.rejected ?? []) lines.push(`  note: ${r}`);
   if (e.unreached.length > 0) {
@@ -91,7 +131,7 @@ export function explanationText(e: Explanation): string {
     for (const b of e.unreached) {
       lines.push(`    ${b.service}`);
       if (b.destinations.length === 0) lines.push('       (no endpoints)');
-      for (const d of b.destinations) lines.push(...destinationLines(d, '       '));
+      for (const d of b.destinations) lines.push(...destinationLines(d, '       ', notes));
     }
   }
   return `${lines.join('\n')}\n`;

@@ -44,6 +44,7 @@ export const MESH_PAGE = `<!doctype html>
   <p class="note">Green: every proxy of the identity acknowledged its configuration; yellow: sent, not yet acknowledged; red: a proxy rejected it (NACK); grey: no proxy connected.</p>
   <h2>Traffic splits</h2><ul id="splits"></ul>
   <h2>Routes (Gateway API)</h2><ul id="routes"></ul>
+  <h2>Not in force</h2><ul id="programmed"></ul>
   <h2>Proxies</h2><ul id="proxies"></ul>
   <h2>Who may call whom</h2><ul id="grants"></ul>
 </aside>
@@ -99,6 +100,12 @@ function draw(graph, version) {
   const routes = document.getElementById("routes");
   routes.replaceChildren(...(graph.routes.length ? graph.routes.map((r) =>
     el("li", { class: "route", "data-name": r.name }, r.service + (r.port ? ":" + r.port : "") + " (" + r.name + ", " + (r.callers === "all" ? "every caller" : "callers in " + r.callers) + "): " + (r.backends.join(", ") || "no backend"))) : [el("li", { class: "note" }, "none")]));
+  // Policy objects some connected proxy has not taken (Pending), refused (Rejected), or that no proxy carries.
+  const programmed = document.getElementById("programmed");
+  const notInForce = (graph.programmed || []).filter((o) => o.programmed.status !== "True");
+  programmed.replaceChildren(...(notInForce.length ? notInForce.map((o) =>
+    el("li", { class: "policy", "data-object": o.object, "data-reason": o.programmed.reason }, o.object + ": " + o.programmed.reason + " — " + o.programmed.message))
+    : [el("li", { class: "note" }, (graph.programmed || []).length ? "every policy object is programmed on every connected proxy it shapes" : "no policy object")]));
   const proxies = document.getElementById("proxies");
   const all = graph.identities.flatMap((i) => i.proxies.map((p) => ({ ...p, identity: i.id })));
   proxies.replaceChildren(...(all.length ? all.map((p) =>

@@ -16,6 +16,8 @@ import { proxyStates } from './proxy-status.js';
 import { programmedList, renderStatus, statusLines, withProgrammed } from '../output/render.js';
 import type { ObjectKey, ProgrammedCondition } from '../compiler/programmed.js';
 import { trackProgrammed } from './programmed-tracker.js';
+import { withProgrammedNotes } from '../output/explain.js';
+import type { Explanation } from '../compiler/explain.js';
 import { createAdminServer } from './admin-server.js';
 import { createAdsServer } from './ads-server.js';
 import { createSnapshotCache, type IdentityChange, type SnapshotCache } from './cache.js';
@@ -175,7 +177,9 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       if ('refused' in turn) return { code: 503, body: { errors: [`explain is ${turn.refused}; retry shortly`] } };
       try {
         const one = (k: string) => q.get(k) ?? undefined;
-        return await worker.explain(servedCompile, { from: one('from'), to: one('to'), method: one('method'), path: one('path'), headers: q.getAll('header') });
+        const answer = await worker.explain(servedCompile, { from: one('from'), to: one('to'), method: one('method'), path: one('path'), headers: q.getAll('header') });
+        // With the Programmed condition of each policy object it names: in force on which proxies.
+        return answer.code === 200 ? { ...answer, body: withProgrammedNotes(answer.body as Explanation, programmedNow()) } : answer;
       } finally {
         turn();
       }
