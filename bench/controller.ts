@@ -113,6 +113,11 @@ export interface ControllerRow {
   splitStreams: number;
   policyMs: number;
   policyStreams: number;
+  /** From the split change's write until /status/inputs says the split is programmed on every proxy it shapes (as of a reading after the write). */
+  splitProgrammedMs: number;
+  /** How often the Programmed conditions were worked out during the row, and the mean time of one. */
+  programmedRecomputes: number;
+  programmedMeanMs: number;
 }
 
 const ns = (i: number) => nsOf(i);
@@ -203,17 +208,40 @@ export async function measureController(services: number, perIdentity: number): 
     // One split change: 90/10 -> 80/20 of one split; the root's callers get new routes.
     const root = Math.floor(services / 2) - (Math.floor(services / 2) % 10) + 20;
     const splitExpect = streamsOf(callersOf(root), [TYPE_URL.route]);
-    const splitMs = await timed(splitExpect, () => write(`svc-${root}.yaml`, serviceUnit(services, root, { splitWeight: 80 })));
+    const admin = `http://127.0.0.1:${controller.adminPort}`;
+    const splitObject = `TrafficSplit ${ns(root)}/split-svc-${root}`;
+    let written = 0;
+    const splitMs = await timed(splitExpect, () => {
+      written = Date.now();
+      write(`svc-${root}.yaml`, serviceUnit(services, root, { splitWeight: 80 }));
+    });
+    // The same edit, confirmed: the split's Programmed condition True as of a reading of the proxies made after the write.
+    let splitProgrammedMs = -1;
+    for (const end = Date.now() + 60_000; Date.now() < end; ) {
+      const doc = (await (await fetch(`${admin}/status/inputs`)).json()) as { programmedAsOf?: string; objects: { object: string; programmed?: { status: string } }[] };
+      const asOf = doc.programmedAsOf ? Date.parse(doc.programmedAsOf) : 0;
+      if (asOf > written && doc.objects.find((o) => o.object === splitObject)?.programmed?.status === 'True') {
+        splitProgrammedMs = Date.now() - written;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
     // One policy change: a service gets a new caller (one further back in its namespace): the caller's clusters change.
     const callee = Math.floor(services / 2) + 30;
     const caller = callee + 7;
     const policyExpect = streamsOf([caller], [TYPE_URL.cluster]);
     const policyMs = await timed(policyExpect, () => write(`svc-${callee}.yaml`, serviceUnit(services, callee, { extraCaller: [callee, caller] })));
 
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
+    const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    const recomputes = metric('smc_programmed_duration_seconds_count');
     return {
       services,
       perIdentity,
       proxies: nodes.length,
+      splitProgrammedMs,
+      programmedRecomputes: recomputes,
+      programmedMeanMs: Math.round((metric('smc_programmed_duration_seconds_sum') / recomputes) * 1000 * 10) / 10,
       startMs: Math.round(startMs),
       rssMiB: Math.round(rssAtStart / 1024 / 1024),
       connectMs: Math.round(connectMs),

@@ -145,6 +145,9 @@ const CONTROLLER_COLUMNS: [keyof ControllerRow, string][] = [
   ['splitStreams', 'streams pushed '],
   ['policyMs', 'policy change ms'],
   ['policyStreams', 'streams pushed  '],
+  ['splitProgrammedMs', 'split change to Programmed True ms'],
+  ['programmedRecomputes', 'Programmed recomputes'],
+  ['programmedMeanMs', 'one recompute ms (mean)'],
 ];
 
 const FOLDER_COLUMNS: [keyof FolderRow, string][] = [

@@ -214,20 +214,24 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
         const parents = (obj as { status?: { parents?: { controllerName?: string }[] } }).status?.parents ?? [];
         const mine = parents.filter((p) => p.controllerName === CONTROLLER_NAME) as unknown as RouteParentStatus[];
         const programmedNow = (mine[0]?.conditions as readonly Condition[] | undefined)?.find((c) => c.type === 'Programmed');
+        // What smc means to write stays what it was (a read-back of an older write must not undo a newer one); the API server's copy is `condition`.
         owned.set(unit, {
           ...base,
           ...kept,
           condition: parentsKey(mine, base.generation),
           otherParents: parents.filter((p) => p.controllerName !== CONTROLLER_NAME),
-          parents: mine.map((p) => ({ ...p, conditions: p.conditions.filter((c) => (c as { type: string }).type !== 'Programmed') })),
-          programmed: programmedNow,
+          parents: was?.parents ?? mine.map((p) => ({ ...p, conditions: p.conditions.filter((c) => (c as { type: string }).type !== 'Programmed') })),
+          programmed: was ? was.programmed : programmedNow,
         });
       } else {
         const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions ?? [];
         const accepted = conditions.find((c) => c.type === 'Accepted');
         const programmedNow = conditions.find((c) => c.type === 'Programmed');
-        owned.set(unit, { ...base, ...kept, condition: conditionsKey([accepted, programmedNow]), accepted, programmed: programmedNow });
+        owned.set(unit, { ...base, ...kept, condition: conditionsKey([accepted, programmedNow]), accepted: was?.accepted ?? accepted, programmed: was ? was.programmed : programmedNow });
       }
+      // Status someone else changed (or a write of ours that a newer one follows): what smc means is written again.
+      const target = owned.get(unit)!;
+      if (was && statusKey(statusOf(target), target) !== target.condition) enqueue(unit);
     }
     const document = documentOf(w, obj);
     const text = JSON.stringify(document.value);
@@ -363,18 +367,24 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
           if (entry.parents === undefined) continue;
           // The route's status per parent: written only when smc's part of it changed.
           const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-          target.parents = entry.parents.map((p) => ({ ...p, conditions: p.conditions.map((c) => ({ ...c, message: c.message.slice(0, 2048), observedGeneration: target.generation, lastTransitionTime: now })) }));
+          // A condition keeps its transition time while its status stays.
+          const since = (parent: number, type: string, status: string) => {
+            const c = (target.parents?.[parent]?.conditions as readonly Condition[] | undefined)?.find((x) => x.type === type);
+            return c?.status === status && c.lastTransitionTime ? c.lastTransitionTime : now;
+          };
+          target.parents = entry.parents.map((p, i) => ({ ...p, conditions: p.conditions.map((c) => ({ ...c, message: c.message.slice(0, 2048), observedGeneration: target.generation, lastTransitionTime: since(i, c.type, c.status) })) }));
           enqueue(unit);
           continue;
         }
         const accepted = entry.state === 'Accepted' || entry.state === 'PartiallyAccepted';
+        const status = accepted ? 'True' : 'False';
         target.accepted = {
           type: 'Accepted',
-          status: accepted ? 'True' : 'False',
+          status,
           reason: entry.state,
           message: entry.messages.map((m) => `${m.severity}: ${formatMessage(m)}`).join('; ').slice(0, 2048) || 'accepted by smc',
           observedGeneration: target.generation,
-          lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+          lastTransitionTime: target.accepted?.status === status && target.accepted.lastTransitionTime ? target.accepted.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
         };
         // Written only when it changed: the same status again is not another write.
         enqueue(unit);

@@ -141,6 +141,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
   let status: { objects: unknown[] } = { objects: [] };
   // Which proxies carry each policy object (see programmed-tracker.ts); empty until the first compile is served.
   let programmedNow: () => ReadonlyMap<ObjectKey, ProgrammedCondition> = () => new Map();
+  let programmedAsOf: () => number | undefined = () => undefined;
   /** Which compile is being served (the compile worker keeps its IR and answers /explain and /mesh there); undefined until the first. */
   let servedCompile: number | undefined;
   let worker: CompilerThread | undefined;
@@ -184,7 +185,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         turn();
       }
     };
-    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, waitingFor: () => waitingFor(), inputs: () => ({ objects: withProgrammed(status.objects, programmedNow()) }), rotateRoot: () => rotateRootNow(), explain: explainServed, proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: async () => (servedCompile === undefined || !worker ? undefined : { ...(await worker.graph(servedCompile, proxyStates(proxies))), programmed: programmedList(programmedNow()) }), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts, log: o.log });
+    admin = createAdminServer({ proxies, metrics, ready: () => ready && serving, waitingFor: () => waitingFor(), inputs: () => {
+      const asOf = programmedAsOf();
+      return { objects: withProgrammed(status.objects, programmedNow()), ...(asOf !== undefined ? { programmedAsOf: new Date(asOf).toISOString() } : {}) };
+    }, rotateRoot: () => rotateRootNow(), explain: explainServed, proxyConfig: (node) => proxyConfigDocument(node, proxies, cache, protos), meshGraph: async () => (servedCompile === undefined || !worker ? undefined : { ...(await worker.graph(servedCompile, proxyStates(proxies))), programmed: programmedList(programmedNow()) }), leader: () => ({ identity: o.leader?.identity, leader: leads(), holder: o.leader?.holder() }), token: await adminToken(o.stateDir), allowedHosts: o.adminAllowedHosts, log: o.log });
     adminPort = await admin.listen(o.adminHost, o.adminPort).catch((e: NodeJS.ErrnoException) => {
       throw new StartupError(e.code === 'EADDRINUSE' ? `${where(o.adminHost, o.adminPort)} is in use (--admin-address): another controller, or another program, listens there` : `cannot listen on ${where(o.adminHost, o.adminPort)} (--admin-address): ${e.message}`);
     });
@@ -424,9 +428,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     cleanups.push(() => ads.close());
     serving = true;
     // Programmed: which proxies carry each policy object, worked out again when what they took changed.
-    const programmed = trackProgrammed({ proxies, snapshotOf: (id) => cache.get(id), ask: (q) => compiler.programmed(q), intervalMs: o.programmedIntervalMs, log: (m) => o.log(m, { level: 'warn' }) });
+    const programmed = trackProgrammed({ proxies, snapshotOf: (id) => cache.get(id), ask: (q) => compiler.programmed(q), intervalMs: o.programmedIntervalMs, log: (m) => o.log(m, { level: 'warn' }), observe: (seconds) => metrics.programmedDuration.observe(seconds) });
     cleanups.push(async () => programmed.close());
     programmedNow = () => programmed.current();
+    programmedAsOf = () => programmed.asOf();
     afterPublish = () => programmed.touch(true);
     programmed.onChange((conditions) => {
       countNotProgrammed(metrics, conditions);

@@ -28,6 +28,8 @@ export interface Metrics {
   readonly sourceDrift: client.Counter<'source'>;
   /** Compiles run (the first, and one per batch of input changes). */
   readonly compiles: client.Counter;
+  /** How long each recompute of the Programmed conditions took. */
+  readonly programmedDuration: client.Histogram;
   /** Accepted policy objects whose Programmed condition is not True, by kind and reason. */
   readonly notProgrammed: client.Gauge<'kind' | 'reason'>;
   /** Read at scrape time: status writes each source made so far, by the kind of object. */
@@ -53,6 +55,7 @@ export function createMetrics(): Metrics {
     handshakeFailures: new client.Counter({ name: 'smc_xds_handshake_failures_total', help: 'Connections to the xDS port whose mutual-TLS handshake failed, by reason (no certificate, unknown CA, expired, not TLS...)', labelNames: ['reason'], ...opts }),
     compiles: new client.Counter({ name: 'smc_compiles_total', help: 'Compiles run: the first, then one per batch of input changes (a source change that smc does not read, such as a pod status condition, runs none)', ...opts }),
     sourceDrift: new client.Counter({ name: 'smc_source_drift_total', help: 'Changes a source found by its periodic reconcile rather than by its watch (a watch that misses events shows here)', labelNames: ['source'], ...opts }),
+    programmedDuration: new client.Histogram({ name: 'smc_programmed_duration_seconds', help: 'Time to work out every policy object\'s Programmed condition again (after a publish, a push, an ACK or NACK; at most every 500 ms)', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10], ...opts }),
     notProgrammed: new client.Gauge({ name: 'smc_inputs_not_programmed', help: 'Accepted policy objects not yet in force on every connected proxy they shape, by kind and reason (Pending, Rejected, NoProxies)', labelNames: ['kind', 'reason'], ...opts }),
     statusWrites: () => new Map(),
     bytesSent: new client.Counter({ name: 'smc_xds_bytes_sent_total', help: 'Encoded resource bytes sent, by type', labelNames: ['type'], ...opts }),

@@ -17,6 +17,8 @@ export interface ProgrammedTracker {
   touch(published?: boolean): void;
   /** The latest conditions, by object key (empty before the first). */
   current(): ReadonlyMap<ObjectKey, ProgrammedCondition>;
+  /** When the proxies' state behind the latest conditions was read (ms since the epoch). */
+  asOf(): number | undefined;
   /** Told after each recompute whose conditions differ from the previous ones. */
   onChange(listener: (conditions: ReadonlyMap<ObjectKey, ProgrammedCondition>) => void): void;
   close(): void;
@@ -30,6 +32,8 @@ export interface TrackerOptions {
   /** Least time between two recomputes (default 500 ms). */
   readonly intervalMs?: number;
   readonly log: (message: string) => void;
+  /** Told how long each recompute took (seconds, the worker's part included). */
+  readonly observe?: (seconds: number) => void;
 }
 
 /** The runtime's half of a query: connection counts, and each unsettled proxy's pending and rejected resources. */
@@ -47,6 +51,7 @@ export function programmedQuery(proxies: ProxyRegistry, snapshotOf: TrackerOptio
 export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
   const interval = o.intervalMs ?? 500;
   let conditions: ReadonlyMap<ObjectKey, ProgrammedCondition> = new Map();
+  let asOf: number | undefined;
   let text = '';
   const listeners: ((c: ReadonlyMap<ObjectKey, ProgrammedCondition>) => void)[] = [];
   let dirty = false;
@@ -65,7 +70,10 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
     published = false;
     lastRun = Date.now();
     try {
-      const answer = await o.ask(programmedQuery(o.proxies, o.snapshotOf, Date.now()));
+      const at = Date.now();
+      const answer = await o.ask(programmedQuery(o.proxies, o.snapshotOf, at));
+      o.observe?.((Date.now() - at) / 1000);
+      asOf = at;
       // Ages in messages move with the clock: a change is a change of anything but them.
       const next = JSON.stringify(answer.map(([k, c]) => [k, c.status, c.reason, c.proxies, c.programmed, c.rejected, c.pending?.map((p) => [p.node, p.kind, p.resources])]));
       conditions = new Map(answer);
@@ -101,6 +109,7 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
   return {
     touch,
     current: () => conditions,
+    asOf: () => asOf,
     onChange: (l) => void listeners.push(l),
     close() {
       closed = true;

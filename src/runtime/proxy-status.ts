@@ -81,7 +81,7 @@ export function recordReply(
 ): void {
   const t = (record.types[kind] ??= {});
   const inFlight = t.inFlight ?? new Set<string>();
-  t.inFlight = new Set();
+  t.inFlight = undefined;
   if (errorDetail && (errorDetail.message || errorDetail.code)) {
     // The proxy's own words: escaped and bounded before anyone logs or prints them.
     const message = clientText(errorDetail.message?.trim() || `code ${errorDetail.code}`);
@@ -115,7 +115,16 @@ export function recordReply(
       }
     }
   }
-  if (!t.unacked?.size) t.since = undefined;
+  settle(t);
+}
+
+/** A type with nothing outstanding holds no empty collections (a settled proxy costs what it did before). */
+function settle(t: TypeStatus): void {
+  if (!t.unacked?.size) {
+    t.unacked = undefined;
+    t.since = undefined;
+  }
+  if (!t.rejected?.size) t.rejected = undefined;
 }
 
 /** Resource names a NACK message mentions as words (its first 16 KiB: the text is the client's). */
@@ -158,7 +167,7 @@ export function recordSent(record: ProxyRecord, kind: ResourceKind, version: str
     t.unacked!.delete(name);
     t.rejected?.delete(name);
   }
-  if (!t.unacked?.size) t.since = undefined;
+  settle(t);
 }
 
 /**
