@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { loadPaths } from '../src/adapters/yaml-files.js';
 import { compile } from '../src/compiler/compile.js';
-import { originsOfName, programmedConditions, shapedBy, type ProgrammedQuery } from '../src/compiler/programmed.js';
+import { originsOfName, programmedConditions, ProgrammedIndex, shapedBy, type ProgrammedQuery } from '../src/compiler/programmed.js';
 import { progressOf, recordChanging, recordReply, recordSent, type ProxyRecord, type ReplyEvents } from '../src/runtime/proxy-status.js';
 
 /**
@@ -99,7 +99,7 @@ test('on the bookstore mesh: which proxies each object shapes, and which objects
   const id = (sa: string) => `spiffe://cluster.local/ns/${sa === 'mysql' ? 'bookwarehouse' : sa}/sa/${sa}`;
   const rulesOf = (tt: string) => (tt === 'TrafficTarget bookstore/bookbuyer-access-bookstore' ? ['HTTPRouteGroup bookstore/bookstore-service-routes'] : []);
   const ask = (q: Partial<ProgrammedQuery>, carries?: (o: string, v: string) => boolean) =>
-    programmedConditions({ codec, ir: result.ir, status: result.status, snapshotOf, rulesOf, ...(carries ? { carries } : {}) }, { connected: { [id('bookbuyer')]: 1, [id('bookstore')]: 2 }, progress: [], now: 10_000, ...q });
+    programmedConditions({ codec, ir: result.ir, status: result.status, snapshotOf, rulesOf, rulesVersion: '1', ...(carries ? { carries } : {}) }, { connected: { [id('bookbuyer')]: 1, [id('bookstore')]: 2 }, progress: [], now: 10_000, ...q });
 
   // Whom each object shapes: bookbuyer's TrafficTarget its destination (RBAC, inbound routes) and its source (what it may call).
   const buyer = shapedBy(codec, result.ir, id('bookbuyer'), snapshotOf(id('bookbuyer'))!);
@@ -124,7 +124,7 @@ test('on the bookstore mesh: which proxies each object shapes, and which objects
   );
 
   // bookbuyer has not taken its new route table: the objects behind it are Pending there, the others are as they were.
-  const pending = ask({ progress: [{ identity: id('bookbuyer'), node: 'bookbuyer/bookbuyer/b-2', pending: [{ kind: 'route', names: ['outbound|14001|bookstore.bookstore'], held: ['old'], since: 7_500 }], rejected: [] }] });
+  const pending = ask({ progress: [{ stream: 2, identity: id('bookbuyer'), node: 'bookbuyer/bookbuyer/b-2', pending: [{ kind: 'route', names: ['outbound|14001|bookstore.bookstore'], held: ['old'], since: 7_500 }], rejected: [] }] });
   assert.deepEqual(pending.get('TrafficSplit bookstore/bookstore-split'), {
     status: 'False',
     reason: 'Pending',
@@ -137,12 +137,12 @@ test('on the bookstore mesh: which proxies each object shapes, and which objects
   assert.equal(pending.get('TrafficTarget bookwarehouse/bookstore-access-bookwarehouse')?.reason, 'Programmed', 'not behind that route table');
 
   // The version bookbuyer holds already carries the TrafficTarget as it is (only the split changed): the TrafficTarget stays programmed.
-  const carried = ask({ progress: [{ identity: id('bookbuyer'), node: 'bookbuyer/bookbuyer/b-2', pending: [{ kind: 'route', names: ['outbound|14001|bookstore.bookstore'], held: ['old'], since: 7_500 }], rejected: [] }] }, (o) => o !== 'TrafficSplit bookstore/bookstore-split');
+  const carried = ask({ progress: [{ stream: 2, identity: id('bookbuyer'), node: 'bookbuyer/bookbuyer/b-2', pending: [{ kind: 'route', names: ['outbound|14001|bookstore.bookstore'], held: ['old'], since: 7_500 }], rejected: [] }] }, (o) => o !== 'TrafficSplit bookstore/bookstore-split');
   assert.equal(carried.get('TrafficSplit bookstore/bookstore-split')?.reason, 'Pending');
   assert.equal(carried.get('TrafficTarget bookstore/bookbuyer-access-bookstore')?.reason, 'Programmed');
 
   // A rejection names the proxy, the resource and Envoy's words; a rejection outweighs a wait.
-  const rejected = ask({ progress: [{ identity: id('bookstore'), node: 'bookstore/bookstore/s-1', pending: [], rejected: [{ kind: 'listener', name: 'inbound', held: undefined, message: 'no', at: 1 }] }] });
+  const rejected = ask({ progress: [{ stream: 3, identity: id('bookstore'), node: 'bookstore/bookstore/s-1', pending: [], rejected: [{ kind: 'listener', name: 'inbound', held: undefined, message: 'no', at: 1 }] }] });
   assert.deepEqual(
     [...rejected].filter(([, c]) => c.reason === 'Rejected').map(([k, c]) => [k, c.message]).sort(),
     [
@@ -151,4 +151,22 @@ test('on the bookstore mesh: which proxies each object shapes, and which objects
       ['TrafficTarget bookstore/bookbuyer-access-bookstore', 'rejected by 1 of 3 proxies: bookstore/bookstore/s-1 rejected listener inbound: no'],
     ],
   );
+});
+
+test('the index answers what changed: a stream that moves touches its objects only, settling clears them, a disconnect leaves what only it carried without proxies', async () => {
+  const codec = loadEnvoyProtos();
+  const result = compile(await loadPaths(['golden/bookstore/input']), codec);
+  const id = (sa: string) => `spiffe://cluster.local/ns/${sa}/sa/${sa}`;
+  const inp = { codec, ir: result.ir, status: result.status, snapshotOf: (x: string) => result.snapshots.find((s) => s.identity === x), rulesOf: () => [], rulesVersion: '1' };
+  const index = new ProgrammedIndex();
+  const first = index.conditions(inp, { full: true, connected: { [id('bookbuyer')]: 1, [id('bookstore')]: 1 }, progress: [], now: 0 });
+  assert.equal(first.changed.length, 8, 'a full query answers every object');
+  assert.deepEqual(index.conditions(inp, { full: false, connected: {}, progress: [], now: 1 }), { changed: [], removed: [] }, 'nothing moved: nothing to say');
+  const pendingSplit = { stream: 7, identity: id('bookbuyer'), node: 'bookbuyer/bookbuyer/b-1', pending: [{ kind: 'route' as const, names: ['outbound|14001|bookstore.bookstore'], held: [undefined], since: 0 }], rejected: [] };
+  const moved = index.conditions(inp, { full: false, connected: {}, progress: [pendingSplit], now: 2 });
+  assert.deepEqual(moved.changed.map(([k, c]) => [k, c.reason]).sort(), [['MeshConfig smc-system/smc', 'Pending'], ['TrafficSplit bookstore/bookstore-split', 'Pending'], ['TrafficTarget bookstore/bookbuyer-access-bookstore', 'Pending']]);
+  const settled = index.conditions(inp, { full: false, connected: {}, progress: [{ ...pendingSplit, pending: [] }], now: 3 });
+  assert.deepEqual(settled.changed.map(([k, c]) => [k, c.reason]).sort(), [['MeshConfig smc-system/smc', 'Programmed'], ['TrafficSplit bookstore/bookstore-split', 'Programmed'], ['TrafficTarget bookstore/bookbuyer-access-bookstore', 'Programmed']]);
+  const gone = index.conditions(inp, { full: false, connected: { [id('bookbuyer')]: 0 }, progress: [], now: 4 });
+  assert.deepEqual(gone.changed.map(([k, c]) => [k, c.reason, c.proxies]).sort(), [['MeshConfig smc-system/smc', 'Programmed', 1], ['TrafficSplit bookstore/bookstore-split', 'NoProxies', 0], ['TrafficTarget bookstore/bookbuyer-access-bookstore', 'Programmed', 1]]);
 });

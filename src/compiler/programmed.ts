@@ -166,27 +166,10 @@ export function shapedBy(codec: ProtoCodec, ir: MeshIR, identity: Identity, snap
   return shaped;
 }
 
-/** What a TrafficTarget shapes, its rules' routes (HTTPRouteGroup, TCPRoute) shape too. */
-export function expandRules(shaped: Shaped, rulesOf: (trafficTarget: ObjectKey) => readonly ObjectKey[]): Shaped {
-  let out: Map<ObjectKey, Map<ResourceKind, Set<string>>> | undefined;
-  for (const [o, byKind] of shaped) {
-    if (!o.startsWith('TrafficTarget ')) continue;
-    for (const ref of rulesOf(o)) {
-      out ??= new Map([...shaped].map(([k, v]) => [k, new Map([...v].map(([kind, names]) => [kind, new Set(names)]))]));
-      let target = out.get(ref);
-      if (!target) out.set(ref, (target = new Map()));
-      for (const [kind, names] of byKind) {
-        const set = target.get(kind) ?? new Set();
-        for (const n of names) set.add(n);
-        target.set(kind, set);
-      }
-    }
-  }
-  return out ?? shaped;
-}
-
-/** One connected proxy that has not taken all it was sent (the runtime's view). */
+/** One connected proxy (one stream) and what it has not taken of what it was sent (the runtime's view). */
 export interface ProxyProgress {
+  /** The stream's number: a proxy's key from one query to the next. */
+  readonly stream: number;
   readonly identity: Identity;
   readonly node: string;
   /** Sent and not acknowledged, per type: the names, the version the proxy holds of each instead (undefined: none), and when the oldest was sent (ms since the epoch). */
@@ -195,13 +178,24 @@ export interface ProxyProgress {
   readonly rejected: readonly { readonly kind: ResourceKind; readonly name: string; readonly held: string | undefined; readonly message: string; readonly at: number }[];
 }
 
+/**
+ * What changed on the runtime's side since the last query (everything, when
+ * `full`): connection counts of the identities whose count changed (0: none
+ * left), and the progress of the streams whose progress changed (empty
+ * lists: settled, or gone).
+ */
 export interface ProgrammedQuery {
-  /** Connected proxies per identity. */
+  readonly full: boolean;
   readonly connected: Readonly<Record<Identity, number>>;
-  /** Only proxies with something pending or rejected. */
   readonly progress: readonly ProxyProgress[];
   /** The runtime's clock, for the ages in messages. */
   readonly now: number;
+}
+
+/** The conditions that changed since the last answer (all of them after a full query), and the objects that no longer have one. */
+export interface ProgrammedAnswer {
+  readonly changed: readonly (readonly [ObjectKey, ProgrammedCondition])[];
+  readonly removed: readonly ObjectKey[];
 }
 
 export type ProgrammedReason = 'Programmed' | 'Pending' | 'Rejected' | 'NoProxies';
@@ -232,6 +226,8 @@ export interface ProgrammedInputs {
   /** The snapshot each identity is served. */
   readonly snapshotOf: (identity: Identity) => Snapshot | undefined;
   readonly rulesOf: (trafficTarget: ObjectKey) => readonly ObjectKey[];
+  /** Changes whenever `rulesOf` may answer otherwise (every condition is then worked out again). */
+  readonly rulesVersion: string;
   /**
    * Whether a resource version a proxy holds already carries the object as it
    * is now (made after its last change): an object a change did not touch
@@ -241,106 +237,209 @@ export interface ProgrammedInputs {
   readonly carries?: (object: ObjectKey, version: string) => boolean;
 }
 
+type Pending = NonNullable<ProgrammedCondition['pending']>[number];
+type Rejected = NonNullable<ProgrammedCondition['rejected']>[number];
+type Trouble = { readonly pending: Pending[]; readonly rejected: Rejected[] };
+
 /**
- * The `Programmed` condition of every accepted policy object (by object key):
- * True when every connected proxy it shapes acknowledged all it shapes there;
- * else Rejected (some proxy rejected a resource it shapes), Pending (sent, not
- * yet acknowledged) or NoProxies (no connected proxy carries it).
+ * The `Programmed` condition of every accepted policy object, kept as an
+ * explicit index from one query to the next. A query says what changed on
+ * the runtime's side (connections, and the streams whose progress changed);
+ * which connected identities each object shapes is updated for the
+ * identities whose snapshot or connection changed; and only the objects
+ * these touch, or that have something not taken, are worked out again (all
+ * of them when the status or the rules changed). Rule references (a
+ * TrafficTarget's routes shape what it shapes) are applied per object.
  */
-export function programmedConditions(inp: ProgrammedInputs, q: ProgrammedQuery): Map<ObjectKey, ProgrammedCondition> {
-  const wanted = inp.status.filter((s) => PROGRAMMED_KINDS.has(s.object.kind) && (s.state === 'Accepted' || s.state === 'PartiallyAccepted'));
-  const keys = new Set(wanted.map((s) => objectKey(s.object)));
-  const meshConfig = wanted.find((s) => s.object.kind === 'MeshConfig');
-  const identities = meshIndex(inp.ir).identities;
-  // Object -> identities it shapes (only connected identities matter).
-  const shapedOf = new Map<Identity, Shaped>();
-  const shaped = (id: Identity): Shaped | undefined => {
-    let s = shapedOf.get(id);
-    if (s === undefined) {
+export class ProgrammedIndex {
+  /** Per connected identity: the shaping it was indexed with. */
+  private readonly indexed = new Map<Identity, Shaped>();
+  /** Object -> the connected identities it shapes (directly: rule references aside). */
+  private readonly holders = new Map<ObjectKey, Set<Identity>>();
+  private readonly connected = new Map<Identity, number>();
+  /** Streams with something not taken. */
+  private readonly unsettled = new Map<number, ProxyProgress>();
+  private readonly last = new Map<ObjectKey, { readonly condition: ProgrammedCondition; readonly text: string }>();
+  private lastStatus: readonly StatusEntry[] | undefined;
+  private lastRules: string | undefined;
+  /** Objects that had something not taken at the last answer. */
+  private troubled: ReadonlySet<ObjectKey> = new Set();
+  /** The policy objects of the status last seen, and who references each route (made again when the status or the rules change). */
+  private objects: ReturnType<typeof objectsOf> | undefined;
+
+  conditions(inp: ProgrammedInputs, q: ProgrammedQuery): ProgrammedAnswer {
+    if (q.full) {
+      this.connected.clear();
+      this.unsettled.clear();
+    }
+    const dirty = new Set<ObjectKey>();
+    for (const [id, n] of Object.entries(q.connected)) {
+      if ((this.connected.get(id) ?? 0) === n) continue;
+      if (n > 0) this.connected.set(id, n);
+      else this.connected.delete(id);
+      for (const o of this.indexed.get(id)?.keys() ?? []) dirty.add(o);
+    }
+    for (const p of q.progress) {
+      if (p.pending.length === 0 && p.rejected.length === 0) this.unsettled.delete(p.stream);
+      else this.unsettled.set(p.stream, p);
+    }
+    this.follow(inp, dirty);
+    const everything = q.full || inp.status !== this.lastStatus || inp.rulesVersion !== this.lastRules;
+    if (everything) this.objects = objectsOf(inp);
+    this.lastStatus = inp.status;
+    this.lastRules = inp.rulesVersion;
+    const { wanted, keys, meshConfig, referrers } = this.objects!;
+    for (const tt of [...dirty]) if (tt.startsWith('TrafficTarget ')) for (const r of inp.rulesOf(tt)) dirty.add(r);
+    const troubles = this.troubles(inp, q.now, keys, meshConfig);
+    for (const k of [...this.troubled, ...troubles.keys()]) {
+      dirty.add(k);
+      for (const r of inp.rulesOf(k)) dirty.add(r);
+    }
+    this.troubled = new Set(troubles.keys());
+    if (meshConfig) dirty.add(meshConfig);
+    const changed: [ObjectKey, ProgrammedCondition][] = [];
+    for (const key of everything ? wanted : [...dirty].filter((k) => keys.has(k))) {
+      const mesh = key === meshConfig;
+      const from = [key, ...(referrers.get(key) ?? [])];
+      const ids = mesh ? [...this.indexed.keys()] : from.length === 1 ? [...(this.holders.get(key) ?? [])] : [...new Set(from.flatMap((k) => [...(this.holders.get(k) ?? [])]))];
+      const byNode = new Map<string, Trouble>();
+      for (const k of mesh ? [...troubles.keys()] : from) {
+        for (const [node, t] of troubles.get(k) ?? []) {
+          const mine = byNode.get(node) ?? { pending: [], rejected: [] };
+          mine.pending.push(...t.pending);
+          mine.rejected.push(...t.rejected);
+          byNode.set(node, mine);
+        }
+      }
+      const c = condition(ids.reduce((n, id) => n + (this.connected.get(id) ?? 0), 0), byNode);
+      const text = JSON.stringify(c);
+      if (this.last.get(key)?.text === text) continue;
+      this.last.set(key, { condition: c, text });
+      changed.push([key, c]);
+    }
+    const removed = everything ? [...this.last.keys()].filter((k) => !keys.has(k)) : [];
+    for (const k of removed) this.last.delete(k);
+    return { changed: q.full ? [...this.last].map(([k, v]) => [k, v.condition] as const) : changed, removed };
+  }
+
+  /** Brings `holders` up to date with the connected identities and their snapshots; the objects whose holders changed are `dirty`. */
+  private follow(inp: ProgrammedInputs, dirty: Set<ObjectKey>): void {
+    for (const [id, was] of this.indexed) {
+      if (this.connected.has(id)) continue;
+      this.unhold(id, was, dirty);
+      this.indexed.delete(id);
+    }
+    for (const id of this.connected.keys()) {
       const snapshot = inp.snapshotOf(id);
-      if (!snapshot) return undefined;
-      shapedOf.set(id, (s = expandRules(shapedBy(inp.codec, inp.ir, id, snapshot), inp.rulesOf)));
+      const was = this.indexed.get(id);
+      const now = snapshot ? shapedBy(inp.codec, inp.ir, id, snapshot) : undefined;
+      if (now === was) continue;
+      if (was) this.unhold(id, was, dirty);
+      if (now) {
+        this.indexed.set(id, now);
+        for (const o of now.keys()) {
+          let set = this.holders.get(o);
+          if (!set) this.holders.set(o, (set = new Set()));
+          set.add(id);
+          dirty.add(o);
+        }
+      } else this.indexed.delete(id);
     }
-    return s;
-  };
-  const holders = new Map<ObjectKey, Identity[]>();
-  for (const id of identities) {
-    if (!q.connected[id]) continue;
-    const s = shaped(id);
-    if (!s) continue;
-    for (const o of s.keys()) if (keys.has(o)) holders.set(o, [...(holders.get(o) ?? []), id]);
-    // MeshConfig shapes every proxy (its settings are in every listener).
-    if (meshConfig) holders.set(objectKey(meshConfig.object), [...(holders.get(objectKey(meshConfig.object)) ?? []), id]);
   }
-  // What each unsettled proxy has not taken, by object.
-  type Trouble = { pending: NonNullable<ProgrammedCondition['pending']>[number][]; rejected: NonNullable<ProgrammedCondition['rejected']>[number][] };
-  const trouble = new Map<ObjectKey, Map<string, Trouble>>();
-  const troubleOf = (o: ObjectKey, node: string) => {
-    let byNode = trouble.get(o);
-    if (!byNode) trouble.set(o, (byNode = new Map()));
-    let t = byNode.get(node);
-    if (!t) byNode.set(node, (t = { pending: [], rejected: [] }));
-    return t;
-  };
-  for (const p of [...q.progress].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))) {
-    const s = shaped(p.identity);
-    if (!s) continue;
-    const objectsOf = (kind: ResourceKind, name: string): ObjectKey[] => {
-      const out: ObjectKey[] = [];
-      for (const [o, byKind] of s) if (keys.has(o) && byKind.get(kind)?.has(name)) out.push(o);
-      if (meshConfig) out.push(objectKey(meshConfig.object));
-      return out;
+
+  private unhold(id: Identity, shaped: Shaped, dirty: Set<ObjectKey>): void {
+    for (const o of shaped.keys()) {
+      const set = this.holders.get(o);
+      set?.delete(id);
+      if (set?.size === 0) this.holders.delete(o);
+      dirty.add(o);
+    }
+  }
+
+  /** What each unsettled proxy has not taken, by object (directly shaped) and node. */
+  private troubles(inp: ProgrammedInputs, now: number, keys: ReadonlySet<ObjectKey>, meshConfig: ObjectKey | undefined): Map<ObjectKey, Map<string, Trouble>> {
+    const out = new Map<ObjectKey, Map<string, Trouble>>();
+    const troubleOf = (o: ObjectKey, node: string) => {
+      let byNode = out.get(o);
+      if (!byNode) out.set(o, (byNode = new Map()));
+      let t = byNode.get(node);
+      if (!t) byNode.set(node, (t = { pending: [], rejected: [] }));
+      return t;
     };
-    // What the proxy holds instead may carry the object already (it did not change since): then it is in force there.
-    const stillCarried = (o: ObjectKey, held: string | undefined) => held !== undefined && inp.carries !== undefined && inp.carries(o, held);
-    for (const pend of p.pending) {
-      const perObject = new Map<ObjectKey, string[]>();
-      pend.names.forEach((name, i) => {
-        for (const o of objectsOf(pend.kind, name)) if (!stillCarried(o, pend.held[i])) perObject.set(o, [...(perObject.get(o) ?? []), name]);
-      });
-      for (const [o, names] of perObject) troubleOf(o, p.node).pending.push({ node: p.node, kind: pend.kind, resources: names, waitingMs: q.now - pend.since });
+    for (const p of [...this.unsettled.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : a.stream - b.stream))) {
+      const shaped = this.indexed.get(p.identity);
+      if (!shaped) continue;
+      const objectsOf = (kind: ResourceKind, name: string): ObjectKey[] => {
+        const found: ObjectKey[] = [];
+        for (const [o, byKind] of shaped) if (keys.has(o) && byKind.get(kind)?.has(name)) found.push(o);
+        return found;
+      };
+      // What the proxy holds instead may carry the object already (it did not change since): then it is in force there.
+      const stillCarried = (o: ObjectKey, held: string | undefined) => held !== undefined && inp.carries !== undefined && inp.carries(o, held);
+      // MeshConfig's settings are in every resource: whatever the proxy has not taken, it has not taken them.
+      const mesh = (held: string | undefined) => (meshConfig !== undefined && !stillCarried(meshConfig, held) ? [meshConfig] : []);
+      for (const pend of p.pending) {
+        const perObject = new Map<ObjectKey, string[]>();
+        pend.names.forEach((name, i) => {
+          for (const o of [...objectsOf(pend.kind, name), ...mesh(pend.held[i])]) if (!stillCarried(o, pend.held[i])) perObject.set(o, [...(perObject.get(o) ?? []), name]);
+        });
+        for (const [o, names] of perObject) troubleOf(o, p.node).pending.push({ node: p.node, kind: pend.kind, resources: names, waitingMs: now - pend.since });
+      }
+      for (const r of p.rejected) {
+        for (const o of [...objectsOf(r.kind, r.name), ...mesh(r.held)]) if (!stillCarried(o, r.held)) troubleOf(o, p.node).rejected.push({ node: p.node, kind: r.kind, resource: r.name, message: r.message });
+      }
     }
-    for (const r of p.rejected) {
-      for (const o of objectsOf(r.kind, r.name)) if (!stillCarried(o, r.held)) troubleOf(o, p.node).rejected.push({ node: p.node, kind: r.kind, resource: r.name, message: r.message });
-    }
+    return out;
   }
-  const out = new Map<ObjectKey, ProgrammedCondition>();
-  for (const s of wanted) {
-    const key = objectKey(s.object);
-    const ids = holders.get(key) ?? [];
-    const proxies = ids.reduce((n, id) => n + (q.connected[id] ?? 0), 0);
-    const byNode = trouble.get(key) ?? new Map<string, Trouble>();
-    const programmed = proxies - byNode.size;
-    if (proxies === 0) {
-      out.set(key, { status: 'False', reason: 'NoProxies', message: 'no connected proxy carries it', proxies, programmed: 0 });
-      continue;
-    }
-    const troubles = [...byNode.values()];
-    const rejected = troubles.flatMap((t) => t.rejected);
-    const pending = troubles.filter((t) => t.rejected.length === 0).flatMap((t) => t.pending);
-    if (rejected.length > 0) {
-      const first = rejected[0]!;
-      const nodes = troubles.filter((t) => t.rejected.length > 0).length;
-      out.set(key, {
-        status: 'False',
-        reason: 'Rejected',
-        message: `rejected by ${nodes} of ${proxies} proxies: ${first.node} rejected ${first.kind} ${first.resource}: ${first.message}`,
-        proxies,
-        programmed,
-        rejected: rejected.slice(0, LISTED),
-        ...(pending.length > 0 ? { pending: pending.slice(0, LISTED) } : {}),
-      });
-    } else if (pending.length > 0) {
-      const oldest = pending.reduce((a, b) => (b.waitingMs > a.waitingMs ? b : a));
-      out.set(key, {
-        status: 'False',
-        reason: 'Pending',
-        message: `programmed on ${programmed} of ${proxies} proxies; waiting for ${byNode.size} to acknowledge (the longest ${age(oldest.waitingMs)}: ${oldest.node}, ${oldest.kind})`,
-        proxies,
-        programmed,
-        pending: pending.slice(0, LISTED),
-      });
-    } else out.set(key, { status: 'True', reason: 'Programmed', message: `programmed on ${proxies} of ${proxies} proxies`, proxies, programmed: proxies });
+}
+
+/** The accepted policy objects of a status, in its order, and the TrafficTargets that reference each route. */
+function objectsOf(inp: ProgrammedInputs): { wanted: ObjectKey[]; keys: ReadonlySet<ObjectKey>; meshConfig: ObjectKey | undefined; referrers: ReadonlyMap<ObjectKey, readonly ObjectKey[]> } {
+  const wanted = inp.status.filter((s) => PROGRAMMED_KINDS.has(s.object.kind) && (s.state === 'Accepted' || s.state === 'PartiallyAccepted')).map((s) => objectKey(s.object));
+  const keys = new Set(wanted);
+  const referrers = new Map<ObjectKey, ObjectKey[]>();
+  for (const tt of wanted) {
+    if (!tt.startsWith('TrafficTarget ')) continue;
+    for (const r of inp.rulesOf(tt)) referrers.set(r, [...(referrers.get(r) ?? []), tt]);
   }
-  return out;
+  return { wanted, keys, meshConfig: wanted.find((k) => k.startsWith('MeshConfig ')), referrers };
+}
+
+/** One object's condition from the proxies it shapes and what each unsettled one has not taken. */
+function condition(proxies: number, byNode: ReadonlyMap<string, Trouble>): ProgrammedCondition {
+  const programmed = proxies - byNode.size;
+  if (proxies === 0) return { status: 'False', reason: 'NoProxies', message: 'no connected proxy carries it', proxies, programmed: 0 };
+  const troubles = [...byNode.values()];
+  const rejected = troubles.flatMap((t) => t.rejected);
+  const pending = troubles.filter((t) => t.rejected.length === 0).flatMap((t) => t.pending);
+  if (rejected.length > 0) {
+    const first = rejected[0]!;
+    const nodes = troubles.filter((t) => t.rejected.length > 0).length;
+    return {
+      status: 'False',
+      reason: 'Rejected',
+      message: `rejected by ${nodes} of ${proxies} proxies: ${first.node} rejected ${first.kind} ${first.resource}: ${first.message}`,
+      proxies,
+      programmed,
+      rejected: rejected.slice(0, LISTED),
+      ...(pending.length > 0 ? { pending: pending.slice(0, LISTED) } : {}),
+    };
+  }
+  if (pending.length > 0) {
+    const oldest = pending.reduce((a, b) => (b.waitingMs > a.waitingMs ? b : a));
+    return {
+      status: 'False',
+      reason: 'Pending',
+      message: `programmed on ${programmed} of ${proxies} proxies; waiting for ${byNode.size} to acknowledge (the longest ${age(oldest.waitingMs)}: ${oldest.node}, ${oldest.kind})`,
+      proxies,
+      programmed,
+      pending: pending.slice(0, LISTED),
+    };
+  }
+  return { status: 'True', reason: 'Programmed', message: `programmed on ${proxies} of ${proxies} proxies`, proxies, programmed: proxies };
+}
+
+/** The conditions of one query with a fresh index (the offline and test form; the controller keeps an index). */
+export function programmedConditions(inp: ProgrammedInputs, q: Omit<ProgrammedQuery, 'full'>): Map<ObjectKey, ProgrammedCondition> {
+  return new Map(new ProgrammedIndex().conditions(inp, { ...q, full: true }).changed);
 }

@@ -246,11 +246,11 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
         const sent = sentAt.get(kind);
         if (sent !== undefined) o.metrics.convergence.observe({ type: kind }, (Date.now() - sent) / 1000);
         sentAt.delete(kind);
-        o.proxies.progressed();
+        if (record) o.proxies.progressed(record);
       },
       nack(kind, version, message) {
         o.metrics.nacks.inc({ type: kind });
-        o.proxies.progressed();
+        if (record) o.proxies.progressed(record);
         // `message` is already escaped and bounded (recordReply).
         nackLog.event(`${record?.identity} ${kind} ${version}`, (suppressed) =>
           o.log(`xds: ${record?.nodeId} NACKed ${kind} version ${version}: ${message}${suppressed > 0 ? ` (${suppressed} more NACKs of it since it was last logged)` : ''}`, { level: 'warn', nodeId: record?.nodeId, identity: record?.identity, type: kind, version }),
@@ -278,7 +278,7 @@ export function createAdsServer(o: AdsServerOptions): AdsServer {
             out = machine!.onSnapshot(snapshot);
           }
           // What the proxy is to take changed (before the writes: one may wait on a proxy that stopped reading).
-          if (out.length > 0) o.proxies.progressed();
+          if (out.length > 0) o.proxies.progressed(record!);
           for (const m of out) {
             const kind = kindOfTypeUrl(m.typeUrl);
             if (kind) {

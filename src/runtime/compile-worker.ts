@@ -13,8 +13,9 @@ import type { StatusEntry } from '../compiler/status.js';
 import { explain } from '../compiler/explain.js';
 import { meshGraph, type MeshGraph } from '../output/mesh-graph.js';
 import { parseExplainQuery, type ExplainArgs } from '../output/explain.js';
-import { PROGRAMMED_KINDS, objectKey, programmedConditions, type ObjectKey, type ProgrammedCondition, type ProgrammedQuery } from '../compiler/programmed.js';
-import type { MeshObject, TrafficTargetObj } from '../compiler/model.js';
+import { PROGRAMMED_KINDS, ProgrammedIndex, objectKey, type ObjectKey, type ProgrammedAnswer, type ProgrammedQuery } from '../compiler/programmed.js';
+import { createHash } from 'node:crypto';
+import type { MeshObject } from '../compiler/model.js';
 import { resourceHash, type ResourceSet } from '../compiler/envoy/snapshot.js';
 
 /**
@@ -96,7 +97,7 @@ export type WorkerReply =
   | { readonly id: number; readonly ir: MeshIR }
   | { readonly id: number; readonly answer: { readonly code: number; readonly body: unknown } }
   | { readonly id: number; readonly graph: MeshGraph }
-  | { readonly id: number; readonly programmed: readonly (readonly [ObjectKey, ProgrammedCondition])[] }
+  | { readonly id: number; readonly programmed: ProgrammedAnswer }
   | { readonly id: number; readonly snapshots: SnapshotChanges }
   | { readonly id: number; readonly reset: true }
   | { readonly id: number; readonly prepared: true }
@@ -134,6 +135,9 @@ const objectTexts = new WeakMap<MeshObject, string>();
 let firstSent = new Map<string, number>();
 let firstSentBefore = new Map<string, number>();
 const walkedSets = new WeakSet<ResourceSet>();
+// Which connected identities each policy object shapes, kept from one query to the next.
+const programmedIndex = new ProgrammedIndex();
+const rulesByCompile = new WeakMap<UnitsCompileResult, { readonly map: ReadonlyMap<ObjectKey, readonly ObjectKey[]>; readonly version: string }>();
 const GENERATION = 64;
 
 // The lists the controller was last answered (it keeps them: a compile sends only those that changed).
@@ -195,7 +199,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
     }
     if (m.type === 'programmed') {
       // Against the snapshots the controller was sent (what it serves) and the latest compile's objects.
-      const programmed = current ? [...programmedOf(current, m.query)] : [];
+      const programmed = current ? programmedOf(current, m.query) : { changed: [], removed: [] };
       parentPort!.postMessage({ id: m.id, programmed } satisfies WorkerReply);
       return;
     }
@@ -265,17 +269,23 @@ function explainQuery(ir: MeshIR, q: ExplainArgs, status: readonly StatusEntry[]
 }
 
 /** The Programmed condition of each policy object of `compiled`, given what the proxies have taken (see compiler/programmed.ts). */
-function programmedOf(compiled: UnitsCompileResult, query: ProgrammedQuery): Map<ObjectKey, ProgrammedCondition> {
-  const rulesOf = (trafficTarget: ObjectKey): ObjectKey[] => {
-    const [namespace, name] = trafficTarget.slice('TrafficTarget '.length).split('/');
-    const tt = compiled.memo.groups.get(namespace!)?.find((o): o is TrafficTargetObj => o.kind === 'TrafficTarget' && o.meta.name === name);
-    return tt ? tt.rules.map((r) => `${r.kind} ${namespace}/${r.name}`) : [];
-  };
+function programmedOf(compiled: UnitsCompileResult, query: ProgrammedQuery): ProgrammedAnswer {
+  let rules = rulesByCompile.get(compiled);
+  if (!rules) {
+    // Each TrafficTarget's rules' routes, gathered once per compile that is asked about (and their text: whether any changed).
+    const map = new Map<ObjectKey, readonly ObjectKey[]>();
+    for (const [namespace, objects] of compiled.memo.groups) {
+      for (const o of objects) if (o.kind === 'TrafficTarget') map.set(`TrafficTarget ${namespace}/${o.meta.name}`, o.rules.map((r) => `${r.kind} ${namespace}/${r.name}`));
+    }
+    rules = { map, version: createHash('sha256').update(JSON.stringify([...map])).digest('hex') };
+    rulesByCompile.set(compiled, rules);
+  }
   const carries = (o: ObjectKey, version: string) => {
     const at = firstSent.get(version) ?? firstSentBefore.get(version);
     return at !== undefined && at >= (changedAt.get(o)?.compile ?? 0);
   };
-  return programmedConditions({ codec: loadEnvoyProtos(), ir: compiled.ir, status: compiled.status, snapshotOf: (id) => sent.get(id)?.snapshot, rulesOf, carries }, query);
+  const known = rules.map;
+  return programmedIndex.conditions({ codec: loadEnvoyProtos(), ir: compiled.ir, status: compiled.status, snapshotOf: (id) => sent.get(id)?.snapshot, rulesOf: (tt) => known.get(tt) ?? [], rulesVersion: rules.version, carries }, query);
 }
 
 /** Stamps the policy objects of the units a compile read again whose content changed. */

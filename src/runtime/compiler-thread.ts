@@ -3,7 +3,7 @@ import type { SourceUnit } from '../adapters/source.js';
 import type { MeshIR } from '../compiler/ir/types.js';
 import type { CertificateInputs, LiveInputs } from '../compiler/inputs.js';
 import type { ExplainArgs } from '../output/explain.js';
-import type { ObjectKey, ProgrammedCondition, ProgrammedQuery } from '../compiler/programmed.js';
+import type { ProgrammedAnswer, ProgrammedQuery } from '../compiler/programmed.js';
 import type { meshGraph, MeshGraph } from '../output/mesh-graph.js';
 import type { CertificateDelta, CompiledMesh, CompiledReply, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-worker.js';
 
@@ -35,7 +35,7 @@ export interface CompilerThread {
    */
   prepare(certificates: CertificateInputs): Promise<void>;
   /** The Programmed condition of each policy object, given what the connected proxies have not taken (compiler/programmed.ts). */
-  programmed(query: ProgrammedQuery): Promise<readonly (readonly [ObjectKey, ProgrammedCondition])[]>;
+  programmed(query: ProgrammedQuery): Promise<ProgrammedAnswer>;
   /** Forgets the snapshots sent: the next answer holds every one (after the controller could not use an answer). */
   reset(): Promise<void>;
   close(): Promise<void>;
@@ -103,7 +103,7 @@ export function startCompilerThread(): CompilerThread {
     },
     ir: async (compile) => ((await ask({ type: 'ir', compile })) as { ir: MeshIR }).ir,
     explain: async (compile, query) => ((await ask({ type: 'explain', compile, query })) as { answer: { code: number; body: unknown } }).answer,
-    programmed: async (query) => ((await ask({ type: 'programmed', query })) as { programmed: readonly (readonly [ObjectKey, ProgrammedCondition])[] }).programmed,
+    programmed: async (query) => ((await ask({ type: 'programmed', query })) as { programmed: ProgrammedAnswer }).programmed,
     graph: async (compile, proxies) => ((await ask({ type: 'graph', compile, proxies })) as { graph: MeshGraph }).graph,
     async reset() {
       await ask({ type: 'reset' });

@@ -280,7 +280,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
      * snapshots that changed, checked for consistency as it built them.
      */
     // Set once the ADS server serves (the Programmed conditions follow what is published).
-    let afterPublish = () => {};
+    let afterPublish: (identities: readonly string[]) => void = () => {};
     const publish = async (result: CompiledMesh, renewals = false): Promise<IdentityChange[]> => {
       const identities = result.identities;
       const renewed = !renewals && certified?.identities === identities && certified.changes === certs.changes ? [] : certs.dueOf(identities);
@@ -316,7 +316,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
         o.log(`controller: published ${count} ${renewals ? 'renewed' : 'proxy'} snapshot(s); ${changes.length} identity(ies) changed`, { snapshots: count, changed: changes.length, renewal: renewals });
       }
       scheduleRenewal();
-      afterPublish();
+      afterPublish(changes.map((c) => c.identity));
       return changes;
     };
     /**
@@ -432,7 +432,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     cleanups.push(async () => programmed.close());
     programmedNow = () => programmed.current();
     programmedAsOf = () => programmed.asOf();
-    afterPublish = () => programmed.touch(true);
+    afterPublish = (identities) => programmed.touch(identities);
     programmed.onChange((conditions) => {
       countNotProgrammed(metrics, conditions);
       if (leads()) for (const source of sources) source.reportProgrammed?.(conditions);

@@ -217,15 +217,15 @@ export interface ProxyRegistry {
   /** Tells `listener` of every stream that opens (true) or closes (false) from now on. */
   onStream(listener: (record: ProxyRecord, open: boolean) => void): void;
   /** Something was sent to a proxy, or it answered: what it has taken may have changed. */
-  progressed(): void;
-  onProgress(listener: () => void): void;
+  progressed(record: ProxyRecord): void;
+  onProgress(listener: (record: ProxyRecord) => void): void;
 }
 
 export function createProxyRegistry(): ProxyRegistry {
   let next = 1;
   const records = new Set<ProxyRecord>();
   const listeners: ((record: ProxyRecord, open: boolean) => void)[] = [];
-  const progress: (() => void)[] = [];
+  const progress: ((record: ProxyRecord) => void)[] = [];
   return {
     add(r) {
       const record: ProxyRecord = { ...r, stream: next++, types: {} };
@@ -238,8 +238,8 @@ export function createProxyRegistry(): ProxyRegistry {
       for (const l of listeners) l(r, false);
     },
     onStream: (listener) => void listeners.push(listener),
-    progressed: () => {
-      for (const l of progress) l();
+    progressed: (record) => {
+      for (const l of progress) l(record);
     },
     onProgress: (listener) => void progress.push(listener),
     list: () => [...records].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : a.stream - b.stream)),
