@@ -146,7 +146,8 @@ const CONTROLLER_COLUMNS: [keyof ControllerRow, string][] = [
   ['policyMs', 'policy change ms'],
   ['policyStreams', 'streams pushed  '],
   ['splitProgrammedMs', 'split change to Programmed True ms'],
-  ['programmedRecomputes', 'Programmed recomputes'],
+  ['programmedFirstMs', 'Programmed worked out at connect ms (all)'],
+  ['programmedRecomputes', 'then recomputes during the changes'],
   ['programmedMeanMs', 'one recompute ms (mean)'],
 ];
 

@@ -111,8 +111,9 @@ const NO_GRANTS = {};
 
 /**
  * The policy objects that shape `snapshot` (of `identity` in `ir`), each with
- * the resources it shapes there. Rule references of TrafficTargets are not
- * expanded here (see `expandRules`): they can change without the snapshot.
+ * the resources it shapes there (made once per snapshot and grants). The
+ * routes a TrafficTarget's rules name are not added here: they can change
+ * without the snapshot, and `ProgrammedIndex` applies them per object.
  */
 export function shapedBy(codec: ProtoCodec, ir: MeshIR, identity: Identity, snapshot: Snapshot): Shaped {
   const index = meshIndex(ir);

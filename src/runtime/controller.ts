@@ -63,7 +63,7 @@ export interface ControllerOptions {
   readonly insecureXds: boolean;
   /** How long snapshot changes are gathered before proxies are pushed (default 100 ms). */
   readonly pushWindowMs?: number;
-  /** Least time between two recomputes of the Programmed conditions (default 500 ms). */
+  /** Least time between two recomputes of the Programmed conditions (default 250 ms). */
   readonly programmedIntervalMs?: number;
   /** Service (SDS) certificate lifetime; default 24 h (an external CA may apply its own). */
   readonly serviceCertTtlMs?: number;

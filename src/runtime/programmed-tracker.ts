@@ -30,7 +30,7 @@ export interface TrackerOptions {
   /** The snapshot an identity is served now (what a proxy has not been sent yet counts as not taken). */
   readonly snapshotOf: (identity: string) => Parameters<typeof progressOf>[1];
   readonly ask: (query: ProgrammedQuery) => Promise<ProgrammedAnswer>;
-  /** Least time between two recomputes (default 500 ms). */
+  /** Least time between two recomputes (default 250 ms). */
   readonly intervalMs?: number;
   readonly log: (message: string) => void;
   /** Told how long each recompute took (seconds, the worker's part included). */
@@ -43,7 +43,7 @@ const progressOfRecord = (r: ProxyRecord, snapshotOf: TrackerOptions['snapshotOf
 };
 
 export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
-  const interval = o.intervalMs ?? 500;
+  const interval = o.intervalMs ?? 250;
   const conditions = new Map<ObjectKey, ProgrammedCondition>();
   let asOf: number | undefined;
   const listeners: ((c: ReadonlyMap<ObjectKey, ProgrammedCondition>) => void)[] = [];
