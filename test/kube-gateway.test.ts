@@ -73,10 +73,11 @@ test('on Kubernetes: the Gateway API\'s own CRDs validate routes; smc routes by 
     // An edit: a backend that does not exist. The table and the status follow; the status is written for the new generation.
     api.kubectl(['apply', '-f', '-'], JSON.stringify(route('bookstore-v9')));
     await waitFor('the unresolved backend to be answered 500', () => (/HTTPRoute bookstore\/bookstore.*directResponse.*"status":500/.test(table()) ? true : undefined), 20_000);
-    const unresolved = await waitFor('ResolvedRefs False', () => {
+    const unresolved = await waitFor('ResolvedRefs False (and Programmed, for the same generation)', () => {
       const o = read();
       const c = o.status?.parents?.[0]?.conditions.find((x) => x.type === 'ResolvedRefs');
-      return c?.status === 'False' && c.observedGeneration === o.metadata.generation ? c : undefined;
+      const settled = o.status?.parents?.[0]?.conditions.every((x) => x.observedGeneration === o.metadata.generation);
+      return c?.status === 'False' && settled ? c : undefined;
     }, 20_000);
     assert.equal(unresolved.reason, 'BackendNotFound');
 
