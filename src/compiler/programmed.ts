@@ -240,16 +240,17 @@ export interface ProgrammedInputs {
 
 type Pending = NonNullable<ProgrammedCondition['pending']>[number];
 type Rejected = NonNullable<ProgrammedCondition['rejected']>[number];
-type Trouble = { readonly pending: Pending[]; readonly rejected: Rejected[] };
+type Trouble = { pending: Pending[]; rejected: Rejected[] };
 
 /**
  * The `Programmed` condition of every accepted policy object, kept as an
  * explicit index from one query to the next. A query says what changed on
  * the runtime's side (connections, and the streams whose progress changed);
  * which connected identities each object shapes is updated for the
- * identities whose snapshot or connection changed; and only the objects
- * these touch, or that have something not taken, are worked out again (all
- * of them when the status or the rules changed). Rule references (a
+ * identities whose snapshot or connection changed; what each unsettled
+ * stream holds back is worked out when that stream moves; and only the
+ * objects these touch (or whose status entry or rules changed) are worked
+ * out again, the ages of waits at most once a second. Rule references (a
  * TrafficTarget's routes shape what it shapes) are applied per object.
  */
 export class ProgrammedIndex {
@@ -258,59 +259,94 @@ export class ProgrammedIndex {
   /** Object -> the connected identities it shapes (directly: rule references aside). */
   private readonly holders = new Map<ObjectKey, Set<Identity>>();
   private readonly connected = new Map<Identity, number>();
-  /** Streams with something not taken. */
-  private readonly unsettled = new Map<number, ProxyProgress>();
+  /** Streams with something not taken, and what each holds back, by object (directly shaped). */
+  private readonly unsettled = new Map<number, { readonly progress: ProxyProgress; readonly holds: ReadonlyMap<ObjectKey, Held> }>();
+  /** Object -> the unsettled streams that hold it back. */
+  private readonly heldBy = new Map<ObjectKey, Set<number>>();
   private readonly last = new Map<ObjectKey, { readonly condition: ProgrammedCondition; readonly text: string }>();
   private lastStatus: readonly StatusEntry[] | undefined;
   private lastRules: string | undefined;
-  /** Objects that had something not taken at the last answer. */
-  private troubled: ReadonlySet<ObjectKey> = new Set();
-  /** The policy objects of the status last seen, and who references each route (made again when the status or the rules change). */
+  private lastAges = 0;
+  /** The policy objects of the status last seen, and who references each route. */
   private objects: ReturnType<typeof objectsOf> | undefined;
 
   conditions(inp: ProgrammedInputs, q: ProgrammedQuery): ProgrammedAnswer {
+    const dirty = new Set<ObjectKey>();
     if (q.full) {
       this.connected.clear();
-      this.unsettled.clear();
+      for (const stream of [...this.unsettled.keys()]) this.settle(stream, dirty);
     }
-    const dirty = new Set<ObjectKey>();
     for (const [id, n] of Object.entries(q.connected)) {
       if ((this.connected.get(id) ?? 0) === n) continue;
       if (n > 0) this.connected.set(id, n);
       else this.connected.delete(id);
       for (const o of this.indexed.get(id)?.keys() ?? []) dirty.add(o);
     }
-    for (const p of q.progress) {
-      if (p.pending.length === 0 && p.rejected.length === 0) this.unsettled.delete(p.stream);
-      else this.unsettled.set(p.stream, p);
+    // The policy objects: what a changed status entry or changed rules touch (everything, the first time).
+    const fresh = q.full || this.objects === undefined;
+    let removed: ObjectKey[] = [];
+    let policyChanged = false;
+    if (fresh || inp.status !== this.lastStatus || inp.rulesVersion !== this.lastRules) {
+      const next = objectsOf(inp);
+      const before = this.objects;
+      if (before) {
+        for (const k of next.wanted) if (before.entries.get(k) !== next.entries.get(k)) dirty.add(k);
+        for (const [tt, text] of next.rules) {
+          if (before.rules.get(tt) === text) continue;
+          dirty.add(tt);
+          for (const r of [...(before.referenced.get(tt) ?? []), ...(next.referenced.get(tt) ?? [])]) dirty.add(r);
+        }
+        removed = [...before.wanted].filter((k) => !next.keys.has(k));
+        policyChanged = before.meshConfig !== next.meshConfig || removed.length > 0 || next.wanted.some((k) => !before.keys.has(k));
+      }
+      this.objects = next;
     }
-    this.follow(inp, dirty);
-    const everything = q.full || inp.status !== this.lastStatus || inp.rulesVersion !== this.lastRules;
-    if (everything) this.objects = objectsOf(inp);
     this.lastStatus = inp.status;
     this.lastRules = inp.rulesVersion;
-    const { wanted, keys, meshConfig, referrers } = this.objects!;
-    for (const tt of [...dirty]) if (tt.startsWith('TrafficTarget ')) for (const r of inp.rulesOf(tt)) dirty.add(r);
-    const troubles = this.troubles(inp, q.now, keys, meshConfig);
-    for (const k of [...this.troubled, ...troubles.keys()]) {
-      dirty.add(k);
-      for (const r of inp.rulesOf(k)) dirty.add(r);
+    const { wanted, keys, meshConfig, referrers, referenced } = this.objects!;
+    const reshaped = this.follow(inp, dirty);
+    // What each stream holds back: worked out again for the streams that moved, and those whose shaping or objects changed.
+    const redo = new Map<number, ProxyProgress>(q.progress.map((p) => [p.stream, p]));
+    for (const [stream, u] of this.unsettled) if (!redo.has(stream) && (policyChanged || reshaped.has(u.progress.identity))) redo.set(stream, u.progress);
+    for (const [stream, p] of redo) {
+      this.settle(stream, dirty);
+      const shaped = this.indexed.get(p.identity);
+      if ((p.pending.length === 0 && p.rejected.length === 0) || !shaped) continue;
+      const holds = heldBack(p, shaped, keys, meshConfig, inp.carries);
+      this.unsettled.set(stream, { progress: p, holds });
+      for (const o of holds.keys()) {
+        let set = this.heldBy.get(o);
+        if (!set) this.heldBy.set(o, (set = new Set()));
+        set.add(stream);
+        dirty.add(o);
+      }
     }
-    this.troubled = new Set(troubles.keys());
-    if (meshConfig) dirty.add(meshConfig);
+    // Waits age: what is held back is worked out again once a second.
+    if (q.now - this.lastAges >= 1000) {
+      this.lastAges = q.now;
+      for (const o of this.heldBy.keys()) dirty.add(o);
+    }
+    for (const k of [...dirty]) for (const r of referenced.get(k) ?? []) dirty.add(r);
+    if (meshConfig && dirty.size > 0) dirty.add(meshConfig);
     const changed: [ObjectKey, ProgrammedCondition][] = [];
-    for (const key of everything ? wanted : [...dirty].filter((k) => keys.has(k))) {
+    for (const key of fresh ? wanted : [...dirty].filter((k) => keys.has(k))) {
       const mesh = key === meshConfig;
       const from = [key, ...(referrers.get(key) ?? [])];
       const ids = mesh ? [...this.indexed.keys()] : from.length === 1 ? [...(this.holders.get(key) ?? [])] : [...new Set(from.flatMap((k) => [...(this.holders.get(k) ?? [])]))];
       const byNode = new Map<string, Trouble>();
-      for (const k of mesh ? [...troubles.keys()] : from) {
-        for (const [node, t] of troubles.get(k) ?? []) {
-          const mine = byNode.get(node) ?? { pending: [], rejected: [] };
-          mine.pending.push(...t.pending);
-          mine.rejected.push(...t.rejected);
-          byNode.set(node, mine);
+      const nodeOf = (stream: number) => this.unsettled.get(stream)!.progress.node;
+      const streams = (mesh ? [...this.unsettled.keys()] : [...new Set(from.flatMap((k) => [...(this.heldBy.get(k) ?? [])]))]).sort((a, b) => (nodeOf(a) < nodeOf(b) ? -1 : nodeOf(a) > nodeOf(b) ? 1 : a - b));
+      for (const stream of streams) {
+        const u = this.unsettled.get(stream)!;
+        const node = u.progress.node;
+        const mine = byNode.get(node) ?? { pending: [], rejected: [] };
+        for (const k of mesh ? [...u.holds.keys()] : from) {
+          const h = u.holds.get(k);
+          if (!h) continue;
+          mine.pending.push(...h.pending.map((x) => ({ node, kind: x.kind, resources: x.resources, waitingMs: q.now - x.since })));
+          mine.rejected.push(...h.rejected);
         }
+        if (mine.pending.length > 0 || mine.rejected.length > 0) byNode.set(node, mine);
       }
       const c = condition(ids.reduce((n, id) => n + (this.connected.get(id) ?? 0), 0), byNode);
       const text = JSON.stringify(c);
@@ -318,23 +354,38 @@ export class ProgrammedIndex {
       this.last.set(key, { condition: c, text });
       changed.push([key, c]);
     }
-    const removed = everything ? [...this.last.keys()].filter((k) => !keys.has(k)) : [];
     for (const k of removed) this.last.delete(k);
     return { changed: q.full ? [...this.last].map(([k, v]) => [k, v.condition] as const) : changed, removed };
   }
 
-  /** Brings `holders` up to date with the connected identities and their snapshots; the objects whose holders changed are `dirty`. */
-  private follow(inp: ProgrammedInputs, dirty: Set<ObjectKey>): void {
+  /** Forgets what a stream held back (its objects are `dirty`). */
+  private settle(stream: number, dirty: Set<ObjectKey>): void {
+    const was = this.unsettled.get(stream);
+    if (!was) return;
+    this.unsettled.delete(stream);
+    for (const o of was.holds.keys()) {
+      const set = this.heldBy.get(o);
+      set?.delete(stream);
+      if (set?.size === 0) this.heldBy.delete(o);
+      dirty.add(o);
+    }
+  }
+
+  /** Brings `holders` up to date with the connected identities and their snapshots; the objects whose holders changed are `dirty`. Returns the identities whose shaping changed. */
+  private follow(inp: ProgrammedInputs, dirty: Set<ObjectKey>): Set<Identity> {
+    const reshaped = new Set<Identity>();
     for (const [id, was] of this.indexed) {
       if (this.connected.has(id)) continue;
       this.unhold(id, was, dirty);
       this.indexed.delete(id);
+      reshaped.add(id);
     }
     for (const id of this.connected.keys()) {
       const snapshot = inp.snapshotOf(id);
       const was = this.indexed.get(id);
       const now = snapshot ? shapedBy(inp.codec, inp.ir, id, snapshot) : undefined;
       if (now === was) continue;
+      reshaped.add(id);
       if (was) this.unhold(id, was, dirty);
       if (now) {
         this.indexed.set(id, now);
@@ -346,6 +397,7 @@ export class ProgrammedIndex {
         }
       } else this.indexed.delete(id);
     }
+    return reshaped;
   }
 
   private unhold(id: Identity, shaped: Shaped, dirty: Set<ObjectKey>): void {
@@ -356,54 +408,60 @@ export class ProgrammedIndex {
       dirty.add(o);
     }
   }
-
-  /** What each unsettled proxy has not taken, by object (directly shaped) and node. */
-  private troubles(inp: ProgrammedInputs, now: number, keys: ReadonlySet<ObjectKey>, meshConfig: ObjectKey | undefined): Map<ObjectKey, Map<string, Trouble>> {
-    const out = new Map<ObjectKey, Map<string, Trouble>>();
-    const troubleOf = (o: ObjectKey, node: string) => {
-      let byNode = out.get(o);
-      if (!byNode) out.set(o, (byNode = new Map()));
-      let t = byNode.get(node);
-      if (!t) byNode.set(node, (t = { pending: [], rejected: [] }));
-      return t;
-    };
-    for (const p of [...this.unsettled.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : a.stream - b.stream))) {
-      const shaped = this.indexed.get(p.identity);
-      if (!shaped) continue;
-      const objectsOf = (kind: ResourceKind, name: string): ObjectKey[] => {
-        const found: ObjectKey[] = [];
-        for (const [o, byKind] of shaped) if (keys.has(o) && byKind.get(kind)?.has(name)) found.push(o);
-        return found;
-      };
-      // What the proxy holds instead may carry the object already (it did not change since): then it is in force there.
-      const stillCarried = (o: ObjectKey, held: string | undefined) => held !== undefined && inp.carries !== undefined && inp.carries(o, held);
-      // MeshConfig's settings are in every resource: whatever the proxy has not taken, it has not taken them.
-      const mesh = (held: string | undefined) => (meshConfig !== undefined && !stillCarried(meshConfig, held) ? [meshConfig] : []);
-      for (const pend of p.pending) {
-        const perObject = new Map<ObjectKey, string[]>();
-        pend.names.forEach((name, i) => {
-          for (const o of [...objectsOf(pend.kind, name), ...mesh(pend.held[i])]) if (!stillCarried(o, pend.held[i])) perObject.set(o, [...(perObject.get(o) ?? []), name]);
-        });
-        for (const [o, names] of perObject) troubleOf(o, p.node).pending.push({ node: p.node, kind: pend.kind, resources: names, waitingMs: now - pend.since });
-      }
-      for (const r of p.rejected) {
-        for (const o of [...objectsOf(r.kind, r.name), ...mesh(r.held)]) if (!stillCarried(o, r.held)) troubleOf(o, p.node).rejected.push({ node: p.node, kind: r.kind, resource: r.name, message: r.message });
-      }
-    }
-    return out;
-  }
 }
 
-/** The accepted policy objects of a status, in its order, and the TrafficTargets that reference each route. */
-function objectsOf(inp: ProgrammedInputs): { wanted: ObjectKey[]; keys: ReadonlySet<ObjectKey>; meshConfig: ObjectKey | undefined; referrers: ReadonlyMap<ObjectKey, readonly ObjectKey[]> } {
-  const wanted = inp.status.filter((s) => PROGRAMMED_KINDS.has(s.object.kind) && (s.state === 'Accepted' || s.state === 'PartiallyAccepted')).map((s) => objectKey(s.object));
-  const keys = new Set(wanted);
+/** What one stream holds back of one object: its waits (with when each began) and its refusals. */
+interface Held {
+  readonly pending: readonly { readonly kind: ResourceKind; readonly resources: readonly string[]; readonly since: number }[];
+  readonly rejected: readonly Rejected[];
+}
+
+/** What one unsettled stream holds back, by object it shapes directly (and MeshConfig, whose settings are in every resource). */
+function heldBack(p: ProxyProgress, shaped: Shaped, keys: ReadonlySet<ObjectKey>, meshConfig: ObjectKey | undefined, carries: ProgrammedInputs['carries']): Map<ObjectKey, Held> {
+  const out = new Map<ObjectKey, { pending: Held['pending'][number][]; rejected: Rejected[] }>();
+  const of = (o: ObjectKey) => {
+    let h = out.get(o);
+    if (!h) out.set(o, (h = { pending: [], rejected: [] }));
+    return h;
+  };
+  const objectsOf = (kind: ResourceKind, name: string): ObjectKey[] => {
+    const found: ObjectKey[] = [];
+    for (const [o, byKind] of shaped) if (keys.has(o) && byKind.get(kind)?.has(name)) found.push(o);
+    if (meshConfig !== undefined) found.push(meshConfig);
+    return found;
+  };
+  // What the proxy holds instead may carry the object already (it did not change since): then it is in force there.
+  const stillCarried = (o: ObjectKey, held: string | undefined) => held !== undefined && carries !== undefined && carries(o, held);
+  for (const pend of p.pending) {
+    const perObject = new Map<ObjectKey, string[]>();
+    pend.names.forEach((name, i) => {
+      for (const o of objectsOf(pend.kind, name)) if (!stillCarried(o, pend.held[i])) perObject.set(o, [...(perObject.get(o) ?? []), name]);
+    });
+    for (const [o, names] of perObject) of(o).pending.push({ kind: pend.kind, resources: names, since: pend.since });
+  }
+  for (const r of p.rejected) {
+    for (const o of objectsOf(r.kind, r.name)) if (!stillCarried(o, r.held)) of(o).rejected.push({ node: p.node, kind: r.kind, resource: r.name, message: r.message });
+  }
+  return out;
+}
+
+/** The accepted policy objects of a status, in its order, their entries, each TrafficTarget's rules (as text) and who references each route. */
+function objectsOf(inp: ProgrammedInputs) {
+  const entries = new Map<ObjectKey, StatusEntry>();
+  for (const s of inp.status) if (PROGRAMMED_KINDS.has(s.object.kind) && (s.state === 'Accepted' || s.state === 'PartiallyAccepted')) entries.set(objectKey(s.object), s);
+  const wanted = [...entries.keys()];
+  const keys: ReadonlySet<ObjectKey> = new Set(wanted);
   const referrers = new Map<ObjectKey, ObjectKey[]>();
+  const referenced = new Map<ObjectKey, readonly ObjectKey[]>();
+  const rules = new Map<ObjectKey, string>();
   for (const tt of wanted) {
     if (!tt.startsWith('TrafficTarget ')) continue;
-    for (const r of inp.rulesOf(tt)) referrers.set(r, [...(referrers.get(r) ?? []), tt]);
+    const refs = inp.rulesOf(tt);
+    referenced.set(tt, refs);
+    rules.set(tt, refs.join('\n'));
+    for (const r of refs) referrers.set(r, [...(referrers.get(r) ?? []), tt]);
   }
-  return { wanted, keys, meshConfig: wanted.find((k) => k.startsWith('MeshConfig ')), referrers };
+  return { wanted, keys, entries, meshConfig: wanted.find((k) => k.startsWith('MeshConfig ')), referrers, referenced, rules };
 }
 
 /** One object's condition from the proxies it shapes and what each unsettled one has not taken. */
