@@ -236,7 +236,18 @@ async function scenario(delta: boolean) {
     assert.match(metrics, /smc_inputs_not_programmed\{kind="TrafficTarget",reason="Rejected"\} 1/);
     assert.match(metrics, /smc_inputs_not_programmed\{kind="TCPRoute",reason="Rejected"\} 1/);
 
-    // 5. A proxy that leaves: what only it carried has no proxies.
+    // 5. A TrafficTarget that names another route (to the same effect): the route it names now is the one programmed.
+    writeFileSync(join(dir, 'mesh', 'base.yaml'), `${base(appPort, webPort).replace('rules: [{kind: TCPRoute, name: route-web}]', 'rules: [{kind: TCPRoute, name: route-web2}]')}---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: route-web2, namespace: demo}
+spec: {}
+`);
+    const renamed = await until('the newly named route programmed', (c) => (c.get('TCPRoute demo/route-web2')?.status === 'True' ? c : undefined));
+    assert.equal(renamed.get('TCPRoute demo/route-web2')?.proxies, 2, 'it shapes what the TrafficTarget shapes');
+    assert.equal(renamed.get('TCPRoute demo/route-web')?.reason, 'NoProxies', 'the route no TrafficTarget names any more carries nothing');
+
+    // 6. A proxy that leaves: what only it carried has no proxies.
     client.envoy.kill('SIGKILL');
     const gone = await until('the client-only route without proxies', (c) => (c.get('HTTPRoute demo/web-headers')?.reason === 'NoProxies' ? c : undefined));
     assert.equal(gone.get('TrafficTarget demo/client-to-web')?.message, 'programmed on 1 of 1 proxies');

@@ -236,6 +236,12 @@ export interface ProgrammedInputs {
    * Without it, any resource the object shapes counts while it is not taken.
    */
   readonly carries?: (object: ObjectKey, version: string) => boolean;
+  /**
+   * The identities whose snapshot may have changed since the last query;
+   * undefined: any. (When the status or the rules changed, every connected
+   * identity is looked at again: its grants may name other TrafficTargets.)
+   */
+  readonly changedIdentities?: ReadonlySet<Identity>;
 }
 
 type Pending = NonNullable<ProgrammedCondition['pending']>[number];
@@ -284,6 +290,8 @@ export class ProgrammedIndex {
     }
     // The policy objects: what a changed status entry or changed rules touch (everything, the first time).
     const fresh = q.full || this.objects === undefined;
+    const statusBefore = this.lastStatus;
+    const rulesBefore = this.lastRules;
     let removed: ObjectKey[] = [];
     let policyChanged = false;
     if (fresh || inp.status !== this.lastStatus || inp.rulesVersion !== this.lastRules) {
@@ -304,7 +312,7 @@ export class ProgrammedIndex {
     this.lastStatus = inp.status;
     this.lastRules = inp.rulesVersion;
     const { wanted, keys, meshConfig, referrers, referenced } = this.objects!;
-    const reshaped = this.follow(inp, dirty);
+    const reshaped = this.follow(inp, dirty, fresh || inp.status !== statusBefore || inp.rulesVersion !== rulesBefore ? undefined : inp.changedIdentities, new Set(Object.keys(q.connected)));
     // What each stream holds back: worked out again for the streams that moved, and those whose shaping or objects changed.
     const redo = new Map<number, ProxyProgress>(q.progress.map((p) => [p.stream, p]));
     for (const [stream, u] of this.unsettled) if (!redo.has(stream) && (policyChanged || reshaped.has(u.progress.identity))) redo.set(stream, u.progress);
@@ -372,15 +380,19 @@ export class ProgrammedIndex {
   }
 
   /** Brings `holders` up to date with the connected identities and their snapshots; the objects whose holders changed are `dirty`. Returns the identities whose shaping changed. */
-  private follow(inp: ProgrammedInputs, dirty: Set<ObjectKey>): Set<Identity> {
+  private follow(inp: ProgrammedInputs, dirty: Set<ObjectKey>, changed: ReadonlySet<Identity> | undefined, counted: ReadonlySet<Identity>): Set<Identity> {
     const reshaped = new Set<Identity>();
-    for (const [id, was] of this.indexed) {
-      if (this.connected.has(id)) continue;
+    // Only the identities whose snapshot or connection changed, when that is known.
+    const look = changed === undefined ? [...this.indexed.keys(), ...this.connected.keys()] : [...changed, ...counted];
+    for (const id of look) {
+      const was = this.indexed.get(id);
+      if (!was || this.connected.has(id)) continue;
       this.unhold(id, was, dirty);
       this.indexed.delete(id);
       reshaped.add(id);
     }
-    for (const id of this.connected.keys()) {
+    for (const id of new Set(look)) {
+      if (!this.connected.has(id)) continue;
       const snapshot = inp.snapshotOf(id);
       const was = this.indexed.get(id);
       const now = snapshot ? shapedBy(inp.codec, inp.ir, id, snapshot) : undefined;

@@ -136,8 +136,12 @@ let firstSentBefore = new Map<string, number>();
 const walkedSets = new WeakSet<ResourceSet>();
 // Which connected identities each policy object shapes, kept from one query to the next.
 const programmedIndex = new ProgrammedIndex();
-let rulesMade = 0;
-const rulesByCompile = new WeakMap<UnitsCompileResult, { readonly map: ReadonlyMap<ObjectKey, readonly ObjectKey[]>; readonly version: string }>();
+// Each TrafficTarget's rules' routes (kept as units change), and a count of their changes.
+const rules = { map: new Map<ObjectKey, readonly ObjectKey[]>(), version: 0 };
+const rulesOfUnit = new Map<string, ObjectKey[]>();
+// Identities whose snapshot was sent since the last Programmed query (all of them after a reset).
+let resent = new Set<string>();
+let resentAll = true;
 const GENERATION = 64;
 
 // The lists the controller was last answered (it keeps them: a compile sends only those that changed).
@@ -148,6 +152,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
     if (m.type === 'reset') {
       plans = new Map();
       sent = new Map();
+      resentAll = true;
       plannedIR = undefined;
       unsent.clear();
       sentIdentities = undefined;
@@ -163,7 +168,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       const before = current;
       current = compileUnits(units, { ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}), ...(m.delta.runningTrustDomain ? { runningTrustDomain: m.delta.runningTrustDomain } : {}) }, before);
       const compile = ++compiles;
-      noteObjectChanges(m.delta.replace ? [...units.keys()] : m.delta.set.map(([k]) => k), current, compile);
+      noteObjectChanges(m.delta.replace ? [...units.keys()] : m.delta.set.map(([k]) => k), m.delta.deleted, m.delta.replace, current, compile);
       if (compile % GENERATION === 0) {
         firstSentBefore = firstSent;
         firstSent = new Map();
@@ -241,6 +246,7 @@ parentPort?.on('message', (m: WorkerRequest) => {
       if (p === undefined || was === p) continue;
       const types = was ? Object.fromEntries(PUSH_ORDER.flatMap((k) => (p.snapshot.types[k] === was.snapshot.types[k] ? [] : [[k, p.snapshot.types[k]]]))) : p.snapshot.types;
       sent.set(id, p);
+      resent.add(id);
       // A plan made again with the same snapshot (it read other keys this time): nothing to send.
       if (Object.keys(types).length === 0) continue;
       changed.push({ identity: id, types });
@@ -270,27 +276,38 @@ function explainQuery(ir: MeshIR, q: ExplainArgs, status: readonly StatusEntry[]
 
 /** The Programmed condition of each policy object of `compiled`, given what the proxies have taken (see compiler/programmed.ts). */
 function programmedOf(compiled: UnitsCompileResult, query: ProgrammedQuery): ProgrammedAnswer {
-  let rules = rulesByCompile.get(compiled);
-  if (!rules) {
-    // Each TrafficTarget's rules' routes, gathered once per compile that is asked about (the index compares them per TrafficTarget).
-    const map = new Map<ObjectKey, readonly ObjectKey[]>();
-    for (const [namespace, objects] of compiled.memo.groups) {
-      for (const o of objects) if (o.kind === 'TrafficTarget') map.set(`TrafficTarget ${namespace}/${o.meta.name}`, o.rules.map((r) => `${r.kind} ${namespace}/${r.name}`));
-    }
-    rules = { map, version: String(++rulesMade) };
-    rulesByCompile.set(compiled, rules);
-  }
   const carries = (o: ObjectKey, version: string) => {
     const at = firstSent.get(version) ?? firstSentBefore.get(version);
     return at !== undefined && at >= (changedAt.get(o)?.compile ?? 0);
   };
-  const known = rules.map;
-  return programmedIndex.conditions({ codec: loadEnvoyProtos(), ir: compiled.ir, status: compiled.status, snapshotOf: (id) => sent.get(id)?.snapshot, rulesOf: (tt) => known.get(tt) ?? [], rulesVersion: rules.version, carries }, query);
+  const changedIdentities = resentAll ? undefined : resent;
+  const answer = programmedIndex.conditions(
+    { codec: loadEnvoyProtos(), ir: compiled.ir, status: compiled.status, snapshotOf: (id) => sent.get(id)?.snapshot, rulesOf: (tt) => rules.map.get(tt) ?? [], rulesVersion: String(rules.version), carries, ...(changedIdentities ? { changedIdentities } : {}) },
+    query,
+  );
+  resent = new Set();
+  resentAll = false;
+  return answer;
 }
 
-/** Stamps the policy objects of the units a compile read again whose content changed. */
-function noteObjectChanges(unitKeys: readonly string[], compiled: UnitsCompileResult, compile: number): void {
+/**
+ * Stamps the policy objects of the units a compile read again whose content
+ * changed, and keeps each TrafficTarget's rules' routes (by unit: a unit read
+ * again replaces its TrafficTargets), counting a change of them in `rules`.
+ */
+function noteObjectChanges(unitKeys: readonly string[], deleted: readonly string[], replace: boolean, compiled: UnitsCompileResult, compile: number): void {
+  const gone = [...deleted, ...unitKeys, ...(replace ? [...rulesOfUnit.keys()].filter((k) => !unitKeys.includes(k)) : [])];
+  // What the units held before, then what they hold now: a TrafficTarget that moved between two of them is kept.
+  const before = new Map<ObjectKey, string>();
+  for (const unit of gone) {
+    for (const k of rulesOfUnit.get(unit) ?? []) {
+      before.set(k, rules.map.get(k)?.join('\n') ?? '');
+      rules.map.delete(k);
+    }
+    rulesOfUnit.delete(unit);
+  }
   for (const key of unitKeys) {
+    const now: ObjectKey[] = [];
     for (const objects of compiled.memo.units.get(key)?.groups.values() ?? []) {
       for (const o of objects) {
         if (!PROGRAMMED_KINDS.has(o.kind)) continue;
@@ -298,9 +315,15 @@ function noteObjectChanges(unitKeys: readonly string[], compiled: UnitsCompileRe
         if (text === undefined) objectTexts.set(o, (text = JSON.stringify(o, (k, v: unknown) => (k === 'origin' || k === 'key' ? undefined : v))));
         const k = objectKey({ kind: o.kind, namespace: o.meta.namespace, name: o.meta.name });
         if (changedAt.get(k)?.text !== text) changedAt.set(k, { text, compile });
+        if (o.kind !== 'TrafficTarget') continue;
+        now.push(k);
+        rules.map.set(k, o.rules.map((r) => `${r.kind} ${o.meta.namespace}/${r.name}`));
       }
     }
+    if (now.length > 0) rulesOfUnit.set(key, now);
   }
+  for (const [k, text] of before) if (rules.map.get(k)?.join('\n') !== text) rules.version++;
+  for (const unit of unitKeys) for (const k of rulesOfUnit.get(unit) ?? []) if (!before.has(k)) rules.version++;
 }
 
 /** Stamps the resource versions of a set sent to the controller that were not sent before (a set is walked once). */
