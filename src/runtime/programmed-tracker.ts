@@ -7,7 +7,7 @@ import { progressOf, type ProxyRecord, type ProxyRegistry } from './proxy-status
  * worked out again (in the compile worker, where the snapshots' origins are)
  * after something it depends on changed: a publish, a response sent, an ACK
  * or NACK, a stream opened or closed; at most once per `intervalMs` (or twice
- * the last recompute's time, if longer), not at
+ * the last recompute's time, if longer, up to a second), not at
  * all while nothing changes, and once a second while something is Pending
  * (so its wait reads true). Each query carries what changed since the last
  * one: the connection counts that moved and the progress of the streams that
@@ -114,8 +114,9 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
   };
   const schedule = () => {
     if (closed || timer || running) return;
-    // At least the interval, and twice the last recompute: the worker spends at most a third of its time here (a storm of connections is taken in fewer, larger steps).
-    timer = setTimeout(() => void run(), Math.max(0, lastRun + Math.max(interval, 2 * lastTook) - Date.now()));
+    // At least the interval, and twice the last recompute (up to a second): a storm of connections is taken in fewer,
+    // larger steps, and the worker spends at most about a third of its time here.
+    timer = setTimeout(() => void run(), Math.max(0, lastRun + Math.max(interval, Math.min(2 * lastTook, 1000)) - Date.now()));
     timer.unref();
   };
   const touch = (identities?: readonly string[]) => {
