@@ -188,7 +188,7 @@ async function scenario(delta: boolean) {
     const listed = await smc('status', '--admin', admin);
     assert.equal(listed.code, 1, listed.stderr);
     assert.match(listed.stdout, /^OBJECT\s+PROGRAMMED\s+REASON\s+PROXIES\nHTTPRoute demo\/web-headers\s+False\s+Pending\s+0\/1\n/);
-    assert.match(listed.stdout, new RegExp(`HTTPRoute demo/web-headers: waiting [\\d.]+m?s for demo/client/vm:client-vm to take route outbound\\|${webPort}\\n`));
+    assert.match(listed.stdout, new RegExp(`HTTPRoute demo/web-headers: waiting [\\d.]+ m?s for demo/client/vm:client-vm to take route outbound\\|${webPort}\\n`));
     assert.doesNotMatch(listed.stdout, /TrafficTarget/, 'programmed objects are not listed without --all');
     const waited = smc('status', '--admin', admin, '--wait', '30s');
     client.envoy.kill('SIGCONT');

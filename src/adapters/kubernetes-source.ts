@@ -366,7 +366,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
         if (isGateway(target.kind)) {
           if (entry.parents === undefined) continue;
           // The route's status per parent: written only when smc's part of it changed.
-          const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+          const now = nowRfc3339();
           // A condition keeps its transition time while its status stays.
           const since = (parent: number, type: string, status: string) => {
             const c = (target.parents?.[parent]?.conditions as readonly Condition[] | undefined)?.find((x) => x.type === type);
@@ -384,7 +384,7 @@ export function createKubernetesSource(o: KubernetesSourceOptions): Source {
           reason: entry.state,
           message: entry.messages.map((m) => `${m.severity}: ${formatMessage(m)}`).join('; ').slice(0, 2048) || 'accepted by smc',
           observedGeneration: target.generation,
-          lastTransitionTime: target.accepted?.status === status && target.accepted.lastTransitionTime ? target.accepted.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+          lastTransitionTime: target.accepted?.status === status && target.accepted.lastTransitionTime ? target.accepted.lastTransitionTime : nowRfc3339(),
         };
         // Written only when it changed: the same status again is not another write.
         enqueue(unit);
@@ -518,7 +518,7 @@ function programmedCondition(c: ProgrammedCondition, generation: number, before:
           : c.rejected?.[0]
             ? `${c.rejected[0].node} rejected ${c.rejected[0].kind} ${c.rejected[0].resource}: ${c.rejected[0].message}`.slice(0, 2048)
             : c.message.slice(0, 2048);
-  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const now = nowRfc3339();
   return { type: 'Programmed', status: c.status, reason: c.reason, message, observedGeneration: generation, lastTransitionTime: before?.status === c.status && before.lastTransitionTime ? before.lastTransitionTime : now };
 }
 
@@ -538,6 +538,9 @@ export function apiError(e: unknown): string {
 }
 
 /** A Kubernetes metadata timestamp (seconds precision) as the API server writes it: `2026-01-01T00:00:00Z`. */
+/** Now, in the API server's form (seconds). */
+const nowRfc3339 = (): string => rfc3339(new Date().toISOString());
+
 function rfc3339(text: string): string {
   const t = Date.parse(text);
   return Number.isNaN(t) ? text : new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');

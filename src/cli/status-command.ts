@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { clientText } from '../compiler/client-text.js';
-import type { ProgrammedCondition } from '../compiler/programmed.js';
+import { waitText, type ProgrammedCondition } from '../compiler/programmed.js';
 import { columns } from '../output/render.js';
 import { adminUrl, durationMs, hostPort, UsageError } from './usage.js';
 
@@ -52,7 +52,6 @@ interface Row {
 
 /** `Kind ns/name` -> its namespace (mesh-wide objects have none). */
 const namespaceOf = (object: string): string | undefined => /^\S+ ([^/\s]+)\//.exec(object)?.[1];
-const age = (ms: number) => (ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`);
 
 export async function statusCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS_STATUS });
@@ -94,7 +93,7 @@ export async function statusCommand(args: string[]): Promise<number> {
     // What proxies said is printed escaped, even from a controller that did not escape it.
     for (const r of rows) {
       for (const x of r.programmed!.rejected ?? []) process.stdout.write(`${r.object}: ${clientText(x.node, 128)} rejected ${x.kind} ${clientText(x.resource, 256)}: ${clientText(x.message)}\n`);
-      for (const x of r.programmed!.pending ?? []) process.stdout.write(`${r.object}: waiting ${age(x.waitingMs)} for ${clientText(x.node, 128)} to take ${x.kind} ${x.resources.slice(0, 5).map((n) => clientText(n, 256)).join(', ')}${x.resources.length > 5 ? ` and ${x.resources.length - 5} more` : ''}\n`);
+      for (const x of r.programmed!.pending ?? []) process.stdout.write(`${r.object}: waiting ${waitText(x.waitingMs)} for ${clientText(x.node, 128)} to take ${x.kind} ${x.resources.slice(0, 5).map((n) => clientText(n, 256)).join(', ')}${x.resources.length > 5 ? ` and ${x.resources.length - 5} more` : ''}\n`);
     }
   }
   return rows.some(troubled) ? 1 : 0;

@@ -217,8 +217,8 @@ export interface ProgrammedCondition {
 /** How many proxies a condition lists by name (the counts are exact). */
 export const LISTED = 10;
 
-/** A short, human form of a wait. */
-const age = (ms: number) => (ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60_000)} min`);
+/** A short, human form of a wait: `300 ms`, `1.6 s`, `3 min`. */
+export const waitText = (ms: number) => (ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60_000)} min`);
 
 export interface ProgrammedInputs {
   readonly codec: ProtoCodec;
@@ -501,7 +501,7 @@ function condition(proxies: number, byNode: ReadonlyMap<string, Trouble>): Progr
     return {
       status: 'False',
       reason: 'Pending',
-      message: `programmed on ${programmed} of ${proxies} proxies; waiting for ${byNode.size} to acknowledge (the longest ${age(oldest.waitingMs)}: ${oldest.node}, ${oldest.kind})`,
+      message: `programmed on ${programmed} of ${proxies} proxies; waiting for ${byNode.size} to acknowledge (the longest ${waitText(oldest.waitingMs)}: ${oldest.node}, ${oldest.kind})`,
       proxies,
       programmed,
       pending: pending.slice(0, LISTED),

@@ -1,6 +1,6 @@
 import type { ExplainQuery, Explanation, DestinationVerdict } from '../compiler/explain.js';
 import { accountOf, identityOf, parseIdentity } from '../compiler/ir/types.js';
-import type { ObjectKey, ProgrammedCondition } from '../compiler/programmed.js';
+import { waitText, type ObjectKey, type ProgrammedCondition } from '../compiler/programmed.js';
 import { clientText } from '../compiler/client-text.js';
 
 /** An explanation from a running controller: each policy object it names, with its Programmed condition. */
@@ -32,7 +32,7 @@ function programmedNote(c: ProgrammedCondition | undefined): string {
   const r = c.rejected?.[0];
   if (r) return ` — not on ${clientText(r.node, 128)}: NACK of ${r.kind} ${clientText(r.resource, 256)}: ${clientText(r.message)}`;
   const p = c.pending?.[0];
-  return ` — programmed on ${c.programmed} of ${c.proxies} proxies; not yet on ${p ? `${clientText(p.node, 128)} (${p.kind}, sent ${(p.waitingMs / 1000).toFixed(1)} s ago, not acknowledged)` : 'every one'}`;
+  return ` — programmed on ${c.programmed} of ${c.proxies} proxies; not yet on ${p ? `${clientText(p.node, 128)} (${p.kind}, sent ${waitText(p.waitingMs)} ago, not acknowledged)` : 'every one'}`;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { ResourceKind } from '../compiler/envoy/codec.js';
 import { clientText } from '../compiler/client-text.js';
+import { WILDCARD_KINDS } from './xds-types.js';
 
 /**
  * What the control plane knows of each connected proxy: who it is, and per
@@ -198,7 +199,7 @@ export function progressOf(record: ProxyRecord, snapshot?: { readonly types: Rea
     if (unsent) {
       // Published, not sent yet (the push window, or a proxy that does not read): what the snapshot holds that the proxy was not sent.
       const held = (name: string) => (t.unacked?.has(name) ? t.unacked.get(name) : t.target!.get(name));
-      for (const [name, r] of latest.resources) if (t.target!.get(name) !== r.version && (t.target!.has(name) || WILDCARD.has(kind)) && !waiting.has(name)) waiting.set(name, held(name));
+      for (const [name, r] of latest.resources) if (t.target!.get(name) !== r.version && (t.target!.has(name) || WILDCARD_KINDS.has(kind)) && !waiting.has(name)) waiting.set(name, held(name));
     }
     if (waiting.size === 0) continue;
     const names = [...waiting.keys()].sort();
@@ -206,9 +207,6 @@ export function progressOf(record: ProxyRecord, snapshot?: { readonly types: Rea
   }
   return { pending, rejected };
 }
-
-/** Types a proxy subscribes to as a whole: what the snapshot holds, it is to get. */
-const WILDCARD: ReadonlySet<ResourceKind> = new Set(['cluster', 'listener']);
 
 export interface ProxyRegistry {
   add(record: Omit<ProxyRecord, 'stream' | 'types'>): ProxyRecord;
