@@ -53,8 +53,9 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
   const byIdentity = new Map<string, Set<ProxyRecord>>();
   const moved = new Set<ProxyRecord>();
   const closedStreams = new Set<ProxyRecord>();
-  // What the worker was told of the counts (undefined: nothing; the next query is a full one).
-  let told: Map<string, number> | undefined;
+  // Identities whose count of streams changed since the last query; `full`: the next query tells the worker everything.
+  const recounted = new Set<string>();
+  let full = true;
   let dirty = false;
   let published = false;
   let running = false;
@@ -65,18 +66,16 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
   let closed = false;
 
   const query = (at: number): ProgrammedQuery => {
-    const full = told === undefined;
-    const counts = new Map([...byIdentity].map(([id, set]) => [id, set.size] as const));
+    const all = full;
     const connected: Record<string, number> = {};
-    for (const [id, n] of counts) if (full || told!.get(id) !== n) connected[id] = n;
-    if (!full) for (const id of told!.keys()) if (!counts.has(id)) connected[id] = 0;
-    const streams = full ? [...open] : [...moved];
-    const progress = streams.map((r) => progressOfRecord(r, o.snapshotOf, open.has(r)));
-    if (!full) for (const r of closedStreams) progress.push(progressOfRecord(r, o.snapshotOf, false));
+    for (const id of all ? byIdentity.keys() : recounted) connected[id] = byIdentity.get(id)?.size ?? 0;
+    const progress = (all ? [...open] : [...moved]).map((r) => progressOfRecord(r, o.snapshotOf, open.has(r)));
+    if (!all) for (const r of closedStreams) progress.push(progressOfRecord(r, o.snapshotOf, false));
     moved.clear();
     closedStreams.clear();
-    told = counts;
-    return { full, connected, progress: full ? progress.filter((p) => p.pending.length > 0 || p.rejected.length > 0) : progress, now: at };
+    recounted.clear();
+    full = false;
+    return { full: all, connected, progress: all ? progress.filter((p) => p.pending.length > 0 || p.rejected.length > 0) : progress, now: at };
   };
 
   const run = async () => {
@@ -98,7 +97,7 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
       if (answer.changed.length > 0 || answer.removed.length > 0 || tell) for (const l of listeners) l(conditions);
     } catch (e) {
       // The worker's index may hold less than it was told: the next query tells it everything.
-      told = undefined;
+      full = true;
       dirty = true;
       o.log(`programmed: could not work out which proxies carry each object: ${(e as Error).message}`);
     } finally {
@@ -129,6 +128,7 @@ export function trackProgrammed(o: TrackerOptions): ProgrammedTracker {
     schedule();
   };
   o.proxies.onStream((r, isOpen) => {
+    recounted.add(r.identity);
     if (isOpen) {
       open.add(r);
       let set = byIdentity.get(r.identity);
