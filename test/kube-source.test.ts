@@ -32,7 +32,7 @@ test('the same objects through a real API server and in a folder give identical 
     // Status goes back to the objects (the status subresource): accepted ones, and a rejected one with smc's reason.
     const conditionOf = (kind: string, ns: string, name: string) => {
       const o = JSON.parse(api.kubectl(['get', kind, name, '-n', ns, '-o', 'json'])) as { metadata: { resourceVersion: string }; status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
-      return { rv: o.metadata.resourceVersion, accepted: o.status?.conditions?.find((c) => c.type === 'Accepted') };
+      return { rv: o.metadata.resourceVersion, accepted: o.status?.conditions?.find((c) => c.type === 'Accepted'), programmed: o.status?.conditions?.find((c) => c.type === 'Programmed') };
     };
     const accepted = await waitFor('status on the TrafficTarget', () => conditionOf('traffictarget.access.smi-spec.io', 'bookwarehouse', 'bookstore-access-bookwarehouse').accepted);
     assert.deepEqual([accepted.status, accepted.reason], ['True', 'Accepted']);
@@ -42,7 +42,11 @@ test('the same objects through a real API server and in a folder give identical 
     const rejected = await waitFor('status on the rejected TrafficSplit', () => conditionOf('trafficsplit.split.smi-spec.io', 'bookstore', 'typo').accepted);
     assert.deepEqual([rejected.status, rejected.reason], ['False', 'Rejected']);
     assert.match(rejected.message, /every weight is 0/);
-    const written = conditionOf('traffictarget.access.smi-spec.io', 'bookwarehouse', 'bookstore-access-bookwarehouse').rv;
+    // Its whole status (Programmed too, written up to a second after Accepted: one write per object per second).
+    const written = (await waitFor('the TrafficTarget\'s Programmed condition', () => {
+      const c = conditionOf('traffictarget.access.smi-spec.io', 'bookwarehouse', 'bookstore-access-bookwarehouse');
+      return c.programmed ? c : undefined;
+    })).rv;
 
     // A deletion through the API reaches the snapshots.
     api.kubectl(['delete', 'traffictarget.access.smi-spec.io', 'bookbuyer-access-bookstore', '-n', 'bookstore']);
