@@ -40,30 +40,34 @@ export function buildAccess(
   accounts: readonly string[] = [],
   /** Whether an identity that is neither of those exists in its namespace (when the mesh is built a namespace at a time). */
   knownElsewhere: (namespace: string, id: string) => boolean = () => false,
-  /** The ports of an identity's endpoints, for `warnHttpOnTcp` (none: not checked). */
-  portsOf: (identity: string) => IdentityPorts | undefined = () => undefined,
+  /** The ports of each identity's endpoints, for `warnHttpOnTcp` (none: not checked). */
+  ports: ReadonlyMap<string, IdentityPorts> = new Map(),
   previous?: AccessMemo,
 ): { access: DestinationAccess[]; memo: AccessMemo } {
-  const known = new Set([...identities, ...accounts]);
-  const targetOf = new Map(targets.map((tt) => [tt.key, tt]));
+  const known = new Map<string, true>();
+  for (const id of identities) known.set(id, true);
+  for (const id of accounts) known.set(id, true);
   const lookups = {
-    target: (key: string) => targetOf.get(key),
-    group: (name: string) => routeGroups.get(name),
-    portRoute: (name: string) => portRoutes.get(name),
-    known: (arg: string) => {
-      const [namespace, id] = arg.split('\n') as [string, string];
-      return known.has(id) || knownElsewhere(namespace, id);
+    target: new Map(targets.map((tt) => [tt.key, tt])),
+    group: routeGroups,
+    portRoute: portRoutes,
+    /** The identities of this build: its workloads' and its ServiceAccounts'. */
+    known,
+    /** Whether an identity of another namespace exists there. */
+    elsewhere: (arg: string) => {
+      const cut = arg.indexOf('\n');
+      return knownElsewhere(arg.slice(0, cut), arg.slice(cut + 1));
     },
-    ports: (identity: string) => portsOf(identity),
+    ports,
   };
-  const targetMemo = new KeyedMemo<TargetGrants | undefined>(previous?.targets);
+  const targetMemo = new KeyedMemo<TargetGrants | undefined, typeof lookups>(lookups, previous?.targets);
   const byDestination = new Map<string, string[]>();
   for (const id of identities) byDestination.set(id, []);
   const results = new Map<string, TargetGrants | undefined>();
   for (const tt of targets) {
-    const result = targetMemo.get(tt.key, lookups, status, (read, st) => {
+    const result = targetMemo.get(tt.key, status, (read, st) => {
       const target = read('target', tt.key)!;
-      const made = targetGrants(target, (name) => read('group', name), (name) => read('portRoute', name), (namespace, id) => read('known', `${namespace}\n${id}`), settings, st);
+      const made = targetGrants(target, (name) => read('group', name), (name) => read('portRoute', name), (namespace, id) => read('known', id) === true || read('elsewhere', `${namespace}\n${id}`), settings, st);
       if (made) warnHttpOnTcp(target, made.grants, read('ports', made.destination), st);
       return made;
     });
@@ -73,12 +77,11 @@ export function buildAccess(
     if (list) list.push(tt.key);
     else byDestination.set(result.destination, [tt.key]);
   }
-  const destinationMemo = new KeyedMemo<DestinationAccess>(previous?.destinations);
-  const destinationLookups = { targetsOf: (d: string) => byDestination.get(d) ?? NONE, grantsOf: (key: string) => results.get(key) };
+  const destinationMemo = new KeyedMemo<DestinationAccess, { targetsOf: typeof byDestination; grantsOf: typeof results }>({ targetsOf: byDestination, grantsOf: results }, previous?.destinations);
   const access = [...byDestination.keys()].sort(compareStrings).map((destination) =>
-    destinationMemo.get(destination, destinationLookups, status, (read) => ({
+    destinationMemo.get(destination, status, (read) => ({
       destination,
-      grants: read('targetsOf', destination).flatMap((key) => read('grantsOf', key)!.grants).sort(compareGrants),
+      grants: (read('targetsOf', destination) ?? NONE).flatMap((key) => read('grantsOf', key)!.grants).sort(compareGrants),
     })),
   );
   return { access, memo: { targets: targetMemo.seal(), destinations: destinationMemo.seal() } };

@@ -11,7 +11,7 @@ import { buildRoutes, type RouteMemo } from './gateway.js';
 import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
 import { buildWorkloads } from './workloads.js';
 import { groupBy, sameItems } from '../group.js';
-import type { KeyedMemo } from '../keyed.js';
+import { KeyedMemo, type Read } from '../keyed.js';
 
 /** Kinds the mesh as a whole reads (its namespaces, its settings), wherever they live. */
 const MESH_WIDE = new Set<m.MeshObject['kind']>(['Namespace', 'MeshConfig']);
@@ -39,6 +39,8 @@ export interface IRMemo {
   readonly assigned: ReadonlyMap<ServiceIR, ServiceIR>;
   /** Each Gateway API route with what it read (see ir/gateway.ts). */
   readonly routes: RouteMemo | undefined;
+  /** Each namespace's services and policy stages with what they read (see keyed.ts). */
+  readonly stages: { readonly members: KeyedMemo<Members, MemberLookups>; readonly services: KeyedMemo<ServicesStage, ServiceStageLookups>; readonly policy: KeyedMemo<PolicyStage, PolicyStageLookups> };
 }
 
 type Calls = readonly StatusCall[];
@@ -46,22 +48,26 @@ type Calls = readonly StatusCall[];
 interface NamespacePart {
   readonly front: Front;
   /** Only for a namespace of the mesh. */
+  members?: Members;
   services?: ServicesStage;
   policy?: PolicyStage;
 }
 
-/** Objects -> the namespace's unique objects, its workloads and the identities it has. */
+/** Objects -> the namespace's unique objects, by kind. */
 interface Front {
   readonly namespace: string;
   /** The namespace's objects as given (the stage's input). */
   readonly objects: readonly m.MeshObject[];
   readonly inMesh: boolean;
-  /** Node ids of the namespace's connected VM proxies (`offline` when the compile knows no connections). */
-  readonly connected: string;
   readonly calls: Calls;
   /** Unique objects of a mesh namespace, in canonical order, and by kind. */
   readonly unique: readonly m.MeshObject[];
   readonly byKind: ReadonlyMap<string, readonly m.MeshObject[]>;
+}
+
+/** A mesh namespace's workloads and the identities it has. */
+interface Members {
+  readonly calls: Calls;
   readonly workloads: readonly Workload[];
   readonly workloadByRef: ReadonlyMap<string, Workload>;
   /** Identities of the workloads, in workload order. */
@@ -69,12 +75,42 @@ interface Front {
   /** Identities that exist here: of a workload or of a ServiceAccount. */
   readonly known: ReadonlySet<Identity>;
   /** Each workload with what it read, for the next build of this namespace. */
-  readonly workloadMemo?: KeyedMemo<Workload>;
+  readonly memo: KeyedMemo<Workload>;
 }
+
+/** What the members of a namespace read. */
+type MemberLookups = {
+  readonly kind: ReadonlyMap<string, readonly m.MeshObject[]>;
+  /** namespace -> node ids of its connected VM proxies (`offline` when the compile knows no connections). */
+  readonly connected: ReadonlyMap<string, string>;
+};
+
+/** What the services stage of a namespace reads, by name (see keyed.ts). */
+type ServiceStageLookups = {
+  /** `namespace/Kind` -> the namespace's objects of that kind. */
+  readonly kind: ReadonlyMap<string, readonly m.MeshObject[]>;
+  /** namespace -> its workloads. */
+  readonly workloads: ReadonlyMap<string, readonly Workload[]>;
+  /** JSON `[kind, namespace, name]` -> that workload, of any namespace. */
+  readonly workload: (ref: string) => Workload | undefined;
+};
+
+/** What the policy stage of a namespace reads, by name. */
+type PolicyStageLookups = {
+  readonly kind: ReadonlyMap<string, readonly m.MeshObject[]>;
+  /** namespace -> the identities of its workloads. */
+  readonly identities: ReadonlyMap<string, readonly Identity[]>;
+  /** namespace -> its services stage. */
+  readonly services: ReadonlyMap<string, ServicesStage>;
+  /** namespace -> the services stages of other namespaces with endpoints of its workloads. */
+  readonly contributors: ReadonlyMap<string, readonly ServicesStage[]>;
+  /** `namespace\nidentity` -> whether the identity exists in that namespace. */
+  readonly known: (arg: string) => boolean;
+};
 
 /** Services and endpoints (before virtual IPs). */
 interface ServicesStage {
-  readonly front: Front;
+  readonly namespace: string;
   readonly calls: Calls;
   readonly services: readonly ServiceIR[];
   /** The same services by name. */
@@ -89,12 +125,6 @@ interface ServicesStage {
 
 /** Route groups, grants, splits and the checks between them. */
 interface PolicyStage {
-  readonly front: Front;
-  readonly services: ServicesStage;
-  /** Other namespaces' services with endpoints of this namespace's workloads. */
-  readonly contributors: readonly ServicesStage[];
-  /** Identities of other namespaces a TrafficTarget named: their namespace, and whether they existed. */
-  readonly foreign: ReadonlyMap<Identity, { readonly namespace: string; readonly known: boolean }>;
   readonly calls: Calls;
   readonly access: readonly DestinationAccess[];
   readonly splits: readonly SplitIR[];
@@ -161,34 +191,55 @@ export function buildGroupedIR(
   const names = [...byNamespace.keys()].sort(compareStrings);
   const parts = new Map<string, NamespacePart>();
 
-  // Stage 1: each namespace's objects and workloads.
+  // Stage 1: each namespace's objects, by kind.
+  const nodesOf = new Map<string, string>();
   for (const ns of names) {
     const objects = byNamespace.get(ns)!;
     const nodes = connected ? (connected.get(ns) ?? []).join(' ') : 'offline';
+    nodesOf.set(ns, nodes);
     const before = kept?.get(ns)?.front;
-    const front =
-      before && before.inMesh === namespaces.has(ns) && before.connected === nodes && sameItems(before.objects, objects)
-        ? before
-        : buildFront(ns, objects, namespaces.has(ns), nodes, settings, before);
+    const front = before && before.inMesh === namespaces.has(ns) && sameItems(before.objects, objects) ? before : buildFront(ns, objects, namespaces.has(ns), before);
     parts.set(ns, { front });
   }
-  const workloadOf = (kind: string, namespace: string, name: string) => parts.get(namespace)?.front.workloadByRef.get(`${kind}/${namespace}/${name}`);
+  // The namespaces' objects by kind: what the next stages read.
+  const kinds = new Map<string, readonly m.MeshObject[]>();
+  for (const ns of names) {
+    const front = parts.get(ns)!.front;
+    if (front.inMesh) for (const [kind, list] of front.byKind) kinds.set(`${ns}/${kind}`, list);
+  }
 
-  // Stage 2: services and their endpoints (a targetRef may name a workload of another namespace).
+  // Stage 1b: each mesh namespace's workloads (built again when its pods, VMs, accounts or connected VM proxies change).
+  const membersMemo = new KeyedMemo<Members, MemberLookups>({ kind: kinds, connected: nodesOf }, kept && previous?.stages.members);
+  const workloadLists = new Map<string, readonly Workload[]>();
+  const identityLists = new Map<string, readonly Identity[]>();
+  for (const ns of names) {
+    const part = parts.get(ns)!;
+    if (!part.front.inMesh) continue;
+    const before = kept?.get(ns)?.members;
+    part.members = membersMemo.get(ns, UNSAID, (read) => buildMembers(ns, read, settings, before?.memo));
+    workloadLists.set(ns, part.members.workloads);
+    identityLists.set(ns, part.members.identities);
+  }
+  membersMemo.seal();
+  const workloadOf = (kind: string, namespace: string, name: string) => parts.get(namespace)?.members?.workloadByRef.get(`${kind}/${namespace}/${name}`);
+
+  // Stage 2: services and their endpoints (a targetRef may name a workload of another namespace). A namespace's stage is
+  // built again when something it read changed (its objects of the kinds it reads, its workloads, the workloads it named).
+  const serviceLookups: ServiceStageLookups = { kind: kinds, workloads: workloadLists, workload: (ref) => workloadOf(...splitRef(ref)) };
+  const servicesMemo = new KeyedMemo<ServicesStage, ServiceStageLookups>(serviceLookups, kept && previous?.stages.services);
   for (const ns of names) {
     const part = parts.get(ns)!;
     if (!part.front.inMesh) continue;
     const before = kept?.get(ns)?.services;
-    part.services =
-      before && before.front === part.front && [...before.foreign].every(([ref, w]) => workloadOf(...splitRef(ref)) === w)
-        ? before
-        : buildServicesStage(part.front, workloadOf, before?.memo);
+    part.services = servicesMemo.get(ns, UNSAID, (read) => buildServicesStage(ns, read, before?.memo));
   }
+  servicesMemo.seal();
   // Virtual IPs are allocated across the whole mesh, in the order of namespaces and names.
   const built = names.flatMap((ns) => parts.get(ns)!.services?.services ?? []);
   for (const ns of names) {
     const part = parts.get(ns)!;
     replay(part.front.calls, status);
+    if (part.members) replay(part.members.calls, status);
     if (part.services) replay(part.services.calls, status);
   }
   const headless = new Set<string>();
@@ -213,22 +264,30 @@ export function buildGroupedIR(
       else contributorsOf.set(other, [stage]);
     }
   }
-  const knownIn = (namespace: string, id: Identity) => parts.get(namespace)?.front.known.has(id) ?? false;
+  const stages = new Map<string, ServicesStage>();
+  for (const ns of names) {
+    const stage = parts.get(ns)!.services;
+    if (stage) stages.set(ns, stage);
+  }
+  const policyLookups: PolicyStageLookups = {
+    kind: kinds,
+    identities: identityLists,
+    services: stages,
+    contributors: contributorsOf,
+    known: (arg) => {
+      const cut = arg.indexOf('\n');
+      return parts.get(arg.slice(0, cut))?.members?.known.has(arg.slice(cut + 1)) ?? false;
+    },
+  };
+  const policyMemo = new KeyedMemo<PolicyStage, PolicyStageLookups>(policyLookups, kept && previous?.stages.policy);
   for (const ns of names) {
     const part = parts.get(ns)!;
     if (!part.services) continue;
-    const contributors = contributorsOf.get(ns) ?? [];
     const before = kept?.get(ns)?.policy;
-    part.policy =
-      before &&
-      before.front === part.front &&
-      before.services === part.services &&
-      sameItems(before.contributors, contributors) &&
-      [...before.foreign].every(([id, was]) => knownIn(was.namespace, id) === was.known)
-        ? before
-        : buildPolicyStage(part.front, part.services, contributors, knownIn, settings, before);
+    part.policy = policyMemo.get(ns, UNSAID, (read) => buildPolicyStage(ns, read, settings, before));
     replay(part.policy.calls, status);
   }
+  policyMemo.seal();
 
   // Gateway API routes: attached across namespaces (a consumer route names another namespace's Service), so built for the mesh as a whole.
   const routeObjects = names.flatMap((ns) => (parts.get(ns)!.services ? of(parts.get(ns)!.front.byKind, 'GRPCRoute', 'HTTPRoute') : []));
@@ -269,7 +328,7 @@ export function buildGroupedIR(
   const ir: MeshIR = {
     settings,
     namespaces: meshNames,
-    workloads: names.flatMap((ns) => parts.get(ns)!.front.workloads),
+    workloads: names.flatMap((ns) => parts.get(ns)!.members?.workloads ?? []),
     services,
     access: byIdentityOrder.flatMap((ns) => parts.get(ns)!.policy?.access ?? []),
     splits: names.flatMap((ns) => parts.get(ns)!.policy?.splits ?? []),
@@ -278,57 +337,59 @@ export function buildGroupedIR(
   const rebuilt = new Set<string>();
   for (const [ns, part] of parts) {
     const before = kept?.get(ns);
-    if (before?.front !== part.front || before.services !== part.services || before.policy !== part.policy) rebuilt.add(ns);
+    if (before?.front !== part.front || before.members !== part.members || before.services !== part.services || before.policy !== part.policy) rebuilt.add(ns);
   }
   for (const ns of previous?.parts.keys() ?? []) if (!parts.has(ns) || !kept) rebuilt.add(ns);
-  return { ir, memo: { mesh: meshText, parts, assigned, routes: routeMemo }, rebuilt, direct };
+  return { ir, memo: { mesh: meshText, parts, assigned, routes: routeMemo, stages: { members: membersMemo, services: servicesMemo, policy: policyMemo } }, rebuilt, direct };
 }
 
-function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, connected: string, settings: MeshSettings, previous?: Front): Front {
+function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, previous?: Front): Front {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
   const unique = uniqueObjects(objects, status, previous);
-  const none = { unique, byKind: new Map(), workloads: [], workloadByRef: new Map(), identities: [], known: new Set<Identity>() };
   if (!inMesh) {
     for (const o of unique) status.ignore(o.key, warning('metadata.namespace', `namespace ${JSON.stringify(o.meta.namespace)} is not in the mesh (it needs a Namespace with label smc.dev/mesh: enabled); ignored`));
-    return { namespace, objects, inMesh, connected, calls, ...none };
+    return { namespace, objects, inMesh, calls, unique, byKind: new Map() };
   }
-  const kinds = byKind(unique);
+  return { namespace, objects, inMesh, calls, unique, byKind: byKind(unique) };
+}
+
+function buildMembers(namespace: string, read: Read<MemberLookups>, settings: MeshSettings, previous?: KeyedMemo<Workload>): Members {
+  const calls: StatusCall[] = [];
+  const status = recordInto(calls);
+  const connected = read('connected', namespace) ?? 'offline';
   const vms = connected === 'offline' ? undefined : new Set(connected === '' ? [] : connected.split(' '));
-  const { workloads, memo: workloadMemo } = buildWorkloads(of(kinds, 'Pod'), of(kinds, 'VirtualMachine'), settings, status, vms, previous?.workloadMemo);
+  const { workloads, memo } = buildWorkloads(kindsRead(read, namespace, 'Pod'), kindsRead(read, namespace, 'VirtualMachine'), settings, status, vms, previous);
   const identities = [...new Set(workloads.map((w) => w.identity))];
-  const accounts = of(kinds, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
+  const accounts = kindsRead(read, namespace, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
   return {
-    namespace,
-    objects,
-    inMesh,
-    connected,
     calls,
-    unique,
-    byKind: kinds,
     workloads,
     workloadByRef: new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w])),
     identities,
     known: new Set([...identities, ...accounts]),
-    workloadMemo,
+    memo,
   };
 }
 
-function buildServicesStage(front: Front, workloadOf: (kind: string, namespace: string, name: string) => Workload | undefined, previous?: KeyedMemo<ServiceIR>): ServicesStage {
+/** A stage records its messages itself (they are replayed in the order of stages): what its memo entry is told is nothing. */
+const UNSAID = recordInto([]);
+
+function buildServicesStage(namespace: string, read: Read<ServiceStageLookups>, previous?: KeyedMemo<ServiceIR>): ServicesStage {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
   const foreign = new Map<string, Workload | undefined>();
-  const lookup = (kind: string, namespace: string, name: string) => {
-    if (namespace === front.namespace) return front.workloadByRef.get(`${kind}/${namespace}/${name}`);
-    const w = workloadOf(kind, namespace, name);
-    foreign.set(JSON.stringify([kind, namespace, name]), w);
+  const lookup = (kind: string, ns: string, name: string) => {
+    const ref = JSON.stringify([kind, ns, name]);
+    const w = read('workload', ref);
+    if (ns !== namespace) foreign.set(ref, w);
     return w;
   };
-  const objects = of(front.byKind, 'Service');
-  const { services, memo } = buildServices(objects, of(front.byKind, 'EndpointSlice', 'Endpoints'), front.workloads, status, lookup, previous);
+  const objects = kindsRead(read, namespace, 'Service');
+  const { services, memo } = buildServices(objects, kindsRead(read, namespace, 'EndpointSlice', 'Endpoints'), read('workloads', namespace) ?? [], status, lookup, previous);
   return {
     memo,
-    front,
+    namespace,
     calls,
     services,
     byName: new Map(services.map((sv) => [sv.name, sv])),
@@ -340,33 +401,26 @@ function buildServicesStage(front: Front, workloadOf: (kind: string, namespace: 
 
 const splitRef = (ref: string) => JSON.parse(ref) as [string, string, string];
 
-function buildPolicyStage(
-  front: Front,
-  services: ServicesStage,
-  contributors: readonly ServicesStage[],
-  knownIn: (namespace: string, id: Identity) => boolean,
-  settings: MeshSettings,
-  previous?: PolicyStage,
-): PolicyStage {
+function buildPolicyStage(namespace: string, read: Read<PolicyStageLookups>, settings: MeshSettings, previous?: PolicyStage): PolicyStage {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
-  const foreign = new Map<Identity, { namespace: string; known: boolean }>();
-  const knownElsewhere = (namespace: string, id: Identity) => {
-    if (namespace === front.namespace) return false;
-    const known = knownIn(namespace, id);
-    foreign.set(id, { namespace, known });
-    return known;
-  };
-  const { groups: routeGroups, memo: routeMemo } = checkRouteGroups(of(front.byKind, 'HTTPRouteGroup'), status, previous?.routeMemo);
-  const portRoutes = new Map(of(front.byKind, 'TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
-  const accounts = of(front.byKind, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
-  const targets = of(front.byKind, 'TrafficTarget');
+  const knownElsewhere = (ns: string, id: Identity) => ns !== namespace && read('known', `${ns}\n${id}`);
+  const { groups: routeGroups, memo: routeMemo } = checkRouteGroups(kindsRead(read, namespace, 'HTTPRouteGroup'), status, previous?.routeMemo);
+  const portRoutes = new Map(kindsRead(read, namespace, 'TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
+  const accounts = kindsRead(read, namespace, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
+  const targets = kindsRead(read, namespace, 'TrafficTarget');
+  const services = read('services', namespace)!;
   // The ports of this namespace's workloads, from the services whose endpoints they are, in mesh order (for the HTTP-on-TCP warning).
-  const related = [services, ...contributors].sort((a, b) => compareStrings(a.front.namespace, b.front.namespace)).flatMap((s) => s.services);
+  const related = [services, ...(read('contributors', namespace) ?? [])].sort((a, b) => compareStrings(a.namespace, b.namespace)).flatMap((s) => s.services);
   const ports = identityPorts(related);
-  const { access, memo: accessMemo } = buildAccess(targets, routeGroups, portRoutes, front.identities, settings, status, accounts, knownElsewhere, (id) => ports.get(id), previous?.accessMemo);
-  const splits = buildSplits(of(front.byKind, 'TrafficSplit'), services.services, routeGroups, status);
-  return { front, services, contributors, foreign, calls, access, splits, routeMemo, accessMemo };
+  const { access, memo: accessMemo } = buildAccess(targets, routeGroups, portRoutes, read('identities', namespace) ?? [], settings, status, accounts, knownElsewhere, ports, previous?.accessMemo);
+  const splits = buildSplits(kindsRead(read, namespace, 'TrafficSplit'), services.services, routeGroups, status);
+  return { calls, access, splits, routeMemo, accessMemo };
+}
+
+/** A namespace's objects of some kinds, read through a stage's `kind` lookup, in canonical order (as `of` gives them). */
+function kindsRead<K extends m.MeshObject['kind']>(read: Read<{ kind: ReadonlyMap<string, readonly m.MeshObject[]> }>, namespace: string, ...wanted: K[]): Extract<m.MeshObject, { kind: K }>[] {
+  return [...wanted].sort(compareStrings).flatMap((k) => read('kind', `${namespace}/${k}`) ?? []) as Extract<m.MeshObject, { kind: K }>[];
 }
 
 /** Objects by kind, in canonical order (objects arrive sorted by kind first, so each kind's list keeps it). */

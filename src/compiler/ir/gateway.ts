@@ -51,12 +51,12 @@ export function buildRoutes(
 ): BuiltRoutes {
   const byKey = new Map(routes.map((r) => [r.key, r]));
   const lookups = {
-    route: (key: string) => byKey.get(key),
+    route: byKey,
     service: (key: string) => services.get(key),
-    grants: (namespace: string) => grants.get(namespace),
+    grants,
   };
-  const memo = new KeyedMemo<CheckedRoute>(previous);
-  const checked = routes.map((r) => ({ route: r, ...memo.get(r.key, lookups, status, (read, st) => attachRoute(read('route', r.key)!, (k) => read('service', k), (ns) => read('grants', ns) ?? [], st)) }));
+  const memo = new KeyedMemo<CheckedRoute, typeof lookups>(lookups, previous);
+  const checked = routes.map((r) => ({ route: r, ...memo.get(r.key, status, (read, st) => attachRoute(read('route', r.key)!, (k) => read('service', k), (ns) => read('grants', ns) ?? [], st)) }));
   const out = checked.flatMap((c) => c.attached).sort(compareRoutes);
   // GEP-1294, "Route types": on a Service port both a GRPCRoute and an HTTPRoute of the same scope route, the GRPCRoute wins.
   const grpcOn = new Set(out.filter((a) => a.kind === 'GRPCRoute').map((a) => `${a.namespace} ${a.serviceNamespace}/${a.service}`));

@@ -21,10 +21,9 @@ export interface CheckedRouteGroup {
 /** Each HTTPRouteGroup checked on its own: given the previous build's memo, an unchanged group is the very value it was, with its messages (see keyed.ts). */
 export function checkRouteGroups(groups: readonly HttpRouteGroupObj[], status: StatusCollector, previous?: KeyedMemo<CheckedRouteGroup>): { groups: Map<string, CheckedRouteGroup>; memo: KeyedMemo<CheckedRouteGroup> } {
   const byName = new Map(groups.map((g) => [`${g.meta.namespace}/${g.meta.name}`, g]));
-  const lookups = { group: (name: string) => byName.get(name) };
-  const memo = new KeyedMemo<CheckedRouteGroup>(previous);
+  const memo = new KeyedMemo<CheckedRouteGroup, { group: typeof byName }>({ group: byName }, previous);
   const out = new Map<string, CheckedRouteGroup>();
-  for (const name of byName.keys()) out.set(name, memo.get(name, lookups, status, (read, st) => checkRouteGroup(read('group', name)!, st)));
+  for (const name of byName.keys()) out.set(name, memo.get(name, status, (read, st) => checkRouteGroup(read('group', name)!, st)));
   return { groups: out, memo: memo.seal() };
 }
 

@@ -66,31 +66,35 @@ export function buildServices(
   }
   const serviceByKey = new Map(services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
   const lookups = {
-    service: (key: string) => serviceByKey.get(key),
-    sets: (key: string) => setsByService.get(key) ?? NONE,
-    selected: (key: string) => {
-      const svc = serviceByKey.get(key);
-      const selector = svc?.selector;
-      if (!selector) return NONE;
-      let rarest: readonly Workload[] | undefined;
-      for (const [k, v] of Object.entries(selector)) {
-        const list = byLabel.get(`${svc.meta.namespace}/${k}=${v}`) ?? NONE;
-        if (rarest === undefined || list.length < rarest.length) rarest = list;
-      }
-      return (rarest ?? NONE).filter((w) => labelsMatch(selector, w.labels));
-    },
+    service: serviceByKey,
+    sets: setsByService,
+    label: byLabel,
     ref: (ref: string) => byRef(...(JSON.parse(ref) as [string, string, string])),
-    address: (key: string) => workloadByAddress.get(key),
+    address: workloadByAddress,
+  };
+  /** The workloads a service's selector picks: its rarest label's, filtered by the whole selector. */
+  const selected = (svc: ServiceObj, label: (label: string) => readonly Workload[] | undefined): readonly Workload[] => {
+    const selector = svc.selector;
+    if (!selector) return NONE;
+    let rarest: readonly Workload[] | undefined;
+    for (const [k, v] of Object.entries(selector)) {
+      const list = label(`${svc.meta.namespace}/${k}=${v}`) ?? NONE;
+      if (rarest === undefined || list.length < rarest.length) rarest = list;
+    }
+    return (rarest ?? NONE).filter((w) => labelsMatch(selector, w.labels));
   };
 
   const serviceKeys = new Set(serviceByKey.keys());
   for (const [k, sets] of setsByService) {
     if (!serviceKeys.has(k)) for (const s of sets) status.add(s.key, warning('', `its Service ${k} is not among the inputs; ignored`));
   }
-  const memo = new KeyedMemo<ServiceIR>(previous);
+  const memo = new KeyedMemo<ServiceIR, typeof lookups>(lookups, previous);
   const out = services.map((svc) => {
     const key = `${svc.meta.namespace}/${svc.meta.name}`;
-    return memo.get(key, lookups, status, (read, st) => buildService(read('service', key)!, read('sets', key), read('selected', key), st, (ref) => read('ref', ref), (address) => read('address', address)));
+    return memo.get(key, status, (read, st) => {
+      const service = read('service', key)!;
+      return buildService(service, read('sets', key) ?? NONE, selected(service, (label) => read('label', label)), st, (ref) => read('ref', ref), (address) => read('address', address));
+    });
   });
   return { services: out.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name)), memo: memo.seal() };
 }

@@ -21,17 +21,17 @@ export function buildWorkloads(
   const podOf = new Map(pods.map((p) => [p.meta.name, p]));
   const vmOf = new Map(vms.map((v) => [v.meta.name, v]));
   const lookups = {
-    pod: (name: string) => podOf.get(name),
-    vm: (name: string) => vmOf.get(name),
+    pod: podOf,
+    vm: vmOf,
     /** Whether the proxy of a VM's node id is connected (undefined offline: the compile knows no connections). */
     connected: (node: string) => connectedVirtualMachines?.has(node),
   };
-  const memo = new KeyedMemo<Workload>(previous);
+  const memo = new KeyedMemo<Workload, typeof lookups>(lookups, previous);
   const out: Workload[] = [];
-  for (const p of pods) out.push(memo.get(`Pod/${p.meta.name}`, lookups, status, (read, st) => podWorkload(read('pod', p.meta.name)!, settings, st)));
+  for (const p of pods) out.push(memo.get(`Pod/${p.meta.name}`, status, (read, st) => podWorkload(read('pod', p.meta.name)!, settings, st)));
   for (const v of vms) {
     out.push(
-      memo.get(`VirtualMachine/${v.meta.name}`, lookups, status, (read, st) => {
+      memo.get(`VirtualMachine/${v.meta.name}`, status, (read, st) => {
         const vm = read('vm', v.meta.name)!;
         const mode = vm.interceptionMode ?? settings.defaultInterceptionMode;
         // A proxyless VM has no proxy of its own to connect.
