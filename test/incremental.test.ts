@@ -51,6 +51,8 @@ interface State {
   vmConnected: boolean;
   /** Whether the proxyless pod (account p) has app b's label. */
   proxyless: boolean;
+  /** Whether shop's Service d (a backend of the split) is renamed e, its pod staying: the split is then rejected. */
+  noServiceD?: boolean;
   /** The account of b's pod (b unless said). */
   bAccount?: string;
   /** A producer HTTPRoute on a (weights of c and d on one path; a second rule to x of back), a consumer route of back on b (to c), and the ReferenceGrants that let each name the other namespace's Services. */
@@ -86,7 +88,8 @@ type Edit =
   | { kind: 'bundle' }
   | { kind: 'route'; route: State['route'] }
   | { kind: 'consumerRoute'; on: boolean }
-  | { kind: 'refGrants'; on: boolean };
+  | { kind: 'refGrants'; on: boolean }
+  | { kind: 'noServiceD'; on: boolean };
 
 const app = fc.constantFrom(...APPS, 'x');
 const edit: fc.Arbitrary<Edit> = fc.oneof(
@@ -115,6 +118,7 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant('route' as const), route: fc.option(fc.record({ weights: fc.tuple(fc.nat(3), fc.nat(3)), exact: fc.boolean(), port: fc.boolean() }), { nil: undefined }) }), weight: 4 },
   { arbitrary: fc.record({ kind: fc.constant('consumerRoute' as const), on: fc.boolean() }), weight: 2 },
   { arbitrary: fc.record({ kind: fc.constant('refGrants' as const), on: fc.boolean() }), weight: 2 },
+  fc.record({ kind: fc.constant('noServiceD' as const), on: fc.boolean() }),
 );
 
 function apply(s: State, e: Edit): State {
@@ -167,6 +171,8 @@ function apply(s: State, e: Edit): State {
       return { ...s, consumerRoute: e.on };
     case 'refGrants':
       return { ...s, refGrants: e.on };
+    case 'noServiceD':
+      return { ...s, noServiceD: e.on };
   }
 }
 
@@ -219,7 +225,8 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
     { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: ns }, spec: {} },
   ];
   APPS.forEach((a, i) => {
-    docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: a, namespace: ns }, spec: { selector: { app: a }, clusterIP: `198.18.200.${i + 1}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
+    // (Without d, a Service of another name in its place: the documents after it keep their places, and so their objects.)
+    docs.push({ apiVersion: 'v1', kind: 'Service', metadata: { name: a === 'd' && s.noServiceD ? 'e' : a, namespace: ns }, spec: { selector: { app: a }, clusterIP: `198.18.200.${i + 1}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } });
     const octet = s.ips[a] ?? 1;
     if (octet > 0) {
       const annotations = s.explicit && a === 'a' ? { 'smc.dev/interception': 'explicit' } : {};
@@ -370,6 +377,8 @@ test('property: a chain of compiles, each given the previous result, equals comp
         [[{ kind: 'meshconfig', permissive: true }, { kind: 'split', weights: [1, 3] }, { kind: 'split', weights: [3, 1] }, { kind: 'endpoint', app: 'c', octet: 2 }, { kind: 'split', weights: [0, 3] }]],
         // A permissive reach whose rows stay while its warnings change (a proxyless endpoint of b, which sidecars leave out), then a split with it.
         [[{ kind: 'meshconfig', permissive: true }, { kind: 'proxyless', on: true }, { kind: 'split', weights: [1, 1] }, { kind: 'proxyless', on: false }, { kind: 'split', weights: [2, 1] }]],
+        // A split's backend Service goes (its pod stays) and comes back: the split is rejected, then applied, with nothing else of its namespace's policy changed.
+        [[{ kind: 'split', weights: [1, 1] }, { kind: 'noServiceD', on: true }, { kind: 'noServiceD', on: false }]],
       ],
     },
   );

@@ -112,7 +112,7 @@ function keep(base: Map<string, InputUnit>, next: Map<string, InputUnit>): Map<s
   return new Map([...next].map(([k, u]) => [k, JSON.stringify(u) === JSON.stringify(base.get(k)) ? base.get(k)! : u]));
 }
 
-test('in one namespace, each stage is built again only when something it read changed: a split rebuilds neither its workloads nor its services; a pod move rebuilds one workload and one service', () => {
+test('in one namespace, each stage is built again only when something it read changed: a split rebuilds neither its workloads nor its services; a pod move rebuilds one workload and one service, and not the policy', () => {
   const base = mesh(30);
   const first = compileUnits(base);
   const stagesOf = (r: ReturnType<typeof compileUnits>) => r.memo.ir!.stages;
@@ -133,6 +133,8 @@ test('in one namespace, each stage is built again only when something it read ch
   assert.equal(partOf(afterMove).members!.memo.derived, 1, 'one workload derived again');
   assert.equal(stagesOf(afterMove).services.derived, 1);
   assert.equal(partOf(afterMove).services!.memo.derived, 1, 'one service derived again (the one whose label list changed)');
+  assert.equal(stagesOf(afterMove).ports.derived, 1, 'the ports of its identities are made again from its services');
+  assert.equal(stagesOf(afterMove).policy.derived, 0, 'the policy read no address: its service names, identities and ports are the same');
   assert.deepEqual(afterMove.ir, fresh(moved).ir);
   assert.deepEqual(afterMove.status, fresh(moved).status);
 

@@ -40,8 +40,8 @@ export function buildAccess(
   accounts: readonly string[] = [],
   /** Whether an identity that is neither of those exists in its namespace (when the mesh is built a namespace at a time). */
   knownElsewhere: (namespace: string, id: string) => boolean = () => false,
-  /** The ports of each identity's endpoints, for `warnHttpOnTcp` (none: not checked). */
-  ports: ReadonlyMap<string, IdentityPorts> = new Map(),
+  /** The ports of each identity's endpoints, for `warnHttpOnTcp` (none: not checked): a table, or a lookup (recorded by the caller's own derivation). */
+  ports: ReadonlyMap<string, IdentityPorts> | ((identity: string) => IdentityPorts | undefined) = new Map(),
   previous?: AccessMemo,
 ): { access: DestinationAccess[]; memo: AccessMemo } {
   const known = new Map<string, true>();

@@ -2,7 +2,7 @@ import type * as m from '../model.js';
 import { compareOrigins, type LiveInputs } from '../inputs.js';
 import { error, recordInto, replay, warning, type StatusCall, type StatusCollector } from '../status.js';
 import { buildAccess, type AccessMemo } from './access.js';
-import { identityPorts } from './access-checks.js';
+import { identityPorts, type IdentityPorts } from './access-checks.js';
 import { checkRouteGroups, type CheckedRouteGroup } from './routes.js';
 import { assignVirtualIPs, buildServices } from './services.js';
 import { meshNamespaces, meshSettings } from './settings.js';
@@ -41,7 +41,7 @@ export interface IRMemo {
   /** Each Gateway API route with what it read (see ir/gateway.ts). */
   readonly routes: RouteMemo | undefined;
   /** Each namespace's members, services and policy stages with what they read (see keyed.ts). */
-  readonly stages: { readonly members: KeyedMemo<Members, MemberLookups>; readonly services: KeyedMemo<ServicesStage, ServiceStageLookups>; readonly policy: KeyedMemo<PolicyStage, PolicyStageLookups> };
+  readonly stages: { readonly members: KeyedMemo<Members, MemberLookups>; readonly services: KeyedMemo<ServicesStage, ServiceStageLookups>; readonly ports: KeyedMemo<ReadonlyMap<Identity, IdentityPorts>, PortLookups>; readonly policy: KeyedMemo<PolicyStage, PolicyStageLookups> };
 }
 
 type Calls = readonly StatusCall[];
@@ -96,15 +96,23 @@ type ServiceStageLookups = {
   readonly workload: (ref: string) => Workload | undefined;
 };
 
+/** What the ports of a namespace's identities are made from. */
+type PortLookups = {
+  /** namespace -> its services stage. */
+  readonly services: ReadonlyMap<string, ServicesStage>;
+  /** namespace -> the services stages of other namespaces with endpoints of its workloads. */
+  readonly contributors: ReadonlyMap<string, readonly ServicesStage[]>;
+};
+
 /** What the policy stage of a namespace reads, by name. */
 type PolicyStageLookups = {
   readonly kind: ReadonlyMap<string, readonly m.MeshObject[]>;
   /** namespace -> the identities of its workloads. */
   readonly identities: ReadonlyMap<string, readonly Identity[]>;
-  /** namespace -> its services stage. */
-  readonly services: ReadonlyMap<string, ServicesStage>;
-  /** namespace -> the services stages of other namespaces with endpoints of its workloads. */
-  readonly contributors: ReadonlyMap<string, readonly ServicesStage[]>;
+  /** namespace -> the `namespace/name` of its services. */
+  readonly serviceNames: ReadonlyMap<string, readonly string[]>;
+  /** `namespace\nidentity` -> the ports of that identity's endpoints. */
+  readonly ports: (arg: string) => IdentityPorts | undefined;
   /** `namespace\nidentity` -> whether the identity exists in that namespace. */
   readonly known: (arg: string) => boolean;
 };
@@ -114,6 +122,8 @@ interface ServicesStage {
   readonly namespace: string;
   readonly calls: Calls;
   readonly services: readonly ServiceIR[];
+  /** Their `namespace/name`, in the same order. */
+  readonly names: readonly string[];
   /** The same services by name. */
   readonly byName: ReadonlyMap<string, ServiceIR>;
   /** Workloads of other namespaces an endpoint named (`Kind/ns/name`), as they were found. */
@@ -270,11 +280,30 @@ export function buildGroupedIR(
     const stage = parts.get(ns)!.services;
     if (stage) stages.set(ns, stage);
   }
+  // The ports of each namespace's identities, from the services whose endpoints they are, in mesh order (for the
+  // HTTP-on-TCP warning): made again when its services or its contributors' change.
+  const portsMemo = new KeyedMemo<ReadonlyMap<Identity, IdentityPorts>, PortLookups>({ services: stages, contributors: contributorsOf }, kept && previous?.stages.ports);
+  const portsIn = new Map<string, ReadonlyMap<Identity, IdentityPorts>>();
+  for (const ns of stages.keys()) {
+    portsIn.set(
+      ns,
+      portsMemo.get(ns, UNSAID, (read) =>
+        identityPorts(
+          [read('services', ns)!, ...(read('contributors', ns) ?? [])].sort((a, b) => compareStrings(a.namespace, b.namespace)).flatMap((s) => s.services),
+        ),
+      ),
+    );
+  }
+  portsMemo.seal();
+  const serviceNames = new Map([...stages].map(([ns, stage]) => [ns, stage.names]));
   const policyLookups: PolicyStageLookups = {
     kind: kinds,
     identities: identityLists,
-    services: stages,
-    contributors: contributorsOf,
+    serviceNames,
+    ports: (arg) => {
+      const cut = arg.indexOf('\n');
+      return portsIn.get(arg.slice(0, cut))?.get(arg.slice(cut + 1));
+    },
     known: (arg) => {
       const cut = arg.indexOf('\n');
       return parts.get(arg.slice(0, cut))?.members?.known.has(arg.slice(cut + 1)) ?? false;
@@ -341,7 +370,7 @@ export function buildGroupedIR(
     if (before?.front !== part.front || before.members !== part.members || before.services !== part.services || before.policy !== part.policy) rebuilt.add(ns);
   }
   for (const ns of previous?.parts.keys() ?? []) if (!parts.has(ns) || !kept) rebuilt.add(ns);
-  return { ir, memo: { mesh: meshText, parts, assigned, routes: routeMemo, stages: { members: membersMemo, services: servicesMemo, policy: policyMemo } }, rebuilt, direct };
+  return { ir, memo: { mesh: meshText, parts, assigned, routes: routeMemo, stages: { members: membersMemo, services: servicesMemo, ports: portsMemo, policy: policyMemo } }, rebuilt, direct };
 }
 
 function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, previous?: Front): Front {
@@ -393,6 +422,7 @@ function buildServicesStage(namespace: string, read: Read<ServiceStageLookups>, 
     namespace,
     calls,
     services,
+    names: services.map((sv) => `${sv.namespace}/${sv.name}`),
     byName: new Map(services.map((sv) => [sv.name, sv])),
     foreign,
     headless: new Set(objects.filter((o) => o.headless).map((o) => `${o.meta.namespace}/${o.meta.name}`)),
@@ -410,12 +440,9 @@ function buildPolicyStage(namespace: string, read: Read<PolicyStageLookups>, set
   const portRoutes = new Map(kindsRead(read, namespace, 'TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
   const accounts = kindsRead(read, namespace, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
   const targets = kindsRead(read, namespace, 'TrafficTarget');
-  const services = read('services', namespace)!;
-  // The ports of this namespace's workloads, from the services whose endpoints they are, in mesh order (for the HTTP-on-TCP warning).
-  const related = [services, ...(read('contributors', namespace) ?? [])].sort((a, b) => compareStrings(a.namespace, b.namespace)).flatMap((s) => s.services);
-  const ports = identityPorts(related);
+  const ports = (identity: string) => read('ports', `${namespace}\n${identity}`);
   const { access, memo: accessMemo } = buildAccess(targets, routeGroups, portRoutes, read('identities', namespace) ?? [], settings, status, accounts, knownElsewhere, ports, previous?.accessMemo);
-  const splits = buildSplits(kindsRead(read, namespace, 'TrafficSplit'), services.services, routeGroups, status);
+  const splits = buildSplits(kindsRead(read, namespace, 'TrafficSplit'), read('serviceNames', namespace) ?? [], routeGroups, status);
   return { calls, access, splits, routeMemo, accessMemo };
 }
 

@@ -1,7 +1,7 @@
 import type { TrafficSplitObj } from '../model.js';
 import { error, type StatusCollector } from '../status.js';
 import type { CheckedRouteGroup } from './routes.js';
-import { compareStrings, type HttpMatchIR, type ServiceIR, type SplitIR } from './types.js';
+import { compareStrings, type HttpMatchIR, type SplitIR } from './types.js';
 
 /**
  * The effective split of each root service. An invalid split (missing root
@@ -11,11 +11,12 @@ import { compareStrings, type HttpMatchIR, type ServiceIR, type SplitIR } from '
  */
 export function buildSplits(
   splits: readonly TrafficSplitObj[],
-  services: readonly ServiceIR[],
+  /** The `namespace/name` of the mesh's services (of the split's namespace at least). */
+  serviceNames: readonly string[],
   routeGroups: ReadonlyMap<string, CheckedRouteGroup>,
   status: StatusCollector,
 ): SplitIR[] {
-  const serviceNames = new Set(services.map((s) => `${s.namespace}/${s.name}`));
+  const services = new Set(serviceNames);
   const candidates: { obj: TrafficSplitObj; ir: SplitIR }[] = [];
   for (const ts of splits) {
     const ns = ts.meta.namespace;
@@ -23,11 +24,11 @@ export function buildSplits(
     const root = rootServiceName(ts.service, ns);
     if (root === undefined) {
       problems.push({ path: 'spec.service', message: `expected a Service name in namespace ${ns} (name, or name.${ns}[.svc[.cluster.local]]), got ${JSON.stringify(ts.service)}` });
-    } else if (!serviceNames.has(`${ns}/${root}`)) {
+    } else if (!services.has(`${ns}/${root}`)) {
       problems.push({ path: 'spec.service', message: `root Service ${ns}/${root} not found in the mesh` });
     }
     ts.backends.forEach((b, i) => {
-      if (!serviceNames.has(`${ns}/${b.service}`)) problems.push({ path: `spec.backends[${i}].service`, message: `backend Service ${ns}/${b.service} not found in the mesh` });
+      if (!services.has(`${ns}/${b.service}`)) problems.push({ path: `spec.backends[${i}].service`, message: `backend Service ${ns}/${b.service} not found in the mesh` });
     });
     const seen = new Set<string>();
     ts.backends.forEach((b, i) => {
