@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { loadPaths } from '../src/adapters/yaml-files.js';
 import { compile } from '../src/compiler/compile.js';
-import { originsOfName, programmedConditions, ProgrammedIndex, shapedBy, type ProgrammedQuery } from '../src/compiler/programmed.js';
+import { PUSH_ORDER, TYPES } from '../src/compiler/envoy/codec.js';
+import type { ResourceSet } from '../src/compiler/envoy/snapshot.js';
+import { originsOfName, originsOfResource, programmedConditions, ProgrammedIndex, shapedBy, type ProgrammedQuery } from '../src/compiler/programmed.js';
 import { progressOf, recordChanging, recordReply, recordSent, type ProxyRecord, type ReplyEvents } from '../src/runtime/proxy-status.js';
 
 /**
@@ -169,4 +173,54 @@ test('the index answers what changed: a stream that moves touches its objects on
   assert.deepEqual(settled.changed.map(([k, c]) => [k, c.reason]).sort(), [['MeshConfig smc-system/smc', 'Programmed'], ['TrafficSplit bookstore/bookstore-split', 'Programmed'], ['TrafficTarget bookstore/bookbuyer-access-bookstore', 'Programmed']]);
   const gone = index.conditions(inp, { full: false, connected: { [id('bookbuyer')]: 0 }, progress: [], now: 4 });
   assert.deepEqual(gone.changed.map(([k, c]) => [k, c.reason, c.proxies]).sort(), [['MeshConfig smc-system/smc', 'Programmed', 1], ['TrafficSplit bookstore/bookstore-split', 'NoProxies', 0], ['TrafficTarget bookstore/bookbuyer-access-bookstore', 'Programmed', 1]]);
+});
+
+/** The reading of origins from decoded JSON, key by key (the oracle the wire reading must agree with). */
+function originsOfJson(json: unknown): { origins: string[]; routes: string[] } {
+  const names = new Set(['name', 'cluster', 'clusterName', 'routeConfigName']);
+  const found = new Set<string>();
+  const routes = new Set<string>();
+  const add = (name: string) => originsOfName(name).forEach((o) => found.add(o));
+  const walk = (v: unknown, key: string | undefined) => {
+    if (Array.isArray(v)) for (const x of v) walk(x, key);
+    else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (key === 'policies') add(k);
+        walk(x, k);
+      }
+    } else if (typeof v === 'string' && key !== undefined && names.has(key)) {
+      add(v);
+      if (key === 'routeConfigName') routes.add(v);
+    }
+  };
+  walk(json, undefined);
+  return { origins: [...found].sort(), routes: [...routes].sort() };
+}
+
+test('the origins read from a resource\'s texts on the wire are those its decoded JSON shows, for every resource of every golden case', async () => {
+  const codec = loadEnvoyProtos();
+  const leaves = (set: ResourceSet): ResourceSet[] => (set.parts ? set.parts.flatMap(leaves) : [set]);
+  let compared = 0;
+  let traced = 0;
+  for (const name of readdirSync('golden').sort()) {
+    const input = join('golden', name, 'input');
+    const result = compile(await loadPaths([input], { relativeTo: input }), codec);
+    const seen = new Set<Uint8Array>();
+    for (const snapshot of result.snapshots) {
+      for (const kind of PUSH_ORDER) {
+        for (const leaf of leaves(snapshot.types[kind])) {
+          for (const r of leaf.resources) {
+            if (seen.has(r.bytes)) continue;
+            seen.add(r.bytes);
+            const expected = originsOfJson(codec.toJson(TYPES[kind], r.bytes));
+            assert.deepEqual(originsOfResource(codec, TYPES[kind], r.bytes), expected, `${name}: ${kind} ${r.name}`);
+            compared++;
+            if (expected.origins.length > 0) traced++;
+          }
+        }
+      }
+    }
+  }
+  // Enough of them trace to something for the comparison to mean something (RBAC policies, routes, listeners, clusters).
+  assert.ok(compared > 300 && traced > 150, `${compared} resources compared, ${traced} tracing to an object`);
 });

@@ -64,6 +64,10 @@ export function loadEnvoyProtos(): EnvoyProtos {
       return protojson.toJson(type, type.decode(bytes));
     },
     withProtoNames: (typeName, json) => protoNames(lookupType(typeName), json, lookupType),
+    strings: (typeName, bytes, keys, visit) => {
+      const reader = protobuf.Reader.create(bytes);
+      scanStrings(lookupType(typeName), reader, reader.len, keys, visit, lookupType, '');
+    },
   };
   return cached;
 }
@@ -114,6 +118,140 @@ function protoNames(type: protobuf.Type, json: unknown, lookup: (name: string) =
     else out[name] = one(value);
   }
   return out;
+}
+
+/** A field's JSON name (what `toJson` writes). */
+const jsonNameOf = (field: protobuf.Field) => field.jsonName ?? field.name;
+
+const ANY = '.google.protobuf.Any';
+const STRUCT = '.google.protobuf.Struct';
+const VALUE = '.google.protobuf.Value';
+const LIST_VALUE = '.google.protobuf.ListValue';
+
+/**
+ * Whether a message of `type` can hold a text under one of `keys`: a string
+ * field or map of that name, or anything whose keys are data (an Any, a
+ * Struct, a map with text keys). Worked out once per type and set of keys;
+ * a type met again while it is being worked out (a recursive type) counts as
+ * able to.
+ */
+const reachCache = new WeakMap<ReadonlySet<string>, Map<protobuf.Type, boolean>>();
+function canHold(type: protobuf.Type, keys: ReadonlySet<string>): boolean {
+  let known = reachCache.get(keys);
+  if (!known) reachCache.set(keys, (known = new Map()));
+  const was = known.get(type);
+  if (was !== undefined) return was;
+  known.set(type, true);
+  let can = type.fullName === ANY || type.fullName === STRUCT || type.fullName === VALUE || type.fullName === LIST_VALUE;
+  for (const field of type.fieldsArray) {
+    if (can) break;
+    field.resolve();
+    if (keys.has(jsonNameOf(field))) can = true;
+    else if (field.map && (field as unknown as protobuf.MapField).keyType === 'string') can = true;
+    else if (field.resolvedType instanceof protobuf.Type) can = canHold(field.resolvedType, keys);
+  }
+  known.set(type, can);
+  return can;
+}
+
+/**
+ * The texts of one encoded message under `keys` (see `ProtoCodec.strings`),
+ * read from the wire format by the message's reflected type with one reader
+ * over the whole buffer: fields that cannot hold such a text are skipped,
+ * and no text is decoded unless it is one. `place` is the key the message
+ * sits under (what a Struct's keys and a Value's string are shown under).
+ */
+function scanStrings(type: protobuf.Type, reader: protobuf.Reader, end: number, keys: ReadonlySet<string>, visit: (key: string, text: string, isMapKey: boolean) => void, lookup: (name: string) => protobuf.Type, place: string): void {
+  const full = type.fullName;
+  const nested = (inner: protobuf.Type, at: string) => {
+    const stop = reader.uint32() + reader.pos;
+    if (canHold(inner, keys)) scanStrings(inner, reader, stop, keys, visit, lookup, at);
+    reader.pos = stop;
+  };
+  if (full === ANY) {
+    let url = '';
+    let value: [number, number] | undefined;
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      if (tag >>> 3 === 1 && (tag & 7) === 2) url = reader.string();
+      else if (tag >>> 3 === 2 && (tag & 7) === 2) {
+        const length = reader.uint32();
+        value = [reader.pos, reader.pos + length];
+        reader.pos += length;
+      } else reader.skipType(tag & 7);
+    }
+    let inner: protobuf.Type | undefined;
+    try {
+      inner = lookup(url.slice(url.lastIndexOf('/') + 1));
+    } catch {
+      inner = undefined;
+    }
+    if (value && inner && canHold(inner, keys)) {
+      reader.pos = value[0];
+      scanStrings(inner, reader, value[1], keys, visit, lookup, place);
+    }
+    reader.pos = end;
+    return;
+  }
+  if (full === VALUE || full === LIST_VALUE) {
+    // A Value shows as the JSON value itself (a list's items too): its string under the key the Value sits under.
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      const id = tag >>> 3;
+      if ((tag & 7) !== 2) reader.skipType(tag & 7);
+      else if (full === VALUE && id === 3 && keys.has(place)) visit(place, reader.string(), false);
+      else if (full === VALUE && id === 5) nested(lookup('google.protobuf.Struct'), place);
+      else if (full === VALUE && id === 6) nested(lookup('google.protobuf.ListValue'), place);
+      else if (full === LIST_VALUE && id === 1) nested(lookup('google.protobuf.Value'), place);
+      else reader.skipType(2);
+    }
+    return;
+  }
+  const struct = full === STRUCT;
+  while (reader.pos < end) {
+    const tag = reader.uint32();
+    const field = type.fieldsById[tag >>> 3];
+    if (!field || (tag & 7) !== 2) {
+      reader.skipType(tag & 7);
+      continue;
+    }
+    field.resolve();
+    const name = jsonNameOf(field);
+    if (field.map) {
+      const stop = reader.uint32() + reader.pos;
+      const map = field as unknown as protobuf.MapField;
+      const keyPlace = struct ? place : name;
+      let key: string | undefined;
+      let text: [number, number] | undefined;
+      let message: [number, number] | undefined;
+      while (reader.pos < stop) {
+        const t = reader.uint32();
+        if (t >>> 3 === 1 && (t & 7) === 2 && map.keyType === 'string') key = reader.string();
+        else if (t >>> 3 === 2 && (t & 7) === 2 && (map.resolvedType instanceof protobuf.Type || map.type === 'string')) {
+          const length = reader.uint32();
+          if (map.type === 'string') text = [reader.pos, reader.pos + length];
+          else message = [reader.pos, reader.pos + length];
+          reader.pos += length;
+        } else reader.skipType(t & 7);
+      }
+      if (key !== undefined) {
+        // A Struct shows as a plain object: its keys are keys of the object the Struct sits under.
+        if (keys.has(keyPlace)) visit(keyPlace, key, true);
+        if (text && keys.has(key)) visit(key, protobuf.util.utf8.read(reader.buf, text[0], text[1]), false);
+        if (message && canHold(map.resolvedType as protobuf.Type, keys)) {
+          reader.pos = message[0];
+          scanStrings(map.resolvedType as protobuf.Type, reader, message[1], keys, visit, lookup, key);
+        }
+      }
+      reader.pos = stop;
+      continue;
+    }
+    if (field.type === 'string') {
+      if (keys.has(name)) visit(name, reader.string(), false);
+      else reader.skipType(2);
+    } else if (field.resolvedType instanceof protobuf.Type) nested(field.resolvedType, name);
+    else reader.skipType(2);
+  }
 }
 
 function freezeFullNames(root: protobuf.Root): void {

@@ -34,6 +34,8 @@ const CLUSTER_NAMED = new RegExp(`^(?:inbound|outbound)\\|\\d+\\|(${LABEL})\\.($
 const HOST_NAMED = new RegExp(`^(${LABEL})\\.(${LABEL})(?:\\.svc(?:\\.[a-z0-9.-]+)?)?:\\d+$`);
 /** Fields whose text is a name smc gave. */
 const NAME_FIELDS = new Set(['name', 'cluster', 'clusterName', 'routeConfigName']);
+/** What origins are read from: those fields, and the keys of an RBAC filter's `policies` map. */
+const ORIGIN_KEYS: ReadonlySet<string> = new Set([...NAME_FIELDS, 'policies']);
 
 /** The objects one name traces to (Services included: a TrafficTarget shapes its sources through them). */
 export function originsOfName(name: string): ObjectKey[] {
@@ -46,27 +48,26 @@ export function originsOfName(name: string): ObjectKey[] {
   return out;
 }
 
-/** What the names inside one resource's JSON trace to, and the route tables it refers to (a listener's `routeConfigName`). */
-export function originsOfResource(json: unknown): { readonly origins: readonly ObjectKey[]; readonly routes: readonly string[] } {
+/**
+ * What the names inside one encoded resource trace to, and the route tables
+ * it refers to (a listener's `routeConfigName`): read from its texts on the
+ * wire (`ProtoCodec.strings`), without decoding it.
+ */
+export function originsOfResource(codec: ProtoCodec, typeName: string, bytes: Uint8Array): { readonly origins: readonly ObjectKey[]; readonly routes: readonly string[] } {
   const found = new Set<ObjectKey>();
   const routes = new Set<string>();
   const add = (name: string) => {
     for (const o of originsOfName(name)) found.add(o);
   };
-  const walk = (v: unknown, key: string | undefined) => {
-    if (Array.isArray(v)) for (const x of v) walk(x, key);
-    else if (v !== null && typeof v === 'object') {
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-        // An RBAC filter's policies are a map by name.
-        if (key === 'policies') add(k);
-        walk(x, k);
-      }
-    } else if (typeof v === 'string' && key !== undefined && NAME_FIELDS.has(key)) {
-      add(v);
-      if (key === 'routeConfigName') routes.add(v);
+  codec.strings(typeName, bytes, ORIGIN_KEYS, (key, text, isMapKey) => {
+    // An RBAC filter's policies are a map by name.
+    if (isMapKey) {
+      if (key === 'policies') add(text);
+    } else if (NAME_FIELDS.has(key)) {
+      add(text);
+      if (key === 'routeConfigName') routes.add(text);
     }
-  };
-  walk(json, undefined);
+  });
   return { origins: [...found].sort(), routes: [...routes].sort() };
 }
 
@@ -91,7 +92,7 @@ function setOrigins(codec: ProtoCodec, kind: ResourceKind, set: ResourceSet): Se
   const routes = new Map<string, readonly string[]>();
   for (const r of set.resources) {
     let info = byBytes.get(r.bytes);
-    if (!info) byBytes.set(r.bytes, (info = originsOfResource(codec.toJson(TYPES[kind], r.bytes))));
+    if (!info) byBytes.set(r.bytes, (info = originsOfResource(codec, TYPES[kind], r.bytes)));
     for (const o of info.origins) {
       const list = objects.get(o);
       if (list) list.push(r.name);

@@ -14,6 +14,16 @@ export interface ProtoCodec {
    * are left as they are.
    */
   withProtoNames(typeName: string, json: unknown): unknown;
+  /**
+   * The texts of encoded `typeName` that sit under one of `keys` as `toJson`
+   * would show it, without decoding the rest: string fields (and the strings
+   * of repeated fields) under their field's name, string map values under
+   * their map key, and map keys (`isMapKey`) under their map's name.
+   * Messages are followed, an Any into the type it names; a Struct's keys
+   * and a `google.protobuf.Value`'s string sit under the key of the Struct
+   * or Value.
+   */
+  strings(typeName: string, bytes: Uint8Array, keys: ReadonlySet<string>, visit: (key: string, text: string, isMapKey: boolean) => void): void;
 }
 
 export const TYPE_PREFIX = 'type.googleapis.com/';
