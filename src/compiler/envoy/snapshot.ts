@@ -106,12 +106,50 @@ export interface Snapshot {
 
 type Named = { name?: string; clusterName?: string };
 
+/** Values by key, falling back to a previous generation's (taken over when asked for). */
+class Carried<V> extends Map<string, V> {
+  constructor(private prior: ReadonlyMap<string, V> | undefined) {
+    super();
+  }
+
+  override get(key: string): V | undefined {
+    const now = super.get(key);
+    if (now !== undefined || this.prior === undefined) return now;
+    const before = Map.prototype.get.call(this.prior, key) as V | undefined;
+    if (before !== undefined) super.set(key, before);
+    return before;
+  }
+
+  seal(): void {
+    this.prior = undefined;
+  }
+}
+
 /**
  * Encoded bytes by resource content, for one compile: a resource many
  * proxies receive (an outbound cluster and its endpoints, say) is encoded
- * once, and every snapshot holding it shares the same bytes.
+ * once, and every snapshot holding it shares the same bytes. A planning's
+ * memo starts from the previous planning's: what that one encoded and this
+ * one asks for again is found there, and kept for the next; what this one
+ * does not ask for is let go with the previous one. It carries the same way
+ * the resource objects made from a few inputs (an endpoint assignment, by
+ * the text of what it reads), so that many callers' sets, from one planning
+ * to the next, hold the same objects and find their bytes by object.
  */
-export type EncodeMemo = Map<string, Uint8Array>;
+export class EncodeMemo extends Carried<Uint8Array> {
+  readonly objects: Carried<object>;
+
+  constructor(prior?: EncodeMemo) {
+    super(prior);
+    this.objects = new Carried(prior?.objects);
+  }
+
+  /** The planning is over: what the previous one held and this one did not ask for is let go. */
+  override seal(): void {
+    super.seal();
+    this.objects.seal();
+  }
+}
 
 /**
  * Listeners and route tables are specific to their proxy (its inbound RBAC,
@@ -421,7 +459,7 @@ function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<str
  * is the previous one with that reach: what the identity read of the mesh
  * itself is the same, so it is not read again.
  */
-export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new Map(), previous?: PlannedSnapshot, previousMesh?: MeshIR, sharedReach?: Reach): PlannedSnapshot {
+export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec, certificates?: CertificateInputs, memo: EncodeMemo = new EncodeMemo(), previous?: PlannedSnapshot, previousMesh?: MeshIR, sharedReach?: Reach): PlannedSnapshot {
   const fromPrevious = sharedReach && previous?.proxy;
   let reads: ReadonlySet<string>;
   let proxy: ProxyPlan;
@@ -500,7 +538,7 @@ function translate(
   const portRoutes = () => once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))));
   // A table per service for the transparent listener's chains: the same for every namespace.
   const serviceRoutes = () => once('service routes', () => kept(reach, 'service routes', serviceRouteConfigs(outbound)));
-  const endpoints = assignments(reach);
+  const endpoints = assignments(reach, memo);
   const none: Named[] = [];
   let shared: SharedResources;
   // The own resources of the previous plan, when only its reach changed: the same objects, so the same encoded sets.
@@ -726,21 +764,25 @@ function upstreamReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane): Re
   return { upstreams, outbound: [], warnings: [], plan: '', made: new Map(), objects: new Map(), shared: false };
 }
 
-/** The ClusterLoadAssignments of a reach, each keyed by what it reads (many callers share them). */
-const assignments = (reach: Reach): Named[] =>
+/** The ClusterLoadAssignments of a reach, each keyed by what it reads: one object for every caller and planning that holds it. */
+const assignments = (reach: Reach, memo: EncodeMemo): Named[] =>
   (reach.assignments ??= kept(
     reach,
     'assignments',
     reach.upstreams.map((u) => {
       const key = loadAssignmentKey(u);
-      return reachObject(reach, `assignment ${key}`, () => keyed(loadAssignment(u), key));
+      return reachObject(reach, `assignment ${key}`, () => {
+        let made = memo.objects.get(`assignment ${key}`) as Named | undefined;
+        if (!made) memo.objects.set(`assignment ${key}`, (made = keyed(loadAssignment(u), key)));
+        return made;
+      });
     }),
   ));
 
 function endpointSet(reach: Reach, codec: ProtoCodec, memo: EncodeMemo): ResourceSet {
   if (reach.endpoints) return reach.endpoints;
   // Once per list of assignments (a shared reach made again with the same assignments keeps its list, and so its set).
-  const set = sharedSet(codec, 'endpoint', assignments(reach), memo);
+  const set = sharedSet(codec, 'endpoint', assignments(reach, memo), memo);
   reach.endpoints = set;
   return set;
 }
@@ -766,12 +808,12 @@ const sameSecrets = (a: SecretSource | undefined, certificate: SecretSource['cer
  * Returns the plans to hand to the next compile.
  */
 export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: CertificateInputs, previous?: SnapshotPlans, identities?: readonly Identity[], previousIR?: MeshIR): Map<Identity, PlannedSnapshot> {
-  const memo: EncodeMemo = new Map();
+  const made = previous && plannedWith.get(previous);
+  const memo = new EncodeMemo(made?.encoded);
   const all = meshIndex(ir, previousIR).identities;
   const keys = previous && previousIR ? changedKeys(previousIR, ir) : 'all';
   const trustBundle = certificates?.trustBundle;
   const plan = (id: Identity, before: PlannedSnapshot | undefined) => planSnapshot(ir, id, codec, certificates, memo, before, previousIR);
-  const made = previous && plannedWith.get(previous);
   // Who read what changed (undefined: not known, everyone may have).
   const dirtyOf = (dependents: Dependents | undefined): ReadonlySet<Identity> | undefined => {
     if (keys === 'all' || dependents === undefined) return undefined;
@@ -835,7 +877,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
         replanned.push(id);
       }
     }
-    plannedWith.set(out, { certificates, identities: all, replanned, dependents });
+    plannedWith.set(out, { certificates, identities: all, replanned, dependents, encoded: sealed(memo) });
     return out;
   }
   const dirty = dirtyOf(made?.dependents);
@@ -853,7 +895,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
   if (!identities) {
     const dependents: Dependents = new Map();
     for (const [id, p] of out) moveReads(dependents, id, undefined, p.reads);
-    plannedWith.set(out, { certificates, identities: all, replanned, dependents });
+    plannedWith.set(out, { certificates, identities: all, replanned, dependents, encoded: sealed(memo) });
   }
   return out;
 }
@@ -873,7 +915,11 @@ function moveReads(dependents: Dependents, id: Identity, before: ReadonlySet<str
 }
 
 /** What a whole set of plans was made with: the certificates (the very value), the identities, and whose planned snapshots were made anew. */
-const plannedWith = new WeakMap<SnapshotPlans, { certificates: CertificateInputs | undefined; identities: readonly Identity[]; replanned: readonly Identity[]; dependents: Dependents | undefined }>();
+const sealed = (memo: EncodeMemo) => {
+  memo.seal();
+  return memo;
+};
+const plannedWith = new WeakMap<SnapshotPlans, { certificates: CertificateInputs | undefined; identities: readonly Identity[]; replanned: readonly Identity[]; dependents: Dependents | undefined; encoded: EncodeMemo }>();
 
 /** The identities whose planned snapshots `planSnapshots` made anew for these plans (planned, or given new endpoints; every other one kept its previous one); undefined when not known. */
 export function replannedOf(plans: SnapshotPlans): readonly Identity[] | undefined {
