@@ -18,8 +18,8 @@ const MESH_WIDE = new Set<m.MeshObject['kind']>(['Namespace', 'MeshConfig']);
 
 /**
  * What one build of the IR keeps for the next, as plain data: each
- * namespace's part (its objects by kind, then its members, services and
- * policy stages) with the status messages each gave, and the keyed memos of
+ * namespace's part (its objects by kind, then its members, services, ports
+ * and policy stages) with the status messages each gave, and the keyed memos of
  * the stages, which hold what each stage read. A stage none of whose reads
  * changed (objects are compared by reference: the decoder hands back the
  * very objects of unchanged documents) is not run again; its result and its
@@ -40,7 +40,7 @@ export interface IRMemo {
   readonly assigned: ReadonlyMap<ServiceIR, ServiceIR>;
   /** Each Gateway API route with what it read (see ir/gateway.ts). */
   readonly routes: RouteMemo | undefined;
-  /** Each namespace's members, services and policy stages with what they read (see keyed.ts). */
+  /** Each namespace's members, services, ports and policy stages with what they read (see keyed.ts). */
   readonly stages: { readonly members: KeyedMemo<Members, MemberLookups>; readonly services: KeyedMemo<ServicesStage, ServiceStageLookups>; readonly ports: KeyedMemo<ReadonlyMap<Identity, IdentityPorts>, PortLookups>; readonly policy: KeyedMemo<PolicyStage, PolicyStageLookups> };
 }
 
