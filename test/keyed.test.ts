@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KeyedMemo, changedKeys } from '../src/compiler/keyed.js';
+import { KeyedMemo, tableChanges } from '../src/compiler/keyed.js';
 import { recordInto, type StatusCall } from '../src/compiler/status.js';
 import { compileUnits, type InputUnit } from '../src/compiler/units.js';
 import { compileIR } from '../src/compiler/compile.js';
@@ -32,7 +32,7 @@ test('a table lookup is compared once per build: entries are checked against the
   const second = build(table, first.memo);
   assert.deepEqual(second.values, ['1+2', 'x', '5', '']);
   assert.equal(second.memo.derived, 2, 'c and d derived again; a and b reused');
-  // The build compared the table with the previous one (changedKeys does not count here: it iterates) and looked into it only
+  // The build compared the table with the previous one (tableChanges does not count here: it iterates) and looked into it only
   // for the two entries it derived: the reused ones were not looked up at all.
   assert.equal(table.gets, 2);
 });
@@ -63,7 +63,7 @@ test('a function lookup is asked again for each read it recorded, and its answer
   assert.equal(changed.memo.derived, 1);
 });
 
-test('changedKeys: values compared by reference, lists item by item; keys added and removed count', () => {
+test('tableChanges: values compared by reference, lists item by item; keys added and removed count', () => {
   const o = {};
   const before = new Map<string, unknown>([
     ['same', o],
@@ -78,8 +78,8 @@ test('changedKeys: values compared by reference, lists item by item; keys added 
     ['new', undefined],
     ['added', 3],
   ]);
-  assert.deepEqual([...changedKeys(before, after)].sort(), ['added', 'gone', 'moved']);
-  assert.equal(changedKeys(before, before).size, 0);
+  assert.deepEqual([...tableChanges(before, after)].sort(), ['added', 'gone', 'moved']);
+  assert.equal(tableChanges(before, before).size, 0);
 });
 
 /** One namespace of services, each with a pod, a TrafficTarget letting the previous one call it, and a split on the first. */

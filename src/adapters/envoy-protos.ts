@@ -88,7 +88,7 @@ export function loadEnvoyProtos(): EnvoyProtos {
 const fieldsByJson = new WeakMap<protobuf.Type, Map<string, protobuf.Field>>();
 function fieldsByJsonName(type: protobuf.Type): Map<string, protobuf.Field> {
   let known = fieldsByJson.get(type);
-  if (!known) fieldsByJson.set(type, (known = new Map(type.fieldsArray.map((f) => [f.resolve().jsonName ?? f.name, f]))));
+  if (!known) fieldsByJson.set(type, (known = new Map(type.fieldsArray.map((f) => [jsonNameOf(f.resolve()), f]))));
   return known;
 }
 
@@ -238,10 +238,11 @@ function scanStrings(type: protobuf.Type, reader: protobuf.Reader, end: number, 
         // A Struct shows as a plain object: its keys are keys of the object the Struct sits under.
         if (keys.has(keyPlace)) visit(keyPlace, key, true);
         if (text && keys.has(key)) visit(key, protobuf.util.utf8.read(reader.buf, text[0], text[1]), false);
-        if (message && canHold(map.resolvedType as protobuf.Type, keys)) {
-          reader.pos = message[0];
-          scanStrings(map.resolvedType as protobuf.Type, reader, message[1], keys, visit, lookup, key);
-        }
+      }
+      // A message value is followed whatever its key's type (`toJson` writes any key as text).
+      if (message && canHold(map.resolvedType as protobuf.Type, keys)) {
+        reader.pos = message[0];
+        scanStrings(map.resolvedType as protobuf.Type, reader, message[1], keys, visit, lookup, key ?? '');
       }
       reader.pos = stop;
       continue;

@@ -1,3 +1,4 @@
+import { sameItems } from './group.js';
 import { recordInto, replay, type StatusCall, type StatusCollector } from './status.js';
 
 /**
@@ -57,7 +58,7 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
     const changed = new Map<string, ReadonlySet<string>>();
     for (const [name, now] of Object.entries(lookups)) {
       const was = previous.lookups[name];
-      if (now instanceof Map && was instanceof Map) changed.set(name, changedKeys(was, now));
+      if (now instanceof Map && was instanceof Map) changed.set(name, tableChanges(was, now));
     }
     this.changed = changed;
   }
@@ -80,7 +81,7 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
 
   private unchanged(name: string, arg: string, value: unknown): boolean {
     const changed = this.changed?.get(name);
-    if (changed) return changed.size === 0 || !changed.has(arg);
+    if (changed) return !changed.has(arg);
     return same(answer(this.lookups[name]!, arg), value);
   }
 
@@ -101,7 +102,7 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
 const answer = (lookup: Lookup, arg: string): unknown => (lookup instanceof Map ? lookup.get(arg) : (lookup as (arg: string) => unknown)(arg));
 
 /** The keys of either table whose values are not the same (one pass over each; none when they are the same table). */
-export function changedKeys(before: ReadonlyMap<string, unknown>, after: ReadonlyMap<string, unknown>): ReadonlySet<string> {
+export function tableChanges(before: ReadonlyMap<string, unknown>, after: ReadonlyMap<string, unknown>): ReadonlySet<string> {
   const out = new Set<string>();
   if (before === after) return out;
   for (const [k, v] of after) if (!same(v, before.get(k))) out.add(k);
@@ -110,9 +111,4 @@ export function changedKeys(before: ReadonlyMap<string, unknown>, after: Readonl
 }
 
 /** The same reference, or two lists of the same references in the same order. */
-function same(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+const same = (a: unknown, b: unknown): boolean => a === b || (Array.isArray(a) && Array.isArray(b) && sameItems(a, b));

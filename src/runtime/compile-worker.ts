@@ -296,7 +296,8 @@ function programmedOf(compiled: UnitsCompileResult, query: ProgrammedQuery): Pro
  * again replaces its TrafficTargets), counting a change of them in `rules`.
  */
 function noteObjectChanges(unitKeys: readonly string[], deleted: readonly string[], replace: boolean, compiled: UnitsCompileResult, compile: number): void {
-  const gone = [...deleted, ...unitKeys, ...(replace ? [...rulesOfUnit.keys()].filter((k) => !unitKeys.includes(k)) : [])];
+  const read = new Set(unitKeys);
+  const gone = [...deleted, ...unitKeys, ...(replace ? [...rulesOfUnit.keys()].filter((k) => !read.has(k)) : [])];
   // What the units held before, then what they hold now: a TrafficTarget that moved between two of them is kept.
   const before = new Map<ObjectKey, string>();
   for (const unit of gone) {

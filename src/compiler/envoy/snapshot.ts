@@ -120,8 +120,9 @@ class Carried<V> extends Map<string, V> {
     return before;
   }
 
-  seal(): void {
+  seal(): this {
     this.prior = undefined;
+    return this;
   }
 }
 
@@ -145,9 +146,9 @@ export class EncodeMemo extends Carried<Uint8Array> {
   }
 
   /** The planning is over: what the previous one held and this one did not ask for is let go. */
-  override seal(): void {
-    super.seal();
+  override seal(): this {
     this.objects.seal();
+    return super.seal();
   }
 }
 
@@ -877,7 +878,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
         replanned.push(id);
       }
     }
-    plannedWith.set(out, { certificates, identities: all, replanned, dependents, encoded: sealed(memo) });
+    plannedWith.set(out, { certificates, identities: all, replanned, dependents, encoded: memo.seal() });
     return out;
   }
   const dirty = dirtyOf(made?.dependents);
@@ -895,7 +896,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
   if (!identities) {
     const dependents: Dependents = new Map();
     for (const [id, p] of out) moveReads(dependents, id, undefined, p.reads);
-    plannedWith.set(out, { certificates, identities: all, replanned, dependents, encoded: sealed(memo) });
+    plannedWith.set(out, { certificates, identities: all, replanned, dependents, encoded: memo.seal() });
   }
   return out;
 }
@@ -915,10 +916,6 @@ function moveReads(dependents: Dependents, id: Identity, before: ReadonlySet<str
 }
 
 /** What a whole set of plans was made with: the certificates (the very value), the identities, and whose planned snapshots were made anew. */
-const sealed = (memo: EncodeMemo) => {
-  memo.seal();
-  return memo;
-};
 const plannedWith = new WeakMap<SnapshotPlans, { certificates: CertificateInputs | undefined; identities: readonly Identity[]; replanned: readonly Identity[]; dependents: Dependents | undefined; encoded: EncodeMemo }>();
 
 /** The identities whose planned snapshots `planSnapshots` made anew for these plans (planned, or given new endpoints; every other one kept its previous one); undefined when not known. */

@@ -220,6 +220,7 @@ export function buildGroupedIR(
   }
 
   // Stage 1b: each mesh namespace's workloads (built again when its pods, VMs, accounts or connected VM proxies change).
+  // (Each stage keeps its own messages, replayed in the order of stages: its memo entry records none.)
   const membersMemo = new KeyedMemo<Members, MemberLookups>({ kind: kinds, connected: nodesOf }, kept && previous?.stages.members);
   const workloadLists = new Map<string, readonly Workload[]>();
   const identityLists = new Map<string, readonly Identity[]>();
@@ -227,7 +228,7 @@ export function buildGroupedIR(
     const part = parts.get(ns)!;
     if (!part.front.inMesh) continue;
     const before = kept?.get(ns)?.members;
-    part.members = membersMemo.get(ns, UNSAID, (read) => buildMembers(ns, read, settings, before?.memo));
+    part.members = membersMemo.get(ns, status, (read) => buildMembers(ns, read, settings, before?.memo));
     workloadLists.set(ns, part.members.workloads);
     identityLists.set(ns, part.members.identities);
   }
@@ -242,7 +243,7 @@ export function buildGroupedIR(
     const part = parts.get(ns)!;
     if (!part.front.inMesh) continue;
     const before = kept?.get(ns)?.services;
-    part.services = servicesMemo.get(ns, UNSAID, (read) => buildServicesStage(ns, read, before?.memo));
+    part.services = servicesMemo.get(ns, status, (read) => buildServicesStage(ns, read, before?.memo));
   }
   servicesMemo.seal();
   // Virtual IPs are allocated across the whole mesh, in the order of namespaces and names.
@@ -287,7 +288,7 @@ export function buildGroupedIR(
   for (const ns of stages.keys()) {
     portsIn.set(
       ns,
-      portsMemo.get(ns, UNSAID, (read) =>
+      portsMemo.get(ns, status, (read) =>
         identityPorts(
           [read('services', ns)!, ...(read('contributors', ns) ?? [])].sort((a, b) => compareStrings(a.namespace, b.namespace)).flatMap((s) => s.services),
         ),
@@ -314,7 +315,7 @@ export function buildGroupedIR(
     const part = parts.get(ns)!;
     if (!part.services) continue;
     const before = kept?.get(ns)?.policy;
-    part.policy = policyMemo.get(ns, UNSAID, (read) => buildPolicyStage(ns, read, settings, before));
+    part.policy = policyMemo.get(ns, status, (read) => buildPolicyStage(ns, read, settings, before));
     replay(part.policy.calls, status);
   }
   policyMemo.seal();
@@ -402,9 +403,6 @@ function buildMembers(namespace: string, read: Read<MemberLookups>, settings: Me
   };
 }
 
-/** A stage records its messages itself (they are replayed in the order of stages): what its memo entry is told is nothing. */
-const UNSAID = recordInto([]);
-
 function buildServicesStage(namespace: string, read: Read<ServiceStageLookups>, previous?: KeyedMemo<ServiceIR>): ServicesStage {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
@@ -447,19 +445,20 @@ function buildPolicyStage(namespace: string, read: Read<PolicyStageLookups>, set
 }
 
 /** A namespace's objects of some kinds, read through a stage's `kind` lookup, in canonical order (as `of` gives them). */
-function kindsRead<K extends m.MeshObject['kind']>(read: Read<{ kind: ReadonlyMap<string, readonly m.MeshObject[]> }>, namespace: string, ...wanted: K[]): Extract<m.MeshObject, { kind: K }>[] {
-  return [...wanted].sort(compareStrings).flatMap((k) => read('kind', `${namespace}/${k}`) ?? []) as Extract<m.MeshObject, { kind: K }>[];
-}
+const kindsRead = <K extends m.MeshObject['kind']>(read: Read<{ kind: ReadonlyMap<string, readonly m.MeshObject[]> }>, namespace: string, ...wanted: K[]) =>
+  ofKinds((k) => read('kind', `${namespace}/${k}`), wanted);
 
 /** Objects by kind, in canonical order (objects arrive sorted by kind first, so each kind's list keeps it). */
 function byKind(objects: readonly m.MeshObject[]): Map<string, m.MeshObject[]> {
   return groupBy(objects, (o) => o.kind);
 }
 
-/** The objects of some kinds, in canonical order (kinds in sorted order, then each kind's own). */
-function of<K extends m.MeshObject['kind']>(kinds: ReadonlyMap<string, readonly m.MeshObject[]>, ...wanted: K[]): Extract<m.MeshObject, { kind: K }>[] {
-  return [...wanted].sort(compareStrings).flatMap((k) => kinds.get(k) ?? []) as Extract<m.MeshObject, { kind: K }>[];
+/** The objects of some kinds, in canonical order (kinds in sorted order, then each kind's own), from their lists by kind. */
+function ofKinds<K extends m.MeshObject['kind']>(listOf: (kind: string) => readonly m.MeshObject[] | undefined, wanted: K[]): Extract<m.MeshObject, { kind: K }>[] {
+  return [...wanted].sort(compareStrings).flatMap((k) => listOf(k) ?? []) as Extract<m.MeshObject, { kind: K }>[];
 }
+
+const of = <K extends m.MeshObject['kind']>(kinds: ReadonlyMap<string, readonly m.MeshObject[]>, ...wanted: K[]) => ofKinds((k) => kinds.get(k), wanted);
 
 /**
  * The same kind/namespace/name twice: one is used, the others are rejected.
