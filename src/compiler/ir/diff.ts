@@ -16,17 +16,18 @@ export type IRLists = Omit<MeshIR, 'settings'>;
 export type IRDiff = { readonly [K in keyof IRLists]: Changes<IRLists[K][number]> };
 
 /**
- * Each IR list's order (every list is sorted by it, with unique keys). Every
- * list of `MeshIR` must be here: the type says so, so a list added to the IR
- * is diffed, and the index patched from the diff, or it does not compile.
+ * Each IR list's order (every list is sorted by it) and its elements' keys
+ * (unique in a list; two elements with the same key are one element changed).
+ * Every list of `MeshIR` must be here: the type says so, so a list added to
+ * the IR is diffed, and the index derived from it, or it does not compile.
  */
-const ORDERS: { readonly [K in keyof IRLists]-?: (a: IRLists[K][number], b: IRLists[K][number]) => number } = {
-  workloads: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name),
-  services: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name),
-  access: (a, b) => compareStrings(a.destination, b.destination),
-  splits: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.service, b.service),
-  namespaces: compareStrings,
-  routes: compareRoutes,
+export const LISTS: { readonly [K in keyof IRLists]-?: { readonly order: (a: IRLists[K][number], b: IRLists[K][number]) => number; readonly key: (e: IRLists[K][number]) => string } } = {
+  workloads: { order: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name), key: (w) => `${w.kind}/${w.namespace}/${w.name}` },
+  services: { order: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name), key: (s) => `${s.namespace}/${s.name}` },
+  access: { order: (a, b) => compareStrings(a.destination, b.destination), key: (a) => a.destination },
+  splits: { order: (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.service, b.service), key: (s) => `${s.namespace}/${s.service}` },
+  namespaces: { order: compareStrings, key: (ns) => ns },
+  routes: { order: compareRoutes, key: (r) => JSON.stringify([r.serviceNamespace, r.service, r.namespace, r.name, r.port ?? 0]) },
 };
 
 export interface Changes<T> {
@@ -34,18 +35,12 @@ export interface Changes<T> {
   readonly added: readonly T[];
 }
 
-const cache = new WeakMap<MeshIR, { before: MeshIR; diff: IRDiff }>();
-
 /** Undefined when the settings differ (everything may then differ). */
 export function diffIR(before: MeshIR, after: MeshIR): IRDiff | undefined {
   if (JSON.stringify(before.settings) !== JSON.stringify(after.settings)) return undefined;
-  const known = cache.get(after);
-  if (known?.before === before) return known.diff;
-  const diff = Object.fromEntries(
-    (Object.keys(ORDERS) as (keyof IRLists)[]).map((k) => [k, walk<unknown>(before[k], after[k], ORDERS[k] as (a: unknown, b: unknown) => number)]),
+  return Object.fromEntries(
+    (Object.keys(LISTS) as (keyof IRLists)[]).map((k) => [k, walk<unknown>(before[k], after[k], LISTS[k].order as (a: unknown, b: unknown) => number)]),
   ) as unknown as IRDiff;
-  cache.set(after, { before, diff });
-  return diff;
 }
 
 /** Two lists sorted by `order` (unique keys), walked together. */

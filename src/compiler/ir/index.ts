@@ -1,6 +1,6 @@
-import { diffIR, type IRDiff } from './diff.js';
+import { diffIR, LISTS, type Changes, type IRDiff, type IRLists } from './diff.js';
+import { sameItems } from '../group.js';
 import { compareStrings, type Endpoint, type Grant, type Identity, type MeshIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
-import { compareRoutes } from './gateway.js';
 
 /**
  * The mesh IR indexed once, so that no per-proxy step scans the mesh:
@@ -62,9 +62,99 @@ export function compareServices(a: Pick<ServiceIR, 'namespace' | 'name'>, b: Pic
 
 export const serviceKey = (s: { readonly namespace: string; readonly name: string }): string => `${s.namespace}/${s.name}`;
 
-const cache = new WeakMap<MeshIR, MeshIndex>();
-/** How an index was made: patched from the index of `from`, touching `touched` keys (see `changedKeys`). */
-const lineage = new WeakMap<MeshIndex, { readonly from: MeshIR; readonly touched: ReadonlySet<string>; readonly addressOnly: ReadonlySet<string> }>();
+/**
+ * One field of the index: the keys each element of one IR list files under,
+ * with what it contributes to each (`file`), and a key's value made from the
+ * contributions of the elements filed under it, in the list's order
+ * (`value`). `shape` is what a plan reads of a value: two values of the same
+ * shape differ in endpoint addresses only (see `addressOnlyKeys`).
+ */
+interface Field<V> {
+  readonly list: keyof IRLists;
+  readonly file: (element: never, add: (key: string, item: never) => void) => void;
+  readonly value: (items: never[]) => V;
+  readonly shape?: (value: never) => string;
+  /** The field is a set of its keys (its values are `true`). */
+  readonly set?: true;
+}
+const field = <L extends keyof IRLists, I, V>(list: L, file: (element: IRLists[L][number], add: (key: string, item: I) => void) => void, value: (items: I[]) => V, shape?: (value: V) => string): Field<V> => ({
+  list,
+  file: file as unknown as Field<V>['file'],
+  value: value as unknown as Field<V>['value'],
+  ...(shape ? { shape } : {}),
+});
+
+/** The index's fields that are keyed (all but `identities`, the sorted keys of `identitySet`). */
+type Keyed = Omit<MeshIndex, 'identities'>;
+/** A field that is the set of keys the elements of `list` file under. */
+const keySet = <L extends keyof IRLists>(list: L, file: (element: IRLists[L][number], add: (key: string) => void) => void): Field<true> => ({
+  ...field(list, (e, add: (k: string, v: true) => void) => file(e, (k) => add(k, true)), () => true as const),
+  set: true,
+});
+type ValueOf<T> = T extends ReadonlyMap<string, infer V> ? V : true;
+
+const first = <T>(items: T[]): T => items[0]!;
+const uniqueSorted = (items: string[]): string[] => [...new Set(items)].sort(compareStrings);
+
+/**
+ * Every field of the index, declared once: the type makes each field of
+ * `MeshIndex` be here. The index is derived from these alone, from scratch
+ * and from a previous index and the IR's diff alike.
+ */
+const FIELDS: { readonly [K in keyof Keyed]-?: Field<ValueOf<Keyed[K]>> } = {
+  identitySet: keySet('workloads', (w, add) => add(w.identity)),
+  workloadsOf: field('workloads', (w, add: (k: string, v: Workload) => void) => add(w.identity, w), (items) => items),
+  podSet: keySet('workloads', (w, add) => w.kind === 'Pod' && add(`${w.namespace}/${w.name}`)),
+  grantsTo: field('access', (a, add: (k: string, v: readonly Grant[]) => void) => add(a.destination, a.grants), first),
+  grantsFrom: field(
+    'access',
+    (a, add: (k: string, v: readonly [Identity, Grant]) => void) => a.grants.forEach((g) => add(g.source, [a.destination, g])),
+    (items) => {
+      const byDestination = new Map<Identity, Grant[]>();
+      for (const [d, g] of items) push(byDestination, d, g);
+      return byDestination;
+    },
+  ),
+  endpointsOf: field(
+    'services',
+    (s, add: (k: string, v: IndexedEndpoint) => void) => s.ports.forEach((port, portIndex) => port.endpoints.forEach((endpoint, endpointIndex) => add(endpoint.identity, { service: s, port, endpoint, portIndex, endpointIndex }))),
+    (items) => items,
+    endpointsShape,
+  ),
+  service: field('services', (s, add: (k: string, v: ServiceIR) => void) => add(serviceKey(s), s), first, serviceShape),
+  splitOf: field('splits', (s, add: (k: string, v: SplitIR) => void) => add(`${s.namespace}/${s.service}`, s), first),
+  splitRootsOf: field('splits', (s, add: (k: string, v: string) => void) => s.backends.forEach((b) => add(`${s.namespace}/${b.service}`, `${s.namespace}/${s.service}`)), uniqueSorted),
+  routesOf: field('routes', (r, add: (k: string, v: ServiceRouteIR) => void) => add(routeParent(r), r), (items) => items),
+  routeParentsOf: field('routes', (r, add: (k: string, v: string) => void) => routeBackends(r).forEach((b) => add(b, routeParent(r))), uniqueSorted),
+  consumerRoutesIn: field('routes', (r, add: (k: string, v: true) => void) => isConsumer(r) && add(r.namespace, true), (items) => items.length),
+  namespaceSet: keySet('namespaces', (ns, add) => add(ns)),
+};
+const FIELD_NAMES = Object.keys(FIELDS) as (keyof Keyed)[];
+
+/** An element of an IR list filed under a key of a field, with what it gives that key. */
+interface Member {
+  readonly key: string;
+  readonly element: unknown;
+  readonly items: unknown[];
+}
+/** A field's state: the members of each key, and each key's value (the map the index shows). */
+interface FieldState {
+  readonly members: ReadonlyMap<string, readonly Member[]>;
+  readonly values: ReadonlyMap<string, unknown>;
+}
+
+/** An index, its fields' states, and what it was derived from: the previous IR, and the keys whose values it changed. */
+interface Derived {
+  readonly index: MeshIndex;
+  readonly fields: Readonly<Record<keyof Keyed, FieldState>>;
+  readonly from?: MeshIR;
+  readonly touched: ReadonlySet<string>;
+  readonly addressOnly: ReadonlySet<string>;
+  /** A reader's view (`recordedView`): never a base to derive from. */
+  readonly recorded?: true;
+}
+
+const derivations = new WeakMap<MeshIR, Derived>();
 
 const push = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
   const list = m.get(k);
@@ -73,52 +163,168 @@ const push = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
 };
 
 /**
- * The index of `ir`. Given an IR it was built from whose index is known (a
- * compile's predecessor), the index is that one with what changed patched in
- * (ir/diff.ts): the same maps and lists as built from scratch, at the cost of
- * the change.
+ * The index of `ir`. Given an IR it was derived from whose index is known (a
+ * compile's predecessor, with the same settings), the index is that one with
+ * the keys the IR's diff files under derived again (ir/diff.ts): the same
+ * maps and lists as from scratch, at the cost of the change.
  */
 export function meshIndex(ir: MeshIR, previous?: MeshIR): MeshIndex {
-  const known = cache.get(ir);
-  if (known) return known;
-  const base = previous && cache.get(previous);
+  const known = derivations.get(ir);
+  if (known) return known.index;
+  const base = previous && !derivations.get(previous)?.recorded ? derivations.get(previous) : undefined;
   const diff = base && diffIR(previous!, ir);
-  if (base && diff) {
-    const touched = new Set<string>();
-    const addressOnly = new Set<string>();
-    const index = patched(base, diff, touched, addressOnly);
-    cache.set(ir, index);
-    lineage.set(index, { from: previous!, touched, addressOnly });
-    return index;
-  }
-  const index = built(ir);
-  cache.set(ir, index);
-  return index;
+  const derived = base && diff ? derive(ir, base, diff, previous!) : derive(ir);
+  derivations.set(ir, derived);
+  return derived.index;
 }
 
 /**
  * The keys whose value differs between the index of `before` and that of
  * `after` (`field\0key`, and `field*` for a field any key of which
  * changed), as read through `recordedView`; 'all' when they are not known
- * (the index of `after` was not patched from that of `before`).
+ * (the index of `after` was not derived from that of `before`).
  */
 export function changedKeys(before: MeshIR, after: MeshIR): ReadonlySet<string> | 'all' {
   if (before === after) return new Set();
-  const made = lineage.get(meshIndex(after, before));
-  return made?.from === before ? made.touched : 'all';
+  meshIndex(after, before);
+  const derived = derivations.get(after)!;
+  return derived.from === before ? derived.touched : 'all';
 }
 
 /**
  * Of `changedKeys(before, after)`, those whose values differ only in
- * endpoint addresses (and the workloads they name): the same services with
- * the same ports, cluster IPs and, per port, the same endpoints' ports,
- * identities and interception modes. A plan does not read addresses (only
- * endpoint assignments do), so a reader of these keys alone has the plan it
- * had. Empty when not known.
+ * endpoint addresses (and the workloads they name): the fields with a
+ * `shape`, whose old and new values have the same shape. A plan does not
+ * read addresses (only endpoint assignments do), so a reader of these keys
+ * alone has the plan it had. Empty when not known.
  */
 export function addressOnlyKeys(before: MeshIR, after: MeshIR): ReadonlySet<string> {
-  const made = before === after ? undefined : lineage.get(meshIndex(after, before));
-  return made?.from === before ? made.addressOnly : new Set();
+  if (before === after) return new Set();
+  meshIndex(after, before);
+  const derived = derivations.get(after)!;
+  return derived.from === before ? derived.addressOnly : new Set();
+}
+
+/**
+ * The index of `ir`: from `base` (the index of `previous`) and the diff of
+ * the IRs, or from nothing (every element of `ir` added). Each key an element
+ * of the diff files under gets its members again and its value made again;
+ * a value equal to the one it had (the same items) stays the object it was,
+ * and its key is not counted as changed.
+ */
+function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): Derived {
+  const touched = new Set<string>();
+  const addressOnly = new Set<string>();
+  if (diff) for (const [list, changes] of Object.entries(diff)) if (changes.removed.length + changes.added.length > 0) touched.add(`${list}*`);
+  const fields = {} as Record<keyof Keyed, FieldState>;
+  const keysMoved = new Set<keyof Keyed>();
+  for (const name of FIELD_NAMES) {
+    const spec = FIELDS[name] as unknown as { list: keyof IRLists; file: (e: unknown, add: (key: string, item: unknown) => void) => void; value: (items: unknown[]) => unknown; shape?: (value: unknown) => string };
+    const { order, key: keyOf } = LISTS[spec.list] as { order: (a: unknown, b: unknown) => number; key: (e: unknown) => string };
+    const changes: Changes<unknown> = diff ? diff[spec.list] : { removed: [], added: ir[spec.list] };
+    const was = base?.fields[name];
+    if (was && changes.removed.length + changes.added.length === 0) {
+      fields[name] = was;
+      continue;
+    }
+    // What the changed elements file, per key: the elements gone from it, and the members come to it (in list order).
+    const gone = new Map<string, Set<string>>();
+    const come = new Map<string, Member[]>();
+    for (const e of changes.removed) {
+      const k = keyOf(e);
+      spec.file(e, (at) => {
+        const set = gone.get(at);
+        if (set) set.add(k);
+        else gone.set(at, new Set([k]));
+      });
+    }
+    for (const e of changes.added) {
+      const k = keyOf(e);
+      const mine = new Map<string, Member>();
+      spec.file(e, (at, item) => {
+        const m = mine.get(at);
+        if (m) m.items.push(item);
+        else mine.set(at, { key: k, element: e, items: [item] });
+      });
+      for (const [at, m] of mine) push(come, at, m);
+    }
+    const members = new Map(was?.members);
+    const values = new Map(was?.values);
+    let all = true;
+    let changed = false;
+    for (const at of new Set([...gone.keys(), ...come.keys()])) {
+      const leaving = gone.get(at);
+      const before = members.get(at) ?? [];
+      const kept = leaving ? before.filter((m) => !leaving.has(m.key)) : before;
+      const arriving = come.get(at) ?? [];
+      const now = arriving.length === 0 ? kept : kept.length === 0 ? arriving : [...kept, ...arriving].sort((a, b) => order(a.element, b.element));
+      const old = values.get(at);
+      if (now.length === 0) {
+        members.delete(at);
+        values.delete(at);
+      } else {
+        members.set(at, now);
+        const value = spec.value(now.length === 1 ? now[0]!.items : now.flatMap((m) => m.items));
+        if (old !== undefined && sameValue(old, value)) continue;
+        values.set(at, value);
+      }
+      if (!base) continue;
+      changed = true;
+      touched.add(`${name}\0${at}`);
+      if ((old === undefined) !== (now.length === 0)) keysMoved.add(name);
+      const sameShape = spec.shape !== undefined && old !== undefined && now.length > 0 && spec.shape(old) === spec.shape(values.get(at));
+      if (sameShape) addressOnly.add(`${name}\0${at}`);
+      else all = false;
+    }
+    if (changed) {
+      touched.add(`${name}*`);
+      if (all && spec.shape) addressOnly.add(`${name}*`);
+    }
+    fields[name] = { members, values };
+  }
+  const view = <K extends keyof Keyed>(name: K): Keyed[K] => {
+    const values = fields[name].values;
+    return (base && fields[name] === base.fields[name] ? base.index[name] : FIELDS[name].set ? new KeySet(values) : values) as Keyed[K];
+  };
+  const identitySet = view('identitySet');
+  const identities = base && !keysMoved.has('identitySet') ? base.index.identities : [...identitySet].sort(compareStrings);
+  if (base && identities !== base.index.identities) touched.add('identities*');
+  const index = { identities, ...Object.fromEntries(FIELD_NAMES.map((name) => [name, view(name)])) } as MeshIndex;
+  return { index, fields, touched, addressOnly, ...(previous ? { from: previous } : {}) };
+}
+
+/** Two values of a key: the same object, the same items, or maps of the same items per key. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b)) return sameItems(a, b);
+  if (a instanceof Map && b instanceof Map) return a.size === b.size && [...a].every(([k, v]) => sameValue(v, b.get(k)));
+  return false;
+}
+
+/** The keys of a map, as a set. */
+class KeySet<K> implements ReadonlySet<K> {
+  constructor(private readonly map: ReadonlyMap<K, unknown>) {}
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+  get size(): number {
+    return this.map.size;
+  }
+  forEach(f: (value: K, key: K, set: ReadonlySet<K>) => void): void {
+    for (const k of this.map.keys()) f(k, k, this);
+  }
+  *entries(): SetIterator<[K, K]> {
+    for (const k of this.map.keys()) yield [k, k];
+  }
+  keys(): SetIterator<K> {
+    return this.map.keys();
+  }
+  values(): SetIterator<K> {
+    return this.map.keys();
+  }
+  [Symbol.iterator](): SetIterator<K> {
+    return this.map.keys();
+  }
 }
 
 /** What a plan can read of a service: all of it but its endpoints' addresses and workloads (and their order). */
@@ -151,28 +357,16 @@ export function recordedView(ir: MeshIR, record: (key: string) => void): MeshIR 
       },
     });
   }
-  const map = <K, V>(field: string, m: ReadonlyMap<K, V>): ReadonlyMap<K, V> => new RecordedMap(field, m, record);
-  const set = <K>(field: string, m: ReadonlySet<K>): ReadonlySet<K> => new RecordedSet(field, m, record);
-  const recorded: MeshIndex = {
-    get identities() {
+  const recorded = Object.fromEntries(
+    FIELD_NAMES.map((name) => [name, FIELDS[name].set ? new RecordedSet(name, index[name] as ReadonlySet<string>, record) : new RecordedMap(name, index[name] as ReadonlyMap<string, unknown>, record)]),
+  ) as unknown as MeshIndex;
+  Object.defineProperty(recorded, 'identities', {
+    get: () => {
       record('identities*');
       return index.identities;
     },
-    identitySet: set('identitySet', index.identitySet),
-    workloadsOf: map('workloadsOf', index.workloadsOf),
-    grantsTo: map('grantsTo', index.grantsTo),
-    grantsFrom: map('grantsFrom', index.grantsFrom),
-    endpointsOf: map('endpointsOf', index.endpointsOf),
-    service: map('service', index.service),
-    splitOf: map('splitOf', index.splitOf),
-    splitRootsOf: map('splitRootsOf', index.splitRootsOf),
-    routesOf: map('routesOf', index.routesOf),
-    routeParentsOf: map('routeParentsOf', index.routeParentsOf),
-    consumerRoutesIn: map('consumerRoutesIn', index.consumerRoutesIn),
-    namespaceSet: set('namespaceSet', index.namespaceSet),
-    podSet: set('podSet', index.podSet),
-  };
-  cache.set(view, recorded);
+  });
+  derivations.set(view, { index: recorded, fields: derivations.get(ir)!.fields, touched: new Set(), addressOnly: new Set(), recorded: true });
   return view;
 }
 
@@ -248,248 +442,4 @@ class RecordedSet<K> implements ReadonlySet<K> {
   [Symbol.iterator](): SetIterator<K> {
     return this.all()[Symbol.iterator]();
   }
-}
-
-function built(ir: MeshIR): MeshIndex {
-  const workloadsOf = new Map<Identity, Workload[]>();
-  for (const w of ir.workloads) push(workloadsOf, w.identity, w);
-  const grantsTo = new Map<Identity, readonly Grant[]>();
-  const grantsFrom = new Map<Identity, Map<Identity, Grant[]>>();
-  for (const a of ir.access) {
-    grantsTo.set(a.destination, a.grants);
-    for (const g of a.grants) {
-      let bySource = grantsFrom.get(g.source);
-      if (!bySource) grantsFrom.set(g.source, (bySource = new Map()));
-      push(bySource, a.destination, g);
-    }
-  }
-  const endpointsOf = new Map<Identity, IndexedEndpoint[]>();
-  const service = new Map<string, ServiceIR>();
-  for (const s of ir.services) {
-    service.set(serviceKey(s), s);
-    addEndpoints(endpointsOf, s);
-  }
-  const splitOf = new Map<string, SplitIR>();
-  const splitRootsOf = new Map<string, string[]>();
-  for (const s of ir.splits) {
-    const root = `${s.namespace}/${s.service}`;
-    if (splitOf.has(root)) continue;
-    splitOf.set(root, s);
-    for (const b of s.backends) push(splitRootsOf, `${s.namespace}/${b.service}`, root);
-  }
-  const routesOf = new Map<string, ServiceRouteIR[]>();
-  const parents = new Map<string, Set<string>>();
-  const consumerRoutesIn = new Map<string, number>();
-  for (const r of ir.routes) {
-    push(routesOf, routeParent(r), r);
-    for (const b of routeBackends(r)) {
-      let set = parents.get(b);
-      if (!set) parents.set(b, (set = new Set()));
-      set.add(routeParent(r));
-    }
-    if (isConsumer(r)) consumerRoutesIn.set(r.namespace, (consumerRoutesIn.get(r.namespace) ?? 0) + 1);
-  }
-  const routeParentsOf = new Map([...parents].map(([b, set]) => [b, [...set].sort(compareStrings)] as const));
-  const identities = [...workloadsOf.keys()].sort(compareStrings);
-  const podSet = new Set(ir.workloads.filter((w) => w.kind === 'Pod').map((w) => `${w.namespace}/${w.name}`));
-  return { identities, identitySet: new Set(identities), workloadsOf, grantsTo, grantsFrom, endpointsOf, service, splitOf, splitRootsOf, routesOf, routeParentsOf, consumerRoutesIn, namespaceSet: new Set(ir.namespaces), podSet };
-}
-
-function addEndpoints(endpointsOf: Map<Identity, IndexedEndpoint[]>, s: ServiceIR): void {
-  s.ports.forEach((port, portIndex) =>
-    port.endpoints.forEach((endpoint, endpointIndex) => {
-      push(endpointsOf, endpoint.identity, { service: s, port, endpoint, portIndex, endpointIndex });
-    }),
-  );
-}
-
-/**
- * `base` with the changes of `diff` (the settings are the same); each key
- * whose value it changes goes into `touched`, and into `addressOnly` too
- * when only endpoint addresses changed in it (see `addressOnlyKeys`).
- */
-function patched(base: MeshIndex, diff: IRDiff, touched: Set<string>, addressOnly: Set<string>): MeshIndex {
-  const touch = (field: string, keys: Iterable<string>) => {
-    for (const k of keys) {
-      touched.add(`${field}\0${k}`);
-      touched.add(`${field}*`);
-    }
-  };
-  for (const [field, changes] of Object.entries(diff)) if (changes.removed.length + changes.added.length > 0) touched.add(`${field}*`);
-  const compareWorkloads = (a: Workload, b: Workload) => compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name);
-  // Workloads (an identity's are all of its namespace: by kind and name).
-  let workloadsOf = base.workloadsOf as Map<Identity, readonly Workload[]>;
-  let identities = base.identities;
-  let podSet = base.podSet;
-  if (diff.workloads.removed.length + diff.workloads.added.length > 0) {
-    workloadsOf = new Map(base.workloadsOf);
-    // By name: the index may hold an earlier value of an element that was made again with the same content (see diffIR).
-    const workloadKey = (w: Workload) => `${w.kind}/${w.namespace}/${w.name}`;
-    const gone = new Set(diff.workloads.removed.map(workloadKey));
-    const owners = new Set([...diff.workloads.removed, ...diff.workloads.added].map((w) => w.identity));
-    for (const id of owners) {
-      const list = [...(workloadsOf.get(id) ?? []).filter((w) => !gone.has(workloadKey(w))), ...diff.workloads.added.filter((w) => w.identity === id)].sort(compareWorkloads);
-      if (list.length > 0) workloadsOf.set(id, list);
-      else workloadsOf.delete(id);
-    }
-    touch('workloadsOf', owners);
-    const joinedOrLeft = [...owners].filter((id) => workloadsOf.has(id) !== base.workloadsOf.has(id));
-    if (joinedOrLeft.length > 0) {
-      identities = [...workloadsOf.keys()].sort(compareStrings);
-      touch('identitySet', joinedOrLeft);
-      touched.add('identities*');
-    }
-    const pods = (list: readonly Workload[]) => list.filter((w) => w.kind === 'Pod').map((w) => `${w.namespace}/${w.name}`);
-    const removedPods = pods(diff.workloads.removed);
-    const addedPods = pods(diff.workloads.added);
-    if (removedPods.join(' ') !== addedPods.join(' ')) {
-      const set = new Set(base.podSet);
-      for (const p of removedPods) set.delete(p);
-      for (const p of addedPods) set.add(p);
-      podSet = set;
-      touch('podSet', [...removedPods, ...addedPods]);
-    }
-  }
-  // Grants: to each destination, and from each source (its destinations in destination order).
-  let grantsTo = base.grantsTo;
-  let grantsFrom = base.grantsFrom;
-  if (diff.access.removed.length + diff.access.added.length > 0) {
-    const to = new Map(base.grantsTo);
-    const from = new Map(base.grantsFrom);
-    const sources = new Set<Identity>();
-    for (const a of diff.access.removed) {
-      to.delete(a.destination);
-      for (const g of a.grants) sources.add(g.source);
-    }
-    for (const a of diff.access.added) {
-      to.set(a.destination, a.grants);
-      for (const g of a.grants) sources.add(g.source);
-    }
-    const destinations = new Set([...diff.access.removed, ...diff.access.added].map((a) => a.destination));
-    for (const source of sources) {
-      const bySource = new Map<Identity, Grant[]>();
-      for (const [d, grants] of from.get(source) ?? []) if (!destinations.has(d)) bySource.set(d, [...grants]);
-      for (const d of destinations) for (const g of to.get(d) ?? []) if (g.source === source) push(bySource, d, g);
-      if (bySource.size === 0) from.delete(source);
-      else from.set(source, new Map([...bySource].sort(([a], [b]) => compareStrings(a, b))));
-    }
-    grantsTo = to;
-    grantsFrom = from;
-    touch('grantsTo', destinations);
-    touch('grantsFrom', sources);
-  }
-  // Services and their endpoints.
-  let service = base.service;
-  let endpointsOf = base.endpointsOf;
-  if (diff.services.removed.length + diff.services.added.length > 0) {
-    const byKey = new Map(base.service);
-    for (const s of diff.services.removed) byKey.delete(serviceKey(s));
-    for (const s of diff.services.added) byKey.set(serviceKey(s), s);
-    const gone = new Set(diff.services.removed.map(serviceKey));
-    const backing = new Set([...diff.services.removed, ...diff.services.added].flatMap((s) => s.ports.flatMap((p) => p.endpoints.map((e) => e.identity))));
-    const fresh = new Map<Identity, IndexedEndpoint[]>();
-    for (const s of diff.services.added) addEndpoints(fresh, s);
-    const map = new Map(base.endpointsOf);
-    touch('service', [...diff.services.removed, ...diff.services.added].map(serviceKey));
-    touch('endpointsOf', backing);
-    for (const id of backing) {
-      const list = [...(map.get(id) ?? []).filter((e) => !gone.has(serviceKey(e.service))), ...(fresh.get(id) ?? [])].sort(compareIndexed);
-      if (list.length > 0) map.set(id, list);
-      else map.delete(id);
-    }
-    service = byKey;
-    endpointsOf = map;
-    // Which of these changes moved addresses only: a service made again with the same shape, an identity's endpoints likewise.
-    const before = new Map(diff.services.removed.map((s) => [serviceKey(s), s]));
-    const keys = new Set([...diff.services.removed, ...diff.services.added].map(serviceKey));
-    let allServices = true;
-    for (const k of keys) {
-      const was = before.get(k);
-      const now = byKey.get(k);
-      if (was && now && serviceShape(was) === serviceShape(now)) addressOnly.add(`service\0${k}`);
-      else allServices = false;
-    }
-    if (allServices) addressOnly.add('service*');
-    let allEndpoints = true;
-    for (const id of backing) {
-      if (endpointsShape(base.endpointsOf.get(id)) === endpointsShape(map.get(id))) addressOnly.add(`endpointsOf\0${id}`);
-      else allEndpoints = false;
-    }
-    if (allEndpoints) addressOnly.add('endpointsOf*');
-  }
-  // Splits: the one of each root, and the roots of each backend (in root order).
-  let splitOf = base.splitOf;
-  let splitRootsOf = base.splitRootsOf;
-  if (diff.splits.removed.length + diff.splits.added.length > 0) {
-    const of = new Map(base.splitOf);
-    const roots = new Map(base.splitRootsOf as Map<string, readonly string[]>);
-    const rootOf = (s: SplitIR) => `${s.namespace}/${s.service}`;
-    const backends = (s: SplitIR) => s.backends.map((b) => `${s.namespace}/${b.service}`);
-    touch('splitOf', [...diff.splits.removed, ...diff.splits.added].map(rootOf));
-    touch('splitRootsOf', [...diff.splits.removed, ...diff.splits.added].flatMap(backends));
-    for (const s of diff.splits.removed) {
-      of.delete(rootOf(s));
-      for (const b of backends(s)) {
-        const list = (roots.get(b) ?? []).filter((r) => r !== rootOf(s));
-        if (list.length > 0) roots.set(b, list);
-        else roots.delete(b);
-      }
-    }
-    for (const s of diff.splits.added) {
-      of.set(rootOf(s), s);
-      for (const b of backends(s)) roots.set(b, [...(roots.get(b) ?? []), rootOf(s)].sort(compareStrings));
-    }
-    splitOf = of;
-    splitRootsOf = roots;
-  }
-  // Routes: those of each parent, the parents of each backend, the namespaces with consumer routes.
-  let routesOf = base.routesOf;
-  let routeParentsOf = base.routeParentsOf;
-  let consumerRoutesIn = base.consumerRoutesIn;
-  if (diff.routes.removed.length + diff.routes.added.length > 0) {
-    const of = new Map(base.routesOf);
-    const changedParents = new Set([...diff.routes.removed, ...diff.routes.added].map(routeParent));
-    // By key: the index may hold an earlier value of an element that was made again with the same content (see diffIR).
-    const routeKey = (r: ServiceRouteIR) => JSON.stringify([r.serviceNamespace, r.service, r.namespace, r.name, r.port ?? 0]);
-    const gone = new Set(diff.routes.removed.map(routeKey));
-    for (const parent of changedParents) {
-      const list = [...(of.get(parent) ?? []).filter((r) => !gone.has(routeKey(r))), ...diff.routes.added.filter((r) => routeParent(r) === parent)].sort(compareRoutes);
-      if (list.length > 0) of.set(parent, list);
-      else of.delete(parent);
-    }
-    const backends = new Set([...diff.routes.removed, ...diff.routes.added].flatMap(routeBackends));
-    const parents = new Map(base.routeParentsOf);
-    for (const b of backends) {
-      const candidates = new Set([...(base.routeParentsOf.get(b) ?? []), ...changedParents]);
-      const list = [...candidates].filter((p) => (of.get(p) ?? []).some((r) => routeBackends(r).includes(b))).sort(compareStrings);
-      if (list.length > 0) parents.set(b, list);
-      else parents.delete(b);
-    }
-    const counts = new Map(base.consumerRoutesIn);
-    const consumerNamespaces = new Set<string>();
-    for (const [r, delta] of [...diff.routes.removed.map((r) => [r, -1] as const), ...diff.routes.added.map((r) => [r, 1] as const)]) {
-      if (!isConsumer(r)) continue;
-      consumerNamespaces.add(r.namespace);
-      const n = (counts.get(r.namespace) ?? 0) + delta;
-      if (n > 0) counts.set(r.namespace, n);
-      else counts.delete(r.namespace);
-    }
-    touch('routesOf', changedParents);
-    touch('routeParentsOf', backends);
-    touch('consumerRoutesIn', [...consumerNamespaces].filter((ns) => counts.get(ns) !== base.consumerRoutesIn.get(ns)));
-    routesOf = of;
-    routeParentsOf = parents;
-    consumerRoutesIn = counts;
-  }
-  const identitySet = identities === base.identities ? base.identitySet : new Set(identities);
-  // Namespaces that joined or left the mesh.
-  let namespaceSet = base.namespaceSet;
-  if (diff.namespaces.removed.length + diff.namespaces.added.length > 0) {
-    const set = new Set(base.namespaceSet);
-    for (const ns of diff.namespaces.removed) set.delete(ns);
-    for (const ns of diff.namespaces.added) set.add(ns);
-    namespaceSet = set;
-    touch('namespaceSet', [...diff.namespaces.removed, ...diff.namespaces.added]);
-  }
-  return { identities, identitySet, workloadsOf, grantsTo, grantsFrom, endpointsOf, service, splitOf, splitRootsOf, routesOf, routeParentsOf, consumerRoutesIn, namespaceSet, podSet };
 }
