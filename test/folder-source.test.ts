@@ -29,7 +29,7 @@ async function servedWeight(adminPort: number): Promise<number | undefined> {
 const withWeight = (text: string, w: number) => text.replace(/\{service: bookstore-v2, weight: \d+\}/, `{service: bookstore-v2, weight: ${w}}`);
 
 test('a running controller follows every way of writing a file: in place, truncate and append, sed -i, cp onto it, rename over it, delete and recreate, in a folder made later', async () => {
-  const { controller, dir } = await testController('examples/bookstore', { pushWindowMs: 0 });
+  const { controller, dir, logs } = await testController('examples/bookstore', { pushWindowMs: 0 });
   const mesh = join(dir, 'mesh');
   const policy = join(mesh, '40-policy.yaml');
   const original = readFileSync(policy, 'utf8');
@@ -92,6 +92,8 @@ test('a running controller follows every way of writing a file: in place, trunca
     });
     await expect('in place in the new folder', 53, () => writeFileSync(moved, withWeight(original, 53)));
     process.stdout.write(`folder edits, write to served: ${latencies.join(', ')}\n`);
+    // Each edit was seen through its file-system event, not made up for by the reconcile.
+    assert.deepEqual(logs.filter((l) => /without a file-system event/.test(l)), []);
   } finally {
     await controller.close();
   }

@@ -1,20 +1,19 @@
 import type { Log } from '../runtime/log.js';
 import { statSync } from 'node:fs';
-import { dirname, normalize, relative, sep } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import { normalize, sep } from 'node:path';
 import { StartupError } from './startup-error.js';
 import { createLastAccepted } from './last-accepted.js';
 import { startFolderReader, type FileChange, type FolderReader, type ScanResult } from './folder-reader.js';
 import type { Source, SourceEvents, SourceUnit } from './source.js';
-import { isYamlFile } from './yaml-files.js';
+import { watchTree, type TreeWatch } from './tree-watch.js';
 
 /**
  * The embedded default source: files and folders of YAML, read the way
  * `smc compile` reads them, and followed while the controller runs.
  *
- * - Changes are seen through file-system events (chokidar: renames over a
- *   file, in-place writes, new folders) that name the paths they concern;
- *   only those paths are read again. Events settle for `settleMs`, and a
+ * - Changes are seen through file-system events (tree-watch.ts: renames
+ *   over a file, in-place writes, new folders) that name the paths they
+ *   concern; only those paths are read again. Events settle for `settleMs`, and a
  *   change is read `maxWaitMs` after the first event at the latest, however
  *   often the file is written.
  * - Every `reconcileMs` the folder is compared with what was read (by each
@@ -52,11 +51,11 @@ interface Known {
 }
 
 export function createFolderSource(o: FolderSourceOptions): Source {
-  // As chokidar names them: `./mesh/` is `mesh`.
+  // As the watch and the reader name paths: `./mesh/` is `mesh`.
   const roots = o.paths.map((p) => normalize(p).replace(/(.)\/+$/, '$1'));
   const known = new Map<string, Known>();
   const lastAccepted = createLastAccepted();
-  const watchers = new Map<string, FSWatcher>();
+  const watchers = new Map<string, TreeWatch>();
   /** Roots that could not be read at the last look, and why. */
   const unreadable = new Map<string, string>();
   const pending = new Set<string>();
@@ -132,7 +131,7 @@ export function createFolderSource(o: FolderSourceOptions): Source {
         events?.delete(rootUnit(root));
         o.log(`source: ${root} can be read again`);
         // A folder made again is a new inode: its watch is made again too.
-        void restartWatch(root);
+        restartWatch(root);
       }
     }
   };
@@ -187,37 +186,20 @@ export function createFolderSource(o: FolderSourceOptions): Source {
       applyScan(result);
     });
 
-  const watchRoot = async (root: string) => {
+  const watchRoot = (root: string) => {
     let isDir = false;
     try {
       isDir = statSync(root).isDirectory();
     } catch {
       return; // not there now: the reconcile notices when it is back
     }
-    const dir = isDir ? root : dirname(root);
-    const w = watch(dir, {
-      ignoreInitial: true,
-      followSymlinks: false,
-      // A file given as a root is watched through its folder (editors replace files), and only it counts.
-      ...(isDir ? {} : { depth: 0 }),
-      ignored: (path: string, stats?: { isFile(): boolean }) => {
-        if (path === dir) return false;
-        if (!isDir) return path !== root;
-        // Hidden folders (.git) are not read; a hidden name at the end may be a ConfigMap's `..data` link, which counts.
-        const parts = relative(dir, path).split(sep);
-        if (parts.slice(0, -1).some((p) => p.startsWith('.'))) return true;
-        return stats?.isFile() === true && !isYamlFile(path) && !parts.at(-1)!.startsWith('.');
-      },
-    });
-    w.on('all', (_event, path) => onEvent(path));
-    w.on('error', (e: unknown) => o.log(`source: watching ${dir}: ${(e as Error).message}; changes are still found by the reconcile (every ${(o.reconcileMs ?? 5000) / 1000} s)`, { level: 'warn', path: dir }));
-    watchers.set(root, w);
-    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+    const onError = (e: Error) => o.log(`source: watching ${root}: ${e.message}; changes are still found by the reconcile (every ${(o.reconcileMs ?? 5000) / 1000} s)`, { level: 'warn', path: root });
+    watchers.set(root, watchTree(root, isDir, onEvent, onError));
   };
-  const restartWatch = async (root: string) => {
-    await watchers.get(root)?.close();
+  const restartWatch = (root: string) => {
+    watchers.get(root)?.close();
     watchers.delete(root);
-    if (!closed) await watchRoot(root);
+    if (!closed) watchRoot(root);
   };
 
   return {
@@ -234,7 +216,7 @@ export function createFolderSource(o: FolderSourceOptions): Source {
       }
       reader = startFolderReader(roots);
       // Watching starts before the first read: nothing written in between is missed.
-      for (const root of roots) await watchRoot(root);
+      for (const root of roots) watchRoot(root);
       const first = await scan(roots);
       const failed = first.failed[0];
       if (failed) {
@@ -257,7 +239,7 @@ export function createFolderSource(o: FolderSourceOptions): Source {
       clearTimeout(timer);
       clearTimeout(reconcileTimer);
       for (const t of suspects.values()) clearTimeout(t);
-      await Promise.all([...watchers.values()].map((w) => w.close()));
+      for (const w of watchers.values()) w.close();
       await chain.catch(() => undefined);
       await reader?.close();
     },
