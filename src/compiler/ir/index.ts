@@ -133,7 +133,6 @@ const FIELD_NAMES = Object.keys(FIELDS) as (keyof Keyed)[];
 
 /** An element of an IR list filed under a key of a field, with what it gives that key. */
 interface Member {
-  readonly key: string;
   readonly element: unknown;
   readonly items: unknown[];
 }
@@ -239,23 +238,23 @@ function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): D
       });
     }
     for (const e of changes.added) {
-      const k = keyOf(e);
-      const mine = new Map<string, Member>();
       spec.file(e, (at, item) => {
-        const m = mine.get(at);
-        if (m) m.items.push(item);
-        else mine.set(at, { key: k, element: e, items: [item] });
+        const list = come.get(at);
+        const last = list?.[list.length - 1];
+        if (last !== undefined && last.element === e) last.items.push(item);
+        else if (list) list.push({ element: e, items: [item] });
+        else come.set(at, [{ element: e, items: [item] }]);
       });
-      for (const [at, m] of mine) push(come, at, m);
     }
-    const members = new Map(was?.members);
+    // (From nothing, the members are those that came.)
+    const members: Map<string, readonly Member[]> = was ? new Map(was.members) : come;
     const values = new Map(was?.values);
     let all = true;
     let changed = false;
-    for (const at of new Set([...gone.keys(), ...come.keys()])) {
+    for (const at of gone.size === 0 ? [...come.keys()] : new Set([...gone.keys(), ...come.keys()])) {
       const leaving = gone.get(at);
       const before = members.get(at) ?? [];
-      const kept = leaving ? before.filter((m) => !leaving.has(m.key)) : before;
+      const kept = leaving ? before.filter((m) => !leaving.has(keyOf(m.element))) : before;
       const arriving = come.get(at) ?? [];
       const now = arriving.length === 0 ? kept : kept.length === 0 ? arriving : [...kept, ...arriving].sort((a, b) => order(a.element, b.element));
       const old = values.get(at);
@@ -264,7 +263,7 @@ function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): D
         values.delete(at);
       } else {
         members.set(at, now);
-        const value = spec.value(now.length === 1 ? now[0]!.items : now.flatMap((m) => m.items));
+        const value = spec.value(now.length === 1 ? now[0]!.items : itemsOf(now));
         if (old !== undefined && sameValue(old, value)) continue;
         values.set(at, value);
       }
@@ -291,6 +290,13 @@ function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): D
   if (base && identities !== base.index.identities) touched.add('identities*');
   const index = { identities, ...Object.fromEntries(FIELD_NAMES.map((name) => [name, view(name)])) } as MeshIndex;
   return { index, fields, touched, addressOnly, ...(previous ? { from: previous } : {}) };
+}
+
+/** The items of members, in order. */
+function itemsOf(members: readonly Member[]): unknown[] {
+  const out: unknown[] = [];
+  for (const m of members) for (const item of m.items) out.push(item);
+  return out;
 }
 
 /** Two values of a key: the same object, the same items, or maps of the same items per key. */
