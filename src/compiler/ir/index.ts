@@ -253,7 +253,7 @@ function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): D
     let changed = false;
     for (const at of gone.size === 0 ? [...come.keys()] : new Set([...gone.keys(), ...come.keys()])) {
       const leaving = gone.get(at);
-      const before = members.get(at) ?? [];
+      const before = was?.members.get(at) ?? [];
       const kept = leaving ? before.filter((m) => !leaving.has(keyOf(m.element))) : before;
       const arriving = come.get(at) ?? [];
       const now = arriving.length === 0 ? kept : kept.length === 0 ? arriving : [...kept, ...arriving].sort((a, b) => order(a.element, b.element));
