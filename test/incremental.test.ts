@@ -9,8 +9,9 @@ import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 import type { MeshInputs } from '../src/compiler/inputs.js';
 import { compileUnits, type InputUnit, type UnitsCompileResult } from '../src/compiler/units.js';
 import { groupBy } from '../src/compiler/group.js';
-import { meshIndex } from '../src/compiler/ir/index.js';
+import { addressOnlyKeys, changedKeys, meshIndex, type IndexedEndpoint } from '../src/compiler/ir/index.js';
 import { vmNodeId } from '../src/compiler/ir/workloads.js';
+import type { Endpoint, MeshIR } from '../src/compiler/ir/types.js';
 import type { CertificateInputs } from '../src/compiler/inputs.js';
 import type { StatusEntry } from '../src/compiler/status.js';
 import { startCompilerThread } from '../src/runtime/compiler-thread.js';
@@ -335,6 +336,45 @@ const start: State = {
   bundle: 0,
 };
 
+/**
+ * `changedKeys(before, after)` holds every index key whose value differs in
+ * content between the two indexes (compared as JSON text, each index built
+ * on its own), and `addressOnlyKeys` only keys whose values differ in
+ * endpoint addresses and workloads at most.
+ */
+function assertChangesNamed(before: MeshIR, after: MeshIR, context: string): void {
+  const changed = changedKeys(before, after);
+  if (changed === 'all') return;
+  const a = meshIndex(structuredClone(before)) as unknown as Record<string, unknown>;
+  const b = meshIndex(structuredClone(after)) as unknown as Record<string, unknown>;
+  const text = (v: unknown) => JSON.stringify(v instanceof Map ? [...v] : v);
+  // What a plan reads of a value: a service without its endpoints' addresses, workloads and order; of an identity's
+  // endpoints, each one's service and port by name and the endpoint's port, mode and identity.
+  const strip = (x: unknown) =>
+    JSON.stringify(x, (k, y: unknown) => (k === 'endpoints' && Array.isArray(y) ? (y as Endpoint[]).map((e) => `${e.port} ${e.interception} ${e.identity}`).sort() : y));
+  const shape = (v: unknown) =>
+    Array.isArray(v)
+      ? (v as IndexedEndpoint[]).map((e) => strip([e.service.namespace, e.service.name, e.port.name, e.port.port, e.port.targetPort, e.port.protocol, e.endpoint.port, e.endpoint.interception, e.endpoint.identity])).sort().join('\n')
+      : strip(v);
+  const light = addressOnlyKeys(before, after);
+  for (const field of Object.keys(b).filter((f) => f !== 'identities')) {
+    const was = a[field] as ReadonlyMap<string, unknown> | ReadonlySet<string>;
+    const now = b[field] as ReadonlyMap<string, unknown> | ReadonlySet<string>;
+    const get = (m: ReadonlyMap<string, unknown> | ReadonlySet<string>, k: string) => (m instanceof Map ? m.get(k) : (m as ReadonlySet<string>).has(k) || undefined);
+    for (const k of new Set([...was.keys(), ...now.keys()])) {
+      if (text(get(was, k)) === text(get(now, k))) continue;
+      assert.ok(changed.has(`${field}\0${k}`) && changed.has(`${field}*`), `${field} ${k} changed but is not named, after ${context}`);
+    }
+  }
+  if (text(a.identities) !== text(b.identities)) assert.ok(changed.has('identities*'), `identities changed but are not named, after ${context}`);
+  for (const key of light) {
+    const [field, k] = key.split('\0') as [string, string | undefined];
+    if (k === undefined) continue;
+    const get = (m: unknown) => (m as ReadonlyMap<string, unknown>).get(k);
+    assert.equal(shape(get(a[field])), shape(get(b[field])), `${key} named as moving addresses only, after ${context}`);
+  }
+}
+
 test('property: a chain of compiles, each given the previous result, equals compiling each state from scratch', () => {
   fc.assert(
     fc.property(fc.array(edit, { minLength: 1, maxLength: 8 }), (edits) => {
@@ -351,8 +391,9 @@ test('property: a chain of compiles, each given the previous result, equals comp
         units = compileUnits(unitsOf(inputs(state), kept), liveOf(state), units);
         assert.deepEqual(units.ir, fresh.ir, `IR, after ${JSON.stringify(e)}`);
         assert.deepEqual(units.status, fresh.status, `status, after ${JSON.stringify(e)}`);
-        // The index patched from the previous IR's is the one built from scratch.
+        // The index derived from the previous IR's is the one built from scratch, and it names every key whose value changed.
         assert.deepEqual(meshIndex(units.ir, previousIR), meshIndex(structuredClone(fresh.ir)), `index, after ${JSON.stringify(e)}`);
+        assertChangesNamed(previousIR, units.ir, JSON.stringify(e));
         // Only the identities that read a changed key are planned again: the snapshots are those built from scratch, byte for byte.
         plans = planSnapshots(units.ir, codec, certificatesOf(state, certificates), plans, undefined, previousIR);
         assert.deepEqual(serialised([...plans.values()].map((p) => p.snapshot)), serialised(fresh.snapshots), `snapshots, after ${JSON.stringify(e)}`);
