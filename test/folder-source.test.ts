@@ -147,6 +147,44 @@ test('the reconcile applies an edit whose file-system event was lost, logs it at
   }
 });
 
+test('folders are followed through their events alone: one moved out and back, one removed, one made two levels deep, a safe write inside', async () => {
+  // The reconcile is a minute away: whatever the test sees came through the watch.
+  const f = await watchedFolder({ 'team/a.yaml': configMap('a', 'one'), 'team/deep/b.yaml': configMap('b', 'two') }, { reconcileMs: 60_000 });
+  const outside = mkdtempSync(join(tmpdir(), 'smc-folder-outside-'));
+  try {
+    assert.match(f.text('team/a.yaml'), /one/);
+    assert.match(f.text('team/deep/b.yaml'), /two/);
+    // Moved out of the root: its files (and its subfolder's) leave.
+    renameSync(join(f.dir, 'team'), join(outside, 'team'));
+    await waitFor('the moved-out folder to leave', () => (f.text('team/a.yaml') === undefined && f.text('team/deep/b.yaml') === undefined ? true : undefined), 5000);
+    // Edited while outside, then moved back: read as it is now, and watched again (an edit after the move is seen).
+    writeFileSync(join(outside, 'team', 'deep', 'b.yaml'), configMap('b', 'three'));
+    renameSync(join(outside, 'team'), join(f.dir, 'team'));
+    await waitFor('the moved-back folder', () => (/one/.test(f.text('team/a.yaml')) && /three/.test(f.text('team/deep/b.yaml')) ? true : undefined), 5000);
+    writeFileSync(join(f.dir, 'team', 'deep', 'b.yaml.swp'), configMap('b', 'four'));
+    renameSync(join(f.dir, 'team', 'deep', 'b.yaml.swp'), join(f.dir, 'team', 'deep', 'b.yaml'));
+    await waitFor('a safe write in the moved-back folder', () => (/four/.test(f.text('team/deep/b.yaml')) ? true : undefined), 5000);
+    // Two levels made at once, then a file in them.
+    mkdirSync(join(f.dir, 'x', 'y'), { recursive: true });
+    writeFileSync(join(f.dir, 'x', 'y', 'c.yaml'), configMap('c', 'five'));
+    await waitFor('a file two new levels down', () => (/five/.test(f.text('x/y/c.yaml')) ? true : undefined), 5000);
+    // A folder removed with what it holds.
+    rmSync(join(f.dir, 'team'), { recursive: true });
+    await waitFor('the removed folder to leave', () => (f.text('team/a.yaml') === undefined && f.text('team/deep/b.yaml') === undefined ? true : undefined), 5000);
+    assert.match(f.text('x/y/c.yaml'), /five/);
+    // Made again under the same name (a new folder): watched as the new one.
+    mkdirSync(join(f.dir, 'team'));
+    writeFileSync(join(f.dir, 'team', 'a.yaml'), configMap('a', 'six'));
+    await waitFor('the folder made again', () => (/six/.test(f.text('team/a.yaml')) ? true : undefined), 5000);
+    writeFileSync(join(f.dir, 'team', 'a.yaml'), configMap('a', 'seven'));
+    await waitFor('an edit in the folder made again', () => (/seven/.test(f.text('team/a.yaml')) ? true : undefined), 5000);
+    assert.deepEqual(f.drifted, []);
+  } finally {
+    await f.source.close();
+    rmSync(outside, { recursive: true, force: true });
+  }
+});
+
 test('a file rewritten 50 times a second is read at least once a second while the writes go on', async () => {
   const f = await watchedFolder({ 'a.yaml': configMap('a', '0') }, { reconcileMs: 60_000 });
   try {
