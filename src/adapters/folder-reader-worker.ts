@@ -1,11 +1,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
-import { dirname, sep } from 'node:path';
+import { dirname } from 'node:path';
 import { checkDocument, type ObjectCheck } from '../compiler/decode/index.js';
 import { MEMBERSHIP_CODECS, project } from '../compiler/decode/project.js';
 import type { InputDocument } from '../compiler/inputs.js';
-import { isYamlFile, listUnder, MAX_FILE_BYTES, parseText } from './yaml-files.js';
+import { isWithin, isYamlFile, listUnder, MAX_FILE_BYTES, parseText } from './yaml-files.js';
 import type { FileChange, ReaderReply, ReaderRequest, ScanResult } from './folder-reader.js';
 
 /**
@@ -52,7 +52,6 @@ const seen = new Map<string, Seen>();
 const RACY_MS = 1000;
 
 const statKey = (s: BigIntStats) => `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-const under = (file: string, dir: string) => file.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 const errorCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? '';
 
 /** A file that cannot be read is reported once, not at every look (it stays so until its stat says otherwise). */
@@ -119,7 +118,7 @@ function forget(file: string): FileChange | undefined {
 /** Every known file under `dir` that is not in `listed` is gone. */
 function goneUnder(dir: string, listed: ReadonlySet<string>, out: FileChange[]): void {
   for (const file of [...seen.keys()]) {
-    if ((file === dir || under(file, dir)) && !listed.has(file)) {
+    if (isWithin(file, dir) && !listed.has(file)) {
       seen.delete(file);
       out.push({ file, kind: 'gone' });
     }

@@ -1,11 +1,12 @@
 import type { Log } from '../runtime/log.js';
 import { statSync } from 'node:fs';
-import { normalize, sep } from 'node:path';
+import { normalize } from 'node:path';
 import { StartupError } from './startup-error.js';
 import { createLastAccepted } from './last-accepted.js';
 import { startFolderReader, type FileChange, type FolderReader, type ScanResult } from './folder-reader.js';
 import type { Source, SourceEvents, SourceUnit } from './source.js';
 import { watchTree, type TreeWatch } from './tree-watch.js';
+import { isWithin } from './yaml-files.js';
 
 /**
  * The embedded default source: files and folders of YAML, read the way
@@ -122,7 +123,7 @@ export function createFolderSource(o: FolderSourceOptions): Source {
       if (failure) {
         if (was === failure.reason) continue;
         unreadable.set(root, failure.reason);
-        const count = [...known.keys()].filter((f) => f === root || f.startsWith(root.endsWith(sep) ? root : root + sep)).length;
+        const count = [...known.keys()].filter((f) => isWithin(f, root)).length;
         const message = `${root}: ${failure.reason}; the ${count} file(s) read from it before stay in force until it can be read again`;
         o.log(`source: ${message}`, { level: 'warn', path: root });
         events?.set(rootUnit(root), { documents: [], problems: [{ origin: { source: root, document: 0, line: 0 }, message }] });

@@ -1,6 +1,6 @@
 import { lstatSync, readdirSync, watch, type FSWatcher } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
-import { isYamlFile } from './yaml-files.js';
+import { dirname, join } from 'node:path';
+import { isWithin, isYamlFile } from './yaml-files.js';
 
 /**
  * The folder source's watch: one `fs.watch` (inotify) per folder of a root,
@@ -27,11 +27,10 @@ export interface TreeWatch {
 export function watchTree(root: string, isDir: boolean, onPath: (path: string) => void, onError: (e: Error) => void): TreeWatch {
   const watchers = new Map<string, FSWatcher>();
   let closed = false;
-  const within = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 
   const unwatch = (dir: string) => {
     for (const [d, w] of watchers) {
-      if (!within(d, dir)) continue;
+      if (!isWithin(d, dir)) continue;
       w.close();
       watchers.delete(d);
     }

@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { extname, join, relative } from 'node:path';
+import { extname, join, relative, sep } from 'node:path';
 import { isAlias, isCollection, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import type { InputDocument, InputProblem, MeshInputs } from '../compiler/inputs.js';
 
@@ -58,6 +58,9 @@ export async function loadPaths(paths: readonly string[], options: LoadOptions =
 export const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
 export const isYamlFile = (name: string) => EXTENSIONS.has(extname(name).toLowerCase());
+
+/** Whether `path` is `dir` or below it. */
+export const isWithin = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 
 /**
  * The files `kubectl apply -f` would read under `path` (a file, or a folder

@@ -185,9 +185,14 @@ export function meshIndex(ir: MeshIR, previous?: MeshIR): MeshIndex {
  */
 export function changedKeys(before: MeshIR, after: MeshIR): ReadonlySet<string> | 'all' {
   if (before === after) return new Set();
+  return derivedFrom(before, after)?.touched ?? 'all';
+}
+
+/** The derivation of `after`'s index when it was derived from `before`'s. */
+function derivedFrom(before: MeshIR, after: MeshIR): Derived | undefined {
   meshIndex(after, before);
   const derived = derivations.get(after)!;
-  return derived.from === before ? derived.touched : 'all';
+  return derived.from === before ? derived : undefined;
 }
 
 /**
@@ -198,10 +203,7 @@ export function changedKeys(before: MeshIR, after: MeshIR): ReadonlySet<string> 
  * alone has the plan it had. Empty when not known.
  */
 export function addressOnlyKeys(before: MeshIR, after: MeshIR): ReadonlySet<string> {
-  if (before === after) return new Set();
-  meshIndex(after, before);
-  const derived = derivations.get(after)!;
-  return derived.from === before ? derived.addressOnly : new Set();
+  return (before === after ? undefined : derivedFrom(before, after)?.addressOnly) ?? new Set();
 }
 
 /**
