@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import protojson from 'protobufjs/ext/protojson.js';
 import type { ProtoCodec } from '../compiler/envoy/codec.js';
+import { NotHandled, ProtoJsonWriter } from './proto-json-writer.js';
 
 /**
  * Loads Envoy's v3 API protos from the npm package that ships them
@@ -53,11 +54,19 @@ export function loadEnvoyProtos(): EnvoyProtos {
     }
     return t;
   };
+  // protobufjs's own conversion, for what the direct writer leaves to it (and the errors of JSON its protos reject).
+  const general = (type: protobuf.Type, json: unknown) => type.encode(protojson.fromJson(type, json)).finish();
+  const writer = new ProtoJsonWriter((name) => root.lookupType(name), general);
   cached = {
     lookupType,
     encode(typeName, json) {
       const type = lookupType(typeName);
-      return type.encode(protojson.fromJson(type, json)).finish();
+      try {
+        return writer.encode(type, json);
+      } catch (e) {
+        if (!(e instanceof NotHandled)) throw e;
+      }
+      return general(type, json);
     },
     toJson(typeName, bytes) {
       const type = lookupType(typeName);
