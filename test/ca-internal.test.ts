@@ -104,27 +104,59 @@ test('service certificate lifetimes are spread by up to ±10% around the request
   assert.ok(Math.abs((fixed.notAfter.getTime() - start) / ttl - 1) < 0.001);
 });
 
-test('the store of issued certificates keeps files at 0600 and skips a damaged one', async () => {
+test('the store of issued certificates: one journal at 0600, the last line of an identity decides, a damaged line is skipped, older files are taken in', async () => {
   const dir = state();
   const ca = await openInternalCA(dir, 'cluster.local');
   const store = openCertificateStore(dir);
-  const cert = await ca.issue(ID, { ttlMs: 3600_000 });
-  await store.save(ID, cert);
-  await store.save('spiffe://cluster.local/ns/app/sa/other', cert);
-  const files = readdirSync(join(dir, 'issued'));
-  assert.equal(files.length, 2);
-  for (const f of files) assert.equal(statSync(join(dir, 'issued', f)).mode & 0o777, 0o600);
-  writeFileSync(join(dir, 'issued', files[0]!), '{broken');
+  const OTHER = 'spiffe://cluster.local/ns/app/sa/other';
+  const first = await ca.issue(ID, { ttlMs: 3600_000 });
+  const renewed = await ca.issue(ID, { ttlMs: 3600_000 });
+  const other = await ca.issue(OTHER, { ttlMs: 3600_000 });
+  // Saved together (as a first start does): one journal, no file per identity.
+  await Promise.all([store.save(ID, first), store.save(OTHER, other)]);
+  await store.save(ID, renewed);
+  assert.deepEqual(readdirSync(join(dir, 'issued')), ['certificates.jsonl']);
+  assert.equal(statSync(join(dir, 'issued')).mode & 0o777, 0o700);
+  assert.equal(statSync(join(dir, 'issued', 'certificates.jsonl')).mode & 0o777, 0o600);
+  const serial = (c: { certificateChain: string } | undefined) => certificateFacts(c!.certificateChain).serial;
+  let loaded = await openCertificateStore(dir).load();
+  assert.equal(serial(loaded.get(ID)), serial(renewed), 'the renewal is the one kept');
+  assert.equal(serial(loaded.get(OTHER)), serial(other));
+
+  // A crash cut the last line short: that entry is skipped (and logged, without its key); the rest loads, and later saves still read back.
+  const journal = join(dir, 'issued', 'certificates.jsonl');
+  const text = readFileSync(journal, 'utf8');
+  writeFileSync(journal, text.slice(0, text.length - 40));
   const logs: string[] = [];
-  const loaded = await openCertificateStore(dir, (l) => logs.push(l)).load();
-  assert.equal(loaded.size, 1);
+  const reopened = openCertificateStore(dir, (l) => logs.push(l));
+  loaded = await reopened.load();
+  assert.equal(serial(loaded.get(ID)), serial(first), 'the cut line (the renewal) is skipped: the line before it stands');
+  assert.equal(serial(loaded.get(OTHER)), serial(other));
   assert.equal(logs.length, 1);
+  assert.match(logs[0]!, /ignoring line 3 of .*certificates\.jsonl/);
   assert.ok(!logs[0]!.includes('PRIVATE KEY'));
-  const back = [...loaded.values()][0];
-  assert.equal(certificateFacts(back!.certificateChain).serial, certificateFacts(cert.certificateChain).serial);
-  await store.remove(ID);
-  await store.remove('spiffe://cluster.local/ns/app/sa/other');
-  assert.equal((await store.load()).size, 0);
+  await reopened.save(ID, renewed);
+  assert.equal(serial((await openCertificateStore(dir).load()).get(ID)), serial(renewed));
+
+  // Forgotten identities stay forgotten after a restart.
+  await reopened.remove(ID);
+  await reopened.remove(OTHER);
+  assert.equal((await openCertificateStore(dir).load()).size, 0);
+
+  // Renewed over and over, the journal is written anew: it stays the size of what it holds.
+  for (let i = 0; i < 200; i++) await reopened.save(OTHER, i % 2 === 0 ? other : first);
+  const count = readFileSync(journal, 'utf8').split('\n').filter((l) => l !== '').length;
+  assert.ok(count <= 2 * 1 + 64 + 1, `${count} lines for one certificate`);
+  assert.equal(serial((await openCertificateStore(dir).load()).get(OTHER)), serial(first));
+
+  // A state folder of the one-file-per-identity layout: its certificates are served on, and the files move into the journal.
+  const older = state();
+  mkdirSync(join(older, 'issued'), { mode: 0o700 });
+  writeFileSync(join(older, 'issued', '0123abcd.json'), JSON.stringify({ identity: ID, certificateChain: renewed.certificateChain, privateKey: renewed.privateKey, notAfter: renewed.notAfter.toISOString(), issuedAt: renewed.issuedAt.toISOString() }), { mode: 0o600 });
+  loaded = await openCertificateStore(older).load();
+  assert.equal(serial(loaded.get(ID)), serial(renewed));
+  assert.deepEqual(readdirSync(join(older, 'issued')), ['certificates.jsonl']);
+  assert.equal(serial((await openCertificateStore(older).load()).get(ID)), serial(renewed));
 });
 
 test('root rotation: overlap, switch, finish; each step survives a restart; retired roots stay for the xDS port', async () => {

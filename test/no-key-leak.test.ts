@@ -71,7 +71,7 @@ test('no private key reaches logs, status, metrics or any CLI output', async () 
 
   // Every key smc made: service keys it serves, the proxy key, the root key, the compile's throwaway keys.
   const keys = [
-    ...walk(join(state, 'issued')).map((f) => (JSON.parse(readFileSync(f, 'utf8')) as { privateKey: string }).privateKey),
+    ...readFileSync(join(state, 'issued', 'certificates.jsonl'), 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { privateKey: string }).privateKey),
     readFileSync(join(dir, 'bb', 'proxy.key'), 'utf8'),
     readFileSync(join(state, 'ca', 'root.key'), 'utf8'),
     ...walk(join(dir, 'out')).filter((f) => f.endsWith('.key')).map((f) => readFileSync(f, 'utf8')),

@@ -82,12 +82,11 @@ export async function openServiceCertificates(ca: Signer, stateDir: string, ttlM
       return value;
     },
     async keepOnly(identities) {
-      for (const id of [...issued.keys()]) {
-        if (identities.has(id)) continue;
-        issued.delete(id);
-        changes++;
-        await store.remove(id);
-      }
+      const gone = [...issued.keys()].filter((id) => !identities.has(id));
+      for (const id of gone) issued.delete(id);
+      if (gone.length > 0) changes++;
+      // Forgotten together: one write.
+      await Promise.all(gone.map((id) => store.remove(id)));
     },
     clear() {
       issued.clear();
