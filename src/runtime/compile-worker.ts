@@ -147,6 +147,9 @@ const GENERATION = 64;
 // The lists the controller was last answered (it keeps them: a compile sends only those that changed).
 let answered: Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>> = {};
 
+// Envoy's protos are loaded while the thread waits for its first compile (the controller starts it before its sources have read).
+if (parentPort) setImmediate(() => loadEnvoyProtos());
+
 parentPort?.on('message', (m: WorkerRequest) => {
   try {
     if (m.type === 'reset') {

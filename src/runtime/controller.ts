@@ -225,6 +225,10 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     // A source may wait long (a kind the API server will not list): a stop asked for meanwhile closes it.
     const stopStarting = () => void Promise.all(sources.map((s) => s.close())).catch(() => undefined);
     o.signal?.addEventListener('abort', stopStarting, { once: true });
+    // The compiler runs in a worker thread: ADS keeps answering while a large mesh compiles. It starts (and loads
+    // Envoy's protos) while the sources read.
+    const compiler = startCompilerThread();
+    cleanups.push(() => compiler.close());
     for (const source of sources) {
       cleanups.push(() => source.close());
       if (o.signal?.aborted) break;
@@ -232,9 +236,6 @@ export async function startController(o: ControllerOptions): Promise<Controller>
     }
     o.signal?.removeEventListener('abort', stopStarting);
     if (o.signal?.aborted) throw new StartupError('stopped before it was ready');
-    // The compiler runs in a worker thread: ADS keeps answering while a large mesh compiles.
-    const compiler = startCompilerThread();
-    cleanups.push(() => compiler.close());
     // VM endpoints follow their proxies' connections (after a start-up grace, see vm-presence.ts).
     // The tracker starts once compiles can be scheduled (below); until then no stream is open.
     const vms: { tracker?: ReturnType<typeof trackVirtualMachines> } = {};
