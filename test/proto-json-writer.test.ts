@@ -64,7 +64,9 @@ function jsonOf(type: protobuf.Type, depth: number): fc.Arbitrary<unknown> {
   if (full === '.google.protobuf.Duration') return fc.oneof(fc.constantFrom('0s', '1s', '1.5s', '-2.000000001s', '315576000001s', '1.5', 3), fc.integer({ min: 0, max: 1e6 }).map((n) => `${n / 1000}s`));
   if (full === '.google.protobuf.Any') {
     const inner = ['envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', 'google.protobuf.UInt32Value', 'google.protobuf.Duration', 'google.protobuf.Struct'];
-    return fc.constantFrom(...inner).chain((name) => {
+    const unknown = fc.constant({ '@type': 'type.googleapis.com/envoy.no.such.Type' });
+    return fc.oneof({ weight: 1, arbitrary: unknown }, { weight: 9, arbitrary: fc.constantFrom(...inner) }).chain((name) => {
+      if (typeof name !== 'string') return fc.constant(name);
       const t = codec.lookupType(name);
       const body = depth > 2 ? fc.constant({}) : jsonOf(t, depth + 1);
       return name.startsWith('google.') ? body.map((value) => ({ '@type': `type.googleapis.com/${name}`, value })) : body.map((b) => ({ '@type': `type.googleapis.com/${name}`, ...(b as object) }));

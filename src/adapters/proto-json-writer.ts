@@ -20,7 +20,6 @@ import protobuf from 'protobufjs';
 export class NotHandled extends Error {}
 
 interface FieldPlan {
-  readonly field: protobuf.Field;
   readonly id: number;
   /** Wire tag of a singular or unpacked element (`id << 3 | wire type`), and of a length-delimited value. */
   readonly tag: number;
@@ -84,12 +83,12 @@ export class ProtoJsonWriter {
     const byKey = new Map<string, FieldPlan>();
     for (const f of type.fieldsArray) {
       const field = f.resolve();
-      if (field.declaringField) continue;
+      // Extensions, groups and maps keyed by other than strings are left to the general path (their keys are unknown here).
+      if (field.declaringField || (field as { delimited?: boolean }).delimited || (field.map && (field as unknown as protobuf.MapField).keyType !== 'string')) continue;
       const resolved = field.resolvedType;
       const scalar = resolved ? undefined : field.type;
       const wire = resolved instanceof protobuf.Enum ? 0 : scalar !== undefined ? WIRE[scalar]! : 2;
       const fp: FieldPlan = {
-        field,
         id: field.id,
         tag: ((field.id << 3) | wire) >>> 0,
         delimitedTag: ((field.id << 3) | 2) >>> 0,
@@ -103,7 +102,6 @@ export class ProtoJsonWriter {
         presence: Boolean(field.hasPresence),
         oneof: field.partOf?.name,
       };
-      if (field.map && (field as unknown as protobuf.MapField).keyType !== 'string') continue; // left to the general path (unknown key)
       for (const key of [field.name, field.jsonName, (field as { protoName?: string }).protoName]) if (key !== undefined) byKey.set(key, fp);
     }
     this.plans.set(type, (plan = { byKey, special }));
@@ -211,7 +209,12 @@ export class ProtoJsonWriter {
   private any(json: unknown, w: protobuf.Writer, depth: number): void {
     if (!isObject(json) || typeof json['@type'] !== 'string') throw new NotHandled('Any');
     const typeUrl = json['@type'];
-    const inner = this.lookupType(typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
+    let inner: protobuf.Type;
+    try {
+      inner = this.lookupType(typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
+    } catch {
+      throw new NotHandled('Any of an unknown type');
+    }
     let body: unknown;
     if (this.plan(inner).special !== undefined) body = json.value;
     else {
