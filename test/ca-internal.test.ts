@@ -152,11 +152,16 @@ test('the store of issued certificates: one journal at 0600, the last line of an
   // A state folder of the one-file-per-identity layout: its certificates are served on, and the files move into the journal.
   const older = state();
   mkdirSync(join(older, 'issued'), { mode: 0o700 });
-  writeFileSync(join(older, 'issued', '0123abcd.json'), JSON.stringify({ identity: ID, certificateChain: renewed.certificateChain, privateKey: renewed.privateKey, notAfter: renewed.notAfter.toISOString(), issuedAt: renewed.issuedAt.toISOString() }), { mode: 0o600 });
+  // (One written out over several lines, as a hand-edited one may be.)
+  writeFileSync(join(older, 'issued', '0123abcd.json'), JSON.stringify({ identity: ID, certificateChain: renewed.certificateChain, privateKey: renewed.privateKey, notAfter: renewed.notAfter.toISOString(), issuedAt: renewed.issuedAt.toISOString() }, null, 2), { mode: 0o600 });
+  writeFileSync(join(older, 'issued', '4567cdef.json'), JSON.stringify({ identity: OTHER, certificateChain: other.certificateChain, privateKey: other.privateKey, notAfter: other.notAfter.toISOString() }), { mode: 0o600 });
   loaded = await openCertificateStore(older).load();
   assert.equal(serial(loaded.get(ID)), serial(renewed));
+  assert.equal(serial(loaded.get(OTHER)), serial(other));
   assert.deepEqual(readdirSync(join(older, 'issued')), ['certificates.jsonl']);
-  assert.equal(serial((await openCertificateStore(older).load()).get(ID)), serial(renewed));
+  loaded = await openCertificateStore(older).load();
+  assert.deepEqual([...loaded.keys()].sort(), [ID, OTHER].sort());
+  assert.equal(serial(loaded.get(ID)), serial(renewed));
 });
 
 test('root rotation: overlap, switch, finish; each step survives a restart; retired roots stay for the xDS port', async () => {

@@ -122,7 +122,8 @@ export function openCertificateStore(stateDir: string, log: (line: string) => vo
           if (Number.isNaN(notAfter.getTime())) throw new Error('notAfter is not a date');
           const issuedAt = new Date(s.issuedAt ?? certificateFacts(s.certificateChain).notBefore);
           out.set(s.identity, { certificateChain: s.certificateChain, privateKey: s.privateKey, notAfter, issuedAt });
-          live.set(s.identity, text);
+          // As one line (a file of the older layout may have been written out over several).
+          live.set(s.identity, text.includes('\n') ? JSON.stringify(s) : text);
         } catch (e) {
           // A damaged entry only costs a re-issue.
           log(`ca: ignoring ${where}: ${(e as Error).message}`);
