@@ -78,7 +78,13 @@ test('a set made of parts (as the compile worker sends a permissive mesh\'s) is 
     types: { cluster: { version: `${shared.version}+${identity}`, parts: [shared, own(identity)] }, endpoint: empty, listener: empty, route: empty, secret: empty },
   });
   const cache = createSnapshotCache();
-  cache.setSnapshots([snapshot('x', shared1), snapshot('y', shared1)]);
+  // A first publish: every name of both parts is new.
+  const first = cache.setSnapshots([snapshot('x', shared1), snapshot('y', shared1)]);
+  assert.deepEqual(first.map((c) => [c.identity, c.types.cluster]), [
+    ['x', { changed: ['inbound|8080|x', 'outbound|80|a', 'outbound|80|c'], removed: [] }],
+    ['y', { changed: ['inbound|8080|y', 'outbound|80|a', 'outbound|80|c'], removed: [] }],
+  ]);
+  assert.equal(first[0]!.types.endpoint, undefined, 'an empty set is no change');
   const x = cache.get('x')!.types.cluster;
   assert.deepEqual([...x.resources.keys()], ['inbound|8080|x', 'outbound|80|a', 'outbound|80|c']);
   assert.equal(x.resources.size, 3);
@@ -96,4 +102,7 @@ test('a set made of parts (as the compile worker sends a permissive mesh\'s) is 
   // The first shared part had no holder left: its resources are gone from the store.
   assert.deepEqual(cache.stats().uniqueResources, 4);
   assert.deepEqual([...cache.get('y')!.types.cluster.resources.values()].map((v) => Buffer.from(v.bytes).toString()), ['y', 'a2', 'd1']);
+  // An identity leaves: every name it held is removed.
+  const gone = cache.setSnapshots([snapshot('x', shared2)]);
+  assert.deepEqual(gone.map((c) => [c.identity, c.gone, c.types.cluster]), [['y', true, { changed: [], removed: ['inbound|8080|y', 'outbound|80|a', 'outbound|80|d'] }]]);
 });

@@ -116,6 +116,30 @@ export interface SnapshotCache {
 }
 
 
+/** Whether a change has no name in it (told without listing the names of a union). */
+const EMPTINESS = Symbol('empty');
+const isEmpty = (c: TypeChange): boolean => (c as { [EMPTINESS]?: boolean })[EMPTINESS] ?? (c.changed.length === 0 && c.removed.length === 0);
+
+/**
+ * The change of a set made of parts, from the changes of the parts that
+ * moved: its names are listed only when read (a first publish of a
+ * permissive mesh would otherwise list the shared part's thousands of names
+ * once per identity, where nobody reads them but to know there are some).
+ */
+function union(parts: readonly TypeChange[], after: CachedType): TypeChange {
+  let made: { changed: readonly string[]; removed: readonly string[] } | undefined;
+  const make = () =>
+    (made ??= {
+      changed: [...new Set(parts.flatMap((c) => c.changed))].sort(),
+      removed: [...new Set(parts.flatMap((c) => c.removed))].filter((n) => !after.resources.has(n)).sort(),
+    });
+  const out = {} as TypeChange;
+  Object.defineProperty(out, 'changed', { enumerable: true, get: () => make().changed });
+  Object.defineProperty(out, 'removed', { enumerable: true, get: () => make().removed });
+  Object.defineProperty(out, EMPTINESS, { enumerable: false, value: parts.every(isEmpty) });
+  return out;
+}
+
 export function createSnapshotCache(): SnapshotCache {
   const snapshots = new Map<string, CachedSnapshot>();
   // kind + name + content hash -> the one shared resource object, and how many cached types hold it.
@@ -176,13 +200,13 @@ export function createSnapshotCache(): SnapshotCache {
     let byAfter = moves.get(before);
     const known = byAfter?.get(after);
     if (known) return known;
-    if (before.parts && after.parts && before.parts.length === after.parts.length) {
-      // Part by part (each move found once, however many identities make it); a name may only change parts, never be in two.
-      const moved = before.parts.map((p, i) => (p === after.parts![i] ? undefined : change(p, after.parts![i]!)));
-      return {
-        changed: [...new Set(moved.flatMap((c) => c?.changed ?? []))].sort(),
-        removed: [...new Set(moved.flatMap((c) => c?.removed ?? []))].filter((n) => !after.resources.has(n)).sort(),
-      };
+    // Part by part (each move found once, however many identities make it); a name may only change parts, never be in two.
+    // Nothing cached (a first publish, an identity gone) counts as parts that are empty.
+    const from = before.parts ?? (before === EMPTY && after.parts ? after.parts.map(() => EMPTY) : undefined);
+    const to = after.parts ?? (after === EMPTY && before.parts ? before.parts.map(() => EMPTY) : undefined);
+    if (from && to && from.length === to.length) {
+      const moved = from.flatMap((p, i) => (p === to[i] ? [] : [change(p, to[i]!)]));
+      return moved.length === 1 ? moved[0]! : union(moved, after);
     }
     const changed = [...after.resources.values()].filter((r) => before.resources.get(r.name)?.version !== r.version).map((r) => r.name);
     const removed = [...before.resources.keys()].filter((n) => !after.resources.has(n));
@@ -198,7 +222,7 @@ export function createSnapshotCache(): SnapshotCache {
       const b = after?.types[kind] ?? EMPTY;
       if (a === b) continue;
       const c = change(a, b);
-      if (c.changed.length > 0 || c.removed.length > 0) types[kind] = c;
+      if (!isEmpty(c)) types[kind] = c;
     }
     if (Object.keys(types).length > 0 || (before === undefined) !== (after === undefined)) return { identity, types, gone: after === undefined };
     return undefined;
