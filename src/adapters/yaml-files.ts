@@ -136,7 +136,7 @@ export function parseJsonDocuments(text: string, source: string): { documents: I
     const part = text.slice(start, end);
     const at = part.search(/\S/);
     // Only blank before the first marker: no document (as the YAML parser counts them).
-    if (at < 0) return documents.length === 0 && end !== text.length && start === 0;
+    if (at < 0) return start === 0 && end !== text.length;
     if (part[at] !== '{') return false;
     let value: unknown;
     try {
