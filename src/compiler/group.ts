@@ -14,3 +14,25 @@ export function groupBy<K, V>(items: Iterable<V>, key: (item: V) => K): Map<K, V
   }
   return out;
 }
+
+/**
+ * `list` with some of its items replaced (by reference), as a new list; the list itself when none of them is in it.
+ * A few are found by scanning for them; many by one pass over the list.
+ */
+export function replaceItems<T>(list: readonly T[], replaced: ReadonlyMap<T, T>): readonly T[] {
+  if (replaced.size > 8) {
+    let hit = false;
+    const out = list.map((x) => {
+      const y = replaced.get(x);
+      if (y === undefined) return x;
+      hit = true;
+      return y;
+    });
+    return hit ? out : list;
+  }
+  let out: T[] | undefined;
+  for (const [a, b] of replaced) {
+    for (let i = (out ?? list).indexOf(a); i >= 0; i = (out ?? list).indexOf(a, i + 1)) (out ??= list.slice())[i] = b;
+  }
+  return out ?? list;
+}

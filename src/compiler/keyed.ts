@@ -48,6 +48,14 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
   private previous: ReadonlyMap<string, Entry<V>> | undefined;
   /** Per table lookup, the keys whose value differs from the previous build's table (absent: a function, or no previous table). */
   private changed: ReadonlyMap<string, ReadonlySet<string>> | undefined;
+  /**
+   * Who read what, for a carried build (see `carried`): `lookup\0arg` -> the keys of the entries that read it from a table,
+   * and the keys of the entries that called a function lookup. Made from the entries when first needed, then handed on
+   * from memo to memo and kept up to date as entries are derived again.
+   */
+  private readers: Readers | undefined;
+  /** Keys derived again in a carried build (their readers are brought up to date when it is sealed). */
+  private rederived: string[] | undefined;
 
   constructor(
     readonly lookups: L,
@@ -63,8 +71,49 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
     this.changed = changed;
   }
 
+  /**
+   * A memo for a build whose lookups are the previous build's with some tables patched (see `PatchedTable`): it holds
+   * every entry of `previous` as it is, and `dirty` says which of them read a changed key (or a function lookup), the
+   * only ones the build has to ask for again with `get`. The readers `previous` kept are handed on (should `previous`
+   * be given to another build, that one finds them again from its entries).
+   */
+  static carried<V, L extends Lookups>(lookups: L, previous: KeyedMemo<V, Lookups>): KeyedMemo<V, L> {
+    const memo = new KeyedMemo<V, L>(lookups, previous);
+    for (const [name, lookup] of Object.entries(lookups)) {
+      if (lookup instanceof Map && !memo.changed!.has(name)) throw new Error(`a carried build's table ${name} was not a table in the previous build`);
+    }
+    previous.entries.forEach((entry, key) => memo.entries.set(key, entry));
+    memo.readers = previous.readers ?? readersOf(previous.entries, lookups);
+    previous.readers = undefined;
+    memo.rederived = [];
+    return memo;
+  }
+
+  /** In a carried build: the keys of the entries that read a key of a table that changed, or called a function lookup. */
+  dirty(): Set<string> {
+    const out = new Set<string>(this.readers!.callers);
+    this.changed?.forEach((keys, name) => {
+      for (const arg of keys) this.readers!.table.get(`${name}\0${arg}`)?.forEach((key) => out.add(key));
+    });
+    return out;
+  }
+
+  /** The status messages the entry of `key` gave (none when there is no entry). */
+  callsOf(key: string): readonly StatusCall[] {
+    return this.entries.get(key)?.calls ?? [];
+  }
+
   /** The build is over: the previous build's entries are let go (a memo never holds a chain of older ones). */
   seal(): this {
+    if (this.rederived && this.readers) {
+      for (const key of this.rederived) {
+        const before = this.previous?.get(key);
+        if (before) removeReads(this.readers, before, key);
+        const entry = this.entries.get(key);
+        if (entry) addReads(this.readers, entry, key, this.lookups);
+      }
+    }
+    this.rederived = undefined;
     this.previous = undefined;
     this.changed = undefined;
     return this;
@@ -74,6 +123,7 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
   get(key: string, status: StatusCollector, derive: (read: Read<L>, status: StatusCollector) => V): V {
     const before = this.previous?.get(key);
     const entry = before && before.reads.every(([name, arg, value]) => this.unchanged(name, arg, value)) ? before : this.derive(derive);
+    if (entry !== before) this.rederived?.push(key);
     this.entries.set(key, entry);
     replay(entry.calls, status);
     return entry.value;
@@ -99,12 +149,72 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
   }
 }
 
+interface Readers {
+  /** `lookup\0arg` -> keys of the entries that read it from a table. */
+  readonly table: Map<string, Set<string>>;
+  /** Keys of the entries that read anything through a function lookup (they are asked again in every carried build). */
+  readonly callers: Set<string>;
+}
+
+function readersOf(entries: ReadonlyMap<string, Entry<unknown>>, lookups: Lookups): Readers {
+  const readers: Readers = { table: new Map(), callers: new Set() };
+  entries.forEach((entry, key) => addReads(readers, entry, key, lookups));
+  return readers;
+}
+
+function addReads(readers: Readers, entry: Entry<unknown>, key: string, lookups: Lookups): void {
+  for (const [name, arg] of entry.reads) {
+    if (!(lookups[name] instanceof Map)) {
+      readers.callers.add(key);
+      continue;
+    }
+    const read = `${name}\0${arg}`;
+    const set = readers.table.get(read);
+    if (set) set.add(key);
+    else readers.table.set(read, new Set([key]));
+  }
+}
+
+function removeReads(readers: Readers, entry: Entry<unknown>, key: string): void {
+  readers.callers.delete(key);
+  for (const [name, arg] of entry.reads) readers.table.get(`${name}\0${arg}`)?.delete(key);
+}
+
 const answer = (lookup: Lookup, arg: string): unknown => (lookup instanceof Map ? lookup.get(arg) : (lookup as (arg: string) => unknown)(arg));
 
-/** The keys of either table whose values are not the same (one pass over each; none when they are the same table). */
+/**
+ * A table made from another by setting and deleting some keys (with `put` and
+ * `remove`): it knows which keys those were, so comparing it with the table it
+ * was made from costs them alone. (Comparing it with any other table walks
+ * both, as for any Map.) Its Map methods are not to be used to change it.
+ */
+export class PatchedTable<V> extends Map<string, V> {
+  /** The keys put or removed since `base` (put to a value that may be the same one). */
+  readonly touched = new Set<string>();
+
+  constructor(readonly base: ReadonlyMap<string, V>) {
+    super(base);
+  }
+
+  put(key: string, value: V): this {
+    this.touched.add(key);
+    return this.set(key, value);
+  }
+
+  remove(key: string): boolean {
+    this.touched.add(key);
+    return this.delete(key);
+  }
+}
+
+/** The keys of either table whose values are not the same (one pass over each; none when they are the same table; the keys touched when one was patched from the other). */
 export function tableChanges(before: ReadonlyMap<string, unknown>, after: ReadonlyMap<string, unknown>): ReadonlySet<string> {
   const out = new Set<string>();
   if (before === after) return out;
+  if (after instanceof PatchedTable && after.base === before) {
+    for (const k of after.touched) if (!same(after.get(k), before.get(k)) || after.has(k) !== before.has(k)) out.add(k);
+    return out;
+  }
   for (const [k, v] of after) if (!same(v, before.get(k))) out.add(k);
   for (const k of before.keys()) if (!after.has(k)) out.add(k);
   return out;

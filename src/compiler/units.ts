@@ -35,8 +35,8 @@ export interface UnitsMemo {
   readonly units: ReadonlyMap<string, UnitPart>;
   /** Objects by group (a namespace, or MESH for the mesh-wide kinds), gathered from the units. */
   readonly groups: ReadonlyMap<string, readonly m.MeshObject[]>;
-  /** The units with objects in each group. */
-  readonly members: ReadonlyMap<string, ReadonlySet<string>>;
+  /** The units with objects in each group, sorted. */
+  readonly members: ReadonlyMap<string, readonly string[]>;
   /** Which unit each source (of a document or problem) belongs to. */
   readonly owners: ReadonlyMap<string, string>;
   readonly ir: IRMemo | undefined;
@@ -58,6 +58,8 @@ interface UnitPart {
   /** What building the IR said of the unit's objects when `entries` were made (in the order of its objects). */
   readonly irCalls?: readonly StatusCall[];
 }
+
+const NO_CALLS: readonly StatusCall[] = [];
 
 /** The group of the mesh-wide objects: no namespace is named so. */
 const MESH = '/mesh';
@@ -110,18 +112,18 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
   const members = new Map(before?.members);
   const groups = new Map(before?.groups);
   for (const g of dirty) {
-    const set = new Set(members.get(g));
-    for (const key of changed) {
-      if (parts.get(key)?.groups.has(g)) set.add(key);
-      else set.delete(key);
-    }
-    if (set.size === 0) {
+    const was = members.get(g) ?? [];
+    const into = changed.filter((key) => parts.get(key)?.groups.has(g) === true);
+    const out = new Set(changed.filter((key) => !parts.get(key)?.groups.has(g)));
+    const kept = was.filter((key) => !out.has(key));
+    const order = kept.length === was.length && into.every((key) => hasSorted(was, key)) ? was : [...new Set([...kept, ...into])].sort();
+    if (order.length === 0) {
       members.delete(g);
       groups.delete(g);
       continue;
     }
-    members.set(g, set);
-    groups.set(g, [...set].sort().flatMap((key) => parts.get(key)!.groups.get(g)!));
+    members.set(g, order);
+    groups.set(g, order === was ? patchGroup(g, order, into, groups.get(g)!, parts, before!.units) : order.flatMap((key) => parts.get(key)!.groups.get(g)!));
   }
 
   // The IR: namespaces whose objects are the same list as before keep their parts.
@@ -143,7 +145,11 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
   let statusChanged = before === undefined || changed.some((key) => !parts.has(key));
   for (const key of redo) {
     const part = parts.get(key)!;
-    const irCalls = part.tracked.flatMap((t) => callsOf.get(t.key) ?? []);
+    let irCalls: readonly StatusCall[] = NO_CALLS;
+    for (const t of part.tracked) {
+      const calls = callsOf.get(t.key);
+      if (calls) irCalls = irCalls === NO_CALLS ? calls : [...irCalls, ...calls];
+    }
     // An unchanged unit that the IR told the same things (the same messages, by reference) keeps its entries.
     if (part.irCalls !== undefined && sameCalls(part.irCalls, irCalls)) continue;
     const entries = entriesOf(part, callsOf, before?.units.get(key)?.entries);
@@ -218,6 +224,36 @@ const sameOrigin = (a: Origin, b: Origin) => a === b || (a.source === b.source &
 
 function sameCalls(a: readonly StatusCall[], b: readonly StatusCall[]): boolean {
   return a.length === b.length && a.every((c, i) => c[0] === b[i]![0] && c[1] === b[i]![1] && c[2] === b[i]![2]);
+}
+
+/** Whether a sorted list holds `key` (a binary search). */
+function hasSorted(sorted: readonly string[], key: string): boolean {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return sorted[lo] === key;
+}
+
+/**
+ * A group's objects when its units are the same and some of them changed: the previous list with the changed
+ * units' objects written over theirs where each has as many as before (found by adding up the units' counts
+ * before them), else gathered again.
+ */
+function patchGroup(g: string, order: readonly string[], changed: readonly string[], previous: readonly m.MeshObject[], parts: ReadonlyMap<string, UnitPart>, before: ReadonlyMap<string, UnitPart>): readonly m.MeshObject[] {
+  if (!changed.every((key) => before.get(key)?.groups.get(g)?.length === parts.get(key)!.groups.get(g)!.length)) return order.flatMap((key) => parts.get(key)!.groups.get(g)!);
+  const want = new Set(changed);
+  const list = previous.slice();
+  let offset = 0;
+  for (const key of order) {
+    const objects = parts.get(key)!.groups.get(g)!;
+    if (want.has(key)) objects.forEach((o, i) => (list[offset + i] = o));
+    offset += objects.length;
+  }
+  return list;
 }
 
 function sameSet<T>(a: ReadonlySet<T> | undefined, b: ReadonlySet<T> | undefined): boolean {

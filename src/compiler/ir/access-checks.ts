@@ -1,6 +1,7 @@
 import type { TrafficTargetObj } from '../model.js';
 import { warning, type StatusCollector } from '../status.js';
 import type { Grant, PortProtocol, ServiceIR } from './types.js';
+import { PatchedTable } from '../keyed.js';
 
 /**
  * The ports of an identity's endpoints, as JSON text of `[port, protocol,
@@ -12,15 +13,42 @@ export type IdentityPorts = string;
 
 /** `IdentityPorts` of every identity with endpoints among `services`. */
 export function identityPorts(services: readonly ServiceIR[]): Map<string, IdentityPorts> {
+  return new Map([...portsFound(services)].map(([id, ports]) => [id, JSON.stringify([...ports.values()])]));
+}
+
+/**
+ * `identityPorts(services)` given `previous`, the identityPorts of the same services before `replaced` (before ->
+ * after) were put at their places: only the identities with endpoints in a replaced service, before or after, are
+ * looked for again.
+ */
+export function patchIdentityPorts(previous: ReadonlyMap<string, IdentityPorts>, services: readonly ServiceIR[], replaced: ReadonlyMap<ServiceIR, ServiceIR>): ReadonlyMap<string, IdentityPorts> {
+  const ids = new Set<string>();
+  for (const [a, b] of replaced) for (const id of [...a.identities, ...b.identities]) ids.add(id);
+  if (ids.size === 0) return previous;
+  const found = portsFound(services, ids);
+  const out = new PatchedTable(previous);
+  for (const id of ids) {
+    const ports = found.get(id);
+    if (ports) out.put(id, JSON.stringify([...ports.values()]));
+    else out.remove(id);
+  }
+  return out;
+}
+
+/** Per identity (of `only`, when given), its endpoints' ports: for each, the first service that has it. */
+function portsFound(services: readonly ServiceIR[], only?: ReadonlySet<string>): Map<string, Map<number, [number, PortProtocol, string]>> {
   const portsOf = new Map<string, Map<number, [number, PortProtocol, string]>>();
-  for (const s of services)
+  for (const s of services) {
+    if (only && !s.identities.some((id) => only.has(id))) continue;
     for (const p of s.ports)
       for (const e of p.endpoints) {
+        if (only && !only.has(e.identity)) continue;
         let ports = portsOf.get(e.identity);
         if (!ports) portsOf.set(e.identity, (ports = new Map()));
         if (!ports.has(e.port)) ports.set(e.port, [e.port, p.protocol, `${s.namespace}/${s.name}`]);
       }
-  return new Map([...portsOf].map(([id, ports]) => [id, JSON.stringify([...ports.values()])]));
+  }
+  return portsOf;
 }
 
 /**

@@ -2,16 +2,16 @@ import type * as m from '../model.js';
 import { compareOrigins, type LiveInputs } from '../inputs.js';
 import { error, recordInto, replay, warning, type StatusCall, type StatusCollector } from '../status.js';
 import { buildAccess, type AccessMemo } from './access.js';
-import { identityPorts, type IdentityPorts } from './access-checks.js';
+import { identityPorts, patchIdentityPorts, type IdentityPorts } from './access-checks.js';
 import { checkRouteGroups, type CheckedRouteGroup } from './routes.js';
-import { assignVirtualIPs, buildServices } from './services.js';
+import { assignVirtualIPs, buildServices, patchServices } from './services.js';
 import { meshNamespaces, meshSettings } from './settings.js';
 import { buildSplits } from './splits.js';
 import { buildRoutes, type RouteMemo } from './gateway.js';
 import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
-import { buildWorkloads } from './workloads.js';
-import { groupBy, sameItems } from '../group.js';
-import { KeyedMemo, type Read } from '../keyed.js';
+import { buildWorkloads, patchWorkloads } from './workloads.js';
+import { groupBy, replaceItems, sameItems } from '../group.js';
+import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
 
 /** Kinds the mesh as a whole reads (its namespaces, its settings), wherever they live. */
 const MESH_WIDE = new Set<m.MeshObject['kind']>(['Namespace', 'MeshConfig']);
@@ -41,7 +41,7 @@ export interface IRMemo {
   /** Each Gateway API route with what it read (see ir/gateway.ts). */
   readonly routes: RouteMemo | undefined;
   /** Each namespace's members, services, ports and policy stages with what they read (see keyed.ts). */
-  readonly stages: { readonly members: KeyedMemo<Members, MemberLookups>; readonly services: KeyedMemo<ServicesStage, ServiceStageLookups>; readonly ports: KeyedMemo<ReadonlyMap<Identity, IdentityPorts>, PortLookups>; readonly policy: KeyedMemo<PolicyStage, PolicyStageLookups> };
+  readonly stages: { readonly members: KeyedMemo<Members, MemberLookups>; readonly services: KeyedMemo<ServicesStage, ServiceStageLookups>; readonly ports: KeyedMemo<PortsOf, PortLookups>; readonly policy: KeyedMemo<PolicyStage, PolicyStageLookups> };
 }
 
 type Calls = readonly StatusCall[];
@@ -51,6 +51,7 @@ interface NamespacePart {
   /** Only for a namespace of the mesh. */
   members?: Members;
   services?: ServicesStage;
+  ports?: PortsOf;
   policy?: PolicyStage;
 }
 
@@ -69,6 +70,11 @@ interface Front {
 /** A mesh namespace's workloads and the identities it has. */
 interface Members {
   readonly calls: Calls;
+  /** What they were made from: the connected VM proxies (as read), the pods, VMs and accounts. */
+  readonly connected: string;
+  readonly pods: readonly m.PodObj[];
+  readonly vms: readonly m.VirtualMachineObj[];
+  readonly accounts: readonly m.ServiceAccountObj[];
   readonly workloads: readonly Workload[];
   readonly workloadByRef: ReadonlyMap<string, Workload>;
   /** Identities of the workloads, in workload order. */
@@ -96,6 +102,12 @@ type ServiceStageLookups = {
   readonly workload: (ref: string) => Workload | undefined;
 };
 
+/** The ports of a namespace's identities, and the services (its own, then its contributors') they were found in. */
+interface PortsOf {
+  readonly from: readonly ServiceIR[];
+  readonly ports: ReadonlyMap<Identity, IdentityPorts>;
+}
+
 /** What the ports of a namespace's identities are made from. */
 type PortLookups = {
   /** namespace -> its services stage. */
@@ -121,6 +133,10 @@ type PolicyStageLookups = {
 interface ServicesStage {
   readonly namespace: string;
   readonly calls: Calls;
+  /** What they were made from: the Service objects, the EndpointSlices and Endpoints, the workloads. */
+  readonly objects: readonly m.ServiceObj[];
+  readonly sets: readonly m.EndpointSetObj[];
+  readonly workloads: readonly Workload[];
   readonly services: readonly ServiceIR[];
   /** Their `namespace/name`, in the same order. */
   readonly names: readonly string[];
@@ -132,6 +148,8 @@ interface ServicesStage {
   readonly objectKey: ReadonlyMap<string, string>;
   /** Each service with what it read, for the next build of this namespace. */
   readonly memo: KeyedMemo<ServiceIR>;
+  /** When the stage was patched from the previous one: the services it had, and those replaced (before -> after). */
+  readonly replaced?: { readonly from: readonly ServiceIR[]; readonly services: ReadonlyMap<ServiceIR, ServiceIR> };
 }
 
 /** Route groups, grants, splits and the checks between them. */
@@ -228,7 +246,7 @@ export function buildGroupedIR(
     const part = parts.get(ns)!;
     if (!part.front.inMesh) continue;
     const before = kept?.get(ns)?.members;
-    part.members = membersMemo.get(ns, status, (read) => buildMembers(ns, read, settings, before?.memo));
+    part.members = membersMemo.get(ns, status, (read) => buildMembers(ns, read, settings, before));
     workloadLists.set(ns, part.members.workloads);
     identityLists.set(ns, part.members.identities);
   }
@@ -243,7 +261,7 @@ export function buildGroupedIR(
     const part = parts.get(ns)!;
     if (!part.front.inMesh) continue;
     const before = kept?.get(ns)?.services;
-    part.services = servicesMemo.get(ns, status, (read) => buildServicesStage(ns, read, before?.memo));
+    part.services = servicesMemo.get(ns, status, (read) => buildServicesStage(ns, read, before));
   }
   servicesMemo.seal();
   // Virtual IPs are allocated across the whole mesh, in the order of namespaces and names.
@@ -283,17 +301,20 @@ export function buildGroupedIR(
   }
   // The ports of each namespace's identities, from the services whose endpoints they are, in mesh order (for the
   // HTTP-on-TCP warning): made again when its services or its contributors' change.
-  const portsMemo = new KeyedMemo<ReadonlyMap<Identity, IdentityPorts>, PortLookups>({ services: stages, contributors: contributorsOf }, kept && previous?.stages.ports);
+  const portsMemo = new KeyedMemo<PortsOf, PortLookups>({ services: stages, contributors: contributorsOf }, kept && previous?.stages.ports);
   const portsIn = new Map<string, ReadonlyMap<Identity, IdentityPorts>>();
   for (const ns of stages.keys()) {
-    portsIn.set(
-      ns,
-      portsMemo.get(ns, status, (read) =>
-        identityPorts(
-          [read('services', ns)!, ...(read('contributors', ns) ?? [])].sort((a, b) => compareStrings(a.namespace, b.namespace)).flatMap((s) => s.services),
-        ),
-      ),
-    );
+    const before = kept?.get(ns)?.ports;
+    const made = portsMemo.get(ns, status, (read) => {
+      const own = read('services', ns)!;
+      const contributors = read('contributors', ns) ?? [];
+      // Only its own services, some of them replaced since they gave the previous ports: those services' identities are looked at again.
+      if (contributors.length === 0 && own.replaced && before?.from === own.replaced.from) return { from: own.services, ports: patchIdentityPorts(before.ports, own.services, own.replaced.services) };
+      const services = contributors.length === 0 ? own.services : [own, ...contributors].sort((a, b) => compareStrings(a.namespace, b.namespace)).flatMap((s) => s.services);
+      return { from: services, ports: identityPorts(services) };
+    });
+    parts.get(ns)!.ports = made;
+    portsIn.set(ns, made.ports);
   }
   portsMemo.seal();
   const serviceNames = new Map([...stages].map(([ns, stage]) => [ns, stage.names]));
@@ -377,7 +398,15 @@ export function buildGroupedIR(
 function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, previous?: Front): Front {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
-  const unique = uniqueObjects(objects, status, previous);
+  // A mesh namespace's objects replaced in place by objects of the same kind and name (a file edited): each kind's list is
+  // the previous one with them replaced (no duplicate, so no message).
+  const replaced = inMesh && previous?.inMesh && replacedInPlace(previous, objects);
+  if (replaced) {
+    const byKind = new Map(previous.byKind);
+    for (const kind of new Set([...replaced.keys()].map((o) => o.kind))) byKind.set(kind, replaceItems(byKind.get(kind)!, replaced));
+    return { namespace, objects, inMesh, calls, unique: replaceItems(previous.unique, replaced), byKind };
+  }
+  const unique = uniqueObjects(objects, status);
   if (!inMesh) {
     for (const o of unique) status.ignore(o.key, warning('metadata.namespace', `namespace ${JSON.stringify(o.meta.namespace)} is not in the mesh (it needs a Namespace with label smc.dev/mesh: enabled); ignored`));
     return { namespace, objects, inMesh, calls, unique, byKind: new Map() };
@@ -385,25 +414,44 @@ function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh:
   return { namespace, objects, inMesh, calls, unique, byKind: byKind(unique) };
 }
 
-function buildMembers(namespace: string, read: Read<MemberLookups>, settings: MeshSettings, previous?: KeyedMemo<Workload>): Members {
+function buildMembers(namespace: string, read: Read<MemberLookups>, settings: MeshSettings, previous?: Members): Members {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
   const connected = read('connected', namespace) ?? 'offline';
   const vms = connected === 'offline' ? undefined : new Set(connected === '' ? [] : connected.split(' '));
-  const { workloads, memo } = buildWorkloads(kindsRead(read, namespace, 'Pod'), kindsRead(read, namespace, 'VirtualMachine'), settings, status, vms, previous);
+  const pods = kindsRead(read, namespace, 'Pod');
+  const vmObjects = kindsRead(read, namespace, 'VirtualMachine');
+  const accounts = kindsRead(read, namespace, 'ServiceAccount');
+  // Pods edited in place (a pod moved), nothing else: their workloads are made again, the rest kept with what was made of them.
+  const patched = previous && previous.connected === connected && sameItems(previous.vms, vmObjects) ? patchWorkloads(previous, pods, settings, vms) : undefined;
+  if (patched) {
+    const sameIdentities = [...patched.replaced].every(([a, b]) => a.identity === b.identity);
+    const workloadByRef = new PatchedTable(previous!.workloadByRef);
+    for (const w of patched.replaced.values()) workloadByRef.put(`${w.kind}/${w.namespace}/${w.name}`, w);
+    const identities = sameIdentities ? previous!.identities : [...new Set(patched.workloads.map((w) => w.identity))];
+    const known = sameIdentities && sameItems(previous!.accounts, accounts) ? previous!.known : knownIdentities(identities, accounts, settings);
+    return { ...previous!, pods, accounts, workloads: patched.workloads, workloadByRef, identities, known, memo: patched.memo };
+  }
+  const { workloads, memo } = buildWorkloads(pods, vmObjects, settings, status, vms, previous?.memo);
   const identities = [...new Set(workloads.map((w) => w.identity))];
-  const accounts = kindsRead(read, namespace, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
   return {
     calls,
+    connected,
+    pods,
+    vms: vmObjects,
+    accounts,
     workloads,
     workloadByRef: new Map(workloads.map((w) => [`${w.kind}/${w.namespace}/${w.name}`, w])),
     identities,
-    known: new Set([...identities, ...accounts]),
+    known: knownIdentities(identities, accounts, settings),
     memo,
   };
 }
 
-function buildServicesStage(namespace: string, read: Read<ServiceStageLookups>, previous?: KeyedMemo<ServiceIR>): ServicesStage {
+const knownIdentities = (identities: readonly Identity[], accounts: readonly m.ServiceAccountObj[], settings: MeshSettings): ReadonlySet<Identity> =>
+  new Set([...identities, ...accounts.map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name))]);
+
+function buildServicesStage(namespace: string, read: Read<ServiceStageLookups>, previous?: ServicesStage): ServicesStage {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
   const foreign = new Map<string, Workload | undefined>();
@@ -414,11 +462,23 @@ function buildServicesStage(namespace: string, read: Read<ServiceStageLookups>, 
     return w;
   };
   const objects = kindsRead(read, namespace, 'Service');
-  const { services, memo } = buildServices(objects, kindsRead(read, namespace, 'EndpointSlice', 'Endpoints'), read('workloads', namespace) ?? [], status, lookup, previous);
+  const sets = kindsRead(read, namespace, 'EndpointSlice', 'Endpoints');
+  const workloads = read('workloads', namespace) ?? [];
+  // Workloads edited in place (a pod moved), nothing else: the services that read them are made again, the rest kept.
+  const patched = previous && sameItems(previous.objects, objects) && sameItems(previous.sets, sets) ? patchServices(previous, workloads, lookup) : undefined;
+  if (patched) {
+    const byName = new PatchedTable(previous!.byName);
+    for (const s of patched.replaced.values()) byName.put(s.name, s);
+    return { ...previous!, workloads, services: patched.services, byName, foreign, memo: patched.memo, replaced: { from: previous!.services, services: patched.replaced } };
+  }
+  const { services, memo } = buildServices(objects, sets, workloads, status, lookup, previous?.memo);
   return {
     memo,
     namespace,
     calls,
+    objects,
+    sets,
+    workloads,
     services,
     names: services.map((sv) => `${sv.namespace}/${sv.name}`),
     byName: new Map(services.map((sv) => [sv.name, sv])),
@@ -454,11 +514,31 @@ function byKind(objects: readonly m.MeshObject[]): Map<string, m.MeshObject[]> {
 }
 
 /** The objects of some kinds, in canonical order (kinds in sorted order, then each kind's own), from their lists by kind. */
-function ofKinds<K extends m.MeshObject['kind']>(listOf: (kind: string) => readonly m.MeshObject[] | undefined, wanted: K[]): Extract<m.MeshObject, { kind: K }>[] {
+function ofKinds<K extends m.MeshObject['kind']>(listOf: (kind: string) => readonly m.MeshObject[] | undefined, wanted: K[]): readonly Extract<m.MeshObject, { kind: K }>[] {
+  // (One kind's list is that list itself, so that an unchanged one is the same list.)
+  if (wanted.length === 1) return (listOf(wanted[0]!) ?? []) as Extract<m.MeshObject, { kind: K }>[];
   return [...wanted].sort(compareStrings).flatMap((k) => listOf(k) ?? []) as Extract<m.MeshObject, { kind: K }>[];
 }
 
 const of = <K extends m.MeshObject['kind']>(kinds: ReadonlyMap<string, readonly m.MeshObject[]>, ...wanted: K[]) => ofKinds((k) => kinds.get(k), wanted);
+
+/**
+ * When the previous objects had no duplicate and these are those with some replaced at their places by objects of
+ * the same kind and name (a file edited), the replacements (still no duplicate, and the order, by kind and name
+ * alone, is the previous one); else undefined.
+ */
+function replacedInPlace(previous: Pick<Front, 'objects' | 'unique'>, objects: readonly m.MeshObject[]): Map<m.MeshObject, m.MeshObject> | undefined {
+  if (previous.unique.length !== previous.objects.length || previous.objects.length !== objects.length) return undefined;
+  const replaced = new Map<m.MeshObject, m.MeshObject>();
+  for (let i = 0; i < objects.length; i++) {
+    const a = previous.objects[i]!;
+    const b = objects[i]!;
+    if (a === b) continue;
+    if (a.kind !== b.kind || a.meta.namespace !== b.meta.namespace || a.meta.name !== b.meta.name) return undefined;
+    replaced.set(a, b);
+  }
+  return replaced;
+}
 
 /**
  * The same kind/namespace/name twice: one is used, the others are rejected.
@@ -466,21 +546,7 @@ const of = <K extends m.MeshObject['kind']>(kinds: ReadonlyMap<string, readonly 
  * the one whose content sorts first. EndpointSlice and Endpoints share a name
  * space only with their own kind.
  */
-function uniqueObjects(objects: readonly m.MeshObject[], status: StatusCollector, previous?: Pick<Front, 'objects' | 'unique'>): readonly m.MeshObject[] {
-  // The previous objects had no duplicate, and these are those with some replaced in place by objects of the same kind and
-  // name (a file edited): still no duplicate, and the order (by kind and name alone) is the previous one.
-  if (previous && previous.unique.length === previous.objects.length && previous.objects.length === objects.length) {
-    const replaced = new Map<m.MeshObject, m.MeshObject>();
-    let same = true;
-    for (let i = 0; i < objects.length && same; i++) {
-      const a = previous.objects[i]!;
-      const b = objects[i]!;
-      if (a === b) continue;
-      same = a.kind === b.kind && a.meta.namespace === b.meta.namespace && a.meta.name === b.meta.name;
-      replaced.set(a, b);
-    }
-    if (same) return replaced.size === 0 ? previous.unique : previous.unique.map((o) => replaced.get(o) ?? o);
-  }
+function uniqueObjects(objects: readonly m.MeshObject[], status: StatusCollector): readonly m.MeshObject[] {
   // Content is compared only between objects of the same kind and name (rare): made when first needed.
   const content = new Map<m.MeshObject, string>();
   const contentOf = (o: m.MeshObject) => {

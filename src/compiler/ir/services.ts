@@ -1,10 +1,10 @@
 import type { EndpointSetObj, ServiceObj, ServicePort } from '../model.js';
-import { warning, type StatusCollector } from '../status.js';
+import { recordInto, warning, type StatusCall, type StatusCollector } from '../status.js';
 import { parseIPv4Range } from './settings.js';
 import { labelsMatch } from './workloads.js';
 import { compareStrings, type Endpoint, type MeshSettings, type PortProtocol, type ServiceIR, type ServicePortIR, type Workload } from './types.js';
-import { groupBy } from '../group.js';
-import { KeyedMemo } from '../keyed.js';
+import { groupBy, replaceItems } from '../group.js';
+import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
 
 /**
  * A port's protocol comes from `appProtocol`, else from the port name's
@@ -65,38 +65,135 @@ export function buildServices(
     }
   }
   const serviceByKey = new Map(services.map((s) => [`${s.meta.namespace}/${s.meta.name}`, s]));
-  const lookups = {
+  const lookups: ServiceLookups = {
     service: serviceByKey,
     sets: setsByService,
     label: byLabel,
     ref: (ref: string) => byRef(...(JSON.parse(ref) as [string, string, string])),
     address: workloadByAddress,
   };
-  /** The workloads a service's selector picks: its rarest label's, filtered by the whole selector. */
-  const selected = (svc: ServiceObj, label: (label: string) => readonly Workload[] | undefined): readonly Workload[] => {
-    const selector = svc.selector;
-    if (!selector) return NONE;
-    let rarest: readonly Workload[] | undefined;
-    for (const [k, v] of Object.entries(selector)) {
-      const list = label(`${svc.meta.namespace}/${k}=${v}`) ?? NONE;
-      if (rarest === undefined || list.length < rarest.length) rarest = list;
-    }
-    return (rarest ?? NONE).filter((w) => labelsMatch(selector, w.labels));
-  };
-
   const serviceKeys = new Set(serviceByKey.keys());
   for (const [k, sets] of setsByService) {
     if (!serviceKeys.has(k)) for (const s of sets) status.add(s.key, warning('', `its Service ${k} is not among the inputs; ignored`));
   }
-  const memo = new KeyedMemo<ServiceIR, typeof lookups>(lookups, previous);
+  const memo = new KeyedMemo<ServiceIR, ServiceLookups>(lookups, previous);
   const out = services.map((svc) => {
     const key = `${svc.meta.namespace}/${svc.meta.name}`;
-    return memo.get(key, status, (read, st) => {
-      const service = read('service', key)!;
-      return buildService(service, read('sets', key) ?? NONE, selected(service, (label) => read('label', label)), st, (ref) => read('ref', ref), (address) => read('address', address));
-    });
+    return memo.get(key, status, deriveService(key));
   });
   return { services: out.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name)), memo: memo.seal() };
+}
+
+/**
+ * `buildServices` of one namespace when only workloads changed since the previous build (`previous`, given the
+ * workloads `workloads` before), each replaced at its place by one of the same kind, namespace, name and labels
+ * (a pod moved): the tables of workloads by label and by address are patched, and the services that read a changed
+ * key of them (or a workload through a targetRef) are derived again, the others kept. The result lists the services
+ * replaced; undefined when the workloads do not line up so, or when a message of a service derived again may differ
+ * (what was said is then said again by `buildServices`).
+ */
+export function patchServices(
+  previous: { readonly workloads: readonly Workload[]; readonly services: readonly ServiceIR[]; readonly memo: KeyedMemo<ServiceIR> },
+  workloads: readonly Workload[],
+  workloadOf: (kind: string, namespace: string, name: string) => Workload | undefined,
+): { services: ServiceIR[]; memo: KeyedMemo<ServiceIR>; replaced: Map<ServiceIR, ServiceIR> } | undefined {
+  if (previous.workloads.length !== workloads.length) return undefined;
+  const was = previous.memo.lookups as ServiceLookups;
+  const replaced = new Map<Workload, Workload>();
+  const addresses = new Set<string>();
+  for (let i = 0; i < workloads.length; i++) {
+    const a = previous.workloads[i]!;
+    const b = workloads[i]!;
+    if (a === b) continue;
+    if (a.kind !== b.kind || a.namespace !== b.namespace || a.name !== b.name || !sameLabels(a.labels, b.labels)) return undefined;
+    replaced.set(a, b);
+    for (const address of [...a.addresses, ...b.addresses]) addresses.add(`${b.namespace}/${address}`);
+  }
+  const label = new PatchedTable(was.label);
+  for (const key of new Set([...replaced.keys()].flatMap((w) => Object.entries(w.labels).map(([k, v]) => `${w.namespace}/${k}=${v}`)))) label.put(key, replaceItems(was.label.get(key)!, replaced));
+  // An address is the last workload's that has it (as when the table is made from the list).
+  const address = new PatchedTable(was.address);
+  for (const key of addresses) {
+    const slash = key.indexOf('/');
+    const [ns, ip] = [key.slice(0, slash), key.slice(slash + 1)];
+    const owner = findLast(workloads, (w) => w.namespace === ns && w.addresses.includes(ip));
+    if (owner) address.put(key, owner);
+    else address.remove(key);
+  }
+  const lookups: ServiceLookups = { ...was, label, address, ref: (ref: string) => workloadOf(...(JSON.parse(ref) as [string, string, string])) };
+  const memo = KeyedMemo.carried<ServiceIR, ServiceLookups>(lookups, previous.memo);
+  const services = previous.services.slice();
+  const changed = new Map<ServiceIR, ServiceIR>();
+  for (const key of memo.dirty()) {
+    const i = indexOfService(services, key);
+    const before = services[i];
+    if (before === undefined || previous.memo.callsOf(key).length > 0) return undefined;
+    const said: StatusCall[] = [];
+    const after = memo.get(key, recordInto(said), deriveService(key));
+    if (said.length > 0) return undefined;
+    if (after === before) continue;
+    services[i] = after;
+    changed.set(before, after);
+  }
+  return { services, memo: memo.seal(), replaced: changed };
+}
+
+type ServiceLookups = {
+  readonly service: ReadonlyMap<string, ServiceObj>;
+  readonly sets: ReadonlyMap<string, readonly EndpointSetObj[]>;
+  /** Workloads by label (`namespace/key=value`), in input order: a selector is matched against its rarest label's workloads only. */
+  readonly label: ReadonlyMap<string, readonly Workload[]>;
+  /** The workload named by a targetRef (`JSON [kind, namespace, name]`). */
+  readonly ref: (ref: string) => Workload | undefined;
+  /** The workload of `namespace/address`. */
+  readonly address: ReadonlyMap<string, Workload>;
+};
+
+/** How the service of `namespace/name` is derived, through the lookups (so that what it reads is recorded). */
+const deriveService =
+  (key: string) =>
+  (read: Read<ServiceLookups>, status: StatusCollector): ServiceIR => {
+    const service = read('service', key)!;
+    return buildService(service, read('sets', key) ?? NONE, selected(service, (label) => read('label', label)), status, (ref) => read('ref', ref), (address) => read('address', address));
+  };
+
+/** The workloads a service's selector picks: its rarest label's, filtered by the whole selector. */
+function selected(svc: ServiceObj, label: (label: string) => readonly Workload[] | undefined): readonly Workload[] {
+  const selector = svc.selector;
+  if (!selector) return NONE;
+  let rarest: readonly Workload[] | undefined;
+  for (const [k, v] of Object.entries(selector)) {
+    const list = label(`${svc.meta.namespace}/${k}=${v}`) ?? NONE;
+    if (rarest === undefined || list.length < rarest.length) rarest = list;
+  }
+  return (rarest ?? NONE).filter((w) => labelsMatch(selector, w.labels));
+}
+
+function findLast<T>(list: readonly T[], test: (item: T) => boolean): T | undefined {
+  for (let i = list.length - 1; i >= 0; i--) if (test(list[i]!)) return list[i];
+  return undefined;
+}
+
+/** Where the service of `namespace/name` is in services sorted by namespace and name (a binary search); -1 when it is not. */
+function indexOfService(services: readonly ServiceIR[], key: string): number {
+  const slash = key.indexOf('/');
+  const ns = key.slice(0, slash);
+  const name = key.slice(slash + 1);
+  let lo = 0;
+  let hi = services.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const s = services[mid]!;
+    if ((compareStrings(s.namespace, ns) || compareStrings(s.name, name)) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return services[lo]?.namespace === ns && services[lo]?.name === name ? lo : -1;
+}
+
+function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  if (a === b) return true;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => b[k] === a[k]);
 }
 
 function buildService(

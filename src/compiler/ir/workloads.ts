@@ -1,8 +1,8 @@
 import type { PodObj, VirtualMachineObj } from '../model.js';
-import { warning, type StatusCollector } from '../status.js';
+import { recordInto, warning, type StatusCall, type StatusCollector } from '../status.js';
 import { parseProbes, PROBES_ANNOTATION, type NamedProbe } from '../probes.js';
 import { compareStrings, identityOf, type MeshSettings, type Workload } from './types.js';
-import { KeyedMemo } from '../keyed.js';
+import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
 
 /**
  * Pods and VMs become one kind of thing: a workload with an identity. Each
@@ -18,30 +18,83 @@ export function buildWorkloads(
   connectedVirtualMachines?: ReadonlySet<string>,
   previous?: KeyedMemo<Workload>,
 ): { workloads: Workload[]; memo: KeyedMemo<Workload> } {
-  const podOf = new Map(pods.map((p) => [p.meta.name, p]));
-  const vmOf = new Map(vms.map((v) => [v.meta.name, v]));
-  const lookups = {
-    pod: podOf,
-    vm: vmOf,
-    /** Whether the proxy of a VM's node id is connected (undefined offline: the compile knows no connections). */
-    connected: (node: string) => connectedVirtualMachines?.has(node),
-  };
-  const memo = new KeyedMemo<Workload, typeof lookups>(lookups, previous);
+  const lookups = workloadLookups(new Map(pods.map((p) => [p.meta.name, p])), new Map(vms.map((v) => [v.meta.name, v])), connectedVirtualMachines);
+  const memo = new KeyedMemo<Workload, WorkloadLookups>(lookups, previous);
   const out: Workload[] = [];
-  for (const p of pods) out.push(memo.get(`Pod/${p.meta.name}`, status, (read, st) => podWorkload(read('pod', p.meta.name)!, settings, st)));
-  for (const v of vms) {
-    out.push(
-      memo.get(`VirtualMachine/${v.meta.name}`, status, (read, st) => {
-        const vm = read('vm', v.meta.name)!;
-        const mode = vm.interceptionMode ?? settings.defaultInterceptionMode;
-        // A proxyless VM has no proxy of its own to connect.
-        return vmWorkload(vm, mode, settings, st, mode === 'proxyless' ? undefined : read('connected', vmNodeId(vm.meta.namespace, vm.serviceAccount, vm.meta.name)));
-      }),
-    );
-  }
+  for (const p of pods) out.push(memo.get(`Pod/${p.meta.name}`, status, deriveWorkload('Pod', p.meta.name, settings)));
+  for (const v of vms) out.push(memo.get(`VirtualMachine/${v.meta.name}`, status, deriveWorkload('VirtualMachine', v.meta.name, settings)));
   const workloads = out.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.kind, b.kind) || compareStrings(a.name, b.name));
   return { workloads, memo: memo.seal() };
 }
+
+/**
+ * `buildWorkloads` of one namespace's pods when they are the previous build's (`previous`, which gave `workloads`)
+ * with some replaced at their places by pods of the same names, and its VMs are the previous ones: the workloads of
+ * the replaced pods (and of VMs, whose connection is asked again) are derived again, the others kept. The result
+ * lists the workloads replaced; undefined when the pods do not line up, or when a message of a workload derived
+ * again may differ (what was said is then said again by `buildWorkloads`).
+ */
+export function patchWorkloads(
+  previous: { readonly pods: readonly PodObj[]; readonly workloads: readonly Workload[]; readonly memo: KeyedMemo<Workload> },
+  pods: readonly PodObj[],
+  settings: MeshSettings,
+  connectedVirtualMachines?: ReadonlySet<string>,
+): { workloads: Workload[]; memo: KeyedMemo<Workload>; replaced: Map<Workload, Workload> } | undefined {
+  if (previous.pods.length !== pods.length) return undefined;
+  const was = previous.memo.lookups as WorkloadLookups;
+  const pod = new PatchedTable(was.pod);
+  const at = new Map<string, number>();
+  for (let i = 0; i < pods.length; i++) {
+    const a = previous.pods[i]!;
+    const b = pods[i]!;
+    if (a === b) continue;
+    if (a.meta.name !== b.meta.name) return undefined;
+    pod.put(b.meta.name, b);
+    at.set(`Pod/${b.meta.name}`, i);
+  }
+  const memo = KeyedMemo.carried<Workload, WorkloadLookups>(workloadLookups(pod, was.vm, connectedVirtualMachines), previous.memo);
+  const workloads = previous.workloads.slice();
+  const replaced = new Map<Workload, Workload>();
+  for (const key of memo.dirty()) {
+    const slash = key.indexOf('/');
+    const kind = key.slice(0, slash) as Workload['kind'];
+    const name = key.slice(slash + 1);
+    const i = kind === 'Pod' ? at.get(key) : pods.length + [...was.vm.keys()].indexOf(name);
+    const before = workloads[i ?? -1];
+    if (before === undefined || before.kind !== kind || before.name !== name || previous.memo.callsOf(key).length > 0) return undefined;
+    const said: StatusCall[] = [];
+    const after = memo.get(key, recordInto(said), deriveWorkload(kind, name, settings));
+    if (said.length > 0) return undefined;
+    if (after === before) continue;
+    workloads[i!] = after;
+    replaced.set(before, after);
+  }
+  return { workloads, memo: memo.seal(), replaced };
+}
+
+type WorkloadLookups = {
+  readonly pod: ReadonlyMap<string, PodObj>;
+  readonly vm: ReadonlyMap<string, VirtualMachineObj>;
+  /** Whether the proxy of a VM's node id is connected (undefined offline: the compile knows no connections). */
+  readonly connected: (node: string) => boolean | undefined;
+};
+
+const workloadLookups = (pod: ReadonlyMap<string, PodObj>, vm: ReadonlyMap<string, VirtualMachineObj>, connectedVirtualMachines?: ReadonlySet<string>): WorkloadLookups => ({
+  pod,
+  vm,
+  connected: (node: string) => connectedVirtualMachines?.has(node),
+});
+
+/** How the workload of a pod or VM is derived, through the lookups (so that what it reads is recorded). */
+const deriveWorkload =
+  (kind: Workload['kind'], name: string, settings: MeshSettings) =>
+  (read: Read<WorkloadLookups>, status: StatusCollector): Workload => {
+    if (kind === 'Pod') return podWorkload(read('pod', name)!, settings, status);
+    const vm = read('vm', name)!;
+    const mode = vm.interceptionMode ?? settings.defaultInterceptionMode;
+    // A proxyless VM has no proxy of its own to connect.
+    return vmWorkload(vm, mode, settings, status, mode === 'proxyless' ? undefined : read('connected', vmNodeId(vm.meta.namespace, vm.serviceAccount, vm.meta.name)));
+  };
 
 function podWorkload(p: PodObj, settings: MeshSettings, status: StatusCollector): Workload {
   if (p.ips.length === 0) status.add(p.key, warning('status.podIP', 'the pod has no IP yet; it is a proxy of its identity but backs no service endpoints'));
