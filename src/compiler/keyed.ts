@@ -41,7 +41,8 @@ interface Entry<V> {
 }
 
 export class KeyedMemo<V, L extends Lookups = Lookups> {
-  private readonly entries = new Map<string, Entry<V>>();
+  /** This build's entries (in a carried build, the previous build's with those derived again put over them). */
+  private entries: Map<string, Entry<V>> | PatchedTable<Entry<V>> = new Map();
   /** How many entries this build derived (the others were reused). */
   derived = 0;
 
@@ -66,7 +67,7 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
     const changed = new Map<string, ReadonlySet<string>>();
     for (const [name, now] of Object.entries(lookups)) {
       const was = previous.lookups[name];
-      if (now instanceof Map && was instanceof Map) changed.set(name, tableChanges(was, now));
+      if (isTable(now) && isTable(was)) changed.set(name, tableChanges(was, now));
     }
     this.changed = changed;
   }
@@ -80,9 +81,9 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
   static carried<V, L extends Lookups>(lookups: L, previous: KeyedMemo<V, Lookups>): KeyedMemo<V, L> {
     const memo = new KeyedMemo<V, L>(lookups, previous);
     for (const [name, lookup] of Object.entries(lookups)) {
-      if (lookup instanceof Map && !memo.changed!.has(name)) throw new Error(`a carried build's table ${name} was not a table in the previous build`);
+      if (isTable(lookup) && !memo.changed!.has(name)) throw new Error(`a carried build's table ${name} was not a table in the previous build`);
     }
-    previous.entries.forEach((entry, key) => memo.entries.set(key, entry));
+    memo.entries = new PatchedTable(previous.entries);
     memo.readers = previous.readers ?? readersOf(previous.entries, lookups);
     previous.readers = undefined;
     memo.rederived = [];
@@ -124,7 +125,8 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
     const before = this.previous?.get(key);
     const entry = before && before.reads.every(([name, arg, value]) => this.unchanged(name, arg, value)) ? before : this.derive(derive);
     if (entry !== before) this.rederived?.push(key);
-    this.entries.set(key, entry);
+    if (this.entries instanceof PatchedTable) this.entries.put(key, entry);
+    else this.entries.set(key, entry);
     replay(entry.calls, status);
     return entry.value;
   }
@@ -164,7 +166,7 @@ function readersOf(entries: ReadonlyMap<string, Entry<unknown>>, lookups: Lookup
 
 function addReads(readers: Readers, entry: Entry<unknown>, key: string, lookups: Lookups): void {
   for (const [name, arg] of entry.reads) {
-    if (!(lookups[name] instanceof Map)) {
+    if (!isTable(lookups[name])) {
       readers.callers.add(key);
       continue;
     }
@@ -180,32 +182,118 @@ function removeReads(readers: Readers, entry: Entry<unknown>, key: string): void
   for (const [name, arg] of entry.reads) readers.table.get(`${name}\0${arg}`)?.delete(key);
 }
 
-const answer = (lookup: Lookup, arg: string): unknown => (lookup instanceof Map ? lookup.get(arg) : (lookup as (arg: string) => unknown)(arg));
+const answer = (lookup: Lookup, arg: string): unknown => (isTable(lookup) ? lookup.get(arg) : (lookup as (arg: string) => unknown)(arg));
 
 /**
- * A table made from another by setting and deleting some keys (with `put` and
- * `remove`): it knows which keys those were, so comparing it with the table it
- * was made from costs them alone. (Comparing it with any other table walks
- * both, as for any Map.) Its Map methods are not to be used to change it.
+ * A table made from another (`base`) by putting and removing some keys: it
+ * knows which keys those were, so comparing it with the table it was made
+ * from costs them alone (comparing it with any other table walks both, as
+ * for any Map). It holds only its own keys and looks up the rest in `base`,
+ * so making it costs the keys it changes, not the table; every few tables
+ * in a chain, one is made a plain copy so that lookups stay short. Iterating
+ * it makes (once) the whole table.
  */
-export class PatchedTable<V> extends Map<string, V> {
+export class PatchedTable<V> implements ReadonlyMap<string, V> {
   /** The keys put or removed since `base` (put to a value that may be the same one). */
   readonly touched = new Set<string>();
+  private readonly own = new Map<string, V | typeof GONE>();
+  /** `base`, or a copy of it when the chain behind it is long. */
+  private readonly under: ReadonlyMap<string, V>;
+  private readonly depth: number;
+  private count: number;
+  private whole: Map<string, V> | undefined;
 
   constructor(readonly base: ReadonlyMap<string, V>) {
-    super(base);
+    const depth = base instanceof PatchedTable ? base.depth + 1 : 0;
+    this.under = depth > MAX_DEPTH ? flatten(base) : base;
+    this.depth = depth > MAX_DEPTH ? 0 : depth;
+    this.count = base.size;
   }
 
   put(key: string, value: V): this {
+    if (!this.has(key)) this.count++;
+    this.own.set(key, value);
     this.touched.add(key);
-    return this.set(key, value);
+    this.whole = undefined;
+    return this;
   }
 
   remove(key: string): boolean {
+    const had = this.has(key);
+    if (had) this.count--;
+    this.own.set(key, GONE);
     this.touched.add(key);
-    return this.delete(key);
+    this.whole = undefined;
+    return had;
+  }
+
+  get(key: string): V | undefined {
+    const v = this.own.get(key);
+    if (v === undefined && !this.own.has(key)) return this.under.get(key);
+    return v === GONE ? undefined : (v as V);
+  }
+
+  has(key: string): boolean {
+    return this.own.has(key) ? this.own.get(key) !== GONE : this.under.has(key);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** The whole table as a Map (made when first asked, in the order a copy of `base` with the same puts and removes has). */
+  private all(): Map<string, V> {
+    return (this.whole ??= flatten(this));
+  }
+
+  /** The tables this one stands on, from the bottom one (a plain table) up to this one's own keys. */
+  static layers<V>(table: ReadonlyMap<string, V>): { bottom: ReadonlyMap<string, V>; above: ReadonlyMap<string, V | typeof GONE>[] } {
+    const above: ReadonlyMap<string, V | typeof GONE>[] = [];
+    let t = table;
+    while (t instanceof PatchedTable) {
+      const patched = t as PatchedTable<V>;
+      // (One made whole already is a plain table to start from.)
+      if (patched.whole) {
+        t = patched.whole;
+        break;
+      }
+      above.push(patched.own);
+      t = patched.under;
+    }
+    return { bottom: t, above: above.reverse() };
+  }
+
+  forEach(each: (value: V, key: string, map: ReadonlyMap<string, V>) => void): void {
+    this.all().forEach((v, k) => each(v, k, this));
+  }
+  entries(): MapIterator<[string, V]> {
+    return this.all().entries();
+  }
+  keys(): MapIterator<string> {
+    return this.all().keys();
+  }
+  values(): MapIterator<V> {
+    return this.all().values();
+  }
+  [Symbol.iterator](): MapIterator<[string, V]> {
+    return this.all()[Symbol.iterator]();
   }
 }
+
+const GONE = Symbol('gone');
+
+/** A table as one plain Map: a copy of the bottom of its chain with each layer's puts and removes applied in turn. */
+function flatten<V>(table: ReadonlyMap<string, V>): Map<string, V> {
+  const { bottom, above } = PatchedTable.layers(table);
+  const whole = new Map(bottom);
+  for (const own of above) own.forEach((v, k) => (v === GONE ? whole.delete(k) : whole.set(k, v as V)));
+  return whole;
+}
+/** How many tables may stand on one another before one is a plain copy. */
+const MAX_DEPTH = 8;
+
+/** Whether a lookup is a table (compared key by key) rather than a function. */
+export const isTable = (lookup: Lookup | undefined): lookup is ReadonlyMap<string, unknown> => lookup !== undefined && typeof lookup !== 'function';
 
 /** The keys of either table whose values are not the same (one pass over each; none when they are the same table; the keys touched when one was patched from the other). */
 export function tableChanges(before: ReadonlyMap<string, unknown>, after: ReadonlyMap<string, unknown>): ReadonlySet<string> {

@@ -5,6 +5,7 @@ import { buildGroupedIR, isMeshWide, type IRMemo } from './ir/build.js';
 import type { MeshIR } from './ir/types.js';
 import type * as m from './model.js';
 import { sameItems } from './group.js';
+import { PatchedTable } from './keyed.js';
 import { createStatusCollector, error, recordInto, replay, type StatusCall, type StatusEntry } from './status.js';
 
 /**
@@ -32,6 +33,7 @@ export interface UnitsCompileResult {
 
 /** What a compile keeps for the next, as plain data. */
 export interface UnitsMemo {
+  /** Each unit's part (patched over the previous build's when the changed keys were given). */
   readonly units: ReadonlyMap<string, UnitPart>;
   /** Objects by group (a namespace, or MESH for the mesh-wide kinds), gathered from the units. */
   readonly groups: ReadonlyMap<string, readonly m.MeshObject[]>;
@@ -64,23 +66,44 @@ const NO_CALLS: readonly StatusCall[] = [];
 /** The group of the mesh-wide objects: no namespace is named so. */
 const MESH = '/mesh';
 
-export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveInputs = {}, previous?: UnitsCompileResult): UnitsCompileResult {
+/**
+ * `touched`, when the caller knows it, names the keys set or deleted in `units` since `previous` was compiled: the
+ * other units are then taken to be the very values they were, and not looked at (else every key is looked up).
+ */
+export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveInputs = {}, previous?: UnitsCompileResult, touched?: Iterable<string>): UnitsCompileResult {
   const before = previous?.memo;
-  const parts = new Map<string, UnitPart>();
   const changed: string[] = [];
-  let added = 0;
-  units.forEach((unit, key) => {
-    const was = before?.units.get(key);
-    if (was?.unit === unit) {
-      parts.set(key, was);
-      return;
+  let parts: Map<string, UnitPart> | PatchedTable<UnitPart>;
+  if (before && touched) {
+    const patched = new PatchedTable(before.units);
+    for (const key of new Set(touched)) {
+      const unit = units.get(key);
+      const was = before.units.get(key);
+      if (unit === undefined) {
+        if (was) patched.remove(key);
+      } else if (was?.unit !== unit) patched.put(key, decodeUnit(unit, was?.decoded));
+      else continue;
+      if (unit !== undefined || was) changed.push(key);
     }
-    if (!was) added++;
-    parts.set(key, decodeUnit(unit, was?.decoded));
-    changed.push(key);
-  });
-  // Units gone (only looked for when some are).
-  if (before && before.units.size > parts.size - added) before.units.forEach((_, key) => void (units.has(key) || changed.push(key)));
+    parts = patched;
+  } else {
+    const all = new Map<string, UnitPart>();
+    let added = 0;
+    units.forEach((unit, key) => {
+      const was = before?.units.get(key);
+      if (was?.unit === unit) {
+        all.set(key, was);
+        return;
+      }
+      if (!was) added++;
+      all.set(key, decodeUnit(unit, was?.decoded));
+      changed.push(key);
+    });
+    // Units gone (only looked for when some are).
+    if (before && before.units.size > all.size - added) before.units.forEach((_, key) => void (units.has(key) || changed.push(key)));
+    parts = all;
+  }
+  const setPart = (key: string, part: UnitPart) => (parts instanceof PatchedTable ? parts.put(key, part) : parts.set(key, part));
 
   // Each source belongs to one unit; should two units name the same source, their messages would mix: compiled as one whole then.
   // (A unit that names the same sources as before changes no ownership: the map is kept as it was.)
@@ -154,7 +177,7 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
     if (part.irCalls !== undefined && sameCalls(part.irCalls, irCalls)) continue;
     const entries = entriesOf(part, callsOf, before?.units.get(key)?.entries);
     if (!sameItems(entries, before?.units.get(key)?.entries)) statusChanged = true;
-    parts.set(key, { ...part, entries, irCalls });
+    setPart(key, { ...part, entries, irCalls });
   }
   let status = before?.status ?? [];
   if (statusChanged) {

@@ -110,6 +110,8 @@ const irs = new Map<number, { ir: MeshIR; status: readonly StatusEntry[] }>();
 const KEPT_IRS = 4;
 let answeredStatus: readonly StatusEntry[] | undefined;
 const units = new Map<string, SourceUnit>();
+/** The keys of `units` set or deleted since the last compile that went through; undefined when every unit is to be looked at. */
+let touchedUnits: Set<string> | undefined;
 let connectedVirtualMachines: readonly string[] | undefined;
 const certificates = new Map<string, CertificateInputs['identities'][number]>();
 // What plans are made with: a new value only when a certificate or the trust bundle changed.
@@ -167,9 +169,12 @@ parentPort?.on('message', (m: WorkerRequest) => {
       for (const k of m.delta.deleted) units.delete(k);
       for (const [k, u] of m.delta.set) units.set(k, u);
       connectedVirtualMachines = m.delta.connectedVirtualMachines;
-      // Units that are the very values as last time are not looked into again (see compiler/units.ts).
+      // Only the units this delta (and any whose compile failed before it) touched are looked at (see compiler/units.ts).
+      if (m.delta.replace) touchedUnits = undefined;
+      else if (touchedUnits) for (const k of [...m.delta.deleted, ...m.delta.set.map(([k]) => k)]) touchedUnits.add(k);
       const before = current;
-      current = compileUnits(units, { ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}), ...(m.delta.runningTrustDomain ? { runningTrustDomain: m.delta.runningTrustDomain } : {}) }, before);
+      current = compileUnits(units, { ...(connectedVirtualMachines ? { connectedVirtualMachines } : {}), ...(m.delta.runningTrustDomain ? { runningTrustDomain: m.delta.runningTrustDomain } : {}) }, before, touchedUnits);
+      touchedUnits = new Set();
       const compile = ++compiles;
       noteObjectChanges(m.delta.replace ? [...units.keys()] : m.delta.set.map(([k]) => k), m.delta.deleted, m.delta.replace, current, compile);
       if (compile % GENERATION === 0) {

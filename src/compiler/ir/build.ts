@@ -38,6 +38,8 @@ export interface IRMemo {
   readonly parts: ReadonlyMap<string, NamespacePart>;
   /** Services that were given a virtual IP: the service as built -> with its address. */
   readonly assigned: ReadonlyMap<ServiceIR, ServiceIR>;
+  /** The ports of every namespace's identities, as the policy stages read them (`namespace\nidentity`). */
+  readonly ports: ReadonlyMap<string, IdentityPorts>;
   /** Each Gateway API route with what it read (see ir/gateway.ts). */
   readonly routes: RouteMemo | undefined;
   /** Each namespace's members, services, ports and policy stages with what they read (see keyed.ts). */
@@ -124,7 +126,7 @@ type PolicyStageLookups = {
   /** namespace -> the `namespace/name` of its services. */
   readonly serviceNames: ReadonlyMap<string, readonly string[]>;
   /** `namespace\nidentity` -> the ports of that identity's endpoints. */
-  readonly ports: (arg: string) => IdentityPorts | undefined;
+  readonly ports: ReadonlyMap<string, IdentityPorts>;
   /** `namespace\nidentity` -> whether the identity exists in that namespace. */
   readonly known: (arg: string) => boolean;
 };
@@ -165,7 +167,7 @@ interface PolicyStage {
 export interface BuiltIR {
   readonly ir: MeshIR;
   readonly memo: IRMemo;
-  /** Namespaces whose part is not the previous build's (built again, new or gone): their objects' messages may differ. */
+  /** Namespaces whose objects' messages may differ: new or gone, or a stage of theirs gave a list of messages that is not the very list it gave before (a stage patched keeps it). */
   readonly rebuilt: ReadonlySet<string>;
   /** Namespaces given messages outside their part (a virtual IP that could not be allocated). */
   readonly direct: ReadonlySet<string>;
@@ -322,10 +324,7 @@ export function buildGroupedIR(
     kind: kinds,
     identities: identityLists,
     serviceNames,
-    ports: (arg) => {
-      const cut = arg.indexOf('\n');
-      return portsIn.get(arg.slice(0, cut))?.get(arg.slice(cut + 1));
-    },
+    ports: portsTable(stages.keys(), (ns) => portsIn.get(ns), kept && previous?.ports, (ns) => kept?.get(ns)?.ports?.ports, kept?.keys()),
     known: (arg) => {
       const cut = arg.indexOf('\n');
       return parts.get(arg.slice(0, cut))?.members?.known.has(arg.slice(cut + 1)) ?? false;
@@ -389,22 +388,64 @@ export function buildGroupedIR(
   const rebuilt = new Set<string>();
   for (const [ns, part] of parts) {
     const before = kept?.get(ns);
-    if (before?.front !== part.front || before.members !== part.members || before.services !== part.services || before.policy !== part.policy) rebuilt.add(ns);
+    if (!before || !sameCalls(before.front, part.front) || !sameCalls(before.members, part.members) || !sameCalls(before.services, part.services) || !sameCalls(before.policy, part.policy)) rebuilt.add(ns);
   }
   for (const ns of previous?.parts.keys() ?? []) if (!parts.has(ns) || !kept) rebuilt.add(ns);
-  return { ir, memo: { mesh: meshText, parts, assigned, routes: routeMemo, stages: { members: membersMemo, services: servicesMemo, ports: portsMemo, policy: policyMemo } }, rebuilt, direct };
+  return { ir, memo: { mesh: meshText, parts, assigned, ports: policyLookups.ports, routes: routeMemo, stages: { members: membersMemo, services: servicesMemo, ports: portsMemo, policy: policyMemo } }, rebuilt, direct };
 }
+
+/**
+ * The ports of each namespace's identities as one table (`namespace\nidentity`). Given the previous build's table
+ * and each namespace's ports then, it is that table patched: a namespace's ports that are the very map they were
+ * cost nothing, ports patched from them (see patchIdentityPorts) cost the identities they touched, others every key
+ * of theirs before and now.
+ */
+function portsTable(
+  namespaces: Iterable<string>,
+  now: (ns: string) => ReadonlyMap<Identity, IdentityPorts> | undefined,
+  previous: ReadonlyMap<string, IdentityPorts> | undefined,
+  before: (ns: string) => ReadonlyMap<Identity, IdentityPorts> | undefined,
+  namespacesBefore: Iterable<string> | undefined,
+): ReadonlyMap<string, IdentityPorts> {
+  const present = new Set(namespaces);
+  if (!previous) {
+    const table = new Map<string, IdentityPorts>();
+    for (const ns of present) now(ns)?.forEach((ports, id) => table.set(`${ns}\n${id}`, ports));
+    return table;
+  }
+  const table = new PatchedTable(previous);
+  const write = (ns: string, id: string, ports: ReadonlyMap<Identity, IdentityPorts> | undefined) => {
+    const value = ports?.get(id);
+    if (value === undefined) table.remove(`${ns}\n${id}`);
+    else table.put(`${ns}\n${id}`, value);
+  };
+  for (const ns of new Set([...present, ...(namespacesBefore ?? [])])) {
+    const is = present.has(ns) ? now(ns) : undefined;
+    const was = before(ns);
+    if (is === was) continue;
+    if (is instanceof PatchedTable && is.base === was) {
+      for (const id of is.touched) write(ns, id, is);
+      continue;
+    }
+    for (const id of was?.keys() ?? []) if (!is?.has(id)) write(ns, id, undefined);
+    for (const id of is?.keys() ?? []) write(ns, id, is);
+  }
+  return table;
+}
+
+/** Two parts of a namespace that gave the very same messages (a part patched keeps its list of them). */
+const sameCalls = (a: { readonly calls: Calls } | undefined, b: { readonly calls: Calls } | undefined) => a === b || (a !== undefined && b !== undefined && a.calls === b.calls);
 
 function buildFront(namespace: string, objects: readonly m.MeshObject[], inMesh: boolean, previous?: Front): Front {
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
   // A mesh namespace's objects replaced in place by objects of the same kind and name (a file edited): each kind's list is
-  // the previous one with them replaced (no duplicate, so no message).
+  // the previous one with them replaced (no duplicate, so no message: the previous list of none stands).
   const replaced = inMesh && previous?.inMesh && replacedInPlace(previous, objects);
   if (replaced) {
     const byKind = new Map(previous.byKind);
     for (const kind of new Set([...replaced.keys()].map((o) => o.kind))) byKind.set(kind, replaceItems(byKind.get(kind)!, replaced));
-    return { namespace, objects, inMesh, calls, unique: replaceItems(previous.unique, replaced), byKind };
+    return { namespace, objects, inMesh, calls: previous.calls, unique: replaceItems(previous.unique, replaced), byKind };
   }
   const unique = uniqueObjects(objects, status);
   if (!inMesh) {

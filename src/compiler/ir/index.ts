@@ -1,5 +1,6 @@
 import { diffIR, LISTS, type Changes, type IRDiff, type IRLists } from './diff.js';
 import { sameItems } from '../group.js';
+import { PatchedTable } from '../keyed.js';
 import { compareStrings, type Endpoint, type Grant, type Identity, type MeshIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
 
 /**
@@ -249,8 +250,9 @@ function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): D
       });
     }
     // (From nothing, the members are those that came.)
-    const members: Map<string, readonly Member[]> = was ? new Map(was.members) : come;
-    const values = new Map(was?.values);
+    // (From a previous state, the tables are patched over its own: making them costs the keys they change.)
+    const members = was ? new PatchedTable(was.members) : come;
+    const values = was ? new PatchedTable(was.values) : new Map<string, unknown>();
     let all = true;
     let changed = false;
     for (const at of gone.size === 0 ? [...come.keys()] : new Set([...gone.keys(), ...come.keys()])) {
@@ -261,13 +263,13 @@ function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): D
       const now = arriving.length === 0 ? kept : kept.length === 0 ? arriving : [...kept, ...arriving].sort((a, b) => order(a.element, b.element));
       const old = values.get(at);
       if (now.length === 0) {
-        members.delete(at);
-        values.delete(at);
+        drop(members, at);
+        drop(values, at);
       } else {
-        members.set(at, now);
+        put(members, at, now);
         const value = spec.value(now.length === 1 ? now[0]!.items : itemsOf(now));
         if (old !== undefined && sameValue(old, value)) continue;
-        values.set(at, value);
+        put(values, at, value);
       }
       if (!base) continue;
       changed = true;
@@ -293,6 +295,9 @@ function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): D
   const index = { identities, ...Object.fromEntries(FIELD_NAMES.map((name) => [name, view(name)])) } as MeshIndex;
   return { index, fields, touched, addressOnly, ...(previous ? { from: previous } : {}) };
 }
+
+const put = <V>(table: Map<string, V> | PatchedTable<V>, key: string, value: V) => (table instanceof PatchedTable ? table.put(key, value) : table.set(key, value));
+const drop = <V>(table: Map<string, V> | PatchedTable<V>, key: string) => (table instanceof PatchedTable ? table.remove(key) : table.delete(key));
 
 /** The items of members, in order. */
 function itemsOf(members: readonly Member[]): unknown[] {
