@@ -39,6 +39,8 @@ export interface UnitsMemo {
   readonly groups: ReadonlyMap<string, readonly m.MeshObject[]>;
   /** The units with objects in each group, sorted. */
   readonly members: ReadonlyMap<string, readonly string[]>;
+  /** Where each member's objects start in its group's list (for groups patched in place; made when first needed). */
+  readonly offsets: ReadonlyMap<string, ReadonlyMap<string, number>>;
   /** Which unit each source (of a document or problem) belongs to. */
   readonly owners: ReadonlyMap<string, string>;
   readonly ir: IRMemo | undefined;
@@ -134,19 +136,31 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
   }
   const members = new Map(before?.members);
   const groups = new Map(before?.groups);
+  const offsets = new Map(before?.offsets);
   for (const g of dirty) {
     const was = members.get(g) ?? [];
     const into = changed.filter((key) => parts.get(key)?.groups.has(g) === true);
     const out = new Set(changed.filter((key) => !parts.get(key)?.groups.has(g)));
-    const kept = was.filter((key) => !out.has(key));
+    const kept = out.size === 0 ? was : was.filter((key) => !out.has(key));
     const order = kept.length === was.length && into.every((key) => hasSorted(was, key)) ? was : [...new Set([...kept, ...into])].sort();
     if (order.length === 0) {
       members.delete(g);
       groups.delete(g);
+      offsets.delete(g);
       continue;
     }
     members.set(g, order);
-    groups.set(g, order === was ? patchGroup(g, order, into, groups.get(g)!, parts, before!.units) : order.flatMap((key) => parts.get(key)!.groups.get(g)!));
+    // The same units, each with as many objects in the group as before: their objects are written over theirs.
+    if (order === was && into.every((key) => before!.units.get(key)?.groups.get(g)?.length === parts.get(key)!.groups.get(g)!.length)) {
+      const at = offsets.get(g) ?? offsetsOf(g, order, before!.units);
+      offsets.set(g, at);
+      const list = groups.get(g)!.slice();
+      for (const key of into) parts.get(key)!.groups.get(g)!.forEach((o, i) => (list[at.get(key)! + i] = o));
+      groups.set(g, list);
+      continue;
+    }
+    offsets.delete(g);
+    groups.set(g, order.flatMap((key) => parts.get(key)!.groups.get(g)!));
   }
 
   // The IR: namespaces whose objects are the same list as before keep their parts.
@@ -184,7 +198,7 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
     // As compileIR orders them: units in key order, each one's objects then its problems; sorted (stably) by origin.
     status = [...parts.keys()].sort().flatMap((key) => parts.get(key)!.entries).sort((a, b) => compareOrigins(a.origin, b.origin));
   }
-  return { ir: built.ir, status, memo: { units: parts, groups, members, owners, ir: built.memo, direct: built.direct, status } };
+  return { ir: built.ir, status, memo: { units: parts, groups, members, offsets, owners, ir: built.memo, direct: built.direct, status } };
 }
 
 /** The units compiled as one whole (no memo of parts is kept: the next compile starts afresh). */
@@ -195,7 +209,7 @@ function whole(units: ReadonlyMap<string, InputUnit>, live: LiveInputs): UnitsCo
     problems: keys.flatMap((k) => units.get(k)!.problems),
     ...live,
   });
-  return { ir: r.ir, status: r.status, memo: { units: new Map(), groups: new Map(), members: new Map(), owners: new Map(), ir: undefined, direct: new Set(), status: r.status } };
+  return { ir: r.ir, status: r.status, memo: { units: new Map(), groups: new Map(), members: new Map(), offsets: new Map(), owners: new Map(), ir: undefined, direct: new Set(), status: r.status } };
 }
 
 function decodeUnit(unit: InputUnit, previous?: DecodedDocuments): UnitPart {
@@ -261,22 +275,15 @@ function hasSorted(sorted: readonly string[], key: string): boolean {
   return sorted[lo] === key;
 }
 
-/**
- * A group's objects when its units are the same and some of them changed: the previous list with the changed
- * units' objects written over theirs where each has as many as before (found by adding up the units' counts
- * before them), else gathered again.
- */
-function patchGroup(g: string, order: readonly string[], changed: readonly string[], previous: readonly m.MeshObject[], parts: ReadonlyMap<string, UnitPart>, before: ReadonlyMap<string, UnitPart>): readonly m.MeshObject[] {
-  if (!changed.every((key) => before.get(key)?.groups.get(g)?.length === parts.get(key)!.groups.get(g)!.length)) return order.flatMap((key) => parts.get(key)!.groups.get(g)!);
-  const want = new Set(changed);
-  const list = previous.slice();
+/** Where each unit's objects start in a group's list (the units in order, with their counts of objects in it). */
+function offsetsOf(g: string, order: readonly string[], parts: ReadonlyMap<string, UnitPart>): ReadonlyMap<string, number> {
+  const at = new Map<string, number>();
   let offset = 0;
   for (const key of order) {
-    const objects = parts.get(key)!.groups.get(g)!;
-    if (want.has(key)) objects.forEach((o, i) => (list[offset + i] = o));
-    offset += objects.length;
+    at.set(key, offset);
+    offset += parts.get(key)!.groups.get(g)!.length;
   }
-  return list;
+  return at;
 }
 
 function sameSet<T>(a: ReadonlySet<T> | undefined, b: ReadonlySet<T> | undefined): boolean {

@@ -26,13 +26,17 @@ export function patchIdentityPorts(previous: ReadonlyMap<string, IdentityPorts>,
   for (const [a, b] of replaced) for (const id of [...a.identities, ...b.identities]) ids.add(id);
   if (ids.size === 0) return previous;
   const found = portsFound(services, ids);
-  const out = new PatchedTable(previous);
+  let out: PatchedTable<IdentityPorts> | undefined;
   for (const id of ids) {
     const ports = found.get(id);
-    if (ports) out.put(id, JSON.stringify([...ports.values()]));
-    else out.remove(id);
+    const text = ports && JSON.stringify([...ports.values()]);
+    if (text === previous.get(id)) continue;
+    out ??= new PatchedTable(previous);
+    if (text === undefined) out.remove(id);
+    else out.put(id, text);
   }
-  return out;
+  // (Ports found the same are the very table they were.)
+  return out ?? previous;
 }
 
 /** Per identity (of `only`, when given), its endpoints' ports: for each, the first service that has it. */

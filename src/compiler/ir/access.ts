@@ -1,9 +1,10 @@
 import type { PortRouteObj, TrafficTargetObj } from '../model.js';
-import { error, warning, type StatusCollector } from '../status.js';
+import { error, recordInto, warning, type StatusCall, type StatusCollector } from '../status.js';
 import type { CheckedRouteGroup } from './routes.js';
 import { compareStrings, identityOf, type DestinationAccess, type Grant, type HttpMatchIR, type MeshSettings } from './types.js';
 import { warnHttpOnTcp, type IdentityPorts } from './access-checks.js';
-import { KeyedMemo } from '../keyed.js';
+import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
+import { sameItems } from '../group.js';
 
 /**
  * TrafficTargets become grants, grouped by destination identity. Deny by
@@ -19,6 +20,13 @@ import { KeyedMemo } from '../keyed.js';
 export interface AccessMemo {
   readonly targets: KeyedMemo<TargetGrants | undefined>;
   readonly destinations: KeyedMemo<DestinationAccess>;
+  /** What the build was given (its TrafficTargets, and the identities and accounts that exist) and made, for patching the next. */
+  readonly given: readonly TrafficTargetObj[];
+  readonly identities: readonly string[];
+  readonly accounts: readonly string[];
+  readonly byDestination: ReadonlyMap<string, readonly string[]>;
+  readonly results: ReadonlyMap<string, TargetGrants | undefined>;
+  readonly access: readonly DestinationAccess[];
 }
 
 /** A TrafficTarget's grants, all to one destination (undefined: rejected, it grants nothing). */
@@ -28,6 +36,19 @@ export interface TargetGrants {
 }
 
 const NONE: readonly never[] = [];
+
+type TargetLookups = {
+  readonly target: ReadonlyMap<string, TrafficTargetObj>;
+  readonly group: ReadonlyMap<string, CheckedRouteGroup>;
+  readonly portRoute: ReadonlyMap<string, PortRouteObj>;
+  /** The identities of this build: its workloads' and its ServiceAccounts'. */
+  readonly known: ReadonlyMap<string, true>;
+  /** Whether an identity of another namespace exists there. */
+  readonly elsewhere: (arg: string) => boolean;
+  readonly ports: ReadonlyMap<string, IdentityPorts> | ((identity: string) => IdentityPorts | undefined);
+};
+
+type DestinationLookups = { readonly targetsOf: ReadonlyMap<string, readonly string[]>; readonly grantsOf: ReadonlyMap<string, TargetGrants | undefined> };
 
 export function buildAccess(
   targets: readonly TrafficTargetObj[],
@@ -47,44 +68,106 @@ export function buildAccess(
   const known = new Map<string, true>();
   for (const id of identities) known.set(id, true);
   for (const id of accounts) known.set(id, true);
-  const lookups = {
-    target: new Map(targets.map((tt) => [tt.key, tt])),
-    group: routeGroups,
-    portRoute: portRoutes,
-    /** The identities of this build: its workloads' and its ServiceAccounts'. */
-    known,
-    /** Whether an identity of another namespace exists there. */
-    elsewhere: (arg: string) => {
-      const cut = arg.indexOf('\n');
-      return knownElsewhere(arg.slice(0, cut), arg.slice(cut + 1));
-    },
-    ports,
-  };
-  const targetMemo = new KeyedMemo<TargetGrants | undefined, typeof lookups>(lookups, previous?.targets);
+  const lookups: TargetLookups = { target: new Map(targets.map((tt) => [tt.key, tt])), group: routeGroups, portRoute: portRoutes, known, elsewhere: elsewhereOf(knownElsewhere), ports };
+  const targetMemo = new KeyedMemo<TargetGrants | undefined, TargetLookups>(lookups, previous?.targets);
   const byDestination = new Map<string, string[]>();
   for (const id of identities) byDestination.set(id, []);
   const results = new Map<string, TargetGrants | undefined>();
   for (const tt of targets) {
-    const result = targetMemo.get(tt.key, status, (read, st) => {
-      const target = read('target', tt.key)!;
-      const made = targetGrants(target, (name) => read('group', name), (name) => read('portRoute', name), (namespace, id) => read('known', id) === true || read('elsewhere', `${namespace}\n${id}`), settings, st);
-      if (made) warnHttpOnTcp(target, made.grants, read('ports', made.destination), st);
-      return made;
-    });
+    const result = targetMemo.get(tt.key, status, deriveTarget(tt.key, settings));
     results.set(tt.key, result);
     if (!result) continue;
     const list = byDestination.get(result.destination);
     if (list) list.push(tt.key);
     else byDestination.set(result.destination, [tt.key]);
   }
-  const destinationMemo = new KeyedMemo<DestinationAccess, { targetsOf: typeof byDestination; grantsOf: typeof results }>({ targetsOf: byDestination, grantsOf: results }, previous?.destinations);
-  const access = [...byDestination.keys()].sort(compareStrings).map((destination) =>
-    destinationMemo.get(destination, status, (read) => ({
-      destination,
-      grants: (read('targetsOf', destination) ?? NONE).flatMap((key) => read('grantsOf', key)!.grants).sort(compareGrants),
-    })),
-  );
-  return { access, memo: { targets: targetMemo.seal(), destinations: destinationMemo.seal() } };
+  const destinationMemo = new KeyedMemo<DestinationAccess, DestinationLookups>({ targetsOf: byDestination, grantsOf: results }, previous?.destinations);
+  const access = [...byDestination.keys()].sort(compareStrings).map((destination) => destinationMemo.get(destination, status, deriveDestination(destination)));
+  return { access, memo: { targets: targetMemo.seal(), destinations: destinationMemo.seal(), given: targets, identities, accounts, byDestination, results, access } };
+}
+
+/**
+ * `buildAccess` when its TrafficTargets are the previous build's with some replaced at their places (the same keys),
+ * its routes and the identities and accounts that exist are the very ones it was given, and its ports table may have
+ * been patched: the TrafficTargets that read a changed key (or that ask another namespace) are derived again, then
+ * the destinations whose grants changed. Undefined when that does not hold, when a TrafficTarget derived again
+ * changes destination, or when a message may differ (what was said is then said again by `buildAccess`).
+ */
+export function patchAccess(
+  previous: AccessMemo,
+  targets: readonly TrafficTargetObj[],
+  routeGroups: ReadonlyMap<string, CheckedRouteGroup>,
+  portRoutes: ReadonlyMap<string, PortRouteObj>,
+  identities: readonly string[],
+  accounts: readonly string[],
+  settings: MeshSettings,
+  knownElsewhere: (namespace: string, id: string) => boolean,
+  ports: ReadonlyMap<string, IdentityPorts>,
+): { access: DestinationAccess[]; memo: AccessMemo } | undefined {
+  const was = previous.targets.lookups as TargetLookups;
+  if (was.group !== routeGroups || was.portRoute !== portRoutes || !sameItems(previous.identities, identities) || !sameItems(previous.accounts, accounts) || typeof was.ports === 'function') return undefined;
+  if (previous.given.length !== targets.length) return undefined;
+  const target = new PatchedTable(was.target);
+  for (let i = 0; i < targets.length; i++) {
+    const a = previous.given[i]!;
+    const b = targets[i]!;
+    if (a === b) continue;
+    if (a.key !== b.key) return undefined;
+    target.put(b.key, b);
+  }
+  const targetMemo = KeyedMemo.carried<TargetGrants | undefined, TargetLookups>({ ...was, target, elsewhere: elsewhereOf(knownElsewhere), ports }, previous.targets);
+  const results = new PatchedTable(previous.results);
+  for (const key of targetMemo.dirty()) {
+    const before = previous.results.get(key);
+    if (targetMemo.callsOf(key).length > 0) return undefined;
+    const said: StatusCall[] = [];
+    const after = targetMemo.get(key, recordInto(said), deriveTarget(key, settings));
+    if (said.length > 0 || before?.destination !== after?.destination) return undefined;
+    if (after !== before) results.put(key, after);
+  }
+  const destinationMemo = KeyedMemo.carried<DestinationAccess, DestinationLookups>({ targetsOf: previous.byDestination, grantsOf: results }, previous.destinations);
+  const access = previous.access.slice();
+  for (const destination of destinationMemo.dirty()) {
+    const i = indexOfDestination(access, destination);
+    if (i < 0) return undefined;
+    access[i] = destinationMemo.get(destination, recordInto([]), deriveDestination(destination));
+  }
+  return { access, memo: { targets: targetMemo.seal(), destinations: destinationMemo.seal(), given: targets, identities, accounts, byDestination: previous.byDestination, results, access } };
+}
+
+const elsewhereOf = (knownElsewhere: (namespace: string, id: string) => boolean) => (arg: string) => {
+  const cut = arg.indexOf('\n');
+  return knownElsewhere(arg.slice(0, cut), arg.slice(cut + 1));
+};
+
+/** How a TrafficTarget's grants are derived, through the lookups (so that what it reads is recorded). */
+const deriveTarget =
+  (key: string, settings: MeshSettings) =>
+  (read: Read<TargetLookups>, status: StatusCollector): TargetGrants | undefined => {
+    const target = read('target', key)!;
+    const made = targetGrants(target, (name) => read('group', name), (name) => read('portRoute', name), (namespace, id) => read('known', id) === true || read('elsewhere', `${namespace}\n${id}`), settings, status);
+    if (made) warnHttpOnTcp(target, made.grants, read('ports', made.destination), status);
+    return made;
+  };
+
+/** How a destination's access is derived: its TrafficTargets' grants, sorted. */
+const deriveDestination =
+  (destination: string) =>
+  (read: Read<DestinationLookups>): DestinationAccess => ({
+    destination,
+    grants: (read('targetsOf', destination) ?? NONE).flatMap((key) => read('grantsOf', key)!.grants).sort(compareGrants),
+  });
+
+/** Where a destination's access is in access sorted by destination (a binary search); -1 when it is not. */
+function indexOfDestination(access: readonly DestinationAccess[], destination: string): number {
+  let lo = 0;
+  let hi = access.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareStrings(access[mid]!.destination, destination) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return access[lo]?.destination === destination ? lo : -1;
 }
 
 /** One TrafficTarget's grants, with its messages. */

@@ -1,7 +1,7 @@
 import type * as m from '../model.js';
 import { compareOrigins, type LiveInputs } from '../inputs.js';
 import { error, recordInto, replay, warning, type StatusCall, type StatusCollector } from '../status.js';
-import { buildAccess, type AccessMemo } from './access.js';
+import { buildAccess, patchAccess, type AccessMemo } from './access.js';
 import { identityPorts, patchIdentityPorts, type IdentityPorts } from './access-checks.js';
 import { checkRouteGroups, type CheckedRouteGroup } from './routes.js';
 import { assignVirtualIPs, buildServices, patchServices } from './services.js';
@@ -38,8 +38,6 @@ export interface IRMemo {
   readonly parts: ReadonlyMap<string, NamespacePart>;
   /** Services that were given a virtual IP: the service as built -> with its address. */
   readonly assigned: ReadonlyMap<ServiceIR, ServiceIR>;
-  /** The ports of every namespace's identities, as the policy stages read them (`namespace\nidentity`). */
-  readonly ports: ReadonlyMap<string, IdentityPorts>;
   /** Each Gateway API route with what it read (see ir/gateway.ts). */
   readonly routes: RouteMemo | undefined;
   /** Each namespace's members, services, ports and policy stages with what they read (see keyed.ts). */
@@ -125,8 +123,8 @@ type PolicyStageLookups = {
   readonly identities: ReadonlyMap<string, readonly Identity[]>;
   /** namespace -> the `namespace/name` of its services. */
   readonly serviceNames: ReadonlyMap<string, readonly string[]>;
-  /** `namespace\nidentity` -> the ports of that identity's endpoints. */
-  readonly ports: ReadonlyMap<string, IdentityPorts>;
+  /** namespace -> the ports of its identities' endpoints. */
+  readonly portsOf: ReadonlyMap<string, ReadonlyMap<Identity, IdentityPorts>>;
   /** `namespace\nidentity` -> whether the identity exists in that namespace. */
   readonly known: (arg: string) => boolean;
 };
@@ -155,10 +153,29 @@ interface ServicesStage {
 }
 
 /** Route groups, grants, splits and the checks between them. */
-interface PolicyStage {
+/** What a namespace's policy stage reads. */
+interface PolicyInputs {
+  readonly groupObjects: readonly m.HttpRouteGroupObj[];
+  readonly portRouteObjects: readonly m.PortRouteObj[];
+  /** The identities of its ServiceAccounts. */
+  readonly accounts: readonly Identity[];
+  readonly targets: readonly m.TrafficTargetObj[];
+  readonly splitObjects: readonly m.TrafficSplitObj[];
+  /** The identities of its workloads, and the `namespace/name` of its services. */
+  readonly identities: readonly Identity[];
+  readonly serviceNames: readonly string[];
+  readonly ports: ReadonlyMap<Identity, IdentityPorts>;
+}
+
+/** Route groups, grants and splits and the checks between them, with what they were made from. */
+interface PolicyStage extends PolicyInputs {
   readonly calls: Calls;
+  /** The last of `calls`: what the splits said. */
+  readonly splitCalls: Calls;
   readonly access: readonly DestinationAccess[];
   readonly splits: readonly SplitIR[];
+  readonly routeGroups: ReadonlyMap<string, CheckedRouteGroup>;
+  readonly portRoutes: ReadonlyMap<string, m.PortRouteObj>;
   /** Each route group and TrafficTarget, and each destination's access, with what it read, for the next build of this namespace. */
   readonly routeMemo: KeyedMemo<CheckedRouteGroup>;
   readonly accessMemo: AccessMemo;
@@ -324,7 +341,7 @@ export function buildGroupedIR(
     kind: kinds,
     identities: identityLists,
     serviceNames,
-    ports: portsTable(stages.keys(), (ns) => portsIn.get(ns), kept && previous?.ports, (ns) => kept?.get(ns)?.ports?.ports, kept?.keys()),
+    portsOf: portsIn,
     known: (arg) => {
       const cut = arg.indexOf('\n');
       return parts.get(arg.slice(0, cut))?.members?.known.has(arg.slice(cut + 1)) ?? false;
@@ -391,46 +408,7 @@ export function buildGroupedIR(
     if (!before || !sameCalls(before.front, part.front) || !sameCalls(before.members, part.members) || !sameCalls(before.services, part.services) || !sameCalls(before.policy, part.policy)) rebuilt.add(ns);
   }
   for (const ns of previous?.parts.keys() ?? []) if (!parts.has(ns) || !kept) rebuilt.add(ns);
-  return { ir, memo: { mesh: meshText, parts, assigned, ports: policyLookups.ports, routes: routeMemo, stages: { members: membersMemo, services: servicesMemo, ports: portsMemo, policy: policyMemo } }, rebuilt, direct };
-}
-
-/**
- * The ports of each namespace's identities as one table (`namespace\nidentity`). Given the previous build's table
- * and each namespace's ports then, it is that table patched: a namespace's ports that are the very map they were
- * cost nothing, ports patched from them (see patchIdentityPorts) cost the identities they touched, others every key
- * of theirs before and now.
- */
-function portsTable(
-  namespaces: Iterable<string>,
-  now: (ns: string) => ReadonlyMap<Identity, IdentityPorts> | undefined,
-  previous: ReadonlyMap<string, IdentityPorts> | undefined,
-  before: (ns: string) => ReadonlyMap<Identity, IdentityPorts> | undefined,
-  namespacesBefore: Iterable<string> | undefined,
-): ReadonlyMap<string, IdentityPorts> {
-  const present = new Set(namespaces);
-  if (!previous) {
-    const table = new Map<string, IdentityPorts>();
-    for (const ns of present) now(ns)?.forEach((ports, id) => table.set(`${ns}\n${id}`, ports));
-    return table;
-  }
-  const table = new PatchedTable(previous);
-  const write = (ns: string, id: string, ports: ReadonlyMap<Identity, IdentityPorts> | undefined) => {
-    const value = ports?.get(id);
-    if (value === undefined) table.remove(`${ns}\n${id}`);
-    else table.put(`${ns}\n${id}`, value);
-  };
-  for (const ns of new Set([...present, ...(namespacesBefore ?? [])])) {
-    const is = present.has(ns) ? now(ns) : undefined;
-    const was = before(ns);
-    if (is === was) continue;
-    if (is instanceof PatchedTable && is.base === was) {
-      for (const id of is.touched) write(ns, id, is);
-      continue;
-    }
-    for (const id of was?.keys() ?? []) if (!is?.has(id)) write(ns, id, undefined);
-    for (const id of is?.keys() ?? []) write(ns, id, is);
-  }
-  return table;
+  return { ir, memo: { mesh: meshText, parts, assigned, routes: routeMemo, stages: { members: membersMemo, services: servicesMemo, ports: portsMemo, policy: policyMemo } }, rebuilt, direct };
 }
 
 /** Two parts of a namespace that gave the very same messages (a part patched keeps its list of them). */
@@ -532,17 +510,44 @@ function buildServicesStage(namespace: string, read: Read<ServiceStageLookups>, 
 const splitRef = (ref: string) => JSON.parse(ref) as [string, string, string];
 
 function buildPolicyStage(namespace: string, read: Read<PolicyStageLookups>, settings: MeshSettings, previous?: PolicyStage): PolicyStage {
+  const knownElsewhere = (ns: string, id: Identity) => ns !== namespace && read('known', `${ns}\n${id}`);
+  const given: PolicyInputs = {
+    groupObjects: kindsRead(read, namespace, 'HTTPRouteGroup'),
+    portRouteObjects: kindsRead(read, namespace, 'TCPRoute', 'UDPRoute'),
+    accounts: kindsRead(read, namespace, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name)),
+    targets: kindsRead(read, namespace, 'TrafficTarget'),
+    splitObjects: kindsRead(read, namespace, 'TrafficSplit'),
+    identities: read('identities', namespace) ?? [],
+    serviceNames: read('serviceNames', namespace) ?? [],
+    ports: read('portsOf', namespace) ?? NO_PORTS,
+  };
+  // The same routes: their checks stand, TrafficTargets edited in place (or reading changed ports) are derived again, and the splits are made again only when what they read changed.
+  if (previous && sameItems(previous.groupObjects, given.groupObjects) && sameItems(previous.portRouteObjects, given.portRouteObjects)) {
+    const patched = patchAccess(previous.accessMemo, given.targets, previous.routeGroups, previous.portRoutes, given.identities, given.accounts, settings, knownElsewhere, given.ports);
+    if (patched) {
+      if (sameItems(previous.splitObjects, given.splitObjects) && sameItems(previous.serviceNames, given.serviceNames)) return { ...previous, ...given, access: patched.access, accessMemo: patched.memo };
+      const splitCalls: StatusCall[] = [];
+      const splits = buildSplits(given.splitObjects, given.serviceNames, previous.routeGroups, recordInto(splitCalls));
+      const calls = sameMessages(splitCalls, previous.splitCalls) ? previous.calls : [...previous.calls.slice(0, previous.calls.length - previous.splitCalls.length), ...splitCalls];
+      return { ...previous, ...given, calls, splitCalls, splits, access: patched.access, accessMemo: patched.memo };
+    }
+  }
   const calls: StatusCall[] = [];
   const status = recordInto(calls);
-  const knownElsewhere = (ns: string, id: Identity) => ns !== namespace && read('known', `${ns}\n${id}`);
-  const { groups: routeGroups, memo: routeMemo } = checkRouteGroups(kindsRead(read, namespace, 'HTTPRouteGroup'), status, previous?.routeMemo);
-  const portRoutes = new Map(kindsRead(read, namespace, 'TCPRoute', 'UDPRoute').map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
-  const accounts = kindsRead(read, namespace, 'ServiceAccount').map((sa) => identityOf(settings.trustDomain, sa.meta.namespace, sa.meta.name));
-  const targets = kindsRead(read, namespace, 'TrafficTarget');
-  const ports = (identity: string) => read('ports', `${namespace}\n${identity}`);
-  const { access, memo: accessMemo } = buildAccess(targets, routeGroups, portRoutes, read('identities', namespace) ?? [], settings, status, accounts, knownElsewhere, ports, previous?.accessMemo);
-  const splits = buildSplits(kindsRead(read, namespace, 'TrafficSplit'), read('serviceNames', namespace) ?? [], routeGroups, status);
-  return { calls, access, splits, routeMemo, accessMemo };
+  const { groups: routeGroups, memo: routeMemo } = checkRouteGroups(given.groupObjects, status, previous?.routeMemo);
+  const portRoutes = new Map(given.portRouteObjects.map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
+  const { access, memo: accessMemo } = buildAccess(given.targets, routeGroups, portRoutes, given.identities, settings, status, given.accounts, knownElsewhere, given.ports, previous?.accessMemo);
+  const splitCalls: StatusCall[] = [];
+  const splits = buildSplits(given.splitObjects, given.serviceNames, routeGroups, recordInto(splitCalls));
+  calls.push(...splitCalls);
+  return { ...given, calls, splitCalls, access, splits, routeGroups, portRoutes, routeMemo, accessMemo };
+}
+
+const NO_PORTS: ReadonlyMap<Identity, IdentityPorts> = new Map();
+
+/** Two lists of messages that say the same (the same kinds, keys and messages, in order). */
+function sameMessages(a: readonly StatusCall[], b: readonly StatusCall[]): boolean {
+  return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** A namespace's objects of some kinds, read through a stage's `kind` lookup, in canonical order (as `of` gives them). */
