@@ -1,5 +1,5 @@
 import type { Upstream } from '../ir/reachability.js';
-import { compareStrings, type HeaderModifierIR, type HttpMatchIR, type MeshIR, type PortProtocol, type RedirectIR, type RetryIR, type RewriteIR, type RouteMatchIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR } from '../ir/types.js';
+import { compareStrings, type HeaderModifierIR, type HttpMatchIR, type MeshIR, type PortProtocol, type RedirectIR, type RetryIR, type RewriteIR, type RouteMatchIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR } from '../ir/types.js';
 import { compareServices, meshIndex, serviceKey } from '../ir/index.js';
 import { outboundClusterName } from './names.js';
 
@@ -97,34 +97,47 @@ export function outboundServices(ir: MeshIR, upstreams: readonly Upstream[], cal
     for (const parent of index.routeParentsOf.get(serviceKey(u.service)) ?? []) candidates.add(parent);
   }
   const ordered = [...candidates].filter((k) => index.service.has(k)).sort((a, b) => compareServices(index.service.get(a)!, index.service.get(b)!));
+  return ordered.flatMap((key) => outboundOf(index.service.get(key)!, index.splitOf.get(key), index.routesOf.get(key) ?? [], callerNamespace, clusterIfReachable));
+}
+
+/**
+ * The outbound services of one service's ports for a caller in
+ * `callerNamespace` (the service is a candidate: it is reachable, or its
+ * split or routes may send the caller to a service that is): its split in
+ * force (`split`), its Gateway API routes (`attached`, all of them), and
+ * which clusters the caller may reach.
+ */
+export function outboundOf(
+  service: ServiceIR,
+  split: SplitIR | undefined,
+  attached: readonly ServiceRouteIR[],
+  callerNamespace: string,
+  clusterIfReachable: (s: Pick<ServiceIR, 'namespace' | 'name'>, port: number) => string | undefined,
+): OutboundService[] {
   const out: OutboundService[] = [];
-  for (const key of ordered) {
-    const service = index.service.get(key)!;
-    const split = index.splitOf.get(key);
-    const routes = routesInForce(index.routesOf.get(key) ?? [], service, callerNamespace);
-    for (const port of service.ports) {
-      const attached = isHttp(port.protocol) ? routes.filter((r) => r.port === undefined || r.port === port.port) : [];
-      // Routes of different kinds on one port: a GRPCRoute is the more specific, and the HTTPRoutes give way (GEP-1294).
-      const onPort = attached.some((r) => r.kind === 'GRPCRoute') ? attached.filter((r) => r.kind === 'GRPCRoute') : attached;
-      if (onPort.length > 0) {
-        // A proxy that may reach neither the Service nor any backend of its routes is given nothing for it.
-        const routed = routedMatches(onPort, clusterIfReachable);
-        out.push({ service, port, protocol: port.protocol, matched: [], fallback: undefined, routes: routed, routeNames: [...new Set(onPort.map((r) => `${r.kind} ${r.namespace}/${r.name}`))] });
-        continue;
-      }
-      const root = clusterIfReachable(service, port.port);
-      const rootAction: Action | undefined = root === undefined ? undefined : { kind: 'cluster', cluster: root };
-      const weighted: Action | undefined = split && weightedBackends(split.backends, service.namespace, port.port, clusterIfReachable);
-      let matched: OutboundService['matched'] = [];
-      let fallback: Action | undefined = rootAction;
-      if (weighted !== undefined) {
-        if (split!.matches.length === 0) fallback = weighted;
-        // Matches are HTTP: on a TCP port a split with matches leaves traffic on the root service.
-        else if (isHttp(port.protocol)) matched = split!.matches.map((match) => ({ match, action: weighted }));
-      }
-      if (fallback === undefined && matched.length === 0) continue;
-      out.push({ service, port, protocol: port.protocol, matched, fallback, ...(weighted !== undefined ? { split: split!.from } : {}) });
+  const routes = routesInForce(attached, service, callerNamespace);
+  for (const port of service.ports) {
+    const attached = isHttp(port.protocol) ? routes.filter((r) => r.port === undefined || r.port === port.port) : [];
+    // Routes of different kinds on one port: a GRPCRoute is the more specific, and the HTTPRoutes give way (GEP-1294).
+    const onPort = attached.some((r) => r.kind === 'GRPCRoute') ? attached.filter((r) => r.kind === 'GRPCRoute') : attached;
+    if (onPort.length > 0) {
+      // A proxy that may reach neither the Service nor any backend of its routes is given nothing for it.
+      const routed = routedMatches(onPort, clusterIfReachable);
+      out.push({ service, port, protocol: port.protocol, matched: [], fallback: undefined, routes: routed, routeNames: [...new Set(onPort.map((r) => `${r.kind} ${r.namespace}/${r.name}`))] });
+      continue;
     }
+    const root = clusterIfReachable(service, port.port);
+    const rootAction: Action | undefined = root === undefined ? undefined : { kind: 'cluster', cluster: root };
+    const weighted: Action | undefined = split && weightedBackends(split.backends, service.namespace, port.port, clusterIfReachable);
+    let matched: OutboundService['matched'] = [];
+    let fallback: Action | undefined = rootAction;
+    if (weighted !== undefined) {
+      if (split!.matches.length === 0) fallback = weighted;
+      // Matches are HTTP: on a TCP port a split with matches leaves traffic on the root service.
+      else if (isHttp(port.protocol)) matched = split!.matches.map((match) => ({ match, action: weighted }));
+    }
+    if (fallback === undefined && matched.length === 0) continue;
+    out.push({ service, port, protocol: port.protocol, matched, fallback, ...(weighted !== undefined ? { split: split!.from } : {}) });
   }
   return out;
 }

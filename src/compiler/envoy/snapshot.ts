@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
-import { addressOnlyKeys, changedKeys, meshIndex, recordedView } from '../ir/index.js';
+import { addressOnlyKeys, changedKeys, meshIndex, recordedView, routeBackends, serviceKey } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
-import { compareStrings, parseIdentity, type Identity, type MeshIR, type MeshSettings, type Workload } from '../ir/types.js';
+import { compareStrings, parseIdentity, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServiceRouteIR, type SplitIR, type Workload } from '../ir/types.js';
+import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
+import { recordInto } from '../status.js';
+import { outboundClusterName } from './names.js';
 import { sameItems } from '../group.js';
 import type { InterceptionMode } from '../model.js';
 import type { InboundPort } from './listener.js';
@@ -12,7 +15,7 @@ import { edsCluster, inboundCluster, outboundCluster, outboundClusterKey } from 
 import { resourceInconsistencies, type SharedResources } from './consistency.js';
 import { loadAssignment, loadAssignmentKey } from './endpoint.js';
 import { explicitListeners, inboundListener, inboundPorts, transparentListener } from './listener.js';
-import { outboundServices, type OutboundService } from './outbound.js';
+import { outboundOf, outboundServices, type OutboundService } from './outbound.js';
 import { proxylessListeners } from './proxyless.js';
 import { probeClusters, probeListener, type ProbeChain } from './probes.js';
 import { inboundRouteConfig, OUTBOUND_RETRY, outboundRouteConfigs, serviceRouteConfigs } from './route.js';
@@ -631,6 +634,8 @@ interface Reach {
   readonly objects: Map<string, object>;
   /** The previous shared reach's objects, while this one is being made and used (dropped with it). */
   readonly prior?: ReadonlyMap<string, object>;
+  /** A shared reach's making, service by service (see `makeSharedReach`). */
+  readonly parts?: SharedParts;
 }
 
 /**
@@ -717,7 +722,7 @@ function sharedReachOf(mesh: MeshIR, identity: Identity, dataPlane: DataPlane, p
   const known = byPlane.get(key);
   if (known) return known;
   const prior = previousMesh && previousMesh !== mesh ? sharedReach.get(previousMesh)?.get(key) : undefined;
-  const made = makeReach(mesh, identity, dataPlane, true, prior?.objects);
+  const made = makeReach(mesh, identity, dataPlane, true, prior);
   byPlane.set(key, made);
   return made;
 }
@@ -733,24 +738,173 @@ function sameSharedReach(mesh: MeshIR, previousMesh: MeshIR, identity: Identity,
   return before !== undefined && after.plan === before.plan && sameItems(after.warnings, before.warnings);
 }
 
-function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean, prior?: ReadonlyMap<string, object>): Reach {
+function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean, prior?: Reach): Reach {
+  if (shared) return makeSharedReach(ir, identity, dataPlane, prior);
   const warnings: string[] = [];
   const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, (m) => warnings.push(m));
   const made = outboundServices(ir, upstreams, parseIdentity(identity)?.namespace ?? '');
-  const upstreamRows = upstreams.map((u) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.identities]);
-  const outboundRows = made.map((o) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split, o.routes, o.routeNames]);
-  if (!shared) return { upstreams, outbound: made, warnings, plan: [upstreamRows, outboundRows], made: new Map(), objects: new Map(), shared };
-  // Shared: its text is hashed once, and every plan holds the hash. An outbound service whose row is the same as before is the object it was.
-  const reach: Reach = { upstreams, outbound: [], warnings, plan: '', made: new Map(), objects: new Map(), shared, ...(prior ? { prior } : {}) };
-  const hash = createHash('sha256');
-  hash.update(JSON.stringify(upstreamRows));
-  const outbound = made.map((o, i) => {
-    const row = JSON.stringify(outboundRows[i]);
-    hash.update(row);
-    return reachObject(reach, `outbound ${row}`, () => o);
-  });
-  return { ...reach, outbound, plan: hash.digest('hex') };
+  const upstreamRows = upstreams.map(upstreamRow);
+  const outboundRows = made.map(outboundRow);
+  return { upstreams, outbound: made, warnings, plan: [upstreamRows, outboundRows], made: new Map(), objects: new Map(), shared };
 }
+
+const upstreamRow = (u: Upstream) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.identities];
+const outboundRow = (o: OutboundService) => [o.service.namespace, o.service.name, o.service.clusterIPs, o.port.port, o.port.name, o.protocol, o.matched, o.fallback, o.split, o.routes, o.routeNames];
+
+/** A shared reach's part for one service: its upstreams of the data plane, the warnings that left some endpoints out, and their rows (JSON). */
+interface ServiceUpstreams {
+  readonly upstreams: readonly Upstream[];
+  readonly warnings: readonly string[];
+  readonly rows: readonly string[];
+  /** Their endpoint assignments, made when first asked (see `assignments`). */
+  assignments?: readonly Named[];
+}
+
+/** A shared reach's outbound services for one service, and their rows (JSON). */
+interface ServiceOutbound {
+  readonly outbound: readonly OutboundService[];
+  readonly rows: readonly string[];
+}
+
+type UpstreamLookups = {
+  readonly service: ReadonlyMap<string, ServiceIR>;
+  /** An identity's workloads: it is in the mesh when it has some. */
+  readonly identity: ReadonlyMap<Identity, readonly Workload[]>;
+};
+
+type OutboundLookups = {
+  readonly service: ReadonlyMap<string, ServiceIR>;
+  readonly split: ReadonlyMap<string, SplitIR>;
+  readonly routes: ReadonlyMap<string, readonly ServiceRouteIR[]>;
+  /** Services with an upstream (`namespace/name`), and the clusters of the upstreams. */
+  readonly served: ReadonlyMap<string, true>;
+  readonly cluster: ReadonlyMap<string, true>;
+};
+
+/** What a shared reach was made of, service by service, for making the next one (see `makeSharedReach`). */
+interface SharedParts {
+  readonly upstreams: KeyedMemo<ServiceUpstreams, UpstreamLookups>;
+  readonly outbound: KeyedMemo<ServiceOutbound, OutboundLookups>;
+  readonly byService: ReadonlyMap<string, ServiceUpstreams>;
+  /** Each service's upstreams, in the IR's order. */
+  readonly order: readonly ServiceUpstreams[];
+  readonly served: ReadonlyMap<string, true>;
+  readonly cluster: ReadonlyMap<string, true>;
+}
+
+/**
+ * The reach every identity of a permissive mesh shares (in one scope), made
+ * service by service: each service's upstreams are derived from what they
+ * read (the service, whether its endpoints' identities are in the mesh), the
+ * tables of which services and clusters have upstreams are patched from
+ * those that changed, and each service's outbound services are derived from
+ * what they read (the service, its split and routes, those tables). Given the
+ * prior reach of the same scope, a service none of whose reads changed keeps
+ * what it had: a change costs the services it touches, not the mesh.
+ */
+function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, prior: Reach | undefined): Reach {
+  const index = meshIndex(ir);
+  const callerNamespace = parseIdentity(identity)?.namespace ?? '';
+  const quiet = recordInto([]);
+  const was = prior?.parts;
+  const upstreamMemo = new KeyedMemo<ServiceUpstreams, UpstreamLookups>({ service: index.service, identity: index.workloadsOf }, was?.upstreams);
+  const byService = was ? new PatchedTable(was.byService) : new Map<string, ServiceUpstreams>();
+  const served = was ? new PatchedTable(was.served) : new Map<string, true>();
+  const cluster = was ? new PatchedTable(was.cluster) : new Map<string, true>();
+  const parts: ServiceUpstreams[] = [];
+  for (const s of ir.services) {
+    const key = serviceKey(s);
+    const now = upstreamMemo.get(key, quiet, deriveUpstreams(key, dataPlane));
+    parts.push(now);
+    const before = was?.byService.get(key);
+    if (now === before) continue;
+    setIn(byService, key, now);
+    for (const u of before?.upstreams ?? []) dropIn(cluster, outboundClusterName(u.service, u.port.port));
+    for (const u of now.upstreams) setIn(cluster, outboundClusterName(u.service, u.port.port), true);
+    if (now.upstreams.length > 0) setIn(served, key, true);
+    else dropIn(served, key);
+  }
+  // Services gone since the prior reach.
+  if (byService.size > parts.length) {
+    for (const [key, before] of [...byService]) {
+      if (index.service.has(key)) continue;
+      dropIn(byService, key);
+      dropIn(served, key);
+      for (const u of before.upstreams) dropIn(cluster, outboundClusterName(u.service, u.port.port));
+    }
+  }
+  const outboundMemo = new KeyedMemo<ServiceOutbound, OutboundLookups>({ service: index.service, split: index.splitOf, routes: index.routesOf, served, cluster }, was?.outbound);
+  const upstreams: Upstream[] = [];
+  const warnings: string[] = [];
+  const upstreamRows: string[] = [];
+  const outbound: OutboundService[] = [];
+  const hash = createHash('sha256');
+  const outboundRows: string[] = [];
+  ir.services.forEach((s, i) => {
+    const key = serviceKey(s);
+    const part = parts[i]!;
+    for (const u of part.upstreams) upstreams.push(u);
+    for (const w of part.warnings) warnings.push(w);
+    for (const r of part.rows) upstreamRows.push(r);
+    const made = outboundMemo.get(key, quiet, deriveOutbound(key, callerNamespace));
+    for (const o of made.outbound) outbound.push(o);
+    for (const r of made.rows) outboundRows.push(r);
+  });
+  // Its text is hashed once, and every plan holds the hash.
+  hash.update(`[${upstreamRows.join(',')}]`);
+  for (const row of outboundRows) hash.update(row);
+  return {
+    upstreams,
+    outbound,
+    warnings,
+    plan: hash.digest('hex'),
+    made: new Map(),
+    objects: new Map(),
+    shared: true,
+    ...(prior ? { prior: prior.objects } : {}),
+    parts: { upstreams: upstreamMemo.seal(), outbound: outboundMemo.seal(), byService, order: parts, served, cluster },
+  };
+}
+
+const setIn = <V>(table: Map<string, V> | PatchedTable<V>, key: string, value: V) => (table instanceof PatchedTable ? table.put(key, value) : table.set(key, value));
+const dropIn = <V>(table: Map<string, V> | PatchedTable<V>, key: string) => (table instanceof PatchedTable ? table.remove(key) : table.delete(key));
+
+/** A service's upstreams in a permissive mesh (as `upstreamsOf` finds them: its ports' endpoints of identities in the mesh), of one data plane. */
+const deriveUpstreams =
+  (key: string, dataPlane: DataPlane) =>
+  (read: Read<UpstreamLookups>): ServiceUpstreams => {
+    const service = read('service', key)!;
+    const found: Upstream[] = [];
+    for (const port of service.ports) {
+      const endpoints = port.endpoints.filter((e) => read('identity', e.identity) !== undefined);
+      if (endpoints.length > 0) found.push({ service, port, endpoints, identities: [...new Set(endpoints.map((e) => e.identity))].sort() });
+    }
+    const warnings: string[] = [];
+    const upstreams = sameKindUpstreams(found, dataPlane, (m) => warnings.push(m));
+    return { upstreams, warnings, rows: upstreams.map((u) => JSON.stringify(upstreamRow(u))) };
+  };
+
+const NO_OUTBOUND: ServiceOutbound = { outbound: [], rows: [] };
+
+/**
+ * A service's outbound services in a shared reach (as `outboundServices` makes them): only for a service that has an
+ * upstream, or whose split or routes may send to one that has.
+ */
+const deriveOutbound =
+  (key: string, callerNamespace: string) =>
+  (read: Read<OutboundLookups>): ServiceOutbound => {
+    const service = read('service', key)!;
+    const split = read('split', key);
+    const routes = read('routes', key) ?? [];
+    const served = (k: string) => read('served', k) !== undefined;
+    const candidate = served(key) || (split?.backends.some((b) => served(`${service.namespace}/${b.service}`)) ?? false) || routes.some((r) => routeBackends(r).some(served));
+    if (!candidate) return NO_OUTBOUND;
+    const outbound = outboundOf(service, split, routes, callerNamespace, (s, port) => {
+      const name = outboundClusterName(s, port);
+      return read('cluster', name) === undefined ? undefined : name;
+    });
+    return { outbound, rows: outbound.map((o) => JSON.stringify(outboundRow(o))) };
+  };
 
 /** A planned snapshot whose plan did not change, with a new endpoint set (made with the same certificates). */
 function withEndpoints(before: PlannedSnapshot, endpoint: ResourceSet): PlannedSnapshot {
@@ -766,19 +920,24 @@ function upstreamReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane): Re
 }
 
 /** The ClusterLoadAssignments of a reach, each keyed by what it reads: one object for every caller and planning that holds it. */
+/**
+ * The ClusterLoadAssignments of a reach, each keyed by what it reads: one object for every caller and planning that
+ * holds it. A shared reach's are kept with each service's upstreams, so a service whose upstreams were kept keeps
+ * its assignments without looking at them again.
+ */
 const assignments = (reach: Reach, memo: EncodeMemo): Named[] =>
   (reach.assignments ??= kept(
     reach,
     'assignments',
-    reach.upstreams.map((u) => {
-      const key = loadAssignmentKey(u);
-      return reachObject(reach, `assignment ${key}`, () => {
-        let made = memo.objects.get(`assignment ${key}`) as Named | undefined;
-        if (!made) memo.objects.set(`assignment ${key}`, (made = keyed(loadAssignment(u), key)));
-        return made;
-      });
-    }),
+    reach.parts ? reach.parts.order.flatMap((part) => (part.assignments ??= part.upstreams.map((u) => assignmentOf(u, memo)))) : reach.upstreams.map((u) => assignmentOf(u, memo)),
   ));
+
+function assignmentOf(u: Upstream, memo: EncodeMemo): Named {
+  const key = loadAssignmentKey(u);
+  let made = memo.objects.get(`assignment ${key}`) as Named | undefined;
+  if (!made) memo.objects.set(`assignment ${key}`, (made = keyed(loadAssignment(u), key)));
+  return made;
+}
 
 function endpointSet(reach: Reach, codec: ProtoCodec, memo: EncodeMemo): ResourceSet {
   if (reach.endpoints) return reach.endpoints;

@@ -39,7 +39,8 @@ export interface MeshIndex {
 }
 
 const routeParent = (r: ServiceRouteIR): string => `${r.serviceNamespace}/${r.service}`;
-const routeBackends = (r: ServiceRouteIR): string[] => [...new Set(r.rules.flatMap((rule) => rule.backends.map((b) => `${b.namespace}/${b.service}`)))];
+/** The `namespace/name` of the Services a route's rules send to. */
+export const routeBackends = (r: ServiceRouteIR): string[] => [...new Set(r.rules.flatMap((rule) => rule.backends.map((b) => `${b.namespace}/${b.service}`)))];
 const isConsumer = (r: ServiceRouteIR): boolean => r.namespace !== r.serviceNamespace;
 
 export interface IndexedEndpoint {
