@@ -135,6 +135,10 @@ test('in one namespace, each stage is built again only when something it read ch
   assert.equal(partOf(afterMove).services!.memo.derived, 1, 'one service derived again (the one whose label list changed)');
   assert.equal(stagesOf(afterMove).ports.derived, 1, 'the ports of its identities are made again from its services');
   assert.equal(stagesOf(afterMove).policy.derived, 0, 'the policy read no address: its service names, identities and ports are the same');
+  // Patched, not made again: the namespace's stages keep their messages, and its services stage lists the one service replaced.
+  assert.equal(partOf(afterMove).services!.replaced?.services.size, 1, 'the services stage was patched');
+  assert.equal(partOf(afterMove).services!.calls, partOf(afterSplit).services!.calls);
+  assert.equal(partOf(afterMove).members!.calls, partOf(afterSplit).members!.calls);
   assert.deepEqual(afterMove.ir, fresh(moved).ir);
   assert.deepEqual(afterMove.status, fresh(moved).status);
 
@@ -142,5 +146,6 @@ test('in one namespace, each stage is built again only when something it read ch
   const afterCaller = compileUnits(caller, {}, afterMove);
   assert.equal(stagesOf(afterCaller).services.derived, 0);
   assert.equal(partOf(afterCaller).policy!.accessMemo.targets.derived, 1, 'one TrafficTarget derived again');
+  assert.equal(partOf(afterCaller).policy!.routeGroups, partOf(afterMove).policy!.routeGroups, 'the policy stage was patched: its route checks stand');
   assert.deepEqual(afterCaller.ir, fresh(caller).ir);
 });

@@ -197,6 +197,8 @@ export class PatchedTable<V> implements ReadonlyMap<string, V> {
   /** The keys put or removed since `base` (put to a value that may be the same one). */
   readonly touched = new Set<string>();
   private readonly own = new Map<string, V | typeof GONE>();
+  /** Keys of `under` removed and put again here (they go last). */
+  private readonly readded = new Set<string>();
   /** `base`, or a copy of it when the chain behind it is long. */
   private readonly under: ReadonlyMap<string, V>;
   private readonly depth: number;
@@ -211,7 +213,14 @@ export class PatchedTable<V> implements ReadonlyMap<string, V> {
   }
 
   put(key: string, value: V): this {
-    if (!this.has(key)) this.count++;
+    if (!this.has(key)) {
+      this.count++;
+      // A key removed and put again goes last, as in a Map.
+      if (this.own.get(key) === GONE || this.under.has(key)) {
+        this.own.delete(key);
+        this.readded.add(key);
+      }
+    }
     this.own.set(key, value);
     this.touched.add(key);
     this.whole = undefined;
@@ -247,8 +256,8 @@ export class PatchedTable<V> implements ReadonlyMap<string, V> {
   }
 
   /** The tables this one stands on, from the bottom one (a plain table) up to this one's own keys. */
-  static layers<V>(table: ReadonlyMap<string, V>): { bottom: ReadonlyMap<string, V>; above: ReadonlyMap<string, V | typeof GONE>[] } {
-    const above: ReadonlyMap<string, V | typeof GONE>[] = [];
+  static layers<V>(table: ReadonlyMap<string, V>): { bottom: ReadonlyMap<string, V>; above: { own: ReadonlyMap<string, V | typeof GONE>; readded: ReadonlySet<string> }[] } {
+    const above: { own: ReadonlyMap<string, V | typeof GONE>; readded: ReadonlySet<string> }[] = [];
     let t = table;
     while (t instanceof PatchedTable) {
       const patched = t as PatchedTable<V>;
@@ -257,7 +266,7 @@ export class PatchedTable<V> implements ReadonlyMap<string, V> {
         t = patched.whole;
         break;
       }
-      above.push(patched.own);
+      above.push({ own: patched.own, readded: patched.readded });
       t = patched.under;
     }
     return { bottom: t, above: above.reverse() };
@@ -286,7 +295,12 @@ const GONE = Symbol('gone');
 function flatten<V>(table: ReadonlyMap<string, V>): Map<string, V> {
   const { bottom, above } = PatchedTable.layers(table);
   const whole = new Map(bottom);
-  for (const own of above) own.forEach((v, k) => (v === GONE ? whole.delete(k) : whole.set(k, v as V)));
+  for (const { own, readded } of above) {
+    own.forEach((v, k) => {
+      if (v === GONE || readded.has(k)) whole.delete(k);
+      if (v !== GONE) whole.set(k, v as V);
+    });
+  }
   return whole;
 }
 /** How many tables may stand on one another before one is a plain copy. */
