@@ -26,6 +26,13 @@ import { recordInto, replay, type StatusCall, type StatusCollector } from './sta
  * A memo holds the entries of one build and the tables they were checked
  * against; the next build starts a new memo from it, and keys not asked for
  * again are dropped.
+ *
+ * A build that knows what changed asks less. When its tables were made from
+ * the previous build's by patching them (`PatchedTable`, which knows the keys
+ * it changed), a carried memo (`KeyedMemo.carried`) keeps every previous
+ * entry and names, from who read what (kept from build to build), the
+ * entries that read a changed key: only those are asked again. Its cost is
+ * the change, not the number of entries.
  */
 export type Lookup = ((arg: string) => unknown) | ReadonlyMap<string, unknown>;
 export type Lookups = Readonly<Record<string, Lookup>>;
@@ -104,7 +111,7 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
     return this.entries.get(key)?.calls ?? [];
   }
 
-  /** The build is over: the previous build's entries are let go (a memo never holds a chain of older ones). */
+  /** The build is over: the previous build's memo is let go (a carried memo's entries stand on its table, a chain of a few tables at most: see `PatchedTable`). */
   seal(): this {
     if (this.rederived && this.readers) {
       for (const key of this.rederived) {
