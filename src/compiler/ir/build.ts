@@ -176,6 +176,8 @@ interface PolicyStage extends PolicyInputs {
   readonly splits: readonly SplitIR[];
   readonly routeGroups: ReadonlyMap<string, CheckedRouteGroup>;
   readonly portRoutes: ReadonlyMap<string, m.PortRouteObj>;
+  /** `serviceNames` as a set (what the splits look their services up in). */
+  readonly serviceSet: ReadonlySet<string>;
   /** Each route group and TrafficTarget, and each destination's access, with what it read, for the next build of this namespace. */
   readonly routeMemo: KeyedMemo<CheckedRouteGroup>;
   readonly accessMemo: AccessMemo;
@@ -527,9 +529,10 @@ function buildPolicyStage(namespace: string, read: Read<PolicyStageLookups>, set
     if (patched) {
       if (sameItems(previous.splitObjects, given.splitObjects) && sameItems(previous.serviceNames, given.serviceNames)) return { ...previous, ...given, access: patched.access, accessMemo: patched.memo };
       const splitCalls: StatusCall[] = [];
-      const splits = buildSplits(given.splitObjects, given.serviceNames, previous.routeGroups, recordInto(splitCalls));
+      const serviceSet = sameItems(previous.serviceNames, given.serviceNames) ? previous.serviceSet : new Set(given.serviceNames);
+      const splits = buildSplits(given.splitObjects, serviceSet, previous.routeGroups, recordInto(splitCalls));
       const calls = sameMessages(splitCalls, previous.splitCalls) ? previous.calls : [...previous.calls.slice(0, previous.calls.length - previous.splitCalls.length), ...splitCalls];
-      return { ...previous, ...given, calls, splitCalls, splits, access: patched.access, accessMemo: patched.memo };
+      return { ...previous, ...given, serviceSet, calls, splitCalls, splits, access: patched.access, accessMemo: patched.memo };
     }
   }
   const calls: StatusCall[] = [];
@@ -538,9 +541,10 @@ function buildPolicyStage(namespace: string, read: Read<PolicyStageLookups>, set
   const portRoutes = new Map(given.portRouteObjects.map((r) => [`${r.kind}/${r.meta.namespace}/${r.meta.name}`, r]));
   const { access, memo: accessMemo } = buildAccess(given.targets, routeGroups, portRoutes, given.identities, settings, status, given.accounts, knownElsewhere, given.ports, previous?.accessMemo);
   const splitCalls: StatusCall[] = [];
-  const splits = buildSplits(given.splitObjects, given.serviceNames, routeGroups, recordInto(splitCalls));
+  const serviceSet = new Set(given.serviceNames);
+  const splits = buildSplits(given.splitObjects, serviceSet, routeGroups, recordInto(splitCalls));
   calls.push(...splitCalls);
-  return { ...given, calls, splitCalls, access, splits, routeGroups, portRoutes, routeMemo, accessMemo };
+  return { ...given, serviceSet, calls, splitCalls, access, splits, routeGroups, portRoutes, routeMemo, accessMemo };
 }
 
 const NO_PORTS: ReadonlyMap<Identity, IdentityPorts> = new Map();

@@ -12,11 +12,11 @@ import { compareStrings, type HttpMatchIR, type SplitIR } from './types.js';
 export function buildSplits(
   splits: readonly TrafficSplitObj[],
   /** The `namespace/name` of the mesh's services (of the split's namespace at least). */
-  serviceNames: readonly string[],
+  serviceNames: readonly string[] | ReadonlySet<string>,
   routeGroups: ReadonlyMap<string, CheckedRouteGroup>,
   status: StatusCollector,
 ): SplitIR[] {
-  const services = new Set(serviceNames);
+  const services = serviceNames instanceof Set ? (serviceNames as ReadonlySet<string>) : new Set(serviceNames);
   const candidates: { obj: TrafficSplitObj; ir: SplitIR }[] = [];
   for (const ts of splits) {
     const ns = ts.meta.namespace;
