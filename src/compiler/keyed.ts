@@ -200,7 +200,36 @@ const answer = (lookup: Lookup, arg: string): unknown => (isTable(lookup) ? look
  * in a chain, one is made a plain copy so that lookups stay short. Iterating
  * it makes (once) the whole table.
  */
-export class PatchedTable<V> implements ReadonlyMap<string, V> {
+/**
+ * A read-only map whose whole contents come from `all()`: what a map that
+ * answers single keys its own way (a patched table, a map that records its
+ * reads) iterates and counts through.
+ */
+export abstract class MapView<K, V> implements ReadonlyMap<K, V> {
+  protected abstract all(): ReadonlyMap<K, V>;
+  abstract get(key: K): V | undefined;
+  abstract has(key: K): boolean;
+  get size(): number {
+    return this.all().size;
+  }
+  forEach(each: (value: V, key: K, map: ReadonlyMap<K, V>) => void): void {
+    this.all().forEach((v, k) => each(v, k, this));
+  }
+  entries(): MapIterator<[K, V]> {
+    return this.all().entries();
+  }
+  keys(): MapIterator<K> {
+    return this.all().keys();
+  }
+  values(): MapIterator<V> {
+    return this.all().values();
+  }
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.all()[Symbol.iterator]();
+  }
+}
+
+export class PatchedTable<V> extends MapView<string, V> {
   /** The keys put or removed since `base` (put to a value that may be the same one). */
   readonly touched = new Set<string>();
   private readonly own = new Map<string, V | typeof GONE>();
@@ -213,6 +242,7 @@ export class PatchedTable<V> implements ReadonlyMap<string, V> {
   private whole: Map<string, V> | undefined;
 
   constructor(readonly base: ReadonlyMap<string, V>) {
+    super();
     const depth = base instanceof PatchedTable ? base.depth + 1 : 0;
     this.under = depth > MAX_DEPTH ? flatten(base) : base;
     this.depth = depth > MAX_DEPTH ? 0 : depth;
@@ -253,12 +283,12 @@ export class PatchedTable<V> implements ReadonlyMap<string, V> {
     return this.own.has(key) ? this.own.get(key) !== GONE : this.under.has(key);
   }
 
-  get size(): number {
+  override get size(): number {
     return this.count;
   }
 
   /** The whole table as a Map (made when first asked, in the order a copy of `base` with the same puts and removes has). */
-  private all(): Map<string, V> {
+  protected all(): Map<string, V> {
     return (this.whole ??= flatten(this));
   }
 
@@ -279,21 +309,6 @@ export class PatchedTable<V> implements ReadonlyMap<string, V> {
     return { bottom: t, above: above.reverse() };
   }
 
-  forEach(each: (value: V, key: string, map: ReadonlyMap<string, V>) => void): void {
-    this.all().forEach((v, k) => each(v, k, this));
-  }
-  entries(): MapIterator<[string, V]> {
-    return this.all().entries();
-  }
-  keys(): MapIterator<string> {
-    return this.all().keys();
-  }
-  values(): MapIterator<V> {
-    return this.all().values();
-  }
-  [Symbol.iterator](): MapIterator<[string, V]> {
-    return this.all()[Symbol.iterator]();
-  }
 }
 
 const GONE = Symbol('gone');

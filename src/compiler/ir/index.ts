@@ -1,6 +1,6 @@
 import { diffIR, LISTS, type Changes, type IRDiff, type IRLists } from './diff.js';
 import { sameItems } from '../group.js';
-import { PatchedTable } from '../keyed.js';
+import { MapView, PatchedTable } from '../keyed.js';
 import { compareStrings, type Endpoint, type Grant, type Identity, type MeshIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
 
 /**
@@ -385,12 +385,14 @@ export function recordedView(ir: MeshIR, record: (key: string) => void): MeshIR 
 }
 
 /** A map that tells each key read (a whole-map read as `field*`). */
-class RecordedMap<K, V> implements ReadonlyMap<K, V> {
+class RecordedMap<K, V> extends MapView<K, V> {
   constructor(
     private readonly field: string,
     private readonly map: ReadonlyMap<K, V>,
     private readonly record: (key: string) => void,
-  ) {}
+  ) {
+    super();
+  }
   get(key: K): V | undefined {
     this.record(`${this.field}\0${String(key)}`);
     return this.map.get(key);
@@ -399,27 +401,9 @@ class RecordedMap<K, V> implements ReadonlyMap<K, V> {
     this.record(`${this.field}\0${String(key)}`);
     return this.map.has(key);
   }
-  private all(): ReadonlyMap<K, V> {
+  protected all(): ReadonlyMap<K, V> {
     this.record(`${this.field}*`);
     return this.map;
-  }
-  get size(): number {
-    return this.all().size;
-  }
-  forEach(f: (value: V, key: K, map: ReadonlyMap<K, V>) => void): void {
-    this.all().forEach((v, k) => f(v, k, this));
-  }
-  entries(): MapIterator<[K, V]> {
-    return this.all().entries();
-  }
-  keys(): MapIterator<K> {
-    return this.all().keys();
-  }
-  values(): MapIterator<V> {
-    return this.all().values();
-  }
-  [Symbol.iterator](): MapIterator<[K, V]> {
-    return this.all()[Symbol.iterator]();
   }
 }
 
