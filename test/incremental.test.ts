@@ -542,4 +542,8 @@ test('units that name the same source are compiled as one whole: their messages 
   // Both documents are `same.yaml#0`: each entry carries both messages, as when they come in one list.
   assert.equal(first.status[0]!.messages.length, 2);
   assert.deepEqual(compileUnits(units, undefined, first).status, fresh.status);
+  // The next compile, told which unit changed (as the compile worker tells it), still looks at every unit: the whole compile kept no parts.
+  const c: InputUnit = { documents: [{ origin: { source: 'c.yaml', document: 0, line: 1 }, value: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'y', namespace: 'shop' } } }], problems: [] };
+  const apart = new Map([['a', a], ['c', c]]);
+  assert.deepEqual(compileUnits(apart, undefined, first, ['b', 'c']).status, compileIR({ documents: [...a.documents, ...c.documents], problems: [] }).status);
 });

@@ -47,6 +47,8 @@ export interface UnitsMemo {
   /** Groups given messages outside their IR parts in that compile. */
   readonly direct: ReadonlySet<string>;
   readonly status: readonly StatusEntry[];
+  /** The compile was made as one whole (units naming the same source): no part of it is kept. */
+  readonly whole?: true;
 }
 
 interface UnitPart {
@@ -76,7 +78,8 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
   const before = previous?.memo;
   const changed: string[] = [];
   let parts: Map<string, UnitPart> | PatchedTable<UnitPart>;
-  if (before && touched) {
+  // (A memo of a compile made as one whole keeps no parts: every unit is looked at then.)
+  if (before && touched && !before.whole) {
     const patched = new PatchedTable(before.units);
     for (const key of new Set(touched)) {
       const unit = units.get(key);
@@ -209,7 +212,7 @@ function whole(units: ReadonlyMap<string, InputUnit>, live: LiveInputs): UnitsCo
     problems: keys.flatMap((k) => units.get(k)!.problems),
     ...live,
   });
-  return { ir: r.ir, status: r.status, memo: { units: new Map(), groups: new Map(), members: new Map(), offsets: new Map(), owners: new Map(), ir: undefined, direct: new Set(), status: r.status } };
+  return { ir: r.ir, status: r.status, memo: { units: new Map(), groups: new Map(), members: new Map(), offsets: new Map(), owners: new Map(), ir: undefined, direct: new Set(), status: r.status, whole: true } };
 }
 
 function decodeUnit(unit: InputUnit, previous?: DecodedDocuments): UnitPart {
