@@ -83,7 +83,7 @@ test('tableChanges: values compared by reference, lists item by item; keys added
 });
 
 /** One namespace of services, each with a pod, a TrafficTarget letting the previous one call it, and a split on the first. */
-function mesh(services: number, edit: { ip?: [number, number]; weight?: number; caller?: number } = {}): Map<string, InputUnit> {
+function mesh(services: number, edit: { ip?: [number, number]; weight?: number; caller?: number; renamed?: number } = {}): Map<string, InputUnit> {
   const units = new Map<string, InputUnit>();
   const doc = (value: unknown, source: string, document: number) => ({ origin: { source, document, line: 1 }, value });
   units.set('ns.yaml', {
@@ -96,7 +96,7 @@ function mesh(services: number, edit: { ip?: [number, number]; weight?: number; 
     const ip = edit.ip?.[0] === i ? edit.ip[1] : i + 10;
     const caller = edit.caller !== undefined && i === 1 ? edit.caller : i - 1;
     const docs: unknown[] = [
-      { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'shop' }, spec: { selector: { app: name }, clusterIP: `10.96.0.${i + 10}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: edit.renamed === i ? `${name}-renamed` : name, namespace: 'shop' }, spec: { selector: { app: name }, clusterIP: `10.96.0.${i + 10}`, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
       { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: 'shop' } },
       { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${name}-pod`, namespace: 'shop', labels: { app: name } }, spec: { serviceAccountName: name, containers: [{ name: 'app', ports: [{ containerPort: 8080 }] }] }, status: { podIP: `10.0.0.${ip}` } },
     ];
@@ -148,4 +148,18 @@ test('in one namespace, each stage is built again only when something it read ch
   assert.equal(partOf(afterCaller).policy!.accessMemo.targets.derived, 1, 'one TrafficTarget derived again');
   assert.equal(partOf(afterCaller).policy!.routeGroups, partOf(afterMove).policy!.routeGroups, 'the policy stage was patched: its route checks stand');
   assert.deepEqual(afterCaller.ir, fresh(caller).ir);
+});
+
+test('a TrafficSplit that did not change is checked again when the services it names did: its backend Service renamed away, it is rejected', () => {
+  const base = mesh(10);
+  const first = compileUnits(base);
+  assert.equal(first.ir.splits.length, 1);
+  const renamed = keep(base, mesh(10, { renamed: 1 }));
+  const after = compileUnits(renamed, {}, first);
+  const fresh = compileIR({ documents: [...renamed.keys()].sort().flatMap((k) => renamed.get(k)!.documents), problems: [] });
+  // The policy stage was patched (its route checks stand), and still the split is found wanting.
+  assert.equal(after.memo.ir!.parts.get('shop')!.policy!.routeGroups, first.memo.ir!.parts.get('shop')!.policy!.routeGroups);
+  assert.equal(after.ir.splits.length, 0);
+  assert.deepEqual(after.ir, fresh.ir);
+  assert.deepEqual(after.status, fresh.status);
 });

@@ -6,7 +6,7 @@ import { identityPorts, patchIdentityPorts, type IdentityPorts } from './access-
 import { checkRouteGroups, type CheckedRouteGroup } from './routes.js';
 import { assignVirtualIPs, buildServices, patchServices } from './services.js';
 import { meshNamespaces, meshSettings } from './settings.js';
-import { buildSplits } from './splits.js';
+import { buildSplits, type SplitCheck } from './splits.js';
 import { buildRoutes, type RouteMemo } from './gateway.js';
 import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
 import { buildWorkloads, patchWorkloads } from './workloads.js';
@@ -178,6 +178,8 @@ interface PolicyStage extends PolicyInputs {
   readonly portRoutes: ReadonlyMap<string, m.PortRouteObj>;
   /** `serviceNames` as a set (what the splits look their services up in). */
   readonly serviceSet: ReadonlySet<string>;
+  /** What each TrafficSplit was found to be, with these route groups and services. */
+  readonly splitChecks: ReadonlyMap<m.TrafficSplitObj, SplitCheck>;
   /** Each route group and TrafficTarget, and each destination's access, with what it read, for the next build of this namespace. */
   readonly routeMemo: KeyedMemo<CheckedRouteGroup>;
   readonly accessMemo: AccessMemo;
@@ -529,10 +531,12 @@ function buildPolicyStage(namespace: string, read: Read<PolicyStageLookups>, set
     if (patched) {
       if (sameItems(previous.splitObjects, given.splitObjects) && sameItems(previous.serviceNames, given.serviceNames)) return { ...previous, ...given, access: patched.access, accessMemo: patched.memo };
       const splitCalls: StatusCall[] = [];
-      const serviceSet = sameItems(previous.serviceNames, given.serviceNames) ? previous.serviceSet : new Set(given.serviceNames);
-      const splits = buildSplits(given.splitObjects, serviceSet, previous.routeGroups, recordInto(splitCalls));
+      const sameNames = sameItems(previous.serviceNames, given.serviceNames);
+      const serviceSet = sameNames ? previous.serviceSet : new Set(given.serviceNames);
+      // The same services and route groups: a TrafficSplit object checked before is what it was.
+      const { splits, checks: splitChecks } = buildSplits(given.splitObjects, serviceSet, previous.routeGroups, recordInto(splitCalls), sameNames ? previous.splitChecks : undefined);
       const calls = sameMessages(splitCalls, previous.splitCalls) ? previous.calls : [...previous.calls.slice(0, previous.calls.length - previous.splitCalls.length), ...splitCalls];
-      return { ...previous, ...given, serviceSet, calls, splitCalls, splits, access: patched.access, accessMemo: patched.memo };
+      return { ...previous, ...given, serviceSet, calls, splitCalls, splits, splitChecks, access: patched.access, accessMemo: patched.memo };
     }
   }
   const calls: StatusCall[] = [];
@@ -542,9 +546,9 @@ function buildPolicyStage(namespace: string, read: Read<PolicyStageLookups>, set
   const { access, memo: accessMemo } = buildAccess(given.targets, routeGroups, portRoutes, given.identities, settings, status, given.accounts, knownElsewhere, given.ports, previous?.accessMemo);
   const splitCalls: StatusCall[] = [];
   const serviceSet = new Set(given.serviceNames);
-  const splits = buildSplits(given.splitObjects, serviceSet, routeGroups, recordInto(splitCalls));
+  const { splits, checks: splitChecks } = buildSplits(given.splitObjects, serviceSet, routeGroups, recordInto(splitCalls));
   calls.push(...splitCalls);
-  return { ...given, serviceSet, calls, splitCalls, access, splits, routeGroups, portRoutes, routeMemo, accessMemo };
+  return { ...given, serviceSet, calls, splitCalls, access, splits, splitChecks, routeGroups, portRoutes, routeMemo, accessMemo };
 }
 
 const NO_PORTS: ReadonlyMap<Identity, IdentityPorts> = new Map();

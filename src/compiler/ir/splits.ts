@@ -15,57 +15,24 @@ export function buildSplits(
   serviceNames: readonly string[] | ReadonlySet<string>,
   routeGroups: ReadonlyMap<string, CheckedRouteGroup>,
   status: StatusCollector,
-): SplitIR[] {
+  /**
+   * What each TrafficSplit object was found to be by an earlier build given the very same services and route groups:
+   * an object found there is what it was (the same SplitIR object, or the same problems).
+   */
+  previous?: ReadonlyMap<TrafficSplitObj, SplitCheck>,
+): { splits: SplitIR[]; checks: Map<TrafficSplitObj, SplitCheck> } {
   const services = serviceNames instanceof Set ? (serviceNames as ReadonlySet<string>) : new Set(serviceNames);
   const candidates: { obj: TrafficSplitObj; ir: SplitIR }[] = [];
+  const checks = new Map<TrafficSplitObj, SplitCheck>();
   for (const ts of splits) {
-    const ns = ts.meta.namespace;
-    const problems: { path: string; message: string }[] = [];
-    const root = rootServiceName(ts.service, ns);
-    if (root === undefined) {
-      problems.push({ path: 'spec.service', message: `expected a Service name in namespace ${ns} (name, or name.${ns}[.svc[.cluster.local]]), got ${JSON.stringify(ts.service)}` });
-    } else if (!services.has(`${ns}/${root}`)) {
-      problems.push({ path: 'spec.service', message: `root Service ${ns}/${root} not found in the mesh` });
-    }
-    ts.backends.forEach((b, i) => {
-      if (!services.has(`${ns}/${b.service}`)) problems.push({ path: `spec.backends[${i}].service`, message: `backend Service ${ns}/${b.service} not found in the mesh` });
-    });
-    const seen = new Set<string>();
-    ts.backends.forEach((b, i) => {
-      if (seen.has(b.service)) problems.push({ path: `spec.backends[${i}].service`, message: `backend ${b.service} is listed twice` });
-      seen.add(b.service);
-    });
-    if (ts.backends.length === 0) problems.push({ path: 'spec.backends', message: 'expected at least one backend' });
-    else if (ts.backends.every((b) => b.weightMilli === 0)) problems.push({ path: 'spec.backends', message: 'every weight is 0: no backend could receive traffic' });
-    const matches: HttpMatchIR[] = [];
-    ts.matches.forEach((ref, i) => {
-      if (ref.kind !== 'HTTPRouteGroup') {
-        problems.push({ path: `spec.matches[${i}].kind`, message: `expected HTTPRouteGroup, got ${JSON.stringify(ref.kind)}` });
-        return;
-      }
-      const group = routeGroups.get(`${ns}/${ref.name}`);
-      if (!group) problems.push({ path: `spec.matches[${i}].name`, message: `HTTPRouteGroup ${ns}/${ref.name} not found (or not valid)` });
-      else if (group.matches.some((m) => !m.ir)) problems.push({ path: `spec.matches[${i}].name`, message: `HTTPRouteGroup ${ns}/${ref.name} has invalid matches (see its status)` });
-      else for (const m of group.matches) matches.push(m.ir!);
-    });
-    if (problems.length > 0) {
-      for (const p of problems) status.add(ts.key, error(p.path, p.message));
+    const check = previous?.get(ts) ?? checkSplit(ts, services, routeGroups);
+    checks.set(ts, check);
+    if ('problems' in check) {
+      for (const p of check.problems) status.add(ts.key, error(p.path, p.message));
       status.reject(ts.key, error('', `TrafficSplit not applied: traffic goes to the root service as if there were no split`));
       continue;
     }
-    const divisor = ts.backends.map((b) => b.weightMilli).reduce(gcd, 0);
-    candidates.push({
-      obj: ts,
-      ir: {
-        namespace: ns,
-        service: root!,
-        from: `${ns}/${ts.meta.name}`,
-        backends: ts.backends
-          .map((b) => ({ service: b.service, weight: b.weightMilli / divisor }))
-          .sort((a, b) => compareStrings(a.service, b.service)),
-        matches: matches.sort((a, b) => compareStrings(a.from, b.from)),
-      },
-    });
+    candidates.push({ obj: ts, ir: check.ir });
   }
   const winners = new Map<string, { obj: TrafficSplitObj; ir: SplitIR }>();
   const ordered = candidates.sort(
@@ -78,7 +45,55 @@ export function buildSplits(
       status.reject(c.obj.key, error('spec.service', `TrafficSplit ${winner.ir.from} (older) already splits ${k}; this one is not applied`));
     } else winners.set(k, c);
   }
-  return [...winners.values()].map((c) => c.ir).sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.service, b.service));
+  return { splits: [...winners.values()].map((c) => c.ir).sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.service, b.service)), checks };
+}
+
+/** What one TrafficSplit is: its split, or what is wrong with it. */
+export type SplitCheck = { readonly ir: SplitIR } | { readonly problems: readonly { readonly path: string; readonly message: string }[] };
+
+function checkSplit(ts: TrafficSplitObj, services: ReadonlySet<string>, routeGroups: ReadonlyMap<string, CheckedRouteGroup>): SplitCheck {
+  const ns = ts.meta.namespace;
+  const problems: { path: string; message: string }[] = [];
+  const root = rootServiceName(ts.service, ns);
+  if (root === undefined) {
+    problems.push({ path: 'spec.service', message: `expected a Service name in namespace ${ns} (name, or name.${ns}[.svc[.cluster.local]]), got ${JSON.stringify(ts.service)}` });
+  } else if (!services.has(`${ns}/${root}`)) {
+    problems.push({ path: 'spec.service', message: `root Service ${ns}/${root} not found in the mesh` });
+  }
+  ts.backends.forEach((b, i) => {
+    if (!services.has(`${ns}/${b.service}`)) problems.push({ path: `spec.backends[${i}].service`, message: `backend Service ${ns}/${b.service} not found in the mesh` });
+  });
+  const seen = new Set<string>();
+  ts.backends.forEach((b, i) => {
+    if (seen.has(b.service)) problems.push({ path: `spec.backends[${i}].service`, message: `backend ${b.service} is listed twice` });
+    seen.add(b.service);
+  });
+  if (ts.backends.length === 0) problems.push({ path: 'spec.backends', message: 'expected at least one backend' });
+  else if (ts.backends.every((b) => b.weightMilli === 0)) problems.push({ path: 'spec.backends', message: 'every weight is 0: no backend could receive traffic' });
+  const matches: HttpMatchIR[] = [];
+  ts.matches.forEach((ref, i) => {
+    if (ref.kind !== 'HTTPRouteGroup') {
+      problems.push({ path: `spec.matches[${i}].kind`, message: `expected HTTPRouteGroup, got ${JSON.stringify(ref.kind)}` });
+      return;
+    }
+    const group = routeGroups.get(`${ns}/${ref.name}`);
+    if (!group) problems.push({ path: `spec.matches[${i}].name`, message: `HTTPRouteGroup ${ns}/${ref.name} not found (or not valid)` });
+    else if (group.matches.some((m) => !m.ir)) problems.push({ path: `spec.matches[${i}].name`, message: `HTTPRouteGroup ${ns}/${ref.name} has invalid matches (see its status)` });
+    else for (const m of group.matches) matches.push(m.ir!);
+  });
+  if (problems.length > 0) return { problems };
+  const divisor = ts.backends.map((b) => b.weightMilli).reduce(gcd, 0);
+  return {
+    ir: {
+      namespace: ns,
+      service: root!,
+      from: `${ns}/${ts.meta.name}`,
+      backends: ts.backends
+        .map((b) => ({ service: b.service, weight: b.weightMilli / divisor }))
+        .sort((a, b) => compareStrings(a.service, b.service)),
+      matches: matches.sort((a, b) => compareStrings(a.from, b.from)),
+    },
+  };
 }
 
 function rootServiceName(service: string, ns: string): string | undefined {
