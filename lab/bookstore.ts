@@ -104,10 +104,11 @@ function listening(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
+/** Polls `probe` until it holds; fails after `timeoutMs` on the monotonic clock (a step of the wall clock does not cut it short). */
 const waitUntil = async (what: string, probe: () => boolean, timeoutMs: number) => {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   while (!probe()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 };
