@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { KeyedMemo, PatchedTable, tableChanges, type Read } from '../src/compiler/keyed.js';
-import { replaceItems } from '../src/compiler/group.js';
+import { editedAt, replaceItems, sortedIndex } from '../src/compiler/group.js';
 import { identityPorts, patchIdentityPorts } from '../src/compiler/ir/access-checks.js';
 import { recordInto } from '../src/compiler/status.js';
 import type { ServiceIR } from '../src/compiler/ir/types.js';
@@ -54,6 +54,18 @@ test('replaceItems: a few replacements by scanning, many by one pass; the list i
   assert.deepEqual(replaceItems(items, many).map((x) => x.i), items.map((x) => (x.i < 20 ? x.i + 100 : x.i)));
   assert.equal(replaceItems(items, new Map([[{ i: -1 }, { i: -2 }]])), items);
   assert.equal(replaceItems(items, new Map(Array.from({ length: 9 }, (_, i) => [{ i: -i }, { i }]))), items);
+});
+
+test('editedAt names the places where a list of the same things holds edited ones, and refuses lists that do not line up; sortedIndex finds by binary search', () => {
+  const [a, b, c, b2] = [{ k: 'a' }, { k: 'b' }, { k: 'c' }, { k: 'b' }];
+  const same = (x: { k: string }, y: { k: string }) => x.k === y.k;
+  assert.deepEqual(editedAt([a, b, c], [a, b2, c], same), [1]);
+  assert.deepEqual(editedAt([a, b, c], [a, b, c], same), []);
+  assert.equal(editedAt([a, b, c], [a, c, b], same), undefined, 'moved');
+  assert.equal(editedAt([a, b], [a, b, c], same), undefined, 'added');
+  const sorted = ['a', 'c', 'e', 'g'];
+  for (const [key, at] of [['a', 0], ['e', 2], ['g', 3], ['b', -1], ['h', -1], ['0', -1]] as const) assert.equal(sortedIndex(sorted, (x) => (x < key ? -1 : x > key ? 1 : 0)), at, key);
+  assert.equal(sortedIndex([], () => 0), -1);
 });
 
 type Lookups = { readonly table: ReadonlyMap<string, number>; readonly flag: (arg: string) => boolean };

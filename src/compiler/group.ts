@@ -36,3 +36,30 @@ export function replaceItems<T>(list: readonly T[], replaced: ReadonlyMap<T, T>)
   }
   return out ?? list;
 }
+
+/**
+ * Where `after` holds another item than `before` at the same place, when the two lists are as long and each such
+ * pair is the same thing edited (`same`); undefined otherwise (items added, removed or moved).
+ */
+export function editedAt<T>(before: readonly T[], after: readonly T[], same: (a: T, b: T) => boolean): number[] | undefined {
+  if (before.length !== after.length) return undefined;
+  const at: number[] = [];
+  for (let i = 0; i < after.length; i++) {
+    if (before[i] === after[i]) continue;
+    if (!same(before[i]!, after[i]!)) return undefined;
+    at.push(i);
+  }
+  return at;
+}
+
+/** Where in `sorted` the item is that `compare` puts at 0 (it returns < 0 for items before it), by binary search; -1 when none is. */
+export function sortedIndex<T>(sorted: readonly T[], compare: (item: T) => number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compare(sorted[mid]!) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sorted.length && compare(sorted[lo]!) === 0 ? lo : -1;
+}

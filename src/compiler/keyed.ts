@@ -132,8 +132,7 @@ export class KeyedMemo<V, L extends Lookups = Lookups> {
     const before = this.previous?.get(key);
     const entry = before && before.reads.every(([name, arg, value]) => this.unchanged(name, arg, value)) ? before : this.derive(derive);
     if (entry !== before) this.rederived?.push(key);
-    if (this.entries instanceof PatchedTable) this.entries.put(key, entry);
-    else this.entries.set(key, entry);
+    putIn(this.entries, key, entry);
     replay(entry.calls, status);
     return entry.value;
   }
@@ -327,6 +326,11 @@ function flatten<V>(table: ReadonlyMap<string, V>): Map<string, V> {
 }
 /** How many tables may stand on one another before one is a plain copy. */
 const MAX_DEPTH = 8;
+
+/** Sets `key` in a table being made: a plain Map, or a table patched over another. */
+export const putIn = <V>(table: Map<string, V> | PatchedTable<V>, key: string, value: V): void => void (table instanceof PatchedTable ? table.put(key, value) : table.set(key, value));
+/** Deletes `key` from a table being made: a plain Map, or a table patched over another. */
+export const removeIn = <V>(table: Map<string, V> | PatchedTable<V>, key: string): void => void (table instanceof PatchedTable ? table.remove(key) : table.delete(key));
 
 /** Whether a lookup is a table (compared key by key) rather than a function. */
 export const isTable = (lookup: Lookup | undefined): lookup is ReadonlyMap<string, unknown> => lookup !== undefined && typeof lookup !== 'function';

@@ -4,8 +4,8 @@ import { compareOrigins, type InputDocument, type InputProblem, type LiveInputs,
 import { buildGroupedIR, isMeshWide, type IRMemo } from './ir/build.js';
 import type { MeshIR } from './ir/types.js';
 import type * as m from './model.js';
-import { sameItems } from './group.js';
-import { PatchedTable } from './keyed.js';
+import { sameItems, sortedIndex } from './group.js';
+import { PatchedTable, putIn } from './keyed.js';
 import { createStatusCollector, error, recordInto, replay, type StatusCall, type StatusEntry } from './status.js';
 
 /**
@@ -108,7 +108,6 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
     if (before && before.units.size > all.size - added) before.units.forEach((_, key) => void (units.has(key) || changed.push(key)));
     parts = all;
   }
-  const setPart = (key: string, part: UnitPart) => (parts instanceof PatchedTable ? parts.put(key, part) : parts.set(key, part));
 
   // Each source belongs to one unit; should two units name the same source, their messages would mix: compiled as one whole then.
   // (A unit that names the same sources as before changes no ownership: the map is kept as it was.)
@@ -145,7 +144,7 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
     const into = changed.filter((key) => parts.get(key)?.groups.has(g) === true);
     const out = new Set(changed.filter((key) => !parts.get(key)?.groups.has(g)));
     const kept = out.size === 0 ? was : was.filter((key) => !out.has(key));
-    const order = kept.length === was.length && into.every((key) => hasSorted(was, key)) ? was : [...new Set([...kept, ...into])].sort();
+    const order = kept.length === was.length && into.every((key) => sortedIndex(was, (k) => (k < key ? -1 : k > key ? 1 : 0)) >= 0) ? was : [...new Set([...kept, ...into])].sort();
     if (order.length === 0) {
       members.delete(g);
       groups.delete(g);
@@ -194,7 +193,7 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
     if (part.irCalls !== undefined && sameCalls(part.irCalls, irCalls)) continue;
     const entries = entriesOf(part, callsOf, before?.units.get(key)?.entries);
     if (!sameItems(entries, before?.units.get(key)?.entries)) statusChanged = true;
-    setPart(key, { ...part, entries, irCalls });
+    putIn(parts, key, { ...part, entries, irCalls });
   }
   let status = before?.status ?? [];
   if (statusChanged) {
@@ -264,18 +263,6 @@ const sameOrigin = (a: Origin, b: Origin) => a === b || (a.source === b.source &
 
 function sameCalls(a: readonly StatusCall[], b: readonly StatusCall[]): boolean {
   return a.length === b.length && a.every((c, i) => c[0] === b[i]![0] && c[1] === b[i]![1] && c[2] === b[i]![2]);
-}
-
-/** Whether a sorted list holds `key` (a binary search). */
-function hasSorted(sorted: readonly string[], key: string): boolean {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return sorted[lo] === key;
 }
 
 /** Where each unit's objects start in a group's list (the units in order, with their counts of objects in it). */

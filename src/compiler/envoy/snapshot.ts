@@ -3,7 +3,7 @@ import type { CertificateInputs } from '../inputs.js';
 import { addressOnlyKeys, changedKeys, meshIndex, recordedView, routeBackends, serviceKey } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, parseIdentity, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServiceRouteIR, type SplitIR, type Workload } from '../ir/types.js';
-import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
+import { KeyedMemo, PatchedTable, putIn, removeIn, type Read } from '../keyed.js';
 import { recordInto } from '../status.js';
 import { outboundClusterName } from './names.js';
 import { sameItems } from '../group.js';
@@ -818,19 +818,19 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
     parts.push(now);
     const before = was?.byService.get(key);
     if (now === before) continue;
-    setIn(byService, key, now);
-    for (const u of before?.upstreams ?? []) dropIn(cluster, outboundClusterName(u.service, u.port.port));
-    for (const u of now.upstreams) setIn(cluster, outboundClusterName(u.service, u.port.port), true);
-    if (now.upstreams.length > 0) setIn(served, key, true);
-    else dropIn(served, key);
+    putIn(byService, key, now);
+    for (const u of before?.upstreams ?? []) removeIn(cluster, outboundClusterName(u.service, u.port.port));
+    for (const u of now.upstreams) putIn(cluster, outboundClusterName(u.service, u.port.port), true);
+    if (now.upstreams.length > 0) putIn(served, key, true);
+    else removeIn(served, key);
   }
   // Services gone since the prior reach.
   if (byService.size > parts.length) {
     for (const [key, before] of [...byService]) {
       if (index.service.has(key)) continue;
-      dropIn(byService, key);
-      dropIn(served, key);
-      for (const u of before.upstreams) dropIn(cluster, outboundClusterName(u.service, u.port.port));
+      removeIn(byService, key);
+      removeIn(served, key);
+      for (const u of before.upstreams) removeIn(cluster, outboundClusterName(u.service, u.port.port));
     }
   }
   const outboundMemo = new KeyedMemo<ServiceOutbound, OutboundLookups>({ service: index.service, split: index.splitOf, routes: index.routesOf, served, cluster }, was?.outbound);
@@ -865,9 +865,6 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
     parts: { upstreams: upstreamMemo.seal(), outbound: outboundMemo.seal(), byService, order: parts, served, cluster },
   };
 }
-
-const setIn = <V>(table: Map<string, V> | PatchedTable<V>, key: string, value: V) => (table instanceof PatchedTable ? table.put(key, value) : table.set(key, value));
-const dropIn = <V>(table: Map<string, V> | PatchedTable<V>, key: string) => (table instanceof PatchedTable ? table.remove(key) : table.delete(key));
 
 /** A service's upstreams in a permissive mesh (as `upstreamsOf` finds them: its ports' endpoints of identities in the mesh), of one data plane. */
 const deriveUpstreams =

@@ -4,7 +4,7 @@ import type { CheckedRouteGroup } from './routes.js';
 import { compareStrings, identityOf, type DestinationAccess, type Grant, type HttpMatchIR, type MeshSettings } from './types.js';
 import { warnHttpOnTcp, type IdentityPorts } from './access-checks.js';
 import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
-import { sameItems } from '../group.js';
+import { editedAt, sameItems, sortedIndex } from '../group.js';
 
 /**
  * TrafficTargets become grants, grouped by destination identity. Deny by
@@ -106,15 +106,10 @@ export function patchAccess(
 ): { access: DestinationAccess[]; memo: AccessMemo } | undefined {
   const was = previous.targets.lookups as TargetLookups;
   if (was.group !== routeGroups || was.portRoute !== portRoutes || !sameItems(previous.identities, identities) || !sameItems(previous.accounts, accounts) || typeof was.ports === 'function') return undefined;
-  if (previous.given.length !== targets.length) return undefined;
+  const edited = editedAt(previous.given, targets, (a, b) => a.key === b.key);
+  if (!edited) return undefined;
   const target = new PatchedTable(was.target);
-  for (let i = 0; i < targets.length; i++) {
-    const a = previous.given[i]!;
-    const b = targets[i]!;
-    if (a === b) continue;
-    if (a.key !== b.key) return undefined;
-    target.put(b.key, b);
-  }
+  for (const i of edited) target.put(targets[i]!.key, targets[i]!);
   const targetMemo = KeyedMemo.carried<TargetGrants | undefined, TargetLookups>({ ...was, target, elsewhere: elsewhereOf(knownElsewhere), ports }, previous.targets);
   const results = new PatchedTable(previous.results);
   for (const key of targetMemo.dirty()) {
@@ -159,16 +154,7 @@ const deriveDestination =
   });
 
 /** Where a destination's access is in access sorted by destination (a binary search); -1 when it is not. */
-function indexOfDestination(access: readonly DestinationAccess[], destination: string): number {
-  let lo = 0;
-  let hi = access.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareStrings(access[mid]!.destination, destination) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return access[lo]?.destination === destination ? lo : -1;
-}
+const indexOfDestination = (access: readonly DestinationAccess[], destination: string): number => sortedIndex(access, (a) => compareStrings(a.destination, destination));
 
 /** One TrafficTarget's grants, with its messages. */
 function targetGrants(

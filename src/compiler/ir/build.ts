@@ -10,7 +10,7 @@ import { buildSplits, type SplitCheck } from './splits.js';
 import { buildRoutes, type RouteMemo } from './gateway.js';
 import { compareStrings, identityOf, type DestinationAccess, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
 import { buildWorkloads, patchWorkloads } from './workloads.js';
-import { groupBy, replaceItems, sameItems } from '../group.js';
+import { editedAt, groupBy, replaceItems, sameItems } from '../group.js';
 import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
 
 /** Kinds the mesh as a whole reads (its namespaces, its settings), wherever they live. */
@@ -582,16 +582,9 @@ const of = <K extends m.MeshObject['kind']>(kinds: ReadonlyMap<string, readonly 
  * alone, is the previous one); else undefined.
  */
 function replacedInPlace(previous: Pick<Front, 'objects' | 'unique'>, objects: readonly m.MeshObject[]): Map<m.MeshObject, m.MeshObject> | undefined {
-  if (previous.unique.length !== previous.objects.length || previous.objects.length !== objects.length) return undefined;
-  const replaced = new Map<m.MeshObject, m.MeshObject>();
-  for (let i = 0; i < objects.length; i++) {
-    const a = previous.objects[i]!;
-    const b = objects[i]!;
-    if (a === b) continue;
-    if (a.kind !== b.kind || a.meta.namespace !== b.meta.namespace || a.meta.name !== b.meta.name) return undefined;
-    replaced.set(a, b);
-  }
-  return replaced;
+  if (previous.unique.length !== previous.objects.length) return undefined;
+  const at = editedAt(previous.objects, objects, (a, b) => a.kind === b.kind && a.meta.namespace === b.meta.namespace && a.meta.name === b.meta.name);
+  return at && new Map(at.map((i) => [previous.objects[i]!, objects[i]!]));
 }
 
 /**

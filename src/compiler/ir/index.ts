@@ -1,6 +1,6 @@
 import { diffIR, LISTS, type Changes, type IRDiff, type IRLists } from './diff.js';
 import { sameItems } from '../group.js';
-import { MapView, PatchedTable } from '../keyed.js';
+import { MapView, PatchedTable, putIn, removeIn } from '../keyed.js';
 import { compareStrings, type Endpoint, type Grant, type Identity, type MeshIR, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR, type Workload } from './types.js';
 
 /**
@@ -264,13 +264,13 @@ function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): D
       const now = arriving.length === 0 ? kept : kept.length === 0 ? arriving : [...kept, ...arriving].sort((a, b) => order(a.element, b.element));
       const old = values.get(at);
       if (now.length === 0) {
-        drop(members, at);
-        drop(values, at);
+        removeIn(members, at);
+        removeIn(values, at);
       } else {
-        put(members, at, now);
+        putIn(members, at, now);
         const value = spec.value(now.length === 1 ? now[0]!.items : itemsOf(now));
         if (old !== undefined && sameValue(old, value)) continue;
-        put(values, at, value);
+        putIn(values, at, value);
       }
       if (!base) continue;
       changed = true;
@@ -296,9 +296,6 @@ function derive(ir: MeshIR, base?: Derived, diff?: IRDiff, previous?: MeshIR): D
   const index = { identities, ...Object.fromEntries(FIELD_NAMES.map((name) => [name, view(name)])) } as MeshIndex;
   return { index, fields, touched, addressOnly, ...(previous ? { from: previous } : {}) };
 }
-
-const put = <V>(table: Map<string, V> | PatchedTable<V>, key: string, value: V) => (table instanceof PatchedTable ? table.put(key, value) : table.set(key, value));
-const drop = <V>(table: Map<string, V> | PatchedTable<V>, key: string) => (table instanceof PatchedTable ? table.remove(key) : table.delete(key));
 
 /** The items of members, in order. */
 function itemsOf(members: readonly Member[]): unknown[] {

@@ -3,7 +3,7 @@ import { recordInto, warning, type StatusCall, type StatusCollector } from '../s
 import { parseIPv4Range } from './settings.js';
 import { labelsMatch } from './workloads.js';
 import { compareStrings, type Endpoint, type MeshSettings, type PortProtocol, type ServiceIR, type ServicePortIR, type Workload } from './types.js';
-import { groupBy, replaceItems } from '../group.js';
+import { editedAt, groupBy, replaceItems, sortedIndex } from '../group.js';
 import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
 
 /**
@@ -97,18 +97,12 @@ export function patchServices(
   workloads: readonly Workload[],
   workloadOf: (kind: string, namespace: string, name: string) => Workload | undefined,
 ): { services: ServiceIR[]; memo: KeyedMemo<ServiceIR>; replaced: Map<ServiceIR, ServiceIR> } | undefined {
-  if (previous.workloads.length !== workloads.length) return undefined;
+  const edited = editedAt(previous.workloads, workloads, (a, b) => a.kind === b.kind && a.namespace === b.namespace && a.name === b.name && sameLabels(a.labels, b.labels));
+  if (!edited) return undefined;
   const was = previous.memo.lookups as ServiceLookups;
-  const replaced = new Map<Workload, Workload>();
+  const replaced = new Map(edited.map((i) => [previous.workloads[i]!, workloads[i]!]));
   const addresses = new Set<string>();
-  for (let i = 0; i < workloads.length; i++) {
-    const a = previous.workloads[i]!;
-    const b = workloads[i]!;
-    if (a === b) continue;
-    if (a.kind !== b.kind || a.namespace !== b.namespace || a.name !== b.name || !sameLabels(a.labels, b.labels)) return undefined;
-    replaced.set(a, b);
-    for (const address of [...a.addresses, ...b.addresses]) addresses.add(`${b.namespace}/${address}`);
-  }
+  for (const [a, b] of replaced) for (const address of [...a.addresses, ...b.addresses]) addresses.add(`${b.namespace}/${address}`);
   const label = new PatchedTable(was.label);
   for (const key of new Set([...replaced.keys()].flatMap((w) => Object.entries(w.labels).map(([k, v]) => `${w.namespace}/${k}=${v}`)))) label.put(key, replaceItems(was.label.get(key)!, replaced));
   // An address is the last workload's that has it (as when the table is made from the list).
@@ -179,15 +173,7 @@ function indexOfService(services: readonly ServiceIR[], key: string): number {
   const slash = key.indexOf('/');
   const ns = key.slice(0, slash);
   const name = key.slice(slash + 1);
-  let lo = 0;
-  let hi = services.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const s = services[mid]!;
-    if ((compareStrings(s.namespace, ns) || compareStrings(s.name, name)) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return services[lo]?.namespace === ns && services[lo]?.name === name ? lo : -1;
+  return sortedIndex(services, (s) => compareStrings(s.namespace, ns) || compareStrings(s.name, name));
 }
 
 function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {

@@ -3,6 +3,7 @@ import { recordInto, warning, type StatusCall, type StatusCollector } from '../s
 import { parseProbes, PROBES_ANNOTATION, type NamedProbe } from '../probes.js';
 import { compareStrings, identityOf, type MeshSettings, type Workload } from './types.js';
 import { KeyedMemo, PatchedTable, type Read } from '../keyed.js';
+import { editedAt } from '../group.js';
 
 /**
  * Pods and VMs become one kind of thing: a workload with an identity. Each
@@ -40,17 +41,14 @@ export function patchWorkloads(
   settings: MeshSettings,
   connectedVirtualMachines?: ReadonlySet<string>,
 ): { workloads: Workload[]; memo: KeyedMemo<Workload>; replaced: Map<Workload, Workload> } | undefined {
-  if (previous.pods.length !== pods.length) return undefined;
+  const edited = editedAt(previous.pods, pods, (a, b) => a.meta.name === b.meta.name);
+  if (!edited) return undefined;
   const was = previous.memo.lookups as WorkloadLookups;
   const pod = new PatchedTable(was.pod);
   const at = new Map<string, number>();
-  for (let i = 0; i < pods.length; i++) {
-    const a = previous.pods[i]!;
-    const b = pods[i]!;
-    if (a === b) continue;
-    if (a.meta.name !== b.meta.name) return undefined;
-    pod.put(b.meta.name, b);
-    at.set(`Pod/${b.meta.name}`, i);
+  for (const i of edited) {
+    pod.put(pods[i]!.meta.name, pods[i]!);
+    at.set(`Pod/${pods[i]!.meta.name}`, i);
   }
   const memo = KeyedMemo.carried<Workload, WorkloadLookups>(workloadLookups(pod, was.vm, connectedVirtualMachines), previous.memo);
   const workloads = previous.workloads.slice();
