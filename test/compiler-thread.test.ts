@@ -6,6 +6,7 @@ import { compile } from '../src/compiler/compile.js';
 import { resourcesOf, type Snapshot, type WireSet } from '../src/compiler/envoy/snapshot.js';
 import type { CertificateInputs, MeshInputs } from '../src/compiler/inputs.js';
 import { startCompilerThread } from '../src/runtime/compiler-thread.js';
+import { createSnapshotCache } from '../src/runtime/cache.js';
 import type { SnapshotChanges } from '../src/runtime/compile-worker.js';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 
@@ -120,6 +121,44 @@ test('a change crosses to the worker and back as what changed: the snapshots tha
     await thread.reset();
     await thread.compile(mesh(N, { moved: 20, without: 40 }));
     assert.equal((await thread.snapshots(certificatesOf(N, 7))).changed.length, N - 1);
+  } finally {
+    await thread.close();
+  }
+});
+
+test('a permissive mesh whose shared reach changes: the own part of each identity is named, not sent again, and the cache the controller keeps equals a fresh compile', async () => {
+  const protos = loadEnvoyProtos();
+  const thread = startCompilerThread();
+  const cache = createSnapshotCache();
+  const held = (set: WireSet | undefined): number => (set === undefined ? 0 : 'held' in set ? 1 : 'parts' in set ? set.parts.reduce((n, p) => n + held(p), 0) : 0);
+  const cachedBytes = (identity: string) => {
+    const s = cache.get(identity)!;
+    return Object.fromEntries(PUSH_ORDER.map((k) => [k, [s.types[k].version, [...s.types[k].resources.values()].map((r) => `${r.name}=${Buffer.from(r.bytes).toString('base64')}`)]]));
+  };
+  try {
+    const N = 40;
+    const step = async (units: Map<string, SourceUnit>, certificates: CertificateInputs) => {
+      await thread.compile(units);
+      const r = await thread.snapshots(certificates);
+      if (r.complete) cache.setSnapshots(r.changed);
+      else cache.update(r.changed, r.removed);
+      const fresh = compile({ ...inputsOf(units), certificates }, protos);
+      assert.deepEqual(cache.identities(), fresh.snapshots.map((s) => s.identity));
+      for (const s of fresh.snapshots) assert.deepEqual(cachedBytes(s.identity), bytesOf(s), s.identity);
+      return r.changed.reduce((n, s) => n + PUSH_ORDER.reduce((m, k) => m + held(s.types[k]), 0), 0);
+    };
+    assert.equal(await step(mesh(N, { permissive: true }), certificatesOf(N)), 0, 'nothing is held before the first answer');
+    // A workload leaves: every identity reaches one service fewer (its shared part changes), its own inbound side is the
+    // same: its own clusters and listeners are named as held (its inbound TCP port has no route table of its own).
+    assert.equal(await step(mesh(N, { permissive: true, without: 12 }), certificatesOf(N)), (N - 1) * 2);
+    // Its pod comes back at another address; then a pod moves (endpoints alone); then a certificate is renewed.
+    assert.equal(await step(mesh(N, { permissive: true, moved: 12 }), certificatesOf(N)), (N - 1) * 2);
+    await step(mesh(N, { permissive: true, moved: 3 }), certificatesOf(N));
+    await step(mesh(N, { permissive: true, moved: 3 }), certificatesOf(N, 5));
+    // After a reset, the answer is complete again and holds no named part.
+    await thread.reset();
+    await thread.compile(mesh(N, { permissive: true, without: 7 }));
+    assert.equal(await step(mesh(N, { permissive: true, without: 7 }), certificatesOf(N, 5)), 0);
   } finally {
     await thread.close();
   }

@@ -6,6 +6,7 @@ import { loadPaths } from '../src/adapters/yaml-files.js';
 import { throwawayCertificates } from '../src/adapters/ca/throwaway.js';
 import { compileIR } from '../src/compiler/compile.js';
 import { TYPES, PUSH_ORDER } from '../src/compiler/envoy/codec.js';
+import { IDENTITY_SECRET, TRUST_BUNDLE_SECRET } from '../src/compiler/envoy/names.js';
 import { inconsistencies, resourceInconsistencies } from '../src/compiler/envoy/consistency.js';
 import { buildSnapshots, planSnapshots, type Snapshot } from '../src/compiler/envoy/snapshot.js';
 import { applicableGrants } from '../src/compiler/ir/query.js';
@@ -141,14 +142,47 @@ test('consistency is checked on the resources as translated (no decoding): sound
   // Broken by hand: the bookbuyer's resources, decoded, with one reference of each kind cut.
   const s = snapshotOf(id('bookbuyer', 'bookbuyer'));
   const sets = Object.fromEntries(PUSH_ORDER.map((k) => [k, s.types[k].resources.map((r) => codec.toJson(TYPES[k], r.bytes) as object)])) as Record<(typeof PUSH_ORDER)[number], object[]>;
-  assert.deepEqual(resourceInconsistencies(s.identity, sets), []);
+  assert.deepEqual(resourceInconsistencies(s.identity, sets, undefined, sets.secret), []);
   const assignment = (sets.endpoint[0] as { clusterName: string }).clusterName;
   const quoted = assignment.replace(/[|.]/g, '\\$&');
-  const check = (change: Partial<typeof sets>) => resourceInconsistencies(s.identity, { ...sets, ...change }).join('\n');
+  const check = (change: Partial<typeof sets>) => {
+    const all = { ...sets, ...change };
+    return resourceInconsistencies(s.identity, all, undefined, all.secret).join('\n');
+  };
   assert.match(check({ route: [] }), /a listener names route configuration outbound\|14001\|bookstore\.bookstore, which does not exist/);
   const noCluster = check({ cluster: sets.cluster.filter((c) => (c as { name: string }).name !== assignment) });
   assert.match(noCluster, new RegExp(`cluster ${quoted} is routed to but does not exist`));
   assert.match(noCluster, new RegExp(`ClusterLoadAssignment ${quoted} belongs to no EDS cluster`));
   assert.match(check({ endpoint: sets.endpoint.slice(1) }), new RegExp(`EDS cluster ${quoted} has no ClusterLoadAssignment`));
   assert.match(check({ secret: [{ name: 'spiffe://cluster.local/ns/bookstore/sa/bookstore' }] }), /secret spiffe:\/\/cluster.local\/ns\/bookstore\/sa\/bookstore does not belong to this proxy/);
+});
+
+test('consistency: a snapshot split into its own resources and shared ones, whichever way, has the problems of the whole; own resources kept while the shared ones change are checked against each', () => {
+  const s = snapshotOf(id('bookbuyer', 'bookbuyer'));
+  const kinds = ['cluster', 'endpoint', 'listener', 'route'] as const;
+  type Lists = Record<(typeof kinds)[number], object[]>;
+  const sets = Object.fromEntries(PUSH_ORDER.map((k) => [k, s.types[k].resources.map((r) => codec.toJson(TYPES[k], r.bytes) as object)])) as Record<(typeof PUSH_ORDER)[number], object[]>;
+  const count = kinds.reduce((n, k) => n + sets[k].length, 0);
+  // A choice per resource (in kind order): whether it is the identity's own, or cut (a cut one breaks what names it);
+  // secrets provided or not, and one that is another proxy's.
+  const choice = fc.array(fc.boolean(), { minLength: count, maxLength: count });
+  const pick = (from: Lists, choose: readonly boolean[], keep: boolean): Lists => {
+    let i = 0;
+    return Object.fromEntries(kinds.map((k) => [k, from[k].filter(() => choose[i++] === keep)])) as Lists;
+  };
+  const union = (a: Lists, b: Lists): Lists => Object.fromEntries(kinds.map((k) => [k, sets[k].filter((r) => a[k].includes(r) || b[k].includes(r))])) as Lists;
+  fc.assert(
+    fc.property(choice, fc.array(choice, { minLength: 1, maxLength: 4 }), fc.subarray([{ name: IDENTITY_SECRET }, { name: TRUST_BUNDLE_SECRET }, { name: id('bookstore', 'bookstore') }]), (owned, cuts, secrets) => {
+      // One own value (the same object), checked against shared values that change: as an own part kept while the reach changes.
+      const own = pick(sets, owned, true);
+      const others = pick(sets, owned, false);
+      for (const cut of cuts) {
+        // Some of the shared resources cut (the choices line up with `others`' resources only in part: any subset will do).
+        const shared = pick(others, cut, false);
+        const whole = resourceInconsistencies(s.identity, union(own, shared), undefined, secrets).sort();
+        assert.deepEqual(resourceInconsistencies(s.identity, own, shared, secrets).sort(), whole);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -165,7 +165,14 @@ export function createSnapshotCache(): SnapshotCache {
     interned.set(key, { resource, holders: 1 });
     return resource;
   };
-  const acquireType = (kind: ResourceKind, set: WireSet): CachedType => {
+  /** The cached type of `set`, held once more; a part named as held (see `onWire`) is found in `holding`, the identity's type now. */
+  const acquireType = (kind: ResourceKind, set: WireSet, holding: CachedType | undefined): CachedType => {
+    if ('held' in set) {
+      const part = set.held < 0 ? holding : holding?.parts?.[set.held];
+      if (part === undefined || part.version !== set.version) throw new Error(`a ${kind} part named as held (${set.held}, version ${set.version}) is not what the cache holds for this identity (a bug in smc)`);
+      typeHolders.get(part)!.holders++;
+      return part;
+    }
     const known = typeOfSet.get(set);
     const held = known && typeHolders.get(known);
     if (held) {
@@ -174,7 +181,7 @@ export function createSnapshotCache(): SnapshotCache {
     }
     let type: CachedType;
     if ('parts' in set) {
-      const parts = set.parts.map((p) => acquireType(kind, p));
+      const parts = set.parts.map((p) => acquireType(kind, p, holding));
       type = { version: set.version, resources: new PartsMap(parts.map((p) => p.resources)), parts };
     } else type = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r.name, r.bytes, r.hash)])) };
     typeOfSet.set(set, type);
@@ -244,7 +251,7 @@ export function createSnapshotCache(): SnapshotCache {
           // Same version, same bytes: nothing to hash, intern or tell.
           types[kind] = was;
         } else {
-          types[kind] = acquireType(kind, set);
+          types[kind] = acquireType(kind, set, was);
           if (was) replaced.push(was);
         }
       }

@@ -3,8 +3,8 @@ import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import type { SourceUnit } from '../adapters/source.js';
 import { sameItems } from '../compiler/group.js';
 import { compileUnits, type UnitsCompileResult } from '../compiler/units.js';
-import { planSnapshots, replannedOf, type PlannedSnapshot } from '../compiler/envoy/snapshot.js';
-import { PUSH_ORDER } from '../compiler/envoy/codec.js';
+import { onWire, planSnapshots, replannedOf, type PlannedSnapshot } from '../compiler/envoy/snapshot.js';
+import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
 import type { SnapshotPatch } from './cache.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { meshIndex } from '../compiler/ir/index.js';
@@ -252,14 +252,15 @@ parentPort?.on('message', (m: WorkerRequest) => {
       const p = next.get(id);
       const was = sent.get(id);
       if (p === undefined || was === p) continue;
-      const types = was ? Object.fromEntries(PUSH_ORDER.flatMap((k) => (p.snapshot.types[k] === was.snapshot.types[k] ? [] : [[k, p.snapshot.types[k]]]))) : p.snapshot.types;
+      // The types that changed; of a set made of parts, the parts the controller holds for this identity are named, not sent.
+      const types = was ? Object.fromEntries(PUSH_ORDER.flatMap((k) => (p.snapshot.types[k] === was.snapshot.types[k] ? [] : [[k, onWire(p.snapshot.types[k], was.snapshot.types[k])]]))) : p.snapshot.types;
       sent.set(id, p);
       resent.add(id);
       // A plan made again with the same snapshot (it read other keys this time): nothing to send.
       if (Object.keys(types).length === 0) continue;
       changed.push({ identity: id, types });
       inconsistencies.push(...p.inconsistencies);
-      for (const set of Object.values(types) as ResourceSet[]) noteSent(set);
+      for (const k of Object.keys(types) as ResourceKind[]) noteSent(p.snapshot.types[k]);
     }
     unsent.clear();
     const removed: string[] = [];

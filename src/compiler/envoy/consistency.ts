@@ -15,7 +15,7 @@ import type { Snapshot } from './snapshot.js';
  */
 export function inconsistencies(snapshot: Snapshot, codec: ProtoCodec): string[] {
   const decoded = (kind: ResourceKind) => snapshot.types[kind].resources.map((r) => codec.toJson(TYPES[kind], r.bytes) as object);
-  return resourceInconsistencies(snapshot.identity, { cluster: decoded('cluster'), endpoint: decoded('endpoint'), listener: decoded('listener'), route: decoded('route'), secret: decoded('secret') });
+  return resourceInconsistencies(snapshot.identity, { cluster: decoded('cluster'), endpoint: decoded('endpoint'), listener: decoded('listener'), route: decoded('route') }, undefined, decoded('secret'));
 }
 
 /**
@@ -24,32 +24,57 @@ export function inconsistencies(snapshot: Snapshot, codec: ProtoCodec): string[]
  * (and only those), with nothing to decode. `shared` holds resources many
  * snapshots hold (made once from a shared reach; the snapshot is `sets` and
  * `shared` together): what they define and name is gathered once per
- * `shared` value, so a snapshot's check costs its own resources.
+ * `shared` value, and what `sets` define and leave open once per `sets`
+ * value (the secrets, each proxy's own, are `secrets`), so a snapshot's
+ * check costs what its own resources leave open.
  */
-export function resourceInconsistencies(identity: string, sets: Readonly<Record<ResourceKind, readonly object[]>>, shared?: SharedResources): string[] {
+export function resourceInconsistencies(identity: string, sets: Readonly<Record<Exclude<ResourceKind, 'secret'>, readonly object[]>>, shared: SharedResources | undefined, secrets: readonly object[]): string[] {
   const problems: string[] = [];
   const say = (m: string) => problems.push(`${identity}: ${m}`);
-  const own = gather(sets);
+  const { facts: own, open } = ownFacts(sets);
   const common = shared ? sharedFacts(shared) : undefined;
-  const has = (kind: 'clusters' | 'eds' | 'assignments' | 'routes', name: string) => own[kind].has(name) || (common?.facts[kind].has(name) ?? false);
-  // Each rule on the snapshot's own resources, then on what the shared ones leave open.
-  for (const name of own.eds) if (!has('assignments', name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
+  // Each rule on what the snapshot's own resources leave open, then on what the shared ones leave open.
+  for (const name of open.eds) if (!common?.facts.assignments.has(name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
   for (const name of common?.open.eds ?? []) if (!own.assignments.has(name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
-  for (const name of own.assignments) if (!has('eds', name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
+  for (const name of open.assignments) if (!common?.facts.eds.has(name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
   for (const name of common?.open.assignments ?? []) if (!own.eds.has(name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
-  for (const name of own.listenerRefs.routes) if (!has('routes', name)) say(`a listener names route configuration ${name}, which does not exist`);
+  for (const name of open.routes) if (!common?.facts.routes.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
   for (const name of common?.open.routes ?? []) if (!own.routes.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
-  for (const name of [...own.listenerRefs.clusters, ...own.routeRefs.clusters]) if (!has('clusters', name)) say(`cluster ${name} is routed to but does not exist`);
+  for (const name of open.clusters) if (!common?.facts.clusters.has(name)) say(`cluster ${name} is routed to but does not exist`);
   for (const name of common?.open.clusters ?? []) if (!own.clusters.has(name)) say(`cluster ${name} is routed to but does not exist`);
 
-  const allowed = new Set([IDENTITY_SECRET, TRUST_BUNDLE_SECRET]);
-  const provided = new Set(sets.secret.map(nameOf));
-  for (const name of new Set([...own.listenerRefs.secrets, ...own.clusterRefs.secrets, ...(common?.secrets ?? [])])) {
-    if (!allowed.has(name)) say(`SDS secret ${name} is not this proxy's own`);
+  const provided = new Set(secrets.map(nameOf));
+  for (const name of common && common.secrets.length > 0 ? new Set([...open.secrets, ...common.secrets]) : open.secrets) {
+    if (!ALLOWED_SECRETS.has(name)) say(`SDS secret ${name} is not this proxy's own`);
     else if (provided.size > 0 && !provided.has(name)) say(`SDS secret ${name} is referenced but not provided`);
   }
-  for (const name of provided) if (!allowed.has(name)) say(`secret ${name} does not belong to this proxy`);
+  for (const name of provided) if (!ALLOWED_SECRETS.has(name)) say(`secret ${name} does not belong to this proxy`);
   return problems;
+}
+
+const ALLOWED_SECRETS: ReadonlySet<string> = new Set([IDENTITY_SECRET, TRUST_BUNDLE_SECRET]);
+
+/**
+ * What a snapshot's own resources define, and what of their references they
+ * leave open (to be closed by the shared ones), once per `sets` value: an
+ * identity whose own resources were kept while its shared reach changed is
+ * checked against the new shared resources at the cost of what is open.
+ */
+const ownMemo = new WeakMap<object, { facts: Facts; open: { eds: string[]; assignments: string[]; routes: string[]; clusters: string[]; secrets: readonly string[] } }>();
+function ownFacts(sets: Readonly<Record<Exclude<ResourceKind, 'secret'>, readonly object[]>>) {
+  let known = ownMemo.get(sets);
+  if (!known) {
+    const facts = gather(sets);
+    const open = {
+      eds: [...facts.eds].filter((n) => !facts.assignments.has(n)),
+      assignments: [...facts.assignments].filter((n) => !facts.eds.has(n)),
+      routes: facts.listenerRefs.routes.filter((n) => !facts.routes.has(n)),
+      clusters: [...facts.listenerRefs.clusters, ...facts.routeRefs.clusters].filter((n) => !facts.clusters.has(n)),
+      secrets: [...new Set([...facts.listenerRefs.secrets, ...facts.clusterRefs.secrets])],
+    };
+    ownMemo.set(sets, (known = { facts, open }));
+  }
+  return known;
 }
 
 /** Resources many snapshots hold (no secrets: those are each proxy's own). Never changed once made. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash as digestOf } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
 import { addressOnlyKeys, changedKeys, meshIndex, recordedView, routeBackends, serviceKey } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
@@ -37,7 +37,7 @@ export interface EncodedResource {
 const hashes = new WeakMap<Uint8Array, string>();
 export function resourceHash(bytes: Uint8Array): string {
   let h = hashes.get(bytes);
-  if (h === undefined) hashes.set(bytes, (h = createHash('sha256').update(bytes).digest('hex').slice(0, 16)));
+  if (h === undefined) hashes.set(bytes, (h = digestOf('sha256', bytes).slice(0, 16)));
   return h;
 }
 
@@ -52,8 +52,32 @@ export interface ResourceSet {
   readonly parts?: readonly ResourceSet[];
 }
 
-/** A set as it crosses the compile worker's boundary: its resources, or the parts it is made of (see `composeSets`). */
-export type WireSet = { readonly version: string; readonly resources: readonly EncodedResource[] } | { readonly version: string; readonly parts: readonly WireSet[] };
+/**
+ * A set as it crosses the compile worker's boundary: its resources, or the
+ * parts it is made of (see `composeSets`), or, as a part, one the receiver
+ * already holds for that identity and type (`held`: the index of that part in
+ * the set it holds, -1 for that set itself; with its version, to check).
+ * Parts held are not sent again: when the shared reach of a permissive mesh
+ * changes, each identity's own part stays where it is.
+ */
+export type WireSet = { readonly version: string; readonly resources: readonly EncodedResource[] } | { readonly version: string; readonly parts: readonly WireSet[] } | HeldPart;
+export interface HeldPart {
+  readonly version: string;
+  readonly held: number;
+}
+
+/** `set` as sent to a receiver that holds `holding` for the same identity and type: the parts it holds are named, not sent. */
+export function onWire(set: ResourceSet, holding: ResourceSet | undefined): WireSet {
+  if (!set.parts || !holding) return set;
+  let named = false;
+  const parts = set.parts.map((p): WireSet => {
+    const at = p === holding ? -1 : (holding.parts?.indexOf(p) ?? -1);
+    if (at < 0 && p !== holding) return p;
+    named = true;
+    return { version: p.version, held: at };
+  });
+  return named ? { version: set.version, parts } : set;
+}
 
 /**
  * A type's set made of two parts whose names are disjoint (what the shared
@@ -75,7 +99,7 @@ export function composeSets(shared: ResourceSet, own: ResourceSet): ResourceSet 
 }
 
 function makeComposed(shared: ResourceSet, own: ResourceSet): ResourceSet {
-  const version = createHash('sha256').update(`${shared.version}+${own.version}`).digest('hex').slice(0, 16);
+  const version = digestOf('sha256', `${shared.version}+${own.version}`).slice(0, 16);
   let merged: readonly EncodedResource[] | undefined;
   const set = { version, parts: [shared, own] } as { version: string; parts: ResourceSet[]; resources: readonly EncodedResource[] };
   Object.defineProperty(set, 'resources', { enumerable: false, get: () => (merged ??= mergeByName(shared.resources, own.resources)) });
@@ -84,6 +108,7 @@ function makeComposed(shared: ResourceSet, own: ResourceSet): ResourceSet {
 
 /** A set's resources in name order, whether it crossed the worker's boundary or not. */
 export function resourcesOf(set: WireSet): readonly EncodedResource[] {
+  if ('held' in set) throw new Error('a part held by the receiver has no resources of its own (see onWire)');
   if (!('parts' in set)) return set.resources;
   return set.parts.map(resourcesOf).reduce((a, b) => mergeByName(a, b));
 }
@@ -600,9 +625,11 @@ function translate(
     secret: keptSecrets ?? encodeSet(codec, 'secret', ownResources.secret, memo),
   };
   // Kept for the next plan only where a reach is shared (a permissive mesh): there a change of the reach re-plans every identity, and its own part is what it keeps.
-  const own: OwnPart | undefined = !reach.shared ? undefined : (reused ?? { key, resources: { ...ownResources, secret: none }, sets: ownSets });
+  // The own lists as one value (kept with the own part): what they define and leave open is found once for it.
+  const ownLists = reused?.resources ?? { ...ownResources, secret: none };
+  const own: OwnPart | undefined = !reach.shared ? undefined : (reused ?? { key, resources: ownLists, sets: ownSets });
   // References close within the snapshot: checked on what was just built, not by decoding it again.
-  return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownResources, shared), own };
+  return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownLists, shared, ownResources.secret), own };
 }
 
 /**
