@@ -2,7 +2,7 @@ import { createHash, hash as digestOf } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
 import { addressOnlyKeys, changedKeys, meshIndex, recordedView, routeBackends, serviceKey } from '../ir/index.js';
 import { upstreamsOf, type Upstream } from '../ir/reachability.js';
-import { compareStrings, parseIdentity, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServiceRouteIR, type SplitIR, type Workload } from '../ir/types.js';
+import { compareStrings, parseIdentity, type Endpoint, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR, type Workload } from '../ir/types.js';
 import { KeyedMemo, PatchedTable, putIn, removeIn, type Read } from '../keyed.js';
 import { recordInto } from '../status.js';
 import { outboundClusterName } from './names.js';
@@ -39,6 +39,20 @@ export function resourceHash(bytes: Uint8Array): string {
   let h = hashes.get(bytes);
   if (h === undefined) hashes.set(bytes, (h = digestOf('sha256', bytes).slice(0, 16)));
   return h;
+}
+
+/**
+ * The one resource object of these bytes under this name: every set that
+ * holds the same encoding holds the same object, so a message that carries
+ * many sets (a hub's 5,000 callers, each with its assignment) copies it once.
+ */
+const resourceObjects = new WeakMap<Uint8Array, EncodedResource>();
+function encodedResource(name: string, bytes: Uint8Array): EncodedResource {
+  const known = resourceObjects.get(bytes);
+  if (known?.name === name) return known;
+  const made = { name, bytes, hash: resourceHash(bytes) };
+  resourceObjects.set(bytes, made);
+  return made;
 }
 
 export interface ResourceSet {
@@ -167,10 +181,18 @@ class Carried<V> extends Map<string, V> {
  */
 export class EncodeMemo extends Carried<Uint8Array> {
   readonly objects: Carried<object>;
+  /**
+   * The assignment last made for a service port (the IR's very object), with
+   * the endpoints it was made from: asked again with the same endpoints (the
+   * very objects), it is found without making the text of what it reads.
+   * Handed from planning to planning; a port the IR no longer holds is let go.
+   */
+  readonly assignmentByPort: WeakMap<ServicePortIR, { readonly service: ServiceIR; readonly endpoints: readonly Endpoint[]; readonly assignment: Named }>;
 
   constructor(prior?: EncodeMemo) {
     super(prior);
     this.objects = new Carried(prior?.objects);
+    this.assignmentByPort = prior?.assignmentByPort ?? new WeakMap();
   }
 
   /** The planning is over: what the previous one held and this one did not ask for is let go. */
@@ -327,13 +349,13 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
   const resources = items
     .map((json) => {
       const bytes = encode(json);
-      return { name: (json.name ?? json.clusterName)!, bytes, hash: resourceHash(bytes) };
+      return encodedResource((json.name ?? json.clusterName)!, bytes);
     })
     .sort((a, b) => compareStrings(a.name, b.name));
   // The type's version: a hash of each resource's name and hash (each resource's bytes are hashed once, whoever holds it).
-  const hash = createHash('sha256');
-  for (const r of resources) hash.update(`${r.name}\0${r.hash}\0`);
-  return { version: hash.digest('hex').slice(0, 16), resources };
+  let text = '';
+  for (const r of resources) text += `${r.name}\0${r.hash}\0`;
+  return { version: digestOf('sha256', text).slice(0, 16), resources };
 }
 
 /**
@@ -957,9 +979,13 @@ const assignments = (reach: Reach, memo: EncodeMemo): Named[] =>
   ));
 
 function assignmentOf(u: Upstream, memo: EncodeMemo): Named {
+  // (`loadAssignment` reads the service's namespace and name, the port's number and the endpoints.)
+  const last = memo.assignmentByPort.get(u.port);
+  if (last && sameItems(last.endpoints, u.endpoints) && (last.service === u.service || (last.service.namespace === u.service.namespace && last.service.name === u.service.name))) return last.assignment;
   const key = loadAssignmentKey(u);
   let made = memo.objects.get(`assignment ${key}`) as Named | undefined;
   if (!made) memo.objects.set(`assignment ${key}`, (made = keyed(loadAssignment(u), key)));
+  memo.assignmentByPort.set(u.port, { service: u.service, endpoints: u.endpoints, assignment: made });
   return made;
 }
 
