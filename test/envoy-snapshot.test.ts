@@ -28,6 +28,10 @@ test('every resource encodes against Envoy v3 protos and round-trips through byt
       }
 });
 
+test('every resource sits in a buffer of its own (not a view into a shared slab, which the thread boundary would copy whole and which a kept resource would keep alive)', () => {
+  for (const s of snapshots) for (const kind of PUSH_ORDER) for (const r of s.types[kind].resources) assert.equal(r.bytes.buffer.byteLength, r.bytes.byteLength, `${kind} ${r.name} of ${s.identity}`);
+});
+
 test('bookbuyer gets clusters and endpoints for bookstore; bookthief gets none (deny by default)', () => {
   const buyer = snapshotOf(id('bookbuyer', 'bookbuyer'));
   assert.deepEqual(names(buyer, 'cluster'), [
