@@ -505,12 +505,21 @@ test('an endpoint change re-translates only the identities that reach it (in a p
   // A new certificate for d: only d's snapshot is built again.
   const renewed = await throwawayCertificates('cluster.local', [ids[3]!]);
   const withRenewal = { ...certs, identities: certs.identities.map((c) => (c.identity === ids[3] ? renewed.identities[0]! : c)) };
-  const afterRenewal = step(state, withRenewal, first);
-  assert.deepEqual(rebuilt(afterRenewal), [ids[3]]);
+  // (From plans of their own: the controller's plans follow one another, and `first` handed its index of readers on to `moved`.)
+  const base = step(state, certs);
+  const afterRenewal = step(state, withRenewal, base);
+  assert.deepEqual(snapshotsOf(afterRenewal).filter((s, i) => s !== snapshotsOf(base)[i]).map((s) => s.identity), [ids[3]]);
   // And of d's snapshot, only the secrets: every other type is the very set encoded before.
-  const [before, after] = [first, afterRenewal].map((r) => snapshotsOf(r).find((s) => s.identity === ids[3])!);
+  const [before, after] = [base, afterRenewal].map((r) => snapshotsOf(r).find((s) => s.identity === ids[3])!);
   for (const kind of ['cluster', 'endpoint', 'listener', 'route'] as const) assert.equal(after!.types[kind], before!.types[kind], `${kind} was not built again`);
   assert.notEqual(after!.types.secret.version, before!.types.secret.version);
+  assert.equal(afterRenewal.plans.get(ids[3]!)!.plan, base.plans.get(ids[3]!)!.plan, 'd was not planned again');
+  assert.equal(after!.types.secret.version, step(state, withRenewal).plans.get(ids[3]!)!.snapshot.types.secret.version, 'd: its secrets as a compile from scratch gives them');
+  // A start: everything planned before any certificate is issued, then given the certificates. Nobody is planned again.
+  const unsigned = step(state, undefined as unknown as typeof certs);
+  const signed = step(state, certs, unsigned);
+  for (const id of ids) assert.equal(signed.plans.get(id)!.plan, unsigned.plans.get(id)!.plan, `${id}: not planned again for its certificate`);
+  assert.deepEqual(snapshotsOf(signed), snapshotsOf(first), 'the snapshots of a compile that had the certificates from the start');
 
   // Permissive: every identity reaches b, and b's pod moving changes the endpoint set they share and nothing else. Nobody
   // but b (whose own workload moved) is planned again: each other plan is the very value it was, and b's is equal to its

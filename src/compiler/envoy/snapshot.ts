@@ -541,7 +541,7 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
   const plan = fingerprintOf(proxy);
   const own = certificateOf(certificates, identity);
   // Secrets depend on the certificate alone: they are not part of the plan, and a new certificate re-encodes them and nothing else.
-  const secretsOf = (): Named[] => (own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : []);
+  const secretsOf = (): Named[] => secretList(own, certificates);
   const madeWith: SecretSource = { certificate: own, trustBundle: certificates?.trustBundle };
   // Compared only when there is a previous plan: a cold compile pays nothing for it.
   // A plan made from the previous one with another reach is not the same (its fingerprint holds the reach's hash and warnings).
@@ -967,6 +967,20 @@ const deriveOutbound =
     return { outbound, rows: outbound.map((o) => JSON.stringify(outboundRow(o))) };
   };
 
+/** The secrets of an identity's certificate: its own and the trust bundle (none without a certificate). */
+function secretList(own: CertificateInputs['identities'][number] | undefined, certificates: CertificateInputs | undefined): Named[] {
+  return own && certificates ? [identitySecret(own), trustBundleSecret(certificates.trustBundle)] : [];
+}
+
+/** A planned snapshot whose plan did not change, with the secrets of the identity's certificate now (nothing else made again). */
+function withSecrets(before: PlannedSnapshot, identity: Identity, certificates: CertificateInputs | undefined, codec: ProtoCodec, memo: EncodeMemo): PlannedSnapshot {
+  const own = certificateOf(certificates, identity);
+  const secret = encodeSet(codec, 'secret', secretList(own, certificates), memo);
+  const after: PlannedSnapshot = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, secret } } };
+  secretSources.set(after, { certificate: own, trustBundle: certificates?.trustBundle });
+  return after;
+}
+
 /** A planned snapshot whose plan did not change, with a new endpoint set (made with the same certificates). */
 function withEndpoints(before: PlannedSnapshot, endpoint: ResourceSet): PlannedSnapshot {
   const after: PlannedSnapshot = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, endpoint } } };
@@ -1110,8 +1124,14 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
   const replanned: Identity[] = [];
   for (const id of identities ?? all) {
     const before = previous?.get(id);
-    if (before && dirty !== undefined && !dirty.has(id) && sameSecrets(secretSources.get(before), certificateOf(certificates, id), trustBundle)) {
-      out.set(id, before);
+    if (before && dirty !== undefined && !dirty.has(id)) {
+      // Nothing it read changed: its plan is the one it had. It is kept, or, when its certificate changed (a renewal, or
+      // the first certificates after a start planned without them), given the new secrets without being planned again.
+      if (sameSecrets(secretSources.get(before), certificateOf(certificates, id), trustBundle)) out.set(id, before);
+      else {
+        out.set(id, withSecrets(before, id, certificates, codec, memo));
+        replanned.push(id);
+      }
       continue;
     }
     out.set(id, plan(id, before));
