@@ -7,7 +7,7 @@ import { resourcesOf, type Snapshot, type WireSet } from '../src/compiler/envoy/
 import type { CertificateInputs, MeshInputs } from '../src/compiler/inputs.js';
 import { startCompilerThread } from '../src/runtime/compiler-thread.js';
 import { createSnapshotCache } from '../src/runtime/cache.js';
-import type { SnapshotChanges } from '../src/runtime/compile-worker.js';
+import { createCompileEngine, type CompileEngine, type SnapshotChanges, type WorkerReply, type WorkerRequest } from '../src/runtime/compile-engine.js';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 
 /**
@@ -162,4 +162,42 @@ test('a permissive mesh whose shared reach changes: the own part of each identit
   } finally {
     await thread.close();
   }
+});
+
+test('the compile engine keeps its state in itself: two engines driven in turn answer each as if it were alone', () => {
+  const protos = loadEnvoyProtos();
+  const [a, b] = [createCompileEngine(), createCompileEngine()];
+  let id = 0;
+  const ask = (engine: CompileEngine, m: Record<string, unknown>): WorkerReply => {
+    const reply = engine.handle({ id: ++id, ...m } as WorkerRequest);
+    if ('error' in reply) throw new Error(reply.error);
+    return reply;
+  };
+  const caches = new Map([a, b].map((e) => [e, createSnapshotCache()]));
+  const sentUnits = new Map<CompileEngine, Map<string, SourceUnit>>();
+  // What the thread's caller does: units and certificates as deltas, the answer applied to the controller's cache.
+  const step = (engine: CompileEngine, units: Map<string, SourceUnit>, certificates: CertificateInputs) => {
+    const was = sentUnits.get(engine);
+    const set = [...units].filter(([k, u]) => was?.get(k) !== u);
+    const deleted = [...(was?.keys() ?? [])].filter((k) => !units.has(k));
+    ask(engine, { type: 'compile', delta: { replace: was === undefined, set, deleted } });
+    sentUnits.set(engine, units);
+    const { snapshots } = ask(engine, { type: 'snapshots', certificates: { replace: true, trustBundle: certificates.trustBundle, set: certificates.identities, deleted: [] } }) as { snapshots: SnapshotChanges };
+    const cache = caches.get(engine)!;
+    if (snapshots.complete) cache.setSnapshots(snapshots.changed);
+    else cache.update(snapshots.changed, snapshots.removed);
+    const fresh = compile({ ...inputsOf(units), certificates }, protos);
+    assert.deepEqual(cache.identities(), fresh.snapshots.map((s) => s.identity));
+    for (const s of fresh.snapshots) {
+      const cached = cache.get(s.identity)!;
+      assert.deepEqual(Object.fromEntries(PUSH_ORDER.map((k) => [k, [cached.types[k].version, [...cached.types[k].resources.values()].map((r) => `${r.name}=${Buffer.from(r.bytes).toString('base64')}`)]])), bytesOf(s), s.identity);
+    }
+    return snapshots.changed.map((s) => s.identity);
+  };
+  // Meshes of the same names (one permissive), so that a shared state would mix them up.
+  step(a, mesh(30), certificatesOf(30));
+  step(b, mesh(30, { permissive: true }), certificatesOf(30));
+  assert.deepEqual(step(a, mesh(30, { moved: 4 }), certificatesOf(30)), ['spiffe://cluster.local/ns/big/sa/s5'], 'a: only the moved pod\'s caller');
+  assert.equal(step(b, mesh(30, { permissive: true, without: 9 }), certificatesOf(30)).length, 29, 'b: everyone but the one gone');
+  assert.deepEqual(step(a, mesh(30, { moved: 4 }), certificatesOf(30, 2)), ['spiffe://cluster.local/ns/big/sa/s2'], 'a: the renewed identity alone');
 });

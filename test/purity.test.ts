@@ -64,3 +64,19 @@ test('the purity check catches each kind of impurity', () => {
   assert.equal(impurities('x.ts', "const k = crypto.randomBytes(4);").length, 1);
   assert.equal(impurities('x.ts', '// Date.now() in a comment is fine').length, 0);
 });
+
+/** Top-level declarations of a module that hold state: a `let`, or a collection made at load time. */
+export function moduleState(path: string, text: string): string[] {
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+  return [...code.matchAll(/^(?:export\s+)?(let\s+\w+|(?:const|var)\s+\w+(?:\s*:[^=]+)?\s*=\s*new\s+(?:Map|Set|WeakMap|WeakSet)\b)/gm)].map((m) => `${path}: ${m[1]!.replace(/\s+/g, ' ')}`);
+}
+
+test('the compile engine and its worker keep no state in module variables: an engine is a value of its own', () => {
+  const found = ['src/runtime/compile-engine.ts', 'src/runtime/compile-worker.ts'].flatMap((p) => moduleState(p, readFileSync(p, 'utf8')));
+  assert.deepEqual(found, []);
+  // The check itself: each form of module state is named, and state inside a function is not.
+  assert.equal(moduleState('x.ts', 'let n = 0;').length, 1);
+  assert.equal(moduleState('x.ts', 'const seen = new WeakMap<object, string>();').length, 1);
+  assert.equal(moduleState('x.ts', 'export const plans: Map<string, number> = new Map();').length, 1);
+  assert.equal(moduleState('x.ts', 'function f() {\n  let n = 0;\n  const m = new Map();\n}').length, 0);
+});

@@ -5,7 +5,7 @@ import type { CertificateInputs, LiveInputs } from '../compiler/inputs.js';
 import type { ExplainArgs } from '../output/explain.js';
 import type { ProgrammedAnswer, ProgrammedQuery } from '../compiler/programmed.js';
 import type { meshGraph, MeshGraph } from '../output/mesh-graph.js';
-import type { CertificateDelta, CompiledMesh, CompiledReply, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-worker.js';
+import type { CertificateDelta, CompiledMesh, CompiledReply, InputDelta, SnapshotChanges, WorkerReply, WorkerRequest } from './compile-engine.js';
 
 export type { CompiledMesh };
 
