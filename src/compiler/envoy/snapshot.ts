@@ -1,7 +1,7 @@
 import { createHash, hash as digestOf } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
 import { addressOnlyKeys, changedKeys, meshIndex, recordedView, routeBackends, serviceKey } from '../ir/index.js';
-import { upstreamsOf, type Upstream } from '../ir/reachability.js';
+import { permissiveUpstreams, upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, parseIdentity, type Endpoint, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR, type Workload } from '../ir/types.js';
 import { KeyedMemo, PatchedTable, putIn, removeIn, type Read } from '../keyed.js';
 import { recordInto } from '../status.js';
@@ -820,8 +820,6 @@ interface ServiceUpstreams {
   readonly upstreams: readonly Upstream[];
   readonly warnings: readonly string[];
   readonly rows: readonly string[];
-  /** Their endpoint assignments, made when first asked (see `assignments`). */
-  assignments?: readonly Named[];
 }
 
 /** A shared reach's outbound services for one service, and their rows (JSON). */
@@ -850,8 +848,6 @@ interface SharedParts {
   readonly upstreams: KeyedMemo<ServiceUpstreams, UpstreamLookups>;
   readonly outbound: KeyedMemo<ServiceOutbound, OutboundLookups>;
   readonly byService: ReadonlyMap<string, ServiceUpstreams>;
-  /** Each service's upstreams, in the IR's order. */
-  readonly order: readonly ServiceUpstreams[];
   readonly served: ReadonlyMap<string, true>;
   readonly cluster: ReadonlyMap<string, true>;
 }
@@ -926,7 +922,7 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
     objects: new Map(),
     shared: true,
     ...(prior ? { prior: prior.objects } : {}),
-    parts: { upstreams: upstreamMemo.seal(), outbound: outboundMemo.seal(), byService, order: parts, served, cluster },
+    parts: { upstreams: upstreamMemo.seal(), outbound: outboundMemo.seal(), byService, served, cluster },
   };
 }
 
@@ -934,12 +930,7 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
 const deriveUpstreams =
   (key: string, dataPlane: DataPlane) =>
   (read: Read<UpstreamLookups>): ServiceUpstreams => {
-    const service = read('service', key)!;
-    const found: Upstream[] = [];
-    for (const port of service.ports) {
-      const endpoints = port.endpoints.filter((e) => read('identity', e.identity) !== undefined);
-      if (endpoints.length > 0) found.push({ service, port, endpoints, identities: [...new Set(endpoints.map((e) => e.identity))].sort() });
-    }
+    const found = permissiveUpstreams(read('service', key)!, (identity) => read('identity', identity) !== undefined);
     const warnings: string[] = [];
     const upstreams = sameKindUpstreams(found, dataPlane, (m) => warnings.push(m));
     return { upstreams, warnings, rows: upstreams.map((u) => JSON.stringify(upstreamRow(u))) };
@@ -994,18 +985,12 @@ function upstreamReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane): Re
   return { upstreams, outbound: [], warnings: [], plan: '', made: new Map(), objects: new Map(), shared: false };
 }
 
-/** The ClusterLoadAssignments of a reach, each keyed by what it reads: one object for every caller and planning that holds it. */
 /**
  * The ClusterLoadAssignments of a reach, each keyed by what it reads: one object for every caller and planning that
- * holds it. A shared reach's are kept with each service's upstreams, so a service whose upstreams were kept keeps
- * its assignments without looking at them again.
+ * holds it (an upstream whose port and endpoints are the very ones of the last planning finds it by them, see
+ * `assignmentOf`).
  */
-const assignments = (reach: Reach, memo: EncodeMemo): Named[] =>
-  (reach.assignments ??= kept(
-    reach,
-    'assignments',
-    reach.parts ? reach.parts.order.flatMap((part) => (part.assignments ??= part.upstreams.map((u) => assignmentOf(u, memo)))) : reach.upstreams.map((u) => assignmentOf(u, memo)),
-  ));
+const assignments = (reach: Reach, memo: EncodeMemo): Named[] => (reach.assignments ??= kept(reach, 'assignments', reach.upstreams.map((u) => assignmentOf(u, memo))));
 
 function assignmentOf(u: Upstream, memo: EncodeMemo): Named {
   // (`loadAssignment` reads the service's namespace and name, the port's number and the endpoints.)

@@ -16,19 +16,23 @@ export interface Upstream {
   readonly identities: readonly Identity[];
 }
 
+/** A service's upstreams in a permissive mesh: each port with the endpoints whose identity is in the mesh. */
+export function permissiveUpstreams(service: ServiceIR, inMesh: (identity: Identity) => boolean): Upstream[] {
+  const out: Upstream[] = [];
+  for (const port of service.ports) {
+    const endpoints = port.endpoints.filter((e) => inMesh(e.identity));
+    if (endpoints.length > 0) out.push({ service, port, endpoints, identities: [...new Set(endpoints.map((e) => e.identity))].sort() });
+  }
+  return out;
+}
+
 export function upstreamsOf(ir: MeshIR, proxy: Identity): Upstream[] {
   const index = meshIndex(ir);
   // Permissive: every in-mesh endpoint, so the whole mesh is this proxy's neighbourhood.
   if (ir.settings.permissive) {
     if (!index.identitySet.has(proxy)) return [];
-    const out: Upstream[] = [];
-    for (const service of ir.services) {
-      for (const port of service.ports) {
-        const endpoints = port.endpoints.filter((e) => index.identitySet.has(e.identity));
-        if (endpoints.length > 0) out.push({ service, port, endpoints, identities: [...new Set(endpoints.map((e) => e.identity))].sort() });
-      }
-    }
-    return out;
+    const inMesh = (identity: Identity) => index.identitySet.has(identity);
+    return ir.services.flatMap((service) => permissiveUpstreams(service, inMesh));
   }
   // Deny by default: only the endpoints of identities that grant this proxy something, on a granted port.
   const granted: IndexedEndpoint[] = [];
