@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { compile } from '../src/compiler/compile.js';
 import type { MeshInputs } from '../src/compiler/inputs.js';
@@ -105,4 +106,32 @@ test('a set made of parts (as the compile worker sends a permissive mesh\'s) is 
   // An identity leaves: every name it held is removed.
   const gone = cache.setSnapshots([snapshot('x', shared2)]);
   assert.deepEqual(gone.map((c) => [c.identity, c.gone, c.types.cluster]), [['y', true, { changed: [], removed: ['inbound|8080|y', 'outbound|80|a', 'outbound|80|d'] }]]);
+});
+
+test('property: whatever the sequence of updates and removals (resource objects given again, as in-process, or anew, as across the thread), the cache holds each resource once while some snapshot holds it, and no more', () => {
+  // A pool of resource objects: the same object may be given in many sets and many updates.
+  const pool = Array.from({ length: 6 }, (_, i) => ({ name: `r${i % 3}`, bytes: Buffer.from(`content-${i}`), hash: `h${i}` }));
+  const kinds = ['cluster', 'endpoint', 'listener', 'route', 'secret'] as const;
+  const op = fc.record({ identity: fc.constantFrom('a', 'b', 'c'), remove: fc.boolean(), picks: fc.uniqueArray(fc.nat(5), { selector: (i) => i % 3, maxLength: 3 }), fresh: fc.boolean() });
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 25 }), (ops) => {
+      const cache = createSnapshotCache();
+      const model = new Map<string, { name: string; bytes: Buffer; hash: string }[]>();
+      for (const o of ops) {
+        if (o.remove) {
+          cache.update([], [o.identity]);
+          model.delete(o.identity);
+          continue;
+        }
+        const resources = o.picks.map((i) => (o.fresh ? { ...pool[i]! } : pool[i]!)).sort((x, y) => (x.name < y.name ? -1 : 1));
+        // A set per kind (as the compiler makes them), holding the very resource objects.
+        cache.update([{ identity: o.identity, types: Object.fromEntries(kinds.map((k) => [k, { version: resources.map((r) => r.hash).join('+'), resources }])) as never }]);
+        model.set(o.identity, resources);
+      }
+      const held = new Set([...model.values()].flatMap((rs) => rs.map((r) => `${r.name}=${r.hash}`)));
+      assert.equal(cache.stats().uniqueResources, held.size * kinds.length);
+      for (const [id, rs] of model) for (const k of kinds) assert.deepEqual([...cache.get(id)!.types[k].resources.values()].map((r) => `${r.name}=${r.version}=${Buffer.from(r.bytes).toString()}`), rs.map((r) => `${r.name}=${r.hash}=${r.bytes.toString()}`));
+    }),
+    { numRuns: 300 },
+  );
 });

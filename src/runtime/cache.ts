@@ -1,5 +1,5 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import { resourceHash, type WireSet } from '../compiler/envoy/snapshot.js';
+import { resourceHash, type EncodedResource, type WireSet } from '../compiler/envoy/snapshot.js';
 
 /**
  * The latest snapshot per proxy identity. Encoded resources are interned by
@@ -140,10 +140,21 @@ function union(parts: readonly TypeChange[], after: CachedType): TypeChange {
   return out;
 }
 
+/** A resource as the cache holds it once, with how many cached types hold it and its key in the interned table. */
+interface Interned {
+  readonly resource: CachedResource;
+  holders: number;
+  readonly key: string;
+}
+
 export function createSnapshotCache(): SnapshotCache {
   const snapshots = new Map<string, CachedSnapshot>();
   // kind + name + content hash -> the one shared resource object, and how many cached types hold it.
-  const interned = new Map<string, { resource: CachedResource; holders: number }>();
+  const interned = new Map<string, Interned>();
+  // The interned resource of a resource object as received: a message holds one object per resource however many sets
+  // hold it (a hub's assignment in 5,000 callers' sets), so it is looked up by its text key once per message.
+  const internedOf = new Map<ResourceKind, WeakMap<object, Interned>>(PUSH_ORDER.map((k) => [k, new WeakMap()]));
+  const entryOf = new WeakMap<CachedResource, Interned>();
   // A resource set the compiler made once for many identities (a permissive mesh's endpoint set) is cached once:
   // the cached type of each set, and how many identities hold each cached type.
   const typeOfSet = new WeakMap<WireSet, CachedType>();
@@ -153,17 +164,24 @@ export function createSnapshotCache(): SnapshotCache {
   const watchers = new Map<string, Set<CacheListener>>();
   const keyOf = (kind: ResourceKind, name: string, version: string) => `${kind}\0${name}\0${version}`;
 
-  const acquire = (kind: ResourceKind, name: string, bytes: Uint8Array, hash: string | undefined): CachedResource => {
-    const version = hash ?? resourceHash(bytes);
-    const key = keyOf(kind, name, version);
-    const held = interned.get(key);
-    if (held) {
-      held.holders++;
-      return held.resource;
+  const acquire = (kind: ResourceKind, received: EncodedResource): CachedResource => {
+    const byObject = internedOf.get(kind)!;
+    const known = byObject.get(received);
+    if (known !== undefined && known.holders > 0) {
+      known.holders++;
+      return known.resource;
     }
-    const resource = { name, version, bytes };
-    interned.set(key, { resource, holders: 1 });
-    return resource;
+    const version = received.hash ?? resourceHash(received.bytes);
+    const key = keyOf(kind, received.name, version);
+    let held = interned.get(key);
+    if (held) held.holders++;
+    else {
+      held = { resource: { name: received.name, version, bytes: received.bytes }, holders: 1, key };
+      interned.set(key, held);
+      entryOf.set(held.resource, held);
+    }
+    byObject.set(received, held);
+    return held.resource;
   };
   /** The cached type of `set`, held once more; a part named as held (see `onWire`) is found in `holding`, the identity's type now. */
   const acquireType = (kind: ResourceKind, set: WireSet, holding: CachedType | undefined): CachedType => {
@@ -183,7 +201,7 @@ export function createSnapshotCache(): SnapshotCache {
     if ('parts' in set) {
       const parts = set.parts.map((p) => acquireType(kind, p, holding));
       type = { version: set.version, resources: new PartsMap(parts.map((p) => p.resources)), parts };
-    } else type = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r.name, r.bytes, r.hash)])) };
+    } else type = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r)])) };
     typeOfSet.set(set, type);
     typeHolders.set(type, { kind, holders: 1 });
     return type;
@@ -197,9 +215,8 @@ export function createSnapshotCache(): SnapshotCache {
       return;
     }
     for (const r of type.resources.values()) {
-      const key = keyOf(held.kind, r.name, r.version);
-      const entry = interned.get(key)!;
-      if (--entry.holders === 0) interned.delete(key);
+      const entry = entryOf.get(r)!;
+      if (--entry.holders === 0) interned.delete(entry.key);
     }
   };
   const EMPTY: CachedType = { version: '', resources: new Map() };
