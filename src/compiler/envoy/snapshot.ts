@@ -276,7 +276,7 @@ function encodeByItems(codec: ProtoCodec, typeName: string, json: Named, field: 
     const bytes = itemBytes(item);
     // The item as a field of the message (its tag and length, then its bytes), made once per item's bytes.
     let asField = framedOf.get(bytes);
-    if (!asField) framedOf.set(bytes, (asField = Buffer.concat([Uint8Array.from([(field.number << 3) | 2, ...varint(bytes.length)]), bytes])));
+    if (!asField) framedOf.set(bytes, (asField = ownBuffer(Buffer.concat([Uint8Array.from([(field.number << 3) | 2, ...varint(bytes.length)]), bytes]))));
     parts.push(asField);
   }
   if (Object.keys(tail).length > 0) parts.push(codec.encode(typeName, tail));
@@ -303,7 +303,7 @@ function encodeRouteTable(codec: ProtoCodec, json: Named): Uint8Array | undefine
       bytes = virtualHostBytes.get(key);
       if (!bytes) {
         if (virtualHostBytes.size >= VIRTUAL_HOST_LIMIT) virtualHostBytes.clear();
-        virtualHostBytes.set(key, (bytes = codec.encode(VIRTUAL_HOST, host)));
+        virtualHostBytes.set(key, (bytes = ownBuffer(codec.encode(VIRTUAL_HOST, host))));
       }
       hostObjectBytes.set(host, bytes);
     }
@@ -323,7 +323,7 @@ function encodeListener(codec: ProtoCodec, json: Named): Uint8Array | undefined 
   if (!Array.isArray(chains) || chains.length < MANY_CHAINS) return undefined;
   return encodeByItems(codec, TYPES.listener, json, LISTENER_CHAINS, (chain) => {
     let bytes = chainBytes.get(chain);
-    if (!bytes) chainBytes.set(chain, (bytes = codec.encode(FILTER_CHAIN, chain)));
+    if (!bytes) chainBytes.set(chain, (bytes = ownBuffer(codec.encode(FILTER_CHAIN, chain))));
     return bytes;
   });
 }
@@ -331,10 +331,10 @@ function encodeListener(codec: ProtoCodec, json: Named): Uint8Array | undefined 
 /**
  * The bytes in a buffer of their own. The encoder gives small messages as
  * views into 8 KiB slabs it shares with whatever else was allocated then: a
- * resource kept for long would keep its whole slab alive, and a message to
- * the controller thread copies each slab a resource sits in whole (a hub
- * move's 5,000 endpoint sets, 30,000 views of 0.7 MB of resources, copied
- * 37 MB of slabs).
+ * resource (or a virtual host, a filter chain, kept to be encoded from) kept
+ * for long would keep its whole slab alive, and a message to the controller
+ * thread copies each slab a resource sits in whole (a hub move's 5,000
+ * endpoint sets, 30,000 views of 0.7 MB of resources, copied 37 MB of slabs).
  */
 function ownBuffer(bytes: Uint8Array): Uint8Array {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
