@@ -191,15 +191,6 @@ function removeReads(readers: Readers, entry: Entry<unknown>, key: string): void
 const answer = (lookup: Lookup, arg: string): unknown => (isTable(lookup) ? lookup.get(arg) : (lookup as (arg: string) => unknown)(arg));
 
 /**
- * A table made from another (`base`) by putting and removing some keys: it
- * knows which keys those were, so comparing it with the table it was made
- * from costs them alone (comparing it with any other table walks both, as
- * for any Map). It holds only its own keys and looks up the rest in `base`,
- * so making it costs the keys it changes, not the table; every few tables
- * in a chain, one is made a plain copy so that lookups stay short. Iterating
- * it makes (once) the whole table.
- */
-/**
  * A read-only map whose whole contents come from `all()`: what a map that
  * answers single keys its own way (a patched table, a map that records its
  * reads) iterates and counts through.
@@ -228,6 +219,15 @@ export abstract class MapView<K, V> implements ReadonlyMap<K, V> {
   }
 }
 
+/**
+ * A table made from another (`base`) by putting and removing some keys: it
+ * knows which keys those were, so comparing it with the table it was made
+ * from costs them alone (comparing it with any other table walks both, as
+ * for any Map). It holds only its own keys and looks up the rest in `base`,
+ * so making it costs the keys it changes, not the table; every few tables
+ * in a chain, one is made a plain copy so that lookups stay short. Iterating
+ * it makes (once) the whole table.
+ */
 export class PatchedTable<V> extends MapView<string, V> {
   /** The keys put or removed since `base` (put to a value that may be the same one). */
   readonly touched = new Set<string>();
@@ -307,7 +307,6 @@ export class PatchedTable<V> extends MapView<string, V> {
     }
     return { bottom: t, above: above.reverse() };
   }
-
 }
 
 const GONE = Symbol('gone');

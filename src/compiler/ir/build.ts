@@ -529,9 +529,9 @@ function buildPolicyStage(namespace: string, read: Read<PolicyStageLookups>, set
   if (previous && sameItems(previous.groupObjects, given.groupObjects) && sameItems(previous.portRouteObjects, given.portRouteObjects)) {
     const patched = patchAccess(previous.accessMemo, given.targets, previous.routeGroups, previous.portRoutes, given.identities, given.accounts, settings, knownElsewhere, given.ports);
     if (patched) {
-      if (sameItems(previous.splitObjects, given.splitObjects) && sameItems(previous.serviceNames, given.serviceNames)) return { ...previous, ...given, access: patched.access, accessMemo: patched.memo };
-      const splitCalls: StatusCall[] = [];
       const sameNames = sameItems(previous.serviceNames, given.serviceNames);
+      if (sameNames && sameItems(previous.splitObjects, given.splitObjects)) return { ...previous, ...given, access: patched.access, accessMemo: patched.memo };
+      const splitCalls: StatusCall[] = [];
       const serviceSet = sameNames ? previous.serviceSet : new Set(given.serviceNames);
       // The same services and route groups: a TrafficSplit object checked before is what it was.
       const { splits, checks: splitChecks } = buildSplits(given.splitObjects, serviceSet, previous.routeGroups, recordInto(splitCalls), sameNames ? previous.splitChecks : undefined);

@@ -12,7 +12,7 @@ import { compareStrings, type HttpMatchIR, type SplitIR } from './types.js';
 export function buildSplits(
   splits: readonly TrafficSplitObj[],
   /** The `namespace/name` of the mesh's services (of the split's namespace at least). */
-  serviceNames: readonly string[] | ReadonlySet<string>,
+  services: ReadonlySet<string>,
   routeGroups: ReadonlyMap<string, CheckedRouteGroup>,
   status: StatusCollector,
   /**
@@ -21,7 +21,6 @@ export function buildSplits(
    */
   previous?: ReadonlyMap<TrafficSplitObj, SplitCheck>,
 ): { splits: SplitIR[]; checks: Map<TrafficSplitObj, SplitCheck> } {
-  const services = serviceNames instanceof Set ? (serviceNames as ReadonlySet<string>) : new Set(serviceNames);
   const candidates: { obj: TrafficSplitObj; ir: SplitIR }[] = [];
   const checks = new Map<TrafficSplitObj, SplitCheck>();
   for (const ts of splits) {
