@@ -131,18 +131,31 @@ export function compileUnits(units: ReadonlyMap<string, InputUnit>, live: LiveIn
   }
 
   // The groups the changed units had objects in, before or now, are gathered again (in the order of unit keys).
-  const dirty = new Set<string>();
+  // Per group, the changed units with objects in it now (in the order of `changed`) and those that had and no longer have.
+  const intoOf = new Map<string, string[]>();
+  const outOf = new Map<string, Set<string>>();
   for (const key of changed) {
-    for (const g of before?.units.get(key)?.groups.keys() ?? []) dirty.add(g);
-    for (const g of parts.get(key)?.groups.keys() ?? []) dirty.add(g);
+    const now = parts.get(key)?.groups;
+    for (const g of now?.keys() ?? []) {
+      const into = intoOf.get(g);
+      if (into === undefined) intoOf.set(g, [key]);
+      else into.push(key);
+    }
+    for (const g of before?.units.get(key)?.groups.keys() ?? []) {
+      if (now?.has(g) === true) continue;
+      const out = outOf.get(g);
+      if (out === undefined) outOf.set(g, new Set([key]));
+      else out.add(key);
+    }
   }
+  const dirty = new Set([...intoOf.keys(), ...outOf.keys()]);
   const members = new Map(before?.members);
   const groups = new Map(before?.groups);
   const offsets = new Map(before?.offsets);
   for (const g of dirty) {
     const was = members.get(g) ?? [];
-    const into = changed.filter((key) => parts.get(key)?.groups.has(g) === true);
-    const out = new Set(changed.filter((key) => !parts.get(key)?.groups.has(g)));
+    const into = intoOf.get(g) ?? [];
+    const out = outOf.get(g) ?? new Set<string>();
     const kept = out.size === 0 ? was : was.filter((key) => !out.has(key));
     const order = kept.length === was.length && into.every((key) => sortedIndex(was, (k) => (k < key ? -1 : k > key ? 1 : 0)) >= 0) ? was : [...new Set([...kept, ...into])].sort();
     if (order.length === 0) {

@@ -188,11 +188,26 @@ export class EncodeMemo extends Carried<Uint8Array> {
    * Handed from planning to planning; a port the IR no longer holds is let go.
    */
   readonly assignmentByPort: WeakMap<ServicePortIR, { readonly service: ServiceIR; readonly endpoints: readonly Endpoint[]; readonly assignment: Named }>;
+  /**
+   * An identity's outbound services by the text of their plan row, for this
+   * planning only (a row names its service and port, whose IR objects are
+   * this planning's): callers that call a service the same way hold the same
+   * object, so the route table and filter chain made from it are made,
+   * encoded and walked once for all of them.
+   */
+  readonly outbound = new Map<string, OutboundService>();
 
   constructor(prior?: EncodeMemo) {
     super(prior);
     this.objects = new Carried(prior?.objects);
     this.assignmentByPort = prior?.assignmentByPort ?? new WeakMap();
+  }
+
+  /** The object of `key` (the text of everything it is made from): the one this planning or the previous one made, or `make`'s. */
+  object<T extends object>(key: string, make: () => T): T {
+    let o = this.objects.get(key);
+    if (o === undefined) this.objects.set(key, (o = make()));
+    return o as T;
   }
 
   /** The planning is over: what the previous one held and this one did not ask for is let go. */
@@ -312,15 +327,11 @@ function encodeRouteTable(codec: ProtoCodec, json: Named): Uint8Array | undefine
 }
 
 /**
- * A listener of many filter chains (a shared reach's transparent listener,
- * one chain per service of the mesh) encoded from its chains' bytes, each
- * chain object encoded once; a listener of a few chains (its own objects,
- * made for one identity) costs less encoded whole.
+ * A listener encoded from its filter chains' bytes, each chain object
+ * encoded once: an outbound chain is one object for every caller of its
+ * service (and for every identity of a permissive mesh).
  */
-const MANY_CHAINS = 16;
 function encodeListener(codec: ProtoCodec, json: Named): Uint8Array | undefined {
-  const chains = (json as { filterChains?: unknown }).filterChains;
-  if (!Array.isArray(chains) || chains.length < MANY_CHAINS) return undefined;
   return encodeByItems(codec, TYPES.listener, json, LISTENER_CHAINS, (chain) => {
     let bytes = chainBytes.get(chain);
     if (!bytes) chainBytes.set(chain, (bytes = ownBuffer(codec.encode(FILTER_CHAIN, chain))));
@@ -490,7 +501,7 @@ const FIELDS = Object.keys(FINGERPRINT) as (keyof ProxyPlan)[];
 const fingerprintOf = (plan: ProxyPlan): unknown[] => FIELDS.map((k) => (FINGERPRINT[k] as (v: unknown) => unknown)(plan[k]));
 
 /** The plan of `identity`, read from `view` (whose reads are recorded); `reads` receives `*` when its reach is the mesh's shared one. */
-function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<string>, previousMesh: MeshIR | undefined): ProxyPlan {
+function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<string>, previousMesh: MeshIR | undefined, memo: EncodeMemo): ProxyPlan {
   const warnings = new Set<string>();
   const warn = (m: string) => warnings.add(m);
   const workloads = meshIndex(view).workloadsOf.get(identity) ?? [];
@@ -500,7 +511,7 @@ function makePlan(mesh: MeshIR, view: MeshIR, identity: Identity, reads: Set<str
     const names = workloads.filter((w) => w.interceptionMode === 'proxyless').map((w) => `${w.kind} ${w.namespace}/${w.name}`);
     warn(`${names.join(', ')}: proxyless, but shares its identity with sidecar workloads and so receives sidecar configuration, which gRPC clients reject; give it a service account of its own`);
   }
-  const reach = reachOf(mesh, view, identity, dataPlane, reads, previousMesh);
+  const reach = reachOf(mesh, view, identity, dataPlane, reads, previousMesh, memo);
   for (const w of reach.warnings) warn(w);
   // Injected pods' sidecars answer their probes (and their own readiness) on the probe port: the union over the identity's pods, by key.
   const injected = dataPlane === 'envoy' && workloads.some((w) => w.injected !== undefined);
@@ -535,7 +546,7 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
   } else {
     // The plan reads the mesh through this view: what it reads is what it depends on.
     const recorded = new Set<string>();
-    proxy = makePlan(mesh, recordedView(mesh, (key) => recorded.add(key)), identity, recorded, previousMesh);
+    proxy = makePlan(mesh, recordedView(mesh, (key) => recorded.add(key)), identity, recorded, previousMesh, memo);
     reads = recorded;
   }
   const plan = fingerprintOf(proxy);
@@ -599,7 +610,8 @@ function translate(
   const warn = (m: string) => warnings.add(m);
   // What the reach alone decides is made once per reach (once for all identities of a permissive mesh), and checked once.
   const once = <T>(key: string, make: (warn: (m: string) => void) => T): T => fromReach(reach, key, warn, make);
-  const objectOf = <T extends object>(key: string, make: () => T): T => reachObject(reach, key, make);
+  // An object made from a few inputs (a cluster, a filter chain), by their text: the reach's (kept from the prior shared reach), or for an identity's own reach this planning's, which its other callers share.
+  const objectOf = <T extends object>(key: string, make: () => T): T => (reach.shared ? reachObject(reach, key, make) : memo.object(key, make));
   // Tables by port (the Host header tells services apart) for explicit mode's listeners and proxyless clients, per namespace (short names are the namespace's own).
   const portRoutes = () => once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))));
   // A table per service for the transparent listener's chains: the same for every namespace.
@@ -758,13 +770,13 @@ const sharedReach = new WeakMap<MeshIR, Map<string, Reach>>();
  * permissive mesh the one shared reach of `mesh`, which depends on
  * everything (`*`), made with the objects of `previousMesh`'s that are the same.
  */
-function reachOf(mesh: MeshIR, view: MeshIR, identity: Identity, dataPlane: DataPlane, reads: Set<string>, previousMesh: MeshIR | undefined): Reach {
+function reachOf(mesh: MeshIR, view: MeshIR, identity: Identity, dataPlane: DataPlane, reads: Set<string>, previousMesh: MeshIR | undefined, memo: EncodeMemo): Reach {
   const shared = mesh.settings.permissive && meshIndex(view).identitySet.has(identity);
   if (shared) {
     reads.add('*');
     return sharedReachOf(mesh, identity, dataPlane, previousMesh);
   }
-  return makeReach(view, identity, dataPlane, false);
+  return ownReach(view, identity, dataPlane, memo);
 }
 
 /**
@@ -786,7 +798,7 @@ function sharedReachOf(mesh: MeshIR, identity: Identity, dataPlane: DataPlane, p
   const known = byPlane.get(key);
   if (known) return known;
   const prior = previousMesh && previousMesh !== mesh ? sharedReach.get(previousMesh)?.get(key) : undefined;
-  const made = makeReach(mesh, identity, dataPlane, true, prior);
+  const made = makeSharedReach(mesh, identity, dataPlane, prior);
   byPlane.set(key, made);
   return made;
 }
@@ -802,14 +814,18 @@ function sameSharedReach(mesh: MeshIR, previousMesh: MeshIR, identity: Identity,
   return before !== undefined && after.plan === before.plan && sameItems(after.warnings, before.warnings);
 }
 
-function makeReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, shared: boolean, prior?: Reach): Reach {
-  if (shared) return makeSharedReach(ir, identity, dataPlane, prior);
+/** What one identity of a mesh that is not permissive reaches, its outbound services those of this planning that are the same (`EncodeMemo.outbound`). */
+function ownReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, memo: EncodeMemo): Reach {
   const warnings: string[] = [];
   const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, (m) => warnings.push(m));
-  const made = outboundServices(ir, upstreams, parseIdentity(identity)?.namespace ?? '');
-  const upstreamRows = upstreams.map(upstreamRow);
-  const outboundRows = made.map(outboundRow);
-  return { upstreams, outbound: made, warnings, plan: [upstreamRows, outboundRows], made: new Map(), objects: new Map(), shared };
+  const outboundRows = outboundServices(ir, upstreams, parseIdentity(identity)?.namespace ?? '').map((o) => {
+    const text = JSON.stringify(outboundRow(o));
+    let same = memo.outbound.get(text);
+    if (same === undefined) memo.outbound.set(text, (same = o));
+    return { o: same, text };
+  });
+  const outbound = outboundRows.map((r) => r.o);
+  return { upstreams, outbound, warnings, plan: [upstreams.map(upstreamRow), outboundRows.map((r) => r.text)], made: new Map(), objects: new Map(), shared: false };
 }
 
 const upstreamRow = (u: Upstream) => [u.service.namespace, u.service.name, u.service.clusterIPs, u.port.port, u.port.name, u.port.protocol, u.identities];
