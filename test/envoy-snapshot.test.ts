@@ -190,3 +190,26 @@ test('consistency: a snapshot split into its own resources and shared ones, whic
     { numRuns: 300 },
   );
 });
+
+test('in a mesh that is not permissive, what callers of one service hold alike is made and encoded once: a route table of the same content is one encoding, a filter chain is encoded once', async () => {
+  const { meshUnits } = await import('../bench/controller.js');
+  const { compileUnits } = await import('../src/compiler/units.js');
+  const ir = compileUnits(meshUnits(200), {}).ir;
+  const chainEncodes: string[] = [];
+  const counting = { ...codec, encode: (type: string, json: unknown) => (type.endsWith('.FilterChain') && chainEncodes.push(JSON.stringify(json)), codec.encode(type, json)) };
+  const plans = [...planSnapshots(ir, counting).values()].map((p) => p.snapshot);
+  // Each outbound route table is held by several callers, as one bytes object.
+  const tables = new Map<string, Set<Uint8Array>>();
+  for (const s of plans) for (const r of s.types.route.resources) if (r.name.startsWith('outbound|')) tables.set(r.name, (tables.get(r.name) ?? new Set()).add(r.bytes));
+  const held = plans.reduce((n, s) => n + s.types.route.resources.filter((r) => r.name.startsWith('outbound|')).length, 0);
+  assert.ok(tables.size > 100 && held >= 4 * tables.size, `callers share services (${held} tables held, ${tables.size} distinct)`);
+  // (Callers may call a service differently: a split whose backends some of them may not reach.)
+  for (const [name, encodings] of tables) assert.equal(encodings.size, new Set([...encodings].map((b) => Buffer.from(b).toString('base64'))).size, `${name}: one encoding per content, for all the callers that hold it`);
+  assert.ok([...tables.values()].filter((e) => e.size === 1).length > tables.size / 2);
+  // Every outbound filter chain the listeners hold was encoded once (an inbound chain is its identity's own).
+  const chains = plans.flatMap((s) => s.types.listener.resources.flatMap((r) => (codec.toJson(TYPES.listener, r.bytes) as { filterChains?: unknown[] }).filterChains ?? []));
+  assert.ok(chains.length > chainEncodes.length, 'chains are shared between listeners');
+  const outbound = chainEncodes.filter((c) => (JSON.parse(c) as { name?: string }).name?.startsWith('outbound|'));
+  assert.ok(outbound.length > 100);
+  assert.equal(new Set(outbound).size, outbound.length, 'no outbound chain encoded twice');
+});

@@ -291,12 +291,24 @@ function encodeByItems(codec: ProtoCodec, typeName: string, json: Named, field: 
     const bytes = itemBytes(item);
     // The item as a field of the message (its tag and length, then its bytes), made once per item's bytes.
     let asField = framedOf.get(bytes);
-    if (!asField) framedOf.set(bytes, (asField = ownBuffer(Buffer.concat([Uint8Array.from([(field.number << 3) | 2, ...varint(bytes.length)]), bytes]))));
+    if (!asField) framedOf.set(bytes, (asField = joined([Uint8Array.from([(field.number << 3) | 2, ...varint(bytes.length)]), bytes])));
     parts.push(asField);
   }
   if (Object.keys(tail).length > 0) parts.push(codec.encode(typeName, tail));
-  // A Buffer, as the encoder gives for every other resource.
-  return Buffer.concat(parts);
+  return joined(parts);
+}
+
+/** `parts` one after the other, in a buffer of their own (see `ownBuffer`; a Buffer, as the encoder gives). */
+function joined(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = Buffer.allocUnsafeSlow(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 const framed = new Map<number, WeakMap<Uint8Array, Uint8Array>>();
@@ -621,7 +633,6 @@ function translate(
   let shared: SharedResources;
   // The own resources of the previous plan, when only its reach changed: the same objects, so the same encoded sets.
   const reused = previousOwn && (sameOwn || previousOwn.key === ownKey(plan)) ? previousOwn : undefined;
-  const key = reused?.key ?? ownKey(plan);
   let ownResources: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
     const clusters = once('clusters', () => upstreams.map((u) => objectOf(`cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))));
@@ -676,7 +687,7 @@ function translate(
   // Kept for the next plan only where a reach is shared (a permissive mesh): there a change of the reach re-plans every identity, and its own part is what it keeps.
   // The own lists as one value (kept with the own part): what they define and leave open is found once for it.
   const ownLists = reused?.resources ?? { ...ownResources, secret: none };
-  const own: OwnPart | undefined = !reach.shared ? undefined : (reused ?? { key, resources: ownLists, sets: ownSets });
+  const own: OwnPart | undefined = !reach.shared ? undefined : (reused ?? { key: ownKey(plan), resources: ownLists, sets: ownSets });
   // References close within the snapshot: checked on what was just built, not by decoding it again.
   return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownLists, shared, ownResources.secret), own };
 }
