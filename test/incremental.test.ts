@@ -538,6 +538,9 @@ test('an endpoint change re-translates only the identities that reach it (in a p
   }
   const endpointSets = new Set(ids.map((id) => openMoved.plans.get(id)!.snapshot.types.endpoint));
   assert.equal(endpointSets.size, 1, 'one endpoint set, shared');
+  // Then c's pod moves too: each service's cluster is found again (the untouched ones by their upstream, c's by its text), so every identity keeps its cluster set.
+  const openTwice = step({ ...open, ips: { b: 2, c: 2 } }, certs, openMoved);
+  for (const id of ids) assert.equal(openTwice.plans.get(id)!.snapshot.types.cluster, openMoved.plans.get(id)!.snapshot.types.cluster, `${id}: clusters kept over a second move`);
 });
 
 test('units that name the same source are compiled as one whole: their messages mix as they would in one list of documents', () => {

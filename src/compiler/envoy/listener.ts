@@ -177,11 +177,12 @@ function outboundFilters(o: OutboundService, statPrefix: string, route: string):
  * closed: deny by default.
  *
  * `chainOf` gives the filter chain of a service port that keeps all its
- * cluster IPs by the text of what it is made from: a caller that keeps chains
- * between compiles (a shared reach) hands back the chain it made before, so
- * it is encoded and walked once.
+ * cluster IPs, by the outbound service and the text of what it is made from
+ * (`key`): a caller that keeps chains (a shared reach, a planning's callers
+ * of one service) hands back the chain it made before, so it is encoded and
+ * walked once.
  */
-export function transparentListener(services: readonly OutboundService[], warn: (message: string) => void, chainOf: (key: string, make: () => object) => object = (_, make) => make()) {
+export function transparentListener(services: readonly OutboundService[], warn: (message: string) => void, chainOf: (o: OutboundService, key: () => string, make: () => object) => object = (_, __, make) => make()) {
   const chains: object[] = [];
   const used = new Set<string>();
   for (const o of services) {
@@ -204,7 +205,7 @@ export function transparentListener(services: readonly OutboundService[], warn: 
       filters: outboundFilters(o, `outbound_${o.port.port}_${o.service.name}.${o.service.namespace}`, serviceRouteName(o.service, o.port.port)),
     });
     if (ips.length !== o.service.clusterIPs.length) chains.push(chain());
-    else chains.push(chainOf(JSON.stringify([o.port.port, o.service.name, o.service.namespace, o.service.clusterIPs, o.protocol, isHttp(o.protocol) ? null : o.fallback]), chain));
+    else chains.push(chainOf(o, () => JSON.stringify([o.port.port, o.service.name, o.service.namespace, o.service.clusterIPs, o.protocol, isHttp(o.protocol) ? null : o.fallback]), chain));
   }
   return {
     name: OUTBOUND_LISTENER,

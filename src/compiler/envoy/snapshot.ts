@@ -623,7 +623,7 @@ function translate(
   // What the reach alone decides is made once per reach (once for all identities of a permissive mesh), and checked once.
   const once = <T>(key: string, make: (warn: (m: string) => void) => T): T => fromReach(reach, key, warn, make);
   // An object made from a few inputs (a cluster, a filter chain), by their text: the reach's (kept from the prior shared reach), or for an identity's own reach this planning's, which its other callers share.
-  const objectOf = <T extends object>(key: string, make: () => T): T => (reach.shared ? reachObject(reach, key, make) : memo.object(key, make));
+  const objectOf = <T extends object>(part: object, key: () => string, make: () => T): T => (reach.shared ? reachPartObject(reach, part, key, make) : memo.object(key(), make));
   // Tables by port (the Host header tells services apart) for explicit mode's listeners and proxyless clients, per namespace (short names are the namespace's own).
   const portRoutes = () => once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))));
   // A table per service for the transparent listener's chains: the same for every namespace.
@@ -635,7 +635,7 @@ function translate(
   const reused = previousOwn && (sameOwn || previousOwn.key === ownKey(plan)) ? previousOwn : undefined;
   let ownResources: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') {
-    const clusters = once('clusters', () => upstreams.map((u) => objectOf(`cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))));
+    const clusters = once('clusters', () => upstreams.map((u) => objectOf(u, () => `cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))));
     const listeners = once('proxyless', (w) => proxylessListeners(outbound, w) as Named[]);
     shared = once(`shared proxyless ${namespace}`, () => ({ cluster: clusters, endpoint: endpoints, listener: listeners, route: portRoutes() }));
     ownResources = { cluster: none, endpoint: none, listener: none, route: none, secret: none };
@@ -645,12 +645,15 @@ function translate(
         reach,
         'clusters',
         upstreams.map((u) => {
-          const input = outboundClusterKey(u, dataPlane);
-          return objectOf(`cluster ${input}`, () => keyed(outboundCluster(u), input));
+          return objectOf(
+            u,
+            () => `cluster ${outboundClusterKey(u, dataPlane)}`,
+            () => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane)),
+          );
         }),
       ),
     );
-    const transparent = modes.has('transparent') ? once('transparent', (w) => kept(reach, 'transparent', transparentListener(outbound, w, (key, make) => objectOf(`chain ${key}`, make)))) : undefined;
+    const transparent = modes.has('transparent') ? once('transparent', (w) => kept(reach, 'transparent', transparentListener(outbound, w, (o, key, make) => objectOf(o, () => `chain ${key()}`, make)))) : undefined;
     const explicit = modes.has('explicit') ? once('explicit', (w) => explicitListeners(outbound, w) as Named[]) : [];
     // Which tables the listeners name: per service (transparent), per port (explicit), or both. Without explicit mode they do not depend on the namespace.
     const routesKey = modes.has('explicit') ? `${namespace} ${plan.modes.join(' ')}` : plan.modes.join(' ');
@@ -721,6 +724,13 @@ interface Reach {
   readonly objects: Map<string, object>;
   /** The previous shared reach's objects, while this one is being made and used (dropped with it). */
   readonly prior?: ReadonlyMap<string, object>;
+  /**
+   * In a shared reach, an object made from one upstream or outbound service
+   * (its cluster, its filter chain) by that very object, with its key in
+   * `objects`: the reaches of one scope hand it on, and a service the change
+   * did not touch keeps its objects, so they are found without their text.
+   */
+  readonly byPart?: WeakMap<object, { readonly key: string; readonly value: object }>;
   /** A shared reach's making, service by service (see `makeSharedReach`). */
   readonly parts?: SharedParts;
 }
@@ -752,6 +762,19 @@ function sameOneLevel(a: object, b: object): boolean {
     const y = (b as Record<string, unknown>)[k];
     return Array.isArray(x) && Array.isArray(y) ? x.length === y.length && x.every((v, i) => v === y[i]) : same(x, y);
   });
+}
+
+/** What a shared reach made from `part` (see `Reach.byPart`), else the object of `key()` in it, `make`'s when new. */
+function reachPartObject<T extends object>(reach: Reach, part: object, key: () => string, make: () => T): T {
+  const known = reach.byPart!.get(part);
+  if (known !== undefined) {
+    reach.objects.set(known.key, known.value);
+    return known.value as T;
+  }
+  const k = key();
+  const value = reachObject(reach, k, make);
+  reach.byPart!.set(part, { key: k, value });
+  return value;
 }
 
 /** The object of `key` in this reach: the one made before (in this reach or the prior one), or `make`'s. */
@@ -948,6 +971,7 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
     made: new Map(),
     objects: new Map(),
     shared: true,
+    byPart: prior?.byPart ?? new WeakMap(),
     ...(prior ? { prior: prior.objects } : {}),
     parts: { upstreams: upstreamMemo.seal(), outbound: outboundMemo.seal(), byService, served, cluster },
   };
