@@ -218,10 +218,12 @@ export class EncodeMemo extends Carried<Uint8Array> {
 }
 
 /**
- * Listeners and route tables are specific to their proxy (its inbound RBAC,
- * its outbound chains and virtual hosts): keying them by content costs more
- * than it saves (at 5,000 services, 1% of route tables were found in the
- * memo, for 20 MB of keys; 80% of clusters and endpoints were).
+ * Listeners and route tables are not keyed by their text: what callers hold
+ * alike (a service's route table, its outbound filter chain) is one object
+ * for all of them and found by that object (`EncodeMemo.outbound`,
+ * `EncodeMemo.object`), and the rest is the proxy's own (its inbound RBAC),
+ * which no other proxy holds. Clusters, endpoints and secrets are made from a
+ * few inputs and keyed by them.
  */
 const SHARED_KINDS: ReadonlySet<ResourceKind> = new Set(['cluster', 'endpoint', 'secret']);
 
