@@ -213,6 +213,7 @@ export class EncodeMemo extends Carried<Uint8Array> {
   /** The planning is over: what the previous one held and this one did not ask for is let go. */
   override seal(): this {
     this.objects.seal();
+    this.outbound.clear();
     return super.seal();
   }
 }
@@ -646,13 +647,13 @@ function translate(
       kept(
         reach,
         'clusters',
-        upstreams.map((u) => {
-          return objectOf(
+        upstreams.map((u) =>
+          objectOf(
             u,
             () => `cluster ${outboundClusterKey(u, dataPlane)}`,
             () => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane)),
-          );
-        }),
+          ),
+        ),
       ),
     );
     const transparent = modes.has('transparent') ? once('transparent', (w) => kept(reach, 'transparent', transparentListener(outbound, w, (o, key, make) => objectOf(o, () => `chain ${key()}`, make)))) : undefined;
@@ -781,7 +782,6 @@ function reachPartObject<T extends object>(reach: Reach, part: object, key: () =
 
 /** The object of `key` in this reach: the one made before (in this reach or the prior one), or `make`'s. */
 function reachObject<T extends object>(reach: Reach, key: string, make: () => T): T {
-  if (!reach.shared) return make();
   let o = reach.objects.get(key);
   if (o === undefined) reach.objects.set(key, (o = reach.prior?.get(key) ?? make()));
   return o as T;
@@ -850,7 +850,11 @@ function sameSharedReach(mesh: MeshIR, previousMesh: MeshIR, identity: Identity,
   return before !== undefined && after.plan === before.plan && sameItems(after.warnings, before.warnings);
 }
 
-/** What one identity of a mesh that is not permissive reaches, its outbound services those of this planning that are the same (`EncodeMemo.outbound`). */
+/**
+ * What one identity of a mesh that is not permissive reaches. An outbound
+ * service it calls as an identity planned before it in this planning does is
+ * that identity's object (`EncodeMemo.outbound`).
+ */
 function ownReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, memo: EncodeMemo): Reach {
   const warnings: string[] = [];
   const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, (m) => warnings.push(m));
