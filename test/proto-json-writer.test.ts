@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import protojson from 'protobufjs/ext/protojson.js';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
-import { NotHandled, ProtoJsonWriter } from '../src/adapters/proto-json-writer.js';
+import { ByteWriter, NotHandled, ProtoJsonWriter } from '../src/adapters/proto-json-writer.js';
 import { loadPaths } from '../src/adapters/yaml-files.js';
 import { compile, compileIR } from '../src/compiler/compile.js';
 import { throwawayCertificates } from '../src/adapters/ca/throwaway.js';
@@ -141,4 +141,63 @@ test('random JSON of the resource types: the codec gives the bytes (or the refus
   // Both sides are exercised: values encoded, and values refused.
   assert.ok(counts.bytes > counts.refused / 2 && counts.refused > 100, JSON.stringify(counts));
   if (process.env.STATS) console.log('STATS', counts);
+});
+
+test('the byte writer writes what protobufjs\'s writer writes: every scalar at its edges, strings of any text and length, messages nested deep and long (lengths of one to four bytes), an empty one dropped', () => {
+  type Op = { kind: 'scalar'; type: string; value: number | boolean | string } | { kind: 'nested'; ops: Op[]; padding: number };
+  const int = (lo: number, hi: number) => fc.oneof(fc.integer({ min: lo, max: hi }), fc.constantFrom(lo, hi, 0, -1, 1, 127, 128, 16383, 16384).filter((n) => n >= lo && n <= hi));
+  const safe = fc.oneof(fc.maxSafeInteger(), fc.constantFrom(Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 32, -(2 ** 32), 2 ** 31, -(2 ** 31) - 1, 0, -1));
+  const scalar: fc.Arbitrary<Op> = fc.oneof(
+    int(-(2 ** 31), 2 ** 31 - 1).chain((v) => fc.constantFrom('int32', 'sint32', 'sfixed32').map((type) => ({ kind: 'scalar' as const, type, value: v }))),
+    int(0, 2 ** 32 - 1).chain((v) => fc.constantFrom('uint32', 'fixed32').map((type) => ({ kind: 'scalar' as const, type, value: v }))),
+    safe.chain((v) => fc.constantFrom('int64', 'sint64', 'sfixed64').map((type) => ({ kind: 'scalar' as const, type, value: v }))),
+    safe.filter((v) => v >= 0).chain((v) => fc.constantFrom('uint64', 'fixed64').map((type) => ({ kind: 'scalar' as const, type, value: v }))),
+    fc.double({ noNaN: true }).map((v) => ({ kind: 'scalar' as const, type: 'double', value: v })),
+    fc.float({ noNaN: true }).map((v) => ({ kind: 'scalar' as const, type: 'float', value: v })),
+    fc.boolean().map((v) => ({ kind: 'scalar' as const, type: 'bool', value: v })),
+    fc.oneof(fc.string(), fc.string({ unit: 'grapheme', maxLength: 100 }), fc.string({ minLength: 60, maxLength: 300 })).map((v) => ({ kind: 'scalar' as const, type: 'string', value: v })),
+  );
+  const { tree } = fc.letrec<{ tree: Op[]; op: Op }>((tie) => ({
+    tree: fc.array(tie('op'), { maxLength: 6 }),
+    op: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalar, fc.record({ kind: fc.constant('nested' as const), ops: tie('tree') as fc.Arbitrary<Op[]>, padding: fc.constantFrom(0, 0, 0, 100, 20_000) })),
+  }));
+  const padding = (n: number) => 'x'.repeat(n);
+  type AnyWriter = { uint32(n: number): AnyWriter; fork(): AnyWriter; ldelim(): AnyWriter; string(s: string): AnyWriter };
+  const play = (w: AnyWriter, ops: Op[]) => {
+    for (const op of ops) {
+      if (op.kind === 'scalar') (w.uint32(8) as unknown as Record<string, (v: unknown) => void>)[op.type]!.call(w, op.value);
+      else {
+        w.uint32(18).fork();
+        if (op.padding > 0) w.uint32(26).string(padding(op.padding));
+        play(w, op.ops);
+        w.ldelim();
+      }
+    }
+  };
+  fc.assert(
+    fc.property(tree, (ops) => {
+      const theirs = protobuf.Writer.create();
+      play(theirs as unknown as AnyWriter, ops);
+      const expected = hex(theirs.finish());
+      const ours = new ByteWriter();
+      play(ours as unknown as AnyWriter, ops);
+      assert.equal(hex(ours.finish()), expected);
+      // Reset, the same writer writes the same again (its buffer is kept, not its contents).
+      play(ours.reset() as unknown as AnyWriter, ops);
+      assert.equal(hex(ours.finish()), expected);
+    }),
+    { numRuns: 300 },
+  );
+  // A length of four bytes (2 MiB and more), nested in one of three.
+  const deep: Op[] = [{ kind: 'nested', padding: 0, ops: [{ kind: 'nested', padding: 2_100_000, ops: [{ kind: 'scalar', type: 'string', value: 'é' }] }] }];
+  const theirs = protobuf.Writer.create();
+  play(theirs as unknown as AnyWriter, deep);
+  const ours = new ByteWriter();
+  play(ours as unknown as AnyWriter, deep);
+  assert.equal(hex(ours.finish()), hex(theirs.finish()));
+  // A nested message with nothing in it, dropped with its tag: as if never begun.
+  const w = new ByteWriter();
+  w.uint32(10).string('a').uint32(18).fork();
+  w.drop(1);
+  assert.equal(hex(w.finish()), hex(protobuf.Writer.create().uint32(10).string('a').finish()));
 });

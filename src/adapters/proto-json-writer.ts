@@ -58,8 +58,194 @@ const wellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): bo
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
+/**
+ * Wire bytes written into one buffer that grows as needed and is kept from
+ * one message to the next, where protobufjs's writer makes an object per
+ * field written (most of the garbage of encoding a mesh). A nested message
+ * keeps one byte for its length and is moved up when its length takes more.
+ */
+export class ByteWriter {
+  private buf: Buffer = Buffer.allocUnsafeSlow(8192);
+  /** Where the next byte goes. */
+  pos = 0;
+  private readonly starts: number[] = [];
+
+  reset(): this {
+    this.pos = 0;
+    this.starts.length = 0;
+    return this;
+  }
+
+  /** The bytes written, in a buffer of their own. */
+  finish(): Buffer {
+    const out = Buffer.allocUnsafeSlow(this.pos);
+    this.buf.copy(out, 0, 0, this.pos);
+    return out;
+  }
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  uint32(value: number): this {
+    let n = value >>> 0;
+    this.room(5);
+    while (n > 127) {
+      this.buf[this.pos++] = (n & 127) | 128;
+      n >>>= 7;
+    }
+    this.buf[this.pos++] = n;
+    return this;
+  }
+
+  /** A varint of 64 bits, given as its low and high 32 bits. */
+  private varint64(low: number, high: number): this {
+    let lo = low >>> 0;
+    let hi = high >>> 0;
+    this.room(10);
+    while (hi > 0) {
+      this.buf[this.pos++] = (lo & 127) | 128;
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>>= 7;
+    }
+    while (lo > 127) {
+      this.buf[this.pos++] = (lo & 127) | 128;
+      lo >>>= 7;
+    }
+    this.buf[this.pos++] = lo;
+    return this;
+  }
+
+  /** The low and high 32 bits of a safe integer in 64-bit two's complement. */
+  private static halves(n: number): [number, number] {
+    if (n >= 0) return [n % 4294967296, Math.floor(n / 4294967296)];
+    const b = BigInt.asUintN(64, BigInt(n));
+    return [Number(b & 0xffffffffn), Number(b >> 32n)];
+  }
+
+  int32(n: number): this {
+    return n >= 0 ? this.uint32(n) : this.varint64(n, -1);
+  }
+  sint32(n: number): this {
+    return this.uint32((n << 1) ^ (n >> 31));
+  }
+  int64(n: number): this {
+    return this.varint64(...ByteWriter.halves(n));
+  }
+  uint64(n: number): this {
+    return this.int64(n);
+  }
+  sint64(n: number): this {
+    const z = BigInt.asUintN(64, (BigInt(n) << 1n) ^ (BigInt(n) >> 63n));
+    return this.varint64(Number(z & 0xffffffffn), Number(z >> 32n));
+  }
+  fixed32(n: number): this {
+    this.room(4);
+    this.pos = this.buf.writeUInt32LE(n >>> 0, this.pos);
+    return this;
+  }
+  sfixed32(n: number): this {
+    this.room(4);
+    this.pos = this.buf.writeInt32LE(n | 0, this.pos);
+    return this;
+  }
+  fixed64(n: number): this {
+    const [lo, hi] = ByteWriter.halves(n);
+    this.room(8);
+    this.buf.writeUInt32LE(lo, this.pos);
+    this.pos = this.buf.writeUInt32LE(hi, this.pos + 4);
+    return this;
+  }
+  sfixed64(n: number): this {
+    return this.fixed64(n);
+  }
+  float(n: number): this {
+    this.room(4);
+    this.pos = this.buf.writeFloatLE(n, this.pos);
+    return this;
+  }
+  double(n: number): this {
+    this.room(8);
+    this.pos = this.buf.writeDoubleLE(n, this.pos);
+    return this;
+  }
+  bool(b: boolean): this {
+    this.room(1);
+    this.buf[this.pos++] = b ? 1 : 0;
+    return this;
+  }
+  string(s: string): this {
+    // Most strings are short and ASCII: written here, without a call into the runtime.
+    const n = s.length;
+    if (n < 64) {
+      let ascii = true;
+      for (let i = 0; i < n && ascii; i++) ascii = s.charCodeAt(i) < 128;
+      if (ascii) {
+        this.uint32(n);
+        this.room(n);
+        for (let i = 0; i < n; i++) this.buf[this.pos++] = s.charCodeAt(i);
+        return this;
+      }
+    }
+    const length = Buffer.byteLength(s, 'utf8');
+    this.uint32(length);
+    this.room(length);
+    this.pos += this.buf.write(s, this.pos, length, 'utf8');
+    return this;
+  }
+  bytes(b: Uint8Array): this {
+    this.uint32(b.length);
+    return this.raw(b);
+  }
+  /** Bytes as they are, with no length before them. */
+  raw(b: Uint8Array): this {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+    return this;
+  }
+
+  /** A nested message begins: a byte is kept for its length. */
+  fork(): this {
+    this.room(1);
+    this.starts.push(this.pos++);
+    return this;
+  }
+  /** The nested message begun last ends: its length is written before it. */
+  ldelim(): this {
+    const start = this.starts.pop()!;
+    const length = this.pos - start - 1;
+    if (length < 128) {
+      this.buf[start] = length;
+      return this;
+    }
+    let size = 1;
+    for (let n = length; n > 127; n >>>= 7) size++;
+    this.room(size - 1);
+    this.buf.copyWithin(start + size, start + 1, this.pos);
+    this.pos += size - 1;
+    let n = length;
+    let at = start;
+    while (n > 127) {
+      this.buf[at++] = (n & 127) | 128;
+      n >>>= 7;
+    }
+    this.buf[at] = n;
+    return this;
+  }
+  /** The nested message begun last is dropped, and the `before` bytes written just ahead of it (its tag). */
+  drop(before: number): this {
+    this.pos = this.starts.pop()! - before;
+    return this;
+  }
+}
+
 export class ProtoJsonWriter {
   private readonly plans = new Map<protobuf.Type, TypePlan>();
+  private readonly w = new ByteWriter();
 
   constructor(
     /** A type by the name an `Any`'s `@type` ends with. */
@@ -69,7 +255,7 @@ export class ProtoJsonWriter {
   ) {}
 
   encode(type: protobuf.Type, json: unknown): Uint8Array {
-    const w = protobuf.Writer.create();
+    const w = this.w.reset();
     this.message(type, json, w, 0);
     return w.finish();
   }
@@ -108,7 +294,7 @@ export class ProtoJsonWriter {
     return plan;
   }
 
-  private message(type: protobuf.Type, json: unknown, w: protobuf.Writer, depth: number): void {
+  private message(type: protobuf.Type, json: unknown, w: ByteWriter, depth: number): void {
     if (depth > MAX_DEPTH) throw new NotHandled('nesting');
     const plan = this.plan(type);
     if (plan.special === 'any') return this.any(json, w, depth);
@@ -116,8 +302,7 @@ export class ProtoJsonWriter {
     // A wrapper's JSON is its value alone.
     if (plan.special === 'wrapper') return this.singular(plan.byKey.get('value')!, json, w, depth, true);
     if (plan.special === 'embed') {
-      const bytes = this.general(type, json);
-      (w as protobuf.Writer & { raw(bytes: Uint8Array): protobuf.Writer }).raw(bytes);
+      w.raw(this.general(type, json));
       return;
     }
     if (!isObject(json)) throw new NotHandled('not an object');
@@ -151,7 +336,7 @@ export class ProtoJsonWriter {
     }
   }
 
-  private field(fp: FieldPlan, value: unknown, w: protobuf.Writer, depth: number): void {
+  private field(fp: FieldPlan, value: unknown, w: ByteWriter, depth: number): void {
     if (fp.map) {
       if (!isObject(value)) throw new NotHandled('map');
       for (const key in value) {
@@ -189,7 +374,7 @@ export class ProtoJsonWriter {
   }
 
   /** One value of a field: a message always; a scalar left out when `implicit` and it is its type's default. */
-  private singular(fp: FieldPlan, value: unknown, w: protobuf.Writer, depth: number, implicit = false): void {
+  private singular(fp: FieldPlan, value: unknown, w: ByteWriter, depth: number, implicit = false): void {
     if (fp.message) {
       w.uint32(fp.tag).fork();
       this.message(fp.message, value, w, depth + 1);
@@ -202,11 +387,11 @@ export class ProtoJsonWriter {
   }
 
   /** A scalar or enum value, without its tag. */
-  private scalar(fp: FieldPlan, value: unknown, w: protobuf.Writer): void {
+  private scalar(fp: FieldPlan, value: unknown, w: ByteWriter): void {
     write(fp, scalarOf(fp, value), w);
   }
 
-  private any(json: unknown, w: protobuf.Writer, depth: number): void {
+  private any(json: unknown, w: ByteWriter, depth: number): void {
     if (!isObject(json) || typeof json['@type'] !== 'string') throw new NotHandled('Any');
     const typeUrl = json['@type'];
     let inner: protobuf.Type;
@@ -222,14 +407,16 @@ export class ProtoJsonWriter {
       for (const k in json) if (k !== '@type') rest[k] = json[k];
       body = rest;
     }
-    const iw = protobuf.Writer.create();
-    this.message(inner, body, iw, depth + 1);
-    const bytes = iw.finish();
     let url = typeUrl.startsWith('.') ? typeUrl.slice(1) : typeUrl;
     if (!url.includes('/')) url = `/${url}`;
     if (!wellFormed(url)) throw new NotHandled('Any url');
     w.uint32(10).string(url);
-    if (bytes.length > 0) w.uint32(18).bytes(bytes);
+    // The value, left out when its message is empty.
+    w.uint32(18).fork();
+    const start = w.pos;
+    this.message(inner, body, w, depth + 1);
+    if (w.pos === start) w.drop(1);
+    else w.ldelim();
   }
 }
 
@@ -254,9 +441,9 @@ function scalarOf(fp: FieldPlan, value: unknown): number | string | boolean | Ui
   return integer(type, value);
 }
 
-function write(fp: FieldPlan, v: number | string | boolean | Uint8Array, w: protobuf.Writer): void {
+function write(fp: FieldPlan, v: number | string | boolean | Uint8Array, w: ByteWriter): void {
   if (fp.enumType) w.int32(v as number);
-  else (w as unknown as Record<string, (v: unknown) => void>)[fp.scalar!]!.call(w, v);
+  else (w as unknown as Record<string, (v: unknown) => ByteWriter>)[fp.scalar!]!.call(w, v);
 }
 
 function enumNumber(type: protobuf.Enum, value: unknown): number {
@@ -287,7 +474,7 @@ function bytesOf(value: unknown): Uint8Array {
 }
 
 /** A Duration's JSON (`"1.5s"`) as its message: seconds and nanos, each left out when zero. */
-function duration(json: unknown, w: protobuf.Writer): void {
+function duration(json: unknown, w: ByteWriter): void {
   const match = typeof json === 'string' ? /^(-)?([0-9]+)(?:\.([0-9]{1,9}))?s$/.exec(json) : null;
   if (!match) throw new NotHandled('Duration');
   const sign = match[1] ? -1 : 1;
