@@ -201,3 +201,15 @@ test('the byte writer writes what protobufjs\'s writer writes: every scalar at i
   w.drop(1);
   assert.equal(hex(w.finish()), hex(protobuf.Writer.create().uint32(10).string('a').finish()));
 });
+
+test('a field named twice (by its JSON and its proto name) and two members of one oneof: what protobufjs gives, in field order or not', () => {
+  const cluster = codec.lookupType(TYPES.cluster);
+  const cases: unknown[] = [
+    { name: 'a', connectTimeout: '1s', connect_timeout: '2s' },
+    { name: 'a', connect_timeout: '2s', connectTimeout: '1s' },
+    { connectTimeout: '1s', name: 'a', connect_timeout: '2s' },
+    { name: 'a', type: 'EDS', clusterType: { name: 'x' } },
+    { clusterType: { name: 'x' }, name: 'a', type: 'EDS' },
+  ];
+  for (const json of cases) assert.equal(outcome(() => codec.encode(TYPES.cluster, json)), outcome(() => general(cluster, json)), JSON.stringify(json));
+});

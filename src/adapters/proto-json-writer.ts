@@ -306,8 +306,9 @@ export class ProtoJsonWriter {
       return;
     }
     if (!isObject(json)) throw new NotHandled('not an object');
-    const present: [FieldPlan, unknown][] = [];
+    // Fields named in number order (most messages) are written as they come, in a second pass over the keys.
     let sorted = true;
+    let lastId = -1;
     for (const key in json) {
       const fp = plan.byKey.get(key);
       if (!fp) throw new NotHandled(`field ${key}`);
@@ -318,11 +319,27 @@ export class ProtoJsonWriter {
         continue;
       }
       if (value === undefined) throw new NotHandled('undefined');
-      const last = present[present.length - 1];
-      if (last && last[0].id >= fp.id) sorted = false;
-      present.push([fp, value]);
+      if (fp.id <= lastId) sorted = false;
+      lastId = fp.id;
     }
-    if (!sorted) present.sort((a, b) => a[0].id - b[0].id);
+    if (sorted) {
+      let oneofs: Set<string> | undefined;
+      for (const key in json) {
+        const value = json[key];
+        if (value === null) continue;
+        const fp = plan.byKey.get(key)!;
+        if (fp.oneof !== undefined) {
+          oneofs ??= new Set();
+          if (oneofs.has(fp.oneof)) throw new NotHandled('two members of a oneof');
+          oneofs.add(fp.oneof);
+        }
+        this.field(fp, value, w, depth);
+      }
+      return;
+    }
+    const present: [FieldPlan, unknown][] = [];
+    for (const key in json) if (json[key] !== null) present.push([plan.byKey.get(key)!, json[key]]);
+    present.sort((a, b) => a[0].id - b[0].id);
     let oneofs: Set<string> | undefined;
     for (let i = 0; i < present.length; i++) {
       const [fp, value] = present[i]!;
