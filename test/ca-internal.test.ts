@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { openCertificateStore } from '../src/adapters/ca/certificate-store.js';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
 import { certificateFacts, signedBy } from '../src/adapters/ca/x509.js';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 const state = () => mkdtempSync(join(tmpdir(), 'smc-state-'));
@@ -90,6 +90,23 @@ test('a missing, half-missing or corrupt root is a clear startup error, never a 
   writeFileSync(join(dir, 'ca', 'root.crt'), cert);
   writeFileSync(join(dir, 'ca', 'root.key'), key, { mode: 0o600 });
   assert.equal((await openInternalCA(dir, 'cluster.local')).trustBundle(), cert);
+});
+
+test('each service certificate carries the public key of the private key issued with it, a P-256 key of its own as PKCS#8 PEM', async () => {
+  const ca = await openInternalCA(state(), 'cluster.local');
+  const spki = (key: { export(o: { type: 'spki'; format: 'der' }): Buffer }) => key.export({ type: 'spki', format: 'der' }).toString('hex');
+  const seen = new Set<string>();
+  for (let i = 0; i < 5; i++) {
+    const issued = await ca.issue(ID, { ttlMs: 3600_000 });
+    assert.match(issued.privateKey, /^-----BEGIN PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END PRIVATE KEY-----$/);
+    const key = createPublicKey(issued.privateKey);
+    assert.equal(key.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    const cert = new X509Certificate(issued.certificateChain);
+    assert.equal(spki(cert.publicKey), spki(key), 'the certificate names the key issued with it');
+    assert.ok(cert.checkPrivateKey(createPrivateKey(issued.privateKey)));
+    seen.add(spki(key));
+  }
+  assert.equal(seen.size, 5, 'a new key each time');
 });
 
 test('service certificate lifetimes are spread by up to ±10% around the requested one', async () => {

@@ -4,7 +4,7 @@ import { StartupError } from '../startup-error.js';
 import { join } from 'node:path';
 import { folderStorage, type CaStorage } from './ca-storage.js';
 import { lifetimeMs, type IssueOptions, type Signer } from './signer.js';
-import { certificateFacts, createRootCertificate, generateKeyPair, issueLeaf, keyMatchesCertificate, privateKeyFromPem, privateKeyToPem } from './x509.js';
+import { certificateFacts, createRootCertificate, generateKeyPair, generateLeafKeys, issueLeaf, keyMatchesCertificate, privateKeyFromPem, privateKeyToPem } from './x509.js';
 
 /**
  * The mesh CA built into smc (a Signer, see signer.ts). Its root key and
@@ -91,12 +91,12 @@ export async function openInternalCA(stateDir: string, trustDomain: string, log:
     if (r) retired.push(r);
   }
   const issueFrom = async (root: Root, spiffeId: string, options: IssueOptions) => {
-    const keys = await generateKeyPair();
+    const keys = generateLeafKeys();
     const now = Date.now();
     const notAfter = new Date(now + lifetimeMs(options, () => randomInt(0, 1_000_001) / 1_000_000));
-    const leaf = await issueLeaf({ certificatePem: root.pem, privateKey: root.key }, spiffeId, keys.publicKey, { notBefore: new Date(now - 60_000), notAfter }, options);
+    const leaf = await issueLeaf({ certificatePem: root.pem, privateKey: root.key }, spiffeId, keys.spki, { notBefore: new Date(now - 60_000), notAfter }, options);
     // The certificate's own expiry (X.509 keeps whole seconds) and serial, known without parsing it again.
-    return { certificateChain: leaf.pem, privateKey: await privateKeyToPem(keys.privateKey), notAfter: leaf.notAfter, serial: leaf.serial, issuedAt: new Date(now) };
+    return { certificateChain: leaf.pem, privateKey: keys.privateKeyPem, notAfter: leaf.notAfter, serial: leaf.serial, issuedAt: new Date(now) };
   };
   const bundle = () => [signing!, next, previous].filter((r): r is Root => r !== undefined).map((r) => r.pem).join('');
   return {

@@ -1,5 +1,5 @@
 import type { CertificateInputs } from '../../compiler/inputs.js';
-import { createRootCertificate, generateKeyPair, issueLeaf, privateKeyToPem } from './x509.js';
+import { createRootCertificate, generateKeyPair, generateLeafKeys, issueLeaf } from './x509.js';
 
 /**
  * A one-off root and a leaf per identity, valid for a day: enough for
@@ -13,12 +13,8 @@ export async function throwawayCertificates(trustDomain: string, identities: rea
   const issuer = { certificatePem: trustBundle, privateKey: rootKeys.privateKey };
   const leaves = [];
   for (const identity of identities) {
-    const keys = await generateKeyPair();
-    leaves.push({
-      identity,
-      certificateChain: (await issueLeaf(issuer, identity, keys.publicKey, validity)).pem,
-      privateKey: await privateKeyToPem(keys.privateKey),
-    });
+    const keys = generateLeafKeys();
+    leaves.push({ identity, certificateChain: (await issueLeaf(issuer, identity, keys.spki, validity)).pem, privateKey: keys.privateKeyPem });
   }
   return { trustBundle, identities: leaves };
 }
