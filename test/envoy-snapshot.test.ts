@@ -10,6 +10,8 @@ import { IDENTITY_SECRET, TRUST_BUNDLE_SECRET } from '../src/compiler/envoy/name
 import { inconsistencies, resourceInconsistencies } from '../src/compiler/envoy/consistency.js';
 import { buildSnapshots, planSnapshots, type Snapshot } from '../src/compiler/envoy/snapshot.js';
 import { applicableGrants } from '../src/compiler/ir/query.js';
+import { compileUnits } from '../src/compiler/units.js';
+import { meshUnits } from '../bench/controller.js';
 import type { MeshIR } from '../src/compiler/ir/types.js';
 
 const codec = loadEnvoyProtos();
@@ -191,9 +193,7 @@ test('consistency: a snapshot split into its own resources and shared ones, whic
   );
 });
 
-test('in a mesh that is not permissive, what callers of one service hold alike is made and encoded once: a route table of the same content is one encoding, a filter chain is encoded once', async () => {
-  const { meshUnits } = await import('../bench/controller.js');
-  const { compileUnits } = await import('../src/compiler/units.js');
+test('in a mesh that is not permissive, what callers of one service hold alike is made and encoded once: a route table of the same content is one encoding, a filter chain is encoded once', () => {
   const ir = compileUnits(meshUnits(200), {}).ir;
   const chainEncodes: string[] = [];
   const counting = { ...codec, encode: (type: string, json: unknown) => (type.endsWith('.FilterChain') && chainEncodes.push(JSON.stringify(json)), codec.encode(type, json)) };

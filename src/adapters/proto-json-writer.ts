@@ -328,11 +328,7 @@ export class ProtoJsonWriter {
         const value = json[key];
         if (value === null) continue;
         const fp = plan.byKey.get(key)!;
-        if (fp.oneof !== undefined) {
-          oneofs ??= new Set();
-          if (oneofs.has(fp.oneof)) throw new NotHandled('two members of a oneof');
-          oneofs.add(fp.oneof);
-        }
+        oneofs = withOneof(oneofs, fp);
         this.field(fp, value, w, depth);
       }
       return;
@@ -344,11 +340,7 @@ export class ProtoJsonWriter {
     for (let i = 0; i < present.length; i++) {
       const [fp, value] = present[i]!;
       if (i > 0 && present[i - 1]![0] === fp) throw new NotHandled('field named twice');
-      if (fp.oneof !== undefined) {
-        oneofs ??= new Set();
-        if (oneofs.has(fp.oneof)) throw new NotHandled('two members of a oneof');
-        oneofs.add(fp.oneof);
-      }
+      oneofs = withOneof(oneofs, fp);
       this.field(fp, value, w, depth);
     }
   }
@@ -435,6 +427,14 @@ export class ProtoJsonWriter {
     if (w.pos === start) w.drop(1);
     else w.ldelim();
   }
+}
+
+/** The oneofs a message has a member of, with `fp`'s (the set made when first needed): a second member of one is refused. */
+function withOneof(oneofs: Set<string> | undefined, fp: FieldPlan): Set<string> | undefined {
+  if (fp.oneof === undefined) return oneofs;
+  const set = oneofs ?? new Set<string>();
+  if (set.has(fp.oneof)) throw new NotHandled('two members of a oneof');
+  return set.add(fp.oneof);
 }
 
 /** A scalar or enum value as protojson reads it from JSON. */
