@@ -141,7 +141,7 @@ test('a permissive mesh whose shared reach changes: the own part of each identit
       await thread.compile(units);
       const r = await thread.snapshots(certificates);
       if (r.complete) cache.setSnapshots(r.changed);
-      else cache.update(r.changed, r.removed);
+      else cache.update(r.changed, r.removed, r.moved);
       const fresh = compile({ ...inputsOf(units), certificates }, protos);
       assert.deepEqual(cache.identities(), fresh.snapshots.map((s) => s.identity));
       for (const s of fresh.snapshots) assert.deepEqual(cachedBytes(s.identity), bytesOf(s), s.identity);
@@ -185,7 +185,7 @@ test('the compile engine keeps its state in itself: two engines driven in turn a
     const { snapshots } = ask(engine, { type: 'snapshots', certificates: { replace: true, trustBundle: certificates.trustBundle, set: certificates.identities, deleted: [] } }) as { snapshots: SnapshotChanges };
     const cache = caches.get(engine)!;
     if (snapshots.complete) cache.setSnapshots(snapshots.changed);
-    else cache.update(snapshots.changed, snapshots.removed);
+    else cache.update(snapshots.changed, snapshots.removed, snapshots.moved);
     const fresh = compile({ ...inputsOf(units), certificates }, protos);
     assert.deepEqual(cache.identities(), fresh.snapshots.map((s) => s.identity));
     for (const s of fresh.snapshots) {

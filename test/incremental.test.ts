@@ -450,10 +450,10 @@ test('property: through the compile worker and into the snapshot cache (only cha
           const what = e ? `after ${JSON.stringify(e)}` : 'at the start';
           const compiled = await thread.compile(unitsOf(inputs(state), kept), liveOf(state));
           status = compiled.status ?? status;
-          const { changed, removed, complete, inconsistencies } = await thread.snapshots(certificatesOf(state, certificates));
+          const { changed, moved, removed, complete, inconsistencies } = await thread.snapshots(certificatesOf(state, certificates));
           assert.deepEqual(inconsistencies, []);
           if (complete) cache.setSnapshots(changed);
-          else cache.update(changed, removed);
+          else cache.update(changed, removed, moved);
           const fresh = compile(inputs(state, certificatesOf(state, certificates)), codec);
           assert.deepEqual(status, fresh.status, `status, ${what}`);
           const cached = cache.identities().map((id) => cache.get(id)!);

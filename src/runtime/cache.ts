@@ -100,14 +100,23 @@ export interface SnapshotPatch {
   readonly types: Partial<Readonly<Record<ResourceKind, WireSet>>>;
 }
 
+/** Identities whose snapshots changed in one type only, to one set that all of them now hold (sent once for all of them). */
+export interface SetMove {
+  readonly kind: ResourceKind;
+  readonly set: WireSet;
+  readonly identities: readonly string[];
+}
+
 export interface SnapshotCache {
   /** Replaces every snapshot at once; identities not in `snapshots` are removed. */
   setSnapshots(snapshots: readonly SnapshotPatch[]): IdentityChange[];
   /**
    * Sets the snapshots (or the changed types) of some identities and removes
    * others, leaving every other identity as it is: a change costs what it touches.
+   * `moved`: identities (none of them in `changed`) that take one set in one
+   * type, each cached once for all of them.
    */
-  update(changed: readonly SnapshotPatch[], removed?: readonly string[]): IdentityChange[];
+  update(changed: readonly SnapshotPatch[], removed?: readonly string[], moved?: readonly SetMove[]): IdentityChange[];
   get(identity: string): CachedSnapshot | undefined;
   identities(): string[];
   /** Called with the new snapshot (or undefined when removed) after each change of this identity. */
@@ -252,8 +261,25 @@ export function createSnapshotCache(): SnapshotCache {
     return undefined;
   };
 
-  const update = (changed: readonly SnapshotPatch[], removed: readonly string[] = []): IdentityChange[] => {
+  const update = (changed: readonly SnapshotPatch[], removed: readonly string[] = [], moved: readonly SetMove[] = []): IdentityChange[] => {
     const changes: IdentityChange[] = [];
+    for (const { kind, set, identities } of moved) {
+      if ('held' in set) throw new Error(`a ${kind} set taken by ${identities.length} identities names a part one of them holds (a bug in smc)`);
+      let type: CachedType | undefined;
+      for (const identity of identities) {
+        const before = snapshots.get(identity);
+        if (!before) throw new Error(`${identity} takes a new ${kind} set, but has no snapshot cached (a bug in smc)`);
+        const was = before.types[kind];
+        if (was.version === set.version) continue;
+        if (type) typeHolders.get(type)!.holders++;
+        else type = acquireType(kind, set, undefined);
+        const after: CachedSnapshot = { identity, types: { ...before.types, [kind]: type } };
+        releaseType(was);
+        snapshots.set(identity, after);
+        const c = change(was, type);
+        if (!isEmpty(c)) changes.push({ identity, types: { [kind]: c }, gone: false });
+      }
+    }
     for (const s of changed) {
       const before = snapshots.get(s.identity);
       const types = {} as Record<ResourceKind, CachedType>;

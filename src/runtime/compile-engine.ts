@@ -2,9 +2,9 @@ import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import type { SourceUnit } from '../adapters/source.js';
 import { sameItems } from '../compiler/group.js';
 import { compileUnits, type UnitsCompileResult } from '../compiler/units.js';
-import { onWire, planSnapshots, replannedOf, type PlannedSnapshot } from '../compiler/envoy/snapshot.js';
+import { onWire, planSnapshots, replannedOf, type PlannedSnapshot, type WireSet } from '../compiler/envoy/snapshot.js';
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import type { SnapshotPatch } from './cache.js';
+import type { SetMove, SnapshotPatch } from './cache.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { meshIndex } from '../compiler/ir/index.js';
 import type { MeshIR, MeshSettings } from '../compiler/ir/types.js';
@@ -52,6 +52,13 @@ export interface SnapshotChanges {
    * by the whole mesh is copied once however many sets hold it.
    */
   readonly changed: SnapshotPatch[];
+  /**
+   * Identities whose snapshots changed in one type only, each group to one
+   * set that all of them now hold (a permissive mesh's endpoint set after a
+   * pod moved): the set and the group cross once, not a patch per identity.
+   * None of them is in `changed`.
+   */
+  readonly moved: SetMove[];
   /** Identities that are no longer in the mesh. */
   readonly removed: string[];
   /** What does not close in the changed snapshots (a compiler bug): the controller then publishes none of them. */
@@ -318,22 +325,49 @@ export function createCompileEngine(): CompileEngine {
         // What changed since the controller was last sent snapshots (a prepared plan is sent once it is asked for).
         const complete = !subset && sent.size === 0;
         const changed: SnapshotPatch[] = [];
+        // Identities whose one changed type is one set many of them now hold, by that set.
+        const movedTo = new Map<ResourceSet, { kind: ResourceKind; identities: string[] }>();
         const inconsistencies: string[] = [];
         for (const id of [...unsent].sort()) {
           const p = next.get(id);
           const was = sent.get(id);
           if (p === undefined || was === p) continue;
-          // The types that changed; of a set made of parts, the parts the controller holds for this identity are named, not sent.
-          const types = was ? Object.fromEntries(PUSH_ORDER.flatMap((k) => (p.snapshot.types[k] === was.snapshot.types[k] ? [] : [[k, onWire(p.snapshot.types[k], was.snapshot.types[k])]]))) : p.snapshot.types;
           sent.set(id, p);
           resent.add(id);
+          if (!was) {
+            for (const m of p.inconsistencies) inconsistencies.push(m);
+            changed.push({ identity: id, types: p.snapshot.types });
+            for (const k of PUSH_ORDER) noteSent(p.snapshot.types[k]);
+            continue;
+          }
+          // The types that changed; of a set made of parts, the parts the controller holds for this identity are named, not sent.
+          let types: Partial<Record<ResourceKind, WireSet>> | undefined;
+          let only: ResourceKind | undefined;
+          for (const k of PUSH_ORDER) {
+            const set = p.snapshot.types[k];
+            if (set === was.snapshot.types[k]) continue;
+            only = types ? undefined : k;
+            (types ??= {})[k] = onWire(set, was.snapshot.types[k]);
+            noteSent(set);
+          }
           // A plan made again with the same snapshot (it read other keys this time): nothing to send.
-          if (Object.keys(types).length === 0) continue;
-          changed.push({ identity: id, types });
-          inconsistencies.push(...p.inconsistencies);
-          for (const k of Object.keys(types) as ResourceKind[]) noteSent(p.snapshot.types[k]);
+          if (!types) continue;
+          for (const m of p.inconsistencies) inconsistencies.push(m);
+          const set = only && p.snapshot.types[only];
+          if (set && types[only!] === set) {
+            const group = movedTo.get(set);
+            if (group) group.identities.push(id);
+            else movedTo.set(set, { kind: only!, identities: [id] });
+          } else changed.push({ identity: id, types });
         }
         unsent.clear();
+        // A set only one identity moved to is that identity's patch.
+        const moved: SetMove[] = [];
+        for (const [set, { kind, identities }] of movedTo) {
+          if (identities.length > 1) moved.push({ kind, set, identities });
+          else changed.push({ identity: identities[0]!, types: { [kind]: set } });
+        }
+        changed.sort((a, b) => (a.identity < b.identity ? -1 : 1));
         const removed: string[] = [];
         const identities = meshIndex(current.ir).identities;
         if (!subset && identities !== sentIdentities) {
@@ -341,7 +375,7 @@ export function createCompileEngine(): CompileEngine {
           for (const id of removed) sent.delete(id);
           sentIdentities = identities;
         }
-        return { id: m.id, snapshots: { changed, removed, inconsistencies, complete } };
+        return { id: m.id, snapshots: { changed, moved, removed, inconsistencies, complete } };
       } catch (e) {
         return { id: m.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) };
       }

@@ -299,7 +299,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const certificates = certs.inputs(identities);
       // Built by the worker from the IR of its latest compile (the one being published): only the snapshots whose plan changed come back.
       // The worker checked that references close in each snapshot it built (on the resources, before encoding them).
-      const { changed, removed, complete, inconsistencies: broken } = await compiler.snapshots(certificates, renewals ? renewed : undefined);
+      const { changed, moved, removed, complete, inconsistencies: broken } = await compiler.snapshots(certificates, renewals ? renewed : undefined);
       if (broken.length > 0) {
         o.log(`controller: not publishing inconsistent snapshots (a bug in smc); the last good ones keep serving:\n${broken.join('\n')}`, { level: 'error' });
         // The worker counts them as sent: it sends every snapshot next time.
@@ -309,7 +309,7 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       last = result;
       servedCompile = result.compile;
       // A complete answer (the first, or after a reset) replaces the cache; otherwise only what changed is applied.
-      const changes = complete && !renewals ? cache.setSnapshots(changed) : cache.update(changed, removed);
+      const changes = complete && !renewals ? cache.setSnapshots(changed) : cache.update(changed, removed, moved);
       ready = true;
       if (!renewals || changes.length > 0) {
         // A renewal rebuilds only the renewed identities' snapshots; the log says which kind of publish it was.

@@ -3,7 +3,7 @@ import type { CertificateInputs } from '../inputs.js';
 import { addressOnlyKeys, changedKeys, meshIndex, recordedView, routeBackends, serviceKey } from '../ir/index.js';
 import { permissiveUpstreams, upstreamsOf, type Upstream } from '../ir/reachability.js';
 import { compareStrings, parseIdentity, type Endpoint, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR, type Workload } from '../ir/types.js';
-import { KeyedMemo, PatchedTable, putIn, removeIn, type Read } from '../keyed.js';
+import { KeyedMemo, PatchedTable, putIn, removeIn, tableChanges, type Read } from '../keyed.js';
 import { recordInto } from '../status.js';
 import { outboundClusterName } from './names.js';
 import { sameItems } from '../group.js';
@@ -906,6 +906,10 @@ interface SharedParts {
   readonly byService: ReadonlyMap<string, ServiceUpstreams>;
   readonly served: ReadonlyMap<string, true>;
   readonly cluster: ReadonlyMap<string, true>;
+  /** Each service's upstreams and outbound services, in the IR's order of services, and where each service is in it. */
+  readonly upstreamList: readonly ServiceUpstreams[];
+  readonly outboundList: readonly ServiceOutbound[];
+  readonly position: ReadonlyMap<string, number>;
 }
 
 /**
@@ -923,49 +927,81 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
   const callerNamespace = parseIdentity(identity)?.namespace ?? '';
   const quiet = recordInto([]);
   const was = prior?.parts;
-  const upstreamMemo = new KeyedMemo<ServiceUpstreams, UpstreamLookups>({ service: index.service, identity: index.workloadsOf }, was?.upstreams);
+  const upstreamLookups: UpstreamLookups = { service: index.service, identity: index.workloadsOf };
+  // The prior reach's services are this IR's (the same keys, so the same order): its memos are carried, and only the
+  // services that read a changed key are asked again (see `KeyedMemo.carried`), so a change costs the services it touches.
+  const carried = was !== undefined && sameKeys(was.upstreams.lookups.service as ReadonlyMap<string, unknown>, index.service) ? was : undefined;
+  const upstreamMemo = carried ? KeyedMemo.carried(upstreamLookups, carried.upstreams) : new KeyedMemo<ServiceUpstreams, UpstreamLookups>(upstreamLookups, was?.upstreams);
   const byService = was ? new PatchedTable(was.byService) : new Map<string, ServiceUpstreams>();
   const served = was ? new PatchedTable(was.served) : new Map<string, true>();
   const cluster = was ? new PatchedTable(was.cluster) : new Map<string, true>();
-  const parts: ServiceUpstreams[] = [];
-  for (const s of ir.services) {
-    const key = serviceKey(s);
-    const now = upstreamMemo.get(key, quiet, deriveUpstreams(key, dataPlane));
-    parts.push(now);
-    const before = was?.byService.get(key);
-    if (now === before) continue;
+  const moved = (key: string, before: ServiceUpstreams | undefined, now: ServiceUpstreams) => {
     putIn(byService, key, now);
     for (const u of before?.upstreams ?? []) removeIn(cluster, outboundClusterName(u.service, u.port.port));
     for (const u of now.upstreams) putIn(cluster, outboundClusterName(u.service, u.port.port), true);
     if (now.upstreams.length > 0) putIn(served, key, true);
     else removeIn(served, key);
-  }
-  // Services gone since the prior reach.
-  if (byService.size > parts.length) {
-    for (const [key, before] of [...byService]) {
-      if (index.service.has(key)) continue;
-      removeIn(byService, key);
-      removeIn(served, key);
-      for (const u of before.upstreams) removeIn(cluster, outboundClusterName(u.service, u.port.port));
+  };
+  let upstreamList: ServiceUpstreams[];
+  let position: ReadonlyMap<string, number>;
+  if (carried) {
+    upstreamList = carried.upstreamList.slice();
+    position = carried.position;
+    for (const key of upstreamMemo.dirty()) {
+      const i = position.get(key)!;
+      const before = upstreamList[i]!;
+      const now = upstreamMemo.get(key, quiet, deriveUpstreams(key, dataPlane));
+      upstreamList[i] = now;
+      if (now !== before) moved(key, before, now);
+    }
+  } else {
+    upstreamList = [];
+    const at = new Map<string, number>();
+    for (const s of ir.services) {
+      const key = serviceKey(s);
+      at.set(key, upstreamList.length);
+      const now = upstreamMemo.get(key, quiet, deriveUpstreams(key, dataPlane));
+      upstreamList.push(now);
+      const before = was?.byService.get(key);
+      if (now !== before) moved(key, before, now);
+    }
+    position = at;
+    // Services gone since the prior reach.
+    if (byService.size > upstreamList.length) {
+      for (const [key, before] of [...byService]) {
+        if (index.service.has(key)) continue;
+        removeIn(byService, key);
+        removeIn(served, key);
+        for (const u of before.upstreams) removeIn(cluster, outboundClusterName(u.service, u.port.port));
+      }
     }
   }
-  const outboundMemo = new KeyedMemo<ServiceOutbound, OutboundLookups>({ service: index.service, split: index.splitOf, routes: index.routesOf, served, cluster }, was?.outbound);
+  const outboundLookups: OutboundLookups = { service: index.service, split: index.splitOf, routes: index.routesOf, served, cluster };
+  let outboundList: ServiceOutbound[];
+  let outboundMemo: KeyedMemo<ServiceOutbound, OutboundLookups>;
+  if (carried) {
+    outboundMemo = KeyedMemo.carried(outboundLookups, carried.outbound);
+    outboundList = carried.outboundList.slice();
+    for (const key of outboundMemo.dirty()) outboundList[position.get(key)!] = outboundMemo.get(key, quiet, deriveOutbound(key, callerNamespace));
+  } else {
+    outboundMemo = new KeyedMemo<ServiceOutbound, OutboundLookups>(outboundLookups, was?.outbound);
+    outboundList = ir.services.map((s) => outboundMemo.get(serviceKey(s), quiet, deriveOutbound(serviceKey(s), callerNamespace)));
+  }
   const upstreams: Upstream[] = [];
   const warnings: string[] = [];
   const upstreamRows: string[] = [];
   const outbound: OutboundService[] = [];
   const hash = createHash('sha256');
   const outboundRows: string[] = [];
-  ir.services.forEach((s, i) => {
-    const key = serviceKey(s);
-    const part = parts[i]!;
+  for (let i = 0; i < upstreamList.length; i++) {
+    const part = upstreamList[i]!;
     for (const u of part.upstreams) upstreams.push(u);
     for (const w of part.warnings) warnings.push(w);
     for (const r of part.rows) upstreamRows.push(r);
-    const made = outboundMemo.get(key, quiet, deriveOutbound(key, callerNamespace));
+    const made = outboundList[i]!;
     for (const o of made.outbound) outbound.push(o);
     for (const r of made.rows) outboundRows.push(r);
-  });
+  }
   // Its text is hashed once, and every plan holds the hash.
   hash.update(`[${upstreamRows.join(',')}]`);
   for (const row of outboundRows) hash.update(row);
@@ -979,8 +1015,15 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
     shared: true,
     byPart: prior?.byPart ?? new WeakMap(),
     ...(prior ? { prior: prior.objects } : {}),
-    parts: { upstreams: upstreamMemo.seal(), outbound: outboundMemo.seal(), byService, served, cluster },
+    parts: { upstreams: upstreamMemo.seal(), outbound: outboundMemo.seal(), byService, served, cluster, upstreamList, outboundList, position },
   };
+}
+
+/** Whether two tables have the same keys (found from the keys whose values differ: as many as those the one patched from the other touched). */
+function sameKeys(before: ReadonlyMap<string, unknown>, after: ReadonlyMap<string, unknown>): boolean {
+  if (before.size !== after.size) return false;
+  for (const k of tableChanges(before, after)) if (!before.has(k) || !after.has(k)) return false;
+  return true;
 }
 
 /** A service's upstreams in a permissive mesh (as `upstreamsOf` finds them: its ports' endpoints of identities in the mesh), of one data plane. */
