@@ -103,8 +103,17 @@ export interface SnapshotPatch {
 /** Identities whose snapshots changed in one type only, to one set that all of them now hold (sent once for all of them). */
 export interface SetMove {
   readonly kind: ResourceKind;
-  readonly set: WireSet;
+  /** The set they take, or how it differs from the set each of them holds now. */
+  readonly set: WireSet | SetDelta;
   readonly identities: readonly string[];
+}
+
+/** A set (of `version`) as the set of version `from` with some resources put in or replaced, and some removed. */
+export interface SetDelta {
+  readonly version: string;
+  readonly from: string;
+  readonly put: readonly EncodedResource[];
+  readonly removed: readonly string[];
 }
 
 export interface SnapshotCache {
@@ -215,6 +224,23 @@ export function createSnapshotCache(): SnapshotCache {
     typeHolders.set(type, { kind, holders: 1 });
     return type;
   };
+  /** The cached type `delta` makes of `base` (a set of resources, not parts): its unchanged resources are held once more, the others interned. */
+  const deltaType = (kind: ResourceKind, base: CachedType, delta: SetDelta): CachedType => {
+    if (base.parts) throw new Error(`a ${kind} set made from a set of parts (a bug in smc)`);
+    const resources = new Map(base.resources);
+    for (const name of delta.removed) resources.delete(name);
+    let added = false;
+    for (const r of delta.put) {
+      added ||= !resources.has(r.name);
+      resources.set(r.name, acquire(kind, r));
+    }
+    // Each resource kept is held once more (those put were acquired above, and the ones they replaced are not held by this set).
+    const put = new Set(delta.put.map((r) => r.name));
+    for (const [name, r] of resources) if (!put.has(name)) entryOf.get(r)!.holders++;
+    const type: CachedType = { version: delta.version, resources: added ? new Map([...resources].sort(([a], [b]) => (a < b ? -1 : 1))) : resources };
+    typeHolders.set(type, { kind, holders: 1 });
+    return type;
+  };
   const releaseType = (type: CachedType) => {
     const held = typeHolders.get(type)!;
     if (--held.holders > 0) return;
@@ -270,9 +296,10 @@ export function createSnapshotCache(): SnapshotCache {
         const before = snapshots.get(identity);
         if (!before) throw new Error(`${identity} takes a new ${kind} set, but has no snapshot cached (a bug in smc)`);
         const was = before.types[kind];
+        if ('from' in set && was.version !== set.from) throw new Error(`${identity} takes a ${kind} set made from version ${set.from}, but holds ${was.version} (a bug in smc)`);
         if (was.version === set.version) continue;
         if (type) typeHolders.get(type)!.holders++;
-        else type = acquireType(kind, set, undefined);
+        else type = 'from' in set ? deltaType(kind, was, set) : acquireType(kind, set, undefined);
         const after: CachedSnapshot = { identity, types: { ...before.types, [kind]: type } };
         releaseType(was);
         snapshots.set(identity, after);

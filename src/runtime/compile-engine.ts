@@ -4,7 +4,7 @@ import { sameItems } from '../compiler/group.js';
 import { compileUnits, type UnitsCompileResult } from '../compiler/units.js';
 import { onWire, planSnapshots, replannedOf, type PlannedSnapshot, type WireSet } from '../compiler/envoy/snapshot.js';
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import type { SetMove, SnapshotPatch } from './cache.js';
+import type { SetDelta, SetMove, SnapshotPatch } from './cache.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { meshIndex } from '../compiler/ir/index.js';
 import type { MeshIR, MeshSettings } from '../compiler/ir/types.js';
@@ -14,7 +14,7 @@ import { meshGraph, type MeshGraph } from '../output/mesh-graph.js';
 import { parseExplainQuery, type ExplainArgs } from '../output/explain.js';
 import { PROGRAMMED_KINDS, ProgrammedIndex, objectKey, type ObjectKey, type ProgrammedAnswer, type ProgrammedQuery } from '../compiler/programmed.js';
 import type { MeshObject } from '../compiler/model.js';
-import { resourceHash, type ResourceSet } from '../compiler/envoy/snapshot.js';
+import { resourceHash, type EncodedResource, type ResourceSet } from '../compiler/envoy/snapshot.js';
 
 /**
  * The compile engine the controller's worker thread runs (compile-worker.ts):
@@ -325,8 +325,8 @@ export function createCompileEngine(): CompileEngine {
         // What changed since the controller was last sent snapshots (a prepared plan is sent once it is asked for).
         const complete = !subset && sent.size === 0;
         const changed: SnapshotPatch[] = [];
-        // Identities whose one changed type is one set many of them now hold, by that set.
-        const movedTo = new Map<ResourceSet, { kind: ResourceKind; identities: string[] }>();
+        // Identities whose one changed type is one set many of them now hold, by that set (with the set they all held before, if one).
+        const movedTo = new Map<ResourceSet, { kind: ResourceKind; identities: string[]; from: ResourceSet | undefined }>();
         const inconsistencies: string[] = [];
         for (const id of [...unsent].sort()) {
           const p = next.get(id);
@@ -355,16 +355,20 @@ export function createCompileEngine(): CompileEngine {
           for (const m of p.inconsistencies) inconsistencies.push(m);
           const set = only && p.snapshot.types[only];
           if (set && types[only!] === set) {
+            const from = was.snapshot.types[only!];
             const group = movedTo.get(set);
-            if (group) group.identities.push(id);
-            else movedTo.set(set, { kind: only!, identities: [id] });
+            if (!group) movedTo.set(set, { kind: only!, identities: [id], from });
+            else {
+              group.identities.push(id);
+              if (group.from !== from) group.from = undefined;
+            }
           } else changed.push({ identity: id, types });
         }
         unsent.clear();
-        // A set only one identity moved to is that identity's patch.
+        // A set only one identity moved to is that identity's patch; a set all of a group moved to from one set crosses as what differs.
         const moved: SetMove[] = [];
-        for (const [set, { kind, identities }] of movedTo) {
-          if (identities.length > 1) moved.push({ kind, set, identities });
+        for (const [set, { kind, identities, from }] of movedTo) {
+          if (identities.length > 1) moved.push({ kind, set: from && !from.parts && !set.parts ? setDelta(from, set) : set, identities });
           else changed.push({ identity: identities[0]!, types: { [kind]: set } });
         }
         changed.sort((a, b) => (a.identity < b.identity ? -1 : 1));
@@ -381,4 +385,29 @@ export function createCompileEngine(): CompileEngine {
       }
     },
   };
+}
+
+/** `to` as what differs from `from` (both in name order): the resources put in or replaced, the names removed. */
+export function setDelta(from: ResourceSet, to: ResourceSet): SetDelta {
+  const put: EncodedResource[] = [];
+  const removed: string[] = [];
+  const [a, b] = [from.resources, to.resources];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    if (y === undefined || (x !== undefined && x.name < y.name)) {
+      removed.push(x!.name);
+      i++;
+    } else if (x === undefined || y.name < x.name) {
+      put.push(y);
+      j++;
+    } else {
+      if (x !== y && (x.hash ?? resourceHash(x.bytes)) !== (y.hash ?? resourceHash(y.bytes))) put.push(y);
+      i++;
+      j++;
+    }
+  }
+  return { version: to.version, from: from.version, put, removed };
 }

@@ -1074,7 +1074,10 @@ function withSecrets(before: PlannedSnapshot, identity: Identity, certificates: 
 
 /** A planned snapshot whose plan did not change, with a new endpoint set (made with the same certificates). */
 function withEndpoints(before: PlannedSnapshot, endpoint: ResourceSet): PlannedSnapshot {
-  const after: PlannedSnapshot = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, endpoint } } };
+  // (Written out: made for every identity of a permissive mesh at each pod move, where spreading costs several times more.)
+  const { identity, dataPlane, types, warnings } = before.snapshot;
+  const snapshot: Snapshot = { identity, dataPlane, types: { cluster: types.cluster, endpoint, listener: types.listener, route: types.route, secret: types.secret }, warnings };
+  const after: PlannedSnapshot = before.own ? { plan: before.plan, snapshot, inconsistencies: before.inconsistencies, reads: before.reads, own: before.own, proxy: before.proxy! } : { plan: before.plan, snapshot, inconsistencies: before.inconsistencies, reads: before.reads };
   secretSources.set(after, secretSources.get(before)!);
   return after;
 }
