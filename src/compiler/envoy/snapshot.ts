@@ -821,8 +821,10 @@ function reachOf(mesh: MeshIR, view: MeshIR, identity: Identity, dataPlane: Data
  * mesh's one ('').
  */
 function reachScope(mesh: MeshIR, identity: Identity): string {
+  const routed = meshIndex(mesh).consumerRoutesIn;
+  if (routed.size === 0) return '';
   const ns = parseIdentity(identity)?.namespace ?? '';
-  return meshIndex(mesh).consumerRoutesIn.has(ns) ? ns : '';
+  return routed.has(ns) ? ns : '';
 }
 
 /** The one reach of a data plane that every identity of a permissive mesh shares (`identity`: any of them; one per namespace with consumer routes), made once per IR. */
@@ -910,6 +912,8 @@ interface SharedParts {
   readonly upstreamList: readonly ServiceUpstreams[];
   readonly outboundList: readonly ServiceOutbound[];
   readonly position: ReadonlyMap<string, number>;
+  /** Where each service's entries start in the reach's upstreams, warnings and outbound services. */
+  readonly offsets: { readonly upstreams: readonly number[]; readonly warnings: readonly number[]; readonly outbound: readonly number[] };
 }
 
 /**
@@ -944,6 +948,8 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
   };
   let upstreamList: ServiceUpstreams[];
   let position: ReadonlyMap<string, number>;
+  // In a carried reach, the services whose parts are new objects.
+  const touched = new Set<number>();
   if (carried) {
     upstreamList = carried.upstreamList.slice();
     position = carried.position;
@@ -952,7 +958,9 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
       const before = upstreamList[i]!;
       const now = upstreamMemo.get(key, quiet, deriveUpstreams(key, dataPlane));
       upstreamList[i] = now;
-      if (now !== before) moved(key, before, now);
+      if (now === before) continue;
+      moved(key, before, now);
+      touched.add(i);
     }
   } else {
     upstreamList = [];
@@ -982,41 +990,85 @@ function makeSharedReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane, p
   if (carried) {
     outboundMemo = KeyedMemo.carried(outboundLookups, carried.outbound);
     outboundList = carried.outboundList.slice();
-    for (const key of outboundMemo.dirty()) outboundList[position.get(key)!] = outboundMemo.get(key, quiet, deriveOutbound(key, callerNamespace));
+    for (const key of outboundMemo.dirty()) {
+      const i = position.get(key)!;
+      const now = outboundMemo.get(key, quiet, deriveOutbound(key, callerNamespace));
+      if (now === outboundList[i]) continue;
+      outboundList[i] = now;
+      touched.add(i);
+    }
   } else {
     outboundMemo = new KeyedMemo<ServiceOutbound, OutboundLookups>(outboundLookups, was?.outbound);
     outboundList = ir.services.map((s) => outboundMemo.get(serviceKey(s), quiet, deriveOutbound(serviceKey(s), callerNamespace)));
   }
-  const upstreams: Upstream[] = [];
-  const warnings: string[] = [];
-  const upstreamRows: string[] = [];
-  const outbound: OutboundService[] = [];
-  const hash = createHash('sha256');
-  const outboundRows: string[] = [];
-  for (let i = 0; i < upstreamList.length; i++) {
-    const part = upstreamList[i]!;
-    for (const u of part.upstreams) upstreams.push(u);
-    for (const w of part.warnings) warnings.push(w);
-    for (const r of part.rows) upstreamRows.push(r);
-    const made = outboundList[i]!;
-    for (const o of made.outbound) outbound.push(o);
-    for (const r of made.rows) outboundRows.push(r);
+  const lists = carried && prior ? patchedLists(prior, carried, touched, upstreamList, outboundList) : joinedLists(upstreamList, outboundList);
+  const { upstreams, warnings, outbound, offsets } = lists;
+  // Its text is hashed once, and every plan holds the hash (a reach whose services' rows are all the same has the prior's).
+  let plan = prior?.plan;
+  if (!carried || [...touched].some((i) => !sameItems(upstreamList[i]!.rows, carried.upstreamList[i]!.rows) || !sameItems(outboundList[i]!.rows, carried.outboundList[i]!.rows))) {
+    const hash = createHash('sha256');
+    hash.update(`[${upstreamList.flatMap((p) => p.rows).join(',')}]`);
+    for (const p of outboundList) for (const row of p.rows) hash.update(row);
+    plan = hash.digest('hex');
   }
-  // Its text is hashed once, and every plan holds the hash.
-  hash.update(`[${upstreamRows.join(',')}]`);
-  for (const row of outboundRows) hash.update(row);
   return {
     upstreams,
     outbound,
     warnings,
-    plan: hash.digest('hex'),
+    plan,
     made: new Map(),
     objects: new Map(),
     shared: true,
     byPart: prior?.byPart ?? new WeakMap(),
     ...(prior ? { prior: prior.objects } : {}),
-    parts: { upstreams: upstreamMemo.seal(), outbound: outboundMemo.seal(), byService, served, cluster, upstreamList, outboundList, position },
+    parts: { upstreams: upstreamMemo.seal(), outbound: outboundMemo.seal(), byService, served, cluster, upstreamList, outboundList, position, offsets },
   };
+}
+
+interface ReachLists {
+  readonly upstreams: readonly Upstream[];
+  readonly warnings: readonly string[];
+  readonly outbound: readonly OutboundService[];
+  readonly offsets: SharedParts['offsets'];
+}
+
+/** A shared reach's lists: its services' parts one after another. */
+function joinedLists(upstreamList: readonly ServiceUpstreams[], outboundList: readonly ServiceOutbound[]): ReachLists {
+  const upstreams: Upstream[] = [];
+  const warnings: string[] = [];
+  const outbound: OutboundService[] = [];
+  const offsets = { upstreams: [] as number[], warnings: [] as number[], outbound: [] as number[] };
+  for (let i = 0; i < upstreamList.length; i++) {
+    const part = upstreamList[i]!;
+    offsets.upstreams.push(upstreams.length);
+    offsets.warnings.push(warnings.length);
+    offsets.outbound.push(outbound.length);
+    for (const u of part.upstreams) upstreams.push(u);
+    for (const w of part.warnings) warnings.push(w);
+    for (const o of outboundList[i]!.outbound) outbound.push(o);
+  }
+  return { upstreams, warnings, outbound, offsets };
+}
+
+/**
+ * The lists of a reach carried from `prior` whose `touched` services have new parts: the prior's lists with those
+ * parts' entries written at their offsets, when each has as many entries as before (else joined again).
+ */
+function patchedLists(prior: Reach, was: SharedParts, touched: ReadonlySet<number>, upstreamList: readonly ServiceUpstreams[], outboundList: readonly ServiceOutbound[]): ReachLists {
+  for (const i of touched) {
+    const [a, b] = [was.upstreamList[i]!, upstreamList[i]!];
+    if (a.upstreams.length !== b.upstreams.length || a.warnings.length !== b.warnings.length || was.outboundList[i]!.outbound.length !== outboundList[i]!.outbound.length) return joinedLists(upstreamList, outboundList);
+  }
+  if (touched.size === 0) return { upstreams: prior.upstreams, warnings: prior.warnings, outbound: prior.outbound, offsets: was.offsets };
+  const upstreams = prior.upstreams.slice();
+  const warnings = prior.warnings.slice();
+  const outbound = prior.outbound.slice();
+  for (const i of touched) {
+    upstreamList[i]!.upstreams.forEach((u, k) => (upstreams[was.offsets.upstreams[i]! + k] = u));
+    upstreamList[i]!.warnings.forEach((w, k) => (warnings[was.offsets.warnings[i]! + k] = w));
+    outboundList[i]!.outbound.forEach((o, k) => (outbound[was.offsets.outbound[i]! + k] = o));
+  }
+  return { upstreams, warnings, outbound, offsets: was.offsets };
 }
 
 /** Whether two tables have the same keys (found from the keys whose values differ: as many as those the one patched from the other touched). */
@@ -1181,16 +1233,18 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     // Those that read nothing changed but the mesh's shared reach (a permissive mesh): when what their plans hold of it is
     // the same (endpoints moved, nothing else), their plans are too; they take the new endpoint set without being planned.
     if (keys.size > 0) {
-      const unchanged = new Map<string, boolean>();
+      // Per data plane and scope (now and before): the reach, and whether what plans hold of it is the same.
+      const reaches = new Map<string, { readonly reach: Reach; readonly same: boolean }>();
       for (const id of dependents.get('*') ?? []) {
         const before = out.get(id);
         if (!before || own.has(id)) continue;
         const dataPlane = before.snapshot.dataPlane;
         const which = `${dataPlane} ${reachScope(ir, id)} ${reachScope(previousIR!, id)}`;
-        if (!unchanged.has(which)) unchanged.set(which, sameSharedReach(ir, previousIR!, id, dataPlane));
-        const reach = sharedReachOf(ir, id, dataPlane, previousIR);
+        let taken = reaches.get(which);
+        if (!taken) reaches.set(which, (taken = { same: sameSharedReach(ir, previousIR!, id, dataPlane), reach: sharedReachOf(ir, id, dataPlane, previousIR) }));
+        const reach = taken.reach;
         let after: PlannedSnapshot;
-        if (unchanged.get(which)) {
+        if (taken.same) {
           const endpoint = endpointSet(reach, codec, memo);
           if (endpoint.version === before.snapshot.types.endpoint.version) continue;
           after = withEndpoints(before, endpoint);
