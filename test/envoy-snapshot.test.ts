@@ -163,7 +163,7 @@ test('consistency is checked on the resources as translated (no decoding): sound
   assert.match(check({ secret: [{ name: 'spiffe://cluster.local/ns/bookstore/sa/bookstore' }] }), /secret spiffe:\/\/cluster.local\/ns\/bookstore\/sa\/bookstore does not belong to this proxy/);
 });
 
-test('consistency: a snapshot split into its own resources and shared ones, whichever way, has the problems of the whole; own resources kept while the shared ones change are checked against each', () => {
+test('consistency: a snapshot split into its own resources and shared ones, whichever way, has the problems of the whole; own resources kept while the shared ones change are checked against each, and other identities\' own resources and secrets against the same shared ones', () => {
   const s = snapshotOf(id('bookbuyer', 'bookbuyer'));
   const kinds = ['cluster', 'endpoint', 'listener', 'route'] as const;
   type Lists = Record<(typeof kinds)[number], object[]>;
@@ -178,15 +178,20 @@ test('consistency: a snapshot split into its own resources and shared ones, whic
   };
   const union = (a: Lists, b: Lists): Lists => Object.fromEntries(kinds.map((k) => [k, sets[k].filter((r) => a[k].includes(r) || b[k].includes(r))])) as Lists;
   fc.assert(
-    fc.property(choice, fc.array(choice, { minLength: 1, maxLength: 4 }), fc.subarray([{ name: IDENTITY_SECRET }, { name: TRUST_BUNDLE_SECRET }, { name: id('bookstore', 'bookstore') }]), (owned, cuts, secrets) => {
+    fc.property(choice, fc.array(choice, { minLength: 1, maxLength: 4 }), fc.subarray([{ name: IDENTITY_SECRET }, { name: TRUST_BUNDLE_SECRET }, { name: id('bookstore', 'bookstore') }]), choice, fc.subarray([{ name: IDENTITY_SECRET }, { name: TRUST_BUNDLE_SECRET }]), (owned, cuts, secrets, cutOwn, otherSecrets) => {
       // One own value (the same object), checked against shared values that change: as an own part kept while the reach changes.
       const own = pick(sets, owned, true);
       const others = pick(sets, owned, false);
+      // Another identity's own value (some of the first one's resources), checked against the same shared values with other secrets.
+      const second = pick(own, cutOwn, false);
       for (const cut of cuts) {
         // Some of the shared resources cut (the choices line up with `others`' resources only in part: any subset will do).
         const shared = pick(others, cut, false);
         const whole = resourceInconsistencies(s.identity, union(own, shared), undefined, secrets).sort();
         assert.deepEqual(resourceInconsistencies(s.identity, own, shared, secrets).sort(), whole);
+        for (const [lists, provided] of [[second, secrets], [second, otherSecrets], [own, otherSecrets]] as const) {
+          assert.deepEqual(resourceInconsistencies(s.identity, lists, shared, provided).sort(), resourceInconsistencies(s.identity, union(lists, shared), undefined, provided).sort());
+        }
       }
     }),
     { numRuns: 300 },

@@ -336,7 +336,7 @@ export function createCompileEngine(): CompileEngine {
           resent.add(id);
           if (!was) {
             for (const m of p.inconsistencies) inconsistencies.push(m);
-            changed.push({ identity: id, types: p.snapshot.types });
+            changed.push({ identity: id, types: Object.fromEntries(PUSH_ORDER.map((k) => [k, onWire(p.snapshot.types[k], undefined)])) });
             for (const k of PUSH_ORDER) noteSent(p.snapshot.types[k]);
             continue;
           }

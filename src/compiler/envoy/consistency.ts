@@ -29,21 +29,36 @@ export function inconsistencies(snapshot: Snapshot, codec: ProtoCodec): string[]
  * check costs what its own resources leave open.
  */
 export function resourceInconsistencies(identity: string, sets: Readonly<Record<Exclude<ResourceKind, 'secret'>, readonly object[]>>, shared: SharedResources | undefined, secrets: readonly object[]): string[] {
-  const problems: string[] = [];
-  const say = (m: string) => problems.push(`${identity}: ${m}`);
-  const { facts: own, open } = ownFacts(sets);
+  const own = ownFacts(sets);
   const common = shared ? sharedFacts(shared) : undefined;
+  const provided = secrets.map(nameOf);
+  // Where the shared resources leave nothing open but secrets, what is found depends on what the own ones leave open (the
+  // same for most identities), not on what they define: found once per shared value, open text and secrets provided.
+  let problems: readonly string[];
+  if (common?.closed) {
+    const key = `${own.openText}\0${provided.join('\0')}`;
+    problems = common.checked.get(key) ?? check(own, common, provided);
+    common.checked.set(key, problems);
+  } else problems = check(own, common, provided);
+  return problems.map((m) => `${identity}: ${m}`);
+}
+
+/** What does not close, given what a snapshot's own resources define and leave open, the shared ones', and the secrets provided. */
+function check(own: ReturnType<typeof ownFacts>, common: ReturnType<typeof sharedFacts> | undefined, providedNames: readonly string[]): string[] {
+  const problems: string[] = [];
+  const say = (m: string) => problems.push(m);
+  const { facts, open } = own;
   // Each rule on what the snapshot's own resources leave open, then on what the shared ones leave open.
   for (const name of open.eds) if (!common?.facts.assignments.has(name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
-  for (const name of common?.open.eds ?? []) if (!own.assignments.has(name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
+  for (const name of common?.open.eds ?? []) if (!facts.assignments.has(name)) say(`EDS cluster ${name} has no ClusterLoadAssignment`);
   for (const name of open.assignments) if (!common?.facts.eds.has(name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
-  for (const name of common?.open.assignments ?? []) if (!own.eds.has(name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
+  for (const name of common?.open.assignments ?? []) if (!facts.eds.has(name)) say(`ClusterLoadAssignment ${name} belongs to no EDS cluster`);
   for (const name of open.routes) if (!common?.facts.routes.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
-  for (const name of common?.open.routes ?? []) if (!own.routes.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
+  for (const name of common?.open.routes ?? []) if (!facts.routes.has(name)) say(`a listener names route configuration ${name}, which does not exist`);
   for (const name of open.clusters) if (!common?.facts.clusters.has(name)) say(`cluster ${name} is routed to but does not exist`);
-  for (const name of common?.open.clusters ?? []) if (!own.clusters.has(name)) say(`cluster ${name} is routed to but does not exist`);
+  for (const name of common?.open.clusters ?? []) if (!facts.clusters.has(name)) say(`cluster ${name} is routed to but does not exist`);
 
-  const provided = new Set(secrets.map(nameOf));
+  const provided = new Set(providedNames);
   for (const name of common && common.secrets.length > 0 ? new Set([...open.secrets, ...common.secrets]) : open.secrets) {
     if (!ALLOWED_SECRETS.has(name)) say(`SDS secret ${name} is not this proxy's own`);
     else if (provided.size > 0 && !provided.has(name)) say(`SDS secret ${name} is referenced but not provided`);
@@ -60,7 +75,7 @@ const ALLOWED_SECRETS: ReadonlySet<string> = new Set([IDENTITY_SECRET, TRUST_BUN
  * identity whose own resources were kept while its shared reach changed is
  * checked against the new shared resources at the cost of what is open.
  */
-const ownMemo = new WeakMap<object, { facts: Facts; open: { eds: string[]; assignments: string[]; routes: string[]; clusters: string[]; secrets: readonly string[] } }>();
+const ownMemo = new WeakMap<object, { facts: Facts; open: { eds: string[]; assignments: string[]; routes: string[]; clusters: string[]; secrets: readonly string[] }; openText: string }>();
 function ownFacts(sets: Readonly<Record<Exclude<ResourceKind, 'secret'>, readonly object[]>>) {
   let known = ownMemo.get(sets);
   if (!known) {
@@ -72,7 +87,7 @@ function ownFacts(sets: Readonly<Record<Exclude<ResourceKind, 'secret'>, readonl
       clusters: [...facts.listenerRefs.clusters, ...facts.routeRefs.clusters].filter((n) => !facts.clusters.has(n)),
       secrets: [...new Set([...facts.listenerRefs.secrets, ...facts.clusterRefs.secrets])],
     };
-    ownMemo.set(sets, (known = { facts, open }));
+    ownMemo.set(sets, (known = { facts, open, openText: JSON.stringify(open) }));
   }
   return known;
 }
@@ -126,7 +141,17 @@ const clusterFacts = perList(
 );
 
 /** What shared resources define, and what of their references they leave open (to be closed by a snapshot's own resources). */
-const sharedMemo = new WeakMap<SharedResources, { facts: Facts; open: { eds: string[]; assignments: string[]; routes: string[]; clusters: string[] }; secrets: string[] }>();
+const sharedMemo = new WeakMap<
+  SharedResources,
+  {
+    facts: Facts;
+    open: { eds: string[]; assignments: string[]; routes: string[]; clusters: string[] };
+    secrets: string[];
+    /** They leave nothing open but secrets; and what was found for snapshots by their own resources' open text and secrets. */
+    closed: boolean;
+    checked: Map<string, readonly string[]>;
+  }
+>();
 function sharedFacts(shared: SharedResources) {
   let known = sharedMemo.get(shared);
   if (!known) {
@@ -138,7 +163,8 @@ function sharedFacts(shared: SharedResources) {
       routes: facts.listenerRefs.routes.filter((n) => !facts.routes.has(n)),
       clusters: [...facts.listenerRefs.clusters, ...facts.routeRefs.clusters].filter((n) => !facts.clusters.has(n)),
     };
-    sharedMemo.set(shared, (known = { facts, open, secrets: [...new Set([...facts.listenerRefs.secrets, ...facts.clusterRefs.secrets])] }));
+    const closed = open.eds.length + open.assignments.length + open.routes.length + open.clusters.length === 0;
+    sharedMemo.set(shared, (known = { facts, open, secrets: [...new Set([...facts.listenerRefs.secrets, ...facts.clusterRefs.secrets])], closed, checked: new Map() }));
   }
   return known;
 }

@@ -80,43 +80,62 @@ export interface HeldPart {
   readonly held: number;
 }
 
-/** `set` as sent to a receiver that holds `holding` for the same identity and type: the parts it holds are named, not sent. */
+/**
+ * `set` as sent to a receiver that holds `holding` for the same identity and
+ * type: the parts it holds are named, not sent. A set made of parts is
+ * always a plain `{ version, parts }` on the wire (a composed set's version
+ * is made when first read, and is no property of its own to copy).
+ */
 export function onWire(set: ResourceSet, holding: ResourceSet | undefined): WireSet {
-  if (!set.parts || !holding) return set;
-  let named = false;
+  if (!set.parts) return set;
   const parts = set.parts.map((p): WireSet => {
-    const at = p === holding ? -1 : (holding.parts?.indexOf(p) ?? -1);
-    if (at < 0 && p !== holding) return p;
-    named = true;
-    return { version: p.version, held: at };
+    const at = holding === undefined ? -2 : p === holding ? -1 : (holding.parts?.indexOf(p) ?? -1);
+    return at === -2 || (at < 0 && p !== holding) ? p : { version: p.version, held: at };
   });
-  return named ? { version: set.version, parts } : set;
+  return { version: set.version, parts };
+}
+
+/** The version of a set made of a shared part and an identity's own: the parts' versions hashed together. */
+export function composedVersion(shared: string, own: string): string {
+  return digestOf('sha256', `${shared}+${own}`).slice(0, 16);
 }
 
 /**
  * A type's set made of two parts whose names are disjoint (what the shared
- * reach decides, and what is the identity's own). It is `{ version, parts }`;
- * its `resources`, the parts merged in name order, are made when first read
- * and are not an enumerable property, so they neither cross the worker's
- * boundary (the structured clone copies the parts, a part shared by many
- * identities once) nor take part in comparisons of snapshots. Its version is
- * the parts' versions hashed together: the same resources always give the
- * same version, since which part a resource is in follows from its name.
+ * reach decides, and what is the identity's own). Its version (the parts'
+ * versions hashed together, see `composedVersion`) and its `resources` (the
+ * parts merged in name order) are made when first read: a change of the
+ * shared part gives every identity a new set, and most are never read whole
+ * (the controller is told which part moved, and makes the version when a
+ * proxy asks). The same resources always give the same version, since which
+ * part a resource is in follows from its name. Its only own property is
+ * `parts`; as JSON it is `{ version, parts }`.
  */
+class ComposedSet implements ResourceSet {
+  #version: string | undefined;
+  #merged: readonly EncodedResource[] | undefined;
+  readonly parts: readonly [ResourceSet, ResourceSet];
+  constructor(shared: ResourceSet, own: ResourceSet) {
+    this.parts = [shared, own];
+  }
+  get version(): string {
+    return (this.#version ??= composedVersion(this.parts[0].version, this.parts[1].version));
+  }
+  get resources(): readonly EncodedResource[] {
+    return (this.#merged ??= mergeByName(this.parts[0].resources, this.parts[1].resources));
+  }
+  toJSON(): { version: string; parts: readonly ResourceSet[] } {
+    return { version: this.version, parts: this.parts };
+  }
+}
+
+/** The set made of a shared part and an identity's own (see `ComposedSet`): one object per pair. */
 const composed = new WeakMap<ResourceSet, WeakMap<ResourceSet, ResourceSet>>();
 export function composeSets(shared: ResourceSet, own: ResourceSet): ResourceSet {
   let byOwn = composed.get(shared);
   if (!byOwn) composed.set(shared, (byOwn = new WeakMap()));
   let set = byOwn.get(own);
-  if (!set) byOwn.set(own, (set = makeComposed(shared, own)));
-  return set;
-}
-
-function makeComposed(shared: ResourceSet, own: ResourceSet): ResourceSet {
-  const version = digestOf('sha256', `${shared.version}+${own.version}`).slice(0, 16);
-  let merged: readonly EncodedResource[] | undefined;
-  const set = { version, parts: [shared, own] } as { version: string; parts: ResourceSet[]; resources: readonly EncodedResource[] };
-  Object.defineProperty(set, 'resources', { enumerable: false, get: () => (merged ??= mergeByName(shared.resources, own.resources)) });
+  if (!set) byOwn.set(own, (set = new ComposedSet(shared, own)));
   return set;
 }
 
@@ -408,15 +427,14 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
  * is the identity's own resources, not the mesh's. A type with one part has
  * that part's set itself, so identities with the same resources share one set.
  */
-const encodedParts = new WeakMap<readonly Named[], Map<ResourceKind, ResourceSet>>();
-function encodeParts(codec: ProtoCodec, kind: ResourceKind, shared: readonly Named[], ownSet: ResourceSet, memo: EncodeMemo): ResourceSet {
-  const sharedPart = sharedSet(codec, kind, shared, memo);
+function joinParts(sharedPart: ResourceSet, ownSet: ResourceSet): ResourceSet {
   if (ownSet.resources.length === 0) return sharedPart;
-  if (shared.length === 0) return ownSet;
+  if (sharedPart.resources.length === 0) return ownSet;
   return composeSets(sharedPart, ownSet);
 }
 
 /** The set of a list of resources many snapshots hold, encoded, sorted and hashed once per list. */
+const encodedParts = new WeakMap<readonly Named[], Map<ResourceKind, ResourceSet>>();
 function sharedSet(codec: ProtoCodec, kind: ResourceKind, list: readonly Named[], memo: EncodeMemo): ResourceSet {
   let byKind = encodedParts.get(list);
   if (!byKind) encodedParts.set(list, (byKind = new Map()));
@@ -622,61 +640,51 @@ function translate(
   const { upstreams, outbound } = reach;
   const modes = new Set(plan.modes);
   const warnings = new Set(plan.warnings);
-  const warn = (m: string) => warnings.add(m);
+  const warn = (m: string): void => void warnings.add(m);
   // What the reach alone decides is made once per reach (once for all identities of a permissive mesh), and checked once.
-  const once = <T>(key: string, make: (warn: (m: string) => void) => T): T => fromReach(reach, key, warn, make);
+  const once = <T>(key: string, make: (warn: (m: string) => void) => T, w = warn): T => fromReach(reach, key, w, make);
   // An object made from a few inputs (a cluster, a filter chain), by their text: the reach's (kept from the prior shared reach), or for an identity's own reach this planning's, which its other callers share.
   const objectOf = <T extends object>(part: object, key: () => string, make: () => T): T => (reach.shared ? reachPartObject(reach, part, key, make) : memo.object(key(), make));
   // Tables by port (the Host header tells services apart) for explicit mode's listeners and proxyless clients, per namespace (short names are the namespace's own).
-  const portRoutes = () => once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))));
+  const portRoutes = (w: (m: string) => void) => once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))), w);
   // A table per service for the transparent listener's chains: the same for every namespace.
-  const serviceRoutes = () => once('service routes', () => kept(reach, 'service routes', serviceRouteConfigs(outbound)));
-  const endpoints = assignments(reach, memo);
+  const serviceRoutes = (w: (m: string) => void) => once('service routes', () => kept(reach, 'service routes', serviceRouteConfigs(outbound)), w);
   const none: Named[] = [];
-  let shared: SharedResources;
+  // Which tables the listeners name: per service (transparent), per port (explicit), or both. Without explicit mode they do not depend on the namespace.
+  const routesKey = dataPlane === 'proxyless' ? `proxyless ${namespace}` : modes.has('explicit') ? `envoy ${namespace} ${plan.modes.join(' ')}` : `envoy ${plan.modes.join(' ')}`;
+  // The resources the reach decides for identities of this data plane, modes (and namespace, where tables are per namespace), with their sets encoded: made once per reach and key, and what making them warned is given again to each identity.
+  const bundle = once(`shared ${routesKey}`, (w): { lists: SharedResources; sets: Readonly<Record<'cluster' | 'listener' | 'route', ResourceSet>> } => {
+    const endpoint = assignments(reach, memo);
+    let lists: SharedResources;
+    if (dataPlane === 'proxyless') {
+      const cluster = once('clusters', () => upstreams.map((u) => objectOf(u, () => `cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))), w);
+      lists = { cluster, endpoint, listener: once('proxyless', (w2) => proxylessListeners(outbound, w2) as Named[], w), route: portRoutes(w) };
+    } else {
+      const cluster = once('clusters', () => kept(reach, 'clusters', upstreams.map((u) => objectOf(u, () => `cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))))), w);
+      const transparent = modes.has('transparent') ? once('transparent', (w2) => kept(reach, 'transparent', transparentListener(outbound, w2, (o, key, make) => objectOf(o, () => `chain ${key()}`, make))), w) : undefined;
+      const explicit = modes.has('explicit') ? once('explicit', (w2) => explicitListeners(outbound, w2) as Named[], w) : [];
+      const listener = once(`listeners ${plan.modes.join(' ')}`, () => kept(reach, `listeners ${plan.modes.join(' ')}`, [...(transparent && transparent.filterChains.length > 0 ? [transparent] : []), ...explicit]), w);
+      const route = !modes.has('explicit') ? serviceRoutes(w) : !modes.has('transparent') ? portRoutes(w) : kept(reach, `routes both ${namespace}`, [...serviceRoutes(w), ...portRoutes(w)]);
+      lists = { cluster, endpoint, listener, route };
+    }
+    return { lists, sets: { cluster: sharedSet(codec, 'cluster', lists.cluster, memo), listener: sharedSet(codec, 'listener', lists.listener, memo), route: sharedSet(codec, 'route', lists.route, memo) } };
+  });
+  const shared = bundle.lists;
   // The own resources of the previous plan, when only its reach changed: the same objects, so the same encoded sets.
   const reused = previousOwn && (sameOwn || previousOwn.key === ownKey(plan)) ? previousOwn : undefined;
   let ownResources: Record<ResourceKind, readonly Named[]>;
-  if (dataPlane === 'proxyless') {
-    const clusters = once('clusters', () => upstreams.map((u) => objectOf(u, () => `cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))));
-    const listeners = once('proxyless', (w) => proxylessListeners(outbound, w) as Named[]);
-    shared = once(`shared proxyless ${namespace}`, () => ({ cluster: clusters, endpoint: endpoints, listener: listeners, route: portRoutes() }));
-    ownResources = { cluster: none, endpoint: none, listener: none, route: none, secret: none };
-  } else {
-    const outboundClusters = once('clusters', () =>
-      kept(
-        reach,
-        'clusters',
-        upstreams.map((u) =>
-          objectOf(
-            u,
-            () => `cluster ${outboundClusterKey(u, dataPlane)}`,
-            () => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane)),
-          ),
-        ),
-      ),
-    );
-    const transparent = modes.has('transparent') ? once('transparent', (w) => kept(reach, 'transparent', transparentListener(outbound, w, (o, key, make) => objectOf(o, () => `chain ${key()}`, make)))) : undefined;
-    const explicit = modes.has('explicit') ? once('explicit', (w) => explicitListeners(outbound, w) as Named[]) : [];
-    // Which tables the listeners name: per service (transparent), per port (explicit), or both. Without explicit mode they do not depend on the namespace.
-    const routesKey = modes.has('explicit') ? `${namespace} ${plan.modes.join(' ')}` : plan.modes.join(' ');
-    shared = once(`shared envoy ${routesKey}`, () => {
-      const listener = once(`listeners ${plan.modes.join(' ')}`, () => kept(reach, `listeners ${plan.modes.join(' ')}`, [...(transparent && transparent.filterChains.length > 0 ? [transparent] : []), ...explicit]));
-      const route = !modes.has('explicit') ? serviceRoutes() : !modes.has('transparent') ? portRoutes() : kept(reach, `routes both ${namespace}`, [...serviceRoutes(), ...portRoutes()]);
-      return { cluster: outboundClusters, endpoint: endpoints, listener, route };
-    });
-    if (reused) ownResources = { ...reused.resources, secret: secrets };
-    else {
-      const listeners: Named[] = injected ? [probeListener(probeChains)] : [];
-      if (inbound.length > 0) listeners.push(inboundListener(plan.settings, inbound));
-      ownResources = {
-        cluster: [...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])],
-        endpoint: none,
-        listener: listeners,
-        route: inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, plan.settings.permissive)),
-        secret: secrets,
-      };
-    }
+  if (dataPlane === 'proxyless') ownResources = { cluster: none, endpoint: none, listener: none, route: none, secret: none };
+  else if (reused) ownResources = { ...reused.resources, secret: secrets };
+  else {
+    const listeners: Named[] = injected ? [probeListener(probeChains)] : [];
+    if (inbound.length > 0) listeners.push(inboundListener(plan.settings, inbound));
+    ownResources = {
+      cluster: [...inbound.map((p) => inboundCluster(p.port, p.protocol)), ...(injected ? probeClusters(probes) : [])],
+      endpoint: none,
+      listener: listeners,
+      route: inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, plan.settings.permissive)),
+      secret: secrets,
+    };
   }
   const ownSets = reused?.sets ?? {
     cluster: encodeSet(codec, 'cluster', ownResources.cluster, memo),
@@ -684,10 +692,10 @@ function translate(
     route: encodeSet(codec, 'route', ownResources.route, memo),
   };
   const types = {
-    cluster: encodeParts(codec, 'cluster', shared.cluster, ownSets.cluster, memo),
+    cluster: joinParts(bundle.sets.cluster, ownSets.cluster),
     endpoint: endpointSet(reach, codec, memo),
-    listener: encodeParts(codec, 'listener', shared.listener, ownSets.listener, memo),
-    route: encodeParts(codec, 'route', shared.route, ownSets.route, memo),
+    listener: joinParts(bundle.sets.listener, ownSets.listener),
+    route: joinParts(bundle.sets.route, ownSets.route),
     secret: keptSecrets ?? encodeSet(codec, 'secret', ownResources.secret, memo),
   };
   // Kept for the next plan only where a reach is shared (a permissive mesh): there a change of the reach re-plans every identity, and its own part is what it keeps.
