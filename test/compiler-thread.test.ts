@@ -15,14 +15,16 @@ import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
  * keeps running, the result is the compiler's, byte for byte, and a change
  * crosses the thread boundary as what changed (units in, snapshots out).
  */
-function mesh(services: number, o: { permissive?: boolean; moved?: number; without?: number } = {}): Map<string, SourceUnit> {
+function mesh(services: number, o: { permissive?: boolean; moved?: number; without?: number; port?: number } = {}): Map<string, SourceUnit> {
   const units = new Map<string, SourceUnit>();
   const unit = (name: string, value: unknown) => units.set(`gen\u0000${name}`, { documents: [{ origin: { source: name, document: 0, line: 0 }, value }], problems: [] });
   unit('ns', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'big', labels: { 'smc.dev/mesh': 'enabled' } } });
   for (let i = 0; i < services; i++) {
     if (i === o.without) continue;
-    unit(`p${i}`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, namespace: 'big', labels: { app: `s${i}` } }, spec: { serviceAccountName: `s${i}`, containers: [{ name: 'c', ports: [{ containerPort: 8080 }] }] }, status: { podIP: `10.${Math.floor(i / 250)}.${i % 250}.${i === o.moved ? 2 : 1}` } });
-    unit(`s${i}`, { apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'big' }, spec: { selector: { app: `s${i}` }, ports: [{ port: 80, targetPort: 8080 }] } });
+    // (Service `port` serves on other ports: what it serves and what everyone reaches of it change together.)
+    const [port, target] = i === o.port ? [81, 8081] : [80, 8080];
+    unit(`p${i}`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, namespace: 'big', labels: { app: `s${i}` } }, spec: { serviceAccountName: `s${i}`, containers: [{ name: 'c', ports: [{ containerPort: target }] }] }, status: { podIP: `10.${Math.floor(i / 250)}.${i % 250}.${i === o.moved ? 2 : 1}` } });
+    unit(`s${i}`, { apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'big' }, spec: { selector: { app: `s${i}` }, ports: [{ port, targetPort: target }] } });
     // Without permissive mode, each service may be called by the next one.
     if (!o.permissive && i + 1 < services) {
       unit(`t${i}`, { apiVersion: 'access.smi-spec.io/v1alpha3', kind: 'TrafficTarget', metadata: { name: `t${i}`, namespace: 'big' }, spec: { destination: { kind: 'ServiceAccount', name: `s${i}`, namespace: 'big' }, sources: [{ kind: 'ServiceAccount', name: `s${i + 1}`, namespace: 'big' }], rules: [{ kind: 'TCPRoute', name: 'all' }] } });
@@ -126,7 +128,7 @@ test('a change crosses to the worker and back as what changed: the snapshots tha
   }
 });
 
-test('a permissive mesh whose shared reach changes: the own part of each identity is named, not sent again, and the cache the controller keeps equals a fresh compile', async () => {
+test('a permissive mesh whose shared reach changes: the identities cross as one group that takes the new shared part beside the own part each holds, and the cache the controller keeps equals a fresh compile', async () => {
   const protos = loadEnvoyProtos();
   const thread = startCompilerThread();
   const cache = createSnapshotCache();
@@ -145,20 +147,29 @@ test('a permissive mesh whose shared reach changes: the own part of each identit
       const fresh = compile({ ...inputsOf(units), certificates }, protos);
       assert.deepEqual(cache.identities(), fresh.snapshots.map((s) => s.identity));
       for (const s of fresh.snapshots) assert.deepEqual(cachedBytes(s.identity), bytesOf(s), s.identity);
-      return r.changed.reduce((n, s) => n + PUSH_ORDER.reduce((m, k) => m + held(s.types[k]), 0), 0);
+      // Per identity: how it crossed (a patch holding some own parts named as held, or in a group, with the part moves of its types).
+      const crossed = new Map<string, string>();
+      for (const c of r.changed) crossed.set(c.identity, `patch ${PUSH_ORDER.reduce((m, k) => m + held(c.types[k]), 0)} held`);
+      for (const m of r.moved) for (const id of m.identities) crossed.set(id, `group of ${m.identities.length}: ${m.types.map((t) => `${t.kind}${t.part ? ' part' : ''}`).join(', ')}`);
+      return [...new Set(crossed.values())].sort();
     };
-    assert.equal(await step(mesh(N, { permissive: true }), certificatesOf(N)), 0, 'nothing is held before the first answer');
+    assert.deepEqual(await step(mesh(N, { permissive: true }), certificatesOf(N)), ['patch 0 held'], 'nothing is held before the first answer');
     // A workload leaves: every identity reaches one service fewer (its shared part changes), its own inbound side is the
-    // same: its own clusters and listeners are named as held (its inbound TCP port has no route table of its own).
-    assert.equal(await step(mesh(N, { permissive: true, without: 12 }), certificatesOf(N)), (N - 1) * 2);
-    // Its pod comes back at another address; then a pod moves (endpoints alone); then a certificate is renewed.
-    assert.equal(await step(mesh(N, { permissive: true, moved: 12 }), certificatesOf(N)), (N - 1) * 2);
-    await step(mesh(N, { permissive: true, moved: 3 }), certificatesOf(N));
-    await step(mesh(N, { permissive: true, moved: 3 }), certificatesOf(N, 5));
+    // same: the others take the new shared clusters and listeners beside their own, and the new endpoint set, as one
+    // group (the route tables are those of the services left, the same).
+    const group = `group of ${N - 1}: cluster part, endpoint, listener part`;
+    assert.deepEqual(await step(mesh(N, { permissive: true, without: 12 }), certificatesOf(N)), [group]);
+    // Its pod comes back at another address; then a pod moves (endpoints alone: one group takes the new set); then a certificate is renewed.
+    assert.deepEqual(await step(mesh(N, { permissive: true, moved: 12 }), certificatesOf(N)), [group, 'patch 0 held']);
+    assert.deepEqual(await step(mesh(N, { permissive: true, moved: 3 }), certificatesOf(N)), [`group of ${N}: endpoint`]);
+    assert.deepEqual(await step(mesh(N, { permissive: true, moved: 3 }), certificatesOf(N, 5)), ['patch 0 held']);
+    // A service moves to other ports: everyone reaches it there (a group), and its own identity serves there too: its own
+    // part changed with the shared one, so it crosses on its own.
+    assert.deepEqual(await step(mesh(N, { permissive: true, moved: 3, port: 9 }), certificatesOf(N, 5)), [`group of ${N - 1}: cluster part, endpoint, listener part, route`, 'patch 0 held']);
     // After a reset, the answer is complete again and holds no named part.
     await thread.reset();
     await thread.compile(mesh(N, { permissive: true, without: 7 }));
-    assert.equal(await step(mesh(N, { permissive: true, without: 7 }), certificatesOf(N, 5)), 0);
+    assert.deepEqual(await step(mesh(N, { permissive: true, without: 7 }), certificatesOf(N, 5)), ['patch 0 held']);
   } finally {
     await thread.close();
   }
@@ -192,7 +203,7 @@ test('the compile engine keeps its state in itself: two engines driven in turn a
       const cached = cache.get(s.identity)!;
       assert.deepEqual(Object.fromEntries(PUSH_ORDER.map((k) => [k, [cached.types[k].version, [...cached.types[k].resources.values()].map((r) => `${r.name}=${Buffer.from(r.bytes).toString('base64')}`)]])), bytesOf(s), s.identity);
     }
-    return snapshots.changed.map((s) => s.identity);
+    return [...snapshots.changed.map((s) => s.identity), ...snapshots.moved.flatMap((m) => m.identities)].sort();
   };
   // Meshes of the same names (one permissive), so that a shared state would mix them up.
   step(a, mesh(30), certificatesOf(30));

@@ -1,5 +1,5 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import { resourceHash, type EncodedResource, type WireSet } from '../compiler/envoy/snapshot.js';
+import { composedVersion, resourceHash, type EncodedResource, type WireSet } from '../compiler/envoy/snapshot.js';
 
 /**
  * The latest snapshot per proxy identity. Encoded resources are interned by
@@ -70,6 +70,20 @@ class PartsMap implements ReadonlyMap<string, CachedResource> {
   }
 }
 
+/** A cached set made of a shared part and an identity's own: its version is made when first read (`composedVersion`, as the compiler makes it). */
+class ComposedType implements CachedType {
+  #version: string | undefined;
+  readonly resources: PartsMap;
+  readonly parts: readonly CachedType[];
+  constructor(shared: CachedType, own: CachedType) {
+    this.parts = [shared, own];
+    this.resources = new PartsMap([shared.resources, own.resources]);
+  }
+  get version(): string {
+    return (this.#version ??= composedVersion(this.parts[0]!.version, this.parts[1]!.version));
+  }
+}
+
 export interface CachedSnapshot {
   readonly identity: string;
   readonly types: Readonly<Record<ResourceKind, CachedType>>;
@@ -100,12 +114,22 @@ export interface SnapshotPatch {
   readonly types: Partial<Readonly<Record<ResourceKind, WireSet>>>;
 }
 
-/** Identities whose snapshots changed in one type only, to one set that all of them now hold (sent once for all of them). */
+/**
+ * Identities whose snapshots changed alike (sent once for all of them): in
+ * each type named, each takes one set, or one new shared part beside the own
+ * part it holds (`part`: its set is then the new part and its own, see
+ * `composeSets`; its version is made when first read).
+ */
 export interface SetMove {
-  readonly kind: ResourceKind;
-  /** The set they take, or how it differs from the set each of them holds now. */
-  readonly set: WireSet | SetDelta;
   readonly identities: readonly string[];
+  readonly types: readonly TypeMove[];
+}
+
+export interface TypeMove {
+  readonly kind: ResourceKind;
+  readonly part: boolean;
+  /** The set (or part) they take, or how it differs from the one (the same for all) each of them holds now. */
+  readonly set: WireSet | SetDelta;
 }
 
 /** A set (of `version`) as the set of version `from` with some resources put in or replaced, and some removed. */
@@ -289,22 +313,37 @@ export function createSnapshotCache(): SnapshotCache {
 
   const update = (changed: readonly SnapshotPatch[], removed: readonly string[] = [], moved: readonly SetMove[] = []): IdentityChange[] => {
     const changes: IdentityChange[] = [];
-    for (const { kind, set, identities } of moved) {
-      if ('held' in set) throw new Error(`a ${kind} set taken by ${identities.length} identities names a part one of them holds (a bug in smc)`);
-      let type: CachedType | undefined;
+    for (const { identities, types: moves } of moved) {
+      // The set (or part) of each move, cached once for the group (from the first identity's, for a delta).
+      const taken: (CachedType | undefined)[] = moves.map(() => undefined);
       for (const identity of identities) {
         const before = snapshots.get(identity);
-        if (!before) throw new Error(`${identity} takes a new ${kind} set, but has no snapshot cached (a bug in smc)`);
-        const was = before.types[kind];
-        if ('from' in set && was.version !== set.from) throw new Error(`${identity} takes a ${kind} set made from version ${set.from}, but holds ${was.version} (a bug in smc)`);
-        if (was.version === set.version) continue;
-        if (type) typeHolders.get(type)!.holders++;
-        else type = 'from' in set ? deltaType(kind, was, set) : acquireType(kind, set, undefined);
-        const after: CachedSnapshot = { identity, types: { ...before.types, [kind]: type } };
-        releaseType(was);
-        snapshots.set(identity, after);
-        const c = change(was, type);
-        if (!isEmpty(c)) changes.push({ identity, types: { [kind]: c }, gone: false });
+        if (!before) throw new Error(`${identity} takes new sets, but has no snapshot cached (a bug in smc)`);
+        const types = { ...before.types };
+        const told: Partial<Record<ResourceKind, TypeChange>> = {};
+        moves.forEach(({ kind, part, set }, i) => {
+          if ('held' in set) throw new Error(`a ${kind} set taken by ${identities.length} identities names a part one of them holds (a bug in smc)`);
+          const was = types[kind];
+          const from = part ? was.parts?.[0] : was;
+          if (!from || (part && was.parts!.length !== 2)) throw new Error(`${identity} takes a new shared ${kind} part, but holds no set of two parts (a bug in smc)`);
+          if ('from' in set && from.version !== set.from) throw new Error(`${identity} takes a ${kind} set made from version ${set.from}, but holds ${from.version} (a bug in smc)`);
+          let type = taken[i];
+          if (type) typeHolders.get(type)!.holders++;
+          else type = taken[i] = 'from' in set ? deltaType(kind, from, set) : acquireType(kind, set, undefined);
+          let now = type;
+          if (part) {
+            const own = was.parts![1]!;
+            typeHolders.get(own)!.holders++;
+            now = new ComposedType(type, own);
+            typeHolders.set(now, { kind, holders: 1 });
+          }
+          types[kind] = now;
+          releaseType(was);
+          const c = change(was, now);
+          if (!isEmpty(c)) told[kind] = c;
+        });
+        snapshots.set(identity, { identity, types });
+        if (Object.keys(told).length > 0) changes.push({ identity, types: told, gone: false });
       }
     }
     for (const s of changed) {

@@ -160,6 +160,15 @@ export function createCompileEngine(): CompileEngine {
   let resentAll = true;
   const GENERATION = 64;
 
+  // A number per set, for the key of a group of identities that moved alike (sets are told apart by identity).
+  const setIds = new WeakMap<ResourceSet, number>();
+  let numbered = 0;
+  const idOf = (set: ResourceSet): number => {
+    let n = setIds.get(set);
+    if (n === undefined) setIds.set(set, (n = ++numbered));
+    return n;
+  };
+
   // The lists the controller was last answered (it keeps them: a compile sends only those that changed).
   let answered: Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>> = {};
 
@@ -325,8 +334,8 @@ export function createCompileEngine(): CompileEngine {
         // What changed since the controller was last sent snapshots (a prepared plan is sent once it is asked for).
         const complete = !subset && sent.size === 0;
         const changed: SnapshotPatch[] = [];
-        // Identities whose one changed type is one set many of them now hold, by that set (with the set they all held before, if one).
-        const movedTo = new Map<ResourceSet, { kind: ResourceKind; identities: string[]; from: ResourceSet | undefined }>();
+        // Identities whose changed types all moved alike, by what they moved to (see `moveOf`).
+        const groups = new Map<string, { moves: Move[]; identities: string[]; first: { p: PlannedSnapshot; was: PlannedSnapshot } }>();
         const inconsistencies: string[] = [];
         for (const id of [...unsent].sort()) {
           const p = next.get(id);
@@ -340,36 +349,53 @@ export function createCompileEngine(): CompileEngine {
             for (const k of PUSH_ORDER) noteSent(p.snapshot.types[k]);
             continue;
           }
+          const moves: Move[] = [];
+          let key = '';
+          let alike = true;
+          for (const k of PUSH_ORDER) {
+            const set = p.snapshot.types[k];
+            const before = was.snapshot.types[k];
+            if (set === before) continue;
+            const move = alike ? moveOf(k, set, before) : undefined;
+            if (!move) alike = false;
+            else {
+              moves.push(move);
+              key += `${k}${move.part ? '~' : '='}${idOf(move.to)} `;
+            }
+          }
+          // A plan made again with the same snapshot (it read other keys this time): nothing to send.
+          if (moves.length === 0 && alike) continue;
+          for (const m of p.inconsistencies) inconsistencies.push(m);
+          if (alike) {
+            const group = groups.get(key);
+            if (!group) groups.set(key, { moves, identities: [id], first: { p, was } });
+            else {
+              group.identities.push(id);
+              // (What they moved from is kept only where it is the same for all.)
+              group.moves.forEach((m, i) => m.from !== moves[i]!.from && (m.from = undefined));
+            }
+            continue;
+          }
           // The types that changed; of a set made of parts, the parts the controller holds for this identity are named, not sent.
-          let types: Partial<Record<ResourceKind, WireSet>> | undefined;
-          let only: ResourceKind | undefined;
+          const types: Partial<Record<ResourceKind, WireSet>> = {};
           for (const k of PUSH_ORDER) {
             const set = p.snapshot.types[k];
             if (set === was.snapshot.types[k]) continue;
-            only = types ? undefined : k;
-            (types ??= {})[k] = onWire(set, was.snapshot.types[k]);
+            types[k] = onWire(set, was.snapshot.types[k]);
             noteSent(set);
           }
-          // A plan made again with the same snapshot (it read other keys this time): nothing to send.
-          if (!types) continue;
-          for (const m of p.inconsistencies) inconsistencies.push(m);
-          const set = only && p.snapshot.types[only];
-          if (set && types[only!] === set) {
-            const from = was.snapshot.types[only!];
-            const group = movedTo.get(set);
-            if (!group) movedTo.set(set, { kind: only!, identities: [id], from });
-            else {
-              group.identities.push(id);
-              if (group.from !== from) group.from = undefined;
-            }
-          } else changed.push({ identity: id, types });
+          changed.push({ identity: id, types });
         }
         unsent.clear();
-        // A set only one identity moved to is that identity's patch; a set all of a group moved to from one set crosses as what differs.
+        // A group of one is that identity's patch; a group's sets cross once, as what differs from the set they all moved from.
         const moved: SetMove[] = [];
-        for (const [set, { kind, identities, from }] of movedTo) {
-          if (identities.length > 1) moved.push({ kind, set: from && !from.parts && !set.parts ? setDelta(from, set) : set, identities });
-          else changed.push({ identity: identities[0]!, types: { [kind]: set } });
+        for (const { moves, identities, first } of groups.values()) {
+          for (const m of moves) noteSent(m.to);
+          if (identities.length === 1) {
+            changed.push({ identity: identities[0]!, types: Object.fromEntries(moves.map((m) => [m.kind, onWire(first.p.snapshot.types[m.kind], first.was.snapshot.types[m.kind])])) });
+            continue;
+          }
+          moved.push({ identities, types: moves.map((m) => ({ kind: m.kind, part: m.part, set: m.from && !m.from.parts && !m.to.parts ? setDelta(m.from, m.to) : m.to })) });
         }
         changed.sort((a, b) => (a.identity < b.identity ? -1 : 1));
         const removed: string[] = [];
@@ -385,6 +411,23 @@ export function createCompileEngine(): CompileEngine {
       }
     },
   };
+}
+
+/** How one type of an identity's snapshot moved: to another set (`part` false), or to another shared part with its own part kept (`part`). */
+interface Move {
+  readonly kind: ResourceKind;
+  readonly part: boolean;
+  readonly to: ResourceSet;
+  /** The set (or shared part) it moved from: where a group moved from several, undefined. */
+  from: ResourceSet | undefined;
+}
+
+/** The move of `kind` from `before` to `set`, when it is one a group can make alike: a set without parts, or a new shared part beside the same own part. */
+function moveOf(kind: ResourceKind, set: ResourceSet, before: ResourceSet): Move | undefined {
+  if (!set.parts) return { kind, part: false, to: set, from: before };
+  const [shared, own] = set.parts;
+  if (set.parts.length === 2 && before.parts?.length === 2 && before.parts[1] === own && before.parts[0] !== shared) return { kind, part: true, to: shared!, from: before.parts[0] };
+  return undefined;
 }
 
 /** `to` as what differs from `from` (both in name order): the resources put in or replaced, the names removed. */
