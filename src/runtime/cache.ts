@@ -319,9 +319,11 @@ export function createSnapshotCache(): SnapshotCache {
       for (const identity of identities) {
         const before = snapshots.get(identity);
         if (!before) throw new Error(`${identity} takes new sets, but has no snapshot cached (a bug in smc)`);
-        const types = { ...before.types };
-        const told: Partial<Record<ResourceKind, TypeChange>> = {};
-        moves.forEach(({ kind, part, set }, i) => {
+        const b = before.types;
+        const types = { cluster: b.cluster, endpoint: b.endpoint, listener: b.listener, route: b.route, secret: b.secret };
+        let told: Partial<Record<ResourceKind, TypeChange>> | undefined;
+        for (let i = 0; i < moves.length; i++) {
+          const { kind, part, set } = moves[i]!;
           if ('held' in set) throw new Error(`a ${kind} set taken by ${identities.length} identities names a part one of them holds (a bug in smc)`);
           const was = types[kind];
           const from = part ? was.parts?.[0] : was;
@@ -339,11 +341,12 @@ export function createSnapshotCache(): SnapshotCache {
           }
           types[kind] = now;
           releaseType(was);
-          const c = change(was, now);
-          if (!isEmpty(c)) told[kind] = c;
-        });
+          // (Its own part the same, a set of two parts changed as its shared part did.)
+          const c = change(from, type);
+          if (!isEmpty(c)) (told ??= {})[kind] = c;
+        }
         snapshots.set(identity, { identity, types });
-        if (Object.keys(told).length > 0) changes.push({ identity, types: told, gone: false });
+        if (told) changes.push({ identity, types: told, gone: false });
       }
     }
     for (const s of changed) {

@@ -612,7 +612,7 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
   }
   // The secrets of the previous snapshot when its certificate is the same: not made or encoded again.
   const keptSecrets = previous && sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle) ? previous.snapshot.types.secret : undefined;
-  const { snapshot, inconsistencies, own: ownPart } = translate(proxy, identity, codec, memo, secretsOf(), previous?.own, keptSecrets, fromPrevious !== undefined);
+  const { snapshot, inconsistencies, own: ownPart } = translate(proxy, identity, codec, memo, secretsOf, previous?.own, keptSecrets, fromPrevious !== undefined);
   const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads, ...(ownPart ? { own: ownPart, proxy } : {}) };
   secretSources.set(planned, madeWith);
   return planned;
@@ -620,6 +620,7 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
 
 /** `plan` with another shared reach: its own warnings (those its reach did not give) and the new reach's, in the order `makePlan` gives them. */
 function withReach(plan: ProxyPlan, reach: Reach): ProxyPlan {
+  if (plan.warnings.length === 0 && reach.warnings.length === 0) return { ...plan, reach };
   const before = new Set(plan.reach.warnings);
   return { ...plan, reach, warnings: [...new Set([...plan.warnings.filter((w) => !before.has(w)), ...reach.warnings])] };
 }
@@ -630,51 +631,23 @@ function translate(
   identity: Identity,
   codec: ProtoCodec,
   memo: EncodeMemo,
-  secrets: Named[],
+  /** The identity's secrets, made when they are not kept. */
+  secrets: () => Named[],
   previousOwn?: OwnPart,
   keptSecrets?: ResourceSet,
   /** The plan is the one `previousOwn` was built from but its reach: what its own part is built from is the same. */
   sameOwn = false,
 ): { snapshot: Snapshot; inconsistencies: string[]; own: OwnPart | undefined } {
-  const { reach, dataPlane, namespace, inbound, injected, probes, probeChains } = plan;
-  const { upstreams, outbound } = reach;
-  const modes = new Set(plan.modes);
+  const { reach, dataPlane, inbound, injected, probes, probeChains } = plan;
   const warnings = new Set(plan.warnings);
-  const warn = (m: string): void => void warnings.add(m);
-  // What the reach alone decides is made once per reach (once for all identities of a permissive mesh), and checked once.
-  const once = <T>(key: string, make: (warn: (m: string) => void) => T, w = warn): T => fromReach(reach, key, w, make);
-  // An object made from a few inputs (a cluster, a filter chain), by their text: the reach's (kept from the prior shared reach), or for an identity's own reach this planning's, which its other callers share.
-  const objectOf = <T extends object>(part: object, key: () => string, make: () => T): T => (reach.shared ? reachPartObject(reach, part, key, make) : memo.object(key(), make));
-  // Tables by port (the Host header tells services apart) for explicit mode's listeners and proxyless clients, per namespace (short names are the namespace's own).
-  const portRoutes = (w: (m: string) => void) => once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))), w);
-  // A table per service for the transparent listener's chains: the same for every namespace.
-  const serviceRoutes = (w: (m: string) => void) => once('service routes', () => kept(reach, 'service routes', serviceRouteConfigs(outbound)), w);
-  const none: Named[] = [];
-  // Which tables the listeners name: per service (transparent), per port (explicit), or both. Without explicit mode they do not depend on the namespace.
-  const routesKey = dataPlane === 'proxyless' ? `proxyless ${namespace}` : modes.has('explicit') ? `envoy ${namespace} ${plan.modes.join(' ')}` : `envoy ${plan.modes.join(' ')}`;
-  // The resources the reach decides for identities of this data plane, modes (and namespace, where tables are per namespace), with their sets encoded: made once per reach and key, and what making them warned is given again to each identity.
-  const bundle = once(`shared ${routesKey}`, (w): { lists: SharedResources; sets: Readonly<Record<'cluster' | 'listener' | 'route', ResourceSet>> } => {
-    const endpoint = assignments(reach, memo);
-    let lists: SharedResources;
-    if (dataPlane === 'proxyless') {
-      const cluster = once('clusters', () => upstreams.map((u) => objectOf(u, () => `cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))), w);
-      lists = { cluster, endpoint, listener: once('proxyless', (w2) => proxylessListeners(outbound, w2) as Named[], w), route: portRoutes(w) };
-    } else {
-      const cluster = once('clusters', () => kept(reach, 'clusters', upstreams.map((u) => objectOf(u, () => `cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))))), w);
-      const transparent = modes.has('transparent') ? once('transparent', (w2) => kept(reach, 'transparent', transparentListener(outbound, w2, (o, key, make) => objectOf(o, () => `chain ${key()}`, make))), w) : undefined;
-      const explicit = modes.has('explicit') ? once('explicit', (w2) => explicitListeners(outbound, w2) as Named[], w) : [];
-      const listener = once(`listeners ${plan.modes.join(' ')}`, () => kept(reach, `listeners ${plan.modes.join(' ')}`, [...(transparent && transparent.filterChains.length > 0 ? [transparent] : []), ...explicit]), w);
-      const route = !modes.has('explicit') ? serviceRoutes(w) : !modes.has('transparent') ? portRoutes(w) : kept(reach, `routes both ${namespace}`, [...serviceRoutes(w), ...portRoutes(w)]);
-      lists = { cluster, endpoint, listener, route };
-    }
-    return { lists, sets: { cluster: sharedSet(codec, 'cluster', lists.cluster, memo), listener: sharedSet(codec, 'listener', lists.listener, memo), route: sharedSet(codec, 'route', lists.route, memo) } };
-  });
+  const bundle = reachBundle(plan, codec, memo, (m) => void warnings.add(m));
   const shared = bundle.lists;
+  const none: Named[] = [];
   // The own resources of the previous plan, when only its reach changed: the same objects, so the same encoded sets.
   const reused = previousOwn && (sameOwn || previousOwn.key === ownKey(plan)) ? previousOwn : undefined;
   let ownResources: Record<ResourceKind, readonly Named[]>;
   if (dataPlane === 'proxyless') ownResources = { cluster: none, endpoint: none, listener: none, route: none, secret: none };
-  else if (reused) ownResources = { ...reused.resources, secret: secrets };
+  else if (reused) ownResources = reused.resources;
   else {
     const listeners: Named[] = injected ? [probeListener(probeChains)] : [];
     if (inbound.length > 0) listeners.push(inboundListener(plan.settings, inbound));
@@ -683,7 +656,7 @@ function translate(
       endpoint: none,
       listener: listeners,
       route: inbound.filter((p) => p.protocol !== 'tcp').map((p) => inboundRouteConfig(p.port, p.protocol, p.grants, plan.settings.permissive)),
-      secret: secrets,
+      secret: none,
     };
   }
   const ownSets = reused?.sets ?? {
@@ -691,19 +664,67 @@ function translate(
     listener: encodeSet(codec, 'listener', ownResources.listener, memo),
     route: encodeSet(codec, 'route', ownResources.route, memo),
   };
+  let secretObjects: Named[] | undefined;
   const types = {
     cluster: joinParts(bundle.sets.cluster, ownSets.cluster),
     endpoint: endpointSet(reach, codec, memo),
     listener: joinParts(bundle.sets.listener, ownSets.listener),
     route: joinParts(bundle.sets.route, ownSets.route),
-    secret: keptSecrets ?? encodeSet(codec, 'secret', ownResources.secret, memo),
+    secret: keptSecrets ?? encodeSet(codec, 'secret', (secretObjects = secrets()), memo),
   };
   // Kept for the next plan only where a reach is shared (a permissive mesh): there a change of the reach re-plans every identity, and its own part is what it keeps.
   // The own lists as one value (kept with the own part): what they define and leave open is found once for it.
-  const ownLists = reused?.resources ?? { ...ownResources, secret: none };
+  const ownLists = reused?.resources ?? ownResources;
   const own: OwnPart | undefined = !reach.shared ? undefined : (reused ?? { key: ownKey(plan), resources: ownLists, sets: ownSets });
   // References close within the snapshot: checked on what was just built, not by decoding it again.
-  return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownLists, shared, ownResources.secret), own };
+  // (Secrets kept are checked by their names, as encoded.)
+  return { snapshot: { identity, dataPlane, types, warnings: [...warnings].sort(compareStrings) }, inconsistencies: resourceInconsistencies(identity, ownLists, shared, secretObjects ?? types.secret.resources), own };
+}
+
+interface Bundle {
+  readonly lists: SharedResources;
+  readonly sets: Readonly<Record<'cluster' | 'listener' | 'route', ResourceSet>>;
+}
+
+/**
+ * The resources the reach decides for identities of a plan's data plane and
+ * modes (and namespace, where tables are per namespace), with their sets
+ * encoded: made once per reach and key, and what making them warned is given
+ * again to each identity (`warn`).
+ */
+function reachBundle(plan: ProxyPlan, codec: ProtoCodec, memo: EncodeMemo, warn: (m: string) => void): Bundle {
+  const { dataPlane, namespace, modes } = plan;
+  // Which tables the listeners name: per service (transparent), per port (explicit), or both. Without explicit mode they do not depend on the namespace.
+  const routesKey = dataPlane === 'proxyless' ? `proxyless ${namespace}` : modes.includes('explicit') ? `envoy ${namespace} ${modes.join(' ')}` : `envoy ${modes.join(' ')}`;
+  return fromReach(plan.reach, `shared ${routesKey}`, warn, (w) => makeBundle(plan, codec, memo, w));
+}
+
+function makeBundle(plan: ProxyPlan, codec: ProtoCodec, memo: EncodeMemo, w: (m: string) => void): Bundle {
+  const { reach, dataPlane, namespace } = plan;
+  const { upstreams, outbound } = reach;
+  const modes = new Set(plan.modes);
+  // What the reach alone decides is made once per reach (once for all identities of a permissive mesh), and checked once.
+  const once = <T>(key: string, make: (warn: (m: string) => void) => T): T => fromReach(reach, key, w, make);
+  // An object made from a few inputs (a cluster, a filter chain), by their text: the reach's (kept from the prior shared reach), or for an identity's own reach this planning's, which its other callers share.
+  const objectOf = <T extends object>(part: object, key: () => string, make: () => T): T => (reach.shared ? reachPartObject(reach, part, key, make) : memo.object(key(), make));
+  // Tables by port (the Host header tells services apart) for explicit mode's listeners and proxyless clients, per namespace (short names are the namespace's own).
+  const portRoutes = () => once(`routes ${namespace}`, () => kept(reach, `routes ${namespace}`, outboundRouteConfigs(outbound, namespace).map((t) => kept(reach, `route ${namespace} ${t.name}`, t))));
+  // A table per service for the transparent listener's chains: the same for every namespace.
+  const serviceRoutes = () => once('service routes', () => kept(reach, 'service routes', serviceRouteConfigs(outbound)));
+  const endpoint = assignments(reach, memo);
+  let lists: SharedResources;
+  if (dataPlane === 'proxyless') {
+    const cluster = once('clusters', () => upstreams.map((u) => objectOf(u, () => `cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(edsCluster(u), outboundClusterKey(u, dataPlane)))));
+    lists = { cluster, endpoint, listener: once('proxyless', (w2) => proxylessListeners(outbound, w2) as Named[]), route: portRoutes() };
+  } else {
+    const cluster = once('clusters', () => kept(reach, 'clusters', upstreams.map((u) => objectOf(u, () => `cluster ${outboundClusterKey(u, dataPlane)}`, () => keyed(outboundCluster(u), outboundClusterKey(u, dataPlane))))));
+    const transparent = modes.has('transparent') ? once('transparent', (w2) => kept(reach, 'transparent', transparentListener(outbound, w2, (o, key, make) => objectOf(o, () => `chain ${key()}`, make)))) : undefined;
+    const explicit = modes.has('explicit') ? once('explicit', (w2) => explicitListeners(outbound, w2) as Named[]) : [];
+    const listener = once(`listeners ${plan.modes.join(' ')}`, () => kept(reach, `listeners ${plan.modes.join(' ')}`, [...(transparent && transparent.filterChains.length > 0 ? [transparent] : []), ...explicit]));
+    const route = !modes.has('explicit') ? serviceRoutes() : !modes.has('transparent') ? portRoutes() : kept(reach, `routes both ${namespace}`, [...serviceRoutes(), ...portRoutes()]);
+    lists = { cluster, endpoint, listener, route };
+  }
+  return { lists, sets: { cluster: sharedSet(codec, 'cluster', lists.cluster, memo), listener: sharedSet(codec, 'listener', lists.listener, memo), route: sharedSet(codec, 'route', lists.route, memo) } };
 }
 
 /**
