@@ -70,8 +70,13 @@ class PartsMap implements ReadonlyMap<string, CachedResource> {
   }
 }
 
+/** How many cached types (or identities) hold a cached type: at none it is let go (a cached type is the cache's own object). */
+const HOLDERS = Symbol('holders');
+type Held = CachedType & { [HOLDERS]: number };
+
 /** A cached set made of a shared part and an identity's own: its version is made when first read (`composedVersion`, as the compiler makes it). */
 class ComposedType implements CachedType {
+  [HOLDERS] = 1;
   #version: string | undefined;
   readonly resources: PartsMap;
   readonly parts: readonly CachedType[];
@@ -199,8 +204,7 @@ export function createSnapshotCache(): SnapshotCache {
   const entryOf = new WeakMap<CachedResource, Interned>();
   // A resource set the compiler made once for many identities (a permissive mesh's endpoint set) is cached once:
   // the cached type of each set, and how many identities hold each cached type.
-  const typeOfSet = new WeakMap<WireSet, CachedType>();
-  const typeHolders = new Map<CachedType, { kind: ResourceKind; holders: number }>();
+  const typeOfSet = new WeakMap<WireSet, Held>();
   // What changed from one cached type to another, found once for every identity that makes the same move.
   const moves = new WeakMap<CachedType, WeakMap<CachedType, TypeChange>>();
   const watchers = new Map<string, Set<CacheListener>>();
@@ -230,22 +234,20 @@ export function createSnapshotCache(): SnapshotCache {
     if ('held' in set) {
       const part = set.held < 0 ? holding : holding?.parts?.[set.held];
       if (part === undefined || part.version !== set.version) throw new Error(`a ${kind} part named as held (${set.held}, version ${set.version}) is not what the cache holds for this identity (a bug in smc)`);
-      typeHolders.get(part)!.holders++;
+      (part as Held)[HOLDERS]++;
       return part;
     }
     const known = typeOfSet.get(set);
-    const held = known && typeHolders.get(known);
-    if (held) {
-      held.holders++;
-      return known!;
+    if (known && known[HOLDERS] > 0) {
+      known[HOLDERS]++;
+      return known;
     }
-    let type: CachedType;
+    let type: Held;
     if ('parts' in set) {
       const parts = set.parts.map((p) => acquireType(kind, p, holding));
-      type = { version: set.version, resources: new PartsMap(parts.map((p) => p.resources)), parts };
-    } else type = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r)])) };
+      type = { version: set.version, resources: new PartsMap(parts.map((p) => p.resources)), parts, [HOLDERS]: 1 };
+    } else type = { version: set.version, resources: new Map(set.resources.map((r) => [r.name, acquire(kind, r)])), [HOLDERS]: 1 };
     typeOfSet.set(set, type);
-    typeHolders.set(type, { kind, holders: 1 });
     return type;
   };
   /** The cached type `delta` makes of `base` (a set of resources, not parts): its unchanged resources are held once more, the others interned. */
@@ -261,14 +263,10 @@ export function createSnapshotCache(): SnapshotCache {
     // Each resource kept is held once more (those put were acquired above, and the ones they replaced are not held by this set).
     const put = new Set(delta.put.map((r) => r.name));
     for (const [name, r] of resources) if (!put.has(name)) entryOf.get(r)!.holders++;
-    const type: CachedType = { version: delta.version, resources: added ? new Map([...resources].sort(([a], [b]) => (a < b ? -1 : 1))) : resources };
-    typeHolders.set(type, { kind, holders: 1 });
-    return type;
+    return { version: delta.version, resources: added ? new Map([...resources].sort(([a], [b]) => (a < b ? -1 : 1))) : resources, [HOLDERS]: 1 } as Held;
   };
   const releaseType = (type: CachedType) => {
-    const held = typeHolders.get(type)!;
-    if (--held.holders > 0) return;
-    typeHolders.delete(type);
+    if (--(type as Held)[HOLDERS] > 0) return;
     if (type.parts) {
       for (const p of type.parts) releaseType(p);
       return;
@@ -330,14 +328,13 @@ export function createSnapshotCache(): SnapshotCache {
           if (!from || (part && was.parts!.length !== 2)) throw new Error(`${identity} takes a new shared ${kind} part, but holds no set of two parts (a bug in smc)`);
           if ('from' in set && from.version !== set.from) throw new Error(`${identity} takes a ${kind} set made from version ${set.from}, but holds ${from.version} (a bug in smc)`);
           let type = taken[i];
-          if (type) typeHolders.get(type)!.holders++;
+          if (type) (type as Held)[HOLDERS]++;
           else type = taken[i] = 'from' in set ? deltaType(kind, from, set) : acquireType(kind, set, undefined);
           let now = type;
           if (part) {
             const own = was.parts![1]!;
-            typeHolders.get(own)!.holders++;
+            (own as Held)[HOLDERS]++;
             now = new ComposedType(type, own);
-            typeHolders.set(now, { kind, holders: 1 });
           }
           types[kind] = now;
           releaseType(was);

@@ -464,6 +464,8 @@ export interface PlannedSnapshot {
    * other key cannot change this plan.
    */
   readonly reads: ReadonlySet<string>;
+  /** The certificate and trust bundle its secrets were made from. */
+  readonly source: SecretSource;
   /** The identity's own resources (its inbound side) as built and encoded, with what they were built from: a plan whose reach alone changed reuses them. */
   readonly own?: OwnPart;
   /** The plan, where the reach is the mesh's shared one (with `own`): a change of that reach alone makes the next plan from it. */
@@ -586,19 +588,17 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
   const own = certificateOf(certificates, identity);
   // Secrets depend on the certificate alone: they are not part of the plan, and a new certificate re-encodes them and nothing else.
   const secretsOf = (): Named[] => secretList(own, certificates);
-  const madeWith: SecretSource = { certificate: own, trustBundle: certificates?.trustBundle };
+  const madeWith = new SecretSource(own, certificates?.trustBundle);
   // Compared only when there is a previous plan: a cold compile pays nothing for it.
   // A plan made from the previous one with another reach is not the same (its fingerprint holds the reach's hash and warnings).
   if (previous && !fromPrevious && planText(previous.plan) === planText(plan)) {
     const endpoint = endpointSet(proxy.reach, codec, memo);
     const sameEndpoints = endpoint.version === previous.snapshot.types.endpoint.version;
-    const sameSecretsAsBefore = sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle);
+    const sameSecretsAsBefore = sameSecrets(previous.source, madeWith.certificate, madeWith.trustBundle);
     if (sameEndpoints && sameSecretsAsBefore) {
       // The same plan may have read other keys this time (a grant to an identity that has no endpoint yet): those are what it depends on now.
       if (sameReads(previous.reads, reads)) return previous;
-      const reread: PlannedSnapshot = { ...previous, reads };
-      secretSources.set(reread, madeWith);
-      return reread;
+      return { ...previous, reads };
     }
     const types = {
       ...previous.snapshot.types,
@@ -606,16 +606,12 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
       ...(sameSecretsAsBefore ? {} : { secret: encodeSet(codec, 'secret', secretsOf(), memo) }),
     };
     // The same plan: its own part (built from the plan alone) stays, for a later change of the reach to reuse.
-    const renewed: PlannedSnapshot = { plan, snapshot: { ...previous.snapshot, types }, inconsistencies: previous.inconsistencies, reads, ...(previous.own ? { own: previous.own, proxy } : {}) };
-    secretSources.set(renewed, madeWith);
-    return renewed;
+    return { plan, snapshot: { ...previous.snapshot, types }, inconsistencies: previous.inconsistencies, reads, source: madeWith, ...(previous.own ? { own: previous.own, proxy } : {}) };
   }
   // The secrets of the previous snapshot when its certificate is the same: not made or encoded again.
-  const keptSecrets = previous && sameSecrets(secretSources.get(previous), madeWith.certificate, madeWith.trustBundle) ? previous.snapshot.types.secret : undefined;
+  const keptSecrets = previous && sameSecrets(previous.source, madeWith.certificate, madeWith.trustBundle) ? previous.snapshot.types.secret : undefined;
   const { snapshot, inconsistencies, own: ownPart } = translate(proxy, identity, codec, memo, secretsOf, previous?.own, keptSecrets, fromPrevious !== undefined);
-  const planned: PlannedSnapshot = { plan, snapshot, inconsistencies, reads, ...(ownPart ? { own: ownPart, proxy } : {}) };
-  secretSources.set(planned, madeWith);
-  return planned;
+  return { plan, snapshot, inconsistencies, reads, source: madeWith, ...(ownPart ? { own: ownPart, proxy } : {}) };
 }
 
 /** `plan` with another shared reach: its own warnings (those its reach did not give) and the new reach's, in the order `makePlan` gives them. */
@@ -1148,9 +1144,7 @@ function secretList(own: CertificateInputs['identities'][number] | undefined, ce
 function withSecrets(before: PlannedSnapshot, identity: Identity, certificates: CertificateInputs | undefined, codec: ProtoCodec, memo: EncodeMemo): PlannedSnapshot {
   const own = certificateOf(certificates, identity);
   const secret = encodeSet(codec, 'secret', secretList(own, certificates), memo);
-  const after: PlannedSnapshot = { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, secret } } };
-  secretSources.set(after, { certificate: own, trustBundle: certificates?.trustBundle });
-  return after;
+  return { ...before, snapshot: { ...before.snapshot, types: { ...before.snapshot.types, secret } }, source: new SecretSource(own, certificates?.trustBundle) };
 }
 
 /** A planned snapshot whose plan did not change, with a new endpoint set (made with the same certificates). */
@@ -1158,9 +1152,8 @@ function withEndpoints(before: PlannedSnapshot, endpoint: ResourceSet): PlannedS
   // (Written out: made for every identity of a permissive mesh at each pod move, where spreading costs several times more.)
   const { identity, dataPlane, types, warnings } = before.snapshot;
   const snapshot: Snapshot = { identity, dataPlane, types: { cluster: types.cluster, endpoint, listener: types.listener, route: types.route, secret: types.secret }, warnings };
-  const after: PlannedSnapshot = before.own ? { plan: before.plan, snapshot, inconsistencies: before.inconsistencies, reads: before.reads, own: before.own, proxy: before.proxy! } : { plan: before.plan, snapshot, inconsistencies: before.inconsistencies, reads: before.reads };
-  secretSources.set(after, secretSources.get(before)!);
-  return after;
+  const { plan, inconsistencies, reads, source } = before;
+  return before.own ? { plan, snapshot, inconsistencies, reads, source, own: before.own, proxy: before.proxy! } : { plan, snapshot, inconsistencies, reads, source };
 }
 
 /** An identity's own reach as far as its endpoint assignments go (its upstreams), for a plan that did not change. */
@@ -1195,12 +1188,23 @@ function endpointSet(reach: Reach, codec: ProtoCodec, memo: EncodeMemo): Resourc
   return set;
 }
 
-/** The certificate and trust bundle a planned snapshot's secrets were made from (kept beside the plan, not in it: plans are data, keys are not). */
-interface SecretSource {
-  readonly certificate: CertificateInputs['identities'][number] | undefined;
-  readonly trustBundle: string | undefined;
+/**
+ * The certificate and trust bundle a planned snapshot's secrets were made
+ * from (beside the plan, not in it: plans are data, keys are not). It holds
+ * a private key, so it never shows it: as JSON or inspected it is a name.
+ */
+class SecretSource {
+  constructor(
+    readonly certificate: CertificateInputs['identities'][number] | undefined,
+    readonly trustBundle: string | undefined,
+  ) {}
+  toJSON(): string {
+    return '(the certificate its secrets were made from)';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'SecretSource';
+  }
 }
-const secretSources = new WeakMap<PlannedSnapshot, SecretSource>();
 const sameSecrets = (a: SecretSource | undefined, certificate: SecretSource['certificate'], trustBundle: string | undefined) =>
   a !== undefined &&
   a.trustBundle === trustBundle &&
@@ -1298,7 +1302,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     if (before && dirty !== undefined && !dirty.has(id)) {
       // Nothing it read changed: its plan is the one it had. It is kept, or, when its certificate changed (a renewal, or
       // the first certificates after a start planned without them), given the new secrets without being planned again.
-      if (sameSecrets(secretSources.get(before), certificateOf(certificates, id), trustBundle)) out.set(id, before);
+      if (sameSecrets(before.source, certificateOf(certificates, id), trustBundle)) out.set(id, before);
       else {
         out.set(id, withSecrets(before, id, certificates, codec, memo));
         replanned.push(id);
