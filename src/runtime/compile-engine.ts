@@ -163,9 +163,14 @@ export function createCompileEngine(): CompileEngine {
   // A number per set, for the key of a group of identities that moved alike (sets are told apart by identity).
   const setIds = new WeakMap<ResourceSet, number>();
   let numbered = 0;
-  const idOf = (set: ResourceSet): number => {
+  // (The set each type's last one took: a group's identities come one after another with the same sets.)
+  const lastOf = new Map<ResourceKind, { set: ResourceSet; n: number }>();
+  const idOf = (kind: ResourceKind, set: ResourceSet): number => {
+    const last = lastOf.get(kind);
+    if (last?.set === set) return last.n;
     let n = setIds.get(set);
     if (n === undefined) setIds.set(set, (n = ++numbered));
+    lastOf.set(kind, { set, n });
     return n;
   };
 
@@ -360,7 +365,7 @@ export function createCompileEngine(): CompileEngine {
             if (!move) alike = false;
             else {
               moves.push(move);
-              key += `${k}${move.part ? '~' : '='}${idOf(move.to)} `;
+              key += `${k}${move.part ? '~' : '='}${idOf(k, move.to)} `;
             }
           }
           // A plan made again with the same snapshot (it read other keys this time): nothing to send.

@@ -36,11 +36,14 @@ export function resourceInconsistencies(identity: string, sets: Readonly<Record<
   // same for most identities), not on what they define: found once per shared value, open text and secrets provided.
   let problems: readonly string[];
   if (common?.closed) {
-    const key = `${own.openText}\0${provided.join('\0')}`;
-    problems = common.checked.get(key) ?? check(own, common, provided);
-    common.checked.set(key, problems);
+    let byProvided = common.checked.get(own.openText);
+    if (!byProvided) common.checked.set(own.openText, (byProvided = new Map()));
+    const key = provided.join('\0');
+    let found = byProvided.get(key);
+    if (!found) byProvided.set(key, (found = check(own, common, provided)));
+    problems = found;
   } else problems = check(own, common, provided);
-  return problems.map((m) => `${identity}: ${m}`);
+  return problems.length === 0 ? [] : problems.map((m) => `${identity}: ${m}`);
 }
 
 /** What does not close, given what a snapshot's own resources define and leave open, the shared ones', and the secrets provided. */
@@ -149,7 +152,7 @@ const sharedMemo = new WeakMap<
     secrets: string[];
     /** They leave nothing open but secrets; and what was found for snapshots by their own resources' open text and secrets. */
     closed: boolean;
-    checked: Map<string, readonly string[]>;
+    checked: Map<string, Map<string, readonly string[]>>;
   }
 >();
 function sharedFacts(shared: SharedResources) {

@@ -611,7 +611,7 @@ export function planSnapshot(mesh: MeshIR, identity: Identity, codec: ProtoCodec
   // The secrets of the previous snapshot when its certificate is the same: not made or encoded again.
   const keptSecrets = previous && sameSecrets(previous.source, madeWith.certificate, madeWith.trustBundle) ? previous.snapshot.types.secret : undefined;
   const { snapshot, inconsistencies, own: ownPart } = translate(proxy, identity, codec, memo, secretsOf, previous?.own, keptSecrets, fromPrevious !== undefined);
-  return { plan, snapshot, inconsistencies, reads, source: madeWith, ...(ownPart ? { own: ownPart, proxy } : {}) };
+  return ownPart ? { plan, snapshot, inconsistencies, reads, source: madeWith, own: ownPart, proxy } : { plan, snapshot, inconsistencies, reads, source: madeWith };
 }
 
 /** `plan` with another shared reach: its own warnings (those its reach did not give) and the new reach's, in the order `makePlan` gives them. */
