@@ -151,8 +151,8 @@ export interface SnapshotCache {
   /**
    * Sets the snapshots (or the changed types) of some identities and removes
    * others, leaving every other identity as it is: a change costs what it touches.
-   * `moved`: identities (none of them in `changed`) that take one set in one
-   * type, each cached once for all of them.
+   * `moved`: groups of identities (none of them in `changed`) that changed
+   * alike, each set or part of a group cached once for all of it.
    */
   update(changed: readonly SnapshotPatch[], removed?: readonly string[], moved?: readonly SetMove[]): IdentityChange[];
   get(identity: string): CachedSnapshot | undefined;

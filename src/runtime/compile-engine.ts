@@ -53,10 +53,11 @@ export interface SnapshotChanges {
    */
   readonly changed: SnapshotPatch[];
   /**
-   * Identities whose snapshots changed in one type only, each group to one
-   * set that all of them now hold (a permissive mesh's endpoint set after a
-   * pod moved): the set and the group cross once, not a patch per identity.
-   * None of them is in `changed`.
+   * Groups of identities whose snapshots changed alike (see `SetMove`): in
+   * each type, to one set all of them now hold (a permissive mesh's endpoint
+   * set after a pod moved), or to one new shared part beside the own part
+   * each holds (a split in a permissive mesh). A group and its sets cross
+   * once, not a patch per identity; none of them is in `changed`.
    */
   readonly moved: SetMove[];
   /** Identities that are no longer in the mesh. */
