@@ -5,6 +5,7 @@ import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { compile } from '../src/compiler/compile.js';
 import type { MeshInputs } from '../src/compiler/inputs.js';
 import { createSnapshotCache } from '../src/runtime/cache.js';
+import { composedVersion, resourcesOf } from '../src/compiler/envoy/snapshot.js';
 import { asSnapshot, withResources } from './helpers/snapshots.js';
 
 const codec = loadEnvoyProtos();
@@ -133,5 +134,69 @@ test('property: whatever the sequence of updates and removals (resource objects 
       for (const [id, rs] of model) for (const k of kinds) assert.deepEqual([...cache.get(id)!.types[k].resources.values()].map((r) => `${r.name}=${r.version}=${Buffer.from(r.bytes).toString()}`), rs.map((r) => `${r.name}=${r.hash}=${r.bytes.toString()}`));
     }),
     { numRuns: 300 },
+  );
+});
+
+test('property: groups that move alike (one set for all, or a new shared part beside each one\'s own, whole or as what differs) leave the cache as patches one by one would, holding each resource once while some snapshot holds it', () => {
+  const pool = Array.from({ length: 8 }, (_, i) => ({ name: `r${i % 4}`, bytes: Buffer.from(`content-${i}`), hash: `h${i}` }));
+  const identities = ['a', 'b', 'c', 'd'];
+  type R = { name: string; bytes: Buffer; hash: string };
+  const plain = (rs: readonly R[]) => ({ version: rs.map((r) => `${r.name}=${r.hash}`).join('+') || 'none', resources: rs });
+  const picked = (picks: readonly number[], fresh: boolean) => picks.map((i) => (fresh ? { ...pool[i]! } : pool[i]!)).sort((x, y) => (x.name < y.name ? -1 : 1));
+  // Each identity's clusters: a shared part and its own (one resource named after it); its endpoints: one set.
+  const own = (id: string): R[] => [{ name: `own-${id}`, bytes: Buffer.from(`own-${id}`), hash: `o-${id}` }];
+  const composed = (shared: readonly R[], id: string) => {
+    const [s, o] = [plain(shared), plain(own(id))];
+    return { version: composedVersion(s.version, o.version), parts: [s, o] };
+  };
+  const picks = fc.uniqueArray(fc.nat(7), { selector: (i) => i % 4, maxLength: 4 });
+  // (Patches pick from a few sets, so that identities often hold the same one and moves make groups.)
+  const few = fc.constantFrom([], [0], [0, 1], [1, 6]);
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('patch' as const), identity: fc.constantFrom(...identities), shared: few, endpoints: few, fresh: fc.boolean() }),
+    fc.record({ kind: fc.constant('remove' as const), identity: fc.constantFrom(...identities) }),
+    fc.record({ kind: fc.constant('move' as const), part: fc.boolean(), to: picks, delta: fc.boolean(), fresh: fc.boolean() }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 20 }), (ops) => {
+      const cache = createSnapshotCache();
+      const model = new Map<string, { shared: R[]; endpoints: R[] }>();
+      for (const o of ops) {
+        if (o.kind === 'remove') {
+          cache.update([], [o.identity]);
+          model.delete(o.identity);
+        } else if (o.kind === 'patch') {
+          const [shared, endpoints] = [picked(o.shared, o.fresh), picked(o.endpoints, o.fresh)];
+          const types = { cluster: composed(shared, o.identity), endpoint: plain(endpoints), listener: plain([]), route: plain([]), secret: plain(own(o.identity)) };
+          cache.update([{ identity: o.identity, types }]);
+          model.set(o.identity, { shared, endpoints });
+        } else {
+          // The identities that hold the same set (or shared part) as the first one: a group the worker would make.
+          const at = (id: string) => (o.part ? model.get(id)!.shared : model.get(id)!.endpoints);
+          const first = [...model.keys()].sort()[0];
+          if (first === undefined) continue;
+          const from = plain(at(first));
+          const group = [...model.keys()].sort().filter((id) => plain(at(id)).version === from.version);
+          const to = picked(o.to, o.fresh);
+          const set = o.delta ? { version: plain(to).version, from: from.version, put: to.filter((r) => !from.resources.some((f) => f.name === r.name && f.hash === r.hash)), removed: from.resources.filter((f) => !to.some((r) => r.name === f.name)).map((f) => f.name) } : plain(to);
+          cache.update([], [], [{ identities: group, types: [{ kind: o.part ? 'cluster' : 'endpoint', part: o.part, set }] }]);
+          for (const id of group) model.set(id, o.part ? { ...model.get(id)!, shared: to } : { ...model.get(id)!, endpoints: to });
+        }
+      }
+      // Each identity's sets are what patches would have made, versions included; each resource is held once.
+      const held = new Set<string>();
+      for (const [id, m] of model) {
+        const types = cache.get(id)!.types;
+        const expected = { cluster: composed(m.shared, id), endpoint: plain(m.endpoints) };
+        for (const k of ['cluster', 'endpoint'] as const) {
+          assert.equal(types[k].version, expected[k].version, `${id} ${k}`);
+          assert.deepEqual([...types[k].resources.values()].map((r) => `${r.name}=${r.version}=${Buffer.from(r.bytes).toString()}`), resourcesOf(expected[k]).map((r) => `${r.name}=${r.hash}=${Buffer.from(r.bytes).toString()}`), `${id} ${k}`);
+          for (const r of resourcesOf(expected[k])) held.add(`${k} ${r.name}=${r.hash}`);
+        }
+        held.add(`secret own-${id}`);
+      }
+      assert.equal(cache.stats().uniqueResources, held.size);
+    }),
+    { numRuns: 400 },
   );
 });
