@@ -419,13 +419,13 @@ function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[
 }
 
 /**
- * A type's resources encoded from the parts it is made of: what the reach
- * decides (shared by every identity of a permissive mesh, made once per
- * reach) and what is the identity's own (its inbound side, `ownSet`, encoded
- * by the caller). The shared part is encoded, sorted and hashed once per
- * part, and the identity's set is made of the two (`composeSets`): its cost
- * is the identity's own resources, not the mesh's. A type with one part has
- * that part's set itself, so identities with the same resources share one set.
+ * A type's set from the parts it is made of: what the reach decides (shared
+ * by every identity of a permissive mesh, encoded, sorted and hashed once per
+ * reach, see `sharedSet`) and what is the identity's own (its inbound side).
+ * The identity's set is made of the two (`composeSets`): its cost is the
+ * identity's own resources, not the mesh's. A type with one part that is not
+ * empty has that part's set itself, so identities with the same resources
+ * share one set.
  */
 function joinParts(sharedPart: ResourceSet, ownSet: ResourceSet): ResourceSet {
   if (ownSet.resources.length === 0) return sharedPart;
