@@ -193,28 +193,31 @@ const walked = new WeakMap<object, References>();
 /** Walks resources for the fields that name other resources. */
 function references(values: readonly object[]): References {
   const out: References = { routes: [], clusters: [], secrets: [] };
-  const merge = (refs: References) => {
-    out.routes.push(...refs.routes);
-    out.clusters.push(...refs.clusters);
-    out.secrets.push(...refs.secrets);
-  };
-  const add = (v: object) => {
-    let refs = walked.get(v);
-    if (!refs) walked.set(v, (refs = walkOne(v)));
-    merge(refs);
-  };
-  for (const v of values) {
-    // A route table's virtual hosts and a listener's filter chains are objects many resources (and compiles) hold: each is walked once.
-    const { virtualHosts, filterChains, ...rest } = v as { virtualHosts?: unknown; filterChains?: unknown };
-    const items = Array.isArray(virtualHosts) ? virtualHosts : Array.isArray(filterChains) ? filterChains : undefined;
-    if (!items) {
-      add(v);
-      continue;
-    }
-    for (const item of items as object[]) add(item);
-    merge(walkOne(rest));
-  }
+  for (const v of values) merge(out, referencesOfOne(v));
   return out;
+}
+
+function merge(out: References, refs: References): void {
+  for (const r of refs.routes) out.routes.push(r);
+  for (const c of refs.clusters) out.clusters.push(c);
+  for (const s of refs.secrets) out.secrets.push(s);
+}
+
+/** What one resource names, walked once per resource object (a list made again of the same resources walks none of them). */
+function referencesOfOne(v: object): References {
+  let refs = walked.get(v);
+  if (refs) return refs;
+  // A route table's virtual hosts and a listener's filter chains are objects many resources (and compiles) hold: each is walked once.
+  const { virtualHosts, filterChains, ...rest } = v as { virtualHosts?: unknown; filterChains?: unknown };
+  const items = Array.isArray(virtualHosts) ? virtualHosts : Array.isArray(filterChains) ? filterChains : undefined;
+  if (!items) refs = walkOne(v);
+  else {
+    refs = { routes: [], clusters: [], secrets: [] };
+    for (const item of items as object[]) merge(refs, referencesOfOne(item));
+    merge(refs, walkOne(rest));
+  }
+  walked.set(v, refs);
+  return refs;
 }
 
 function walkOne(value: object): References {

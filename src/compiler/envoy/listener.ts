@@ -186,10 +186,9 @@ export function transparentListener(services: readonly OutboundService[], warn: 
   const chains: object[] = [];
   const used = new Set<string>();
   for (const o of services) {
-    const what = `${o.service.namespace}/${o.service.name}:${o.port.port}`;
     if (!isHttp(o.protocol) && o.fallback === undefined) continue;
     if (o.service.clusterIPs.length === 0) {
-      warn(`${what}: headless service (no cluster IP) is not reachable through the transparent outbound listener`);
+      warn(`${o.service.namespace}/${o.service.name}:${o.port.port}: headless service (no cluster IP) is not reachable through the transparent outbound listener`);
       continue;
     }
     const ips = o.service.clusterIPs.filter((ip) => !used.has(`${ip}:${o.port.port}`));
