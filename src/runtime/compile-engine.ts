@@ -437,7 +437,7 @@ function moveOf(kind: ResourceKind, set: ResourceSet, before: ResourceSet): Move
 }
 
 /** `to` as what differs from `from` (both in name order): the resources put in or replaced, the names removed. */
-export function setDelta(from: ResourceSet, to: ResourceSet): SetDelta {
+function setDelta(from: ResourceSet, to: ResourceSet): SetDelta {
   const put: EncodedResource[] = [];
   const removed: string[] = [];
   const [a, b] = [from.resources, to.resources];
