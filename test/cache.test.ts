@@ -5,7 +5,7 @@ import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import { compile } from '../src/compiler/compile.js';
 import type { MeshInputs } from '../src/compiler/inputs.js';
 import { createSnapshotCache } from '../src/runtime/cache.js';
-import { composedVersion, resourcesOf } from '../src/compiler/envoy/snapshot.js';
+import { composedVersion, resourcesOf, setVersion } from '../src/compiler/envoy/snapshot.js';
 import { asSnapshot, withResources } from './helpers/snapshots.js';
 
 const codec = loadEnvoyProtos();
@@ -137,11 +137,12 @@ test('property: whatever the sequence of updates and removals (resource objects 
   );
 });
 
-test('property: groups that move alike (one set for all, or a new shared part beside each one\'s own, whole or as what differs) leave the cache as patches one by one would, holding each resource once while some snapshot holds it', () => {
+test('property: groups that move alike (one set for all, or a new shared part beside each one\'s own, whole or as what differs, or the same edit of each one\'s own set) leave the cache as patches one by one would, holding each resource once while some snapshot holds it, and tell what changed', () => {
   const pool = Array.from({ length: 8 }, (_, i) => ({ name: `r${i % 4}`, bytes: Buffer.from(`content-${i}`), hash: `h${i}` }));
   const identities = ['a', 'b', 'c', 'd'];
   type R = { name: string; bytes: Buffer; hash: string };
-  const plain = (rs: readonly R[]) => ({ version: rs.map((r) => `${r.name}=${r.hash}`).join('+') || 'none', resources: rs });
+  // (Versions as the compiler makes them: the cache makes an edited set's version itself.)
+  const plain = (rs: readonly R[]) => ({ version: setVersion(rs, (r) => r.hash), resources: rs });
   const picked = (picks: readonly number[], fresh: boolean) => picks.map((i) => (fresh ? { ...pool[i]! } : pool[i]!)).sort((x, y) => (x.name < y.name ? -1 : 1));
   // Each identity's clusters: a shared part and its own (one resource named after it); its endpoints: one set.
   const own = (id: string): R[] => [{ name: `own-${id}`, bytes: Buffer.from(`own-${id}`), hash: `o-${id}` }];
@@ -156,6 +157,8 @@ test('property: groups that move alike (one set for all, or a new shared part be
     fc.record({ kind: fc.constant('patch' as const), identity: fc.constantFrom(...identities), shared: few, endpoints: few, fresh: fc.boolean() }),
     fc.record({ kind: fc.constant('remove' as const), identity: fc.constantFrom(...identities) }),
     fc.record({ kind: fc.constant('move' as const), part: fc.boolean(), to: picks, delta: fc.boolean(), fresh: fc.boolean() }),
+    // The identities picked (bits of `who`) each put the same resources in their own endpoint set, and remove the same names.
+    fc.record({ kind: fc.constant('edit' as const), who: fc.nat(15), put: picks, removed: fc.uniqueArray(fc.constantFrom<string>('r0', 'r1', 'r2', 'r3'), { maxLength: 2 }), fresh: fc.boolean() }),
   );
   fc.assert(
     fc.property(fc.array(op, { maxLength: 20 }), (ops) => {
@@ -170,6 +173,23 @@ test('property: groups that move alike (one set for all, or a new shared part be
           const types = { cluster: composed(shared, o.identity), endpoint: plain(endpoints), listener: plain([]), route: plain([]), secret: plain(own(o.identity)) };
           cache.update([{ identity: o.identity, types }]);
           model.set(o.identity, { shared, endpoints });
+        } else if (o.kind === 'edit') {
+          const group = [...model.keys()].sort().filter((id) => o.who & (1 << identities.indexOf(id)));
+          const put = picked(o.put, o.fresh);
+          const removed = o.removed.filter((n) => !put.some((r) => r.name === n));
+          if (group.length === 0) continue;
+          const told = cache.update([], [], [{ identities: group, types: [{ kind: 'endpoint', part: false, set: { edit: true, put, removed } }] }]);
+          const expected = [];
+          for (const id of group) {
+            const was = model.get(id)!.endpoints;
+            const endpoints = [...was.filter((r) => !removed.includes(r.name) && !put.some((p) => p.name === r.name)), ...put].sort((x, y) => (x.name < y.name ? -1 : 1));
+            model.set(id, { ...model.get(id)!, endpoints });
+            // What it tells: the names put whose content is new to this identity, and the names it held that are removed.
+            const changed = put.filter((r) => was.find((w) => w.name === r.name)?.hash !== r.hash).map((r) => r.name);
+            const gone = removed.filter((n) => was.some((w) => w.name === n));
+            if (changed.length + gone.length > 0) expected.push({ identity: id, types: { endpoint: { changed, removed: gone } }, gone: false });
+          }
+          assert.deepEqual(told, expected);
         } else {
           // The identities that hold the same set (or shared part) as the first one: a group the worker would make.
           const at = (id: string) => (o.part ? model.get(id)!.shared : model.get(id)!.endpoints);

@@ -15,7 +15,7 @@ import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
  * keeps running, the result is the compiler's, byte for byte, and a change
  * crosses the thread boundary as what changed (units in, snapshots out).
  */
-function mesh(services: number, o: { permissive?: boolean; moved?: number; without?: number; port?: number } = {}): Map<string, SourceUnit> {
+function mesh(services: number, o: { permissive?: boolean; moved?: number; without?: number; port?: number; hub?: boolean } = {}): Map<string, SourceUnit> {
   const units = new Map<string, SourceUnit>();
   const unit = (name: string, value: unknown) => units.set(`gen\u0000${name}`, { documents: [{ origin: { source: name, document: 0, line: 0 }, value }], problems: [] });
   unit('ns', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'big', labels: { 'smc.dev/mesh': 'enabled' } } });
@@ -27,7 +27,9 @@ function mesh(services: number, o: { permissive?: boolean; moved?: number; witho
     unit(`s${i}`, { apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'big' }, spec: { selector: { app: `s${i}` }, ports: [{ port, targetPort: target }] } });
     // Without permissive mode, each service may be called by the next one.
     if (!o.permissive && i + 1 < services) {
-      unit(`t${i}`, { apiVersion: 'access.smi-spec.io/v1alpha3', kind: 'TrafficTarget', metadata: { name: `t${i}`, namespace: 'big' }, spec: { destination: { kind: 'ServiceAccount', name: `s${i}`, namespace: 'big' }, sources: [{ kind: 'ServiceAccount', name: `s${i + 1}`, namespace: 'big' }], rules: [{ kind: 'TCPRoute', name: 'all' }] } });
+      // (A hub: service 0 may be called by every other one.)
+      const sources = (o.hub && i === 0 ? Array.from({ length: services - 1 }, (_, k) => k + 1) : [i + 1]).map((k) => ({ kind: 'ServiceAccount', name: `s${k}`, namespace: 'big' }));
+      unit(`t${i}`, { apiVersion: 'access.smi-spec.io/v1alpha3', kind: 'TrafficTarget', metadata: { name: `t${i}`, namespace: 'big' }, spec: { destination: { kind: 'ServiceAccount', name: `s${i}`, namespace: 'big' }, sources, rules: [{ kind: 'TCPRoute', name: 'all' }] } });
     }
   }
   unit('all', { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'TCPRoute', metadata: { name: 'all', namespace: 'big' }, spec: {} });
@@ -128,31 +130,40 @@ test('a change crosses to the worker and back as what changed: the snapshots tha
   }
 });
 
-test('a permissive mesh whose shared reach changes: the identities cross as one group that takes the new shared part beside the own part each holds, and the cache the controller keeps equals a fresh compile', async () => {
+/**
+ * Drives a compiler thread as the controller does, its answers applied to a
+ * cache; at each step the cache must equal a fresh compile. Says how the
+ * identities crossed: a patch (with how many of its parts are named as held),
+ * or in a group (with the moves of its types).
+ */
+function crossings(thread: ReturnType<typeof startCompilerThread>) {
   const protos = loadEnvoyProtos();
-  const thread = startCompilerThread();
   const cache = createSnapshotCache();
   const held = (set: WireSet | undefined): number => (set === undefined ? 0 : 'held' in set ? 1 : 'parts' in set ? set.parts.reduce((n, p) => n + held(p), 0) : 0);
   const cachedBytes = (identity: string) => {
     const s = cache.get(identity)!;
     return Object.fromEntries(PUSH_ORDER.map((k) => [k, [s.types[k].version, [...s.types[k].resources.values()].map((r) => `${r.name}=${Buffer.from(r.bytes).toString('base64')}`)]]));
   };
+  return async (units: Map<string, SourceUnit>, certificates: CertificateInputs) => {
+    await thread.compile(units);
+    const r = await thread.snapshots(certificates);
+    if (r.complete) cache.setSnapshots(r.changed);
+    else cache.update(r.changed, r.removed, r.moved);
+    const fresh = compile({ ...inputsOf(units), certificates }, protos);
+    assert.deepEqual(cache.identities(), fresh.snapshots.map((s) => s.identity));
+    for (const s of fresh.snapshots) assert.deepEqual(cachedBytes(s.identity), bytesOf(s), s.identity);
+    const crossed = new Map<string, string>();
+    for (const c of r.changed) crossed.set(c.identity, `patch ${PUSH_ORDER.reduce((m, k) => m + held(c.types[k]), 0)} held`);
+    for (const m of r.moved) for (const id of m.identities) crossed.set(id, `group of ${m.identities.length}: ${m.types.map((t) => `${t.kind}${t.part ? ' part' : ''}${'edit' in t.set ? ' edit' : ''}`).join(', ')}`);
+    return [...new Set(crossed.values())].sort();
+  };
+}
+
+test('a permissive mesh whose shared reach changes: the identities cross as one group that takes the new shared part beside the own part each holds, and the cache the controller keeps equals a fresh compile', async () => {
+  const thread = startCompilerThread();
   try {
     const N = 40;
-    const step = async (units: Map<string, SourceUnit>, certificates: CertificateInputs) => {
-      await thread.compile(units);
-      const r = await thread.snapshots(certificates);
-      if (r.complete) cache.setSnapshots(r.changed);
-      else cache.update(r.changed, r.removed, r.moved);
-      const fresh = compile({ ...inputsOf(units), certificates }, protos);
-      assert.deepEqual(cache.identities(), fresh.snapshots.map((s) => s.identity));
-      for (const s of fresh.snapshots) assert.deepEqual(cachedBytes(s.identity), bytesOf(s), s.identity);
-      // Per identity: how it crossed (a patch holding some own parts named as held, or in a group, with the part moves of its types).
-      const crossed = new Map<string, string>();
-      for (const c of r.changed) crossed.set(c.identity, `patch ${PUSH_ORDER.reduce((m, k) => m + held(c.types[k]), 0)} held`);
-      for (const m of r.moved) for (const id of m.identities) crossed.set(id, `group of ${m.identities.length}: ${m.types.map((t) => `${t.kind}${t.part ? ' part' : ''}`).join(', ')}`);
-      return [...new Set(crossed.values())].sort();
-    };
+    const step = crossings(thread);
     assert.deepEqual(await step(mesh(N, { permissive: true }), certificatesOf(N)), ['patch 0 held'], 'nothing is held before the first answer');
     // A workload leaves: every identity reaches one service fewer (its shared part changes), its own inbound side is the
     // same: the others take the new shared clusters and listeners beside their own, and the new endpoint set, as one
@@ -170,6 +181,23 @@ test('a permissive mesh whose shared reach changes: the identities cross as one 
     await thread.reset();
     await thread.compile(mesh(N, { permissive: true, without: 7 }));
     assert.deepEqual(await step(mesh(N, { permissive: true, without: 7 }), certificatesOf(N, 5)), ['patch 0 held']);
+  } finally {
+    await thread.close();
+  }
+});
+
+test('the callers of a hub each hold endpoints of their own: when the hub\'s pod moves, they cross as one group that makes the same edit of the set each holds, and the cache equals a fresh compile', async () => {
+  const thread = startCompilerThread();
+  try {
+    const N = 40;
+    const step = crossings(thread);
+    assert.deepEqual(await step(mesh(N, { hub: true }), certificatesOf(N)), ['patch 0 held']);
+    // Each caller reaches the hub and the service before it: N - 1 endpoint sets, each its own, and one edit of them all.
+    assert.deepEqual(await step(mesh(N, { hub: true, moved: 0 }), certificatesOf(N)), [`group of ${N - 1}: endpoint edit`]);
+    // The hub's pod moves back and another moves: that one's caller (which calls the hub too) makes an edit of its own, a patch; the others the hub's.
+    assert.deepEqual(await step(mesh(N, { hub: true, moved: 7 }), certificatesOf(N)), [`group of ${N - 2}: endpoint edit`, 'patch 0 held']);
+    // That pod moves back: its one caller, a patch.
+    assert.deepEqual(await step(mesh(N, { hub: true }), certificatesOf(N)), ['patch 0 held']);
   } finally {
     await thread.close();
   }

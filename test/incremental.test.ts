@@ -95,7 +95,8 @@ type Edit =
 const app = fc.constantFrom(...APPS, 'x');
 const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('endpoint' as const), app, octet: fc.integer({ min: 0, max: 3 }) }),
-  fc.record({ kind: fc.constant('grant' as const), from: app, to: app, http: fc.boolean() }),
+  // (A grant to vm lets a caller reach both identities of b's endpoints: b's pod and the VM.)
+  fc.record({ kind: fc.constant('grant' as const), from: app, to: fc.constantFrom(...APPS, 'x', 'vm'), http: fc.boolean() }),
   fc.record({ kind: fc.constant('revoke' as const), index: fc.nat(5) }),
   fc.record({ kind: fc.constant('split' as const), weights: fc.option(fc.tuple(fc.nat(3), fc.nat(3)), { nil: undefined }) }),
   fc.record({ kind: fc.constant('label' as const), inMesh: fc.boolean() }),
@@ -427,6 +428,8 @@ test('property: a chain of compiles, each given the previous result, equals comp
         [[{ kind: 'meshconfig', permissive: true }, { kind: 'proxyless', on: true }, { kind: 'split', weights: [1, 1] }, { kind: 'proxyless', on: false }, { kind: 'split', weights: [2, 1] }]],
         // A split's backend Service goes (its pod stays) and comes back: the split is rejected, then applied, with nothing else of its namespace's policy changed.
         [[{ kind: 'split', weights: [1, 1] }, { kind: 'noServiceD', on: true }, { kind: 'noServiceD', on: false }]],
+        // b's endpoints are of two identities (its pod's and the VM's), and a may reach both: b's pod moves, and a's assignment of b is made again whole.
+        [[{ kind: 'vm', on: true }, { kind: 'vmConnected', on: true }, { kind: 'grant', from: 'a', to: 'b', http: false }, { kind: 'grant', from: 'a', to: 'vm', http: false }, { kind: 'endpoint', app: 'b', octet: 2 }, { kind: 'endpoint', app: 'b', octet: 3 }]],
       ],
     },
   );

@@ -1,5 +1,5 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import { composedVersion, resourceHash, type EncodedResource, type WireSet } from '../compiler/envoy/snapshot.js';
+import { composedVersion, resourceHash, setVersion, type EncodedResource, type WireSet } from '../compiler/envoy/snapshot.js';
 
 /**
  * The latest snapshot per proxy identity. Encoded resources are interned by
@@ -74,6 +74,16 @@ class PartsMap implements ReadonlyMap<string, CachedResource> {
 const HOLDERS = Symbol('holders');
 type Held = CachedType & { [HOLDERS]: number };
 
+/** A cached set made from another by a `SetEdit`: its version is made when first read (`setVersion`, as the compiler makes it). */
+class EditedType implements CachedType {
+  [HOLDERS] = 1;
+  #version: string | undefined;
+  constructor(readonly resources: ReadonlyMap<string, CachedResource>) {}
+  get version(): string {
+    return (this.#version ??= setVersion(this.resources.values(), (r) => r.version));
+  }
+}
+
 /** A cached set made of a shared part and an identity's own: its version is made when first read (`composedVersion`, as the compiler makes it). */
 class ComposedType implements CachedType {
   [HOLDERS] = 1;
@@ -123,7 +133,9 @@ export interface SnapshotPatch {
  * Identities whose snapshots changed alike (sent once for all of them): in
  * each type named, each takes one set, or one new shared part beside the own
  * part it holds (`part`: its set is then the new part and its own, see
- * `composeSets`; its version is made when first read).
+ * `composeSets`; its version is made when first read), or makes the same
+ * edit of the set it holds (`SetEdit`: the callers of a service whose pod
+ * moved each hold endpoints of their own, and take its new assignment).
  */
 export interface SetMove {
   readonly identities: readonly string[];
@@ -133,8 +145,20 @@ export interface SetMove {
 export interface TypeMove {
   readonly kind: ResourceKind;
   readonly part: boolean;
-  /** The set (or part) they take, or how it differs from the one (the same for all) each of them holds now. */
-  readonly set: WireSet | SetDelta;
+  /** The set (or part) they take, or how it differs from the one (the same for all) each of them holds now, or the edit each makes of its own. */
+  readonly set: WireSet | SetDelta | SetEdit;
+}
+
+/**
+ * The same resources put in (or replaced) and names removed in each
+ * identity's own set, whatever else the set holds. Each new set's version is
+ * made from its resources when first read (`setVersion`, as the compiler
+ * makes it), so each identity costs its set's size, not a hash.
+ */
+export interface SetEdit {
+  readonly edit: true;
+  readonly put: readonly EncodedResource[];
+  readonly removed: readonly string[];
 }
 
 /** A set (of `version`) as the set of version `from` with some resources put in or replaced, and some removed. */
@@ -251,19 +275,21 @@ export function createSnapshotCache(): SnapshotCache {
     return type;
   };
   /** The cached type `delta` makes of `base` (a set of resources, not parts): its unchanged resources are held once more, the others interned. */
-  const deltaType = (kind: ResourceKind, base: CachedType, delta: SetDelta): CachedType => {
+  const deltaType = (kind: ResourceKind, base: CachedType, delta: SetDelta | SetEdit): CachedType => {
     if (base.parts) throw new Error(`a ${kind} set made from a set of parts (a bug in smc)`);
     const resources = new Map(base.resources);
     for (const name of delta.removed) resources.delete(name);
+    // Each resource kept is held once more; one replaced by a resource put is not (the base still holds it).
+    for (const r of resources.values()) entryOf.get(r)!.holders++;
     let added = false;
     for (const r of delta.put) {
-      added ||= !resources.has(r.name);
+      const replaced = resources.get(r.name);
       resources.set(r.name, acquire(kind, r));
+      if (replaced) entryOf.get(replaced)!.holders--;
+      else added = true;
     }
-    // Each resource kept is held once more (those put were acquired above, and the ones they replaced are not held by this set).
-    const put = new Set(delta.put.map((r) => r.name));
-    for (const [name, r] of resources) if (!put.has(name)) entryOf.get(r)!.holders++;
-    return { version: delta.version, resources: added ? new Map([...resources].sort(([a], [b]) => (a < b ? -1 : 1))) : resources, [HOLDERS]: 1 } as Held;
+    const sorted = added ? new Map([...resources].sort(([a], [b]) => (a < b ? -1 : 1))) : resources;
+    return 'edit' in delta ? new EditedType(sorted) : ({ version: delta.version, resources: sorted, [HOLDERS]: 1 } as Held);
   };
   const releaseType = (type: CachedType) => {
     if (--(type as Held)[HOLDERS] > 0) return;
@@ -296,6 +322,11 @@ export function createSnapshotCache(): SnapshotCache {
     byAfter.set(after, found);
     return found;
   };
+  /** What an edit changed of a set (its names only: a set made by an edit is its identity's own, so the change is found once). */
+  const editChange = (before: CachedType, after: CachedType, edit: SetEdit): TypeChange => ({
+    changed: edit.put.filter((r) => before.resources.get(r.name)?.version !== after.resources.get(r.name)!.version).map((r) => r.name),
+    removed: edit.removed.filter((n) => before.resources.has(n)),
+  });
   const diff = (identity: string, before: CachedSnapshot | undefined, after: CachedSnapshot | undefined): IdentityChange | undefined => {
     const types: Partial<Record<ResourceKind, TypeChange>> = {};
     for (const kind of PUSH_ORDER) {
@@ -328,7 +359,9 @@ export function createSnapshotCache(): SnapshotCache {
           if (!from || (part && was.parts!.length !== 2)) throw new Error(`${identity} takes a new shared ${kind} part, but holds no set of two parts (a bug in smc)`);
           if ('from' in set && from.version !== set.from) throw new Error(`${identity} takes a ${kind} set made from version ${set.from}, but holds ${from.version} (a bug in smc)`);
           let type = taken[i];
-          if (type) (type as Held)[HOLDERS]++;
+          // (An edit makes each identity's set of its own.)
+          if ('edit' in set) type = deltaType(kind, from, set);
+          else if (type) (type as Held)[HOLDERS]++;
           else type = taken[i] = 'from' in set ? deltaType(kind, from, set) : acquireType(kind, set, undefined);
           let now = type;
           if (part) {
@@ -338,8 +371,8 @@ export function createSnapshotCache(): SnapshotCache {
           }
           types[kind] = now;
           releaseType(was);
-          // (Its own part the same, a set of two parts changed as its shared part did.)
-          const c = change(from, type);
+          // (Its own part the same, a set of two parts changed as its shared part did; an edit's change is the edit's.)
+          const c = 'edit' in set ? editChange(from, type, set) : change(from, type);
           if (!isEmpty(c)) (told ??= {})[kind] = c;
         }
         snapshots.set(identity, { identity, types });

@@ -4,7 +4,7 @@ import { sameItems } from '../compiler/group.js';
 import { compileUnits, type UnitsCompileResult } from '../compiler/units.js';
 import { onWire, planSnapshots, replannedOf, type PlannedSnapshot, type WireSet } from '../compiler/envoy/snapshot.js';
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import type { SetDelta, SetMove, SnapshotPatch } from './cache.js';
+import type { SetDelta, SetEdit, SetMove, SnapshotPatch } from './cache.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { meshIndex } from '../compiler/ir/index.js';
 import type { MeshIR, MeshSettings } from '../compiler/ir/types.js';
@@ -172,6 +172,14 @@ export function createCompileEngine(): CompileEngine {
     let n = setIds.get(set);
     if (n === undefined) setIds.set(set, (n = ++numbered));
     lastOf.set(kind, { set, n });
+    return n;
+  };
+
+  // A number per resource object, for the key of an edit many identities make alike (an encoding is one object wherever it is).
+  const resourceIds = new WeakMap<EncodedResource, number>();
+  const numberOf = (r: EncodedResource): number => {
+    let n = resourceIds.get(r);
+    if (n === undefined) resourceIds.set(r, (n = ++numbered));
     return n;
   };
 
@@ -393,15 +401,30 @@ export function createCompileEngine(): CompileEngine {
           changed.push({ identity: id, types });
         }
         unsent.clear();
-        // A group of one is that identity's patch; a group's sets cross once, as what differs from the set they all moved from.
+        // A group's sets cross once, as what differs from the set they all moved from. Identities alone in theirs whose sets
+        // (not of parts) each changed by the same edit (the callers of a service whose pod moved, each with endpoints of its
+        // own) are a group too: the edit crosses once. One left alone is that identity's patch.
         const moved: SetMove[] = [];
+        const edits = new Map<string, { identities: string[]; types: { kind: ResourceKind; set: SetEdit }[] }>();
         for (const { moves, identities, first } of groups.values()) {
           for (const m of moves) noteSent(m.to);
-          if (identities.length === 1) {
-            changed.push({ identity: identities[0]!, types: Object.fromEntries(moves.map((m) => [m.kind, onWire(first.p.snapshot.types[m.kind], first.was.snapshot.types[m.kind])])) });
+          if (identities.length > 1) {
+            moved.push({ identities, types: moves.map((m) => ({ kind: m.kind, part: m.part, set: m.from && !m.from.parts && !m.to.parts ? setDelta(m.from, m.to) : m.to })) });
             continue;
           }
-          moved.push({ identities, types: moves.map((m) => ({ kind: m.kind, part: m.part, set: m.from && !m.from.parts && !m.to.parts ? setDelta(m.from, m.to) : m.to })) });
+          if (moves.every((m) => !m.part && m.from && !m.from.parts && !m.to.parts)) {
+            const types = moves.map((m) => ({ kind: m.kind, set: setEdit(m.from!, m.to) }));
+            const key = types.map((t) => `${t.kind} ${t.set.put.map(numberOf).join(',')} ${t.set.removed.join('\0')}`).join('\n');
+            const edit = edits.get(key);
+            if (edit) edit.identities.push(identities[0]!);
+            else edits.set(key, { identities: [identities[0]!], types });
+            continue;
+          }
+          changed.push({ identity: identities[0]!, types: Object.fromEntries(moves.map((m) => [m.kind, onWire(first.p.snapshot.types[m.kind], first.was.snapshot.types[m.kind])])) });
+        }
+        for (const { identities, types } of edits.values()) {
+          if (identities.length > 1) moved.push({ identities, types: types.map(({ kind, set }) => ({ kind, part: false, set })) });
+          else changed.push({ identity: identities[0]!, types: Object.fromEntries(types.map(({ kind }) => [kind, next.get(identities[0]!)!.snapshot.types[kind]])) });
         }
         changed.sort((a, b) => (a.identity < b.identity ? -1 : 1));
         const removed: string[] = [];
@@ -438,6 +461,12 @@ function moveOf(kind: ResourceKind, set: ResourceSet, before: ResourceSet): Move
 
 /** `to` as what differs from `from` (both in name order): the resources put in or replaced, the names removed. */
 function setDelta(from: ResourceSet, to: ResourceSet): SetDelta {
+  const { put, removed } = setEdit(from, to);
+  return { version: to.version, from: from.version, put, removed };
+}
+
+/** The edit that makes `to` of `from` (both sets of resources, in name order). */
+function setEdit(from: ResourceSet, to: ResourceSet): SetEdit {
   const put: EncodedResource[] = [];
   const removed: string[] = [];
   const [a, b] = [from.resources, to.resources];
@@ -458,5 +487,5 @@ function setDelta(from: ResourceSet, to: ResourceSet): SetDelta {
       j++;
     }
   }
-  return { version: to.version, from: from.version, put, removed };
+  return { edit: true, put, removed };
 }

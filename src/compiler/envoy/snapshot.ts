@@ -1,7 +1,7 @@
 import { createHash, hash as digestOf } from 'node:crypto';
 import type { CertificateInputs } from '../inputs.js';
 import { addressOnlyKeys, changedKeys, meshIndex, recordedView, routeBackends, serviceKey } from '../ir/index.js';
-import { permissiveUpstreams, upstreamsOf, type Upstream } from '../ir/reachability.js';
+import { permissiveUpstreams, upstreamsIn, upstreamsOf, type ServiceSelection, type Upstream } from '../ir/reachability.js';
 import { compareStrings, parseIdentity, type Endpoint, type Identity, type MeshIR, type MeshSettings, type ServiceIR, type ServicePortIR, type ServiceRouteIR, type SplitIR, type Workload } from '../ir/types.js';
 import { KeyedMemo, PatchedTable, putIn, removeIn, tableChanges, type Read } from '../keyed.js';
 import { recordInto } from '../status.js';
@@ -388,34 +388,40 @@ function ownBuffer(bytes: Uint8Array): Uint8Array {
   return Buffer.from(copy.buffer, 0, copy.byteLength);
 }
 
+/** One resource, encoded once per object (and, of the kinds many identities share, once per content). */
+function encodeResource(codec: ProtoCodec, kind: ResourceKind, json: Named, memo: EncodeMemo): EncodedResource {
+  let bytes = encodedObjects.get(json);
+  if (!bytes) encodedObjects.set(json, (bytes = encodeOnce(codec, kind, json, memo)));
+  return encodedResource((json.name ?? json.clusterName)!, bytes);
+}
+
+function encodeOnce(codec: ProtoCodec, kind: ResourceKind, json: Named, memo: EncodeMemo): Uint8Array {
+  if (kind === 'route') return ownBuffer(encodeRouteTable(codec, json) ?? codec.encode(TYPES[kind], json));
+  if (kind === 'listener') return ownBuffer(encodeListener(codec, json) ?? codec.encode(TYPES[kind], json));
+  if (!SHARED_KINDS.has(kind)) return ownBuffer(codec.encode(TYPES[kind], json));
+  const input = inputKeys.get(json);
+  const key = `${kind}\u0000${input === undefined ? JSON.stringify(json) : `#${input}`}`;
+  let bytes = memo.get(key);
+  if (!bytes) memo.set(key, (bytes = ownBuffer(codec.encode(TYPES[kind], json))));
+  return bytes;
+}
+
 function encodeSet(codec: ProtoCodec, kind: ResourceKind, items: readonly Named[], memo: EncodeMemo): ResourceSet {
-  const encode = (json: Named) => {
-    const known = encodedObjects.get(json);
-    if (known) return known;
-    const bytes = encodeOnce(json);
-    encodedObjects.set(json, bytes);
-    return bytes;
-  };
-  const encodeOnce = (json: Named) => {
-    if (kind === 'route') return ownBuffer(encodeRouteTable(codec, json) ?? codec.encode(TYPES[kind], json));
-    if (kind === 'listener') return ownBuffer(encodeListener(codec, json) ?? codec.encode(TYPES[kind], json));
-    if (!SHARED_KINDS.has(kind)) return ownBuffer(codec.encode(TYPES[kind], json));
-    const input = inputKeys.get(json);
-    const key = `${kind}\u0000${input === undefined ? JSON.stringify(json) : `#${input}`}`;
-    let bytes = memo.get(key);
-    if (!bytes) memo.set(key, (bytes = ownBuffer(codec.encode(TYPES[kind], json))));
-    return bytes;
-  };
-  const resources = items
-    .map((json) => {
-      const bytes = encode(json);
-      return encodedResource((json.name ?? json.clusterName)!, bytes);
-    })
-    .sort((a, b) => compareStrings(a.name, b.name));
-  // The type's version: a hash of each resource's name and hash (each resource's bytes are hashed once, whoever holds it).
+  const resources = items.map((json) => encodeResource(codec, kind, json, memo)).sort((a, b) => compareStrings(a.name, b.name));
+  return { version: setVersion(resources, (r) => r.hash!), resources };
+}
+
+/**
+ * The version of a set of resources (not of parts): a hash of each
+ * resource's name and hash, in name order. The controller's cache makes a
+ * set's version this way too, when it makes the set from one it holds (see
+ * `SetEdit`).
+ */
+export function setVersion<R extends { readonly name: string }>(resources: Iterable<R>, hashOf: (r: R) => string): string {
+  // (Each resource's bytes are hashed once, whoever holds it.)
   let text = '';
-  for (const r of resources) text += `${r.name}\0${r.hash}\0`;
-  return { version: digestOf('sha256', text).slice(0, 16), resources };
+  for (const r of resources) text += `${r.name}\0${hashOf(r)}\0`;
+  return digestOf('sha256', text).slice(0, 16);
 }
 
 /**
@@ -1156,6 +1162,38 @@ function withEndpoints(before: PlannedSnapshot, endpoint: ResourceSet): PlannedS
   return before.own ? { plan, snapshot, inconsistencies, reads, source, own: before.own, proxy: before.proxy! } : { plan, snapshot, inconsistencies, reads, source };
 }
 
+/**
+ * The endpoint set of an identity whose plan did not change, when only the
+ * addresses of the endpoints of `services` changed (a pod moved): the set it
+ * holds with its assignments of those services' `clusters` made again, and
+ * its other assignments kept. Undefined when its assignments of them are not
+ * the ones it held by name (then its set is made whole, `upstreamReach`).
+ */
+function editedEndpoints(ir: MeshIR, identity: Identity, held: ResourceSet, services: ServiceSelection, clusters: ReadonlySet<string>, dataPlane: DataPlane, codec: ProtoCodec, memo: EncodeMemo): ResourceSet | undefined {
+  if (services.services.size === 0 || held.parts || ir.settings.permissive) return undefined;
+  const made = new Map<string, EncodedResource>();
+  for (const u of sameKindUpstreams(upstreamsIn(ir, identity, services), dataPlane, () => undefined)) {
+    const r = encodeResource(codec, 'endpoint', assignmentOf(u, memo), memo);
+    made.set(r.name, r);
+  }
+  let replaced = 0;
+  let changed = false;
+  const resources: EncodedResource[] = [];
+  for (const r of held.resources) {
+    if (!clusters.has(r.name)) {
+      resources.push(r);
+      continue;
+    }
+    const now = made.get(r.name);
+    if (now === undefined) return undefined;
+    replaced++;
+    changed ||= now !== r;
+    resources.push(now);
+  }
+  if (replaced !== made.size) return undefined;
+  return changed ? { version: setVersion(resources, (r) => r.hash!), resources } : held;
+}
+
 /** An identity's own reach as far as its endpoint assignments go (its upstreams), for a plan that did not change. */
 function upstreamReach(ir: MeshIR, identity: Identity, dataPlane: DataPlane): Reach {
   const upstreams = sameKindUpstreams(upstreamsOf(ir, identity), dataPlane, () => undefined);
@@ -1254,11 +1292,25 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
       if (after !== before) moveReads(dependents, id, before.reads, after.reads);
     }
     const shared = dependents.get('*');
+    // The services whose endpoints' addresses alone changed, and their clusters: a caller's assignments of them are made again, its others kept.
+    const movedServices = { services: new Set<string>(), identities: new Set<Identity>() };
+    const movedClusters = new Set<string>();
+    for (const k of light) {
+      if (!k.startsWith('service\0')) continue;
+      const service = meshIndex(ir).service.get(k.slice('service\0'.length));
+      if (!service) continue;
+      movedServices.services.add(serviceKey(service));
+      for (const p of service.ports) {
+        movedClusters.add(outboundClusterName(service, p.port));
+        for (const e of p.endpoints) movedServices.identities.add(e.identity);
+      }
+    }
     for (const id of moved) {
       // (A reader of the shared reach is taken below, with the others that read it.)
       if (own.has(id) || shared?.has(id)) continue;
       const before = out.get(id)!;
-      const endpoint = endpointSet(upstreamReach(ir, id, before.snapshot.dataPlane), codec, memo);
+      const dataPlane = before.snapshot.dataPlane;
+      const endpoint = editedEndpoints(ir, id, before.snapshot.types.endpoint, movedServices, movedClusters, dataPlane, codec, memo) ?? endpointSet(upstreamReach(ir, id, dataPlane), codec, memo);
       if (endpoint.version === before.snapshot.types.endpoint.version) continue;
       out.set(id, withEndpoints(before, endpoint));
       replanned.push(id);

@@ -1,4 +1,4 @@
-import { compareIndexed, meshIndex, type IndexedEndpoint } from './index.js';
+import { compareIndexed, meshIndex, serviceKey, type IndexedEndpoint } from './index.js';
 import { grantOpens } from './query.js';
 import type { Endpoint, Identity, MeshIR, ServiceIR, ServicePortIR } from './types.js';
 
@@ -34,10 +34,28 @@ export function upstreamsOf(ir: MeshIR, proxy: Identity): Upstream[] {
     const inMesh = (identity: Identity) => index.identitySet.has(identity);
     return ir.services.flatMap((service) => permissiveUpstreams(service, inMesh));
   }
-  // Deny by default: only the endpoints of identities that grant this proxy something, on a granted port.
+  return upstreamsIn(ir, proxy);
+}
+
+/** Some services (`namespace/name`), and the identities of their endpoints. */
+export interface ServiceSelection {
+  readonly services: ReadonlySet<string>;
+  readonly identities: ReadonlySet<Identity>;
+}
+
+/**
+ * Deny by default: only the endpoints of identities that grant this proxy
+ * something, on a granted port. Of some services alone, when given: the
+ * upstreams of a proxy whose others are known not to have changed (a pod of
+ * these services moved).
+ */
+export function upstreamsIn(ir: MeshIR, proxy: Identity, only?: ServiceSelection): Upstream[] {
+  const index = meshIndex(ir);
   const granted: IndexedEndpoint[] = [];
   for (const [destination, grants] of index.grantsFrom.get(proxy) ?? []) {
+    if (only && !only.identities.has(destination)) continue;
     for (const e of index.endpointsOf.get(destination) ?? []) {
+      if (only && !only.services.has(serviceKey(e.service))) continue;
       // A proxy learns only of what it may reach: an HTTP-only grant does not make a TCP port reachable.
       if (grants.some((g) => grantOpens(g, e.endpoint.port, e.port.protocol))) granted.push(e);
     }
