@@ -409,7 +409,7 @@ export function createCompileEngine(): CompileEngine {
         for (const { moves, identities, first } of groups.values()) {
           for (const m of moves) noteSent(m.to);
           if (identities.length > 1) {
-            moved.push({ identities, types: moves.map((m) => ({ kind: m.kind, part: m.part, set: m.from && !m.from.parts && !m.to.parts ? setDelta(m.from, m.to) : m.to })) });
+            moved.push({ identities, types: moves.map((m) => ({ kind: m.kind, part: m.part, set: m.from && !m.from.parts && !m.to.parts ? setDelta(m.from, m.to) : onWire(m.to, undefined) })) });
             continue;
           }
           if (moves.every((m) => !m.part && m.from && !m.from.parts && !m.to.parts)) {
@@ -424,7 +424,7 @@ export function createCompileEngine(): CompileEngine {
         }
         for (const { identities, types } of edits.values()) {
           if (identities.length > 1) moved.push({ identities, types: types.map(({ kind, set }) => ({ kind, part: false, set })) });
-          else changed.push({ identity: identities[0]!, types: Object.fromEntries(types.map(({ kind }) => [kind, next.get(identities[0]!)!.snapshot.types[kind]])) });
+          else changed.push({ identity: identities[0]!, types: Object.fromEntries(types.map(({ kind }) => [kind, onWire(next.get(identities[0]!)!.snapshot.types[kind], undefined)])) });
         }
         changed.sort((a, b) => (a.identity < b.identity ? -1 : 1));
         const removed: string[] = [];

@@ -87,7 +87,7 @@ export interface HeldPart {
  * is made when first read, and is no property of its own to copy).
  */
 export function onWire(set: ResourceSet, holding: ResourceSet | undefined): WireSet {
-  if (!set.parts) return set;
+  if (!set.parts) return set instanceof EditedSet ? { version: set.version, resources: set.resources } : set;
   const parts = set.parts.map((p): WireSet => {
     const at = holding === undefined ? -2 : p === holding ? -1 : (holding.parts?.indexOf(p) ?? -1);
     return at === -2 || (at < 0 && p !== holding) ? p : { version: p.version, held: at };
@@ -126,6 +126,24 @@ class ComposedSet implements ResourceSet {
   }
   toJSON(): { version: string; parts: readonly ResourceSet[] } {
     return { version: this.version, parts: this.parts };
+  }
+}
+
+/**
+ * A set of resources made by editing another (an identity's endpoint set
+ * with the assignments of a moved service replaced): its version is made
+ * when first read, as `setVersion` makes it. The callers of a hub each make
+ * one at its pod's move, and cross as one edit (the controller makes each
+ * version itself), so most are never read whole here.
+ */
+class EditedSet implements ResourceSet {
+  #version: string | undefined;
+  constructor(readonly resources: readonly EncodedResource[]) {}
+  get version(): string {
+    return (this.#version ??= setVersion(this.resources, (r) => r.hash!));
+  }
+  toJSON(): { version: string; resources: readonly EncodedResource[] } {
+    return { version: this.version, resources: this.resources };
   }
 }
 
@@ -1191,7 +1209,7 @@ function editedEndpoints(ir: MeshIR, identity: Identity, held: ResourceSet, serv
     resources.push(now);
   }
   if (replaced !== made.size) return undefined;
-  return changed ? { version: setVersion(resources, (r) => r.hash!), resources } : held;
+  return changed ? new EditedSet(resources) : held;
 }
 
 /** An identity's own reach as far as its endpoint assignments go (its upstreams), for a plan that did not change. */
@@ -1310,8 +1328,9 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
       if (own.has(id) || shared?.has(id)) continue;
       const before = out.get(id)!;
       const dataPlane = before.snapshot.dataPlane;
-      const endpoint = editedEndpoints(ir, id, before.snapshot.types.endpoint, movedServices, movedClusters, dataPlane, codec, memo) ?? endpointSet(upstreamReach(ir, id, dataPlane), codec, memo);
-      if (endpoint.version === before.snapshot.types.endpoint.version) continue;
+      const edited = editedEndpoints(ir, id, before.snapshot.types.endpoint, movedServices, movedClusters, dataPlane, codec, memo);
+      const endpoint = edited ?? endpointSet(upstreamReach(ir, id, dataPlane), codec, memo);
+      if (endpoint === before.snapshot.types.endpoint || (edited === undefined && endpoint.version === before.snapshot.types.endpoint.version)) continue;
       out.set(id, withEndpoints(before, endpoint));
       replanned.push(id);
     }
