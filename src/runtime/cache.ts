@@ -1,5 +1,5 @@
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import { composedVersion, resourceHash, setVersion, type EncodedResource, type WireSet } from '../compiler/envoy/snapshot.js';
+import { composedVersion, resourceHash, setVersion, type EncodedResource, type SetEdit, type WireSet } from '../compiler/envoy/snapshot.js';
 
 /**
  * The latest snapshot per proxy identity. Encoded resources are interned by
@@ -149,17 +149,7 @@ export interface TypeMove {
   readonly set: WireSet | SetDelta | SetEdit;
 }
 
-/**
- * The same resources put in (or replaced) and names removed in each
- * identity's own set, whatever else the set holds. Each new set's version is
- * made from its resources when first read (`setVersion`, as the compiler
- * makes it), so each identity costs its set's size, not a hash.
- */
-export interface SetEdit {
-  readonly edit: true;
-  readonly put: readonly EncodedResource[];
-  readonly removed: readonly string[];
-}
+export type { SetEdit };
 
 /** A set (of `version`) as the set of version `from` with some resources put in or replaced, and some removed. */
 export interface SetDelta {

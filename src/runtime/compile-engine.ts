@@ -2,9 +2,9 @@ import { loadEnvoyProtos } from '../adapters/envoy-protos.js';
 import type { SourceUnit } from '../adapters/source.js';
 import { sameItems } from '../compiler/group.js';
 import { compileUnits, type UnitsCompileResult } from '../compiler/units.js';
-import { onWire, planSnapshots, replannedOf, type PlannedSnapshot, type WireSet } from '../compiler/envoy/snapshot.js';
+import { editOf, onWire, planSnapshots, replannedOf, type PlannedSnapshot, type SetEdit, type WireSet } from '../compiler/envoy/snapshot.js';
 import { PUSH_ORDER, type ResourceKind } from '../compiler/envoy/codec.js';
-import type { SetDelta, SetEdit, SetMove, SnapshotPatch } from './cache.js';
+import type { SetDelta, SetMove, SnapshotPatch } from './cache.js';
 import type { CertificateInputs } from '../compiler/inputs.js';
 import { meshIndex } from '../compiler/ir/index.js';
 import type { MeshIR, MeshSettings } from '../compiler/ir/types.js';
@@ -175,14 +175,6 @@ export function createCompileEngine(): CompileEngine {
     return n;
   };
 
-  // A number per resource object, for the key of an edit many identities make alike (an encoding is one object wherever it is).
-  const resourceIds = new WeakMap<EncodedResource, number>();
-  const numberOf = (r: EncodedResource): number => {
-    let n = resourceIds.get(r);
-    if (n === undefined) resourceIds.set(r, (n = ++numbered));
-    return n;
-  };
-
   // The lists the controller was last answered (it keeps them: a compile sends only those that changed).
   let answered: Partial<Pick<CompiledMesh, 'identities' | 'namespaces' | 'pods'>> = {};
 
@@ -350,6 +342,8 @@ export function createCompileEngine(): CompileEngine {
         const changed: SnapshotPatch[] = [];
         // Identities whose changed types all moved alike, by what they moved to (see `moveOf`).
         const groups = new Map<string, { moves: Move[]; identities: string[]; first: { p: PlannedSnapshot; was: PlannedSnapshot } }>();
+        // Identities whose one changed type was made by an edit of the set they held (see `editOf`), by that edit.
+        const edits = new Map<SetEdit, { kind: ResourceKind; identities: string[] }>();
         const inconsistencies: string[] = [];
         for (const id of [...unsent].sort()) {
           const p = next.get(id);
@@ -361,6 +355,18 @@ export function createCompileEngine(): CompileEngine {
             for (const m of p.inconsistencies) inconsistencies.push(m);
             changed.push({ identity: id, types: Object.fromEntries(PUSH_ORDER.map((k) => [k, onWire(p.snapshot.types[k], undefined)])) });
             for (const k of PUSH_ORDER) noteSent(p.snapshot.types[k]);
+            continue;
+          }
+          let one: ResourceKind | undefined;
+          let changes = 0;
+          for (const k of PUSH_ORDER) if (p.snapshot.types[k] !== was.snapshot.types[k] && changes++ === 0) one = k;
+          const edit = changes === 1 ? editOf(p.snapshot.types[one!], was.snapshot.types[one!]) : undefined;
+          if (edit) {
+            for (const m of p.inconsistencies) inconsistencies.push(m);
+            noteSent(p.snapshot.types[one!]);
+            const group = edits.get(edit);
+            if (group) group.identities.push(id);
+            else edits.set(edit, { kind: one!, identities: [id] });
             continue;
           }
           const moves: Move[] = [];
@@ -401,30 +407,20 @@ export function createCompileEngine(): CompileEngine {
           changed.push({ identity: id, types });
         }
         unsent.clear();
-        // A group's sets cross once, as what differs from the set they all moved from. Identities alone in theirs whose sets
-        // (not of parts) each changed by the same edit (the callers of a service whose pod moved, each with endpoints of its
-        // own) are a group too: the edit crosses once. One left alone is that identity's patch.
+        // A group of one is that identity's patch; a group's sets cross once, as what differs from the set they all moved
+        // from; an edit crosses once for all who made it (the callers of a moved hub, each with endpoints of its own).
         const moved: SetMove[] = [];
-        const edits = new Map<string, { identities: string[]; types: { kind: ResourceKind; set: SetEdit }[] }>();
         for (const { moves, identities, first } of groups.values()) {
           for (const m of moves) noteSent(m.to);
-          if (identities.length > 1) {
-            moved.push({ identities, types: moves.map((m) => ({ kind: m.kind, part: m.part, set: m.from && !m.from.parts && !m.to.parts ? setDelta(m.from, m.to) : onWire(m.to, undefined) })) });
+          if (identities.length === 1) {
+            changed.push({ identity: identities[0]!, types: Object.fromEntries(moves.map((m) => [m.kind, onWire(first.p.snapshot.types[m.kind], first.was.snapshot.types[m.kind])])) });
             continue;
           }
-          if (moves.every((m) => !m.part && m.from && !m.from.parts && !m.to.parts)) {
-            const types = moves.map((m) => ({ kind: m.kind, set: setEdit(m.from!, m.to) }));
-            const key = types.map((t) => `${t.kind} ${t.set.put.map(numberOf).join(',')} ${t.set.removed.join('\0')}`).join('\n');
-            const edit = edits.get(key);
-            if (edit) edit.identities.push(identities[0]!);
-            else edits.set(key, { identities: [identities[0]!], types });
-            continue;
-          }
-          changed.push({ identity: identities[0]!, types: Object.fromEntries(moves.map((m) => [m.kind, onWire(first.p.snapshot.types[m.kind], first.was.snapshot.types[m.kind])])) });
+          moved.push({ identities, types: moves.map((m) => ({ kind: m.kind, part: m.part, set: m.from && !m.from.parts && !m.to.parts ? setDelta(m.from, m.to) : onWire(m.to, undefined) })) });
         }
-        for (const { identities, types } of edits.values()) {
-          if (identities.length > 1) moved.push({ identities, types: types.map(({ kind, set }) => ({ kind, part: false, set })) });
-          else changed.push({ identity: identities[0]!, types: Object.fromEntries(types.map(({ kind }) => [kind, onWire(next.get(identities[0]!)!.snapshot.types[kind], undefined)])) });
+        for (const [edit, { kind, identities }] of edits) {
+          if (identities.length > 1) moved.push({ identities, types: [{ kind, part: false, set: edit }] });
+          else changed.push({ identity: identities[0]!, types: { [kind]: onWire(next.get(identities[0]!)!.snapshot.types[kind], undefined) } });
         }
         changed.sort((a, b) => (a.identity < b.identity ? -1 : 1));
         const removed: string[] = [];
@@ -461,12 +457,6 @@ function moveOf(kind: ResourceKind, set: ResourceSet, before: ResourceSet): Move
 
 /** `to` as what differs from `from` (both in name order): the resources put in or replaced, the names removed. */
 function setDelta(from: ResourceSet, to: ResourceSet): SetDelta {
-  const { put, removed } = setEdit(from, to);
-  return { version: to.version, from: from.version, put, removed };
-}
-
-/** The edit that makes `to` of `from` (both sets of resources, in name order). */
-function setEdit(from: ResourceSet, to: ResourceSet): SetEdit {
   const put: EncodedResource[] = [];
   const removed: string[] = [];
   const [a, b] = [from.resources, to.resources];
@@ -487,5 +477,5 @@ function setEdit(from: ResourceSet, to: ResourceSet): SetEdit {
       j++;
     }
   }
-  return { edit: true, put, removed };
+  return { version: to.version, from: from.version, put, removed };
 }

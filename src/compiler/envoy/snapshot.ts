@@ -130,20 +130,51 @@ class ComposedSet implements ResourceSet {
 }
 
 /**
- * A set of resources made by editing another (an identity's endpoint set
- * with the assignments of a moved service replaced): its version is made
+ * The same resources put in (or replaced) and names removed in each of some
+ * identities' own sets, whatever else each set holds. A set made by an edit
+ * has its version made from its resources when first read (`setVersion`).
+ */
+export interface SetEdit {
+  readonly edit: true;
+  readonly put: readonly EncodedResource[];
+  readonly removed: readonly string[];
+}
+
+/**
+ * A set of resources made by an edit of another (an identity's endpoint set
+ * with its assignments of a moved service replaced): its version is made
  * when first read, as `setVersion` makes it. The callers of a hub each make
- * one at its pod's move, and cross as one edit (the controller makes each
- * version itself), so most are never read whole here.
+ * one at its pod's move, all with the one edit object, and cross as that
+ * edit (the controller makes each version itself, see `editOf`).
  */
 class EditedSet implements ResourceSet {
   #version: string | undefined;
-  constructor(readonly resources: readonly EncodedResource[]) {}
+  constructor(
+    readonly resources: readonly EncodedResource[],
+    /** What it was made from, and how. */
+    readonly from: ResourceSet,
+    readonly edit: SetEdit,
+  ) {}
   get version(): string {
     return (this.#version ??= setVersion(this.resources, (r) => r.hash!));
   }
   toJSON(): { version: string; resources: readonly EncodedResource[] } {
     return { version: this.version, resources: this.resources };
+  }
+}
+
+/** The edit that made `set` of `held`, if it was made so: the same object for every set made by the same edit in one planning. */
+export function editOf(set: ResourceSet, held: ResourceSet): SetEdit | undefined {
+  return set instanceof EditedSet && set.from === held ? set.edit : undefined;
+}
+
+/** The edits of one planning, by the resources they put (one object per list of resources). */
+class Edits {
+  readonly #byFirst = new Map<EncodedResource, { edit?: SetEdit; next: Edits }>();
+  of(put: readonly EncodedResource[], at = 0): SetEdit {
+    let step = this.#byFirst.get(put[at]!);
+    if (!step) this.#byFirst.set(put[at]!, (step = { next: new Edits() }));
+    return at + 1 === put.length ? (step.edit ??= { edit: true, put, removed: [] }) : step.next.of(put, at + 1);
   }
 }
 
@@ -1187,7 +1218,7 @@ function withEndpoints(before: PlannedSnapshot, endpoint: ResourceSet): PlannedS
  * its other assignments kept. Undefined when its assignments of them are not
  * the ones it held by name (then its set is made whole, `upstreamReach`).
  */
-function editedEndpoints(ir: MeshIR, identity: Identity, held: ResourceSet, services: ServiceSelection, clusters: ReadonlySet<string>, dataPlane: DataPlane, codec: ProtoCodec, memo: EncodeMemo): ResourceSet | undefined {
+function editedEndpoints(ir: MeshIR, identity: Identity, held: ResourceSet, services: ServiceSelection, clusters: ReadonlySet<string>, dataPlane: DataPlane, codec: ProtoCodec, memo: EncodeMemo, edits: Edits): ResourceSet | undefined {
   if (services.services.size === 0 || held.parts || ir.settings.permissive) return undefined;
   const made = new Map<string, EncodedResource>();
   for (const u of sameKindUpstreams(upstreamsIn(ir, identity, services), dataPlane, () => undefined)) {
@@ -1195,7 +1226,7 @@ function editedEndpoints(ir: MeshIR, identity: Identity, held: ResourceSet, serv
     made.set(r.name, r);
   }
   let replaced = 0;
-  let changed = false;
+  const put: EncodedResource[] = [];
   const resources: EncodedResource[] = [];
   for (const r of held.resources) {
     if (!clusters.has(r.name)) {
@@ -1205,11 +1236,11 @@ function editedEndpoints(ir: MeshIR, identity: Identity, held: ResourceSet, serv
     const now = made.get(r.name);
     if (now === undefined) return undefined;
     replaced++;
-    changed ||= now !== r;
+    if (now !== r) put.push(now);
     resources.push(now);
   }
   if (replaced !== made.size) return undefined;
-  return changed ? new EditedSet(resources) : held;
+  return put.length > 0 ? new EditedSet(resources, held, edits.of(put)) : held;
 }
 
 /** An identity's own reach as far as its endpoint assignments go (its upstreams), for a plan that did not change. */
@@ -1313,6 +1344,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     // The services whose endpoints' addresses alone changed, and their clusters: a caller's assignments of them are made again, its others kept.
     const movedServices = { services: new Set<string>(), identities: new Set<Identity>() };
     const movedClusters = new Set<string>();
+    const edits = new Edits();
     for (const k of light) {
       if (!k.startsWith('service\0')) continue;
       const service = meshIndex(ir).service.get(k.slice('service\0'.length));
@@ -1328,7 +1360,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
       if (own.has(id) || shared?.has(id)) continue;
       const before = out.get(id)!;
       const dataPlane = before.snapshot.dataPlane;
-      const edited = editedEndpoints(ir, id, before.snapshot.types.endpoint, movedServices, movedClusters, dataPlane, codec, memo);
+      const edited = editedEndpoints(ir, id, before.snapshot.types.endpoint, movedServices, movedClusters, dataPlane, codec, memo, edits);
       const endpoint = edited ?? endpointSet(upstreamReach(ir, id, dataPlane), codec, memo);
       if (endpoint === before.snapshot.types.endpoint || (edited === undefined && endpoint.version === before.snapshot.types.endpoint.version)) continue;
       out.set(id, withEndpoints(before, endpoint));
