@@ -243,7 +243,10 @@ export function createCompileEngine(): CompileEngine {
     if (walkedSets.has(set)) return;
     walkedSets.add(set);
     if (set.parts) for (const part of set.parts) noteSent(part);
-    else for (const r of set.resources) {
+    else noteResources(set.resources);
+  }
+  function noteResources(resources: readonly EncodedResource[]): void {
+    for (const r of resources) {
       const h = r.hash ?? resourceHash(r.bytes);
       if (!firstSent.has(h)) firstSent.set(h, firstSentBefore.get(h) ?? compiles);
     }
@@ -363,10 +366,13 @@ export function createCompileEngine(): CompileEngine {
           const edit = changes === 1 ? editOf(p.snapshot.types[one!], was.snapshot.types[one!]) : undefined;
           if (edit) {
             for (const m of p.inconsistencies) inconsistencies.push(m);
-            noteSent(p.snapshot.types[one!]);
             const group = edits.get(edit);
             if (group) group.identities.push(id);
-            else edits.set(edit, { kind: one!, identities: [id] });
+            else {
+              // (What an edit keeps of a set was sent with it; what it puts is noted once for all who make it.)
+              edits.set(edit, { kind: one!, identities: [id] });
+              noteResources(edit.put);
+            }
             continue;
           }
           const moves: Move[] = [];
