@@ -247,3 +247,45 @@ test('the compile engine keeps its state in itself: two engines driven in turn a
   assert.equal(step(b, mesh(30, { permissive: true, without: 9 }), certificatesOf(30)).length, 29, 'b: everyone but the one gone');
   assert.deepEqual(step(a, mesh(30, { moved: 4 }), certificatesOf(30, 2)), ['spiffe://cluster.local/ns/big/sa/s2'], 'a: the renewed identity alone');
 });
+
+test('what a group\'s edit or delta puts is noted as sent: a proxy that has not taken the next move holds an assignment that already carries the objects it was made from, which stay programmed', () => {
+  // A hub's callers cross as one edit (the TrafficTarget lets them reach it); a permissive mesh's identities as one delta
+  // of the set they all hold (the MeshConfig makes every identity reach it).
+  for (const [shape, object] of [[{ hub: true }, 'TrafficTarget big/t0'], [{ permissive: true }, 'MeshConfig big/m']] as const) {
+    const engine = createCompileEngine();
+    let id = 0;
+    const ask = (m: Record<string, unknown>): WorkerReply => {
+      const reply = engine.handle({ id: ++id, ...m } as WorkerRequest);
+      if ('error' in reply) throw new Error(reply.error);
+      return reply;
+    };
+    const N = 10;
+    const certificates = certificatesOf(N);
+    let sentUnits: Map<string, SourceUnit> | undefined;
+    const step = (units: Map<string, SourceUnit>): SnapshotChanges => {
+      const set = [...units].filter(([k, u]) => sentUnits?.get(k) !== u);
+      ask({ type: 'compile', delta: { replace: sentUnits === undefined, set, deleted: [] } });
+      const first = sentUnits === undefined;
+      sentUnits = units;
+      // (The certificates once: the same ones after, as the controller sends them, a delta of nothing.)
+      const delta = { replace: first, trustBundle: certificates.trustBundle, set: first ? certificates.identities : [], deleted: [] };
+      return (ask({ type: 'snapshots', certificates: delta }) as { snapshots: SnapshotChanges }).snapshots;
+    };
+    const caller = 'spiffe://cluster.local/ns/big/sa/s3';
+    step(mesh(N, shape));
+    // The hub's pod (or one of a permissive mesh) moves: the group's change puts its new assignment.
+    const moved = step(mesh(N, { ...shape, moved: 0 }));
+    const change = moved.moved.find((m) => m.identities.includes(caller))?.types.find((t) => t.kind === 'endpoint')?.set;
+    assert.ok(change && 'put' in change && change.put.length === 1, `${object}: the group puts one assignment`);
+    const [assignment] = change.put;
+    // It moves back; the caller's proxy has not taken that yet and holds the assignment of the first move.
+    step(mesh(N, shape));
+    const { programmed } = ask({
+      type: 'programmed',
+      query: { full: true, connected: { [caller]: 1 }, progress: [{ stream: 1, identity: caller, node: 'n', pending: [{ kind: 'endpoint', names: [assignment!.name], held: [assignment!.hash], since: 0 }], rejected: [] }], now: 1000 },
+    }) as { programmed: { changed: readonly (readonly [string, { reason: string }])[] } };
+    const conditions = new Map(programmed.changed);
+    // What it holds was sent after the object's last change: the object is in force there.
+    assert.equal(conditions.get(object)?.reason, 'Programmed', object);
+  }
+});

@@ -417,12 +417,22 @@ export function createCompileEngine(): CompileEngine {
         // from; an edit crosses once for all who made it (the callers of a moved hub, each with endpoints of its own).
         const moved: SetMove[] = [];
         for (const { moves, identities, first } of groups.values()) {
-          for (const m of moves) noteSent(m.to);
           if (identities.length === 1) {
+            for (const m of moves) noteSent(m.to);
             changed.push({ identity: identities[0]!, types: Object.fromEntries(moves.map((m) => [m.kind, onWire(first.p.snapshot.types[m.kind], first.was.snapshot.types[m.kind])])) });
             continue;
           }
-          moved.push({ identities, types: moves.map((m) => ({ kind: m.kind, part: m.part, set: m.from && !m.from.parts && !m.to.parts ? setDelta(m.from, m.to) : onWire(m.to, undefined) })) });
+          const types = moves.map((m) => {
+            if (!m.from || m.from.parts || m.to.parts) {
+              noteSent(m.to);
+              return { kind: m.kind, part: m.part, set: onWire(m.to, undefined) };
+            }
+            // (What the delta keeps was noted when the set they all held was sent: a pod move notes one assignment, not the mesh's.)
+            const delta = setDelta(m.from, m.to);
+            noteResources(delta.put);
+            return { kind: m.kind, part: m.part, set: delta };
+          });
+          moved.push({ identities, types });
         }
         for (const [edit, { kind, identities }] of edits) {
           if (identities.length > 1) moved.push({ identities, types: [{ kind, part: false, set: edit }] });
