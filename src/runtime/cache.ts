@@ -149,8 +149,6 @@ export interface TypeMove {
   readonly set: WireSet | SetDelta | SetEdit;
 }
 
-export type { SetEdit };
-
 /** A set (of `version`) as the set of version `from` with some resources put in or replaced, and some removed. */
 export interface SetDelta {
   readonly version: string;
