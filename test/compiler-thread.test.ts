@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { loadEnvoyProtos } from '../src/adapters/envoy-protos.js';
 import type { SourceUnit } from '../src/adapters/source.js';
 import { compile } from '../src/compiler/compile.js';
@@ -8,6 +10,8 @@ import type { CertificateInputs, MeshInputs } from '../src/compiler/inputs.js';
 import { startCompilerThread } from '../src/runtime/compiler-thread.js';
 import { createSnapshotCache } from '../src/runtime/cache.js';
 import { createCompileEngine, type CompileEngine, type SnapshotChanges, type WorkerReply, type WorkerRequest } from '../src/runtime/compile-engine.js';
+import { compileUnits, type UnitsCompileResult } from '../src/compiler/units.js';
+import { planSnapshots, type SnapshotPlans } from '../src/compiler/envoy/snapshot.js';
 import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
 
 /**
@@ -288,4 +292,30 @@ test('what a group\'s edit or delta puts is noted as sent: a proxy that has not 
     // What it holds was sent after the object's last change: the object is in force there.
     assert.equal(conditions.get(object)?.reason, 'Programmed', object);
   }
+});
+
+test('an edited set does not keep the set it was made from: a hub moving again and again leaves each caller its one set, not one per move', async () => {
+  // (The collector, asked for: what nothing holds any more is gone after it runs.)
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const protos = loadEnvoyProtos();
+  const N = 10;
+  const caller = 'spiffe://cluster.local/ns/big/sa/s3';
+  // As the compile worker plans: each compile and planning given the previous ones, only the latest kept.
+  type State = { units: UnitsCompileResult; plans: SnapshotPlans };
+  const certificates = certificatesOf(N);
+  const step = (units: Map<string, SourceUnit>, previous?: State): State => {
+    const compiled = compileUnits(units, {}, previous?.units);
+    return { units: compiled, plans: planSnapshots(compiled.ir, protos, certificates, previous?.plans, undefined, previous?.units.ir) };
+  };
+  let state = step(mesh(N, { hub: true }));
+  state = step(mesh(N, { hub: true, moved: 0 }), state);
+  // The caller's set after the first move: an edit of the one before.
+  const first = new WeakRef(state.plans.get(caller)!.snapshot.types.endpoint);
+  assert.equal(first.deref()!.constructor.name, 'EditedSet');
+  for (const moved of [undefined, 0, undefined]) state = step(mesh(N, { hub: true, ...(moved === undefined ? {} : { moved }) }), state);
+  assert.notEqual(state.plans.get(caller)!.snapshot.types.endpoint, first.deref(), 'the caller holds a set of a later move');
+  await new Promise((r) => setImmediate(r));
+  gc();
+  assert.equal(first.deref(), undefined, 'the set of the first move is let go: the later sets made from it do not hold it');
 });

@@ -149,12 +149,20 @@ export interface SetEdit {
  */
 class EditedSet implements ResourceSet {
   #version: string | undefined;
+  // What it was made from, held weakly: a set made from an edited set, and so on at every move, would keep each
+  // caller's every set alive. It is asked only while the set it was made from is the one last sent (held there).
+  readonly #from: WeakRef<ResourceSet>;
   constructor(
     readonly resources: readonly EncodedResource[],
-    /** What it was made from, and how. */
-    readonly from: ResourceSet,
+    from: ResourceSet,
+    /** How it was made from it. */
     readonly edit: SetEdit,
-  ) {}
+  ) {
+    this.#from = new WeakRef(from);
+  }
+  madeFrom(set: ResourceSet): boolean {
+    return this.#from.deref() === set;
+  }
   get version(): string {
     return (this.#version ??= setVersion(this.resources, (r) => r.hash!));
   }
@@ -165,7 +173,7 @@ class EditedSet implements ResourceSet {
 
 /** The edit that made `set` of `held`, if it was made so: the same object for every set made by the same edit in one planning. */
 export function editOf(set: ResourceSet, held: ResourceSet): SetEdit | undefined {
-  return set instanceof EditedSet && set.from === held ? set.edit : undefined;
+  return set instanceof EditedSet && set.madeFrom(held) ? set.edit : undefined;
 }
 
 /** The edits of one planning, by the resources they put (one object per list of resources). */
