@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCertificateStore } from '../src/adapters/ca/certificate-store.js';
 import { openInternalCA } from '../src/adapters/ca/internal-ca.js';
-import { certificateFacts, signedBy } from '../src/adapters/ca/x509.js';
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { certificateFacts, generateLeafKeys, p256KeyEncodings, signedBy } from '../src/adapters/ca/x509.js';
+import { createECDH, createPrivateKey, createPublicKey, sign, verify, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 const state = () => mkdtempSync(join(tmpdir(), 'smc-state-'));
@@ -107,6 +107,43 @@ test('each service certificate carries the public key of the private key issued 
     seen.add(spki(key));
   }
   assert.equal(seen.size, 5, 'a new key each time');
+});
+
+test('a leaf key is written as OpenSSL writes it: its PKCS#8 and SPKI are the bytes OpenSSL exports for the same key, short scalars included', () => {
+  const exported = (pkcs8: Buffer) => {
+    const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+    assert.equal(key.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    return { pkcs8: key.export({ type: 'pkcs8', format: 'der' }), spki: createPublicKey(key).export({ type: 'spki', format: 'der' }) };
+  };
+  // Scalars with leading zero bytes (one key in 256 has one): the scalar is written in its full 32 bytes.
+  const scalars = [Buffer.alloc(32, 0x11), Buffer.concat([Buffer.alloc(1), Buffer.alloc(31, 0x42)]), Buffer.concat([Buffer.alloc(5), Buffer.alloc(27, 0xfe)]), Buffer.concat([Buffer.alloc(31), Buffer.from([7])])];
+  for (const d of scalars) {
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(d);
+    const point = ecdh.getPublicKey();
+    for (const given of [d, ecdh.getPrivateKey()]) {
+      const ours = p256KeyEncodings(given, point);
+      const theirs = exported(ours.pkcs8);
+      assert.deepEqual(ours.pkcs8, theirs.pkcs8, `scalar ${d.toString('hex')} given in ${given.length} bytes`);
+      assert.deepEqual(ours.spki, theirs.spki);
+    }
+  }
+  assert.throws(() => p256KeyEncodings(Buffer.alloc(33, 1), createECDH('prime256v1').generateKeys()), /P-256/);
+  const compressed = createECDH('prime256v1');
+  compressed.generateKeys();
+  assert.throws(() => p256KeyEncodings(compressed.getPrivateKey(), compressed.getPublicKey(undefined, 'compressed')), /P-256/);
+  // Keys as issued: each signs what its public key verifies, and OpenSSL writes them as they were written.
+  const seen = new Set<string>();
+  for (let i = 0; i < 300; i++) {
+    const keys = generateLeafKeys();
+    const privateKey = createPrivateKey(keys.privateKeyPem);
+    assert.deepEqual(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString().trim(), keys.privateKeyPem.replace(/\r\n/g, '\n').trim());
+    assert.deepEqual(createPublicKey(privateKey).export({ type: 'spki', format: 'der' }), keys.spki);
+    const publicKey = createPublicKey({ key: keys.spki, format: 'der', type: 'spki' });
+    assert.ok(verify('sha256', Buffer.from('x'), publicKey, sign('sha256', Buffer.from('x'), privateKey)));
+    seen.add(keys.spki.toString('hex'));
+  }
+  assert.equal(seen.size, 300, 'a new key each time');
 });
 
 test('service certificate lifetimes are spread by up to ±10% around the requested one', async () => {
