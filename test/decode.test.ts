@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileIR } from '../src/compiler/compile.js';
 import { quantityToMilli } from '../src/compiler/decode/smi-split.js';
+import { checkDocument } from '../src/compiler/decode/index.js';
 import { formatMessage } from '../src/compiler/status.js';
 import { objectInputs, yamlInputs } from './helpers/inputs.js';
 
@@ -103,4 +104,53 @@ test('a YAML syntax error names the file and line, and the other documents still
   assert.equal(rejected[0]!.origin.source, 'test-0.yaml');
   assert.match(rejected[0]!.messages[0]!.message, /YAML syntax error/);
   assert.ok(result.status.some((s) => s.object.name === 'b' && s.state === 'Accepted'));
+});
+
+test('what a live source checks of a document (checkDocument) is what decoding says of its policy objects, alone or in a List; membership is not reported', () => {
+  const meta = (name: string) => ({ name, namespace: 'app' });
+  const documents: unknown[] = [
+    { apiVersion: 'v1', kind: 'Pod', metadata: meta('p'), spec: { serviceAccountName: 'a', containers: [] }, status: { podIP: '10.0.0.1' } },
+    { apiVersion: 'v1', kind: 'Pod', metadata: meta('bad'), spec: { serviceAccountName: 7 } },
+    { apiVersion: 'v1', kind: 'Service', metadata: meta('s'), spec: { selector: { app: 's' }, ports: [{ port: 80 }] } },
+    { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: meta('e'), endpoints: 'none' },
+    { apiVersion: 'access.smi-spec.io/v1alpha3', kind: 'TrafficTarget', metadata: meta('tt'), spec: { destination: { kind: 'ServiceAccount', name: 'b', namespace: 'app' }, sources: [{ kind: 'ServiceAccount', name: 'a', namespace: 'app' }], rules: [{ kind: 'TCPRoute', name: 'all' }] } },
+    { apiVersion: 'access.smi-spec.io/v1alpha3', kind: 'TrafficTarget', metadata: meta('typo'), spec: { destination: { kind: 'ServiceAccount', name: 'b', namespace: 'app' }, source: [], rules: [] } },
+    { apiVersion: 'access.smi-spec.io/v1alpha3', kind: 'TrafficTargett', metadata: meta('kind') },
+    { apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: meta('sp'), spec: { service: 's', backends: [{ service: 's', weight: 'x' }] } },
+    { apiVersion: 'specs.smi-spec.io/v1alpha4', kind: 'HTTPRouteGroup', metadata: meta('g'), spec: { matches: [{ name: 'm', pathRegex: '/x', method: ['GET'] }] } },
+    { apiVersion: 'smc.dev/v1alpha1', kind: 'MeshConfig', metadata: { name: 'smc', namespace: 'smc-system' }, spec: { permissive: 'yes' } },
+    { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: meta('r'), spec: { parentRefs: [{ kind: 'Service', name: 's' }], extra: 1 } },
+    { apiVersion: 'example.com/v1', kind: 'Widget', metadata: meta('w') },
+    { kind: 'TrafficTarget', metadata: meta('no-version') },
+    null,
+    ['a', 'list'],
+    'text',
+  ];
+  const withList = [...documents, { apiVersion: 'v1', kind: 'List', items: documents }];
+  const origin = { source: 'mesh/app.yaml', document: 0, line: 1 };
+  let reported = 0;
+  for (const value of withList) {
+    const alone = checkDocument({ origin, value });
+    // In a List every item is decoded: its checks are the item's own, under its place in the List.
+    const inList = checkDocument({ origin, value: { apiVersion: 'v1', kind: 'List', items: [value] } });
+    const placed = alone.map((c) => ({ ...c, path: `items[0].${c.path}`, ...(c.problems ? { problems: c.problems.map((p) => ({ ...p, path: `items[0].${p.path}` })) } : {}) }));
+    assert.deepEqual(inList, placed, JSON.stringify(value)?.slice(0, 120));
+    reported += alone.length;
+    const group = typeof value === 'object' && value !== null && 'apiVersion' in value ? String(value.apiVersion) : '';
+    if (/^(v1|discovery\.k8s\.io\/v1|example\.com\/v1)$/.test(group) && (value as { kind: string }).kind !== 'List') assert.deepEqual(alone, [], 'membership and unknown groups are not reported');
+  }
+  const checks = checkDocument({ origin, value: withList.at(-1) });
+  assert.deepEqual(
+    checks.map((c) => [c.path, c.identity, c.problems === undefined ? 'accepted' : 'rejected']),
+    [
+      ['items[4].', 'access.smi-spec.io/TrafficTarget/app/tt', 'accepted'],
+      ['items[5].', 'access.smi-spec.io/TrafficTarget/app/typo', 'rejected'],
+      ['items[6].', 'access.smi-spec.io/TrafficTargett/app/kind', 'rejected'],
+      ['items[7].', 'split.smi-spec.io/TrafficSplit/app/sp', 'rejected'],
+      ['items[8].', 'specs.smi-spec.io/HTTPRouteGroup/app/g', 'rejected'],
+      ['items[9].', 'smc.dev/MeshConfig/smc-system/smc', 'rejected'],
+      ['items[10].', 'gateway.networking.k8s.io/HTTPRoute/app/r', 'rejected'],
+    ],
+  );
+  assert.equal(reported, 2 * checks.length, 'each policy object is checked alone and in the List of all');
 });

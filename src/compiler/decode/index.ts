@@ -555,8 +555,8 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
       status.reject(key, error(pathPrefix, `expected apiVersion and kind, got ${ref.apiVersion === '' ? 'no apiVersion' : 'no kind'}`));
       return;
     }
-    const items = (value as { items?: unknown }).items;
-    if (ref.kind.endsWith('List') && ref.apiVersion === 'v1' && Array.isArray(items)) {
+    const items = listItems(ref, value);
+    if (items) {
       status.add(key, { severity: 'warning', path: '', message: `a list of ${items.length} objects, each with its own status` });
       items.forEach((item, i) => visit(item, { ...origin, line: itemLines?.[i] ?? origin.line }, `${key}/items/${i}`, `${pathPrefix}items[${i}].`, undefined, held));
       return;
@@ -646,6 +646,12 @@ export function decodeDocuments(documents: readonly InputDocument[], collector: 
   return { objects: allObjects, tracked: allTracked, decoded };
 }
 
+/** The items of a Kubernetes List (`v1`, a kind ending in List), each an object of its own; undefined for anything else. */
+function listItems(ref: ObjectRef, value: unknown): unknown[] | undefined {
+  const items = (value as { items?: unknown } | null)?.items;
+  return ref.kind.endsWith('List') && ref.apiVersion === 'v1' && Array.isArray(items) ? items : undefined;
+}
+
 function refOf(value: unknown): ObjectRef {
   const o = (value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
   const meta = (o.metadata !== null && typeof o.metadata === 'object' ? o.metadata : {}) as Record<string, unknown>;
@@ -670,6 +676,9 @@ export interface ObjectCheck {
  * object's last accepted version in force when a new one is rejected.
  */
 export function checkDocument(document: InputDocument): ObjectCheck[] {
+  // One object of a group other than policy's (a Pod, a Service): decoding it could only say what is not reported here.
+  const ref = refOf(document.value);
+  if (!listItems(ref, document.value) && !isPolicyGroup(groupOf(ref.apiVersion))) return [];
   const calls: StatusCall[] = [];
   const base = `${document.origin.source}#${document.origin.document}`;
   const { tracked } = decodeDocuments([{ origin: document.origin, value: document.value }], recordInto(calls));
