@@ -1329,8 +1329,9 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     if (keys.size > 0) for (const id of dependents.get('*') ?? []) dirty.add(id);
     return dirty;
   };
-  // The same identities and certificates as the previous plans were made with: only the identities the change touches are looked at.
-  if (!identities && made?.dependents !== undefined && made.certificates === certificates && made.identities === all && keys !== 'all') {
+  // The same identities as the previous plans were made with: only the identities the change touches are planned, and
+  // those whose certificate changed take new secrets.
+  if (!identities && made?.dependents !== undefined && made.identities === all && keys !== 'all') {
     // The index of readers moves to the new plans (the previous ones are not planned from again).
     const dependents = made.dependents;
     made.dependents = undefined;
@@ -1400,6 +1401,15 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
         }
         out.set(id, after);
         replanned.push(id);
+      }
+    }
+    // Certificates renewed (or the trust bundle changed) in the same planning as the change: whoever's certificate changed
+    // takes new secrets into what the change gave it (those planned above were planned with them).
+    if (made.certificates !== certificates) {
+      for (const [id, p] of out) {
+        if (sameSecrets(p.source, certificateOf(certificates, id), trustBundle)) continue;
+        out.set(id, withSecrets(p, id, certificates, codec, memo));
+        if (p === previous?.get(id)) replanned.push(id);
       }
     }
     plannedWith.set(out, { certificates, identities: all, replanned, dependents, encoded: memo.seal() });
