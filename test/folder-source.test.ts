@@ -365,3 +365,28 @@ test('a write that changes only what smc does not read of a Pod (its status cond
     await f.source.close();
   }
 });
+
+test('a file holding a Pod and a TrafficTarget: a pod move keeps the TrafficTarget as it was, and a typo written with the next move is held back (its accepted version stays in force)', async () => {
+  const pod = (ip: string) => `apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default, labels: {app: a}}\nspec: {serviceAccountName: a}\nstatus: {podIP: ${ip}}\n`;
+  const target = (rules: string) => `apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: t, namespace: default}\nspec:\n  destination: {kind: ServiceAccount, name: a}\n  sources: [{kind: ServiceAccount, name: b, namespace: default}]\n  ${rules}: [{kind: TCPRoute, name: all}]\n`;
+  const both = (ip: string, rules: string) => `${pod(ip)}---\n${target(rules)}`;
+  const f = await watchedFolder({ 'app.yaml': both('198.18.0.1', 'rules') });
+  const documents = () => f.store.units().get(`${f.source.name}\u0000${join(f.dir, 'app.yaml')}`)?.documents;
+  try {
+    for (const ip of ['198.18.0.2', '198.18.0.3']) {
+      writeFileSync(join(f.dir, 'app.yaml'), both(ip, 'rules'));
+      await waitFor(`the pod at ${ip}`, () => (JSON.stringify(documents()?.[0]?.value).includes(ip) ? true : undefined), 5000);
+      assert.equal(documents()?.[1]?.held, undefined, 'the TrafficTarget is accepted as it is');
+    }
+    // The pod moves again and the TrafficTarget's `rules` is misspelt in the same write: that version is rejected on its
+    // own, and the one accepted before it is what is compiled.
+    writeFileSync(join(f.dir, 'app.yaml'), both('198.18.0.4', 'rulez'));
+    await waitFor('the pod at 198.18.0.4', () => (JSON.stringify(documents()?.[0]?.value).includes('198.18.0.4') ? true : undefined), 5000);
+    const held = documents()?.[1];
+    assert.ok(held?.held, 'the misspelt version is held back');
+    assert.deepEqual(Object.keys((held.value as { spec: object }).spec).sort(), ['destination', 'rules', 'sources']);
+    assert.match(JSON.stringify(held.held), /rulez/);
+  } finally {
+    await f.source.close();
+  }
+});

@@ -21,9 +21,19 @@ interface Seen {
   readonly hash: string;
   /** Written so close to when it was read that a later write could leave the same stat (mtime ticks are coarse). */
   readonly racy: boolean;
-  /** What smc reads of the content (see `readKey`): content that differs only in what smc does not read is no change. */
-  readonly read?: string;
+  /** What smc reads of the content (see `readOf`): content that differs only in what smc does not read is no change. */
+  readonly read?: Read;
+  /** What decoding said of each document's policy objects when `read` was delivered (see `checkDocument`). */
+  readonly checks?: readonly ObjectCheck[][];
 }
+
+/** What smc reads of a file: each document's text (see `readOf`), and its problems'. */
+interface Read {
+  readonly documents: readonly string[];
+  readonly problems: string;
+}
+
+const sameRead = (a: Read | undefined, b: Read): boolean => a !== undefined && a.problems === b.problems && a.documents.length === b.documents.length && a.documents.every((d, i) => d === b.documents[i]);
 
 /**
  * The text of what smc reads of a file's documents: membership objects
@@ -32,15 +42,15 @@ interface Seen {
  * (policy is strict: every field counts); each with where it is. A write
  * that changes only a Pod's status conditions leaves it the same.
  */
-function readKey(documents: readonly InputDocument[], problems: readonly unknown[]): string {
-  return JSON.stringify([
-    documents.map((d) => {
+function readOf(documents: readonly InputDocument[], problems: readonly unknown[]): Read {
+  return {
+    documents: documents.map((d) => {
       const v = d.value as { apiVersion?: unknown; kind?: unknown } | null;
       const codec = v !== null && typeof v === 'object' && typeof v.kind === 'string' && typeof v.apiVersion === 'string' && MEMBERSHIP_API.has(v.apiVersion) ? MEMBERSHIP_CODECS[v.kind] : undefined;
-      return [d.origin, codec ? [v!.apiVersion, v!.kind, project(codec, v)] : d.value];
+      return JSON.stringify([d.origin, codec ? [v!.apiVersion, v!.kind, project(codec, v)] : d.value]);
     }),
-    problems,
-  ]);
+    problems: JSON.stringify(problems),
+  };
 }
 /** The API versions of Kubernetes' own membership kinds (a document of another version is read whole, and decoding says what is wrong with it). */
 const MEMBERSHIP_API: ReadonlySet<string> = new Set(['v1', 'discovery.k8s.io/v1']);
@@ -96,13 +106,18 @@ function check(file: string, force: boolean): FileChange | undefined {
     const content = bytes.subarray(0, length);
     const hash = createHash('sha256').update(content).digest('hex');
     // The same bytes: what was read of them stays what it was.
-    seen.set(file, { stat, hash, racy, ...(was?.read !== undefined && was.hash === hash ? { read: was.read } : {}) });
+    seen.set(file, { stat, hash, racy, ...(was?.read !== undefined && was.hash === hash ? { read: was.read, checks: was.checks } : {}) });
     if (was?.hash === hash) return undefined;
     const parsed = parseText(content.toString('utf8'), file);
-    const read = readKey(parsed.documents, parsed.problems);
-    seen.set(file, { stat, hash, racy, read });
-    if (was?.read === read) return undefined;
-    const checks: ObjectCheck[][] = parsed.documents.map((d) => checkDocument(d));
+    const read = readOf(parsed.documents, parsed.problems);
+    if (sameRead(was?.read, read)) {
+      seen.set(file, { stat, hash, racy, read, checks: was!.checks });
+      return undefined;
+    }
+    // A document read as before, in its place (its text names it), is what decoding said of it before: a Pod moving in a
+    // file that also holds a TrafficTarget of thousands of sources does not decode the TrafficTarget again.
+    const checks: ObjectCheck[][] = parsed.documents.map((d, i) => (was?.checks !== undefined && was.read?.documents[i] === read.documents[i] ? was.checks[i]! : checkDocument(d)));
+    seen.set(file, { stat, hash, racy, read, checks });
     return { file, kind: 'content', documents: parsed.documents, problems: parsed.problems, checks, changedAt: Number(s.ctimeNs / 1_000_000n) };
   } catch (e) {
     return unreadable(file, `cannot be read (${errorCode(e) || (e as Error).message})`);
