@@ -481,6 +481,32 @@ test('property: through the compile worker and into the snapshot cache (only cha
   }
 });
 
+test('an identity joining or leaving a permissive mesh is planned alone: every other identity keeps the plan it had and takes the new shared reach', async () => {
+  const ids = [...APPS.map((a) => `spiffe://cluster.local/ns/shop/sa/${a}`), 'spiffe://cluster.local/ns/shop/sa/b2'];
+  const certs = await throwawayCertificates('cluster.local', ids);
+  const kept = new Map<string, { text: string; unit: InputUnit }>();
+  const step = (s: State, previous?: { units: UnitsCompileResult; plans: SnapshotPlans }) => {
+    const units = compileUnits(unitsOf(inputs(s), kept), undefined, previous?.units);
+    return { units, plans: planSnapshots(units.ir, codec, certs, previous?.plans, undefined, previous?.units.ir) };
+  };
+  const versions = (r: { plans: SnapshotPlans }) => new Map([...r.plans].map(([id, p]) => [id, PUSH_ORDER.map((k) => p.snapshot.types[k].version).join(' ')]));
+  const open: State = { ...start, permissive: true };
+  let before = step(open);
+  // b's pod runs as b2: identity b leaves the mesh and b2 joins it; then back.
+  for (const [state, joins, leaves] of [[{ ...open, bAccount: 'b2' }, ids[4]!, ids[1]!], [open, ids[1]!, ids[4]!]] as const) {
+    const after = step(state, before);
+    assert.deepEqual(versions(after), versions(step(state)), 'as a compile from scratch gives them');
+    assert.ok(after.plans.has(joins) && !after.plans.has(leaves));
+    for (const id of ids) {
+      if (id === joins || id === leaves) continue;
+      // Not planned from the mesh again: what it read is the very set it had; only its reach is new.
+      assert.equal(after.plans.get(id)!.reads, before.plans.get(id)!.reads, `${id} was not planned again`);
+      assert.notEqual(after.plans.get(id)!.snapshot.types.cluster.version, before.plans.get(id)!.snapshot.types.cluster.version, `${id} reaches the new identity's service`);
+    }
+    before = after;
+  }
+});
+
 test('an endpoint change re-translates only the identities that reach it (in a permissive mesh, nobody: the shared endpoint set is swapped in); a renewed certificate only its own identity\'s secrets', async () => {
   const ids = APPS.map((a) => `spiffe://cluster.local/ns/shop/sa/${a}`);
   const certs = await throwawayCertificates('cluster.local', ids);

@@ -1329,13 +1329,24 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     if (keys.size > 0) for (const id of dependents.get('*') ?? []) dirty.add(id);
     return dirty;
   };
-  // The same identities as the previous plans were made with: only the identities the change touches are planned, and
-  // those whose certificate changed take new secrets.
-  if (!identities && made?.dependents !== undefined && made.identities === all && keys !== 'all') {
+  // Plans made from the previous ones: only the identities the change touches are planned (and those that joined the
+  // mesh), and those whose certificate changed take new secrets.
+  if (!identities && made?.dependents !== undefined && keys !== 'all') {
     // The index of readers moves to the new plans (the previous ones are not planned from again).
     const dependents = made.dependents;
     made.dependents = undefined;
     const out = new Map(previous);
+    const joined: Identity[] = [];
+    if (made.identities !== all) {
+      // Identities gone from the mesh go with what they read; those that joined are planned below, with the touched ones.
+      const now = new Set(all);
+      for (const [id, p] of out) {
+        if (now.has(id)) continue;
+        out.delete(id);
+        moveReads(dependents, id, p.reads, new Set());
+      }
+      for (const id of all) if (!out.has(id)) joined.push(id);
+    }
     // Those that read a changed key of their own are planned again; those that read only keys whose endpoints moved (and
     // nothing else of them changed) have the plan they had: they take new endpoint assignments, and are not planned.
     const light = addressOnlyKeys(previousIR!, ir);
@@ -1348,6 +1359,14 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
       const after = plan(id, before);
       out.set(id, after);
       if (after !== before) moveReads(dependents, id, before.reads, after.reads);
+    }
+    // (Counted with those planned again: the loops below leave them alone.)
+    for (const id of joined) {
+      const after = plan(id, undefined);
+      out.set(id, after);
+      moveReads(dependents, id, undefined, after.reads);
+      own.add(id);
+      replanned.push(id);
     }
     const shared = dependents.get('*');
     // The services whose endpoints' addresses alone changed, and their clusters: a caller's assignments of them are made again, its others kept.
@@ -1412,8 +1431,10 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
         if (p === previous?.get(id)) replanned.push(id);
       }
     }
-    plannedWith.set(out, { certificates, identities: all, replanned, dependents, encoded: memo.seal() });
-    return out;
+    // Plans are in the order of the mesh's identities, as a planning from nothing gives them.
+    const plans = joined.length > 0 ? new Map(all.map((id) => [id, out.get(id)!])) : out;
+    plannedWith.set(plans, { certificates, identities: all, replanned, dependents, encoded: memo.seal() });
+    return plans;
   }
   const dirty = dirtyOf(made?.dependents);
   const out = new Map<Identity, PlannedSnapshot>();
