@@ -19,7 +19,7 @@ import { PUSH_ORDER } from '../src/compiler/envoy/codec.js';
  * keeps running, the result is the compiler's, byte for byte, and a change
  * crosses the thread boundary as what changed (units in, snapshots out).
  */
-function mesh(services: number, o: { permissive?: boolean; moved?: number | readonly number[]; without?: number; port?: number; hub?: boolean } = {}): Map<string, SourceUnit> {
+function mesh(services: number, o: { permissive?: boolean; moved?: number | readonly number[]; without?: number; port?: number; hub?: boolean; replicas?: number } = {}): Map<string, SourceUnit> {
   const moved = new Set(typeof o.moved === 'number' ? [o.moved] : (o.moved ?? []));
   const units = new Map<string, SourceUnit>();
   const unit = (name: string, value: unknown) => units.set(`gen\u0000${name}`, { documents: [{ origin: { source: name, document: 0, line: 0 }, value }], problems: [] });
@@ -29,6 +29,8 @@ function mesh(services: number, o: { permissive?: boolean; moved?: number | read
     // (Service `port` serves on other ports: what it serves and what everyone reaches of it change together.)
     const [port, target] = i === o.port ? [81, 8081] : [80, 8080];
     unit(`p${i}`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}`, namespace: 'big', labels: { app: `s${i}` } }, spec: { serviceAccountName: `s${i}`, containers: [{ name: 'c', ports: [{ containerPort: target }] }] }, status: { podIP: `10.${Math.floor(i / 250)}.${i % 250}.${moved.has(i) ? 2 : 1}` } });
+    // (Replicas of service 0's pod, as a Deployment scaled up makes them.)
+    for (let k = 1; i === 0 && k <= (o.replicas ?? 0); k++) unit(`p${i}-${k}`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p${i}-${k}`, namespace: 'big', labels: { app: `s${i}` } }, spec: { serviceAccountName: `s${i}`, containers: [{ name: 'c', ports: [{ containerPort: target }] }] }, status: { podIP: `10.250.0.${k}` } });
     unit(`s${i}`, { apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'big' }, spec: { selector: { app: `s${i}` }, ports: [{ port, targetPort: target }] } });
     // Without permissive mode, each service may be called by the next one.
     if (!o.permissive && i + 1 < services) {
@@ -212,6 +214,9 @@ test('the callers of a hub each hold endpoints of their own: when the hub\'s pod
     // The hub's pod moves back while a caller's certificate is renewed, in one planning: that caller's endpoint set is the
     // same edit of the set it held, but its secrets changed too, so it crosses whole (the cache's bytes say its secret is new).
     assert.deepEqual(await step(mesh(N, { hub: true, moved: [7] }), certificatesOf(N, 12)), [`group of ${N - 2}: endpoint edit`, 'patch 0 held']);
+    // The hub is scaled up, then down: its callers' plans stay (a plan holds no count of endpoints), and they make one
+    // edit. The hub's own snapshot does not change (its replicas serve the same ports).
+    for (const replicas of [2, 1, 0]) assert.deepEqual(await step(mesh(N, { hub: true, moved: [7], replicas }), certificatesOf(N, 12)), [`group of ${N - 1}: endpoint edit`]);
   } finally {
     await thread.close();
   }

@@ -56,6 +56,8 @@ interface State {
   noServiceD?: boolean;
   /** The account of b's pod (b unless said). */
   bAccount?: string;
+  /** Replicas beside an app's first pod (`p`: the proxyless pod's), as a Deployment scaled up makes them. */
+  replicas?: Record<string, number>;
   /** A producer HTTPRoute on a (weights of c and d on one path; a second rule to x of back), a consumer route of back on b (to c), and the ReferenceGrants that let each name the other namespace's Services. */
   route?: { weights: [number, number]; exact: boolean; port: boolean };
   consumerRoute?: boolean;
@@ -90,13 +92,14 @@ type Edit =
   | { kind: 'route'; route: State['route'] }
   | { kind: 'consumerRoute'; on: boolean }
   | { kind: 'refGrants'; on: boolean }
-  | { kind: 'noServiceD'; on: boolean };
+  | { kind: 'noServiceD'; on: boolean }
+  | { kind: 'replicas'; app: string; extra: number };
 
 const app = fc.constantFrom(...APPS, 'x');
 const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('endpoint' as const), app, octet: fc.integer({ min: 0, max: 3 }) }),
   // (A grant to vm lets a caller reach both identities of b's endpoints: b's pod and the VM.)
-  fc.record({ kind: fc.constant('grant' as const), from: app, to: fc.constantFrom(...APPS, 'x', 'vm'), http: fc.boolean() }),
+  fc.record({ kind: fc.constant('grant' as const), from: app, to: fc.constantFrom(...APPS, 'x', 'vm', 'p'), http: fc.boolean() }),
   fc.record({ kind: fc.constant('revoke' as const), index: fc.nat(5) }),
   fc.record({ kind: fc.constant('split' as const), weights: fc.option(fc.tuple(fc.nat(3), fc.nat(3)), { nil: undefined }) }),
   fc.record({ kind: fc.constant('label' as const), inMesh: fc.boolean() }),
@@ -114,6 +117,7 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('vm' as const), on: fc.boolean() }),
   fc.record({ kind: fc.constant('vmConnected' as const), on: fc.boolean() }),
   fc.record({ kind: fc.constant('proxyless' as const), on: fc.boolean() }),
+  fc.record({ kind: fc.constant('replicas' as const), app: fc.constantFrom('b', 'c', 'p'), extra: fc.integer({ min: 0, max: 2 }) }),
   fc.record({ kind: fc.constant('renew' as const), app: fc.constantFrom(...APPS, 'vm') }),
   fc.record({ kind: fc.constant('bundle' as const) }),
   // Gateway API routes: drawn more often, so that sequences of route edits with grants between them are common.
@@ -127,6 +131,8 @@ function apply(s: State, e: Edit): State {
   switch (e.kind) {
     case 'endpoint':
       return { ...s, ips: { ...s.ips, [e.app]: e.octet } };
+    case 'replicas':
+      return { ...s, replicas: { ...s.replicas, [e.app]: e.extra } };
     case 'grant':
       return { ...s, grants: [...s.grants, { from: e.from, to: e.to, http: e.http }] };
     case 'revoke':
@@ -233,6 +239,7 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
     if (octet > 0) {
       const annotations = s.explicit && a === 'a' ? { 'smc.dev/interception': 'explicit' } : {};
       docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${a}-1`, namespace: ns, labels: { app: a }, annotations }, spec: { serviceAccountName: a === 'b' ? (s.bAccount ?? a) : a, containers: [{ name: a, ports: [{ containerPort: 8080 }] }] }, status: { podIP: `198.18.${10 + i}.${octet}` } });
+      for (let k = 1; k <= (s.replicas?.[a] ?? 0); k++) docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${a}-${k + 1}`, namespace: ns, labels: { app: a }, annotations }, spec: { serviceAccountName: a === 'b' ? (s.bAccount ?? a) : a, containers: [{ name: a, ports: [{ containerPort: 8080 }] }] }, status: { podIP: `198.18.${10 + i}.${100 + k}` } });
     }
   });
   // A grant lives in its destination's namespace; x is of back, the others of shop.
@@ -251,7 +258,7 @@ function inputs(s: State, certificates?: MeshInputs['certificates']): MeshInputs
   if (s.split) docs.push({ apiVersion: 'split.smi-spec.io/v1alpha4', kind: 'TrafficSplit', metadata: { name: 'st', namespace: ns }, spec: { service: 'b-tcp', backends: [{ service: 'c-tcp', weight: s.split[0] }, { service: 'd-tcp', weight: s.split[1] }] } });
   if (s.vm) docs.push({ apiVersion: 'smc.dev/v1alpha1', kind: 'VirtualMachine', metadata: { name: 'b-vm', namespace: ns }, spec: { serviceAccount: 'vm', addresses: ['198.18.40.1'], ports: [{ name: 'http', port: 8080 }], labels: { app: 'b' } } });
   // A proxyless gRPC client's pod, given b's label: then an endpoint of b that sidecars leave out, with a warning (a reach's warning without a change of its rows).
-  docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p-1', namespace: ns, labels: { app: s.proxyless ? 'b' : 'p' }, annotations: { 'smc.dev/interception': 'proxyless' } }, spec: { serviceAccountName: 'p', containers: [{ name: 'p', ports: [{ containerPort: 8080 }] }] }, status: { podIP: '198.18.50.1' } });
+  for (let k = 0; k <= (s.replicas?.p ?? 0); k++) docs.push({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p-${k + 1}`, namespace: ns, labels: { app: s.proxyless ? 'b' : 'p' }, annotations: { 'smc.dev/interception': 'proxyless' } }, spec: { serviceAccountName: 'p', containers: [{ name: 'p', ports: [{ containerPort: 8080 }] }] }, status: { podIP: `198.18.50.${k + 1}` } });
   // Gateway API routes: a producer route on a, a consumer route of back on b, and the grants that let them name each other's Services.
   const gw = 'gateway.networking.k8s.io';
   if (s.route) {
@@ -356,13 +363,15 @@ function assertChangesNamed(before: MeshIR, after: MeshIR, context: string): voi
   const a = meshIndex(structuredClone(before)) as unknown as Record<string, unknown>;
   const b = meshIndex(structuredClone(after)) as unknown as Record<string, unknown>;
   const text = (v: unknown) => JSON.stringify(v instanceof Map ? [...v] : v);
-  // What a plan reads of a value: a service without its endpoints' addresses, workloads and order; of an identity's
-  // endpoints, each one's service and port by name and the endpoint's port, mode and identity.
+  // What a plan reads of a value: a service without its endpoints' addresses, workloads, order and number (replicas of
+  // one kind are one); of an identity's endpoints, each kind's service and port by name and the endpoint's port, mode
+  // and identity.
+  const kinds = (items: string[]) => [...new Set(items)].sort();
   const strip = (x: unknown) =>
-    JSON.stringify(x, (k, y: unknown) => (k === 'endpoints' && Array.isArray(y) ? (y as Endpoint[]).map((e) => `${e.port} ${e.interception} ${e.identity}`).sort() : y));
+    JSON.stringify(x, (k, y: unknown) => (k === 'endpoints' && Array.isArray(y) ? kinds((y as Endpoint[]).map((e) => `${e.port} ${e.interception} ${e.identity}`)) : y));
   const shape = (v: unknown) =>
     Array.isArray(v)
-      ? (v as IndexedEndpoint[]).map((e) => strip([e.service.namespace, e.service.name, e.port.name, e.port.port, e.port.targetPort, e.port.protocol, e.endpoint.port, e.endpoint.interception, e.endpoint.identity])).sort().join('\n')
+      ? kinds((v as IndexedEndpoint[]).map((e) => strip([e.service.namespace, e.service.name, e.port.name, e.port.port, e.port.targetPort, e.port.protocol, e.endpoint.port, e.endpoint.interception, e.endpoint.identity]))).join('\n')
       : strip(v);
   const light = addressOnlyKeys(before, after);
   for (const field of Object.keys(b).filter((f) => f !== 'identities')) {
@@ -430,6 +439,9 @@ test('property: a chain of compiles, each given the previous result, equals comp
         [[{ kind: 'split', weights: [1, 1] }, { kind: 'noServiceD', on: true }, { kind: 'noServiceD', on: false }]],
         // b's endpoints are of two identities (its pod's and the VM's), and a may reach both: b's pod moves, and a's assignment of b is made again whole.
         [[{ kind: 'vm', on: true }, { kind: 'vmConnected', on: true }, { kind: 'grant', from: 'a', to: 'b', http: false }, { kind: 'grant', from: 'a', to: 'vm', http: false }, { kind: 'endpoint', app: 'b', octet: 2 }, { kind: 'endpoint', app: 'b', octet: 3 }]],
+        // Replicas added and removed (a Deployment scaled): b's callers take new assignments. The proxyless pod, given b's label
+        // and granted to a, is left out of a's sidecar with a warning, as its replicas come and go; then the same, permissive.
+        [[{ kind: 'replicas', app: 'b', extra: 2 }, { kind: 'replicas', app: 'b', extra: 1 }, { kind: 'proxyless', on: true }, { kind: 'grant', from: 'a', to: 'p', http: false }, { kind: 'replicas', app: 'p', extra: 2 }, { kind: 'replicas', app: 'p', extra: 0 }, { kind: 'meshconfig', permissive: true }, { kind: 'replicas', app: 'p', extra: 1 }, { kind: 'replicas', app: 'b', extra: 0 }]],
       ],
     },
   );

@@ -1493,12 +1493,12 @@ function sameKindUpstreams(upstreams: readonly Upstream[], dataPlane: DataPlane,
   const out: Upstream[] = [];
   for (const u of upstreams) {
     const endpoints = u.endpoints.filter((e) => (e.interception === 'proxyless') === (dataPlane === 'proxyless'));
-    const left = u.endpoints.length - endpoints.length;
-    if (left > 0) {
+    // (Not how many: a plan holds no count of endpoints, so that a replica added or removed changes assignments alone.)
+    if (endpoints.length < u.endpoints.length) {
       warn(
         dataPlane === 'proxyless'
-          ? `${u.service.namespace}/${u.service.name}:${u.port.port}: ${left} endpoint(s) behind sidecars left out: a proxyless client cannot speak the sidecars' mTLS`
-          : `${u.service.namespace}/${u.service.name}:${u.port.port}: ${left} proxyless endpoint(s) left out: they have no sidecar to terminate mTLS`,
+          ? `${u.service.namespace}/${u.service.name}:${u.port.port}: endpoints behind sidecars left out: a proxyless client cannot speak the sidecars' mTLS`
+          : `${u.service.namespace}/${u.service.name}:${u.port.port}: proxyless endpoints left out: they have no sidecar to terminate mTLS`,
       );
     }
     if (endpoints.length === 0) continue;

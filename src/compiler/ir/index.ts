@@ -338,18 +338,22 @@ class KeySet<K> implements ReadonlySet<K> {
   }
 }
 
-/** What a plan can read of a service: all of it but its endpoints' addresses and workloads (and their order). */
+/**
+ * What a plan can read of a service: all of it but its endpoints' addresses
+ * and workloads, their order and how many there are of each kind (port,
+ * interception and identity). A replica added or removed beside others of
+ * its kind changes only endpoint assignments.
+ */
 function serviceShape(s: ServiceIR): string {
-  return JSON.stringify({ ...s, ports: s.ports.map((p) => ({ ...p, endpoints: p.endpoints.map((e) => `${e.port} ${e.interception} ${e.identity}`).sort(compareStrings) })) });
+  return JSON.stringify({ ...s, ports: s.ports.map((p) => ({ ...p, endpoints: distinctSorted(p.endpoints.map((e) => `${e.port} ${e.interception} ${e.identity}`)) })) });
 }
 
 /** What a plan can read of an identity's endpoints: the same, per service port. */
 function endpointsShape(list: readonly IndexedEndpoint[] | undefined): string {
-  return (list ?? [])
-    .map((e) => JSON.stringify([serviceKey(e.service), e.port.name, e.port.port, e.port.targetPort, e.port.protocol, e.endpoint.port, e.endpoint.interception, e.endpoint.identity]))
-    .sort(compareStrings)
-    .join('\n');
+  return distinctSorted((list ?? []).map((e) => JSON.stringify([serviceKey(e.service), e.port.name, e.port.port, e.port.targetPort, e.port.protocol, e.endpoint.port, e.endpoint.interception, e.endpoint.identity]))).join('\n');
 }
+
+const distinctSorted = (items: readonly string[]): string[] => [...new Set(items)].sort(compareStrings);
 
 /**
  * `ir` as seen by one reader: an IR value whose index (and whose lists)
