@@ -363,17 +363,25 @@ export async function startController(o: ControllerOptions): Promise<Controller>
       const result = compiled ?? (await compileNow());
       // The worker sends the status only when it changed (an endpoint change usually leaves it as it was).
       if (result.status) {
-        // Each status line is logged when it first appears, not again on every compile.
-        const lines = new Set(statusLines(result.status, fieldLine));
-        for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`, { level: / error: /.test(line) ? 'warn' : 'info' });
-        logged = lines;
-        status = { objects: renderStatus(result.status, { origins: true }) };
         lastStatus = result.status;
         countInputs(metrics, result.status);
       }
       // Only the leader writes status back (what differs from what the objects hold: a re-created object gets it again).
       if (leads()) for (const source of sources) source.reportStatus?.(lastStatus);
-      const changes = await publish(result);
+      let changes: IdentityChange[];
+      try {
+        changes = await publish(result);
+      } finally {
+        // Rendered and logged once the proxies have their snapshots: placing each problem at its field's line reads the
+        // files it names again (a file of many documents changed by the write takes tens of milliseconds to parse).
+        if (result.status) {
+          // Each status line is logged when it first appears, not again on every compile.
+          const lines = new Set(statusLines(result.status, fieldLine));
+          for (const line of lines) if (!logged.has(line)) o.log(`input: ${line}`, { level: / error: /.test(line) ? 'warn' : 'info' });
+          logged = lines;
+          status = { objects: renderStatus(result.status, { origins: true }) };
+        }
+      }
       // Only the leader revokes (every replica would otherwise revoke the same certificates).
       if (leads()) await podCertificates?.podsGone().catch((e: Error) => o.log(`ca: revoking the certificates of deleted pods failed: ${e.message}`, { level: 'error' }));
       return changes;
