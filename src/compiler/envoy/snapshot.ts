@@ -1321,6 +1321,8 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
   const keys = previous && previousIR ? changedKeys(previousIR, ir) : 'all';
   const trustBundle = certificates?.trustBundle;
   const plan = (id: Identity, before: PlannedSnapshot | undefined) => planSnapshot(ir, id, codec, certificates, memo, before, previousIR);
+  // A planned snapshot with the identity's secrets as these certificates make them: itself when they are the same.
+  const certified = (id: Identity, p: PlannedSnapshot) => (sameSecrets(p.source, certificateOf(certificates, id), trustBundle) ? p : withSecrets(p, id, certificates, codec, memo));
   // Who read what changed (undefined: not known, everyone may have).
   const dirtyOf = (dependents: Dependents | undefined): ReadonlySet<Identity> | undefined => {
     if (keys === 'all' || dependents === undefined) return undefined;
@@ -1343,7 +1345,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
       for (const [id, p] of out) {
         if (now.has(id)) continue;
         out.delete(id);
-        moveReads(dependents, id, p.reads, new Set());
+        moveReads(dependents, id, p.reads, NO_READS);
       }
       for (const id of all) if (!out.has(id)) joined.push(id);
     }
@@ -1426,8 +1428,9 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     // takes new secrets into what the change gave it (those planned above were planned with them).
     if (made.certificates !== certificates) {
       for (const [id, p] of out) {
-        if (sameSecrets(p.source, certificateOf(certificates, id), trustBundle)) continue;
-        out.set(id, withSecrets(p, id, certificates, codec, memo));
+        const now = certified(id, p);
+        if (now === p) continue;
+        out.set(id, now);
         if (p === previous?.get(id)) replanned.push(id);
       }
     }
@@ -1444,11 +1447,9 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
     if (before && dirty !== undefined && !dirty.has(id)) {
       // Nothing it read changed: its plan is the one it had. It is kept, or, when its certificate changed (a renewal, or
       // the first certificates after a start planned without them), given the new secrets without being planned again.
-      if (sameSecrets(before.source, certificateOf(certificates, id), trustBundle)) out.set(id, before);
-      else {
-        out.set(id, withSecrets(before, id, certificates, codec, memo));
-        replanned.push(id);
-      }
+      const now = certified(id, before);
+      out.set(id, now);
+      if (now !== before) replanned.push(id);
       continue;
     }
     out.set(id, plan(id, before));
@@ -1462,6 +1463,7 @@ export function planSnapshots(ir: MeshIR, codec: ProtoCodec, certificates?: Cert
   return out;
 }
 
+const NO_READS: ReadonlySet<string> = new Set();
 const sameReads = (a: ReadonlySet<string>, b: ReadonlySet<string>) => a.size === b.size && [...a].every((k) => b.has(k));
 
 /** Index key -> the identities whose plans read it. */
